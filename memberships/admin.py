@@ -1,0 +1,205 @@
+"""The manager's configuration (practices, services, tiers, benefits, members). Ledger entries,
+events and the audit log are read-only; corrections go through actions that call the services."""
+
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from . import services
+from .errors import LedgerError
+from .models import (
+    AuditLog,
+    CreditLot,
+    EntitlementBalance,
+    Event,
+    LedgerEntry,
+    Location,
+    Member,
+    Membership,
+    Practice,
+    Reservation,
+    Service,
+    StaffProfile,
+    Tier,
+    TierBenefit,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Practice)
+class PracticeAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "automation_stage", "record_adapter", "timezone"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+admin.site.register(Location)
+admin.site.register(StaffProfile)
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "kind", "unit_value_cents", "active", "practice"]
+    list_filter = ["practice", "kind", "active"]
+
+
+class TierBenefitInline(admin.TabularInline):
+    model = TierBenefit
+    extra = 0
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "version", "price_cents", "currency", "processor_name", "active", "practice"]
+    list_filter = ["practice", "active"]
+    inlines = [TierBenefitInline]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    fields = ["tier", "status", "started_at", "current_period_end", "processor_subscription_id"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Member)
+class MemberAdmin(admin.ModelAdmin):
+    list_display = ["member_number", "first_name", "last_name", "email", "phone", "sms_consent", "practice"]
+    search_fields = ["member_number", "first_name", "last_name", "email", "phone"]
+    list_filter = ["practice", "sms_consent"]
+    inlines = [MembershipInline]
+
+
+class BalanceInline(admin.TabularInline):
+    model = EntitlementBalance
+    extra = 0
+    fields = ["service", "balance", "reserved", "frozen_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["member", "tier", "status", "current_period_end", "processor_subscription_id"]
+    list_filter = ["status", "tier"]
+    search_fields = ["member__member_number", "member__last_name", "processor_subscription_id"]
+    readonly_fields = ["status", "tier", "pending_tier", "cycle_number", "last_refill_at", "paused_until",
+                       "cancelled_at", "paid_through", "started_at"]
+    inlines = [BalanceInline]
+
+    def has_add_permission(self, request):
+        return False  # enrolment goes through the staff pages / the service
+
+
+class AdjustForm(forms.Form):
+    service = forms.ModelChoiceField(queryset=Service.objects.all())
+    quantity = forms.IntegerField(help_text="Units or cents; negative to take away.")
+    reason = forms.CharField(max_length=300)
+
+
+class ReverseForm(forms.Form):
+    reason = forms.CharField(max_length=300)
+    dispute = forms.BooleanField(required=False, help_text="The member disputed this entry.")
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "membership", "service", "kind", "quantity", "balance_after", "actor_label", "reason"]
+    list_filter = ["kind", "source", "actor_type"]
+    search_fields = ["idempotency_key", "membership__member__member_number"]
+    actions = ["reverse_selected", "adjust_membership_balance"]
+
+    @admin.action(description="Reverse the selected entries (with a reason)")
+    def reverse_selected(self, request, queryset):
+        if "apply" in request.POST:
+            form = ReverseForm(request.POST)
+            if form.is_valid():
+                done = 0
+                for entry in queryset:
+                    try:
+                        services.reverse_entry(entry=entry, actor=services.Actor.staff(request.user),
+                                               reason=form.cleaned_data["reason"], dispute=form.cleaned_data["dispute"],
+                                               idempotency_key=f"admin-reverse:{entry.pk}", now=timezone.now())
+                        done += 1
+                    except LedgerError as exc:
+                        self.message_user(request, f"Entry {entry.pk}: {exc.message}", messages.ERROR)
+                self.message_user(request, f"Reversed {done} entries.")
+                return redirect(request.get_full_path())
+        else:
+            form = ReverseForm()
+        return render(request, "admin/ledger_action.html", {
+            "title": "Reverse entries", "form": form, "queryset": queryset, "action": "reverse_selected",
+        })
+
+    @admin.action(description="Adjust the balance of the selected entries' membership")
+    def adjust_membership_balance(self, request, queryset):
+        memberships = {entry.membership for entry in queryset}
+        if len(memberships) != 1:
+            self.message_user(request, "Select entries of exactly one membership.", messages.ERROR)
+            return None
+        membership = memberships.pop()
+        if "apply" in request.POST:
+            form = AdjustForm(request.POST)
+            if form.is_valid():
+                try:
+                    services.adjust_balance(
+                        membership=membership, service=form.cleaned_data["service"],
+                        quantity=form.cleaned_data["quantity"], reason=form.cleaned_data["reason"],
+                        actor=services.Actor.staff(request.user), idempotency_key=f"admin-adjust:{uuid.uuid4()}",
+                        now=timezone.now())
+                    self.message_user(request, "Balance adjusted.")
+                except LedgerError as exc:
+                    self.message_user(request, exc.message, messages.ERROR)
+                return redirect(request.get_full_path())
+        else:
+            form = AdjustForm()
+        form.fields["service"].queryset = Service.objects.filter(practice_id=membership.member.practice_id)
+        return render(request, "admin/ledger_action.html", {
+            "title": f"Adjust balance of {membership}", "form": form, "queryset": queryset,
+            "action": "adjust_membership_balance",
+        })
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "kind", "member", "summary", "actor_type"]
+    list_filter = ["kind", "actor_type"]
+    search_fields = ["member__member_number"]
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "user", "action", "object_type", "object_id", "member"]
+    list_filter = ["action"]
+
+
+@admin.register(CreditLot)
+class CreditLotAdmin(ReadOnlyAdmin):
+    list_display = ["membership", "service", "source", "cycle_number", "granted", "remaining", "expires_at_cycle"]
+
+
+@admin.register(Reservation)
+class ReservationAdmin(ReadOnlyAdmin):
+    list_display = ["membership", "service", "quantity", "status", "external_ref", "created_at"]

@@ -1,0 +1,46 @@
+"""The ledger's write operations. Each is one transaction, keyword-only, takes `now`, records an
+Event, and is idempotent on its key."""
+
+from .adjustments import adjust_balance, expire_frozen_balances, grant_opening_balance, reverse_entry
+from .common import Actor, record_event
+from .lifecycle import (
+    cancel_membership,
+    change_tier,
+    enroll_member,
+    mark_lapsed,
+    mark_past_due,
+    mark_recovered,
+    pause_membership,
+    resume_membership,
+)
+from .redemption import (
+    check_redeemable,
+    commit_reservation,
+    redeem_entitlement,
+    release_reservation,
+    reserve_entitlement,
+)
+from .refill import refill_entitlements
+
+__all__ = [
+    "Actor",
+    "adjust_balance",
+    "cancel_membership",
+    "change_tier",
+    "check_redeemable",
+    "commit_reservation",
+    "enroll_member",
+    "expire_frozen_balances",
+    "grant_opening_balance",
+    "mark_lapsed",
+    "mark_past_due",
+    "mark_recovered",
+    "pause_membership",
+    "record_event",
+    "redeem_entitlement",
+    "refill_entitlements",
+    "release_reservation",
+    "reserve_entitlement",
+    "resume_membership",
+    "reverse_entry",
+]

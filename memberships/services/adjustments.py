@@ -1,0 +1,171 @@
+"""Corrections: manager adjustments, reversing entries, opening balances, frozen-credit expiry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+
+from memberships.errors import (
+    AlreadyReversed,
+    InsufficientBalance,
+    InvalidQuantity,
+    NotAllowed,
+    NotReversible,
+    ReasonRequired,
+)
+from memberships.models import (
+    ActorType,
+    CreditLot,
+    EntitlementBalance,
+    EntryKind,
+    EventKind,
+    LedgerEntry,
+    LotMovement,
+    LotSource,
+    Membership,
+    MembershipStatus,
+    Service,
+)
+
+from .common import Actor, consume_lots, move_balance, record_event, run_entry_once, write_entry
+
+ADJUST_PERMISSION = "memberships.adjust_balance"
+
+
+def _grant_lot(*, membership: Membership, service: Service, quantity: int, source: str, now: datetime) -> CreditLot:
+    EntitlementBalance.objects.get_or_create(membership=membership, service=service)
+    return CreditLot.objects.create(membership=membership, service=service, source=source,
+                                    cycle_number=membership.cycle_number, granted=quantity, remaining=quantity,
+                                    expires_at_cycle=None, created_at=now)
+
+
+def adjust_balance(*, membership: Membership, service: Service, quantity: int, actor: Actor, reason: str,
+                   idempotency_key: str, now: datetime, source: str = LotSource.ADJUST) -> LedgerEntry:
+    """A manager's correction, up or down, with a reason. Never below zero."""
+    if actor.type != ActorType.STAFF or actor.user is None or not actor.user.has_perm(ADJUST_PERMISSION):
+        raise NotAllowed("Only a manager may adjust a balance.")
+    if not (reason or "").strip():
+        raise ReasonRequired("Say why the balance is being adjusted.")
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity == 0:
+        raise InvalidQuantity("The adjustment must be a non-zero whole number.")
+    if service.practice_id != membership.member.practice_id:
+        raise InvalidQuantity("That service belongs to another practice.")
+
+    def body() -> LedgerEntry:
+        Membership.objects.select_for_update(of=("self",)).get(pk=membership.pk)
+        if quantity > 0:
+            lot = _grant_lot(membership=membership, service=service, quantity=quantity, source=source, now=now)
+            new_balance = move_balance(membership_id=membership.pk, service_id=service.pk, delta=quantity)
+            movements, sign = [(lot, quantity)], 1
+        else:
+            EntitlementBalance.objects.get_or_create(membership=membership, service=service)
+            new_balance = move_balance(membership_id=membership.pk, service_id=service.pk, delta=quantity,
+                                       require_available=-quantity)
+            if new_balance is None:
+                raise InsufficientBalance("The adjustment would take the balance below zero.")
+            movements, sign = consume_lots(membership_id=membership.pk, service_id=service.pk,
+                                           quantity=-quantity), -1
+        entry = write_entry(membership=membership, service_id=service.pk, kind=EntryKind.ADJUST, quantity=quantity,
+                            balance_after=new_balance, actor=actor, reason=reason.strip(),
+                            idempotency_key=idempotency_key, now=now, source=source, movements=movements,
+                            movement_sign=sign)
+        record_event(membership=membership, kind=EventKind.ADJUSTED,
+                     summary=f"Balance adjusted {'+' if quantity > 0 else ''}{service.format_quantity(quantity)} "
+                             f"{service.name}: {reason.strip()[:120]}",
+                     payload={"entry_id": entry.pk, "service_id": service.pk, "quantity": quantity,
+                              "balance_after": new_balance}, actor=actor, now=now)
+        return entry
+
+    return run_entry_once(idempotency_key, EntryKind.ADJUST, body)
+
+
+def grant_opening_balance(*, membership: Membership, service: Service, quantity: int, actor: Actor,
+                          idempotency_key: str, now: datetime, reason: str = "Opening balance from import") -> LedgerEntry:
+    """An imported balance enters the ledger as its own entry (source `import`), so history stays honest."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+        raise InvalidQuantity("An opening balance must be a positive whole number.")
+
+    def body() -> LedgerEntry:
+        Membership.objects.select_for_update(of=("self",)).get(pk=membership.pk)
+        lot = _grant_lot(membership=membership, service=service, quantity=quantity, source=LotSource.IMPORT, now=now)
+        new_balance = move_balance(membership_id=membership.pk, service_id=service.pk, delta=quantity)
+        entry = write_entry(membership=membership, service_id=service.pk, kind=EntryKind.OPENING, quantity=quantity,
+                            balance_after=new_balance, actor=actor, reason=reason, idempotency_key=idempotency_key,
+                            now=now, source=LotSource.IMPORT, movements=[(lot, quantity)], movement_sign=1)
+        record_event(membership=membership, kind=EventKind.IMPORTED,
+                     summary=f"Opening balance {service.format_quantity(quantity)} {service.name}",
+                     payload={"entry_id": entry.pk, "service_id": service.pk, "quantity": quantity},
+                     actor=actor, now=now)
+        return entry
+
+    return run_entry_once(idempotency_key, EntryKind.OPENING, body)
+
+
+REVERSIBLE = {EntryKind.REDEEM, EntryKind.GRANT, EntryKind.ADJUST, EntryKind.OPENING, EntryKind.EXPIRE}
+
+
+def reverse_entry(*, entry: LedgerEntry, actor: Actor, reason: str, idempotency_key: str, now: datetime,
+                  dispute: bool = False) -> LedgerEntry:
+    """Undo an entry with its mirror image (never an edit). Units go back to the lots they came from;
+    reversing a grant needs the units still unspent."""
+    if not (reason or "").strip():
+        raise ReasonRequired("Say why the entry is being reversed.")
+    if entry.kind not in REVERSIBLE:
+        raise NotReversible(f"A {entry.get_kind_display().lower()} entry cannot be reversed.")
+
+    def body() -> LedgerEntry:
+        membership = Membership.objects.select_for_update(of=("self",)).get(pk=entry.membership_id)
+        if LedgerEntry.objects.filter(reverses=entry).exists():
+            raise AlreadyReversed("That entry was already reversed.")
+        quantity = -entry.quantity
+        new_balance = move_balance(membership_id=membership.pk, service_id=entry.service_id, delta=quantity,
+                                   require_available=-quantity if quantity < 0 else None)
+        if new_balance is None:
+            raise InsufficientBalance("Those units were already used; the grant cannot be reversed.")
+        movements = []
+        for movement in LotMovement.objects.filter(entry=entry).select_related("lot"):
+            lot = CreditLot.objects.select_for_update().get(pk=movement.lot_id)
+            back = -movement.quantity
+            if lot.remaining + back < 0 or lot.remaining + back > lot.granted:
+                raise InsufficientBalance("Those units were already used; the entry cannot be reversed.")
+            CreditLot.objects.filter(pk=lot.pk).update(remaining=lot.remaining + back)
+            movements.append((lot, back))
+        reversal = write_entry(membership=membership, service_id=entry.service_id, kind=EntryKind.REVERSE,
+                               quantity=quantity, balance_after=new_balance, actor=actor, reason=reason.strip(),
+                               idempotency_key=idempotency_key, now=now, source=entry.source,
+                               movements=movements, movement_sign=1, reverses=entry, dispute=dispute)
+        record_event(membership=membership, kind=EventKind.REVERSED,
+                     summary=f"Reversed a {entry.get_kind_display().lower()} of {abs(entry.quantity)}: {reason.strip()[:120]}",
+                     payload={"entry_id": reversal.pk, "reverses_id": entry.pk, "service_id": entry.service_id,
+                              "quantity": quantity, "dispute": dispute}, actor=actor, now=now)
+        return reversal
+
+    return run_entry_once(idempotency_key, EntryKind.REVERSE, body)
+
+
+@transaction.atomic
+def expire_frozen_balances(*, membership: Membership, actor: Actor, now: datetime) -> int:
+    """After a cancelled membership's paid period ends, frozen credit expires (breakage)."""
+    locked = Membership.objects.select_for_update(of=("self",)).get(pk=membership.pk)
+    if locked.status != MembershipStatus.CANCELLED or (locked.paid_through and locked.paid_through > now):
+        return 0
+    total = 0
+    for lot in CreditLot.objects.select_for_update().filter(membership=locked, remaining__gt=0):
+        key = f"frozen-expire:{locked.pk}:{lot.pk}"
+        if LedgerEntry.objects.filter(idempotency_key=key).exists():
+            continue
+        quantity = lot.remaining
+        new_balance = move_balance(membership_id=locked.pk, service_id=lot.service_id, delta=-quantity,
+                                   require_available=quantity)
+        if new_balance is None:
+            continue
+        CreditLot.objects.filter(pk=lot.pk).update(remaining=0)
+        write_entry(membership=locked, service_id=lot.service_id, kind=EntryKind.EXPIRE, quantity=-quantity,
+                    balance_after=new_balance, actor=actor, reason="Frozen credit expired after cancellation",
+                    idempotency_key=key, now=now, source=lot.source, movements=[(lot, quantity)])
+        total += quantity
+    if total:
+        record_event(membership=locked, kind=EventKind.EXPIRED, summary="Frozen credit expired after cancellation",
+                     payload={"total": total}, actor=actor, now=now)
+    return total

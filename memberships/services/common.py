@@ -1,0 +1,218 @@
+"""Shared pieces of the ledger services: the actor, events, balance moves in SQL, idempotency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, TypeVar
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+
+from memberships.errors import IdempotencyKeyReused, InvalidQuantity
+from memberships.models import (
+    ActorType,
+    CreditLot,
+    EntitlementBalance,
+    Event,
+    LedgerEntry,
+    LotMovement,
+    Member,
+    Membership,
+    Operation,
+    Service,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a change: a staff user, the processor, the record, the system or an import."""
+
+    type: str
+    user: AbstractBaseUser | None = None
+    label: str = ""
+
+    @classmethod
+    def staff(cls, user) -> "Actor":
+        return cls(type=ActorType.STAFF, user=user, label=user.get_username())
+
+    @classmethod
+    def system(cls, label: str = "system") -> "Actor":
+        return cls(type=ActorType.SYSTEM, label=label)
+
+    @classmethod
+    def processor(cls, label: str = "processor") -> "Actor":
+        return cls(type=ActorType.PROCESSOR, label=label)
+
+    @classmethod
+    def record(cls, label: str = "record") -> "Actor":
+        return cls(type=ActorType.RECORD, label=label)
+
+    @classmethod
+    def importer(cls, label: str = "import") -> "Actor":
+        return cls(type=ActorType.IMPORT, label=label)
+
+    @property
+    def user_id(self):
+        return self.user.pk if self.user is not None else None
+
+
+def record_event(
+    *, membership: Membership | None = None, member: Member | None = None, kind: str, summary: str,
+    payload: dict[str, Any] | None = None, actor: Actor, now: datetime,
+) -> Event:
+    """Write a timeline/outbox event in the caller's transaction. Payload: ids and amounts only."""
+    member = member or membership.member
+    return Event.objects.create(
+        practice_id=member.practice_id,
+        member=member,
+        membership=membership,
+        kind=kind,
+        summary=summary[:300],
+        payload=payload or {},
+        actor_type=actor.type,
+        actor_user_id=actor.user_id,
+        created_at=now,
+    )
+
+
+def require_positive(quantity: int) -> int:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+        raise InvalidQuantity("Quantity must be a whole number of at least 1.", quantity=quantity)
+    return quantity
+
+
+def move_balance(*, membership_id: int, service_id: int, delta: int, reserved_delta: int = 0,
+                 require_available: int | None = None, require_reserved: int | None = None) -> int | None:
+    """Change a balance in one conditional UPDATE; returns the new balance, or None when the
+    condition failed (nothing changed). The row lock it takes serializes concurrent movers."""
+    table = EntitlementBalance._meta.db_table
+    conditions = ["membership_id = %s", "service_id = %s"]
+    params: list[Any] = [delta, reserved_delta, membership_id, service_id]
+    if require_available is not None:
+        conditions.append("balance - reserved >= %s")
+        params.append(require_available)
+    if require_reserved is not None:
+        conditions.append("reserved >= %s")
+        params.append(require_reserved)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET balance = balance + %s, reserved = reserved + %s "
+            f"WHERE {' AND '.join(conditions)} RETURNING balance",
+            params,
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def ensure_balance_row(*, membership: Membership, service: Service) -> None:
+    EntitlementBalance.objects.get_or_create(membership=membership, service=service)
+
+
+def consume_lots(*, membership_id: int, service_id: int, quantity: int) -> list[tuple[CreditLot, int]]:
+    """Take `quantity` from the oldest open lots (caller already moved the balance under its row
+    lock, so the lots hold at least that much)."""
+    taken: list[tuple[CreditLot, int]] = []
+    left = quantity
+    lots = (
+        CreditLot.objects.select_for_update()
+        .filter(membership_id=membership_id, service_id=service_id, remaining__gt=0)
+        .order_by("created_at", "id")
+    )
+    for lot in lots:
+        if left == 0:
+            break
+        take = min(lot.remaining, left)
+        CreditLot.objects.filter(pk=lot.pk).update(remaining=lot.remaining - take)
+        lot.remaining -= take
+        taken.append((lot, take))
+        left -= take
+    if left:
+        raise RuntimeError(f"lots of membership {membership_id} hold less than its balance")
+    return taken
+
+
+def write_entry(*, membership: Membership, service_id: int, kind: str, quantity: int, balance_after: int,
+                actor: Actor, reason: str, idempotency_key: str, now: datetime, source: str = "",
+                movements: list[tuple[CreditLot, int]] | None = None, cycle_key: str = "",
+                reverses: LedgerEntry | None = None, frozen_quantity: int = 0, dispute: bool = False,
+                movement_sign: int = -1) -> LedgerEntry:
+    movements = movements or []
+    entry = LedgerEntry.objects.create(
+        membership=membership,
+        service_id=service_id,
+        kind=kind,
+        source=source,
+        quantity=quantity,
+        frozen_quantity=frozen_quantity,
+        balance_after=balance_after,
+        lot=movements[0][0] if movements else None,
+        reverses=reverses,
+        cycle_key=cycle_key,
+        actor_type=actor.type,
+        actor_user_id=actor.user_id,
+        actor_label=actor.label[:100],
+        reason=reason[:300],
+        dispute=dispute,
+        idempotency_key=idempotency_key,
+        created_at=now,
+    )
+    if movements:
+        LotMovement.objects.bulk_create(
+            [LotMovement(entry=entry, lot=lot, quantity=movement_sign * q) for lot, q in movements]
+        )
+    return entry
+
+
+def replay_entry(idempotency_key: str, *, kind: str | None = None) -> LedgerEntry | None:
+    entry = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+    if entry is not None and kind is not None and entry.kind != kind:
+        raise IdempotencyKeyReused(idempotency_key=idempotency_key)
+    return entry
+
+
+def run_entry_once(idempotency_key: str, kind: str, body: Callable[[], LedgerEntry]) -> LedgerEntry:
+    """Run `body` (which writes an entry keyed `idempotency_key`) at most once. A replay, or a
+    concurrent twin that commits first, returns the first entry and changes nothing."""
+    existing = replay_entry(idempotency_key, kind=kind)
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            return body()
+    except IntegrityError:
+        existing = replay_entry(idempotency_key, kind=kind)
+        if existing is None:
+            raise
+        return existing
+
+
+_RESULT_MODELS = {"Membership": Membership, "LedgerEntry": LedgerEntry}
+
+
+def run_once(*, idempotency_key: str, name: str, now: datetime, body: Callable[[], T]) -> T:
+    """Generic idempotency for services whose result is not a single ledger entry: an `Operation`
+    row claims the key inside the same transaction as the work."""
+    def replay(op: Operation):
+        if op.name != name:
+            raise IdempotencyKeyReused(idempotency_key=idempotency_key)
+        return _RESULT_MODELS[op.result_model].objects.get(pk=op.result_id)
+
+    op = Operation.objects.filter(idempotency_key=idempotency_key).first()
+    if op is not None:
+        return replay(op)
+    try:
+        with transaction.atomic():
+            op = Operation.objects.create(
+                idempotency_key=idempotency_key, name=name, result_model="", result_id=0, created_at=now
+            )
+            result = body()
+            Operation.objects.filter(pk=op.pk).update(result_model=type(result).__name__, result_id=result.pk)
+            return result
+    except IntegrityError:
+        op = Operation.objects.filter(idempotency_key=idempotency_key).first()
+        if op is None:
+            raise
+        return replay(op)

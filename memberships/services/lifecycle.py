@@ -1,0 +1,214 @@
+"""Membership status changes: enroll, tier change, pause/resume, cancel, and the billing-facing
+transitions. Each records an Event in the same transaction (the outbox tells the processor and the
+record)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from memberships.errors import IllegalTransition, InvalidTier
+from memberships.models import (
+    EntitlementBalance,
+    EntryKind,
+    EventKind,
+    Member,
+    Membership,
+    MembershipStatus,
+    Tier,
+    TierBenefit,
+)
+
+from .common import Actor, record_event, run_once, write_entry
+from .redemption import release_reservations_of
+
+S = MembershipStatus
+
+
+def _lock(membership: Membership) -> Membership:
+    return (Membership.objects.select_for_update(of=("self",))
+            .select_related("tier", "member__practice").get(pk=membership.pk))
+
+
+def _transition(membership: Membership, *, allowed_from: tuple[str, ...], to: str, verb: str) -> None:
+    if membership.status not in allowed_from:
+        raise IllegalTransition(
+            f"Cannot {verb} a membership that is {membership.get_status_display().lower()}.",
+            status=membership.status,
+        )
+    membership.status = to
+
+
+def enroll_member(*, member: Member, tier: Tier, actor: Actor, idempotency_key: str, now: datetime,
+                  processor_subscription_id: str = "") -> Membership:
+    """Start a membership (pending until the first successful charge seeds the balance)."""
+
+    def body() -> Membership:
+        if tier.practice_id != member.practice_id or not tier.active:
+            raise InvalidTier("Choose an active tier of this practice.")
+        if Membership.objects.filter(member=member).exclude(status=S.CANCELLED).exists():
+            raise IllegalTransition("This member already has an open membership; change its tier instead.")
+        membership = Membership.objects.create(
+            member=member, tier=tier, status=S.PENDING, started_at=now,
+            processor_subscription_id=processor_subscription_id,
+        )
+        EntitlementBalance.objects.bulk_create(
+            [EntitlementBalance(membership=membership, service_id=b.service_id)
+             for b in TierBenefit.objects.filter(tier=tier)]
+        )
+        record_event(membership=membership, kind=EventKind.ENROLLED,
+                     summary=f"Enrolled in {tier.name} at {tier.price_display}",
+                     payload={"tier_id": tier.pk, "price_cents": tier.price_cents, "currency": tier.currency},
+                     actor=actor, now=now)
+        return membership
+
+    return run_once(idempotency_key=idempotency_key, name="enroll_member", now=now, body=body)
+
+
+def change_tier(*, membership: Membership, new_tier: Tier, effective: str = "now", actor: Actor,
+                idempotency_key: str, now: datetime) -> Membership:
+    """Move to another tier, now or at the next cycle.
+
+    The stated rule for balances: what was already granted stays, under the rule of the lot it was
+    granted in; the new tier's benefits and rollover rules apply from the next refill on; at that
+    boundary, unused paid credit for services the new tier does not include expires. The price
+    changes with the tier (now: immediately, with the practice's proration setting; next cycle: at
+    renewal)."""
+    if effective not in ("now", "next_cycle"):
+        raise IllegalTransition("effective must be 'now' or 'next_cycle'.")
+
+    def body() -> Membership:
+        locked = _lock(membership)
+        if new_tier.practice_id != locked.member.practice_id or not new_tier.active:
+            raise InvalidTier("Choose an active tier of this practice.")
+        if locked.status not in (S.PENDING, S.ACTIVE, S.PAST_DUE, S.PAUSED):
+            raise IllegalTransition(f"Cannot change the tier of a {locked.get_status_display().lower()} membership.")
+        if new_tier.pk == locked.tier_id:
+            raise InvalidTier("The member is already on that tier.")
+        old_tier = locked.tier
+        payload = {"old_tier_id": old_tier.pk, "new_tier_id": new_tier.pk, "effective": effective,
+                   "old_price_cents": old_tier.price_cents, "price_cents": new_tier.price_cents,
+                   "currency": new_tier.currency}
+        if effective == "now":
+            locked.tier = new_tier
+            locked.pending_tier = None
+            for benefit in TierBenefit.objects.filter(tier=new_tier):
+                EntitlementBalance.objects.get_or_create(membership=locked, service_id=benefit.service_id)
+            kind, summary = EventKind.TIER_CHANGED, f"Tier changed from {old_tier.name} to {new_tier.name}"
+        else:
+            locked.pending_tier = new_tier
+            kind = EventKind.TIER_CHANGE_SCHEDULED
+            summary = f"Tier change to {new_tier.name} scheduled for the next cycle"
+        locked.save(update_fields=["tier", "pending_tier", "updated_at"])
+        record_event(membership=locked, kind=kind, summary=summary, payload=payload, actor=actor, now=now)
+        return locked
+
+    return run_once(idempotency_key=idempotency_key, name="change_tier", now=now, body=body)
+
+
+def pause_membership(*, membership: Membership, until: date, actor: Actor, idempotency_key: str,
+                     now: datetime, reason: str = "") -> Membership:
+    """Pause until a date: no refills and no redemptions while paused; the processor stops collecting."""
+
+    def body() -> Membership:
+        locked = _lock(membership)
+        if until <= now.date():
+            raise IllegalTransition("The pause must end after today.")
+        _transition(locked, allowed_from=(S.ACTIVE,), to=S.PAUSED, verb="pause")
+        locked.paused_until = until
+        locked.save(update_fields=["status", "paused_until", "updated_at"])
+        release_reservations_of(membership=locked, actor=actor, now=now, reason="Membership paused")
+        record_event(membership=locked, kind=EventKind.PAUSED, summary=f"Paused until {until:%b %d, %Y}",
+                     payload={"until": until.isoformat(), "reason": reason[:200]}, actor=actor, now=now)
+        return locked
+
+    return run_once(idempotency_key=idempotency_key, name="pause_membership", now=now, body=body)
+
+
+def resume_membership(*, membership: Membership, actor: Actor, idempotency_key: str, now: datetime) -> Membership:
+    def body() -> Membership:
+        locked = _lock(membership)
+        _transition(locked, allowed_from=(S.PAUSED,), to=S.ACTIVE, verb="resume")
+        locked.paused_until = None
+        locked.save(update_fields=["status", "paused_until", "updated_at"])
+        record_event(membership=locked, kind=EventKind.RESUMED, summary="Resumed", payload={},
+                     actor=actor, now=now)
+        return locked
+
+    return run_once(idempotency_key=idempotency_key, name="resume_membership", now=now, body=body)
+
+
+def cancel_membership(*, membership: Membership, actor: Actor, idempotency_key: str, now: datetime,
+                      reason: str = "") -> Membership:
+    """Close the tier and freeze the balance (freeze entries, nothing deleted). Whether frozen credit
+    stays usable until the paid period ends is the practice's setting."""
+
+    def body() -> Membership:
+        locked = _lock(membership)
+        if locked.status == S.CANCELLED:
+            raise IllegalTransition("The membership is already cancelled.")
+        release_reservations_of(membership=locked, actor=actor, now=now, reason="Membership cancelled")
+        locked.status = S.CANCELLED
+        locked.cancelled_at = now
+        locked.pending_tier = None
+        locked.paid_through = locked.current_period_end if (
+            locked.current_period_end and locked.current_period_end > now) else now
+        locked.cancel_reason = reason[:200]
+        locked.save(update_fields=["status", "cancelled_at", "pending_tier", "paid_through", "cancel_reason",
+                                   "updated_at"])
+        frozen = []
+        for balance in EntitlementBalance.objects.select_for_update().filter(membership=locked):
+            EntitlementBalance.objects.filter(pk=balance.pk).update(frozen_at=now)
+            write_entry(membership=locked, service_id=balance.service_id, kind=EntryKind.FREEZE, quantity=0,
+                        frozen_quantity=balance.balance, balance_after=balance.balance, actor=actor,
+                        reason=reason or "Membership cancelled", now=now,
+                        idempotency_key=f"freeze:{locked.pk}:{balance.service_id}")
+            frozen.append({"service_id": balance.service_id, "quantity": balance.balance})
+        record_event(membership=locked, kind=EventKind.CANCELLED,
+                     summary="Cancelled; balance frozen" + (f" ({reason[:100]})" if reason else ""),
+                     payload={"frozen": frozen, "paid_through": locked.paid_through.isoformat()},
+                     actor=actor, now=now)
+        return locked
+
+    return run_once(idempotency_key=idempotency_key, name="cancel_membership", now=now, body=body)
+
+
+def _billing_transition(*, membership: Membership, allowed_from: tuple[str, ...], to: str, verb: str,
+                        kind: str, summary: str, payload: dict, actor: Actor, idempotency_key: str,
+                        now: datetime, name: str) -> Membership:
+    def body() -> Membership:
+        locked = _lock(membership)
+        _transition(locked, allowed_from=allowed_from, to=to, verb=verb)
+        locked.save(update_fields=["status", "updated_at"])
+        record_event(membership=locked, kind=kind, summary=summary, payload=payload, actor=actor, now=now)
+        return locked
+
+    return run_once(idempotency_key=idempotency_key, name=name, now=now, body=body)
+
+
+def mark_past_due(*, membership: Membership, actor: Actor, idempotency_key: str, now: datetime,
+                  invoice_ref: str = "") -> Membership:
+    return _billing_transition(
+        membership=membership, allowed_from=(S.ACTIVE, S.PENDING), to=S.PAST_DUE, verb="mark past due",
+        kind=EventKind.PAST_DUE, summary="Payment failed; membership past due",
+        payload={"invoice_ref": invoice_ref}, actor=actor, idempotency_key=idempotency_key, now=now,
+        name="mark_past_due",
+    )
+
+
+def mark_recovered(*, membership: Membership, actor: Actor, idempotency_key: str, now: datetime,
+                   invoice_ref: str = "") -> Membership:
+    return _billing_transition(
+        membership=membership, allowed_from=(S.PAST_DUE, S.LAPSED), to=S.ACTIVE, verb="recover",
+        kind=EventKind.RECOVERED, summary="Payment recovered; membership active",
+        payload={"invoice_ref": invoice_ref}, actor=actor, idempotency_key=idempotency_key, now=now,
+        name="mark_recovered",
+    )
+
+
+def mark_lapsed(*, membership: Membership, actor: Actor, idempotency_key: str, now: datetime,
+                reason: str = "") -> Membership:
+    return _billing_transition(
+        membership=membership, allowed_from=(S.PAST_DUE,), to=S.LAPSED, verb="lapse",
+        kind=EventKind.LAPSED, summary="Lapsed: payment not recovered", payload={"reason": reason[:200]},
+        actor=actor, idempotency_key=idempotency_key, now=now, name="mark_lapsed",
+    )

@@ -1,0 +1,207 @@
+"""Spending entitlements: walk-in redemption, and the reserve → commit | release hold."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+
+from memberships.errors import (
+    IllegalTransition,
+    InsufficientBalance,
+    MembershipNotRedeemable,
+    ServiceNotIncluded,
+)
+from memberships.models import (
+    EntitlementBalance,
+    EntryKind,
+    EventKind,
+    LedgerEntry,
+    Membership,
+    MembershipStatus,
+    RedemptionWhenPastDue,
+    Reservation,
+    ReservationStatus,
+    Service,
+    TierBenefit,
+)
+
+from .common import (
+    Actor,
+    consume_lots,
+    move_balance,
+    record_event,
+    require_positive,
+    run_entry_once,
+    write_entry,
+)
+
+
+def _lock_membership(membership: Membership) -> Membership:
+    return (
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("member__practice", "tier")
+        .get(pk=membership.pk)
+    )
+
+
+def check_redeemable(*, membership: Membership, service: Service, now: datetime) -> None:
+    """Raise when this membership may not spend on this service now (status, practice policy,
+    tier contents). `membership` must carry `member.practice`."""
+    if service.practice_id != membership.member.practice_id:
+        raise ServiceNotIncluded("That service belongs to another practice.")
+    status = membership.status
+    practice = membership.member.practice
+    if status == MembershipStatus.PAUSED:
+        raise MembershipNotRedeemable("The membership is paused; resume it before redeeming.")
+    if status in (MembershipStatus.PENDING, MembershipStatus.LAPSED):
+        raise MembershipNotRedeemable(f"The membership is {membership.get_status_display().lower()}.")
+    if status == MembershipStatus.PAST_DUE and practice.redemption_when_past_due == RedemptionWhenPastDue.BLOCK:
+        raise MembershipNotRedeemable("The card was declined; the practice blocks redemptions until it is updated.")
+    if status == MembershipStatus.CANCELLED:
+        usable = (
+            practice.frozen_credit_usable_until_period_end
+            and membership.paid_through is not None
+            and now < membership.paid_through
+        )
+        if not usable:
+            raise MembershipNotRedeemable("The membership is cancelled; its balance is frozen.")
+    included = TierBenefit.objects.filter(tier_id=membership.tier_id, service_id=service.pk).exists()
+    if not included and not EntitlementBalance.objects.filter(
+        membership_id=membership.pk, service_id=service.pk, balance__gt=0
+    ).exists():
+        raise ServiceNotIncluded(f"{membership.tier.name} does not include {service.name}.")
+
+
+def _spend(*, membership: Membership, service: Service, quantity: int, from_reserved: bool,
+           actor: Actor, reason: str, idempotency_key: str, now: datetime) -> LedgerEntry:
+    new_balance = move_balance(
+        membership_id=membership.pk,
+        service_id=service.pk,
+        delta=-quantity,
+        reserved_delta=-quantity if from_reserved else 0,
+        require_available=None if from_reserved else quantity,
+        require_reserved=quantity if from_reserved else None,
+    )
+    if new_balance is None:
+        raise InsufficientBalance(
+            f"Not enough {service.name} left: {quantity} asked.",
+            membership_id=membership.pk, service_id=service.pk,
+        )
+    movements = consume_lots(membership_id=membership.pk, service_id=service.pk, quantity=quantity)
+    entry = write_entry(
+        membership=membership, service_id=service.pk, kind=EntryKind.REDEEM, quantity=-quantity,
+        balance_after=new_balance, actor=actor, reason=reason, idempotency_key=idempotency_key,
+        now=now, movements=movements,
+    )
+    record_event(
+        membership=membership, kind=EventKind.REDEEMED,
+        summary=f"Redeemed {service.format_quantity(quantity)} {service.name}",
+        payload={"entry_id": entry.pk, "service_id": service.pk, "quantity": quantity,
+                 "balance_after": new_balance},
+        actor=actor, now=now,
+    )
+    return entry
+
+
+def redeem_entitlement(*, membership: Membership, service: Service, quantity: int = 1, actor: Actor,
+                       idempotency_key: str, now: datetime, reason: str = "") -> LedgerEntry:
+    """Spend `quantity` now (a walk-in: reserve and commit at once). Replaying the key returns the
+    first entry and spends nothing; N concurrent redemptions of the last unit let exactly one through."""
+    require_positive(quantity)
+
+    def body() -> LedgerEntry:
+        locked = _lock_membership(membership)
+        check_redeemable(membership=locked, service=service, now=now)
+        return _spend(membership=locked, service=service, quantity=quantity, from_reserved=False,
+                      actor=actor, reason=reason or "Redeemed at the front desk",
+                      idempotency_key=idempotency_key, now=now)
+
+    return run_entry_once(idempotency_key, EntryKind.REDEEM, body)
+
+
+def reserve_entitlement(*, membership: Membership, service: Service, quantity: int = 1, actor: Actor,
+                        idempotency_key: str, now: datetime, external_ref: str = "") -> Reservation:
+    """Hold units for a booked appointment: they stop being available to anyone else."""
+    require_positive(quantity)
+    existing = Reservation.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+    with transaction.atomic():
+        locked = _lock_membership(membership)
+        existing = Reservation.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+        check_redeemable(membership=locked, service=service, now=now)
+        if move_balance(membership_id=locked.pk, service_id=service.pk, delta=0, reserved_delta=quantity,
+                        require_available=quantity) is None:
+            raise InsufficientBalance(f"Not enough {service.name} available to hold {quantity}.",
+                                      membership_id=locked.pk, service_id=service.pk)
+        reservation = Reservation.objects.create(
+            membership=locked, service=service, quantity=quantity, idempotency_key=idempotency_key,
+            external_ref=external_ref, created_at=now,
+        )
+        record_event(
+            membership=locked, kind=EventKind.RESERVED,
+            summary=f"Held {service.format_quantity(quantity)} {service.name} for an appointment",
+            payload={"reservation_id": reservation.pk, "service_id": service.pk, "quantity": quantity},
+            actor=actor, now=now,
+        )
+        return reservation
+
+
+def _lock_reservation(reservation: Reservation) -> Reservation:
+    return Reservation.objects.select_for_update().select_related("service").get(pk=reservation.pk)
+
+
+def commit_reservation(*, reservation: Reservation, actor: Actor, now: datetime,
+                       idempotency_key: str | None = None) -> LedgerEntry:
+    """Spend a held reservation (the treatment happened). Committing twice spends once."""
+    key = idempotency_key or f"commit:{reservation.idempotency_key}"
+
+    def body() -> LedgerEntry:
+        locked_membership = _lock_membership(reservation.membership)
+        held = _lock_reservation(reservation)
+        if held.status == ReservationStatus.COMMITTED and held.entry_id:
+            return held.entry
+        if held.status != ReservationStatus.HELD:
+            raise IllegalTransition("This hold was released; redeem instead.")
+        entry = _spend(membership=locked_membership, service=held.service, quantity=held.quantity,
+                       from_reserved=True, actor=actor, reason="Booked treatment completed",
+                       idempotency_key=key, now=now)
+        Reservation.objects.filter(pk=held.pk).update(
+            status=ReservationStatus.COMMITTED, entry=entry, resolved_at=now
+        )
+        return entry
+
+    entry = run_entry_once(key, EntryKind.REDEEM, body)
+    reservation.refresh_from_db()
+    return entry
+
+
+@transaction.atomic
+def release_reservation(*, reservation: Reservation, actor: Actor, now: datetime,
+                        reason: str = "Appointment cancelled") -> Reservation:
+    """Give held units back (cancelled or no-show). Releasing twice changes nothing."""
+    _lock_membership(reservation.membership)
+    held = _lock_reservation(reservation)
+    if held.status != ReservationStatus.HELD:
+        return held
+    move_balance(membership_id=held.membership_id, service_id=held.service_id, delta=0,
+                 reserved_delta=-held.quantity, require_reserved=held.quantity)
+    Reservation.objects.filter(pk=held.pk).update(status=ReservationStatus.RELEASED, resolved_at=now)
+    held.refresh_from_db()
+    record_event(
+        membership=held.membership, kind=EventKind.RESERVATION_RELEASED,
+        summary=f"Released hold of {held.service.format_quantity(held.quantity)} {held.service.name}: {reason}",
+        payload={"reservation_id": held.pk, "service_id": held.service_id, "quantity": held.quantity},
+        actor=actor, now=now,
+    )
+    return held
+
+
+def release_reservations_of(*, membership: Membership, actor: Actor, now: datetime, reason: str) -> int:
+    held = list(Reservation.objects.filter(membership=membership, status=ReservationStatus.HELD))
+    for reservation in held:
+        release_reservation(reservation=reservation, actor=actor, now=now, reason=reason)
+    return len(held)

@@ -1,0 +1,155 @@
+"""The cycle boundary: expire what the rollover rule says, then grant the new cycle's lots."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Sum
+
+from memberships.errors import IllegalTransition
+from memberships.models import (
+    CreditLot,
+    EntitlementBalance,
+    EntryKind,
+    EventKind,
+    LotSource,
+    Membership,
+    MembershipStatus,
+    RolloverRule,
+    TierBenefit,
+)
+
+from .common import Actor, move_balance, record_event, run_once, write_entry
+
+
+def _expire_lot(*, membership: Membership, lot: CreditLot, quantity: int, actor: Actor, reason: str,
+                key: str, now: datetime) -> None:
+    CreditLot.objects.filter(pk=lot.pk).update(remaining=lot.remaining - quantity)
+    lot.remaining -= quantity
+    new_balance = move_balance(membership_id=membership.pk, service_id=lot.service_id, delta=-quantity,
+                               require_available=quantity)
+    if new_balance is None:
+        # Held units cannot expire from under a booked appointment: keep them until it resolves.
+        CreditLot.objects.filter(pk=lot.pk).update(remaining=lot.remaining + quantity)
+        lot.remaining += quantity
+        return
+    write_entry(membership=membership, service_id=lot.service_id, kind=EntryKind.EXPIRE, quantity=-quantity,
+                balance_after=new_balance, actor=actor, reason=reason, idempotency_key=key, now=now,
+                source=lot.source, movements=[(lot, quantity)])
+
+
+def apply_rollover(*, membership: Membership, next_cycle: int, actor: Actor, cycle_key: str,
+                   now: datetime) -> int:
+    """Run the rollover rules at the boundary into `next_cycle`. Returns units/cents expired.
+
+    - none: unused paid credit expires at the boundary (the lot's `expires_at_cycle`);
+    - expire after N cycles: the lot expires at the boundary N cycles after its grant;
+    - carry over up to a cap: paid credit beyond the cap expires, oldest first;
+    - lots of services the (new) tier no longer includes expire, whatever their rule.
+    Promotional, imported and adjusted lots never expire by cycle."""
+    benefits = {b.service_id: b for b in TierBenefit.objects.filter(tier_id=membership.tier_id)}
+    expired = 0
+    lots = list(
+        CreditLot.objects.select_for_update()
+        .filter(membership=membership, remaining__gt=0, source=LotSource.PAID)
+        .order_by("created_at", "id")
+    )
+    for lot in lots:
+        due = lot.expires_at_cycle is not None and lot.expires_at_cycle <= next_cycle
+        dropped = lot.service_id not in benefits
+        if due or dropped:
+            why = "Unused credit expired at the cycle boundary" if due else "Service not in the current tier"
+            before = lot.remaining
+            _expire_lot(membership=membership, lot=lot, quantity=lot.remaining, actor=actor, reason=why,
+                        key=f"expire:{membership.pk}:{cycle_key}:{lot.pk}", now=now)
+            expired += before - lot.remaining
+    for service_id, benefit in benefits.items():
+        if benefit.rollover != RolloverRule.CARRY_OVER:
+            continue
+        open_lots = [lot for lot in lots if lot.service_id == service_id and lot.remaining > 0]
+        excess = sum(lot.remaining for lot in open_lots) - (benefit.rollover_cap or 0)
+        for lot in open_lots:
+            if excess <= 0:
+                break
+            take = min(excess, lot.remaining)
+            before = lot.remaining
+            _expire_lot(membership=membership, lot=lot, quantity=take, actor=actor,
+                        reason=f"Carry-over above the cap of {benefit.rollover_cap} expired",
+                        key=f"cap:{membership.pk}:{cycle_key}:{lot.pk}", now=now)
+            expired += before - lot.remaining
+            excess -= before - lot.remaining
+    return expired
+
+
+def _lot_expiry(benefit: TierBenefit, cycle: int) -> int | None:
+    if benefit.rollover == RolloverRule.NONE:
+        return cycle + 1
+    if benefit.rollover == RolloverRule.EXPIRE_AFTER:
+        return cycle + (benefit.expire_after_cycles or 1)
+    return None
+
+
+def refill_entitlements(*, membership: Membership, cycle_key: str, actor: Actor, now: datetime,
+                        period_start: datetime | None = None, period_end: datetime | None = None) -> Membership:
+    """Grant one billing cycle's benefits, once per `cycle_key` (the processor's invoice id). A
+    tier change scheduled for the next cycle takes effect here, before the grant."""
+
+    def body() -> Membership:
+        locked = Membership.objects.select_for_update(of=("self",)).select_related("tier").get(pk=membership.pk)
+        if locked.status in (MembershipStatus.PAUSED, MembershipStatus.CANCELLED):
+            raise IllegalTransition(f"No refill while the membership is {locked.get_status_display().lower()}.")
+        changed_fields = ["cycle_number", "last_refill_at", "current_period_start", "current_period_end",
+                          "status", "tier", "pending_tier", "updated_at"]
+        if locked.pending_tier_id:
+            old_tier = locked.tier
+            locked.tier = locked.pending_tier
+            locked.pending_tier = None
+            record_event(membership=locked, kind=EventKind.TIER_CHANGED,
+                         summary=f"Tier changed from {old_tier.name} to {locked.tier.name} at the cycle start",
+                         payload={"old_tier_id": old_tier.pk, "new_tier_id": locked.tier_id,
+                                  "effective": "next_cycle", "price_cents": locked.tier.price_cents},
+                         actor=actor, now=now)
+        next_cycle = locked.cycle_number + 1
+        expired = apply_rollover(membership=locked, next_cycle=next_cycle, actor=actor, cycle_key=cycle_key,
+                                 now=now) if locked.cycle_number else 0
+        granted = []
+        for benefit in TierBenefit.objects.filter(tier_id=locked.tier_id).select_related("service"):
+            EntitlementBalance.objects.get_or_create(membership=locked, service=benefit.service)
+            lot = CreditLot.objects.create(
+                membership=locked, service=benefit.service, source=LotSource.PAID, cycle_number=next_cycle,
+                granted=benefit.quantity_per_cycle, remaining=benefit.quantity_per_cycle,
+                expires_at_cycle=_lot_expiry(benefit, next_cycle), created_at=now,
+            )
+            new_balance = move_balance(membership_id=locked.pk, service_id=benefit.service_id,
+                                       delta=benefit.quantity_per_cycle)
+            write_entry(membership=locked, service_id=benefit.service_id, kind=EntryKind.GRANT,
+                        quantity=benefit.quantity_per_cycle, balance_after=new_balance, actor=actor,
+                        reason=f"Cycle {next_cycle} refill", idempotency_key=f"refill:{locked.pk}:{cycle_key}:{benefit.service_id}",
+                        now=now, source=LotSource.PAID, movements=[(lot, benefit.quantity_per_cycle)],
+                        movement_sign=1, cycle_key=cycle_key)
+            granted.append({"service_id": benefit.service_id, "quantity": benefit.quantity_per_cycle,
+                            "balance_after": new_balance})
+        locked.cycle_number = next_cycle
+        locked.last_refill_at = now
+        locked.current_period_start = period_start or locked.current_period_start or now
+        locked.current_period_end = period_end or locked.current_period_end
+        if locked.status == MembershipStatus.PENDING:
+            locked.status = MembershipStatus.ACTIVE
+        locked.save(update_fields=changed_fields)
+        summary = ", ".join(f"+{g['quantity']}" for g in granted)
+        record_event(membership=locked, kind=EventKind.REFILLED,
+                     summary=f"Cycle {next_cycle} refilled ({len(granted)} benefits)" if granted else "Cycle refilled",
+                     payload={"cycle_key": cycle_key, "cycle_number": next_cycle, "granted": granted,
+                              "expired_total": expired, "summary": summary},
+                     actor=actor, now=now)
+        return locked
+
+    return run_once(idempotency_key=f"refill:{membership.pk}:{cycle_key}", name="refill_entitlements",
+                    now=now, body=body)
+
+
+def ledger_sum(*, membership_id: int, service_id: int) -> int:
+    from memberships.models import LedgerEntry
+
+    return LedgerEntry.objects.filter(membership_id=membership_id, service_id=service_id).aggregate(
+        s=Sum("quantity"))["s"] or 0
