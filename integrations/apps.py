@@ -1,6 +1,31 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate, post_save
+
+
+def _fan_out(sender, instance, created, raw=False, **kwargs):
+    if created and not raw:
+        from .outbox import fan_out
+
+        fan_out(instance)
+
+
+def ensure_schedules(**kwargs) -> None:
+    """The periodic jobs (catch-up off: each job computes what is due now from the database)."""
+    from django_q.models import Schedule
+
+    Schedule.objects.update_or_create(
+        name="outbox: dispatch due deliveries",
+        defaults={"func": "integrations.tasks.dispatch_deliveries", "schedule_type": Schedule.MINUTES,
+                  "minutes": 1, "repeats": -1},
+    )
 
 
 class IntegrationsConfig(AppConfig):
     name = "integrations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from memberships.models import Event
+
+        post_save.connect(_fan_out, sender=Event, dispatch_uid="integrations.outbox.fan_out")
+        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="integrations.ensure_schedules")

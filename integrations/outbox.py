@@ -1,0 +1,166 @@
+"""The outbox: every Event that another system must hear about becomes one Delivery per destination
+(written in the Event's own transaction), and a django-q2 task delivers them with retries.
+
+A destination registers itself with `register()`:
+
+    class RecordDestination:
+        name = "record"
+        def wants(self, event) -> bool: ...              # does this event concern me?
+        def required_stage(self, event) -> str: ...      # AutomationStage that allows the effect
+        def describe(self, event) -> str: ...            # "set the chart flag 'Card declined'"
+        def deliver(self, event, *, delivery, now) -> dict: ...   # do it; idempotent on
+                                                                   # delivery.idempotency_key
+
+`deliver` raises `RetryableDeliveryError` (peer unavailable, 5xx, timeout: retried with backoff) or
+`PermanentDeliveryError` (declined, invalid: a business outcome, not retried). Below the required
+stage nothing leaves: the delivery is recorded as SHADOWED with "would have …".
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from memberships.models import Event
+
+from .models import Delivery, DeliveryStatus
+
+logger = logging.getLogger(__name__)
+
+
+class RetryableDeliveryError(Exception):
+    """The peer could not be reached or failed: try again later."""
+
+
+class PermanentDeliveryError(Exception):
+    """The peer answered no (declined, invalid): retrying would not help."""
+
+
+class Destination(Protocol):
+    name: str
+
+    def wants(self, event: Event) -> bool: ...
+
+    def required_stage(self, event: Event) -> str: ...
+
+    def describe(self, event: Event) -> str: ...
+
+    def deliver(self, event: Event, *, delivery: Delivery, now: datetime) -> dict: ...
+
+
+_REGISTRY: dict[str, Destination] = {}
+
+
+def register(destination: Destination) -> Destination:
+    _REGISTRY[destination.name] = destination
+    return destination
+
+
+def registered() -> dict[str, Destination]:
+    return dict(_REGISTRY)
+
+
+def fan_out(event: Event) -> list[Delivery]:
+    """Create the event's deliveries (called in the event's transaction, via post_save)."""
+    deliveries = [
+        Delivery(event=event, practice_id=event.practice_id, destination=name, next_attempt_at=event.created_at,
+                 created_at=event.created_at)
+        for name, destination in _REGISTRY.items()
+        if destination.wants(event)
+    ]
+    if deliveries:
+        Delivery.objects.bulk_create(deliveries)
+        transaction.on_commit(enqueue_dispatch)
+    return deliveries
+
+
+def enqueue_dispatch() -> None:
+    from django_q.tasks import async_task
+
+    try:
+        async_task("integrations.tasks.dispatch_deliveries", group="outbox")
+    except Exception:  # the broker being down must not break the business change; the schedule retries
+        logger.exception("could not enqueue the outbox dispatcher; the periodic schedule will pick it up")
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential backoff with full jitter: base·2^(n-1), capped, randomised to spread retries."""
+    base = settings.OUTBOX_BACKOFF_BASE_SECONDS
+    cap = settings.OUTBOX_BACKOFF_MAX_SECONDS
+    ceiling = min(cap, base * (2 ** max(0, attempts - 1)))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def deliver_one(delivery_id: int, *, now: datetime) -> str | None:
+    """Deliver one due delivery under a row lock (SKIP LOCKED: two workers never take the same row)."""
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING],
+                    next_attempt_at__lte=now)
+            .first()
+        )
+        if delivery is None:
+            return None
+        destination = _REGISTRY.get(delivery.destination)
+        event = Event.objects.select_related("practice", "member", "membership").get(pk=delivery.event_id)
+        if destination is None:
+            delivery.status, delivery.last_error = DeliveryStatus.DEAD, "no such destination is registered"
+        elif not event.practice.stage_at_least(destination.required_stage(event)):
+            delivery.status = DeliveryStatus.SHADOWED
+            delivery.note = f"would have: {destination.describe(event)}"[:300]
+        else:
+            delivery.attempts += 1
+            try:
+                delivery.result = destination.deliver(event, delivery=delivery, now=now) or {}
+                delivery.status = DeliveryStatus.DELIVERED
+                delivery.note = destination.describe(event)[:300]
+                delivery.last_error = ""
+            except PermanentDeliveryError as exc:
+                delivery.status, delivery.last_error = DeliveryStatus.FAILED, str(exc)[:2000]
+            except RetryableDeliveryError as exc:
+                delivery.last_error = str(exc)[:2000]
+                if delivery.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+                    delivery.status = DeliveryStatus.DEAD
+                else:
+                    delivery.status = DeliveryStatus.RETRYING
+                    delivery.next_attempt_at = now + backoff(delivery.attempts)
+            logger.info("delivery %s to %s: %s (attempt %s)", delivery.pk, delivery.destination,
+                        delivery.status, delivery.attempts)
+        if delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.SHADOWED, DeliveryStatus.FAILED,
+                               DeliveryStatus.DEAD):
+            delivery.finished_at = now
+        delivery.save(update_fields=["status", "attempts", "next_attempt_at", "last_error", "note", "result",
+                                     "finished_at"])
+        return delivery.status
+
+
+def dispatch_due(*, now: datetime | None = None, limit: int = 200) -> dict[str, int]:
+    """Deliver what is due now, oldest first. Safe to run in several workers at once, and twice."""
+    now = now or timezone.now()
+    counts: dict[str, int] = {}
+    due = (
+        Delivery.objects.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING],
+                                next_attempt_at__lte=now)
+        .order_by("next_attempt_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for delivery_id in list(due):
+        status = deliver_one(delivery_id, now=now)
+        if status:
+            counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def redeliver(delivery: Delivery, *, now: datetime) -> None:
+    """A manager's retry of a dead-lettered or failed delivery: back in the queue, attempts reset."""
+    Delivery.objects.filter(pk=delivery.pk).filter(
+        Q(status=DeliveryStatus.DEAD) | Q(status=DeliveryStatus.FAILED)
+    ).update(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, finished_at=None)
