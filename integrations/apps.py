@@ -18,6 +18,11 @@ def ensure_schedules(**kwargs) -> None:
         defaults={"func": "integrations.tasks.dispatch_deliveries", "schedule_type": Schedule.MINUTES,
                   "minutes": 1, "repeats": -1},
     )
+    Schedule.objects.update_or_create(
+        name="inbox: process due webhooks",
+        defaults={"func": "integrations.tasks.process_inbound_backlog", "schedule_type": Schedule.MINUTES,
+                  "minutes": 1, "repeats": -1},
+    )
 
 
 class IntegrationsConfig(AppConfig):

@@ -29,12 +29,18 @@ class InboundEvent(models.Model):
     object_created = models.BigIntegerField(null=True, blank=True)
     received_at = models.DateTimeField()
     processed_at = models.DateTimeField(null=True, blank=True)
+    # When a received event that could not be applied yet (its object unknown so far, the processor
+    # unreachable) is tried again; null: as soon as a worker is free.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["source", "event_id"], name="inbound_event_once"),
         ]
-        indexes = [models.Index(fields=["status", "received_at"], name="inbound_status_idx")]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="inbound_status_idx"),
+            models.Index(fields=["status", "next_attempt_at"], name="inbound_due_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.source} {self.event_type} {self.event_id} ({self.status})"

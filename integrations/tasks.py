@@ -17,3 +17,31 @@ def dispatch_deliveries() -> dict[str, int]:
             total[key] = total.get(key, 0) + value
         if not counts:
             return total
+
+
+def process_inbound_event(inbound_id: int) -> str | None:
+    """Process one stored webhook (no-op when another worker has it or it is done)."""
+    from . import inbox
+
+    return inbox.process_inbound(inbound_id, now=timezone.now())
+
+
+def process_inbound_backlog() -> dict[str, int]:
+    """The sweep: every received event that is due (lost tasks, retries of unknown objects). Stops
+    after INBOX_SWEEP_SECONDS (well inside the cluster's timeout); the next run continues."""
+    import time
+
+    from django.conf import settings
+
+    from . import inbox
+
+    now = timezone.now()
+    deadline = time.monotonic() + settings.INBOX_SWEEP_SECONDS
+    total: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        counts = inbox.process_due(now=now)
+        for key, value in counts.items():
+            total[key] = total.get(key, 0) + value
+        if not counts:
+            return total
+    return total

@@ -160,6 +160,9 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="whsec_demo")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default="2025-10-29.clover")
 STRIPE_PRORATION_BEHAVIOR = env.str("STRIPE_PRORATION_BEHAVIOR", default="none")
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
+STRIPE_CHECKOUT_SUCCESS_PATH = env.str("STRIPE_CHECKOUT_SUCCESS_PATH", default="/billing/card-saved/")
+STRIPE_CHECKOUT_CANCEL_PATH = env.str("STRIPE_CHECKOUT_CANCEL_PATH", default="/billing/card-cancelled/")
 
 # --- SMS --------------------------------------------------------------------------------------
 SMS_BACKEND = env.str("SMS_BACKEND", default="console")
@@ -204,3 +207,12 @@ LOGGING = {
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
 OUTBOX_BACKOFF_BASE_SECONDS = env.int("OUTBOX_BACKOFF_BASE_SECONDS", default=30)
 OUTBOX_BACKOFF_MAX_SECONDS = env.int("OUTBOX_BACKOFF_MAX_SECONDS", default=6 * 3600)
+
+# --- webhook inbox ---------------------------------------------------------------------------------
+# An event whose object is not known yet is retried with backoff for about four days (Stripe itself
+# retries for three), then marked failed for a manager.
+INBOX_MAX_ATTEMPTS = env.int("INBOX_MAX_ATTEMPTS", default=25)
+INBOX_RETRY_BASE_SECONDS = env.int("INBOX_RETRY_BASE_SECONDS", default=15)
+INBOX_RETRY_MAX_SECONDS = env.int("INBOX_RETRY_MAX_SECONDS", default=12 * 3600)
+# A backlog sweep stops after this long (must stay below Q_CLUSTER["timeout"]); the next run goes on.
+INBOX_SWEEP_SECONDS = env.int("INBOX_SWEEP_SECONDS", default=60)

@@ -1,0 +1,96 @@
+"""Normalized facts about money, as every processor adapter reports them. `billing` services consume
+these and know no vendor; `integrations.processors` builds them from vendor payloads (and
+re-exports them from `integrations.processors.base`).
+
+References (`*_ref`) are the processor's own ids (`in_…`, `sub_…`, `cus_…`); `membership_ref` is the
+opaque id we put in the processor's metadata (`ms_<pk>`), so an event can be matched before the
+subscription id is stored on our side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+# Decline codes after which retrying the same card is pointless (the member must act).
+HARD_DECLINE_CODES = frozenset({
+    "authentication_required",
+    "card_not_supported",
+    "expired_card",
+    "fraudulent",
+    "incorrect_number",
+    "invalid_account",
+    "invalid_number",
+    "lost_card",
+    "merchant_blacklist",
+    "pickup_card",
+    "restricted_card",
+    "revocation_of_all_authorizations",
+    "revocation_of_authorization",
+    "security_violation",
+    "stolen_card",
+    "stop_payment_order",
+    "transaction_not_allowed",
+})
+
+
+def is_hard_decline(*codes: str | None) -> bool:
+    return any(code in HARD_DECLINE_CODES for code in codes if code)
+
+
+@dataclass(frozen=True)
+class InvoiceFacts:
+    """What every charge outcome says about the processor's invoice."""
+
+    processor: str
+    invoice_ref: str
+    subscription_ref: str
+    customer_ref: str
+    membership_ref: str
+    amount_cents: int
+    currency: str
+    attempt_count: int
+    period_start: datetime | None
+    period_end: datetime | None
+    created: int                          # the invoice's own `created` (unix seconds)
+    event_created: int                    # when the processor emitted this fact (unix seconds)
+    event_ref: str = ""
+
+
+@dataclass(frozen=True)
+class ChargeSucceeded(InvoiceFacts):
+    amount_paid_cents: int = 0
+    paid_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ChargeFailed(InvoiceFacts):
+    hard: bool = False
+    failure_code: str = ""                # e.g. card_declined
+    decline_code: str = ""                # e.g. insufficient_funds (when the processor says)
+    next_payment_attempt: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ChargeActionRequired(InvoiceFacts):
+    """The charge needs the member (3-D Secure): treated as a hard failure until they act."""
+
+    next_payment_attempt: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SubscriptionChanged:
+    processor: str
+    subscription_ref: str
+    customer_ref: str
+    membership_ref: str
+    status: str                           # active, past_due, unpaid, canceled, incomplete, paused…
+    price_ref: str
+    amount_cents: int | None
+    cancel_at_period_end: bool
+    collection_paused: bool
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    event_created: int
+    deleted: bool = False
+    event_ref: str = ""

@@ -1,0 +1,260 @@
+"""Reactions to payment outcomes. Each takes a normalized fact (`billing.facts`), mirrors it into
+`Invoice` / `ProcessorSubscription`, and calls the ledger services — in one transaction, idempotent
+on the processor's ids, converging whatever order the facts arrive in:
+
+- a paid invoice stays paid (a late failure of it changes nothing);
+- a failure counts once per attempt (`attempt_count`), a replay sends nothing new;
+- entitlements are refilled once per invoice (`cycle_key` = the invoice id);
+- a subscription fact older than the newest one applied (`last_event_created`) is ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+
+from memberships import services as ledger
+from memberships.errors import LedgerError
+from memberships.models import EventKind, Membership, MembershipStatus
+
+from . import signals
+from .facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, InvoiceFacts, SubscriptionChanged
+from .models import Invoice, InvoiceStatus, ProcessorSubscription
+
+logger = logging.getLogger(__name__)
+S = MembershipStatus
+
+
+class UnknownMembership(LedgerError):
+    """The fact names a subscription we do not know yet (its webhook outran our own write): the
+    inbox keeps the event and tries again later."""
+
+    code = "unknown_membership"
+    http_status = 409
+
+
+def membership_ref_for(membership: Membership) -> str:
+    """The opaque id we put in the processor's metadata."""
+    return f"ms_{membership.pk}"
+
+
+def _parse_ref(ref: str) -> int | None:
+    if ref and ref.startswith("ms_") and ref[3:].isdigit():
+        return int(ref[3:])
+    return None
+
+
+def find_membership(*, membership_ref: str, subscription_ref: str) -> Membership | None:
+    if subscription_ref:
+        found = (Membership.objects.filter(processor_subscription_id=subscription_ref)
+                 .order_by("-created_at").first())
+        if found is not None:
+            return found
+    pk = _parse_ref(membership_ref)
+    if pk is not None:
+        found = Membership.objects.filter(pk=pk).first()
+        if found is not None and not (found.processor_subscription_id and subscription_ref
+                                      and found.processor_subscription_id != subscription_ref):
+            return found
+    return None
+
+
+def _require_membership(fact) -> Membership:
+    membership = find_membership(membership_ref=fact.membership_ref, subscription_ref=fact.subscription_ref)
+    if membership is None:
+        raise UnknownMembership(
+            f"No membership for subscription {fact.subscription_ref or '?'} yet.",
+            subscription_ref=fact.subscription_ref, membership_ref=fact.membership_ref,
+        )
+    if fact.subscription_ref and not membership.processor_subscription_id:
+        Membership.objects.filter(pk=membership.pk, processor_subscription_id="").update(
+            processor_subscription_id=fact.subscription_ref)
+        membership.processor_subscription_id = fact.subscription_ref
+    return membership
+
+
+def _lock_invoice(*, fact: InvoiceFacts, membership: Membership, now: datetime) -> tuple[Invoice, bool]:
+    """The invoice row, locked; created from the fact when it is new."""
+    defaults = dict(
+        practice_id=membership.member.practice_id, membership=membership,
+        processor_subscription_id=fact.subscription_ref, amount_cents=fact.amount_cents,
+        currency=fact.currency, status=InvoiceStatus.OPEN, period_start=fact.period_start,
+        period_end=fact.period_end, processor_created=fact.created, created_at=now, updated_at=now,
+    )
+    invoice = (Invoice.objects.select_for_update()
+               .filter(processor=fact.processor, processor_invoice_id=fact.invoice_ref).first())
+    if invoice is not None:
+        return invoice, False
+    try:
+        with transaction.atomic():
+            Invoice.objects.create(processor=fact.processor, processor_invoice_id=fact.invoice_ref, **defaults)
+    except IntegrityError:
+        pass  # a concurrent twin created it first: lock theirs
+    return Invoice.objects.select_for_update().get(processor=fact.processor,
+                                                   processor_invoice_id=fact.invoice_ref), True
+
+
+def _money(cents: int, currency: str) -> str:
+    return f"{cents / 100:,.2f} {currency.upper()}"
+
+
+@transaction.atomic
+def record_charge_succeeded(*, charge: ChargeSucceeded, now: datetime) -> Invoice:
+    """A paid invoice: mirror it, bring a past-due membership back, and refill once per invoice."""
+    membership = _require_membership(charge)
+    invoice, _ = _lock_invoice(fact=charge, membership=membership, now=now)
+    if invoice.status == InvoiceStatus.PAID:
+        return invoice                                  # a replay, or invoice.paid + payment_succeeded
+    invoice.status = InvoiceStatus.PAID
+    invoice.amount_paid_cents = charge.amount_paid_cents or charge.amount_cents
+    invoice.amount_cents = charge.amount_cents
+    invoice.paid_at = charge.paid_at or now
+    invoice.attempt_count = max(invoice.attempt_count, charge.attempt_count)
+    invoice.period_start = charge.period_start or invoice.period_start
+    invoice.period_end = charge.period_end or invoice.period_end
+    invoice.next_payment_attempt = None
+    invoice.last_event_created = max(invoice.last_event_created, charge.event_created)
+    invoice.updated_at = now
+    invoice.save()
+
+    actor = ledger.Actor.processor(charge.processor)
+    membership = Membership.objects.select_related("member").get(pk=membership.pk)
+    ledger.record_event(
+        membership=membership, kind=EventKind.CHARGE_SUCCEEDED,
+        summary=f"Charge of {_money(invoice.amount_paid_cents, invoice.currency)} succeeded",
+        payload={"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id,
+                 "amount_cents": invoice.amount_paid_cents, "currency": invoice.currency},
+        actor=actor, now=now,
+    )
+    recovered = False
+    if membership.status in (S.PAST_DUE, S.LAPSED):
+        membership = ledger.mark_recovered(membership=membership, actor=actor, now=now,
+                                           idempotency_key=f"recovered:{invoice.processor_invoice_id}",
+                                           invoice_ref=invoice.processor_invoice_id)
+        recovered = True
+    if membership.status in (S.PENDING, S.ACTIVE):
+        ledger.refill_entitlements(membership=membership, cycle_key=invoice.processor_invoice_id, actor=actor,
+                                   now=now, period_start=invoice.period_start, period_end=invoice.period_end)
+    else:
+        logger.info("invoice %s paid for membership %s in status %s: no refill", invoice.pk, membership.pk,
+                    membership.status)
+    signals.charge_succeeded.send(sender=Invoice, invoice=invoice, membership=membership, recovered=recovered,
+                                  now=now)
+    return invoice
+
+
+def _record_failure(*, fact: InvoiceFacts, hard: bool, failure_code: str, decline_code: str,
+                    next_payment_attempt, action_required: bool, now: datetime) -> Invoice:
+    membership = _require_membership(fact)
+    invoice, _ = _lock_invoice(fact=fact, membership=membership, now=now)
+    if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.VOID):
+        return invoice                                  # stale: the invoice was settled since
+    attempt = max(fact.attempt_count, 1)
+    if attempt < invoice.attempt_count or (attempt == invoice.attempt_count and invoice.failed_at is not None
+                                           and fact.event_created <= invoice.last_event_created):
+        return invoice                                  # a replay or an older attempt
+    invoice.attempt_count = attempt
+    invoice.amount_cents = fact.amount_cents
+    invoice.status = InvoiceStatus.OPEN
+    invoice.last_failure_code = failure_code[:60]
+    invoice.last_decline_code = decline_code[:60]
+    invoice.hard_decline = hard
+    invoice.action_required = action_required
+    invoice.failed_at = now
+    invoice.next_payment_attempt = next_payment_attempt
+    invoice.last_event_created = max(invoice.last_event_created, fact.event_created)
+    invoice.updated_at = now
+    invoice.save()
+
+    actor = ledger.Actor.processor(fact.processor)
+    membership = Membership.objects.select_related("member").get(pk=membership.pk)
+    kind = EventKind.PAYMENT_ACTION_REQUIRED if action_required else EventKind.PAYMENT_FAILED
+    what = "needs the member to authenticate" if action_required else "failed"
+    ledger.record_event(
+        membership=membership, kind=kind,
+        summary=f"Charge of {_money(invoice.amount_cents, invoice.currency)} {what} (attempt {attempt})",
+        payload={"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id,
+                 "amount_cents": invoice.amount_cents, "currency": invoice.currency, "attempt_count": attempt,
+                 "failure_code": invoice.last_failure_code, "decline_code": invoice.last_decline_code,
+                 "hard": hard, "action_required": action_required},
+        actor=actor, now=now,
+    )
+    if membership.status in (S.ACTIVE, S.PENDING):
+        membership = ledger.mark_past_due(membership=membership, actor=actor, now=now,
+                                          idempotency_key=f"past_due:{invoice.processor_invoice_id}",
+                                          invoice_ref=invoice.processor_invoice_id)
+    signals.charge_failed.send(sender=Invoice, invoice=invoice, membership=membership, hard=hard,
+                               failure_code=invoice.last_failure_code, decline_code=invoice.last_decline_code,
+                               action_required=action_required, attempt_count=attempt, now=now)
+    return invoice
+
+
+@transaction.atomic
+def record_charge_failed(*, charge: ChargeFailed, now: datetime) -> Invoice:
+    """A failed attempt: mirror it, mark the membership past due, hand the case to dunning."""
+    return _record_failure(fact=charge, hard=charge.hard, failure_code=charge.failure_code,
+                           decline_code=charge.decline_code, next_payment_attempt=charge.next_payment_attempt,
+                           action_required=False, now=now)
+
+
+@transaction.atomic
+def record_charge_action_required(*, charge: ChargeActionRequired, now: datetime) -> Invoice:
+    """The charge waits for the member (3-D Secure): a failure that retries cannot fix alone."""
+    return _record_failure(fact=charge, hard=True, failure_code="authentication_required",
+                           decline_code="authentication_required",
+                           next_payment_attempt=charge.next_payment_attempt, action_required=True, now=now)
+
+
+CANCELLED_STATUSES = ("canceled", "incomplete_expired")
+
+
+@transaction.atomic
+def record_subscription_changed(*, change: SubscriptionChanged, now: datetime) -> ProcessorSubscription | None:
+    """Mirror the processor's subscription. The ledger is the authority on tier and pause; from the
+    processor we accept only what it alone decides: the subscription ended (cancelled at the
+    processor or after its own retries), or it fell past due."""
+    membership = _require_membership(change)
+    sub = (ProcessorSubscription.objects.select_for_update()
+           .filter(processor=change.processor, processor_subscription_id=change.subscription_ref).first())
+    if sub is None:
+        try:
+            with transaction.atomic():
+                ProcessorSubscription.objects.create(
+                    membership=membership, processor=change.processor,
+                    processor_subscription_id=change.subscription_ref, updated_at=now)
+        except IntegrityError:
+            pass
+        sub = ProcessorSubscription.objects.select_for_update().get(
+            processor=change.processor, processor_subscription_id=change.subscription_ref)
+    if change.event_created < sub.last_event_created:
+        return sub                                      # stale: a newer state was applied already
+    if sub.status in CANCELLED_STATUSES and change.status not in CANCELLED_STATUSES:
+        return sub                                      # an ended subscription never comes back
+    sub.processor_customer_id = change.customer_ref or sub.processor_customer_id
+    sub.status = change.status
+    sub.price_ref = change.price_ref
+    sub.amount_cents = change.amount_cents
+    sub.cancel_at_period_end = change.cancel_at_period_end
+    sub.collection_paused = change.collection_paused
+    sub.current_period_start = change.current_period_start
+    sub.current_period_end = change.current_period_end
+    sub.last_event_created = change.event_created
+    sub.updated_at = now
+    sub.save()
+
+    actor = ledger.Actor.processor(change.processor)
+    membership = Membership.objects.select_related("member").get(pk=membership.pk)
+    if change.status in CANCELLED_STATUSES or change.deleted:
+        if membership.status != S.CANCELLED and membership.processor_subscription_id == change.subscription_ref:
+            ledger.cancel_membership(membership=membership, actor=actor, now=now,
+                                     idempotency_key=f"cancel:{change.subscription_ref}",
+                                     reason="Subscription ended at the processor")
+    elif change.status in ("past_due", "unpaid"):
+        settled_since = Invoice.objects.filter(membership=membership, status=InvoiceStatus.PAID,
+                                               last_event_created__gt=change.event_created).exists()
+        if membership.status in (S.ACTIVE, S.PENDING) and not settled_since:
+            ledger.mark_past_due(membership=membership, actor=actor, now=now,
+                                 idempotency_key=f"past_due:{change.subscription_ref}:{change.event_created}")
+    return sub

@@ -1,0 +1,74 @@
+"""The edges in the admin: the webhook inbox (status, error, re-process) and the outbox deliveries
+(dead letters, redeliver). Read-only apart from the actions, which call the services."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.utils import timezone
+
+from . import inbox, outbox
+from .models import Delivery, DeliveryStatus, InboundEvent, InboundStatus
+
+
+class _ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(_ReadOnly):
+    list_display = ["received_at", "source", "event_type", "event_id", "status", "attempts", "short_error"]
+    list_filter = ["status", "source", "event_type"]
+    search_fields = ["event_id", "event_type"]
+    date_hierarchy = "received_at"
+    readonly_fields = ["source", "event_id", "event_type", "status", "error", "attempts", "practice",
+                       "object_created", "received_at", "processed_at", "next_attempt_at", "payload"]
+    actions = ["reprocess_events"]
+
+    @admin.display(description="error")
+    def short_error(self, obj: InboundEvent) -> str:
+        return (obj.error or "")[:80]
+
+    @admin.action(description="Re-process the selected events")
+    def reprocess_events(self, request, queryset):
+        now = timezone.now()
+        results: dict[str, int] = {}
+        for row in queryset.order_by("received_at", "id"):
+            status = inbox.reprocess(row, now=now) or "busy"
+            results[status] = results.get(status, 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(results.items()))
+        level = messages.WARNING if results.get(InboundStatus.FAILED) else messages.SUCCESS
+        self.message_user(request, f"Re-processed: {summary}.", level)
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(_ReadOnly):
+    list_display = ["created_at", "destination", "event", "practice", "status", "attempts", "next_attempt_at",
+                    "note", "short_error"]
+    list_filter = ["status", "destination", "practice"]
+    search_fields = ["event__id"]
+    readonly_fields = ["event", "practice", "destination", "status", "attempts", "next_attempt_at", "last_error",
+                       "note", "result", "created_at", "finished_at"]
+    actions = ["redeliver_selected"]
+
+    @admin.display(description="error")
+    def short_error(self, obj: Delivery) -> str:
+        return (obj.last_error or "")[:80]
+
+    @admin.action(description="Redeliver the selected dead-lettered or failed deliveries")
+    def redeliver_selected(self, request, queryset):
+        now = timezone.now()
+        chosen = queryset.filter(status__in=[DeliveryStatus.DEAD, DeliveryStatus.FAILED])
+        count = 0
+        for delivery in chosen:
+            outbox.redeliver(delivery, now=now)
+            count += 1
+        if count:
+            outbox.enqueue_dispatch()
+        self.message_user(request, f"{count} deliveries queued again.", messages.SUCCESS)

@@ -1,0 +1,153 @@
+"""The webhook inbox: store each verified event once, then process it in a task.
+
+Processing happens under the event row's lock (SKIP LOCKED), in the same transaction as the
+ledger changes it causes and the status it ends in, so a worker killed half-way leaves the event
+`received` and the next run applies it exactly once. Events whose object we do not know yet, or
+that need the processor when it is unreachable, stay `received` with a later `next_attempt_at`
+(bounded by INBOX_MAX_ATTEMPTS, then `failed`). Anything else that raises ends `failed` with the
+error, for a manager to look at and re-process from the admin.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing import services as billing
+from billing.facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, SubscriptionChanged
+
+from .models import InboundEvent, InboundStatus
+from .processors.base import IgnoredEvent, ProcessorUnavailable
+
+logger = logging.getLogger(__name__)
+
+SOURCE_STRIPE = "stripe"
+
+
+def store_event(*, source: str, event: dict, handled: bool, now: datetime) -> tuple[InboundEvent | None, bool]:
+    """Insert the event once. Returns (row, created); a duplicate returns (None, False). Unknown
+    types are stored already `ignored`."""
+    row = InboundEvent(
+        source=source, event_id=str(event["id"])[:200], event_type=str(event["type"])[:100], payload=event,
+        object_created=int(event.get("created") or 0) or None, received_at=now,
+        status=InboundStatus.RECEIVED if handled else InboundStatus.IGNORED,
+        processed_at=None if handled else now,
+    )
+    try:
+        with transaction.atomic():
+            row.save(force_insert=True)
+    except IntegrityError:
+        return None, False
+    if handled:
+        transaction.on_commit(lambda: enqueue_processing(row.pk))
+    return row, True
+
+
+def enqueue_processing(inbound_id: int) -> None:
+    from django_q.tasks import async_task
+
+    try:
+        async_task("integrations.tasks.process_inbound_event", inbound_id, group="inbox")
+    except Exception:  # the stored row is the record of due work: the periodic sweep finds it
+        logger.exception("could not enqueue inbound event %s; the sweep will process it", inbound_id)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    base = settings.INBOX_RETRY_BASE_SECONDS
+    ceiling = min(settings.INBOX_RETRY_MAX_SECONDS, base * (2 ** max(0, attempts - 1)))
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def _parse(row: InboundEvent):
+    if row.source == SOURCE_STRIPE:
+        from .processors import stripe as stripe_adapter
+
+        return stripe_adapter.parse_event(row.payload).fact
+    return IgnoredEvent(f"no parser for source {row.source}")
+
+
+def apply_fact(fact, *, now: datetime):
+    """Hand a normalized fact to billing. Returns the billing row (or None when ignored)."""
+    if isinstance(fact, ChargeSucceeded):
+        return billing.record_charge_succeeded(charge=fact, now=now)
+    if isinstance(fact, ChargeFailed):
+        return billing.record_charge_failed(charge=fact, now=now)
+    if isinstance(fact, ChargeActionRequired):
+        return billing.record_charge_action_required(charge=fact, now=now)
+    if isinstance(fact, SubscriptionChanged):
+        return billing.record_subscription_changed(change=fact, now=now)
+    return None
+
+
+def _practice_of(result) -> int | None:
+    if result is None:
+        return None
+    if getattr(result, "practice_id", None):
+        return result.practice_id
+    membership = getattr(result, "membership", None)
+    return membership.member.practice_id if membership is not None else None
+
+
+def process_inbound(inbound_id: int, *, now: datetime, force: bool = False) -> str | None:
+    """Process one stored event if it is due (or `force`: a manager's re-process). Returns the new
+    status, or None when another worker holds it or it is not due / already done."""
+    with transaction.atomic():
+        qs = InboundEvent.objects.select_for_update(skip_locked=True).filter(pk=inbound_id)
+        if not force:
+            qs = qs.filter(status=InboundStatus.RECEIVED).filter(Q(next_attempt_at__isnull=True)
+                                                                  | Q(next_attempt_at__lte=now))
+        row = qs.first()
+        if row is None:
+            return None
+        row.attempts += 1
+        try:
+            with transaction.atomic():
+                fact = _parse(row)
+                if isinstance(fact, IgnoredEvent):
+                    row.status, row.error = InboundStatus.IGNORED, fact.reason[:2000]
+                else:
+                    result = apply_fact(fact, now=now)
+                    row.status, row.error = InboundStatus.PROCESSED, ""
+                    row.practice_id = _practice_of(result) or row.practice_id
+                row.processed_at, row.next_attempt_at = now, None
+        except (billing.UnknownMembership, ProcessorUnavailable) as exc:
+            row.error = f"waiting: {exc}"[:2000]
+            if row.attempts >= settings.INBOX_MAX_ATTEMPTS:
+                row.status = InboundStatus.FAILED
+            else:
+                row.status = InboundStatus.RECEIVED
+                row.next_attempt_at = now + retry_delay(row.attempts)
+        except Exception as exc:  # a bug or bad data: keep it visible, never lose the event
+            logger.exception("inbound event %s (%s) failed", row.pk, row.event_type)
+            row.status, row.error = InboundStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+        row.save(update_fields=["status", "error", "attempts", "processed_at", "next_attempt_at", "practice"])
+        return row.status
+
+
+def process_due(*, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """Process every received event that is due, oldest first. Safe in several workers at once."""
+    now = now or timezone.now()
+    counts: dict[str, int] = {}
+    ids = list(
+        InboundEvent.objects.filter(status=InboundStatus.RECEIVED)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("received_at", "id").values_list("pk", flat=True)[:limit]
+    )
+    for inbound_id in ids:
+        status = process_inbound(inbound_id, now=now)
+        if status:
+            counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def reprocess(row: InboundEvent, *, now: datetime) -> str | None:
+    """A manager's re-process of a failed (or any) event: back to received and processed now.
+    Idempotent services make it safe for an event that was applied already."""
+    InboundEvent.objects.filter(pk=row.pk).update(status=InboundStatus.RECEIVED, next_attempt_at=None)
+    return process_inbound(row.pk, now=now, force=True)

@@ -1,0 +1,34 @@
+"""Inbound webhooks. The view only verifies, stores once and answers: processing is a task."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from . import inbox
+from .processors import stripe as stripe_adapter
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> JsonResponse:
+    """POST /webhooks/stripe/ — 400 (nothing stored) on a bad signature; 200 otherwise, at once."""
+    try:
+        event = stripe_adapter.verify_and_parse(body=request.body,
+                                                signature_header=request.headers.get("Stripe-Signature", ""),
+                                                secret=settings.STRIPE_WEBHOOK_SECRET)
+    except stripe_adapter.InvalidSignature:
+        logger.warning("stripe webhook with a bad signature refused")
+        return JsonResponse({"code": "invalid_signature", "detail": "Signature verification failed."}, status=400)
+    row, created = inbox.store_event(source=inbox.SOURCE_STRIPE, event=event,
+                                     handled=stripe_adapter.is_handled(event["type"]), now=timezone.now())
+    if not created:
+        return JsonResponse({"received": True, "duplicate": True})
+    return JsonResponse({"received": True, "status": row.status})

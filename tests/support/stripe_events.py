@@ -1,0 +1,39 @@
+"""Recorded Stripe events (tests/fixtures/stripe/*.json, API 2025-10-29.clover shape unless the file
+says otherwise), re-pointed at a test's membership and signed like Stripe signs them."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from .webhook_signing import sign_payload
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "stripe"
+FIXTURE_SUBSCRIPTION = "sub_1SXfixtureGlow0001"
+FIXTURE_MEMBERSHIP_REF = "ms_0"
+WEBHOOK_URL = "/webhooks/stripe/"
+
+
+def load_event(name: str, *, membership=None, subscription_ref: str | None = None, event_suffix: str = "") -> dict:
+    """The recorded event, its subscription id and membership ref replaced by the test's own."""
+    text = (FIXTURES / name).read_text()
+    if membership is not None:
+        text = text.replace(f'"{FIXTURE_MEMBERSHIP_REF}"', f'"ms_{membership.pk}"')
+    if subscription_ref:
+        text = text.replace(FIXTURE_SUBSCRIPTION, subscription_ref)
+    event = json.loads(text)
+    if event_suffix:
+        event["id"] += event_suffix
+    return event
+
+
+def signed(event: dict, secret: str, timestamp: int | None = None) -> tuple[bytes, str]:
+    body = json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+    return body, sign_payload(body, secret, timestamp)
+
+
+def post_event(client, event: dict, *, secret: str = "whsec_test_secret", timestamp: int | None = None):
+    """POST the event to our webhook view exactly as Stripe would."""
+    body, header = signed(copy.deepcopy(event), secret, timestamp)
+    return client.post(WEBHOOK_URL, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
