@@ -75,3 +75,8 @@ class IdempotencyKeyReused(LedgerError):
 
 class InvalidTier(LedgerError):
     code = "invalid_tier"
+
+
+class DuplicateMember(LedgerError):
+    code = "duplicate_member"
+    http_status = 409

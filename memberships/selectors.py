@@ -5,26 +5,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 
 from .models import EntitlementBalance, Event, Member, Membership, MembershipStatus, TierBenefit
 
 
+def _phone_candidates(digits: str) -> list[str]:
+    """E.164 forms a typed phone number may be stored as (North American numbers by default)."""
+    if len(digits) == 10:
+        return [f"+1{digits}"]
+    if len(digits) == 11 and digits.startswith("1"):
+        return [f"+{digits}"]
+    return [f"+{digits}"]
+
+
 def search_members(*, practice_id: int | None, query: str, limit: int = 25) -> QuerySet[Member]:
-    """Name (prefix of first, last or "first last"), phone (digits), email or member number.
-    Every branch is an indexed prefix or equality lookup, so it stays fast on 100,000 members."""
-    q = (query or "").strip()
+    """Name (prefix of first, last or "first last"), phone, email or member number.
+
+    Only the branches the query can match are searched, and each is an indexed lookup (prefix on
+    the lower-cased name columns, equality on phone, email and member number), so it stays fast on
+    100,000 members: a branch that needs a full scan (e.g. a suffix match) would make the database
+    scan every row for every search."""
+    q = " ".join((query or "").split())
     members = Member.objects.all()
     if practice_id is not None:
         members = members.filter(practice_id=practice_id)
     if not q:
         return members.none()
+    lowered = q.lower()
     digits = "".join(ch for ch in q if ch.isdigit())
-    condition = Q(member_number__iexact=q) | Q(search_name__startswith=q.lower())
-    condition |= Q(last_name__istartswith=q) | Q(first_name__istartswith=q)
+    condition = Q(member_number__in={q, q.upper()})
     if "@" in q:
-        condition |= Q(email__iexact=q)
-    if len(digits) >= 7:
-        condition |= Q(phone__endswith=digits[-10:])
+        condition |= Q(email_lower=lowered)
+    elif len(digits) >= 7 and not any(ch.isalpha() for ch in q):
+        condition |= Q(phone__in=_phone_candidates(digits))
+    else:
+        condition |= Q(search_name__startswith=lowered) | Q(last_lower__startswith=lowered)
+    members = members.annotate(email_lower=Lower("email"), last_lower=Lower("last_name"))
     return members.filter(condition).order_by("last_name", "first_name", "id")[:limit]
 
 
@@ -75,3 +92,154 @@ def balance_lines(*, membership: Membership) -> list[BalanceLine]:
 
 def timeline(*, member: Member, limit: int = 50) -> QuerySet[Event]:
     return Event.objects.filter(member=member).order_by("-created_at", "-id")[:limit]
+
+
+# --- the staff pages --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ChartFlag:
+    code: str
+    label: str
+    level: str  # "danger" | "warning" | "info"
+
+
+@dataclass
+class ChartPanel:
+    """Everything the chart panel shows, read in a fixed number of queries whatever the history."""
+
+    member: Member
+    membership: Membership | None
+    balances: list[BalanceLine]
+    flags: list[ChartFlag]
+    events: list[Event]
+    reversible_entry_ids: set[int]
+    reversed_entry_ids: set[int]
+    version: int
+    next_charge_at: object | None
+    next_charge_cents: int | None
+
+
+def _membership_for_chart(member_id: int, practice_id: int | None) -> Membership | None:
+    """The open membership, else the latest cancelled one, with its member, practice and tiers and
+    the id of its latest ledger entry (the chart's version) — one query."""
+    from django.db.models import Case, IntegerField, Max, OuterRef, Subquery, Value, When
+
+    from .models import LedgerEntry
+
+    last_entry = (LedgerEntry.objects.filter(membership_id=OuterRef("pk")).order_by()
+                  .values("membership_id").annotate(m=Max("id")).values("m"))
+    memberships = (
+        Membership.objects.filter(member_id=member_id)
+        .select_related("member__practice", "tier", "pending_tier")
+        .annotate(
+            chart_version=Subquery(last_entry),
+            closed=Case(When(status=MembershipStatus.CANCELLED, then=Value(1)), default=Value(0),
+                        output_field=IntegerField()),
+        )
+        .order_by("closed", "-cancelled_at", "-id")
+    )
+    if practice_id is not None:
+        memberships = memberships.filter(member__practice_id=practice_id)
+    return memberships.first()
+
+
+def _balance_lines_for(membership: Membership) -> list[BalanceLine]:
+    benefits = {b.service_id: b for b in TierBenefit.objects.filter(tier_id=membership.tier_id)}
+    lines = []
+    for bal in (EntitlementBalance.objects.filter(membership_id=membership.pk)
+                .select_related("service").order_by("service__name")):
+        benefit = benefits.get(bal.service_id)
+        if benefit is None and bal.balance == 0:
+            continue
+        if benefit is not None:
+            benefit.service = bal.service  # rollover_in_words formats with the service's unit
+        lines.append(BalanceLine(
+            service_id=bal.service_id,
+            service_name=bal.service.name,
+            service_kind=bal.service.kind,
+            balance=bal.balance,
+            reserved=bal.reserved,
+            available=bal.available,
+            per_cycle=benefit.quantity_per_cycle if benefit else None,
+            rollover_in_words=benefit.rollover_in_words if benefit else "not in the current tier",
+            frozen=bal.frozen_at is not None,
+            balance_display=bal.service.format_quantity(bal.balance),
+            available_display=bal.service.format_quantity(bal.available),
+        ))
+    return lines
+
+
+def chart_flags(membership: Membership | None, *, now) -> list[ChartFlag]:
+    if membership is None:
+        return [ChartFlag("no_membership", "No membership", "info")]
+    s = membership.status
+    flags = []
+    if s == MembershipStatus.PAST_DUE:
+        flags.append(ChartFlag("card_declined", "Card declined — payment past due", "danger"))
+    elif s == MembershipStatus.LAPSED:
+        flags.append(ChartFlag("lapsed", "Lapsed — payment never recovered", "danger"))
+    elif s == MembershipStatus.PAUSED:
+        until = f" until {membership.paused_until:%b %d, %Y}" if membership.paused_until else ""
+        flags.append(ChartFlag("paused", f"Paused{until}", "warning"))
+    elif s == MembershipStatus.PENDING:
+        flags.append(ChartFlag("pending", "Pending first payment", "warning"))
+    elif s == MembershipStatus.CANCELLED:
+        usable = (membership.member.practice.frozen_credit_usable_until_period_end
+                  and membership.paid_through is not None and now < membership.paid_through)
+        detail = (f"frozen balance usable until {membership.paid_through:%b %d, %Y}" if usable
+                  else "balance frozen")
+        flags.append(ChartFlag("cancelled", f"Cancelled — {detail}", "danger"))
+    if membership.pending_tier_id:
+        flags.append(ChartFlag("tier_change", f"Moves to {membership.pending_tier.name} at the next cycle", "info"))
+    return flags
+
+
+def chart_panel(*, member_id: int, practice_id: int | None, now, timeline_limit: int = 30) -> ChartPanel | None:
+    """The chart panel of one member, or None when the member is not in the practice. Queries:
+    membership (+member, practice, tiers, version), balances, benefits, timeline, reversals —
+    five, however long the history."""
+    from .models import EntryKind, EventKind, LedgerEntry
+
+    membership = _membership_for_chart(member_id, practice_id)
+    if membership is not None:
+        member = membership.member
+    else:
+        members = Member.objects.select_related("practice").filter(pk=member_id)
+        if practice_id is not None:
+            members = members.filter(practice_id=practice_id)
+        member = members.first()
+        if member is None:
+            return None
+    balances = _balance_lines_for(membership) if membership is not None else []
+    events = list(Event.objects.filter(member_id=member.pk).select_related("actor_user")
+                  .order_by("-created_at", "-id")[:timeline_limit])
+    redeemed_ids = {e.payload.get("entry_id") for e in events
+                    if e.kind == EventKind.REDEEMED and isinstance(e.payload.get("entry_id"), int)}
+    reversed_ids: set[int] = set()
+    if redeemed_ids:
+        reversed_ids = set(LedgerEntry.objects.filter(reverses_id__in=redeemed_ids, kind=EntryKind.REVERSE)
+                           .values_list("reverses_id", flat=True))
+    next_at = next_cents = None
+    if membership is not None and membership.status in (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE,
+                                                        MembershipStatus.PENDING):
+        next_at = membership.current_period_end
+        next_cents = (membership.pending_tier or membership.tier).price_cents
+    return ChartPanel(
+        member=member,
+        membership=membership,
+        balances=balances,
+        flags=chart_flags(membership, now=now),
+        events=events,
+        reversible_entry_ids=redeemed_ids - reversed_ids,
+        reversed_entry_ids=reversed_ids,
+        version=(getattr(membership, "chart_version", None) or 0) if membership is not None else 0,
+        next_charge_at=next_at,
+        next_charge_cents=next_cents,
+    )
+
+
+def changed_since(*, membership_id: int, service_id: int, version: int) -> bool:
+    """Whether a ledger entry for this balance was written after the chart the user saw."""
+    from .models import LedgerEntry
+
+    return LedgerEntry.objects.filter(membership_id=membership_id, service_id=service_id, id__gt=version).exists()

@@ -9,4 +9,13 @@ urlpatterns = [
                                                  redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
+    path("members/new/", views.enroll_new, name="enroll_new"),
+    path("members/<int:member_id>/", views.chart, name="chart"),
+    path("members/<int:member_id>/redeem/", views.redeem, name="redeem"),
+    path("members/<int:member_id>/entries/<int:entry_id>/reverse/", views.reverse, name="reverse"),
+    path("members/<int:member_id>/enroll/", views.enroll, name="enroll"),
+    path("members/<int:member_id>/tier/", views.change_tier, name="change_tier"),
+    path("members/<int:member_id>/pause/", views.pause, name="pause"),
+    path("members/<int:member_id>/resume/", views.resume, name="resume"),
+    path("members/<int:member_id>/cancel/", views.cancel, name="cancel"),
 ]

@@ -20,6 +20,7 @@ from .redemption import (
     release_reservation,
     reserve_entitlement,
 )
+from .members import create_member
 from .refill import refill_entitlements
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "change_tier",
     "check_redeemable",
     "commit_reservation",
+    "create_member",
     "enroll_member",
     "expire_frozen_balances",
     "grant_opening_balance",

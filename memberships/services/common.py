@@ -189,7 +189,7 @@ def run_entry_once(idempotency_key: str, kind: str, body: Callable[[], LedgerEnt
         return existing
 
 
-_RESULT_MODELS = {"Membership": Membership, "LedgerEntry": LedgerEntry}
+_RESULT_MODELS = {"Membership": Membership, "LedgerEntry": LedgerEntry, "Member": Member}
 
 
 def run_once(*, idempotency_key: str, name: str, now: datetime, body: Callable[[], T]) -> T:

@@ -1,0 +1,179 @@
+"""Member search, the chart panel, redemption and its reversal."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from memberships import selectors, services
+from memberships.errors import LedgerError
+from memberships.forms import RedeemForm, ReverseForm, SearchForm
+from memberships.models import EntryKind, LedgerEntry, Membership, MembershipStatus
+
+from .common import audit, new_form_token, practice_scope, staff_page
+
+
+@staff_page("view_chart")
+def home(request):
+    """The landing page: member search."""
+    form = SearchForm(request.GET or None)
+    results = []
+    query = ""
+    if form.is_valid():
+        query = form.cleaned_data["q"]
+        members = list(selectors.search_members(practice_id=practice_scope(request.user), query=query))
+        open_memberships = {
+            m.member_id: m for m in Membership.objects.filter(member__in=members)
+            .exclude(status=MembershipStatus.CANCELLED).select_related("tier")
+        }
+        results = [(member, open_memberships.get(member.pk)) for member in members]
+        if len(results) == 1 and request.GET.get("go") == "1":
+            return redirect("memberships:chart", member_id=results[0][0].pk)
+    return render(request, "memberships/search.html", {"form": form, "results": results, "query": query})
+
+
+def _panel_or_404(request, member_id: int, now):
+    panel = selectors.chart_panel(member_id=member_id, practice_id=practice_scope(request.user), now=now)
+    if panel is None:
+        raise Http404("No such member")
+    return panel
+
+
+def render_chart(request, panel, *, redeem_form=None, status: int = 200):
+    compact = request.GET.get("compact") == "1" or request.POST.get("compact") == "1"
+    if redeem_form is None and panel.membership is not None:
+        redeem_form = RedeemForm(balances=panel.balances,
+                                 initial={"token": new_form_token(), "version": panel.version, "quantity": "1"})
+    return render(request, "memberships/chart.html", {
+        "panel": panel,
+        "member": panel.member,
+        "membership": panel.membership,
+        "redeem_form": redeem_form,
+        "compact": compact,
+        "can_redeem": request.user.has_perm("memberships.redeem_entitlement"),
+        "can_manage": request.user.has_perm("memberships.manage_membership"),
+    }, status=status)
+
+
+@staff_page("view_chart")
+def chart(request, member_id: int):
+    panel = _panel_or_404(request, member_id, timezone.now())
+    audit(request, action="view_chart", obj=panel.member, member=panel.member)
+    return render_chart(request, panel)
+
+
+class StaleChart(LedgerError):
+    code = "stale_chart"
+    http_status = 409
+
+
+def _chart_url(member_id: int, compact: bool) -> str:
+    from django.urls import reverse
+
+    url = reverse("memberships:chart", kwargs={"member_id": member_id})
+    return f"{url}?compact=1" if compact else url
+
+
+@require_POST
+@staff_page("redeem_entitlement")
+def redeem(request, member_id: int):
+    """Spend from a balance. The form token is the idempotency key (a double click, a resubmitted
+    form or a browser retry spends once); the chart version catches a second desk that redeemed
+    the same balance since this chart was opened."""
+    now = timezone.now()
+    panel = _panel_or_404(request, member_id, now)
+    membership = panel.membership
+    compact = request.POST.get("compact") == "1"
+    if membership is None:
+        messages.error(request, "This member has no membership to redeem from.")
+        return redirect(_chart_url(member_id, compact))
+    form = RedeemForm(request.POST, balances=panel.balances)
+    if form.is_valid():
+        data = form.cleaned_data
+        service_line = form.lines[data["service"]]
+        key = f"staff:redeem:{membership.pk}:{data['token']}"
+        try:
+            with transaction.atomic():
+                Membership.objects.select_for_update(of=("self",)).filter(pk=membership.pk).first()
+                replay = LedgerEntry.objects.filter(idempotency_key=key).first()
+                if replay is None and selectors.changed_since(
+                        membership_id=membership.pk, service_id=data["service"], version=data["version"]):
+                    raise StaleChart(f"{service_line.service_name} changed since this chart was opened (another "
+                                     "desk or the record may have just used it). Check the balance and the "
+                                     "timeline, then redeem again if it is still needed.")
+                service = membership.member.practice.services.get(pk=data["service"])
+                entry = replay or services.redeem_entitlement(
+                    membership=membership, service=service, quantity=data["units"],
+                    actor=services.Actor.staff(request.user), idempotency_key=key, now=now,
+                )
+                replayed = entry.created_at != now
+                if not replayed:
+                    audit(request, action="redeem", obj=entry, member=panel.member,
+                          detail={"service_id": service.pk, "quantity": data["units"], "entry_id": entry.pk})
+        except StaleChart as exc:
+            panel = _panel_or_404(request, member_id, now)
+            form = RedeemForm(balances=panel.balances, initial={
+                "token": new_form_token(), "version": panel.version, "service": data["service"],
+                "quantity": request.POST.get("quantity", "1")})
+            form.is_bound = False
+            messages.warning(request, exc.message)
+            return render_chart(request, panel, redeem_form=form, status=409)
+        except LedgerError as exc:
+            form.add_error(None, exc.message)
+        else:
+            if entry.membership_id != membership.pk:  # pragma: no cover - keys embed the membership id
+                raise Http404
+            if replayed:
+                messages.info(request, "That redemption was already recorded; nothing was spent twice.")
+            else:
+                messages.success(request, f"Redeemed {service.format_quantity(-entry.quantity)} {service.name}. "
+                                          f"{service.format_quantity(entry.balance_after)} left.")
+            return redirect(_chart_url(member_id, compact))
+    return render_chart(request, panel, redeem_form=form, status=400)
+
+
+@staff_page("redeem_entitlement")
+def reverse(request, member_id: int, entry_id: int):
+    """Undo a redemption with a reason (a mirror entry; the original stays)."""
+    now = timezone.now()
+    scope = practice_scope(request.user)
+    entries = LedgerEntry.objects.select_related("membership__member__practice", "membership__tier")
+    entries = entries.filter(membership__member_id=member_id, kind=EntryKind.REDEEM)
+    if scope is not None:
+        entries = entries.filter(membership__member__practice_id=scope)
+    entry = get_object_or_404(entries, pk=entry_id)
+    member = entry.membership.member
+    service = member.practice.services.get(pk=entry.service_id)
+    reversal = LedgerEntry.objects.filter(reverses=entry).first()
+    if request.method == "POST":
+        form = ReverseForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                with transaction.atomic():
+                    result = services.reverse_entry(
+                        entry=entry, actor=services.Actor.staff(request.user), reason=data["reason"],
+                        idempotency_key=f"staff:reverse:{entry.pk}", now=now, dispute=data["disputed"],
+                    )
+                    if result.created_at == now:
+                        audit(request, action="reverse", obj=result, member=member,
+                              detail={"reverses_id": entry.pk, "dispute": data["disputed"]})
+            except LedgerError as exc:
+                form.add_error(None, exc.message)
+            else:
+                if result.created_at == now:
+                    messages.success(request, f"Reversed: {service.format_quantity(-entry.quantity)} {service.name} "
+                                              "is back on the balance.")
+                else:
+                    messages.info(request, "That redemption was already reversed; nothing changed.")
+                return redirect("memberships:chart", member_id=member.pk)
+    else:
+        form = ReverseForm(initial={"token": new_form_token()})
+    return render(request, "memberships/reverse.html", {
+        "form": form, "entry": entry, "member": member, "service": service, "reversal": reversal,
+        "quantity_display": service.format_quantity(-entry.quantity),
+    }, status=400 if request.method == "POST" else 200)

@@ -1,0 +1,87 @@
+"""What every staff page shares: the permission gate, the practice scope, the audit log, form tokens."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+
+from memberships.models import AuditLog, Practice
+
+
+def staff_page(permission: str):
+    """Log-in required (else to the login page) and `memberships.<permission>` required (else 403),
+    checked on the server for every method."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not request.user.has_perm(f"memberships.{permission}"):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        wrapped.staff_permission = permission
+        return wrapped
+
+    return decorator
+
+
+def practice_scope(user) -> int | None:
+    """The practice a staff user works for; None (all practices) for a superuser without a profile."""
+    profile = getattr(user, "staff_profile", None)
+    if profile is not None:
+        return profile.practice_id
+    if user.is_superuser:
+        return None
+    raise PermissionDenied
+
+
+def practice_for(user) -> Practice:
+    """The practice new records are created in."""
+    scope = practice_scope(user)
+    practice = Practice.objects.filter(pk=scope).first() if scope is not None else Practice.objects.order_by("id").first()
+    if practice is None:
+        raise PermissionDenied
+    return practice
+
+
+def client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def audit(request, *, action: str, obj=None, member=None, detail: dict | None = None) -> AuditLog:
+    """One append-only row per chart read and per change: who, what, when (ids only)."""
+    return AuditLog.objects.create(
+        user=request.user if request.user.is_authenticated else None,
+        action=action,
+        object_type=type(obj).__name__ if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        member=member,
+        detail=detail or {},
+        ip_address=client_ip(request),
+        created_at=timezone.now(),
+    )
+
+
+def new_form_token() -> str:
+    return uuid.uuid4().hex
+
+
+def valid_token(token: str | None) -> str | None:
+    """A form token is 32 hex characters; anything else is refused (it becomes an idempotency key)."""
+    try:
+        return uuid.UUID(hex=token or "").hex
+    except ValueError:
+        return None
+
+
+def money(cents: int | None) -> str:
+    if cents is None:
+        return ""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(cents) / 100:,.2f}"

@@ -1,0 +1,308 @@
+"""Enroll, change tier, pause, resume, cancel: each a form, then a confirmation page that states
+what happens to the price and the balances, then the service."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+
+from memberships import selectors, services
+from memberships.errors import LedgerError
+from memberships.forms import CancelForm, ChangeTierForm, ConfirmOnlyForm, EnrollForm, NewMemberForm, PauseForm
+from memberships.models import (
+    AutomationStage,
+    Member,
+    MembershipStatus,
+    Reservation,
+    ReservationStatus,
+    Tier,
+    TierBenefit,
+)
+
+from .common import audit, money, new_form_token, practice_for, practice_scope, staff_page
+
+
+def _member(request, member_id: int) -> Member:
+    scope = practice_scope(request.user)
+    members = Member.objects.select_related("practice")
+    if scope is not None:
+        members = members.filter(practice_id=scope)
+    member = members.filter(pk=member_id).first()
+    if member is None:
+        raise Http404("No such member")
+    return member
+
+
+def _open_membership(member: Member):
+    membership = selectors.current_membership(member=member)
+    if membership is None or membership.status == MembershipStatus.CANCELLED:
+        return None
+    return membership
+
+
+def _benefit_lines(tier: Tier) -> list[str]:
+    return [f"{b.service.format_quantity(b.quantity_per_cycle)} {b.service.name} per {tier.interval} "
+            f"({b.rollover_in_words})"
+            for b in TierBenefit.objects.filter(tier=tier).select_related("service").order_by("service__name")]
+
+
+def _card_link_note(practice) -> str:
+    if practice.stage_at_least(AutomationStage.TIER_SYNC):
+        return ("The payment processor sends the member a secure card link; the card is entered on the "
+                "processor's page, never here.")
+    return ("Card link: not sent from this page — at the practice's automation stage "
+            f"({practice.get_automation_stage_display()}) the processor is not told yet; take the card in "
+            "the processor's dashboard.")
+
+
+def explain_enroll(*, member: Member, tier: Tier) -> list[str]:
+    return [
+        f"{member.full_name} joins {tier.name} at {tier.price_display}.",
+        "The membership is pending until the first payment succeeds; that payment fills the balances:",
+        *[f"• {line}" for line in _benefit_lines(tier)],
+        _card_link_note(member.practice),
+    ]
+
+
+def explain_change_tier(*, membership, new_tier: Tier, effective: str) -> list[str]:
+    old = membership.tier
+    lines = []
+    if effective == "now":
+        lines.append(f"The price changes from {old.price_display} to {new_tier.price_display} now "
+                     f"(proration: {settings.STRIPE_PRORATION_BEHAVIOR.replace('_', ' ')}).")
+    else:
+        when = (f" on {membership.current_period_end:%b %d, %Y}" if membership.current_period_end else "")
+        lines.append(f"The price stays {old.price_display} until the renewal{when}, then becomes "
+                     f"{new_tier.price_display}.")
+    lines.append("What was already granted stays, under the rule it was granted with.")
+    lines.append(f"{new_tier.name}'s benefits and rollover rules apply from the next refill on:")
+    lines += [f"• {line}" for line in _benefit_lines(new_tier)]
+    new_services = set(TierBenefit.objects.filter(tier=new_tier).values_list("service_id", flat=True))
+    dropped = [line for line in selectors.balance_lines(membership=membership)
+               if line.service_id not in new_services and line.balance > 0]
+    for line in dropped:
+        lines.append(f"At the next refill, unused paid {line.service_name} ({line.balance_display}) expires: "
+                     f"{new_tier.name} does not include it.")
+    return lines
+
+
+def explain_pause(*, membership, until) -> list[str]:
+    held = Reservation.objects.filter(membership=membership, status=ReservationStatus.HELD).count()
+    lines = [
+        f"The membership is paused until {until:%b %d, %Y}: no charges, no refills and no redemptions "
+        "while paused; the processor stops collecting.",
+        "Balances stay as they are and are usable again after the pause.",
+    ]
+    if held:
+        lines.append(f"{held} booked hold{'s' if held != 1 else ''} will be released.")
+    return lines
+
+
+def explain_resume(*, membership) -> list[str]:
+    return [
+        f"The membership becomes active again at {membership.tier.price_display}; the processor resumes "
+        "collecting on its schedule.",
+        "Balances are usable at once; the next refill comes with the next successful charge.",
+    ]
+
+
+def explain_cancel(*, membership, now) -> list[str]:
+    practice = membership.member.practice
+    end = membership.current_period_end if membership.current_period_end and membership.current_period_end > now else None
+    lines = [f"{membership.tier.name} ({membership.tier.price_display}) ends now; no further charges."]
+    balances = [line for line in selectors.balance_lines(membership=membership) if line.balance > 0]
+    if balances:
+        lines.append("These balances are frozen (kept on record, not deleted):")
+        lines += [f"• {line.service_name}: {line.balance_display}" for line in balances]
+        if practice.frozen_credit_usable_until_period_end and end:
+            lines.append(f"Frozen credit stays usable until the paid period ends on {end:%b %d, %Y}, then expires.")
+        else:
+            lines.append("Frozen credit can no longer be used.")
+    else:
+        lines.append("There is no balance left to freeze.")
+    return lines
+
+
+def _confirm_flow(request, *, member, form, title, action, explain, perform, template="memberships/action.html",
+                  extra=None):
+    """GET shows the form; POST shows the confirmation page; POST with `confirm` runs the service."""
+    context = {"member": member, "form": form, "title": title, "action": action, **(extra or {})}
+    if request.method != "POST":
+        return render(request, template, context)
+    if not form.is_valid():
+        return render(request, template, context, status=400)
+    if "confirm" not in request.POST:
+        try:
+            context["consequences"] = explain(form.cleaned_data)
+        except LedgerError as exc:
+            form.add_error(None, exc.message)
+            return render(request, template, context, status=400)
+        return render(request, "memberships/confirm.html", context)
+    try:
+        with transaction.atomic():
+            message, obj = perform(form.cleaned_data)
+            audit(request, action=action, obj=obj, member=member,
+                  detail={k: (v if isinstance(v, (int, str, bool)) else str(v))
+                          for k, v in form.cleaned_data.items() if k in ("tier", "effective", "until", "token")})
+    except LedgerError as exc:
+        form.add_error(None, exc.message)
+        return render(request, template, context, status=400)
+    messages.success(request, message)
+    return redirect("memberships:chart", member_id=obj.member_id if hasattr(obj, "member_id") else obj.pk)
+
+
+def _tier(practice_id: int, tier_id: int) -> Tier:
+    tier = Tier.objects.filter(practice_id=practice_id, pk=tier_id).first()
+    if tier is None:
+        raise LedgerError("Choose an active tier of this practice.")
+    return tier
+
+
+def _form(request, form_class, **kwargs):
+    if request.method == "POST":
+        return form_class(request.POST, **kwargs)
+    return form_class(initial={"token": new_form_token()}, **kwargs)
+
+
+@staff_page("manage_membership")
+def enroll_new(request):
+    """Register a new member and enroll them in a tier."""
+    practice = practice_for(request.user)
+    form = _form(request, NewMemberForm, practice_id=practice.pk)
+    placeholder = Member(practice=practice)
+
+    def explain(data):
+        new = Member(practice=practice, first_name=data["first_name"], last_name=data["last_name"])
+        return explain_enroll(member=new, tier=_tier(practice.pk, data["tier"]))
+
+    def perform(data):
+        now = timezone.now()
+        actor = services.Actor.staff(request.user)
+        member = services.create_member(
+            practice=practice, first_name=data["first_name"], last_name=data["last_name"], email=data["email"],
+            phone=data["phone"], sms_consent=data["sms_consent"], actor=actor,
+            idempotency_key=f"staff:member:{data['token']}", now=now)
+        membership = services.enroll_member(member=member, tier=_tier(practice.pk, data["tier"]), actor=actor,
+                                            idempotency_key=f"staff:enroll:{data['token']}", now=now)
+        return f"{member.full_name} ({member.member_number}) enrolled in {membership.tier.name}.", membership
+
+    return _confirm_flow(request, member=placeholder, form=form, title="New member", action="enroll",
+                         explain=explain, perform=perform)
+
+
+@staff_page("manage_membership")
+def enroll(request, member_id: int):
+    member = _member(request, member_id)
+    form = _form(request, EnrollForm, practice_id=member.practice_id)
+
+    def explain(data):
+        if _open_membership(member) is not None:
+            raise LedgerError("This member already has an open membership; change its tier instead.")
+        return explain_enroll(member=member, tier=_tier(member.practice_id, data["tier"]))
+
+    def perform(data):
+        membership = services.enroll_member(
+            member=member, tier=_tier(member.practice_id, data["tier"]), actor=services.Actor.staff(request.user),
+            idempotency_key=f"staff:enroll:{data['token']}", now=timezone.now())
+        return f"{member.full_name} enrolled in {membership.tier.name}.", membership
+
+    return _confirm_flow(request, member=member, form=form, title=f"Enroll {member.full_name}", action="enroll",
+                         explain=explain, perform=perform)
+
+
+def _require_open(member):
+    membership = _open_membership(member)
+    if membership is None:
+        raise Http404("No open membership")
+    return membership
+
+
+@staff_page("manage_membership")
+def change_tier(request, member_id: int):
+    member = _member(request, member_id)
+    membership = _require_open(member)
+    form = _form(request, ChangeTierForm, practice_id=member.practice_id, current_tier_id=membership.tier_id)
+
+    def explain(data):
+        return explain_change_tier(membership=membership, new_tier=_tier(member.practice_id, data["tier"]),
+                                   effective=data["effective"])
+
+    def perform(data):
+        new_tier = _tier(member.practice_id, data["tier"])
+        result = services.change_tier(membership=membership, new_tier=new_tier, effective=data["effective"],
+                                      actor=services.Actor.staff(request.user),
+                                      idempotency_key=f"staff:tier:{membership.pk}:{data['token']}", now=timezone.now())
+        when = "now" if data["effective"] == "now" else "at the next cycle"
+        return f"Tier changes to {new_tier.name} {when}.", result
+
+    return _confirm_flow(request, member=member, form=form, title=f"Change tier — {member.full_name}",
+                         action="change_tier", explain=explain, perform=perform,
+                         extra={"membership": membership})
+
+
+@staff_page("manage_membership")
+def pause(request, member_id: int):
+    member = _member(request, member_id)
+    membership = _require_open(member)
+    form = _form(request, PauseForm)
+
+    def explain(data):
+        if membership.status != MembershipStatus.ACTIVE:
+            raise LedgerError(f"Only an active membership can be paused; this one is "
+                              f"{membership.get_status_display().lower()}.")
+        return explain_pause(membership=membership, until=data["until"])
+
+    def perform(data):
+        result = services.pause_membership(membership=membership, until=data["until"], reason=data["reason"],
+                                           actor=services.Actor.staff(request.user),
+                                           idempotency_key=f"staff:pause:{membership.pk}:{data['token']}",
+                                           now=timezone.now())
+        return f"Paused until {data['until']:%b %d, %Y}.", result
+
+    return _confirm_flow(request, member=member, form=form, title=f"Pause — {member.full_name}", action="pause",
+                         explain=explain, perform=perform, extra={"membership": membership})
+
+
+@staff_page("manage_membership")
+def resume(request, member_id: int):
+    member = _member(request, member_id)
+    membership = _require_open(member)
+    form = _form(request, ConfirmOnlyForm)
+
+    def explain(data):
+        if membership.status != MembershipStatus.PAUSED:
+            raise LedgerError("Only a paused membership can be resumed.")
+        return explain_resume(membership=membership)
+
+    def perform(data):
+        result = services.resume_membership(membership=membership, actor=services.Actor.staff(request.user),
+                                            idempotency_key=f"staff:resume:{membership.pk}:{data['token']}",
+                                            now=timezone.now())
+        return "Membership resumed.", result
+
+    return _confirm_flow(request, member=member, form=form, title=f"Resume — {member.full_name}", action="resume",
+                         explain=explain, perform=perform, extra={"membership": membership})
+
+
+@staff_page("manage_membership")
+def cancel(request, member_id: int):
+    member = _member(request, member_id)
+    membership = _require_open(member)
+    form = _form(request, CancelForm)
+
+    def explain(data):
+        return explain_cancel(membership=membership, now=timezone.now())
+
+    def perform(data):
+        result = services.cancel_membership(membership=membership, reason=data["reason"],
+                                            actor=services.Actor.staff(request.user),
+                                            idempotency_key=f"staff:cancel:{membership.pk}:{data['token']}",
+                                            now=timezone.now())
+        return "Membership cancelled; the balance is frozen.", result
+
+    return _confirm_flow(request, member=member, form=form, title=f"Cancel — {member.full_name}", action="cancel",
+                         explain=explain, perform=perform, extra={"membership": membership})
