@@ -119,7 +119,7 @@ class ChartPanel:
     next_charge_cents: int | None
 
 
-def _membership_for_chart(member_id: int, practice_id: int | None) -> Membership | None:
+def _membership_for_chart(member_id: int, scope: Q) -> Membership | None:
     """The open membership, else the latest cancelled one, with its member, practice and tiers and
     the id of its latest ledger entry (the chart's version) — one query."""
     from django.db.models import Case, IntegerField, Max, OuterRef, Subquery, Value, When
@@ -128,8 +128,8 @@ def _membership_for_chart(member_id: int, practice_id: int | None) -> Membership
 
     last_entry = (LedgerEntry.objects.filter(membership_id=OuterRef("pk")).order_by()
                   .values("membership_id").annotate(m=Max("id")).values("m"))
-    memberships = (
-        Membership.objects.filter(member_id=member_id)
+    return (
+        Membership.objects.filter(scope, member_id=member_id)
         .select_related("member__practice", "tier", "pending_tier")
         .annotate(
             chart_version=Subquery(last_entry),
@@ -137,22 +137,37 @@ def _membership_for_chart(member_id: int, practice_id: int | None) -> Membership
                         output_field=IntegerField()),
         )
         .order_by("closed", "-cancelled_at", "-id")
+        .first()
     )
-    if practice_id is not None:
-        memberships = memberships.filter(member__practice_id=practice_id)
-    return memberships.first()
 
 
 def _balance_lines_for(membership: Membership) -> list[BalanceLine]:
-    benefits = {b.service_id: b for b in TierBenefit.objects.filter(tier_id=membership.tier_id)}
+    """Balances with their tier benefit joined in (one query)."""
+    from django.db.models import F, FilteredRelation
+
+    rows = (
+        EntitlementBalance.objects.filter(membership_id=membership.pk)
+        .select_related("service")
+        .annotate(
+            tier_benefit=FilteredRelation("service__benefits",
+                                          condition=Q(service__benefits__tier_id=membership.tier_id)),
+            b_id=F("tier_benefit__id"),
+            b_per_cycle=F("tier_benefit__quantity_per_cycle"),
+            b_rollover=F("tier_benefit__rollover"),
+            b_cap=F("tier_benefit__rollover_cap"),
+            b_after=F("tier_benefit__expire_after_cycles"),
+        )
+        .order_by("service__name")
+    )
     lines = []
-    for bal in (EntitlementBalance.objects.filter(membership_id=membership.pk)
-                .select_related("service").order_by("service__name")):
-        benefit = benefits.get(bal.service_id)
+    for bal in rows:
+        benefit = None
+        if bal.b_id is not None:
+            benefit = TierBenefit(id=bal.b_id, tier_id=membership.tier_id, service=bal.service,
+                                  quantity_per_cycle=bal.b_per_cycle, rollover=bal.b_rollover,
+                                  rollover_cap=bal.b_cap, expire_after_cycles=bal.b_after)
         if benefit is None and bal.balance == 0:
             continue
-        if benefit is not None:
-            benefit.service = bal.service  # rollover_in_words formats with the service's unit
         lines.append(BalanceLine(
             service_id=bal.service_id,
             service_name=bal.service.name,
@@ -167,6 +182,14 @@ def _balance_lines_for(membership: Membership) -> list[BalanceLine]:
             available_display=bal.service.format_quantity(bal.available),
         ))
     return lines
+
+
+def staff_scope(user, prefix: str = "") -> Q:
+    """Rows of the practice `user` works for, as a join (no separate query for the profile). A
+    superuser sees every practice; a user without a profile sees nothing."""
+    if user.is_superuser:
+        return Q()
+    return Q(**{f"{prefix}practice__staff__user_id": user.pk})
 
 
 def chart_flags(membership: Membership | None, *, now) -> list[ChartFlag]:
@@ -194,31 +217,33 @@ def chart_flags(membership: Membership | None, *, now) -> list[ChartFlag]:
     return flags
 
 
-def chart_panel(*, member_id: int, practice_id: int | None, now, timeline_limit: int = 30) -> ChartPanel | None:
-    """The chart panel of one member, or None when the member is not in the practice. Queries:
-    membership (+member, practice, tiers, version), balances, benefits, timeline, reversals —
-    five, however long the history."""
+def chart_panel(*, member_id: int, user, now, timeline_limit: int = 30) -> ChartPanel | None:
+    """The chart panel of one member, or None when the member is not in the user's practice.
+    Queries: membership (+member, practice, tiers, version, practice scope), balances (+benefits),
+    timeline (+whether each redemption was reversed) — three, however long the history."""
+    from django.db.models import BigIntegerField, Exists, OuterRef
+    from django.db.models.fields.json import KeyTextTransform
+    from django.db.models.functions import Cast
+
     from .models import EntryKind, EventKind, LedgerEntry
 
-    membership = _membership_for_chart(member_id, practice_id)
+    membership = _membership_for_chart(member_id, staff_scope(user, "member__"))
     if membership is not None:
         member = membership.member
     else:
-        members = Member.objects.select_related("practice").filter(pk=member_id)
-        if practice_id is not None:
-            members = members.filter(practice_id=practice_id)
-        member = members.first()
+        member = Member.objects.select_related("practice").filter(staff_scope(user), pk=member_id).first()
         if member is None:
             return None
     balances = _balance_lines_for(membership) if membership is not None else []
-    events = list(Event.objects.filter(member_id=member.pk).select_related("actor_user")
-                  .order_by("-created_at", "-id")[:timeline_limit])
-    redeemed_ids = {e.payload.get("entry_id") for e in events
-                    if e.kind == EventKind.REDEEMED and isinstance(e.payload.get("entry_id"), int)}
-    reversed_ids: set[int] = set()
-    if redeemed_ids:
-        reversed_ids = set(LedgerEntry.objects.filter(reverses_id__in=redeemed_ids, kind=EntryKind.REVERSE)
-                           .values_list("reverses_id", flat=True))
+    reversal = LedgerEntry.objects.filter(kind=EntryKind.REVERSE, reverses_id=OuterRef("entry_ref"))
+    events = list(
+        Event.objects.filter(member_id=member.pk)
+        .select_related("actor_user")
+        .annotate(entry_ref=Cast(KeyTextTransform("entry_id", "payload"), BigIntegerField()))
+        .annotate(is_reversed=Exists(reversal))
+        .order_by("-created_at", "-id")[:timeline_limit]
+    )
+    redeemed = {e.entry_ref: e.is_reversed for e in events if e.kind == EventKind.REDEEMED and e.entry_ref}
     next_at = next_cents = None
     if membership is not None and membership.status in (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE,
                                                         MembershipStatus.PENDING):
@@ -230,8 +255,8 @@ def chart_panel(*, member_id: int, practice_id: int | None, now, timeline_limit:
         balances=balances,
         flags=chart_flags(membership, now=now),
         events=events,
-        reversible_entry_ids=redeemed_ids - reversed_ids,
-        reversed_entry_ids=reversed_ids,
+        reversible_entry_ids={k for k, done in redeemed.items() if not done},
+        reversed_entry_ids={k for k, done in redeemed.items() if done},
         version=(getattr(membership, "chart_version", None) or 0) if membership is not None else 0,
         next_charge_at=next_at,
         next_charge_cents=next_cents,

@@ -37,7 +37,7 @@ def home(request):
 
 
 def _panel_or_404(request, member_id: int, now):
-    panel = selectors.chart_panel(member_id=member_id, practice_id=practice_scope(request.user), now=now)
+    panel = selectors.chart_panel(member_id=member_id, user=request.user, now=now)
     if panel is None:
         raise Http404("No such member")
     return panel
