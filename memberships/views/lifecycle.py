@@ -17,6 +17,7 @@ from memberships.models import (
     AutomationStage,
     Member,
     MembershipStatus,
+    Operation,
     Reservation,
     ReservationStatus,
     Tier,
@@ -127,9 +128,10 @@ def explain_cancel(*, membership, now) -> list[str]:
     return lines
 
 
-def _confirm_flow(request, *, member, form, title, action, explain, perform, template="memberships/action.html",
-                  extra=None):
-    """GET shows the form; POST shows the confirmation page; POST with `confirm` runs the service."""
+def _confirm_flow(request, *, member, form, title, action, explain, perform, key,
+                  template="memberships/action.html", extra=None):
+    """GET shows the form; POST shows the confirmation page; POST with `confirm` runs the service.
+    `key(data)` is the idempotency key (built from the form token): confirming twice does it once."""
     context = {"member": member, "form": form, "title": title, "action": action, **(extra or {})}
     if request.method != "POST":
         return render(request, template, context)
@@ -142,10 +144,14 @@ def _confirm_flow(request, *, member, form, title, action, explain, perform, tem
             form.add_error(None, exc.message)
             return render(request, template, context, status=400)
         return render(request, "memberships/confirm.html", context)
+    idempotency_key = key(form.cleaned_data)
+    if Operation.objects.filter(idempotency_key=idempotency_key).exists():
+        messages.info(request, "That was already done; nothing changed.")
+        return redirect("memberships:chart", member_id=member.pk) if member.pk else redirect("memberships:home")
     try:
         with transaction.atomic():
-            message, obj = perform(form.cleaned_data)
-            audit(request, action=action, obj=obj, member=member,
+            message, obj = perform(form.cleaned_data, idempotency_key)
+            audit(request, action=action, obj=obj, member=member if member.pk else obj.member,
                   detail={k: (v if isinstance(v, (int, str, bool)) else str(v))
                           for k, v in form.cleaned_data.items() if k in ("tier", "effective", "until", "token")})
     except LedgerError as exc:
@@ -179,19 +185,19 @@ def enroll_new(request):
         new = Member(practice=practice, first_name=data["first_name"], last_name=data["last_name"])
         return explain_enroll(member=new, tier=_tier(practice.pk, data["tier"]))
 
-    def perform(data):
+    def perform(data, key):
         now = timezone.now()
         actor = services.Actor.staff(request.user)
         member = services.create_member(
             practice=practice, first_name=data["first_name"], last_name=data["last_name"], email=data["email"],
             phone=data["phone"], sms_consent=data["sms_consent"], actor=actor,
-            idempotency_key=f"staff:member:{data['token']}", now=now)
+            idempotency_key=key, now=now)
         membership = services.enroll_member(member=member, tier=_tier(practice.pk, data["tier"]), actor=actor,
-                                            idempotency_key=f"staff:enroll:{data['token']}", now=now)
+                                            idempotency_key=f"{key}:enroll", now=now)
         return f"{member.full_name} ({member.member_number}) enrolled in {membership.tier.name}.", membership
 
     return _confirm_flow(request, member=placeholder, form=form, title="New member", action="enroll",
-                         explain=explain, perform=perform)
+                         explain=explain, perform=perform, key=lambda data: f"staff:member:{data['token']}")
 
 
 @staff_page("manage_membership")
@@ -204,14 +210,14 @@ def enroll(request, member_id: int):
             raise LedgerError("This member already has an open membership; change its tier instead.")
         return explain_enroll(member=member, tier=_tier(member.practice_id, data["tier"]))
 
-    def perform(data):
+    def perform(data, key):
         membership = services.enroll_member(
             member=member, tier=_tier(member.practice_id, data["tier"]), actor=services.Actor.staff(request.user),
-            idempotency_key=f"staff:enroll:{data['token']}", now=timezone.now())
+            idempotency_key=key, now=timezone.now())
         return f"{member.full_name} enrolled in {membership.tier.name}.", membership
 
     return _confirm_flow(request, member=member, form=form, title=f"Enroll {member.full_name}", action="enroll",
-                         explain=explain, perform=perform)
+                         explain=explain, perform=perform, key=lambda data: f"staff:enroll:{member.pk}:{data['token']}")
 
 
 def _require_open(member):
@@ -231,16 +237,17 @@ def change_tier(request, member_id: int):
         return explain_change_tier(membership=membership, new_tier=_tier(member.practice_id, data["tier"]),
                                    effective=data["effective"])
 
-    def perform(data):
+    def perform(data, key):
         new_tier = _tier(member.practice_id, data["tier"])
         result = services.change_tier(membership=membership, new_tier=new_tier, effective=data["effective"],
                                       actor=services.Actor.staff(request.user),
-                                      idempotency_key=f"staff:tier:{membership.pk}:{data['token']}", now=timezone.now())
+                                      idempotency_key=key, now=timezone.now())
         when = "now" if data["effective"] == "now" else "at the next cycle"
         return f"Tier changes to {new_tier.name} {when}.", result
 
     return _confirm_flow(request, member=member, form=form, title=f"Change tier — {member.full_name}",
                          action="change_tier", explain=explain, perform=perform,
+                         key=lambda data: f"staff:change_tier:{membership.pk}:{data['token']}",
                          extra={"membership": membership})
 
 
@@ -256,15 +263,16 @@ def pause(request, member_id: int):
                               f"{membership.get_status_display().lower()}.")
         return explain_pause(membership=membership, until=data["until"])
 
-    def perform(data):
+    def perform(data, key):
         result = services.pause_membership(membership=membership, until=data["until"], reason=data["reason"],
                                            actor=services.Actor.staff(request.user),
-                                           idempotency_key=f"staff:pause:{membership.pk}:{data['token']}",
+                                           idempotency_key=key,
                                            now=timezone.now())
         return f"Paused until {data['until']:%b %d, %Y}.", result
 
     return _confirm_flow(request, member=member, form=form, title=f"Pause — {member.full_name}", action="pause",
-                         explain=explain, perform=perform, extra={"membership": membership})
+                         explain=explain, perform=perform,
+                         key=lambda data: f"staff:pause:{membership.pk}:{data['token']}", extra={"membership": membership})
 
 
 @staff_page("manage_membership")
@@ -278,14 +286,15 @@ def resume(request, member_id: int):
             raise LedgerError("Only a paused membership can be resumed.")
         return explain_resume(membership=membership)
 
-    def perform(data):
+    def perform(data, key):
         result = services.resume_membership(membership=membership, actor=services.Actor.staff(request.user),
-                                            idempotency_key=f"staff:resume:{membership.pk}:{data['token']}",
+                                            idempotency_key=key,
                                             now=timezone.now())
         return "Membership resumed.", result
 
     return _confirm_flow(request, member=member, form=form, title=f"Resume — {member.full_name}", action="resume",
-                         explain=explain, perform=perform, extra={"membership": membership})
+                         explain=explain, perform=perform,
+                         key=lambda data: f"staff:resume:{membership.pk}:{data['token']}", extra={"membership": membership})
 
 
 @staff_page("manage_membership")
@@ -297,12 +306,13 @@ def cancel(request, member_id: int):
     def explain(data):
         return explain_cancel(membership=membership, now=timezone.now())
 
-    def perform(data):
+    def perform(data, key):
         result = services.cancel_membership(membership=membership, reason=data["reason"],
                                             actor=services.Actor.staff(request.user),
-                                            idempotency_key=f"staff:cancel:{membership.pk}:{data['token']}",
+                                            idempotency_key=key,
                                             now=timezone.now())
         return "Membership cancelled; the balance is frozen.", result
 
     return _confirm_flow(request, member=member, form=form, title=f"Cancel — {member.full_name}", action="cancel",
-                         explain=explain, perform=perform, extra={"membership": membership})
+                         explain=explain, perform=perform,
+                         key=lambda data: f"staff:cancel:{membership.pk}:{data['token']}", extra={"membership": membership})

@@ -1,0 +1,164 @@
+"""Enroll, change tier, pause, resume, cancel: form, confirmation stating the consequences, service."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from memberships.models import AuditLog, Member, Membership, MembershipStatus, RolloverRule
+from tests.factories import MemberFactory, ServiceFactory, TierBenefitFactory, TierFactory
+
+from .conftest import form_value
+
+
+@pytest.fixture
+def desk(client, front_desk):
+    client.force_login(front_desk)
+    return client
+
+
+@pytest.fixture
+def radiance(glow):
+    """A richer tier without product credit: 2 HydraFacials that expire after 2 cycles, and a peel."""
+    tier, facial, _ = glow
+    peel = ServiceFactory(practice=tier.practice, name="Chemical peel", code="peel")
+    rich = TierFactory(practice=tier.practice, code="radiance", name="Radiance", price_cents=29900, rank=2)
+    TierBenefitFactory(tier=rich, service=facial, quantity_per_cycle=2, rollover=RolloverRule.EXPIRE_AFTER,
+                       expire_after_cycles=2)
+    TierBenefitFactory(tier=rich, service=peel, quantity_per_cycle=1)
+    return rich
+
+
+def flow(client, url, data):
+    """Fill the form, read the confirmation page, confirm. Returns (confirmation html, final response)."""
+    page = client.get(url).content.decode()
+    data = {"token": form_value(page, "token"), **data}
+    confirm = client.post(url, data)
+    assert confirm.status_code == 200, confirm.content.decode()[:2000]
+    html = confirm.content.decode()
+    assert "What will happen" in html
+    done = client.post(url, {**data, "confirm": "1"})
+    return html, done, data
+
+
+def test_new_member_enrollment(desk, glow, front_desk):
+    tier, *_ = glow
+    html, done, data = flow(desk, reverse("memberships:enroll_new"), {
+        "first_name": "Maya", "last_name": "Lopez", "email": "Maya@Example.com", "phone": "(415) 555-0188",
+        "sms_consent": "on", "tier": tier.pk})
+    assert "Maya Lopez joins Glow at $199.00/month" in html
+    assert "1 HydraFacial per month (carries over, up to 2)" in html
+    assert "Card link" in html or "card link" in html
+    assert done.status_code == 302
+    member = Member.objects.get(last_name="Lopez")
+    assert (member.email, member.phone, member.sms_consent) == ("maya@example.com", "+14155550188", True)
+    assert Membership.objects.get(member=member).status == MembershipStatus.PENDING
+    # The confirmation resubmitted (back button, double click) creates nothing more.
+    desk.post(reverse("memberships:enroll_new"), {**data, "confirm": "1"})
+    assert Member.objects.filter(last_name="Lopez").count() == 1
+    assert Membership.objects.filter(member=member).count() == 1
+    assert AuditLog.objects.filter(action="enroll", user=front_desk).count() == 1
+
+
+@pytest.mark.parametrize("fields,error", [
+    ({"first_name": "", "last_name": "X", "email": "x@example.com"}, "This field is required."),
+    ({"first_name": "A", "last_name": "B", "email": "", "phone": ""}, "Give an email or a phone number"),
+    ({"first_name": "A", "last_name": "B", "phone": "12"}, "Enter a valid phone number."),
+    ({"first_name": "A", "last_name": "B", "email": "ana.garcia@example.com"}, "already exists"),
+])
+def test_new_member_form_errors(desk, glow, member_with_glow, fields, error):
+    tier, *_ = glow
+    url = reverse("memberships:enroll_new")
+    page = desk.get(url).content.decode()
+    data = {"token": form_value(page, "token"), "tier": tier.pk, "email": "", "phone": "", **fields}
+    response = desk.post(url, data)
+    if response.status_code == 200:  # valid form: the duplicate shows up when confirming
+        response = desk.post(url, {**data, "confirm": "1"})
+    assert response.status_code == 400
+    assert error in response.content.decode()
+    assert Member.objects.count() == 1
+
+
+def test_enroll_existing_member_without_membership(desk, glow):
+    tier, *_ = glow
+    member = MemberFactory(practice=tier.practice)
+    _, done, _ = flow(desk, reverse("memberships:enroll", args=[member.pk]), {"tier": tier.pk})
+    assert done.status_code == 302
+    assert Membership.objects.get(member=member).tier == tier
+
+
+def test_enroll_member_who_already_has_one_is_refused(desk, member_with_glow, glow):
+    member, *_ = member_with_glow
+    url = reverse("memberships:enroll", args=[member.pk])
+    page = desk.get(url).content.decode()
+    response = desk.post(url, {"token": form_value(page, "token"), "tier": glow[0].pk})
+    assert response.status_code == 400
+    assert b"already has an open membership" in response.content
+
+
+def test_change_tier_now_states_price_and_expiring_credit(desk, member_with_glow, radiance):
+    member, membership, *_ = member_with_glow
+    html, done, _ = flow(desk, reverse("memberships:change_tier", args=[member.pk]),
+                         {"tier": radiance.pk, "effective": "now"})
+    assert "from $199.00/month to $299.00/month now" in html
+    assert "unused paid Product credit ($50.00) expires" in html
+    assert "2 HydraFacial per month (expires after 2 cycles)" in html
+    assert done.status_code == 302
+    membership.refresh_from_db()
+    assert membership.tier == radiance
+
+
+def test_change_tier_next_cycle(desk, member_with_glow, radiance):
+    member, membership, *_ = member_with_glow
+    html, done, _ = flow(desk, reverse("memberships:change_tier", args=[member.pk]),
+                         {"tier": radiance.pk, "effective": "next_cycle"})
+    assert "stays $199.00/month until the renewal" in html
+    membership.refresh_from_db()
+    assert membership.pending_tier == radiance and membership.tier != radiance
+    assert b"Moves to Radiance at the next cycle" in desk.get(done["Location"]).content
+
+
+def test_pause_then_resume(desk, member_with_glow):
+    member, membership, *_ = member_with_glow
+    until = timezone.localdate() + datetime.timedelta(days=30)
+    html, done, _ = flow(desk, reverse("memberships:pause", args=[member.pk]),
+                         {"until": until.isoformat(), "reason": "travel"})
+    assert "no charges, no refills and no redemptions" in html
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.PAUSED and membership.paused_until == until
+    html, done, _ = flow(desk, reverse("memberships:resume", args=[member.pk]), {})
+    assert "active again at $199.00/month" in html
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.ACTIVE
+
+
+def test_pause_in_the_past_is_a_form_error(desk, member_with_glow):
+    member, membership, *_ = member_with_glow
+    url = reverse("memberships:pause", args=[member.pk])
+    page = desk.get(url).content.decode()
+    response = desk.post(url, {"token": form_value(page, "token"), "until": "2020-01-01"})
+    assert response.status_code == 400
+    assert b"Choose a date after today." in response.content
+
+
+def test_resume_an_active_membership_is_refused(desk, member_with_glow):
+    member, *_ = member_with_glow
+    url = reverse("memberships:resume", args=[member.pk])
+    page = desk.get(url).content.decode()
+    response = desk.post(url, {"token": form_value(page, "token")})
+    assert response.status_code == 400
+    assert b"Only a paused membership can be resumed." in response.content
+
+
+def test_cancel_freezes_the_balance(desk, member_with_glow):
+    member, membership, *_ = member_with_glow
+    html, done, data = flow(desk, reverse("memberships:cancel", args=[member.pk]), {"reason": "moving away"})
+    assert "These balances are frozen" in html and "HydraFacial: 1" in html
+    assert done.status_code == 302
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.CANCELLED
+    chart = desk.get(done["Location"]).content.decode()
+    assert 'data-flag="cancelled"' in chart
+    # A cancelled member's page offers a new enrollment; the cancel page itself is gone.
+    assert desk.get(reverse("memberships:cancel", args=[member.pk])).status_code == 404
