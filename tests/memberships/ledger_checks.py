@@ -1,0 +1,23 @@
+"""The ledger's invariants, checked after every step of the property tests and scenario tests."""
+
+from django.db.models import Sum
+
+from memberships.models import CreditLot, EntitlementBalance, LedgerEntry, Reservation, ReservationStatus
+
+
+def assert_ledger_consistent(membership):
+    for bal in EntitlementBalance.objects.filter(membership=membership):
+        entries = LedgerEntry.objects.filter(membership=membership, service_id=bal.service_id)
+        total = entries.aggregate(s=Sum("quantity"))["s"] or 0
+        lots = CreditLot.objects.filter(membership=membership, service_id=bal.service_id).aggregate(
+            s=Sum("remaining"))["s"] or 0
+        held = Reservation.objects.filter(membership=membership, service_id=bal.service_id,
+                                          status=ReservationStatus.HELD).aggregate(s=Sum("quantity"))["s"] or 0
+        assert bal.balance == total, f"balance {bal.balance} != sum of entries {total}"
+        assert bal.balance == lots, f"balance {bal.balance} != open lots {lots}"
+        assert bal.reserved == held, f"reserved {bal.reserved} != held reservations {held}"
+        assert 0 <= bal.reserved <= bal.balance
+
+
+def balance_of(membership, service):
+    return EntitlementBalance.objects.get(membership=membership, service=service)

@@ -1,0 +1,324 @@
+"""The ledger services, one behaviour each, as the front desk and the manager would see them."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from memberships import services
+from memberships.errors import (
+    AlreadyReversed,
+    IllegalTransition,
+    InsufficientBalance,
+    InvalidQuantity,
+    InvalidTier,
+    MembershipNotRedeemable,
+    NotAllowed,
+    ReasonRequired,
+    ServiceNotIncluded,
+)
+from memberships.models import (
+    EntryKind,
+    Event,
+    EventKind,
+    LedgerEntry,
+    MembershipStatus,
+    RedemptionWhenPastDue,
+    RolloverRule,
+)
+from tests.factories import MemberFactory, ServiceFactory, TierBenefitFactory, TierFactory, active_membership
+
+from .ledger_checks import assert_ledger_consistent, balance_of
+
+SYSTEM = services.Actor.system()
+NOW = timezone.now()
+
+
+def refill(m, key, now=NOW):
+    return services.refill_entitlements(membership=m, cycle_key=key, actor=services.Actor.processor(), now=now)
+
+
+def redeem(m, service, key, quantity=1, now=NOW):
+    return services.redeem_entitlement(membership=m, service=service, quantity=quantity, actor=SYSTEM,
+                                       idempotency_key=key, now=now)
+
+
+def counts():
+    return LedgerEntry.objects.count(), Event.objects.count()
+
+
+class TestEnrollAndRefill:
+    def test_enrolment_is_pending_with_zero_balances_until_first_charge(self, glow):
+        tier, facial, credit = glow
+        member = MemberFactory(practice=tier.practice)
+        m = services.enroll_member(member=member, tier=tier, actor=SYSTEM, idempotency_key="e1", now=NOW)
+        assert m.status == MembershipStatus.PENDING
+        assert balance_of(m, facial).balance == 0
+        with pytest.raises(MembershipNotRedeemable):
+            redeem(m, facial, "r1")
+        m = refill(m, "inv_1")
+        assert m.status == MembershipStatus.ACTIVE
+        assert balance_of(m, facial).balance == 1 and balance_of(m, credit).balance == 5000
+        assert Event.objects.filter(member=member, kind=EventKind.ENROLLED).count() == 1
+
+    def test_enrol_replay_returns_the_first_membership(self, glow):
+        tier, *_ = glow
+        member = MemberFactory(practice=tier.practice)
+        first = services.enroll_member(member=member, tier=tier, actor=SYSTEM, idempotency_key="e1", now=NOW)
+        again = services.enroll_member(member=member, tier=tier, actor=SYSTEM, idempotency_key="e1", now=NOW)
+        assert again.pk == first.pk
+        with pytest.raises(IllegalTransition):
+            services.enroll_member(member=member, tier=tier, actor=SYSTEM, idempotency_key="e2", now=NOW)
+
+    def test_refill_happens_once_per_cycle_key(self, glow):
+        tier, facial, credit = glow
+        m = active_membership(tier=tier, cycle_key="inv_a")
+        before = counts()
+        refill(m, f"inv_a:{m.member_id}")
+        assert counts() == before
+        assert balance_of(m, credit).balance == 5000
+
+    def test_carry_over_is_capped(self, glow):
+        tier, facial, credit = glow  # facial: 1/cycle, carries over up to 2
+        m = active_membership(tier=tier)
+        for n in range(2, 6):
+            refill(m, f"inv_{n}", NOW + timedelta(days=30 * n))
+        # carried 2 (the cap) + this cycle's 1
+        assert balance_of(m, facial).balance == 3
+        assert balance_of(m, credit).balance == 5000  # product credit: use it or lose it
+        expired = LedgerEntry.objects.filter(membership=m, kind=EntryKind.EXPIRE)
+        assert sum(e.quantity for e in expired.filter(service=facial)) == -2
+        assert_ledger_consistent(m)
+
+    def test_expire_after_n_cycles_consumes_oldest_lot_first(self, practice):
+        botox = ServiceFactory(practice=practice, name="Neurotoxin units")
+        tier = TierFactory(practice=practice)
+        TierBenefitFactory(tier=tier, service=botox, quantity_per_cycle=20, rollover=RolloverRule.EXPIRE_AFTER,
+                           expire_after_cycles=2)
+        m = active_membership(tier=tier)
+        refill(m, "inv_2", NOW + timedelta(days=30))
+        assert balance_of(m, botox).balance == 40
+        entry = redeem(m, botox, "r1", quantity=25, now=NOW + timedelta(days=31))
+        takes = sorted((mv.lot.cycle_number, -mv.quantity) for mv in entry.movements.all())
+        assert takes == [(1, 20), (2, 5)]
+        refill(m, "inv_3", NOW + timedelta(days=60))  # cycle-1 lot is empty, cycle-2 lot still good
+        assert balance_of(m, botox).balance == 35
+        refill(m, "inv_4", NOW + timedelta(days=90))  # cycle-2 lot (15 left) expires now
+        assert balance_of(m, botox).balance == 40
+        assert_ledger_consistent(m)
+
+
+class TestRedeem:
+    def test_redeem_and_replay(self, glow):
+        tier, facial, _ = glow
+        m = active_membership(tier=tier)
+        first = redeem(m, facial, "desk-token-1")
+        before = counts()
+        again = redeem(m, facial, "desk-token-1")
+        assert again.pk == first.pk and counts() == before
+        assert balance_of(m, facial).balance == 0
+
+    def test_insufficient_balance_writes_nothing(self, glow):
+        tier, facial, _ = glow
+        m = active_membership(tier=tier)
+        redeem(m, facial, "r1")
+        before = counts()
+        with pytest.raises(InsufficientBalance):
+            redeem(m, facial, "r2")
+        assert counts() == before
+
+    @pytest.mark.parametrize("quantity", [0, -1, 1.5, True, "2"])
+    def test_bad_quantity_is_refused(self, glow, quantity):
+        tier, facial, _ = glow
+        m = active_membership(tier=tier)
+        before = counts()
+        with pytest.raises(InvalidQuantity):
+            redeem(m, facial, "r1", quantity=quantity)
+        assert counts() == before and balance_of(m, facial).balance == 1
+
+    def test_service_not_in_tier_or_other_practice(self, glow):
+        tier, facial, _ = glow
+        m = active_membership(tier=tier)
+        laser = ServiceFactory(practice=tier.practice, name="Laser")
+        foreign = ServiceFactory(name="Elsewhere")
+        before = counts()
+        with pytest.raises(ServiceNotIncluded):
+            redeem(m, laser, "r1")
+        with pytest.raises(ServiceNotIncluded):
+            redeem(m, foreign, "r2")
+        assert counts() == before
+
+    def test_paused_and_cancelled_cannot_redeem(self, glow):
+        tier, facial, _ = glow
+        paused = active_membership(tier=tier)
+        services.pause_membership(membership=paused, until=(NOW + timedelta(days=30)).date(), actor=SYSTEM,
+                                  idempotency_key="p1", now=NOW)
+        with pytest.raises(MembershipNotRedeemable):
+            redeem(paused, facial, "r1")
+        practice = tier.practice
+        practice.frozen_credit_usable_until_period_end = False
+        practice.save()
+        cancelled = active_membership(tier=tier)
+        services.cancel_membership(membership=cancelled, actor=SYSTEM, idempotency_key="c1", now=NOW)
+        before = counts()
+        with pytest.raises(MembershipNotRedeemable):
+            redeem(cancelled, facial, "r2")
+        assert counts() == before
+
+    def test_past_due_follows_practice_policy(self, glow):
+        tier, facial, _ = glow
+        m = active_membership(tier=tier)
+        services.mark_past_due(membership=m, actor=SYSTEM, idempotency_key="pd", now=NOW)
+        tier.practice.redemption_when_past_due = RedemptionWhenPastDue.BLOCK
+        tier.practice.save()
+        with pytest.raises(MembershipNotRedeemable):
+            redeem(m, facial, "r1")
+        tier.practice.redemption_when_past_due = RedemptionWhenPastDue.WARN
+        tier.practice.save()
+        assert redeem(m, facial, "r2").balance_after == 0
+
+
+class TestReservations:
+    def test_hold_commit_release(self, glow):
+        tier, facial, _ = glow
+        m = active_membership(tier=tier)
+        refill(m, "inv_2", NOW + timedelta(days=30))  # 2 facials
+        hold = services.reserve_entitlement(membership=m, service=facial, actor=SYSTEM,
+                                            idempotency_key="appt-1", now=NOW, external_ref="appt-1")
+        assert balance_of(m, facial).available == 1
+        services.reserve_entitlement(membership=m, service=facial, actor=SYSTEM, idempotency_key="appt-2", now=NOW)
+        with pytest.raises(InsufficientBalance):
+            services.reserve_entitlement(membership=m, service=facial, actor=SYSTEM, idempotency_key="appt-3", now=NOW)
+        with pytest.raises(InsufficientBalance):
+            redeem(m, facial, "walk-in")
+        entry = services.commit_reservation(reservation=hold, actor=SYSTEM, now=NOW)
+        assert services.commit_reservation(reservation=hold, actor=SYSTEM, now=NOW).pk == entry.pk
+        bal = balance_of(m, facial)
+        assert (bal.balance, bal.reserved) == (1, 1)
+        second = m.reservations.get(idempotency_key="appt-2")
+        services.release_reservation(reservation=second, actor=SYSTEM, now=NOW)
+        services.release_reservation(reservation=second, actor=SYSTEM, now=NOW)
+        bal = balance_of(m, facial)
+        assert (bal.balance, bal.reserved) == (1, 0)
+        with pytest.raises(IllegalTransition):
+            services.commit_reservation(reservation=second, actor=SYSTEM, now=NOW)
+        assert_ledger_consistent(m)
+
+
+class TestCorrections:
+    def test_reverse_redemption_returns_the_unit_once(self, glow):
+        tier, facial, _ = glow
+        m = active_membership(tier=tier)
+        entry = redeem(m, facial, "r1")
+        rev = services.reverse_entry(entry=entry, actor=SYSTEM, reason="Wrong member", idempotency_key="rev1",
+                                     now=NOW, dispute=True)
+        assert rev.quantity == 1 and rev.dispute
+        assert balance_of(m, facial).balance == 1
+        with pytest.raises(AlreadyReversed):
+            services.reverse_entry(entry=entry, actor=SYSTEM, reason="again", idempotency_key="rev2", now=NOW)
+        with pytest.raises(ReasonRequired):
+            services.reverse_entry(entry=entry, actor=SYSTEM, reason=" ", idempotency_key="rev3", now=NOW)
+        assert_ledger_consistent(m)
+
+    def test_reversing_a_spent_grant_is_refused(self, glow):
+        tier, facial, _ = glow
+        m = active_membership(tier=tier)
+        grant = LedgerEntry.objects.get(membership=m, service=facial, kind=EntryKind.GRANT)
+        redeem(m, facial, "r1")
+        with pytest.raises(InsufficientBalance):
+            services.reverse_entry(entry=grant, actor=SYSTEM, reason="charge refunded", idempotency_key="rv", now=NOW)
+        assert balance_of(m, facial).balance == 0
+
+    def test_adjust_needs_a_manager_and_a_reason(self, glow, manager, front_desk):
+        tier, facial, _ = glow
+        m = active_membership(tier=tier)
+        with pytest.raises(NotAllowed):
+            services.adjust_balance(membership=m, service=facial, quantity=1, actor=services.Actor.staff(front_desk),
+                                    reason="goodwill", idempotency_key="a1", now=NOW)
+        with pytest.raises(ReasonRequired):
+            services.adjust_balance(membership=m, service=facial, quantity=1, actor=services.Actor.staff(manager),
+                                    reason="", idempotency_key="a1", now=NOW)
+        with pytest.raises(InsufficientBalance):
+            services.adjust_balance(membership=m, service=facial, quantity=-2, actor=services.Actor.staff(manager),
+                                    reason="fix", idempotency_key="a2", now=NOW)
+        entry = services.adjust_balance(membership=m, service=facial, quantity=2, actor=services.Actor.staff(manager),
+                                        reason="Goodwill after a missed appointment", idempotency_key="a3", now=NOW)
+        assert entry.actor_user == manager and balance_of(m, facial).balance == 3
+        assert_ledger_consistent(m)
+
+    def test_entries_are_append_only(self, glow):
+        tier, facial, _ = glow
+        m = active_membership(tier=tier)
+        entry = redeem(m, facial, "r1")
+        entry.reason = "edited"
+        with pytest.raises(TypeError):
+            entry.save()
+        with pytest.raises(TypeError):
+            entry.delete()
+        with pytest.raises(TypeError):
+            LedgerEntry.objects.filter(pk=entry.pk).update(reason="x")
+
+
+class TestLifecycle:
+    def test_change_tier_now_and_next_cycle(self, glow, practice):
+        tier, facial, credit = glow
+        luxe = TierFactory(practice=practice, name="Luxe", price_cents=34900)
+        TierBenefitFactory(tier=luxe, service=facial, quantity_per_cycle=2, rollover=RolloverRule.NONE)
+        m = active_membership(tier=tier)
+        m = services.change_tier(membership=m, new_tier=luxe, effective="next_cycle", actor=SYSTEM,
+                                 idempotency_key="t1", now=NOW)
+        assert m.tier == tier and m.pending_tier == luxe
+        m = refill(m, "inv_2", NOW + timedelta(days=30))
+        assert m.tier == luxe and m.pending_tier is None
+        # the carried facial stays, +2 new; product credit is not in Luxe and expired at the boundary
+        assert balance_of(m, facial).balance == 3 and balance_of(m, credit).balance == 0
+        back = services.change_tier(membership=m, new_tier=tier, effective="now", actor=SYSTEM,
+                                    idempotency_key="t2", now=NOW + timedelta(days=31))
+        assert back.tier == tier
+        with pytest.raises(InvalidTier):
+            services.change_tier(membership=back, new_tier=tier, actor=SYSTEM, idempotency_key="t3", now=NOW)
+        assert_ledger_consistent(m)
+
+    def test_pause_blocks_refill_and_resume_restores(self, glow):
+        tier, facial, _ = glow
+        m = active_membership(tier=tier)
+        m = services.pause_membership(membership=m, until=(NOW + timedelta(days=20)).date(), actor=SYSTEM,
+                                      idempotency_key="p1", now=NOW)
+        with pytest.raises(IllegalTransition):
+            refill(m, "inv_2")
+        m = services.resume_membership(membership=m, actor=SYSTEM, idempotency_key="p2", now=NOW)
+        assert m.status == MembershipStatus.ACTIVE
+        assert refill(m, "inv_2").cycle_number == 2
+
+    def test_cancel_freezes_and_frozen_credit_usable_until_period_end(self, glow):
+        tier, facial, credit = glow
+        m = active_membership(tier=tier)
+        m.current_period_end = NOW + timedelta(days=10)
+        m.save(update_fields=["current_period_end"])
+        m = services.cancel_membership(membership=m, actor=SYSTEM, idempotency_key="c1", now=NOW, reason="Moving")
+        assert m.status == MembershipStatus.CANCELLED and m.paid_through == NOW + timedelta(days=10)
+        freezes = LedgerEntry.objects.filter(membership=m, kind=EntryKind.FREEZE)
+        assert {(f.service_id, f.frozen_quantity) for f in freezes} == {(facial.pk, 1), (credit.pk, 5000)}
+        assert balance_of(m, facial).frozen_at is not None
+        redeem(m, credit, "r1", quantity=1000, now=NOW + timedelta(days=1))  # still within the paid period
+        with pytest.raises(MembershipNotRedeemable):
+            redeem(m, facial, "r2", now=NOW + timedelta(days=11))
+        expired = services.expire_frozen_balances(membership=m, actor=SYSTEM, now=NOW + timedelta(days=11))
+        assert expired == 1 + 4000 and balance_of(m, credit).balance == 0
+        with pytest.raises(IllegalTransition):
+            services.cancel_membership(membership=m, actor=SYSTEM, idempotency_key="c2", now=NOW)
+        assert_ledger_consistent(m)
+
+    def test_billing_transitions(self, glow):
+        tier, *_ = glow
+        m = active_membership(tier=tier)
+        m = services.mark_past_due(membership=m, actor=SYSTEM, idempotency_key="f1", now=NOW)
+        assert services.mark_past_due(membership=m, actor=SYSTEM, idempotency_key="f1", now=NOW).status == "past_due"
+        m = services.mark_lapsed(membership=m, actor=SYSTEM, idempotency_key="l1", now=NOW)
+        m = services.mark_recovered(membership=m, actor=SYSTEM, idempotency_key="ok1", now=NOW)
+        assert m.status == MembershipStatus.ACTIVE
+        with pytest.raises(IllegalTransition):
+            services.mark_lapsed(membership=m, actor=SYSTEM, idempotency_key="l2", now=NOW)
+        kinds = list(Event.objects.filter(membership=m).values_list("kind", flat=True))
+        for kind in (EventKind.PAST_DUE, EventKind.LAPSED, EventKind.RECOVERED):
+            assert kinds.count(kind) == 1
