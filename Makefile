@@ -36,7 +36,7 @@ test-postgres: install
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test $(PY) -m pytest -n 2 --dist loadgroup
 
 bench: install
-	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench} $(PY) -m benchmarks
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench} DJANGO_SETTINGS_MODULE=medspa.settings.bench $(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles

@@ -1,0 +1,101 @@
+"""Redemptions per second through `redeem_entitlement` on PostgreSQL, at 1 and 16 concurrent clients,
+beside a raw-SQL conditional UPDATE of the same balance rows in the same run, and the ratio.
+
+Each client is its own process (as gunicorn workers are) redeeming one cent at a time from its own
+membership, for a fixed time. The raw baseline is the bare minimum a correct redemption needs (one
+conditional UPDATE, autocommit); the service also locks the membership, draws from the oldest lot,
+writes the entry, its lot movement and the timeline event, all in one transaction."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+
+DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
+CLIENTS = (1, 16)
+
+
+def _client(kind: str, membership_id: int, service_id: int, seconds: float, start, out) -> None:
+    import django
+    from django.db import connection
+
+    django.setup()
+    from django.utils import timezone
+
+    from memberships import services
+    from memberships.models import Membership, Service
+
+    membership = Membership.objects.get(pk=membership_id)
+    service = Service.objects.get(pk=service_id)
+    actor = services.Actor.system("bench")
+    table = "memberships_entitlementbalance"
+    done, n = 0, 0
+    start.wait()
+    deadline = time.perf_counter() + seconds
+    pid = os.getpid()
+    while time.perf_counter() < deadline:
+        n += 1
+        if kind == "raw":
+            with connection.cursor() as cursor:
+                cursor.execute(f"UPDATE {table} SET balance = balance - 1 WHERE membership_id = %s AND service_id = %s "
+                               f"AND balance - reserved >= 1", [membership_id, service_id])
+                done += cursor.rowcount
+        else:
+            services.redeem_entitlement(membership=membership, service=service, quantity=1, actor=actor,
+                                        idempotency_key=f"bench:{kind}:{pid}:{n}", now=timezone.now())
+            done += 1
+    out.put(done)
+    connection.close()
+
+
+def _measure(kind: str, memberships: list[tuple[int, int]], clients: int) -> float:
+    from django.db import connections
+
+    connections.close_all()
+    ctx = mp.get_context("fork")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_client, args=(kind, *memberships[i], DURATION, start, out)) for i in range(clients)]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # let every client connect and load its rows before the clock starts
+    start.set()
+    total = sum(out.get(timeout=DURATION + 60) for _ in procs)
+    for p in procs:
+        p.join()
+    return total / DURATION
+
+
+def _setup(count: int) -> list[tuple[int, int]]:
+    from django.utils import timezone
+
+    from memberships import services
+    from memberships.models import Member, Practice, Service, ServiceKind, Tier, TierBenefit
+
+    now = timezone.now()
+    practice = Practice.objects.create(name="Bench", slug="bench")
+    credit = Service.objects.create(practice=practice, name="Credit", code="credit", kind=ServiceKind.CREDIT)
+    tier = Tier.objects.create(practice=practice, code="b", name="B", processor_name="Membership — B", price_cents=100)
+    TierBenefit.objects.create(tier=tier, service=credit, quantity_per_cycle=10_000_000)
+    pairs = []
+    for i in range(count):
+        member = Member.objects.create(practice=practice, member_number=f"B{i}", first_name="Bench", last_name=str(i))
+        m = services.enroll_member(member=member, tier=tier, actor=services.Actor.system(), idempotency_key=f"e{i}",
+                                   now=now)
+        services.refill_entitlements(membership=m, cycle_key=f"c{i}", actor=services.Actor.system(), now=now)
+        pairs.append((m.pk, credit.pk))
+    return pairs
+
+
+def run() -> None:
+    from ._support import fresh_database
+
+    with fresh_database("bench_ledger"):
+        pairs = _setup(max(CLIENTS))
+        print(f"{'clients':>8} {'service/s':>10} {'raw SQL/s':>10} {'ratio':>7}")
+        for clients in CLIENTS:
+            service_rate = _measure("service", pairs, clients)
+            raw_rate = _measure("raw", pairs, clients)
+            print(f"{clients:>8} {service_rate:>10.0f} {raw_rate:>10.0f} {service_rate / raw_rate:>7.2f}", flush=True)
+        print(f"(each figure: {DURATION:.0f} s of one-cent redemptions, one process per client, "
+              f"each on its own membership; goal: ratio ≥ 0.33)")
