@@ -21,14 +21,21 @@ from memberships.models import (
     EntryKind,
     EventKind,
     LedgerEntry,
-    LotMovement,
     LotSource,
     Membership,
     MembershipStatus,
     Service,
 )
 
-from .common import Actor, consume_lots, move_balance, record_event, run_entry_once, write_entry
+from .common import (
+    Actor,
+    consume_lots,
+    entry_movements,
+    move_balance,
+    record_event,
+    run_entry_once,
+    write_entry,
+)
 
 ADJUST_PERMISSION = "memberships.adjust_balance"
 
@@ -124,9 +131,9 @@ def reverse_entry(*, entry: LedgerEntry, actor: Actor, reason: str, idempotency_
         if new_balance is None:
             raise InsufficientBalance("Those units were already used; the grant cannot be reversed.")
         movements = []
-        for movement in LotMovement.objects.filter(entry=entry).select_related("lot"):
-            lot = CreditLot.objects.select_for_update().get(pk=movement.lot_id)
-            back = -movement.quantity
+        for lot_id, moved in entry_movements(entry):
+            lot = CreditLot.objects.select_for_update().get(pk=lot_id)
+            back = -moved
             if lot.remaining + back < 0 or lot.remaining + back > lot.granted:
                 raise InsufficientBalance("Those units were already used; the entry cannot be reversed.")
             CreditLot.objects.filter(pk=lot.pk).update(remaining=lot.remaining + back)

@@ -112,8 +112,21 @@ def ensure_balance_row(*, membership: Membership, service: Service) -> None:
 
 
 def consume_lots(*, membership_id: int, service_id: int, quantity: int) -> list[tuple[CreditLot, int]]:
-    """Take `quantity` from the oldest open lots (caller already moved the balance under its row
-    lock, so the lots hold at least that much)."""
+    """Take `quantity` from the oldest open lots (the caller already moved the balance under its row
+    lock, so the lots hold at least that much). The common case — the oldest lot covers it all — is
+    one conditional UPDATE; otherwise the lots are locked and drawn in order."""
+    table = CreditLot._meta.db_table
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET remaining = remaining - %s WHERE id = (SELECT id FROM {table} "
+            f"WHERE membership_id = %s AND service_id = %s AND remaining > 0 ORDER BY created_at, id LIMIT 1{lock}) "
+            f"AND remaining >= %s RETURNING id",
+            [quantity, membership_id, service_id, quantity],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        return [(CreditLot(pk=row[0], membership_id=membership_id, service_id=service_id), quantity)]
     taken: list[tuple[CreditLot, int]] = []
     left = quantity
     lots = (
@@ -132,6 +145,15 @@ def consume_lots(*, membership_id: int, service_id: int, quantity: int) -> list[
     if left:
         raise RuntimeError(f"lots of membership {membership_id} hold less than its balance")
     return taken
+
+
+def entry_movements(entry: LedgerEntry) -> list[tuple[int, int]]:
+    """(lot id, signed quantity) pairs an entry moved. A single-lot entry keeps its lot on `lot`
+    (no LotMovement row); a multi-lot one has a LotMovement per lot."""
+    rows = list(LotMovement.objects.filter(entry=entry).values_list("lot_id", "quantity"))
+    if rows:
+        return rows
+    return [(entry.lot_id, entry.quantity)] if entry.lot_id else []
 
 
 def write_entry(*, membership: Membership, service_id: int, kind: str, quantity: int, balance_after: int,
@@ -159,7 +181,7 @@ def write_entry(*, membership: Membership, service_id: int, kind: str, quantity:
         idempotency_key=idempotency_key,
         created_at=now,
     )
-    if movements:
+    if len(movements) > 1:
         LotMovement.objects.bulk_create(
             [LotMovement(entry=entry, lot=lot, quantity=movement_sign * q) for lot, q in movements]
         )

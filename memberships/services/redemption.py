@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
 from memberships.errors import (
     IllegalTransition,
@@ -37,12 +38,14 @@ from .common import (
 )
 
 
-def _lock_membership(membership: Membership) -> Membership:
-    return (
-        Membership.objects.select_for_update(of=("self",))
-        .select_related("member__practice", "tier")
-        .get(pk=membership.pk)
-    )
+def _lock_membership(membership: Membership, service: Service | None = None) -> Membership:
+    """Lock the membership row (a cancellation or pause cannot slip in between the check and the
+    spend). With a service, also learn in the same query whether the tier includes it."""
+    memberships = Membership.objects.select_for_update(of=("self",)).select_related("member__practice", "tier")
+    if service is not None:
+        memberships = memberships.annotate(
+            service_included=Exists(TierBenefit.objects.filter(tier_id=OuterRef("tier_id"), service_id=service.pk)))
+    return memberships.get(pk=membership.pk)
 
 
 def check_redeemable(*, membership: Membership, service: Service, now: datetime) -> None:
@@ -66,7 +69,9 @@ def check_redeemable(*, membership: Membership, service: Service, now: datetime)
         )
         if not usable:
             raise MembershipNotRedeemable("The membership is cancelled; its balance is frozen.")
-    included = TierBenefit.objects.filter(tier_id=membership.tier_id, service_id=service.pk).exists()
+    included = getattr(membership, "service_included", None)
+    if included is None:
+        included = TierBenefit.objects.filter(tier_id=membership.tier_id, service_id=service.pk).exists()
     if not included and not EntitlementBalance.objects.filter(
         membership_id=membership.pk, service_id=service.pk, balance__gt=0
     ).exists():
@@ -111,7 +116,7 @@ def redeem_entitlement(*, membership: Membership, service: Service, quantity: in
     require_positive(quantity)
 
     def body() -> LedgerEntry:
-        locked = _lock_membership(membership)
+        locked = _lock_membership(membership, service)
         check_redeemable(membership=locked, service=service, now=now)
         return _spend(membership=locked, service=service, quantity=quantity, from_reserved=False,
                       actor=actor, reason=reason or "Redeemed at the front desk",
@@ -128,7 +133,7 @@ def reserve_entitlement(*, membership: Membership, service: Service, quantity: i
     if existing is not None:
         return existing
     with transaction.atomic():
-        locked = _lock_membership(membership)
+        locked = _lock_membership(membership, service)
         existing = Reservation.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing
