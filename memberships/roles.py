@@ -12,11 +12,20 @@ ROLE_PERMISSIONS = {
     MANAGER: ["view_chart", "redeem_entitlement", "manage_membership", "adjust_balance", "view_dashboard"],
 }
 
+# What a manager configures in the admin (add/change), beside viewing everything of our apps there.
+MANAGER_CONFIGURES = ["practice", "location", "service", "tier", "tierbenefit", "member", "staffprofile"]
+ADMIN_APPS = ["memberships", "billing", "integrations"]
+
 
 def ensure_roles(**kwargs) -> None:
     from django.contrib.auth.models import Group, Permission
+    from django.db.models import Q
 
     for role, codenames in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=role)
-        perms = Permission.objects.filter(content_type__app_label="memberships", codename__in=codenames)
-        group.permissions.set(perms)
+        wanted = Q(content_type__app_label="memberships", codename__in=codenames)
+        if role == MANAGER:
+            wanted |= Q(content_type__app_label__in=ADMIN_APPS, codename__startswith="view_")
+            wanted |= Q(content_type__app_label="memberships",
+                        codename__in=[f"{verb}_{model}" for model in MANAGER_CONFIGURES for verb in ("add", "change")])
+        group.permissions.set(Permission.objects.filter(wanted))
