@@ -34,3 +34,8 @@ class IntegrationsConfig(AppConfig):
 
         post_save.connect(_fan_out, sender=Event, dispatch_uid="integrations.outbox.fan_out")
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="integrations.ensure_schedules")
+
+        from .outbox import register
+        from .processors.sync import destination as processor_destination
+
+        register(processor_destination)

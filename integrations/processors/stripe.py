@@ -26,6 +26,7 @@ from .base import (
     ProcessorRejected,
     ProcessorUnavailable,
     SubscriptionChanged,
+    SubscriptionRef,
     is_hard_decline,
 )
 
@@ -224,3 +225,198 @@ def make_client() -> "stripe.StripeClient":
     if settings.STRIPE_API_BASE:
         kwargs["base_addresses"] = {"api": settings.STRIPE_API_BASE}
     return stripe.StripeClient(settings.STRIPE_SECRET_KEY, **kwargs)
+
+
+# --- outbound -------------------------------------------------------------------------------------
+
+ENDED = ("canceled", "incomplete_expired")
+
+
+def _plain(obj) -> dict:
+    """A StripeObject (not a dict in SDK 16) → a plain dict."""
+    if obj is None:
+        return {}
+    if isinstance(obj, dict):
+        return obj
+    return obj.to_dict() if hasattr(obj, "to_dict") else json.loads(str(obj))
+
+
+def _item_price(sub: dict) -> tuple[str, dict]:
+    items = (sub.get("items") or {}).get("data") or []
+    item = items[0] if items else {}
+    price = item.get("price") or item.get("plan") or sub.get("plan") or {}
+    return (str(item.get("id") or ""), price if isinstance(price, dict) else {"id": price})
+
+
+class StripeProcessor:
+    """Outbound calls to Stripe. Each takes our idempotency key (Stripe replays the first answer for
+    24 h) and also checks before it creates, so a retry after the key expired — or against a
+    Stripe-compatible server that ignores keys — still makes one customer, one subscription.
+
+    Catalog: a tier is a Stripe *plan* with our own deterministic id (`STRIPE_PLAN_ID_PREFIX` +
+    tier pk): plans can be found by id before creating, and Stripe accepts a plan id wherever a
+    price id is expected. Subscription items name it with `STRIPE_ITEM_PRICE_PARAM` ("price" for
+    Stripe; "plan" for local servers that only model plans). Every price change is read back: a
+    server that silently ignored it raises instead of reporting success."""
+
+    name = PROCESSOR
+
+    def __init__(self, client: "stripe.StripeClient"):
+        self.client = client
+
+    @classmethod
+    def from_settings(cls) -> "StripeProcessor":
+        return cls(make_client())
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return _plain(fn(*args, **kwargs))
+        except stripe.StripeError as exc:
+            raise translate_error(exc) from None
+
+    @staticmethod
+    def _opts(idempotency_key: str, step: str) -> dict:
+        return {"idempotency_key": f"{idempotency_key}:{step}"[:255]}
+
+    # catalog -------------------------------------------------------------------------------------
+    def ensure_price(self, *, tier_ref: str, plan_id: str, product_name: str, amount_cents: int, currency: str,
+                     interval: str, idempotency_key: str) -> str:
+        try:
+            existing = _plain(self.client.v1.plans.retrieve(plan_id))
+        except stripe.InvalidRequestError as exc:
+            if getattr(exc, "http_status", None) != 404:
+                raise translate_error(exc) from None
+            existing = None
+        except stripe.StripeError as exc:
+            raise translate_error(exc) from None
+        if existing:
+            if int(existing.get("amount") or 0) != amount_cents or str(existing.get("currency")) != currency:
+                raise ProcessorRejected(f"plan {plan_id} exists with another amount; tiers are versioned")
+            return plan_id
+        product = self._call(self.client.v1.products.create,
+                             {"name": product_name, "metadata": {"tier_ref": tier_ref}},
+                             self._opts(idempotency_key, "product"))
+        self._call(self.client.v1.plans.create,
+                   {"id": plan_id, "product": product["id"], "amount": amount_cents, "currency": currency,
+                    "interval": interval, "metadata": {"tier_ref": tier_ref}},
+                   self._opts(idempotency_key, "plan"))
+        return plan_id
+
+    # customers -----------------------------------------------------------------------------------
+    def ensure_customer(self, *, member_ref: str, existing_ref: str, idempotency_key: str) -> str:
+        if existing_ref:
+            return existing_ref
+        customer = self._call(self.client.v1.customers.create, {"metadata": {"member_ref": member_ref}},
+                              self._opts(idempotency_key, "customer"))
+        return str(customer["id"])
+
+    def default_payment_method(self, *, customer_ref: str) -> str:
+        customer = self._call(self.client.v1.customers.retrieve, customer_ref)
+        pm = (customer.get("invoice_settings") or {}).get("default_payment_method")
+        return _id(pm) or _id(customer.get("default_source"))
+
+    # subscriptions -------------------------------------------------------------------------------
+    def _ref(self, sub: dict, *, created: bool = False) -> SubscriptionRef:
+        _, price = _item_price(sub)
+        return SubscriptionRef(customer_ref=_id(sub.get("customer")), subscription_ref=str(sub.get("id") or ""),
+                               status=str(sub.get("status") or ""), price_ref=_id(price), created=created,
+                               extra={"collection_paused": bool(sub.get("pause_collection")),
+                                      "amount_cents": price.get("unit_amount", price.get("amount"))})
+
+    def find_subscription(self, *, customer_ref: str, membership_ref: str) -> dict | None:
+        """Our live subscription for this membership at this customer, found by its metadata."""
+        page = self._call(self.client.v1.subscriptions.list,
+                          {"customer": customer_ref, "status": "all", "limit": 100})
+        for sub in page.get("data") or []:
+            if (sub.get("metadata") or {}).get("membership_ref") == membership_ref and sub.get("status") not in ENDED:
+                return sub
+        return None
+
+    def ensure_subscription(self, *, customer_ref: str, membership_ref: str, price_ref: str, metadata: dict,
+                            idempotency_key: str) -> SubscriptionRef:
+        found = self.find_subscription(customer_ref=customer_ref, membership_ref=membership_ref)
+        if found is not None:
+            return self._ref(found)
+        item_param = settings.STRIPE_ITEM_PRICE_PARAM
+        sub = self._call(self.client.v1.subscriptions.create,
+                         {"customer": customer_ref, "items": [{item_param: price_ref, "quantity": 1}],
+                          "metadata": {**metadata, "membership_ref": membership_ref}},
+                         self._opts(idempotency_key, "subscription"))
+        return self._ref(sub, created=True)
+
+    def retrieve_subscription(self, *, subscription_ref: str) -> SubscriptionRef:
+        return self._ref(self._call(self.client.v1.subscriptions.retrieve, subscription_ref))
+
+    def change_price(self, *, subscription_ref: str, price_ref: str, idempotency_key: str,
+                     proration_behavior: str | None = None) -> SubscriptionRef:
+        sub = self._call(self.client.v1.subscriptions.retrieve, subscription_ref)
+        if sub.get("status") in ENDED:
+            raise ProcessorRejected(f"subscription {subscription_ref} has ended")
+        item_id, price = _item_price(sub)
+        if _id(price) == price_ref:
+            return self._ref(sub)                       # already there (a retry, or a change made twice)
+        params: dict[str, Any] = {"items": [{"id": item_id, settings.STRIPE_ITEM_PRICE_PARAM: price_ref}]}
+        behavior = settings.STRIPE_PRORATION_BEHAVIOR if proration_behavior is None else proration_behavior
+        if behavior:
+            params["proration_behavior"] = behavior
+        updated = self._call(self.client.v1.subscriptions.update, subscription_ref, params,
+                             self._opts(idempotency_key, f"price:{price_ref}"))
+        if _id(_item_price(updated)[1]) != price_ref:
+            raise ProcessorRejected(f"the processor kept {_id(_item_price(updated)[1])} instead of {price_ref}")
+        return self._ref(updated)
+
+    def pause_collection(self, *, subscription_ref: str, resumes_at: datetime | None,
+                         idempotency_key: str) -> SubscriptionRef:
+        sub = self._call(self.client.v1.subscriptions.retrieve, subscription_ref)
+        if sub.get("pause_collection"):
+            return self._ref(sub)
+        pause: dict[str, Any] = {"behavior": "void"}
+        if resumes_at is not None:
+            pause["resumes_at"] = int(resumes_at.timestamp())
+        return self._ref(self._call(self.client.v1.subscriptions.update, subscription_ref,
+                                    {"pause_collection": pause}, self._opts(idempotency_key, "pause")))
+
+    def resume_collection(self, *, subscription_ref: str, idempotency_key: str) -> SubscriptionRef:
+        sub = self._call(self.client.v1.subscriptions.retrieve, subscription_ref)
+        if not sub.get("pause_collection"):
+            return self._ref(sub)
+        return self._ref(self._call(self.client.v1.subscriptions.update, subscription_ref,
+                                    {"pause_collection": ""}, self._opts(idempotency_key, "resume")))
+
+    def cancel_subscription(self, *, subscription_ref: str, idempotency_key: str) -> SubscriptionRef:
+        sub = self._call(self.client.v1.subscriptions.retrieve, subscription_ref)
+        if sub.get("status") in ENDED:
+            return self._ref(sub)
+        return self._ref(self._call(self.client.v1.subscriptions.cancel, subscription_ref, None,
+                                    self._opts(idempotency_key, "cancel")))
+
+    # payments ------------------------------------------------------------------------------------
+    def retry_invoice(self, *, invoice_ref: str, idempotency_key: str) -> dict:
+        """Try to collect an open invoice now (dunning). Paid → the invoice; declined → PaymentDeclined
+        (Stripe raises a CardError; some compatible servers answer 200 with the invoice still open)."""
+        invoice = self._call(self.client.v1.invoices.retrieve, invoice_ref)
+        if invoice.get("status") == "paid":
+            return invoice
+        invoice = self._call(self.client.v1.invoices.pay, invoice_ref, None, self._opts(idempotency_key, "pay"))
+        if invoice.get("status") != "paid":
+            code, decline = _decline_from_invoice(invoice)
+            raise PaymentDeclined(hard=is_hard_decline(code, decline), failure_code=code or "card_declined",
+                                  decline_code=decline)
+        return invoice
+
+    # hosted card entry ---------------------------------------------------------------------------
+    def checkout_url(self, *, customer_ref: str, membership_ref: str, price_ref: str | None,
+                     success_url: str, cancel_url: str, idempotency_key: str) -> str:
+        """A Stripe-hosted Checkout page: `price_ref` given → mode=subscription (the member enters a
+        card and the subscription starts); None → mode=setup (a new card for an existing one)."""
+        params: dict[str, Any] = {"customer": customer_ref, "success_url": success_url, "cancel_url": cancel_url,
+                                  "client_reference_id": membership_ref, "metadata": {"membership_ref": membership_ref}}
+        if price_ref:
+            params.update(mode="subscription", line_items=[{"price": price_ref, "quantity": 1}],
+                          subscription_data={"metadata": {"membership_ref": membership_ref}})
+        else:
+            params.update(mode="setup", payment_method_types=["card"],
+                          setup_intent_data={"metadata": {"membership_ref": membership_ref}})
+        session = self._call(self.client.v1.checkout.sessions.create, params,
+                             self._opts(idempotency_key, f"checkout:{params['mode']}"))
+        return str(session["url"])

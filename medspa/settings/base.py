@@ -166,6 +166,10 @@ STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
 STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default="2025-10-29.clover")
 STRIPE_PRORATION_BEHAVIOR = env.str("STRIPE_PRORATION_BEHAVIOR", default="none")
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
+# How subscription items name a tier's price: "price" for Stripe; "plan" for local Stripe-compatible
+# servers that model plans only. Tiers are created as plans with ids of our own (prefix + tier id).
+STRIPE_ITEM_PRICE_PARAM = env.str("STRIPE_ITEM_PRICE_PARAM", default="price")
+STRIPE_PLAN_ID_PREFIX = env.str("STRIPE_PLAN_ID_PREFIX", default="mbr-tier-")
 STRIPE_CHECKOUT_SUCCESS_PATH = env.str("STRIPE_CHECKOUT_SUCCESS_PATH", default="/billing/card-saved/")
 STRIPE_CHECKOUT_CANCEL_PATH = env.str("STRIPE_CHECKOUT_CANCEL_PATH", default="/billing/card-cancelled/")
 
