@@ -10,3 +10,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 AXES_ENABLED = True
+# No test reaches the real Stripe: nothing listens on this port (tests that need a peer point the
+# SDK at localstripe or a recorded-response server).
+STRIPE_API_BASE = "http://127.0.0.1:9"
+STRIPE_MAX_NETWORK_RETRIES = 0
