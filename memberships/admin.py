@@ -62,11 +62,38 @@ class TierBenefitInline(admin.TabularInline):
     extra = 0
 
 
+class LockedBenefitInline(TierBenefitInline):
+    readonly_fields = ["service", "quantity_per_cycle", "rollover", "rollover_cap", "expire_after_cycles"]
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Tier)
 class TierAdmin(admin.ModelAdmin):
     list_display = ["name", "code", "version", "price_cents", "currency", "processor_name", "active", "practice"]
     list_filter = ["practice", "active"]
     inlines = [TierBenefitInline]
+    actions = ["make_new_version"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A tier that members hold is never edited in place: price and benefits change through a
+        # new version, so nobody's membership changes under them.
+        if obj is not None and obj.memberships.exists():
+            return ["practice", "code", "version", "price_cents", "currency", "interval"]
+        return ["version"] if obj is not None else []
+
+    def get_inline_instances(self, request, obj=None):
+        if obj is not None and obj.memberships.exists():
+            return [LockedBenefitInline(self.model, self.admin_site)]
+        return super().get_inline_instances(request, obj)
+
+    @admin.action(description="Create a new version (copy price and benefits; retire this one from sale)")
+    def make_new_version(self, request, queryset):
+        for tier in queryset:
+            new = services.new_tier_version(tier=tier, now=timezone.now())
+            self.message_user(request, f"{new.name} version {new.version} created; edit its price and benefits.")
 
 
 class MembershipInline(admin.TabularInline):

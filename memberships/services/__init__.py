@@ -2,6 +2,7 @@
 Event, and is idempotent on its key."""
 
 from .adjustments import adjust_balance, expire_frozen_balances, grant_opening_balance, reverse_entry
+from .catalog import new_tier_version
 from .common import Actor, record_event
 from .lifecycle import (
     cancel_membership,
@@ -35,6 +36,7 @@ __all__ = [
     "expire_frozen_balances",
     "grant_opening_balance",
     "mark_lapsed",
+    "new_tier_version",
     "mark_past_due",
     "mark_recovered",
     "pause_membership",

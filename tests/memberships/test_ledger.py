@@ -322,3 +322,30 @@ class TestLifecycle:
         kinds = list(Event.objects.filter(membership=m).values_list("kind", flat=True))
         for kind in (EventKind.PAST_DUE, EventKind.LAPSED, EventKind.RECOVERED):
             assert kinds.count(kind) == 1
+
+
+class TestTierVersions:
+    def test_new_version_keeps_existing_members_on_their_price(self, glow):
+        tier, facial, credit = glow
+        m = active_membership(tier=tier)
+        v2 = services.new_tier_version(tier=tier, price_cents=21900, now=NOW)
+        tier.refresh_from_db()
+        assert (v2.version, v2.price_cents, v2.active, tier.active) == (2, 21900, True, False)
+        assert {(b.service_id, b.quantity_per_cycle) for b in v2.benefits.all()} == {(facial.pk, 1), (credit.pk, 5000)}
+        m.refresh_from_db()
+        assert m.tier == tier and m.tier.price_cents == 19900
+        with pytest.raises(InvalidTier):  # retired versions are not sold
+            services.enroll_member(member=MemberFactory(practice=tier.practice), tier=tier, actor=SYSTEM,
+                                   idempotency_key="e-old", now=NOW)
+        moved = services.change_tier(membership=m, new_tier=v2, effective="next_cycle", actor=SYSTEM,
+                                     idempotency_key="to-v2", now=NOW)
+        assert moved.pending_tier == v2
+
+    def test_admin_locks_price_of_a_tier_members_hold(self, client, manager, glow):
+        tier, *_ = glow
+        active_membership(tier=tier)
+        client.force_login(manager)
+        page = client.get(f"/admin/memberships/tier/{tier.pk}/change/")
+        assert page.status_code == 200 and b'name="price_cents"' not in page.content
+        client.post("/admin/memberships/tier/", {"action": "make_new_version", "_selected_action": [tier.pk]})
+        assert tier.practice.tiers.filter(code=tier.code, version=2, active=True).exists()
