@@ -90,3 +90,13 @@ class ProcessorSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.processor_subscription_id} ({self.status})"
+
+
+from .mirror_models import (  # noqa: E402,F401  (the mirror's models live in their own module)
+    Discrepancy,
+    DiscrepancyKind,
+    ImportBatch,
+    ImportStatus,
+    ReconciliationRun,
+    SheetRow,
+)

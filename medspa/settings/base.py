@@ -225,3 +225,11 @@ INBOX_RETRY_BASE_SECONDS = env.int("INBOX_RETRY_BASE_SECONDS", default=15)
 INBOX_RETRY_MAX_SECONDS = env.int("INBOX_RETRY_MAX_SECONDS", default=12 * 3600)
 # A backlog sweep stops after this long (must stay below Q_CLUSTER["timeout"]); the next run goes on.
 INBOX_SWEEP_SECONDS = env.int("INBOX_SWEEP_SECONDS", default=60)
+
+# --- import and reconciliation --------------------------------------------------------------------
+# Phone numbers in imported spreadsheets without a country code are read in this region (ISO code).
+IMPORT_PHONE_REGION = env.str("IMPORT_PHONE_REGION", default="US")
+# Largest spreadsheet a manager may upload (bytes).
+IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
+# Hour (server time zone) of the nightly reconciliation schedule.
+RECONCILE_NIGHTLY_HOUR = env.int("RECONCILE_NIGHTLY_HOUR", default=3)

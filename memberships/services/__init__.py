@@ -4,6 +4,7 @@ Event, and is idempotent on its key."""
 from .adjustments import adjust_balance, expire_frozen_balances, grant_opening_balance, reverse_entry
 from .catalog import new_tier_version
 from .common import Actor, record_event
+from .imports import ImportedMembership, activate_imported_membership, import_memberships
 from .lifecycle import (
     cancel_membership,
     change_tier,
@@ -26,6 +27,8 @@ from .refill import refill_entitlements
 
 __all__ = [
     "Actor",
+    "ImportedMembership",
+    "activate_imported_membership",
     "adjust_balance",
     "cancel_membership",
     "change_tier",
@@ -35,6 +38,7 @@ __all__ = [
     "enroll_member",
     "expire_frozen_balances",
     "grant_opening_balance",
+    "import_memberships",
     "mark_lapsed",
     "new_tier_version",
     "mark_past_due",

@@ -1,0 +1,187 @@
+"""Bringing an existing membership over from a spreadsheet: it is already paid for, so it becomes
+active (or whatever the sheet says) without a processor charge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+
+from memberships.errors import IdempotencyKeyReused, IllegalTransition, InvalidQuantity, InvalidTier
+from memberships.models import (
+    CreditLot,
+    EntitlementBalance,
+    EntryKind,
+    Event,
+    EventKind,
+    LedgerEntry,
+    LotMovement,
+    LotSource,
+    Member,
+    Membership,
+    MembershipStatus,
+    Operation,
+    Service,
+    Tier,
+    TierBenefit,
+)
+
+from .common import Actor, record_event, run_once
+
+S = MembershipStatus
+IMPORTABLE_STATUSES = (S.ACTIVE, S.PAUSED, S.PAST_DUE)
+
+
+def activate_imported_membership(*, membership: Membership, status: str = S.ACTIVE,
+                                 current_period_start: datetime | None = None,
+                                 current_period_end: datetime | None = None,
+                                 processor_subscription_id: str = "", actor: Actor, idempotency_key: str,
+                                 now: datetime) -> Membership:
+    """Move an imported membership from pending to the status the spreadsheet states (active, paused
+    or past due), with its current period and processor subscription id. No charge, no refill: the
+    opening balances come in through `grant_opening_balance`. A cancelled one is activated, given its
+    balances, then cancelled with `cancel_membership`, so its balance is frozen the usual way."""
+    if status not in IMPORTABLE_STATUSES:
+        raise IllegalTransition(f"An imported membership can start as active, paused or past due, not {status}.")
+
+    def body() -> Membership:
+        locked = Membership.objects.select_for_update(of=("self",)).select_related("member").get(pk=membership.pk)
+        if locked.status != S.PENDING:
+            raise IllegalTransition("Only a pending membership can be activated from an import.",
+                                    status=locked.status)
+        locked.status = status
+        locked.current_period_start = current_period_start
+        locked.current_period_end = current_period_end
+        if processor_subscription_id:
+            locked.processor_subscription_id = processor_subscription_id
+        locked.save(update_fields=["status", "current_period_start", "current_period_end",
+                                   "processor_subscription_id", "updated_at"])
+        record_event(membership=locked, kind=EventKind.IMPORTED,
+                     summary=f"Imported from the membership spreadsheet as {locked.get_status_display().lower()}",
+                     payload={"status": status,
+                              "current_period_end": current_period_end.isoformat() if current_period_end else None},
+                     actor=actor, now=now)
+        return locked
+
+    return run_once(idempotency_key=idempotency_key, name="activate_imported_membership", now=now, body=body)
+
+
+@dataclass(frozen=True)
+class ImportedMembership:
+    """One membership as a spreadsheet states it: already paid for up to `current_period_end`."""
+
+    member: Member
+    tier: Tier
+    status: str
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    processor_subscription_id: str
+    opening: tuple[tuple[Service, int], ...]   # (service, units or cents), each > 0
+    key: str                                   # idempotency prefix, e.g. "import:<practice>:<member number>"
+
+
+@transaction.atomic
+def import_memberships(*, items: list[ImportedMembership], actor: Actor, now: datetime) -> dict[int, Membership]:
+    """Bring many existing memberships over at once, in a constant number of queries.
+
+    For each item this writes what `enroll_member` + `activate_imported_membership` +
+    `grant_opening_balance` (+ `cancel_membership` for a cancelled one) would write — the membership
+    in its stated status, a balance row per benefit, an import lot and an `opening` ledger entry
+    (source `import`) per opening balance, freeze entries for a cancelled one, and one IMPORTED
+    event — and keeps their invariants (balance == sum of entries, lots == balance). No charge,
+    no refill. Imported events describe history the processor and the record already hold, so they
+    are not handed to the outbox (bulk inserts send no post_save).
+
+    Idempotent per item on `<key>:membership`: an item already imported is returned as it is."""
+    if not items:
+        return {}
+    for item in items:
+        if item.status not in IMPORTABLE_STATUSES + (S.CANCELLED,):
+            raise IllegalTransition(f"An imported membership cannot start as {item.status}.")
+        if item.tier.practice_id != item.member.practice_id:
+            raise InvalidTier("Choose a tier of the member's practice.")
+        if any(quantity <= 0 for _, quantity in item.opening):
+            raise InvalidQuantity("An opening balance must be a positive whole number.")
+    op_keys = {f"{item.key}:membership": item for item in items}
+    done_ops = {op.idempotency_key: op for op in Operation.objects.filter(idempotency_key__in=list(op_keys))}
+    result: dict[int, Membership] = {}
+    if done_ops:
+        replayed = Membership.objects.in_bulk([op.result_id for op in done_ops.values()])
+        for key, op in done_ops.items():
+            if op.name != "import_membership":
+                raise IdempotencyKeyReused(idempotency_key=key)
+            result[op_keys[key].member.pk] = replayed[op.result_id]
+    todo = [item for key, item in op_keys.items() if key not in done_ops]
+    if not todo:
+        return result
+    busy = set(Membership.objects.filter(member_id__in=[i.member.pk for i in todo])
+               .exclude(status=S.CANCELLED).values_list("member_id", flat=True))
+    if busy:
+        raise IllegalTransition("These members already have an open membership.", member_ids=sorted(busy))
+
+    ops = Operation.objects.bulk_create([
+        Operation(idempotency_key=f"{item.key}:membership", name="import_membership", result_model="Membership",
+                  result_id=0, created_at=now) for item in todo])
+    memberships = Membership.objects.bulk_create([
+        Membership(member=item.member, tier=item.tier, status=item.status, started_at=now,
+                   current_period_start=item.current_period_start, current_period_end=item.current_period_end,
+                   processor_subscription_id=item.processor_subscription_id,
+                   cancelled_at=now if item.status == S.CANCELLED else None,
+                   paid_through=(item.current_period_end if item.current_period_end and item.current_period_end > now
+                                 else now) if item.status == S.CANCELLED else None,
+                   cancel_reason="Cancelled before import" if item.status == S.CANCELLED else "")
+        for item in todo])
+    for op, membership in zip(ops, memberships):
+        op.result_id = membership.pk
+    Operation.objects.bulk_update(ops, ["result_id"])
+
+    benefit_services: dict[int, list[int]] = {}
+    for benefit in TierBenefit.objects.filter(tier_id__in={i.tier.pk for i in todo}).values("tier_id", "service_id"):
+        benefit_services.setdefault(benefit["tier_id"], []).append(benefit["service_id"])
+    balances, lots, lot_owner = [], [], []
+    for item, membership in zip(todo, memberships):
+        frozen_at = now if item.status == S.CANCELLED else None
+        opening = {service.pk: quantity for service, quantity in item.opening}
+        for service_id in dict.fromkeys(benefit_services.get(item.tier.pk, []) + list(opening)):
+            balances.append(EntitlementBalance(membership=membership, service_id=service_id,
+                                               balance=opening.get(service_id, 0), frozen_at=frozen_at))
+        for service, quantity in item.opening:
+            lots.append(CreditLot(membership=membership, service=service, source=LotSource.IMPORT, cycle_number=0,
+                                  granted=quantity, remaining=quantity, expires_at_cycle=None, created_at=now))
+            lot_owner.append((item, membership, service, quantity))
+    EntitlementBalance.objects.bulk_create(balances)
+    lots = CreditLot.objects.bulk_create(lots)
+    entries = []
+    for lot, (item, membership, service, quantity) in zip(lots, lot_owner):
+        entries.append(LedgerEntry(
+            membership=membership, service=service, kind=EntryKind.OPENING, source=LotSource.IMPORT,
+            quantity=quantity, balance_after=quantity, lot=lot, actor_type=actor.type, actor_user_id=actor.user_id,
+            actor_label=actor.label[:100], reason="Opening balance from import",
+            idempotency_key=f"{item.key}:opening:{service.code}"[:200], created_at=now))
+    entries = LedgerEntry.objects.bulk_create(entries)
+    LotMovement.objects.bulk_create([LotMovement(entry=entry, lot=lot, quantity=entry.quantity)
+                                     for entry, lot in zip(entries, lots)])
+    freezes = [
+        LedgerEntry(membership=membership, service=service, kind=EntryKind.FREEZE, quantity=0,
+                    frozen_quantity=quantity, balance_after=quantity, actor_type=actor.type,
+                    actor_user_id=actor.user_id, actor_label=actor.label[:100], reason="Cancelled before import",
+                    idempotency_key=f"freeze:{membership.pk}:{service.pk}", created_at=now)
+        for item, membership, service, quantity in lot_owner if item.status == S.CANCELLED]
+    LedgerEntry.objects.bulk_create(freezes)
+    events = []
+    for item, membership in zip(todo, memberships):
+        opening_text = ", ".join(f"{s.format_quantity(q)} {s.name}" for s, q in item.opening)
+        events.append(Event(
+            practice_id=item.member.practice_id, member=item.member, membership=membership, kind=EventKind.IMPORTED,
+            summary=(f"Imported from the membership spreadsheet: {item.tier.name}, "
+                     f"{membership.get_status_display().lower()}"
+                     + (f"; opening balance {opening_text}" if opening_text else ""))[:300],
+            payload={"tier_id": item.tier.pk, "status": item.status,
+                     "opening": [{"service_id": s.pk, "quantity": q} for s, q in item.opening],
+                     "current_period_end": item.current_period_end.isoformat() if item.current_period_end else None},
+            actor_type=actor.type, actor_user_id=actor.user_id, created_at=now))
+    Event.objects.bulk_create(events)
+    for item, membership in zip(todo, memberships):
+        result[item.member.pk] = membership
+    return result
