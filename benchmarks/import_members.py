@@ -29,7 +29,7 @@ def setup_practice():
 
 def run() -> dict[str, float]:
     from billing.models import ImportStatus
-    from billing.services import create_import_batch, run_import_batch
+    from billing.mirror import create_import_batch, run_import_batch
 
     practice = setup_practice()
     content = make_csv()

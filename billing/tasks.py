@@ -6,6 +6,6 @@ from django.utils import timezone
 
 
 def run_import(batch_id: int) -> str:
-    from billing.services import run_import_batch
+    from billing.mirror import run_import_batch
 
     return run_import_batch(batch_id=batch_id, now=timezone.now()).status

@@ -10,8 +10,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from billing.models import ImportStatus, SheetRow
-from billing.services import check_import, create_import_batch, run_import_batch
-from billing.services.sheet import parse_cents, parse_date
+from billing.mirror import check_import, create_import_batch, run_import_batch
+from billing.mirror.sheet import parse_cents, parse_date
 from memberships.models import (
     EntitlementBalance,
     EntryKind,

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from billing.models import ImportStatus
-from billing.services import create_import_batch, run_import_batch
+from billing.mirror import create_import_batch, run_import_batch
 from memberships.models import Practice
 
 
