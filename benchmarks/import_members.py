@@ -28,6 +28,13 @@ def setup_practice():
 
 
 def run() -> dict[str, float]:
+    from benchmarks._support import fresh_database
+
+    with fresh_database("bench_import_members"):
+        return _run()
+
+
+def _run() -> dict[str, float]:
     from billing.models import ImportStatus
     from billing.mirror import create_import_batch, run_import_batch
 

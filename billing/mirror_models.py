@@ -1,5 +1,5 @@
 """The read-only mirror: spreadsheet imports, the per-member spreadsheet view, reconciliation runs
-and the discrepancies they found. Written only by `billing.services`."""
+and the discrepancies they found. Written only by `billing.mirror`."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Reading a membership spreadsheet (CSV or XLSX) and guessing what each column means.
 
-Pure functions: bytes in, header + cells out; no database. Values are parsed in `billing.services.imports`.
+Pure functions: bytes in, header + cells out; no database. Values are parsed in `billing.mirror.imports`.
 """
 
 from __future__ import annotations
