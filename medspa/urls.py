@@ -8,6 +8,7 @@ urlpatterns = [
     path("webhooks/", include("integrations.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("manage/", include("billing.mirror.urls")),
     path("manage/", include("billing.staff.urls")),
     path("", include("memberships.urls")),
 ]

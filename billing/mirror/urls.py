@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "mirror"
+urlpatterns = [
+    path("import/", views.import_upload, name="import_upload"),
+    path("import/<int:batch_id>/", views.import_detail, name="import_detail"),
+    path("import/<int:batch_id>/progress/", views.import_progress, name="import_progress"),
+    path("import/<int:batch_id>/confirm/", views.import_confirm, name="import_confirm"),
+]

@@ -1,0 +1,74 @@
+"""The manager's import page: check, see the plan and the errors, confirm, watch the progress."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from django_q.conf import Conf
+
+from billing.models import ImportBatch, ImportStatus
+from memberships.models import AuditLog, Member
+
+from .test_import import GOOD_CSV, messy_xlsx
+
+
+@pytest.fixture
+def tasks_inline(monkeypatch):
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+def submit(client, capture, url, data=None):
+    """POST, let the queued task run (inline), then show the page the POST redirected to."""
+    with capture(execute=True):
+        response = client.post(url, data or {})
+    return client.get(response["Location"]) if response.status_code == 302 else response
+
+
+def upload(client, capture, content, name):
+    return submit(client, capture, reverse("mirror:import_upload"), {"file": SimpleUploadedFile(name, content)})
+
+
+def test_manager_checks_then_imports(client, manager, glow, tasks_inline, django_capture_on_commit_callbacks):
+    client.force_login(manager)
+    page = upload(client, django_capture_on_commit_callbacks, GOOD_CSV.encode(), "members.csv")
+    text = page.content.decode()
+    assert "Checked (dry run)" in text and "What importing would do" in text
+    assert "opening balance 1 HydraFacial, $50.00 Product credit" in text
+    assert Member.objects.count() == 0
+    checked = ImportBatch.objects.get()
+    progress = client.get(reverse("mirror:import_progress", args=[checked.pk])).json()
+    assert progress["finished"] and progress["percent"] == 100
+    page = submit(client, django_capture_on_commit_callbacks, reverse("mirror:import_confirm", args=[checked.pk]))
+    assert "Imported. Re-importing the same file changes nothing." in page.content.decode()
+    assert Member.objects.count() == 4
+    assert AuditLog.objects.filter(action="import_started", user=manager).exists()
+
+
+def test_errors_are_listed_and_only_valid_rows_is_a_choice(client, manager, glow, tasks_inline,
+                                                           django_capture_on_commit_callbacks):
+    client.force_login(manager)
+    page = upload(client, django_capture_on_commit_callbacks, messy_xlsx(), "members.xlsx")
+    text = page.content.decode()
+    assert "unknown tier &#x27;Platinum&#x27;" in text and "duplicate member" in text
+    assert "Import only the 1 valid rows (skip 5 rejected)" in text
+    checked = ImportBatch.objects.get()
+    page = submit(client, django_capture_on_commit_callbacks, reverse("mirror:import_confirm", args=[checked.pk]))
+    assert "fix them, or choose to import only the valid rows" in page.content.decode()
+    assert Member.objects.count() == 0
+    page = submit(client, django_capture_on_commit_callbacks, reverse("mirror:import_confirm", args=[checked.pk]),
+                  {"only_valid": "1"})
+    assert "Only the valid rows were imported, as chosen. Skipped lines: 3, 5, 6, 7, 8." in page.content.decode()
+    assert list(Member.objects.values_list("member_number", flat=True)) == ["X1"]
+    assert ImportBatch.objects.filter(status=ImportStatus.IMPORTED, only_valid_rows=True).count() == 1
+
+
+def test_only_managers_may_import(client, front_desk, glow):
+    client.force_login(front_desk)
+    assert client.get(reverse("mirror:import_upload")).status_code == 403
+    assert client.post(reverse("mirror:import_upload"), {}).status_code == 403
+
+
+def test_wrong_file_type_is_a_form_error(client, manager, glow):
+    client.force_login(manager)
+    page = client.post(reverse("mirror:import_upload"), {"file": SimpleUploadedFile("members.pdf", b"%PDF-1.4")})
+    assert "Upload a .csv or .xlsx file." in page.content.decode()
+    assert ImportBatch.objects.count() == 0
