@@ -39,3 +39,5 @@ class IntegrationsConfig(AppConfig):
         from .processors.sync import destination as processor_destination
 
         register(processor_destination)
+        from .records import admin as records_admin  # noqa: F401  (admin for the record side)
+        from .records import destination  # noqa: F401  (registers the `record` outbox destination)

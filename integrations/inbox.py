@@ -28,6 +28,7 @@ from .processors.base import IgnoredEvent, ProcessorUnavailable
 logger = logging.getLogger(__name__)
 
 SOURCE_STRIPE = "stripe"
+RECORD_SOURCE_PREFIX = "record:"
 
 
 def store_event(*, source: str, event: dict, handled: bool, now: datetime) -> tuple[InboundEvent | None, bool]:
@@ -105,6 +106,11 @@ def process_inbound(inbound_id: int, *, now: datetime, force: bool = False) -> s
         row = qs.first()
         if row is None:
             return None
+        if row.source.startswith(RECORD_SOURCE_PREFIX):  # the record's webhooks have their own processing
+            from .records.inbound import apply_inbound_row
+
+            apply_inbound_row(row, now=now)
+            return row.status
         row.attempts += 1
         try:
             with transaction.atomic():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -88,3 +89,95 @@ class Delivery(models.Model):
     def idempotency_key(self) -> str:
         """Stable across retries: derived from the event, so a retried call never acts twice."""
         return f"medspa-evt-{self.event_id}-{self.destination}"
+
+
+class RecordExceptionKind(models.TextChoices):
+    UNKNOWN_PATIENT = "unknown_patient", "Unknown patient"
+    UNKNOWN_SERVICE = "unknown_service", "Unknown service code"
+    NO_MEMBERSHIP = "no_membership", "No membership"
+    NOT_INCLUDED = "not_included", "Service not included in the tier"
+    NO_BALANCE = "no_balance", "No balance left"
+    NOT_REDEEMABLE = "not_redeemable", "Membership may not redeem now"
+    REVIEW = "review", "Reported before the redemptions stage (not spent)"
+    INVALID = "invalid", "Invalid record event"
+
+
+class RecordExceptionStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+
+
+class RecordException(models.Model):
+    """A record event the ledger could not (or, in this stage, may not) act on by itself: staff
+    resolve it by hand. Never a silent drop, never a negative balance. One row per (practice,
+    appointment, kind), so a replayed webhook does not open a second one."""
+
+    practice = models.ForeignKey("memberships.Practice", on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey("memberships.Member", on_delete=models.PROTECT, null=True, blank=True,
+                               related_name="+")
+    service = models.ForeignKey("memberships.Service", on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="+")
+    inbound = models.ForeignKey(InboundEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    kind = models.CharField(max_length=20, choices=RecordExceptionKind.choices)
+    # What the record reported: "treatment.completed" / "appointment.booked" / "appointment.cancelled".
+    event_type = models.CharField(max_length=40)
+    appointment_ref = models.CharField(max_length=200, help_text="The record's appointment id.")
+    patient_ref = models.CharField(max_length=200, blank=True, help_text="The record's patient id.")
+    service_ref = models.CharField(max_length=200, blank=True, help_text="The record's service code.")
+    quantity = models.PositiveIntegerField(default=1)
+    detail = models.CharField(max_length=500)
+    status = models.CharField(max_length=10, choices=RecordExceptionStatus.choices,
+                              default=RecordExceptionStatus.OPEN)
+    resolution_note = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "appointment_ref", "event_type", "kind"],
+                                    name="record_exception_once"),
+        ]
+        indexes = [models.Index(fields=["practice", "status", "created_at"], name="record_exception_open_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} — appointment {self.appointment_ref} ({self.status})"
+
+
+class RecordServiceMap(models.Model):
+    """The record's own service code → our Service. Without a row, a code equal to `Service.code`
+    matches."""
+
+    practice = models.ForeignKey("memberships.Practice", on_delete=models.PROTECT, related_name="+")
+    external_code = models.CharField(max_length=200)
+    service = models.ForeignKey("memberships.Service", on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "external_code"], name="record_service_code_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_code} → {self.service}"
+
+
+class RecordObject(models.Model):
+    """An object we created in a record that has no searchable identifier of ours (a Zenoti guest
+    note): remembered so the next write updates it instead of making another."""
+
+    practice = models.ForeignKey("memberships.Practice", on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey("memberships.Member", on_delete=models.PROTECT, related_name="+")
+    adapter = models.CharField(max_length=20)
+    kind = models.CharField(max_length=20, help_text="flag / summary")
+    external_id = models.CharField(max_length=200)
+    state = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["member", "adapter", "kind"], name="record_object_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.adapter} {self.kind} {self.external_id}"

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("webhooks/records/", include("integrations.records.urls")),
     path("api/v1/", include("memberships.api_urls")),
     path("webhooks/", include("integrations.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -233,3 +233,12 @@ IMPORT_PHONE_REGION = env.str("IMPORT_PHONE_REGION", default="US")
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 # Hour (server time zone) of the nightly reconciliation schedule.
 RECONCILE_NIGHTLY_HOUR = env.int("RECONCILE_NIGHTLY_HOUR", default=3)
+
+# --- the record (EHR) ---------------------------------------------------------------------------
+# Per practice: Practice.record_adapter (builtin / webhook / fhir / zenoti), record_config, and
+# record_webhook_secret. These are the shared knobs.
+RECORD_HTTP_TIMEOUT_SECONDS = env.float("RECORD_HTTP_TIMEOUT_SECONDS", default=10.0)
+# Honour HTTP(S)_PROXY for calls to the record (off: local records are never proxied).
+RECORD_HTTP_TRUST_ENV = env.bool("RECORD_HTTP_TRUST_ENV", default=False)
+# Our own identifier systems in FHIR records (Patient, Account, Flag identifiers) start with this.
+RECORD_FHIR_IDENTIFIER_BASE = env.str("RECORD_FHIR_IDENTIFIER_BASE", default="https://medspa.example")

@@ -1,0 +1,85 @@
+"""The `record` outbox destination: every ledger change the chart should show becomes one delivery
+to the practice's record, through the practice's adapter.
+
+What a delivery does: it writes the member's chart panel *as the ledger has it at delivery time*
+(patient link, membership tier and status, entitlement summary, chart flag set or cleared). Each
+part is an idempotent upsert, so retries, duplicates and out-of-order deliveries converge on the
+current state and never double anything.
+
+Stage: every record delivery needs `alerts`. The chart is a read-only mirror of the ledger for the
+front desk (it moves no money and spends nothing), so flags, balances and the membership's tier and
+status reach it from `alerts` on — a pause or cancellation must be visible at the desk before
+anyone redeems. In `observe` the delivery is recorded as SHADOWED ("would have …"). The
+`tier_sync` stage governs the processor side (what the member is charged), not this mirror.
+
+Practices on the `builtin` adapter get no record deliveries at all: our own pages are the chart.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+
+from integrations import outbox
+from integrations.models import Delivery
+from memberships.models import AutomationStage, Event, EventKind
+
+from . import get_adapter
+from .base import RecordRejected, RecordUnavailable
+from .selectors import member_state
+
+logger = logging.getLogger(__name__)
+
+# The ledger changes the chart shows.
+RECORD_EVENT_KINDS = frozenset({
+    EventKind.ENROLLED, EventKind.REFILLED, EventKind.REDEEMED, EventKind.REVERSED, EventKind.ADJUSTED,
+    EventKind.EXPIRED, EventKind.TIER_CHANGED, EventKind.PAUSED, EventKind.RESUMED, EventKind.CANCELLED,
+    EventKind.PAST_DUE, EventKind.RECOVERED, EventKind.LAPSED, EventKind.FLAGGED, EventKind.FLAG_CLEARED,
+    EventKind.IMPORTED,
+})
+
+class RecordDestination:
+    name = "record"
+
+    def wants(self, event: Event) -> bool:
+        if event.kind not in RECORD_EVENT_KINDS or event.member_id is None:
+            return False
+        return (event.practice.record_adapter or "builtin") != "builtin"
+
+    def required_stage(self, event: Event) -> str:
+        return AutomationStage.ALERTS
+
+    def describe(self, event: Event) -> str:
+        adapter = event.practice.record_adapter
+        if event.kind in (EventKind.PAST_DUE, EventKind.LAPSED, EventKind.FLAGGED):
+            what = "set the chart flag"
+        elif event.kind in (EventKind.RECOVERED, EventKind.FLAG_CLEARED, EventKind.RESUMED):
+            what = "clear the chart flag"
+        elif event.kind in (EventKind.PAUSED, EventKind.CANCELLED):
+            what = f"write the {event.get_kind_display().lower()} status and set the chart flag"
+        elif event.kind in (EventKind.ENROLLED, EventKind.TIER_CHANGED):
+            what = "write the membership (tier, status) and balances"
+        else:
+            what = "write the entitlement balances"
+        return f"{what} in the {adapter} record for member {event.member_id} (event {event.pk})"
+
+    def deliver(self, event: Event, *, delivery: Delivery, now: datetime) -> dict:
+        try:
+            with transaction.atomic():  # a failure inside rolls back only our own writes
+                adapter = get_adapter(event.practice)
+                member = event.member
+                return adapter.sync_member(member, member_state(member=member),
+                                           event_ref=delivery.idempotency_key, now=now)
+        except RecordUnavailable as exc:
+            raise outbox.RetryableDeliveryError(str(exc)) from exc
+        except RecordRejected as exc:
+            raise outbox.PermanentDeliveryError(str(exc)) from exc
+        except Exception as exc:  # an unexpected failure: keep it in the queue, visible, bounded by retries
+            logger.exception("record delivery %s failed unexpectedly", delivery.pk)
+            raise outbox.RetryableDeliveryError(f"{type(exc).__name__}: {exc}") from exc
+
+
+destination = outbox.register(RecordDestination())
+

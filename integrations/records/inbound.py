@@ -1,0 +1,294 @@
+"""Record events into the ledger.
+
+- `receive_webhook`: store the verified webhook once (unique on source + event id); the caller
+  answers 2xx at once and a task processes it.
+- `process_inbound_event` / `apply_inbound_row`: the task's body (the inbox's sweep and its admin
+  re-process action hand record sources to `apply_inbound_row` too). The adapter parses (and, for FHIR and Zenoti, re-reads
+  the object from the record); each event is applied:
+    booked    → reserve the entitlement (the hold is keyed by the appointment id);
+    completed → commit the hold, or redeem directly when nothing was held;
+    cancelled / no-show → release the hold.
+  Idempotent by the record's appointment id: a replayed webhook spends nothing. In the stages
+  before `redemptions` nothing is held or spent: the treatment is recorded for review.
+- Whatever the ledger cannot do by itself (unknown patient or service, no membership, a service
+  the tier does not include, no balance left) becomes a `RecordException` for staff — never a
+  silent drop and never a negative balance.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from integrations.models import (
+    InboundEvent,
+    InboundStatus,
+    RecordException,
+    RecordExceptionKind,
+    RecordExceptionStatus,
+    RecordServiceMap,
+)
+from memberships import selectors as ledger
+from memberships import services
+from memberships.errors import (
+    InsufficientBalance,
+    LedgerError,
+    MembershipNotRedeemable,
+    ReasonRequired,
+    ServiceNotIncluded,
+)
+from memberships.models import (
+    AutomationStage,
+    EventKind,
+    LedgerEntry,
+    Member,
+    Practice,
+    Reservation,
+    ReservationStatus,
+    Service,
+)
+
+from . import get_adapter
+from .base import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    InboundWebhook,
+    RecordError,
+    RecordEvent,
+    RecordUnavailable,
+    TreatmentCompleted,
+)
+
+logger = logging.getLogger(__name__)
+K = RecordExceptionKind
+
+
+def source_for(adapter_name: str) -> str:
+    return f"record:{adapter_name}"[:40]
+
+
+def receive_webhook(*, webhook: InboundWebhook, adapter_name: str, now: datetime) -> tuple[InboundEvent, bool]:
+    """Store a verified webhook once. Returns (row, created); a duplicate returns the first row."""
+    source = source_for(adapter_name)
+    try:
+        with transaction.atomic():
+            row = InboundEvent.objects.create(
+                source=source, event_id=webhook.event_id, event_type=webhook.event_type[:100],
+                payload=webhook.payload, practice=webhook.practice, received_at=now,
+            )
+    except IntegrityError:
+        return InboundEvent.objects.get(source=source, event_id=webhook.event_id), False
+    transaction.on_commit(lambda: enqueue_processing(row.pk))
+    return row, True
+
+
+def enqueue_processing(inbound_id: int) -> None:
+    from django_q.tasks import async_task
+
+    try:
+        async_task("integrations.records.tasks.process_record_event", inbound_id, group="records")
+    except Exception:  # the periodic sweep picks it up
+        logger.exception("could not enqueue record event %s; the sweep will process it", inbound_id)
+
+
+# --- keys ------------------------------------------------------------------------------------------
+
+
+def hold_key(practice: Practice, appointment_id: str) -> str:
+    return f"record:{practice.pk}:appt:{appointment_id}:hold"[:200]
+
+
+def spend_key(practice: Practice, appointment_id: str) -> str:
+    """One spend per appointment, whether by committing its hold or by a direct redemption."""
+    return f"record:{practice.pk}:appt:{appointment_id}:spend"[:200]
+
+
+# --- resolution -----------------------------------------------------------------------------------
+
+
+def resolve_member(practice: Practice, event: RecordEvent) -> Member | None:
+    members = Member.objects.filter(practice=practice)
+    if event.patient_id:
+        found = members.filter(record_patient_id=event.patient_id).first()
+        if found is not None:
+            return found
+    if event.member_number:
+        return members.filter(member_number=event.member_number).first()
+    return None
+
+
+def resolve_service(practice: Practice, code: str) -> Service | None:
+    if not code:
+        return None
+    mapped = RecordServiceMap.objects.filter(practice=practice, external_code=code).select_related("service").first()
+    if mapped is not None:
+        return mapped.service
+    return Service.objects.filter(practice=practice, code=code).first() or \
+        Service.objects.filter(practice=practice, code__iexact=code).first()
+
+
+def open_exception(*, practice: Practice, event: RecordEvent, kind: str, detail: str, now: datetime,
+                   member: Member | None = None, service: Service | None = None,
+                   inbound: InboundEvent | None = None) -> RecordException:
+    """One open exception per (appointment, event type, kind); the member's timeline notes it."""
+    row, created = RecordException.objects.get_or_create(
+        practice=practice, appointment_ref=event.appointment_id, event_type=event.type, kind=kind,
+        defaults=dict(member=member, service=service, inbound=inbound, patient_ref=event.patient_id[:200],
+                      service_ref=event.service_code[:200], quantity=event.quantity, detail=detail[:500],
+                      created_at=now),
+    )
+    if created:
+        logger.info("record exception %s (%s) for appointment event in practice %s", row.pk, kind, practice.pk)
+        if member is not None:
+            services.record_event(member=member, kind=EventKind.RECORD_EXCEPTION,
+                                  summary=f"Record: {row.get_kind_display()} — for staff to resolve",
+                                  payload={"record_exception_id": row.pk, "kind": kind},
+                                  actor=services.Actor.record(), now=now)
+    return row
+
+
+_LEDGER_KINDS = ((InsufficientBalance, K.NO_BALANCE), (ServiceNotIncluded, K.NOT_INCLUDED),
+                 (MembershipNotRedeemable, K.NOT_REDEEMABLE))
+
+
+def _kind_of(error: LedgerError) -> str:
+    for cls, kind in _LEDGER_KINDS:
+        if isinstance(error, cls):
+            return kind
+    return K.INVALID
+
+
+# --- applying one event ---------------------------------------------------------------------------
+
+
+def apply_record_event(*, practice: Practice, event: RecordEvent, now: datetime,
+                       inbound: InboundEvent | None = None) -> str:
+    """Apply one record event to the ledger. Returns what happened (for the inbox row and logs)."""
+    actor = services.Actor.record(practice.record_adapter)
+    member = resolve_member(practice, event)
+    if member is None:
+        open_exception(practice=practice, event=event, kind=K.UNKNOWN_PATIENT, inbound=inbound, now=now,
+                       detail="No member is linked to this patient of the record.")
+        return "exception:unknown_patient"
+    service = resolve_service(practice, event.service_code)
+    if service is None and not isinstance(event, AppointmentCancelled):
+        open_exception(practice=practice, event=event, kind=K.UNKNOWN_SERVICE, member=member, inbound=inbound,
+                       now=now, detail="The record's service code matches no service (add a service mapping).")
+        return "exception:unknown_service"
+
+    if isinstance(event, AppointmentCancelled):
+        held = Reservation.objects.filter(idempotency_key=hold_key(practice, event.appointment_id)).first()
+        if held is None or held.status != ReservationStatus.HELD:
+            return "nothing_held"
+        services.release_reservation(reservation=held, actor=actor, now=now,
+                                     reason="No-show" if event.reason == "no_show" else "Appointment cancelled")
+        return "released"
+
+    membership = ledger.current_membership(member=member)
+    if membership is None:
+        open_exception(practice=practice, event=event, kind=K.NO_MEMBERSHIP, member=member, service=service,
+                       inbound=inbound, now=now, detail="The patient has no membership.")
+        return "exception:no_membership"
+
+    if not practice.stage_at_least(AutomationStage.REDEMPTIONS):
+        if isinstance(event, TreatmentCompleted):
+            open_exception(practice=practice, event=event, kind=K.REVIEW, member=member, service=service,
+                           inbound=inbound, now=now,
+                           detail="Treatment reported by the record; not spent before the redemptions stage.")
+            return "review"
+        return "observed"
+
+    if LedgerEntry.objects.filter(idempotency_key=spend_key(practice, event.appointment_id)).exists():
+        return "already_spent"  # a replay, or a booking that arrives after its treatment: nothing to do
+    try:
+        if isinstance(event, AppointmentBooked):
+            services.reserve_entitlement(membership=membership, service=service, quantity=event.quantity,
+                                         actor=actor, idempotency_key=hold_key(practice, event.appointment_id),
+                                         external_ref=event.appointment_id, now=now)
+            return "held"
+        held = Reservation.objects.filter(idempotency_key=hold_key(practice, event.appointment_id)).first()
+        if held is not None and held.status in (ReservationStatus.HELD, ReservationStatus.COMMITTED):
+            services.commit_reservation(reservation=held, actor=actor, now=now,
+                                        idempotency_key=spend_key(practice, event.appointment_id))
+            return "committed"
+        services.redeem_entitlement(membership=membership, service=service, quantity=event.quantity, actor=actor,
+                                    idempotency_key=spend_key(practice, event.appointment_id), now=now,
+                                    reason="Treatment reported by the record")
+        return "redeemed"
+    except LedgerError as exc:
+        kind = _kind_of(exc)
+        open_exception(practice=practice, event=event, kind=kind, member=member, service=service,
+                       inbound=inbound, now=now, detail=exc.message)
+        return f"exception:{kind}"
+
+
+def apply_inbound_row(row: InboundEvent, *, now: datetime) -> str:
+    """Process one stored record webhook whose row the caller holds locked, inside the caller's
+    transaction (the inbox's `process_inbound` hands record sources here). Parses (re-fetching
+    where the adapter does), applies each event, and leaves the row processed / ignored, waiting
+    (the record is down: tried again later with backoff) or failed. Returns the outcome."""
+    from integrations.inbox import retry_delay
+
+    row.attempts += 1
+    practice = row.practice
+    outcomes: list[str] = []
+    try:
+        with transaction.atomic():
+            events = get_adapter(practice).parse_webhook(row.payload)
+            for event in events:
+                outcomes.append(apply_record_event(practice=practice, event=event, now=now, inbound=row))
+        row.status = InboundStatus.PROCESSED if events else InboundStatus.IGNORED
+        row.error = ", ".join(outcomes)[:2000]
+        row.processed_at, row.next_attempt_at = now, None
+        outcome = row.error or "ignored"
+    except RecordUnavailable as exc:
+        row.error = f"waiting: {exc}"[:2000]
+        if row.attempts >= settings.INBOX_MAX_ATTEMPTS:
+            row.status, row.processed_at = InboundStatus.FAILED, now
+        else:
+            row.next_attempt_at = now + retry_delay(row.attempts)
+        outcome = "retry"
+    except (RecordError, LedgerError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("record event %s failed: %s", row.pk, type(exc).__name__)
+        row.status, row.error = InboundStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+        row.processed_at, row.next_attempt_at = now, None
+        outcome = "failed"
+    row.save(update_fields=["attempts", "status", "error", "processed_at", "next_attempt_at"])
+    return outcome
+
+
+def process_inbound_event(*, inbound_id: int, now: datetime, force: bool = False) -> str:
+    """The task body for one record webhook: lock the row if it is due (SKIP LOCKED, so two workers
+    never take the same row) and apply it. Safe to run twice: a processed row is skipped."""
+    with transaction.atomic():
+        rows = (InboundEvent.objects.select_for_update(skip_locked=True, of=("self",)).select_related("practice")
+                .filter(pk=inbound_id))
+        if not force:
+            rows = rows.filter(status=InboundStatus.RECEIVED).filter(
+                Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        row = rows.first()
+        if row is None:
+            return "skipped"
+        return apply_inbound_row(row, now=now)
+
+
+@transaction.atomic
+def resolve_record_exception(*, record_exception: RecordException, user, note: str, now: datetime) -> RecordException:
+    """Staff close an exception with a note (what they did: redeemed by hand, linked the patient…)."""
+    if not note.strip():
+        raise ReasonRequired("Say how it was resolved.")
+    RecordException.objects.filter(pk=record_exception.pk, status=RecordExceptionStatus.OPEN).update(
+        status=RecordExceptionStatus.RESOLVED, resolution_note=note.strip()[:2000], resolved_by=user, resolved_at=now)
+    record_exception.refresh_from_db()
+    return record_exception
+
+
+def link_patient(*, member: Member, patient_id: str) -> Member:
+    """Staff link a member to the record's patient id (resolving an unknown-patient exception)."""
+    Member.objects.filter(pk=member.pk).update(record_patient_id=patient_id.strip()[:100])
+    member.refresh_from_db(fields=["record_patient_id"])
+    return member

@@ -1,0 +1,83 @@
+"""Reads for the record side: what the chart should show for a member, and the exceptions staff
+resolve. They never write."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from integrations.models import RecordException, RecordExceptionStatus
+from memberships import selectors as ledger
+from memberships.models import Event, EventKind, Member, MembershipStatus, TierBenefit
+
+from .base import ChartFlag, EntitlementLine, EntitlementSummary, MembershipState, MemberState
+
+S = MembershipStatus
+
+# Membership statuses that raise the chart flag by themselves, and the text the front desk sees.
+# Nothing clinical and no amounts: the chart is read by the whole front desk.
+STATUS_FLAGS = {
+    S.PAST_DUE: ("card_declined", "Membership card declined: ask for an updated card before redeeming."),
+    S.LAPSED: ("card_declined", "Membership lapsed after a declined card: no member benefits until renewed."),
+    S.PAUSED: ("paused", "Membership paused: member benefits are on hold."),
+    S.CANCELLED: ("cancelled", "Membership cancelled: balance frozen."),
+}
+
+
+def _flag_for(member: Member, membership) -> ChartFlag | None:
+    """The flag the chart should show now. An explicit FLAGGED / FLAG_CLEARED event (written by
+    dunning) decides while it is the latest word; the membership status adds its own flag."""
+    latest = (Event.objects.filter(member=member, kind__in=[EventKind.FLAGGED, EventKind.FLAG_CLEARED])
+              .order_by("-created_at", "-id").first())
+    if latest is not None and latest.kind == EventKind.FLAGGED:
+        reason = str(latest.payload.get("reason") or "card_declined")[:40]
+        text = str(latest.payload.get("text") or latest.summary)[:300]
+        return ChartFlag(reason=reason, text=text, since=latest.created_at)
+    if membership is not None and membership.status in STATUS_FLAGS:
+        reason, text = STATUS_FLAGS[membership.status]
+        if membership.status == S.PAUSED and membership.paused_until:
+            text = f"Membership paused until {membership.paused_until:%b %d, %Y}: member benefits are on hold."
+        return ChartFlag(reason=reason, text=text, since=membership.updated_at)
+    return None
+
+
+def member_state(*, member: Member) -> MemberState:
+    """The chart panel for one member as the ledger has it now (membership, balances, flag)."""
+    membership = ledger.current_membership(member=member)
+    if membership is None:
+        return MemberState(membership=None, summary=None, flag=_flag_for(member, None))
+    tier = membership.tier
+    state = MembershipState(
+        membership_id=membership.pk, tier_code=tier.code, tier_name=tier.name, status=membership.status,
+        status_display=membership.get_status_display(), started_at=membership.started_at,
+        current_period_start=membership.current_period_start, current_period_end=membership.current_period_end,
+        paused_until=membership.paused_until.isoformat() if membership.paused_until else None,
+        cancelled_at=membership.cancelled_at,
+    )
+    rules = {b.service_id: b.rollover for b in TierBenefit.objects.filter(tier_id=membership.tier_id)}
+    codes = dict(member.practice.services.values_list("id", "code"))
+    lines = tuple(
+        EntitlementLine(
+            service_code=codes.get(line.service_id, str(line.service_id)), service_name=line.service_name,
+            kind=line.service_kind, balance=line.balance, reserved=line.reserved, available=line.available,
+            per_cycle=line.per_cycle, rollover=rules.get(line.service_id, ""),
+            rollover_in_words=line.rollover_in_words, frozen=line.frozen,
+        )
+        for line in ledger.balance_lines(membership=membership)
+    )
+    summary = EntitlementSummary(membership_id=membership.pk, currency=tier.currency,
+                                 last_refill_at=membership.last_refill_at, cycle_number=membership.cycle_number,
+                                 lines=lines)
+    return MemberState(membership=state, summary=summary, flag=_flag_for(member, membership))
+
+
+def open_record_exceptions(*, practice_id: int | None, limit: int = 100) -> QuerySet[RecordException]:
+    """What staff must resolve: treatments and bookings the ledger could not act on by itself,
+    and, before the redemptions stage, reported treatments shown for review."""
+    rows = RecordException.objects.filter(status=RecordExceptionStatus.OPEN)
+    if practice_id is not None:
+        rows = rows.filter(practice_id=practice_id)
+    return rows.select_related("member", "service").order_by("-created_at", "-id")[:limit]
+
+
+def record_exceptions_of(*, member: Member, limit: int = 20) -> QuerySet[RecordException]:
+    return RecordException.objects.filter(member=member).select_related("service").order_by("-created_at")[:limit]

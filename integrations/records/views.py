@@ -1,0 +1,42 @@
+"""`/webhooks/records/<adapter>/[<practice>/]`: verify, store once, answer at once; a task does the
+work. The practice is named by the path, the `X-Medspa-Practice` header or `?practice=<slug>`."""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from memberships.models import Practice
+
+from . import ADAPTERS, get_adapter
+from .base import PRACTICE_HEADER, WebhookRejected
+from .inbound import receive_webhook
+
+logger = logging.getLogger(__name__)
+
+
+def _error(code: str, detail: str, status: int) -> JsonResponse:
+    return JsonResponse({"code": code, "detail": detail}, status=status)
+
+
+@csrf_exempt
+@require_http_methods(["POST", "PUT"])
+def record_webhook(request, adapter: str, practice: str = "", rest: str = ""):
+    if adapter not in ADAPTERS:
+        return _error("unknown_adapter", "No such record adapter.", 404)
+    slug = practice or request.headers.get(PRACTICE_HEADER, "") or request.GET.get("practice", "")
+    found = Practice.objects.filter(slug=slug).first() if slug else None
+    if found is None or (found.record_adapter or "builtin") != adapter:
+        return _error("unknown_practice", "No practice with this record adapter under that name.", 404)
+    body = request.body
+    try:
+        webhook = get_adapter(found).verify_webhook(request, body=body)
+    except WebhookRejected as exc:
+        logger.info("record webhook refused for practice %s: %s", found.pk, exc.code)
+        return _error(exc.code, str(exc), exc.status)
+    row, created = receive_webhook(webhook=webhook, adapter_name=adapter, now=timezone.now())
+    return JsonResponse({"status": "received" if created else "duplicate", "id": row.pk})

@@ -1,0 +1,251 @@
+"""`zenoti`: Zenoti's REST API (`Authorization: apikey <key>`).
+
+- Patient = guest: `record_patient_id`, else `GET /v1/guests/search?email=…`, else (when
+  `record_config.create_patients`, default true) `POST /v1/guests`.
+- Chart flag = a guest note with an alert: `POST /v1/guests/{guest_id}/notes` with `notes`,
+  `alert: true`, `note_type: 8` (Payment); cleared with `PUT /v1/guests/{guest_id}/notes/{note_id}`
+  and `alert: false`. Zenoti notes carry no identifier of ours, so the note id is kept in
+  `RecordObject` and every later write updates that note.
+- Membership and balances: Zenoti's guest memberships are its own sales, which we do not create;
+  the summary is one plain guest note (not an alert), updated in place the same way.
+- Inbound: Zenoti signs nothing, so the webhook URL carries a secret token
+  (`/webhooks/records/zenoti/<practice>/?token=<record_webhook_secret>`). The envelope is
+  `{id, event_id, event_type, event_timestamp, data}`; we take the appointment id from `data`,
+  re-fetch `GET /v1/appointments/{id}` and act on the appointment's current status.
+
+UNSURE (not in Zenoti's public reference we could check; proven only against the recorded shapes in
+tests/fixtures/zenoti/): the appointment status numbers and the note id field in the note-create
+answer. Both are configurable in `record_config` (`status_booked`, `status_completed`,
+`status_cancelled`, `status_no_show`) and read leniently.
+
+`record_config`: `base_url` (default https://api.zenoti.com), `api_key`, `center_id`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+
+from integrations.models import RecordObject
+from memberships.models import Member
+
+from . import http
+from .base import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    BaseAdapter,
+    ChartFlag,
+    EntitlementSummary,
+    InboundWebhook,
+    MembershipState,
+    MemberState,
+    RecordEvent,
+    RecordRejected,
+    TreatmentCompleted,
+    WebhookRejected,
+    tokens_match,
+)
+from .webhook import read_json
+
+PAYMENT_NOTE_TYPE = 8
+# Zenoti guest membership status codes (VENDORS.md) → our words, for the reconciliation snapshot.
+MEMBERSHIP_STATUS = {1: "active", 2: "inactive", 3: "paused", 4: "cancelled", 5: "expired", 6: "closed",
+                     7: "not_started", 8: "past_due", 9: "refund", 10: "deleted", 12: "failed"}
+DEFAULT_STATUSES = {"status_booked": [0, 2, 4], "status_completed": [1], "status_cancelled": [-1],
+                    "status_no_show": [-2]}
+
+
+def _summary_text(member_state: MemberState) -> str:
+    state, summary = member_state.membership, member_state.summary
+    if state is None:
+        return "Membership: none"
+    parts = [f"Membership: {state.tier_name} ({state.status_display})"]
+    if summary is not None:
+        for line in summary.lines:
+            amount = (f"${line.available / 100:,.2f}" if line.kind == "credit" else f"{line.available}")
+            parts.append(f"{line.service_name}: {amount} available ({line.rollover_in_words})")
+        if summary.last_refill_at:
+            parts.append(f"Last refill {summary.last_refill_at:%Y-%m-%d}")
+    return "; ".join(parts)[:1900]
+
+
+class ZenotiAdapter(BaseAdapter):
+    name = "zenoti"
+    outbound = True
+
+    def __init__(self, practice):
+        super().__init__(practice)
+        self.base_url = str(self.config.get("base_url") or "https://api.zenoti.com").rstrip("/")
+        self.center_id = str(self.config.get("center_id") or "")
+        self._session = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            if not self.config.get("api_key"):
+                raise RecordRejected("record_config.api_key is not set for this practice.")
+            self._session = http.session()
+            self._session.headers.update({"Authorization": f"apikey {self.config['api_key']}",
+                                          "Accept": "application/json"})
+        return self._session
+
+    def _call(self, method: str, path: str, **kwargs):
+        return http.send(self.session, method, f"{self.base_url}{path}", **kwargs)
+
+    # --- guest --------------------------------------------------------------------------------
+
+    def find_patient(self, member: Member) -> str | None:
+        if member.record_patient_id:
+            return member.record_patient_id
+        if not member.email:
+            return None
+        found = self._call("GET", "/v1/guests/search", params={"center_id": self.center_id,
+                                                               "email": member.email}).json()
+        guests = found.get("guests") or []
+        return str(guests[0]["id"]) if guests else None
+
+    def link_patient(self, member: Member) -> str:
+        guest_id = self.find_patient(member)
+        if guest_id is None:
+            if not self.config.get("create_patients", True):
+                raise RecordRejected("No Zenoti guest matches this member; link the guest id by hand.")
+            body = {"center_id": self.center_id,
+                    "personal_info": {"first_name": member.first_name, "last_name": member.last_name,
+                                      "email": member.email, "mobile_phone": {"number": member.phone}}}
+            created = self._call("POST", "/v1/guests", json=body).json()
+            guest_id = str(created.get("id") or (created.get("guest") or {}).get("id") or "")
+            if not guest_id:
+                raise RecordRejected("Zenoti created a guest but returned no id.")
+        if member.record_patient_id != guest_id:
+            Member.objects.filter(pk=member.pk).update(record_patient_id=guest_id)
+            member.record_patient_id = guest_id
+        return guest_id
+
+    # --- notes ---------------------------------------------------------------------------------
+
+    def _write_note(self, member: Member, *, kind: str, text: str, alert: bool, note_type: int,
+                    create_if_missing: bool = True) -> dict:
+        guest_id = self.link_patient(member)
+        known = RecordObject.objects.filter(member=member, adapter=self.name, kind=kind).first()
+        wanted = {"text": text, "alert": alert}
+        if known is not None and known.state == wanted:
+            return {"note_id": known.external_id, "written": False}
+        body = {"notes": text, "alert": alert, "note_type": note_type}
+        if known is None:
+            if not create_if_missing:
+                return {"note_id": None, "written": False}
+            answer = self._call("POST", f"/v1/guests/{guest_id}/notes", json=body).json()
+            note_id = str(answer.get("id") or answer.get("note_id") or (answer.get("note") or {}).get("id") or "")
+            if not note_id:
+                raise RecordRejected("Zenoti accepted the note but returned no id.")
+            RecordObject.objects.create(practice=self.practice, member=member, adapter=self.name, kind=kind,
+                                        external_id=note_id, state=wanted)
+            return {"note_id": note_id, "written": True}
+        self._call("PUT", f"/v1/guests/{guest_id}/notes/{known.external_id}", json=body)
+        RecordObject.objects.filter(pk=known.pk).update(state=wanted)
+        return {"note_id": known.external_id, "written": True}
+
+    def write_membership(self, member: Member, state: MembershipState) -> dict:
+        return self._write_note(member, kind="summary", text=f"Membership: {state.tier_name} ({state.status_display})",
+                                alert=False, note_type=int(self.config.get("summary_note_type", 1)))
+
+    def write_entitlement_summary(self, member: Member, summary: EntitlementSummary) -> dict:
+        from .selectors import member_state
+
+        return self._write_note(member, kind="summary", text=_summary_text(member_state(member=member)),
+                                alert=False, note_type=int(self.config.get("summary_note_type", 1)))
+
+    def set_chart_flag(self, member: Member, flag: ChartFlag) -> dict:
+        return self._write_note(member, kind="flag", text=flag.text, alert=True, note_type=PAYMENT_NOTE_TYPE)
+
+    def clear_chart_flag(self, member: Member, *, now: datetime) -> dict:
+        known = RecordObject.objects.filter(member=member, adapter=self.name, kind="flag").first()
+        if known is None or not known.state.get("alert"):
+            return {"note_id": known.external_id if known else None, "written": False}
+        return self._write_note(member, kind="flag", text=known.state.get("text", ""), alert=False,
+                                note_type=PAYMENT_NOTE_TYPE, create_if_missing=False)
+
+    def sync_member(self, member, state, *, event_ref: str, now: datetime) -> dict:
+        result: dict[str, Any] = {"patient_id": self.link_patient(member)}
+        result["summary"] = self._write_note(member, kind="summary", text=_summary_text(state), alert=False,
+                                             note_type=int(self.config.get("summary_note_type", 1)))
+        result["flag"] = (self.set_chart_flag(member, state.flag) if state.flag
+                          else self.clear_chart_flag(member, now=now))
+        return result
+
+    def read_patient_snapshot(self, member: Member) -> dict | None:
+        """The guest's Zenoti membership (tier = its code or name, status in our words) and the
+        flags our alert note says are up."""
+        guest_id = self.find_patient(member)
+        if guest_id is None:
+            return None
+        answer = self._call("GET", f"/v1/guests/{guest_id}/memberships", params={"center_id": self.center_id}).json()
+        rows = answer.get("memberships") or answer.get("guest_memberships") or []
+        current = next((r for r in rows if r.get("status") == 1), rows[0] if rows else None)
+        plan = (current or {}).get("membership") or {}
+        known = RecordObject.objects.filter(member=member, adapter=self.name, kind="flag").first()
+        return {
+            "tier": plan.get("code") or plan.get("name") if current else None,
+            "status": MEMBERSHIP_STATUS.get((current or {}).get("status"), None) if current else None,
+            "flags": ["chart_alert"] if known is not None and known.state.get("alert") else [],
+        }
+
+    # --- inbound ------------------------------------------------------------------------------
+
+    def verify_webhook(self, request, *, body: bytes) -> InboundWebhook:
+        if not tokens_match(request.GET.get("token", ""), self.practice.record_webhook_secret):
+            raise WebhookRejected("Missing or wrong token.")
+        envelope = read_json(body)
+        call_id = str(envelope.get("id") or "").strip()
+        if not call_id or not isinstance(envelope.get("data"), dict):
+            raise WebhookRejected("Expected the Zenoti envelope {id, event_id, event_type, event_timestamp, data}.",
+                                  code="invalid_payload", status=400)
+        return InboundWebhook(practice=self.practice, event_id=call_id[:200],
+                              event_type=str(envelope.get("event_type") or "")[:100], payload=envelope)
+
+    @staticmethod
+    def appointment_ids(data: dict) -> list[str]:
+        ids = [data.get("appointment_id")]
+        ids += [a.get("appointment_id") or a.get("id") for a in data.get("appointments") or [] if isinstance(a, dict)]
+        if not any(ids) and (data.get("appointment") or {}).get("id"):
+            ids.append(data["appointment"]["id"])
+        seen: list[str] = []
+        for value in ids:
+            if value and str(value) not in seen:
+                seen.append(str(value))
+        return seen
+
+    def parse_webhook(self, payload: dict[str, Any]) -> list[RecordEvent]:
+        """Re-fetch each appointment the event names and act on its current status."""
+        events: list[RecordEvent] = []
+        for appointment_id in self.appointment_ids(payload.get("data") or {}):
+            response = self._call("GET", f"/v1/appointments/{appointment_id}", ok=(200, 404))
+            if response.status_code == 404:
+                continue
+            events.extend(self.events_from_appointment(response.json(), appointment_id))
+        return events
+
+    def _statuses(self, key: str) -> set[int]:
+        return {int(v) for v in self.config.get(key, DEFAULT_STATUSES[key])}
+
+    def events_from_appointment(self, appointment: dict, appointment_id: str) -> list[RecordEvent]:
+        appointment = appointment.get("appointment") or appointment
+        guest = appointment.get("guest") or {}
+        service = appointment.get("service") or {}
+        status = appointment.get("status")
+        start = appointment.get("start_time")
+        fields = dict(appointment_id=str(appointment.get("appointment_id") or appointment_id)[:200],
+                      patient_id=str(guest.get("id") or appointment.get("guest_id") or "")[:200],
+                      service_code=str(service.get("code") or service.get("id") or "")[:200],
+                      occurred_at=parse_datetime(start) if isinstance(start, str) else None)
+        if status in self._statuses("status_completed"):
+            return [TreatmentCompleted(**fields)]
+        if status in self._statuses("status_booked"):
+            return [AppointmentBooked(**fields)]
+        if status in self._statuses("status_no_show"):
+            return [AppointmentCancelled(**fields, reason="no_show")]
+        if status in self._statuses("status_cancelled"):
+            return [AppointmentCancelled(**fields, reason="cancelled")]
+        return []
