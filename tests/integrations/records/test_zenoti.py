@@ -99,7 +99,7 @@ def test_card_declined_sets_an_alert_note_and_recovery_clears_that_same_note(zen
     assert fake.notes[flag_note.external_id]["alert"] is False
     assert len(fake.notes) == 2  # one summary note, one flag note: updated in place, never another
     assert ("PUT", f"/v1/guests/{GUEST_ID}/notes/{flag_note.external_id}") in fake.calls
-    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
+    assert set(Delivery.objects.filter(destination="record").values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
     assert get_adapter(practice).read_patient_snapshot(membership.member) == {
         "tier": "GLOW", "status": "active", "flags": []}
 
@@ -112,7 +112,7 @@ def test_wrong_api_key_is_a_permanent_failure(zenoti, glow):
     now = timezone.now()
     active_membership(tier=tier, now=now)
     outbox.dispatch_due(now=now)
-    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.FAILED}
+    assert set(Delivery.objects.filter(destination="record").values_list("status", flat=True)) == {DeliveryStatus.FAILED}
 
 
 def post_webhook(client, practice, payload, token=SECRET):
