@@ -35,3 +35,5 @@ class ProcessorSubscriptionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+from .dunning import admin as dunning_admin  # noqa: E402,F401  (registers DunningPolicy, DunningCase)

@@ -100,3 +100,4 @@ from .mirror_models import (  # noqa: E402,F401  (the mirror's models live in th
     ReconciliationRun,
     SheetRow,
 )
+from .dunning_models import *  # noqa: E402,F401,F403  (DunningPolicy, DunningCase, DunningStep, ...)

@@ -41,3 +41,9 @@ class IntegrationsConfig(AppConfig):
         register(processor_destination)
         from .records import admin as records_admin  # noqa: F401  (admin for the record side)
         from .records import destination  # noqa: F401  (registers the `record` outbox destination)
+
+        from .messaging.destinations import MemberMessageDestination
+        from .processors.dunning_destination import PaymentRetryDestination
+
+        register(MemberMessageDestination())
+        register(PaymentRetryDestination())

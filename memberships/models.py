@@ -489,6 +489,14 @@ class EventKind(models.TextChoices):
     RECORD_EXCEPTION = "record_exception", "Record exception"
     IMPORTED = "imported", "Imported"
     NOTE = "note", "Note"
+    # Dunning (billing): one case per failed invoice, its retries and messages.
+    DUNNING_OPENED = "dunning_opened", "Dunning case opened"
+    DUNNING_RETRY = "dunning_retry", "Payment retry requested"
+    DUNNING_ATTEMPT = "dunning_attempt", "Payment retry result"
+    DUNNING_MESSAGE = "dunning_message", "Member message queued"
+    DUNNING_CLOSED = "dunning_closed", "Dunning case closed"
+    SMS_OPTED_OUT = "sms_opted_out", "SMS opt-out recorded"
+    SMS_OPTED_IN = "sms_opted_in", "SMS opt-in recorded"
 
 
 class Event(AppendOnlyModel):
@@ -518,6 +526,40 @@ class Event(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.summary}"
+
+
+class ChartFlagStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLEARED = "cleared", "Cleared"
+
+
+class ChartFlag(models.Model):
+    """A banner on the member's chart ("Card declined — update card before treatment"), raised and
+    cleared by a source (e.g. a dunning case) through `memberships.services.set_chart_flag` /
+    `clear_chart_flag`, each change an Event (FLAGGED / FLAG_CLEARED) the record adapters deliver.
+    The text is operational, never clinical."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="chart_flags")
+    membership = models.ForeignKey(Membership, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    source = models.CharField(max_length=30, help_text="What raised it, e.g. 'dunning'.")
+    source_ref = models.CharField(max_length=100, help_text="The raising object, e.g. 'dunning-case:12'.")
+    text = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=ChartFlagStatus.choices, default=ChartFlagStatus.OPEN)
+    opened_at = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source_ref"], condition=Q(status="open"),
+                                    name="chart_flag_one_open_per_source"),
+        ]
+        indexes = [models.Index(fields=["member", "status"], name="chart_flag_member_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.text} ({self.status})"
 
 
 class AuditLog(AppendOnlyModel):

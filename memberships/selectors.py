@@ -268,3 +268,11 @@ def changed_since(*, membership_id: int, service_id: int, version: int) -> bool:
     from .models import LedgerEntry
 
     return LedgerEntry.objects.filter(membership_id=membership_id, service_id=service_id, id__gt=version).exists()
+
+
+def open_chart_flags(*, member: Member) -> QuerySet:
+    """The stored banners the chart shows now (e.g. "Card declined — update card before treatment"),
+    raised and cleared through `memberships.services.set_chart_flag` / `clear_chart_flag`."""
+    from .models import ChartFlag as StoredChartFlag, ChartFlagStatus
+
+    return StoredChartFlag.objects.filter(member=member, status=ChartFlagStatus.OPEN).order_by("opened_at", "id")

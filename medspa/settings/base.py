@@ -179,6 +179,12 @@ TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
 TWILIO_API_BASE = env.str("TWILIO_API_BASE", default="")
+TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
+
+# --- dunning ----------------------------------------------------------------------------------
+DUNNING_PROCESSOR = env.str("DUNNING_PROCESSOR", default="integrations.processors.stripe_retry.StripeDunningProcessor")
+DUNNING_RUN_EVERY_MINUTES = env.int("DUNNING_RUN_EVERY_MINUTES", default=5)
+DUNNING_CARD_LINK_MAX_AGE_DAYS = env.int("DUNNING_CARD_LINK_MAX_AGE_DAYS", default=45)
 
 # --- task queue (django-q2) ---------------------------------------------------------------------
 # retry > timeout > the longest task, so a running task is never handed out twice; bounded

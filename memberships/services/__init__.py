@@ -4,6 +4,8 @@ Event, and is idempotent on its key."""
 from .adjustments import adjust_balance, expire_frozen_balances, grant_opening_balance, reverse_entry
 from .catalog import new_tier_version
 from .common import Actor, record_event
+from .consent import record_sms_opt_in, record_sms_opt_out
+from .flags import clear_chart_flag, set_chart_flag
 from .imports import ImportedMembership, activate_imported_membership, import_memberships
 from .lifecycle import (
     cancel_membership,
@@ -33,6 +35,7 @@ __all__ = [
     "cancel_membership",
     "change_tier",
     "check_redeemable",
+    "clear_chart_flag",
     "commit_reservation",
     "create_member",
     "enroll_member",
@@ -45,10 +48,13 @@ __all__ = [
     "mark_recovered",
     "pause_membership",
     "record_event",
+    "record_sms_opt_in",
+    "record_sms_opt_out",
     "redeem_entitlement",
     "refill_entitlements",
     "release_reservation",
     "reserve_entitlement",
     "resume_membership",
+    "set_chart_flag",
     "reverse_entry",
 ]

@@ -1,0 +1,14 @@
+"""Dunning's domain errors (each with a stable code, like the ledger's)."""
+
+from __future__ import annotations
+
+from memberships.errors import LedgerError
+
+
+class InvalidPolicy(LedgerError):
+    code = "invalid_dunning_policy"
+
+
+class CaseClosed(LedgerError):
+    code = "dunning_case_closed"
+    http_status = 409

@@ -1,0 +1,122 @@
+"""Dunning policies: versioned data. `current_policy` gives the practice's current version (the
+defaults on first use); `update_dunning_policy` validates a change and saves it as a new version.
+Open cases keep the version they started under."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.template import Context, Template, TemplateSyntaxError
+
+from billing.models import DunningPolicy, ExhaustedAction, StepChannels
+from memberships.models import AuditLog, Practice, Service, Tier
+from memberships.services import Actor
+
+from .errors import InvalidPolicy
+
+TEMPLATE_VARIABLES = ("first_name", "practice_name", "card_update_link")
+EDITABLE_FIELDS = (
+    "retry_offsets_days", "step_channels", "use_processor_retries", "exhaust_after_days", "exhausted_action",
+    "flag_text", "sms_template", "email_subject_template", "email_body_template",
+)
+_VAR = re.compile(r"{{\s*([^}|\s]+)[^}]*}}")
+
+
+def current_policy(*, practice: Practice, now: datetime) -> DunningPolicy:
+    policy = DunningPolicy.objects.filter(practice=practice, is_current=True).first()
+    if policy is not None:
+        return policy
+    with transaction.atomic():
+        Practice.objects.select_for_update().get(pk=practice.pk)  # one first version, even when raced
+        policy = DunningPolicy.objects.filter(practice=practice, is_current=True).first()
+        return policy or DunningPolicy.objects.create(practice=practice, version=1, is_current=True, created_at=now)
+
+
+def _check_template(name: str, text: str, *, forbidden: list[str], errors: dict[str, str]) -> None:
+    if "{%" in text:
+        errors[name] = "Template tags ({% … %}) are not allowed; use {{ first_name }}, {{ practice_name }}, {{ card_update_link }}."
+        return
+    unknown = sorted({v for v in _VAR.findall(text) if v not in TEMPLATE_VARIABLES})
+    if unknown:
+        errors[name] = f"Unknown placeholder(s): {', '.join(unknown)}. Allowed: {', '.join(TEMPLATE_VARIABLES)}."
+        return
+    try:
+        Template(text).render(Context({v: "x" for v in TEMPLATE_VARIABLES}))
+    except TemplateSyntaxError as exc:
+        errors[name] = f"Template error: {exc}"
+        return
+    lowered = text.lower()
+    clinical = [word for word in forbidden if word and word.lower() in lowered]
+    if clinical:
+        errors[name] = ("Messages must not name treatments or tiers (nothing clinical): "
+                        f"remove {', '.join(sorted(set(clinical)))}.")
+
+
+def validate_policy_values(*, practice: Practice, values: dict[str, Any]) -> dict[str, str]:
+    """Field → message for every problem; empty when the values are valid."""
+    errors: dict[str, str] = {}
+    offsets = values.get("retry_offsets_days")
+    if (not isinstance(offsets, list) or not offsets
+            or not all(isinstance(o, int) and not isinstance(o, bool) and 0 <= o <= 60 for o in offsets)
+            or offsets != sorted(set(offsets))):
+        errors["retry_offsets_days"] = "Give whole days from 0 to 60, ascending, without repeats, e.g. 0, 3, 5, 7."
+    channels = values.get("step_channels")
+    if not isinstance(channels, list) or not all(c in StepChannels.values for c in channels):
+        errors["step_channels"] = f"Each step is one of: {', '.join(StepChannels.values)}."
+    elif isinstance(offsets, list) and len(channels) != len(offsets):
+        errors["step_channels"] = f"Give one channel choice per retry offset ({len(offsets)})."
+    if values.get("exhausted_action") not in ExhaustedAction.values:
+        errors["exhausted_action"] = f"Choose one of: {', '.join(ExhaustedAction.values)}."
+    exhaust = values.get("exhaust_after_days")
+    if exhaust is not None and (not isinstance(exhaust, int) or exhaust < 0 or exhaust > 90):
+        errors["exhaust_after_days"] = "Give whole days from 0 to 90, or leave it blank."
+    elif exhaust is not None and isinstance(offsets, list) and offsets and exhaust < max(offsets):
+        errors["exhaust_after_days"] = "The case cannot be exhausted before its last step."
+    if not (values.get("flag_text") or "").strip():
+        errors["flag_text"] = "The chart flag needs a text."
+    forbidden = list(Service.objects.filter(practice=practice).values_list("name", flat=True))
+    forbidden += list(Tier.objects.filter(practice=practice).values_list("name", flat=True))
+    for name in ("flag_text", "sms_template", "email_subject_template", "email_body_template"):
+        text = values.get(name) or ""
+        if name != "flag_text" and not text.strip():
+            errors[name] = "This template cannot be empty."
+            continue
+        _check_template(name, text, forbidden=forbidden, errors=errors)
+    if "card_update_link" not in (values.get("sms_template") or "") and "sms_template" not in errors:
+        errors["sms_template"] = "The SMS must carry {{ card_update_link }}."
+    if "card_update_link" not in (values.get("email_body_template") or "") and "email_body_template" not in errors:
+        errors["email_body_template"] = "The email must carry {{ card_update_link }}."
+    return errors
+
+
+def policy_values(policy: DunningPolicy) -> dict[str, Any]:
+    return {name: getattr(policy, name) for name in EDITABLE_FIELDS}
+
+
+@transaction.atomic
+def update_dunning_policy(*, practice: Practice, changes: dict[str, Any], actor: Actor,
+                          now: datetime) -> DunningPolicy:
+    """Save `changes` as the practice's next policy version. Raises InvalidPolicy (with
+    `context["errors"]`, field → message) and changes nothing when a value is invalid."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidPolicy(f"Unknown policy field(s): {', '.join(sorted(unknown))}.")
+    current = current_policy(practice=practice, now=now)
+    current = DunningPolicy.objects.select_for_update().get(pk=current.pk)
+    values = {**policy_values(current), **changes}
+    errors = validate_policy_values(practice=practice, values=values)
+    if errors:
+        raise InvalidPolicy("; ".join(f"{k}: {v}" for k, v in errors.items()), errors=errors)
+    if values == policy_values(current):
+        return current
+    DunningPolicy.objects.filter(pk=current.pk).update(is_current=False)
+    policy = DunningPolicy.objects.create(practice=practice, version=current.version + 1, is_current=True,
+                                          created_at=now, created_by=actor.user, **values)
+    AuditLog.objects.create(user=actor.user, action="dunning_policy_updated", object_type="DunningPolicy",
+                            object_id=str(policy.pk), detail={"version": policy.version,
+                                                              "changed": sorted(k for k in changes if changes[k] != getattr(current, k))},
+                            created_at=now)
+    return policy

@@ -1,0 +1,125 @@
+"""Reads for the dunning pages (the staff queue) and the edges. They never write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, Prefetch, Q, Sum
+
+from billing.models import (
+    AttemptStatus,
+    DunningCase,
+    DunningCaseStatus,
+    DunningMessage,
+    DunningStep,
+    MessageStatus,
+    StepKind,
+    StepStatus,
+)
+
+from .services import CARD_UPDATE_STEP_BASE, MANUAL_STEP_BASE
+
+
+@dataclass(frozen=True)
+class NextAction:
+    kind: str          # retry | sms | email | exhaust
+    due_at: datetime
+    label: str         # "Retry (step 2)", "SMS (step 1, deferred: quiet hours)", "Exhaust: pause entitlements"
+
+
+@dataclass(frozen=True)
+class OpenCase:
+    case_id: int
+    member_id: int
+    member_name: str
+    member_number: str
+    membership_id: int
+    invoice_ref: str
+    amount_cents: int            # the amount at risk
+    currency: str
+    decline_code: str
+    hard: bool
+    opened_at: datetime
+    policy_version: int
+    retries_made: int
+    messages_sent: int
+    last_contacted_at: datetime | None
+    next_action: NextAction | None
+
+    @property
+    def amount_display(self) -> str:
+        return f"${self.amount_cents / 100:,.2f}" if self.currency == "usd" else \
+            f"{self.currency.upper()} {self.amount_cents / 100:,.2f}"
+
+
+def _label(step: DunningStep, exhausted_action_display: str) -> str:
+    if step.kind == StepKind.EXHAUST:
+        return f"Exhaust: {exhausted_action_display.lower()}"
+    if step.number >= MANUAL_STEP_BASE:
+        where = "resent by staff"
+    elif step.number >= CARD_UPDATE_STEP_BASE:
+        where = "card updated"
+    else:
+        where = f"step {step.number}"
+    name = {"retry": "Retry", "sms": "SMS", "email": "Email"}[step.kind]
+    deferred = ", deferred: quiet hours" if step.deferred_from else ""
+    return f"{name} ({where}{deferred})"
+
+
+def open_dunning_cases(practice_id: int) -> list[OpenCase]:
+    """Open cases of the practice, oldest first, each with its next action and amount at risk."""
+    pending = DunningStep.objects.filter(status=StepStatus.PENDING).order_by("due_at", "number", "id")
+    cases = (
+        DunningCase.objects.filter(practice_id=practice_id, status=DunningCaseStatus.OPEN)
+        .select_related("member", "policy")
+        .annotate(
+            retries_made=Count("attempts", filter=Q(attempts__status__in=[AttemptStatus.PAID, AttemptStatus.FAILED,
+                                                                          AttemptStatus.REQUESTED]), distinct=True),
+            messages_sent=Count("messages", filter=Q(messages__sent_at__isnull=False), distinct=True),
+        )
+        .prefetch_related(Prefetch("steps", queryset=pending, to_attr="pending_steps"))
+        .order_by("opened_at", "id")
+    )
+    rows = []
+    for case in cases:
+        step = case.pending_steps[0] if case.pending_steps else None
+        rows.append(OpenCase(
+            case_id=case.pk, member_id=case.member_id, member_name=case.member.full_name,
+            member_number=case.member.member_number, membership_id=case.membership_id,
+            invoice_ref=case.invoice_ref, amount_cents=case.amount_cents, currency=case.currency,
+            decline_code=case.decline_code, hard=case.hard, opened_at=case.opened_at,
+            policy_version=case.policy.version, retries_made=case.retries_made,
+            messages_sent=case.messages_sent, last_contacted_at=case.last_contacted_at,
+            next_action=NextAction(kind=step.kind, due_at=step.due_at,
+                                   label=_label(step, case.policy.get_exhausted_action_display()))
+            if step else None,
+        ))
+    return rows
+
+
+def amount_at_risk(practice_id: int) -> dict[str, int]:
+    """Currency → cents owed on open cases."""
+    rows = (DunningCase.objects.filter(practice_id=practice_id, status=DunningCaseStatus.OPEN)
+            .values("currency").annotate(total=Sum("amount_cents")))
+    return {row["currency"]: row["total"] for row in rows}
+
+
+def case_timeline(case: DunningCase):
+    """The member's events that belong to this case, newest first (the admin's read-only timeline)."""
+    from memberships.models import Event
+
+    return Event.objects.filter(member_id=case.member_id, payload__case_id=case.pk).order_by("-created_at", "-id")
+
+
+def message_for_sending(message_id: int) -> DunningMessage | None:
+    return (DunningMessage.objects.select_related("case__member__practice", "case__practice")
+            .filter(pk=message_id).first())
+
+
+def case_for_card_link(case_id: int) -> DunningCase | None:
+    return DunningCase.objects.select_related("member", "practice").filter(pk=case_id).first()
+
+
+def pending_message_statuses() -> tuple[str, ...]:
+    return (MessageStatus.PENDING,)

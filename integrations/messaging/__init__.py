@@ -1,0 +1,1 @@
+"""Member messaging: SMS (console, locmem, Twilio) and email (Django's email backend)."""

@@ -1,0 +1,79 @@
+"""Outbox destination for member messages: a DUNNING_MESSAGE event becomes one SMS or email. Consent
+is checked again at send time (a STOP may have come in since the message was queued); an opted-out
+number (Twilio 21610) is recorded and the step falls back to email."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.urls import reverse
+
+from billing import dunning
+from billing.dunning.selectors import message_for_sending
+from billing.models import MessageChannel, MessageStatus
+from memberships.models import AutomationStage, Event, EventKind
+
+from ..outbox import PermanentDeliveryError, RetryableDeliveryError
+from . import email as email_sender
+from . import sms
+
+logger = logging.getLogger(__name__)
+
+
+def status_callback_url() -> str:
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("twilio_status")
+
+
+class MemberMessageDestination:
+    name = "member_message"
+
+    def wants(self, event: Event) -> bool:
+        return event.kind == EventKind.DUNNING_MESSAGE and not event.payload.get("shadowed")
+
+    def required_stage(self, event: Event) -> str:
+        return AutomationStage.DUNNING
+
+    def describe(self, event: Event) -> str:
+        channel = "SMS" if event.payload.get("channel") == MessageChannel.SMS else "email"
+        return f"send the card-update {channel} to member {event.member_id}"
+
+    def deliver(self, event: Event, *, delivery, now: datetime) -> dict:
+        message = message_for_sending(event.payload.get("message_id"))
+        if message is None:
+            raise PermanentDeliveryError("no such message")
+        if message.status != MessageStatus.PENDING:
+            return {"message": message.status, "replay": True}
+        member = message.case.member
+        if message.channel == MessageChannel.SMS:
+            if not member.can_receive_sms:
+                dunning.record_message_undeliverable(message_id=message.pk, now=now, opted_out=True,
+                                                     note="no SMS consent at send time")
+                return {"skipped": "no consent"}
+            try:
+                result = sms.send_sms(to=member.phone, body=message.body, status_callback=status_callback_url())
+            except sms.SmsRecipientOptedOut as exc:
+                dunning.record_message_undeliverable(message_id=message.pk, now=now, opted_out=True,
+                                                     error_code=exc.code)
+                return {"opted_out": True, "error_code": exc.code}
+            except sms.SmsUnavailable as exc:
+                raise RetryableDeliveryError(str(exc)) from exc
+            except sms.SmsError as exc:
+                dunning.record_message_undeliverable(message_id=message.pk, now=now, error_code=exc.code)
+                raise PermanentDeliveryError(str(exc)) from exc
+            dunning.record_message_sent(message_id=message.pk, provider_id=result.provider_id,
+                                        status=result.status, now=now)
+            logger.info("dunning sms %s sent for case %s", message.pk, message.case_id)
+            return {"provider_id": result.provider_id, "status": result.status}
+        if not member.email:
+            dunning.record_message_undeliverable(message_id=message.pk, now=now, note="no email address")
+            return {"skipped": "no email"}
+        try:
+            ref = email_sender.send_email(to=member.email, subject=message.subject, body=message.body,
+                                          message_ref=f"dunning-message-{message.pk}")
+        except email_sender.EmailUnavailable as exc:
+            raise RetryableDeliveryError(str(exc)) from exc
+        dunning.record_message_sent(message_id=message.pk, provider_id=ref, status=MessageStatus.SENT, now=now)
+        logger.info("dunning email %s sent for case %s", message.pk, message.case_id)
+        return {"provider_id": ref}

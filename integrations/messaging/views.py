@@ -1,0 +1,85 @@
+"""Twilio's webhooks: inbound SMS (STOP / START keywords, recorded at once) and delivery status
+callbacks. Both are signed (X-Twilio-Signature over PUBLIC_BASE_URL + path and the POST params);
+a bad signature gets 403 and changes nothing."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from billing import dunning
+from memberships import services as ledger
+from memberships.models import Member
+
+from ..models import InboundEvent, InboundStatus
+
+logger = logging.getLogger(__name__)
+
+# Twilio's own opt-out / opt-in keywords (it acts on them itself, exact single word, and still
+# forwards the message here).
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"})
+START_WORDS = frozenset({"START", "YES", "UNSTOP"})
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def signature_ok(request: HttpRequest) -> bool:
+    from twilio.request_validator import RequestValidator
+
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not settings.TWILIO_AUTH_TOKEN:
+        return False
+    url = settings.PUBLIC_BASE_URL.rstrip("/") + request.get_full_path()
+    return RequestValidator(settings.TWILIO_AUTH_TOKEN).validate(url, request.POST, signature)
+
+
+def _forbidden() -> HttpResponse:
+    return HttpResponse("invalid signature", status=403, content_type="text/plain")
+
+
+@csrf_exempt
+@require_POST
+def inbound(request: HttpRequest) -> HttpResponse:
+    if not signature_ok(request):
+        logger.warning("twilio inbound webhook with a bad signature refused")
+        return _forbidden()
+    now = timezone.now()
+    sid = request.POST.get("MessageSid") or request.POST.get("SmsSid") or ""
+    word = (request.POST.get("Body") or "").strip().upper()
+    keyword = "stop" if word in STOP_WORDS else "start" if word in START_WORDS else "other"
+    phone = (request.POST.get("From") or "").strip()
+    try:
+        with transaction.atomic():
+            # Stored once (ids and the keyword only: no phone number, no free text).
+            InboundEvent.objects.create(source="twilio", event_id=sid or f"no-sid-{now.timestamp()}",
+                                        event_type="sms.inbound", payload={"keyword": keyword},
+                                        status=InboundStatus.PROCESSED, received_at=now, processed_at=now)
+            if keyword != "other" and phone:
+                for member in Member.objects.filter(phone=phone):
+                    if keyword == "stop":
+                        ledger.record_sms_opt_out(member=member, actor=ledger.Actor.system("sms"), now=now,
+                                                  source="STOP reply")
+                    else:
+                        ledger.record_sms_opt_in(member=member, actor=ledger.Actor.system("sms"), now=now,
+                                                 source="START reply")
+    except IntegrityError:
+        logger.info("twilio inbound %s already recorded", sid)
+    return HttpResponse(EMPTY_TWIML, content_type="text/xml")
+
+
+@csrf_exempt
+@require_POST
+def status(request: HttpRequest) -> HttpResponse:
+    if not signature_ok(request):
+        logger.warning("twilio status callback with a bad signature refused")
+        return _forbidden()
+    sid = request.POST.get("MessageSid") or request.POST.get("SmsSid") or ""
+    new_status = (request.POST.get("MessageStatus") or request.POST.get("SmsStatus") or "").lower()
+    error_code = request.POST.get("ErrorCode") or ""
+    dunning.record_message_status(provider_id=sid, status=new_status, error_code=error_code, now=timezone.now())
+    return HttpResponse(EMPTY_TWIML, content_type="text/xml")

@@ -1,0 +1,48 @@
+"""Outbox destination for dunning retries: a DUNNING_RETRY event becomes one call to the processor
+("pay the open invoice") with the attempt's own idempotency key, and its answer goes back to the case."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from billing import dunning
+from billing.models import AttemptStatus, DunningAttempt
+from memberships.models import AutomationStage, Event, EventKind
+
+from ..outbox import PermanentDeliveryError, RetryableDeliveryError
+from .dunning import ProcessorRejected, ProcessorUnavailable, get_dunning_processor
+
+logger = logging.getLogger(__name__)
+
+
+class PaymentRetryDestination:
+    name = "payment_retry"
+
+    def wants(self, event: Event) -> bool:
+        return event.kind == EventKind.DUNNING_RETRY and not event.payload.get("shadowed")
+
+    def required_stage(self, event: Event) -> str:
+        return AutomationStage.DUNNING
+
+    def describe(self, event: Event) -> str:
+        return f"retry the payment of invoice {event.payload.get('invoice_ref', '?')} (retry {event.payload.get('attempt_number', '?')})"
+
+    def deliver(self, event: Event, *, delivery, now: datetime) -> dict:
+        attempt = DunningAttempt.objects.select_related("case").filter(pk=event.payload.get("attempt_id")).first()
+        if attempt is None:
+            raise PermanentDeliveryError("no such retry attempt")
+        if attempt.status != AttemptStatus.REQUESTED:
+            return {"attempt": attempt.status, "replay": True}
+        try:
+            outcome = get_dunning_processor().retry_invoice_payment(attempt.case.invoice_ref, attempt.idempotency_key)
+        except ProcessorUnavailable as exc:
+            raise RetryableDeliveryError(str(exc)) from exc
+        except ProcessorRejected as exc:
+            dunning.record_retry_result(attempt_id=attempt.pk, paid=False, decline_code="processor_rejected", now=now)
+            raise PermanentDeliveryError(str(exc)) from exc
+        dunning.record_retry_result(attempt_id=attempt.pk, paid=outcome.paid, decline_code=outcome.decline_code,
+                                    now=now)
+        logger.info("dunning retry %s of case %s: %s", attempt.number, attempt.case_id,
+                    "paid" if outcome.paid else outcome.decline_code)
+        return {"paid": outcome.paid, "decline_code": outcome.decline_code}
