@@ -20,19 +20,19 @@ def stripe_client() -> stripe.StripeClient:
     return stripe.StripeClient(settings.STRIPE_SECRET_KEY, **kwargs)
 
 
-def _decline_of(invoice) -> str:
+def _decline_of(invoice: dict) -> str:
     """The decline reason of an invoice that is still open after a payment attempt."""
-    charge = invoice.get("charge") if hasattr(invoice, "get") else None
-    if charge is not None and not isinstance(charge, str):
+    charge = invoice.get("charge")
+    if isinstance(charge, dict):
         outcome = charge.get("outcome") or {}
-        code = (outcome.get("reason") if hasattr(outcome, "get") else None) or charge.get("failure_code")
-        if code:
-            return str(code)
-    intent = invoice.get("payment_intent") if hasattr(invoice, "get") else None
-    if intent is not None and not isinstance(intent, str):
+        code = outcome.get("reason") if isinstance(outcome, dict) else None
+        if charge.get("failure_code") or code:
+            return str(code or charge.get("failure_code"))
+    intent = invoice.get("payment_intent")
+    if isinstance(intent, dict):
         error = intent.get("last_payment_error") or {}
         if error:
-            return str(error.get("decline_code") or error.get("code") or "")
+            return str(error.get("decline_code") or error.get("code") or "card_declined")
     return "card_declined"
 
 
@@ -57,10 +57,11 @@ class StripeDunningProcessor:
             raise ProcessorUnavailable(f"stripe error {exc.http_status}") from exc
         except stripe.StripeError as exc:
             raise ProcessorRejected(f"stripe refused the retry of {invoice_id}: {type(exc).__name__}") from exc
-        if invoice.get("status") == "paid":
+        data = invoice.to_dict()
+        if data.get("status") == "paid":
             return RetryOutcome.succeeded()
         # localstripe (and an asynchronous decline) answers 200 with the invoice still open.
-        return RetryOutcome.failed(_decline_of(invoice))
+        return RetryOutcome.failed(_decline_of(data))
 
     def card_update_url(self, *, customer_id: str, return_url: str) -> str:
         try:
