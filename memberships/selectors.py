@@ -124,15 +124,19 @@ def _membership_for_chart(member_id: int, scope: Q) -> Membership | None:
     the id of its latest ledger entry (the chart's version) — one query."""
     from django.db.models import Case, IntegerField, Max, OuterRef, Subquery, Value, When
 
-    from .models import LedgerEntry
+    from .models import ChartFlag as StoredChartFlag, ChartFlagStatus, LedgerEntry
 
     last_entry = (LedgerEntry.objects.filter(membership_id=OuterRef("pk")).order_by()
                   .values("membership_id").annotate(m=Max("id")).values("m"))
+    # The newest open stored chart flag (e.g. dunning's "Card declined — update card before treatment").
+    open_flag = (StoredChartFlag.objects.filter(member_id=OuterRef("member_id"), status=ChartFlagStatus.OPEN)
+                 .order_by("-opened_at", "-id").values("text")[:1])
     return (
         Membership.objects.filter(scope, member_id=member_id)
         .select_related("member__practice", "tier", "pending_tier")
         .annotate(
             chart_version=Subquery(last_entry),
+            open_flag_text=Subquery(open_flag),
             closed=Case(When(status=MembershipStatus.CANCELLED, then=Value(1)), default=Value(0),
                         output_field=IntegerField()),
         )
@@ -197,7 +201,10 @@ def chart_flags(membership: Membership | None, *, now) -> list[ChartFlag]:
         return [ChartFlag("no_membership", "No membership", "info")]
     s = membership.status
     flags = []
-    if s == MembershipStatus.PAST_DUE:
+    stored = getattr(membership, "open_flag_text", None)
+    if stored:
+        flags.append(ChartFlag("chart_flag", stored, "danger"))
+    if s == MembershipStatus.PAST_DUE and not stored:
         flags.append(ChartFlag("card_declined", "Card declined — payment past due", "danger"))
     elif s == MembershipStatus.LAPSED:
         flags.append(ChartFlag("lapsed", "Lapsed — payment never recovered", "danger"))

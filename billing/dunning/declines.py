@@ -20,7 +20,9 @@ An unknown code is soft: a retry costs little, a wrongly hard case stops recover
 
 from __future__ import annotations
 
-HARD_DECLINE_CODES = frozenset({
+from billing.facts import HARD_DECLINE_CODES as PROCESSOR_HARD_CODES
+
+HARD_DECLINE_CODES = PROCESSOR_HARD_CODES | frozenset({
     "lost_card", "stolen_card", "pickup_card",
     "incorrect_number", "invalid_number", "invalid_account", "expired_card",
     "incorrect_cvc", "invalid_cvc", "invalid_expiry_month", "invalid_expiry_year",

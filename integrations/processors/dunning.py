@@ -1,6 +1,6 @@
 """The small processor protocol dunning needs: pay an open invoice again (a retry), and a hosted
-page where the member puts a new card on file. Vendor adapters implement it; the setting
-DUNNING_PROCESSOR names the one in use (tests point it at a fake or at localstripe)."""
+page where the member puts a new card on file. `StripeProcessor` implements it; the setting
+DUNNING_PROCESSOR names the class in use (tests point it at a scripted fake or at localstripe)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,23 @@ from typing import Protocol
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from .base import ChargeSucceeded, ProcessorRejected, ProcessorUnavailable
 
-class ProcessorUnavailable(Exception):
-    """The processor could not be reached or failed (timeout, 5xx, rate limit): try again later."""
-
-
-class ProcessorRejected(Exception):
-    """The processor refused the request itself (unknown invoice, bad key): retrying will not help."""
+__all__ = ["DunningProcessor", "ProcessorRejected", "ProcessorUnavailable", "RetryOutcome", "get_dunning_processor"]
 
 
 @dataclass(frozen=True)
 class RetryOutcome:
+    """paid, or failed with the decline code. A paid outcome may carry the paid invoice as a
+    normalized fact, so the ledger can refill at once instead of waiting for the webhook."""
+
     paid: bool
     decline_code: str = ""
+    charge: ChargeSucceeded | None = None
 
     @classmethod
-    def succeeded(cls) -> "RetryOutcome":
-        return cls(paid=True)
+    def succeeded(cls, charge: ChargeSucceeded | None = None) -> "RetryOutcome":
+        return cls(paid=True, charge=charge)
 
     @classmethod
     def failed(cls, decline_code: str) -> "RetryOutcome":
@@ -35,12 +35,13 @@ class RetryOutcome:
 
 class DunningProcessor(Protocol):
     def retry_invoice_payment(self, invoice_id: str, idempotency_key: str) -> RetryOutcome:
-        """Pay the open invoice with the customer's current default card. The same key never
-        charges twice. Raises ProcessorUnavailable / ProcessorRejected."""
+        """Pay the open invoice with the customer's current default card; the same key never
+        charges twice. Raises ProcessorUnavailable (try later) / ProcessorRejected (never)."""
 
     def card_update_url(self, *, customer_id: str, return_url: str) -> str:
         """A fresh processor-hosted page where the customer updates their card."""
 
 
 def get_dunning_processor() -> DunningProcessor:
-    return import_string(settings.DUNNING_PROCESSOR)()
+    cls = import_string(settings.DUNNING_PROCESSOR)
+    return cls.from_settings() if hasattr(cls, "from_settings") else cls()

@@ -7,7 +7,9 @@ import logging
 from datetime import datetime
 
 from billing import dunning
+from billing import services as billing_services
 from billing.models import AttemptStatus, DunningAttempt
+from memberships.errors import LedgerError
 from memberships.models import AutomationStage, Event, EventKind
 
 from ..outbox import PermanentDeliveryError, RetryableDeliveryError
@@ -41,6 +43,13 @@ class PaymentRetryDestination:
         except ProcessorRejected as exc:
             dunning.record_retry_result(attempt_id=attempt.pk, paid=False, decline_code="processor_rejected", now=now)
             raise PermanentDeliveryError(str(exc)) from exc
+        if outcome.paid and outcome.charge is not None:
+            # Mirror the paid invoice and refill now (once per invoice); the processor's own
+            # invoice.paid webhook that follows is then a no-op.
+            try:
+                billing_services.record_charge_succeeded(charge=outcome.charge, now=now)
+            except LedgerError:
+                logger.warning("paid invoice of dunning attempt %s left to the webhook", attempt.pk)
         dunning.record_retry_result(attempt_id=attempt.pk, paid=outcome.paid, decline_code=outcome.decline_code,
                                     now=now)
         logger.info("dunning retry %s of case %s: %s", attempt.number, attempt.case_id,

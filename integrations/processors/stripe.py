@@ -404,6 +404,28 @@ class StripeProcessor:
                                   decline_code=decline)
         return invoice
 
+    # dunning (integrations.processors.dunning.DunningProcessor) -----------------------------------
+    def retry_invoice_payment(self, invoice_id: str, idempotency_key: str):
+        """A dunning retry: paid (with the paid invoice as a ChargeSucceeded fact) or failed(decline)."""
+        import time
+
+        from .dunning import RetryOutcome
+
+        try:
+            invoice = self.retry_invoice(invoice_ref=invoice_id, idempotency_key=idempotency_key)
+        except PaymentDeclined as exc:
+            return RetryOutcome.failed(exc.decline_code or exc.failure_code)
+        fact = parse_event({"id": f"dunning-retry:{idempotency_key}", "type": "invoice.paid",
+                            "created": int(time.time()), "data": {"object": invoice}}).fact
+        return RetryOutcome.succeeded(charge=fact if isinstance(fact, ChargeSucceeded) else None)
+
+    def card_update_url(self, *, customer_id: str, return_url: str) -> str:
+        """The Billing Portal: the member replaces the card and it becomes the default for invoices.
+        A session lives for minutes, so our messages link to us and we open one per click."""
+        session = self._call(self.client.v1.billing_portal.sessions.create,
+                             {"customer": customer_id, "return_url": return_url})
+        return str(session["url"])
+
     # hosted card entry ---------------------------------------------------------------------------
     def checkout_url(self, *, customer_ref: str, membership_ref: str, price_ref: str | None,
                      success_url: str, cancel_url: str, idempotency_key: str) -> str:

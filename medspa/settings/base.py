@@ -182,7 +182,7 @@ TWILIO_API_BASE = env.str("TWILIO_API_BASE", default="")
 TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
 
 # --- dunning ----------------------------------------------------------------------------------
-DUNNING_PROCESSOR = env.str("DUNNING_PROCESSOR", default="integrations.processors.stripe_retry.StripeDunningProcessor")
+DUNNING_PROCESSOR = env.str("DUNNING_PROCESSOR", default="integrations.processors.stripe.StripeProcessor")
 DUNNING_RUN_EVERY_MINUTES = env.int("DUNNING_RUN_EVERY_MINUTES", default=5)
 DUNNING_CARD_LINK_MAX_AGE_DAYS = env.int("DUNNING_CARD_LINK_MAX_AGE_DAYS", default=45)
 

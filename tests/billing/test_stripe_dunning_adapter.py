@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from integrations.processors.dunning import ProcessorUnavailable, RetryOutcome
-from integrations.processors.stripe_retry import StripeDunningProcessor
+from integrations.processors.stripe import StripeProcessor
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "stripe_dunning"
 
@@ -20,47 +20,61 @@ def fixture(name):
 def stripe_api(settings, httpserver):
     settings.STRIPE_API_BASE = httpserver.url_for("").rstrip("/")
     settings.STRIPE_SECRET_KEY = "sk_test_dunning"
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    # The adapter reads the invoice first (an invoice paid meanwhile is not paid twice).
+    httpserver.expect_request("/v1/invoices/in_1", method="GET").respond_with_json(fixture("invoice_failed_open.json"))
     return httpserver
 
 
 def test_paid_invoice(stripe_api):
     stripe_api.expect_request("/v1/invoices/in_1/pay", method="POST").respond_with_json(fixture("invoice_paid.json"))
-    assert StripeDunningProcessor().retry_invoice_payment("in_1", "medspa-dunning-1-retry-1") == RetryOutcome(True, "")
-    request, _ = stripe_api.log[0]
-    assert request.headers["Idempotency-Key"] == "medspa-dunning-1-retry-1"
+    outcome = StripeProcessor.from_settings().retry_invoice_payment("in_1", "medspa-dunning-1-retry-1")
+    assert outcome.paid and outcome.charge.invoice_ref == "in_infFe5zucxzE4n"
+    assert outcome.charge.amount_paid_cents == 19900 and outcome.charge.subscription_ref == "sub_aSwAnSv1Ui4NQr"
+    request, _ = stripe_api.log[1]
+    assert request.headers["Idempotency-Key"].startswith("medspa-dunning-1-retry-1")
 
 
 def test_decline_raised_as_card_error_keeps_the_decline_code(stripe_api):
     stripe_api.expect_request("/v1/invoices/in_1/pay", method="POST").respond_with_json(
         fixture("card_error_insufficient_funds.json"), status=402)
-    outcome = StripeDunningProcessor().retry_invoice_payment("in_1", "k1")
+    outcome = StripeProcessor.from_settings().retry_invoice_payment("in_1", "k1")
     assert outcome == RetryOutcome(paid=False, decline_code="insufficient_funds")
+
+
+def test_hard_decline_code_comes_back(stripe_api):
+    body = fixture("card_error_insufficient_funds.json")
+    body["error"]["decline_code"] = "lost_card"
+    stripe_api.expect_request("/v1/invoices/in_1/pay", method="POST").respond_with_json(body, status=402)
+    assert StripeProcessor.from_settings().retry_invoice_payment("in_1", "k1").decline_code == "lost_card"
 
 
 def test_decline_answered_as_an_open_invoice(stripe_api):
     stripe_api.expect_request("/v1/invoices/in_1/pay", method="POST").respond_with_json(
         fixture("invoice_failed_open.json"))
-    assert StripeDunningProcessor().retry_invoice_payment("in_1", "k1") == RetryOutcome(False, "card_declined")
+    assert StripeProcessor.from_settings().retry_invoice_payment("in_1", "k1") == RetryOutcome(False, "card_declined")
 
 
-def test_already_paid_counts_as_paid(stripe_api):
-    stripe_api.expect_request("/v1/invoices/in_1/pay", method="POST").respond_with_json(
-        fixture("error_invoice_already_paid.json"), status=400)
-    assert StripeDunningProcessor().retry_invoice_payment("in_1", "k1").paid
+def test_an_invoice_paid_meanwhile_is_not_charged_again(settings, httpserver):
+    settings.STRIPE_API_BASE = httpserver.url_for("").rstrip("/")
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    httpserver.expect_request("/v1/invoices/in_1", method="GET").respond_with_json(fixture("invoice_paid.json"))
+    assert StripeProcessor.from_settings().retry_invoice_payment("in_1", "k1").paid
+    assert [r.method for r, _ in httpserver.log] == ["GET"]
 
 
 def test_server_errors_are_unavailable(stripe_api):
     stripe_api.expect_request("/v1/invoices/in_1/pay", method="POST").respond_with_json(
         {"error": {"type": "api_error", "message": "internal"}}, status=500)
     with pytest.raises(ProcessorUnavailable):
-        StripeDunningProcessor().retry_invoice_payment("in_1", "k1")
+        StripeProcessor.from_settings().retry_invoice_payment("in_1", "k1")
 
 
 def test_card_update_page_is_a_billing_portal_session(stripe_api):
     stripe_api.expect_request("/v1/billing_portal/sessions", method="POST").respond_with_json(
         fixture("billing_portal_session.json"))
-    url = StripeDunningProcessor().card_update_url(customer_id="cus_test", return_url="https://ledger.example.com/x")
+    url = StripeProcessor.from_settings().card_update_url(customer_id="cus_test", return_url="https://ledger.example.com/x")
     assert url == "https://billing.stripe.com/p/session/test_YWNjdF8xTmlFZ2hJR3lvZmZ3"
-    request, _ = stripe_api.log[0]
+    request, _ = stripe_api.log[-1]
     body = request.get_data(as_text=True)
     assert "customer=cus_test" in body and "return_url=https" in body
