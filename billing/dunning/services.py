@@ -174,7 +174,7 @@ def open_case_for_failure(*, membership: Membership, invoice_ref: str, amount_ce
             ledger.mark_past_due(membership=locked, actor=SYSTEM, idempotency_key=f"dunning:past-due:{case.pk}",
                                  now=now, invoice_ref=invoice_ref)
         ledger.set_chart_flag(member=case.member, membership=locked, source="dunning", source_ref=case.flag_ref,
-                              text=policy.flag_text, actor=SYSTEM, now=now)
+                              text=policy.flag_text, reason="card_declined", actor=SYSTEM, now=now)
         _refresh_next_action(case)
         return case
 

@@ -14,8 +14,9 @@ from .common import Actor, record_event
 
 
 def set_chart_flag(*, member: Member, membership: Membership | None = None, source: str, source_ref: str,
-                   text: str, actor: Actor, now: datetime) -> ChartFlag:
-    """Raise the flag of `source_ref` (at most one open per source_ref; a replay returns it)."""
+                   text: str, actor: Actor, now: datetime, reason: str = "") -> ChartFlag:
+    """Raise the flag of `source_ref` (at most one open per source_ref; a replay returns it).
+    `reason` is a short code for the record adapters (e.g. "card_declined")."""
     existing = ChartFlag.objects.filter(source_ref=source_ref, status=ChartFlagStatus.OPEN).first()
     if existing is not None:
         return existing
@@ -27,7 +28,8 @@ def set_chart_flag(*, member: Member, membership: Membership | None = None, sour
             )
             record_event(member=member, membership=membership, kind=EventKind.FLAGGED,
                          summary=f"Chart flagged: {flag.text}",
-                         payload={"flag_id": flag.pk, "source": source, "source_ref": source_ref, "text": flag.text},
+                         payload={"flag_id": flag.pk, "source": source, "source_ref": source_ref, "text": flag.text,
+                                  "reason": (reason or source)[:40]},
                          actor=actor, now=now)
             return flag
     except IntegrityError:
