@@ -1,0 +1,184 @@
+"""The manager's dashboard (metrics and charts) and the dunning queue."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from billing import metrics
+from billing import services as billing
+from billing.facts import ChargeFailed, ChargeSucceeded
+from billing.staff.queue import open_dunning_cases
+from memberships import services
+from memberships.models import AuditLog, Event, EventKind, Membership, MembershipStatus, RolloverRule
+from tests.factories import TierBenefitFactory, TierFactory, active_membership
+
+DAY = datetime.timedelta(days=1)
+
+
+def _facts(cls, membership, ref, amount, *, now, attempt=1, **extra):
+    return cls(processor="stripe", invoice_ref=ref, subscription_ref="", customer_ref="",
+               membership_ref=billing.membership_ref_for(membership), amount_cents=amount, currency="usd",
+               attempt_count=attempt, period_start=None, period_end=None, created=int(now.timestamp()),
+               event_created=int(now.timestamp()) + attempt, **extra)
+
+
+def fail(membership, ref, amount, *, now, attempt=1, hard=False):
+    return billing.record_charge_failed(
+        charge=_facts(ChargeFailed, membership, ref, amount, now=now, attempt=attempt, hard=hard,
+                      decline_code="stolen_card" if hard else "insufficient_funds",
+                      next_payment_attempt=None if hard else now + 3 * DAY), now=now)
+
+
+def pay(membership, ref, amount, *, now):
+    return billing.record_charge_succeeded(charge=_facts(ChargeSucceeded, membership, ref, amount, now=now,
+                                                         amount_paid_cents=amount, paid_at=now), now=now)
+
+
+@pytest.fixture
+def history(glow, now):
+    """Three Glow members who joined 100 days ago; one cancelled 40 days ago; one card failed twice
+    and was recovered, another failed hard and is still open; one disputed redemption; one expiry."""
+    tier, facial, credit = glow
+    start = now - 100 * DAY
+    a, b, c = (active_membership(tier=tier, now=start) for _ in range(3))
+    services.cancel_membership(membership=c, actor=services.Actor.system(), idempotency_key="c-cancel",
+                               now=now - 40 * DAY)
+    fail(a, "in_a1", 19900, now=now - 20 * DAY)
+    fail(a, "in_a1", 19900, now=now - 17 * DAY, attempt=2)
+    pay(a, "in_a1", 19900, now=now - 15 * DAY)
+    fail(b, "in_b1", 19900, now=now - 2 * DAY, hard=True)
+    entry = services.redeem_entitlement(membership=a, service=facial, actor=services.Actor.system(),
+                                        idempotency_key="r1", now=now - 5 * DAY)
+    services.reverse_entry(entry=entry, actor=services.Actor.system(), reason="disputed", dispute=True,
+                           idempotency_key="rv1", now=now - 4 * DAY)
+    services.redeem_entitlement(membership=a, service=credit, quantity=1000, actor=services.Actor.system(),
+                                idempotency_key="r2", now=now - 3 * DAY)
+    return {"tier": tier, "facial": facial, "credit": credit, "a": a, "b": b, "c": c}
+
+
+def test_failed_vs_recovered_counts_each_invoice_once(history, practice, now):
+    fr = metrics.failed_vs_recovered(practice_id=practice.pk, now=now)
+    assert (fr.failed_count, fr.recovered_count, fr.open_count) == (2, 1, 1)
+    assert sum(fr.failed_cents) == 39800 and sum(fr.recovered_cents) == 19900 and fr.open_cents == 19900
+
+
+def test_members_and_mrr_over_time(history, practice, now):
+    series = metrics.members_by_tier_over_time(practice_id=practice.pk, now=now, months=6)
+    glow = series.tiers[0]
+    assert glow.name == "Glow"
+    assert series.total_members[-1] == 2  # a (active) and b (past due); c cancelled
+    assert max(series.total_members) == 3  # all three before the cancellation
+    assert series.total_mrr_cents[-1] == 2 * 19900
+
+
+def test_tier_history_is_replayed(glow, practice, now):
+    tier, facial, _ = glow
+    rich = TierFactory(practice=practice, code="rad", name="Radiance", price_cents=29900, rank=2)
+    TierBenefitFactory(tier=rich, service=facial, quantity_per_cycle=2, rollover=RolloverRule.NONE)
+    m = active_membership(tier=tier, now=now - 70 * DAY)
+    services.change_tier(membership=m, new_tier=rich, effective="now", actor=services.Actor.system(),
+                         idempotency_key="t", now=now - 10 * DAY)
+    series = metrics.members_by_tier_over_time(practice_id=practice.pk, now=now, months=4)
+    by_name = {t.name: t.members for t in series.tiers}
+    assert by_name["Radiance"][-1] == 1 and by_name["Glow"][-1] == 0
+    assert by_name["Glow"][-3] == 1 and by_name["Radiance"][-3] == 0
+
+
+def test_redemptions_liability_breakage_and_disputes(history, practice, now):
+    redemptions = {r.name: r for r in metrics.redemptions_per_service(practice_id=practice.pk, now=now)}
+    assert redemptions["HydraFacial"].quantity == 0  # redeemed, then reversed on dispute
+    assert redemptions["Product credit"].quantity == 1000
+    liability = metrics.credit_liability(practice_id=practice.pk)
+    by_name = {s.name: s for s in liability.services}
+    assert by_name["HydraFacial"].value_cents == 3 * 25000  # a: 1 + the recovered cycle's 1 (carries over); b: 1
+    assert by_name["Product credit"].value_cents == 4000 + 5000
+    assert liability.frozen_cents == 25000 + 5000  # c's frozen balance
+    payback = metrics.payback_metrics(practice_id=practice.pk, now=now)
+    assert (payback.disputes, payback.disputed_cents) == (1, 25000)
+    assert (payback.failed_payments, payback.failed_payments_recovered) == (2, 1)
+
+
+def test_breakage_counts_expired_credit(glow, practice, now):
+    tier, facial, credit = glow
+    m = active_membership(tier=tier, now=now - 40 * DAY)
+    services.refill_entitlements(membership=m, cycle_key="in_2", actor=services.Actor.processor(), now=now - DAY)
+    breakage = metrics.breakage_by_month(practice_id=practice.pk, now=now)
+    assert breakage.total_cents == 5000  # last cycle's unused $50 product credit expired
+
+
+def test_tier_change_billing_error_is_counted(glow, practice, now):
+    tier, facial, _ = glow
+    cheap = TierFactory(practice=practice, code="lite", name="Lite", price_cents=9900)
+    TierBenefitFactory(tier=cheap, service=facial, quantity_per_cycle=1)
+    m = active_membership(tier=tier, now=now - 70 * DAY)
+    services.change_tier(membership=m, new_tier=cheap, effective="next_cycle", actor=services.Actor.system(),
+                         idempotency_key="down", now=now - 50 * DAY)
+    services.refill_entitlements(membership=m, cycle_key="in_x", actor=services.Actor.processor(), now=now - 40 * DAY)
+    pay(m, "in_old_rate", 19900, now=now - 10 * DAY)  # still charged the old price
+    payback = metrics.payback_metrics(practice_id=practice.pk, now=now)
+    assert (payback.tier_change_billing_errors, payback.tier_change_charges_checked) == (1, 1)
+
+
+def test_dashboard_renders_svg_charts(client, manager, history):
+    client.force_login(manager)
+    response = client.get(reverse("manager:dashboard"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.count("<svg") == 6
+    assert "Active members by tier" in html and "Failed vs recovered" in html
+    assert "<script src=\"http" not in html  # nothing from a CDN
+
+
+def test_dashboard_with_no_data(client, manager):
+    client.force_login(manager)
+    response = client.get(reverse("manager:dashboard"))
+    assert response.status_code == 200 and b"No data yet" in response.content
+
+
+def test_dunning_queue_lists_open_cases(client, manager, history, practice, now):
+    rows = open_dunning_cases(practice_id=practice.pk, now=now)
+    assert [r.membership_id for r in rows] == [history["b"].pk]
+    assert rows[0].amount_at_risk_cents == 19900 and rows[0].hard_decline
+    assert "new card" in rows[0].next_action
+    client.force_login(manager)
+    html = client.get(reverse("manager:dunning")).content.decode()
+    assert "$199.00" in html and "hard decline" in html
+
+
+def test_mark_contacted_notes_the_timeline(client, manager, history):
+    b = history["b"]
+    client.force_login(manager)
+    response = client.post(reverse("manager:mark_contacted", args=[b.pk]), {"channel": "sms"}, follow=True)
+    assert b"contacted (sms)" in response.content
+    assert Event.objects.filter(membership=b, kind=EventKind.NOTE, payload__dunning="contacted").count() == 1
+    assert AuditLog.objects.filter(action="dunning_contacted", member=b.member).exists()
+    row = open_dunning_cases(practice_id=b.member.practice_id, now=timezone.now())[0]
+    assert row.contacted_at is not None
+
+
+def test_mark_contacted_on_a_settled_membership_is_refused(client, manager, history):
+    a = history["a"]
+    client.force_login(manager)
+    response = client.post(reverse("manager:mark_contacted", args=[a.pk]), follow=True)
+    assert b"no longer past due" in response.content
+
+
+def test_resend_card_link_does_not_pretend(client, manager, history):
+    client.force_login(manager)
+    response = client.post(reverse("manager:resend_card_link", args=[history["b"].pk]), follow=True)
+    assert b"No card link was sent" in response.content
+    assert not Event.objects.filter(kind=EventKind.MESSAGE_SENT).exists()
+
+
+def test_metrics_stay_within_a_practice(history, now):
+    from tests.factories import PracticeFactory, glow_tier
+
+    other = PracticeFactory(slug="other")
+    tier, *_ = glow_tier(other)
+    active_membership(tier=tier, now=now - 50 * DAY)
+    series = metrics.members_by_tier_over_time(practice_id=other.pk, now=now, months=3)
+    assert series.total_members[-1] == 1
+    assert metrics.failed_vs_recovered(practice_id=other.pk, now=now).failed_count == 0
+    assert Membership.objects.filter(status=MembershipStatus.PAST_DUE).count() == 1
