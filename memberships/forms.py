@@ -34,7 +34,7 @@ class TokenForm(forms.Form):
 class RedeemForm(TokenForm):
     service = forms.TypedChoiceField(label="Service", coerce=int)
     quantity = forms.CharField(label="Quantity", initial="1", max_length=12,
-                               help_text="Units for a treatment; dollars for a credit (e.g. 12.50).",
+                               help_text="Dollars for a credit.",
                                widget=forms.TextInput(attrs={"inputmode": "decimal", "size": 6}))
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
 

@@ -65,6 +65,7 @@ class BalanceLine:
     frozen: bool
     balance_display: str
     available_display: str
+    per_cycle_display: str = ""
 
 
 def balance_lines(*, membership: Membership) -> list[BalanceLine]:
@@ -184,6 +185,7 @@ def _balance_lines_for(membership: Membership) -> list[BalanceLine]:
             frozen=bal.frozen_at is not None,
             balance_display=bal.service.format_quantity(bal.balance),
             available_display=bal.service.format_quantity(bal.available),
+            per_cycle_display=bal.service.format_quantity(benefit.quantity_per_cycle) if benefit else "",
         ))
     return lines
 

@@ -10,16 +10,16 @@ from django.utils.safestring import SafeString, mark_safe
 
 PALETTE = ["#2f6fde", "#1f7a4d", "#c2571a", "#8a3ffc", "#b3261e", "#0f7c8a", "#9a6400", "#5b6577"]
 WIDTH, HEIGHT = 560, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 14, 34
+LEFT, RIGHT, TOP, BOTTOM = 60, 28, 14, 34
 
 
 def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-def _nice_max(value: float) -> float:
-    if value <= 0:
-        return 1
+def _nice_max(value: float, floor: float = 4) -> float:
+    """A round axis maximum at least `value` (and at least `floor`, so small counts get 4 distinct ticks)."""
+    value = max(value, floor)
     magnitude = 10 ** (len(str(int(value))) - 1)
     for step in (1, 2, 2.5, 5, 10):
         if value <= step * magnitude:
@@ -39,7 +39,7 @@ def _axes(maximum: float, fmt: Callable[[float], str]) -> list[str]:
 
 
 def _x_labels(labels: Sequence[str], xs: Sequence[float]) -> list[str]:
-    every = max(1, len(labels) // 8)
+    every = max(1, -(-len(labels) // 6))
     return [f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">{escape(label)}</text>'
             for i, (label, x) in enumerate(zip(labels, xs)) if i % every == 0 or i == len(labels) - 1]
 
@@ -53,8 +53,8 @@ def _svg(title: str, parts: list[str], height: int = HEIGHT) -> SafeString:
 
 
 def line_chart(*, title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]],
-               fmt: Callable[[float], str] = lambda v: f"{v:,.0f}") -> SafeString:
-    maximum = _nice_max(max((max(values, default=0) for _, values in series), default=0))
+               fmt: Callable[[float], str] = lambda v: f"{v:,.0f}", floor: float = 4) -> SafeString:
+    maximum = _nice_max(max((max(values, default=0) for _, values in series), default=0), floor)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     n = max(len(labels), 1)
     xs = [LEFT + (plot_w * i / (n - 1) if n > 1 else plot_w / 2) for i in range(n)]
@@ -71,13 +71,14 @@ def line_chart(*, title: str, labels: Sequence[str], series: Sequence[tuple[str,
 
 
 def bar_chart(*, title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]],
-              fmt: Callable[[float], str] = lambda v: f"{v:,.0f}", stacked: bool = False) -> SafeString:
+              fmt: Callable[[float], str] = lambda v: f"{v:,.0f}", stacked: bool = False,
+              floor: float = 4) -> SafeString:
     """Grouped (or stacked) vertical bars, one group per label."""
     if stacked:
         totals = [sum(values[i] for _, values in series) for i in range(len(labels))]
-        maximum = _nice_max(max(totals, default=0))
+        maximum = _nice_max(max(totals, default=0), floor)
     else:
-        maximum = _nice_max(max((max(values, default=0) for _, values in series), default=0))
+        maximum = _nice_max(max((max(values, default=0) for _, values in series), default=0), floor)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     n = max(len(labels), 1)
     slot = plot_w / n

@@ -23,6 +23,11 @@ def _dollars(cents: float) -> str:
     return f"${cents / 100:,.0f}"
 
 
+def _with_total(members: metrics.MembersOverTime) -> list[tuple[str, list[int]]]:
+    series = [(t.name, t.members) for t in members.tiers]
+    return [("All tiers", members.total_members)] + series if len(series) > 1 else series
+
+
 @staff_page("view_dashboard")
 def dashboard(request):
     now = timezone.now()
@@ -34,16 +39,16 @@ def dashboard(request):
         "now": now,
         "members_chart": charts.line_chart(
             title="Active members by tier, by month", labels=months,
-            series=[("All tiers", members.total_members)] + [(t.name, t.members) for t in members.tiers]),
-        "member_series": [("All tiers", charts.color(0))] + [(t.name, charts.color(i + 1))
-                                                              for i, t in enumerate(members.tiers)],
+            series=_with_total(members)),
+        "member_series": [(name, charts.color(i)) for i, (name, _) in enumerate(_with_total(members))],
         "mrr_chart": charts.bar_chart(
-            title="Monthly recurring revenue by tier", labels=months, stacked=True, fmt=_dollars,
+            title="Monthly recurring revenue by tier", labels=months, stacked=True, fmt=_dollars, floor=40000,
             series=[(t.name, t.mrr_cents) for t in members.tiers]),
         "mrr_series": [(t.name, charts.color(i)) for i, t in enumerate(members.tiers)],
         "money_chart": charts.bar_chart(
             title="Failed and recovered dollars by month", labels=[m.strftime("%b %y") for m in data.money.months],
-            fmt=_dollars, series=[("Failed", data.money.failed_cents), ("Recovered", data.money.recovered_cents)]),
+            fmt=_dollars, floor=40000,
+            series=[("Failed", data.money.failed_cents), ("Recovered", data.money.recovered_cents)]),
         "money_series": [("Failed", charts.color(0)), ("Recovered", charts.color(1))],
         "redemptions_chart": charts.hbar_chart(
             title="Redemptions per service, last 90 days",
@@ -54,7 +59,7 @@ def dashboard(request):
             items=[(s.name, s.value_cents, _dollars(s.value_cents)) for s in data.liability.services]),
         "breakage_chart": charts.bar_chart(
             title="Breakage (expired credit) by month", labels=[m.strftime("%b %y") for m in data.breakage.months],
-            fmt=_dollars, series=[("Breakage", data.breakage.cents)]),
+            fmt=_dollars, floor=40000, series=[("Breakage", data.breakage.cents)]),
         "mrr_now": members.total_mrr_cents[-1] if members.months else 0,
         "members_now": members.total_members[-1] if members.months else 0,
     }

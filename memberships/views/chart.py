@@ -46,8 +46,10 @@ def _panel_or_404(request, member_id: int, now):
 def render_chart(request, panel, *, redeem_form=None, status: int = 200):
     compact = request.GET.get("compact") == "1" or request.POST.get("compact") == "1"
     if redeem_form is None and panel.membership is not None:
-        redeem_form = RedeemForm(balances=panel.balances,
-                                 initial={"token": new_form_token(), "version": panel.version, "quantity": "1"})
+        usable = [line.service_id for line in panel.balances if line.available > 0]
+        redeem_form = RedeemForm(balances=panel.balances, initial={
+            "token": new_form_token(), "version": panel.version, "quantity": "1",
+            "service": usable[0] if usable else None})
     return render(request, "memberships/chart.html", {
         "panel": panel,
         "member": panel.member,

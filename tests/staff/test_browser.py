@@ -1,0 +1,217 @@
+"""The staff pages in real headless Chromium against a live server: log in, find a member, redeem
+(exactly once, even on a double click or a resubmitted form), permissions, the dashboard charts.
+Screenshots go to artifacts/screenshots/."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from memberships.models import EntitlementBalance, EntryKind, LedgerEntry
+from memberships.roles import FRONT_DESK, MANAGER, ensure_roles
+from tests.factories import MemberFactory, PracticeFactory, active_membership, glow_tier, staff_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+PASSWORD = "pw-Staff-2026!"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip(f"Chromium not installed ({CHROMIUM} and {CHROMEDRIVER} are needed); CI installs it")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", f"--user-data-dir={profile}", "--window-size=1280,900"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser(chromium):
+    """One Chromium per module (starting it is the slow part), a clean session per test."""
+    chromium.set_window_size(1280, 900)
+    yield chromium
+    chromium.delete_all_cookies()
+
+
+@pytest.fixture
+def clinic(transactional_db):
+    ensure_roles()
+    practice = PracticeFactory(slug="glow")
+    tier, facial, credit = glow_tier(practice)
+    member = MemberFactory(practice=practice, first_name="Ana", last_name="Garcia", phone="+14155550123")
+    membership = active_membership(tier=tier, member=member)
+    staff_user(FRONT_DESK, practice, username="frontdesk")
+    staff_user(MANAGER, practice, username="manager")
+    return {"practice": practice, "member": member, "membership": membership, "facial": facial, "credit": credit}
+
+
+def balance(clinic, service):
+    return EntitlementBalance.objects.get(membership=clinic["membership"], service=clinic[service]).balance
+
+
+def log_in(driver, live_server, username):
+    from selenium.webdriver.common.by import By
+
+    driver.get(live_server.url + reverse("memberships:login"))
+    driver.find_element(By.ID, "id_username").send_keys(username)
+    driver.find_element(By.ID, "id_password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    driver.find_element(By.ID, "id_q")  # landed on member search
+
+
+def open_chart(driver, live_server, clinic):
+    from selenium.webdriver.common.by import By
+
+    box = driver.find_element(By.ID, "id_q")
+    box.send_keys("garcia")
+    box.submit()
+    driver.find_element(By.LINK_TEXT, "Garcia, Ana").click()
+    driver.find_element(By.ID, "redeem-button")
+
+
+def choose(driver, service):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    Select(driver.find_element(By.ID, "id_service")).select_by_value(str(service.pk))
+
+
+def test_front_desk_redeems_a_facial(browser, live_server, clinic):
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, live_server, "frontdesk")
+    open_chart(browser, live_server, clinic)
+    facial = clinic["facial"]
+    available = browser.find_element(By.CSS_SELECTOR, f'[data-testid="available-{facial.pk}"]')
+    assert available.text == "1"
+    browser.save_screenshot(str(SCREENSHOTS / "chart-before-redeem.png"))
+    choose(browser, facial)
+    browser.find_element(By.ID, "redeem-button").click()
+    message = browser.find_element(By.CSS_SELECTOR, ".messages .success")
+    assert "Redeemed 1 HydraFacial" in message.text
+    assert browser.find_element(By.CSS_SELECTOR, f'[data-testid="available-{facial.pk}"]').text == "0"
+    first_event = browser.find_element(By.CSS_SELECTOR, ".timeline li.event")
+    assert "Redeemed 1 HydraFacial" in first_event.text and "frontdesk" in first_event.text
+    browser.save_screenshot(str(SCREENSHOTS / "chart-after-redeem.png"))
+    assert balance(clinic, "facial") == 0
+
+
+def test_double_click_spends_once(browser, live_server, clinic):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, live_server, "frontdesk")
+    open_chart(browser, live_server, clinic)
+    choose(browser, clinic["credit"])
+    quantity = browser.find_element(By.ID, "id_quantity")
+    quantity.clear()
+    quantity.send_keys("5")
+    ActionChains(browser).double_click(browser.find_element(By.ID, "redeem-button")).perform()
+    browser.find_element(By.CSS_SELECTOR, ".messages li")
+    assert balance(clinic, "credit") == 4500
+    assert LedgerEntry.objects.filter(kind=EntryKind.REDEEM).count() == 1
+
+
+@pytest.mark.postgres
+def test_double_click_without_the_script_guard_still_spends_once(browser, live_server, clinic):
+    """The button guard is a convenience: with it removed, both clicks reach the server at once with
+    the same form token, and the server spends once. PostgreSQL only: on in-memory SQLite the live
+    server's threads share one connection, so two concurrent requests share one transaction."""
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, live_server, "frontdesk")
+    open_chart(browser, live_server, clinic)
+    choose(browser, clinic["credit"])
+    browser.execute_script("document.querySelector('form.redeem-form').removeAttribute('data-once');")
+    # Two submissions of the same form, back to back, as two clicks would send them.
+    statuses = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const form = document.querySelector('form.redeem-form');
+        const send = () => fetch(form.action, {method: 'POST', body: new FormData(form), redirect: 'manual',
+                                               credentials: 'same-origin'}).then(r => r.type + ':' + r.status);
+        Promise.all([send(), send()]).then(done);
+    """)
+    assert len(statuses) == 2
+    assert balance(clinic, "credit") == 4900
+    assert LedgerEntry.objects.filter(kind=EntryKind.REDEEM).count() == 1
+
+
+def test_resubmitted_form_spends_once(browser, live_server, clinic):
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, live_server, "frontdesk")
+    open_chart(browser, live_server, clinic)
+    choose(browser, clinic["facial"])
+    saved = browser.execute_script(
+        "return Array.from(new FormData(document.querySelector('form.redeem-form')).entries());")
+    browser.find_element(By.ID, "redeem-button").click()
+    browser.find_element(By.CSS_SELECTOR, ".messages .success")
+    # The same form posted again (a browser resubmission after Back, or a retry).
+    page = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const body = new FormData();
+        for (const [k, v] of arguments[0]) body.append(k, v);
+        fetch(document.querySelector('form.redeem-form').action, {method: 'POST', body, credentials: 'same-origin'})
+          .then(r => r.text()).then(done);
+    """, saved)
+    assert "already recorded" in page
+    browser.refresh()
+    assert browser.find_element(By.CSS_SELECTOR, f'[data-testid="available-{clinic["facial"].pk}"]').text == "0"
+    assert balance(clinic, "facial") == 0
+    assert LedgerEntry.objects.filter(kind=EntryKind.REDEEM).count() == 1
+
+
+def test_front_desk_is_refused_the_dashboard(browser, live_server, clinic):
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, live_server, "frontdesk")
+    assert not browser.find_elements(By.LINK_TEXT, "Dashboard")
+    browser.get(live_server.url + reverse("manager:dashboard"))
+    assert "have access to this page" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.save_screenshot(str(SCREENSHOTS / "front-desk-refused-dashboard.png"))
+
+
+def test_manager_sees_the_dashboard_charts(browser, live_server, clinic):
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, live_server, "manager")
+    browser.find_element(By.LINK_TEXT, "Dashboard").click()
+    charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart-svg")
+    assert len(charts) == 6
+    for chart in charts:
+        assert chart.size["width"] > 200 and chart.size["height"] > 15
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.chart-svg polyline")  # the members line is drawn
+    browser.save_screenshot(str(SCREENSHOTS / "manager-dashboard.png"))
+
+
+def test_compact_chart_beside_the_record(browser, live_server, clinic):
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(400, 900)
+    log_in(browser, live_server, "frontdesk")
+    browser.get(live_server.url + reverse("memberships:chart", args=[clinic["member"].pk]) + "?compact=1")
+    button = browser.find_element(By.ID, "redeem-button")
+    assert button.is_displayed()
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 400  # no horizontal scrolling
+    browser.save_screenshot(str(SCREENSHOTS / "chart-compact-400px.png"))
