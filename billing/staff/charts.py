@@ -18,13 +18,15 @@ def color(i: int) -> str:
 
 
 def _nice_max(value: float, floor: float = 4) -> float:
-    """A round axis maximum at least `value` (and at least `floor`, so small counts get 4 distinct ticks)."""
-    value = max(value, floor)
-    magnitude = 10 ** (len(str(int(value))) - 1)
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+    """A round axis maximum, four equal whole steps of 1, 2 or 5 × 10^k, at least `value` and `floor`."""
+    import math
+
+    raw_step = max(value, floor) / 4
+    magnitude = 10 ** math.floor(math.log10(raw_step))
+    for multiple in (1, 2, 5, 10):
+        if multiple * magnitude >= raw_step:
+            return 4 * max(multiple * magnitude, 1)
+    return 4 * 10 * magnitude
 
 
 def _axes(maximum: float, fmt: Callable[[float], str]) -> list[str]:
@@ -40,8 +42,9 @@ def _axes(maximum: float, fmt: Callable[[float], str]) -> list[str]:
 
 def _x_labels(labels: Sequence[str], xs: Sequence[float]) -> list[str]:
     every = max(1, -(-len(labels) // 6))
+    last = len(labels) - 1
     return [f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">{escape(label)}</text>'
-            for i, (label, x) in enumerate(zip(labels, xs)) if i % every == 0 or i == len(labels) - 1]
+            for i, (label, x) in enumerate(zip(labels, xs)) if (last - i) % every == 0]
 
 
 def _svg(title: str, parts: list[str], height: int = HEIGHT) -> SafeString:
