@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from integrations.staff_views import card_link
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/records/", include("integrations.records.urls")),
@@ -13,5 +15,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("manage/", include("billing.mirror.urls")),
     path("manage/", include("billing.staff.urls")),
+    path("members/<int:member_id>/card-link/", card_link, name="card_link"),
     path("", include("memberships.urls")),
 ]

@@ -7,5 +7,4 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("dunning/", views.dunning, name="dunning"),
     path("dunning/<int:membership_id>/contacted/", views.mark_contacted, name="mark_contacted"),
-    path("dunning/<int:membership_id>/card-link/", views.resend_card_link, name="resend_card_link"),
 ]

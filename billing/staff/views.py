@@ -72,7 +72,6 @@ def dunning(request):
     return render(request, "billing/dunning.html", {
         "rows": rows,
         "total_at_risk": sum(r.amount_at_risk_cents for r in rows),
-        "card_link_available": False,
     })
 
 
@@ -101,15 +100,4 @@ def mark_contacted(request, membership_id: int):
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Noted: {membership.member.full_name} contacted ({channel}).")
-    return redirect("manager:dunning")
-
-
-@require_POST
-@staff_page("view_dashboard")
-def resend_card_link(request, membership_id: int):
-    """The card-update link comes from the processor integration; until it offers a way to resend
-    one, nothing is sent from here and the page says so."""
-    membership = _membership(request, membership_id)
-    messages.warning(request, f"No card link was sent to {membership.member.full_name}: resending card links is not "
-                              "connected yet. Send one from the processor's dashboard.")
     return redirect("manager:dunning")

@@ -53,11 +53,10 @@ def _benefit_lines(tier: Tier) -> list[str]:
 
 def _card_link_note(practice) -> str:
     if practice.stage_at_least(AutomationStage.TIER_SYNC):
-        return ("The payment processor sends the member a secure card link; the card is entered on the "
-                "processor's page, never here.")
-    return ("Card link: not sent from this page — at the practice's automation stage "
-            f"({practice.get_automation_stage_display()}) the processor is not told yet; take the card in "
-            "the processor's dashboard.")
+        return ("Next: open the member's card link (the \"Card link\" button on the chart): the member enters "
+                "the card on the processor's secure page, never here, and the first payment starts it.")
+    return (f"At the practice's automation stage ({practice.get_automation_stage_display()}) the ledger does not "
+            "start subscriptions: take the card and start the subscription in the processor's dashboard.")
 
 
 def explain_enroll(*, member: Member, tier: Tier) -> list[str]:

@@ -165,13 +165,6 @@ def test_mark_contacted_on_a_settled_membership_is_refused(client, manager, hist
     assert b"no longer past due" in response.content
 
 
-def test_resend_card_link_does_not_pretend(client, manager, history):
-    client.force_login(manager)
-    response = client.post(reverse("manager:resend_card_link", args=[history["b"].pk]), follow=True)
-    assert b"No card link was sent" in response.content
-    assert not Event.objects.filter(kind=EventKind.MESSAGE_SENT).exists()
-
-
 def test_metrics_stay_within_a_practice(history, now):
     from tests.factories import PracticeFactory, glow_tier
 

@@ -61,6 +61,7 @@ def test_security_headers(client, front_desk):
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Referrer-Policy"] == "same-origin"
     assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert "script-src 'self'" in response["Content-Security-Policy"]
 
 
 def test_forms_without_csrf_token_are_refused(front_desk, member_with_glow):
