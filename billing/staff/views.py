@@ -10,13 +10,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing import metrics
+from billing.dunning import selectors as dunning_selectors
+from billing.dunning import services as dunning_services
+from billing.models import DunningCase
 from memberships.errors import LedgerError
-from memberships.models import Membership
 from memberships.services import Actor
-from memberships.views.common import audit, practice_scope, staff_page
+from memberships.views.common import audit, practice_for, practice_scope, staff_page
 
-from . import charts, services
-from .queue import open_dunning_cases
+from . import charts
 
 
 def _dollars(cents: float) -> str:
@@ -66,38 +67,58 @@ def dashboard(request):
     return render(request, "billing/dashboard.html", context)
 
 
+def _practice_id(request) -> int:
+    return practice_for(request.user).pk
+
+
 @staff_page("view_dashboard")
 def dunning(request):
-    rows = open_dunning_cases(practice_id=practice_scope(request.user), now=timezone.now())
+    """Open dunning cases of the practice, oldest first: next action, amount at risk."""
+    practice_id = _practice_id(request)
+    rows = dunning_selectors.open_dunning_cases(practice_id)
+    at_risk = dunning_selectors.amount_at_risk(practice_id)
     return render(request, "billing/dunning.html", {
         "rows": rows,
-        "total_at_risk": sum(r.amount_at_risk_cents for r in rows),
+        "at_risk": sorted(at_risk.items()),
     })
 
 
-def _membership(request, membership_id: int) -> Membership:
-    scope = practice_scope(request.user)
-    memberships = Membership.objects.select_related("member")
-    if scope is not None:
-        memberships = memberships.filter(member__practice_id=scope)
-    return get_object_or_404(memberships, pk=membership_id)
+def _case(request, case_id: int) -> DunningCase:
+    return get_object_or_404(DunningCase.objects.select_related("member"), pk=case_id,
+                             practice_id=_practice_id(request))
 
 
 @require_POST
 @staff_page("view_dashboard")
-def mark_contacted(request, membership_id: int):
-    membership = _membership(request, membership_id)
-    channel = request.POST.get("channel", "phone")
-    if channel not in ("phone", "sms", "email", "in person"):
-        channel = "phone"
+def mark_contacted(request, case_id: int):
+    case = _case(request, case_id)
+    note = request.POST.get("note", "").strip()[:200]
     try:
         with transaction.atomic():
-            services.mark_contacted(membership=membership, actor=Actor.staff(request.user), now=timezone.now(),
-                                    channel=channel)
-            audit(request, action="dunning_contacted", obj=membership, member=membership.member,
-                  detail={"channel": channel})
+            dunning_services.mark_contacted(case, Actor.staff(request.user), note, timezone.now())
+            audit(request, action="dunning_contacted", obj=case, member=case.member, detail={"case_id": case.pk})
     except LedgerError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Noted: {membership.member.full_name} contacted ({channel}).")
+        messages.success(request, f"Noted: {case.member.full_name} contacted.")
+    return redirect("manager:dunning")
+
+
+@require_POST
+@staff_page("view_dashboard")
+def resend_card_link(request, case_id: int):
+    """Send the member the card-update link again (email, and SMS with consent) through dunning's
+    messages; quiet hours may hold the SMS until morning."""
+    case = _case(request, case_id)
+    try:
+        with transaction.atomic():
+            made = dunning_services.resend_card_link(case, Actor.staff(request.user), timezone.now())
+            audit(request, action="dunning_card_link_resent", obj=case, member=case.member,
+                  detail={"case_id": case.pk, "messages": [m.pk for m in made]})
+    except LedgerError as exc:
+        messages.error(request, exc.message)
+    else:
+        channels = sorted({m.channel for m in made})
+        messages.success(request, f"Card-update link queued for {case.member.full_name} "
+                                  f"({', '.join(channels) if channels else 'no channel available'}).")
     return redirect("manager:dunning")

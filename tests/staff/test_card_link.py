@@ -32,15 +32,15 @@ def past_due(member_with_glow, now):
     return member, membership
 
 
-def test_manager_creates_a_new_card_link_from_the_dunning_queue(client, manager, past_due, stripe_at):
+def test_manager_creates_a_new_card_link_from_the_chart(client, manager, past_due, stripe_at):
     member, membership = past_due
     session = json.loads((FIXTURES / "checkout_session_subscription.json").read_text())
     session.update(mode="setup", url="https://checkout.stripe.com/c/pay/cs_test_setup")
     stripe_at.expect_oneshot_request("/v1/checkout/sessions", method="POST").respond_with_json(session)
     client.force_login(manager)
-    queue = client.get(reverse("manager:dunning")).content.decode()
+    chart = client.get(reverse("memberships:chart", args=[member.pk])).content.decode()
     url = reverse("card_link", args=[member.pk])
-    assert f'action="{url}"' in queue
+    assert f'href="{url}"' in chart
     page = client.get(url).content.decode()
     assert "saves a new card" in page
     response = client.post(url)

@@ -9,7 +9,6 @@ from django.utils import timezone
 from billing import metrics
 from billing import services as billing
 from billing.facts import ChargeFailed, ChargeSucceeded
-from billing.staff.queue import open_dunning_cases
 from memberships import services
 from memberships.models import AuditLog, Event, EventKind, Membership, MembershipStatus, RolloverRule
 from tests.factories import TierBenefitFactory, TierFactory, active_membership
@@ -137,32 +136,50 @@ def test_dashboard_with_no_data(client, manager):
     assert response.status_code == 200 and b"No data yet" in response.content
 
 
-def test_dunning_queue_lists_open_cases(client, manager, history, practice, now):
-    rows = open_dunning_cases(practice_id=practice.pk, now=now)
-    assert [r.membership_id for r in rows] == [history["b"].pk]
-    assert rows[0].amount_at_risk_cents == 19900 and rows[0].hard_decline
-    assert "new card" in rows[0].next_action
+def test_dunning_queue_lists_open_cases(client, manager, history):
     client.force_login(manager)
-    html = client.get(reverse("manager:dunning")).content.decode()
+    response = client.get(reverse("manager:dunning"))
+    rows = response.context["rows"]
+    assert [r.membership_id for r in rows] == [history["b"].pk]  # a was recovered: its case closed
+    assert rows[0].amount_cents == 19900 and rows[0].hard
+    html = response.content.decode()
     assert "$199.00" in html and "hard decline" in html
 
 
+def test_resend_card_link_queues_the_messages(client, manager, history):
+    from billing.models import DunningCase, DunningMessage
+
+    case = DunningCase.objects.get(membership=history["b"])
+    before = DunningMessage.objects.filter(case=case).count()
+    client.force_login(manager)
+    response = client.post(reverse("manager:resend_card_link", args=[case.pk]), follow=True)
+    assert b"Card-update link queued" in response.content
+    assert DunningMessage.objects.filter(case=case).count() > before
+    assert AuditLog.objects.filter(action="dunning_card_link_resent", member=case.member).exists()
+
+
 def test_mark_contacted_notes_the_timeline(client, manager, history):
-    b = history["b"]
+    from billing.models import DunningCase
+
+    case = DunningCase.objects.get(membership=history["b"])
     client.force_login(manager)
-    response = client.post(reverse("manager:mark_contacted", args=[b.pk]), {"channel": "sms"}, follow=True)
-    assert b"contacted (sms)" in response.content
-    assert Event.objects.filter(membership=b, kind=EventKind.NOTE, payload__dunning="contacted").count() == 1
-    assert AuditLog.objects.filter(action="dunning_contacted", member=b.member).exists()
-    row = open_dunning_cases(practice_id=b.member.practice_id, now=timezone.now())[0]
-    assert row.contacted_at is not None
+    response = client.post(reverse("manager:mark_contacted", args=[case.pk]), {"note": "left a voicemail"},
+                           follow=True)
+    assert b"contacted" in response.content
+    assert Event.objects.filter(member=case.member, kind=EventKind.DUNNING,
+                                summary="Member contacted: left a voicemail").count() == 1
+    assert AuditLog.objects.filter(action="dunning_contacted", member=case.member).exists()
+    case.refresh_from_db()
+    assert case.last_contacted_at is not None
 
 
-def test_mark_contacted_on_a_settled_membership_is_refused(client, manager, history):
-    a = history["a"]
+def test_dunning_actions_on_a_closed_case_are_refused(client, manager, history):
+    from billing.models import DunningCase
+
+    closed = DunningCase.objects.get(membership=history["a"])
     client.force_login(manager)
-    response = client.post(reverse("manager:mark_contacted", args=[a.pk]), follow=True)
-    assert b"no longer past due" in response.content
+    response = client.post(reverse("manager:resend_card_link", args=[closed.pk]), follow=True)
+    assert b"case is closed" in response.content
 
 
 def test_metrics_stay_within_a_practice(history, now):

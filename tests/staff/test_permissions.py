@@ -91,7 +91,7 @@ def test_staff_of_another_practice_sees_no_member(client, member_with_glow):
     assert client.get(reverse("memberships:home"), {"q": "Garcia"}).context["results"] == []
 
 
-def test_front_desk_cannot_post_to_manager_pages(client, practice, member_with_glow):
-    _, membership, *_ = member_with_glow
+@pytest.mark.parametrize("name", ["manager:mark_contacted", "manager:resend_card_link"])
+def test_front_desk_cannot_post_to_manager_pages(client, practice, name):
     client.force_login(staff_user(FRONT_DESK, practice))
-    assert client.post(reverse("manager:mark_contacted", args=[membership.pk])).status_code == 403
+    assert client.post(reverse(name, args=[1])).status_code == 403
