@@ -30,7 +30,33 @@ from .models import (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class PracticeScopedAdmin(admin.ModelAdmin):
+    """A manager sees and edits only their own practice's rows (a superuser sees all), and can only
+    pick their own practice in forms."""
+
+    practice_path = "practice"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        practice_id = getattr(getattr(request.user, "staff_profile", None), "practice_id", None)
+        if practice_id is None:
+            return queryset.none()
+        return queryset.filter(**{self.practice_path: practice_id})
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if not request.user.is_superuser:
+            practice_id = getattr(getattr(request.user, "staff_profile", None), "practice_id", None)
+            related = db_field.related_model
+            if related is Practice:
+                kwargs["queryset"] = Practice.objects.filter(pk=practice_id)
+            elif related in (Location, Service, Tier, Member):
+                kwargs["queryset"] = related.objects.filter(practice_id=practice_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ReadOnlyAdmin(PracticeScopedAdmin):
     def has_add_permission(self, request):
         return False
 
@@ -42,17 +68,39 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Practice)
-class PracticeAdmin(admin.ModelAdmin):
+class PracticeAdmin(PracticeScopedAdmin):
+    practice_path = "pk"
     list_display = ["name", "slug", "automation_stage", "record_adapter", "timezone"]
     prepopulated_fields = {"slug": ["name"]}
 
 
-admin.site.register(Location)
-admin.site.register(StaffProfile)
+@admin.register(Location)
+class LocationAdmin(PracticeScopedAdmin):
+    list_display = ["name", "practice"]
+
+
+@admin.register(StaffProfile)
+class StaffProfileAdmin(admin.ModelAdmin):
+    """Which practice a user works for decides everything they can see: superusers only."""
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(PracticeScopedAdmin):
     list_display = ["name", "code", "kind", "unit_value_cents", "active", "practice"]
     list_filter = ["practice", "kind", "active"]
 
@@ -71,7 +119,7 @@ class LockedBenefitInline(TierBenefitInline):
 
 
 @admin.register(Tier)
-class TierAdmin(admin.ModelAdmin):
+class TierAdmin(PracticeScopedAdmin):
     list_display = ["name", "code", "version", "price_cents", "currency", "processor_name", "active", "practice"]
     list_filter = ["practice", "active"]
     inlines = [TierBenefitInline]
@@ -81,7 +129,7 @@ class TierAdmin(admin.ModelAdmin):
         # A tier that members hold is never edited in place: price and benefits change through a
         # new version, so nobody's membership changes under them.
         if obj is not None and obj.memberships.exists():
-            return ["practice", "code", "version", "price_cents", "currency", "interval"]
+            return ["practice", "code", "version", "price_cents", "currency", "interval", "processor_price_id"]
         return ["version"] if obj is not None else []
 
     def get_inline_instances(self, request, obj=None):
@@ -109,7 +157,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Member)
-class MemberAdmin(admin.ModelAdmin):
+class MemberAdmin(PracticeScopedAdmin):
     list_display = ["member_number", "first_name", "last_name", "email", "phone", "sms_consent", "practice"]
     search_fields = ["member_number", "first_name", "last_name", "email", "phone"]
     list_filter = ["practice", "sms_consent"]
@@ -128,16 +176,24 @@ class BalanceInline(admin.TabularInline):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(PracticeScopedAdmin):
+    """Read-only: a membership changes only through the services (staff pages), which record the
+    Event and tell the processor and the record."""
+
+    practice_path = "member__practice"
     list_display = ["member", "tier", "status", "current_period_end", "processor_subscription_id"]
     list_filter = ["status", "tier"]
     search_fields = ["member__member_number", "member__last_name", "processor_subscription_id"]
-    readonly_fields = ["status", "tier", "pending_tier", "cycle_number", "last_refill_at", "paused_until",
-                       "cancelled_at", "paid_through", "started_at"]
     inlines = [BalanceInline]
 
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
     def has_add_permission(self, request):
-        return False  # enrolment goes through the staff pages / the service
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 class AdjustForm(forms.Form):
@@ -153,6 +209,7 @@ class ReverseForm(forms.Form):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
+    practice_path = "membership__member__practice"
     list_display = ["created_at", "membership", "service", "kind", "quantity", "balance_after", "actor_label", "reason"]
     list_filter = ["kind", "source", "actor_type"]
     search_fields = ["idempotency_key", "membership__member__member_number"]
@@ -218,15 +275,18 @@ class EventAdmin(ReadOnlyAdmin):
 
 @admin.register(AuditLog)
 class AuditLogAdmin(ReadOnlyAdmin):
+    practice_path = "user__staff_profile__practice"
     list_display = ["created_at", "user", "action", "object_type", "object_id", "member"]
     list_filter = ["action"]
 
 
 @admin.register(CreditLot)
 class CreditLotAdmin(ReadOnlyAdmin):
+    practice_path = "membership__member__practice"
     list_display = ["membership", "service", "source", "cycle_number", "granted", "remaining", "expires_at_cycle"]
 
 
 @admin.register(Reservation)
 class ReservationAdmin(ReadOnlyAdmin):
+    practice_path = "membership__member__practice"
     list_display = ["membership", "service", "quantity", "status", "external_ref", "created_at"]

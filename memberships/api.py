@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions as drf_exceptions
 from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
@@ -15,7 +17,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import selectors, services
-from .errors import LedgerError
+from .errors import IdempotencyKeyReused, LedgerError
 from .models import LedgerEntry, Member, Membership, Service
 
 logger = logging.getLogger(__name__)
@@ -25,6 +27,8 @@ def exception_handler(exc, context):
     """Every error is JSON with a stable `code`: domain errors keep theirs, DRF's get one."""
     if isinstance(exc, LedgerError):
         return Response({"code": exc.code, "detail": exc.message}, status=exc.http_status)
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied(str(exc) or None)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -52,12 +56,6 @@ class CanRedeem(IsStaffRole):
         return super().has_permission(request, view) and request.user.has_perm("memberships.redeem_entitlement")
 
 
-def practice_scope(user):
-    """Staff see their own practice's members (a staff profile names it); superusers see all."""
-    profile = getattr(user, "staff_profile", None)
-    return profile.practice_id if profile is not None else None
-
-
 class MemberOut(serializers.ModelSerializer):
     membership_id = serializers.SerializerMethodField()
 
@@ -77,7 +75,7 @@ class MemberSearchApi(APIView):
                    responses=MemberOut(many=True))
     def get(self, request):
         query = request.query_params.get("q", "")
-        members = selectors.search_members(practice_id=practice_scope(request.user), query=query)
+        members = selectors.search_members(practice_id=selectors.practice_scope(request.user), query=query)
         return Response({"results": MemberOut(members, many=True).data})
 
 
@@ -112,7 +110,7 @@ class MembershipOut(serializers.ModelSerializer):
 
 
 def _membership_for(request, pk: int) -> Membership:
-    scope = practice_scope(request.user)
+    scope = selectors.practice_scope(request.user)
     memberships = Membership.objects.select_related("tier", "member__practice")
     if scope is not None:
         memberships = memberships.filter(member__practice_id=scope)
@@ -165,11 +163,13 @@ class RedemptionCreateApi(APIView):
                                          practice_id=membership.member.practice_id).first()
         if service is None:
             raise ValidationError({"service_id": ["Unknown service."]})
+        quantity = data.validated_data["quantity"]
         entry = services.redeem_entitlement(
-            membership=membership, service=service, quantity=data.validated_data["quantity"],
-            actor=services.Actor.staff(request.user), idempotency_key=f"api:{key}", now=timezone.now(),
+            membership=membership, service=service, quantity=quantity,
+            actor=services.Actor.staff(request.user),
+            idempotency_key=f"api:{membership.member.practice_id}:{key}", now=timezone.now(),
             reason=data.validated_data["reason"] or "Redeemed through the API",
         )
-        if entry.membership_id != membership.pk:
-            raise ValidationError({"Idempotency-Key": ["This key was used for another membership."]})
+        if (entry.membership_id, entry.service_id, -entry.quantity) != (membership.pk, service.pk, quantity):
+            raise IdempotencyKeyReused("This Idempotency-Key was already used for a different redemption.")
         return Response(RedemptionOut(entry).data, status=status.HTTP_201_CREATED)

@@ -13,7 +13,9 @@ ROLE_PERMISSIONS = {
 }
 
 # What a manager configures in the admin (add/change), beside viewing everything of our apps there.
-MANAGER_CONFIGURES = ["practice", "location", "service", "tier", "tierbenefit", "member", "staffprofile"]
+MANAGER_CONFIGURES = ["change_practice"] + [
+    f"{verb}_{model}" for model in ("location", "service", "tier", "tierbenefit", "member") for verb in ("add", "change")
+]
 ADMIN_APPS = ["memberships", "billing", "integrations"]
 
 
@@ -26,6 +28,5 @@ def ensure_roles(**kwargs) -> None:
         wanted = Q(content_type__app_label="memberships", codename__in=codenames)
         if role == MANAGER:
             wanted |= Q(content_type__app_label__in=ADMIN_APPS, codename__startswith="view_")
-            wanted |= Q(content_type__app_label="memberships",
-                        codename__in=[f"{verb}_{model}" for model in MANAGER_CONFIGURES for verb in ("add", "change")])
+            wanted |= Q(content_type__app_label="memberships", codename__in=MANAGER_CONFIGURES)
         group.permissions.set(Permission.objects.filter(wanted))

@@ -204,6 +204,19 @@ def _balance_lines_for(membership: Membership) -> list[BalanceLine]:
     return lines
 
 
+def practice_scope(user) -> int | None:
+    """The practice a staff user works for; None (all practices) for a superuser without a profile.
+    Anyone else without a profile is refused (403), never shown every practice."""
+    from django.core.exceptions import PermissionDenied
+
+    profile = getattr(user, "staff_profile", None)
+    if profile is not None:
+        return profile.practice_id
+    if user.is_superuser:
+        return None
+    raise PermissionDenied("No practice is linked to this user.")
+
+
 def staff_scope(user, prefix: str = "") -> Q:
     """Rows of the practice `user` works for, as a join (no separate query for the profile). A
     superuser sees every practice; a user without a profile sees nothing."""

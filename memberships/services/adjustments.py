@@ -38,6 +38,7 @@ from .common import (
 )
 
 ADJUST_PERMISSION = "memberships.adjust_balance"
+REDEEM_PERMISSION = "memberships.redeem_entitlement"
 
 
 def _grant_lot(*, membership: Membership, service: Service, quantity: int, source: str, now: datetime) -> CreditLot:
@@ -47,11 +48,26 @@ def _grant_lot(*, membership: Membership, service: Service, quantity: int, sourc
                                     expires_at_cycle=None, created_at=now)
 
 
+def check_staff_may_correct(*, actor: Actor, membership: Membership, permission: str) -> None:
+    """A staff correction needs the permission and must stay inside the staff member's practice."""
+    if actor.type != ActorType.STAFF:
+        return
+    user = actor.user
+    if user is None or not user.has_perm(permission):
+        raise NotAllowed("You are not allowed to make this correction.")
+    if user.is_superuser:
+        return
+    profile = getattr(user, "staff_profile", None)
+    if profile is None or profile.practice_id != membership.member.practice_id:
+        raise NotAllowed("That member belongs to another practice.")
+
+
 def adjust_balance(*, membership: Membership, service: Service, quantity: int, actor: Actor, reason: str,
                    idempotency_key: str, now: datetime, source: str = LotSource.ADJUST) -> LedgerEntry:
     """A manager's correction, up or down, with a reason. Never below zero."""
     if actor.type != ActorType.STAFF or actor.user is None or not actor.user.has_perm(ADJUST_PERMISSION):
         raise NotAllowed("Only a manager may adjust a balance.")
+    check_staff_may_correct(actor=actor, membership=membership, permission=ADJUST_PERMISSION)
     if not (reason or "").strip():
         raise ReasonRequired("Say why the balance is being adjusted.")
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity == 0:
@@ -120,6 +136,9 @@ def reverse_entry(*, entry: LedgerEntry, actor: Actor, reason: str, idempotency_
         raise ReasonRequired("Say why the entry is being reversed.")
     if entry.kind not in REVERSIBLE:
         raise NotReversible(f"A {entry.get_kind_display().lower()} entry cannot be reversed.")
+    # Staff reverse their practice's redemptions; anything else is a manager's correction.
+    check_staff_may_correct(actor=actor, membership=entry.membership,
+                            permission=REDEEM_PERMISSION if entry.kind == EntryKind.REDEEM else ADJUST_PERMISSION)
 
     def body() -> LedgerEntry:
         membership = Membership.objects.select_for_update(of=("self",)).get(pk=entry.membership_id)
@@ -158,10 +177,11 @@ def expire_frozen_balances(*, membership: Membership, actor: Actor, now: datetim
     if locked.status != MembershipStatus.CANCELLED or (locked.paid_through and locked.paid_through > now):
         return 0
     total = 0
+    # Idempotent by state: under the membership lock, only lots that still hold credit expire (a
+    # unit handed back later by a reversal expires on the next run).
     for lot in CreditLot.objects.select_for_update().filter(membership=locked, remaining__gt=0):
-        key = f"frozen-expire:{locked.pk}:{lot.pk}"
-        if LedgerEntry.objects.filter(idempotency_key=key).exists():
-            continue
+        done = LedgerEntry.objects.filter(idempotency_key__startswith=f"frozen-expire:{locked.pk}:{lot.pk}:").count()
+        key = f"frozen-expire:{locked.pk}:{lot.pk}:{done + 1}"
         quantity = lot.remaining
         new_balance = move_balance(membership_id=locked.pk, service_id=lot.service_id, delta=-quantity,
                                    require_available=quantity)

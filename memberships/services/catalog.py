@@ -20,8 +20,10 @@ def new_tier_version(*, tier: Tier, now: datetime, price_cents: int | None = Non
     if price_cents is not None and (isinstance(price_cents, bool) or not isinstance(price_cents, int)
                                     or price_cents < 0):
         raise InvalidTier("The price must be a whole number of cents, zero or more.")
+    # Always build on the newest version, so an older one selected by mistake cannot undo changes.
     latest = Tier.objects.select_for_update().filter(practice_id=tier.practice_id, code=tier.code).order_by(
         "-version").first()
+    tier = latest
     new = Tier.objects.create(
         practice_id=tier.practice_id, code=tier.code, version=latest.version + 1, name=name or tier.name,
         processor_name=tier.processor_name, price_cents=tier.price_cents if price_cents is None else price_cents,

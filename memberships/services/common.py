@@ -8,8 +8,9 @@ from typing import Any, Callable, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 
-from memberships.errors import IdempotencyKeyReused, InvalidQuantity
+from memberships.errors import IdempotencyKeyReused, InvalidQuantity, LedgerError
 from memberships.models import (
     ActorType,
     CreditLot,
@@ -112,15 +113,18 @@ def ensure_balance_row(*, membership: Membership, service: Service) -> None:
 
 
 def consume_lots(*, membership_id: int, service_id: int, quantity: int) -> list[tuple[CreditLot, int]]:
-    """Take `quantity` from the oldest open lots (the caller already moved the balance under its row
-    lock, so the lots hold at least that much). The common case — the oldest lot covers it all — is
-    one conditional UPDATE; otherwise the lots are locked and drawn in order."""
+    """Take `quantity` from the open lots, first to expire first, then oldest (the caller already
+    moved the balance under its row lock, so the lots hold at least that much): a member never loses
+    this cycle's use-it-or-lose-it credit while older credit that never expires sits unused. The
+    common case — one lot covers it all — is one conditional UPDATE; otherwise the lots are locked
+    and drawn in order."""
     table = CreditLot._meta.db_table
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET remaining = remaining - %s WHERE id = (SELECT id FROM {table} "
-            f"WHERE membership_id = %s AND service_id = %s AND remaining > 0 ORDER BY created_at, id LIMIT 1{lock}) "
+            f"WHERE membership_id = %s AND service_id = %s AND remaining > 0 "
+            f"ORDER BY expires_at_cycle ASC NULLS LAST, created_at, id LIMIT 1{lock}) "
             f"AND remaining >= %s RETURNING id",
             [quantity, membership_id, service_id, quantity],
         )
@@ -132,7 +136,7 @@ def consume_lots(*, membership_id: int, service_id: int, quantity: int) -> list[
     lots = (
         CreditLot.objects.select_for_update()
         .filter(membership_id=membership_id, service_id=service_id, remaining__gt=0)
-        .order_by("created_at", "id")
+        .order_by(F("expires_at_cycle").asc(nulls_last=True), "created_at", "id")
     )
     for lot in lots:
         if left == 0:
@@ -204,7 +208,10 @@ def run_entry_once(idempotency_key: str, kind: str, body: Callable[[], LedgerEnt
     try:
         with transaction.atomic():
             return body()
-    except IntegrityError:
+    except (IntegrityError, LedgerError):
+        # A concurrent twin with the same key committed first: it may have spent the last unit (so
+        # this call saw "insufficient") or written the entry (so this insert collided). Either
+        # way the caller gets the first result, as a replay would.
         existing = replay_entry(idempotency_key, kind=kind)
         if existing is None:
             raise

@@ -45,6 +45,7 @@ def enroll_member(*, member: Member, tier: Tier, actor: Actor, idempotency_key: 
     def body() -> Membership:
         if tier.practice_id != member.practice_id or not tier.active:
             raise InvalidTier("Choose an active tier of this practice.")
+        Member.objects.select_for_update().filter(pk=member.pk).first()  # two desks enrolling one member
         if Membership.objects.filter(member=member).exclude(status=S.CANCELLED).exists():
             raise IllegalTransition("This member already has an open membership; change its tier instead.")
         membership = Membership.objects.create(
@@ -68,9 +69,12 @@ def change_tier(*, membership: Membership, new_tier: Tier, effective: str = "now
                 idempotency_key: str, now: datetime) -> Membership:
     """Move to another tier, now or at the next cycle.
 
-    The stated rule for balances: what was already granted stays, under the rule of the lot it was
-    granted in; the new tier's benefits and rollover rules apply from the next refill on; at that
-    boundary, unused paid credit for services the new tier does not include expires. The price
+    The stated rule for balances: what was already granted stays usable until the next cycle
+    boundary; lots with a fixed expiry keep it; the new tier's benefits and rollover rules apply
+    from the next refill on, so at that boundary carried-over credit is capped by the new tier's
+    carry-over cap (zero if it does not carry that service over) and unused paid credit for
+    services the new tier does not include expires. Choosing the current tier while a change is
+    scheduled withdraws the scheduled change. The price
     changes with the tier (now: immediately, with the practice's proration setting; next cycle: at
     renewal)."""
     if effective not in ("now", "next_cycle"):
@@ -83,7 +87,19 @@ def change_tier(*, membership: Membership, new_tier: Tier, effective: str = "now
         if locked.status not in (S.PENDING, S.ACTIVE, S.PAST_DUE, S.PAUSED):
             raise IllegalTransition(f"Cannot change the tier of a {locked.get_status_display().lower()} membership.")
         if new_tier.pk == locked.tier_id:
-            raise InvalidTier("The member is already on that tier.")
+            if locked.pending_tier_id is None:
+                raise InvalidTier("The member is already on that tier.")
+            withdrawn = locked.pending_tier
+            locked.pending_tier = None
+            locked.save(update_fields=["pending_tier", "updated_at"])
+            record_event(membership=locked, kind=EventKind.TIER_CHANGE_SCHEDULED,
+                         summary=f"Scheduled change to {withdrawn.name} withdrawn; staying on {locked.tier.name}",
+                         payload={"old_tier_id": locked.tier_id, "new_tier_id": locked.tier_id,
+                                  "withdrawn_tier_id": withdrawn.pk, "effective": "next_cycle",
+                                  "old_price_cents": withdrawn.price_cents, "price_cents": locked.tier.price_cents,
+                                  "currency": locked.tier.currency},
+                         actor=actor, now=now)
+            return locked
         old_tier = locked.tier
         payload = {"old_tier_id": old_tier.pk, "new_tier_id": new_tier.pk, "effective": effective,
                    "old_price_cents": old_tier.price_cents, "price_cents": new_tier.price_cents,

@@ -23,19 +23,22 @@ from .common import Actor, move_balance, record_event, run_once, write_entry
 
 
 def _expire_lot(*, membership: Membership, lot: CreditLot, quantity: int, actor: Actor, reason: str,
-                key: str, now: datetime) -> None:
+                key: str, now: datetime) -> int:
+    """Expire up to `quantity` of a lot, never the units on hold for a booked appointment (those
+    stay until the hold resolves). Returns what expired."""
+    available = EntitlementBalance.objects.filter(membership=membership, service_id=lot.service_id).values_list(
+        "balance", "reserved").first()
+    quantity = min(quantity, lot.remaining, max(0, available[0] - available[1]) if available else 0)
+    if quantity <= 0:
+        return 0
     CreditLot.objects.filter(pk=lot.pk).update(remaining=lot.remaining - quantity)
     lot.remaining -= quantity
     new_balance = move_balance(membership_id=membership.pk, service_id=lot.service_id, delta=-quantity,
                                require_available=quantity)
-    if new_balance is None:
-        # Held units cannot expire from under a booked appointment: keep them until it resolves.
-        CreditLot.objects.filter(pk=lot.pk).update(remaining=lot.remaining + quantity)
-        lot.remaining += quantity
-        return
     write_entry(membership=membership, service_id=lot.service_id, kind=EntryKind.EXPIRE, quantity=-quantity,
                 balance_after=new_balance, actor=actor, reason=reason, idempotency_key=key, now=now,
                 source=lot.source, movements=[(lot, quantity)])
+    return quantity
 
 
 def apply_rollover(*, membership: Membership, next_cycle: int, actor: Actor, cycle_key: str,
@@ -44,9 +47,12 @@ def apply_rollover(*, membership: Membership, next_cycle: int, actor: Actor, cyc
 
     - none: unused paid credit expires at the boundary (the lot's `expires_at_cycle`);
     - expire after N cycles: the lot expires at the boundary N cycles after its grant;
-    - carry over up to a cap: paid credit beyond the cap expires, oldest first;
+    - carry over up to a cap: paid credit without a fixed expiry is capped by the *current* tier's
+      carry-over cap, oldest first; if the current tier does not carry that service over (after a
+      tier change), the cap is zero and it expires;
     - lots of services the (new) tier no longer includes expire, whatever their rule.
-    Promotional, imported and adjusted lots never expire by cycle."""
+    Units on hold never expire from under a booked appointment. Promotional, imported and adjusted
+    lots never expire by cycle."""
     benefits = {b.service_id: b for b in TierBenefit.objects.filter(tier_id=membership.tier_id)}
     expired = 0
     lots = list(
@@ -59,25 +65,23 @@ def apply_rollover(*, membership: Membership, next_cycle: int, actor: Actor, cyc
         dropped = lot.service_id not in benefits
         if due or dropped:
             why = "Unused credit expired at the cycle boundary" if due else "Service not in the current tier"
-            before = lot.remaining
-            _expire_lot(membership=membership, lot=lot, quantity=lot.remaining, actor=actor, reason=why,
-                        key=f"expire:{membership.pk}:{cycle_key}:{lot.pk}", now=now)
-            expired += before - lot.remaining
-    for service_id, benefit in benefits.items():
-        if benefit.rollover != RolloverRule.CARRY_OVER:
-            continue
-        open_lots = [lot for lot in lots if lot.service_id == service_id and lot.remaining > 0]
-        excess = sum(lot.remaining for lot in open_lots) - (benefit.rollover_cap or 0)
+            expired += _expire_lot(membership=membership, lot=lot, quantity=lot.remaining, actor=actor, reason=why,
+                                   key=f"expire:{membership.pk}:{cycle_key}:{lot.pk}", now=now)
+    carried_services = {lot.service_id for lot in lots if lot.expires_at_cycle is None and lot.remaining > 0}
+    for service_id in carried_services:
+        benefit = benefits.get(service_id)
+        cap = (benefit.rollover_cap or 0) if benefit and benefit.rollover == RolloverRule.CARRY_OVER else 0
+        open_lots = [lot for lot in lots if lot.service_id == service_id and lot.expires_at_cycle is None
+                     and lot.remaining > 0]
+        excess = sum(lot.remaining for lot in open_lots) - cap
         for lot in open_lots:
             if excess <= 0:
                 break
-            take = min(excess, lot.remaining)
-            before = lot.remaining
-            _expire_lot(membership=membership, lot=lot, quantity=take, actor=actor,
-                        reason=f"Carry-over above the cap of {benefit.rollover_cap} expired",
-                        key=f"cap:{membership.pk}:{cycle_key}:{lot.pk}", now=now)
-            expired += before - lot.remaining
-            excess -= before - lot.remaining
+            taken = _expire_lot(membership=membership, lot=lot, quantity=excess, actor=actor,
+                                reason=f"Carry-over above the cap of {cap} expired",
+                                key=f"cap:{membership.pk}:{cycle_key}:{lot.pk}", now=now)
+            expired += taken
+            excess -= taken
     return expired
 
 

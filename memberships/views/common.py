@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from memberships.models import AuditLog, Practice
+from memberships.selectors import practice_scope
 
 
 # Staff pages load nothing from elsewhere: scripts and styles from our own static files only (inline
@@ -38,16 +39,6 @@ def staff_page(permission: str):
         return wrapped
 
     return decorator
-
-
-def practice_scope(user) -> int | None:
-    """The practice a staff user works for; None (all practices) for a superuser without a profile."""
-    profile = getattr(user, "staff_profile", None)
-    if profile is not None:
-        return profile.practice_id
-    if user.is_superuser:
-        return None
-    raise PermissionDenied
 
 
 def practice_for(user) -> Practice:

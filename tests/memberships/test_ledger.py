@@ -270,8 +270,9 @@ class TestLifecycle:
         assert m.tier == tier and m.pending_tier == luxe
         m = refill(m, "inv_2", NOW + timedelta(days=30))
         assert m.tier == luxe and m.pending_tier is None
-        # the carried facial stays, +2 new; product credit is not in Luxe and expired at the boundary
-        assert balance_of(m, facial).balance == 3 and balance_of(m, credit).balance == 0
+        # Luxe does not carry facials over: the carried one expired at the boundary, +2 new;
+        # product credit is not in Luxe and expired too
+        assert balance_of(m, facial).balance == 2 and balance_of(m, credit).balance == 0
         back = services.change_tier(membership=m, new_tier=tier, effective="now", actor=SYSTEM,
                                     idempotency_key="t2", now=NOW + timedelta(days=31))
         assert back.tier == tier
