@@ -10,12 +10,13 @@ error, for a manager to look at and re-process from the admin.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -31,31 +32,48 @@ SOURCE_STRIPE = "stripe"
 RECORD_SOURCE_PREFIX = "record:"
 
 
-def store_event(*, source: str, event: dict, handled: bool, now: datetime) -> tuple[InboundEvent | None, bool]:
-    """Insert the event once. Returns (row, created); a duplicate returns (None, False). Unknown
-    types are stored already `ignored`."""
-    row = InboundEvent(
-        source=source, event_id=str(event["id"])[:200], event_type=str(event["type"])[:100], payload=event,
-        object_created=int(event.get("created") or 0) or None, received_at=now,
-        status=InboundStatus.RECEIVED if handled else InboundStatus.IGNORED,
-        processed_at=None if handled else now,
-    )
-    try:
-        with transaction.atomic():
-            row.save(force_insert=True)
-    except IntegrityError:
-        return None, False
-    if handled:
-        transaction.on_commit(lambda: enqueue_processing(row.pk))
-    return row, True
+def store_event(*, source: str, event: dict, handled: bool, now: datetime, raw: bytes | None = None
+                ) -> tuple[int | None, bool]:
+    """Insert the event once (one statement, `ON CONFLICT DO NOTHING`) and enqueue its processing in
+    the same transaction when the broker is the database (one commit per webhook), else right after
+    the commit. Returns (row id, created); a duplicate returns (None, False). Unknown types are
+    stored already `ignored`. `raw`: the verified body, stored as is (no re-serialization)."""
+    table = InboundEvent._meta.db_table
+    postgres = connection.vendor == "postgresql"
+    adapt = connection.ops.adapt_datetimefield_value
+    payload = raw.decode("utf-8") if raw is not None else json.dumps(event)
+    status = InboundStatus.RECEIVED if handled else InboundStatus.IGNORED
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (source, event_id, event_type, payload, status, error, attempts, "
+                f"object_created, received_at, processed_at, next_attempt_at, practice_id) "
+                f"VALUES (%s, %s, %s, %s{'::jsonb' if postgres else ''}, %s, '', 0, %s, %s, %s, NULL, NULL) "
+                f"ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+                [source, str(event["id"])[:200], str(event["type"])[:100], payload, status,
+                 int(event.get("created") or 0) or None, adapt(now), None if handled else adapt(now)],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None, False
+        inbound_id = row[0]
+        if handled:
+            if settings.Q_CLUSTER.get("orm"):
+                enqueue_processing(inbound_id, strict=True)        # commits (or not) with the row
+            else:
+                transaction.on_commit(lambda: enqueue_processing(inbound_id))
+    return inbound_id, True
 
 
-def enqueue_processing(inbound_id: int) -> None:
+def enqueue_processing(inbound_id: int, *, strict: bool = False) -> None:
     from django_q.tasks import async_task
 
     try:
         async_task("integrations.tasks.process_inbound_event", inbound_id, group="inbox")
-    except Exception:  # the stored row is the record of due work: the periodic sweep finds it
+    except Exception:
+        if strict:
+            raise
+        # the stored row is the record of due work: the periodic sweep finds it
         logger.exception("could not enqueue inbound event %s; the sweep will process it", inbound_id)
 
 

@@ -27,8 +27,9 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     except stripe_adapter.InvalidSignature:
         logger.warning("stripe webhook with a bad signature refused")
         return JsonResponse({"code": "invalid_signature", "detail": "Signature verification failed."}, status=400)
-    row, created = inbox.store_event(source=inbox.SOURCE_STRIPE, event=event,
-                                     handled=stripe_adapter.is_handled(event["type"]), now=timezone.now())
+    handled = stripe_adapter.is_handled(event["type"])
+    _, created = inbox.store_event(source=inbox.SOURCE_STRIPE, event=event, handled=handled, now=timezone.now(),
+                                   raw=request.body)
     if not created:
         return JsonResponse({"received": True, "duplicate": True})
-    return JsonResponse({"received": True, "status": row.status})
+    return JsonResponse({"received": True, "status": "received" if handled else "ignored"})
