@@ -24,7 +24,7 @@ from billing import services as billing
 from billing.facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, SubscriptionChanged
 
 from .models import InboundEvent, InboundStatus
-from .processors.base import IgnoredEvent, ProcessorUnavailable
+from .processors.base import CardSaved, IgnoredEvent, ProcessorUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,24 @@ def apply_fact(fact, *, now: datetime):
         return billing.record_charge_action_required(charge=fact, now=now)
     if isinstance(fact, SubscriptionChanged):
         return billing.record_subscription_changed(change=fact, now=now)
+    if isinstance(fact, CardSaved):
+        return use_saved_card(fact, now=now)
     return None
+
+
+def use_saved_card(fact: CardSaved, *, now: datetime):
+    """The member's new card (from the hosted page) becomes the default, so the next retry — ours
+    or the processor's — charges it. The member's own act: allowed at every automation stage."""
+    from .processors import sync
+
+    membership = billing.find_membership(membership_ref=fact.membership_ref, subscription_ref="")
+    if membership is None:
+        raise billing.UnknownMembership(f"No membership {fact.membership_ref or '?'} yet.")
+    processor = sync.get_processor()
+    processor.use_saved_card(customer_ref=fact.customer_ref, setup_ref=fact.setup_ref,
+                             subscription_ref=membership.processor_subscription_id,
+                             idempotency_key=f"card-saved:{fact.setup_ref}")
+    return membership
 
 
 def _practice_of(result) -> int | None:
@@ -109,6 +126,8 @@ def _practice_of(result) -> int | None:
         return None
     if getattr(result, "practice_id", None):
         return result.practice_id
+    if getattr(result, "member", None) is not None:
+        return result.member.practice_id
     membership = getattr(result, "membership", None)
     return membership.member.practice_id if membership is not None else None
 

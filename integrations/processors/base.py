@@ -49,7 +49,7 @@ from billing.facts import (  # noqa: E402  (re-exported: the adapters' vocabular
 
 __all__ = [
     "HARD_DECLINE_CODES", "ChargeActionRequired", "ChargeFailed", "ChargeSucceeded", "InvoiceFacts",
-    "SubscriptionChanged", "is_hard_decline", "IgnoredEvent", "InboundFact", "PaymentDeclined",
+    "SubscriptionChanged", "is_hard_decline", "CardSaved", "IgnoredEvent", "InboundFact", "PaymentDeclined",
     "Processor", "ProcessorError", "ProcessorRejected", "ProcessorUnavailable", "SubscriptionRef",
 ]
 
@@ -62,13 +62,25 @@ class IgnoredEvent:
 
 
 @dataclass(frozen=True)
+class CardSaved:
+    """The member saved a card on the processor's hosted page (for an existing subscription): it
+    becomes the default for the customer and the subscription."""
+
+    processor: str
+    customer_ref: str
+    membership_ref: str
+    setup_ref: str                        # the processor's setup intent
+    event_created: int
+
+
+@dataclass(frozen=True)
 class InboundFact:
     """The envelope of one verified webhook: its id, type, emission time, and what it means."""
 
     event_ref: str
     event_type: str
     created: int
-    fact: Union[ChargeSucceeded, ChargeFailed, ChargeActionRequired, SubscriptionChanged, IgnoredEvent]
+    fact: Union[ChargeSucceeded, ChargeFailed, ChargeActionRequired, SubscriptionChanged, CardSaved, IgnoredEvent]
 
 
 # --- outbound -------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import stripe
 from django.conf import settings
 
 from .base import (
+    CardSaved,
     ChargeActionRequired,
     ChargeFailed,
     ChargeSucceeded,
@@ -42,7 +43,8 @@ INVOICE_ACTION = {"invoice.payment_action_required"}
 SUBSCRIPTION = {"customer.subscription.created", "customer.subscription.updated",
                 "customer.subscription.deleted", "customer.subscription.paused",
                 "customer.subscription.resumed"}
-HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | INVOICE_ACTION | SUBSCRIPTION)
+CHECKOUT = {"checkout.session.completed"}
+HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | INVOICE_ACTION | SUBSCRIPTION | CHECKOUT)
 
 
 class InvalidSignature(Exception):
@@ -190,6 +192,15 @@ def parse_event(event: dict) -> InboundFact:
                                              next_payment_attempt=next_attempt, **common), **envelope)
     if etype in SUBSCRIPTION:
         return InboundFact(fact=_subscription_fact(event, obj), **envelope)
+    if etype in CHECKOUT:
+        if obj.get("mode") != "setup" or not obj.get("setup_intent"):
+            # a subscription started on the hosted page arrives as customer.subscription.* / invoice.*
+            return InboundFact(fact=IgnoredEvent(f"checkout in {obj.get('mode')} mode needs nothing more"),
+                               **envelope)
+        return InboundFact(fact=CardSaved(
+            processor=PROCESSOR, customer_ref=_id(obj.get("customer")), setup_ref=_id(obj.get("setup_intent")),
+            membership_ref=str((obj.get("metadata") or {}).get("membership_ref") or obj.get("client_reference_id") or ""),
+            event_created=int(event.get("created") or 0)), **envelope)
     return InboundFact(fact=IgnoredEvent(f"{etype} is not acted on"), **envelope)
 
 
@@ -425,6 +436,20 @@ class StripeProcessor:
         session = self._call(self.client.v1.billing_portal.sessions.create,
                              {"customer": customer_id, "return_url": return_url})
         return str(session["url"])
+    def use_saved_card(self, *, customer_ref: str, setup_ref: str, subscription_ref: str,
+                       idempotency_key: str) -> str:
+        """Make the card saved by a completed setup the default for the customer and subscription."""
+        setup = self._call(self.client.v1.setup_intents.retrieve, setup_ref)
+        pm = _id(setup.get("payment_method"))
+        if not pm:
+            raise ProcessorRejected(f"setup {setup_ref} has no payment method")
+        self._call(self.client.v1.customers.update, customer_ref,
+                   {"invoice_settings": {"default_payment_method": pm}}, self._opts(idempotency_key, "customer-pm"))
+        if subscription_ref:
+            self._call(self.client.v1.subscriptions.update, subscription_ref, {"default_payment_method": pm},
+                       self._opts(idempotency_key, "subscription-pm"))
+        return pm
+
 
     # hosted card entry ---------------------------------------------------------------------------
     def checkout_url(self, *, customer_ref: str, membership_ref: str, price_ref: str | None,
