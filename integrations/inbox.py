@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -34,10 +35,9 @@ RECORD_SOURCE_PREFIX = "record:"
 
 def store_event(*, source: str, event: dict, handled: bool, now: datetime, raw: bytes | None = None
                 ) -> tuple[int | None, bool]:
-    """Insert the event once (one statement, `ON CONFLICT DO NOTHING`) and enqueue its processing in
-    the same transaction when the broker is the database (one commit per webhook), else right after
-    the commit. Returns (row id, created); a duplicate returns (None, False). Unknown types are
-    stored already `ignored`. `raw`: the verified body, stored as is (no re-serialization)."""
+    """Insert the event once: one statement (`ON CONFLICT DO NOTHING`), one commit. Returns (row id,
+    created); a duplicate returns (None, False). Unknown types are stored already `ignored`. `raw`:
+    the verified body, stored as is (no re-serialization). Processing is queued after the commit."""
     table = InboundEvent._meta.db_table
     postgres = connection.vendor == "postgresql"
     adapt = connection.ops.adapt_datetimefield_value
@@ -58,23 +58,33 @@ def store_event(*, source: str, event: dict, handled: bool, now: datetime, raw: 
             return None, False
         inbound_id = row[0]
         if handled:
-            if settings.Q_CLUSTER.get("orm"):
-                enqueue_processing(inbound_id, strict=True)        # commits (or not) with the row
-            else:
-                transaction.on_commit(lambda: enqueue_processing(inbound_id))
+            transaction.on_commit(lambda: trigger_processing(inbound_id))
     return inbound_id, True
 
 
-def enqueue_processing(inbound_id: int, *, strict: bool = False) -> None:
+_last_trigger = 0.0
+
+
+def trigger_processing(inbound_id: int) -> None:
+    """Queue the processing of a stored event on django-q2. With INBOX_TRIGGER_SECONDS > 0 the
+    tasks are coalesced: a web process queues one backlog drain at most that often, and a drain
+    re-checks that long after it found nothing, so an event committed after a drain started always
+    meets a later check (and the minute sweep stays as the safety net). 0: one task per event."""
+    global _last_trigger
     from django_q.tasks import async_task
 
+    interval = settings.INBOX_TRIGGER_SECONDS
     try:
-        async_task("integrations.tasks.process_inbound_event", inbound_id, group="inbox")
-    except Exception:
-        if strict:
-            raise
-        # the stored row is the record of due work: the periodic sweep finds it
-        logger.exception("could not enqueue inbound event %s; the sweep will process it", inbound_id)
+        if interval <= 0:
+            async_task("integrations.tasks.process_inbound_event", inbound_id, group="inbox")
+            return
+        clock = time.monotonic()
+        if clock - _last_trigger < interval:
+            return
+        _last_trigger = clock
+        async_task("integrations.tasks.process_inbound_backlog", group="inbox")
+    except Exception:  # the stored row is the record of due work: the periodic sweep finds it
+        logger.exception("could not queue inbound event %s; the sweep will process it", inbound_id)
 
 
 def retry_delay(attempts: int) -> timedelta:

@@ -27,21 +27,28 @@ def process_inbound_event(inbound_id: int) -> str | None:
 
 
 def process_inbound_backlog() -> dict[str, int]:
-    """The sweep: every received event that is due (lost tasks, retries of unknown objects). Stops
-    after INBOX_SWEEP_SECONDS (well inside the cluster's timeout); the next run continues."""
+    """Drain every received event that is due (queued by the webhook view, and every minute as the
+    sweep for lost tasks and retries). After finding nothing it looks once more INBOX_TRIGGER_SECONDS
+    later (see `inbox.trigger_processing`). Stops after INBOX_SWEEP_SECONDS, well inside the
+    cluster's timeout; the next run continues."""
     import time
 
     from django.conf import settings
 
     from . import inbox
 
-    now = timezone.now()
     deadline = time.monotonic() + settings.INBOX_SWEEP_SECONDS
     total: dict[str, int] = {}
+    rechecked = False
     while time.monotonic() < deadline:
-        counts = inbox.process_due(now=now)
+        counts = inbox.process_due(now=timezone.now())
         for key, value in counts.items():
             total[key] = total.get(key, 0) + value
-        if not counts:
+        if counts:
+            rechecked = False
+            continue
+        if rechecked or settings.INBOX_TRIGGER_SECONDS <= 0:
             return total
+        time.sleep(settings.INBOX_TRIGGER_SECONDS + 0.2)
+        rechecked = True
     return total

@@ -231,6 +231,8 @@ INBOX_RETRY_BASE_SECONDS = env.int("INBOX_RETRY_BASE_SECONDS", default=15)
 INBOX_RETRY_MAX_SECONDS = env.int("INBOX_RETRY_MAX_SECONDS", default=12 * 3600)
 # A backlog sweep stops after this long (must stay below Q_CLUSTER["timeout"]); the next run goes on.
 INBOX_SWEEP_SECONDS = env.int("INBOX_SWEEP_SECONDS", default=60)
+# Each web process queues at most one inbox drain task this often (0: one task per webhook).
+INBOX_TRIGGER_SECONDS = env.float("INBOX_TRIGGER_SECONDS", default=0.5)
 
 # --- import and reconciliation --------------------------------------------------------------------
 # Phone numbers in imported spreadsheets without a country code are read in this region (ISO code).

@@ -274,3 +274,40 @@ def test_every_permutation_of_the_first_charge_and_a_failure_converges(client, g
         m.refresh_from_db()
         assert m.status == MembershipStatus.ACTIVE, order
         assert m.cycle_number == 2, order
+
+
+def run_queued_tasks():
+    """What a qcluster worker does with the queue: take each task and run it."""
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
+    from django.utils.module_loading import import_string
+
+    broker, ran = get_broker(), []
+    while True:
+        tasks = broker.dequeue()
+        if not tasks:
+            return ran
+        for ack_id, package in tasks:
+            task = SignedPackage.loads(package)
+            import_string(task["func"])(*task["args"], **task["kwargs"])
+            broker.acknowledge(ack_id)
+            ran.append(task["func"].rsplit(".", 1)[-1])
+
+
+@pytest.mark.parametrize("interval", [0, 0.3])
+def test_the_queued_tasks_process_every_stored_event(client, membership, settings, interval,
+                                                     django_capture_on_commit_callbacks):
+    settings.INBOX_TRIGGER_SECONDS = interval
+    inbox._last_trigger = 0.0
+    with django_capture_on_commit_callbacks(execute=True):
+        for name in ["invoice_paid_first.json", "invoice_payment_failed_renewal.json",
+                     "invoice_paid_renewal_recovered.json"]:
+            post_event(client, load_event(name, membership=membership))
+    ran = run_queued_tasks()
+    if interval == 0:
+        assert ran == ["process_inbound_event"] * 3
+    else:                                   # coalesced: drains, never more than one per event
+        assert set(ran) == {"process_inbound_backlog"} and 1 <= len(ran) <= 3
+    assert set(InboundEvent.objects.values_list("status", flat=True)) == {InboundStatus.PROCESSED}
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.ACTIVE and membership.cycle_number == 2
