@@ -436,6 +436,7 @@ class StripeProcessor:
         session = self._call(self.client.v1.billing_portal.sessions.create,
                              {"customer": customer_id, "return_url": return_url})
         return str(session["url"])
+
     def use_saved_card(self, *, customer_ref: str, setup_ref: str, subscription_ref: str,
                        idempotency_key: str) -> str:
         """Make the card saved by a completed setup the default for the customer and subscription."""
@@ -449,7 +450,6 @@ class StripeProcessor:
             self._call(self.client.v1.subscriptions.update, subscription_ref, {"default_payment_method": pm},
                        self._opts(idempotency_key, "subscription-pm"))
         return pm
-
 
     # hosted card entry ---------------------------------------------------------------------------
     def checkout_url(self, *, customer_ref: str, membership_ref: str, price_ref: str | None,
