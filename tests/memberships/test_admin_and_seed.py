@@ -52,5 +52,12 @@ def test_seed_demo_is_believable_and_idempotent(db, capsys):
     statuses = set(Membership.objects.values_list("status", flat=True))
     assert first[0] == 25 and MembershipStatus.ACTIVE in statuses and len(statuses) >= 3
     assert LedgerEntry.objects.filter(kind="redeem").exists() and LedgerEntry.objects.filter(kind="expire").exists()
+    # charges went through the processor path: one mirrored invoice per refill, past-due members dunned
+    from billing.models import DunningCase, Invoice
+
+    grants = LedgerEntry.objects.filter(kind="grant").values("cycle_key").distinct().count()
+    assert Invoice.objects.filter(status="paid").count() == grants
+    past_due = Membership.objects.filter(status=MembershipStatus.PAST_DUE).count()
+    assert DunningCase.objects.filter(status="open").count() == past_due
     call_command("seed_demo", members=25)
     assert (Member.objects.count(), LedgerEntry.objects.count(), Event.objects.count()) == first

@@ -1,8 +1,11 @@
-"""A believable demo practice: three tiers, ~150 members with a few months of history (refills,
-redemptions, rollovers), some paused, past due and cancelled, and three staff logins.
+"""A believable demo practice: three tiers, ~150 members with a few months of history — monthly
+charges (mirrored invoices that refill the balance), redemptions, rollovers — some paused, some
+cancelled, and some past due with their dunning case open, and three staff logins.
 
-Idempotent: every write goes through the ledger services with deterministic keys, and a second run
-finds the practice and changes nothing."""
+Everything goes through the same services the processor webhooks and the staff pages use, with
+deterministic keys; a second run finds the practice and changes nothing. The practice starts in the
+`observe` stage, so nothing leaves for a processor or a record: the outbox shows what each effect
+would have been."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from billing import services as billing
+from billing.facts import ChargeFailed, ChargeSucceeded
 from memberships import services
 from memberships.errors import LedgerError
 from memberships.models import (
@@ -132,12 +137,14 @@ class Command(BaseCommand):
                 cycle_day = start_day + timedelta(days=30 * cycle)
                 if cycle_day > today:
                     break
-                membership = services.refill_entitlements(
-                    membership=membership, cycle_key=f"seed-inv-{n}-{cycle}", actor=processor, now=at(cycle_day, 6),
-                    period_start=at(cycle_day, 0), period_end=at(cycle_day + timedelta(days=30), 0),
-                )
+                billing.record_charge_succeeded(
+                    charge=ChargeSucceeded(**self._invoice(membership, n, cycle, at(cycle_day, 0),
+                                                           at(cycle_day + timedelta(days=30), 0)),
+                                           amount_paid_cents=membership.tier.price_cents, paid_at=at(cycle_day, 6)),
+                    now=at(cycle_day, 6))
+                membership.refresh_from_db()
                 self._redeem_some(rng, membership, cycle_day, today, n, cycle, at, front_desk)
-            self._final_state(rng, membership, today, n, at, system, processor, front_desk)
+            self._final_state(rng, membership, today, n, at, system, processor, front_desk, months, start_day)
 
     def _redeem_some(self, rng, membership, cycle_day, today, n, cycle, at, actor):
         for balance in membership.balances.select_related("service"):
@@ -154,12 +161,27 @@ class Command(BaseCommand):
             except LedgerError:
                 pass  # an unlucky draw (balance held elsewhere): no redemption that day
 
-    def _final_state(self, rng, membership, today, n, at, system, processor, staff):
+    @staticmethod
+    def _invoice(membership, n, cycle, period_start, period_end):
+        return dict(processor="stripe", invoice_ref=f"in_demo_{n}_{cycle}", subscription_ref=f"sub_demo_{n}",
+                    customer_ref=f"cus_demo_{n}", membership_ref=billing.membership_ref_for(membership),
+                    amount_cents=membership.tier.price_cents, currency=membership.tier.currency, attempt_count=1,
+                    period_start=period_start, period_end=period_end, created=int(period_start.timestamp()),
+                    event_created=int(period_start.timestamp()))
+
+    def _final_state(self, rng, membership, today, n, at, system, processor, staff, months, start_day):
         roll = rng.random()
         key = f"seed:state:{n}"
         if roll < 0.07:
-            services.mark_past_due(membership=membership, actor=processor, idempotency_key=key, now=at(today, 7),
-                                   invoice_ref=f"seed-inv-{n}-late")
+            # This month's renewal failed: the invoice is mirrored, the membership past due, the
+            # dunning case open (mostly soft declines; now and then a lost card).
+            failed_day = today - timedelta(days=rng.randint(0, 6))
+            decline = "lost_card" if rng.random() < 0.25 else "insufficient_funds"
+            billing.record_charge_failed(
+                charge=ChargeFailed(**self._invoice(membership, n, "late", at(failed_day, 0),
+                                                    at(failed_day + timedelta(days=30), 0)),
+                                    hard=decline == "lost_card", failure_code="card_declined", decline_code=decline),
+                now=at(failed_day, 6))
         elif roll < 0.12:
             services.pause_membership(membership=membership, until=today + timedelta(days=rng.randint(10, 60)),
                                       actor=staff, idempotency_key=key, now=at(today - timedelta(days=3)),
