@@ -1,5 +1,9 @@
-"""The ledger's invariants, checked after every step of the property tests and scenario tests."""
+"""The ledger's invariants, checked after every step of the property tests and scenario tests, and
+the thread harness of the concurrency tests."""
 
+import threading
+
+from django.db import close_old_connections, connection
 from django.db.models import Sum
 
 from memberships.models import CreditLot, EntitlementBalance, LedgerEntry, Reservation, ReservationStatus
@@ -21,3 +25,30 @@ def assert_ledger_consistent(membership):
 
 def balance_of(membership, service):
     return EntitlementBalance.objects.get(membership=membership, service=service)
+
+
+def hammer(fn, n):
+    """Run fn(i) in n threads released at the same instant; return (results, errors)."""
+    barrier = threading.Barrier(n)
+    results, errors = [], []
+    lock = threading.Lock()
+
+    def worker(i):
+        try:
+            barrier.wait()
+            out = fn(i)
+            with lock:
+                results.append(out)
+        except Exception as exc:  # noqa: BLE001 — collected and asserted on below
+            with lock:
+                errors.append(exc)
+        finally:
+            connection.close()
+            close_old_connections()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results, errors

@@ -1,10 +1,7 @@
 """On PostgreSQL, with real threads and real row locks: the last credit is spent exactly once, and
 one idempotency key makes exactly one entry, however many desks press at once."""
 
-import threading
-
 import pytest
-from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from memberships import services
@@ -12,36 +9,11 @@ from memberships.errors import InsufficientBalance
 from memberships.models import EntitlementBalance, LedgerEntry
 from tests.factories import active_membership
 
+from .ledger_checks import hammer
+
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 THREADS = 50
-
-
-def hammer(fn, n=THREADS):
-    """Run fn(i) in n threads released at the same instant; return (results, errors)."""
-    barrier = threading.Barrier(n)
-    results, errors = [], []
-    lock = threading.Lock()
-
-    def worker(i):
-        try:
-            barrier.wait()
-            out = fn(i)
-            with lock:
-                results.append(out)
-        except Exception as exc:  # noqa: BLE001 — collected and asserted on below
-            with lock:
-                errors.append(exc)
-        finally:
-            connection.close()
-            close_old_connections()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results, errors
 
 
 @pytest.mark.parametrize("attempt", range(3))
@@ -50,7 +22,7 @@ def test_fifty_desks_redeem_the_last_facial(glow, attempt):
     membership = active_membership(tier=tier)
     now = timezone.now()
 
-    results, errors = hammer(lambda i: services.redeem_entitlement(
+    results, errors = hammer(n=THREADS, fn=lambda i: services.redeem_entitlement(
         membership=membership, service=facial, actor=services.Actor.system(), idempotency_key=f"desk-{attempt}-{i}",
         now=now))
 
@@ -66,7 +38,7 @@ def test_fifty_replays_of_one_key_make_one_entry(glow, attempt):
     membership = active_membership(tier=tier)
     now = timezone.now()
 
-    results, errors = hammer(lambda i: services.redeem_entitlement(
+    results, errors = hammer(n=THREADS, fn=lambda i: services.redeem_entitlement(
         membership=membership, service=credit, quantity=100, actor=services.Actor.system(),
         idempotency_key=f"one-click-{attempt}", now=now))
 
@@ -81,7 +53,7 @@ def test_fifty_concurrent_refills_of_one_invoice_grant_once(glow):
     membership = active_membership(tier=tier)
     now = timezone.now()
 
-    results, errors = hammer(lambda i: services.refill_entitlements(
+    results, errors = hammer(n=THREADS, fn=lambda i: services.refill_entitlements(
         membership=membership, cycle_key="in_same_invoice", actor=services.Actor.processor(), now=now))
 
     assert errors == []

@@ -2,13 +2,11 @@
 withdrawn tier changes, practice scoping of the API and the admin, frozen credit, racing enrolments,
 carry-over caps after a tier change."""
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import close_old_connections, connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -17,7 +15,7 @@ from memberships.models import EntitlementBalance, LedgerEntry, Membership, Roll
 from memberships.roles import FRONT_DESK, MANAGER
 from tests.factories import (MemberFactory, PracticeFactory, ServiceFactory, TierBenefitFactory, TierFactory,
                              active_membership, glow_tier, staff_user)
-from tests.memberships.ledger_checks import assert_ledger_consistent
+from tests.memberships.ledger_checks import assert_ledger_consistent, hammer
 
 SYSTEM = services.Actor.system()
 NOW = timezone.now()
@@ -25,30 +23,6 @@ NOW = timezone.now()
 
 def refill(m, key, now=NOW):
     return services.refill_entitlements(membership=m, cycle_key=key, actor=services.Actor.processor(), now=now)
-
-
-def hammer(fn, n=2):
-    barrier = threading.Barrier(n)
-    results, errors = [], []
-    lock = threading.Lock()
-
-    def worker(i):
-        try:
-            barrier.wait()
-            out = fn(i)
-            with lock:
-                results.append(out)
-        except Exception as exc:  # noqa
-            with lock:
-                errors.append(exc)
-        finally:
-            connection.close()
-            close_old_connections()
-
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    [t.start() for t in ts]
-    [t.join(60) for t in ts]
-    return results, errors
 
 
 # F1: a replay of one key that races its twin on the last unit answers InsufficientBalance
