@@ -24,7 +24,7 @@ from django.db import transaction
 
 from integrations import outbox
 from integrations.models import Delivery
-from memberships.models import AutomationStage, Event, EventKind
+from memberships.models import AutomationStage, Event, EventKind, Member
 
 from . import get_adapter
 from .base import RecordRejected, RecordUnavailable
@@ -69,7 +69,9 @@ class RecordDestination:
         try:
             with transaction.atomic():  # a failure inside rolls back only our own writes
                 adapter = get_adapter(event.practice)
-                member = event.member
+                # One delivery per member at a time: the state is read after the lock, so a slower
+                # worker never writes an older chart panel over a newer one.
+                member = Member.objects.select_for_update().get(pk=event.member_id)
                 return adapter.sync_member(member, member_state(member=member),
                                            event_ref=delivery.idempotency_key, now=now)
         except RecordUnavailable as exc:

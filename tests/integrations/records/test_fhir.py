@@ -228,3 +228,49 @@ def test_observe_stage_writes_nothing_to_the_chart(on_adapter, fhir_server, glow
     assert deliveries and {d.status for d in deliveries} == {DeliveryStatus.SHADOWED}
     assert all(d.note.startswith("would have: write") for d in deliveries)
     assert resources(fhir, "Patient", practice, "member") == []
+
+
+def _wait_for(predicate, timeout=15.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_rest_hook_subscription_delivers_the_procedure_to_our_endpoint(on_adapter, glow, live_server, fhir_server,
+                                                                        fhir):
+    """The FHIR server itself notifies our webhook (rest-hook Subscription with our bearer secret);
+    the ledger re-reads the Procedure and spends exactly once, even when the record re-saves it."""
+    from integrations import inbox
+
+    system = f"https://medspa.example/t{uuid.uuid4().hex[:10]}"
+    practice = on_adapter("fhir", stage=AutomationStage.REDEMPTIONS, base_url=fhir_server.base_url,
+                          identifier_system=system)
+    tier, facial, _ = glow
+    now = timezone.now()
+    membership = active_membership(tier=tier, now=now)
+    outbox.dispatch_due(now=now)
+    membership.member.refresh_from_db()
+    adapter = get_adapter(practice)
+    sub = adapter.ensure_subscription(endpoint=f"{live_server.url}/webhooks/records/fhir/{practice.slug}")
+    try:
+        assert sub["status"] == "active", sub
+        procedure = fhir.post("Procedure", json={
+            "resourceType": "Procedure", "status": "completed",
+            "identifier": [{"system": f"{system}/{practice.slug}/appointment", "value": "APT-HOOK-1"}],
+            "code": {"coding": [{"code": "hydrafacial"}]},
+            "subject": {"reference": f"Patient/{membership.member.record_patient_id}"}}).json()
+        assert _wait_for(lambda: InboundEvent.objects.filter(source="record:fhir").count() == 1)
+        procedure["note"] = [{"text": "chart signed"}]
+        fhir.put(f"Procedure/{procedure['id']}", json=procedure,
+                 headers={"If-Match": f'W/"{procedure["meta"]["versionId"]}"'})
+        assert _wait_for(lambda: InboundEvent.objects.filter(source="record:fhir").count() == 2)
+        inbox.process_due(now=timezone.now())
+        assert EntitlementBalance.objects.get(membership=membership, service=facial).balance == 0
+        assert sorted(InboundEvent.objects.values_list("error", flat=True)) == ["already_spent", "redeemed"]
+    finally:
+        fhir.delete(f"Subscription/{sub['id']}")
