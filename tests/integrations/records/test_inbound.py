@@ -205,3 +205,16 @@ def test_the_inbox_sweep_processes_record_webhooks_too(client, webhook_practice,
     assert row.status == InboundStatus.PROCESSED and row.error == "redeemed"
     inbox.reprocess(row, now=timezone.now())  # a manager's re-process spends nothing more
     assert bal(membership, facial) == (0, 0)
+
+
+def test_intake_and_processing_stay_within_a_query_budget(client, webhook_practice, member_with_one_facial,
+                                                          django_assert_max_num_queries):
+    """Intake: find the practice, store once. Processing a treatment: resolve, redeem, timeline, outbox."""
+    from integrations import inbox
+
+    payload = {"id": "evt_q", "type": "treatment.completed",
+               "data": {"appointment_id": "A-q", "patient_id": "P-100", "service_code": "hydrafacial"}}
+    with django_assert_max_num_queries(6):
+        signed_post(client, f"{URL}{webhook_practice.slug}/", payload)
+    with django_assert_max_num_queries(26):
+        assert inbox.process_due(now=timezone.now()) == {"processed": 1}
