@@ -7,7 +7,8 @@ from django.db.models import QuerySet
 
 from integrations.models import RecordException, RecordExceptionStatus
 from memberships import selectors as ledger
-from memberships.models import Event, EventKind, Member, MembershipStatus, TierBenefit
+from memberships.models import ChartFlag as ChartFlagRow
+from memberships.models import ChartFlagStatus, Event, EventKind, Member, MembershipStatus, TierBenefit
 
 from .base import ChartFlag, EntitlementLine, EntitlementSummary, MembershipState, MemberState
 
@@ -24,14 +25,17 @@ STATUS_FLAGS = {
 
 
 def _flag_for(member: Member, membership) -> ChartFlag | None:
-    """The flag the chart should show now. An explicit FLAGGED / FLAG_CLEARED event (written by
-    dunning) decides while it is the latest word; the membership status adds its own flag."""
-    latest = (Event.objects.filter(member=member, kind__in=[EventKind.FLAGGED, EventKind.FLAG_CLEARED])
-              .order_by("-created_at", "-id").first())
-    if latest is not None and latest.kind == EventKind.FLAGGED:
-        reason = str(latest.payload.get("reason") or "card_declined")[:40]
-        text = str(latest.payload.get("text") or latest.summary)[:300]
-        return ChartFlag(reason=reason, text=text, since=latest.created_at)
+    """The flag the chart should show now: the newest open chart flag (raised by dunning or staff
+    through `memberships.services.set_chart_flag`), else the one the membership status implies."""
+    open_flag = (ChartFlagRow.objects.filter(member=member, status=ChartFlagStatus.OPEN)
+                 .order_by("-opened_at", "-id").first())
+    if open_flag is not None:
+        raised = (Event.objects.filter(member=member, kind=EventKind.FLAGGED, payload__flag_id=open_flag.pk)
+                  .order_by("-id").first())
+        reason = str((raised.payload.get("reason") if raised else "") or open_flag.source or "other")[:40]
+        if reason == "dunning":
+            reason = "card_declined"
+        return ChartFlag(reason=reason, text=open_flag.text, since=open_flag.opened_at)
     if membership is not None and membership.status in STATUS_FLAGS:
         reason, text = STATUS_FLAGS[membership.status]
         if membership.status == S.PAUSED and membership.paused_until:

@@ -274,3 +274,22 @@ def test_rest_hook_subscription_delivers_the_procedure_to_our_endpoint(on_adapte
         assert sorted(InboundEvent.objects.values_list("error", flat=True)) == ["already_spent", "redeemed"]
     finally:
         fhir.delete(f"Subscription/{sub['id']}")
+
+
+def test_a_dunning_chart_flag_is_mirrored_and_cleared(fhir_practice, glow, fhir):
+    """Dunning raises the flag through the ledger's chart-flag service (a FLAGGED event) and clears it."""
+    tier, _, _ = glow
+    now = timezone.now()
+    membership = active_membership(tier=tier, now=now)
+    services.set_chart_flag(member=membership.member, membership=membership, source="dunning",
+                            source_ref="dunning-case:1", text="Card declined — update card before treatment",
+                            actor=services.Actor.system(), now=now, reason="card_declined")
+    outbox.dispatch_due(now=now)
+    [flag] = resources(fhir, "Flag", fhir_practice, "chart-flag")
+    assert flag["status"] == "active" and flag["code"]["text"] == "Card declined — update card before treatment"
+    assert flag["code"]["coding"][0]["code"] == "card_declined"
+    services.clear_chart_flag(source_ref="dunning-case:1", actor=services.Actor.system(), now=now,
+                              reason="payment recovered")
+    outbox.dispatch_due(now=now)
+    [flag] = resources(fhir, "Flag", fhir_practice, "chart-flag")
+    assert flag["status"] == "inactive"
