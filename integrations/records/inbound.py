@@ -82,17 +82,16 @@ def receive_webhook(*, webhook: InboundWebhook, adapter_name: str, now: datetime
             )
     except IntegrityError:
         return InboundEvent.objects.get(source=source, event_id=webhook.event_id), False
-    transaction.on_commit(lambda: enqueue_processing(row.pk))
+    transaction.on_commit(lambda: trigger_processing(row.pk))
     return row, True
 
 
-def enqueue_processing(inbound_id: int) -> None:
-    from django_q.tasks import async_task
+def trigger_processing(inbound_id: int) -> None:
+    """Queue it like every inbox event (the inbox's drain hands record sources to
+    `apply_inbound_row`); the inbox's periodic sweep is the safety net."""
+    from integrations.inbox import trigger_processing as trigger_inbox
 
-    try:
-        async_task("integrations.records.tasks.process_record_event", inbound_id, group="records")
-    except Exception:  # the periodic sweep picks it up
-        logger.exception("could not enqueue record event %s; the sweep will process it", inbound_id)
+    trigger_inbox(inbound_id)
 
 
 # --- keys ------------------------------------------------------------------------------------------
