@@ -47,3 +47,11 @@ class IntegrationsConfig(AppConfig):
 
         register(MemberMessageDestination())
         register(PaymentRetryDestination())
+
+        from billing.mirror.snapshots import register_source
+
+        from .processors.stripe_read import processor_source
+        from .records.snapshots import record_source
+
+        register_source("processor", processor_source)   # reconciliation reads them, never writes
+        register_source("record", record_source)

@@ -100,3 +100,6 @@ def emails_to(member):
 def fail(membership, *, invoice="in_1", code="insufficient_funds", now=T0, amount=19900, **kwargs):
     return dunning.open_case_for_failure(membership=membership, invoice_ref=invoice, amount_cents=amount,
                                          currency="usd", decline_code=code, now=now, **kwargs)
+
+
+from tests.integrations.conftest import localstripe, localstripe_server, stripe_env  # noqa: E402,F401

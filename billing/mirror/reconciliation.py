@@ -1,0 +1,233 @@
+"""The reconciliation engine: a pure function over snapshots of the four sides.
+
+    reconcile(ledger_rows, sheet_rows, processor_rows, record_rows) -> list[Discrepancy]
+
+No database, no network: the fetchers (`billing.mirror.snapshots` for the ledger and the sheet, the
+sources that `integrations` registers for the processor and the record) build the snapshots; this
+compares them member by member. A side passed as None was not read (and is not compared); an empty
+list means it was read and holds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable
+
+TIER_MISMATCH = "tier_mismatch"
+PRICE_MISMATCH = "price_mismatch"
+STATUS_MISMATCH = "status_mismatch"
+BALANCE_MISMATCH = "balance_mismatch"
+MISSING = "missing"
+UNPAID_ENTITLED = "unpaid_entitled"
+
+# Ledger statuses in which the member may use the membership.
+ENTITLED = {"active"}
+# Processor statuses in our words.
+PROCESSOR_STATUS = {
+    "active": "active", "trialing": "active", "past_due": "past_due", "unpaid": "past_due",
+    "canceled": "cancelled", "incomplete_expired": "cancelled", "incomplete": "pending", "paused": "paused",
+}
+UNPAID_INVOICE = {"open", "uncollectible"}
+# Which ledger statuses each side's status is compatible with (lapsed is past due gone stale).
+COMPATIBLE = {
+    "active": {"active"}, "past_due": {"past_due", "lapsed"}, "paused": {"paused"},
+    "cancelled": {"cancelled", "lapsed"}, "pending": {"pending"}, "lapsed": {"lapsed", "past_due", "cancelled"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    member_id: int
+    member_number: str
+    tier_code: str
+    tier_name: str
+    status: str
+    price_cents: int
+    balances: dict[str, int] = field(default_factory=dict)
+    processor_subscription_id: str = ""
+    processor_customer_id: str = ""
+    record_patient_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SheetSnapshot:
+    member_number: str
+    tier_code: str
+    status: str
+    price_cents: int | None = None
+    balances: dict[str, int] = field(default_factory=dict)
+    processor_subscription_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorRow:
+    subscription_id: str
+    customer_id: str
+    status: str                      # the processor's own word (Stripe: active, past_due, canceled…)
+    price_cents: int | None
+    currency: str = "usd"
+    price_ref: str = ""
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    latest_invoice_id: str = ""
+    latest_invoice_status: str = ""
+    collection_paused: bool = False
+    membership_ref: str = ""         # our metadata, when we created it
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    member_id: int
+    tier: str | None                 # code or name as the record holds it; None: no membership there
+    status: str | None
+    flags: tuple[str, ...] = ()
+    found: bool = True               # False: the patient is not in the record
+    # The chart flag the ledger says should be up ("" none); None: not compared (the stage does not
+    # write flags to the record yet).
+    flag_expected: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    member_number: str
+    member_id: int | None
+    kind: str
+    sides: str                       # e.g. "ledger/processor"
+    message: str
+    values: dict
+
+    @property
+    def fingerprint(self) -> str:
+        data = json.dumps([self.member_number, self.kind, self.sides, self.values], sort_keys=True, default=str)
+        return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _norm(text: str | None) -> str:
+    return " ".join(str(text or "").lower().replace("-", " ").replace("_", " ").split())
+
+
+def _money(cents: int | None) -> str:
+    return "unknown" if cents is None else f"${cents / 100:,.2f}"
+
+
+def _processor_status(row: ProcessorRow) -> str:
+    if row.collection_paused and row.status in ("active", "trialing"):
+        return "paused"
+    return PROCESSOR_STATUS.get(row.status, row.status)
+
+
+def reconcile(ledger_rows: Iterable[LedgerRow], sheet_rows: Iterable[SheetSnapshot] | None,
+              processor_rows: Iterable[ProcessorRow] | None,
+              record_rows: Iterable[RecordRow] | None) -> list[Discrepancy]:
+    """Every difference between the sides, member by member, each with its kind."""
+    ledger = {row.member_number: row for row in ledger_rows}
+    out: list[Discrepancy] = []
+
+    def add(row_number: str, member_id: int | None, kind: str, sides: str, message: str, **values) -> None:
+        out.append(Discrepancy(row_number, member_id, kind, sides, message, values))
+
+    # --- the spreadsheet ------------------------------------------------------------------------
+    if sheet_rows is not None:
+        sheet = {row.member_number: row for row in sheet_rows}
+        for number, s in sheet.items():
+            led = ledger.get(number)
+            if led is None:
+                add(number, None, MISSING, "sheet/ledger", "In the spreadsheet but not in the ledger",
+                    sheet=s.tier_code, ledger=None)
+                continue
+            if s.tier_code != led.tier_code:
+                add(number, led.member_id, TIER_MISMATCH, "sheet/ledger",
+                    f"Tier is {s.tier_code} in the spreadsheet, {led.tier_code} in the ledger",
+                    sheet=s.tier_code, ledger=led.tier_code)
+            if led.status not in COMPATIBLE.get(s.status, {s.status}):
+                add(number, led.member_id, STATUS_MISMATCH, "sheet/ledger",
+                    f"Status is {s.status} in the spreadsheet, {led.status} in the ledger",
+                    sheet=s.status, ledger=led.status)
+            if s.price_cents is not None and s.price_cents != led.price_cents:
+                add(number, led.member_id, PRICE_MISMATCH, "sheet/ledger",
+                    f"Price is {_money(s.price_cents)} in the spreadsheet, {_money(led.price_cents)} for the ledger's tier",
+                    sheet=s.price_cents, ledger=led.price_cents)
+            for code in sorted(set(s.balances) | set(led.balances)):
+                a, b = s.balances.get(code, 0), led.balances.get(code, 0)
+                if a != b:
+                    add(number, led.member_id, BALANCE_MISMATCH, "sheet/ledger",
+                        f"{code} balance is {a} in the spreadsheet, {b} in the ledger",
+                        service=code, sheet=a, ledger=b)
+        for number, led in ledger.items():
+            if number not in sheet and led.status != "cancelled":
+                add(number, led.member_id, MISSING, "sheet/ledger", "In the ledger but not in the spreadsheet",
+                    sheet=None, ledger=led.tier_code)
+
+    # --- the processor --------------------------------------------------------------------------
+    if processor_rows is not None:
+        by_sub: dict[str, ProcessorRow] = {}
+        by_customer: dict[str, list[ProcessorRow]] = {}
+        for row in processor_rows:
+            by_sub[row.subscription_id] = row
+            by_customer.setdefault(row.customer_id, []).append(row)
+        matched: set[str] = set()
+        for number, led in ledger.items():
+            sub = by_sub.get(led.processor_subscription_id) if led.processor_subscription_id else None
+            if sub is None and led.processor_customer_id:
+                live = [r for r in by_customer.get(led.processor_customer_id, [])
+                        if _processor_status(r) != "cancelled" and r.subscription_id not in matched]
+                sub = live[0] if len(live) == 1 else None
+            if sub is None:
+                if led.status not in ("cancelled", "pending", "lapsed"):
+                    add(number, led.member_id, MISSING, "ledger/processor",
+                        "No processor subscription for this membership",
+                        ledger=led.status, processor=led.processor_subscription_id or None)
+                continue
+            matched.add(sub.subscription_id)
+            p_status = _processor_status(sub)
+            unpaid = p_status == "past_due" or sub.latest_invoice_status in UNPAID_INVOICE
+            if led.status in ENTITLED and unpaid:
+                add(number, led.member_id, UNPAID_ENTITLED, "ledger/processor",
+                    f"Entitled in the ledger ({led.status}) but unpaid at the processor "
+                    f"({sub.status}, last invoice {sub.latest_invoice_status or 'unknown'})",
+                    ledger=led.status, processor=sub.status, invoice=sub.latest_invoice_id or None,
+                    invoice_status=sub.latest_invoice_status or None)
+            elif led.status not in COMPATIBLE.get(p_status, {p_status}):
+                add(number, led.member_id, STATUS_MISMATCH, "ledger/processor",
+                    f"Status is {led.status} in the ledger, {sub.status} at the processor",
+                    ledger=led.status, processor=sub.status)
+            if sub.price_cents is not None and sub.price_cents != led.price_cents and p_status != "cancelled":
+                add(number, led.member_id, PRICE_MISMATCH, "ledger/processor",
+                    f"Pays {_money(sub.price_cents)} at the processor; the {led.tier_name} tier costs "
+                    f"{_money(led.price_cents)}", ledger=led.price_cents, processor=sub.price_cents)
+        for sub_id, sub in by_sub.items():
+            if sub_id not in matched and _processor_status(sub) not in ("cancelled",):
+                add("", None, MISSING, "processor/ledger",
+                    f"Processor subscription {sub_id} ({sub.status}) has no membership in the ledger",
+                    processor=sub_id, customer=sub.customer_id, ledger=None)
+
+    # --- the record -----------------------------------------------------------------------------
+    if record_rows is not None:
+        by_member = {row.member_id: row for row in record_rows}
+        for number, led in ledger.items():
+            rec = by_member.get(led.member_id)
+            if rec is None:
+                continue            # not read for this member (e.g. not linked to a patient)
+            if not rec.found or (rec.tier is None and led.status != "cancelled"):
+                add(number, led.member_id, MISSING, "ledger/record", "No membership on the chart in the record",
+                    ledger=led.tier_code, record=None)
+                continue
+            if rec.tier is not None and _norm(rec.tier) not in (_norm(led.tier_code), _norm(led.tier_name)):
+                add(number, led.member_id, TIER_MISMATCH, "ledger/record",
+                    f"Tier is {led.tier_code} in the ledger, {rec.tier} in the record",
+                    ledger=led.tier_code, record=rec.tier)
+            if rec.status and led.status not in COMPATIBLE.get(rec.status, {rec.status}):
+                add(number, led.member_id, STATUS_MISMATCH, "ledger/record",
+                    f"Status is {led.status} in the ledger, {rec.status} in the record",
+                    ledger=led.status, record=rec.status)
+            if rec.flag_expected is not None and bool(rec.flag_expected) != bool(rec.flags):
+                add(number, led.member_id, STATUS_MISMATCH, "ledger/record flag",
+                    (f"The ledger raises the chart flag '{rec.flag_expected}' but the record shows none"
+                     if rec.flag_expected else f"The record shows a chart flag ({', '.join(rec.flags)}) the ledger "
+                                               f"does not raise"),
+                    ledger=rec.flag_expected or None, record=list(rec.flags))
+    out.sort(key=lambda d: (d.member_number, d.kind, d.sides))
+    return out

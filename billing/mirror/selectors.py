@@ -1,0 +1,75 @@
+"""Reads for the mirror pages and the dashboard. They never write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from billing.models import Discrepancy, DiscrepancyKind, ReconciliationRun
+
+
+def latest_run(*, practice_id: int) -> ReconciliationRun | None:
+    return ReconciliationRun.objects.filter(practice_id=practice_id, finished_at__isnull=False).first()
+
+
+def discrepancies(*, practice_id: int, show: str = "open", kind: str = "") -> QuerySet[Discrepancy]:
+    """open: found by the latest run and not resolved; resolved; all: everything the latest run found."""
+    run = latest_run(practice_id=practice_id)
+    rows = Discrepancy.objects.filter(practice_id=practice_id).select_related("member", "resolved_by")
+    if show == "resolved":
+        rows = rows.filter(resolved_at__isnull=False).order_by("-resolved_at")
+    elif run is None:
+        return rows.none()
+    elif show == "all":
+        rows = rows.filter(last_seen_run=run)
+    else:
+        rows = rows.filter(last_seen_run=run, resolved_at__isnull=True, gone_at__isnull=True)
+    if kind:
+        rows = rows.filter(kind=kind)
+    return rows
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    run_id: int
+    at: datetime
+    total: int
+    counts: dict[str, int]
+
+
+def reconciliation_trend(*, practice_id: int, limit: int = 30) -> list[TrendPoint]:
+    """Discrepancies found per run, oldest first (for the dashboard's trend chart)."""
+    runs = (ReconciliationRun.objects.filter(practice_id=practice_id, finished_at__isnull=False)
+            .order_by("-started_at", "-id")[:limit])
+    return [TrendPoint(run.pk, run.started_at, run.total, {k: run.counts.get(k, 0) for k in DiscrepancyKind.values})
+            for run in reversed(list(runs))]
+
+
+@dataclass(frozen=True)
+class ReconciliationStatus:
+    last_run_at: datetime | None
+    sources: list[str]
+    notes: list[str]
+    found: int
+    open: int
+    resolved: int
+    by_kind: dict[str, int]
+
+    @property
+    def clean(self) -> bool:
+        return self.last_run_at is not None and self.open == 0
+
+
+def reconciliation_status(*, practice_id: int) -> ReconciliationStatus:
+    run = latest_run(practice_id=practice_id)
+    if run is None:
+        return ReconciliationStatus(None, [], [], 0, 0, 0, {})
+    seen = Discrepancy.objects.filter(practice_id=practice_id, last_seen_run=run)
+    open_rows = seen.filter(resolved_at__isnull=True, gone_at__isnull=True)
+    by_kind: dict[str, int] = {}
+    for kind in open_rows.values_list("kind", flat=True):
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+    return ReconciliationStatus(run.started_at, run.sources, run.notes, run.total, open_rows.count(),
+                                seen.filter(~Q(resolved_at=None)).count(), by_kind)

@@ -1,0 +1,85 @@
+"""Snapshots of the ledger and the spreadsheet view for reconciliation (reads only), and the
+registry through which `integrations` provides the processor's and the record's snapshots (billing
+never imports integrations)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from billing.models import SheetRow
+from memberships.models import EntitlementBalance, Membership, MembershipStatus, Practice
+
+from .reconciliation import LedgerRow, SheetSnapshot
+
+
+def ledger_rows(*, practice_id: int) -> list[LedgerRow]:
+    """One row per member with a membership: the open one, else the latest cancelled one."""
+    chosen: dict[int, dict] = {}
+    rows = (Membership.objects.filter(member__practice_id=practice_id)
+            .values("id", "member_id", "member__member_number", "member__processor_customer_id",
+                    "member__record_patient_id", "tier__code", "tier__name", "tier__price_cents", "status",
+                    "processor_subscription_id")
+            .order_by("member_id", "id"))
+    for row in rows.iterator(chunk_size=5000):
+        current = chosen.get(row["member_id"])
+        if current is None or current["status"] == MembershipStatus.CANCELLED:
+            chosen[row["member_id"]] = row
+    balances: dict[int, dict[str, int]] = {}
+    membership_ids = {row["id"] for row in chosen.values()}
+    for bal in (EntitlementBalance.objects.filter(membership__member__practice_id=practice_id)
+                .values_list("membership_id", "service__code", "balance").iterator(chunk_size=5000)):
+        if bal[0] in membership_ids and bal[2]:
+            balances.setdefault(bal[0], {})[bal[1]] = bal[2]
+    return [
+        LedgerRow(member_id=row["member_id"], member_number=row["member__member_number"],
+                  tier_code=row["tier__code"], tier_name=row["tier__name"], status=row["status"],
+                  price_cents=row["tier__price_cents"], balances=balances.get(row["id"], {}),
+                  processor_subscription_id=row["processor_subscription_id"],
+                  processor_customer_id=row["member__processor_customer_id"],
+                  record_patient_id=row["member__record_patient_id"])
+        for row in chosen.values()
+    ]
+
+
+def sheet_rows(*, practice_id: int) -> list[SheetSnapshot] | None:
+    """The last imported spreadsheet view; None when nothing was imported yet."""
+    rows = list(SheetRow.objects.filter(practice_id=practice_id)
+                .values_list("member_number", "tier_code", "status", "price_cents", "balances",
+                             "processor_subscription_id"))
+    if not rows:
+        return None
+    return [SheetSnapshot(member_number=n, tier_code=t, status=s, price_cents=p, balances=b or {},
+                          processor_subscription_id=sub) for n, t, s, p, b, sub in rows]
+
+
+class SourceSkipped(Exception):
+    """A side that is deliberately not compared (e.g. the builtin record is the ledger itself)."""
+
+
+# side → fn(practice=, ledger=) -> rows. A source raises SourceSkipped to say why it has nothing to
+# compare; any other error means the side could not be read this time.
+Source = Callable[..., list]
+_SOURCES: dict[str, Source] = {}
+
+
+def register_source(side: str, source: Source) -> Source:
+    _SOURCES[side] = source
+    return source
+
+
+def registered_sources() -> dict[str, Source]:
+    return dict(_SOURCES)
+
+
+def read_side(side: str, *, practice: Practice, ledger: list[LedgerRow],
+              sources: dict[str, Source] | None = None) -> tuple[list | None, str]:
+    """The side's rows (None when not compared) and a note saying why not."""
+    source = (sources if sources is not None else _SOURCES).get(side)
+    if source is None:
+        return None, f"{side}: no source is configured"
+    try:
+        return list(source(practice=practice, ledger=ledger)), ""
+    except SourceSkipped as skipped:
+        return None, f"{side}: {skipped}"
+    except Exception as exc:  # the run goes on with the sides it could read, and says so
+        return None, f"{side}: could not be read ({type(exc).__name__})"

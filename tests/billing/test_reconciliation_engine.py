@@ -1,0 +1,84 @@
+"""The reconciliation engine as a pure function: each kind of discrepancy, and nothing else."""
+
+from billing.mirror.reconciliation import (
+    LedgerRow,
+    ProcessorRow,
+    RecordRow,
+    SheetSnapshot,
+    reconcile,
+)
+
+
+def ledger(n, **kw):
+    base = dict(member_id=n, member_number=f"M{n}", tier_code="glow", tier_name="Glow", status="active",
+                price_cents=19900, balances={"hydrafacial": 1}, processor_subscription_id=f"sub_{n}",
+                processor_customer_id=f"cus_{n}")
+    return LedgerRow(**{**base, **kw})
+
+
+def sheet(n, **kw):
+    base = dict(member_number=f"M{n}", tier_code="glow", status="active", price_cents=19900,
+                balances={"hydrafacial": 1}, processor_subscription_id=f"sub_{n}")
+    return SheetSnapshot(**{**base, **kw})
+
+
+def sub(n, **kw):
+    base = dict(subscription_id=f"sub_{n}", customer_id=f"cus_{n}", status="active", price_cents=19900,
+                latest_invoice_status="paid")
+    return ProcessorRow(**{**base, **kw})
+
+
+def kinds(found):
+    return sorted((d.member_number, d.kind, d.sides) for d in found)
+
+
+def test_agreeing_sides_have_no_discrepancy():
+    assert reconcile([ledger(1)], [sheet(1)], [sub(1)], [RecordRow(member_id=1, tier="Glow", status="active")]) == []
+
+
+def test_each_kind_is_found():
+    found = reconcile(
+        [ledger(1, tier_code="glow"), ledger(2), ledger(3), ledger(4), ledger(5), ledger(6, processor_subscription_id="")],
+        [sheet(1, tier_code="radiance"), sheet(2, status="cancelled"), sheet(3, balances={"hydrafacial": 2}),
+         sheet(4), sheet(5), sheet(6), sheet(9)],
+        [sub(1), sub(2), sub(3, price_cents=29900), sub(4, status="past_due", latest_invoice_status="open"),
+         sub(5, status="canceled"), sub(7)],
+        None,
+    )
+    assert kinds(found) == [
+        ("", "missing", "processor/ledger"),
+        ("M1", "tier_mismatch", "sheet/ledger"),
+        ("M2", "status_mismatch", "sheet/ledger"),
+        ("M3", "balance_mismatch", "sheet/ledger"),
+        ("M3", "price_mismatch", "ledger/processor"),
+        ("M4", "unpaid_entitled", "ledger/processor"),
+        ("M5", "status_mismatch", "ledger/processor"),
+        ("M6", "missing", "ledger/processor"),
+        ("M9", "missing", "sheet/ledger"),
+    ]
+    price = next(d for d in found if d.kind == "price_mismatch")
+    assert price.message == "Pays $299.00 at the processor; the Glow tier costs $199.00"
+
+
+def test_customer_fallback_and_paused_collection():
+    found = reconcile([ledger(1, processor_subscription_id="", status="paused")], None,
+                      [sub(1, collection_paused=True)], None)
+    assert found == []
+
+
+def test_record_tier_status_and_flags():
+    found = reconcile([ledger(1), ledger(2, status="past_due"), ledger(3)], None, None, [
+        RecordRow(member_id=1, tier="Radiance", status="active", flag_expected=""),
+        RecordRow(member_id=2, tier="glow", status="past_due", flags=(), flag_expected="card_declined"),
+        RecordRow(member_id=3, tier=None, status=None, found=False),
+    ])
+    assert kinds(found) == [("M1", "tier_mismatch", "ledger/record"),
+                            ("M2", "status_mismatch", "ledger/record flag"),
+                            ("M3", "missing", "ledger/record")]
+
+
+def test_fingerprint_follows_the_values():
+    a = reconcile([ledger(1)], [sheet(1, tier_code="radiance")], None, None)[0]
+    b = reconcile([ledger(1)], [sheet(1, tier_code="radiance")], None, None)[0]
+    c = reconcile([ledger(1)], [sheet(1, tier_code="luxe")], None, None)[0]
+    assert a.fingerprint == b.fingerprint != c.fingerprint
