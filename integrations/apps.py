@@ -55,3 +55,8 @@ class IntegrationsConfig(AppConfig):
 
         register_source("processor", processor_source)   # reconciliation reads them, never writes
         register_source("record", record_source)
+        from billing.mirror.rollout import register_shadow_reader
+
+        from .shadow import shadow_entries
+
+        register_shadow_reader(shadow_entries)          # the rollout page's "would have …" log
