@@ -15,3 +15,7 @@ urlpatterns += [
     path("reconciliation/export.csv", views.reconciliation_csv, name="reconciliation_csv"),
     path("reconciliation/<int:discrepancy_id>/resolve/", views.discrepancy_resolve, name="discrepancy_resolve"),
 ]
+urlpatterns += [
+    path("rollout/", views.rollout, name="rollout"),
+    path("rollout/stage/", views.rollout_stage, name="rollout_stage"),
+]
