@@ -50,5 +50,5 @@ def hammer(fn, n):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        t.join(180)
     return results, errors

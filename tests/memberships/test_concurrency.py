@@ -11,7 +11,8 @@ from tests.factories import active_membership
 
 from .ledger_checks import hammer
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+# One xdist group: two workers running 50-thread tests at once would pass PostgreSQL's 100 connections.
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("pg-threads")]
 
 THREADS = 50
 

@@ -27,6 +27,7 @@ def refill(m, key, now=NOW):
 
 # F1: a replay of one key that races its twin on the last unit answers InsufficientBalance
 @pytest.mark.postgres
+@pytest.mark.xdist_group("pg-threads")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_replay_of_last_unit_returns_first_entry(glow):
     tier, facial, _ = glow
@@ -40,6 +41,7 @@ def test_concurrent_replay_of_last_unit_returns_first_entry(glow):
 
 
 @pytest.mark.postgres
+@pytest.mark.xdist_group("pg-threads")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_replay_of_reverse_returns_first_reversal(glow):
     tier, facial, _ = glow
@@ -163,6 +165,7 @@ def test_reversal_after_frozen_expiry_expires_again(glow):
 
 
 @pytest.mark.postgres
+@pytest.mark.xdist_group("pg-threads")
 @pytest.mark.django_db(transaction=True)
 def test_two_enrolments_with_different_keys_give_domain_error(glow):
     tier, *_ = glow
