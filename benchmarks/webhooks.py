@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 SENDERS = int(os.environ.get("BENCH_WEBHOOK_SENDERS", "16"))
-EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "6000"))
+EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "3000"))
 MEMBERSHIPS = int(os.environ.get("BENCH_WEBHOOK_MEMBERSHIPS", "300"))
 GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "3"))
 DRAIN_WORKERS = int(os.environ.get("BENCH_DRAIN_WORKERS", "2"))
