@@ -146,7 +146,7 @@ class LocalStripe:
     # ------------------------------------------------------------- raw HTTP
     def request(self, method: str, path: str, params: Optional[dict] = None,
                 *, timeout: float = 10.0, auth: bool = True):
-        """Minimal HTTP helper (no SDK) -> (status, parsed JSON or text)."""
+        """A minimal HTTP call (no SDK) -> (status, parsed JSON or text)."""
         url = self.api_base + path
         data = None
         if params and method == 'GET':
