@@ -219,17 +219,42 @@ def enroll(request, member_id: int):
                          explain=explain, perform=perform, key=lambda data: f"staff:enroll:{member.pk}:{data['token']}")
 
 
-def _require_open(member):
+class AlreadyDone(Exception):
+    """A confirmation posted again after it took effect (e.g. cancel, then the browser's Back)."""
+
+
+def _require_open(member, request=None, action: str = ""):
     membership = _open_membership(member)
     if membership is None:
+        latest = selectors.current_membership(member=member)
+        token = request.POST.get("token", "") if request is not None and request.method == "POST" else ""
+        if latest is not None and token and Operation.objects.filter(
+                idempotency_key=f"staff:{action}:{latest.pk}:{token}").exists():
+            raise AlreadyDone
         raise Http404("No open membership")
     return membership
 
 
+def _already_done(view):
+    """Turn a replay of a confirmation that closed the membership into a friendly redirect."""
+    import functools
+
+    @functools.wraps(view)
+    def wrapped(request, member_id: int, *args, **kwargs):
+        try:
+            return view(request, member_id, *args, **kwargs)
+        except AlreadyDone:
+            messages.info(request, "That was already done; nothing changed.")
+            return redirect("memberships:chart", member_id=member_id)
+
+    return wrapped
+
+
 @staff_page("manage_membership")
+@_already_done
 def change_tier(request, member_id: int):
     member = _member(request, member_id)
-    membership = _require_open(member)
+    membership = _require_open(member, request, "change_tier")
     form = _form(request, ChangeTierForm, practice_id=member.practice_id, current_tier_id=membership.tier_id)
 
     def explain(data):
@@ -251,9 +276,10 @@ def change_tier(request, member_id: int):
 
 
 @staff_page("manage_membership")
+@_already_done
 def pause(request, member_id: int):
     member = _member(request, member_id)
-    membership = _require_open(member)
+    membership = _require_open(member, request, "pause")
     form = _form(request, PauseForm)
 
     def explain(data):
@@ -275,9 +301,10 @@ def pause(request, member_id: int):
 
 
 @staff_page("manage_membership")
+@_already_done
 def resume(request, member_id: int):
     member = _member(request, member_id)
-    membership = _require_open(member)
+    membership = _require_open(member, request, "resume")
     form = _form(request, ConfirmOnlyForm)
 
     def explain(data):
@@ -297,9 +324,10 @@ def resume(request, member_id: int):
 
 
 @staff_page("manage_membership")
+@_already_done
 def cancel(request, member_id: int):
     member = _member(request, member_id)
-    membership = _require_open(member)
+    membership = _require_open(member, request, "cancel")
     form = _form(request, CancelForm)
 
     def explain(data):

@@ -188,5 +188,5 @@ def test_chart_query_count_does_not_grow_with_history(desk, glow, now, django_as
             assert desk.get(url).status_code == 200
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1]
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(10):
         desk.get(reverse("memberships:chart", args=[long.member_id]))

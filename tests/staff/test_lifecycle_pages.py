@@ -160,5 +160,8 @@ def test_cancel_freezes_the_balance(desk, member_with_glow):
     assert membership.status == MembershipStatus.CANCELLED
     chart = desk.get(done["Location"]).content.decode()
     assert 'data-flag="cancelled"' in chart
+    # The confirmation posted again (Back, resubmit) changes nothing and says so.
+    again = desk.post(reverse("memberships:cancel", args=[member.pk]), {**data, "confirm": "1"}, follow=True)
+    assert b"already done" in again.content
     # A cancelled member's page offers a new enrollment; the cancel page itself is gone.
     assert desk.get(reverse("memberships:cancel", args=[member.pk])).status_code == 404
