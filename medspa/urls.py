@@ -11,6 +11,7 @@ urlpatterns = [
     path("webhooks/twilio/", include("integrations.messaging.urls")),
     path("webhooks/", include("integrations.urls")),
     path("billing/card/", include("integrations.processors.card_link_urls")),
+    path("manage/dunning/policy/", include("billing.dunning.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("manage/", include("billing.mirror.urls")),
