@@ -269,6 +269,11 @@ def run_step(step_id: int, *, now: datetime) -> str | None:
     if case.status != DunningCaseStatus.OPEN:
         _done(step, now=now, status=StepStatus.SKIPPED, note=f"case {case.status}")
         return "skipped"
+    if case.membership.status == MembershipStatus.CANCELLED:
+        # Cancelled meanwhile (by staff or the processor): nothing left to chase.
+        _finish_case(case, status=DunningCaseStatus.CANCELLED, reason="membership cancelled", now=now)
+        ledger.clear_chart_flag(source_ref=case.flag_ref, actor=SYSTEM, now=now, reason="membership cancelled")
+        return "cancelled"
     if step.kind == StepKind.RETRY:
         outcome = _run_retry(case, step, now=now)
     elif step.kind in (StepKind.SMS, StepKind.EMAIL):

@@ -262,3 +262,15 @@ def test_messages_carry_nothing_clinical(membership, glow):
         assert member.first_name in body
     sms_body = sms_to(member)[0].body
     assert sms_body.startswith(f"Hi {member.first_name}, the card on file for your Glow Aesthetics membership")
+
+
+def test_membership_cancelled_meanwhile_stops_the_chase(membership):
+    member = membership.member
+    case = fail(membership)
+    tick(T0)
+    services.cancel_membership(membership=membership, actor=services.Actor.system(), idempotency_key="bye",
+                               now=T0 + DAY)
+    walk(T0 + DAY, T0 + 14 * DAY)
+    assert refresh(case).status == DunningCaseStatus.CANCELLED
+    assert len(sms_to(member)) == 1 and len(emails_to(member)) == 1
+    assert list(selectors.open_chart_flags(member=member)) == []
