@@ -123,3 +123,9 @@ def case_for_card_link(case_id: int) -> DunningCase | None:
 
 def pending_message_statuses() -> tuple[str, ...]:
     return (MessageStatus.PENDING,)
+
+
+def open_case_for_membership(membership_id: int) -> DunningCase | None:
+    """The oldest open case of a membership (the queue page's row actions take a membership id)."""
+    return (DunningCase.objects.filter(membership_id=membership_id, status=DunningCaseStatus.OPEN)
+            .select_related("member", "practice").order_by("opened_at", "id").first())
