@@ -128,6 +128,10 @@ def use_saved_card(fact: CardSaved, *, now: datetime):
     processor.use_saved_card(customer_ref=fact.customer_ref, setup_ref=fact.setup_ref,
                              subscription_ref=membership.processor_subscription_id,
                              idempotency_key=f"card-saved:{fact.setup_ref}")
+    from billing import dunning
+
+    # An open dunning case pays its invoice with the new card now (at most one such retry waits).
+    dunning.retry_open_cases_after_card_update(member=membership.member, now=now, source="card saved")
     return membership
 
 
