@@ -43,22 +43,23 @@ def store_event(*, source: str, event: dict, handled: bool, now: datetime, raw: 
     adapt = connection.ops.adapt_datetimefield_value
     payload = raw.decode("utf-8") if raw is not None else json.dumps(event)
     status = InboundStatus.RECEIVED if handled else InboundStatus.IGNORED
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (source, event_id, event_type, payload, status, error, attempts, "
-                f"object_created, received_at, processed_at, next_attempt_at, practice_id) "
-                f"VALUES (%s, %s, %s, %s{'::jsonb' if postgres else ''}, %s, '', 0, %s, %s, %s, NULL, NULL) "
-                f"ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
-                [source, str(event["id"])[:200], str(event["type"])[:100], payload, status,
-                 int(event.get("created") or 0) or None, adapt(now), None if handled else adapt(now)],
-            )
-            row = cursor.fetchone()
-        if row is None:
-            return None, False
-        inbound_id = row[0]
-        if handled:
-            transaction.on_commit(lambda: trigger_processing(inbound_id))
+    # One statement, committed on its own (autocommit): the request's only round trip that counts.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (source, event_id, event_type, payload, status, error, attempts, "
+            f"object_created, received_at, processed_at, next_attempt_at, practice_id) "
+            f"VALUES (%s, %s, %s, %s{'::jsonb' if postgres else ''}, %s, '', 0, %s, %s, %s, NULL, NULL) "
+            f"ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
+            [source, str(event["id"])[:200], str(event["type"])[:100], payload, status,
+             int(event.get("created") or 0) or None, adapt(now), None if handled else adapt(now)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None, False
+    inbound_id = row[0]
+    if handled:
+        # Runs at once in autocommit; inside a caller's transaction, after it commits.
+        transaction.on_commit(lambda: trigger_processing(inbound_id))
     return inbound_id, True
 
 

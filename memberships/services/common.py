@@ -24,6 +24,8 @@ from memberships.models import (
     Service,
 )
 
+from . import rows
+
 T = TypeVar("T")
 
 
@@ -66,7 +68,7 @@ def record_event(
 ) -> Event:
     """Write a timeline/outbox event in the caller's transaction. Payload: ids and amounts only."""
     member = member or membership.member
-    return Event.objects.create(
+    event = Event(
         practice_id=member.practice_id,
         member=member,
         membership=membership,
@@ -77,6 +79,9 @@ def record_event(
         actor_user_id=actor.user_id,
         created_at=now,
     )
+    if Member._meta.get_field("practice").is_cached(member):
+        event.practice = member.practice  # the outbox fan-out reads it: spare it a query
+    return rows.insert(event)
 
 
 def require_positive(quantity: int) -> int:
@@ -166,7 +171,7 @@ def write_entry(*, membership: Membership, service_id: int, kind: str, quantity:
                 reverses: LedgerEntry | None = None, frozen_quantity: int = 0, dispute: bool = False,
                 movement_sign: int = -1) -> LedgerEntry:
     movements = movements or []
-    entry = LedgerEntry.objects.create(
+    entry = rows.insert(LedgerEntry(
         membership=membership,
         service_id=service_id,
         kind=kind,
@@ -184,7 +189,7 @@ def write_entry(*, membership: Membership, service_id: int, kind: str, quantity:
         dispute=dispute,
         idempotency_key=idempotency_key,
         created_at=now,
-    )
+    ))
     if len(movements) > 1:
         LotMovement.objects.bulk_create(
             [LotMovement(entry=entry, lot=lot, quantity=movement_sign * q) for lot, q in movements]
@@ -199,12 +204,16 @@ def replay_entry(idempotency_key: str, *, kind: str | None = None) -> LedgerEntr
     return entry
 
 
-def run_entry_once(idempotency_key: str, kind: str, body: Callable[[], LedgerEntry]) -> LedgerEntry:
+def run_entry_once(idempotency_key: str, kind: str, body: Callable[[], LedgerEntry], *,
+                   look_first: bool = True) -> LedgerEntry:
     """Run `body` (which writes an entry keyed `idempotency_key`) at most once. A replay, or a
-    concurrent twin that commits first, returns the first entry and changes nothing."""
-    existing = replay_entry(idempotency_key, kind=kind)
-    if existing is not None:
-        return existing
+    concurrent twin that commits first, returns the first entry and changes nothing. `look_first`
+    False skips the up-front lookup, for bodies whose only failures on a replay are a `LedgerError`
+    or the key's unique index (the replay then costs a rolled-back attempt instead)."""
+    if look_first:
+        existing = replay_entry(idempotency_key, kind=kind)
+        if existing is not None:
+            return existing
     try:
         with transaction.atomic():
             return body()

@@ -27,6 +27,7 @@ from memberships.models import (
     TierBenefit,
 )
 
+from . import rows
 from .common import (
     Actor,
     consume_lots,
@@ -41,11 +42,7 @@ from .common import (
 def _lock_membership(membership: Membership, service: Service | None = None) -> Membership:
     """Lock the membership row (a cancellation or pause cannot slip in between the check and the
     spend). With a service, also learn in the same query whether the tier includes it."""
-    memberships = Membership.objects.select_for_update(of=("self",)).select_related("member__practice", "tier")
-    if service is not None:
-        memberships = memberships.annotate(
-            service_included=Exists(TierBenefit.objects.filter(tier_id=OuterRef("tier_id"), service_id=service.pk)))
-    return memberships.get(pk=membership.pk)
+    return rows.lock_membership(membership_id=membership.pk, service_id=service.pk if service else None)
 
 
 def check_redeemable(*, membership: Membership, service: Service, now: datetime) -> None:
@@ -122,7 +119,9 @@ def redeem_entitlement(*, membership: Membership, service: Service, quantity: in
                       actor=actor, reason=reason or "Redeemed at the front desk",
                       idempotency_key=idempotency_key, now=now)
 
-    return run_entry_once(idempotency_key, EntryKind.REDEEM, body)
+    # No replay lookup first: a replay runs into the key's unique index (or finds the balance spent)
+    # and then returns the first entry, so the common case saves a query.
+    return run_entry_once(idempotency_key, EntryKind.REDEEM, body, look_first=False)
 
 
 def reserve_entitlement(*, membership: Membership, service: Service, quantity: int = 1, actor: Actor,

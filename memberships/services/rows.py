@@ -1,0 +1,113 @@
+"""Lean row access for the ledger's hot path (a redemption runs on every visit, from staff pages,
+the API and the record's webhooks).
+
+The ORM spends more time building SQL and model instances than PostgreSQL spends running the
+statements of a redemption. These two helpers do the same work with SQL built once per model and
+database vendor, and return ordinary model instances:
+
+- `insert(instance)` writes one row (and sends `pre_save`/`post_save`, so the outbox fan-out and
+  any other receiver see it exactly as after `save()`);
+- `lock_membership(...)` reads a membership with its member, practice and tier under a row lock
+  (`FOR UPDATE OF` the membership only), plus whether the tier includes a service, in one query.
+
+Values go through each field's own `get_db_prep_save` and database converters, as the ORM does, so
+SQLite and PostgreSQL both keep working."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from django.db import connection
+from django.db.models import Model, signals
+
+from memberships.models import Member, Membership, Practice, Tier, TierBenefit
+
+
+@lru_cache(maxsize=None)
+def _insert_plan(model: type[Model], vendor: str) -> tuple[str, tuple]:
+    meta = model._meta
+    fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES ({placeholders})"
+    if connection.features.can_return_columns_from_insert:
+        sql += f" RETURNING {connection.ops.quote_name(meta.pk.column)}"
+    return sql, fields
+
+
+def insert(instance: Model) -> Model:
+    """INSERT `instance` (a new row) and return it saved, with its primary key."""
+    model = type(instance)
+    sql, fields = _insert_plan(model, connection.vendor)
+    signals.pre_save.send(sender=model, instance=instance, raw=False, using=connection.alias, update_fields=None)
+    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        pk = cursor.fetchone()[0] if connection.features.can_return_columns_from_insert else cursor.lastrowid
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    signals.post_save.send(sender=model, instance=instance, created=True, update_fields=None, raw=False,
+                           using=connection.alias)
+    return instance
+
+
+def _column_plan(model: type[Model], alias: str) -> tuple[str, list]:
+    fields = list(model._meta.concrete_fields)
+    select = ", ".join(f"{alias}.{connection.ops.quote_name(f.column)}" for f in fields)
+    plan = []
+    for field in fields:
+        col = field.get_col(alias)
+        plan.append((field.attname, col, connection.ops.get_db_converters(col) + field.get_db_converters(connection)))
+    return select, plan
+
+
+def _build(model: type[Model], plan: list, values) -> Model:
+    converted = []
+    for (_, col, converters), value in zip(plan, values):
+        for convert in converters:
+            value = convert(value, col, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, [name for name, _, _ in plan], converted)
+
+
+@lru_cache(maxsize=None)
+def _lock_plan(vendor: str) -> tuple[str, list]:
+    q = connection.ops.quote_name
+    parts = [_column_plan(model, alias) for model, alias in
+             ((Membership, "ms"), (Member, "mb"), (Practice, "pr"), (Tier, "ti"))]
+    lock = ""
+    if connection.features.has_select_for_update:
+        lock = " FOR UPDATE OF ms" if connection.features.has_select_for_update_of else " FOR UPDATE"
+    sql = (
+        f"SELECT {', '.join(select for select, _ in parts)}, "
+        f"EXISTS (SELECT 1 FROM {q(TierBenefit._meta.db_table)} tb WHERE tb.tier_id = ms.tier_id "
+        f"AND tb.service_id = %s) "
+        f"FROM {q(Membership._meta.db_table)} ms "
+        f"JOIN {q(Member._meta.db_table)} mb ON mb.id = ms.member_id "
+        f"JOIN {q(Practice._meta.db_table)} pr ON pr.id = mb.practice_id "
+        f"JOIN {q(Tier._meta.db_table)} ti ON ti.id = ms.tier_id "
+        f"WHERE ms.id = %s{lock}"
+    )
+    return sql, [plan for _, plan in parts]
+
+
+def lock_membership(*, membership_id: int, service_id: int | None) -> Membership:
+    """The membership, locked for the rest of the transaction, with `member.practice` and `tier`
+    loaded and `service_included` set (None without a service). Raises Membership.DoesNotExist."""
+    sql, plans = _lock_plan(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [service_id or 0, membership_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Membership.DoesNotExist(f"membership {membership_id} does not exist")
+    objects, start = [], 0
+    for model, plan in zip((Membership, Member, Practice, Tier), plans):
+        objects.append(_build(model, plan, row[start:start + len(plan)]))
+        start += len(plan)
+    membership, member, practice, tier = objects
+    member.practice = practice
+    membership.member = member
+    membership.tier = tier
+    membership.service_included = bool(row[-1]) if service_id is not None else None
+    return membership
