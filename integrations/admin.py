@@ -6,23 +6,14 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from memberships.admin import ReadOnlyAdmin
+
 from . import inbox, outbox
 from .models import Delivery, DeliveryStatus, InboundEvent, InboundStatus
 
 
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(InboundEvent)
-class InboundEventAdmin(_ReadOnly):
+class InboundEventAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "source", "event_type", "event_id", "status", "attempts", "short_error"]
     list_filter = ["status", "source", "event_type"]
     search_fields = ["event_id", "event_type"]
@@ -48,7 +39,7 @@ class InboundEventAdmin(_ReadOnly):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(_ReadOnly):
+class DeliveryAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "destination", "event", "practice", "status", "attempts", "next_attempt_at",
                     "note", "short_error"]
     list_filter = ["status", "destination", "practice"]

@@ -36,6 +36,12 @@ class PracticeScopedAdmin(admin.ModelAdmin):
 
     practice_path = "practice"
 
+    def get_list_filter(self, request):
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        return [f for f in filters if f != "practice"]  # one practice: the filter would list others'
+
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
         if request.user.is_superuser:

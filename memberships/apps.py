@@ -10,4 +10,6 @@ class MembershipsConfig(AppConfig):
     def ready(self) -> None:
         from .roles import ensure_roles
 
-        post_migrate.connect(ensure_roles, sender=self, dispatch_uid="memberships.ensure_roles")
+        # After every app's migrate, not only ours: billing's and integrations' permissions are
+        # created by their own post_migrate, later than ours, and the manager role views them too.
+        post_migrate.connect(ensure_roles, dispatch_uid="memberships.ensure_roles")

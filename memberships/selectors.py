@@ -71,29 +71,6 @@ class BalanceLine:
     per_cycle_display: str = ""
 
 
-def balance_lines(*, membership: Membership) -> list[BalanceLine]:
-    benefits = {b.service_id: b for b in TierBenefit.objects.filter(tier_id=membership.tier_id).select_related("service")}
-    lines = []
-    for bal in EntitlementBalance.objects.filter(membership=membership).select_related("service").order_by("service__name"):
-        benefit = benefits.get(bal.service_id)
-        if benefit is None and bal.balance == 0:
-            continue
-        lines.append(BalanceLine(
-            service_id=bal.service_id,
-            service_name=bal.service.name,
-            service_kind=bal.service.kind,
-            balance=bal.balance,
-            reserved=bal.reserved,
-            available=bal.available,
-            per_cycle=benefit.quantity_per_cycle if benefit else None,
-            rollover_in_words=benefit.rollover_in_words if benefit else "not in the current tier",
-            frozen=bal.frozen_at is not None,
-            balance_display=bal.service.format_quantity(bal.balance),
-            available_display=bal.service.format_quantity(bal.available),
-        ))
-    return lines
-
-
 def timeline(*, member: Member, limit: int = 50) -> QuerySet[Event]:
     return Event.objects.filter(member=member).order_by("-created_at", "-id")[:limit]
 
@@ -163,8 +140,9 @@ def _membership_for_chart(member_id: int, scope: Q) -> Membership | None:
     )
 
 
-def _balance_lines_for(membership: Membership) -> list[BalanceLine]:
-    """Balances with their tier benefit joined in (one query)."""
+def balance_lines(*, membership: Membership) -> list[BalanceLine]:
+    """Balances with their tier benefit joined in (one query); a service the tier no longer
+    includes shows only while something is left of it."""
     from django.db.models import F, FilteredRelation
 
     rows = (
@@ -273,7 +251,7 @@ def chart_panel(*, member_id: int, user, now, timeline_limit: int = 30) -> Chart
         member = Member.objects.select_related("practice").filter(staff_scope(user), pk=member_id).first()
         if member is None:
             return None
-    balances = _balance_lines_for(membership) if membership is not None else []
+    balances = balance_lines(membership=membership) if membership is not None else []
     reversal = LedgerEntry.objects.filter(kind=EntryKind.REVERSE, reverses_id=OuterRef("entry_ref"))
     events = list(
         Event.objects.filter(member_id=member.pk)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from billing.models import DunningAttempt, DunningCase, DunningMessage, DunningPolicy, DunningStep
+from memberships.admin import PracticeScopedAdmin, ReadOnlyAdmin
 from memberships.services import Actor
 
 from .policy import EDITABLE_FIELDS, policy_values, update_dunning_policy, validate_policy_values
@@ -34,7 +35,7 @@ class DunningPolicyForm(forms.ModelForm):
 
 
 @admin.register(DunningPolicy)
-class DunningPolicyAdmin(admin.ModelAdmin):
+class DunningPolicyAdmin(PracticeScopedAdmin):
     form = DunningPolicyForm
     list_display = ["practice", "version", "is_current", "retry_offsets_days", "exhausted_action",
                     "use_processor_retries", "created_at", "created_by"]
@@ -92,22 +93,13 @@ class MessageInline(ReadOnlyInline):
 
 
 @admin.register(DunningCase)
-class DunningCaseAdmin(admin.ModelAdmin):
+class DunningCaseAdmin(ReadOnlyAdmin):
     list_display = ["id", "member", "invoice_ref", "amount_cents", "currency", "decline_code", "hard", "status",
                     "opened_at", "next_action_at"]
     list_filter = ["status", "hard", "practice"]
     search_fields = ["invoice_ref", "member__member_number", "member__last_name"]
     inlines = [StepInline, AttemptInline, MessageInline]
     readonly_fields = ["timeline"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in DunningCase._meta.fields] + ["timeline"]

@@ -7,6 +7,8 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from memberships.admin import PracticeScopedAdmin
+
 from integrations.models import RecordException, RecordExceptionStatus, RecordObject, RecordServiceMap
 
 from .inbound import resolve_record_exception
@@ -17,7 +19,7 @@ class ResolveForm(forms.Form):
 
 
 @admin.register(RecordException)
-class RecordExceptionAdmin(admin.ModelAdmin):
+class RecordExceptionAdmin(PracticeScopedAdmin):
     list_display = ["created_at", "practice", "kind", "event_type", "appointment_ref", "member", "service",
                     "status"]
     list_filter = ["status", "kind", "practice"]
@@ -50,13 +52,13 @@ class RecordExceptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(RecordServiceMap)
-class RecordServiceMapAdmin(admin.ModelAdmin):
+class RecordServiceMapAdmin(PracticeScopedAdmin):
     list_display = ["practice", "external_code", "service"]
     list_filter = ["practice"]
     search_fields = ["external_code"]
 
 
 @admin.register(RecordObject)
-class RecordObjectAdmin(admin.ModelAdmin):
+class RecordObjectAdmin(PracticeScopedAdmin):
     list_display = ["practice", "member", "adapter", "kind", "external_id", "updated_at"]
     readonly_fields = ["practice", "member", "adapter", "kind", "external_id", "state", "updated_at"]
