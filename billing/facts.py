@@ -12,32 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 
-# Decline codes after which retrying the same card is pointless (the member must act).
-HARD_DECLINE_CODES = frozenset({
-    "authentication_required",
-    "card_not_supported",
-    "expired_card",
-    "fraudulent",
-    "incorrect_number",
-    "invalid_account",
-    "invalid_number",
-    "lost_card",
-    "merchant_blacklist",
-    "pickup_card",
-    "restricted_card",
-    "revocation_of_all_authorizations",
-    "revocation_of_authorization",
-    "security_violation",
-    "stolen_card",
-    "stop_payment_order",
-    "transaction_not_allowed",
-})
-
-
-def is_hard_decline(*codes: str | None) -> bool:
-    return any(code in HARD_DECLINE_CODES for code in codes if code)
-
-
 @dataclass(frozen=True)
 class InvoiceFacts:
     """What every charge outcome says about the processor's invoice."""

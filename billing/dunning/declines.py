@@ -1,5 +1,6 @@
 """Which declines are hard (a retry cannot succeed: ask the member for a new card) and which are
-soft (retry on the policy's schedule).
+soft (retry on the policy's schedule). The one list: the processor adapters classify their
+declines with `is_hard_decline`, and dunning uses the same function for retries' answers.
 
 Decided here, and why:
 - hard: the card or account is gone or wrong (lost_card, stolen_card, pickup_card, incorrect_number,
@@ -16,13 +17,13 @@ Decided here, and why:
   block (velocity, fraud screen); processors' own smart retries retry it and a share recovers, so it
   follows the retry schedule (the member is messaged at every step anyway).
 An unknown code is soft: a retry costs little, a wrongly hard case stops recovering on its own.
+
+This module imports nothing of the project, so the edges may import it without loading dunning.
 """
 
 from __future__ import annotations
 
-from billing.facts import HARD_DECLINE_CODES as PROCESSOR_HARD_CODES
-
-HARD_DECLINE_CODES = PROCESSOR_HARD_CODES | frozenset({
+HARD_DECLINE_CODES = frozenset({
     "lost_card", "stolen_card", "pickup_card",
     "incorrect_number", "invalid_number", "invalid_account", "expired_card",
     "incorrect_cvc", "invalid_cvc", "invalid_expiry_month", "invalid_expiry_year",
@@ -33,5 +34,6 @@ HARD_DECLINE_CODES = PROCESSOR_HARD_CODES | frozenset({
 })
 
 
-def is_hard_decline(decline_code: str | None) -> bool:
-    return (decline_code or "").strip().lower() in HARD_DECLINE_CODES
+def is_hard_decline(*codes: str | None) -> bool:
+    """True when any of the codes (a processor's error code, its decline code…) is a hard decline."""
+    return any((code or "").strip().lower() in HARD_DECLINE_CODES for code in codes)

@@ -16,7 +16,7 @@ def on_charge_failed(sender, *, invoice, membership, hard, failure_code, decline
     code = decline_code or failure_code or ""
     open_case_for_failure(
         membership=membership, invoice_ref=invoice.processor_invoice_id, amount_cents=invoice.amount_cents,
-        currency=invoice.currency, decline_code=code, hard=bool(hard) or is_hard_decline(code), now=now,
+        currency=invoice.currency, decline_code=code, hard=bool(hard) or is_hard_decline(decline_code, failure_code), now=now,
         failed_at=invoice.failed_at or now,
     )
 

@@ -37,14 +37,13 @@ class ProcessorRejected(ProcessorError):
     configuration problem, not worth retrying unchanged."""
 
 
+from billing.dunning.declines import HARD_DECLINE_CODES, is_hard_decline  # noqa: E402  (the one list)
 from billing.facts import (  # noqa: E402  (re-exported: the adapters' vocabulary)
-    HARD_DECLINE_CODES,
     ChargeActionRequired,
     ChargeFailed,
     ChargeSucceeded,
     InvoiceFacts,
     SubscriptionChanged,
-    is_hard_decline,
 )
 
 __all__ = [
