@@ -98,7 +98,7 @@ def _parse(row: InboundEvent):
     if row.source == SOURCE_STRIPE:
         from .processors import stripe as stripe_adapter
 
-        return stripe_adapter.parse_event(row.payload).fact
+        return stripe_adapter.read_event(row.payload).fact
     return IgnoredEvent(f"no parser for source {row.source}")
 
 

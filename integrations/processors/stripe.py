@@ -8,6 +8,7 @@ subscriptions, Checkout) — every call carries our idempotency key, and creates
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from datetime import datetime, timezone as dt_timezone
@@ -206,6 +207,30 @@ def parse_event(event: dict) -> InboundFact:
 
 def is_handled(event_type: str) -> bool:
     return event_type in HANDLED_EVENT_TYPES
+
+
+def read_event(event: dict, *, processor: "StripeProcessor | None" = None) -> InboundFact:
+    """`parse_event`, completed with what the event leaves out and the processor knows: a current-shape
+    `invoice.payment_failed` carries no decline code (the invoice lost its `charge` and
+    `payment_intent` in API 2025-03-31), so a stolen card would look like a soft decline. The codes
+    are then read from the invoice's PaymentIntent (`last_payment_error`) or its Charge (`outcome`,
+    `failure_code`). Raises ProcessorUnavailable (the inbox retries the event later); a refused read
+    leaves the failure without a code (soft), logged."""
+    parsed = parse_event(event)
+    fact = parsed.fact
+    if not isinstance(fact, ChargeFailed) or fact.failure_code or fact.decline_code:
+        return parsed
+    invoice = (event.get("data") or {}).get("object") or {}
+    processor = processor or StripeProcessor.from_settings()
+    try:
+        code, decline = processor.invoice_decline(invoice=invoice)
+    except ProcessorRejected as exc:
+        logger.warning("decline code of invoice %s not readable: %s", fact.invoice_ref, exc)
+        return parsed
+    if not (code or decline):
+        return parsed
+    fact = dataclasses.replace(fact, failure_code=code, decline_code=decline, hard=is_hard_decline(code, decline))
+    return dataclasses.replace(parsed, fact=fact)
 
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -414,6 +439,41 @@ class StripeProcessor:
             raise PaymentDeclined(hard=is_hard_decline(code, decline), failure_code=code or "card_declined",
                                   decline_code=decline)
         return invoice
+
+    def invoice_decline(self, *, invoice: dict) -> tuple[str, str]:
+        """(error code, decline code) of the invoice's latest failed payment, read from the processor:
+        the PaymentIntent's `last_payment_error` (`code`, `decline_code`), else its Charge's
+        `outcome.reason` and `failure_code`. Current API: the invoice's payments
+        (`/v1/invoice_payments`, PaymentIntent expanded); older API versions and compatible servers
+        name the PaymentIntent (or the Charge) on the invoice itself. ("", "") when none is known."""
+        intent, charge_ref = invoice.get("payment_intent"), _id(invoice.get("charge"))
+        if not intent and not charge_ref:
+            payments = self._call(self.client.v1.invoice_payments.list,
+                                  {"invoice": str(invoice.get("id") or ""), "limit": 10,
+                                   "expand": ["data.payment.payment_intent"]})
+            for payment in sorted(payments.get("data") or [], key=lambda p: (bool(p.get("is_default")),
+                                                                            int(p.get("created") or 0)),
+                                  reverse=True):
+                if payment.get("status") == "paid":
+                    continue
+                details = payment.get("payment") or {}
+                intent, charge_ref = details.get("payment_intent"), _id(details.get("charge"))
+                if intent or charge_ref:
+                    break
+        code = decline = ""
+        if intent:
+            if not isinstance(intent, dict):
+                intent = self._call(self.client.v1.payment_intents.retrieve, str(intent))
+            error = intent.get("last_payment_error") or {}
+            code, decline = str(error.get("code") or ""), str(error.get("decline_code") or "")
+            charge_ref = charge_ref or _id(error.get("charge")) or _id(intent.get("latest_charge"))
+        if charge_ref and not decline:
+            charge = self._call(self.client.v1.charges.retrieve, charge_ref)
+            outcome = charge.get("outcome") or {}
+            code = code or str(charge.get("failure_code") or "")
+            if outcome.get("type") in ("issuer_declined", "blocked", "invalid"):
+                decline = str(outcome.get("reason") or "")
+        return code, decline
 
     # dunning (integrations.processors.dunning.DunningProcessor) -----------------------------------
     def retry_invoice_payment(self, invoice_id: str, idempotency_key: str):

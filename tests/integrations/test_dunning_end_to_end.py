@@ -2,9 +2,11 @@
 retry fails there; the member puts a new card on file and comes back from the card page; our retry
 pays the invoice; the case is recovered, the flag cleared and the cycle refilled exactly once.
 
-localstripe gaps, said here rather than hidden: it has no Billing Portal (the card link answers
-"try again later" instead of redirecting, checked below), no decline codes beyond card_declined
-(hard declines are covered against recorded Stripe bodies in tests/billing), and it emits no
+localstripe gaps, said here rather than hidden: it has no Billing Portal and no Checkout (the card
+link answers "try again later" instead of redirecting, checked below), no invoice payments
+(`/v1/invoice_payments`, where the current API keeps an invoice's PaymentIntent) and no decline codes
+beyond card_declined (hard declines, and the current-shape read, are covered against recorded Stripe
+bodies in tests/integrations/test_stripe_decline_read.py and tests/billing), and it emits no
 invoice.payment_failed for a synchronous renewal decline (the test posts one built around the
 invoice re-read from it, as the processor path's own end-to-end test does)."""
 
@@ -59,12 +61,17 @@ def test_failing_card_retry_card_update_recovered(world, client, settings):  # n
     card_on_file(stripe, customer.id, "pm_card_chargeCustomerFail")
     renewal = stripe.v1.invoices.create({"customer": customer.id, "subscription": m.processor_subscription_id})
     assert stripe.v1.invoices.pay(renewal.id).status == "open"
-    hooks.deliver_object("invoice.payment_failed", json.loads(str(stripe.v1.invoices.retrieve(renewal.id))),
-                         event_id=f"evt_failed_{renewal.id}")
+    # The event names the charge and the PaymentIntent by id only (as webhooks do, unexpanded): the
+    # decline is read from localstripe's PaymentIntent and Charge through the SDK.
+    failed_invoice = json.loads(str(stripe.v1.invoices.retrieve(renewal.id)))
+    failed_invoice["charge"] = failed_invoice["charge"]["id"]
+    assert isinstance(failed_invoice["payment_intent"], str)
+    hooks.deliver_object("invoice.payment_failed", failed_invoice, event_id=f"evt_failed_{renewal.id}")
     hooks.deliver_new()
     work()
     case = DunningCase.objects.get(invoice_ref=renewal.id)
     assert case.status == DunningCaseStatus.OPEN and case.amount_cents == 19900 and not case.hard
+    assert case.decline_code == "card_declined"
     assert [f.text for f in selectors.open_chart_flags(member=member)] == [
         "Card declined — update card before treatment"]
     t0 = case.opened_at

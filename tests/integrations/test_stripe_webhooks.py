@@ -16,7 +16,7 @@ from integrations.models import InboundEvent, InboundStatus
 from memberships import services
 from memberships.models import EntitlementBalance, Event, EventKind, LedgerEntry, MembershipStatus
 from tests.factories import MemberFactory
-from tests.support.stripe_events import FIXTURE_SUBSCRIPTION, load_event, post_event
+from tests.support.stripe_events import FIXTURE_SUBSCRIPTION, load_event, post_event, serve_stripe_reads
 
 pytestmark = pytest.mark.django_db
 
@@ -28,6 +28,12 @@ def membership(glow):
     return services.enroll_member(member=member, tier=tier, actor=services.Actor.system(),
                                   idempotency_key=f"enroll:{member.pk}", now=timezone.now(),
                                   processor_subscription_id=FIXTURE_SUBSCRIPTION)
+
+
+@pytest.fixture(autouse=True)
+def stripe_reads(settings, httpserver):
+    """A failed invoice's decline is read from the processor (recorded: insufficient funds)."""
+    return serve_stripe_reads(settings, httpserver, invoice_payments="invoice_payments_insufficient_funds.json")
 
 
 @pytest.fixture
@@ -133,6 +139,7 @@ def test_failed_renewal_marks_past_due_and_hands_over_to_dunning(client, members
     assert failed.payload["amount_cents"] == 19900 and failed.payload["attempt_count"] == 1
     invoice = Invoice.objects.get(processor_invoice_id="in_1SXfixtureRenew01")
     assert invoice.status == InvoiceStatus.OPEN and invoice.attempt_count == 1 and not invoice.hard_decline
+    assert invoice.last_decline_code == "insufficient_funds"   # read from the invoice's PaymentIntent
     assert invoice.next_payment_attempt is not None
     assert [(h[0], h[2].get("hard")) for h in handoffs] == [("succeeded", None), ("failed", False)]
     # a second attempt is a new hand-off; a replay of the first is not

@@ -37,3 +37,19 @@ def post_event(client, event: dict, *, secret: str = "whsec_test_secret", timest
     """POST the event to our webhook view exactly as Stripe would."""
     body, header = signed(copy.deepcopy(event), secret, timestamp)
     return client.post(WEBHOOK_URL, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
+
+
+def serve_stripe_reads(settings, httpserver, *, invoice_payments: str | None = None, charge: str | None = None):
+    """Point the SDK at a local HTTP server answering the reads the adapter makes for a failed invoice
+    with recorded Stripe bodies: `GET /v1/invoice_payments` (the current API: the invoice's payments,
+    PaymentIntent expanded) and `GET /v1/charges/<id>`. Any other request gets the server's 500."""
+    settings.STRIPE_API_BASE = httpserver.url_for("/").rstrip("/")
+    settings.STRIPE_SECRET_KEY = "sk_test_recorded"
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    if invoice_payments:
+        body = json.loads((FIXTURES / invoice_payments).read_text())
+        httpserver.expect_request("/v1/invoice_payments", method="GET").respond_with_json(body)
+    if charge:
+        body = json.loads((FIXTURES / charge).read_text())
+        httpserver.expect_request(f"/v1/charges/{body['id']}", method="GET").respond_with_json(body)
+    return httpserver
