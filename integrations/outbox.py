@@ -11,9 +11,13 @@ A destination registers itself with `register()`:
         def deliver(self, event, *, delivery, now) -> dict: ...   # do it; idempotent on
                                                                    # delivery.idempotency_key
 
-`deliver` raises `RetryableDeliveryError` (peer unavailable, 5xx, timeout: retried with backoff) or
-`PermanentDeliveryError` (declined, invalid: a business outcome, not retried). Below the required
-stage nothing leaves: the delivery is recorded as SHADOWED with "would have …".
+`deliver` raises `RetryableDeliveryError` (peer unavailable, 5xx, timeout: retried with backoff),
+`PermanentDeliveryError` (declined, invalid: a business outcome, not retried) or `DeferDelivery`
+(not now, at a given time — an SMS in quiet hours: no attempt is spent). Below the required stage
+nothing leaves: the delivery is recorded as SHADOWED with "would have …". A destination may also
+define `on_dead(event, *, delivery, now)`: called in the same transaction when its delivery is
+dead-lettered, so the business side learns the effect never happened (the dead letter stays for a
+manager to see and redeliver).
 """
 
 from __future__ import annotations
@@ -41,6 +45,14 @@ class RetryableDeliveryError(Exception):
 
 class PermanentDeliveryError(Exception):
     """The peer answered no (declined, invalid): retrying would not help."""
+
+
+class DeferDelivery(Exception):
+    """Not now: try again at `until` (e.g. the end of the member's quiet hours). Spends no attempt."""
+
+    def __init__(self, until: datetime, reason: str):
+        super().__init__(reason)
+        self.until = until
 
 
 class Destination(Protocol):
@@ -125,10 +137,17 @@ def deliver_one(delivery_id: int, *, now: datetime) -> str | None:
                 delivery.last_error = ""
             except PermanentDeliveryError as exc:
                 delivery.status, delivery.last_error = DeliveryStatus.FAILED, str(exc)[:2000]
+            except DeferDelivery as exc:
+                delivery.attempts -= 1
+                delivery.next_attempt_at = max(exc.until, now)
+                delivery.note = f"deferred: {exc}"[:300]
             except RetryableDeliveryError as exc:
                 delivery.last_error = str(exc)[:2000]
                 if delivery.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
                     delivery.status = DeliveryStatus.DEAD
+                    on_dead = getattr(destination, "on_dead", None)
+                    if on_dead is not None:
+                        on_dead(event, delivery=delivery, now=now)
                 else:
                     delivery.status = DeliveryStatus.RETRYING
                     delivery.next_attempt_at = now + backoff(delivery.attempts)

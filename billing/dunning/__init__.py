@@ -6,6 +6,7 @@ from .services import (  # noqa: F401
     close_case_for_payment,
     mark_contacted,
     open_case_for_failure,
+    rearm_unreachable_retry,
     record_message_sent,
     record_message_status,
     record_message_undeliverable,

@@ -51,6 +51,8 @@ SYSTEM = Actor.system("dunning")
 # A message or the exhaustion of a step waits for that step's retry result, at most this long
 # (the processor may be down: the outbox keeps retrying the call meanwhile).
 RETRY_RESULT_WAIT = timedelta(hours=6)
+# The decline code of a retry that never reached the processor (its delivery was dead-lettered).
+PROCESSOR_UNREACHABLE = "processor_unreachable"
 CARD_UPDATE_STEP_BASE = 100
 MANUAL_STEP_BASE = 200
 OPENABLE = (MembershipStatus.ACTIVE, MembershipStatus.PENDING, MembershipStatus.PAST_DUE, MembershipStatus.LAPSED)
@@ -397,26 +399,52 @@ def _run_exhaust(case: DunningCase, step: DunningStep, *, now: datetime) -> str:
 # --- results coming back from the edges ------------------------------------------------------------
 
 @transaction.atomic
-def record_retry_result(*, attempt_id: int, paid: bool, now: datetime, decline_code: str = "") -> DunningAttempt:
-    """The processor answered a retry. Paid closes the case; a hard decline stops further retries.
-    A replay (the outbox delivering twice) changes nothing."""
+def record_retry_result(*, attempt_id: int, paid: bool, now: datetime, decline_code: str = "",
+                        unreachable: bool = False) -> DunningAttempt:
+    """The processor answered a retry (or, `unreachable`, never could: its delivery was dead-lettered).
+    Paid closes the case; a hard decline stops further retries; an unreachable retry is a failed
+    attempt and the case goes on to its next step (or its exhaustion). A replay (the outbox
+    delivering twice) changes nothing."""
     attempt = DunningAttempt.objects.select_for_update().get(pk=attempt_id)
     if attempt.status != AttemptStatus.REQUESTED:
         return attempt
     case = _lock_case(attempt.case_id)
+    if unreachable:
+        paid, decline_code = False, PROCESSOR_UNREACHABLE
     attempt.status = AttemptStatus.PAID if paid else AttemptStatus.FAILED
     attempt.decline_code = "" if paid else (decline_code or "")[:60]
     attempt.finished_at = now
     attempt.save(update_fields=["status", "decline_code", "finished_at"])
-    _event(case, kind=EventKind.DUNNING_ATTEMPT, now=now,
-           summary=(f"Payment retry {attempt.number} succeeded" if paid
-                    else f"Payment retry {attempt.number} declined ({attempt.decline_code or 'no code'})"),
+    if unreachable:
+        summary = f"Payment retry {attempt.number} could not reach the processor; the case goes on"
+    elif paid:
+        summary = f"Payment retry {attempt.number} succeeded"
+    else:
+        summary = f"Payment retry {attempt.number} declined ({attempt.decline_code or 'no code'})"
+    _event(case, kind=EventKind.DUNNING_ATTEMPT, now=now, summary=summary,
            payload={"attempt_id": attempt.pk, "attempt_number": attempt.number, "paid": paid,
-                    "decline_code": attempt.decline_code})
+                    "decline_code": attempt.decline_code, "unreachable": unreachable})
     if paid:
         close_case_for_payment(invoice_ref=case.invoice_ref, practice_id=case.practice_id, now=now, source="retry")
     elif case.status == DunningCaseStatus.OPEN and is_hard_decline(decline_code) and not case.hard:
         _stop_retries(case, decline_code=decline_code, now=now)
+    return attempt
+
+
+@transaction.atomic
+def rearm_unreachable_retry(*, attempt_id: int, now: datetime) -> DunningAttempt | None:
+    """A manager redelivers a dead-lettered retry: the attempt recorded as unreachable is requested
+    again (same idempotency key: never charged twice). None when the case is closed or hard (no
+    automatic retries then) or the attempt did reach the processor."""
+    attempt = DunningAttempt.objects.select_for_update().get(pk=attempt_id)
+    case = _lock_case(attempt.case_id)
+    if (attempt.status != AttemptStatus.FAILED or attempt.decline_code != PROCESSOR_UNREACHABLE
+            or case.status != DunningCaseStatus.OPEN or case.hard):
+        return None
+    attempt.status, attempt.decline_code, attempt.finished_at = AttemptStatus.REQUESTED, "", None
+    attempt.save(update_fields=["status", "decline_code", "finished_at"])
+    _event(case, kind=EventKind.DUNNING, now=now, summary=f"Payment retry {attempt.number} redelivered",
+           payload={"attempt_id": attempt.pk, "attempt_number": attempt.number})
     return attempt
 
 

@@ -1,6 +1,8 @@
 """Outbox destination for member messages: a DUNNING_MESSAGE event becomes one SMS or email. Consent
 is checked again at send time (a STOP may have come in since the message was queued); an opted-out
-number (Twilio 21610) is recorded and the step falls back to email."""
+number (Twilio 21610) is recorded and the step falls back to email. Quiet hours are checked again at
+send time too: an SMS whose delivery (or a retry of it after Twilio failed) falls inside them is
+deferred to their end, never sent at night."""
 
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ from django.conf import settings
 from django.urls import reverse
 
 from billing import dunning
+from billing.dunning.quiet import quiet_until
 from billing.dunning.selectors import message_for_sending
 from billing.models import MessageChannel, MessageStatus
 from memberships.models import AutomationStage, Event, EventKind
 
-from ..outbox import PermanentDeliveryError, RetryableDeliveryError
+from ..outbox import DeferDelivery, PermanentDeliveryError, RetryableDeliveryError
 from . import email as email_sender
 from . import sms
 
@@ -51,6 +54,9 @@ class MemberMessageDestination:
                 dunning.record_message_undeliverable(message_id=message.pk, now=now, opted_out=True,
                                                      note="no SMS consent at send time")
                 return {"skipped": "no consent"}
+            until = quiet_until(member=member, now=now)
+            if until is not None:
+                raise DeferDelivery(until, "quiet hours")
             try:
                 result = sms.send_sms(to=member.phone, body=message.body, status_callback=status_callback_url())
             except sms.SmsRecipientOptedOut as exc:

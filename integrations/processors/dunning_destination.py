@@ -30,10 +30,21 @@ class PaymentRetryDestination:
     def describe(self, event: Event) -> str:
         return f"retry the payment of invoice {event.payload.get('invoice_ref', '?')} (retry {event.payload.get('attempt_number', '?')})"
 
+    def on_dead(self, event: Event, *, delivery, now: datetime) -> None:
+        """The processor stayed unreachable for every attempt: the case records a failed retry and
+        goes on to its next step (the dead letter stays in the outbox for a manager)."""
+        attempt_id = event.payload.get("attempt_id")
+        if attempt_id and DunningAttempt.objects.filter(pk=attempt_id).exists():
+            dunning.record_retry_result(attempt_id=attempt_id, paid=False, unreachable=True, now=now)
+            logger.warning("dunning retry attempt %s dead-lettered (delivery %s)", attempt_id, delivery.pk)
+
     def deliver(self, event: Event, *, delivery, now: datetime) -> dict:
         attempt = DunningAttempt.objects.select_related("case").filter(pk=event.payload.get("attempt_id")).first()
         if attempt is None:
             raise PermanentDeliveryError("no such retry attempt")
+        if attempt.status == AttemptStatus.FAILED and delivery.attempts == 1:
+            # a manager's redelivery of a dead letter (attempts start again at 1): try that retry again
+            attempt = dunning.rearm_unreachable_retry(attempt_id=attempt.pk, now=now) or attempt
         if attempt.status != AttemptStatus.REQUESTED:
             return {"attempt": attempt.status, "replay": True}
         try:
