@@ -162,13 +162,17 @@ def test_recovered_payment_marks_active_and_refills_once(client, membership, han
     assert Event.objects.filter(membership=membership, kind=EventKind.RECOVERED).count() == 1
 
 
+def failure_codes(invoice_ref="in_1SXfixtureRenew01"):
+    """(failure code, decline code, hard) as the mirrored invoice holds them."""
+    invoice = Invoice.objects.get(processor_invoice_id=invoice_ref)
+    return invoice.last_failure_code, invoice.last_decline_code, invoice.hard_decline
+
+
 def test_older_api_shape_with_a_hard_decline(client, membership, handoffs):
     post_event(client, load_event("invoice_paid_first.json", membership=membership))
     post_event(client, load_event("invoice_payment_failed_legacy_hard.json", membership=membership))
     process_all()
-    invoice = Invoice.objects.get(processor_invoice_id="in_1SXfixtureRenew01")
-    assert (invoice.last_failure_code, invoice.last_decline_code, invoice.hard_decline) == (
-        "card_declined", "lost_card", True)
+    assert failure_codes() == ("card_declined", "lost_card", True)
     assert handoffs[-1][2]["hard"] is True and handoffs[-1][2]["decline_code"] == "lost_card"
 
 
