@@ -1,19 +1,25 @@
 """Aggregates for the manager dashboard (and anyone else who needs them): members and MRR by tier
-over time, failed vs recovered dollars, redemptions per service, credit liability, breakage and the
-payback metrics. Reads only; every function takes `now` and an optional practice id (None: all).
+over time, failed vs recovered dollars, redemptions per service, credit liability, breakage, and the
+payback metrics week by week. Reads only; every function takes `now` and an optional practice id
+(None: all).
 
-Everything is derived from the ledger (memberships, entries, balances) and the timeline (Events);
-the processor's invoices are not needed, so the numbers hold before the processor is connected."""
+The monthly figures are derived from the ledger (memberships, entries, balances) and the timeline
+(Events); the processor's invoices are not needed, so they hold before the processor is connected.
+The payback weeks also read the dunning cases and reconciliation's discrepancies."""
 
 from __future__ import annotations
 
+import bisect
+import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
+from billing.models import Discrepancy, DiscrepancyKind, DunningCase, DunningCaseStatus
 from memberships.models import (
     BillingInterval,
     EntitlementBalance,
@@ -23,6 +29,7 @@ from memberships.models import (
     LedgerEntry,
     Membership,
     MembershipStatus,
+    Practice,
     Service,
     ServiceKind,
     Tier,
@@ -280,72 +287,98 @@ def breakage_by_month(*, practice_id: int | None, now: datetime, months: int = 1
     return Breakage(months=starts, cents=cents)
 
 
-@dataclass
-class Payback:
-    failed_payments: int
-    failed_payments_recovered: int
-    failed_payments_open: int
-    recovered_cents: int
-    disputes: int
-    disputed_cents: int
-    tier_change_billing_errors: int
-    tier_change_charges_checked: int
-    notes: list[str] = field(default_factory=list)
+@dataclass(frozen=True)
+class PaybackWeek:
+    """One week (Monday 00:00 to Monday 00:00 in the practice's time zone) of what the ledger pays
+    back: failed payments addressed and how fast, reconciliation work, disputes, billing errors."""
+
+    week_start: datetime                 # Monday 00:00, aware, in the practice's time zone
+    failed_payments: int                 # dunning cases opened (one per failed invoice)
+    failed_addressed: int                # cases closed: recovered, exhausted or cancelled
+    failed_recovered: int                # of those, recovered (the invoice got paid)
+    hours_to_address: float | None       # median hours from the failure to the close, cases closed that week
+    discrepancies_found: int             # first found by a reconciliation run that week
+    discrepancies_resolved: int          # marked resolved by a manager that week
+    hours_to_resolve: float | None       # median hours from first found to resolved
+    disputes: int                        # reversals marked as an entitlement dispute
+    tier_billing_errors: int             # members with a price mismatch first found by reconciliation that week
+
+    @property
+    def starts_on(self) -> date:
+        return self.week_start.date()
+
+    @property
+    def zone_name(self) -> str:
+        return str(self.week_start.tzinfo)
 
 
-def payback_metrics(*, practice_id: int | None, now: datetime, months: int = 12) -> Payback:
-    """What the ledger pays back: failed payments addressed (recovered vs still open), entitlement
-    disputes (reversals marked dispute=True) and tier-change billing errors (a charge after a tier
-    change that does not match the new tier's price; the first charge after an immediate change may
-    be prorated and is not judged)."""
-    fr = failed_vs_recovered(practice_id=practice_id, now=now, months=months)
-    since = _aware(month_starts(now=now, months=months)[0])
-    disputes = _practice(LedgerEntry.objects.filter(kind=EntryKind.REVERSE, dispute=True, created_at__gte=since),
+def practice_zone(practice: Practice | None) -> tzinfo:
+    """The practice's time zone; the site's when there is no practice or its zone is unknown."""
+    try:
+        return ZoneInfo(practice.timezone) if practice is not None and practice.timezone \
+            else timezone.get_default_timezone()
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.get_default_timezone()
+
+
+def _median_hours(deltas: list[timedelta]) -> float | None:
+    return round(statistics.median(d.total_seconds() / 3600 for d in deltas), 1) if deltas else None
+
+
+def payback_weeks(*, practice_id: int | None, now: datetime, weeks: int = 8,
+                  zone: tzinfo | None = None) -> list[PaybackWeek]:
+    """The last `weeks` weeks, oldest first, the current (partial) one last. Weeks run Monday to
+    Monday in the practice's time zone (`zone`; by default the practice's own, or the site's for all
+    practices). Three queries, whatever the number of rows: dunning cases, discrepancies, disputed
+    reversals (a fourth for the practice when no zone is given)."""
+    if zone is None:
+        zone = practice_zone(Practice.objects.filter(pk=practice_id).first() if practice_id is not None else None)
+    today = now.astimezone(zone).date()
+    monday = today - timedelta(days=today.weekday())
+    starts = [datetime.combine(monday - timedelta(weeks=n), time(), zone) for n in range(weeks - 1, -1, -1)]
+    since, until = starts[0], datetime.combine(monday + timedelta(weeks=1), time(), zone)
+
+    def week_of(moment: datetime | None) -> int | None:
+        if moment is None or not (since <= moment < until):
+            return None
+        return bisect.bisect_right(starts, moment) - 1
+
+    rows = [dict(failed=0, addressed=0, recovered=0, address_times=[], found=0, resolved=0, resolve_times=[],
+                 disputes=0, price=set()) for _ in starts]
+    cases = _practice(DunningCase.objects.all(), practice_id, "practice_id").filter(
+        Q(opened_at__gte=since, opened_at__lt=until) | Q(closed_at__gte=since, closed_at__lt=until))
+    for opened, closed, status in cases.values_list("opened_at", "closed_at", "status"):
+        if (w := week_of(opened)) is not None:
+            rows[w]["failed"] += 1
+        if (w := week_of(closed)) is not None:
+            rows[w]["addressed"] += 1
+            rows[w]["recovered"] += status == DunningCaseStatus.RECOVERED
+            rows[w]["address_times"].append(closed - opened)
+    found = _practice(Discrepancy.objects.all(), practice_id, "practice_id").filter(
+        Q(first_seen_at__gte=since, first_seen_at__lt=until) | Q(resolved_at__gte=since, resolved_at__lt=until))
+    for first, resolved, kind, number, fingerprint in found.values_list(
+            "first_seen_at", "resolved_at", "kind", "member_number", "fingerprint"):
+        if (w := week_of(first)) is not None:
+            rows[w]["found"] += 1
+            if kind == DiscrepancyKind.PRICE_MISMATCH:     # one error per member, however many sides show it
+                rows[w]["price"].add(number or fingerprint)
+        if (w := week_of(resolved)) is not None:
+            rows[w]["resolved"] += 1
+            rows[w]["resolve_times"].append(resolved - first)
+    disputes = _practice(LedgerEntry.objects.filter(kind=EntryKind.REVERSE, dispute=True, created_at__gte=since,
+                                                    created_at__lt=until),
                          practice_id, "membership__member__practice_id")
-    d = disputes.aggregate(n=Count("id"), v=Sum(F("quantity") * F("service__unit_value_cents")))
-    errors, checked = _tier_change_billing_errors(practice_id=practice_id, since=since, now=now)
-    return Payback(
-        failed_payments=fr.failed_count, failed_payments_recovered=fr.recovered_count,
-        failed_payments_open=fr.open_count, recovered_cents=sum(fr.recovered_cents),
-        disputes=d["n"] or 0, disputed_cents=d["v"] or 0,
-        tier_change_billing_errors=errors, tier_change_charges_checked=checked,
-    )
-
-
-def _tier_change_billing_errors(*, practice_id: int | None, since: datetime, now: datetime) -> tuple[int, int]:
-    changes = _practice(Event.objects.filter(kind=EventKind.TIER_CHANGED, created_at__gte=since, created_at__lte=now),
-                        practice_id, "practice_id")
-    changes = list(changes.order_by("created_at", "id").values("membership_id", "created_at", "payload"))
-    if not changes:
-        return 0, 0
-    charges = (Event.objects.filter(kind=EventKind.CHARGE_SUCCEEDED, membership_id__in={c["membership_id"] for c in changes},
-                                    created_at__gte=changes[0]["created_at"], created_at__lte=now)
-               .order_by("created_at", "id").values("membership_id", "created_at", "payload"))
-    prices = dict(Tier.objects.filter(pk__in={c["payload"].get("new_tier_id") for c in changes}).values_list(
-        "pk", "price_cents"))
-    by_membership = defaultdict(list)
-    for change in changes:
-        by_membership[change["membership_id"]].append(change)
-    errors = checked = 0
-    first_after_now_change: set[tuple[int, datetime]] = set()
-    for charge in charges:
-        before = [c for c in by_membership[charge["membership_id"]] if c["created_at"] <= charge["created_at"]]
-        if not before:
-            continue
-        latest = before[-1]
-        if latest["payload"].get("effective") == "now":
-            key = (charge["membership_id"], latest["created_at"])
-            if key not in first_after_now_change:
-                first_after_now_change.add(key)
-                continue  # may be prorated
-        expected = prices.get(latest["payload"].get("new_tier_id"))
-        amount = (charge["payload"] or {}).get("amount_cents")
-        if expected is None or amount is None:
-            continue
-        checked += 1
-        if int(amount) != expected:
-            errors += 1
-    return errors, checked
+    for created in disputes.values_list("created_at", flat=True):
+        if (w := week_of(created)) is not None:
+            rows[w]["disputes"] += 1
+    return [
+        PaybackWeek(week_start=start, failed_payments=r["failed"], failed_addressed=r["addressed"],
+                    failed_recovered=r["recovered"], hours_to_address=_median_hours(r["address_times"]),
+                    discrepancies_found=r["found"], discrepancies_resolved=r["resolved"],
+                    hours_to_resolve=_median_hours(r["resolve_times"]), disputes=r["disputes"],
+                    tier_billing_errors=len(r["price"]))
+        for start, r in zip(starts, rows)
+    ]
 
 
 @dataclass
@@ -355,15 +388,15 @@ class Dashboard:
     redemptions: list[ServiceAmount]
     liability: Liability
     breakage: Breakage
-    payback: Payback
+    payback: list[PaybackWeek]
 
 
-def dashboard(*, practice_id: int | None, now: datetime, months: int = 12) -> Dashboard:
+def dashboard(*, practice_id: int | None, now: datetime, months: int = 12, zone: tzinfo | None = None) -> Dashboard:
     return Dashboard(
         members=members_by_tier_over_time(practice_id=practice_id, now=now, months=months),
         money=failed_vs_recovered(practice_id=practice_id, now=now, months=months),
         redemptions=redemptions_per_service(practice_id=practice_id, now=now),
         liability=credit_liability(practice_id=practice_id),
         breakage=breakage_by_month(practice_id=practice_id, now=now, months=months),
-        payback=payback_metrics(practice_id=practice_id, now=now, months=months),
+        payback=payback_weeks(practice_id=practice_id, now=now, zone=zone),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Q, QuerySet
@@ -35,16 +35,31 @@ def discrepancies(*, practice_id: int, show: str = "open", kind: str = "") -> Qu
 class TrendPoint:
     run_id: int
     at: datetime
-    total: int
-    counts: dict[str, int]
+    total: int                  # found by the run
+    counts: dict[str, int]      # found, by kind
+    open: int = 0               # of those, not resolved at the time of the run
+    open_counts: dict[str, int] = field(default_factory=dict)
 
 
 def reconciliation_trend(*, practice_id: int, limit: int = 30) -> list[TrendPoint]:
-    """Discrepancies found per run, oldest first (for the dashboard's trend chart)."""
-    runs = (ReconciliationRun.objects.filter(practice_id=practice_id, finished_at__isnull=False)
-            .order_by("-started_at", "-id")[:limit])
-    return [TrendPoint(run.pk, run.started_at, run.total, {k: run.counts.get(k, 0) for k in DiscrepancyKind.values})
-            for run in reversed(list(runs))]
+    """The last `limit` runs, oldest first: discrepancies found and still open at each run, by kind
+    (for the trend charts). A discrepancy was there at a run between its first and last sighting; it
+    was open then unless it had been resolved before. Two queries, whatever the number of runs."""
+    runs = list(ReconciliationRun.objects.filter(practice_id=practice_id, finished_at__isnull=False)
+                .order_by("-started_at", "-id")[:limit])[::-1]
+    if not runs:
+        return []
+    seen = (Discrepancy.objects.filter(practice_id=practice_id, first_seen_at__lte=runs[-1].started_at,
+                                       last_seen_at__gte=runs[0].started_at)
+            .values_list("first_seen_at", "last_seen_at", "resolved_at", "kind"))
+    open_counts = [dict.fromkeys(DiscrepancyKind.values, 0) for _ in runs]
+    for first, last, resolved, kind in seen.iterator(chunk_size=2000):
+        for i, run in enumerate(runs):
+            if first <= run.started_at <= last and (resolved is None or resolved > run.started_at):
+                open_counts[i][kind] = open_counts[i].get(kind, 0) + 1
+    return [TrendPoint(run.pk, run.started_at, run.total, {k: run.counts.get(k, 0) for k in DiscrepancyKind.values},
+                       sum(opened.values()), opened)
+            for run, opened in zip(runs, open_counts)]
 
 
 @dataclass(frozen=True)

@@ -218,7 +218,8 @@ def reconciliation_csv(request):
 def rollout(request):
     from memberships.models import AutomationStage
 
-    from .payback import payback_weeks
+    from billing.metrics import payback_weeks, practice_zone
+
     from .rollout import STAGE_EFFECTS, STAGES, next_stage, shadow_log
     from .selectors import reconciliation_status
 
@@ -237,7 +238,7 @@ def rollout(request):
         "stages": stages, "status": reconciliation_status(practice_id=practice.pk),
         "next": {"value": upcoming, "label": labels[upcoming]} if upcoming else None,
         "next_shadow": next_shadow, "later_shadow_count": len(shadow) - len(next_shadow),
-        "payback": payback_weeks(practice_id=practice.pk, now=timezone.localtime(now)),
+        "payback": payback_weeks(practice_id=practice.pk, now=now, zone=practice_zone(practice)),
     })
 
 

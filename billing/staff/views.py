@@ -4,6 +4,7 @@ billing.staff.queue, writes in billing.staff.services."""
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -12,7 +13,8 @@ from django.views.decorators.http import require_POST
 from billing import metrics
 from billing.dunning import selectors as dunning_selectors
 from billing.dunning import services as dunning_services
-from billing.models import DunningCase
+from billing.mirror.selectors import reconciliation_status, reconciliation_trend
+from billing.models import DiscrepancyKind, DunningCase
 from memberships.errors import LedgerError
 from memberships.services import Actor
 from memberships.views.common import audit, practice_for, practice_scope, staff_page
@@ -29,10 +31,41 @@ def _with_total(members: metrics.MembersOverTime) -> list[tuple[str, list[int]]]
     return [("All tiers", members.total_members)] + series if len(series) > 1 else series
 
 
+def _day(moment) -> str:
+    return f"{moment:%b} {moment.day}"
+
+
+def _reconciliation(practice, zone) -> dict:
+    """The dashboard's reconciliation section: open discrepancies at each of the last runs, by kind,
+    and where the latest run left things."""
+    trend = reconciliation_trend(practice_id=practice.pk, limit=30)
+    kinds = [(value, label) for value, label in DiscrepancyKind.choices
+             if any(point.open_counts.get(value) for point in trend)]
+    series = [(label, [point.open_counts.get(value, 0) for point in trend]) for value, label in kinds]
+    series = series or [("Open", [0] * len(trend))]
+    return {
+        "reconciliation_practice": practice,
+        "reconciliation_zone": zone,
+        "reconciliation": reconciliation_status(practice_id=practice.pk),
+        "reconciliation_trend": trend,
+        "reconciliation_chart": charts.bar_chart(
+            title="Open discrepancies at each reconciliation run, by kind", stacked=True,
+            labels=[_day(timezone.localtime(point.at, zone)) for point in trend],
+            series=series) if trend else None,
+        "reconciliation_series": [(name, charts.color(i)) for i, (name, _) in enumerate(series)],
+    }
+
+
 @staff_page("view_dashboard")
 def dashboard(request):
     now = timezone.now()
-    data = metrics.dashboard(practice_id=practice_scope(request.user), now=now)
+    scope = practice_scope(request.user)
+    try:
+        practice = practice_for(request.user)    # the reconciliation section's (and the mirror pages')
+    except PermissionDenied:
+        practice = None                          # a superuser on a site without a practice yet
+    zone = metrics.practice_zone(practice if scope is not None else None)
+    data = metrics.dashboard(practice_id=scope, now=now, zone=zone)
     months = [m.strftime("%b %y") for m in data.members.months]
     members = data.members
     context = {
@@ -63,6 +96,8 @@ def dashboard(request):
             fmt=_dollars, floor=40000, series=[("Breakage", data.breakage.cents)]),
         "mrr_now": members.total_mrr_cents[-1] if members.months else 0,
         "members_now": members.total_members[-1] if members.months else 0,
+        "all_practices": scope is None,
+        **(_reconciliation(practice, metrics.practice_zone(practice)) if practice else {}),
     }
     return render(request, "billing/dashboard.html", context)
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.mirror.payback import payback_weeks
+from billing.metrics import payback_weeks
 from billing.mirror.runs import run_reconciliation
 from integrations import outbox
 from memberships import services

@@ -191,16 +191,51 @@ def test_front_desk_is_refused_the_dashboard(browser, live_server, clinic):
     browser.save_screenshot(str(SCREENSHOTS / "front-desk-refused-dashboard.png"))
 
 
+def _reconciled_twice(clinic):
+    """The spreadsheet lists Ana at a promo price: each run finds the price mismatch (and her balances,
+    which the sheet leaves out)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.mirror import create_import_batch, run_import_batch
+    from billing.mirror.runs import run_reconciliation
+
+    now = timezone.now()
+    sheet = (f"Member #,First name,Last name,Plan,Start date,Price,Status\n"
+             f"{clinic['member'].member_number},Ana,Garcia,Glow,2025-01-05,$179.00,active\n").encode()
+    batch = create_import_batch(practice=clinic["practice"], file_name="members.csv", content=sheet, dry_run=False,
+                                now=now - timedelta(days=2))
+    run_import_batch(batch_id=batch.pk, now=now - timedelta(days=2))
+    for at in (now - timedelta(days=1), now):
+        run_reconciliation(practice=clinic["practice"], now=at, trigger="test")
+
+
 def test_manager_sees_the_dashboard_charts(browser, live_server, clinic):
     from selenium.webdriver.common.by import By
 
+    _reconciled_twice(clinic)
     log_in(browser, live_server, "manager")
     browser.find_element(By.LINK_TEXT, "Dashboard").click()
     charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart-svg")
-    assert len(charts) == 6
+    assert len(charts) == 7
     for chart in charts:
         assert chart.size["width"] > 200 and chart.size["height"] > 15
     assert browser.find_elements(By.CSS_SELECTOR, "svg.chart-svg polyline")  # the members line is drawn
+    section = browser.find_element(By.CSS_SELECTOR, '[data-testid="reconciliation-section"]')
+    trend = section.find_element(By.CSS_SELECTOR, "svg.chart-svg")
+    assert trend.get_attribute("aria-label") == "Open discrepancies at each reconciliation run, by kind"
+    bars = [bar for bar in trend.find_elements(By.CSS_SELECTOR, "rect") if bar.size["height"] > 1]
+    assert len(bars) == 4                               # price and balance mismatches, at each of the two runs
+    assert "3 open" in section.find_element(By.CSS_SELECTOR, '[data-testid="reconciliation-open"]').text
+    assert section.find_element(By.LINK_TEXT, "Open the reconciliation page").is_displayed()
+    table = browser.find_element(By.CSS_SELECTOR, '[data-testid="payback-weeks"]')
+    assert table.is_displayed()
+    rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(rows) == 8 and "(this week)" in rows[-1].text
+    cells = [[cell.text for cell in r.find_elements(By.CSS_SELECTOR, "td")] for r in rows]
+    assert sum(int(c[4]) for c in cells) == 3           # discrepancies found (yesterday: this week or last)
+    assert sum(int(c[8]) for c in cells) == 1           # one member with a price mismatch
     browser.save_screenshot(str(SCREENSHOTS / "manager-dashboard.png"))
 
 

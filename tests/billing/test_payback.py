@@ -1,0 +1,140 @@
+"""Payback metrics week by week (billing.metrics.payback_weeks): failed payments addressed and how
+fast, reconciliation work, entitlement disputes, tier-change billing errors, in the practice's weeks."""
+
+from datetime import datetime, timedelta, timezone as dt_timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from billing import services as billing
+from billing.facts import ChargeFailed, ChargeSucceeded
+from billing.metrics import payback_weeks
+from billing.mirror.runs import resolve_discrepancy, run_reconciliation
+from billing.models import Discrepancy
+from memberships import services
+from tests.factories import TierBenefitFactory, TierFactory, active_membership
+
+from .test_import import GOOD_CSV, run
+from .test_reconciliation_scenario import import_csv, make_sub
+
+UTC = dt_timezone.utc
+HOUR = timedelta(hours=1)
+# Wednesday 18 November 2026, 20:00 UTC (12:00 in Los Angeles, Thursday 05:00 in Tokyo).
+NOW = datetime(2026, 11, 18, 20, 0, tzinfo=UTC)
+
+
+def _invoice(membership, ref, at):
+    return dict(processor="stripe", invoice_ref=ref, subscription_ref="", customer_ref="",
+                membership_ref=billing.membership_ref_for(membership), amount_cents=19900, currency="usd",
+                attempt_count=1, period_start=None, period_end=None, created=int(at.timestamp()),
+                event_created=int(at.timestamp()))
+
+
+def fail(membership, ref, at):
+    billing.record_charge_failed(charge=ChargeFailed(**_invoice(membership, ref, at), decline_code="insufficient_funds"),
+                                 now=at)
+
+
+def pay(membership, ref, at):
+    facts = _invoice(membership, ref, at) | {"event_created": int(at.timestamp()) + 1}
+    billing.record_charge_succeeded(charge=ChargeSucceeded(**facts, amount_paid_cents=19900, paid_at=at), now=at)
+
+
+def by_week(weeks):
+    return {w.starts_on.isoformat(): w for w in weeks}
+
+
+def test_cases_opened_addressed_and_recovered_in_their_week(glow, practice):
+    tier = glow[0]
+    a, b, c = (active_membership(tier=tier, now=NOW - timedelta(days=60)) for _ in range(3))
+    monday = datetime(2026, 11, 9, 0, 0, tzinfo=ZoneInfo("America/Los_Angeles"))   # last week
+    fail(a, "in_a", monday + 10 * HOUR)
+    fail(b, "in_b", monday + 20 * HOUR)
+    fail(c, "in_c", monday + 30 * HOUR)
+    pay(a, "in_a", monday + 34 * HOUR)               # 24 hours after its failure
+    pay(b, "in_b", monday + 68 * HOUR)               # 48 hours after
+    weeks = by_week(payback_weeks(practice_id=practice.pk, now=NOW))
+    last = weeks["2026-11-09"]
+    assert (last.failed_payments, last.failed_addressed, last.failed_recovered) == (3, 2, 2)
+    assert last.hours_to_address == 36.0
+    assert sum(w.failed_payments for w in weeks.values()) == 3   # each case once
+    assert weeks["2026-11-16"].failed_payments == 0 and weeks["2026-11-16"].hours_to_address is None
+
+
+def test_weeks_start_on_monday_in_the_practice_time_zone(glow, practice):
+    practice.timezone = "Asia/Tokyo"
+    practice.save(update_fields=["timezone"])
+    membership = active_membership(tier=glow[0], now=NOW - timedelta(days=60))
+    # Sunday 15 November 20:30 UTC is already Monday 16 November, 05:30, in Tokyo.
+    fail(membership, "in_sunday", datetime(2026, 11, 15, 20, 30, tzinfo=UTC))
+    weeks = payback_weeks(practice_id=practice.pk, now=NOW)
+    assert weeks[-1].week_start == datetime(2026, 11, 16, tzinfo=ZoneInfo("Asia/Tokyo"))
+    assert [w.failed_payments for w in weeks[-2:]] == [0, 1]
+    # The same moment in Los Angeles is Sunday: last week.
+    in_la = payback_weeks(practice_id=practice.pk, now=NOW, zone=ZoneInfo("America/Los_Angeles"))
+    assert [w.failed_payments for w in in_la[-2:]] == [1, 0]
+
+
+def test_weeks_stay_monday_midnight_across_daylight_saving(glow, practice):
+    practice.timezone = "America/New_York"                       # clocks go back on 1 November 2026
+    practice.save(update_fields=["timezone"])
+    membership = active_membership(tier=glow[0], now=NOW - timedelta(days=90))
+    # Monday 2 November 00:30 in New York (EST) is 05:30 UTC: the first week after the change.
+    fail(membership, "in_dst", datetime(2026, 11, 2, 5, 30, tzinfo=UTC))
+    weeks = payback_weeks(practice_id=practice.pk, now=NOW)
+    assert [w.starts_on.isoformat() for w in weeks] == [
+        "2026-09-28", "2026-10-05", "2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02", "2026-11-09", "2026-11-16"]
+    assert all(w.week_start.weekday() == 0 and (w.week_start.hour, w.week_start.minute) == (0, 0) for w in weeks)
+    assert by_week(weeks)["2026-11-02"].failed_payments == 1
+    assert by_week(weeks)["2026-10-26"].failed_payments == 0
+
+
+def test_reconciliation_work_disputes_and_price_mismatches(glow, practice, manager):
+    tier, facial, _ = glow
+    run(practice, GOOD_CSV.replace("Glow,2024-03-05,$199.00", "Glow,2024-03-05,$179.00").encode())
+    found_at = datetime(2026, 11, 10, 11, 0, tzinfo=UTC)
+    run_reconciliation(practice=practice, now=found_at, trigger="test")
+    mismatch = Discrepancy.objects.get(practice=practice)
+    assert mismatch.kind == "price_mismatch"
+    resolve_discrepancy(discrepancy=mismatch, user=manager, note="Promo rate ended", now=found_at + 30 * HOUR)
+    membership = active_membership(tier=tier, now=NOW - timedelta(days=30))
+    entry = services.redeem_entitlement(membership=membership, service=facial, actor=services.Actor.system(),
+                                        idempotency_key="r1", now=NOW - 2 * HOUR)
+    services.reverse_entry(entry=entry, actor=services.Actor.staff(manager), reason="Member disputes it",
+                           idempotency_key="rv1", now=NOW - HOUR, dispute=True)
+    services.reverse_entry(  # an ordinary correction is not a dispute
+        entry=services.redeem_entitlement(membership=membership, service=glow[2], quantity=500,
+                                          actor=services.Actor.system(), idempotency_key="r2", now=NOW - HOUR),
+        actor=services.Actor.staff(manager), reason="Wrong amount", idempotency_key="rv2", now=NOW - HOUR)
+    weeks = by_week(payback_weeks(practice_id=practice.pk, now=NOW))
+    last, this = weeks["2026-11-09"], weeks["2026-11-16"]
+    assert (last.discrepancies_found, last.discrepancies_resolved, last.hours_to_resolve) == (1, 1, 30.0)
+    assert last.tier_billing_errors == 1
+    assert (this.disputes, last.disputes, this.tier_billing_errors) == (1, 0, 0)
+
+
+@pytest.mark.localstripe
+def test_downgraded_member_still_billed_the_old_rate_is_a_tier_change_billing_error(stripe_env, glow, practice):
+    """The ledger moves the member to a cheaper tier; the processor keeps charging the old price (the
+    change never reached it). Reconciliation finds it; the week counts one billing error for the
+    member, though two sides show it (the spreadsheet still has the old tier and price too)."""
+    tier, facial, _ = glow
+    lite = TierFactory(practice=practice, code="lite", name="Lite", price_cents=9900)
+    TierBenefitFactory(tier=lite, service=facial)
+    client = stripe_env.make_client()
+    product = client.v1.products.create({"name": "Membership"})
+    client.v1.plans.create({"id": "glow", "product": product.id, "amount": 19900, "currency": "usd",
+                            "interval": "month"})
+    customer, subscription = make_sub(client, "glow")
+    import_csv(practice, [f"M1,Ana,Silva,Glow,2024-03-05,$199.00,1,{customer},{subscription},active"])
+    from memberships.models import Membership
+
+    membership = Membership.objects.get(member__member_number="M1")
+    services.change_tier(membership=membership, new_tier=lite, effective="now", actor=services.Actor.system(),
+                         idempotency_key="down", now=NOW - 8 * 24 * HOUR)
+    run_reconciliation(practice=practice, now=NOW - 3 * HOUR, trigger="test")
+    kinds = sorted(Discrepancy.objects.values_list("kind", "values__sides"))
+    assert ("price_mismatch", "ledger/processor") in kinds and ("price_mismatch", "sheet/ledger") in kinds
+    this_week = payback_weeks(practice_id=practice.pk, now=NOW)[-1]
+    assert this_week.tier_billing_errors == 1
+    assert this_week.discrepancies_found == len(kinds)
