@@ -59,5 +59,20 @@ def test_seed_demo_is_believable_and_idempotent(db, capsys):
     assert Invoice.objects.filter(status="paid").count() == grants
     past_due = Membership.objects.filter(status=MembershipStatus.PAST_DUE).count()
     assert DunningCase.objects.filter(status="open").count() == past_due
+    # the dashboard's reconciliation and payback sections have something to show, made by the real
+    # import, reconciliation and resolve services: runs, discrepancies (some resolved), a dispute
+    from billing.models import Discrepancy, ImportBatch, ReconciliationRun
+
+    runs = list(ReconciliationRun.objects.order_by("started_at").values_list("total", flat=True))
+    assert len(runs) == 4 and runs[0] > 0
+    assert Discrepancy.objects.filter(resolved_at__isnull=False).exists()
+    assert Discrepancy.objects.filter(resolved_at__isnull=True, gone_at__isnull=True).exists()
+    assert Discrepancy.objects.filter(kind="price_mismatch").exists()
+    assert LedgerEntry.objects.filter(kind="reverse", dispute=True).count() == 2
+    assert DunningCase.objects.filter(status="recovered").exists()
+    mirror = (ImportBatch.objects.count(), ReconciliationRun.objects.count(), Discrepancy.objects.count(),
+              DunningCase.objects.count())
     call_command("seed_demo", members=25)
     assert (Member.objects.count(), LedgerEntry.objects.count(), Event.objects.count()) == first
+    assert (ImportBatch.objects.count(), ReconciliationRun.objects.count(), Discrepancy.objects.count(),
+            DunningCase.objects.count()) == mirror

@@ -1,6 +1,9 @@
 """A believable demo practice: three tiers, ~150 members with a few months of history — monthly
-charges (mirrored invoices that refill the balance), redemptions, rollovers — some paused, some
-cancelled, and some past due with their dunning case open, and three staff logins.
+charges (mirrored invoices that refill the balance; now and then a renewal that failed first and was
+recovered hours later), redemptions, rollovers, two disputed treatments reversed — some paused, some
+cancelled, and some past due with their dunning case open; the practice's spreadsheet imported three
+weeks ago with a few rows wrong, nightly reconciliation runs since and the manager resolving what they
+found; and three staff logins.
 
 Everything goes through the same services the processor webhooks and the staff pages use, with
 deterministic keys; a second run finds the practice and changes nothing. The practice starts in the
@@ -9,24 +12,34 @@ would have been."""
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
 from billing import services as billing
 from billing.facts import ChargeFailed, ChargeSucceeded
+from billing.mirror import create_import_batch, run_import_batch
+from billing.mirror.runs import resolve_discrepancy, run_reconciliation
+from billing.mirror.snapshots import SourceSkipped, ledger_rows, registered_sources
+from billing.models import Discrepancy, DiscrepancyKind, ImportStatus
 from memberships import services
 from memberships.errors import LedgerError
 from memberships.models import (
     AutomationStage,
+    EntryKind,
+    LedgerEntry,
     Location,
     Member,
+    Membership,
+    MembershipStatus,
     Practice,
     RolloverRule,
     Service,
@@ -75,6 +88,7 @@ class Command(BaseCommand):
     @transaction.atomic
     def _seed(self, count: int):
         rng = random.Random(20261125)
+        late = random.Random(20261126)     # renewals that failed first: apart, so the rest stays as it was
         tz = ZoneInfo("America/Los_Angeles")
         practice = Practice.objects.create(name="Glow Aesthetics", slug=SLUG, timezone="America/Los_Angeles",
                                            automation_stage=AutomationStage.OBSERVE)
@@ -137,14 +151,25 @@ class Command(BaseCommand):
                 cycle_day = start_day + timedelta(days=30 * cycle)
                 if cycle_day > today:
                     break
+                invoice = self._invoice(membership, n, cycle, at(cycle_day, 0), at(cycle_day + timedelta(days=30), 0))
+                paid_at, paid_now = at(cycle_day, 6), at(cycle_day, 6)
+                if cycle and today - cycle_day >= timedelta(days=2) and today - cycle_day < timedelta(weeks=8) \
+                        and late.random() < 0.1:
+                    # The renewal failed first (dunning opens a case); the card went through hours later.
+                    billing.record_charge_failed(
+                        charge=ChargeFailed(**invoice, failure_code="card_declined", decline_code="insufficient_funds"),
+                        now=paid_at)
+                    paid_at = paid_now = paid_at + timedelta(hours=late.randint(3, 30))
+                    invoice["event_created"] += 1
                 billing.record_charge_succeeded(
-                    charge=ChargeSucceeded(**self._invoice(membership, n, cycle, at(cycle_day, 0),
-                                                           at(cycle_day + timedelta(days=30), 0)),
-                                           amount_paid_cents=membership.tier.price_cents, paid_at=at(cycle_day, 6)),
-                    now=at(cycle_day, 6))
+                    charge=ChargeSucceeded(**invoice, amount_paid_cents=membership.tier.price_cents, paid_at=paid_at),
+                    now=paid_now)
                 membership.refresh_from_db()
                 self._redeem_some(rng, membership, cycle_day, today, n, cycle, at, front_desk)
             self._final_state(rng, membership, today, n, at, system, processor, front_desk, months, start_day)
+        now = timezone.now()
+        self._disputes(practice, users[MANAGER], now)
+        self._reconciliation_history(practice, users[MANAGER], today, tz, now)
 
     def _redeem_some(self, rng, membership, cycle_day, today, n, cycle, at, actor):
         for balance in membership.balances.select_related("service"):
@@ -189,3 +214,109 @@ class Command(BaseCommand):
         elif roll < 0.18:
             services.cancel_membership(membership=membership, actor=staff, idempotency_key=key,
                                        now=at(today - timedelta(days=rng.randint(1, 20))), reason="Moving away")
+
+    @staticmethod
+    def _disputes(practice, manager, now):
+        """Two members disputed a recent treatment; the manager reversed each as a dispute."""
+        actor = services.Actor.staff(manager)
+        recent = LedgerEntry.objects.filter(membership__member__practice=practice, kind=EntryKind.REDEEM,
+                                            service__kind=ServiceKind.TREATMENT,
+                                            membership__status=MembershipStatus.ACTIVE).select_related("membership")
+        done = 0
+        for days_ago in (10, 3):
+            target = now - timedelta(days=days_ago)
+            for entry in recent.filter(created_at__lte=target - timedelta(hours=4)).order_by("-created_at", "-id")[:5]:
+                try:
+                    services.reverse_entry(entry=entry, actor=actor, reason="Member says the treatment was not done",
+                                           idempotency_key=f"seed:dispute:{done}", now=target, dispute=True)
+                except LedgerError:
+                    continue          # already reversed, or the units went elsewhere: the next one
+                done += 1
+                break
+
+    def _reconciliation_history(self, practice, manager, today, tz, now):
+        """The practice's spreadsheet, imported three weeks ago (checked first, then imported), with
+        the few rows it had wrong; nightly reconciliation runs since, and the manager working the
+        discrepancies off: each through the same import, engine and resolve service as the pages.
+        The demo has no processor account connected, so the processor side is not compared."""
+        def night(days_ago):
+            return min(datetime.combine(today - timedelta(days=days_ago), time(3, 0), tzinfo=tz), now)
+
+        services_by_code = {s.code: s for s in Service.objects.filter(practice=practice).order_by("id")}
+        rows = {row.member_number: row for row in ledger_rows(practice_id=practice.pk) if row.status != "cancelled"}
+        members = {m.member_number: m for m in Member.objects.filter(practice=practice, member_number__in=list(rows))}
+        started = dict(Membership.objects.filter(member__practice=practice).exclude(status=MembershipStatus.CANCELLED)
+                       .values_list("member__member_number", "started_at"))
+        numbers = sorted(rows)
+
+        def pick(test, skip=()):
+            return next((number for number in numbers if number not in skip and test(rows[number])), None)
+
+        promo = [pick(lambda r: r.tier_code == "glow" and r.status == "active")]
+        promo.append(pick(lambda r: r.tier_code == "glow" and r.status == "active", skip=promo))
+        upgraded = pick(lambda r: r.tier_code == "luxe" and r.status == "active")
+        counted = pick(lambda r: r.status == "active" and r.balances.get("hydrafacial"), skip=promo + [upgraded])
+        paused = pick(lambda r: r.status == "paused")
+        left_out = pick(lambda r: r.status == "active", skip=promo + [upgraded, counted])
+
+        def sheet(*, fixed: bool) -> bytes:
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(["Member #", "First name", "Last name", "Email", "Mobile", "Plan", "Member since",
+                             "Monthly price", "Status"] + [f"{svc.name} balance" for svc in services_by_code.values()])
+            for number in numbers:
+                row, member = rows[number], members[number]
+                if number == left_out and not fixed:
+                    continue                                        # added to the sheet later
+                tier, price = row.tier_code, row.price_cents
+                status = "past due" if row.status in ("past_due", "lapsed") else row.status
+                balances = dict(row.balances)
+                if number in promo:
+                    price = 17900                                   # still on last year's rate
+                if number == upgraded:
+                    tier, price = "glow", 19900                     # the upgrade never reached the sheet
+                if number == counted:
+                    balances["hydrafacial"] += 1
+                if number == paused and not fixed:
+                    status = "active"
+                writer.writerow([number, member.first_name, member.last_name, member.email, member.phone, tier,
+                                 started[number].astimezone(tz).date().isoformat(), f"${price / 100:.2f}", status]
+                                + [(f"${balances.get(code, 0) / 100:.2f}" if svc.kind == ServiceKind.CREDIT
+                                    else balances.get(code, 0)) for code, svc in services_by_code.items()])
+            return out.getvalue().encode()
+
+        def load(content: bytes, at: datetime) -> None:
+            for dry_run in (True, False):
+                batch = create_import_batch(practice=practice, file_name="Glow members.csv", content=content,
+                                            dry_run=dry_run, user=manager, now=at)
+                batch = run_import_batch(batch_id=batch.pk, now=at)
+                if batch.status not in (ImportStatus.VALIDATED, ImportStatus.IMPORTED):
+                    raise CommandError(f"The demo spreadsheet did not import: {batch.errors[:3]}")
+
+        sources = {**registered_sources(), "processor": _no_processor_account}
+
+        def reconcile(days_ago: int) -> None:
+            run_reconciliation(practice=practice, now=night(days_ago), trigger="schedule", sources=sources)
+
+        def resolve(number, kind, note, days_ago, hour):
+            row = Discrepancy.objects.filter(practice=practice, member_number=number, kind=kind,
+                                             resolved_at__isnull=True).first()
+            if row is not None:
+                at = min(datetime.combine(today - timedelta(days=days_ago), time(hour, 15), tzinfo=tz), now)
+                resolve_discrepancy(discrepancy=row, user=manager, note=note, now=at)
+
+        load(sheet(fixed=False), night(23).replace(hour=16))
+        reconcile(22)
+        resolve(paused, DiscrepancyKind.STATUS_MISMATCH, "Paused at the desk; the sheet was not updated", 22, 11)
+        resolve(counted, DiscrepancyKind.BALANCE_MISMATCH, "Sheet counted a facial twice", 21, 15)
+        load(sheet(fixed=True), night(16).replace(hour=17))       # the member left out, added to the sheet
+        reconcile(15)
+        resolve(promo[0], DiscrepancyKind.PRICE_MISMATCH, "Promo rate ended in March; the ledger is right", 14, 10)
+        reconcile(8)
+        resolve(upgraded, DiscrepancyKind.TIER_MISMATCH, "Upgraded at the desk in person", 6, 12)
+        resolve(upgraded, DiscrepancyKind.PRICE_MISMATCH, "Upgraded at the desk in person", 6, 12)
+        reconcile(1)
+
+
+def _no_processor_account(**kwargs):
+    raise SourceSkipped("the demo practice has no processor account connected")
