@@ -28,9 +28,29 @@ from .models import (
     Tier,
     TierBenefit,
 )
+from .views.common import audit
 
 
-class PracticeScopedAdmin(admin.ModelAdmin):
+def _user_practice_id(request) -> int | None:
+    return getattr(getattr(request.user, "staff_profile", None), "practice_id", None)
+
+
+class PracticeChoices:
+    """Form choices limited to the user's practice (a superuser chooses among all): for admins and
+    their inlines alike."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if not request.user.is_superuser:
+            practice_id = _user_practice_id(request)
+            related = db_field.related_model
+            if related is Practice:
+                kwargs["queryset"] = Practice.objects.filter(pk=practice_id)
+            elif related in (Location, Service, Tier, Member):
+                kwargs["queryset"] = related.objects.filter(practice_id=practice_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class PracticeScopedAdmin(PracticeChoices, admin.ModelAdmin):
     """A manager sees and edits only their own practice's rows (a superuser sees all), and can only
     pick their own practice in forms."""
 
@@ -46,20 +66,10 @@ class PracticeScopedAdmin(admin.ModelAdmin):
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
             return queryset
-        practice_id = getattr(getattr(request.user, "staff_profile", None), "practice_id", None)
+        practice_id = _user_practice_id(request)
         if practice_id is None:
             return queryset.none()
         return queryset.filter(**{self.practice_path: practice_id})
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if not request.user.is_superuser:
-            practice_id = getattr(getattr(request.user, "staff_profile", None), "practice_id", None)
-            related = db_field.related_model
-            if related is Practice:
-                kwargs["queryset"] = Practice.objects.filter(pk=practice_id)
-            elif related in (Location, Service, Tier, Member):
-                kwargs["queryset"] = related.objects.filter(practice_id=practice_id)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class ReadOnlyAdmin(PracticeScopedAdmin):
@@ -78,6 +88,10 @@ class PracticeAdmin(PracticeScopedAdmin):
     practice_path = "pk"
     list_display = ["name", "slug", "automation_stage", "record_adapter", "timezone"]
     prepopulated_fields = {"slug": ["name"]}
+
+    def get_readonly_fields(self, request, obj=None):
+        # The stage moves one step at a time, confirmed and audited, on the rollout page.
+        return [] if request.user.is_superuser else ["automation_stage"]
 
 
 @admin.register(Location)
@@ -111,7 +125,7 @@ class ServiceAdmin(PracticeScopedAdmin):
     list_filter = ["practice", "kind", "active"]
 
 
-class TierBenefitInline(admin.TabularInline):
+class TierBenefitInline(PracticeChoices, admin.TabularInline):
     model = TierBenefit
     extra = 0
 
@@ -229,9 +243,12 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
                 done = 0
                 for entry in queryset:
                     try:
-                        services.reverse_entry(entry=entry, actor=services.Actor.staff(request.user),
-                                               reason=form.cleaned_data["reason"], dispute=form.cleaned_data["dispute"],
-                                               idempotency_key=f"admin-reverse:{entry.pk}", now=timezone.now())
+                        reversal = services.reverse_entry(
+                            entry=entry, actor=services.Actor.staff(request.user), reason=form.cleaned_data["reason"],
+                            dispute=form.cleaned_data["dispute"], idempotency_key=f"admin-reverse:{entry.pk}",
+                            now=timezone.now())
+                        audit(request, action="admin_reverse", obj=reversal, member=entry.membership.member,
+                              detail={"reverses": entry.pk, "dispute": form.cleaned_data["dispute"]})
                         done += 1
                     except LedgerError as exc:
                         self.message_user(request, f"Entry {entry.pk}: {exc.message}", messages.ERROR)
@@ -254,11 +271,14 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
             form = AdjustForm(request.POST)
             if form.is_valid():
                 try:
-                    services.adjust_balance(
+                    adjustment = services.adjust_balance(
                         membership=membership, service=form.cleaned_data["service"],
                         quantity=form.cleaned_data["quantity"], reason=form.cleaned_data["reason"],
                         actor=services.Actor.staff(request.user), idempotency_key=f"admin-adjust:{uuid.uuid4()}",
                         now=timezone.now())
+                    audit(request, action="admin_adjust", obj=adjustment, member=membership.member,
+                          detail={"service_id": form.cleaned_data["service"].pk,
+                                  "quantity": form.cleaned_data["quantity"]})
                     self.message_user(request, "Balance adjusted.")
                 except LedgerError as exc:
                     self.message_user(request, exc.message, messages.ERROR)

@@ -19,6 +19,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from . import selectors, services
 from .errors import IdempotencyKeyReused, LedgerError
 from .models import LedgerEntry, Member, Membership, Service
+from .views.common import audit
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,9 @@ class MemberSearchApi(APIView):
     def get(self, request):
         query = request.query_params.get("q", "")
         members = selectors.search_members(practice_id=selectors.practice_scope(request.user), query=query)
-        return Response({"results": MemberOut(members, many=True).data})
+        results = MemberOut(members, many=True).data
+        audit(request, action="api_search_members", detail={"results": len(results)})
+        return Response({"results": results})
 
 
 class BalanceOut(serializers.Serializer):
@@ -122,7 +125,9 @@ class MembershipDetailApi(APIView):
 
     @extend_schema(responses=MembershipOut)
     def get(self, request, pk: int):
-        return Response(MembershipOut(_membership_for(request, pk)).data)
+        membership = _membership_for(request, pk)
+        audit(request, action="api_view_membership", obj=membership, member=membership.member)
+        return Response(MembershipOut(membership).data)
 
 
 class RedemptionIn(serializers.Serializer):
@@ -172,4 +177,6 @@ class RedemptionCreateApi(APIView):
         )
         if (entry.membership_id, entry.service_id, -entry.quantity) != (membership.pk, service.pk, quantity):
             raise IdempotencyKeyReused("This Idempotency-Key was already used for a different redemption.")
+        audit(request, action="api_redeem", obj=entry, member=membership.member,
+              detail={"service_id": service.pk, "quantity": quantity})
         return Response(RedemptionOut(entry).data, status=status.HTTP_201_CREATED)

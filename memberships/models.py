@@ -7,6 +7,7 @@ by database CHECK constraints. State changes happen only in `memberships.service
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
@@ -217,6 +218,11 @@ class TierBenefit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tier}: {self.service.format_quantity(self.quantity_per_cycle)} {self.service}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.tier_id and self.service_id and self.service.practice_id != self.tier.practice_id:
+            raise ValidationError({"service": "Choose one of this practice's services."})
 
     @property
     def rollover_in_words(self) -> str:

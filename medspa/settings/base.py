@@ -145,6 +145,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Members, memberships, balances and redemptions. Staff only.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["memberships.api.IsStaffRole"],
     # Swagger UI served from our own static files (no CDN).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -117,7 +117,9 @@ def refill_entitlements(*, membership: Membership, cycle_key: str, actor: Actor,
         expired = apply_rollover(membership=locked, next_cycle=next_cycle, actor=actor, cycle_key=cycle_key,
                                  now=now) if locked.cycle_number else 0
         granted = []
-        for benefit in TierBenefit.objects.filter(tier_id=locked.tier_id).select_related("service"):
+        # Only the tier's own practice's services (a benefit pointing elsewhere grants nothing).
+        for benefit in TierBenefit.objects.filter(tier_id=locked.tier_id, service__practice_id=locked.tier.practice_id
+                                                  ).select_related("service"):
             EntitlementBalance.objects.get_or_create(membership=locked, service=benefit.service)
             lot = CreditLot.objects.create(
                 membership=locked, service=benefit.service, source=LotSource.PAID, cycle_number=next_cycle,
