@@ -12,6 +12,9 @@ from .models import ServiceKind, Tier
 from .selectors import BalanceLine
 
 
+# The most a redeem form accepts, in units or dollars: far above any visit, far below overflow.
+MAX_FORM_AMOUNT = Decimal(1_000_000)
+
 class SearchForm(forms.Form):
     q = forms.CharField(label="Name, phone, email or member number", max_length=100, required=False,
                         widget=forms.TextInput(attrs={"type": "search", "autofocus": True, "autocomplete": "off",
@@ -53,8 +56,11 @@ class RedeemForm(TokenForm):
         if line is None or not raw:
             return data
         try:
-            amount = Decimal(raw)
-        except InvalidOperation:
+            amount = Decimal(raw.replace(",", ""))
+        except (InvalidOperation, ValueError):
+            amount = None
+        # "Infinity", "NaN" and 1e999999 are Decimals too, but not amounts anyone means.
+        if amount is None or not amount.is_finite() or abs(amount) > MAX_FORM_AMOUNT:
             self.add_error("quantity", "Enter a number.")
             return data
         if line.service_kind == ServiceKind.CREDIT:

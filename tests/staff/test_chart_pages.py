@@ -127,6 +127,15 @@ def test_bad_redemption_shows_a_form_error_and_spends_nothing(desk, member_with_
     assert balance(membership, facial) == 1
 
 
+@pytest.mark.parametrize("quantity", ["Infinity", "sNaN", "NaN", "1e999999", "-Infinity", "99999999999"])
+def test_numbers_that_are_not_amounts_are_a_form_error_on_a_credit(desk, member_with_glow, quantity):
+    member, membership, _, credit = member_with_glow
+    response, _ = redeem_post(desk, member, credit, quantity=quantity)
+    assert response.status_code == 400
+    assert "Enter a number." in response.content.decode()
+    assert balance(membership, credit) == 5000
+
+
 def test_credit_redemption_in_dollars(desk, member_with_glow):
     member, membership, _, credit = member_with_glow
     response, _ = redeem_post(desk, member, credit, quantity="12.50")
