@@ -120,7 +120,7 @@ def record_charge_succeeded(*, charge: ChargeSucceeded, now: datetime) -> Invoic
     invoice.save()
 
     actor = ledger.Actor.processor(charge.processor)
-    membership = Membership.objects.select_related("member").get(pk=membership.pk)
+    membership = Membership.objects.select_related("member__practice").get(pk=membership.pk)
     ledger.record_event(
         membership=membership, kind=EventKind.CHARGE_SUCCEEDED,
         summary=f"Charge of {_money(invoice.amount_paid_cents, invoice.currency)} succeeded",
@@ -134,12 +134,26 @@ def record_charge_succeeded(*, charge: ChargeSucceeded, now: datetime) -> Invoic
                                            idempotency_key=f"recovered:{invoice.processor_invoice_id}",
                                            invoice_ref=invoice.processor_invoice_id)
         recovered = True
+    if membership.status == S.PAUSED and membership.paused_until is not None:
+        # The processor resumed collecting on the pause's end date; the ledger resumes with it (the
+        # hourly job may have done so already: the same key makes it once).
+        practice = membership.member.practice
+        billed_from = max(practice.local_date(now),
+                          practice.local_date(invoice.period_start) if invoice.period_start else practice.local_date(now))
+        if billed_from >= membership.paused_until:
+            membership = ledger.resume_membership(membership=membership, actor=actor, now=now,
+                                                  idempotency_key=ledger.resume_key(membership))
     if membership.status in (S.PENDING, S.ACTIVE):
         ledger.refill_entitlements(membership=membership, cycle_key=invoice.processor_invoice_id, actor=actor,
                                    now=now, period_start=invoice.period_start, period_end=invoice.period_end)
     else:
-        logger.info("invoice %s paid for membership %s in status %s: no refill", invoice.pk, membership.pk,
-                    membership.status)
+        logger.warning("invoice %s paid for membership %s in status %s: no refill", invoice.pk, membership.pk,
+                       membership.status)
+        ledger.record_event(
+            membership=membership, kind=EventKind.NOTE,
+            summary=f"Charge received while {membership.get_status_display().lower()}: nothing refilled; "
+                    f"check the subscription with the processor",
+            payload={"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id}, actor=actor, now=now)
     signals.charge_succeeded.send(sender=Invoice, invoice=invoice, membership=membership, recovered=recovered,
                                   now=now)
     return invoice

@@ -6,6 +6,9 @@ by database CHECK constraints. State changes happen only in `memberships.service
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -59,6 +62,17 @@ class Practice(models.Model):
 
     def stage_at_least(self, stage: str) -> bool:
         return AutomationStage.rank(self.automation_stage) >= AutomationStage.rank(stage)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The practice's time zone (the site's when the stored name is not a known zone)."""
+        try:
+            return ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo(settings.TIME_ZONE)
+
+    def local_date(self, moment: datetime) -> date:
+        return moment.astimezone(self.zone).date()
 
 
 class Location(models.Model):

@@ -22,7 +22,7 @@ not echoed back.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone as dt_timezone
+from datetime import datetime, time
 
 from django.conf import settings
 
@@ -138,7 +138,9 @@ def sync_pause(processor, membership: Membership, *, idempotency_key: str) -> di
     sub_ref = _require_subscription(membership)
     if membership.status == MembershipStatus.PAUSED:
         until = membership.paused_until
-        resumes_at = datetime.combine(until, time.min, tzinfo=dt_timezone.utc) if until else None
+        # Midnight at the start of the end date where the practice is (not in UTC: that is the
+        # afternoon before on the west coast).
+        resumes_at = datetime.combine(until, time.min, tzinfo=membership.member.practice.zone) if until else None
         sub = processor.pause_collection(subscription_ref=sub_ref, resumes_at=resumes_at,
                                          idempotency_key=idempotency_key)
     else:

@@ -1,7 +1,13 @@
 """The ledger's write operations. Each is one transaction, keyword-only, takes `now`, records an
 Event, and is idempotent on its key."""
 
-from .adjustments import adjust_balance, expire_frozen_balances, grant_opening_balance, reverse_entry
+from .adjustments import (
+    adjust_balance,
+    expire_due_frozen_balances,
+    expire_frozen_balances,
+    grant_opening_balance,
+    reverse_entry,
+)
 from .catalog import new_tier_version
 from .common import Actor, record_event
 from .consent import record_sms_opt_in, record_sms_opt_out
@@ -15,6 +21,8 @@ from .lifecycle import (
     mark_past_due,
     mark_recovered,
     pause_membership,
+    resume_due_pauses,
+    resume_key,
     resume_membership,
 )
 from .redemption import (
@@ -39,6 +47,7 @@ __all__ = [
     "commit_reservation",
     "create_member",
     "enroll_member",
+    "expire_due_frozen_balances",
     "expire_frozen_balances",
     "grant_opening_balance",
     "import_memberships",
@@ -54,6 +63,8 @@ __all__ = [
     "refill_entitlements",
     "release_reservation",
     "reserve_entitlement",
+    "resume_due_pauses",
+    "resume_key",
     "resume_membership",
     "set_chart_flag",
     "reverse_entry",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from django.db import transaction
@@ -36,6 +37,8 @@ from .common import (
     run_entry_once,
     write_entry,
 )
+
+logger = logging.getLogger(__name__)
 
 ADJUST_PERMISSION = "memberships.adjust_balance"
 REDEEM_PERMISSION = "memberships.redeem_entitlement"
@@ -168,6 +171,22 @@ def reverse_entry(*, entry: LedgerEntry, actor: Actor, reason: str, idempotency_
         return reversal
 
     return run_entry_once(idempotency_key, EntryKind.REVERSE, body)
+
+
+def expire_due_frozen_balances(*, now: datetime) -> int:
+    """Expire the frozen credit of every cancelled membership whose paid period has ended; each
+    membership in its own transaction (one that fails is logged and left for the next run)."""
+    total = 0
+    due = (Membership.objects.filter(status=MembershipStatus.CANCELLED, paid_through__lte=now, lots__remaining__gt=0)
+           .distinct().order_by("id"))
+    for membership in due:
+        try:
+            with transaction.atomic():
+                total += expire_frozen_balances(membership=membership, actor=Actor.system("paid period ended"),
+                                                now=now)
+        except Exception:
+            logger.exception("could not expire the frozen credit of membership %s", membership.pk)
+    return total
 
 
 @transaction.atomic

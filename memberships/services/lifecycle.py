@@ -4,7 +4,8 @@ record)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import logging
+from datetime import date, datetime, timedelta
 
 from memberships.errors import IllegalTransition, InvalidTier
 from memberships.models import (
@@ -20,6 +21,8 @@ from memberships.models import (
 
 from .common import Actor, record_event, run_once, write_entry
 from .redemption import release_reservations_of
+
+logger = logging.getLogger(__name__)
 
 S = MembershipStatus
 
@@ -151,6 +154,32 @@ def resume_membership(*, membership: Membership, actor: Actor, idempotency_key: 
         return locked
 
     return run_once(idempotency_key=idempotency_key, name="resume_membership", now=now, body=body)
+
+
+def resume_key(membership: Membership) -> str:
+    """One automatic resume per pause (the end date names the pause)."""
+    return f"auto-resume:{membership.pk}:{membership.paused_until.isoformat()}"
+
+
+def resume_due_pauses(*, now: datetime) -> int:
+    """Resume every pause whose end date has come in its practice's time zone (the processor
+    resumes collecting on that date by itself). Each membership on its own; one that fails is
+    logged and left for the next run."""
+    resumed = 0
+    due = (Membership.objects.filter(status=S.PAUSED, paused_until__lte=now.date() + timedelta(days=1))
+           .select_related("member__practice").order_by("paused_until", "id"))
+    for membership in due:
+        if membership.member.practice.local_date(now) < membership.paused_until:
+            continue
+        try:
+            resume_membership(membership=membership, actor=Actor.system("pause ended"),
+                              idempotency_key=resume_key(membership), now=now)
+            resumed += 1
+        except IllegalTransition:
+            continue                                   # resumed or cancelled meanwhile
+        except Exception:
+            logger.exception("could not resume membership %s after its pause", membership.pk)
+    return resumed
 
 
 def cancel_membership(*, membership: Membership, actor: Actor, idempotency_key: str, now: datetime,

@@ -3,7 +3,7 @@ local HTTP server answering with recorded Stripe responses (current API shapes).
 
 import json
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import parse_qs
 
 import pytest
@@ -124,7 +124,10 @@ def test_pause_and_resume_reach_the_subscription(stripe_at, glow, member_with_cu
     d = Delivery.objects.get(event__kind="paused")
     assert d.status == DeliveryStatus.DELIVERED and d.result["collection_paused"] is True
     sent = form(stripe_at.log[-1][0])
-    assert sent["pause_collection[behavior]"] == "void" and int(sent["pause_collection[resumes_at]"]) > 0
+    assert sent["pause_collection[behavior]"] == "void"
+    # Collection resumes at midnight where the practice is, at the start of the pause's end date.
+    resumes = datetime.fromtimestamp(int(sent["pause_collection[resumes_at]"]), tz=m.member.practice.zone)
+    assert (resumes.date(), resumes.hour, resumes.minute) == (until, 0, 0)
 
     stripe_at.expect_oneshot_request(path, method="GET").respond_with_json(paused)
     stripe_at.expect_oneshot_request(path, method="POST").respond_with_json(active)
