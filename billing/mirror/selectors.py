@@ -70,7 +70,7 @@ class ReconciliationStatus:
     found: int
     open: int
     resolved: int
-    by_kind: dict[str, int]
+    by_kind: dict[str, int]               # open discrepancies by kind, keyed by the kind's label
 
     @property
     def clean(self) -> bool:
@@ -85,6 +85,7 @@ def reconciliation_status(*, practice_id: int) -> ReconciliationStatus:
     open_rows = seen.filter(resolved_at__isnull=True, gone_at__isnull=True)
     by_kind: dict[str, int] = {}
     for kind in open_rows.values_list("kind", flat=True):
-        by_kind[kind] = by_kind.get(kind, 0) + 1
+        label = DiscrepancyKind(kind).label
+        by_kind[label] = by_kind.get(label, 0) + 1
     return ReconciliationStatus(run.started_at, run.sources, run.notes, run.total, open_rows.count(),
                                 seen.filter(~Q(resolved_at=None)).count(), by_kind)

@@ -203,6 +203,7 @@ Q_CLUSTER = {
     "catch_up": False,
     "sync": env.bool("Q_SYNC", default=False),
     "poll": 0.5,
+    "log_level": env.str("Q_LOG_LEVEL", default="WARNING"),
     "orm": "default",
 }
 if Q_BROKER == "redis":
@@ -216,7 +217,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    # django-q logs every enqueued and processed task at INFO: too much beside the app's own lines.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"},
+                "django-q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")}},
 }
 
 # --- outbox ----------------------------------------------------------------------------------------
