@@ -104,7 +104,9 @@ class RecordExceptionKind(models.TextChoices):
 
 class RecordExceptionStatus(models.TextChoices):
     OPEN = "open", "Open"
-    RESOLVED = "resolved", "Resolved"
+    RESOLVED = "resolved", "Resolved"  # by hand, with a note
+    APPLIED = "applied", "Applied"  # a held treatment redeemed through the ledger by staff
+    DISMISSED = "dismissed", "Dismissed"  # a held treatment staff said not to spend
 
 
 class RecordException(models.Model):
@@ -125,6 +127,7 @@ class RecordException(models.Model):
     patient_ref = models.CharField(max_length=200, blank=True, help_text="The record's patient id.")
     service_ref = models.CharField(max_length=200, blank=True, help_text="The record's service code.")
     quantity = models.PositiveIntegerField(default=1)
+    occurred_at = models.DateTimeField(null=True, blank=True, help_text="When the record says it happened.")
     detail = models.CharField(max_length=500)
     status = models.CharField(max_length=10, choices=RecordExceptionStatus.choices,
                               default=RecordExceptionStatus.OPEN)
@@ -143,6 +146,28 @@ class RecordException(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} — appointment {self.appointment_ref} ({self.status})"
+
+
+class RecordAppointment(models.Model):
+    """What the ledger has heard about one appointment of the record, whatever the order the
+    webhooks came in: a cancellation or a completed treatment is remembered, so a booking that
+    arrives after either holds nothing. Its row is also the lock that serializes the events of one
+    appointment (two workers never apply a booking and its cancellation at the same time)."""
+
+    practice = models.ForeignKey("memberships.Practice", on_delete=models.PROTECT, related_name="+")
+    appointment_ref = models.CharField(max_length=200, help_text="The record's appointment id.")
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(max_length=20, blank=True, help_text="cancelled / no_show")
+    completed_at = models.DateTimeField(null=True, blank=True)
+    first_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "appointment_ref"], name="record_appointment_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"appointment {self.appointment_ref}"
 
 
 class RecordServiceMap(models.Model):

@@ -11,7 +11,7 @@ from memberships.admin import PracticeScopedAdmin
 
 from integrations.models import RecordException, RecordExceptionStatus, RecordObject, RecordServiceMap
 
-from .inbound import resolve_record_exception
+from .exceptions import resolve_record_exception
 
 
 class ResolveForm(forms.Form):

@@ -8,8 +8,10 @@
     booked    → reserve the entitlement (the hold is keyed by the appointment id);
     completed → commit the hold, or redeem directly when nothing was held;
     cancelled / no-show → release the hold.
-  Idempotent by the record's appointment id: a replayed webhook spends nothing. In the stages
-  before `redemptions` nothing is held or spent: the treatment is recorded for review.
+  Idempotent by the record's appointment id: a replayed webhook spends nothing. Order does not
+  matter: a cancellation or a completion is remembered on the appointment (`RecordAppointment`),
+  so a booking that arrives after either holds nothing. In the stages before `redemptions`
+  nothing is held or spent: the treatment is recorded for review.
 - Whatever the ledger cannot do by itself (unknown patient or service, no membership, a service
   the tier does not include, no balance left) becomes a `RecordException` for staff — never a
   silent drop and never a negative balance.
@@ -27,9 +29,9 @@ from django.db.models import Q
 from integrations.models import (
     InboundEvent,
     InboundStatus,
+    RecordAppointment,
     RecordException,
     RecordExceptionKind,
-    RecordExceptionStatus,
     RecordServiceMap,
 )
 from memberships import selectors as ledger
@@ -38,7 +40,6 @@ from memberships.errors import (
     InsufficientBalance,
     LedgerError,
     MembershipNotRedeemable,
-    ReasonRequired,
     ServiceNotIncluded,
 )
 from memberships.models import (
@@ -138,7 +139,7 @@ def open_exception(*, practice: Practice, event: RecordEvent, kind: str, detail:
         practice=practice, appointment_ref=event.appointment_id, event_type=event.type, kind=kind,
         defaults=dict(member=member, service=service, inbound=inbound, patient_ref=event.patient_id[:200],
                       service_ref=event.service_code[:200], quantity=event.quantity, detail=detail[:500],
-                      created_at=now),
+                      occurred_at=event.occurred_at, created_at=now),
     )
     if created:
         logger.info("record exception %s (%s) for appointment event in practice %s", row.pk, kind, practice.pk)
@@ -161,13 +162,71 @@ def _kind_of(error: LedgerError) -> str:
     return K.INVALID
 
 
+# --- the appointment, whatever the order ------------------------------------------------------------
+
+
+def remember_appointment(*, practice: Practice, event: RecordEvent, now: datetime) -> RecordAppointment:
+    """Lock the appointment's row (creating it on first sight) and remember a cancellation or a
+    completed treatment on it. The lock serializes the events of one appointment, so a booking and
+    its cancellation applied at the same moment by two workers still converge. Returns the row as
+    it stands after this event."""
+    cancelled = isinstance(event, AppointmentCancelled)
+    completed = isinstance(event, TreatmentCompleted)
+    # INSERT … ON CONFLICT DO NOTHING, then lock whichever row is there (ours or a twin's).
+    RecordAppointment.objects.bulk_create([RecordAppointment(
+        practice=practice, appointment_ref=event.appointment_id, first_seen_at=now,
+        cancelled_at=now if cancelled else None, cancel_reason=event.reason if cancelled else "",
+        completed_at=now if completed else None)], ignore_conflicts=True)
+    row = RecordAppointment.objects.select_for_update().get(practice=practice, appointment_ref=event.appointment_id)
+    changes: dict = {}
+    if cancelled and row.cancelled_at is None:
+        changes = {"cancelled_at": now, "cancel_reason": event.reason}
+    elif completed and row.completed_at is None:
+        changes = {"completed_at": now}
+    if changes:
+        RecordAppointment.objects.filter(pk=row.pk).update(**changes)
+        for name, value in changes.items():
+            setattr(row, name, value)
+    return row
+
+
+def spend_for_appointment(*, practice: Practice, membership, service: Service, appointment_id: str,
+                          quantity: int, actor: services.Actor, now: datetime,
+                          reason: str = "Treatment reported by the record") -> str:
+    """Spend once for a treatment of this appointment: commit its hold, or redeem directly when
+    nothing is held. Keyed by the appointment (`spend_key`), so whoever spends first — the record's
+    webhook or staff applying a held treatment — is the only one. Raises LedgerError."""
+    key = spend_key(practice, appointment_id)
+    held = Reservation.objects.filter(idempotency_key=hold_key(practice, appointment_id)).first()
+    if held is not None and held.status in (ReservationStatus.HELD, ReservationStatus.COMMITTED):
+        services.commit_reservation(reservation=held, actor=actor, now=now, idempotency_key=key)
+        return "committed"
+    services.redeem_entitlement(membership=membership, service=service, quantity=quantity, actor=actor,
+                                idempotency_key=key, now=now, reason=reason)
+    return "redeemed"
+
+
 # --- applying one event ---------------------------------------------------------------------------
 
 
+@transaction.atomic(savepoint=False)
 def apply_record_event(*, practice: Practice, event: RecordEvent, now: datetime,
                        inbound: InboundEvent | None = None) -> str:
-    """Apply one record event to the ledger. Returns what happened (for the inbox row and logs)."""
+    """Apply one record event to the ledger. Returns what happened (for the inbox row and logs).
+
+    Webhooks arrive in any order; the final state does not depend on it. A cancellation or a
+    completed treatment is remembered on the appointment first, so a booking that arrives after
+    either holds nothing; a completion spends whether or not its booking (or a cancellation) came
+    first; a replay of anything spends nothing."""
     actor = services.Actor.record(practice.record_adapter)
+    appointment = remember_appointment(practice=practice, event=event, now=now)
+    if isinstance(event, AppointmentBooked):
+        if appointment.completed_at is not None:
+            spent = LedgerEntry.objects.filter(idempotency_key=spend_key(practice, event.appointment_id)).exists()
+            return "already_spent" if spent else "already_completed"
+        if appointment.cancelled_at is not None:
+            return "already_cancelled"
+
     member = resolve_member(practice, event)
     if member is None:
         open_exception(practice=practice, event=event, kind=K.UNKNOWN_PATIENT, inbound=inbound, now=now,
@@ -202,22 +261,16 @@ def apply_record_event(*, practice: Practice, event: RecordEvent, now: datetime,
         return "observed"
 
     if LedgerEntry.objects.filter(idempotency_key=spend_key(practice, event.appointment_id)).exists():
-        return "already_spent"  # a replay, or a booking that arrives after its treatment: nothing to do
+        return "already_spent"  # a replay: nothing to do
     try:
         if isinstance(event, AppointmentBooked):
             services.reserve_entitlement(membership=membership, service=service, quantity=event.quantity,
                                          actor=actor, idempotency_key=hold_key(practice, event.appointment_id),
                                          external_ref=event.appointment_id, now=now)
             return "held"
-        held = Reservation.objects.filter(idempotency_key=hold_key(practice, event.appointment_id)).first()
-        if held is not None and held.status in (ReservationStatus.HELD, ReservationStatus.COMMITTED):
-            services.commit_reservation(reservation=held, actor=actor, now=now,
-                                        idempotency_key=spend_key(practice, event.appointment_id))
-            return "committed"
-        services.redeem_entitlement(membership=membership, service=service, quantity=event.quantity, actor=actor,
-                                    idempotency_key=spend_key(practice, event.appointment_id), now=now,
-                                    reason="Treatment reported by the record")
-        return "redeemed"
+        return spend_for_appointment(practice=practice, membership=membership, service=service,
+                                     appointment_id=event.appointment_id, quantity=event.quantity,
+                                     actor=actor, now=now)
     except LedgerError as exc:
         kind = _kind_of(exc)
         open_exception(practice=practice, event=event, kind=kind, member=member, service=service,
@@ -273,17 +326,6 @@ def process_inbound_event(*, inbound_id: int, now: datetime, force: bool = False
         if row is None:
             return "skipped"
         return apply_inbound_row(row, now=now)
-
-
-@transaction.atomic
-def resolve_record_exception(*, record_exception: RecordException, user, note: str, now: datetime) -> RecordException:
-    """Staff close an exception with a note (what they did: redeemed by hand, linked the patient…)."""
-    if not note.strip():
-        raise ReasonRequired("Say how it was resolved.")
-    RecordException.objects.filter(pk=record_exception.pk, status=RecordExceptionStatus.OPEN).update(
-        status=RecordExceptionStatus.RESOLVED, resolution_note=note.strip()[:2000], resolved_by=user, resolved_at=now)
-    record_exception.refresh_from_db()
-    return record_exception
 
 
 def link_patient(*, member: Member, patient_id: str) -> Member:

@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 
 from integrations.models import InboundEvent, InboundStatus, RecordException, RecordServiceMap
-from integrations.records.inbound import process_inbound_event, resolve_record_exception
+from integrations.records.exceptions import resolve_record_exception
+from integrations.records.inbound import process_inbound_event
 from integrations.records.selectors import open_record_exceptions
 from memberships.errors import ReasonRequired
 from memberships.models import AutomationStage, EntitlementBalance, Reservation
