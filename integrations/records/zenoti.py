@@ -5,7 +5,11 @@
 - Chart flag = a guest note with an alert: `POST /v1/guests/{guest_id}/notes` with `notes`,
   `alert: true`, `note_type: 8` (Payment); cleared with `PUT /v1/guests/{guest_id}/notes/{note_id}`
   and `alert: false`. Zenoti notes carry no identifier of ours, so the note id is kept in
-  `RecordObject` and every later write updates that note.
+  `RecordObject` and every later write updates that note. Our notes end with a tag
+  (`NOTE_TAGS`): when no `RecordObject` is known — the first write, or a retry after a call that
+  timed out once Zenoti had made the note (our transaction, and the `RecordObject`, rolled back) —
+  the guest's notes are listed (`GET /v1/guests/{guest_id}/notes`) and a note with our tag is
+  taken over instead of creating a second one.
 - Membership and balances: Zenoti's guest memberships are its own sales, which we do not create;
   the summary is one plain guest note (not an alert), updated in place the same way.
 - Inbound: Zenoti signs nothing, so the webhook URL carries a secret token
@@ -14,8 +18,8 @@
   re-fetch `GET /v1/appointments/{id}` and act on the appointment's current status.
 
 UNSURE (not in Zenoti's public reference we could check; proven only against the recorded shapes in
-tests/fixtures/zenoti/): the appointment status numbers and the note id field in the note-create
-answer. Both are configurable in `record_config` (`status_booked`, `status_completed`,
+tests/fixtures/zenoti/): the appointment status numbers, the note id field in the note-create
+answer and the shape of the note list (`{"notes": [...], "page_info": …}`, `page` / `size` ≤ 100). Both are configurable in `record_config` (`status_booked`, `status_completed`,
 `status_cancelled`, `status_no_show`) and read leniently.
 
 `record_config`: `base_url` (default https://api.zenoti.com), `api_key`, `center_id`.
@@ -50,6 +54,9 @@ from .base import (
 from .webhook import read_json
 
 PAYMENT_NOTE_TYPE = 8
+# The end of every note we write, per kind: how a note of ours is found again without its id.
+NOTE_TAGS = {"flag": " · membership ledger alert", "summary": " · membership ledger summary"}
+NOTE_PAGE_SIZE, NOTE_PAGES = 100, 5
 # Zenoti guest membership status codes (VENDORS.md) → our words, for the reconciliation snapshot.
 MEMBERSHIP_STATUS = {1: "active", 2: "inactive", 3: "paused", 4: "cancelled", 5: "expired", 6: "closed",
                      7: "not_started", 8: "past_due", 9: "refund", 10: "deleted", 12: "failed"}
@@ -125,14 +132,42 @@ class ZenotiAdapter(BaseAdapter):
 
     # --- notes ---------------------------------------------------------------------------------
 
+    def _find_note(self, guest_id: str, kind: str) -> dict | None:
+        """A note of ours of this kind among the guest's notes (by its tag), or None."""
+        tag = NOTE_TAGS[kind]
+        for page in range(1, NOTE_PAGES + 1):
+            answer = self._call("GET", f"/v1/guests/{guest_id}/notes",
+                                params={"page": page, "size": NOTE_PAGE_SIZE}).json()
+            notes = (answer.get("notes") or answer.get("guest_notes") if isinstance(answer, dict) else answer) or []
+            for note in notes:
+                if isinstance(note, dict) and note.get("id") and str(note.get("notes") or "").endswith(tag):
+                    return note
+            if len(notes) < NOTE_PAGE_SIZE:
+                return None
+        return None
+
+    def _known_note(self, member: Member, *, kind: str, guest_id: str) -> RecordObject | None:
+        """The note of this kind we wrote for the member: from `RecordObject`, else found in Zenoti
+        by its tag (then remembered with what it says now)."""
+        known = RecordObject.objects.filter(member=member, adapter=self.name, kind=kind).first()
+        if known is not None:
+            return known
+        found = self._find_note(guest_id, kind)
+        if found is None:
+            return None
+        text = str(found.get("notes") or "")[:-len(NOTE_TAGS[kind])]
+        return RecordObject.objects.create(practice=self.practice, member=member, adapter=self.name, kind=kind,
+                                           external_id=str(found["id"]),
+                                           state={"text": text, "alert": bool(found.get("alert"))})
+
     def _write_note(self, member: Member, *, kind: str, text: str, alert: bool, note_type: int,
                     create_if_missing: bool = True) -> dict:
         guest_id = self.link_patient(member)
-        known = RecordObject.objects.filter(member=member, adapter=self.name, kind=kind).first()
+        known = self._known_note(member, kind=kind, guest_id=guest_id)
         wanted = {"text": text, "alert": alert}
         if known is not None and known.state == wanted:
             return {"note_id": known.external_id, "written": False}
-        body = {"notes": text, "alert": alert, "note_type": note_type}
+        body = {"notes": text + NOTE_TAGS[kind], "alert": alert, "note_type": note_type}
         if known is None:
             if not create_if_missing:
                 return {"note_id": None, "written": False}
@@ -161,7 +196,12 @@ class ZenotiAdapter(BaseAdapter):
         return self._write_note(member, kind="flag", text=flag.text, alert=True, note_type=PAYMENT_NOTE_TYPE)
 
     def clear_chart_flag(self, member: Member, *, now: datetime) -> dict:
+        """Take the alert off our flag note. With no note on file, Zenoti is asked whether a flag
+        note of ours is there anyway (a set whose answer was lost), so no alert is left behind."""
         known = RecordObject.objects.filter(member=member, adapter=self.name, kind="flag").first()
+        if known is None:
+            guest_id = self.find_patient(member)
+            known = self._known_note(member, kind="flag", guest_id=guest_id) if guest_id else None
         if known is None or not known.state.get("alert"):
             return {"note_id": known.external_id if known else None, "written": False}
         return self._write_note(member, kind="flag", text=known.state.get("text", ""), alert=False,

@@ -7,6 +7,9 @@ from __future__ import annotations
 import copy
 import json
 import re
+import threading
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -39,6 +42,9 @@ class FakeZenoti:
         self.notes: dict[str, dict] = {}
         self.appointment = fixture("appointment.json")
         self.calls: list[tuple[str, str]] = []
+        self.slow_note_posts = 0  # this many note creations answer too late (after making the note)
+        self.slow_seconds = 0.0
+        self.slow_answered = threading.Event()
         server.expect_request(re.compile(r"^/v1/.*")).respond_with_handler(self.handle)
 
     def handle(self, request):
@@ -52,7 +58,16 @@ class FakeZenoti:
         if (m := re.fullmatch(r"/v1/guests/([^/]+)/notes", path)) and method == "POST":
             note_id = f"note-{len(self.notes) + 1}"
             self.notes[note_id] = {**request.get_json(), "guest_id": m.group(1)}
+            if self.slow_note_posts:
+                self.slow_note_posts -= 1
+                time.sleep(self.slow_seconds)  # the note is made; the answer comes after the caller gave up
+                self.slow_answered.set()
             return self.json({"id": note_id, "is_success": True})
+        if (m := re.fullmatch(r"/v1/guests/([^/]+)/notes", path)) and method == "GET":
+            listing = fixture("guest_notes.json")  # the staff's own notes, then ours
+            listing["notes"] += [{**listing["notes"][0], **note, "id": note_id}
+                                 for note_id, note in self.notes.items() if note["guest_id"] == m.group(1)]
+            return self.json(listing)
         if (m := re.fullmatch(r"/v1/guests/([^/]+)/notes/([^/]+)", path)) and method == "PUT":
             self.notes[m.group(2)].update(request.get_json())
             return self.json({"is_success": True})
@@ -63,6 +78,11 @@ class FakeZenoti:
         if path == f"/v1/appointments/{APPOINTMENT_ID}":
             return self.json(self.appointment)
         return Response('{"message":"not found"}', status=404)
+
+    def wait_for_slow_answer(self):
+        """The fake serves one request at a time: let the late answer go before the next call."""
+        assert self.slow_answered.wait(10)
+        self.slow_answered.clear()
 
     @staticmethod
     def json(data, status=200):
@@ -184,3 +204,78 @@ def test_zenoti_down_leaves_the_webhook_for_the_sweep(zenoti, glow, client, http
     assert process_inbound_event(inbound_id=row.pk, now=timezone.now()) == "retry"
     row.refresh_from_db()
     assert row.status == "received" and row.attempts == 1 and "ConnectionError" in row.error
+
+
+def note_posts(fake):
+    return sum(1 for method, path in fake.calls if method == "POST" and path.endswith("/notes"))
+
+
+def test_a_note_whose_answer_timed_out_is_taken_over_on_retry_not_made_twice(zenoti, glow, settings):
+    """Zenoti makes the note but answers after our timeout: the delivery rolls back (and with it the
+    note id we would have kept) and is retried. The retry finds the note by its tag and updates it
+    instead of creating another one: one summary note and one alert note, whatever the retries."""
+    fake, practice = zenoti
+    settings.RECORD_HTTP_TIMEOUT_SECONDS = 0.5
+    fake.slow_seconds = 1.5
+    tier, _, _ = glow
+    now = timezone.now()
+
+    fake.slow_note_posts = 1  # the summary note of the enrollment
+    membership = active_membership(tier=tier, now=now)
+    assert outbox.dispatch_due(now=now).get("retrying")
+    fake.wait_for_slow_answer()
+    assert RecordObject.objects.count() == 0 and len(fake.notes) == 1  # made in Zenoti, unknown to us
+    outbox.dispatch_due(now=now + timedelta(hours=1))
+    assert len(fake.notes) == 1
+
+    fake.slow_note_posts = 1  # now the alert note
+    services.mark_past_due(membership=membership, actor=services.Actor.processor(), idempotency_key="pd", now=now)
+    assert outbox.dispatch_due(now=now + timedelta(hours=1)) == {"retrying": 1}
+    fake.wait_for_slow_answer()
+    assert outbox.dispatch_due(now=now + timedelta(hours=3)) == {"delivered": 1}
+
+    alerts = [n for n in fake.notes.values() if n["note_type"] == 8]
+    summaries = [n for n in fake.notes.values() if n["note_type"] != 8]
+    assert len(alerts) == 1 and alerts[0]["alert"] is True
+    assert len(summaries) == 1 and "Glow (Past due)" in summaries[0]["notes"]
+    assert note_posts(fake) == 2  # each note created once; the retries listed and took them over
+    flag = RecordObject.objects.get(kind="flag")
+    assert fake.notes[flag.external_id] is alerts[0]
+    assert set(Delivery.objects.filter(destination="record").values_list("status", flat=True)) == {
+        DeliveryStatus.DELIVERED}
+
+
+def test_recovery_after_a_lost_alert_answer_clears_that_alert(zenoti, glow, settings):
+    """The alert note was made but its answer lost; by the retry the card is paid again. The retry
+    (no flag any more) finds our alert note in Zenoti and takes the alert off: none is left behind."""
+    fake, practice = zenoti
+    settings.RECORD_HTTP_TIMEOUT_SECONDS = 0.5
+    fake.slow_seconds = 1.5
+    tier, _, _ = glow
+    now = timezone.now()
+    membership = active_membership(tier=tier, now=now)
+    outbox.dispatch_due(now=now)
+    fake.slow_note_posts = 1
+    services.mark_past_due(membership=membership, actor=services.Actor.processor(), idempotency_key="pd", now=now)
+    assert outbox.dispatch_due(now=now) == {"retrying": 1}
+    fake.wait_for_slow_answer()
+    services.mark_recovered(membership=membership, actor=services.Actor.processor(), idempotency_key="rc", now=now)
+    outbox.dispatch_due(now=now + timedelta(hours=2))
+    [alert] = [n for n in fake.notes.values() if n["note_type"] == 8]
+    assert alert["alert"] is False
+    assert note_posts(fake) == 2
+    assert get_adapter(practice).read_patient_snapshot(membership.member)["flags"] == []
+
+
+def test_a_staff_note_is_never_taken_for_ours(zenoti, glow):
+    """The guest's own notes (no tag of ours) are left alone: ours is created beside them."""
+    fake, practice = zenoti
+    tier, _, _ = glow
+    now = timezone.now()
+    membership = active_membership(tier=tier, now=now)
+    outbox.dispatch_due(now=now)
+    [summary] = RecordObject.objects.filter(kind="summary")
+    assert summary.external_id != fixture("guest_notes.json")["notes"][0]["id"]
+    assert fake.notes[summary.external_id]["notes"].endswith(" · membership ledger summary")
+    assert ("GET", f"/v1/guests/{GUEST_ID}/notes") in fake.calls
+    assert membership.member.pk
