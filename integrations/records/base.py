@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -133,6 +134,21 @@ class TreatmentCompleted(RecordEvent):
     type: str = field(default="treatment.completed", init=False)
 
 
+OUTCOMES = ("booked", "completed", "cancelled", "no_show")
+
+
+def appointment_event(outcome: str, **fields) -> RecordEvent:
+    """Our event for what the record says became of an appointment: `booked`, `completed`,
+    `cancelled` or `no_show` (the last two release a hold alike; the reason is kept)."""
+    if outcome == "booked":
+        return AppointmentBooked(**fields)
+    if outcome == "completed":
+        return TreatmentCompleted(**fields)
+    if outcome in ("cancelled", "no_show"):
+        return AppointmentCancelled(**fields, reason=outcome)
+    raise ValueError(f"unknown appointment outcome {outcome!r}")
+
+
 @dataclass(frozen=True)
 class InboundWebhook:
     """A verified webhook, ready to be stored: what the inbox keeps and dedupes on."""
@@ -198,6 +214,22 @@ class BaseAdapter:
 
     def parse_webhook(self, payload: dict[str, Any]) -> list[RecordEvent]:
         return []
+
+    def inbound_webhook(self, *, event_id: str, event_type: str, payload: dict[str, Any]) -> InboundWebhook:
+        """A verified webhook of this practice, ready for the inbox (ids cut to the columns' sizes)."""
+        return InboundWebhook(practice=self.practice, event_id=event_id[:200], event_type=event_type[:100],
+                              payload=payload)
+
+
+def read_json(body: bytes) -> dict[str, Any]:
+    """A webhook body as a JSON object, else WebhookRejected (400)."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookRejected("The body is not JSON.", code="invalid_json", status=400) from None
+    if not isinstance(payload, dict):
+        raise WebhookRejected("The body must be a JSON object.", code="invalid_json", status=400)
+    return payload
 
 
 def sign(body: bytes, secret: str) -> str:

@@ -29,25 +29,9 @@ from django.conf import settings
 
 from memberships.models import Member
 
-from . import http
-from .base import (
-    SIGNATURE_HEADER,
-    AppointmentBooked,
-    AppointmentCancelled,
-    BaseAdapter,
-    ChartFlag,
-    EntitlementSummary,
-    InboundWebhook,
-    MembershipState,
-    RecordEvent,
-    RecordRejected,
-    RecordUnavailable,
-    TreatmentCompleted,
-    WebhookRejected,
-    signature_matches,
-    tokens_match,
-)
-from .webhook import read_json
+from . import base, http
+from .base import (SIGNATURE_HEADER, BaseAdapter, RecordRejected, RecordUnavailable, WebhookRejected,
+                   appointment_event, read_json, signature_matches, tokens_match)
 
 FHIR_JSON = "application/fhir+json"
 ACCOUNT_STATUS = {"pending": "on-hold", "active": "active", "past_due": "active", "paused": "on-hold",
@@ -84,14 +68,14 @@ class FhirAdapter(BaseAdapter):
     def __init__(self, practice):
         super().__init__(practice)
         self.base_url = str(self.config.get("base_url") or "").rstrip("/")
-        base = str(self.config.get("identifier_system") or settings.RECORD_FHIR_IDENTIFIER_BASE).rstrip("/")
-        self.ext = f"{base}/fhir/StructureDefinition"
-        self.member_system = f"{base}/{practice.slug}/member"
-        self.membership_system = f"{base}/{practice.slug}/membership"
-        self.flag_system = f"{base}/{practice.slug}/chart-flag"
-        self.flag_reason_system = f"{base}/flag-reason"
-        self.service_system = f"{base}/{practice.slug}/service"
-        self.appointment_system = str(self.config.get("appointment_system") or f"{base}/{practice.slug}/appointment")
+        root = str(self.config.get("identifier_system") or settings.RECORD_FHIR_IDENTIFIER_BASE).rstrip("/")
+        self.ext = f"{root}/fhir/StructureDefinition"
+        self.member_system = f"{root}/{practice.slug}/member"
+        self.membership_system = f"{root}/{practice.slug}/membership"
+        self.flag_system = f"{root}/{practice.slug}/chart-flag"
+        self.flag_reason_system = f"{root}/flag-reason"
+        self.service_system = f"{root}/{practice.slug}/service"
+        self.appointment_system = str(self.config.get("appointment_system") or f"{root}/{practice.slug}/appointment")
         self._session = None
 
     # --- HTTP ------------------------------------------------------------------------------------
@@ -193,11 +177,11 @@ class FhirAdapter(BaseAdapter):
 
     # --- membership and balances: Account -----------------------------------------------------------
 
-    def _membership_extensions(self, state: MembershipState) -> list[dict]:
+    def _membership_extensions(self, state: base.MembershipState) -> list[dict]:
         return [{"url": f"{self.ext}/membership-tier", "valueString": state.tier_code},
                 {"url": f"{self.ext}/membership-status", "valueCode": state.status}]
 
-    def _summary_extensions(self, summary: EntitlementSummary) -> list[dict]:
+    def _summary_extensions(self, summary: base.EntitlementSummary) -> list[dict]:
         out: list[dict] = [{"url": f"{self.ext}/membership-cycle", "valueInteger": summary.cycle_number}]
         if summary.last_refill_at:
             out.append({"url": f"{self.ext}/last-refill", "valueDateTime": summary.last_refill_at.isoformat()})
@@ -219,8 +203,8 @@ class FhirAdapter(BaseAdapter):
             out.append({"url": f"{self.ext}/entitlement", "extension": parts})
         return out
 
-    def _write_account(self, member: Member, *, membership_id: int, state: MembershipState | None = None,
-                       summary: EntitlementSummary | None = None) -> dict:
+    def _write_account(self, member: Member, *, membership_id: int, state: base.MembershipState | None = None,
+                       summary: base.EntitlementSummary | None = None) -> dict:
         patient_id = self.link_patient(member)
         membership_urls = {f"{self.ext}/membership-tier", f"{self.ext}/membership-status"}
         summary_urls = {f"{self.ext}/membership-cycle", f"{self.ext}/last-refill", f"{self.ext}/entitlement"}
@@ -252,10 +236,10 @@ class FhirAdapter(BaseAdapter):
 
         return self._upsert("Account", system=self.membership_system, value=str(membership_id), build=build)
 
-    def write_membership(self, member: Member, state: MembershipState) -> dict:
+    def write_membership(self, member: Member, state: base.MembershipState) -> dict:
         return self._write_account(member, membership_id=state.membership_id, state=state)
 
-    def write_entitlement_summary(self, member: Member, summary: EntitlementSummary) -> dict:
+    def write_entitlement_summary(self, member: Member, summary: base.EntitlementSummary) -> dict:
         return self._write_account(member, membership_id=summary.membership_id, summary=summary)
 
     def sync_member(self, member, state, *, event_ref: str, now: datetime) -> dict:
@@ -270,7 +254,7 @@ class FhirAdapter(BaseAdapter):
 
     # --- chart flag: Flag --------------------------------------------------------------------------
 
-    def set_chart_flag(self, member: Member, flag: ChartFlag) -> dict:
+    def set_chart_flag(self, member: Member, flag: base.ChartFlag) -> dict:
         patient_id = self.link_patient(member)
 
         def build(existing: dict | None) -> dict:
@@ -322,7 +306,7 @@ class FhirAdapter(BaseAdapter):
 
     # --- inbound --------------------------------------------------------------------------------------
 
-    def verify_webhook(self, request, *, body: bytes) -> InboundWebhook:
+    def verify_webhook(self, request, *, body: bytes) -> base.InboundWebhook:
         secret = self.practice.record_webhook_secret
         auth = request.headers.get("Authorization", "")
         bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
@@ -337,11 +321,11 @@ class FhirAdapter(BaseAdapter):
             raise WebhookRejected(f"Expected a {', '.join(INBOUND_TYPES)} with an id.", code="invalid_payload",
                                   status=400)
         version = (resource.get("meta") or {}).get("versionId", "0")
-        return InboundWebhook(practice=self.practice, event_id=f"{rtype}/{rid}/_history/{version}"[:200],
-                              event_type=f"{rtype}.{resource.get('status', '')}"[:100],
-                              payload={"resourceType": rtype, "id": rid, "meta": resource.get("meta") or {}})
+        return self.inbound_webhook(event_id=f"{rtype}/{rid}/_history/{version}",
+                                    event_type=f"{rtype}.{resource.get('status', '')}",
+                                    payload={"resourceType": rtype, "id": rid, "meta": resource.get("meta") or {}})
 
-    def parse_webhook(self, payload: dict[str, Any]) -> list[RecordEvent]:
+    def parse_webhook(self, payload: dict[str, Any]) -> list[base.RecordEvent]:
         """Re-read the resource from the server (the notification may be stale, replayed or
         forged with a leaked secret) and turn its current state into our events."""
         rtype, rid = payload.get("resourceType"), payload.get("id")
@@ -366,22 +350,22 @@ class FhirAdapter(BaseAdapter):
                 return str(coding["code"])
         return str(concept.get("text") or "")
 
-    def events_from_resource(self, resource: dict) -> list[RecordEvent]:
+    def events_from_resource(self, resource: dict) -> list[base.RecordEvent]:
         rtype, status = resource.get("resourceType"), resource.get("status")
         common = {"appointment_id": self._appointment_ref(resource)[:200]}
         if rtype == "Procedure":
             common.update(patient_id=_ref_id((resource.get("subject") or {}).get("reference"), "Patient"),
                           service_code=self._code(resource.get("code")))
             if status == "completed":
-                return [TreatmentCompleted(**common)]
+                return [appointment_event("completed", **common)]
             if status == "not-done":
-                return [AppointmentCancelled(**common, reason="cancelled")]
+                return [appointment_event("cancelled", **common)]
             return []
         if rtype == "ChargeItem":
             quantity = int(((resource.get("quantity") or {}).get("value")) or 1)
             common.update(patient_id=_ref_id((resource.get("subject") or {}).get("reference"), "Patient"),
                           service_code=self._code(resource.get("code")), quantity=max(quantity, 1))
-            return [TreatmentCompleted(**common)] if status in ("billable", "billed") else []
+            return [appointment_event("completed", **common)] if status in ("billable", "billed") else []
         if rtype == "Appointment":
             patient = next((_ref_id((p.get("actor") or {}).get("reference"), "Patient")
                             for p in resource.get("participant", [])
@@ -389,9 +373,9 @@ class FhirAdapter(BaseAdapter):
             service_types = resource.get("serviceType") or [{}]
             common.update(patient_id=patient, service_code=self._code(service_types[0]))
             if status in ("booked", "arrived", "checked-in"):
-                return [AppointmentBooked(**common)]
+                return [appointment_event("booked", **common)]
             if status in ("cancelled", "noshow"):
-                return [AppointmentCancelled(**common, reason="no_show" if status == "noshow" else "cancelled")]
+                return [appointment_event("no_show" if status == "noshow" else "cancelled", **common)]
         return []
 
     # --- subscription ---------------------------------------------------------------------------------

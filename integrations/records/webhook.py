@@ -19,30 +19,11 @@ from django.utils.dateparse import parse_datetime
 
 from memberships.models import Member
 
-from . import http
-from .base import (
-    SIGNATURE_HEADER,
-    AppointmentBooked,
-    AppointmentCancelled,
-    BaseAdapter,
-    ChartFlag,
-    EntitlementSummary,
-    InboundWebhook,
-    MembershipState,
-    MemberState,
-    RecordEvent,
-    RecordRejected,
-    TreatmentCompleted,
-    WebhookRejected,
-    sign,
-    signature_matches,
-)
+from . import base, http
+from .base import SIGNATURE_HEADER, BaseAdapter, RecordRejected, WebhookRejected, read_json, sign, signature_matches
 
-INBOUND_TYPES = {
-    "appointment.booked": AppointmentBooked,
-    "appointment.cancelled": AppointmentCancelled,
-    "treatment.completed": TreatmentCompleted,
-}
+INBOUND_TYPES = {"appointment.booked": "booked", "appointment.cancelled": "cancelled",
+                 "treatment.completed": "completed"}
 
 
 def _iso(value) -> str | None:
@@ -53,7 +34,7 @@ def _json_ready(data: dict) -> dict:
     return json.loads(json.dumps(data, default=_iso))
 
 
-def state_payload(state: MemberState) -> dict[str, Any]:
+def state_payload(state: base.MemberState) -> dict[str, Any]:
     """The chart panel as JSON (ids, codes, counts; no contact data)."""
     return _json_ready({
         "membership": asdict(state.membership) if state.membership else None,
@@ -62,11 +43,11 @@ def state_payload(state: MemberState) -> dict[str, Any]:
     })
 
 
-def parse_generic(payload: dict[str, Any]) -> list[RecordEvent]:
+def parse_generic(payload: dict[str, Any]) -> list[base.RecordEvent]:
     """Our own inbound shape → dataclasses. Raises WebhookRejected for a malformed payload."""
-    kind = INBOUND_TYPES.get(str(payload.get("type", "")))
+    outcome = INBOUND_TYPES.get(str(payload.get("type", "")))
     data = payload.get("data")
-    if kind is None or not isinstance(data, dict):
+    if outcome is None or not isinstance(data, dict):
         raise WebhookRejected("Unknown event type or missing data.", code="invalid_payload", status=400)
     appointment_id = str(data.get("appointment_id") or "").strip()
     if not appointment_id:
@@ -84,20 +65,9 @@ def parse_generic(payload: dict[str, Any]) -> list[RecordEvent]:
         quantity=quantity,
         occurred_at=parse_datetime(occurred) if isinstance(occurred, str) else None,
     )
-    if kind is AppointmentCancelled:
-        reason = str(data.get("reason") or "cancelled")
-        fields["reason"] = "no_show" if reason == "no_show" else "cancelled"
-    return [kind(**fields)]
-
-
-def read_json(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise WebhookRejected("The body is not JSON.", code="invalid_json", status=400) from None
-    if not isinstance(payload, dict):
-        raise WebhookRejected("The body must be a JSON object.", code="invalid_json", status=400)
-    return payload
+    if outcome == "cancelled" and data.get("reason") == "no_show":
+        outcome = "no_show"
+    return [base.appointment_event(outcome, **fields)]
 
 
 class WebhookAdapter(BaseAdapter):
@@ -106,7 +76,7 @@ class WebhookAdapter(BaseAdapter):
 
     # --- inbound -------------------------------------------------------------------------------
 
-    def verify_webhook(self, request, *, body: bytes) -> InboundWebhook:
+    def verify_webhook(self, request, *, body: bytes) -> base.InboundWebhook:
         if not signature_matches(body, self.practice.record_webhook_secret, request.headers.get(SIGNATURE_HEADER, "")):
             raise WebhookRejected("The signature does not match.")
         payload = read_json(body)
@@ -114,10 +84,9 @@ class WebhookAdapter(BaseAdapter):
         event_id = str(payload.get("id") or "").strip()
         if not event_id:
             raise WebhookRejected("id is required.", code="invalid_payload", status=400)
-        return InboundWebhook(practice=self.practice, event_id=event_id[:200], event_type=payload["type"],
-                              payload=payload)
+        return self.inbound_webhook(event_id=event_id, event_type=payload["type"], payload=payload)
 
-    def parse_webhook(self, payload: dict[str, Any]) -> list[RecordEvent]:
+    def parse_webhook(self, payload: dict[str, Any]) -> list[base.RecordEvent]:
         return parse_generic(payload)
 
     # --- outbound ------------------------------------------------------------------------------
@@ -156,19 +125,19 @@ class WebhookAdapter(BaseAdapter):
                               now=now, **parts)
         return self._post(body)
 
-    def write_membership(self, member: Member, state: MembershipState) -> dict:
+    def write_membership(self, member: Member, state: base.MembershipState) -> dict:
         return self._send_part(member, "membership.updated", membership=asdict(state))
 
-    def write_entitlement_summary(self, member: Member, summary: EntitlementSummary) -> dict:
+    def write_entitlement_summary(self, member: Member, summary: base.EntitlementSummary) -> dict:
         return self._send_part(member, "entitlements.updated", entitlements=asdict(summary))
 
-    def set_chart_flag(self, member: Member, flag: ChartFlag) -> dict:
+    def set_chart_flag(self, member: Member, flag: base.ChartFlag) -> dict:
         return self._send_part(member, "flag.set", flag={"active": True, **asdict(flag)})
 
     def clear_chart_flag(self, member: Member, *, now: datetime) -> dict:
         return self._send_part(member, "flag.cleared", now=now, flag={"active": False})
 
-    def sync_member(self, member: Member, state: MemberState, *, event_ref: str, now: datetime) -> dict:
+    def sync_member(self, member: Member, state: base.MemberState, *, event_ref: str, now: datetime) -> dict:
         """One `member.updated` POST carrying the whole chart panel; its id is the delivery's
         idempotency key, so the receiver can drop a retried copy."""
         return self._post(self._envelope(member, "member.updated", event_id=event_ref, now=now,

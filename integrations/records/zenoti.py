@@ -19,8 +19,9 @@
 
 UNSURE (not in Zenoti's public reference we could check; proven only against the recorded shapes in
 tests/fixtures/zenoti/): the appointment status numbers, the note id field in the note-create
-answer and the shape of the note list (`{"notes": [...], "page_info": …}`, `page` / `size` ≤ 100). Both are configurable in `record_config` (`status_booked`, `status_completed`,
-`status_cancelled`, `status_no_show`) and read leniently.
+answer and the shape of the note list (`{"notes": [...], "page_info": …}`, `page` / `size` ≤ 100). The status
+numbers are configurable in `record_config` (`status_booked`, `status_completed`, `status_cancelled`,
+`status_no_show`); answers are read leniently.
 
 `record_config`: `base_url` (default https://api.zenoti.com), `api_key`, `center_id`.
 """
@@ -35,23 +36,8 @@ from django.utils.dateparse import parse_datetime
 from integrations.models import RecordObject
 from memberships.models import Member
 
-from . import http
-from .base import (
-    AppointmentBooked,
-    AppointmentCancelled,
-    BaseAdapter,
-    ChartFlag,
-    EntitlementSummary,
-    InboundWebhook,
-    MembershipState,
-    MemberState,
-    RecordEvent,
-    RecordRejected,
-    TreatmentCompleted,
-    WebhookRejected,
-    tokens_match,
-)
-from .webhook import read_json
+from . import base, http
+from .base import BaseAdapter, RecordRejected, WebhookRejected, appointment_event, read_json, tokens_match
 
 PAYMENT_NOTE_TYPE = 8
 # The end of every note we write, per kind: how a note of ours is found again without its id.
@@ -64,7 +50,7 @@ DEFAULT_STATUSES = {"status_booked": [0, 2, 4], "status_completed": [1], "status
                     "status_no_show": [-2]}
 
 
-def _summary_text(member_state: MemberState) -> str:
+def _summary_text(member_state: base.MemberState) -> str:
     state, summary = member_state.membership, member_state.summary
     if state is None:
         return "Membership: none"
@@ -182,17 +168,17 @@ class ZenotiAdapter(BaseAdapter):
         RecordObject.objects.filter(pk=known.pk).update(state=wanted)
         return {"note_id": known.external_id, "written": True}
 
-    def write_membership(self, member: Member, state: MembershipState) -> dict:
+    def write_membership(self, member: Member, state: base.MembershipState) -> dict:
         return self._write_note(member, kind="summary", text=f"Membership: {state.tier_name} ({state.status_display})",
                                 alert=False, note_type=int(self.config.get("summary_note_type", 1)))
 
-    def write_entitlement_summary(self, member: Member, summary: EntitlementSummary) -> dict:
+    def write_entitlement_summary(self, member: Member, summary: base.EntitlementSummary) -> dict:
         from .selectors import member_state
 
         return self._write_note(member, kind="summary", text=_summary_text(member_state(member=member)),
                                 alert=False, note_type=int(self.config.get("summary_note_type", 1)))
 
-    def set_chart_flag(self, member: Member, flag: ChartFlag) -> dict:
+    def set_chart_flag(self, member: Member, flag: base.ChartFlag) -> dict:
         return self._write_note(member, kind="flag", text=flag.text, alert=True, note_type=PAYMENT_NOTE_TYPE)
 
     def clear_chart_flag(self, member: Member, *, now: datetime) -> dict:
@@ -234,7 +220,7 @@ class ZenotiAdapter(BaseAdapter):
 
     # --- inbound ------------------------------------------------------------------------------
 
-    def verify_webhook(self, request, *, body: bytes) -> InboundWebhook:
+    def verify_webhook(self, request, *, body: bytes) -> base.InboundWebhook:
         if not tokens_match(request.GET.get("token", ""), self.practice.record_webhook_secret):
             raise WebhookRejected("Missing or wrong token.")
         envelope = read_json(body)
@@ -242,8 +228,8 @@ class ZenotiAdapter(BaseAdapter):
         if not call_id or not isinstance(envelope.get("data"), dict):
             raise WebhookRejected("Expected the Zenoti envelope {id, event_id, event_type, event_timestamp, data}.",
                                   code="invalid_payload", status=400)
-        return InboundWebhook(practice=self.practice, event_id=call_id[:200],
-                              event_type=str(envelope.get("event_type") or "")[:100], payload=envelope)
+        return self.inbound_webhook(event_id=call_id, event_type=str(envelope.get("event_type") or ""),
+                                    payload=envelope)
 
     @staticmethod
     def appointment_ids(data: dict) -> list[str]:
@@ -257,9 +243,9 @@ class ZenotiAdapter(BaseAdapter):
                 seen.append(str(value))
         return seen
 
-    def parse_webhook(self, payload: dict[str, Any]) -> list[RecordEvent]:
+    def parse_webhook(self, payload: dict[str, Any]) -> list[base.RecordEvent]:
         """Re-fetch each appointment the event names and act on its current status."""
-        events: list[RecordEvent] = []
+        events: list[base.RecordEvent] = []
         for appointment_id in self.appointment_ids(payload.get("data") or {}):
             response = self._call("GET", f"/v1/appointments/{appointment_id}", ok=(200, 404))
             if response.status_code == 404:
@@ -270,7 +256,7 @@ class ZenotiAdapter(BaseAdapter):
     def _statuses(self, key: str) -> set[int]:
         return {int(v) for v in self.config.get(key, DEFAULT_STATUSES[key])}
 
-    def events_from_appointment(self, appointment: dict, appointment_id: str) -> list[RecordEvent]:
+    def events_from_appointment(self, appointment: dict, appointment_id: str) -> list[base.RecordEvent]:
         appointment = appointment.get("appointment") or appointment
         guest = appointment.get("guest") or {}
         service = appointment.get("service") or {}
@@ -280,12 +266,7 @@ class ZenotiAdapter(BaseAdapter):
                       patient_id=str(guest.get("id") or appointment.get("guest_id") or "")[:200],
                       service_code=str(service.get("code") or service.get("id") or "")[:200],
                       occurred_at=parse_datetime(start) if isinstance(start, str) else None)
-        if status in self._statuses("status_completed"):
-            return [TreatmentCompleted(**fields)]
-        if status in self._statuses("status_booked"):
-            return [AppointmentBooked(**fields)]
-        if status in self._statuses("status_no_show"):
-            return [AppointmentCancelled(**fields, reason="no_show")]
-        if status in self._statuses("status_cancelled"):
-            return [AppointmentCancelled(**fields, reason="cancelled")]
+        for outcome in ("completed", "booked", "no_show", "cancelled"):
+            if status in self._statuses(f"status_{outcome}"):
+                return [appointment_event(outcome, **fields)]
         return []
