@@ -60,3 +60,11 @@ class IntegrationsConfig(AppConfig):
         from .shadow import shadow_entries
 
         register_shadow_reader(shadow_entries)          # the rollout page's "would have …" log
+        from memberships.selectors import register_chart_count
+
+        from .records.selectors import member_open_count, practice_open_count
+
+        # The chart shows the member's open record exceptions and the navigation the practice's,
+        # both read in the chart's own query.
+        register_chart_count("member_open_record_exceptions", member_open_count)
+        register_chart_count("open_record_exceptions", practice_open_count)

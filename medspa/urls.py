@@ -17,5 +17,6 @@ urlpatterns = [
     path("manage/", include("billing.mirror.urls")),
     path("manage/", include("billing.staff.urls")),
     path("members/<int:member_id>/card-link/", card_link, name="card_link"),
+    path("records/exceptions/", include("integrations.records.staff_urls")),
     path("", include("memberships.urls")),
 ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
@@ -98,6 +99,27 @@ class ChartPanel:
     version: int
     next_charge_at: object | None
     next_charge_cents: int | None
+    # Figures the edges registered (`register_chart_count`), e.g. the member's open record exceptions.
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+# Counts an edge shows on the chart page, read inside the chart's one membership (or member) query,
+# so they cost no query of their own. name -> build(member_path): a subquery expression, where
+# `member_path` is how the outer query reaches the member ("member__" from a Membership, "" from a
+# Member). The core never imports the edges: they register here when their app is ready.
+CHART_COUNTS: dict[str, Callable[[str], Any]] = {}
+
+
+def register_chart_count(name: str, build: Callable[[str], Any]) -> None:
+    CHART_COUNTS[name] = build
+
+
+def _chart_counts(member_path: str) -> dict[str, Any]:
+    return {f"chart_count_{name}": build(member_path) for name, build in CHART_COUNTS.items()}
+
+
+def _counts_of(row) -> dict[str, int]:
+    return {name: getattr(row, f"chart_count_{name}", 0) or 0 for name in CHART_COUNTS}
 
 
 # The columns the chart panel and the redeem/lifecycle checks read (fewer columns, faster to build).
@@ -134,6 +156,7 @@ def _membership_for_chart(member_id: int, scope: Q) -> Membership | None:
             open_flag_text=Subquery(open_flag),
             closed=Case(When(status=MembershipStatus.CANCELLED, then=Value(1)), default=Value(0),
                         output_field=IntegerField()),
+            **_chart_counts("member__"),
         )
         .order_by("closed", "-cancelled_at", "-id")
         .first()
@@ -248,7 +271,8 @@ def chart_panel(*, member_id: int, user, now, timeline_limit: int = 30) -> Chart
     if membership is not None:
         member = membership.member
     else:
-        member = Member.objects.select_related("practice").filter(staff_scope(user), pk=member_id).first()
+        member = (Member.objects.select_related("practice").filter(staff_scope(user), pk=member_id)
+                  .annotate(**_chart_counts("")).first())
         if member is None:
             return None
     balances = balance_lines(membership=membership) if membership is not None else []
@@ -277,6 +301,7 @@ def chart_panel(*, member_id: int, user, now, timeline_limit: int = 30) -> Chart
         version=(getattr(membership, "chart_version", None) or 0) if membership is not None else 0,
         next_charge_at=next_at,
         next_charge_cents=next_cents,
+        counts=_counts_of(membership if membership is not None else member),
     )
 
 

@@ -3,10 +3,12 @@ resolve. They never write."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from integrations.models import RecordException, RecordExceptionStatus
 from memberships import selectors as ledger
+from memberships.selectors import staff_scope
 from memberships.models import ChartFlag as ChartFlagRow
 from memberships.models import ChartFlagStatus, Event, EventKind, Member, MembershipStatus, TierBenefit
 
@@ -74,13 +76,40 @@ def member_state(*, member: Member) -> MemberState:
     return MemberState(membership=state, summary=summary, flag=_flag_for(member, membership))
 
 
-def open_record_exceptions(*, practice_id: int | None, limit: int = 100) -> QuerySet[RecordException]:
+def open_record_exceptions(*, practice_id: int | None, member_id: int | None = None,
+                           limit: int = 100) -> QuerySet[RecordException]:
     """What staff must resolve: treatments and bookings the ledger could not act on by itself,
-    and, before the redemptions stage, reported treatments shown for review."""
+    and, before the redemptions stage, reported treatments shown for review. Newest first, with
+    member, service and practice (one query)."""
     rows = RecordException.objects.filter(status=RecordExceptionStatus.OPEN)
     if practice_id is not None:
         rows = rows.filter(practice_id=practice_id)
-    return rows.select_related("member", "service").order_by("-created_at", "-id")[:limit]
+    if member_id is not None:
+        rows = rows.filter(member_id=member_id)
+    return rows.select_related("member", "service", "practice").order_by("-created_at", "-id")[:limit]
+
+
+def open_record_exception_count(*, user) -> int:
+    """Open exceptions of the practice `user` works for (every practice for a superuser): the
+    count in the staff navigation. One query (the practice scope is a join)."""
+    return RecordException.objects.filter(staff_scope(user), status=RecordExceptionStatus.OPEN).count()
+
+
+def _open_count(rows: QuerySet, group: str):
+    """`COUNT(*)` of `rows` as a subquery expression (0 when there are none)."""
+    counted = rows.filter(status=RecordExceptionStatus.OPEN).order_by().values(group).annotate(n=Count("pk"))
+    return Coalesce(Subquery(counted.values("n")[:1]), 0)
+
+
+def member_open_count(member_path: str):
+    """Chart count: the member's open record exceptions (see `memberships.selectors.register_chart_count`)."""
+    return _open_count(RecordException.objects.filter(member_id=OuterRef(f"{member_path}id")), "member_id")
+
+
+def practice_open_count(member_path: str):
+    """Chart count: the open record exceptions of the member's practice (the navigation's count)."""
+    return _open_count(RecordException.objects.filter(practice_id=OuterRef(f"{member_path}practice_id")),
+                       "practice_id")
 
 
 def record_exceptions_of(*, member: Member, limit: int = 20) -> QuerySet[RecordException]:
