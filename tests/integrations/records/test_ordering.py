@@ -111,6 +111,18 @@ def test_appointments_are_kept_apart(client, webhook_practice, member_with_one_f
     assert bal(membership, facial) == (1, 0)
 
 
+def patient_on(practice, glow, adapter):
+    """A Glow member known to the record as patient P-1, the practice on `adapter` in `redemptions`."""
+    tier, _, _ = glow
+    practice.record_adapter = adapter
+    practice.automation_stage = AutomationStage.REDEMPTIONS
+    practice.save()
+    membership = active_membership(tier=tier)
+    membership.member.record_patient_id = "P-1"
+    membership.member.save(update_fields=["record_patient_id"])
+    return membership
+
+
 @pytest.mark.postgres
 @pytest.mark.xdist_group("pg-threads")
 @pytest.mark.django_db(transaction=True)
@@ -118,13 +130,7 @@ def test_appointments_are_kept_apart(client, webhook_practice, member_with_one_f
 def test_a_booking_and_its_cancellation_applied_at_once_converge(practice, glow, adapter):
     """Two workers apply the booking and the cancellation of one appointment at the same instant
     (any adapter: the rule lives in the shared inbound processing): no hold is left, every time."""
-    tier, facial, _ = glow
-    practice.record_adapter = adapter
-    practice.automation_stage = AutomationStage.REDEMPTIONS
-    practice.save()
-    membership = active_membership(tier=tier)
-    membership.member.record_patient_id = "P-1"
-    membership.member.save(update_fields=["record_patient_id"])
+    membership = patient_on(practice, glow, adapter)
     now = timezone.now()
     for attempt in range(8):
         ref = f"A-race-{attempt}"
@@ -138,13 +144,7 @@ def test_a_booking_and_its_cancellation_applied_at_once_converge(practice, glow,
 
 @pytest.mark.parametrize("adapter", ["webhook", "fhir", "zenoti"])
 def test_every_adapter_shares_the_rule(practice, glow, adapter):
-    tier, facial, _ = glow
-    practice.record_adapter = adapter
-    practice.automation_stage = AutomationStage.REDEMPTIONS
-    practice.save()
-    membership = active_membership(tier=tier)
-    membership.member.record_patient_id = "P-1"
-    membership.member.save(update_fields=["record_patient_id"])
+    patient_on(practice, glow, adapter)
     now = timezone.now()
     fields = dict(appointment_id="A-x", patient_id="P-1", service_code="hydrafacial")
     assert apply_record_event(practice=practice, event=AppointmentCancelled(**fields), now=now) == "nothing_held"
