@@ -75,7 +75,7 @@ def apply_record_exception(*, record_exception: RecordException, user, now: date
     if row.member is None or row.service is None:
         raise NotApplicable("The member or the service of this treatment is unknown; resolve it with a note.")
     if needs_manager(row.practice) and not (manager_confirmed and user.has_perm(MANAGER_PERMISSION)):
-        raise NotAllowed(f"The practice is in the {row.practice.get_automation_stage_display()} stage, "
+        raise NotAllowed(f"The practice is in the {row.practice.automation_stage} stage, "
                          "before record treatments are spent: a manager may apply it after confirming.")
     membership = ledger.current_membership(member=row.member)
     if membership is None:

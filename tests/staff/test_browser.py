@@ -250,3 +250,40 @@ def test_compact_chart_beside_the_record(browser, live_server, clinic):
     width = browser.execute_script("return document.documentElement.scrollWidth")
     assert width <= 400  # no horizontal scrolling
     browser.save_screenshot(str(SCREENSHOTS / "chart-compact-400px.png"))
+
+
+def test_manager_applies_a_held_treatment_from_the_chart_once(browser, live_server, clinic):
+    """The record reported Ana's HydraFacial before the redemptions stage: the chart points at it,
+    the manager confirms and applies it (a double click spends once)."""
+    from django.utils import timezone
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from integrations.models import RecordException
+    from integrations.records.base import TreatmentCompleted
+    from integrations.records.inbound import apply_record_event
+    from memberships.models import AutomationStage
+
+    practice, member = clinic["practice"], clinic["member"]
+    practice.record_adapter, practice.automation_stage = "webhook", AutomationStage.ALERTS
+    practice.save()
+    member.record_patient_id = "P-1"
+    member.save(update_fields=["record_patient_id"])
+    assert apply_record_event(practice=practice, now=timezone.now(), event=TreatmentCompleted(
+        appointment_id="A-1", patient_id="P-1", service_code=clinic["facial"].code)) == "review"
+
+    log_in(browser, live_server, "manager")
+    assert "1 open" in browser.find_element(By.CSS_SELECTOR, '[data-testid="nav-record-exceptions"]').get_attribute(
+        "innerHTML")
+    open_chart(browser, live_server, clinic)
+    browser.find_element(By.CSS_SELECTOR, '[data-testid="record-exceptions"] a').click()
+    browser.save_screenshot(str(SCREENSHOTS / "record-exceptions.png"))
+    browser.find_element(By.CSS_SELECTOR, 'input[name="confirm"]').click()
+    apply = browser.find_element(By.XPATH, '//button[text()="Apply now"]')
+    ActionChains(browser).double_click(apply).perform()
+    message = browser.find_element(By.CSS_SELECTOR, ".messages li")
+    assert "Applied" in message.text or "already closed" in message.text
+    assert balance(clinic, "facial") == 0
+    assert LedgerEntry.objects.filter(kind=EntryKind.REDEEM).count() == 1
+    assert RecordException.objects.get().status == "applied"
+    browser.save_screenshot(str(SCREENSHOTS / "record-exceptions-applied.png"))
