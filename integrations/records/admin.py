@@ -9,7 +9,13 @@ from django.utils import timezone
 
 from memberships.admin import PracticeScopedAdmin
 
-from integrations.models import RecordException, RecordExceptionStatus, RecordObject, RecordServiceMap
+from integrations.models import (
+    RecordAppointment,
+    RecordException,
+    RecordExceptionStatus,
+    RecordObject,
+    RecordServiceMap,
+)
 
 from .exceptions import resolve_record_exception
 
@@ -62,3 +68,19 @@ class RecordServiceMapAdmin(PracticeScopedAdmin):
 class RecordObjectAdmin(PracticeScopedAdmin):
     list_display = ["practice", "member", "adapter", "kind", "external_id", "updated_at"]
     readonly_fields = ["practice", "member", "adapter", "kind", "external_id", "state", "updated_at"]
+
+
+@admin.register(RecordAppointment)
+class RecordAppointmentAdmin(admin.ModelAdmin):
+    """What the ledger heard about each appointment (cancelled, treatment reported): read-only."""
+
+    list_display = ["appointment_ref", "practice", "cancelled_at", "cancel_reason", "completed_at", "first_seen_at"]
+    list_filter = ["practice"]
+    search_fields = ["appointment_ref"]
+    readonly_fields = [f.name for f in RecordAppointment._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
