@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from memberships.admin import PracticeScopedAdmin
+from memberships.admin import PracticeScopedAdmin, ReadOnlyAdmin
 
 from integrations.models import (
     RecordAppointment,
@@ -71,16 +71,9 @@ class RecordObjectAdmin(PracticeScopedAdmin):
 
 
 @admin.register(RecordAppointment)
-class RecordAppointmentAdmin(admin.ModelAdmin):
+class RecordAppointmentAdmin(ReadOnlyAdmin):
     """What the ledger heard about each appointment (cancelled, treatment reported): read-only."""
 
     list_display = ["appointment_ref", "practice", "cancelled_at", "cancel_reason", "completed_at", "first_seen_at"]
     list_filter = ["practice"]
     search_fields = ["appointment_ref"]
-    readonly_fields = [f.name for f in RecordAppointment._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
