@@ -68,13 +68,15 @@ logger = logging.getLogger(__name__)
 K = RecordExceptionKind
 
 
-def source_for(adapter_name: str) -> str:
-    return f"record:{adapter_name}"[:40]
+def source_for(adapter_name: str, practice: Practice) -> str:
+    """Webhooks are unique per practice: two practices' records may well use the same event ids
+    (FHIR `Procedure/1/_history/1` on two servers)."""
+    return f"record:{adapter_name}:{practice.pk}"[:40]
 
 
 def receive_webhook(*, webhook: InboundWebhook, adapter_name: str, now: datetime) -> tuple[InboundEvent, bool]:
     """Store a verified webhook once. Returns (row, created); a duplicate returns the first row."""
-    source = source_for(adapter_name)
+    source = source_for(adapter_name, webhook.practice)
     try:
         with transaction.atomic():
             row = InboundEvent.objects.create(

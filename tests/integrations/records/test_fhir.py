@@ -112,7 +112,7 @@ def test_a_procedure_reported_three_times_spends_once(fhir_practice, glow, fhir,
                        headers={"If-Match": f'W/"{created["meta"]["versionId"]}"'}).json()
     assert post_procedure(client, fhir_practice, resaved).json()["status"] == "received"
 
-    for row in InboundEvent.objects.filter(source="record:fhir"):
+    for row in InboundEvent.objects.filter(source__startswith="record:fhir:"):
         process_inbound_event(inbound_id=row.pk, now=now)
         process_inbound_event(inbound_id=row.pk, now=now)  # the task runs twice
     assert balance(membership, facial) == 1
@@ -264,11 +264,11 @@ def test_rest_hook_subscription_delivers_the_procedure_to_our_endpoint(on_adapte
             "identifier": [{"system": f"{system}/{practice.slug}/appointment", "value": "APT-HOOK-1"}],
             "code": {"coding": [{"code": "hydrafacial"}]},
             "subject": {"reference": f"Patient/{membership.member.record_patient_id}"}}).json()
-        assert _wait_for(lambda: InboundEvent.objects.filter(source="record:fhir").count() == 1)
+        assert _wait_for(lambda: InboundEvent.objects.filter(source__startswith="record:fhir:").count() == 1)
         procedure["note"] = [{"text": "chart signed"}]
         fhir.put(f"Procedure/{procedure['id']}", json=procedure,
                  headers={"If-Match": f'W/"{procedure["meta"]["versionId"]}"'})
-        assert _wait_for(lambda: InboundEvent.objects.filter(source="record:fhir").count() == 2)
+        assert _wait_for(lambda: InboundEvent.objects.filter(source__startswith="record:fhir:").count() == 2)
         inbox.process_due(now=timezone.now())
         assert EntitlementBalance.objects.get(membership=membership, service=facial).balance == 0
         assert sorted(InboundEvent.objects.values_list("error", flat=True)) == ["already_spent", "redeemed"]

@@ -184,7 +184,7 @@ def test_practice_by_path_or_query_and_other_adapters_refused(client, webhook_pr
 
 
 def test_unparseable_stored_event_is_marked_failed_not_dropped(webhook_practice):
-    row = InboundEvent.objects.create(source="record:webhook", event_id="e1", event_type="treatment.completed",
+    row = InboundEvent.objects.create(source=f"record:webhook:{webhook_practice.pk}", event_id="e1", event_type="treatment.completed",
                                       payload={"type": "treatment.completed"}, practice=webhook_practice,
                                       received_at=timezone.now())
     assert process_inbound_event(inbound_id=row.pk, now=timezone.now() + timedelta(seconds=1)) == "failed"
@@ -219,3 +219,25 @@ def test_intake_and_processing_stay_within_a_query_budget(client, webhook_practi
         signed_post(client, f"{URL}{webhook_practice.slug}/", payload)
     with django_assert_max_num_queries(26):
         assert inbox.process_due(now=timezone.now()) == {"processed": 1}
+
+
+def test_two_practices_records_may_use_the_same_event_id(client, webhook_practice, member_with_one_facial):
+    from tests.factories import PracticeFactory, glow_tier
+
+    from .conftest import SECRET
+
+    membership, facial = member_with_one_facial
+    other = PracticeFactory(slug="elsewhere", record_adapter="webhook", record_webhook_secret=SECRET,
+                            automation_stage=AutomationStage.REDEMPTIONS,
+                            record_config={"outbound_url": "http://127.0.0.1:9/none"})
+    other_tier, other_facial, _ = glow_tier(other)
+    theirs = active_membership(tier=other_tier)
+    theirs.member.record_patient_id = "P-100"
+    theirs.member.save(update_fields=["record_patient_id"])
+
+    ours_status, _ = send(client, webhook_practice, "treatment.completed", "apt-1", event_id="evt_shared")
+    theirs_status, _ = send(client, other, "treatment.completed", "apt-1", event_id="evt_shared")
+    assert (ours_status, theirs_status) == ("received", "received")
+    assert bal(membership, facial) == (0, 0)
+    assert bal(theirs, other_facial) == (0, 0)
+    assert send(client, other, "treatment.completed", "apt-1", event_id="evt_shared")[0] == "duplicate"
