@@ -25,7 +25,7 @@ from billing import services as billing
 from billing.facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, SubscriptionChanged
 
 from .models import InboundEvent, InboundStatus
-from .processors.base import CardSaved, IgnoredEvent, ProcessorUnavailable
+from .processors.base import CardSaved, DefaultCardChanged, IgnoredEvent, ProcessorUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +114,8 @@ def apply_fact(fact, *, now: datetime):
         return billing.record_subscription_changed(change=fact, now=now)
     if isinstance(fact, CardSaved):
         return use_saved_card(fact, now=now)
+    if isinstance(fact, DefaultCardChanged):
+        return retry_with_new_default_card(fact, now=now)
     return None
 
 
@@ -126,14 +128,36 @@ def use_saved_card(fact: CardSaved, *, now: datetime):
     if membership is None:
         raise billing.UnknownMembership(f"No membership {fact.membership_ref or '?'} yet.")
     processor = sync.get_processor()
-    processor.use_saved_card(customer_ref=fact.customer_ref, setup_ref=fact.setup_ref,
-                             subscription_ref=membership.processor_subscription_id,
-                             idempotency_key=f"card-saved:{fact.setup_ref}")
+    card = processor.use_saved_card(customer_ref=fact.customer_ref, setup_ref=fact.setup_ref,
+                                    subscription_ref=membership.processor_subscription_id,
+                                    idempotency_key=f"card-saved:{fact.setup_ref}")
     from billing import dunning
 
-    # An open dunning case pays its invoice with the new card now (at most one such retry waits).
-    dunning.retry_open_cases_after_card_update(member=membership.member, now=now, source="card saved")
+    # An open dunning case pays its invoice with the new card now (once per card, capped per case).
+    dunning.retry_open_cases_after_card_update(member=membership.member, payment_method_ref=card, now=now,
+                                               source="card saved")
     return membership
+
+
+class AmbiguousCustomer(Exception):
+    """Several members carry the processor customer id: a manager has to untangle them."""
+
+
+def retry_with_new_default_card(fact: DefaultCardChanged, *, now: datetime):
+    """The processor reports a new default card for a customer (the Billing Portal's card update):
+    the member's open dunning cases pay their invoice with it now, once per card. A customer that is
+    no member of ours is ignored; one shared by several members fails the event for a manager."""
+    from billing import dunning
+    from memberships.models import Member
+
+    members = list(Member.objects.filter(processor_customer_id=fact.customer_ref)[:2]) if fact.customer_ref else []
+    if not members:
+        return None
+    if len(members) > 1:
+        raise AmbiguousCustomer(f"processor customer {fact.customer_ref} belongs to several members")
+    dunning.retry_open_cases_after_card_update(member=members[0], payment_method_ref=fact.payment_method_ref,
+                                               now=now, source="default card changed")
+    return members[0]
 
 
 def _practice_of(result) -> int | None:

@@ -8,15 +8,17 @@ Hand-off points for the processor side (no vendor knowledge here):
 - `open_case_for_failure(...)`  on every failed charge of an invoice (duplicates welcome);
 - `close_case_for_payment(...)` on every paid invoice (ours or the processor's retries, or the
   member paying after a card update);
-- `retry_after_card_update(...)` when the member has put a new card on file;
+- `retry_after_card_update(...)` when the processor reports a new default card for the member;
 - `cancel_case_for_invoice(...)` when the invoice is voided / written off.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Min
 
@@ -448,32 +450,52 @@ def rearm_unreachable_retry(*, attempt_id: int, now: datetime) -> DunningAttempt
     return attempt
 
 
+def _card_step_key(payment_method_ref: str) -> str:
+    """One card-update retry per new card and case (the step key is unique per case)."""
+    return "card:" + hashlib.sha256(payment_method_ref.encode()).hexdigest()[:24] + ":retry"
+
+
 @transaction.atomic
-def retry_after_card_update(*, case: DunningCase, now: datetime, source: str = "card_update") -> DunningStep | None:
-    """The member put a new card on file: pay the open invoice now (hard declines too). At most one
-    such retry waits at a time; None when the case is no longer open."""
+def retry_after_card_update(*, case: DunningCase, payment_method_ref: str, now: datetime,
+                            source: str = "card_update") -> DunningStep | None:
+    """The processor reports a new default card (`payment_method_ref`) for the member: pay the open
+    invoice now, hard declines too. Once per card and case, at most DUNNING_CARD_UPDATE_RETRIES per
+    case, and one waiting at a time (it charges whatever card is the default when it runs). None
+    when the case is closed, the card was tried already, or the case has used up its card-update
+    retries (staff see that on the timeline)."""
+    if not payment_method_ref:
+        raise ValueError("payment_method_ref is required: only a card the processor reports triggers a retry")
     case = _lock_case(case.pk)
     if case.status != DunningCaseStatus.OPEN:
         return None
-    pending = DunningStep.objects.filter(case=case, kind=StepKind.RETRY, status=StepStatus.PENDING,
-                                         number__gte=CARD_UPDATE_STEP_BASE).first()
+    card_steps = DunningStep.objects.filter(case=case, number__gte=CARD_UPDATE_STEP_BASE, number__lt=MANUAL_STEP_BASE)
+    key = _card_step_key(payment_method_ref)
+    if card_steps.filter(key=key).exists():
+        return None
+    pending = card_steps.filter(kind=StepKind.RETRY, status=StepStatus.PENDING).first()
     if pending is not None:
         return pending
-    n = DunningStep.objects.filter(case=case, number__gte=CARD_UPDATE_STEP_BASE,
-                                   number__lt=MANUAL_STEP_BASE).count() + 1
-    step = DunningStep.objects.create(case=case, key=f"card-update-{n}:retry", number=CARD_UPDATE_STEP_BASE + n,
-                                      kind=StepKind.RETRY, due_at=now, note=source[:200])
+    used = card_steps.count()
+    limit = settings.DUNNING_CARD_UPDATE_RETRIES
+    if used >= limit:
+        _event(case, kind=EventKind.DUNNING, now=now,
+               summary=f"Card updated again: no retry (this case has had its {limit} card-update retries)",
+               payload={"source": source[:40], "card_update_retries": used})
+        return None
+    step = DunningStep.objects.create(case=case, key=key, number=CARD_UPDATE_STEP_BASE + used + 1,
+                                      kind=StepKind.RETRY, due_at=now, note=f"{source} {payment_method_ref}"[:200])
     _event(case, kind=EventKind.DUNNING, now=now, summary="Card updated: payment retry scheduled now",
            payload={"step_id": step.pk, "source": source[:40]})
     _refresh_next_action(case)
     return step
 
 
-def retry_open_cases_after_card_update(*, member: Member, now: datetime, source: str = "card_update") -> list[DunningStep]:
-    """Hand-off for the processor's "payment method attached / default changed" webhook."""
+def retry_open_cases_after_card_update(*, member: Member, payment_method_ref: str, now: datetime,
+                                       source: str = "card_update") -> list[DunningStep]:
+    """Hand-off for the processor's report that the member's default card changed."""
     steps = []
     for case in DunningCase.objects.filter(member=member, status=DunningCaseStatus.OPEN):
-        step = retry_after_card_update(case=case, now=now, source=source)
+        step = retry_after_card_update(case=case, payment_method_ref=payment_method_ref, now=now, source=source)
         if step is not None:
             steps.append(step)
     return steps

@@ -48,7 +48,7 @@ from billing.facts import (  # noqa: E402  (re-exported: the adapters' vocabular
 
 __all__ = [
     "HARD_DECLINE_CODES", "ChargeActionRequired", "ChargeFailed", "ChargeSucceeded", "InvoiceFacts",
-    "SubscriptionChanged", "is_hard_decline", "CardSaved", "IgnoredEvent", "InboundFact", "PaymentDeclined",
+    "SubscriptionChanged", "is_hard_decline", "CardSaved", "DefaultCardChanged", "IgnoredEvent", "InboundFact", "PaymentDeclined",
     "Processor", "ProcessorError", "ProcessorRejected", "ProcessorUnavailable", "SubscriptionRef",
 ]
 
@@ -73,13 +73,25 @@ class CardSaved:
 
 
 @dataclass(frozen=True)
+class DefaultCardChanged:
+    """The processor reports a new default card for the customer (e.g. saved on its hosted
+    card-update page). Only this, never the member's return to our page, retries an open invoice."""
+
+    processor: str
+    customer_ref: str
+    payment_method_ref: str               # the new default card
+    event_created: int
+
+
+@dataclass(frozen=True)
 class InboundFact:
     """The envelope of one verified webhook: its id, type, emission time, and what it means."""
 
     event_ref: str
     event_type: str
     created: int
-    fact: Union[ChargeSucceeded, ChargeFailed, ChargeActionRequired, SubscriptionChanged, CardSaved, IgnoredEvent]
+    fact: Union[ChargeSucceeded, ChargeFailed, ChargeActionRequired, SubscriptionChanged, CardSaved, DefaultCardChanged,
+                 IgnoredEvent]
 
 
 # --- outbound -------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The member's card-update link (from an SMS or email): a signed link to us that asks the processor
 for a fresh hosted card-update page and redirects there; the page sends the member back to `done`,
-which schedules an immediate retry of the open invoice. No login: the signed token is the key, and
-the pages show nothing but the practice's name."""
+which only says thank you. Loading a page never charges: the open invoice is retried when the
+processor reports the new default card (its webhook; see `integrations.inbox`). No login: the signed
+token is the key (the return page has a token of its own), and the pages show nothing but the
+practice's name."""
 
 from __future__ import annotations
 
@@ -9,11 +11,9 @@ import logging
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from billing import dunning
-from billing.dunning.links import card_update_return_link, case_id_from_token
+from billing.dunning.links import card_update_return_link, case_id_from_return_token, case_id_from_token
 from billing.dunning.selectors import case_for_card_link
 from billing.models import DunningCaseStatus
 
@@ -27,14 +27,13 @@ def _page(request, *, title: str, text: str, status: int = 200, practice_name: s
                   status=status)
 
 
-def _case(token: str):
-    case_id = case_id_from_token(token)
+def _case(case_id: int | None):
     return case_for_card_link(case_id) if case_id is not None else None
 
 
 @require_GET
 def card_update(request: HttpRequest, token: str) -> HttpResponse:
-    case = _case(token)
+    case = _case(case_id_from_token(token))
     if case is None:
         return _page(request, title="This link has expired",
                      text="Please contact the practice for a new card-update link.", status=404)
@@ -57,13 +56,15 @@ def card_update(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_GET
 def card_update_done(request: HttpRequest, token: str) -> HttpResponse:
-    case = _case(token)
+    """Changes nothing (a reload, a shared link or a crawler must not charge anyone): the retry
+    follows the processor's report of the new default card."""
+    case = _case(case_id_from_return_token(token))
     if case is None:
         return _page(request, title="This link has expired",
                      text="Please contact the practice if your payment still needs attention.", status=404)
     if case.status == DunningCaseStatus.OPEN:
-        dunning.retry_after_card_update(case=case, now=timezone.now(), source="card-update page")
         return _page(request, title="Thank you", practice_name=case.practice.name,
-                     text="We will charge your new card for the open payment in the next few minutes.")
+                     text="Once our payment processor confirms your new card, we will charge it for the open "
+                          "payment. If you did not save a new card, please use the link in our message again.")
     return _page(request, title="Thank you", practice_name=case.practice.name,
                  text="Your membership payment is settled.")

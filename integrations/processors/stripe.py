@@ -22,6 +22,7 @@ from .base import (
     ChargeActionRequired,
     ChargeFailed,
     ChargeSucceeded,
+    DefaultCardChanged,
     IgnoredEvent,
     InboundFact,
     PaymentDeclined,
@@ -45,7 +46,8 @@ SUBSCRIPTION = {"customer.subscription.created", "customer.subscription.updated"
                 "customer.subscription.deleted", "customer.subscription.paused",
                 "customer.subscription.resumed"}
 CHECKOUT = {"checkout.session.completed"}
-HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | INVOICE_ACTION | SUBSCRIPTION | CHECKOUT)
+CUSTOMER = {"customer.updated"}     # a new default card (the Billing Portal's card update)
+HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | INVOICE_ACTION | SUBSCRIPTION | CHECKOUT | CUSTOMER)
 
 
 class InvalidSignature(Exception):
@@ -202,7 +204,22 @@ def parse_event(event: dict) -> InboundFact:
             processor=PROCESSOR, customer_ref=_id(obj.get("customer")), setup_ref=_id(obj.get("setup_intent")),
             membership_ref=str((obj.get("metadata") or {}).get("membership_ref") or obj.get("client_reference_id") or ""),
             event_created=int(event.get("created") or 0)), **envelope)
+    if etype in CUSTOMER:
+        return InboundFact(fact=_default_card_fact(event, obj), **envelope)
     return InboundFact(fact=IgnoredEvent(f"{etype} is not acted on"), **envelope)
+
+
+def _default_card_fact(event: dict, customer: dict) -> DefaultCardChanged | IgnoredEvent:
+    """`customer.updated` states a new default card only when `previous_attributes` shows the
+    invoice default payment method changed (to a card, not to none)."""
+    previous = ((event.get("data") or {}).get("previous_attributes") or {}).get("invoice_settings")
+    if not isinstance(previous, dict) or "default_payment_method" not in previous:
+        return IgnoredEvent("customer updated; default card unchanged")
+    new = _id((customer.get("invoice_settings") or {}).get("default_payment_method"))
+    if not new or new == _id(previous.get("default_payment_method")):
+        return IgnoredEvent("customer updated; no new default card")
+    return DefaultCardChanged(processor=PROCESSOR, customer_ref=_id(customer.get("id")), payment_method_ref=new,
+                              event_created=int(event.get("created") or 0))
 
 
 def is_handled(event_type: str) -> bool:

@@ -187,6 +187,8 @@ TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="
 DUNNING_PROCESSOR = env.str("DUNNING_PROCESSOR", default="integrations.processors.stripe.StripeProcessor")
 DUNNING_RUN_EVERY_MINUTES = env.int("DUNNING_RUN_EVERY_MINUTES", default=5)
 DUNNING_CARD_LINK_MAX_AGE_DAYS = env.int("DUNNING_CARD_LINK_MAX_AGE_DAYS", default=45)
+# Retries a case gets from new cards the member saves (one per card, at most this many per case).
+DUNNING_CARD_UPDATE_RETRIES = env.int("DUNNING_CARD_UPDATE_RETRIES", default=3)
 
 # --- task queue (django-q2) ---------------------------------------------------------------------
 # retry > timeout > the longest task, so a running task is never handed out twice; bounded

@@ -8,7 +8,7 @@ from django.core import mail
 
 from billing import dunning
 from billing.dunning.errors import CaseClosed, InvalidPolicy
-from billing.dunning.links import card_link_token
+from billing.dunning.links import card_link_token, card_return_token
 from billing.dunning.policy import current_policy, update_dunning_policy
 from billing.models import DunningCaseStatus, DunningPolicy, DunningStep
 from billing.selectors import amount_at_risk, open_dunning_cases
@@ -18,7 +18,8 @@ from memberships.services import Actor
 from .conftest import T0, fail, sms_to, tick, walk
 
 
-def test_card_link_redirects_to_the_processor_page_and_return_retries_now(client, membership, fake_processor):
+def test_card_link_redirects_to_the_processor_page_and_a_confirmed_card_retries_now(client, membership,
+                                                                                    fake_processor):
     from django.utils import timezone
 
     from integrations.processors.dunning import RetryOutcome
@@ -32,18 +33,71 @@ def test_card_link_redirects_to_the_processor_page_and_return_retries_now(client
     response = client.get(path)
     assert response.status_code == 302
     assert response["Location"].startswith("https://billing.processor.test/session/cus_test?return_url=")
-    assert f"/billing/card/{card_link_token(case.pk)}/done/" in response["Location"]
-    # The member put a new card on file and came back: the open invoice is paid right away.
-    fake_processor.will_answer("in_1", RetryOutcome.succeeded())
-    response = client.get(path + "done/")
+    return_path = f"/billing/card/{card_return_token(case.pk)}/done/"
+    assert return_path in response["Location"]
+    # The member comes back from the processor's page: thanked, nothing charged yet.
+    response = client.get(return_path)
     assert response.status_code == 200 and b"Thank you" in response.content
-    client.get(path + "done/")  # a reload schedules nothing more
+    assert not DunningStep.objects.filter(case=case, kind="retry").exists()
+    # The processor reports the new default card: the open invoice is paid right away.
+    fake_processor.will_answer("in_1", RetryOutcome.succeeded())
+    dunning.retry_open_cases_after_card_update(member=membership.member, payment_method_ref="pm_new",
+                                               now=timezone.now())
     assert DunningStep.objects.filter(case=case, kind="retry").count() == 1
     walk(timezone.now(), timezone.now() + timedelta(minutes=10))
     case.refresh_from_db()
     assert case.status == DunningCaseStatus.RECOVERED and len(fake_processor.charges) == 1
     response = client.get(path)
     assert response.status_code == 200 and b"Nothing to update" in response.content
+
+
+def test_reloading_the_return_page_never_charges_a_stolen_card(client, membership, fake_processor):
+    """The review's repro: five loads of the return page, the dunning run in between, on a hard
+    decline: no charge attempt at all (before, each load charged the stolen card again)."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    case = fail(membership, code="stolen_card", now=now)
+    assert case.hard
+    return_path = f"/billing/card/{card_return_token(case.pk)}/done/"
+    for minute in range(5):
+        assert client.get(return_path).status_code == 200
+        walk(now + timedelta(minutes=minute), now + timedelta(minutes=minute, seconds=30))
+    assert fake_processor.charges == []
+    assert not DunningStep.objects.filter(case=case, kind="retry").exists()
+    case.refresh_from_db()
+    assert case.status == DunningCaseStatus.OPEN
+
+
+def test_the_message_link_token_does_not_open_the_return_page(client, membership):
+    case = fail(membership)
+    message_token, return_token = card_link_token(case.pk), card_return_token(case.pk)
+    assert message_token != return_token
+    assert client.get(f"/billing/card/{message_token}/done/").status_code == 404
+    assert client.get(f"/billing/card/{return_token}/").status_code == 404
+
+
+def test_card_update_retries_once_per_new_card_and_at_most_three_per_case(membership, fake_processor, settings):
+    case = fail(membership, code="stolen_card")
+    member = membership.member
+    now = T0
+    assert len(dunning.retry_open_cases_after_card_update(member=member, payment_method_ref="pm_a", now=now)) == 1
+    tick(now)
+    # The same card reported again (a replayed or repeated webhook): no second charge.
+    now += timedelta(hours=1)
+    assert dunning.retry_open_cases_after_card_update(member=member, payment_method_ref="pm_a", now=now) == []
+    tick(now)
+    assert len(fake_processor.charges) == 1
+    for card in ("pm_b", "pm_c", "pm_d", "pm_e"):
+        now += timedelta(hours=1)
+        dunning.retry_open_cases_after_card_update(member=member, payment_method_ref=card, now=now)
+        tick(now)
+    assert len(fake_processor.charges) == settings.DUNNING_CARD_UPDATE_RETRIES == 3
+    case.refresh_from_db()
+    assert case.status == DunningCaseStatus.OPEN
+    assert Event.objects.filter(member=member, summary__contains="had its 3 card-update retries").count() == 2
+    with pytest.raises(ValueError):
+        dunning.retry_after_card_update(case=case, payment_method_ref="", now=now)
 
 
 def test_a_forged_or_expired_link_shows_nothing(client, membership, settings):

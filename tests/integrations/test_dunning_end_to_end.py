@@ -1,6 +1,7 @@
 """Dunning against a real peer: localstripe and the official SDK. A failing card opens a case; our
-retry fails there; the member puts a new card on file and comes back from the card page; our retry
-pays the invoice; the case is recovered, the flag cleared and the cycle refilled exactly once.
+retry fails there; the member puts a new card on file and comes back from the card page (nothing
+charged); Stripe reports the new default card; our retry pays the invoice; the case is recovered,
+the flag cleared and the cycle refilled exactly once.
 
 localstripe gaps, said here rather than hidden: it has no Billing Portal and no Checkout (the card
 link answers "try again later" instead of redirecting, checked below), no invoice payments
@@ -18,7 +19,7 @@ from django.core import mail
 from django.utils import timezone
 
 from billing import dunning
-from billing.dunning.links import card_link_token
+from billing.dunning.links import card_link_token, card_return_token
 from billing.models import AttemptStatus, DunningAttempt, DunningCase, DunningCaseStatus, Invoice, InvoiceStatus
 from integrations import outbox
 from integrations.messaging import sms
@@ -91,9 +92,19 @@ def test_failing_card_retry_card_update_recovered(world, client, settings):  # n
     token = card_link_token(case.pk)
     response = client.get(f"/billing/card/{token}/")
     assert response.status_code == 503 and b"try again" in response.content
-    # The member puts a new card on file (what the portal does) and comes back: retry now.
-    card_on_file(stripe, customer.id)
-    assert client.get(f"/billing/card/{token}/done/").status_code == 200
+    # The member puts a new card on file (what the portal does) and comes back: thanked, no charge.
+    old_card = stripe.v1.customers.retrieve(customer.id).invoice_settings.default_payment_method
+    new_card = card_on_file(stripe, customer.id)
+    assert client.get(f"/billing/card/{card_return_token(case.pk)}/done/").status_code == 200
+    run_at(t0 + timedelta(days=3, minutes=30))
+    assert DunningAttempt.objects.filter(case=case).count() == 1
+    # Stripe reports the new default card (customer.updated, built around the customer re-read from
+    # localstripe, which sends no previous_attributes itself): retry now.
+    assert hooks.post({"id": f"evt_card_{new_card}", "object": "event", "type": "customer.updated",
+                "api_version": "2017-08-15", "created": int(timezone.now().timestamp()), "livemode": False,
+                "data": {"object": json.loads(str(stripe.v1.customers.retrieve(customer.id))),
+                         "previous_attributes": {"invoice_settings": {"default_payment_method": old_card}}}}) == 200
+    work()
     run_at(t0 + timedelta(days=3, hours=1))
 
     case.refresh_from_db()
