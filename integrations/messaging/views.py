@@ -1,6 +1,6 @@
-"""Twilio's webhooks: inbound SMS (STOP / START keywords, recorded at once) and delivery status
-callbacks. Both are signed (X-Twilio-Signature over PUBLIC_BASE_URL + path and the POST params);
-a bad signature gets 403 and changes nothing."""
+"""Twilio's webhooks: inbound SMS (STOP recorded at once; START lifts an earlier STOP, never gives
+consent) and delivery status callbacks. Both are signed (X-Twilio-Signature over PUBLIC_BASE_URL +
+path and the POST params); a bad signature gets 403 and changes nothing."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from billing import dunning
+from billing.models import DunningMessage, MessageChannel
 from memberships import services as ledger
 from memberships.models import Member
 
@@ -42,6 +44,16 @@ def _forbidden() -> HttpResponse:
     return HttpResponse("invalid signature", status=403, content_type="text/plain")
 
 
+def members_to_opt_back_in(phone: str):
+    """Whom a START from `phone` concerns. One Twilio sender (TWILIO_FROM_NUMBER or the messaging
+    service) serves every practice, so the number that received it names no practice: START lifts
+    the opt-out only of members on that phone who gave consent, opted out, and were texted by us
+    (a member of another practice with the same phone is not one of them)."""
+    return (Member.objects.filter(phone=phone, sms_consent=True, sms_opted_out_at__isnull=False)
+            .filter(Exists(DunningMessage.objects.filter(case__member=OuterRef("pk"), channel=MessageChannel.SMS,
+                                                         sent_at__isnull=False))))
+
+
 @csrf_exempt
 @require_POST
 def inbound(request: HttpRequest) -> HttpResponse:
@@ -59,14 +71,15 @@ def inbound(request: HttpRequest) -> HttpResponse:
             InboundEvent.objects.create(source="twilio", event_id=sid or f"no-sid-{now.timestamp()}",
                                         event_type="sms.inbound", payload={"keyword": keyword},
                                         status=InboundStatus.PROCESSED, received_at=now, processed_at=now)
-            if keyword != "other" and phone:
+            if keyword == "stop" and phone:
+                # Twilio blocks the number for our sender at once: so do we, for every member on it.
                 for member in Member.objects.filter(phone=phone):
-                    if keyword == "stop":
-                        ledger.record_sms_opt_out(member=member, actor=ledger.Actor.system("sms"), now=now,
-                                                  source="STOP reply")
-                    else:
-                        ledger.record_sms_opt_in(member=member, actor=ledger.Actor.system("sms"), now=now,
-                                                 source="START reply")
+                    ledger.record_sms_opt_out(member=member, actor=ledger.Actor.system("sms"), now=now,
+                                              source="STOP reply")
+            elif keyword == "start" and phone:
+                for member in members_to_opt_back_in(phone):
+                    ledger.record_sms_opt_in(member=member, actor=ledger.Actor.system("sms"), now=now,
+                                             source="START reply")
     except IntegrityError:
         logger.info("twilio inbound %s already recorded", sid)
     return HttpResponse(EMPTY_TWIML, content_type="text/xml")

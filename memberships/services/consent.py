@@ -27,14 +27,14 @@ def record_sms_opt_out(*, member: Member, actor: Actor, now: datetime, source: s
 
 @transaction.atomic
 def record_sms_opt_in(*, member: Member, actor: Actor, now: datetime, source: str) -> Member:
-    """The member texted START (or similar): SMS consent again, from now."""
+    """The member texted START (or similar): a STOP they sent earlier is lifted. It never gives
+    consent by itself (TCPA): a member without consent on file stays without, and staff record
+    consent the usual way. A member who was not opted out is left as is."""
     locked = Member.objects.select_for_update().get(pk=member.pk)
-    if locked.sms_opted_out_at is None and locked.sms_consent:
+    if locked.sms_opted_out_at is None or not locked.sms_consent:
         return locked
     locked.sms_opted_out_at = None
-    locked.sms_consent = True
-    locked.sms_consent_at = now
-    locked.save(update_fields=["sms_opted_out_at", "sms_consent", "sms_consent_at"])
-    record_event(member=locked, kind=EventKind.SMS_OPTED_IN, summary=f"SMS opt-in recorded ({source})",
+    locked.save(update_fields=["sms_opted_out_at"])
+    record_event(member=locked, kind=EventKind.SMS_OPTED_IN, summary=f"SMS opt-out lifted ({source})",
                  payload={"source": source}, actor=actor, now=now)
     return locked

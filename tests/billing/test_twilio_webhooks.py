@@ -40,6 +40,8 @@ def test_bad_signature_is_refused_and_changes_nothing(client, membership):
 
 def test_stop_then_start(client, membership):
     member = membership.member
+    fail(membership)
+    tick(T0)  # the member has had our card-update SMS
     response = post_signed(client, "/webhooks/twilio/inbound/",
                            {"MessageSid": "SM_a", "From": member.phone, "Body": " stop "})
     assert response.status_code == 200 and response["Content-Type"].startswith("text/xml")
@@ -53,6 +55,44 @@ def test_stop_then_start(client, membership):
     assert member.can_receive_sms
     assert InboundEvent.objects.filter(source="twilio").count() == 2
     assert all("From" not in e.payload for e in InboundEvent.objects.all())  # no phone numbers kept
+
+
+def test_start_never_gives_consent_that_was_not_on_file(client, member_factory):
+    """TCPA: a START/YES from a member who never consented (in any practice) gives no consent."""
+    from tests.factories import MemberFactory, PracticeFactory
+
+    membership = member_factory(sms_consent=False)
+    member = membership.member
+    elsewhere = MemberFactory(practice=PracticeFactory(), phone=member.phone, sms_consent=False)
+    for sid, word in (("SM_y", "YES"), ("SM_s", "START")):
+        post_signed(client, "/webhooks/twilio/inbound/", {"MessageSid": sid, "From": member.phone, "Body": word})
+    for someone in (member, elsewhere):
+        someone.refresh_from_db()
+        assert not someone.sms_consent and not someone.can_receive_sms
+    assert not Event.objects.filter(kind=EventKind.SMS_OPTED_IN).exists()
+    fail(membership)
+    tick(T0)
+    assert DunningMessage.objects.filter(channel="sms").count() == 0  # still no SMS to them
+
+
+def test_stop_reaches_every_member_on_the_phone_start_only_those_we_texted(client, membership):
+    """One Twilio number serves every practice: STOP applies to every member with that phone at once;
+    START lifts the opt-out only for members who had consented and were texted by us."""
+    from tests.factories import MemberFactory, PracticeFactory
+
+    member = membership.member
+    fail(membership)
+    tick(T0)
+    elsewhere = MemberFactory(practice=PracticeFactory(), phone=member.phone, sms_consent=True)
+    post_signed(client, "/webhooks/twilio/inbound/", {"MessageSid": "SM_1", "From": member.phone, "Body": "STOP"})
+    for someone in (member, elsewhere):
+        someone.refresh_from_db()
+        assert not someone.can_receive_sms
+    post_signed(client, "/webhooks/twilio/inbound/", {"MessageSid": "SM_2", "From": member.phone, "Body": "START"})
+    member.refresh_from_db()
+    elsewhere.refresh_from_db()
+    assert member.can_receive_sms
+    assert not elsewhere.can_receive_sms and elsewhere.sms_opted_out_at is not None
 
 
 def test_ordinary_reply_changes_nothing(client, membership):
