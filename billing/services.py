@@ -48,8 +48,7 @@ def _parse_ref(ref: str) -> int | None:
 
 def find_membership(*, membership_ref: str, subscription_ref: str) -> Membership | None:
     if subscription_ref:
-        found = (Membership.objects.filter(processor_subscription_id=subscription_ref)
-                 .order_by("-created_at").first())
+        found = Membership.objects.filter(processor_subscription_id=subscription_ref).first()  # unique
         if found is not None:
             return found
     pk = _parse_ref(membership_ref)

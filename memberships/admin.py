@@ -181,6 +181,8 @@ class MemberAdmin(PracticeScopedAdmin):
     list_display = ["member_number", "first_name", "last_name", "email", "phone", "sms_consent", "practice"]
     search_fields = ["member_number", "first_name", "last_name", "email", "phone"]
     list_filter = ["practice", "sms_consent"]
+    # Set by the processor path only: an edited id would send another customer's webhooks here.
+    readonly_fields = ["processor_customer_id"]
     inlines = [MembershipInline]
 
 

@@ -285,6 +285,12 @@ class Membership(models.Model):
             models.UniqueConstraint(
                 fields=["member"], condition=~Q(status="cancelled"), name="one_open_membership_per_member"
             ),
+            # A processor subscription is one membership's (one processor per deployment; its ids
+            # never collide with another processor's): webhooks find the membership by it.
+            models.UniqueConstraint(
+                fields=["processor_subscription_id"], condition=~Q(processor_subscription_id=""),
+                name="one_membership_per_processor_subscription",
+            ),
         ]
         indexes = [models.Index(fields=["status"], name="membership_status_idx")]
         permissions = [

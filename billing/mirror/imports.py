@@ -294,10 +294,13 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, mapping_
     seen_numbers: dict[str, int] = {}
     seen_people: dict[tuple[str, str, str], int] = {}
     number_column = sheet.headers[mapping.index_of("member_number")]
-    for done, (line, cells) in enumerate(sheet.rows, start=1):
-        row, errors = _parse_row(line=line, cells=cells, headers=sheet.headers, mapping=mapping, tiers=tiers,
-                                 services=services)
+    parsed = [_parse_row(line=line, cells=cells, headers=sheet.headers, mapping=mapping, tiers=tiers,
+                         services=services) for line, cells in sheet.rows]
+    processor_ids = _ProcessorIds([row for row, _ in parsed if row is not None], mapping=mapping,
+                                  headers=sheet.headers)
+    for done, ((line, _cells), (row, errors)) in enumerate(zip(sheet.rows, parsed), start=1):
         if row is not None:
+            errors.extend(processor_ids.check(row, member=existing.get(row.member_number)))
             first_line = seen_numbers.get(row.member_number.lower())
             person = (row.first_name.lower(), row.last_name.lower(), row.email)
             if first_line is not None:
@@ -331,6 +334,44 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, mapping_
         if on_progress and (done % 500 == 0 or done == check.total_rows):
             on_progress("check", done, check.total_rows)
     return check
+
+
+class _ProcessorIds:
+    """A processor subscription or customer id names one member: a row whose id another member
+    (in the ledger, of any practice, or on an earlier line) already has is refused, so a webhook
+    never reaches the wrong member."""
+
+    FIELDS = (("processor_subscription_id", "subscription"), ("processor_customer_id", "customer"))
+
+    def __init__(self, rows: list[ImportRow], *, mapping: Mapping, headers: list[str]):
+        subs = {r.processor_subscription_id for r in rows if r.processor_subscription_id}
+        customers = {r.processor_customer_id for r in rows if r.processor_customer_id}
+        self.owners: dict[str, dict[str, set[int]]] = {"processor_subscription_id": {}, "processor_customer_id": {}}
+        for ref, member_id in Membership.objects.filter(processor_subscription_id__in=subs).values_list(
+                "processor_subscription_id", "member_id"):
+            self.owners["processor_subscription_id"].setdefault(ref, set()).add(member_id)
+        for ref, member_id in Member.objects.filter(processor_customer_id__in=customers).values_list(
+                "processor_customer_id", "pk"):
+            self.owners["processor_customer_id"].setdefault(ref, set()).add(member_id)
+        self.columns = {name: headers[mapping.index_of(name)] if mapping.index_of(name) is not None else ""
+                        for name, _ in self.FIELDS}
+        self.first_line: dict[tuple[str, str], tuple[int, str]] = {}
+
+    def check(self, row: ImportRow, *, member: Member | None) -> list[RowError]:
+        errors = []
+        for name, label in self.FIELDS:
+            ref = getattr(row, name)
+            if not ref:
+                continue
+            others = self.owners[name].get(ref, set()) - ({member.pk} if member is not None else set())
+            earlier = self.first_line.setdefault((name, ref), (row.line, row.member_number.lower()))
+            if others:
+                errors.append(RowError(row.line, self.columns[name],
+                                       f"processor {label} id {ref} already belongs to another member"))
+            elif earlier[1] != row.member_number.lower():
+                errors.append(RowError(row.line, self.columns[name],
+                                       f"processor {label} id {ref} is already on line {earlier[0]}"))
+        return errors
 
 
 # --- the import -------------------------------------------------------------------------------------

@@ -125,6 +125,54 @@ def test_bad_rows_are_each_named_and_nothing_is_written(glow, practice):
     assert Member.objects.count() == 0 and LedgerEntry.objects.count() == 0 and SheetRow.objects.count() == 0
 
 
+def test_a_processor_id_of_another_member_is_a_row_error(glow, practice):
+    """A subscription or customer id that another member (here, in the ledger or of another
+    practice, or on an earlier line) already has is refused on that row; re-importing a member's
+    own ids is fine."""
+    from tests.factories import MemberFactory, PracticeFactory
+
+    assert run(practice, GOOD_CSV.encode()).status == ImportStatus.IMPORTED
+    other_practice = PracticeFactory()
+    MemberFactory(practice=other_practice, processor_customer_id="cus_elsewhere")
+    header = GOOD_CSV.splitlines()[0]
+    rows = [
+        "M001,Ana,Silva,ana@example.com,(415) 555-0101,Glow,2024-03-05,$199.00,1,$50.00,cus_A,sub_A,P-1,yes,active",
+        "M010,Eve,Ng,eve@example.com,,Glow,2025-01-01,199,1,0,cus_E,sub_A,P-10,,active",
+        "M011,Fay,Lo,fay@example.com,,Glow,2025-01-01,199,1,0,cus_B,sub_F,P-11,,active",
+        "M012,Gus,Ro,gus@example.com,,Glow,2025-01-01,199,1,0,cus_elsewhere,sub_G,P-12,,active",
+        "M013,Hal,Po,hal@example.com,,Glow,2025-01-01,199,1,0,cus_H,sub_H,P-13,,active",
+        "M014,Ida,Qu,ida@example.com,,Glow,2025-01-01,199,1,0,cus_I,sub_H,P-14,,active",
+        "M002,Ben,Okafor,ben@example.com,415.555.0102,Glow,03/15/2025,199,2,50,cus_C,sub_B,P-2,no,Active",
+    ]
+    batch = run(practice, "\n".join([header, *rows]).encode())
+    assert batch.status == ImportStatus.REJECTED
+    problems = {(e["line"], e["column"]): e["message"] for e in batch.errors}
+    assert problems == {
+        (3, "Stripe subscription"): "processor subscription id sub_A already belongs to another member",
+        (4, "Stripe customer"): "processor customer id cus_B already belongs to another member",
+        (5, "Stripe customer"): "processor customer id cus_elsewhere already belongs to another member",
+        (7, "Stripe subscription"): "processor subscription id sub_H is already on line 6",
+        (8, "Stripe customer"): "processor customer id cus_C already belongs to another member",
+    }
+    assert not Member.objects.filter(member_number__in=["M010", "M011", "M012", "M013", "M014"]).exists()
+    assert Member.objects.get(member_number="M002").processor_customer_id == "cus_B"
+
+
+def test_two_memberships_cannot_share_a_processor_subscription(glow, practice):
+    from django.db import IntegrityError, transaction
+
+    from tests.factories import MemberFactory, active_membership
+
+    tier = glow[0]
+    first = active_membership(tier=tier, member=MemberFactory(practice=practice), now=NOW)
+    second = active_membership(tier=tier, member=MemberFactory(practice=practice), now=NOW)
+    Membership.objects.filter(pk=first.pk).update(processor_subscription_id="sub_same")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Membership.objects.filter(pk=second.pk).update(processor_subscription_id="sub_same")
+    Membership.objects.filter(pk=second.pk).update(processor_subscription_id="")  # many without one: fine
+    Membership.objects.filter(pk=first.pk).update(processor_subscription_id="")
+
+
 def test_importing_only_the_valid_rows_is_a_stated_choice(glow, practice):
     batch = run(practice, messy_xlsx(), name="members.xlsx", only_valid=True)
     assert batch.status == ImportStatus.IMPORTED

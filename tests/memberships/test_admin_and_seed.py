@@ -20,6 +20,20 @@ def test_ledger_entries_are_read_only_in_admin(client, manager, glow):
     assert LedgerEntry.objects.filter(pk=entry.pk).exists()
 
 
+def test_processor_ids_are_read_only_in_admin(client, manager, glow):
+    tier, _, _ = glow
+    m = active_membership(tier=tier)
+    Member.objects.filter(pk=m.member_id).update(processor_customer_id="cus_own")
+    Membership.objects.filter(pk=m.pk).update(processor_subscription_id="sub_own")
+    client.force_login(manager)
+    page = client.get(f"/admin/memberships/member/{m.member_id}/change/")
+    assert page.status_code == 200 and b"cus_own" in page.content
+    assert b'name="processor_customer_id"' not in page.content
+    page = client.get(f"/admin/memberships/membership/{m.pk}/change/")
+    assert page.status_code == 200 and b"sub_own" in page.content
+    assert b'name="processor_subscription_id"' not in page.content
+
+
 def test_admin_reverse_action_needs_a_reason_and_reverses_once(client, manager, glow):
     from django.utils import timezone
 
