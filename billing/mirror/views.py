@@ -192,6 +192,7 @@ def reconciliation_csv(request):
 
     from django.http import HttpResponse
 
+    from .export import safe_row
     from .selectors import discrepancies
 
     practice = practice_for(request.user)
@@ -204,10 +205,11 @@ def reconciliation_csv(request):
                      "resolved_at", "resolved_by", "resolution_note"])
     for d in rows.order_by("member_number", "kind"):
         values = {k: v for k, v in d.values.items() if k != "sides"}
-        writer.writerow([d.member_number, d.member_id or "", d.kind, d.values.get("sides", ""), d.message,
-                         json.dumps(values, sort_keys=True), d.first_seen_at.isoformat(), d.last_seen_at.isoformat(),
-                         d.resolved_at.isoformat() if d.resolved_at else "",
-                         d.resolved_by.get_username() if d.resolved_by else "", d.resolution_note])
+        writer.writerow(safe_row([
+            d.member_number, d.member_id or "", d.kind, d.values.get("sides", ""), d.message,
+            json.dumps(values, sort_keys=True), d.first_seen_at.isoformat(), d.last_seen_at.isoformat(),
+            d.resolved_at.isoformat() if d.resolved_at else "",
+            d.resolved_by.get_username() if d.resolved_by else "", d.resolution_note]))
     audit(request, action="reconciliation_exported", obj=practice, detail={"show": show})
     return response
 

@@ -48,6 +48,33 @@ def test_csv_export(client, manager, glow, practice):
     assert lines[1].startswith("M001,") and "price_mismatch" in lines[1]
 
 
+def test_csv_export_neutralises_spreadsheet_formulas(client, manager, glow, practice):
+    """Member numbers and notes from an imported sheet that a spreadsheet would run as formulas
+    (= + - @, tab, CR at the start) come out as text, prefixed with a single quote (OWASP)."""
+    import csv
+    import io
+
+    hostile = {"M001": "=HYPERLINK(\"\"http://evil.example\"\";\"\"x\"\")", "M002": "+1+2", "M003": "-2+3",
+               "M004": "@SUM(A1)"}
+    sheet = GOOD_CSV
+    for number, value in hostile.items():
+        sheet = sheet.replace(f"{number},", f'"{value}",', 1)
+    run(practice, sheet.encode())
+    cheaper = sheet.replace(",$199.00,1,$50.00", ",$179.00,1,$50.00").replace(",199,2,50", ",179,2,50") \
+        .replace(",199.00,0,12.5", ",179.00,0,12.5")
+    run(practice, cheaper.encode())
+    run_reconciliation(practice=practice, now=NOW, trigger="test")
+    d = Discrepancy.objects.filter(member_number="+1+2").get()
+    d.resolution_note = "\tcmd|' /C calc'!A0"
+    d.save(update_fields=["resolution_note"])
+    client.force_login(manager)
+    rows = list(csv.reader(io.StringIO(client.get(reverse("mirror:reconciliation_csv")).content.decode())))
+    numbers = {row[0] for row in rows[1:]}
+    assert numbers == {"'=HYPERLINK(\"http://evil.example\";\"x\")", "'+1+2", "'-2+3"}
+    assert [row[10] for row in rows[1:] if row[0] == "'+1+2"] == ["'\tcmd|' /C calc'!A0"]
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)
+
+
 def test_front_desk_cannot_see_it(client, front_desk, glow):
     client.force_login(front_desk)
     assert client.get(reverse("mirror:reconciliation")).status_code == 403
