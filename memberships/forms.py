@@ -6,7 +6,6 @@ from decimal import Decimal, InvalidOperation
 
 import phonenumbers
 from django import forms
-from django.utils import timezone
 
 from .models import ServiceKind, Tier
 from .selectors import BalanceLine
@@ -148,9 +147,14 @@ class PauseForm(TokenForm):
     until = forms.DateField(label="Paused until", widget=forms.DateInput(attrs={"type": "date"}))
     reason = forms.CharField(label="Reason (optional)", max_length=200, required=False)
 
+    def __init__(self, *args, today, **kwargs):
+        """`today`: the practice's date now (the service checks the same date)."""
+        super().__init__(*args, **kwargs)
+        self.today = today
+
     def clean_until(self):
         until = self.cleaned_data["until"]
-        if until <= timezone.localdate():
+        if until <= self.today:
             raise forms.ValidationError("Choose a date after today.")
         return until
 

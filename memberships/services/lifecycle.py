@@ -130,8 +130,8 @@ def pause_membership(*, membership: Membership, until: date, actor: Actor, idemp
 
     def body() -> Membership:
         locked = _lock(membership)
-        if until <= now.date():
-            raise IllegalTransition("The pause must end after today.")
+        if until <= locked.member.practice.local_date(now):
+            raise IllegalTransition("The pause must end after today (the practice's date).")
         _transition(locked, allowed_from=(S.ACTIVE,), to=S.PAUSED, verb="pause")
         locked.paused_until = until
         locked.save(update_fields=["status", "paused_until", "updated_at"])

@@ -280,7 +280,7 @@ def change_tier(request, member_id: int):
 def pause(request, member_id: int):
     member = _member(request, member_id)
     membership = _require_open(member, request, "pause")
-    form = _form(request, PauseForm)
+    form = _form(request, PauseForm, today=member.practice.local_date(timezone.now()))
 
     def explain(data):
         if membership.status != MembershipStatus.ACTIVE:

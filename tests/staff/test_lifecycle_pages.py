@@ -142,6 +142,34 @@ def test_pause_in_the_past_is_a_form_error(desk, member_with_glow):
     assert b"Choose a date after today." in response.content
 
 
+@pytest.mark.parametrize("zone, local", [
+    ("America/Los_Angeles", datetime.datetime(2026, 3, 10, 23, 30)),   # UTC is already on the 11th
+    ("America/New_York", datetime.datetime(2026, 3, 10, 23, 30)),      # so is UTC; the server's zone is not
+    ("Asia/Tokyo", datetime.datetime(2026, 3, 11, 8, 0)),              # UTC and the server still on the 10th
+])
+def test_pause_checks_after_today_in_the_practice_time_zone(desk, member_with_glow, zone, local):
+    """Late in the practice's evening, "tomorrow" is a valid pause end and "today" is not, for the form
+    and for the service alike, whatever the server's or UTC's date."""
+    from unittest import mock
+    from zoneinfo import ZoneInfo
+
+    member, membership, *_ = member_with_glow
+    member.practice.timezone = zone
+    member.practice.save(update_fields=["timezone"])
+    now = local.replace(tzinfo=ZoneInfo(zone)).astimezone(datetime.timezone.utc)  # as timezone.now() gives it
+    today = local.date()
+    url = reverse("memberships:pause", args=[member.pk])
+    with mock.patch("django.utils.timezone.now", return_value=now):
+        page = desk.get(url).content.decode()
+        refused = desk.post(url, {"token": form_value(page, "token"), "until": today.isoformat()})
+        assert refused.status_code == 400 and b"Choose a date after today." in refused.content
+        html, done, _ = flow(desk, url, {"until": (today + datetime.timedelta(days=1)).isoformat()})
+    assert done.status_code == 302
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.PAUSED
+    assert membership.paused_until == today + datetime.timedelta(days=1)
+
+
 def test_resume_an_active_membership_is_refused(desk, member_with_glow):
     member, *_ = member_with_glow
     url = reverse("memberships:resume", args=[member.pk])
