@@ -54,7 +54,7 @@ def test_csv_export_neutralises_spreadsheet_formulas(client, manager, glow, prac
     import csv
     import io
 
-    hostile = {"M001": "=HYPERLINK(\"\"http://evil.example\"\";\"\"x\"\")", "M002": "+1+2", "M003": "-2+3",
+    hostile = {"M001": "=HYPERLINK(\"\"x\"\",\"\"y\"\")", "M002": "+1+2", "M003": "-2+3",
                "M004": "@SUM(A1)"}
     sheet = GOOD_CSV
     for number, value in hostile.items():
@@ -70,7 +70,7 @@ def test_csv_export_neutralises_spreadsheet_formulas(client, manager, glow, prac
     client.force_login(manager)
     rows = list(csv.reader(io.StringIO(client.get(reverse("mirror:reconciliation_csv")).content.decode())))
     numbers = {row[0] for row in rows[1:]}
-    assert numbers == {"'=HYPERLINK(\"http://evil.example\";\"x\")", "'+1+2", "'-2+3"}
+    assert numbers == {"'=HYPERLINK(\"x\",\"y\")", "'+1+2", "'-2+3"}
     assert [row[10] for row in rows[1:] if row[0] == "'+1+2"] == ["'\tcmd|' /C calc'!A0"]
     assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)
 
