@@ -23,20 +23,26 @@ def scripted_retries(settings):
     FakeProcessor.reset()
 
 
+def _open_hard_case(tier, member, *, decline_code="stolen_card"):
+    from memberships import services
+
+    tier.practice.automation_stage = AutomationStage.DUNNING
+    tier.practice.save()
+    m = enroll(member, tier, sub=FIXTURE_SUBSCRIPTION)
+    m = services.refill_entitlements(membership=m, cycle_key="in_first", actor=services.Actor.processor(),
+                                     now=timezone.now())
+    return dunning.open_case_for_failure(membership=m, invoice_ref="in_open", amount_cents=19900,
+                                         decline_code=decline_code, now=timezone.now())
+
+
 def test_card_saved_retries_the_open_case_now(stripe_at, client, glow, member_with_customer,  # noqa: F811
                                               scripted_retries):
     from integrations import outbox
     from integrations.processors.dunning import RetryOutcome
-    from memberships import services
 
     tier, _, _ = glow
-    tier.practice.automation_stage = AutomationStage.DUNNING
-    tier.practice.save()
-    m = enroll(member_with_customer, tier, sub=FIXTURE_SUBSCRIPTION)
-    m = services.refill_entitlements(membership=m, cycle_key="in_first", actor=services.Actor.processor(),
-                                     now=timezone.now())
-    case = dunning.open_case_for_failure(membership=m, invoice_ref="in_open", amount_cents=19900,
-                                         decline_code="expired_card", now=timezone.now())
+    case = _open_hard_case(tier, member_with_customer, decline_code="expired_card")
+    m = case.membership
     assert case.hard
     subscription = load_event("customer_subscription_updated_active.json", membership=m)["data"]["object"]
     stripe_at.expect_request("/v1/setup_intents/seti_1SXfixtureSetup001", method="GET").respond_with_json(
@@ -57,18 +63,6 @@ def test_card_saved_retries_the_open_case_now(stripe_at, client, glow, member_wi
     outbox.dispatch_due(now=now)
     case.refresh_from_db()
     assert case.status == DunningCaseStatus.RECOVERED and len(scripted_retries.charges) == 1
-
-
-def _open_hard_case(tier, member):
-    from memberships import services
-
-    tier.practice.automation_stage = AutomationStage.DUNNING
-    tier.practice.save()
-    m = enroll(member, tier, sub=FIXTURE_SUBSCRIPTION)
-    m = services.refill_entitlements(membership=m, cycle_key="in_first", actor=services.Actor.processor(),
-                                     now=timezone.now())
-    return dunning.open_case_for_failure(membership=m, invoice_ref="in_open", amount_cents=19900,
-                                         decline_code="stolen_card", now=timezone.now())
 
 
 def test_a_new_default_card_reported_by_stripe_retries_the_open_case_once(client, glow, member_with_customer,  # noqa: F811
