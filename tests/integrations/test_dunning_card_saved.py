@@ -35,11 +35,21 @@ def _open_hard_case(tier, member, *, decline_code="stolen_card"):
                                          decline_code=decline_code, now=timezone.now())
 
 
-def test_card_saved_retries_the_open_case_now(stripe_at, client, glow, member_with_customer,  # noqa: F811
-                                              scripted_retries):
+def _paid_by_the_retry(case, scripted_retries) -> bool:
+    """The scheduled run and the outbox, the processor paying: recovered with exactly one charge."""
     from integrations import outbox
     from integrations.processors.dunning import RetryOutcome
 
+    scripted_retries.will_answer("in_open", RetryOutcome.succeeded())
+    now = timezone.now()
+    dunning.run_dunning(now=now)
+    outbox.dispatch_due(now=now)
+    case.refresh_from_db()
+    return case.status == DunningCaseStatus.RECOVERED and len(scripted_retries.charges) == 1
+
+
+def test_card_saved_retries_the_open_case_now(stripe_at, client, glow, member_with_customer,  # noqa: F811
+                                              scripted_retries):
     tier, _, _ = glow
     case = _open_hard_case(tier, member_with_customer, decline_code="expired_card")
     m = case.membership
@@ -57,21 +67,13 @@ def test_card_saved_retries_the_open_case_now(stripe_at, client, glow, member_wi
     assert InboundEvent.objects.get().status == InboundStatus.PROCESSED
     assert DunningStep.objects.filter(case=case, kind="retry", status="pending").count() == 1
 
-    scripted_retries.will_answer("in_open", RetryOutcome.succeeded())
-    now = timezone.now()
-    dunning.run_dunning(now=now)
-    outbox.dispatch_due(now=now)
-    case.refresh_from_db()
-    assert case.status == DunningCaseStatus.RECOVERED and len(scripted_retries.charges) == 1
+    assert _paid_by_the_retry(case, scripted_retries)
 
 
 def test_a_new_default_card_reported_by_stripe_retries_the_open_case_once(client, glow, member_with_customer,  # noqa: F811
                                                                           scripted_retries):
     """The Billing Portal's card update arrives as customer.updated with the invoice default payment
     method in previous_attributes: one retry for that card, however often it is reported."""
-    from integrations import outbox
-    from integrations.processors.dunning import RetryOutcome
-
     tier, _, _ = glow
     case = _open_hard_case(tier, member_with_customer)
     event = load_event("customer_updated_default_card.json")
@@ -84,12 +86,7 @@ def test_a_new_default_card_reported_by_stripe_retries_the_open_case_once(client
     steps = DunningStep.objects.filter(case=case, kind="retry")
     assert steps.count() == 1 and "pm_1SXfixturePortal01" in steps.get().note
 
-    scripted_retries.will_answer("in_open", RetryOutcome.succeeded())
-    now = timezone.now()
-    dunning.run_dunning(now=now)
-    outbox.dispatch_due(now=now)
-    case.refresh_from_db()
-    assert case.status == DunningCaseStatus.RECOVERED and len(scripted_retries.charges) == 1
+    assert _paid_by_the_retry(case, scripted_retries)
 
 
 def test_a_customer_update_without_a_new_default_card_retries_nothing(client, glow, member_with_customer,  # noqa: F811
