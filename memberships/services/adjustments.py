@@ -37,6 +37,7 @@ from .common import (
     run_entry_once,
     write_entry,
 )
+from .refill import expire_returned_units
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,11 @@ def reverse_entry(*, entry: LedgerEntry, actor: Actor, reason: str, idempotency_
                                quantity=quantity, balance_after=new_balance, actor=actor, reason=reason.strip(),
                                idempotency_key=idempotency_key, now=now, source=entry.source,
                                movements=movements, movement_sign=1, reverses=entry, dispute=dispute)
+        if entry.kind == EntryKind.REDEEM:
+            # A redemption reversed after the boundary: what lands in a lot already past its cycle
+            # expires again (a reversed expiry, a manager's deliberate correction, stays).
+            expire_returned_units(membership=membership, service_id=entry.service_id, actor=actor,
+                                  key=f"reverse:{entry.pk}", now=now)
         record_event(membership=membership, kind=EventKind.REVERSED,
                      summary=f"Reversed a {entry.get_kind_display().lower()} of {abs(entry.quantity)}: {reason.strip()[:120]}",
                      payload={"entry_id": reversal.pk, "reverses_id": entry.pk, "service_id": entry.service_id,

@@ -37,6 +37,7 @@ from .common import (
     run_entry_once,
     write_entry,
 )
+from .refill import expire_returned_units
 
 
 def _lock_membership(membership: Membership, service: Service | None = None) -> Membership:
@@ -186,8 +187,10 @@ def commit_reservation(*, reservation: Reservation, actor: Actor, now: datetime,
 @transaction.atomic
 def release_reservation(*, reservation: Reservation, actor: Actor, now: datetime,
                         reason: str = "Appointment cancelled") -> Reservation:
-    """Give held units back (cancelled or no-show). Releasing twice changes nothing."""
-    _lock_membership(reservation.membership)
+    """Give held units back (cancelled or no-show). Releasing twice changes nothing. Units whose
+    lot the cycle boundary would have expired (they were only spared because they were on hold)
+    expire now."""
+    locked = _lock_membership(reservation.membership)
     held = _lock_reservation(reservation)
     if held.status != ReservationStatus.HELD:
         return held
@@ -201,6 +204,8 @@ def release_reservation(*, reservation: Reservation, actor: Actor, now: datetime
         payload={"reservation_id": held.pk, "service_id": held.service_id, "quantity": held.quantity},
         actor=actor, now=now,
     )
+    expire_returned_units(membership=locked, service_id=held.service_id, actor=actor,
+                          key=f"release:{held.pk}", now=now)
     return held
 
 

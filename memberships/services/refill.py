@@ -53,20 +53,37 @@ def apply_rollover(*, membership: Membership, next_cycle: int, actor: Actor, cyc
     - lots of services the (new) tier no longer includes expire, whatever their rule.
     Units on hold never expire from under a booked appointment. Promotional, imported and adjusted
     lots never expire by cycle."""
+    return _apply_rules(membership=membership, cycle=next_cycle, actor=actor, key=cycle_key, now=now)
+
+
+def expire_returned_units(*, membership: Membership, service_id: int, actor: Actor, key: str,
+                          now: datetime) -> int:
+    """Units that come back after the boundary that should have expired them — a hold released, or
+    a redemption reversed, into a lot already past its cycle — expire now, by the same rules the
+    boundary ran (they were spared only because they were on hold or spent then)."""
+    if not membership.cycle_number:
+        return 0
+    return _apply_rules(membership=membership, cycle=membership.cycle_number, actor=actor, key=f"late:{key}",
+                        now=now, service_id=service_id)
+
+
+def _apply_rules(*, membership: Membership, cycle: int, actor: Actor, key: str, now: datetime,
+                 service_id: int | None = None) -> int:
+    """The boundary into `cycle`, for the paid lots granted before it (of one service, or all)."""
     benefits = {b.service_id: b for b in TierBenefit.objects.filter(tier_id=membership.tier_id)}
     expired = 0
-    lots = list(
-        CreditLot.objects.select_for_update()
-        .filter(membership=membership, remaining__gt=0, source=LotSource.PAID)
-        .order_by("created_at", "id")
-    )
+    lots = CreditLot.objects.select_for_update().filter(membership=membership, remaining__gt=0,
+                                                        source=LotSource.PAID, cycle_number__lt=cycle)
+    if service_id is not None:
+        lots = lots.filter(service_id=service_id)
+    lots = list(lots.order_by("created_at", "id"))
     for lot in lots:
-        due = lot.expires_at_cycle is not None and lot.expires_at_cycle <= next_cycle
+        due = lot.expires_at_cycle is not None and lot.expires_at_cycle <= cycle
         dropped = lot.service_id not in benefits
         if due or dropped:
             why = "Unused credit expired at the cycle boundary" if due else "Service not in the current tier"
             expired += _expire_lot(membership=membership, lot=lot, quantity=lot.remaining, actor=actor, reason=why,
-                                   key=f"expire:{membership.pk}:{cycle_key}:{lot.pk}", now=now)
+                                   key=f"expire:{membership.pk}:{key}:{lot.pk}", now=now)
     carried_services = {lot.service_id for lot in lots if lot.expires_at_cycle is None and lot.remaining > 0}
     for service_id in carried_services:
         benefit = benefits.get(service_id)
@@ -79,7 +96,7 @@ def apply_rollover(*, membership: Membership, next_cycle: int, actor: Actor, cyc
                 break
             taken = _expire_lot(membership=membership, lot=lot, quantity=excess, actor=actor,
                                 reason=f"Carry-over above the cap of {cap} expired",
-                                key=f"cap:{membership.pk}:{cycle_key}:{lot.pk}", now=now)
+                                key=f"cap:{membership.pk}:{key}:{lot.pk}", now=now)
             expired += taken
             excess -= taken
     return expired
