@@ -16,6 +16,7 @@ from memberships.models import (
     Membership,
     MembershipStatus,
     RolloverRule,
+    Tier,
     TierBenefit,
 )
 
@@ -67,39 +68,79 @@ def expire_returned_units(*, membership: Membership, service_id: int, actor: Act
                         now=now, service_id=service_id)
 
 
-def _apply_rules(*, membership: Membership, cycle: int, actor: Actor, key: str, now: datetime,
-                 service_id: int | None = None) -> int:
-    """The boundary into `cycle`, for the paid lots granted before it (of one service, or all)."""
-    benefits = {b.service_id: b for b in TierBenefit.objects.filter(tier_id=membership.tier_id)}
-    expired = 0
-    lots = CreditLot.objects.select_for_update().filter(membership=membership, remaining__gt=0,
-                                                        source=LotSource.PAID, cycle_number__lt=cycle)
-    if service_id is not None:
-        lots = lots.filter(service_id=service_id)
-    lots = list(lots.order_by("created_at", "id"))
+def _plan_boundary(*, lots: list[CreditLot], benefits: dict[int, TierBenefit], cycle: int,
+                   available: dict[int, int]) -> list[tuple[CreditLot, int, str, str]]:
+    """What the boundary into `cycle` expires: (lot, quantity, reason, key kind) in order. Pure:
+    `available` (balance minus units on hold, per service) bounds it, so held units never expire."""
+    left = {lot.pk: lot.remaining for lot in lots}
+    free = dict(available)
+    plan = []
+
+    def take(lot: CreditLot, quantity: int, reason: str, kind: str) -> int:
+        quantity = min(quantity, left[lot.pk], max(0, free.get(lot.service_id, 0)))
+        if quantity > 0:
+            left[lot.pk] -= quantity
+            free[lot.service_id] -= quantity
+            plan.append((lot, quantity, reason, kind))
+        return max(quantity, 0)
+
     for lot in lots:
         due = lot.expires_at_cycle is not None and lot.expires_at_cycle <= cycle
         dropped = lot.service_id not in benefits
         if due or dropped:
-            why = "Unused credit expired at the cycle boundary" if due else "Service not in the current tier"
-            expired += _expire_lot(membership=membership, lot=lot, quantity=lot.remaining, actor=actor, reason=why,
-                                   key=f"expire:{membership.pk}:{key}:{lot.pk}", now=now)
-    carried_services = {lot.service_id for lot in lots if lot.expires_at_cycle is None and lot.remaining > 0}
-    for service_id in carried_services:
+            take(lot, left[lot.pk], "Unused credit expired at the cycle boundary" if due
+                 else "Service not in the current tier", "expire")
+    for service_id in {lot.service_id for lot in lots if lot.expires_at_cycle is None and left[lot.pk] > 0}:
         benefit = benefits.get(service_id)
         cap = (benefit.rollover_cap or 0) if benefit and benefit.rollover == RolloverRule.CARRY_OVER else 0
         open_lots = [lot for lot in lots if lot.service_id == service_id and lot.expires_at_cycle is None
-                     and lot.remaining > 0]
-        excess = sum(lot.remaining for lot in open_lots) - cap
+                     and left[lot.pk] > 0]
+        excess = sum(left[lot.pk] for lot in open_lots) - cap
         for lot in open_lots:
             if excess <= 0:
                 break
-            taken = _expire_lot(membership=membership, lot=lot, quantity=excess, actor=actor,
-                                reason=f"Carry-over above the cap of {cap} expired",
-                                key=f"cap:{membership.pk}:{key}:{lot.pk}", now=now)
-            expired += taken
-            excess -= taken
+            excess -= take(lot, excess, f"Carry-over above the cap of {cap} expired", "cap")
+    return plan
+
+
+def _boundary_inputs(*, membership: Membership, tier_id: int, cycle: int, service_id: int | None, lock: bool):
+    benefits = {b.service_id: b for b in TierBenefit.objects.filter(tier_id=tier_id)}
+    lots = CreditLot.objects.filter(membership=membership, remaining__gt=0, source=LotSource.PAID,
+                                    cycle_number__lt=cycle)
+    if service_id is not None:
+        lots = lots.filter(service_id=service_id)
+    if lock:
+        lots = lots.select_for_update()
+    lots = list(lots.order_by("created_at", "id"))
+    available = {service: balance - reserved for service, balance, reserved in
+                 EntitlementBalance.objects.filter(membership=membership).values_list("service_id", "balance",
+                                                                                       "reserved")}
+    return lots, benefits, available
+
+
+def _apply_rules(*, membership: Membership, cycle: int, actor: Actor, key: str, now: datetime,
+                 service_id: int | None = None) -> int:
+    """The boundary into `cycle`, for the paid lots granted before it (of one service, or all)."""
+    lots, benefits, available = _boundary_inputs(membership=membership, tier_id=membership.tier_id, cycle=cycle,
+                                                 service_id=service_id, lock=True)
+    expired = 0
+    for lot, quantity, reason, kind in _plan_boundary(lots=lots, benefits=benefits, cycle=cycle,
+                                                      available=available):
+        expired += _expire_lot(membership=membership, lot=lot, quantity=quantity, actor=actor, reason=reason,
+                               key=f"{kind}:{membership.pk}:{key}:{lot.pk}", now=now)
     return expired
+
+
+def preview_next_boundary(*, membership: Membership, tier: Tier) -> dict[int, int]:
+    """What the next cycle boundary would expire, per service, if `tier` were the membership's tier
+    by then (a tier change shows this before it is confirmed). Reads only."""
+    cycle = membership.cycle_number + 1
+    lots, benefits, available = _boundary_inputs(membership=membership, tier_id=tier.pk, cycle=cycle,
+                                                 service_id=None, lock=False)
+    expiring: dict[int, int] = {}
+    for lot, quantity, _, _ in _plan_boundary(lots=lots, benefits=benefits, cycle=cycle, available=available):
+        expiring[lot.service_id] = expiring.get(lot.service_id, 0) + quantity
+    return expiring
 
 
 def _lot_expiry(benefit: TierBenefit, cycle: int) -> int | None:

@@ -20,9 +20,11 @@ from memberships.models import (
     Operation,
     Reservation,
     ReservationStatus,
+    Service,
     Tier,
     TierBenefit,
 )
+from memberships.services.refill import preview_next_boundary
 
 from .common import audit, money, new_form_token, practice_for, practice_scope, staff_page
 
@@ -68,52 +70,91 @@ def explain_enroll(*, member: Member, tier: Tier) -> list[str]:
     ]
 
 
+def _processor_changes(practice) -> bool:
+    """Whether the ledger changes the subscription itself at this practice's automation stage."""
+    return practice.stage_at_least(AutomationStage.TIER_SYNC)
+
+
+def _by_hand(practice, what: str) -> str:
+    return (f"At the practice's automation stage ({practice.get_automation_stage_display()}) the ledger does not "
+            f"change the subscription: {what} in the processor's dashboard.")
+
+
+_PRORATION = {
+    "none": "the new price is charged from the next invoice; nothing is charged or credited for the rest "
+            "of this period",
+    "create_prorations": "the difference for the rest of this period is added to the next invoice",
+    "always_invoice": "the difference for the rest of this period is invoiced at once",
+}
+
+
 def explain_change_tier(*, membership, new_tier: Tier, effective: str) -> list[str]:
     old = membership.tier
+    practice = membership.member.practice
+    renewal = f" on {membership.current_period_end:%b %d, %Y}" if membership.current_period_end else ""
     lines = []
     if effective == "now":
-        lines.append(f"The price changes from {old.price_display} to {new_tier.price_display} now "
-                     f"(proration: {settings.STRIPE_PRORATION_BEHAVIOR.replace('_', ' ')}).")
-    else:
-        when = (f" on {membership.current_period_end:%b %d, %Y}" if membership.current_period_end else "")
-        lines.append(f"The price stays {old.price_display} until the renewal{when}, then becomes "
+        lines.append(f"{new_tier.name} starts now; the price goes from {old.price_display} to "
                      f"{new_tier.price_display}.")
-    lines.append("What was already granted stays, under the rule it was granted with.")
-    lines.append(f"{new_tier.name}'s benefits and rollover rules apply from the next refill on:")
+        if _processor_changes(practice):
+            proration = settings.STRIPE_PRORATION_BEHAVIOR
+            lines.append(f"Billing: {_PRORATION.get(proration, proration.replace('_', ' '))}.")
+        else:
+            lines.append(_by_hand(practice, f"change the price to {new_tier.price_display}"))
+        lines.append("Balances already granted stay usable until the next renewal.")
+    else:
+        lines.append(f"The price stays {old.price_display} until the renewal{renewal}, then becomes "
+                     f"{new_tier.price_display}.")
+        if not _processor_changes(practice):
+            lines.append(_by_hand(practice, f"schedule the price change to {new_tier.price_display} at the renewal"))
+    lines.append(f"From the next renewal on, {new_tier.name}'s benefits and rules apply:")
     lines += [f"• {line}" for line in _benefit_lines(new_tier)]
-    new_services = set(TierBenefit.objects.filter(tier=new_tier).values_list("service_id", flat=True))
-    dropped = [line for line in selectors.balance_lines(membership=membership)
-               if line.service_id not in new_services and line.balance > 0]
-    for line in dropped:
-        lines.append(f"At the next refill, unused paid {line.service_name} ({line.balance_display}) expires: "
-                     f"{new_tier.name} does not include it.")
+    expiring = {sid: q for sid, q in preview_next_boundary(membership=membership, tier=new_tier).items() if q > 0}
+    if expiring:
+        lines.append(f"At that renewal, under {new_tier.name}'s rules, these expire if still unused:")
+        for service in sorted(Service.objects.in_bulk(list(expiring)).values(), key=lambda sv: sv.name):
+            lines.append(f"• {service.name}: {service.format_quantity(expiring[service.pk])}")
+    else:
+        lines.append("Nothing the member holds now expires at that renewal because of the change.")
     return lines
 
 
 def explain_pause(*, membership, until) -> list[str]:
+    practice = membership.member.practice
     held = Reservation.objects.filter(membership=membership, status=ReservationStatus.HELD).count()
-    lines = [
-        f"The membership is paused until {until:%b %d, %Y}: no charges, no refills and no redemptions "
-        "while paused; the processor stops collecting.",
-        "Balances stay as they are and are usable again after the pause.",
-    ]
+    lines = [f"The membership is paused until {until:%b %d, %Y}: no refills and no redemptions while paused; "
+             "it resumes by itself on that date."]
+    if _processor_changes(practice):
+        lines.append("The processor stops collecting until then.")
+    else:
+        lines.append(_by_hand(practice, f"pause collection until {until:%b %d, %Y}") +
+                     " Until then the card keeps being charged.")
+    lines.append("Balances stay as they are and are usable again after the pause.")
     if held:
         lines.append(f"{held} booked hold{'s' if held != 1 else ''} will be released.")
     return lines
 
 
 def explain_resume(*, membership) -> list[str]:
-    return [
-        f"The membership becomes active again at {membership.tier.price_display}; the processor resumes "
-        "collecting on its schedule.",
-        "Balances are usable at once; the next refill comes with the next successful charge.",
-    ]
+    practice = membership.member.practice
+    lines = [f"The membership becomes active again at {membership.tier.price_display}."]
+    if _processor_changes(practice):
+        lines.append("The processor resumes collecting on its schedule.")
+    else:
+        lines.append(_by_hand(practice, "resume collection"))
+    lines.append("Balances are usable at once; the next refill comes with the next successful charge.")
+    return lines
 
 
 def explain_cancel(*, membership, now) -> list[str]:
     practice = membership.member.practice
     end = membership.current_period_end if membership.current_period_end and membership.current_period_end > now else None
-    lines = [f"{membership.tier.name} ({membership.tier.price_display}) ends now; no further charges."]
+    if _processor_changes(practice):
+        lines = [f"{membership.tier.name} ({membership.tier.price_display}) ends now; the subscription is "
+                 "cancelled: no further charges."]
+    else:
+        lines = [f"{membership.tier.name} ({membership.tier.price_display}) ends now in the ledger.",
+                 _by_hand(practice, "cancel the subscription") + " Until then the card keeps being charged."]
     balances = [line for line in selectors.balance_lines(membership=membership) if line.balance > 0]
     if balances:
         lines.append("These balances are frozen (kept on record, not deleted):")

@@ -101,9 +101,11 @@ def test_change_tier_now_states_price_and_expiring_credit(desk, member_with_glow
     member, membership, *_ = member_with_glow
     html, done, _ = flow(desk, reverse("memberships:change_tier", args=[member.pk]),
                          {"tier": radiance.pk, "effective": "now"})
-    assert "from $199.00/month to $299.00/month now" in html
-    assert "unused paid Product credit ($50.00) expires" in html
+    assert "price goes from $199.00/month to $299.00/month" in html
     assert "2 HydraFacial per month (expires after 2 cycles)" in html
+    # At the renewal, Radiance's rules: its facials do not carry over and it has no product credit.
+    assert "these expire if still unused" in html
+    assert "• HydraFacial: 1" in html and "• Product credit: $50.00" in html
     assert done.status_code == 302
     membership.refresh_from_db()
     assert membership.tier == radiance
@@ -124,7 +126,9 @@ def test_pause_then_resume(desk, member_with_glow):
     until = timezone.localdate() + datetime.timedelta(days=30)
     html, done, _ = flow(desk, reverse("memberships:pause", args=[member.pk]),
                          {"until": until.isoformat(), "reason": "travel"})
-    assert "no charges, no refills and no redemptions" in html
+    assert "no refills and no redemptions while paused; it resumes by itself" in html
+    # The practice is not at the tier-sync stage: the page says the processor is changed by hand.
+    assert "pause collection until" in html and "in the processor&#x27;s dashboard" in html
     membership.refresh_from_db()
     assert membership.status == MembershipStatus.PAUSED and membership.paused_until == until
     html, done, _ = flow(desk, reverse("memberships:resume", args=[member.pk]), {})
@@ -177,6 +181,38 @@ def test_resume_an_active_membership_is_refused(desk, member_with_glow):
     response = desk.post(url, {"token": form_value(page, "token")})
     assert response.status_code == 400
     assert b"Only a paused membership can be resumed." in response.content
+
+
+def test_change_tier_lists_carry_over_above_the_new_cap_and_nothing_held(desk, member_with_glow, glow):
+    """A member holding more carried-over facials than the new tier carries: the page says how many
+    go at the renewal, counting only paid credit (not imported credit, not units on hold)."""
+    from memberships import services
+    from memberships.models import RolloverRule, TierBenefit
+    from tests.factories import TierFactory
+
+    member, membership, facial, _ = member_with_glow
+    services.grant_opening_balance(membership=membership, service=facial, quantity=3, actor=services.Actor.system(),
+                                   idempotency_key="imported", now=timezone.now())
+    lite = TierFactory(practice=member.practice, code="lite", name="Lite", price_cents=9900)
+    TierBenefit.objects.create(tier=lite, service=facial, quantity_per_cycle=1, rollover=RolloverRule.CARRY_OVER,
+                               rollover_cap=0)
+    html, _, _ = flow(desk, reverse("memberships:change_tier", args=[member.pk]),
+                      {"tier": lite.pk, "effective": "next_cycle"})
+    assert "• HydraFacial: 1" in html          # the paid facial, not the 3 imported ones
+
+
+@pytest.mark.parametrize("stage,says", [
+    ("observe", "cancel the subscription in the processor&#x27;s dashboard. Until then the card keeps being charged"),
+    ("tier_sync", "the subscription is cancelled: no further charges"),
+])
+def test_cancel_page_states_what_happens_at_the_processor_at_this_stage(desk, member_with_glow, stage, says):
+    member, *_ = member_with_glow
+    member.practice.automation_stage = stage
+    member.practice.save(update_fields=["automation_stage"])
+    page = desk.get(reverse("memberships:cancel", args=[member.pk])).content.decode()
+    html = desk.post(reverse("memberships:cancel", args=[member.pk]),
+                     {"token": form_value(page, "token"), "reason": "moving away"}).content.decode()
+    assert says in html
 
 
 def test_cancel_freezes_the_balance(desk, member_with_glow):
