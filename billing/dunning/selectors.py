@@ -46,6 +46,7 @@ class OpenCase:
     messages_sent: int
     last_contacted_at: datetime | None
     next_action: NextAction | None
+    unreachable: bool = False    # no SMS consent (or opted out) and no email: only a call reaches them
 
     @property
     def amount_display(self) -> str:
@@ -91,6 +92,7 @@ def open_dunning_cases(practice_id: int) -> list[OpenCase]:
             decline_code=case.decline_code, hard=case.hard, opened_at=case.opened_at,
             policy_version=case.policy.version, retries_made=case.retries_made,
             messages_sent=case.messages_sent, last_contacted_at=case.last_contacted_at,
+            unreachable=not case.member.email and not case.member.can_receive_sms,
             next_action=NextAction(kind=step.kind, due_at=step.due_at,
                                    label=_label(step, case.policy.get_exhausted_action_display()))
             if step else None,

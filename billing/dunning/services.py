@@ -174,6 +174,10 @@ def open_case_for_failure(*, membership: Membership, invoice_ref: str, amount_ce
                         f" ({decline_code or 'no code'}, {'hard' if hard else 'soft'}); policy v{policy.version}"),
                payload={"policy_id": policy.pk, "policy_version": policy.version, "amount_cents": amount_cents,
                         "currency": case.currency, "decline_code": decline_code, "hard": hard})
+        if not locked.member.email and not locked.member.can_receive_sms:
+            _event(case, kind=EventKind.DUNNING, now=now,
+                   summary="No message can reach this member (no SMS consent, no email): call them",
+                   payload={"unreachable": True})
         if locked.status in (MembershipStatus.ACTIVE, MembershipStatus.PENDING):
             ledger.mark_past_due(membership=locked, actor=SYSTEM, idempotency_key=f"dunning:past-due:{case.pk}",
                                  now=now, invoice_ref=invoice_ref)

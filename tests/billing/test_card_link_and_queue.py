@@ -223,3 +223,21 @@ def test_admin_policy_edit_makes_a_new_version_and_case_page_shows_the_timeline(
     assert response.status_code == 200 and b"nothing clinical" in response.content
     page = admin_client.get(f"/admin/billing/dunningcase/{case.pk}/change/")
     assert page.status_code == 200 and b"Dunning opened" in page.content
+
+
+def test_a_member_no_message_can_reach_is_called_out_on_open_and_in_the_queue(client, member_factory, manager,
+                                                                            dunning_practice):
+    from django.urls import reverse
+
+    silent = member_factory(sms_consent=False, email="")
+    reachable = member_factory()
+    fail(silent, invoice="in_silent")
+    fail(reachable, invoice="in_reachable")
+    assert Event.objects.filter(member=silent.member, kind=EventKind.DUNNING,
+                                summary__startswith="No message can reach this member").count() == 1
+    assert not Event.objects.filter(member=reachable.member, summary__startswith="No message can reach").exists()
+    rows = {r.invoice_ref: r for r in open_dunning_cases(dunning_practice.pk)}
+    assert rows["in_silent"].unreachable and not rows["in_reachable"].unreachable
+    client.force_login(manager)
+    page = client.get(reverse("manager:dunning")).content.decode()
+    assert page.count('data-testid="unreachable"') == 1
