@@ -4,8 +4,10 @@ Processing happens under the event row's lock (SKIP LOCKED), in the same transac
 ledger changes it causes and the status it ends in, so a worker killed half-way leaves the event
 `received` and the next run applies it exactly once. Events whose object we do not know yet, or
 that need the processor when it is unreachable, stay `received` with a later `next_attempt_at`
-(bounded by INBOX_MAX_ATTEMPTS, then `failed`). Anything else that raises ends `failed` with the
-error, for a manager to look at and re-process from the admin.
+(bounded by INBOX_MAX_ATTEMPTS, then `failed`). Anything else that raises — bad data, a bug, a
+database error — is undone to the row's own savepoint and the row ends `failed` with the error (the
+attempt counted), for a manager to look at and re-process from the admin; the sweep goes on with
+the next row, so one bad event never holds up the others.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from billing import services as billing
 from billing.facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, SubscriptionChanged
+from medspa.failures import error_text, log_failure
 
 from .models import InboundEvent, InboundStatus
 from .processors.base import CardSaved, DefaultCardChanged, IgnoredEvent, ProcessorUnavailable
@@ -173,7 +176,9 @@ def _practice_of(result) -> int | None:
 
 def process_inbound(inbound_id: int, *, now: datetime, force: bool = False) -> str | None:
     """Process one stored event if it is due (or `force`: a manager's re-process). Returns the new
-    status, or None when another worker holds it or it is not due / already done."""
+    status, or None when another worker holds it or it is not due / already done. Whatever the
+    processing raises stays inside the row's own savepoint: the row ends `failed` with the error
+    (the attempt counted), for a manager to see and re-process, and nothing it did half-way is kept."""
     with transaction.atomic():
         qs = InboundEvent.objects.select_for_update(skip_locked=True).filter(pk=inbound_id)
         if not force:
@@ -182,38 +187,50 @@ def process_inbound(inbound_id: int, *, now: datetime, force: bool = False) -> s
         row = qs.first()
         if row is None:
             return None
-        if row.source.startswith(RECORD_SOURCE_PREFIX):  # the record's webhooks have their own processing
-            from .records.inbound import apply_inbound_row
-
-            apply_inbound_row(row, now=now)
-            return row.status
-        row.attempts += 1
+        attempts = row.attempts
         try:
             with transaction.atomic():
-                fact = _parse(row)
-                if isinstance(fact, IgnoredEvent):
-                    row.status, row.error = InboundStatus.IGNORED, fact.reason[:2000]
+                if row.source.startswith(RECORD_SOURCE_PREFIX):  # the record's webhooks have their own processing
+                    from .records.inbound import apply_inbound_row
+
+                    apply_inbound_row(row, now=now)
                 else:
-                    result = apply_fact(fact, now=now)
-                    row.status, row.error = InboundStatus.PROCESSED, ""
-                    row.practice_id = _practice_of(result) or row.practice_id
-                row.processed_at, row.next_attempt_at = now, None
-        except (billing.UnknownMembership, ProcessorUnavailable) as exc:
-            row.error = f"waiting: {exc}"[:2000]
-            if row.attempts >= settings.INBOX_MAX_ATTEMPTS:
-                row.status = InboundStatus.FAILED
-            else:
-                row.status = InboundStatus.RECEIVED
-                row.next_attempt_at = now + retry_delay(row.attempts)
-        except Exception as exc:  # a bug or bad data: keep it visible, never lose the event
-            logger.exception("inbound event %s (%s) failed", row.pk, row.event_type)
-            row.status, row.error = InboundStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
-        row.save(update_fields=["status", "error", "attempts", "processed_at", "next_attempt_at", "practice"])
+                    _process_processor_event(row, now=now)
+        except Exception as exc:  # a bug or bad data: this row fails, visibly; the sweep goes on
+            log_failure(logger, "inbound event %s (%s, %s) failed", row.pk, row.source, row.event_type, exc=exc)
+            row.attempts, row.status, row.error = attempts + 1, InboundStatus.FAILED, error_text(exc)
+            row.processed_at, row.next_attempt_at = now, None
+            row.save(update_fields=["status", "error", "attempts", "processed_at", "next_attempt_at"])
         return row.status
 
 
+def _process_processor_event(row: InboundEvent, *, now: datetime) -> None:
+    """A processor (Stripe) event: apply its fact, or wait for what it needs (an unknown
+    membership, the processor unreachable) with backoff, up to INBOX_MAX_ATTEMPTS."""
+    row.attempts += 1
+    try:
+        with transaction.atomic():
+            fact = _parse(row)
+            if isinstance(fact, IgnoredEvent):
+                row.status, row.error = InboundStatus.IGNORED, fact.reason[:2000]
+            else:
+                result = apply_fact(fact, now=now)
+                row.status, row.error = InboundStatus.PROCESSED, ""
+                row.practice_id = _practice_of(result) or row.practice_id
+            row.processed_at, row.next_attempt_at = now, None
+    except (billing.UnknownMembership, ProcessorUnavailable) as exc:
+        row.error = f"waiting: {exc}"[:2000]
+        if row.attempts >= settings.INBOX_MAX_ATTEMPTS:
+            row.status = InboundStatus.FAILED
+        else:
+            row.status = InboundStatus.RECEIVED
+            row.next_attempt_at = now + retry_delay(row.attempts)
+    row.save(update_fields=["status", "error", "attempts", "processed_at", "next_attempt_at", "practice"])
+
+
 def process_due(*, now: datetime | None = None, limit: int = 500) -> dict[str, int]:
-    """Process every received event that is due, oldest first. Safe in several workers at once."""
+    """Process every received event that is due, oldest first. Safe in several workers at once.
+    One event that cannot be processed ends `failed` and never holds up the ones after it."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
     ids = list(
@@ -222,10 +239,22 @@ def process_due(*, now: datetime | None = None, limit: int = 500) -> dict[str, i
         .order_by("received_at", "id").values_list("pk", flat=True)[:limit]
     )
     for inbound_id in ids:
-        status = process_inbound(inbound_id, now=now)
+        try:
+            status = process_inbound(inbound_id, now=now)
+        except Exception as exc:  # even the row's own bookkeeping failed: mark it failed on its own
+            log_failure(logger, "inbound event %s could not be processed", inbound_id, exc=exc)
+            status = _mark_failed(inbound_id, exc=exc, now=now)
         if status:
             counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+def _mark_failed(inbound_id: int, *, exc: Exception, now: datetime) -> str | None:
+    with transaction.atomic():
+        updated = InboundEvent.objects.filter(pk=inbound_id, status=InboundStatus.RECEIVED).update(
+            status=InboundStatus.FAILED, error=error_text(exc), attempts=F("attempts") + 1, processed_at=now,
+            next_attempt_at=None)
+    return InboundStatus.FAILED if updated else None
 
 
 def reprocess(row: InboundEvent, *, now: datetime) -> str | None:

@@ -107,8 +107,15 @@ class MemberState:
 # --- what the record tells us -----------------------------------------------------------------
 
 
+MAX_QUANTITY = 100_000  # units or cents in one record event: the REST API's cap on a redemption
+
+
 @dataclass(frozen=True)
 class RecordEvent:
+    """`quantity` is a whole number from 1 to MAX_QUANTITY, checked when an adapter's parser builds
+    the event (ValueError otherwise): a larger number is no treatment, and would not fit the ledger's
+    columns."""
+
     appointment_id: str
     patient_id: str = ""
     member_number: str = ""
@@ -116,6 +123,14 @@ class RecordEvent:
     quantity: int = 1
     occurred_at: datetime | None = None
     type: str = field(default="", init=False)
+
+    def __post_init__(self):
+        if not valid_quantity(self.quantity):
+            raise ValueError(f"quantity must be a whole number from 1 to {MAX_QUANTITY}")
+
+
+def valid_quantity(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_QUANTITY
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,6 @@ from .base import (
     AppointmentBooked,
     AppointmentCancelled,
     InboundWebhook,
-    RecordError,
     RecordEvent,
     RecordUnavailable,
     TreatmentCompleted,
@@ -306,7 +305,7 @@ def apply_inbound_row(row: InboundEvent, *, now: datetime) -> str:
         else:
             row.next_attempt_at = now + retry_delay(row.attempts)
         outcome = "retry"
-    except (RecordError, LedgerError, ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # bad data or a bug: undone to the savepoint above, the row fails visibly
         logger.warning("record event %s failed: %s", row.pk, type(exc).__name__)
         row.status, row.error = InboundStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
         row.processed_at, row.next_attempt_at = now, None

@@ -43,6 +43,20 @@ def state_payload(state: base.MemberState) -> dict[str, Any]:
     })
 
 
+def parse_occurred_at(value) -> datetime | None:
+    """`occurred_at` is optional; when given it must be an ISO 8601 date and time."""
+    if value is None:
+        return None
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well formed but no such moment, e.g. month 13
+        parsed = None
+    if parsed is None:
+        raise WebhookRejected("occurred_at must be an ISO 8601 date and time, e.g. 2026-11-25T17:00:00Z.",
+                              code="invalid_payload", status=400)
+    return parsed
+
+
 def parse_generic(payload: dict[str, Any]) -> list[base.RecordEvent]:
     """Our own inbound shape → dataclasses. Raises WebhookRejected for a malformed payload."""
     outcome = INBOUND_TYPES.get(str(payload.get("type", "")))
@@ -53,17 +67,17 @@ def parse_generic(payload: dict[str, Any]) -> list[base.RecordEvent]:
     if not appointment_id:
         raise WebhookRejected("data.appointment_id is required.", code="invalid_payload", status=400)
     quantity = data.get("quantity", 1)
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-        raise WebhookRejected("data.quantity must be a whole number of at least 1.", code="invalid_payload",
-                              status=400)
-    occurred = data.get("occurred_at") or payload.get("occurred_at")
+    if not base.valid_quantity(quantity):
+        raise WebhookRejected(f"data.quantity must be a whole number from 1 to {base.MAX_QUANTITY}.",
+                              code="invalid_payload", status=400)
+    occurred = parse_occurred_at(data.get("occurred_at") or payload.get("occurred_at"))
     fields = dict(
         appointment_id=appointment_id[:200],
         patient_id=str(data.get("patient_id") or "")[:200],
         member_number=str(data.get("member_number") or "")[:20],
         service_code=str(data.get("service_code") or "")[:200],
         quantity=quantity,
-        occurred_at=parse_datetime(occurred) if isinstance(occurred, str) else None,
+        occurred_at=occurred,
     )
     if outcome == "cancelled" and data.get("reason") == "no_show":
         outcome = "no_show"
