@@ -13,7 +13,9 @@ A destination registers itself with `register()`:
 
 `deliver` raises `RetryableDeliveryError` (peer unavailable, 5xx, timeout: retried with backoff),
 `PermanentDeliveryError` (declined, invalid: a business outcome, not retried) or `DeferDelivery`
-(not now, at a given time — an SMS in quiet hours: no attempt is spent). Below the required stage
+(not now, at a given time — an SMS in quiet hours: no attempt is spent). Anything else it raises
+(a bug, bad data, a database error) is undone to a savepoint, logged by ids and treated as
+retryable: the attempt counts, and the queue goes on with the next delivery. Below the required stage
 nothing leaves: the delivery is recorded as SHADOWED with "would have …". A destination may also
 define `on_dead(event, *, delivery, now)`: called in the same transaction when its delivery is
 dead-lettered, so the business side learns the effect never happened (the dead letter stays for a
@@ -32,6 +34,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from medspa.failures import error_text, log_failure
 from memberships.models import Event
 
 from .models import Delivery, DeliveryStatus
@@ -111,7 +114,10 @@ def backoff(attempts: int) -> timedelta:
 
 
 def deliver_one(delivery_id: int, *, now: datetime) -> str | None:
-    """Deliver one due delivery under a row lock (SKIP LOCKED: two workers never take the same row)."""
+    """Deliver one due delivery under a row lock (SKIP LOCKED: two workers never take the same row).
+    An unexpected exception from the destination (a bug, bad data, a database error) counts as a
+    failed attempt: what the destination wrote is undone, the delivery is retried with backoff and
+    dead-lettered after OUTBOX_MAX_ATTEMPTS, like a peer that is down."""
     with transaction.atomic():
         delivery = (
             Delivery.objects.select_for_update(skip_locked=True)
@@ -131,7 +137,7 @@ def deliver_one(delivery_id: int, *, now: datetime) -> str | None:
         else:
             delivery.attempts += 1
             try:
-                delivery.result = destination.deliver(event, delivery=delivery, now=now) or {}
+                delivery.result = _call(destination, event, delivery=delivery, now=now) or {}
                 delivery.status = DeliveryStatus.DELIVERED
                 delivery.note = destination.describe(event)[:300]
                 delivery.last_error = ""
@@ -142,15 +148,11 @@ def deliver_one(delivery_id: int, *, now: datetime) -> str | None:
                 delivery.next_attempt_at = max(exc.until, now)
                 delivery.note = f"deferred: {exc}"[:300]
             except RetryableDeliveryError as exc:
-                delivery.last_error = str(exc)[:2000]
-                if delivery.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
-                    delivery.status = DeliveryStatus.DEAD
-                    on_dead = getattr(destination, "on_dead", None)
-                    if on_dead is not None:
-                        on_dead(event, delivery=delivery, now=now)
-                else:
-                    delivery.status = DeliveryStatus.RETRYING
-                    delivery.next_attempt_at = now + backoff(delivery.attempts)
+                _retry_or_dead(delivery, destination, event, error=str(exc), now=now)
+            except Exception as exc:  # unexpected: a failed attempt like any other, never a blocked queue
+                log_failure(logger, "delivery %s to %s (event %s) failed unexpectedly", delivery.pk,
+                            delivery.destination, delivery.event_id, exc=exc)
+                _retry_or_dead(delivery, destination, event, error=error_text(exc), now=now)
             logger.info("delivery %s to %s: %s (attempt %s)", delivery.pk, delivery.destination,
                         delivery.status, delivery.attempts)
         if delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.SHADOWED, DeliveryStatus.FAILED,
@@ -161,8 +163,35 @@ def deliver_one(delivery_id: int, *, now: datetime) -> str | None:
         return delivery.status
 
 
+def _call(destination: Destination, event: Event, *, delivery: Delivery, now: datetime) -> dict:
+    """`destination.deliver` in a savepoint. What it wrote stays when it answers, including with
+    one of our delivery errors (a declined retry records its decline, then raises); anything else
+    it raised undoes its writes, so a database error leaves our transaction usable."""
+    answer: Exception | None = None
+    with transaction.atomic():
+        try:
+            return destination.deliver(event, delivery=delivery, now=now)
+        except (PermanentDeliveryError, DeferDelivery, RetryableDeliveryError) as exc:
+            answer = exc
+    raise answer
+
+
+def _retry_or_dead(delivery: Delivery, destination: Destination, event: Event, *, error: str, now: datetime) -> None:
+    delivery.last_error = error[:2000]
+    if delivery.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+        delivery.status = DeliveryStatus.DEAD
+        on_dead = getattr(destination, "on_dead", None)
+        if on_dead is not None:
+            on_dead(event, delivery=delivery, now=now)
+    else:
+        delivery.status = DeliveryStatus.RETRYING
+        delivery.next_attempt_at = now + backoff(delivery.attempts)
+
+
 def dispatch_due(*, now: datetime | None = None, limit: int = 200) -> dict[str, int]:
-    """Deliver what is due now, oldest first. Safe to run in several workers at once, and twice."""
+    """Deliver what is due now, oldest first. Safe to run in several workers at once, and twice.
+    A delivery whose own bookkeeping fails (not only its destination) still counts an attempt and
+    never holds up the ones after it."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
     due = (
@@ -172,10 +201,33 @@ def dispatch_due(*, now: datetime | None = None, limit: int = 200) -> dict[str, 
         .values_list("pk", flat=True)[:limit]
     )
     for delivery_id in list(due):
-        status = deliver_one(delivery_id, now=now)
+        try:
+            status = deliver_one(delivery_id, now=now)
+        except Exception as exc:
+            log_failure(logger, "delivery %s could not be processed", delivery_id, exc=exc)
+            status = _count_failed_attempt(delivery_id, exc=exc, now=now)
         if status:
             counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+def _count_failed_attempt(delivery_id: int, *, exc: Exception, now: datetime) -> str | None:
+    """The fallback when `deliver_one` itself raised (its work was rolled back): one attempt spent,
+    retried with backoff, dead-lettered after OUTBOX_MAX_ATTEMPTS (without `on_dead`, which may be
+    what failed; the dead letter is in the admin)."""
+    with transaction.atomic():
+        delivery = (Delivery.objects.select_for_update(skip_locked=True)
+                    .filter(pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING]).first())
+        if delivery is None:
+            return None
+        delivery.attempts += 1
+        delivery.last_error = error_text(exc)
+        if delivery.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
+            delivery.status, delivery.finished_at = DeliveryStatus.DEAD, now
+        else:
+            delivery.status, delivery.next_attempt_at = DeliveryStatus.RETRYING, now + backoff(delivery.attempts)
+        delivery.save(update_fields=["status", "attempts", "next_attempt_at", "last_error", "finished_at"])
+        return delivery.status
 
 
 def redeliver(delivery: Delivery, *, now: datetime) -> None:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from integrations import outbox
 from integrations.models import Delivery, DeliveryStatus
-from memberships.models import AutomationStage, EventKind
+from memberships.models import AuditLog, AutomationStage, EventKind
 from tests.factories import active_membership
 
 
@@ -16,8 +16,9 @@ class FlakyPeer:
 
     name = "test-peer"
 
-    def __init__(self, failures=0, permanent=False):
+    def __init__(self, failures=0, permanent=False, crashes=0, db_errors=0):
         self.failures, self.permanent, self.calls, self.effects = failures, permanent, 0, set()
+        self.crashes, self.db_errors = crashes, db_errors   # unexpected failures of the first deliveries
 
     def wants(self, event):
         return event.kind == EventKind.REDEEMED
@@ -30,6 +31,16 @@ class FlakyPeer:
 
     def deliver(self, event, *, delivery, now):
         self.calls += 1
+        if self.crashes:
+            self.crashes -= 1
+            raise RuntimeError("destination bug")
+        if self.db_errors:
+            self.db_errors -= 1
+            # half-way through its own writes, a statement the database refuses (integer out of
+            # range: OverflowError on SQLite, DataError on PostgreSQL, which aborts the transaction)
+            AuditLog.objects.create(action="half-way", object_type="Delivery", object_id=str(delivery.pk),
+                                    created_at=now)
+            Delivery.objects.filter(pk=delivery.pk).update(attempts=2**63)
         if self.permanent:
             raise outbox.PermanentDeliveryError("declined")
         if self.calls <= self.failures:
@@ -129,3 +140,67 @@ def test_replayed_redemption_makes_no_second_delivery(glow, peer):
     redeem(m, facial, "r1", now)
     redeem(m, facial, "r1", now)
     assert Delivery.objects.filter(destination=p.name).count() == 1
+
+
+def two_deliveries(glow, peer, **kwargs):
+    """Two redemptions by two members: the first's delivery is the first in the queue."""
+    tier, facial, _ = glow
+    tier.practice.automation_stage = AutomationStage.TIER_SYNC
+    tier.practice.save()
+    p = peer(**kwargs)
+    now = timezone.now()
+    redeem(active_membership(tier=tier), facial, "r1", now)
+    redeem(active_membership(tier=tier), facial, "r2", now + timedelta(seconds=1))
+    first, second = Delivery.objects.filter(destination=p.name).order_by("next_attempt_at", "id")
+    return p, first, second, now + timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("failure", [{"crashes": 1}, {"db_errors": 1}], ids=["RuntimeError", "database error"])
+def test_an_unexpected_exception_is_a_counted_attempt_and_the_queue_goes_on(glow, peer, failure, caplog):
+    p, first, second, now = two_deliveries(glow, peer, **failure)
+
+    outbox.dispatch_due(now=now)
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert second.status == DeliveryStatus.DELIVERED
+    assert first.status == DeliveryStatus.RETRYING and first.attempts == 1 and first.next_attempt_at > now
+    assert first.last_error.split(":")[0] in ("RuntimeError", "OverflowError", "DataError")
+    assert not AuditLog.objects.filter(action="half-way").exists()   # its own writes were undone
+    assert f"delivery {first.pk} to {p.name}" in caplog.text
+
+    outbox.dispatch_due(now=now + timedelta(hours=12))
+    first.refresh_from_db()
+    assert first.status == DeliveryStatus.DELIVERED and first.attempts == 2 and first.last_error == ""
+    assert p.effects == {first.idempotency_key, second.idempotency_key} and p.calls == 3
+
+
+def test_a_destination_that_keeps_raising_is_dead_lettered_after_the_retry_limit(glow, peer, settings):
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    p, first, second, now = two_deliveries(glow, peer, crashes=100)
+    for day in range(5):
+        outbox.dispatch_due(now=now + timedelta(days=day))
+    first.refresh_from_db()
+    second.refresh_from_db()
+    for delivery in (first, second):
+        assert delivery.status == DeliveryStatus.DEAD and delivery.attempts == 3
+        assert delivery.last_error == "RuntimeError: destination bug" and delivery.finished_at is not None
+    assert p.calls == 6 and p.effects == set()
+
+
+def test_a_delivery_whose_bookkeeping_raises_still_counts_its_attempt(glow, peer, settings):
+    """Even when the outbox's own handling of an answer raises (here the destination's `on_dead`),
+    the attempt is counted on the row and the next delivery is not held up."""
+    settings.OUTBOX_MAX_ATTEMPTS = 1
+    p, first, second, now = two_deliveries(glow, peer, failures=1)
+
+    def on_dead(event, *, delivery, now):
+        raise RuntimeError("on_dead bug")
+
+    p.on_dead = on_dead
+    outbox.dispatch_due(now=now)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == DeliveryStatus.DEAD and first.attempts == 1
+    assert first.last_error == "RuntimeError: on_dead bug"
+    assert second.status == DeliveryStatus.DELIVERED
