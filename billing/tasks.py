@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
 
 
 def run_import(batch_id: int) -> str:
@@ -12,13 +16,22 @@ def run_import(batch_id: int) -> str:
 
 
 def reconcile_nightly() -> dict:
-    """The nightly schedule: one run per practice (catch-up off; a missed night is simply the next run)."""
+    """The nightly schedule: one run per practice (catch-up off; a missed night is simply the next run).
+    A practice whose run raises is logged by its id and reported as "failed"; the others still run."""
     from billing.mirror.runs import run_reconciliation
+    from medspa.failures import log_failure
     from memberships.models import Practice
 
     now = timezone.now()
-    return {p.slug: run_reconciliation(practice=p, now=now, trigger="schedule").total
-            for p in Practice.objects.order_by("id")}
+    results: dict[str, int | str] = {}
+    for practice in Practice.objects.order_by("id"):
+        try:
+            results[practice.slug] = run_reconciliation(practice=practice, now=now, trigger="schedule").total
+        except Exception as exc:
+            log_failure(logger, "nightly reconciliation of practice %s failed; the others go on", practice.pk,
+                        exc=exc)
+            results[practice.slug] = "failed"
+    return results
 
 
 def reconcile_practice(practice_id: int) -> int:

@@ -9,9 +9,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from . import services
 from .errors import LedgerError
+from .validators import time_zone_names
 from .models import (
     AuditLog,
     CreditLot,
@@ -83,8 +85,28 @@ class ReadOnlyAdmin(PracticeScopedAdmin):
         return False
 
 
+class TimeZoneInput(forms.TextInput):
+    """A text box offering the IANA zone names as suggestions (a datalist): the stored value stays
+    visible as it is, and the model's validator refuses a name that is not a zone."""
+
+    def __init__(self, attrs=None):
+        super().__init__({"list": "iana-time-zones", "size": 32, **(attrs or {})})
+
+    def render(self, name, value, attrs=None, renderer=None):
+        options = format_html_join("", '<option value="{}">', ((zone,) for zone in sorted(time_zone_names())))
+        return super().render(name, value, attrs, renderer) + format_html(
+            '<datalist id="iana-time-zones">{}</datalist>', options)
+
+
+class TimeZoneFieldAdmin(PracticeScopedAdmin):
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "timezone":
+            kwargs["widget"] = TimeZoneInput
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
 @admin.register(Practice)
-class PracticeAdmin(PracticeScopedAdmin):
+class PracticeAdmin(TimeZoneFieldAdmin):
     practice_path = "pk"
     list_display = ["name", "slug", "automation_stage", "record_adapter", "timezone"]
     prepopulated_fields = {"slug": ["name"]}
@@ -95,8 +117,8 @@ class PracticeAdmin(PracticeScopedAdmin):
 
 
 @admin.register(Location)
-class LocationAdmin(PracticeScopedAdmin):
-    list_display = ["name", "practice"]
+class LocationAdmin(TimeZoneFieldAdmin):
+    list_display = ["name", "practice", "timezone"]
 
 
 @admin.register(StaffProfile)

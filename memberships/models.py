@@ -14,6 +14,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
+from .validators import validate_time_zone
+
 
 class AutomationStage(models.TextChoices):
     """The rollout path: each stage turns on everything of the stages before it."""
@@ -38,7 +40,8 @@ class RedemptionWhenPastDue(models.TextChoices):
 class Practice(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
-    timezone = models.CharField(max_length=64, default="America/Los_Angeles")
+    timezone = models.CharField(max_length=64, default="America/Los_Angeles", validators=[validate_time_zone],
+                                help_text="IANA time zone name, e.g. America/Los_Angeles.")
     currency = models.CharField(max_length=3, default="usd")
     automation_stage = models.CharField(
         max_length=20, choices=AutomationStage.choices, default=AutomationStage.OBSERVE
@@ -78,7 +81,8 @@ class Practice(models.Model):
 class Location(models.Model):
     practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="locations")
     name = models.CharField(max_length=200)
-    timezone = models.CharField(max_length=64, blank=True)
+    timezone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone],
+                                help_text="IANA time zone name; empty: the practice's.")
 
     def __str__(self) -> str:
         return self.name

@@ -37,6 +37,7 @@ from billing.models import (
     StepKind,
     StepStatus,
 )
+from medspa.failures import error_text, log_failure
 from memberships import services as ledger
 from memberships.models import AutomationStage, EventKind, Member, Membership, MembershipStatus
 from memberships.services import Actor
@@ -254,14 +255,22 @@ def cancel_case_for_invoice(*, invoice_ref: str, now: datetime, reason: str = "i
 def run_dunning(*, now: datetime, limit: int = 500) -> dict[str, int]:
     """Work off every pending step that is due, oldest first. The due work is in `DunningStep`, so
     a lost or repeated task is harmless: the next run finds the same rows. Safe in several workers
-    at once (row locks, SKIP LOCKED) and when run twice."""
+    at once (row locks, SKIP LOCKED) and when run twice. A step that raises (bad data such as a
+    time zone that does not exist, or a bug) is undone, logged by ids and noted on the step, which
+    stays pending for the next run; the other cases go on."""
     counts: dict[str, int] = {}
     due = list(
         DunningStep.objects.filter(status=StepStatus.PENDING, due_at__lte=now, case__status=DunningCaseStatus.OPEN)
         .order_by("due_at", "number", "id").values_list("pk", flat=True)[:limit]
     )
     for step_id in due:
-        outcome = run_step(step_id, now=now)
+        try:
+            outcome = run_step(step_id, now=now)
+        except Exception as exc:
+            log_failure(logger, "dunning step %s failed; the run goes on", step_id, exc=exc)
+            DunningStep.objects.filter(pk=step_id, status=StepStatus.PENDING).update(
+                note=f"failed, tried again next run: {error_text(exc)}"[:200])
+            outcome = "failed"
         if outcome:
             counts[outcome] = counts.get(outcome, 0) + 1
     return counts
