@@ -165,3 +165,17 @@ def test_an_event_whose_own_bookkeeping_fails_is_still_marked_failed(client, pen
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert f"inbound event {row.pk}" in logged and "RuntimeError" in logged
     assert name not in logged
+
+
+def test_a_fhir_charge_item_quantity_out_of_range_is_refused_when_parsed(practice):
+    """FHIR resources are re-read when processed: the parser refuses the quantity (the inbox row
+    then fails with this error) instead of handing the ledger a number no column can hold."""
+    from integrations.records.fhir import FhirAdapter
+
+    practice.record_config = {"base_url": "http://127.0.0.1:9/fhir"}
+    adapter = FhirAdapter(practice)
+    charge = {"resourceType": "ChargeItem", "id": "ci-1", "status": "billable",
+              "subject": {"reference": "Patient/p-1"}, "code": {"coding": [{"code": "hydrafacial"}]}}
+    assert adapter.events_from_resource({**charge, "quantity": {"value": 2}})[0].quantity == 2
+    with pytest.raises(ValueError, match="quantity must be a whole number from 1 to 100000"):
+        adapter.events_from_resource({**charge, "quantity": {"value": 1e20}})
