@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db import transaction
 
+from medspa.failures import log_failure
 from memberships.errors import (
     AlreadyReversed,
     InsufficientBalance,
@@ -190,8 +191,8 @@ def expire_due_frozen_balances(*, now: datetime) -> int:
             with transaction.atomic():
                 total += expire_frozen_balances(membership=membership, actor=Actor.system("paid period ended"),
                                                 now=now)
-        except Exception:
-            logger.exception("could not expire the frozen credit of membership %s", membership.pk)
+        except Exception as exc:
+            log_failure(logger, "could not expire the frozen credit of membership %s", membership.pk, exc=exc)
     return total
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 
+from django.db import transaction
+
+from medspa.failures import log_failure
 from memberships.errors import IllegalTransition, InvalidTier
 from memberships.models import (
     EntitlementBalance,
@@ -172,13 +175,14 @@ def resume_due_pauses(*, now: datetime) -> int:
         if membership.member.practice.local_date(now) < membership.paused_until:
             continue
         try:
-            resume_membership(membership=membership, actor=Actor.system("pause ended"),
-                              idempotency_key=resume_key(membership), now=now)
+            with transaction.atomic():
+                resume_membership(membership=membership, actor=Actor.system("pause ended"),
+                                  idempotency_key=resume_key(membership), now=now)
             resumed += 1
         except IllegalTransition:
             continue                                   # resumed or cancelled meanwhile
-        except Exception:
-            logger.exception("could not resume membership %s after its pause", membership.pk)
+        except Exception as exc:
+            log_failure(logger, "could not resume membership %s after its pause", membership.pk, exc=exc)
     return resumed
 
 
