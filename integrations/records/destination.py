@@ -24,6 +24,7 @@ from django.db import transaction
 
 from integrations import outbox
 from integrations.models import Delivery
+from medspa.failures import error_text, log_failure
 from memberships.models import AutomationStage, Event, EventKind, Member
 
 from . import get_adapter
@@ -79,8 +80,8 @@ class RecordDestination:
         except RecordRejected as exc:
             raise outbox.PermanentDeliveryError(str(exc)) from exc
         except Exception as exc:  # an unexpected failure: keep it in the queue, visible, bounded by retries
-            logger.exception("record delivery %s failed unexpectedly", delivery.pk)
-            raise outbox.RetryableDeliveryError(f"{type(exc).__name__}: {exc}") from exc
+            log_failure(logger, "record delivery %s failed unexpectedly", delivery.pk, exc=exc)
+            raise outbox.RetryableDeliveryError(error_text(exc)) from exc
 
 
 destination = outbox.register(RecordDestination())

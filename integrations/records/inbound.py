@@ -34,6 +34,7 @@ from integrations.models import (
     RecordExceptionKind,
     RecordServiceMap,
 )
+from medspa.failures import error_text
 from memberships import selectors as ledger
 from memberships import services
 from memberships.errors import (
@@ -307,7 +308,7 @@ def apply_inbound_row(row: InboundEvent, *, now: datetime) -> str:
         outcome = "retry"
     except Exception as exc:  # bad data or a bug: undone to the savepoint above, the row fails visibly
         logger.warning("record event %s failed: %s", row.pk, type(exc).__name__)
-        row.status, row.error = InboundStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+        row.status, row.error = InboundStatus.FAILED, error_text(exc)
         row.processed_at, row.next_attempt_at = now, None
         outcome = "failed"
     row.save(update_fields=["attempts", "status", "error", "processed_at", "next_attempt_at"])
