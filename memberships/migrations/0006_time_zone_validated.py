@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('memberships', '0004_chart_flags_dunning_events'),
+        ('memberships', '0005_unique_processor_subscription'),
     ]
 
     operations = [
