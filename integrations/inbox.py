@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from datetime import datetime, timedelta
 
@@ -33,6 +34,14 @@ from .processors.base import CardSaved, DefaultCardChanged, IgnoredEvent, Proces
 logger = logging.getLogger(__name__)
 
 SOURCE_STRIPE = "stripe"
+
+# A NUL character (the JSON escape \u0000 not itself escaped, or a raw NUL byte): PostgreSQL's jsonb
+# cannot store it, so such a body is refused before it is stored.
+_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000|\x00")
+
+
+def has_nul(body: bytes) -> bool:
+    return _NUL.search(body) is not None
 RECORD_SOURCE_PREFIX = "record:"
 
 

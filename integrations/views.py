@@ -27,6 +27,8 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     except stripe_adapter.InvalidSignature:
         logger.warning("stripe webhook with a bad signature refused")
         return JsonResponse({"code": "invalid_signature", "detail": "Signature verification failed."}, status=400)
+    if inbox.has_nul(request.body):
+        return JsonResponse({"code": "invalid_payload", "detail": "The body contains a NUL character."}, status=400)
     handled = stripe_adapter.is_handled(event["type"])
     _, created = inbox.store_event(source=inbox.SOURCE_STRIPE, event=event, handled=handled, now=timezone.now(),
                                    raw=request.body)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from integrations.inbox import has_nul
 from memberships.models import Practice
 
 from . import ADAPTERS, get_adapter
@@ -33,6 +34,8 @@ def record_webhook(request, adapter: str, practice: str = "", rest: str = ""):
     if found is None or (found.record_adapter or "builtin") != adapter:
         return _error("unknown_practice", "No practice with this record adapter under that name.", 404)
     body = request.body
+    if has_nul(body):
+        return _error("invalid_payload", "The body contains a NUL character.", 400)
     try:
         webhook = get_adapter(found).verify_webhook(request, body=body)
     except WebhookRejected as exc:

@@ -106,6 +106,15 @@ def test_unknown_event_types_are_stored_and_ignored(client):
     assert process_all() == {}
 
 
+def test_a_nul_character_in_a_signed_body_is_400_and_nothing_stored(client, membership):
+    """PostgreSQL's jsonb cannot hold U+0000: refused at the door with a JSON code, never a 500."""
+    event = load_event("invoice_paid_first.json", membership=membership)
+    event["data"]["object"]["description"] = "bad\x00byte"
+    response = post_event(client, event)
+    assert response.status_code == 400 and response.json()["code"] == "invalid_payload"
+    assert InboundEvent.objects.count() == 0
+
+
 def test_other_http_methods_are_not_allowed(client):
     assert client.get("/webhooks/stripe/").status_code == 405
 

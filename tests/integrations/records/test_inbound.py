@@ -241,3 +241,11 @@ def test_two_practices_records_may_use_the_same_event_id(client, webhook_practic
     assert bal(membership, facial) == (0, 0)
     assert bal(theirs, other_facial) == (0, 0)
     assert send(client, other, "treatment.completed", "apt-1", event_id="evt_shared")[0] == "duplicate"
+
+
+def test_a_nul_character_in_a_record_webhook_is_400_and_nothing_stored(client, webhook_practice):
+    payload = {"id": "evt_nul", "type": "treatment.completed",
+               "data": {"appointment_id": "A-1", "patient_id": "P-\x00", "service_code": "hydrafacial"}}
+    response = signed_post(client, URL, payload, **{"X-Medspa-Practice": webhook_practice.slug})
+    assert response.status_code == 400 and response.json()["code"] == "invalid_payload"
+    assert not InboundEvent.objects.exists()
