@@ -12,7 +12,7 @@ from memberships.models import AutomationStage
 from tests.billing.fakes import FakeProcessor
 from tests.support.stripe_events import FIXTURE_SUBSCRIPTION, load_event, post_event
 
-from .test_stripe_adapter import enroll, member_with_customer, recorded, stripe_at  # noqa: F401  (fixtures)
+from .test_stripe_adapter import enroll, member_with_customer, post_card_saved, stripe_at  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -54,15 +54,7 @@ def test_card_saved_retries_the_open_case_now(stripe_at, client, glow, member_wi
     case = _open_hard_case(tier, member_with_customer, decline_code="expired_card")
     m = case.membership
     assert case.hard
-    subscription = load_event("customer_subscription_updated_active.json", membership=m)["data"]["object"]
-    stripe_at.expect_request("/v1/setup_intents/seti_1SXfixtureSetup001", method="GET").respond_with_json(
-        recorded("setup_intent_succeeded.json", m))
-    stripe_at.expect_request("/v1/customers/cus_TUfixture0001", method="POST").respond_with_json(
-        {"id": "cus_TUfixture0001", "object": "customer",
-         "invoice_settings": {"default_payment_method": "pm_1SXfixtureNewCard1"}})
-    stripe_at.expect_request(f"/v1/subscriptions/{FIXTURE_SUBSCRIPTION}", method="POST").respond_with_json(
-        dict(subscription, default_payment_method="pm_1SXfixtureNewCard1"))
-    post_event(client, load_event("checkout_session_completed_setup.json", membership=m))
+    post_card_saved(stripe_at, client, m)
     inbox.process_due(now=timezone.now())
     assert InboundEvent.objects.get().status == InboundStatus.PROCESSED
     assert DunningStep.objects.filter(case=case, kind="retry", status="pending").count() == 1

@@ -28,6 +28,22 @@ def recorded(name, membership=None):
     return json.loads(text)
 
 
+def post_card_saved(stripe_at, client, membership) -> None:
+    """Stripe's side of a card saved on the hosted setup page (the SetupIntent read, the customer's
+    and the subscription's new default card, as recorded), then its checkout.session.completed."""
+    from tests.support.stripe_events import post_event
+
+    subscription = load_event("customer_subscription_updated_active.json", membership=membership)["data"]["object"]
+    stripe_at.expect_request("/v1/setup_intents/seti_1SXfixtureSetup001", method="GET").respond_with_json(
+        recorded("setup_intent_succeeded.json", membership))
+    stripe_at.expect_request("/v1/customers/cus_TUfixture0001", method="POST").respond_with_json(
+        {"id": "cus_TUfixture0001", "object": "customer",
+         "invoice_settings": {"default_payment_method": "pm_1SXfixtureNewCard1"}})
+    stripe_at.expect_request(f"/v1/subscriptions/{FIXTURE_SUBSCRIPTION}", method="POST").respond_with_json(
+        dict(subscription, default_payment_method="pm_1SXfixtureNewCard1"))
+    post_event(client, load_event("checkout_session_completed_setup.json", membership=membership))
+
+
 def form(request):
     return {k: v[0] for k, v in parse_qs(request.get_data(as_text=True), keep_blank_values=True).items()}
 
@@ -181,19 +197,10 @@ def test_an_outage_is_retried_then_dead_lettered_and_shown_to_managers(stripe_at
 def test_card_saved_on_the_hosted_page_becomes_the_default(stripe_at, client, glow, member_with_customer):
     from integrations import inbox
     from integrations.models import InboundEvent, InboundStatus
-    from tests.support.stripe_events import post_event
 
     tier, _, _ = glow
     m = enroll(member_with_customer, tier, sub=FIXTURE_SUBSCRIPTION)
-    subscription = load_event("customer_subscription_updated_active.json", membership=m)["data"]["object"]
-    stripe_at.expect_request("/v1/setup_intents/seti_1SXfixtureSetup001", method="GET").respond_with_json(
-        recorded("setup_intent_succeeded.json", m))
-    stripe_at.expect_request("/v1/customers/cus_TUfixture0001", method="POST").respond_with_json(
-        {"id": "cus_TUfixture0001", "object": "customer",
-         "invoice_settings": {"default_payment_method": "pm_1SXfixtureNewCard1"}})
-    stripe_at.expect_request(f"/v1/subscriptions/{FIXTURE_SUBSCRIPTION}", method="POST").respond_with_json(
-        dict(subscription, default_payment_method="pm_1SXfixtureNewCard1"))
-    post_event(client, load_event("checkout_session_completed_setup.json", membership=m))
+    post_card_saved(stripe_at, client, m)
     inbox.process_due(now=timezone.now())
     row = InboundEvent.objects.get()
     assert row.status == InboundStatus.PROCESSED, row.error
