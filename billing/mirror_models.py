@@ -27,6 +27,9 @@ class ImportBatch(models.Model):
     dry_run = models.BooleanField(default=True)
     only_valid_rows = models.BooleanField(default=False, help_text="The manager chose to skip rejected rows.")
     mapping = models.JSONField(default=dict, blank=True, help_text="Column header → field.")
+    date_order = models.CharField(max_length=3, blank=True, choices=[("mdy", "month/day"), ("dmy", "day/month")],
+                                  help_text="How dates like 03/04/2026 are read when the column does not settle "
+                                            "it; empty: the IMPORT_DATE_ORDER setting.")
     status = models.CharField(max_length=12, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
     total_rows = models.PositiveIntegerField(default=0)
     progress = models.PositiveIntegerField(default=0, help_text="Rows done in the current phase.")

@@ -5,6 +5,7 @@ from .imports import (
     RowError,
     apply_import,
     check_import,
+    column_rows,
     create_import_batch,
     run_import_batch,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "RowError",
     "apply_import",
     "check_import",
+    "column_rows",
     "create_import_batch",
     "run_import_batch",
 ]

@@ -44,12 +44,18 @@ from memberships.models import (
 
 from .sheet import (
     BALANCE_PREFIX,
+    DATE_FIELDS,
+    DATE_ORDERS,
     FIELD_LABELS,
     FIELD_SYNONYMS,
+    UNSAVED_FORMULA,
+    DateOrder,
     Mapping,
     ServiceRef,
     SheetError,
+    UnsavedFormula,
     ValueProblem,
+    decide_date_order,
     guess_mapping,
     normalize_header,
     parse_bool,
@@ -87,6 +93,7 @@ class ImportRow:
     tier_code: str
     status: str
     start_date: date
+    paused_until: date | None      # only for a paused membership, which must have one
     period_end: date | None
     price_cents: int | None
     balances: dict[str, int]
@@ -98,6 +105,8 @@ class ImportRow:
     def row_hash(self) -> str:
         data = asdict(self)
         data.pop("line")
+        if data["paused_until"] is None:
+            data.pop("paused_until")        # rows hashed before the column existed stay unchanged
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -117,6 +126,8 @@ class ImportCheck:
     total_rows: int = 0
     mapping: dict[str, str] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
+    column_notes: dict[str, str] = field(default_factory=dict)   # header → how it is read, or why not
+    date_order: str = ""                                         # the import's order for ambiguous dates
     errors: list[RowError] = field(default_factory=list)
     planned: list[PlannedRow] = field(default_factory=list)
 
@@ -165,7 +176,8 @@ def _email(value: Any) -> str:
 
 
 def _parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mapping, tiers: dict[str, Tier],
-               services: dict[str, Service]) -> tuple[ImportRow | None, list[RowError]]:
+               services: dict[str, Service], date_orders: dict[str, DateOrder], date_order: str,
+               today: date) -> tuple[ImportRow | None, list[RowError]]:
     errors: list[RowError] = []
     values: dict[str, Any] = {}
 
@@ -175,10 +187,24 @@ def _parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mapp
             return None, FIELD_LABELS.get(name, name)
         return (cells[index] if index < len(cells) else None), headers[index]
 
+    def parse_cell(raw: Any, parse: Callable[[Any], Any]) -> Any:
+        if isinstance(raw, UnsavedFormula):
+            raise ValueProblem(UNSAVED_FORMULA)
+        return parse(raw)
+
+    def dates(name: str) -> Callable[[Any], Any]:
+        decision = date_orders.get(name)
+
+        def parse(raw: Any) -> date | None:
+            if decision and line in decision.conflicts:
+                raise ValueProblem(decision.conflicts[line])
+            return parse_date(raw, order=decision.order if decision else date_order)
+        return parse
+
     def take(name: str, parse: Callable[[Any], Any], required: bool = False) -> Any:
         raw, column = cell(name)
         try:
-            value = parse(raw)
+            value = parse_cell(raw, parse)
         except ValueProblem as problem:
             errors.append(RowError(line, column, str(problem)))
             return None
@@ -210,8 +236,10 @@ def _parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mapp
         errors.append(RowError(line, tier_column, f"unknown tier '{text(tier_raw)}' (tiers: {names})"))
     values["tier_code"] = tier.code if tier else ""
     values["status"] = take("status", parse_status)
-    values["start_date"] = take("start_date", parse_date, required=True)
-    values["period_end"] = take("period_end", parse_date)
+    values["start_date"] = take("start_date", dates("start_date"), required=True)
+    values["period_end"] = take("period_end", dates("period_end"))
+    values["paused_until"] = _paused_until(line=line, status=values["status"], cell=cell, take=take,
+                                           parse=dates("paused_until"), today=today, errors=errors)
     values["price_cents"] = take("price", parse_cents)
     balances: dict[str, int] = {}
     for index, name in mapping.columns.items():
@@ -221,7 +249,7 @@ def _parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mapp
         service = services[code]
         raw = cells[index] if index < len(cells) else None
         try:
-            quantity = parse_cents(raw) if service.kind == ServiceKind.CREDIT else parse_units(raw)
+            quantity = parse_cell(raw, parse_cents if service.kind == ServiceKind.CREDIT else parse_units)
         except ValueProblem as problem:
             errors.append(RowError(line, headers[index], str(problem)))
             continue
@@ -237,10 +265,31 @@ def _parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mapp
     return ImportRow(line=line, **values), []
 
 
+def _paused_until(*, line: int, status: str | None, cell: Callable, take: Callable, parse: Callable,
+                  today: date, errors: list[RowError]) -> date | None:
+    """The day a paused membership resumes (the hourly job resumes it then, and the charge path
+    expects it). Required for a paused row, and it must be after today; ignored for other rows."""
+    if status != MembershipStatus.PAUSED:
+        return None
+    column = cell("paused_until")[1]
+    before = len(errors)
+    until = take("paused_until", parse)
+    if len(errors) > before:
+        return None
+    if until is None:
+        errors.append(RowError(line, column, f"a paused membership needs the date its pause ends: fill in the "
+                                             f"'{column}' column (or mark the member active)"))
+    elif until <= today:
+        errors.append(RowError(line, column, f"the pause ended on {until:%Y-%m-%d}: give a date after today, "
+                                             f"or mark the member active"))
+        return None
+    return until
+
+
 def _describe_new(row: ImportRow, tiers_by_code: dict[str, Tier], services: dict[str, Service]) -> str:
     tier = tiers_by_code[row.tier_code]
-    parts = [f"{row.first_name} {row.last_name}".strip(), f"{tier.name}, {row.status.replace('_', ' ')}",
-             f"since {row.start_date:%Y-%m-%d}"]
+    status = row.status.replace("_", " ") + (f" until {row.paused_until:%Y-%m-%d}" if row.paused_until else "")
+    parts = [f"{row.first_name} {row.last_name}".strip(), f"{tier.name}, {status}", f"since {row.start_date:%Y-%m-%d}"]
     if row.balances:
         parts.append("opening balance " + ", ".join(
             f"{services[code].format_quantity(q)} {services[code].name}" for code, q in sorted(row.balances.items())))
@@ -258,10 +307,13 @@ def _contact_changes(member: Member, row: ImportRow) -> list[str]:
     return changes
 
 
-def check_import(*, practice: Practice, content: bytes, file_name: str, mapping_override: dict[str, str] | None = None,
+def check_import(*, practice: Practice, content: bytes, file_name: str, now: datetime,
+                 mapping_override: dict[str, str] | None = None, date_order: str = "",
                  on_progress: ProgressCallback | None = None) -> ImportCheck:
-    """Read, validate and plan; writes nothing."""
-    check = ImportCheck()
+    """Read, validate and plan; writes nothing. `date_order` ("mdy" or "dmy", the setting
+    IMPORT_DATE_ORDER when empty) reads a column whose 03/04/2026 dates could be either way."""
+    date_order = date_order or settings.IMPORT_DATE_ORDER
+    check = ImportCheck(date_order=date_order)
     try:
         sheet = read_sheet(content=content, file_name=file_name)
     except SheetError as exc:
@@ -273,6 +325,9 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, mapping_
     check.total_rows = len(sheet.rows)
     check.mapping = {sheet.headers[i]: f for i, f in sorted(mapping.columns.items())}
     check.ignored_columns = mapping.ignored
+    check.column_notes = dict(mapping.notes)
+    for problem in mapping.problems:
+        check.errors.append(RowError(0, "", problem))
     unknown_targets = [f for f in mapping.columns.values()
                        if f not in KNOWN_FIELDS and not (f.startswith(BALANCE_PREFIX) and f[len(BALANCE_PREFIX):] in services)]
     for target in unknown_targets:
@@ -286,6 +341,17 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, mapping_
         check.errors.append(RowError(0, "", "no column for the member's name ('First name'/'Last name' or 'Name')"))
     if check.errors:
         return check
+    date_orders: dict[str, DateOrder] = {}
+    for name in DATE_FIELDS:
+        index = mapping.index_of(name)
+        if index is None:
+            continue
+        decision = decide_date_order(((line, cells[index]) for line, cells in sheet.rows if index < len(cells)),
+                                     default=date_order)
+        if decision:
+            date_orders[name] = decision
+            check.column_notes[sheet.headers[index]] = decision.explain()
+    today = practice.local_date(now)
 
     existing = {m.member_number: m for m in Member.objects.filter(practice=practice)}
     sheet_hashes = dict(SheetRow.objects.filter(practice=practice).values_list("member_number", "row_hash"))
@@ -295,7 +361,8 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, mapping_
     seen_people: dict[tuple[str, str, str], int] = {}
     number_column = sheet.headers[mapping.index_of("member_number")]
     parsed = [_parse_row(line=line, cells=cells, headers=sheet.headers, mapping=mapping, tiers=tiers,
-                         services=services) for line, cells in sheet.rows]
+                         services=services, date_orders=date_orders, date_order=date_order, today=today)
+              for line, cells in sheet.rows]
     processor_ids = _ProcessorIds([row for row, _ in parsed if row is not None], mapping=mapping,
                                   headers=sheet.headers)
     for done, ((line, _cells), (row, errors)) in enumerate(zip(sheet.rows, parsed), start=1):
@@ -450,7 +517,7 @@ def _apply_chunk(*, practice: Practice, rows: list[ImportRow], batch: ImportBatc
             current_period_start=datetime.combine(start, time(), zone),
             current_period_end=datetime.combine(end, time(), zone),
             opening=tuple((services[code], quantity) for code, quantity in sorted(row.balances.items())),
-            key=_key(practice, row.member_number),
+            key=_key(practice, row.member_number), paused_until=row.paused_until,
         ))
     ledger.import_memberships(items=items, actor=ledger.Actor.importer(label=f"import {batch.pk}"), now=now)
     SheetRow.objects.bulk_create(
@@ -485,13 +552,22 @@ def apply_import(*, practice: Practice, check: ImportCheck, batch: ImportBatch, 
 
 # --- the batch (page and command share it) --------------------------------------------------------
 
+def column_rows(report: dict) -> list[tuple[str, str, str]]:
+    """A batch's columns: (header, field or "" when ignored, how it is read or why it is not)."""
+    notes = report.get("column_notes", {})
+    return ([(header, field, notes.get(header, "")) for header, field in report.get("mapping", {}).items()]
+            + [(header, "", notes.get(header, "")) for header in report.get("ignored_columns", [])])
+
+
 def create_import_batch(*, practice: Practice, file_name: str, content: bytes, dry_run: bool,
                         only_valid_rows: bool = False, mapping_override: dict[str, str] | None = None,
-                        user=None, now: datetime) -> ImportBatch:
+                        date_order: str = "", user=None, now: datetime) -> ImportBatch:
+    if date_order and date_order not in DATE_ORDERS:
+        raise ValueError(f"date_order is one of {', '.join(DATE_ORDERS)}, not {date_order!r}")
     return ImportBatch.objects.create(
         practice=practice, file_name=file_name[:255], sha256=hashlib.sha256(content).hexdigest(),
         content=content, dry_run=dry_run, only_valid_rows=only_valid_rows, mapping=mapping_override or {},
-        created_by=user, created_at=now,
+        date_order=date_order, created_by=user, created_at=now,
     )
 
 
@@ -511,7 +587,8 @@ def run_import_batch(*, batch_id: int, now: datetime, on_progress: ProgressCallb
     ImportBatch.objects.filter(pk=batch.pk).update(status=ImportStatus.VALIDATING, progress=0)
     try:
         check = check_import(practice=batch.practice, content=bytes(batch.content), file_name=batch.file_name,
-                             mapping_override=batch.mapping or None, on_progress=progress)
+                             now=now, mapping_override=batch.mapping or None, date_order=batch.date_order,
+                             on_progress=progress)
         rejected = check.rejected_lines
         batch.total_rows = check.total_rows
         batch.created_count = check.count("create")
@@ -522,6 +599,8 @@ def run_import_batch(*, batch_id: int, now: datetime, on_progress: ProgressCallb
         batch.report = {
             "mapping": check.mapping,
             "ignored_columns": check.ignored_columns,
+            "column_notes": check.column_notes,
+            "date_order": check.date_order,
             "actions": [{"line": p.line, "member_number": p.member_number, "action": p.action, "detail": p.detail}
                         for p in check.planned if p.action != "unchanged"][:MAX_STORED_ACTIONS],
         }

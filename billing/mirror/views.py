@@ -16,9 +16,9 @@ from django.views.decorators.http import require_POST
 from billing.models import ImportBatch, ImportStatus
 from memberships.views.common import audit, practice_for, staff_page
 
-from . import create_import_batch
+from . import column_rows, create_import_batch
 from .jobs import enqueue_import
-from .sheet import FIELD_LABELS
+from .sheet import DATE_ORDERS, FIELD_LABELS
 
 PERMISSION = "view_dashboard"
 
@@ -30,6 +30,17 @@ class UploadForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Plan name = tier\nNotes ="}),
         help_text="Only where the guess is wrong: one 'Header = field' per line; an empty field ignores the column.",
     )
+    date_order = forms.ChoiceField(
+        required=False, label="Dates such as 03/04/2026 are",
+        help_text="Used only for a column where no date shows the order (none like 13/04 or 04/13); "
+                  "the check says how each date column was read.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        default = DATE_ORDERS[settings.IMPORT_DATE_ORDER]
+        self.fields["date_order"].choices = [("", f"{default} (the usual setting)")] + [
+            (key, label) for key, label in DATE_ORDERS.items()]
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
@@ -64,8 +75,8 @@ def import_upload(request):
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         batch = create_import_batch(practice=practice, file_name=upload.name, content=upload.read(), dry_run=True,
-                                    mapping_override=form.cleaned_data["mapping"], user=request.user,
-                                    now=timezone.now())
+                                    mapping_override=form.cleaned_data["mapping"],
+                                    date_order=form.cleaned_data["date_order"], user=request.user, now=timezone.now())
         audit(request, action="import_checked", obj=batch, detail={"sha256": batch.sha256})
         enqueue_import(batch.pk)
         return redirect("mirror:import_detail", batch_id=batch.pk)
@@ -82,7 +93,7 @@ def import_detail(request, batch_id: int):
     return render(request, "billing/import_detail.html", {
         "batch": batch, "actions": actions[:500], "more_actions": max(0, len(actions) - 500),
         "errors": batch.errors[:1000], "more_errors": max(0, len(batch.errors) - 1000),
-        "mapping": batch.report.get("mapping", {}), "ignored": batch.report.get("ignored_columns", []),
+        "columns": column_rows(batch.report),
         "can_import": batch.dry_run and batch.status == ImportStatus.VALIDATED and not batch.errors
         and (batch.created_count or batch.changed_count),
         "can_import_valid": batch.dry_run and batch.status == ImportStatus.VALIDATED and batch.errors
@@ -111,7 +122,7 @@ def import_confirm(request, batch_id: int):
         return redirect("mirror:import_detail", batch_id=checked.pk)
     batch = create_import_batch(practice=checked.practice, file_name=checked.file_name, content=bytes(checked.content),
                                 dry_run=False, only_valid_rows=only_valid, mapping_override=checked.mapping,
-                                user=request.user, now=timezone.now())
+                                date_order=checked.date_order, user=request.user, now=timezone.now())
     audit(request, action="import_started", obj=batch,
           detail={"checked_batch": checked.pk, "only_valid_rows": only_valid, "sha256": batch.sha256})
     enqueue_import(batch.pk)

@@ -4,6 +4,7 @@ with a safe demo default; each one is listed in `.env.example`."""
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -244,6 +245,12 @@ INBOX_TRIGGER_SECONDS = env.float("INBOX_TRIGGER_SECONDS", default=0.5)
 # --- import and reconciliation --------------------------------------------------------------------
 # Phone numbers in imported spreadsheets without a country code are read in this region (ISO code).
 IMPORT_PHONE_REGION = env.str("IMPORT_PHONE_REGION", default="US")
+# How a spreadsheet column of dates like 03/04/2026 is read when none of its dates settles it (no
+# 13/04 or 04/13): "mdy" (month/day) or "dmy" (day/month). Default: month/day for a US region,
+# day/month elsewhere. A manager can choose per import; the check says which was used.
+IMPORT_DATE_ORDER = env.str("IMPORT_DATE_ORDER", default="mdy" if IMPORT_PHONE_REGION == "US" else "dmy").lower()
+if IMPORT_DATE_ORDER not in ("mdy", "dmy"):
+    raise ImproperlyConfigured(f"IMPORT_DATE_ORDER is mdy or dmy, not {IMPORT_DATE_ORDER!r}")
 # Largest spreadsheet a manager may upload (bytes).
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 # Hour (server time zone) of the nightly reconciliation schedule.

@@ -4,7 +4,7 @@ active (or whatever the sheet says) without a processor charge."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from django.db import transaction
 
@@ -35,15 +35,16 @@ IMPORTABLE_STATUSES = (S.ACTIVE, S.PAUSED, S.PAST_DUE)
 
 def activate_imported_membership(*, membership: Membership, status: str = S.ACTIVE,
                                  current_period_start: datetime | None = None,
-                                 current_period_end: datetime | None = None,
+                                 current_period_end: datetime | None = None, paused_until: date | None = None,
                                  processor_subscription_id: str = "", actor: Actor, idempotency_key: str,
                                  now: datetime) -> Membership:
     """Move an imported membership from pending to the status the spreadsheet states (active, paused
-    or past due), with its current period and processor subscription id. No charge, no refill: the
-    opening balances come in through `grant_opening_balance`. A cancelled one is activated, given its
-    balances, then cancelled with `cancel_membership`, so its balance is frozen the usual way."""
+    until a date, or past due), with its current period and processor subscription id. No charge, no
+    refill: the opening balances come in through `grant_opening_balance`. A cancelled one is activated,
+    given its balances, then cancelled with `cancel_membership`, so its balance is frozen the usual way."""
     if status not in IMPORTABLE_STATUSES:
         raise IllegalTransition(f"An imported membership can start as active, paused or past due, not {status}.")
+    _require_pause_end(status=status, paused_until=paused_until)
 
     def body() -> Membership:
         locked = Membership.objects.select_for_update(of=("self",)).select_related("member").get(pk=membership.pk)
@@ -53,18 +54,32 @@ def activate_imported_membership(*, membership: Membership, status: str = S.ACTI
         locked.status = status
         locked.current_period_start = current_period_start
         locked.current_period_end = current_period_end
+        locked.paused_until = paused_until if status == S.PAUSED else None
         if processor_subscription_id:
             locked.processor_subscription_id = processor_subscription_id
-        locked.save(update_fields=["status", "current_period_start", "current_period_end",
+        locked.save(update_fields=["status", "current_period_start", "current_period_end", "paused_until",
                                    "processor_subscription_id", "updated_at"])
         record_event(membership=locked, kind=EventKind.IMPORTED,
-                     summary=f"Imported from the membership spreadsheet as {locked.get_status_display().lower()}",
+                     summary=f"Imported from the membership spreadsheet as {_status_text(locked)}",
                      payload={"status": status,
-                              "current_period_end": current_period_end.isoformat() if current_period_end else None},
+                              "current_period_end": current_period_end.isoformat() if current_period_end else None,
+                              "paused_until": locked.paused_until.isoformat() if locked.paused_until else None},
                      actor=actor, now=now)
         return locked
 
     return run_once(idempotency_key=idempotency_key, name="activate_imported_membership", now=now, body=body)
+
+
+def _require_pause_end(*, status: str, paused_until: date | None) -> None:
+    """A paused membership resumes on its end date (the hourly job, or the first charge after it):
+    without one it would stay paused for ever."""
+    if status == S.PAUSED and paused_until is None:
+        raise IllegalTransition("An imported paused membership needs the date its pause ends.")
+
+
+def _status_text(membership: Membership) -> str:
+    text = membership.get_status_display().lower()
+    return f"{text} until {membership.paused_until:%b %d, %Y}" if membership.paused_until else text
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,7 @@ class ImportedMembership:
     processor_subscription_id: str
     opening: tuple[tuple[Service, int], ...]   # (service, units or cents), each > 0
     key: str                                   # idempotency prefix, e.g. "import:<practice>:<member number>"
+    paused_until: date | None = None           # required for a paused one: the day it resumes
 
 
 @transaction.atomic
@@ -103,6 +119,7 @@ def import_memberships(*, items: list[ImportedMembership], actor: Actor, now: da
             raise InvalidTier("Choose a tier of the member's practice.")
         if any(quantity <= 0 for _, quantity in item.opening):
             raise InvalidQuantity("An opening balance must be a positive whole number.")
+        _require_pause_end(status=item.status, paused_until=item.paused_until)
     op_keys = {f"{item.key}:membership": item for item in items}
     done_ops = {op.idempotency_key: op for op in Operation.objects.filter(idempotency_key__in=list(op_keys))}
     result: dict[int, Membership] = {}
@@ -127,6 +144,7 @@ def import_memberships(*, items: list[ImportedMembership], actor: Actor, now: da
         Membership(member=item.member, tier=item.tier, status=item.status, started_at=now,
                    current_period_start=item.current_period_start, current_period_end=item.current_period_end,
                    processor_subscription_id=item.processor_subscription_id,
+                   paused_until=item.paused_until if item.status == S.PAUSED else None,
                    cancelled_at=now if item.status == S.CANCELLED else None,
                    paid_through=(item.current_period_end if item.current_period_end and item.current_period_end > now
                                  else now) if item.status == S.CANCELLED else None,
@@ -174,12 +192,12 @@ def import_memberships(*, items: list[ImportedMembership], actor: Actor, now: da
         opening_text = ", ".join(f"{s.format_quantity(q)} {s.name}" for s, q in item.opening)
         events.append(Event(
             practice_id=item.member.practice_id, member=item.member, membership=membership, kind=EventKind.IMPORTED,
-            summary=(f"Imported from the membership spreadsheet: {item.tier.name}, "
-                     f"{membership.get_status_display().lower()}"
+            summary=(f"Imported from the membership spreadsheet: {item.tier.name}, {_status_text(membership)}"
                      + (f"; opening balance {opening_text}" if opening_text else ""))[:300],
             payload={"tier_id": item.tier.pk, "status": item.status,
                      "opening": [{"service_id": s.pk, "quantity": q} for s, q in item.opening],
-                     "current_period_end": item.current_period_end.isoformat() if item.current_period_end else None},
+                     "current_period_end": item.current_period_end.isoformat() if item.current_period_end else None,
+                     "paused_until": membership.paused_until.isoformat() if membership.paused_until else None},
             actor_type=actor.type, actor_user_id=actor.user_id, created_at=now))
     Event.objects.bulk_create(events)
     for item, membership in zip(todo, memberships):

@@ -28,12 +28,13 @@ NOW = timezone.make_aware(datetime(2026, 11, 20, 12, 0))
 
 GOOD_CSV = (
     "\ufeffMember #, First Name ,Last Name,Email,Mobile,Membership,Member since,Monthly price,"
-    "HydraFacial balance,Product credit ($),Stripe customer,Stripe subscription,Patient ID,SMS opt-in,Status\n"
-    "M001,  Ana ,Silva,ana@example.com,(415) 555-0101,Glow,2024-03-05,$199.00,1,$50.00,cus_A,sub_A,P-1,yes,active\n"
-    "M002,Ben,Okafor,BEN@example.com,415.555.0102,glow,03/15/2025,199,2,50,cus_B,sub_B,P-2,no,Active\n"
-    ",,,,,,,,,,,,,,\n"
-    "M003,Cleo,Park,,+1 415 555 0103,Glow,45292,199.00,0,12.5,cus_C,sub_C,P-3,Y,paused\n"
-    "M004,Dev,Shah,dev@example.com,,Glow,\"Jan 7, 2025\",199,1,0,cus_D,sub_D,P-4,,cancelled\n"
+    "HydraFacial balance,Product credit ($),Stripe customer,Stripe subscription,Patient ID,SMS opt-in,Status,"
+    "Paused until\n"
+    "M001,  Ana ,Silva,ana@example.com,(415) 555-0101,Glow,2024-03-05,$199.00,1,$50.00,cus_A,sub_A,P-1,yes,active,\n"
+    "M002,Ben,Okafor,BEN@example.com,415.555.0102,glow,03/15/2025,199,2,50,cus_B,sub_B,P-2,no,Active,\n"
+    ",,,,,,,,,,,,,,,\n"
+    "M003,Cleo,Park,,+1 415 555 0103,Glow,45292,199.00,0,12.5,cus_C,sub_C,P-3,Y,paused,2027-01-15\n"
+    "M004,Dev,Shah,dev@example.com,,Glow,\"Jan 7, 2025\",199,1,0,cus_D,sub_D,P-4,,cancelled,\n"
 )
 
 
@@ -203,19 +204,27 @@ def test_missing_required_column_rejects_the_file(glow, practice):
 def test_newest_tier_version_is_used(glow, practice):
     tier, *_ = glow
     v2 = TierFactory(practice=practice, code="glow", version=2, name="Glow", price_cents=21900)
-    check = check_import(practice=practice, content=GOOD_CSV.encode(), file_name="m.csv")
+    check = check_import(practice=practice, content=GOOD_CSV.encode(), file_name="m.csv", now=NOW)
     assert not check.errors and {p.row.tier_code for p in check.planned} == {"glow"}
     run(practice, GOOD_CSV.encode())
     assert Membership.objects.get(member__member_number="M001").tier == v2
 
 
 @pytest.mark.parametrize("raw,expected", [
-    ("2024-03-05", date(2024, 3, 5)), ("03/05/2024", date(2024, 3, 5)), ("25/03/2024", date(2024, 3, 25)),
+    ("2024-03-05", date(2024, 3, 5)), ("03/05/2024", date(2024, 3, 5)), ("03/05/24", date(2024, 3, 5)),
     (45292, date(2024, 1, 1)), ("45292", date(2024, 1, 1)), ("Mar 5, 2024", date(2024, 3, 5)),
     (datetime(2024, 3, 5, 0, 0), date(2024, 3, 5)), ("5.3.2024", date(2024, 3, 5)),
 ])
 def test_dates(raw, expected):
     assert parse_date(raw) == expected
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("25/03/2024", date(2024, 3, 25)), ("03/05/2024", date(2024, 5, 3)), ("2024-03-05", date(2024, 3, 5)),
+    (45292, date(2024, 1, 1)),
+])
+def test_day_first_dates_when_the_column_is_day_month(raw, expected):
+    assert parse_date(raw, order="dmy") == expected
 
 
 @pytest.mark.parametrize("raw,expected", [("$50.00", 5000), ("50", 5000), ("1,234.5", 123450), (50.0, 5000),

@@ -1,4 +1,5 @@
-"""python manage.py import_members FILE [--practice SLUG] [--dry-run] [--only-valid] [--map "Header=field"]"""
+"""python manage.py import_members FILE [--practice SLUG] [--dry-run] [--only-valid] [--map "Header=field"]
+[--date-order mdy|dmy]"""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from billing.models import ImportStatus
-from billing.mirror import create_import_batch, run_import_batch
+from billing.mirror import column_rows, create_import_batch, run_import_batch
 from memberships.models import Practice
 
 
@@ -24,6 +25,9 @@ class Command(BaseCommand):
                             help="Import the valid rows and skip the rejected ones (they are listed).")
         parser.add_argument("--map", action="append", default=[], metavar="HEADER=FIELD",
                             help="Say what a column holds, e.g. --map 'Plan name=tier' or 'Notes=' to ignore it.")
+        parser.add_argument("--date-order", choices=["mdy", "dmy"], default="",
+                            help="How to read dates like 03/04/2026 in a column where no date shows the order: "
+                                 "mdy (month/day) or dmy (day/month); default: the IMPORT_DATE_ORDER setting.")
         parser.add_argument("--user", help="Username recorded as the importer.")
 
     def handle(self, *args, **options):
@@ -44,7 +48,8 @@ class Command(BaseCommand):
                 raise CommandError(f"No user {options['user']!r}")
         batch = create_import_batch(practice=practice, file_name=path.name, content=path.read_bytes(),
                                     dry_run=options["dry_run"], only_valid_rows=options["only_valid"],
-                                    mapping_override=mapping, user=user, now=timezone.now())
+                                    mapping_override=mapping, date_order=options["date_order"], user=user,
+                                    now=timezone.now())
         last = {"pct": -1}
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -74,11 +79,11 @@ class Command(BaseCommand):
         out = self.stdout
         out.write(f"Import {batch.pk} of {batch.file_name} (sha256 {batch.sha256[:12]}…): "
                   f"{batch.get_status_display()}")
-        mapping = batch.report.get("mapping", {})
-        if mapping:
-            out.write("Columns: " + "; ".join(f"{h} → {f}" for h, f in mapping.items()))
-        if batch.report.get("ignored_columns"):
-            out.write("Ignored columns: " + ", ".join(batch.report["ignored_columns"]))
+        columns = column_rows(batch.report)
+        if columns:
+            out.write("Columns:")
+        for header, field, note in columns:
+            out.write(f"  {header} → {field or 'ignored'}" + (f": {note}" if note else ""))
         verb = "would be" if batch.dry_run else ("were" if batch.status == ImportStatus.IMPORTED else "would be")
         out.write(f"{batch.total_rows} rows: {batch.created_count} {verb} created, {batch.changed_count} changed, "
                   f"{batch.unchanged_count} unchanged, {batch.rejected_count} rejected.")
