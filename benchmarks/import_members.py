@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from django.utils import timezone
 
@@ -10,12 +11,15 @@ ROWS = 10_000
 
 
 def make_csv(rows: int = ROWS) -> bytes:
+    resumes = (timezone.now() + timedelta(days=60)).date().isoformat()
     lines = ["Member #,First Name,Last Name,Email,Mobile,Membership,Member since,Monthly price,"
-             "HydraFacial balance,Product credit ($),Stripe customer,Stripe subscription,SMS opt-in,Status"]
+             "HydraFacial balance,Product credit ($),Stripe customer,Stripe subscription,SMS opt-in,Status,"
+             "Paused until"]
     for i in range(rows):
+        paused = i % 50 == 0
         lines.append(f"B{i:06d},First{i},Last{i},m{i}@example.com,415555{i % 10000:04d},Glow,"
                      f"{2024 + i % 2}-{1 + i % 12:02d}-{1 + i % 28:02d},$199.00,{i % 3},${(i % 6) * 10}.00,"
-                     f"cus_{i:06d},sub_{i:06d},yes,{'paused' if i % 50 == 0 else 'active'}")
+                     f"cus_{i:06d},sub_{i:06d},yes,{'paused' if paused else 'active'},{resumes if paused else ''}")
     return ("\n".join(lines) + "\n").encode()
 
 

@@ -72,3 +72,27 @@ def test_wrong_file_type_is_a_form_error(client, manager, glow):
     page = client.post(reverse("mirror:import_upload"), {"file": SimpleUploadedFile("members.pdf", b"%PDF-1.4")})
     assert "Upload a .csv or .xlsx file." in page.content.decode()
     assert ImportBatch.objects.count() == 0
+
+
+def test_the_check_shows_how_each_column_is_read_and_the_date_order_carries_to_the_import(
+        client, manager, glow, practice, tasks_inline, django_capture_on_commit_callbacks):
+    from html import unescape
+
+    from memberships.models import Membership
+
+    client.force_login(manager)
+    content = (b"Member #,Name,Plan,Start date,Next billing date,HydraFacial used this month,HydraFacial balance\n"
+               b"M1,Ann Lee,Glow,03/04/2026,03/12/2026,1,2\n")
+    page = submit(client, django_capture_on_commit_callbacks, reverse("mirror:import_upload"),
+                  {"file": SimpleUploadedFile("members.csv", content), "date_order": "dmy"})
+    text = unescape(page.content.decode())
+    assert "Dates such as 03/04/2026 are" in client.get(reverse("mirror:import_upload")).content.decode()
+    assert "opening balance of HydraFacial, in units" in text
+    assert "names HydraFacial but also says 'used this month'" in text
+    assert "dates read as day/month, the import's date order" in text
+    assert "since 2026-04-03" in text
+    checked = ImportBatch.objects.get()
+    submit(client, django_capture_on_commit_callbacks, reverse("mirror:import_confirm", args=[checked.pk]))
+    membership = Membership.objects.get(member__member_number="M1")
+    assert membership.current_period_end.astimezone(practice.zone).date().isoformat() == "2026-12-03"
+    assert ImportBatch.objects.filter(dry_run=False, date_order="dmy").count() == 1
