@@ -176,8 +176,8 @@ def _email(value: Any) -> str:
 
 
 def _parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mapping, tiers: dict[str, Tier],
-               services: dict[str, Service], date_orders: dict[str, DateOrder], date_order: str,
-               today: date) -> tuple[ImportRow | None, list[RowError]]:
+               services: dict[str, Service], date_orders: dict[str, DateOrder],
+               date_order: str) -> tuple[ImportRow | None, list[RowError]]:
     errors: list[RowError] = []
     values: dict[str, Any] = {}
 
@@ -228,8 +228,10 @@ def _parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mapp
     values["email"] = take("email", _email)
     values["phone"] = take("phone", _phone)
     tier_raw, tier_column = cell("tier")
-    tier = tiers.get(normalize_header(tier_raw))
-    if not text(tier_raw):
+    tier = None if isinstance(tier_raw, UnsavedFormula) else tiers.get(normalize_header(tier_raw))
+    if isinstance(tier_raw, UnsavedFormula):
+        errors.append(RowError(line, tier_column, UNSAVED_FORMULA))
+    elif not text(tier_raw):
         errors.append(RowError(line, tier_column, "no tier"))
     elif tier is None:
         names = ", ".join(sorted({t.name for t in tiers.values()})) or "none defined"
@@ -238,8 +240,9 @@ def _parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mapp
     values["status"] = take("status", parse_status)
     values["start_date"] = take("start_date", dates("start_date"), required=True)
     values["period_end"] = take("period_end", dates("period_end"))
-    values["paused_until"] = _paused_until(line=line, status=values["status"], cell=cell, take=take,
-                                           parse=dates("paused_until"), today=today, errors=errors)
+    # Only a paused membership has an end to its pause (whether it needs one: `_pause_end_problem`).
+    values["paused_until"] = (take("paused_until", dates("paused_until"))
+                              if values["status"] == MembershipStatus.PAUSED else None)
     values["price_cents"] = take("price", parse_cents)
     balances: dict[str, int] = {}
     for index, name in mapping.columns.items():
@@ -265,25 +268,20 @@ def _parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mapp
     return ImportRow(line=line, **values), []
 
 
-def _paused_until(*, line: int, status: str | None, cell: Callable, take: Callable, parse: Callable,
-                  today: date, errors: list[RowError]) -> date | None:
-    """The day a paused membership resumes (the hourly job resumes it then, and the charge path
-    expects it). Required for a paused row, and it must be after today; ignored for other rows."""
-    if status != MembershipStatus.PAUSED:
+def _pause_end_problem(row: ImportRow, *, column: str, today: date) -> RowError | None:
+    """A membership imported as paused resumes on its end date (the hourly job, or the first charge
+    after it): without one it would stay paused for ever, so the date is required, after today.
+    Checked for the rows that bring a membership in; for a member the ledger already has, the
+    spreadsheet's pause is only its view."""
+    if row.status != MembershipStatus.PAUSED:
         return None
-    column = cell("paused_until")[1]
-    before = len(errors)
-    until = take("paused_until", parse)
-    if len(errors) > before:
-        return None
-    if until is None:
-        errors.append(RowError(line, column, f"a paused membership needs the date its pause ends: fill in the "
-                                             f"'{column}' column (or mark the member active)"))
-    elif until <= today:
-        errors.append(RowError(line, column, f"the pause ended on {until:%Y-%m-%d}: give a date after today, "
-                                             f"or mark the member active"))
-        return None
-    return until
+    if row.paused_until is None:
+        return RowError(row.line, column, f"a paused membership needs the date its pause ends: fill in the "
+                                          f"'{column}' column (or mark the member active)")
+    if row.paused_until <= today:
+        return RowError(row.line, column, f"the pause ended on {row.paused_until:%Y-%m-%d}: give a date after "
+                                          f"today, or mark the member active")
+    return None
 
 
 def _describe_new(row: ImportRow, tiers_by_code: dict[str, Tier], services: dict[str, Service]) -> str:
@@ -360,8 +358,10 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
     seen_numbers: dict[str, int] = {}
     seen_people: dict[tuple[str, str, str], int] = {}
     number_column = sheet.headers[mapping.index_of("member_number")]
+    pause_index = mapping.index_of("paused_until")
+    pause_column = sheet.headers[pause_index] if pause_index is not None else FIELD_LABELS["paused_until"]
     parsed = [_parse_row(line=line, cells=cells, headers=sheet.headers, mapping=mapping, tiers=tiers,
-                         services=services, date_orders=date_orders, date_order=date_order, today=today)
+                         services=services, date_orders=date_orders, date_order=date_order)
               for line, cells in sheet.rows]
     processor_ids = _ProcessorIds([row for row, _ in parsed if row is not None], mapping=mapping,
                                   headers=sheet.headers)
@@ -380,6 +380,10 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
                 seen_numbers[row.member_number.lower()] = line
                 if row.email:
                     seen_people[person] = line
+            if row.member_number not in with_membership:
+                problem = _pause_end_problem(row, column=pause_column, today=today)
+                if problem:
+                    errors.append(problem)
         if errors:
             check.errors.extend(errors)
         else:

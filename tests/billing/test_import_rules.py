@@ -245,6 +245,22 @@ def test_a_paused_row_in_a_file_without_the_column_names_the_column(glow, practi
     assert nothing_written()
 
 
+def test_a_pause_already_in_the_ledger_does_not_block_importing_the_sheet_again(glow, practice):
+    from billing.mirror import create_import_batch, run_import_batch
+
+    from .test_import import GOOD_CSV
+
+    assert run(practice, GOOD_CSV.encode()).status == ImportStatus.IMPORTED
+    later = NOW + timedelta(days=90)                     # Cleo's pause (to 2027-01-15) is over
+    without_the_date = GOOD_CSV.replace(",paused,2027-01-15\n", ",paused,\n")
+    for content in (GOOD_CSV, without_the_date):
+        batch = create_import_batch(practice=practice, file_name="m.csv", content=content.encode(), dry_run=False,
+                                    now=later)
+        batch = run_import_batch(batch_id=batch.pk, now=later)
+        assert batch.status == ImportStatus.IMPORTED, batch.errors
+        assert batch.created_count == 0 and batch.rejected_count == 0
+
+
 def test_the_ledger_refuses_an_imported_pause_without_an_end(glow, practice):
     tier = glow[0]
     item = services.ImportedMembership(member=MemberFactory(practice=practice), tier=tier,
@@ -263,7 +279,8 @@ def formula_workbook(*, saved_value=None):
     ws = wb.active
     ws.append(["Member #", "Name", "Plan", "Start date", "HydraFacial balance", "Notes"])
     ws.append(["M1", "Ann Lee", "Glow", "2026-01-05", "=1+1", "=A2"])
-    ws.append(["M2", "Bo Chan", "Glow", "2026-01-05", 1, "=A3"])
+    ws.append(["M2", "Bo Chan", "Glow", "2026-01-05", 1, "=A3"])            # a formula in an ignored column
+    ws.append(["M3", "Cy Do", '=LOWER("GLOW")', "2026-01-05", 1, ""])
     buf = io.BytesIO()
     wb.save(buf)
     if saved_value is None:
@@ -282,14 +299,14 @@ def formula_workbook(*, saved_value=None):
 def test_a_formula_without_a_saved_value_is_an_error_not_a_zero(glow, practice):
     batch = run(practice, formula_workbook(), name="m.xlsx")
     assert batch.status == ImportStatus.REJECTED
-    assert problems(batch) == {(2, "HydraFacial balance"): "formula without a saved value: open and save the "
-                                                           "file in Excel, or paste values"}
+    unsaved = "formula without a saved value: open and save the file in Excel, or paste values"
+    assert problems(batch) == {(2, "HydraFacial balance"): unsaved, (4, "Plan"): unsaved}
     assert nothing_written()
 
 
 def test_a_formula_with_its_saved_value_is_read(glow, practice):
-    batch = run(practice, formula_workbook(saved_value=2), name="m.xlsx")
-    assert batch.status == ImportStatus.IMPORTED, batch.errors
+    batch = run(practice, formula_workbook(saved_value=2), name="m.xlsx", only_valid=True)
+    assert batch.status == ImportStatus.IMPORTED and batch.report["skipped_rows"] == [4]
     assert balances("M1")["hydrafacial"] == 2
 
 
