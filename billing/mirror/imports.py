@@ -75,6 +75,19 @@ MAX_STORED_ACTIONS = 2000
 KNOWN_FIELDS = set(FIELD_SYNONYMS)
 
 
+
+# The ledger's column widths: a longer value is a row error, never a failed batch.
+_MAX_LENGTH = {
+    "member_number": Member._meta.get_field("member_number").max_length,
+    "first_name": Member._meta.get_field("first_name").max_length,
+    "last_name": Member._meta.get_field("last_name").max_length,
+    "full_name": Member._meta.get_field("first_name").max_length + Member._meta.get_field("last_name").max_length,
+    "email": Member._meta.get_field("email").max_length,
+    "record_patient_id": Member._meta.get_field("record_patient_id").max_length,
+    "processor_customer_id": Member._meta.get_field("processor_customer_id").max_length,
+    "processor_subscription_id": Membership._meta.get_field("processor_subscription_id").max_length,
+}
+
 @dataclass
 class RowError:
     line: int
@@ -210,6 +223,10 @@ def _parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mapp
             return None
         if required and value in (None, ""):
             errors.append(RowError(line, column, "is empty"))
+        limit = _MAX_LENGTH.get(name)
+        if limit and isinstance(value, str) and len(value) > limit:
+            errors.append(RowError(line, column, f"is longer than {limit} characters"))
+            return None
         return value
 
     values["member_number"] = take("member_number", text, required=True)
@@ -224,6 +241,11 @@ def _parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mapp
             first, last = (first or "").strip(), (last or "").strip()
     if not first and not last:
         errors.append(RowError(line, cell("first_name")[1], "no name"))
+    for name, part in (("first_name", first), ("last_name", last)):
+        if len(part or "") > _MAX_LENGTH[name]:
+            errors.append(RowError(line, cell(name)[1] or cell("full_name")[1],
+                                   f"{name.replace('_', ' ')} is longer than {_MAX_LENGTH[name]} characters"))
+            first, last = (None, last) if name == "first_name" else (first, None)
     values["first_name"], values["last_name"] = first or "", last or ""
     values["email"] = take("email", _email)
     values["phone"] = take("phone", _phone)

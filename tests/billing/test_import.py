@@ -278,3 +278,19 @@ def test_activate_imported_membership_moves_pending_to_the_stated_status(glow, p
     again = services.activate_imported_membership(**kwargs)
     assert done.status == again.status == MembershipStatus.PAST_DUE and done.processor_subscription_id == "sub_X"
     assert Event.objects.filter(membership=done, kind=EventKind.IMPORTED).count() == 1
+
+
+def test_values_longer_than_the_ledger_keeps_are_row_errors_not_a_failed_batch(glow, practice):
+    header = GOOD_CSV.splitlines()[0]
+    rows = [
+        "M-0000000000000000000042,Ana,Silva,ana@example.com,,Glow,2024-03-05,199,1,0,cus_A,sub_A,P-1,yes,active,",
+        f"M002,{'B' * 101},Okafor,ben@example.com,,Glow,2025-03-15,199,1,0,cus_B,sub_B,P-2,no,active,",
+        f"M003,Cleo,Park,,,Glow,2025-03-15,199,1,0,cus_C,{'s' * 101},P-3,no,active,",
+    ]
+    batch = run(practice, "\n".join([header, *rows]).encode())
+    assert batch.status == ImportStatus.REJECTED
+    problems = {(e["line"], e["column"]): e["message"] for e in batch.errors}
+    assert problems[(2, "Member #")] == "is longer than 20 characters"
+    assert problems[(3, "First Name")] == "is longer than 100 characters"
+    assert problems[(4, "Stripe subscription")] == "is longer than 100 characters"
+    assert not Member.objects.filter(practice=practice).exists()
