@@ -51,9 +51,9 @@ def parse_occurred_at(value) -> datetime | None:
         parsed = parse_datetime(value) if isinstance(value, str) else None
     except ValueError:  # well formed but no such moment, e.g. month 13
         parsed = None
-    if parsed is None:
-        raise WebhookRejected("occurred_at must be an ISO 8601 date and time, e.g. 2026-11-25T17:00:00Z.",
-                              code="invalid_payload", status=400)
+    if parsed is None or parsed.tzinfo is None:   # a moment without its offset is ambiguous by hours
+        raise WebhookRejected("occurred_at must be an ISO 8601 date and time with its offset, "
+                              "e.g. 2026-11-25T17:00:00Z.", code="invalid_payload", status=400)
     return parsed
 
 

@@ -72,7 +72,8 @@ def test_the_largest_allowed_quantity_is_received(client, record_practice):
     assert response.status_code == 200 and response.json()["status"] == "received"
 
 
-@pytest.mark.parametrize("occurred_at", ["2026-13-45T00:00:00Z", "2026-02-30T10:00:00Z", "yesterday", 1764090000])
+@pytest.mark.parametrize("occurred_at", ["2026-13-45T00:00:00Z", "2026-02-30T10:00:00Z", "yesterday", 1764090000,
+                                         "2026-11-25T17:00:00"])
 def test_a_malformed_occurred_at_is_400_invalid_payload_not_a_500(client, record_practice, occurred_at):
     payload = booking(1, occurred_at=occurred_at)
     response = signed_post(client, RECORD_URL, payload, **{"X-Medspa-Practice": record_practice.slug})
