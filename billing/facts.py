@@ -14,7 +14,9 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class InvoiceFacts:
-    """What every charge outcome says about the processor's invoice."""
+    """What every charge outcome says about the processor's invoice. `period_start`/`period_end` are
+    the period of the invoice's subscription line (the plan's own line, not a proration); None when
+    the invoice bills no such line (a manual invoice, prorations only)."""
 
     processor: str
     invoice_ref: str
@@ -29,12 +31,16 @@ class InvoiceFacts:
     created: int                          # the invoice's own `created` (unix seconds)
     event_created: int                    # when the processor emitted this fact (unix seconds)
     event_ref: str = ""
+    # Why the processor made the invoice, in its own words (Stripe's `billing_reason`):
+    # subscription_create, subscription_cycle, subscription_update, manual… ("" when it did not say).
+    billing_reason: str = ""
 
 
 @dataclass(frozen=True)
 class ChargeSucceeded(InvoiceFacts):
     amount_paid_cents: int = 0
     paid_at: datetime | None = None
+    trial: bool = False                   # the invoice starts a free trial (nothing due before discounts)
 
 
 @dataclass(frozen=True)

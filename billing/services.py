@@ -4,7 +4,8 @@ on the processor's ids, converging whatever order the facts arrive in:
 
 - a paid invoice stays paid (a late failure of it changes nothing);
 - a failure counts once per attempt (`attempt_count`), a replay sends nothing new;
-- entitlements are refilled once per invoice (`cycle_key` = the invoice id);
+- entitlements are refilled once per invoice (`cycle_key` = the invoice id), and only by an invoice
+  that opens a billing cycle (`opens_cycle`): any other paid invoice is mirrored and noted;
 - a subscription fact older than the newest one applied (`last_event_created`) is ignored.
 """
 
@@ -99,9 +100,61 @@ def _money(cents: int, currency: str) -> str:
     return f"{cents / 100:,.2f} {currency.upper()}"
 
 
+# Stripe's `billing_reason`s that open a billing cycle: the subscription's first invoice and each
+# renewal. A payment retried after a failure is the same invoice, so it refills once (by invoice id).
+CYCLE_REASONS = frozenset({"subscription_create", "subscription_cycle"})
+# Reasons that do not say: none given (Stripe-compatible test servers such as localstripe send no
+# billing_reason) and "subscription" (Stripe's word before May 2018 for creates, cycles and updates).
+UNSTATED_REASONS = frozenset({"", "subscription"})
+REASON_WORDS = {
+    "subscription_update": "a subscription change (prorations)",
+    "subscription_threshold": "a usage threshold",
+    "manual": "a manual invoice",
+    "upcoming": "a preview",
+    "quote_accept": "an accepted quote",
+    "automatic_pending_invoice_item_invoice": "pending invoice items",
+}
+
+
+def opens_cycle(*, charge: ChargeSucceeded, membership: Membership) -> tuple[bool, str]:
+    """Whether a paid invoice opens a new billing cycle (refill, rollover, the new period), and when
+    not, why — in words for the member's timeline.
+
+    - `subscription_create` / `subscription_cycle`: yes — except a free trial's first invoice
+      (nothing due before discounts): a trial grants nothing until its first paid cycle, so no
+      benefit is handed out for a period the member may cancel unpaid.
+    - `subscription_update` (prorations, e.g. STRIPE_PRORATION_BEHAVIOR=always_invoice, "invoice
+      prorations now" in the dashboard), `manual`, `subscription_threshold` (usage billed mid-period;
+      our tiers are flat prices) and anything else: no.
+    - not stated (localstripe; Stripe before 2018): a cycle only when the invoice has a subscription
+      line whose period starts at or after the end of the membership's current period (or the
+      membership has no period yet: its first invoice). An extra invoice within the period is not.
+    """
+    reason = charge.billing_reason
+    if charge.trial:
+        return False, "a free trial starts: nothing is granted until its first paid cycle"
+    if reason in CYCLE_REASONS:
+        return True, ""
+    if reason in UNSTATED_REASONS:
+        if charge.period_start is None:
+            return False, "it bills no subscription period"
+        if membership.current_period_end is None or charge.period_start >= membership.current_period_end:
+            return True, ""
+        return False, "its period starts before the current period ends"
+    return False, f"it is for {REASON_WORDS.get(reason, reason.replace('_', ' '))}"
+
+
+def _owes_another_invoice(*, membership: Membership, invoice: Invoice) -> bool:
+    """A failed invoice of this membership other than `invoice` is still open."""
+    return (Invoice.objects.filter(membership=membership, status=InvoiceStatus.OPEN, failed_at__isnull=False)
+            .exclude(pk=invoice.pk).exists())
+
+
 @transaction.atomic
 def record_charge_succeeded(*, charge: ChargeSucceeded, now: datetime) -> Invoice:
-    """A paid invoice: mirror it, bring a past-due membership back, and refill once per invoice."""
+    """A paid invoice: mirror it, bring a past-due membership back, and — when it opens a billing
+    cycle (`opens_cycle`) — refill once per invoice. Any other paid invoice (prorations, manual…)
+    changes no balance and no period: it is mirrored and written on the timeline."""
     membership = _require_membership(charge)
     invoice, _ = _lock_invoice(fact=charge, membership=membership, now=now)
     if invoice.status == InvoiceStatus.PAID:
@@ -120,39 +173,52 @@ def record_charge_succeeded(*, charge: ChargeSucceeded, now: datetime) -> Invoic
 
     actor = ledger.Actor.processor(charge.processor)
     membership = Membership.objects.select_related("member__practice").get(pk=membership.pk)
+    cycle, why_not = opens_cycle(charge=charge, membership=membership)
     ledger.record_event(
         membership=membership, kind=EventKind.CHARGE_SUCCEEDED,
         summary=f"Charge of {_money(invoice.amount_paid_cents, invoice.currency)} succeeded",
         payload={"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id,
-                 "amount_cents": invoice.amount_paid_cents, "currency": invoice.currency},
+                 "amount_cents": invoice.amount_paid_cents, "currency": invoice.currency,
+                 "billing_reason": charge.billing_reason, "opens_cycle": cycle},
         actor=actor, now=now,
     )
     recovered = False
-    if membership.status in (S.PAST_DUE, S.LAPSED):
+    if membership.status in (S.PAST_DUE, S.LAPSED) and (
+            cycle or not _owes_another_invoice(membership=membership, invoice=invoice)):
+        # An extra invoice paid while a failed one is still open does not settle what is owed.
         membership = ledger.mark_recovered(membership=membership, actor=actor, now=now,
                                            idempotency_key=f"recovered:{invoice.processor_invoice_id}",
                                            invoice_ref=invoice.processor_invoice_id)
         recovered = True
-    if membership.status == S.PAUSED and membership.paused_until is not None:
-        # The processor resumed collecting on the pause's end date; the ledger resumes with it (the
-        # hourly job may have done so already: the same key makes it once).
-        practice = membership.member.practice
-        billed_from = max(practice.local_date(now),
-                          practice.local_date(invoice.period_start) if invoice.period_start else practice.local_date(now))
-        if billed_from >= membership.paused_until:
-            membership = ledger.resume_membership(membership=membership, actor=actor, now=now,
-                                                  idempotency_key=ledger.resume_key(membership))
-    if membership.status in (S.PENDING, S.ACTIVE):
-        ledger.refill_entitlements(membership=membership, cycle_key=invoice.processor_invoice_id, actor=actor,
-                                   now=now, period_start=invoice.period_start, period_end=invoice.period_end)
-    else:
-        logger.warning("invoice %s paid for membership %s in status %s: no refill", invoice.pk, membership.pk,
-                       membership.status)
+    if not cycle:
         ledger.record_event(
             membership=membership, kind=EventKind.NOTE,
-            summary=f"Charge received while {membership.get_status_display().lower()}: nothing refilled; "
-                    f"check the subscription with the processor",
-            payload={"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id}, actor=actor, now=now)
+            summary=f"Invoice {invoice.processor_invoice_id} paid; not a new billing cycle ({why_not}): "
+                    f"nothing refilled",
+            payload={"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id,
+                     "billing_reason": charge.billing_reason}, actor=actor, now=now)
+    else:
+        if membership.status == S.PAUSED and membership.paused_until is not None:
+            # The processor resumed collecting on the pause's end date; the ledger resumes with it
+            # (the hourly job may have done so already: the same key makes it once).
+            practice = membership.member.practice
+            billed_from = max(practice.local_date(now), practice.local_date(invoice.period_start)
+                              if invoice.period_start else practice.local_date(now))
+            if billed_from >= membership.paused_until:
+                membership = ledger.resume_membership(membership=membership, actor=actor, now=now,
+                                                      idempotency_key=ledger.resume_key(membership))
+        if membership.status in (S.PENDING, S.ACTIVE):
+            ledger.refill_entitlements(membership=membership, cycle_key=invoice.processor_invoice_id, actor=actor,
+                                       now=now, period_start=invoice.period_start, period_end=invoice.period_end)
+        else:
+            logger.warning("invoice %s paid for membership %s in status %s: no refill", invoice.pk, membership.pk,
+                           membership.status)
+            ledger.record_event(
+                membership=membership, kind=EventKind.NOTE,
+                summary=f"Charge received while {membership.get_status_display().lower()}: nothing refilled; "
+                        f"check the subscription with the processor",
+                payload={"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id}, actor=actor,
+                now=now)
     signals.charge_succeeded.send(sender=Invoice, invoice=invoice, membership=membership, recovered=recovered,
                                   now=now)
     return invoice

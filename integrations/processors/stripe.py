@@ -105,14 +105,37 @@ def _invoice_subscription(inv: dict) -> tuple[str, dict]:
     return sub, metadata
 
 
+def _is_subscription_line(line: dict) -> bool:
+    """The plan's own line of a subscription invoice, not a proration nor an invoice item: current
+    shape `parent.type == "subscription_item_details"` with `proration: false`; older shape
+    `type == "subscription"` with `proration: false`."""
+    parent = line.get("parent") or {}
+    if parent.get("type") == "subscription_item_details":
+        return not (parent.get("subscription_item_details") or {}).get("proration")
+    return line.get("type") == "subscription" and not line.get("proration")
+
+
 def _invoice_period(inv: dict) -> tuple[datetime | None, datetime | None]:
-    """The service period: the subscription line's period (Stripe's invoice-level period_start/end is
-    the previous period for renewal invoices), else the invoice's."""
+    """The service period the invoice bills: its subscription line's period. Not the invoice-level
+    period_start/end (for a renewal that is the previous period), nor a proration line's (the rest of
+    the period after a change). (None, None) when the invoice bills no subscription line."""
     for line in (inv.get("lines") or {}).get("data") or []:
         period = line.get("period") or {}
-        if period.get("start") and period.get("end"):
+        if _is_subscription_line(line) and period.get("start") and period.get("end"):
             return _ts(period["start"]), _ts(period["end"])
-    return _ts(inv.get("period_start")), _ts(inv.get("period_end"))
+    return None, None
+
+
+def _starts_trial(inv: dict) -> bool:
+    """A `subscription_create` invoice whose subscription line bills nothing before discounts (a
+    line's `amount` is before discounts): a free trial starts. A 100%-off coupon leaves the line's
+    amount, so that is a paid cycle the practice discounted."""
+    if inv.get("billing_reason") != "subscription_create":
+        return False
+    lines = [line for line in (inv.get("lines") or {}).get("data") or [] if _is_subscription_line(line)]
+    if lines:
+        return all(int(line.get("amount") or 0) == 0 for line in lines)
+    return int(inv.get("subtotal") or 0) == 0
 
 
 def _decline_from_invoice(inv: dict) -> tuple[str, str]:
@@ -148,6 +171,7 @@ def _invoice_common(event: dict, inv: dict) -> dict[str, Any]:
         currency=str(inv.get("currency") or "usd").lower(), attempt_count=int(inv.get("attempt_count") or 0),
         period_start=start, period_end=end, created=int(inv.get("created") or 0),
         event_created=int(event.get("created") or 0), event_ref=str(event.get("id") or ""),
+        billing_reason=str(inv.get("billing_reason") or ""),
     )
 
 
@@ -185,7 +209,8 @@ def parse_event(event: dict) -> InboundFact:
                 return InboundFact(fact=IgnoredEvent(f"invoice status is {obj.get('status')}"), **envelope)
             paid_at = _ts((obj.get("status_transitions") or {}).get("paid_at"))
             return InboundFact(fact=ChargeSucceeded(amount_paid_cents=int(obj.get("amount_paid") or 0),
-                                                    paid_at=paid_at, **common), **envelope)
+                                                    paid_at=paid_at, trial=_starts_trial(obj), **common),
+                               **envelope)
         next_attempt = _ts(obj.get("next_payment_attempt"))
         if etype in INVOICE_ACTION:
             return InboundFact(fact=ChargeActionRequired(next_payment_attempt=next_attempt, **common), **envelope)

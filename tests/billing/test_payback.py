@@ -27,7 +27,7 @@ def _invoice(membership, ref, at):
     return dict(processor="stripe", invoice_ref=ref, subscription_ref="", customer_ref="",
                 membership_ref=billing.membership_ref_for(membership), amount_cents=19900, currency="usd",
                 attempt_count=1, period_start=None, period_end=None, created=int(at.timestamp()),
-                event_created=int(at.timestamp()))
+                event_created=int(at.timestamp()), billing_reason="subscription_cycle")
 
 
 def fail(membership, ref, at):

@@ -16,7 +16,7 @@ def facts(membership, *, attempt, code="insufficient_funds", created=1767636000)
     common = dict(processor="stripe", invoice_ref="in_9", subscription_ref="sub_9", customer_ref="cus_test",
                   membership_ref=f"ms_{membership.pk}", amount_cents=19900, currency="usd", attempt_count=attempt,
                   period_start=None, period_end=None, created=created, event_created=created + attempt * 100,
-                  event_ref=f"evt_{attempt}")
+                  event_ref=f"evt_{attempt}", billing_reason="subscription_cycle")
     return common
 
 

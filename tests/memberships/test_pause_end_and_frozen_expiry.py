@@ -42,7 +42,7 @@ def _paid(m, *, ref: str, paid_at: datetime):
                                customer_ref="cus_1", membership_ref=f"ms_{m.pk}", amount_cents=19900,
                                currency="usd", attempt_count=1, period_start=paid_at, period_end=paid_at + timedelta(days=30),
                                created=int(paid_at.timestamp()), event_created=int(paid_at.timestamp()),
-                               amount_paid_cents=19900, paid_at=paid_at),
+                               amount_paid_cents=19900, paid_at=paid_at, billing_reason="subscription_cycle"),
         now=paid_at)
 
 

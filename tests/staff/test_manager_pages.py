@@ -20,7 +20,7 @@ def _facts(cls, membership, ref, amount, *, now, attempt=1, **extra):
     return cls(processor="stripe", invoice_ref=ref, subscription_ref="", customer_ref="",
                membership_ref=billing.membership_ref_for(membership), amount_cents=amount, currency="usd",
                attempt_count=attempt, period_start=None, period_end=None, created=int(now.timestamp()),
-               event_created=int(now.timestamp()) + attempt, **extra)
+               event_created=int(now.timestamp()) + attempt, billing_reason="subscription_cycle", **extra)
 
 
 def fail(membership, ref, amount, *, now, attempt=1, hard=False):

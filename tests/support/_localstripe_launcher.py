@@ -14,6 +14,7 @@ This launcher:
   * binds 127.0.0.1 on port 0 (kernel picks a free port) *before* handing the
     socket to aiohttp, so there is no "find a free port, then race for it" gap;
   * writes the chosen port to ``--port-file`` (atomically) once it is bound;
+  * gives invoices the ``billing_reason`` Stripe would (localstripe leaves it null);
   * serves ``localstripe.server.app`` with aiohttp's ``run_app`` which exits
     cleanly on SIGTERM/SIGINT.
 
@@ -46,6 +47,38 @@ def _patch_store(pickle_dir):
 
     resources.Store.dump_to_disk = dump_to_disk
     resources.Store.try_load_from_disk = try_load_from_disk
+
+
+def _patch_billing_reason():
+    """localstripe leaves every invoice's `billing_reason` null, and never advances a subscription's
+    period (each invoice's subscription line bills the first period again), so a renewal cannot be
+    told from an extra invoice by its period either. Stripe always says why it made an invoice: say
+    it as Stripe would for the invoices localstripe makes — a subscription's first invoice
+    `subscription_create`; a later one for the subscription (`POST /v1/invoices` with a
+    subscription, which localstripe builds as the subscription's next invoice, dated at the period
+    end) `subscription_cycle`; an invoice of no subscription `manual`; a preview `upcoming`."""
+    from localstripe import resources
+
+    original = resources.Invoice.__init__
+
+    def __init__(self, *args, **kwargs):
+        subscription = kwargs.get('subscription')
+        preview = bool(kwargs.get('upcoming') or kwargs.get('simulation'))
+        first = False
+        if subscription is not None and not preview:
+            try:
+                first = resources.Subscription._api_retrieve(subscription).latest_invoice is None
+            except Exception:  # the original __init__ answers for an unknown subscription
+                pass
+        original(self, *args, **kwargs)
+        if preview:
+            self.billing_reason = 'upcoming'
+        elif subscription is None:
+            self.billing_reason = 'manual'
+        else:
+            self.billing_reason = 'subscription_create' if first else 'subscription_cycle'
+
+    resources.Invoice.__init__ = __init__
 
 
 def _watch_parent(ppid):
@@ -85,6 +118,7 @@ def main(argv=None):
     # Patch BEFORE importing localstripe.server (it imports `store`; the patch
     # is on the class so either order works, but be explicit).
     _patch_store(args.pickle_dir)
+    _patch_billing_reason()
 
     from aiohttp import web
     from localstripe import server

@@ -192,7 +192,8 @@ class Command(BaseCommand):
                     customer_ref=f"cus_demo_{n}", membership_ref=billing.membership_ref_for(membership),
                     amount_cents=membership.tier.price_cents, currency=membership.tier.currency, attempt_count=1,
                     period_start=period_start, period_end=period_end, created=int(period_start.timestamp()),
-                    event_created=int(period_start.timestamp()))
+                    event_created=int(period_start.timestamp()),
+                    billing_reason="subscription_create" if cycle == 0 else "subscription_cycle")
 
     def _final_state(self, rng, membership, today, n, at, system, processor, staff, months, start_day):
         roll = rng.random()
