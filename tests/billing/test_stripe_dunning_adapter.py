@@ -31,6 +31,8 @@ def test_paid_invoice(stripe_api):
     outcome = StripeProcessor.from_settings().retry_invoice_payment("in_1", "medspa-dunning-1-retry-1")
     assert outcome.paid and outcome.charge.invoice_ref == "in_infFe5zucxzE4n"
     assert outcome.charge.amount_paid_cents == 19900 and outcome.charge.subscription_ref == "sub_aSwAnSv1Ui4NQr"
+    # a retried renewal is the renewal: it opens its cycle (refilled once, by invoice id)
+    assert outcome.charge.billing_reason == "subscription_cycle" and not outcome.charge.trial
     request, _ = stripe_api.log[1]
     assert request.headers["Idempotency-Key"].startswith("medspa-dunning-1-retry-1")
 
