@@ -31,10 +31,14 @@ PROCESSOR_STATUS = {
     "canceled": "cancelled", "incomplete_expired": "cancelled", "incomplete": "pending", "paused": "paused",
 }
 UNPAID_INVOICE = {"open", "uncollectible"}
+# A live subscription the processor will end at the period end (`cancel_at_period_end`, or a
+# `cancel_at` date): what a cancellation made at the processor "at period end" looks like.
+ENDING = "ending"
 # Which ledger statuses each side's status is compatible with (lapsed is past due gone stale).
 COMPATIBLE = {
     "active": {"active"}, "past_due": {"past_due", "lapsed"}, "paused": {"paused"},
     "cancelled": {"cancelled", "lapsed"}, "pending": {"pending"}, "lapsed": {"lapsed", "past_due", "cancelled"},
+    ENDING: {"cancelled", "lapsed"},
 }
 
 
@@ -50,6 +54,14 @@ class LedgerRow:
     processor_subscription_id: str = ""
     processor_customer_id: str = ""
     record_patient_id: str = ""
+    currency: str = "usd"
+    interval: str = ""                   # the tier's billing interval ("" not compared)
+    # A tier change scheduled for the next cycle: the processor is moved to its price at once (the
+    # price the next invoice must carry), so that is what the processor is expected to bill.
+    pending_tier_name: str = ""
+    pending_price_cents: int | None = None
+    pending_currency: str = ""
+    pending_interval: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,10 @@ class ProcessorRow:
     latest_invoice_status: str = ""
     collection_paused: bool = False
     membership_ref: str = ""         # our metadata, when we created it
+    interval: str = ""               # the price's billing interval: month, year ("" unknown)
+    interval_count: int = 1
+    cancel_at_period_end: bool = False
+    cancel_at: datetime | None = None  # when the processor will end the subscription, if it will
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +129,60 @@ def _money(cents: int | None) -> str:
     return "unknown" if cents is None else f"${cents / 100:,.2f}"
 
 
+def _price(cents: int | None, currency: str, interval: str, *, with_currency: bool, with_interval: bool) -> str:
+    text = (f"{cents / 100:,.2f} {currency.upper()}" if cents is not None else "unknown") if with_currency \
+        else _money(cents)
+    return f"{text}/{interval}" if with_interval and interval else text
+
+
 def _processor_status(row: ProcessorRow) -> str:
+    if row.status in ("active", "trialing") and (row.cancel_at_period_end or row.cancel_at is not None):
+        return ENDING
     if row.collection_paused and row.status in ("active", "trialing"):
         return "paused"
     return PROCESSOR_STATUS.get(row.status, row.status)
+
+
+def _processor_interval(row: ProcessorRow) -> str:
+    return row.interval if row.interval_count in (0, 1) else f"{row.interval_count} {row.interval}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Billed:
+    """What the processor is expected to bill: the tier's price, or the scheduled tier's."""
+
+    tier: str                            # e.g. "the Glow tier", "the Luxe tier, scheduled from the next cycle,"
+    cents: int
+    currency: str
+    interval: str
+
+
+def _expected_billing(led: LedgerRow) -> _Billed:
+    if led.pending_price_cents is not None:
+        return _Billed(f"the {led.pending_tier_name} tier, scheduled from the next cycle,", led.pending_price_cents,
+                       led.pending_currency or led.currency, led.pending_interval or led.interval)
+    return _Billed(f"the {led.tier_name} tier", led.price_cents, led.currency, led.interval)
+
+
+def _price_difference(led: LedgerRow, sub: ProcessorRow) -> tuple[str, dict] | None:
+    """(message, values) when the processor bills another amount, currency or interval than expected."""
+    want = _expected_billing(led)
+    interval = _processor_interval(sub)
+    amount_differs = sub.price_cents is not None and sub.price_cents != want.cents
+    currency_differs = bool(sub.currency) and sub.currency.lower() != (want.currency or "usd").lower()
+    interval_differs = bool(interval and want.interval) and interval != want.interval
+    if not (amount_differs or currency_differs or interval_differs):
+        return None
+    values: dict = {"ledger": want.cents, "processor": sub.price_cents}
+    if currency_differs:
+        values.update(ledger_currency=want.currency.lower(), processor_currency=sub.currency.lower())
+    if interval_differs:
+        values.update(ledger_interval=want.interval, processor_interval=interval)
+    if led.pending_price_cents is not None:
+        values["scheduled_tier"] = led.pending_tier_name
+    shown = dict(with_currency=currency_differs, with_interval=interval_differs)
+    return (f"Pays {_price(sub.price_cents, sub.currency, interval, **shown)} at the processor; {want.tier} costs "
+            f"{_price(want.cents, want.currency, want.interval, **shown)}", values)
 
 
 def reconcile(ledger_rows: Iterable[LedgerRow], sheet_rows: Iterable[SheetSnapshot] | None,
@@ -191,13 +257,22 @@ def reconcile(ledger_rows: Iterable[LedgerRow], sheet_rows: Iterable[SheetSnapsh
                     ledger=led.status, processor=sub.status, invoice=sub.latest_invoice_id or None,
                     invoice_status=sub.latest_invoice_status or None)
             elif led.status not in COMPATIBLE.get(p_status, {p_status}):
-                add(number, led.member_id, STATUS_MISMATCH, "ledger/processor",
-                    f"Status is {led.status} in the ledger, {sub.status} at the processor",
-                    ledger=led.status, processor=sub.status)
-            if sub.price_cents is not None and sub.price_cents != led.price_cents and p_status != "cancelled":
-                add(number, led.member_id, PRICE_MISMATCH, "ledger/processor",
-                    f"Pays {_money(sub.price_cents)} at the processor; the {led.tier_name} tier costs "
-                    f"{_money(led.price_cents)}", ledger=led.price_cents, processor=sub.price_cents)
+                if p_status == ENDING:
+                    ends = sub.cancel_at or sub.current_period_end
+                    when = f" on {ends:%Y-%m-%d}" if ends else " at the period end"
+                    add(number, led.member_id, STATUS_MISMATCH, "ledger/processor",
+                        f"Status is {led.status} in the ledger, but the processor ends the subscription{when} "
+                        f"({sub.status}, cancelled at the processor)",
+                        ledger=led.status, processor=f"{sub.status} (ending)")
+                else:
+                    add(number, led.member_id, STATUS_MISMATCH, "ledger/processor",
+                        f"Status is {led.status} in the ledger, {sub.status} at the processor",
+                        ledger=led.status, processor=sub.status)
+            # A subscription that has ended, or will at the period end, bills nothing more.
+            difference = _price_difference(led, sub) if p_status not in ("cancelled", ENDING) else None
+            if difference is not None:
+                message, values = difference
+                add(number, led.member_id, PRICE_MISMATCH, "ledger/processor", message, **values)
         for sub_id, sub in by_sub.items():
             if sub_id not in matched and _processor_status(sub) not in ("cancelled",):
                 add("", None, MISSING, "processor/ledger",

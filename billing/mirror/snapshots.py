@@ -17,8 +17,9 @@ def ledger_rows(*, practice_id: int) -> list[LedgerRow]:
     chosen: dict[int, dict] = {}
     rows = (Membership.objects.filter(member__practice_id=practice_id)
             .values("id", "member_id", "member__member_number", "member__processor_customer_id",
-                    "member__record_patient_id", "tier__code", "tier__name", "tier__price_cents", "status",
-                    "processor_subscription_id")
+                    "member__record_patient_id", "tier__code", "tier__name", "tier__price_cents", "tier__currency",
+                    "tier__interval", "pending_tier__name", "pending_tier__price_cents", "pending_tier__currency",
+                    "pending_tier__interval", "status", "processor_subscription_id")
             .order_by("member_id", "id"))
     for row in rows.iterator(chunk_size=5000):
         current = chosen.get(row["member_id"])
@@ -36,7 +37,10 @@ def ledger_rows(*, practice_id: int) -> list[LedgerRow]:
                   price_cents=row["tier__price_cents"], balances=balances.get(row["id"], {}),
                   processor_subscription_id=row["processor_subscription_id"],
                   processor_customer_id=row["member__processor_customer_id"],
-                  record_patient_id=row["member__record_patient_id"])
+                  record_patient_id=row["member__record_patient_id"], currency=row["tier__currency"],
+                  interval=row["tier__interval"], pending_tier_name=row["pending_tier__name"] or "",
+                  pending_price_cents=row["pending_tier__price_cents"],
+                  pending_currency=row["pending_tier__currency"] or "", pending_interval=row["pending_tier__interval"] or "")
         for row in chosen.values()
     ]
 

@@ -15,13 +15,15 @@ from .sync import practice_ref
 
 def subscription_row(sub: dict) -> ProcessorRow:
     """A Stripe subscription (current API shape: period on the item, `price`; or the older one:
-    period on the subscription, `plan`) → our snapshot row."""
+    period on the subscription, `plan`) → our snapshot row: price, currency and interval, and
+    whether Stripe will end it (`cancel_at_period_end`, `cancel_at`)."""
     items = (sub.get("items") or {}).get("data") or []
     item = items[0] if items else {}
     _, price = _item_price(sub)
     amount = price.get("unit_amount", price.get("amount"))
     quantity = int(item.get("quantity") or sub.get("quantity") or 1)
     invoice = sub.get("latest_invoice")
+    recurring = price.get("recurring") or {}          # a Price; a Plan has interval at its top level
     return ProcessorRow(
         subscription_id=str(sub.get("id") or ""),
         customer_id=_id(sub.get("customer")),
@@ -35,6 +37,10 @@ def subscription_row(sub: dict) -> ProcessorRow:
         latest_invoice_status=str(invoice.get("status") or "") if isinstance(invoice, dict) else "",
         collection_paused=bool(sub.get("pause_collection")),
         membership_ref=str((sub.get("metadata") or {}).get("membership_ref") or ""),
+        interval=str(recurring.get("interval") or price.get("interval") or ""),
+        interval_count=int(recurring.get("interval_count") or price.get("interval_count") or 1),
+        cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
+        cancel_at=_ts(sub.get("cancel_at")),
     )
 
 

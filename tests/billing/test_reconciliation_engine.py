@@ -1,5 +1,7 @@
 """The reconciliation engine as a pure function: each kind of discrepancy, and nothing else."""
 
+from datetime import datetime, timezone
+
 from billing.mirror.reconciliation import (
     LedgerRow,
     ProcessorRow,
@@ -82,3 +84,49 @@ def test_fingerprint_follows_the_values():
     b = reconcile([ledger(1)], [sheet(1, tier_code="radiance")], None, None)[0]
     c = reconcile([ledger(1)], [sheet(1, tier_code="luxe")], None, None)[0]
     assert a.fingerprint == b.fingerprint != c.fingerprint
+
+
+def test_a_scheduled_tier_change_is_expected_at_its_new_price():
+    """The processor is moved to the scheduled tier's price at once (the next invoice must carry it)."""
+    scheduled = dict(pending_tier_name="Luxe", pending_price_cents=34900, pending_currency="usd")
+    found = reconcile([ledger(1, **scheduled), ledger(2, **scheduled)], None,
+                      [sub(1, price_cents=34900), sub(2, price_cents=19900)], None)
+    assert kinds(found) == [("M2", "price_mismatch", "ledger/processor")]
+    assert found[0].message == "Pays $199.00 at the processor; the Luxe tier, scheduled from the next cycle, costs $349.00"
+
+
+def test_currency_and_interval_are_part_of_the_price():
+    found = reconcile(
+        [ledger(1), ledger(2, interval="month"), ledger(3, interval="month"), ledger(4, interval="month"),
+         ledger(5, currency="cad")],
+        None,
+        [sub(1, currency="cad"), sub(2, interval="year"), sub(3, interval="month", interval_count=3),
+         sub(4, interval=""), sub(5, currency="CAD", interval="month")],
+        None)
+    assert [(d.member_number, d.kind, d.message) for d in found] == [
+        ("M1", "price_mismatch", "Pays 199.00 CAD at the processor; the Glow tier costs 199.00 USD"),
+        ("M2", "price_mismatch", "Pays $199.00/year at the processor; the Glow tier costs $199.00/month"),
+        ("M3", "price_mismatch", "Pays $199.00/3 month at the processor; the Glow tier costs $199.00/month"),
+    ]
+    assert found[0].values == {"ledger": 19900, "processor": 19900, "ledger_currency": "usd",
+                               "processor_currency": "cad"}
+
+
+def test_a_subscription_ending_at_the_period_end_matches_a_cancelled_ledger_only():
+    """Cancelled at the processor "at period end": still active there until then. That is what a
+    cancelled ledger expects; against an active one the member is about to lose the subscription."""
+    ends = datetime(2026, 12, 20, tzinfo=timezone.utc)
+    found = reconcile(
+        [ledger(1, status="cancelled"), ledger(2), ledger(3, status="cancelled"), ledger(4),
+         ledger(5, status="cancelled")],
+        None,
+        [sub(1, cancel_at_period_end=True), sub(2, cancel_at_period_end=True, current_period_end=ends),
+         sub(3), sub(4, cancel_at=ends), sub(5, cancel_at_period_end=True, price_cents=29900)],
+        None)
+    assert [(d.member_number, d.kind, d.message) for d in found] == [
+        ("M2", "status_mismatch", "Status is active in the ledger, but the processor ends the subscription on "
+                                  "2026-12-20 (active, cancelled at the processor)"),
+        ("M3", "status_mismatch", "Status is cancelled in the ledger, active at the processor"),
+        ("M4", "status_mismatch", "Status is active in the ledger, but the processor ends the subscription on "
+                                  "2026-12-20 (active, cancelled at the processor)"),
+    ]
