@@ -10,12 +10,12 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Invoice, InvoiceStatus
-from integrations import inbox
 from integrations.processors.stripe import parse_event
 from memberships import services
-from memberships.models import EntitlementBalance, Event, EventKind, LedgerEntry, MembershipStatus
-from tests.factories import MemberFactory
-from tests.support.stripe_events import FIXTURE_SUBSCRIPTION, load_event, post_event, serve_stripe_reads
+from memberships.models import Event, EventKind, LedgerEntry, MembershipStatus
+from tests.support.stripe_events import load_event, post_event
+
+from .test_stripe_webhooks import balances, membership, process_all, stripe_reads  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 
@@ -24,34 +24,13 @@ CYCLE_2 = (datetime.fromtimestamp(1766592000, UTC), datetime.fromtimestamp(17691
 CYCLE_3 = (datetime.fromtimestamp(1769184000, UTC), datetime.fromtimestamp(1771776000, UTC))
 
 
-@pytest.fixture
-def membership(glow):
-    tier, _, _ = glow
-    member = MemberFactory(practice=tier.practice)
-    return services.enroll_member(member=member, tier=tier, actor=services.Actor.system(),
-                                  idempotency_key=f"enroll:{member.pk}", now=timezone.now(),
-                                  processor_subscription_id=FIXTURE_SUBSCRIPTION)
-
-
-@pytest.fixture(autouse=True)
-def stripe_reads(settings, httpserver):
-    """A failed invoice's decline is read from the processor (recorded: insufficient funds)."""
-    return serve_stripe_reads(settings, httpserver, invoice_payments="invoice_payments_insufficient_funds.json")
-
-
 def deliver(client, membership, *names, drop_reason=False):
     for name in names:
         event = load_event(name, membership=membership)
         if drop_reason:             # as localstripe (and Stripe before 2018) send it: no billing_reason
             del event["data"]["object"]["billing_reason"]
         post_event(client, event)
-        while inbox.process_due(now=timezone.now()):
-            pass
-
-
-def balances(membership):
-    return {b.service.code: b.balance for b in EntitlementBalance.objects.filter(membership=membership)
-            .select_related("service")}
+        process_all()
 
 
 def notes(membership):
@@ -123,7 +102,7 @@ def test_a_first_invoice_paid_by_a_full_coupon_is_a_cycle(client, membership):
                total_discount_amounts=[{"amount": 19900, "discount": "di_1SXfixtureComp01"}])
     inv["lines"]["data"][0]["discount_amounts"] = [{"amount": 19900, "discount": "di_1SXfixtureComp01"}]
     post_event(client, event)
-    inbox.process_due(now=timezone.now())
+    process_all()
     membership.refresh_from_db()
     assert membership.status == MembershipStatus.ACTIVE and membership.cycle_number == 1
     assert balances(membership) == {"hydrafacial": 1, "product-credit": 5000}
@@ -155,7 +134,7 @@ def test_without_a_billing_reason_the_subscription_lines_period_decides(client, 
     del again["data"]["object"]["billing_reason"]
     again["id"], again["data"]["object"]["id"] = "evt_1SXfixtureAgain01", "in_1SXfixtureAgain01"
     post_event(client, again)
-    inbox.process_due(now=timezone.now())
+    process_all()
     membership.refresh_from_db()
     assert membership.cycle_number == 2 and balances(membership) == {"hydrafacial": 2, "product-credit": 5000}
     assert [n.split("(")[1].split(")")[0] for n in notes(membership)] == [
