@@ -39,6 +39,14 @@ class IntegrationsConfig(AppConfig):
         from .processors.sync import destination as processor_destination
 
         register(processor_destination)
+
+        from memberships.services.fast import register_event_audience
+
+        from .outbox import registered
+
+        # A redemption done in one database call shares its transaction with the fan-out whenever a
+        # destination wants its event.
+        register_event_audience(lambda event: any(d.wants(event) for d in registered().values()))
         from .records import admin as records_admin  # noqa: F401  (admin for the record side)
         from .records import destination  # noqa: F401  (registers the `record` outbox destination)
 

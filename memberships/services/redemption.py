@@ -37,6 +37,7 @@ from .common import (
     run_entry_once,
     write_entry,
 )
+from .fast import redeem_in_one_call
 from .refill import expire_returned_units
 
 
@@ -112,13 +113,18 @@ def redeem_entitlement(*, membership: Membership, service: Service, quantity: in
     """Spend `quantity` now (a walk-in: reserve and commit at once). Replaying the key returns the
     first entry and spends nothing; N concurrent redemptions of the last unit let exactly one through."""
     require_positive(quantity)
+    reason = reason or "Redeemed at the front desk"
+    # The common case (an active member, one lot) in one database call; anything else, here.
+    entry = redeem_in_one_call(membership=membership, service=service, quantity=quantity, actor=actor,
+                               idempotency_key=idempotency_key, now=now, reason=reason)
+    if entry is not None:
+        return entry
 
     def body() -> LedgerEntry:
         locked = _lock_membership(membership, service)
         check_redeemable(membership=locked, service=service, now=now)
         return _spend(membership=locked, service=service, quantity=quantity, from_reserved=False,
-                      actor=actor, reason=reason or "Redeemed at the front desk",
-                      idempotency_key=idempotency_key, now=now)
+                      actor=actor, reason=reason, idempotency_key=idempotency_key, now=now)
 
     # No replay lookup first: a replay runs into the key's unique index (or finds the balance spent)
     # and then returns the first entry, so the common case saves a query.

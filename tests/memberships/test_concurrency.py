@@ -6,7 +6,8 @@ from django.utils import timezone
 
 from memberships import services
 from memberships.errors import InsufficientBalance
-from memberships.models import EntitlementBalance, LedgerEntry
+from memberships.models import EntitlementBalance, LedgerEntry, Membership
+from memberships.services import fast
 from tests.factories import active_membership
 
 from .ledger_checks import hammer
@@ -15,12 +16,26 @@ from .ledger_checks import hammer
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("pg-threads")]
 
 THREADS = 50
+PATHS = ["one call", "locked"]
 
 
+def _as_passed(membership, path, monkeypatch):
+    """The membership as a caller passes it: loaded with its member and practice (the API, the staff
+    pages: the one-call path), or bare (the locked path). The one-call path is counted, so the test
+    proves it ran."""
+    if path == "locked":
+        return Membership.objects.get(pk=membership.pk), None
+    calls = []
+    real = fast._call
+    monkeypatch.setattr(fast, "_call", lambda *a: calls.append(1) or real(*a))
+    return Membership.objects.select_related("member__practice", "tier").get(pk=membership.pk), calls
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("attempt", range(3))
-def test_fifty_desks_redeem_the_last_facial(glow, attempt):
+def test_fifty_desks_redeem_the_last_facial(glow, attempt, path, monkeypatch):
     tier, facial, _ = glow
-    membership = active_membership(tier=tier)
+    membership, calls = _as_passed(active_membership(tier=tier), path, monkeypatch)
     now = timezone.now()
 
     results, errors = hammer(n=THREADS, fn=lambda i: services.redeem_entitlement(
@@ -31,12 +46,14 @@ def test_fifty_desks_redeem_the_last_facial(glow, attempt):
     assert len(errors) == THREADS - 1 and all(isinstance(e, InsufficientBalance) for e in errors), errors[:3]
     assert EntitlementBalance.objects.get(membership=membership, service=facial).balance == 0
     assert LedgerEntry.objects.filter(membership=membership, service=facial, kind="redeem").count() == 1
+    assert calls is None or len(calls) == THREADS
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("attempt", range(3))
-def test_fifty_replays_of_one_key_make_one_entry(glow, attempt):
+def test_fifty_replays_of_one_key_make_one_entry(glow, attempt, path, monkeypatch):
     tier, facial, credit = glow
-    membership = active_membership(tier=tier)
+    membership, calls = _as_passed(active_membership(tier=tier), path, monkeypatch)
     now = timezone.now()
 
     results, errors = hammer(n=THREADS, fn=lambda i: services.redeem_entitlement(
@@ -47,6 +64,7 @@ def test_fifty_replays_of_one_key_make_one_entry(glow, attempt):
     assert len({entry.pk for entry in results}) == 1
     assert LedgerEntry.objects.filter(idempotency_key=f"one-click-{attempt}").count() == 1
     assert EntitlementBalance.objects.get(membership=membership, service=credit).balance == 4900
+    assert calls is None or len(calls) == THREADS
 
 
 def test_fifty_concurrent_refills_of_one_invoice_grant_once(glow):
