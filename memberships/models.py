@@ -414,7 +414,9 @@ class AppendOnlyModel(models.Model):
 
 
 class LedgerEntry(AppendOnlyModel):
-    membership = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="entries")
+    # No index of its own: `entry_balance_idx` (membership, service, created_at) serves it, and every
+    # redemption writes an entry.
+    membership = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="entries", db_index=False)
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=10, choices=EntryKind.choices)
     source = models.CharField(max_length=10, choices=LotSource.choices, blank=True)
@@ -534,7 +536,9 @@ class Event(AppendOnlyModel):
     `payload` holds ids and amounts, never clinical detail or contact data."""
 
     practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="events")
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, null=True, blank=True, related_name="events")
+    # No index of its own: `event_timeline_idx` (member, -created_at) serves it.
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, null=True, blank=True, related_name="events",
+                               db_index=False)
     membership = models.ForeignKey(
         Membership, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
     )
