@@ -8,20 +8,18 @@ from django.db import migrations
 
 CREATE = r"""
 CREATE OR REPLACE FUNCTION ledger_redeem_walk_in(
-    p_membership bigint, p_service bigint, p_quantity bigint, p_key text, p_actor_type text,
-    p_actor_user integer, p_actor_label text, p_reason text, p_summary text, p_now timestamptz)
-RETURNS TABLE (r_entry bigint, r_balance bigint, r_lot bigint, r_event bigint, r_member bigint,
-               r_practice bigint)
+    p_membership bigint, p_member bigint, p_practice bigint, p_service bigint, p_quantity bigint, p_key text,
+    p_actor_type text, p_actor_user integer, p_actor_label text, p_reason text, p_summary text,
+    p_now timestamptz)
+RETURNS TABLE (r_entry bigint, r_balance bigint, r_lot bigint, r_event bigint)
 LANGUAGE plpgsql AS $fn$
 DECLARE
-    v_status text; v_member bigint; v_practice bigint; v_balance bigint; v_lot bigint;
-    v_entry bigint; v_event bigint;
+    v_status text; v_balance bigint; v_lot bigint; v_entry bigint; v_event bigint;
 BEGIN
-    SELECT m.status, m.member_id, mb.practice_id INTO v_status, v_member, v_practice
-      FROM memberships_membership m JOIN memberships_member mb ON mb.id = m.member_id
-     WHERE m.id = p_membership FOR UPDATE OF m;
-    IF NOT FOUND OR v_status <> 'active' OR NOT EXISTS (
-        SELECT 1 FROM memberships_service s WHERE s.id = p_service AND s.practice_id = v_practice) THEN
+    -- The caller checked that member, practice and service belong together (none of them moves).
+    SELECT m.status INTO v_status FROM memberships_membership m
+     WHERE m.id = p_membership AND m.member_id = p_member FOR UPDATE;
+    IF NOT FOUND OR v_status <> 'active' THEN
         RAISE EXCEPTION 'not a plain walk-in' USING ERRCODE = 'LDG01';
     END IF;
     UPDATE memberships_entitlementbalance SET balance = balance - p_quantity
@@ -47,16 +45,17 @@ BEGIN
     RETURNING id INTO v_entry;
     INSERT INTO memberships_event (practice_id, member_id, membership_id, kind, summary, payload, actor_type,
         actor_user_id, created_at)
-    VALUES (v_practice, v_member, p_membership, 'redeemed', p_summary,
+    VALUES (p_practice, p_member, p_membership, 'redeemed', p_summary,
         jsonb_build_object('entry_id', v_entry, 'service_id', p_service, 'quantity', p_quantity,
                            'balance_after', v_balance),
         p_actor_type, p_actor_user, p_now)
     RETURNING id INTO v_event;
-    RETURN QUERY SELECT v_entry, v_balance, v_lot, v_event, v_member, v_practice;
+    RETURN QUERY SELECT v_entry, v_balance, v_lot, v_event;
 END
 $fn$;
 """
-DROP = "DROP FUNCTION IF EXISTS ledger_redeem_walk_in(bigint, bigint, bigint, text, text, integer, text, text, text, timestamptz);"
+DROP = ("DROP FUNCTION IF EXISTS ledger_redeem_walk_in(bigint, bigint, bigint, bigint, bigint, text, text, integer, "
+        "text, text, text, timestamptz);")
 
 
 def create(apps, schema_editor):

@@ -70,15 +70,15 @@ def redeem_in_one_call(*, membership: Membership, service: Service, quantity: in
 
 def _call(membership, service, quantity, actor, key, now, reason, summary):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT * FROM ledger_redeem_walk_in(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                       [membership.pk, service.pk, quantity, key, actor.type or ActorType.SYSTEM, actor.user_id,
-                        actor.label[:100], reason[:300], summary, now])
+        cursor.execute("SELECT * FROM ledger_redeem_walk_in(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                       [membership.pk, membership.member_id, membership.member.practice_id, service.pk, quantity, key,
+                        actor.type or ActorType.SYSTEM, actor.user_id, actor.label[:100], reason[:300], summary, now])
         return cursor.fetchone()
 
 
 def _saved(event: Event, row, *, service_id: int, quantity: int) -> None:
     """The event as written, then what `save()` would have sent (the outbox fans out here)."""
-    entry_id, balance, _, event_id, _, _ = row
+    entry_id, balance, _, event_id = row
     event.pk = event_id
     event.payload = {"entry_id": entry_id, "service_id": service_id, "quantity": quantity, "balance_after": balance}
     event._state.adding, event._state.db = False, connection.alias
