@@ -257,7 +257,7 @@ def run_dunning(*, now: datetime, limit: int = 500) -> dict[str, int]:
     a lost or repeated task is harmless: the next run finds the same rows. Safe in several workers
     at once (row locks, SKIP LOCKED) and when run twice. A step that raises (bad data such as a
     time zone that does not exist, or a bug) is undone, logged by ids and noted on the step, which
-    stays pending for the next run; the other cases go on."""
+    stays pending and is due again at the next run; the other cases go on."""
     counts: dict[str, int] = {}
     due = list(
         DunningStep.objects.filter(status=StepStatus.PENDING, due_at__lte=now, case__status=DunningCaseStatus.OPEN)
@@ -268,8 +268,11 @@ def run_dunning(*, now: datetime, limit: int = 500) -> dict[str, int]:
             outcome = run_step(step_id, now=now)
         except Exception as exc:
             log_failure(logger, "dunning step %s failed; the run goes on", step_id, exc=exc)
+            # Tried again at the next run, behind the steps that are due by then: a step that keeps
+            # failing never crowds the others out of a run's `limit`.
             DunningStep.objects.filter(pk=step_id, status=StepStatus.PENDING).update(
-                note=f"failed, tried again next run: {error_text(exc)}"[:200])
+                note=f"failed, tried again next run: {error_text(exc)}"[:200],
+                due_at=now + timedelta(minutes=settings.DUNNING_RUN_EVERY_MINUTES))
             outcome = "failed"
         if outcome:
             counts[outcome] = counts.get(outcome, 0) + 1

@@ -134,3 +134,19 @@ def test_nightly_reconciliation_goes_on_after_a_practice_fails(glow, practice, o
     assert results == {practice.slug: "failed", other_practice.slug: 0}
     assert list(ReconciliationRun.objects.values_list("practice__slug", flat=True)) == [other_practice.slug]
     assert f"nightly reconciliation of practice {practice.pk} failed" in caplog.text
+
+
+def test_a_step_that_keeps_failing_goes_behind_the_steps_due_by_the_next_run(dunning_practice, glow, other_practice):
+    """With a run limited to one step, failing steps first in the queue do not hold it: each is due
+    again at the next run, behind what was due before then, so the other practice's case goes out."""
+    Practice.objects.filter(pk=dunning_practice.pk).update(timezone="Pacific Time")
+    broken = member_of(dunning_practice)
+    fine = member_of(other_practice)
+    fail(broken, invoice="in_broken", now=T0 - timedelta(hours=1))
+    fail(fine, invoice="in_fine", now=T0)
+    due_now = DunningStep.objects.filter(status=StepStatus.PENDING, due_at__lte=T0).count()
+    for _ in range(due_now):
+        dunning.run_dunning(now=T0, limit=1)
+    failed = DunningStep.objects.filter(case__invoice_ref="in_broken", note__startswith="failed")
+    assert failed.exists() and all(step.due_at == T0 + timedelta(minutes=5) for step in failed)
+    assert not DunningStep.objects.filter(case__invoice_ref="in_fine", number=0, status=StepStatus.PENDING).exists()
