@@ -84,6 +84,11 @@ def record_event(
     return rows.insert(event)
 
 
+def redeemed_summary(*, service: Service, quantity: int) -> str:
+    """The timeline line of a redemption, whichever path wrote it."""
+    return f"Redeemed {service.format_quantity(quantity)} {service.name}"[:300]
+
+
 def require_positive(quantity: int) -> int:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
         raise InvalidQuantity("Quantity must be a whole number of at least 1.", quantity=quantity)

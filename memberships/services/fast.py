@@ -13,15 +13,16 @@ transaction; otherwise the call commits on its own."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Callable
 
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import signals
 
-from memberships.models import ActorType, EntryKind, Event, EventKind, LedgerEntry, Member, Membership, Service
+from memberships.models import EntryKind, Event, EventKind, LedgerEntry, Member, Membership, Service
 
-from .common import replay_entry
+from . import rows
+from .common import redeemed_summary, replay_entry
 
 # Predicates the edges register (integrations: "does an outbox destination want this event?").
 EVENT_AUDIENCE: list[Callable[[Event], bool]] = []
@@ -40,47 +41,34 @@ def redeem_in_one_call(*, membership: Membership, service: Service, quantity: in
     member = membership.member
     if not Member._meta.get_field("practice").is_cached(member) or member.practice_id != service.practice_id:
         return None
-    summary = f"Redeemed {service.format_quantity(quantity)} {service.name}"[:300]
+    summary = redeemed_summary(service=service, quantity=quantity)
     event = Event(practice=member.practice, member=member, membership=membership, kind=EventKind.REDEEMED,
                   summary=summary, payload={}, actor_type=actor.type, actor_user_id=actor.user_id, created_at=now)
     shared = connection.in_atomic_block or any(wants(event) for wants in EVENT_AUDIENCE)
     try:
-        if shared:
-            with transaction.atomic():
-                row = _call(membership, service, quantity, actor, idempotency_key, now, reason, summary)
-                _saved(event, row, service_id=service.pk, quantity=quantity)
-        else:
-            row = _call(membership, service, quantity, actor, idempotency_key, now, reason, summary)
-            _saved(event, row, service_id=service.pk, quantity=quantity)
+        with transaction.atomic() if shared else nullcontext():
+            entry_id, balance, lot_id, event_id = _call(membership, service, quantity, actor, idempotency_key, now,
+                                                        reason, summary)
+            event.payload = {"entry_id": entry_id, "service_id": service.pk, "quantity": quantity,
+                             "balance_after": balance}
+            rows.written(event, pk=event_id)
     except IntegrityError:
         return replay_entry(idempotency_key, kind=EntryKind.REDEEM)   # a replay: the first entry (or None)
     except DatabaseError as exc:
         if getattr(exc.__cause__, "sqlstate", None) in _REFUSALS:
             return None
         raise
-    entry_id, balance, lot_id = row[0], row[1], row[2]
     entry = LedgerEntry(
-        id=entry_id, membership=membership, service=service, kind=EntryKind.REDEEM, source="", quantity=-quantity,
+        membership=membership, service=service, kind=EntryKind.REDEEM, source="", quantity=-quantity,
         frozen_quantity=0, balance_after=balance, lot_id=lot_id, reverses=None, cycle_key="", actor_type=actor.type,
         actor_user_id=actor.user_id, actor_label=actor.label[:100], reason=reason[:300], dispute=False,
         idempotency_key=idempotency_key, created_at=now)
-    entry._state.adding, entry._state.db = False, connection.alias
-    return entry
+    return rows.written(entry, pk=entry_id)
 
 
 def _call(membership, service, quantity, actor, key, now, reason, summary):
     with connection.cursor() as cursor:
         cursor.execute("SELECT * FROM ledger_redeem_walk_in(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                        [membership.pk, membership.member_id, membership.member.practice_id, service.pk, quantity, key,
-                        actor.type or ActorType.SYSTEM, actor.user_id, actor.label[:100], reason[:300], summary, now])
+                        actor.type, actor.user_id, actor.label[:100], reason[:300], summary, now])
         return cursor.fetchone()
-
-
-def _saved(event: Event, row, *, service_id: int, quantity: int) -> None:
-    """The event as written, then what `save()` would have sent (the outbox fans out here)."""
-    entry_id, balance, _, event_id = row
-    event.pk = event_id
-    event.payload = {"entry_id": entry_id, "service_id": service_id, "quantity": quantity, "balance_after": balance}
-    event._state.adding, event._state.db = False, connection.alias
-    signals.post_save.send(sender=Event, instance=event, created=True, update_fields=None, raw=False,
-                           using=connection.alias)

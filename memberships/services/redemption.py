@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 
 from memberships.errors import (
     IllegalTransition,
@@ -33,6 +32,7 @@ from .common import (
     consume_lots,
     move_balance,
     record_event,
+    redeemed_summary,
     require_positive,
     run_entry_once,
     write_entry,
@@ -100,7 +100,7 @@ def _spend(*, membership: Membership, service: Service, quantity: int, from_rese
     )
     record_event(
         membership=membership, kind=EventKind.REDEEMED,
-        summary=f"Redeemed {service.format_quantity(quantity)} {service.name}",
+        summary=redeemed_summary(service=service, quantity=quantity),
         payload={"entry_id": entry.pk, "service_id": service.pk, "quantity": quantity,
                  "balance_after": new_balance},
         actor=actor, now=now,

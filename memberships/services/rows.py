@@ -44,10 +44,16 @@ def insert(instance: Model) -> Model:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         pk = cursor.fetchone()[0] if connection.features.can_return_columns_from_insert else cursor.lastrowid
+    return written(instance, pk=pk)
+
+
+def written(instance: Model, *, pk: int) -> Model:
+    """`instance` as the row the database just wrote with primary key `pk`, announced with
+    `post_save` as `save()` would (the outbox fans an Event out there)."""
     instance.pk = pk
     instance._state.adding = False
     instance._state.db = connection.alias
-    signals.post_save.send(sender=model, instance=instance, created=True, update_fields=None, raw=False,
+    signals.post_save.send(sender=type(instance), instance=instance, created=True, update_fields=None, raw=False,
                            using=connection.alias)
     return instance
 
