@@ -25,17 +25,15 @@ from .common import Actor, move_balance, record_event, run_once, write_entry
 
 def _expire_lot(*, membership: Membership, lot: CreditLot, quantity: int, actor: Actor, reason: str,
                 key: str, now: datetime) -> int:
-    """Expire up to `quantity` of a lot, never the units on hold for a booked appointment (those
-    stay until the hold resolves). Returns what expired."""
-    available = EntitlementBalance.objects.filter(membership=membership, service_id=lot.service_id).values_list(
-        "balance", "reserved").first()
-    quantity = min(quantity, lot.remaining, max(0, available[0] - available[1]) if available else 0)
-    if quantity <= 0:
+    """Expire `quantity` of a lot (as `_plan_boundary` bounded it). The balance moves only if that
+    much is available, so units on hold for a booked appointment never expire from under it.
+    Returns what expired."""
+    new_balance = move_balance(membership_id=membership.pk, service_id=lot.service_id, delta=-quantity,
+                               require_available=quantity)
+    if new_balance is None:
         return 0
     CreditLot.objects.filter(pk=lot.pk).update(remaining=lot.remaining - quantity)
     lot.remaining -= quantity
-    new_balance = move_balance(membership_id=membership.pk, service_id=lot.service_id, delta=-quantity,
-                               require_available=quantity)
     write_entry(membership=membership, service_id=lot.service_id, kind=EntryKind.EXPIRE, quantity=-quantity,
                 balance_after=new_balance, actor=actor, reason=reason, idempotency_key=key, now=now,
                 source=lot.source, movements=[(lot, quantity)])
