@@ -201,10 +201,8 @@ def record_charge_succeeded(*, charge: ChargeSucceeded, now: datetime) -> Invoic
         if membership.status == S.PAUSED and membership.paused_until is not None:
             # The processor resumed collecting on the pause's end date; the ledger resumes with it
             # (the hourly job may have done so already: the same key makes it once).
-            practice = membership.member.practice
-            billed_from = max(practice.local_date(now), practice.local_date(invoice.period_start)
-                              if invoice.period_start else practice.local_date(now))
-            if billed_from >= membership.paused_until:
+            billed_from = max(now, invoice.period_start or now)
+            if membership.member.practice.local_date(billed_from) >= membership.paused_until:
                 membership = ledger.resume_membership(membership=membership, actor=actor, now=now,
                                                       idempotency_key=ledger.resume_key(membership))
         if membership.status in (S.PENDING, S.ACTIVE):

@@ -187,10 +187,8 @@ def expire_due_frozen_balances(*, now: datetime) -> int:
     due = (Membership.objects.filter(status=MembershipStatus.CANCELLED, paid_through__lte=now, lots__remaining__gt=0)
            .distinct().order_by("id"))
     for membership in due:
-        try:
-            with transaction.atomic():
-                total += expire_frozen_balances(membership=membership, actor=Actor.system("paid period ended"),
-                                                now=now)
+        try:  # its own transaction
+            total += expire_frozen_balances(membership=membership, actor=Actor.system("paid period ended"), now=now)
         except Exception as exc:
             log_failure(logger, "could not expire the frozen credit of membership %s", membership.pk, exc=exc)
     return total

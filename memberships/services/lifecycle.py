@@ -7,8 +7,6 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 
-from django.db import transaction
-
 from medspa.failures import log_failure
 from memberships.errors import IllegalTransition, InvalidTier
 from memberships.models import (
@@ -175,9 +173,8 @@ def resume_due_pauses(*, now: datetime) -> int:
         if membership.member.practice.local_date(now) < membership.paused_until:
             continue
         try:
-            with transaction.atomic():
-                resume_membership(membership=membership, actor=Actor.system("pause ended"),
-                                  idempotency_key=resume_key(membership), now=now)
+            resume_membership(membership=membership, actor=Actor.system("pause ended"),  # its own transaction
+                              idempotency_key=resume_key(membership), now=now)
             resumed += 1
         except IllegalTransition:
             continue                                   # resumed or cancelled meanwhile
