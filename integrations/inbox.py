@@ -34,6 +34,7 @@ from .processors.base import CardSaved, DefaultCardChanged, IgnoredEvent, Proces
 logger = logging.getLogger(__name__)
 
 SOURCE_STRIPE = "stripe"
+RECORD_SOURCE_PREFIX = "record:"
 
 # A NUL character (the JSON escape \u0000 not itself escaped, or a raw NUL byte): PostgreSQL's jsonb
 # cannot store it, so such a body is refused before it is stored.
@@ -42,7 +43,6 @@ _NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000|\x00")
 
 def has_nul(body: bytes) -> bool:
     return _NUL.search(body) is not None
-RECORD_SOURCE_PREFIX = "record:"
 
 
 def store_event(*, source: str, event: dict, handled: bool, now: datetime, raw: bytes | None = None

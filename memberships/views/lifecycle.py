@@ -26,7 +26,7 @@ from memberships.models import (
 )
 from memberships.services.refill import preview_next_boundary
 
-from .common import audit, money, new_form_token, practice_for, practice_scope, staff_page
+from .common import audit, new_form_token, practice_for, practice_scope, staff_page
 
 
 def _member(request, member_id: int) -> Member:
@@ -53,8 +53,13 @@ def _benefit_lines(tier: Tier) -> list[str]:
             for b in TierBenefit.objects.filter(tier=tier).select_related("service").order_by("service__name")]
 
 
+def _processor_changes(practice) -> bool:
+    """Whether the ledger changes the subscription itself at this practice's automation stage."""
+    return practice.stage_at_least(AutomationStage.TIER_SYNC)
+
+
 def _card_link_note(practice) -> str:
-    if practice.stage_at_least(AutomationStage.TIER_SYNC):
+    if _processor_changes(practice):
         return ("Next: open the member's card link (the \"Card link\" button on the chart): the member enters "
                 "the card on the processor's secure page, never here, and the first payment starts it.")
     return (f"At the practice's automation stage ({practice.get_automation_stage_display()}) the ledger does not "
@@ -68,11 +73,6 @@ def explain_enroll(*, member: Member, tier: Tier) -> list[str]:
         *[f"• {line}" for line in _benefit_lines(tier)],
         _card_link_note(member.practice),
     ]
-
-
-def _processor_changes(practice) -> bool:
-    """Whether the ledger changes the subscription itself at this practice's automation stage."""
-    return practice.stage_at_least(AutomationStage.TIER_SYNC)
 
 
 def _by_hand(practice, what: str) -> str:

@@ -5,8 +5,6 @@ the processor neither leaves the case stuck nor disappears from the managers' vi
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from billing.models import AttemptStatus, DunningAttempt, DunningCaseStatus, DunningMessage, MessageStatus
 from integrations.models import Delivery, DeliveryStatus
 from integrations.outbox import redeliver

@@ -5,8 +5,6 @@ we only message, and its `invoice.paid` closes the case."""
 
 from datetime import timedelta
 
-import pytest
-
 from billing.dunning.policy import update_dunning_policy
 from billing.models import DunningAttempt, DunningCase, DunningCaseStatus, Invoice, InvoiceStatus
 from integrations import inbox

@@ -137,8 +137,6 @@ def test_double_click_without_the_script_guard_still_spends_once(browser, live_s
     """The button guard is a convenience: with it removed, both clicks reach the server at once with
     the same form token, and the server spends once. PostgreSQL only: on in-memory SQLite the live
     server's threads share one connection, so two concurrent requests share one transaction."""
-    from selenium.webdriver.common.by import By
-
     log_in(browser, live_server, "frontdesk")
     open_chart(browser, live_server, clinic)
     choose(browser, clinic["credit"])
