@@ -19,6 +19,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from . import selectors, services
 from .errors import IdempotencyKeyReused, LedgerError
 from .models import LedgerEntry, Member, Membership, Service
+from .services.common import MAX_QUANTITY
 from .views.common import audit
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class MembershipDetailApi(APIView):
 
 class RedemptionIn(serializers.Serializer):
     service_id = serializers.IntegerField(min_value=1)
-    quantity = serializers.IntegerField(min_value=1, max_value=100000, default=1)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY, default=1)
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
 
 

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from memberships.models import Member, Practice
+from memberships.services.common import MAX_QUANTITY  # units or cents in one record event, as in the API
 
 SIGNATURE_HEADER = "X-Medspa-Signature"
 PRACTICE_HEADER = "X-Medspa-Practice"
@@ -107,7 +108,6 @@ class MemberState:
 # --- what the record tells us -----------------------------------------------------------------
 
 
-MAX_QUANTITY = 100_000  # units or cents in one record event: the REST API's cap on a redemption
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,11 @@ def redeemed_summary(*, service: Service, quantity: int) -> str:
     return f"Redeemed {service.format_quantity(quantity)} {service.name}"[:300]
 
 
+# The most one redemption may spend, in units or cents ($1,000.00): the API and the record's
+# webhooks refuse more (a larger number is a typo, not a treatment).
+MAX_QUANTITY = 100_000
+
+
 def require_positive(quantity: int) -> int:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
         raise InvalidQuantity("Quantity must be a whole number of at least 1.", quantity=quantity)
