@@ -39,6 +39,8 @@ class Invoice(models.Model):
     action_required = models.BooleanField(default=False, help_text="The member must authenticate the charge.")
     failed_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # Paid and opened a billing cycle (refilled): the order of paid cycles decides what a late fact means.
+    opened_cycle = models.BooleanField(default=False)
     # The processor's own timestamps (unix seconds): the invoice's `created`, and the newest event.
     processor_created = models.BigIntegerField(default=0)
     last_event_created = models.BigIntegerField(default=0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from django.db import IntegrityError, transaction
 
@@ -20,7 +21,7 @@ from memberships import services as ledger
 from memberships.errors import LedgerError
 from memberships.models import EventKind, Membership, MembershipStatus
 
-from . import signals
+from . import dunning_hooks
 from .facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, InvoiceFacts, SubscriptionChanged
 from .models import Invoice, InvoiceStatus, ProcessorSubscription
 
@@ -62,6 +63,8 @@ def find_membership(*, membership_ref: str, subscription_ref: str) -> Membership
 
 
 def _require_membership(fact) -> Membership:
+    """The fact's membership, locked for the rest of the transaction: the facts of one membership are
+    decided one at a time, so two workers never both read a status that one of them is changing."""
     membership = find_membership(membership_ref=fact.membership_ref, subscription_ref=fact.subscription_ref)
     if membership is None:
         raise UnknownMembership(
@@ -71,8 +74,8 @@ def _require_membership(fact) -> Membership:
     if fact.subscription_ref and not membership.processor_subscription_id:
         Membership.objects.filter(pk=membership.pk, processor_subscription_id="").update(
             processor_subscription_id=fact.subscription_ref)
-        membership.processor_subscription_id = fact.subscription_ref
-    return membership
+    return (Membership.objects.select_for_update(of=("self",)).select_related("member__practice", "tier")
+            .get(pk=membership.pk))
 
 
 def _lock_invoice(*, fact: InvoiceFacts, membership: Membership, now: datetime) -> tuple[Invoice, bool]:
@@ -144,36 +147,66 @@ def opens_cycle(*, charge: ChargeSucceeded, membership: Membership) -> tuple[boo
     return False, f"it is for {REASON_WORDS.get(reason, reason.replace('_', ' '))}"
 
 
-def _owes_another_invoice(*, membership: Membership, invoice: Invoice) -> bool:
-    """A failed invoice of this membership other than `invoice` is still open."""
+def _open_failures(*, membership: Membership, invoice: Invoice):
+    """Failed invoices of this membership other than `invoice` that are still open."""
     return (Invoice.objects.filter(membership=membership, status=InvoiceStatus.OPEN, failed_at__isnull=False)
-            .exclude(pk=invoice.pk).exists())
+            .exclude(pk=invoice.pk))
+
+
+def _newer(qs, invoice: Invoice):
+    """Invoices of `qs` the processor made after `invoice` (their own `created`; the invoices of one
+    subscription are a billing period apart, so a tie is no order)."""
+    return qs.filter(processor_created__gt=invoice.processor_created)
+
+
+def _settles(*, membership: Membership, invoice: Invoice, cycle: bool) -> bool:
+    """Whether paying `invoice` brings a past-due membership back. A cycle invoice does unless a
+    newer invoice's failure is still open (the latest failed invoice keeps it past due, whatever older
+    invoices are paid after it); any other paid invoice only when nothing else failed is open."""
+    owed = _open_failures(membership=membership, invoice=invoice)
+    return not (_newer(owed, invoice) if cycle else owed).exists()
+
+
+def _ended_at(*, membership: Membership, processor: str) -> datetime | None:
+    """When the processor ended the membership's subscription (the deletion event's time), else when
+    the ledger cancelled it; None while it is not cancelled."""
+    if membership.status != S.CANCELLED:
+        return None
+    ended = (ProcessorSubscription.objects.filter(processor=processor, membership=membership,
+                                                  status__in=CANCELLED_STATUSES)
+             .values_list("last_event_created", flat=True).first())
+    if ended:
+        return datetime.fromtimestamp(ended, tz=dt_timezone.utc)
+    return membership.cancelled_at
 
 
 @transaction.atomic
 def record_charge_succeeded(*, charge: ChargeSucceeded, now: datetime) -> Invoice:
-    """A paid invoice: mirror it, bring a past-due membership back, and — when it opens a billing
-    cycle (`opens_cycle`) — refill once per invoice. Any other paid invoice (prorations, manual…)
+    """A paid invoice: mirror it, bring a past-due membership back (`_settles`), and — when it opens
+    a billing cycle (`opens_cycle`) — refill once per invoice. A cycle paid before the subscription
+    ended is granted (and frozen) even when its webhook comes after the cancellation; one older than
+    the newest cycle granted slots in at its own cycle. Any other paid invoice (prorations, manual…)
     changes no balance and no period: it is mirrored and written on the timeline."""
     membership = _require_membership(charge)
     invoice, _ = _lock_invoice(fact=charge, membership=membership, now=now)
     if invoice.status == InvoiceStatus.PAID:
         return invoice                                  # a replay, or invoice.paid + payment_succeeded
+    cycle, why_not = opens_cycle(charge=charge, membership=membership)
     invoice.status = InvoiceStatus.PAID
+    invoice.opened_cycle = cycle
     invoice.amount_paid_cents = charge.amount_paid_cents or charge.amount_cents
     invoice.amount_cents = charge.amount_cents
     invoice.paid_at = charge.paid_at or now
     invoice.attempt_count = max(invoice.attempt_count, charge.attempt_count)
     invoice.period_start = charge.period_start or invoice.period_start
     invoice.period_end = charge.period_end or invoice.period_end
+    invoice.processor_created = charge.created or invoice.processor_created
     invoice.next_payment_attempt = None
     invoice.last_event_created = max(invoice.last_event_created, charge.event_created)
     invoice.updated_at = now
     invoice.save()
 
     actor = ledger.Actor.processor(charge.processor)
-    membership = Membership.objects.select_related("member__practice").get(pk=membership.pk)
-    cycle, why_not = opens_cycle(charge=charge, membership=membership)
     ledger.record_event(
         membership=membership, kind=EventKind.CHARGE_SUCCEEDED,
         summary=f"Charge of {_money(invoice.amount_paid_cents, invoice.currency)} succeeded",
@@ -183,9 +216,7 @@ def record_charge_succeeded(*, charge: ChargeSucceeded, now: datetime) -> Invoic
         actor=actor, now=now,
     )
     recovered = False
-    if membership.status in (S.PAST_DUE, S.LAPSED) and (
-            cycle or not _owes_another_invoice(membership=membership, invoice=invoice)):
-        # An extra invoice paid while a failed one is still open does not settle what is owed.
+    if membership.status in (S.PAST_DUE, S.LAPSED) and _settles(membership=membership, invoice=invoice, cycle=cycle):
         membership = ledger.mark_recovered(membership=membership, actor=actor, now=now,
                                            idempotency_key=f"recovered:{invoice.processor_invoice_id}",
                                            invoice_ref=invoice.processor_invoice_id)
@@ -198,32 +229,40 @@ def record_charge_succeeded(*, charge: ChargeSucceeded, now: datetime) -> Invoic
             payload={"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id,
                      "billing_reason": charge.billing_reason}, actor=actor, now=now)
     else:
-        if membership.status == S.PAUSED and membership.paused_until is not None:
-            # The processor resumed collecting on the pause's end date; the ledger resumes with it
-            # (the hourly job may have done so already: the same key makes it once).
-            billed_from = max(now, invoice.period_start or now)
-            if membership.member.practice.local_date(billed_from) >= membership.paused_until:
-                membership = ledger.resume_membership(membership=membership, actor=actor, now=now,
-                                                      idempotency_key=ledger.resume_key(membership))
-        if membership.status in (S.PENDING, S.ACTIVE):
-            ledger.refill_entitlements(membership=membership, cycle_key=invoice.processor_invoice_id, actor=actor,
-                                       now=now, period_start=invoice.period_start, period_end=invoice.period_end)
-        else:
-            logger.warning("invoice %s paid for membership %s in status %s: no refill", invoice.pk, membership.pk,
-                           membership.status)
-            ledger.record_event(
-                membership=membership, kind=EventKind.NOTE,
-                summary=f"Charge received while {membership.get_status_display().lower()}: nothing refilled; "
-                        f"check the subscription with the processor",
-                payload={"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id}, actor=actor,
-                now=now)
-    signals.charge_succeeded.send(sender=Invoice, invoice=invoice, membership=membership, recovered=recovered,
-                                  now=now)
+        _refill_for(invoice=invoice, membership=membership, charge=charge, actor=actor, now=now)
+    dunning_hooks.charge_succeeded(invoice=invoice, membership=membership, recovered=recovered, now=now)
     return invoice
+
+
+def _refill_for(*, invoice: Invoice, membership: Membership, charge: ChargeSucceeded, actor, now: datetime) -> None:
+    if membership.status == S.PAUSED and membership.paused_until is not None:
+        # The processor resumed collecting on the pause's end date; the ledger resumes with it
+        # (the hourly job may have done so already: the same key makes it once).
+        billed_from = max(now, invoice.period_start or now)
+        if membership.member.practice.local_date(billed_from) >= membership.paused_until:
+            membership = ledger.resume_membership(membership=membership, actor=actor, now=now,
+                                                  idempotency_key=ledger.resume_key(membership))
+    ended_at = _ended_at(membership=membership, processor=charge.processor)
+    if membership.status in (S.PENDING, S.ACTIVE, S.PAST_DUE, S.LAPSED) or (
+            ended_at is not None and invoice.period_start is not None and invoice.period_start < ended_at):
+        ledger.refill_entitlements(membership=membership, cycle_key=invoice.processor_invoice_id, actor=actor,
+                                   now=now, period_start=invoice.period_start, period_end=invoice.period_end,
+                                   ended_at=ended_at)
+        return
+    logger.warning("invoice %s paid for membership %s in status %s: no refill", invoice.pk, membership.pk,
+                   membership.status)
+    ledger.record_event(
+        membership=membership, kind=EventKind.NOTE,
+        summary=f"Charge received while {membership.get_status_display().lower()}: nothing refilled; "
+                f"check the subscription with the processor",
+        payload={"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id}, actor=actor,
+        now=now)
 
 
 def _record_failure(*, fact: InvoiceFacts, hard: bool, failure_code: str, decline_code: str,
                     next_payment_attempt, action_required: bool, now: datetime) -> Invoice:
+    """A failed attempt. It marks the membership past due unless a newer cycle was paid since (a
+    late webhook of an older invoice): the invoice's case still opens — it is still owed."""
     membership = _require_membership(fact)
     invoice, _ = _lock_invoice(fact=fact, membership=membership, now=now)
     if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.VOID):
@@ -241,12 +280,12 @@ def _record_failure(*, fact: InvoiceFacts, hard: bool, failure_code: str, declin
     invoice.action_required = action_required
     invoice.failed_at = now
     invoice.next_payment_attempt = next_payment_attempt
+    invoice.processor_created = fact.created or invoice.processor_created
     invoice.last_event_created = max(invoice.last_event_created, fact.event_created)
     invoice.updated_at = now
     invoice.save()
 
     actor = ledger.Actor.processor(fact.processor)
-    membership = Membership.objects.select_related("member").get(pk=membership.pk)
     kind = EventKind.PAYMENT_ACTION_REQUIRED if action_required else EventKind.PAYMENT_FAILED
     what = "needs the member to authenticate" if action_required else "failed"
     ledger.record_event(
@@ -258,13 +297,16 @@ def _record_failure(*, fact: InvoiceFacts, hard: bool, failure_code: str, declin
                  "hard": hard, "action_required": action_required},
         actor=actor, now=now,
     )
-    if membership.status in (S.ACTIVE, S.PENDING):
+    superseded = _newer(Invoice.objects.filter(membership=membership, status=InvoiceStatus.PAID, opened_cycle=True),
+                        invoice).exists()
+    if membership.status in (S.ACTIVE, S.PENDING) and not superseded:
         membership = ledger.mark_past_due(membership=membership, actor=actor, now=now,
                                           idempotency_key=f"past_due:{invoice.processor_invoice_id}",
                                           invoice_ref=invoice.processor_invoice_id)
-    signals.charge_failed.send(sender=Invoice, invoice=invoice, membership=membership, hard=hard,
-                               failure_code=invoice.last_failure_code, decline_code=invoice.last_decline_code,
-                               action_required=action_required, attempt_count=attempt, now=now)
+    dunning_hooks.charge_failed(invoice=invoice, membership=membership, hard=hard,
+                                failure_code=invoice.last_failure_code, decline_code=invoice.last_decline_code,
+                                action_required=action_required, attempt_count=attempt, superseded=superseded,
+                                now=now)
     return invoice
 
 
@@ -322,12 +364,12 @@ def record_subscription_changed(*, change: SubscriptionChanged, now: datetime) -
     sub.save()
 
     actor = ledger.Actor.processor(change.processor)
-    membership = Membership.objects.select_related("member").get(pk=membership.pk)
     if change.status in CANCELLED_STATUSES or change.deleted:
         if membership.status != S.CANCELLED and membership.processor_subscription_id == change.subscription_ref:
-            ledger.cancel_membership(membership=membership, actor=actor, now=now,
-                                     idempotency_key=f"cancel:{change.subscription_ref}",
-                                     reason="Subscription ended at the processor")
+            membership = ledger.cancel_membership(membership=membership, actor=actor, now=now,
+                                                  idempotency_key=f"cancel:{change.subscription_ref}",
+                                                  reason="Subscription ended at the processor")
+            dunning_hooks.membership_ended(membership=membership, now=now)
     elif change.status in ("past_due", "unpaid"):
         settled_since = Invoice.objects.filter(membership=membership, status=InvoiceStatus.PAID,
                                                last_event_created__gt=change.event_created).exists()

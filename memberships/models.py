@@ -337,6 +337,9 @@ class CreditLot(models.Model):
     remaining = models.BigIntegerField()
     # The lot expires at the boundary into this cycle number (None: never by cycle).
     expires_at_cycle = models.PositiveIntegerField(null=True, blank=True)
+    # The billing period a paid lot was granted for (its invoice's subscription line), so a renewal
+    # that arrives after a newer one slots in at its own cycle.
+    period_start = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
 
     class Meta:

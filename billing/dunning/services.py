@@ -118,7 +118,7 @@ def _stop_retries(case: DunningCase, *, decline_code: str, now: datetime) -> Non
 
 def open_case_for_failure(*, membership: Membership, invoice_ref: str, amount_cents: int, currency: str = "usd",
                           decline_code: str = "", hard: bool | None = None, now: datetime,
-                          failed_at: datetime | None = None) -> DunningCase | None:
+                          failed_at: datetime | None = None, mark_past_due: bool = True) -> DunningCase | None:
     """Open the invoice's dunning case, or fold a repeated / late failure webhook into it.
 
     One case per (practice, invoice) whatever the number and order of failure webhooks; a failure
@@ -179,7 +179,7 @@ def open_case_for_failure(*, membership: Membership, invoice_ref: str, amount_ce
             _event(case, kind=EventKind.DUNNING, now=now,
                    summary="No message can reach this member (no SMS consent, no email): call them",
                    payload={"unreachable": True})
-        if locked.status in (MembershipStatus.ACTIVE, MembershipStatus.PENDING):
+        if mark_past_due and locked.status in (MembershipStatus.ACTIVE, MembershipStatus.PENDING):
             ledger.mark_past_due(membership=locked, actor=SYSTEM, idempotency_key=f"dunning:past-due:{case.pk}",
                                  now=now, invoice_ref=invoice_ref)
         ledger.set_chart_flag(member=case.member, membership=locked, source="dunning", source_ref=case.flag_ref,
@@ -239,6 +239,14 @@ def cancel_case(*, case: DunningCase, actor: Actor, now: datetime, reason: str) 
     _finish_case(case, status=DunningCaseStatus.CANCELLED, reason=reason or "cancelled", now=now, actor=actor)
     ledger.clear_chart_flag(source_ref=case.flag_ref, actor=actor, now=now, reason="dunning cancelled")
     return case
+
+
+def cancel_cases_of_membership(*, membership: Membership, now: datetime, reason: str) -> int:
+    """Every open case of a membership that has ended: cancelled, flags cleared."""
+    cases = list(DunningCase.objects.filter(membership=membership, status=DunningCaseStatus.OPEN))
+    for case in cases:
+        cancel_case(case=case, actor=SYSTEM, now=now, reason=reason)
+    return len(cases)
 
 
 def cancel_case_for_invoice(*, invoice_ref: str, now: datetime, reason: str = "invoice voided",

@@ -19,10 +19,4 @@ def ensure_schedule(**kwargs) -> None:
 
 
 def connect(app_config) -> None:
-    from billing import signals
-
-    from . import receivers
-
     post_migrate.connect(ensure_schedule, sender=app_config, dispatch_uid="billing.dunning.ensure_schedule")
-    signals.charge_failed.connect(receivers.on_charge_failed, dispatch_uid="billing.dunning.on_charge_failed")
-    signals.charge_succeeded.connect(receivers.on_charge_succeeded, dispatch_uid="billing.dunning.on_charge_succeeded")

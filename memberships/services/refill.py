@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Sum
+from django.db.models import F, Sum
 
 from memberships.errors import IllegalTransition
 from memberships.models import (
@@ -141,7 +141,7 @@ def preview_next_boundary(*, membership: Membership, tier: Tier) -> dict[int, in
     return expiring
 
 
-def _lot_expiry(benefit: TierBenefit, cycle: int) -> int | None:
+def lot_expiry(benefit: TierBenefit, cycle: int) -> int | None:
     if benefit.rollover == RolloverRule.NONE:
         return cycle + 1
     if benefit.rollover == RolloverRule.EXPIRE_AFTER:
@@ -149,18 +149,89 @@ def _lot_expiry(benefit: TierBenefit, cycle: int) -> int | None:
     return None
 
 
+def _slot_for_late_period(*, membership: Membership, period_start: datetime) -> int | None:
+    """A paid cycle whose period began before the newest one granted (its webhook came late): the
+    cycle number it would have had, made free by moving the newer paid lots one cycle on (their
+    expiry with them). None when no newer lot is known (then it is an ordinary next cycle)."""
+    newer = (CreditLot.objects.filter(membership=membership, source=LotSource.PAID, period_start__gt=period_start)
+             .order_by("cycle_number").values_list("cycle_number", flat=True).first())
+    if newer is None:
+        return None
+    CreditLot.objects.filter(membership=membership, source=LotSource.PAID, cycle_number__gte=newer).update(
+        cycle_number=F("cycle_number") + 1, expires_at_cycle=F("expires_at_cycle") + 1)
+    return newer
+
+
+def _grant_cycle(*, membership: Membership, cycle: int, cycle_key: str, period_start: datetime | None,
+                 actor: Actor, now: datetime) -> list[dict]:
+    """One lot, one balance move and one grant entry per benefit of the membership's tier."""
+    granted = []
+    # Only the tier's own practice's services (a benefit pointing elsewhere grants nothing).
+    for benefit in TierBenefit.objects.filter(tier_id=membership.tier_id, service__practice_id=membership.tier.practice_id
+                                              ).select_related("service"):
+        EntitlementBalance.objects.get_or_create(membership=membership, service=benefit.service)
+        lot = CreditLot.objects.create(
+            membership=membership, service=benefit.service, source=LotSource.PAID, cycle_number=cycle,
+            granted=benefit.quantity_per_cycle, remaining=benefit.quantity_per_cycle,
+            expires_at_cycle=lot_expiry(benefit, cycle), period_start=period_start, created_at=now,
+        )
+        new_balance = move_balance(membership_id=membership.pk, service_id=benefit.service_id,
+                                   delta=benefit.quantity_per_cycle)
+        write_entry(membership=membership, service_id=benefit.service_id, kind=EntryKind.GRANT,
+                    quantity=benefit.quantity_per_cycle, balance_after=new_balance, actor=actor,
+                    reason=f"Cycle {cycle} refill", idempotency_key=refill_entry_key(membership.pk, cycle_key,
+                                                                                     benefit.service_id),
+                    now=now, source=LotSource.PAID, movements=[(lot, benefit.quantity_per_cycle)],
+                    movement_sign=1, cycle_key=cycle_key)
+        granted.append({"service_id": benefit.service_id, "quantity": benefit.quantity_per_cycle,
+                        "balance_after": new_balance})
+    return granted
+
+
+def refill_entry_key(membership_id: int, cycle_key: str, service_id: int) -> str:
+    return f"refill:{membership_id}:{cycle_key}:{service_id}"
+
+
+def refill_key(membership_id: int, cycle_key: str) -> str:
+    return f"refill:{membership_id}:{cycle_key}"
+
+
+def _freeze_grant(*, membership: Membership, granted: list[dict], cycle_key: str, actor: Actor,
+                  now: datetime) -> None:
+    """A cycle paid before the membership ended, heard of after: frozen with the rest."""
+    for g in granted:
+        EntitlementBalance.objects.filter(membership=membership, service_id=g["service_id"],
+                                          frozen_at__isnull=True).update(frozen_at=membership.cancelled_at or now)
+        write_entry(membership=membership, service_id=g["service_id"], kind=EntryKind.FREEZE, quantity=0,
+                    frozen_quantity=g["quantity"], balance_after=g["balance_after"], actor=actor,
+                    reason="Cycle paid before the cancellation: frozen with the rest", now=now,
+                    idempotency_key=f"freeze:{membership.pk}:{g['service_id']}:{cycle_key}")
+
+
 def refill_entitlements(*, membership: Membership, cycle_key: str, actor: Actor, now: datetime,
-                        period_start: datetime | None = None, period_end: datetime | None = None) -> Membership:
+                        period_start: datetime | None = None, period_end: datetime | None = None,
+                        ended_at: datetime | None = None) -> Membership:
     """Grant one billing cycle's benefits, once per `cycle_key` (the processor's invoice id). A
-    tier change scheduled for the next cycle takes effect here, before the grant."""
+    tier change scheduled for the next cycle takes effect here, before the grant.
+
+    Order comes from the periods, not from arrival: a cycle whose period began before the newest one
+    granted slots in at its own cycle (newer lots move one cycle on) and the current boundary's rules
+    then run over it, as they would have had it come first. `ended_at`: the membership was cancelled
+    (at the processor) after this period began — the cycle is granted and frozen with the rest."""
 
     def body() -> Membership:
         locked = Membership.objects.select_for_update(of=("self",)).select_related("tier").get(pk=membership.pk)
-        if locked.status in (MembershipStatus.PAUSED, MembershipStatus.CANCELLED):
+        cancelled_after = (locked.status == MembershipStatus.CANCELLED and ended_at is not None
+                           and period_start is not None and period_start < ended_at)
+        if locked.status == MembershipStatus.PAUSED or (locked.status == MembershipStatus.CANCELLED
+                                                        and not cancelled_after):
             raise IllegalTransition(f"No refill while the membership is {locked.get_status_display().lower()}.")
         changed_fields = ["cycle_number", "last_refill_at", "current_period_start", "current_period_end",
-                          "status", "tier", "pending_tier", "updated_at"]
-        if locked.pending_tier_id:
+                          "status", "tier", "pending_tier", "paid_through", "updated_at"]
+        late_slot = None
+        if period_start is not None and locked.current_period_start and period_start < locked.current_period_start:
+            late_slot = _slot_for_late_period(membership=locked, period_start=period_start)
+        if locked.pending_tier_id and late_slot is None:
             old_tier = locked.tier
             locked.tier = locked.pending_tier
             locked.pending_tier = None
@@ -170,43 +241,38 @@ def refill_entitlements(*, membership: Membership, cycle_key: str, actor: Actor,
                                   "effective": "next_cycle", "price_cents": locked.tier.price_cents},
                          actor=actor, now=now)
         next_cycle = locked.cycle_number + 1
-        expired = apply_rollover(membership=locked, next_cycle=next_cycle, actor=actor, cycle_key=cycle_key,
-                                 now=now) if locked.cycle_number else 0
-        granted = []
-        # Only the tier's own practice's services (a benefit pointing elsewhere grants nothing).
-        for benefit in TierBenefit.objects.filter(tier_id=locked.tier_id, service__practice_id=locked.tier.practice_id
-                                                  ).select_related("service"):
-            EntitlementBalance.objects.get_or_create(membership=locked, service=benefit.service)
-            lot = CreditLot.objects.create(
-                membership=locked, service=benefit.service, source=LotSource.PAID, cycle_number=next_cycle,
-                granted=benefit.quantity_per_cycle, remaining=benefit.quantity_per_cycle,
-                expires_at_cycle=_lot_expiry(benefit, next_cycle), created_at=now,
-            )
-            new_balance = move_balance(membership_id=locked.pk, service_id=benefit.service_id,
-                                       delta=benefit.quantity_per_cycle)
-            write_entry(membership=locked, service_id=benefit.service_id, kind=EntryKind.GRANT,
-                        quantity=benefit.quantity_per_cycle, balance_after=new_balance, actor=actor,
-                        reason=f"Cycle {next_cycle} refill", idempotency_key=f"refill:{locked.pk}:{cycle_key}:{benefit.service_id}",
-                        now=now, source=LotSource.PAID, movements=[(lot, benefit.quantity_per_cycle)],
-                        movement_sign=1, cycle_key=cycle_key)
-            granted.append({"service_id": benefit.service_id, "quantity": benefit.quantity_per_cycle,
-                            "balance_after": new_balance})
+        if late_slot is None:
+            expired = apply_rollover(membership=locked, next_cycle=next_cycle, actor=actor, cycle_key=cycle_key,
+                                     now=now) if locked.cycle_number else 0
+            granted = _grant_cycle(membership=locked, cycle=next_cycle, cycle_key=cycle_key,
+                                   period_start=period_start, actor=actor, now=now)
+            locked.current_period_start = period_start or locked.current_period_start or now
+            locked.current_period_end = period_end or locked.current_period_end
+        else:
+            granted = _grant_cycle(membership=locked, cycle=late_slot, cycle_key=cycle_key,
+                                   period_start=period_start, actor=actor, now=now)
+            # The boundaries it missed: the rules of the current cycle, over the late lots.
+            expired = _apply_rules(membership=locked, cycle=next_cycle, actor=actor, key=cycle_key, now=now)
         locked.cycle_number = next_cycle
         locked.last_refill_at = now
-        locked.current_period_start = period_start or locked.current_period_start or now
-        locked.current_period_end = period_end or locked.current_period_end
         if locked.status == MembershipStatus.PENDING:
             locked.status = MembershipStatus.ACTIVE
+        if cancelled_after and period_end is not None and period_end > ended_at:
+            locked.paid_through = max(locked.paid_through or period_end, period_end)
         locked.save(update_fields=changed_fields)
         summary = ", ".join(f"+{g['quantity']}" for g in granted)
         record_event(membership=locked, kind=EventKind.REFILLED,
-                     summary=f"Cycle {next_cycle} refilled ({len(granted)} benefits)" if granted else "Cycle refilled",
-                     payload={"cycle_key": cycle_key, "cycle_number": next_cycle, "granted": granted,
-                              "expired_total": expired, "summary": summary},
+                     summary=(f"Cycle {late_slot or next_cycle} refilled ({len(granted)} benefits)" if granted
+                              else "Cycle refilled") + (" (paid before a newer cycle, heard of late)"
+                                                         if late_slot else ""),
+                     payload={"cycle_key": cycle_key, "cycle_number": late_slot or next_cycle, "granted": granted,
+                              "expired_total": expired, "summary": summary, "late": late_slot is not None},
                      actor=actor, now=now)
+        if cancelled_after:
+            _freeze_grant(membership=locked, granted=granted, cycle_key=cycle_key, actor=actor, now=now)
         return locked
 
-    return run_once(idempotency_key=f"refill:{membership.pk}:{cycle_key}", name="refill_entitlements",
+    return run_once(idempotency_key=refill_key(membership.pk, cycle_key), name="refill_entitlements",
                     now=now, body=body)
 
 

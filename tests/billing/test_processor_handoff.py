@@ -1,4 +1,4 @@
-"""Dunning hears the processor path through billing.signals: whatever the number and order of the
+"""Dunning hears the processor path through `billing.dunning_hooks`: whatever the number and order of the
 failure facts, one case; a paid invoice closes it."""
 
 from datetime import timedelta

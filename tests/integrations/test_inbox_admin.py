@@ -3,7 +3,7 @@
 import pytest
 from django.utils import timezone
 
-from billing import signals
+from billing import dunning_hooks
 from integrations import inbox
 from integrations.models import InboundEvent, InboundStatus
 from memberships import services
@@ -14,7 +14,7 @@ from tests.support.stripe_events import FIXTURE_SUBSCRIPTION, load_event, post_e
 pytestmark = pytest.mark.django_db
 
 
-def test_failed_event_shows_its_error_and_reprocesses_from_the_admin(client, admin_client, glow):
+def test_failed_event_shows_its_error_and_reprocesses_from_the_admin(client, admin_client, glow, monkeypatch):
     tier, _, _ = glow
     member = MemberFactory(practice=tier.practice)
     membership = services.enroll_member(member=member, tier=tier, actor=services.Actor.system(),
@@ -22,11 +22,14 @@ def test_failed_event_shows_its_error_and_reprocesses_from_the_admin(client, adm
                                         processor_subscription_id=FIXTURE_SUBSCRIPTION)
     broken = {"on": True}
 
-    def receiver_with_a_bug(sender, **kwargs):
+    original = dunning_hooks.charge_succeeded
+
+    def hook_with_a_bug(**kwargs):
         if broken["on"]:
             raise ValueError("receiver bug")
+        return original(**kwargs)
 
-    signals.charge_succeeded.connect(receiver_with_a_bug, weak=False)
+    monkeypatch.setattr(dunning_hooks, "charge_succeeded", hook_with_a_bug)
     try:
         post_event(client, load_event("invoice_paid_first.json", membership=membership))
         inbox.process_due(now=timezone.now())
@@ -44,7 +47,7 @@ def test_failed_event_shows_its_error_and_reprocesses_from_the_admin(client, adm
             "action": "reprocess_events", "_selected_action": [row.pk]}, follow=True)
         assert "1 processed" in response.content.decode()
     finally:
-        signals.charge_succeeded.disconnect(receiver_with_a_bug)
+        monkeypatch.undo()
     row.refresh_from_db()
     membership.refresh_from_db()
     assert row.status == InboundStatus.PROCESSED and row.error == ""

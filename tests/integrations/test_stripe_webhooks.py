@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from billing import signals
+from billing import dunning_hooks
 from billing.models import Invoice, InvoiceStatus
 from integrations import inbox
 from integrations.models import InboundEvent, InboundStatus
@@ -37,21 +37,22 @@ def stripe_reads(settings, httpserver):
 
 
 @pytest.fixture
-def handoffs():
-    """What dunning would receive: (signal name, invoice ref, kwargs) per send."""
+def handoffs(monkeypatch):
+    """What dunning receives: (hand-off name, invoice ref, kwargs) per call."""
     seen = []
+    original_failed, original_succeeded = dunning_hooks.charge_failed, dunning_hooks.charge_succeeded
 
-    def failed(sender, invoice, membership, **kw):
+    def failed(*, invoice, membership, **kw):
         seen.append(("failed", invoice.processor_invoice_id, kw))
+        return original_failed(invoice=invoice, membership=membership, **kw)
 
-    def succeeded(sender, invoice, membership, **kw):
+    def succeeded(*, invoice, membership, **kw):
         seen.append(("succeeded", invoice.processor_invoice_id, kw))
+        return original_succeeded(invoice=invoice, membership=membership, **kw)
 
-    signals.charge_failed.connect(failed, weak=False)
-    signals.charge_succeeded.connect(succeeded, weak=False)
-    yield seen
-    signals.charge_failed.disconnect(failed)
-    signals.charge_succeeded.disconnect(succeeded)
+    monkeypatch.setattr(dunning_hooks, "charge_failed", failed)
+    monkeypatch.setattr(dunning_hooks, "charge_succeeded", succeeded)
+    return seen
 
 
 def process_all(now=None):

@@ -20,14 +20,17 @@ def main() -> int:
     django.setup()
     from django.utils import timezone
 
-    from billing import signals
+    from billing import dunning_hooks
     from integrations import inbox
 
     if args.slow:
-        def linger(sender, **kwargs):
-            time.sleep(args.slow)
+        original = dunning_hooks.charge_succeeded
 
-        signals.charge_succeeded.connect(linger, weak=False)
+        def linger(**kwargs):
+            time.sleep(args.slow)
+            return original(**kwargs)
+
+        dunning_hooks.charge_succeeded = linger
     idle = 0
     while idle < 20:
         counts = inbox.process_due(now=timezone.now(), limit=1)

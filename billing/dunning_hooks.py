@@ -1,0 +1,38 @@
+"""What a payment outcome means for dunning: direct calls, made by `billing.services` inside the
+transaction that recorded the outcome, once per new outcome (a replayed webhook calls nothing). Their
+writes commit or roll back with the outcome's; nothing here calls the outside world (the outbox does).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from memberships.models import Membership
+
+from .dunning.declines import is_hard_decline
+from .dunning.services import cancel_cases_of_membership, close_case_for_payment, open_case_for_failure
+from .models import Invoice
+
+
+def charge_failed(*, invoice: Invoice, membership: Membership, hard: bool, failure_code: str, decline_code: str,
+                  action_required: bool, attempt_count: int, superseded: bool, now: datetime) -> None:
+    """A failed attempt opens (or folds into) the invoice's case. `superseded`: a newer cycle was paid
+    already, so the case is opened for what is owed but the membership stays as it is."""
+    code = decline_code or failure_code or ""
+    open_case_for_failure(
+        membership=membership, invoice_ref=invoice.processor_invoice_id, amount_cents=invoice.amount_cents,
+        currency=invoice.currency, decline_code=code, hard=bool(hard) or is_hard_decline(decline_code, failure_code),
+        now=now, failed_at=invoice.failed_at or now, mark_past_due=not superseded,
+    )
+
+
+def charge_succeeded(*, invoice: Invoice, membership: Membership, recovered: bool, now: datetime) -> None:
+    """A paid invoice closes its own case (recovered)."""
+    close_case_for_payment(invoice_ref=invoice.processor_invoice_id, practice_id=invoice.practice_id, now=now,
+                           source="processor")
+
+
+def membership_ended(*, membership: Membership, now: datetime) -> None:
+    """The processor ended the subscription: nothing is chased any more (its open cases are cancelled
+    now rather than at the next dunning run, so the order of the webhooks does not matter)."""
+    cancel_cases_of_membership(membership=membership, now=now, reason="membership cancelled")
