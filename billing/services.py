@@ -42,6 +42,11 @@ def membership_ref_for(membership: Membership) -> str:
     return f"ms_{membership.pk}"
 
 
+def membership_pk(ref: str) -> int | None:
+    """The membership id an opaque ref names (`ms_<pk>`), or None."""
+    return _parse_ref(ref)
+
+
 def _parse_ref(ref: str) -> int | None:
     if ref and ref.startswith("ms_") and ref[3:].isdigit():
         return int(ref[3:])

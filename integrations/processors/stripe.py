@@ -258,7 +258,12 @@ def read_event(event: dict, *, processor: "StripeProcessor | None" = None) -> In
     are then read from the invoice's PaymentIntent (`last_payment_error`) or its Charge (`outcome`,
     `failure_code`). Raises ProcessorUnavailable (the inbox retries the event later); a refused read
     leaves the failure without a code (soft), logged."""
-    parsed = parse_event(event)
+    return complete_event(event, parse_event(event), processor=processor)
+
+
+def complete_event(event: dict, parsed: InboundFact, *, processor: "StripeProcessor | None" = None) -> InboundFact:
+    """The reads `read_event` adds to an already parsed event (none for most: only a failure that
+    carries no decline code asks the processor)."""
     fact = parsed.fact
     if not isinstance(fact, ChargeFailed) or fact.failure_code or fact.decline_code:
         return parsed

@@ -280,7 +280,7 @@ def apply_record_event(*, practice: Practice, event: RecordEvent, now: datetime,
         return f"exception:{kind}"
 
 
-def apply_inbound_row(row: InboundEvent, *, now: datetime) -> str:
+def apply_inbound_row(row: InboundEvent, *, now: datetime, save: bool = True) -> str:
     """Process one stored record webhook whose row the caller holds locked, inside the caller's
     transaction (the inbox's `process_inbound` hands record sources here). Parses (re-fetching
     where the adapter does), applies each event, and leaves the row processed / ignored, waiting
@@ -311,7 +311,8 @@ def apply_inbound_row(row: InboundEvent, *, now: datetime) -> str:
         row.status, row.error = InboundStatus.FAILED, error_text(exc)
         row.processed_at, row.next_attempt_at = now, None
         outcome = "failed"
-    row.save(update_fields=["attempts", "status", "error", "processed_at", "next_attempt_at"])
+    if save:
+        row.save(update_fields=["attempts", "status", "error", "processed_at", "next_attempt_at"])
     return outcome
 
 

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "memberships",
     "billing",
     "integrations",
+    "medspa.health",
 ]
 
 MIDDLEWARE = [
@@ -74,11 +75,23 @@ DATABASES = {
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Wait for the writer instead of failing at once when the worker and the web server overlap.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # `make run` has a web server and a worker (several processes) writing one file. WAL: readers
+    # and the one writer do not block each other. IMMEDIATE: a transaction takes the write lock when
+    # it begins, so two of them queue on the busy timeout instead of one failing at once with
+    # "database is locked" when both try to turn a read lock into a write lock. The timeout (seconds)
+    # is how long a writer waits for the other.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": env.int("SQLITE_BUSY_TIMEOUT_SECONDS", default=20),
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL",
+    })
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Off: a kept connection is not checked with a `SELECT 1` round trip before each request's first
+    # query. One that PostgreSQL dropped (a restart, a failover) fails the request that meets it —
+    # webhook senders retry, the worker's due work stays in our tables — and Django closes it at that
+    # request's end, so the next one connects afresh.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=False)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -194,11 +207,21 @@ DUNNING_CARD_UPDATE_RETRIES = env.int("DUNNING_CARD_UPDATE_RETRIES", default=3)
 # --- task queue (django-q2) ---------------------------------------------------------------------
 # retry > timeout > the longest task, so a running task is never handed out twice; bounded
 # attempts; failed tasks kept; missed schedules are not replayed in bulk (jobs compute what is due).
+# Q_BROKER: "orm" (the database; one worker host) or "redis" (several worker hosts sharing one Redis
+# and one PostgreSQL; every host runs the same `name` and SECRET_KEY, which sign the tasks). Redis
+# has no delivery receipts, so `retry` does not apply there: a task that dies with its host is not
+# handed out again — the due work is in our own tables, and the minute sweeps find it.
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
-Q_BROKER = env.str("Q_BROKER", default="orm")
+Q_BROKER = env.str("Q_BROKER", default="orm").lower()
+if Q_BROKER not in ("orm", "redis"):
+    raise ImproperlyConfigured(f"Q_BROKER is orm or redis, not {Q_BROKER!r}")
+_Q_WORKERS = env.int("Q_WORKERS", default=2)
 Q_CLUSTER = {
     "name": "medspa",
-    "workers": env.int("Q_WORKERS", default=2),
+    "workers": _Q_WORKERS,
+    # A cluster pulls no more tasks than it has workers: the rest stay in the broker for the other
+    # hosts, and a stopping cluster has little left to run (the drains hand theirs back at once).
+    "queue_limit": _Q_WORKERS,
     "timeout": 120,
     "retry": 300,
     "max_attempts": 5,
@@ -208,23 +231,39 @@ Q_CLUSTER = {
     "sync": env.bool("Q_SYNC", default=False),
     "poll": 0.5,
     "log_level": env.str("Q_LOG_LEVEL", default="WARNING"),
-    "orm": "default",
 }
 if Q_BROKER == "redis":
-    Q_CLUSTER.pop("orm")
-    Q_CLUSTER["redis"] = REDIS_URL
+    # A connection URI, as django-q2 takes it (redis-py's `from_url`). Unless the URI sets them,
+    # connecting and each reply time out after 5 s (above the broker's 1 s blocking pop), so a web
+    # request that queues a task never hangs on an unreachable Redis (the sweep picks its work up).
+    _redis_timeouts = [f"{option}=5" for option in ("socket_connect_timeout", "socket_timeout")
+                       if f"{option}=" not in REDIS_URL]
+    Q_CLUSTER["redis"] = REDIS_URL + ("&" if "?" in REDIS_URL else "?") + "&".join(_redis_timeouts) \
+        if _redis_timeouts else REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # A 4xx is one warning line, without the traceback Django attaches to a 403 or a 404.
+    "filters": {"client_errors_on_one_line": {"()": "medspa.log.ClientErrorsOnOneLine"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "filters": ["client_errors_on_one_line"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # django-q logs every enqueued and processed task at INFO: too much beside the app's own lines.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"},
+    # "django": through the root's handler only (Django's own console handler, on with DEBUG, would
+    # print each of its lines a second time).
+    "loggers": {"django": {"handlers": [], "level": LOG_LEVEL},
+                "django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"},
                 "django-q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")}},
 }
+
+# --- health check (GET /healthz) -------------------------------------------------------------------
+# 503 when the worker's last heartbeat (a task scheduled every minute) is older than this.
+HEALTHZ_WORKER_MAX_AGE_SECONDS = env.int("HEALTHZ_WORKER_MAX_AGE_SECONDS", default=180)
 
 # --- outbox ----------------------------------------------------------------------------------------
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
@@ -239,6 +278,8 @@ INBOX_RETRY_BASE_SECONDS = env.int("INBOX_RETRY_BASE_SECONDS", default=15)
 INBOX_RETRY_MAX_SECONDS = env.int("INBOX_RETRY_MAX_SECONDS", default=12 * 3600)
 # A backlog sweep stops after this long (must stay below Q_CLUSTER["timeout"]); the next run goes on.
 INBOX_SWEEP_SECONDS = env.int("INBOX_SWEEP_SECONDS", default=60)
+# Events taken and applied per transaction by one worker's sweep.
+INBOX_BATCH_SIZE = env.int("INBOX_BATCH_SIZE", default=200)
 # Each web process queues at most one inbox drain task this often (0: one task per webhook).
 INBOX_TRIGGER_SECONDS = env.float("INBOX_TRIGGER_SECONDS", default=0.5)
 
