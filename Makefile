@@ -20,14 +20,20 @@ migrate: install
 seed: migrate
 	$(PY) manage.py seed_demo
 
-# Web server on 127.0.0.1:8000 and a django-q2 worker together; Ctrl-C stops both.
+# Web server on 127.0.0.1:8000 (RUN_ADDR) and a django-q2 worker together; Ctrl-C stops both. The
+# worker runs in a process group of its own, so the terminal's Ctrl-C reaches only the web server; then
+# the worker is sent one SIGTERM and waited for (it finishes the task in hand, nothing is cut half-way).
+RUN_ADDR ?= 127.0.0.1:8000
 run: seed
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	@echo "Open http://127.0.0.1:8000/ (logins printed above). Ctrl-C stops the web server and the worker."
-	@trap 'kill 0' INT TERM EXIT; \
-	  $(PY) manage.py qcluster & \
-	  $(PY) manage.py runserver 127.0.0.1:8000 --noreload; \
-	  wait
+	@echo "Open http://$(RUN_ADDR)/ (logins printed above). Ctrl-C stops the web server and the worker."
+	@$(PY) -c 'import os, sys; os.setpgid(0, 0); os.execv(sys.executable, [sys.executable, "manage.py", "qcluster"])' & \
+	  worker=$$!; \
+	  stop_worker() { trap '' INT TERM HUP; echo "Stopping the worker (it finishes the task in hand)."; \
+	    kill -TERM $$worker 2>/dev/null; wait $$worker; exit $${1:-0}; }; \
+	  trap stop_worker INT TERM HUP; \
+	  $(PY) manage.py runserver $(RUN_ADDR) --noreload; \
+	  stop_worker $$?
 
 test: install
 	$(PY) -m pytest -n 2 --dist loadgroup

@@ -3,8 +3,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from integrations.staff_views import card_link
+from medspa.health.views import healthz
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("webhooks/records/", include("integrations.records.urls")),
     path("api/v1/", include("memberships.api_urls")),

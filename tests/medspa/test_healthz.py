@@ -1,0 +1,95 @@
+"""`GET /healthz`: 200 when the database answers and the worker's heartbeat is recent, 503 otherwise,
+with a JSON body saying which part failed. No login, no member data, no audit row."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import DatabaseError
+from django.utils import timezone
+from django_q.models import Schedule
+
+from medspa.health import selectors
+from medspa.health.models import WorkerHeartbeat
+from medspa.health.services import record_heartbeat
+from medspa.health.tasks import beat
+from memberships.models import AuditLog
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthy_when_the_database_answers_and_the_worker_beat_recently(client, settings):
+    settings.HEALTHZ_WORKER_MAX_AGE_SECONDS = 180
+    record_heartbeat(now=timezone.now() - timedelta(seconds=30))
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert "no-cache" in response["Cache-Control"]
+    body = response.json()
+    assert body["status"] == "ok" and body["database"] == "ok"
+    assert body["worker"]["status"] == "ok" and body["worker"]["max_age_seconds"] == 180
+    assert 30 <= body["worker"]["age_seconds"] < 60
+    assert set(body) == {"status", "database", "worker"}
+    assert set(body["worker"]) == {"status", "last_heartbeat", "age_seconds", "max_age_seconds"}
+
+
+def test_unhealthy_without_any_heartbeat(client, settings):
+    settings.HEALTHZ_WORKER_MAX_AGE_SECONDS = 180
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "unhealthy", "database": "ok",
+                               "worker": {"status": "missing", "last_heartbeat": None, "age_seconds": None,
+                                          "max_age_seconds": 180}}
+
+
+def test_unhealthy_when_the_last_heartbeat_is_older_than_the_setting(client, settings):
+    settings.HEALTHZ_WORKER_MAX_AGE_SECONDS = 120
+    record_heartbeat(now=timezone.now() - timedelta(seconds=121))
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy" and body["database"] == "ok" and body["worker"]["status"] == "stale"
+    assert body["worker"]["age_seconds"] >= 121 and body["worker"]["last_heartbeat"]
+
+
+def test_unhealthy_when_the_database_does_not_answer(client, monkeypatch):
+    record_heartbeat(now=timezone.now())
+
+    def unreachable(*args, **kwargs):
+        raise DatabaseError("connection refused")
+
+    monkeypatch.setattr(selectors.WorkerHeartbeat.objects, "filter", unreachable)
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy" and body["database"] == "unreachable"
+    assert body["worker"]["last_heartbeat"] is None
+
+
+def test_no_login_and_no_audit_row_for_any_caller(client, front_desk):
+    record_heartbeat(now=timezone.now())
+    before = AuditLog.objects.count()
+
+    assert client.get("/healthz").status_code == 200          # anonymous: no redirect to the login page
+    client.force_login(front_desk)
+    assert client.get("/healthz").status_code == 200
+    assert client.head("/healthz").status_code == 200
+    assert client.post("/healthz").status_code == 405
+    assert AuditLog.objects.count() == before
+
+
+def test_the_heartbeat_task_is_scheduled_every_minute_and_makes_the_check_healthy(client):
+    schedule = Schedule.objects.get(func="medspa.health.tasks.beat")
+    assert schedule.schedule_type == Schedule.MINUTES and schedule.minutes == 1 and schedule.repeats == -1
+    assert client.get("/healthz").status_code == 503
+
+    beat()
+    beat()                                                    # safe to run twice: one row, moved on
+
+    assert WorkerHeartbeat.objects.count() == 1
+    assert client.get("/healthz").status_code == 200
