@@ -36,7 +36,7 @@ def _drain(now) -> float:
 def _run() -> dict[str, float]:
     from django.core import mail
 
-    from benchmarks._support import summary_ms
+    from benchmarks._support import cpu_meter, summary_ms
     from billing import dunning
     from billing.selectors import open_dunning_cases
     from integrations import outbox
@@ -55,37 +55,43 @@ def _run() -> dict[str, float]:
     print(f"setup: {CASES} active memberships in {time.perf_counter() - started:.1f} s")
 
     results: dict[str, float] = {}
+    # CPU: this process's main thread and its PostgreSQL backend, per item (cpu_meter).
     samples = []
-    for i, membership in enumerate(memberships):
-        t = time.perf_counter()
-        dunning.open_case_for_failure(membership=membership, invoice_ref=f"in_{i}", amount_cents=19900,
-                                      decline_code="insufficient_funds", now=T0)
-        samples.append(time.perf_counter() - t)
-    print(f"open a case (past due, flag, 9 steps, 4 events): {summary_ms(samples)}")
+    with cpu_meter() as cpu:
+        for i, membership in enumerate(memberships):
+            t = time.perf_counter()
+            dunning.open_case_for_failure(membership=membership, invoice_ref=f"in_{i}", amount_cents=19900,
+                                          decline_code="insufficient_funds", now=T0)
+            samples.append(time.perf_counter() - t)
+    print(f"open a case (past due, flag, 9 steps, 4 events): {summary_ms(samples)}; {cpu.describe(CASES, 'case')}")
 
     for label, now in (("day 0", T0), ("day 3", T0 + timedelta(days=3))):
-        t = time.perf_counter()
-        counts = dunning.run_dunning(now=now, limit=10_000)
-        queued = time.perf_counter() - t
-        sent = _drain(now)
-        t2 = time.perf_counter()
-        counts2 = dunning.run_dunning(now=now, limit=10_000)  # the messages that waited for their retry
-        queued += time.perf_counter() - t2
-        sent += _drain(now)
+        with cpu_meter() as cpu:
+            t = time.perf_counter()
+            counts = dunning.run_dunning(now=now, limit=10_000)
+            queued = time.perf_counter() - t
+            sent = _drain(now)
+            t2 = time.perf_counter()
+            counts2 = dunning.run_dunning(now=now, limit=10_000)  # the messages that waited for their retry
+            queued += time.perf_counter() - t2
+            sent += _drain(now)
         print(f"{label}: run_dunning {queued:.2f} s ({counts} then {counts2}); outbox sent in {sent:.2f} s "
-              f"({len(sms.outbox)} SMS, {len(mail.outbox)} emails so far)")
+              f"({len(sms.outbox)} SMS, {len(mail.outbox)} emails so far); run + send "
+              f"{cpu.describe(CASES, 'case')}")
         results[f"{label} run"] = queued
         results[f"{label} send"] = sent
 
-    t = time.perf_counter()
-    for _ in range(20):
-        dunning.run_dunning(now=T0 + timedelta(days=3, minutes=5))
-    idle = (time.perf_counter() - t) / 20
-    print(f"scheduled run with nothing due: {idle * 1000:.1f} ms")
-    t = time.perf_counter()
-    rows = open_dunning_cases(practice.pk)
-    page = time.perf_counter() - t
-    print(f"open_dunning_cases: {len(rows)} rows in {page * 1000:.0f} ms")
+    with cpu_meter() as cpu:
+        t = time.perf_counter()
+        for _ in range(20):
+            dunning.run_dunning(now=T0 + timedelta(days=3, minutes=5))
+        idle = (time.perf_counter() - t) / 20
+    print(f"scheduled run with nothing due: {idle * 1000:.1f} ms; {cpu.describe(20, 'run')}")
+    with cpu_meter() as cpu:
+        t = time.perf_counter()
+        rows = open_dunning_cases(practice.pk)
+        page = time.perf_counter() - t
+    print(f"open_dunning_cases: {len(rows)} rows in {page * 1000:.0f} ms; {cpu.describe(1, 'call')}")
     results.update({"idle run": idle, "queue selector": page})
     sms.outbox.clear()
     del outbox

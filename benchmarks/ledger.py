@@ -17,7 +17,7 @@ DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
 CLIENTS = (1, 16)
 
 
-def _client(kind: str, membership_id: int, service_id: int, seconds: float, start, out) -> None:
+def _client(kind: str, membership_id: int, service_id: int, seconds: float, start, out, finish) -> None:
     import django
     from django.db import connection
 
@@ -50,6 +50,7 @@ def _client(kind: str, membership_id: int, service_id: int, seconds: float, star
                                         idempotency_key=f"bench:{kind}:{pid}:{n}", now=timezone.now())
             done += 1
     out.put(done)
+    finish.wait()  # alive, connection open, until the benchmark has read our CPU and our backend's
     connection.close()
 
 
@@ -85,21 +86,28 @@ def _same_work_in_sql(membership_id: int, service_id: int, key: str) -> int:
     return 1
 
 
-def _measure(kind: str, memberships: list[tuple[int, int]], clients: int) -> float:
+def _measure(kind: str, memberships: list[tuple[int, int]], clients: int) -> tuple[float, float]:
+    """Redemptions per second, and CPU ms per redemption (the clients and their backends)."""
+    from django.conf import settings
     from django.db import connections
+
+    from ._support import cpu_meter
 
     connections.close_all()
     ctx = mp.get_context("fork")
-    start, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_client, args=(kind, *memberships[i], DURATION, start, out)) for i in range(clients)]
+    start, out, finish = ctx.Event(), ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_client, args=(kind, *memberships[i], DURATION, start, out, finish))
+             for i in range(clients)]
     for p in procs:
         p.start()
     time.sleep(1.0)  # let every client connect and load its rows before the clock starts
-    start.set()
-    total = sum(out.get(timeout=DURATION + 60) for _ in procs)
+    with cpu_meter(settings.DATABASES["default"]["NAME"], [p.pid for p in procs]) as cpu:
+        start.set()
+        total = sum(out.get(timeout=DURATION + 60) for _ in procs)
+    finish.set()
     for p in procs:
         p.join()
-    return total / DURATION
+    return total / DURATION, cpu.per_item(total)
 
 
 def _setup(count: int) -> list[tuple[int, int]]:
@@ -129,14 +137,16 @@ def run() -> None:
     with fresh_database("bench_ledger"):
         pairs = _setup(max(CLIENTS))
         print(f"{'clients':>8} {'service/s':>10} {'raw SQL/s':>10} {'ratio':>7}   {'same work in SQL/s':>18} "
-              f"{'ratio':>7}")
+              f"{'ratio':>7}   CPU ms/redemption: {'service':>7} {'raw':>6} {'same':>6}")
         for clients in CLIENTS:
-            service_rate = _measure("service", pairs, clients)
-            raw_rate = _measure("raw", pairs, clients)
-            same_rate = _measure("raw_same_work", pairs, clients)
+            service_rate, service_cpu = _measure("service", pairs, clients)
+            raw_rate, raw_cpu = _measure("raw", pairs, clients)
+            same_rate, same_cpu = _measure("raw_same_work", pairs, clients)
             print(f"{clients:>8} {service_rate:>10.0f} {raw_rate:>10.0f} {service_rate / raw_rate:>7.2f}   "
-                  f"{same_rate:>18.0f} {service_rate / same_rate:>7.2f}", flush=True)
+                  f"{same_rate:>18.0f} {service_rate / same_rate:>7.2f}   {'':>18} {service_cpu:>7.3f} "
+                  f"{raw_cpu:>6.3f} {same_cpu:>6.3f}", flush=True)
         print(f"(each figure: {DURATION:.0f} s of one-cent redemptions, one process per client, each on its own "
               f"membership; goal: ratio to the raw conditional UPDATE ≥ 0.33. 'Same work in SQL' is the "
               f"redemption's statements hand-written as separate statements in one transaction — lock, balance, "
-              f"lot, entry, event; the service beats it by doing the common walk-in in one database call)")
+              f"lot, entry, event; the service beats it by doing the common walk-in in one database call. CPU ms "
+              f"per redemption: the client processes and their PostgreSQL backends, from /proc)")

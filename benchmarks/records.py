@@ -42,7 +42,7 @@ def _run() -> dict[str, float]:
     from django.test import Client
     from django.utils import timezone
 
-    from benchmarks._support import summary_ms
+    from benchmarks._support import cpu_meter, summary_ms
     from integrations import inbox
     from integrations.records import get_adapter
     from integrations.records.base import sign
@@ -74,26 +74,31 @@ def _run() -> dict[str, float]:
             samples.append(time.perf_counter() - started)
     print(f"floor, one INSERT + COMMIT: {summary_ms(samples)}")
 
+    # CPU: this process's main thread and its PostgreSQL backend, per item (cpu_meter).
     client = Client(HTTP_HOST="127.0.0.1")
     samples = []
-    for i, member in enumerate(members):
-        body = json.dumps({"id": f"evt_{i}", "type": "treatment.completed",
-                           "data": {"appointment_id": f"A-{i}", "patient_id": member.record_patient_id,
-                                    "service_code": "hydrafacial"}}).encode()
-        started = time.perf_counter()
-        response = client.post(f"/webhooks/records/webhook/{practice.slug}/", data=body,
-                               content_type="application/json",
-                               headers={"X-Medspa-Signature": sign(body, "bench-secret")})
-        samples.append(time.perf_counter() - started)
-        assert response.status_code == 200, response.content
-    print(f"webhook intake ({N_WEBHOOKS} signed POSTs, verify + store): {summary_ms(samples)}")
+    with cpu_meter() as cpu:
+        for i, member in enumerate(members):
+            body = json.dumps({"id": f"evt_{i}", "type": "treatment.completed",
+                               "data": {"appointment_id": f"A-{i}", "patient_id": member.record_patient_id,
+                                        "service_code": "hydrafacial"}}).encode()
+            started = time.perf_counter()
+            response = client.post(f"/webhooks/records/webhook/{practice.slug}/", data=body,
+                                   content_type="application/json",
+                                   headers={"X-Medspa-Signature": sign(body, "bench-secret")})
+            samples.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.content
+    print(f"webhook intake ({N_WEBHOOKS} signed POSTs, verify + store): {summary_ms(samples)}; "
+          f"{cpu.describe(N_WEBHOOKS, 'request')}")
     results["intake_p95_ms"] = sorted(samples)[int(0.95 * (len(samples) - 1))] * 1000
 
-    started = time.perf_counter()
-    counts = inbox.process_due(now=timezone.now(), limit=N_WEBHOOKS)
-    elapsed = time.perf_counter() - started
+    with cpu_meter() as cpu:
+        started = time.perf_counter()
+        counts = inbox.process_due(now=timezone.now(), limit=N_WEBHOOKS)
+        elapsed = time.perf_counter() - started
     print(f"processing: {counts.get('processed', 0)} treatments → redemptions in {elapsed:.2f} s "
-          f"({counts.get('processed', 0) / elapsed:.0f} events/s, one worker)")
+          f"({counts.get('processed', 0) / elapsed:.0f} events/s, one worker); "
+          f"{cpu.describe(sum(counts.values()), 'event')}")
     results["processing_per_s"] = counts.get("processed", 0) / elapsed
 
     with LocalFhirServer() as server:
@@ -104,11 +109,13 @@ def _run() -> dict[str, float]:
                     for _ in range(N_MEMBERS_FHIR)]
         for label in ("first write", "unchanged re-sync"):
             samples = []
-            for member in fmembers:
-                member = Member.objects.get(pk=member.pk)
-                started = time.perf_counter()
-                adapter.sync_member(member, member_state(member=member), event_ref="bench", now=now)
-                samples.append(time.perf_counter() - started)
-            print(f"FHIR delivery, {label} ({N_MEMBERS_FHIR} members): {summary_ms(samples)}")
+            with cpu_meter() as cpu:
+                for member in fmembers:
+                    member = Member.objects.get(pk=member.pk)
+                    started = time.perf_counter()
+                    adapter.sync_member(member, member_state(member=member), event_ref="bench", now=now)
+                    samples.append(time.perf_counter() - started)
+            print(f"FHIR delivery, {label} ({N_MEMBERS_FHIR} members): {summary_ms(samples)}; ours (not the "
+                  f"FHIR server's) {cpu.describe(N_MEMBERS_FHIR, 'delivery')}")
             results[f"fhir_{label.split()[0]}_p50_ms"] = sorted(samples)[len(samples) // 2] * 1000
     return results

@@ -1,9 +1,23 @@
-"""Webhook ingest under gunicorn on PostgreSQL, then the worker draining the backlog.
+"""Webhook ingest under gunicorn on PostgreSQL, beside a bare ceiling in the same run, then the
+workers draining the backlog.
 
-16 concurrent senders POST signed `invoice.paid` events (10% of them duplicates of events already
-sent) to /webhooks/stripe/ served by gunicorn; we report requests/s and p50/p99 latency. Then
-worker processes drain the inbox (the same function the django-q task runs) and we report how long
-that took, and check every event was applied exactly once (one refill per invoice).
+16 concurrent senders POST signed Stripe events — recorded bodies of several types and sizes
+(`invoice.paid` first and renewal-with-prorations, `invoice.paid` for a subscription update,
+`invoice.payment_failed`, `customer.subscription.updated`: 4.7–8 KB), 10% of them duplicates of
+events already sent — to gunicorn, while a worker process drains the inbox as they arrive (the
+`python -m benchmarks._drain` loop around the function the django-q task runs). Twice, each on its
+own copy of the same seed and through the same gunicorn setup and Django stack:
+
+- ceiling: `/bench/ceiling/stripe/` (benchmarks/_ceiling_urls.py) — verify the signature, one
+  `INSERT … ON CONFLICT DO NOTHING`, nothing else;
+- ours: `/webhooks/stripe/`.
+
+For each: requests/s, p50/p95/p99 latency, and CPU ms per request of the gunicorn processes plus
+their PostgreSQL backends (from /proc; the worker's CPU is shown apart). Ours is also given as a
+ratio of the ceiling. Then worker processes drain what is left of our backlog, and we check every
+event was applied exactly once (one refill per cycle-opening invoice, nothing failed).
+
+CONN_HEALTH_CHECKS (environment) is passed to gunicorn as set, to compare with and without.
 
 Goal: ≥ 500 events/s accepted with p99 ≤ 50 ms; every event processed once."""
 
@@ -11,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import multiprocessing as mp
 import os
 import random
 import socket
@@ -25,24 +38,35 @@ EVENTS = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "3000"))
 MEMBERSHIPS = int(os.environ.get("BENCH_WEBHOOK_MEMBERSHIPS", "300"))
 GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "3"))
 DRAIN_WORKERS = int(os.environ.get("BENCH_DRAIN_WORKERS", "2"))
+# 0: stop after the ingest (no backlog drain, no exactly-once check) — for comparing ingest alone.
+DRAIN_BACKLOG = os.environ.get("BENCH_WEBHOOK_DRAIN", "1") != "0"
 DUPLICATE_SHARE = 0.10
 SECRET = "whsec_bench_webhooks"
-DB_NAME = "bench_webhooks"
 ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "stripe"
+FIXTURE_SUBSCRIPTION = "sub_1SXfixtureGlow0001"
+# (recorded event, share of the events)
+MIX = [
+    ("invoice_paid_first.json", 45),
+    ("invoice_paid_renewal_with_prorations.json", 15),
+    ("invoice_paid_subscription_update.json", 10),
+    ("invoice_payment_failed_legacy_hard.json", 10),
+    ("customer_subscription_updated_active.json", 20),
+]
+OURS_PATH = "/webhooks/stripe/"
+CEILING_PATH = "/bench/ceiling/stripe/"
 
 
 def _setup() -> list[tuple[int, str]]:
     from django.utils import timezone
 
     from memberships import services
-    from memberships.models import Member, Practice, Service, ServiceKind, Tier, TierBenefit
+    from memberships.models import Member
+    from tests.factories import PracticeFactory, glow_tier
 
     now = timezone.now()
-    practice = Practice.objects.create(name="Bench", slug="bench-webhooks")
-    credit = Service.objects.create(practice=practice, name="Credit", code="credit", kind=ServiceKind.CREDIT)
-    tier = Tier.objects.create(practice=practice, code="b", name="B", processor_name="Membership — B",
-                               price_cents=19900)
-    TierBenefit.objects.create(tier=tier, service=credit, quantity_per_cycle=5000)
+    practice = PracticeFactory(slug="bench-webhooks")
+    tier = glow_tier(practice)[0]
     out = []
     for i in range(MEMBERSHIPS):
         member = Member.objects.create(practice=practice, member_number=f"W{i}", first_name="Bench", last_name=str(i))
@@ -52,20 +76,25 @@ def _setup() -> list[tuple[int, str]]:
     return out
 
 
-def _events(memberships: list[tuple[int, str]]) -> list[bytes]:
-    template = json.loads((ROOT / "tests" / "fixtures" / "stripe" / "invoice_paid_first.json").read_text())
-    bodies = []
+def _events(memberships: list[tuple[int, str]]) -> tuple[list[bytes], list[str]]:
+    """The bodies, and the fixture each was made from."""
+    texts = {name: (FIXTURES / name).read_text() for name, _ in MIX}
+    names = [name for name, share in MIX for _ in range(share)]
+    rng = random.Random(11)
+    bodies, kinds = [], []
     for n in range(EVENTS):
         pk, sub = memberships[n % len(memberships)]
-        event = json.loads(json.dumps(template))
+        name = rng.choice(names)
+        event = json.loads(texts[name].replace(FIXTURE_SUBSCRIPTION, sub).replace('"ms_0"', f'"ms_{pk}"'))
         event["id"] = f"evt_bench{n:07d}"
-        invoice = event["data"]["object"]
-        invoice["id"] = f"in_bench{n:07d}"
-        invoice["parent"]["subscription_details"].update(subscription=sub, metadata={"membership_ref": f"ms_{pk}"})
-        for line in invoice["lines"]["data"]:
-            line["parent"]["subscription_item_details"]["subscription"] = sub
-        bodies.append(json.dumps(event, separators=(",", ":")).encode())
-    return bodies
+        obj = event["data"]["object"]
+        if obj.get("object") == "invoice":
+            obj["id"] = f"in_bench{n:07d}"
+            for line in obj["lines"]["data"]:
+                line["invoice"] = obj["id"]
+        bodies.append(json.dumps(event, indent=2).encode())  # as Stripe sends them
+        kinds.append(name)
+    return bodies, kinds
 
 
 def _sign(body: bytes, ts: int) -> str:
@@ -95,7 +124,7 @@ def _start_gunicorn(port: int, database_url: str) -> subprocess.Popen:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/webhooks/stripe/", timeout=1)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}{OURS_PATH}", timeout=1)
         except urllib.error.HTTPError as exc:
             if exc.code == 405:
                 return proc
@@ -104,6 +133,38 @@ def _start_gunicorn(port: int, database_url: str) -> subprocess.Popen:
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError("gunicorn did not start: " + (proc.stderr.read() or b"").decode()[-2000:])
+
+
+def _start_drain(database_url: str, *, follow: bool) -> subprocess.Popen:
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="medspa.settings.bench", DATABASE_URL=database_url,
+               STRIPE_WEBHOOK_SECRET=SECRET)
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks._drain", "--seconds", "3600",
+                             *(["--follow"] if follow else [])],
+                            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("a drain worker did not start")
+    return proc
+
+
+def _tell(proc: subprocess.Popen, line: str) -> None:
+    proc.stdin.write(line + "\n")
+    proc.stdin.flush()
+
+
+def _done(proc: subprocess.Popen) -> dict[str, int]:
+    return json.loads(proc.stdout.readline().split(" ", 1)[1].rsplit(" ", 1)[0])
+
+
+def _stop(proc: subprocess.Popen, *, now: bool = False) -> None:
+    if now:
+        proc.terminate()
+    else:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 async def _send(url: str, sends: list[tuple[bytes, str]]) -> tuple[list[float], dict[int, int], float]:
@@ -138,81 +199,95 @@ async def _send(url: str, sends: list[tuple[bytes, str]]) -> tuple[list[float], 
     return latencies, statuses, elapsed
 
 
-def _drain(start, out) -> None:
-    import django
-    from django.db import connection
+def _ingest(label: str, name: str, path: str, bodies: list[bytes], order: list[int]) -> dict:
+    """Serve database `name` with gunicorn, a worker draining it, and POST every body to `path`."""
+    from ._support import CpuMeter, database_url, percentile, process_tree
 
-    django.setup()
-    from django.utils import timezone
-
-    from integrations import inbox
-
-    start.wait()
-    n = 0
-    while True:
-        counts = inbox.process_due(now=timezone.now(), limit=50)
-        if not counts:
-            break
-        n += sum(counts.values())
-    out.put(n)
-    connection.close()
+    url = database_url(name)
+    worker = _start_drain(url, follow=True)
+    port = _free_port()
+    server = _start_gunicorn(port, url)
+    try:
+        ts = int(time.time())
+        sends = [(bodies[i], _sign(bodies[i], ts)) for i in order]
+        web = CpuMeter(name, process_tree(server.pid))
+        work = CpuMeter(name, [worker.pid])
+        _tell(worker, "go")
+        web.start(), work.start()
+        latencies, statuses, elapsed = asyncio.run(_send(f"http://127.0.0.1:{port}{path}", sends))
+        web.stop(), work.stop()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    rate = len(sends) / elapsed
+    print(f"{label}: {rate:,.0f} requests/s; p50 {percentile(latencies, 50) * 1000:.1f} ms, "
+          f"p95 {percentile(latencies, 95) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms, "
+          f"max {max(latencies) * 1000:.1f} ms; statuses {statuses}", flush=True)
+    print(f"  web: {web.describe(len(sends), 'request')}", flush=True)
+    print(f"  (the worker meanwhile: {work.total_ms / 1000:.1f} CPU s with its backend)", flush=True)
+    return {"rate": rate, "p99": percentile(latencies, 99), "cpu": web.per_item(len(sends)), "worker": worker,
+            "url": url, "sends": len(sends)}
 
 
 def run() -> None:
-    from django.conf import settings
     from django.db import connections
 
-    from ._support import fresh_database, percentile
+    from ._support import fresh_database
 
-    with fresh_database(DB_NAME):
+    with fresh_database("bench_webhooks_seed") as seed:
         memberships = _setup()
-        bodies = _events(memberships)
-        ts = int(time.time())
-        sends = [(body, _sign(body, ts)) for body in bodies]
-        duplicates = random.Random(7).sample(range(len(sends)), int(len(sends) * DUPLICATE_SHARE))
+        bodies, kinds = _events(memberships)
+        order = list(range(len(bodies)))
+        duplicates = random.Random(7).sample(range(len(order)), int(len(order) * DUPLICATE_SHARE))
         for i in duplicates:            # a duplicate goes somewhere after its original
-            sends.insert(random.Random(i).randint(i + 1, len(sends)), sends[i])
-        db = settings.DATABASES["default"]
-        database_url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{DB_NAME}"
+            order.insert(random.Random(i).randint(i + 1, len(order)), i)
+        sizes = sorted(len(b) for b in bodies)
+        mix = ", ".join(f"{name.removesuffix('.json')} {kinds.count(name)}" for name, _ in MIX)
+        print(f"{len(order)} POSTs ({len(duplicates)} duplicates) of {EVENTS} events from {SENDERS} senders to "
+              f"gunicorn ({GUNICORN_WORKERS} gthread workers × 4 threads), one worker draining meanwhile; "
+              f"bodies {sizes[0] / 1024:.1f}–{sizes[-1] / 1024:.1f} KB (median {sizes[len(sizes) // 2] / 1024:.1f}); "
+              f"{mix}; CONN_HEALTH_CHECKS={os.environ.get('CONN_HEALTH_CHECKS', '(default)')}", flush=True)
         connections.close_all()
-        port = _free_port()
-        server = _start_gunicorn(port, database_url)
-        try:
-            latencies, statuses, elapsed = asyncio.run(_send(f"http://127.0.0.1:{port}/webhooks/stripe/", sends))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
-        from integrations.models import InboundEvent, InboundStatus
+        with fresh_database("bench_webhooks_ceiling", template=seed) as name:
+            ceiling = _ingest("ceiling (verify + one INSERT)", name, CEILING_PATH, bodies, order)
+            _stop(ceiling["worker"], now=True)
 
-        stored = InboundEvent.objects.count()
-        print(f"ingest: {len(sends)} POSTs ({len(duplicates)} duplicates) from {SENDERS} senders to gunicorn "
-              f"({GUNICORN_WORKERS} gthread workers × 4 threads)")
-        print(f"  {len(sends) / elapsed:,.0f} requests/s; p50 {percentile(latencies, 50) * 1000:.1f} ms, "
-              f"p99 {percentile(latencies, 99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms; "
-              f"statuses {statuses}; stored {stored} (expected {EVENTS})")
+        with fresh_database("bench_webhooks", template=seed) as name:
+            ours = _ingest("ours (/webhooks/stripe/)", name, OURS_PATH, bodies, order)
+            print(f"ours/ceiling: {ours['rate'] / ceiling['rate']:.2f} of the rate, "
+                  f"{ours['cpu'] / ceiling['cpu']:.2f}× the CPU per request; "
+                  f"goal ≥ 500 req/s with p99 ≤ 50 ms", flush=True)
+            if DRAIN_BACKLOG:
+                _backlog(ours, kinds)
+            else:
+                _stop(ours["worker"], now=True)
 
-        connections.close_all()
-        ctx = mp.get_context("fork")
-        start, out = ctx.Event(), ctx.Queue()
-        procs = [ctx.Process(target=_drain, args=(start, out)) for _ in range(DRAIN_WORKERS)]
-        for p in procs:
-            p.start()
-        time.sleep(1.0)
-        began = time.perf_counter()
-        start.set()
-        handled = sum(out.get(timeout=3600) for _ in procs)
-        drain = time.perf_counter() - began
-        for p in procs:
-            p.join()
 
-        from memberships.models import LedgerEntry, Operation
+def _backlog(ours: dict, kinds: list[str]) -> None:
+    from integrations.models import InboundEvent, InboundStatus
+    from memberships.models import LedgerEntry, Operation
 
-        processed = InboundEvent.objects.filter(status=InboundStatus.PROCESSED).count()
-        refills = Operation.objects.filter(name="refill_entitlements").count()
-        grants = LedgerEntry.objects.filter(kind="grant").count()
-        print(f"backlog: {handled} events processed by {DRAIN_WORKERS} workers in {drain:.1f} s "
-              f"({handled / drain:,.0f} events/s); processed {processed}/{EVENTS}, refills {refills}, "
-              f"grant entries {grants} (each must equal {EVENTS})")
-        ok = processed == refills == grants == EVENTS == stored
-        print(f"exactly once: {'yes' if ok else 'NO'}; goal ≥ 500 req/s with p99 ≤ 50 ms")
+    left = InboundEvent.objects.filter(status=InboundStatus.RECEIVED).count()
+    helpers = [_start_drain(ours["url"], follow=False) for _ in range(DRAIN_WORKERS - 1)]
+    began = time.perf_counter()
+    _tell(ours["worker"], "finish")
+    for h in helpers:
+        _tell(h, "go")
+    for proc in (ours["worker"], *helpers):
+        _done(proc)
+    drain = time.perf_counter() - began
+    for proc in (ours["worker"], *helpers):
+        _stop(proc)
+
+    statuses = {s: InboundEvent.objects.filter(status=s).count() for s in InboundStatus.values}
+    cycle_invoices = sum(1 for k in kinds if k in ("invoice_paid_first.json",
+                                                   "invoice_paid_renewal_with_prorations.json"))
+    refills = Operation.objects.filter(name="refill_entitlements").count()
+    grants = LedgerEntry.objects.filter(kind="grant").count()
+    print(f"backlog: {left} events left after ingest, processed by {DRAIN_WORKERS} workers in {drain:.1f} s "
+          f"({left / drain:,.0f} events/s); inbox {statuses}; refills {refills}, grant entries {grants} "
+          f"(expected {cycle_invoices} cycle-opening invoices × 2 benefits)", flush=True)
+    ok = (statuses[InboundStatus.RECEIVED] == statuses[InboundStatus.FAILED] == 0
+          and sum(statuses.values()) == EVENTS and refills == cycle_invoices and grants == 2 * cycle_invoices)
+    print(f"exactly once: {'yes' if ok else 'NO'}", flush=True)
