@@ -14,6 +14,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db.models import Count, F, Q, Sum
@@ -34,6 +35,22 @@ from memberships.models import (
     ServiceKind,
     Tier,
 )
+
+
+# What at the edges needs a person (updates that could not be delivered, webhooks waiting or failed,
+# the record's exceptions): `integrations` registers its reader when its app is ready; billing never
+# imports the edges. reader(practice_id=, now=) -> an object the dashboard template reads.
+_attention_reader: Callable[..., Any] | None = None
+
+
+def register_attention_reader(reader: Callable[..., Any]) -> None:
+    global _attention_reader
+    _attention_reader = reader
+
+
+def needs_attention(*, practice_id: int | None, now: datetime) -> Any:
+    """The edges' counts for the dashboard's "Needs attention" box; None without a reader."""
+    return _attention_reader(practice_id=practice_id, now=now) if _attention_reader is not None else None
 
 
 def _practice(qs, practice_id: int | None, path: str):

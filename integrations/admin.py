@@ -10,11 +10,13 @@ from memberships.admin import ReadOnlyAdmin
 
 from . import inbox, outbox
 from .models import Delivery, DeliveryStatus, InboundEvent, InboundStatus
+from .selectors import inbox_backlog
 
 
 @admin.register(InboundEvent)
 class InboundEventAdmin(ReadOnlyAdmin):
-    list_display = ["received_at", "source", "event_type", "event_id", "status", "attempts", "short_error"]
+    list_display = ["received_at", "source", "event_type", "event_id", "status", "attempts", "next_attempt_at",
+                    "short_error"]
     list_filter = ["status", "source", "event_type"]
     search_fields = ["event_id", "event_type"]
     date_hierarchy = "received_at"
@@ -25,6 +27,15 @@ class InboundEventAdmin(ReadOnlyAdmin):
     @admin.display(description="error")
     def short_error(self, obj: InboundEvent) -> str:
         return (obj.error or "")[:80]
+
+    def changelist_view(self, request, extra_context=None):
+        """Above the list: how many events wait (including those waiting with backoff) and how
+        many failed, each with the oldest one's age."""
+        practice_id = None if request.user.is_superuser else getattr(
+            getattr(request.user, "staff_profile", None), "practice_id", None)
+        backlog = inbox_backlog(practice_id=practice_id, now=timezone.now())
+        return super().changelist_view(request, extra_context={
+            **(extra_context or {}), "inbox": backlog, "inbox_unlisted": 0 if practice_id is None else backlog.unassigned})
 
     @admin.action(description="Re-process the selected events")
     def reprocess_events(self, request, queryset):

@@ -35,6 +35,12 @@ class IntegrationsConfig(AppConfig):
         post_save.connect(_fan_out, sender=Event, dispatch_uid="integrations.outbox.fan_out")
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="integrations.ensure_schedules")
 
+        from .stopping import raise_flag_when_the_cluster_stops
+
+        # A stopping qcluster tells its workers, so the drains stop between two batches (see
+        # integrations.stopping); this runs in the qcluster process before it forks its workers.
+        raise_flag_when_the_cluster_stops()
+
         from .outbox import register
         from .processors.sync import destination as processor_destination
 
@@ -68,6 +74,11 @@ class IntegrationsConfig(AppConfig):
         from .shadow import shadow_entries
 
         register_shadow_reader(shadow_entries)          # the rollout page's "would have …" log
+        from billing.metrics import register_attention_reader
+
+        from .selectors import needs_attention
+
+        register_attention_reader(needs_attention)      # the dashboard's "Needs attention" box
         from memberships.selectors import register_chart_count
 
         from .records.selectors import member_open_count, practice_open_count

@@ -1,29 +1,94 @@
-"""What at the edges needs a person: dead-lettered deliveries, webhooks that failed, record
+"""What at the edges needs a person: dead-lettered deliveries, webhooks waiting or failed, record
 exceptions still open. Reads only."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Min, Q
 
 from .models import Delivery, DeliveryStatus, InboundEvent, InboundStatus, RecordException, RecordExceptionStatus
+
+# A healthy worker applies a webhook within seconds: the dashboard mentions waiting events once the
+# oldest has waited this long (the admin's list always shows them).
+WAITING_NOTICE = timedelta(minutes=1)
+
+
+def age_text(delta: timedelta) -> str:
+    """'under a minute', '12 min', '5 h', '3 days'."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 48 else f"{hours // 24} days"
+
+
+@dataclass(frozen=True)
+class InboxBacklog:
+    """Webhooks not processed: waiting (received, including those waiting with backoff for their
+    object or for the processor) and failed, each with when the oldest arrived."""
+
+    now: datetime
+    waiting: int
+    oldest_waiting_at: datetime | None
+    backing_off: int                # of the waiting, those whose next attempt is later (backoff)
+    failed: int
+    oldest_failed_at: datetime | None
+    unassigned: int                 # waiting or failed, not tied to a practice yet (a Stripe event until applied)
+
+    @property
+    def oldest_waiting(self) -> str:
+        return age_text(self.now - self.oldest_waiting_at) if self.oldest_waiting_at else ""
+
+    @property
+    def oldest_failed(self) -> str:
+        return age_text(self.now - self.oldest_failed_at) if self.oldest_failed_at else ""
+
+    @property
+    def waiting_overdue(self) -> bool:
+        return bool(self.waiting and self.oldest_waiting_at and self.now - self.oldest_waiting_at >= WAITING_NOTICE)
+
+
+def inbox_backlog(*, practice_id: int | None, now: datetime) -> InboxBacklog:
+    """One query. For a practice (None: every practice) its own events and those not tied to any
+    practice yet: a Stripe event learns its practice only when it is applied, so until then it
+    concerns every practice of the deployment (counts only; the events themselves stay in the
+    admin, scoped as ever)."""
+    scope = Q() if practice_id is None else Q(practice_id=practice_id) | Q(practice_id__isnull=True)
+    received, failed = Q(status=InboundStatus.RECEIVED), Q(status=InboundStatus.FAILED)
+    row = InboundEvent.objects.filter(scope, status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED]).aggregate(
+        waiting=Count("pk", filter=received), oldest_waiting_at=Min("received_at", filter=received),
+        backing_off=Count("pk", filter=received & Q(next_attempt_at__gt=now)),
+        failed=Count("pk", filter=failed), oldest_failed_at=Min("received_at", filter=failed),
+        unassigned=Count("pk", filter=Q(practice_id__isnull=True)),
+    )
+    return InboxBacklog(now=now, **row)
 
 
 @dataclass(frozen=True)
 class Attention:
     dead_deliveries: int
-    failed_webhooks: int
     open_record_exceptions: int
+    inbox: InboxBacklog
+
+    @property
+    def failed_webhooks(self) -> int:
+        return self.inbox.failed
 
     @property
     def total(self) -> int:
-        return self.dead_deliveries + self.failed_webhooks + self.open_record_exceptions
+        waiting = self.inbox.waiting if self.inbox.waiting_overdue else 0
+        return self.dead_deliveries + self.inbox.failed + waiting + self.open_record_exceptions
 
 
-def needs_attention(*, practice_id: int | None) -> Attention:
+def needs_attention(*, practice_id: int | None, now: datetime) -> Attention:
     """Counts for one practice (None: every practice, for a superuser)."""
     scope = {} if practice_id is None else {"practice_id": practice_id}
     return Attention(
         dead_deliveries=Delivery.objects.filter(status=DeliveryStatus.DEAD, **scope).count(),
-        failed_webhooks=InboundEvent.objects.filter(status=InboundStatus.FAILED, **scope).count(),
         open_record_exceptions=RecordException.objects.filter(status=RecordExceptionStatus.OPEN, **scope).count(),
+        inbox=inbox_backlog(practice_id=practice_id, now=now),
     )

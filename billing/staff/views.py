@@ -15,7 +15,6 @@ from billing.dunning import selectors as dunning_selectors
 from billing.dunning import services as dunning_services
 from billing.mirror.selectors import reconciliation_status, reconciliation_trend
 from billing.models import DiscrepancyKind, DunningCase
-from integrations.selectors import needs_attention
 from memberships.errors import LedgerError
 from memberships.services import Actor
 from memberships.views.common import audit, practice_for, practice_scope, staff_page
@@ -98,7 +97,7 @@ def dashboard(request):
         "mrr_now": members.total_mrr_cents[-1] if members.months else 0,
         "members_now": members.total_members[-1] if members.months else 0,
         "all_practices": scope is None,
-        "attention": needs_attention(practice_id=scope),
+        "attention": metrics.needs_attention(practice_id=scope, now=now),
         **(_reconciliation(practice, metrics.practice_zone(practice)) if practice else {}),
     }
     return render(request, "billing/dashboard.html", context)

@@ -1,5 +1,7 @@
 """A manager sees each stored webhook's status and error in the admin and can re-process it."""
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -59,3 +61,37 @@ def test_stored_payload_detail_page_renders(client, admin_client):
     row = InboundEvent.objects.get()
     page = admin_client.get(f"/admin/integrations/inboundevent/{row.pk}/change/")
     assert page.status_code == 200 and "customer.created" in page.content.decode()
+
+
+def _summary(page) -> str:
+    return " ".join(page.content.decode().split('data-testid="inbox-summary">')[1].split("</p>")[0].split())
+
+
+def test_the_list_says_how_many_events_wait_and_failed_with_the_oldest_ones_age(admin_client, practice):
+    now = timezone.now()
+    for event_id, status, minutes, backoff in [("evt_a", InboundStatus.RECEIVED, 45, True),
+                                               ("evt_b", InboundStatus.RECEIVED, 2, False),
+                                               ("evt_c", InboundStatus.FAILED, 26 * 60 + 5, False),
+                                               ("evt_d", InboundStatus.PROCESSED, 90, False)]:
+        InboundEvent.objects.create(source="stripe", event_id=event_id, event_type="invoice.paid", payload={},
+                                    status=status, received_at=now - timedelta(minutes=minutes),
+                                    next_attempt_at=now + timedelta(minutes=3) if backoff else None)
+    page = admin_client.get("/admin/integrations/inboundevent/")
+    assert page.status_code == 200
+    assert _summary(page) == ("2 events waiting, oldest 45 min (1 retried later, with backoff); "
+                              "1 failed, oldest 26 h.")
+
+
+def test_a_manager_sees_the_practice_counts_and_those_not_tied_to_a_practice_yet(client, manager, practice):
+    now = timezone.now()
+    InboundEvent.objects.create(source="stripe", event_id="evt_unassigned", event_type="invoice.paid", payload={},
+                                status=InboundStatus.RECEIVED, received_at=now - timedelta(minutes=7))
+    client.force_login(manager)
+    page = client.get("/admin/integrations/inboundevent/")
+    assert page.status_code == 200
+    assert _summary(page) == ("1 event waiting, oldest 7 min; none failed. "
+                              "1 of them is not tied to a practice yet and listed to superusers only.")
+
+
+def test_nothing_waiting_or_failed_says_so(admin_client):
+    assert _summary(admin_client.get("/admin/integrations/inboundevent/")) == "No event waiting; none failed."
