@@ -1,9 +1,59 @@
+import os
+import re
+from datetime import datetime, timedelta
+
 import pytest
 from django.db import connection
 
 from memberships.roles import CLINICIAN, FRONT_DESK, MANAGER
 
 from .factories import PracticeFactory, glow_tier, staff_user
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fake-clock", default=os.environ.get("TEST_FAKE_CLOCK", ""), metavar="HH:MM",
+        help="run with the clock started at HH:MM practice time (TIME_ZONE), ticking; e.g. 03:00 to see "
+             "that no test depends on the hour it runs at (also TEST_FAKE_CLOCK=HH:MM)")
+
+
+def fake_clock_start(value: str, *, zone: str, real_now: datetime) -> datetime:
+    """The HH:MM in `zone` nearest the real now (at most 12 hours away), so the faked clock stays
+    close to the clocks it cannot move: the database server's, and local peers' (localstripe)."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise pytest.UsageError(f"--fake-clock / TEST_FAKE_CLOCK is HH:MM, not {value!r}")
+    from zoneinfo import ZoneInfo
+
+    local = real_now.astimezone(ZoneInfo(zone))
+    start = local.replace(hour=int(match[1]), minute=int(match[2]), second=0, microsecond=0)
+    if start - local > timedelta(hours=12):
+        start -= timedelta(days=1)
+    elif local - start > timedelta(hours=12):
+        start += timedelta(days=1)
+    return start
+
+
+def pytest_configure(config):
+    """With --fake-clock (or TEST_FAKE_CLOCK), every test process starts its clock at that hour of
+    the practice's day and lets it tick (time-machine: Python's clocks only, not a subprocess's or the
+    database server's). A test that moves the clock itself (the `time_machine` fixture) still can."""
+    value = config.getoption("--fake-clock")
+    if not value:
+        return
+    import time_machine
+    from django.conf import settings
+    from django.utils import timezone
+
+    start = fake_clock_start(value, zone=settings.TIME_ZONE, real_now=timezone.now())
+    traveller = time_machine.travel(start, tick=True)
+    traveller.start()
+    config.add_cleanup(traveller.stop)
+
+
+def pytest_report_header(config):
+    value = config.getoption("--fake-clock")
+    return [f"fake clock: started at {value} practice time"] if value else []
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,0 +1,16 @@
+"""Moments a test can pass as `now` that do not depend on the hour the suite runs at."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+def next_daytime(moment: datetime, *, zone: str = "America/Los_Angeles", at: time = time(10)) -> datetime:
+    """The first `at` (10:00 by default) in `zone` at or after `moment`: a time of day outside any
+    practice's quiet hours (no SMS 21:00–08:00), whatever the hour the test runs at."""
+    local = moment.astimezone(ZoneInfo(zone))
+    candidate = datetime.combine(local.date(), at, tzinfo=local.tzinfo)
+    if candidate < local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=local.tzinfo)
+    return candidate
