@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-postgres bench install migrate seed worker web clean
+.PHONY: run test test-postgres test-clock browsers bench install migrate seed worker web clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,11 +35,32 @@ run: seed
 	  $(PY) manage.py runserver $(RUN_ADDR) --noreload; \
 	  stop_worker $$?
 
-test: install
+test: install browsers
 	$(PY) -m pytest -n 2 --dist loadgroup
 
-test-postgres: install
+test-postgres: install browsers
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/test $(PY) -m pytest -n 2 --dist loadgroup
+
+# The tests whose outcome could hang on the hour (quiet hours, dunning, member messages), run with the
+# clock at 03:00 and at 14:00 practice time (TEST_FAKE_CLOCK, see tests/conftest.py). CI runs it.
+CLOCK_TESTS := tests/billing/test_card_link_and_queue.py tests/billing/test_dunning_*.py \
+	tests/billing/test_twilio_*.py tests/integrations/test_dunning_*.py tests/staff/test_card_link.py
+test-clock: install
+	@for at in 03:00 14:00; do echo "--- clock at $$at practice time"; \
+	  TEST_FAKE_CLOCK=$$at $(PY) -m pytest -n 2 --dist loadgroup -q $(CLOCK_TESTS) || exit 1; done
+
+# What the browser tests need: Debian's Chromium and its driver (/usr/bin/chromium, /usr/bin/chromedriver).
+# As root with apt-get (CI, a container) they are installed when missing; otherwise the command to run
+# is printed and those tests skip.
+browsers:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Chromium and chromedriver for the browser tests (apt-get)."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+	  echo "The browser tests skip without Chromium. Install it once with:"; \
+	  echo "  sudo apt-get install -y chromium chromium-driver"; \
+	fi
 
 bench: install
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench} DJANGO_SETTINGS_MODULE=medspa.settings.bench $(PY) -m benchmarks

@@ -1,6 +1,10 @@
 """`GET /healthz`: 200 when the database answers and the worker's heartbeat is recent, 503 otherwise,
 with a JSON body saying which part failed. No login, no member data, no audit row."""
 
+import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -13,8 +17,21 @@ from medspa.health.models import WorkerHeartbeat
 from medspa.health.services import record_heartbeat
 from medspa.health.tasks import beat
 from memberships.models import AuditLog
+from tests.medspa.test_production_settings import REAL, ROOT
 
 pytestmark = pytest.mark.django_db
+
+
+def _production_settings(*names):
+    """The values medspa.settings.production gives (loaded in a process of its own, with real secrets)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SECURE_"))}
+    env.update(REAL, DJANGO_SETTINGS_MODULE="medspa.settings.production")
+    code = ("import django, json; django.setup(); from django.conf import settings; "
+            f"print(json.dumps([getattr(settings, n) for n in {list(names)!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_healthy_when_the_database_answers_and_the_worker_beat_recently(client, settings):
@@ -93,3 +110,13 @@ def test_the_heartbeat_task_is_scheduled_every_minute_and_makes_the_check_health
 
     assert WorkerHeartbeat.objects.count() == 1
     assert client.get("/healthz").status_code == 200
+
+
+def test_production_answers_the_probe_over_plain_http_instead_of_redirecting(client, settings):
+    production = _production_settings("SECURE_SSL_REDIRECT", "SECURE_REDIRECT_EXEMPT")
+    settings.SECURE_SSL_REDIRECT, settings.SECURE_REDIRECT_EXEMPT = production
+    assert settings.SECURE_SSL_REDIRECT
+    record_heartbeat(now=timezone.now())
+
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/login/").status_code == 301

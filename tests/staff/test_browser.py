@@ -24,7 +24,7 @@ PASSWORD = "pw-Staff-2026!"
 @pytest.fixture(scope="module")
 def chromium():
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip(f"Chromium not installed ({CHROMIUM} and {CHROMEDRIVER} are needed); CI installs it")
+        pytest.skip(f"Chromium not installed ({CHROMIUM} and {CHROMEDRIVER} are needed); `make browsers` installs it")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
