@@ -2,9 +2,10 @@
 webhook inbox, drained by worker processes, beside the same rows written by hand-written
 set-based SQL in the same run.
 
-Seed (once, then copied for each side): a practice, a tier of three benefits whose first cycle
-carries over (so the renewal expires nothing and both sides write the same rows), and N memberships
-enrolled and refilled once through the ledger's services, each with its first invoice mirrored.
+Seed (once, then copied for each side with CREATE DATABASE … TEMPLATE): a practice, a tier of three
+benefits whose first cycle carries over (so the renewal expires nothing and both sides write the same
+rows), and N memberships after their first paid cycle, each with its first invoice mirrored — the
+first enrolled and refilled by the ledger's services, the others its rows copied in bulk.
 Then one renewal event per membership is stored in the inbox (`integrations.inbox.store_event`),
 built from the recorded fixture `invoice_paid_renewal_recovered.json` with the next monthly period
 on its subscription line.
@@ -42,7 +43,6 @@ PROFILE = os.environ.get("BENCH_RENEWALS_PROFILE", "")
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "stripe" / "invoice_paid_renewal_recovered.json"
 PERIOD = timedelta(days=30)
-BATCH = 500
 TABLES = ("integrations_inboundevent", "billing_invoice", "memberships_membership", "memberships_creditlot",
           "memberships_entitlementbalance", "memberships_ledgerentry", "memberships_lotmovement",
           "memberships_event", "memberships_operation", "integrations_delivery", "django_q_ormq")
