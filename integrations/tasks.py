@@ -20,17 +20,21 @@ logger = logging.getLogger(__name__)
 # Deliveries taken per batch: each may wait on a peer (up to its HTTP timeout), and a stopping
 # cluster waits for the batch in hand.
 OUTBOX_BATCH = 25
+# A stopping cluster runs the tasks it had already pulled, and its puller may still take one or two
+# more before it stops: every drain task it runs then goes back to the queue, so the last one is
+# never lost with it — at most this many times per task and worker process, which bounds the round
+# trips if a stop ever stalled with the flag raised.
+HAND_BACKS_PER_PROCESS = 3
 
-_handed_back: set[str] = set()
+_handed_back: dict[str, int] = {}
 
 
 def _hand_back(func: str, *, group: str) -> bool:
     """Queue the drain again for whichever cluster is up next (another host's, or this one's after
-    its restart). Once per worker process: a stopping worker runs the tasks it had already pulled
-    before it exits, and one task in the queue is enough — each drain takes everything due."""
-    if func in _handed_back:
+    its restart)."""
+    if _handed_back.get(func, 0) >= HAND_BACKS_PER_PROCESS:
         return False
-    _handed_back.add(func)
+    _handed_back[func] = _handed_back.get(func, 0) + 1
     from django_q.tasks import async_task
 
     try:
@@ -67,10 +71,12 @@ def dispatch_deliveries() -> dict[str, int]:
             break
     handed = _hand_back("integrations.tasks.dispatch_deliveries", group="outbox") if stopped else False
     handled = sum(total.values())
-    if handled or handed:
-        summary = ", ".join(f"{n} {status}" for status, n in sorted(total.items())) or "nothing delivered"
+    if handled:
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(total.items()))
         logger.info("outbox sweep%s: %s %s%s", " stopped (the cluster is stopping)" if stopped else "", summary,
-                    _rate(handled, busy), "; the rest handed back to the queue" if stopped and handed else "")
+                    _rate(handled, busy), "; the rest handed back to the queue" if handed else "")
+    elif stopped:
+        logger.debug("outbox sweep not started: the cluster is stopping; handed back: %s", handed)
     return total
 
 
@@ -120,7 +126,9 @@ def _log_inbox_sweep(total: dict[str, int], *, busy: float, stopped: bool, hande
     from .models import InboundEvent, InboundStatus
 
     handled = sum(total.values())
-    if not (handled or handed):       # an idle re-check, or a task a stopping worker had pulled already
+    if not handled:                   # an idle re-check, or a task a stopping worker had pulled already
+        if stopped:
+            logger.debug("inbox sweep not started: the cluster is stopping; handed back: %s", handed)
         return
     waiting = InboundEvent.objects.filter(status=InboundStatus.RECEIVED).count()
     processed = total.get(InboundStatus.PROCESSED, 0)
