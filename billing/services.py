@@ -371,9 +371,11 @@ def record_subscription_changed(*, change: SubscriptionChanged, now: datetime) -
     actor = ledger.Actor.processor(change.processor)
     if change.status in CANCELLED_STATUSES or change.deleted:
         if membership.status != S.CANCELLED and membership.processor_subscription_id == change.subscription_ref:
-            membership = ledger.cancel_membership(membership=membership, actor=actor, now=now,
-                                                  idempotency_key=f"cancel:{change.subscription_ref}",
-                                                  reason="Subscription ended at the processor")
+            membership = ledger.cancel_membership(
+                membership=membership, actor=actor, now=now, idempotency_key=f"cancel:{change.subscription_ref}",
+                reason="Subscription ended at the processor",
+                ended_at=datetime.fromtimestamp(change.event_created, tz=dt_timezone.utc) if change.event_created
+                else None)
             dunning_hooks.membership_ended(membership=membership, now=now)
     elif change.status in ("past_due", "unpaid"):
         settled_since = Invoice.objects.filter(membership=membership, status=InvoiceStatus.PAID,

@@ -46,7 +46,12 @@ class IntegrationsConfig(AppConfig):
 
         register(processor_destination)
 
+        from memberships.services.common import register_event_sink
         from memberships.services.fast import register_event_audience
+
+        from .outbox import fan_out_many
+
+        register_event_sink(fan_out_many)               # events written in bulk (renewal day)
 
         from .outbox import registered
 

@@ -219,8 +219,11 @@ def process_due(*, now: datetime | None = None, limit: int | None = None) -> dic
             )
             if not rows:
                 return {}
-            for row, parsed in _in_processor_order(rows):
-                _apply_row(row, parsed, now=now)
+            ordered = _in_processor_order(rows)
+            done = _apply_renewals(ordered, now=now)
+            for row, parsed in ordered:
+                if row.pk not in done:
+                    _apply_row(row, parsed, now=now)
             _save_outcomes(rows)
     except Exception as exc:  # the batch's own bookkeeping failed: fall back to one row at a time
         log_failure(logger, "inbox batch failed; processing its rows one by one", exc=exc)
@@ -294,12 +297,56 @@ def _in_processor_order(rows: list[InboundEvent]) -> list[tuple[InboundEvent, "_
     return sorted(parsed, key=key)
 
 
+def _apply_renewals(ordered: list[tuple[InboundEvent, "_Parsed | None"]], *, now: datetime) -> set[int]:
+    """The batch's plain paid renewals (a paid invoice, the only event of its membership in the
+    batch) recorded together (`billing.renewals`); returns the ids of the rows it processed. Whatever
+    it does not take — or all of them, if it raises — goes the ordinary way, event by event."""
+    from billing import renewals
+
+    per_subscription: dict[str, int] = {}
+    for _, parsed in ordered:
+        if parsed is not None and parsed.subscription_ref:
+            per_subscription[parsed.subscription_ref] = per_subscription.get(parsed.subscription_ref, 0) + 1
+    candidates = {parsed.fact.invoice_ref: row for row, parsed in ordered
+                  if parsed is not None and isinstance(parsed.fact, ChargeSucceeded)
+                  and per_subscription.get(parsed.subscription_ref) == 1}
+    if len(candidates) < 2:
+        return set()
+    facts = [parsed.fact for row, parsed in ordered if parsed is not None and parsed.fact is not None
+             and getattr(parsed.fact, "invoice_ref", None) in candidates and row is candidates[parsed.fact.invoice_ref]]
+    try:
+        with transaction.atomic():
+            recorded, _ = renewals.record_renewals(charges=facts, now=now)
+    except Exception as exc:  # nothing of it is kept: every renewal goes the ordinary way
+        log_failure(logger, "bulk renewals failed; applying them one by one", exc=exc)
+        return set()
+    done = set()
+    for invoice_ref, practice_id in recorded.items():
+        row = candidates[invoice_ref]
+        row.attempts += 1
+        row.status, row.error, row.practice_id = InboundStatus.PROCESSED, "", practice_id
+        row.processed_at, row.next_attempt_at = now, None
+        done.add(row.pk)
+    return done
+
+
 _OUTCOME_FIELDS = ["status", "error", "attempts", "processed_at", "next_attempt_at", "practice"]
 
 
 def _save_outcomes(rows: list[InboundEvent]) -> None:
     """Every row's outcome in one statement."""
-    InboundEvent.objects.bulk_update(rows, _OUTCOME_FIELDS)
+    if connection.vendor != "postgresql":
+        InboundEvent.objects.bulk_update(rows, _OUTCOME_FIELDS)
+        return
+    from memberships.services.rows import update_from_values
+
+    update_from_values(
+        InboundEvent, [(r.pk, r.status, r.error, r.attempts, r.processed_at, r.next_attempt_at, r.practice_id)
+                       for r in rows],
+        set_sql="status = v.status, error = v.error, attempts = v.attempts, processed_at = v.processed_at, "
+                "next_attempt_at = v.next_attempt_at, practice_id = v.practice_id",
+        columns=[("status", "text"), ("error", "text"), ("attempts", "integer"), ("processed_at", "timestamptz"),
+                 ("next_attempt_at", "timestamptz"), ("practice_id", "bigint")])
 
 
 def _is_lock_conflict(exc: Exception) -> bool:

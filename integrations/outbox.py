@@ -84,9 +84,15 @@ def registered() -> dict[str, Destination]:
 
 def fan_out(event: Event) -> list[Delivery]:
     """Create the event's deliveries (called in the event's transaction, via post_save)."""
+    return fan_out_many([event])
+
+
+def fan_out_many(events: list[Event]) -> list[Delivery]:
+    """`fan_out` for events written in bulk (`memberships.services.common.record_events`)."""
     deliveries = [
         Delivery(event=event, practice_id=event.practice_id, destination=name, next_attempt_at=event.created_at,
                  created_at=event.created_at)
+        for event in events
         for name, destination in _REGISTRY.items()
         if destination.wants(event)
     ]

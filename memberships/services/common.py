@@ -84,6 +84,29 @@ def record_event(
     return rows.insert(event)
 
 
+# Who hears of events written in bulk (`record_events`): the edges register here (integrations: the
+# outbox fan-out), as the single-row path's `post_save` reaches them.
+EVENT_SINKS: list[Callable[[list[Event]], Any]] = []
+
+
+def register_event_sink(sink: Callable[[list[Event]], Any]) -> None:
+    if sink not in EVENT_SINKS:
+        EVENT_SINKS.append(sink)
+
+
+def record_events(events: list[Event]) -> list[Event]:
+    """Write many timeline/outbox events in one statement (the caller's transaction) and hand them
+    to the sinks in that transaction."""
+    if events:
+        if connection.vendor == "postgresql":
+            rows.insert_many(events)
+        else:
+            Event.objects.bulk_create(events)
+        for sink in EVENT_SINKS:
+            sink(events)
+    return events
+
+
 def redeemed_summary(*, service: Service, quantity: int) -> str:
     """The timeline line of a redemption, whichever path wrote it."""
     return f"Redeemed {service.format_quantity(quantity)} {service.name}"[:300]

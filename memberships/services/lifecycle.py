@@ -184,9 +184,11 @@ def resume_due_pauses(*, now: datetime) -> int:
 
 
 def cancel_membership(*, membership: Membership, actor: Actor, idempotency_key: str, now: datetime,
-                      reason: str = "") -> Membership:
+                      reason: str = "", ended_at: datetime | None = None) -> Membership:
     """Close the tier and freeze the balance (freeze entries, nothing deleted). Whether frozen credit
-    stays usable until the paid period ends is the practice's setting."""
+    stays usable until the paid period ends is the practice's setting: it is paid through the end of
+    the current period if that is after the end (`ended_at`: when the processor ended the
+    subscription, by its own clock; else now)."""
 
     def body() -> Membership:
         locked = _lock(membership)
@@ -196,8 +198,9 @@ def cancel_membership(*, membership: Membership, actor: Actor, idempotency_key: 
         locked.status = S.CANCELLED
         locked.cancelled_at = now
         locked.pending_tier = None
+        end = ended_at or now
         locked.paid_through = locked.current_period_end if (
-            locked.current_period_end and locked.current_period_end > now) else now
+            locked.current_period_end and locked.current_period_end > end) else end
         locked.cancel_reason = reason[:200]
         locked.save(update_fields=["status", "cancelled_at", "pending_tier", "paid_through", "cancel_reason",
                                    "updated_at"])

@@ -258,6 +258,7 @@ def refill_entitlements(*, membership: Membership, cycle_key: str, actor: Actor,
         if locked.status == MembershipStatus.PENDING:
             locked.status = MembershipStatus.ACTIVE
         if cancelled_after and period_end is not None and period_end > ended_at:
+            # as the cancellation would have set it, had this cycle come first
             locked.paid_through = max(locked.paid_through or period_end, period_end)
         locked.save(update_fields=changed_fields)
         summary = ", ".join(f"+{g['quantity']}" for g in granted)

@@ -117,3 +117,71 @@ def lock_membership(*, membership_id: int, service_id: int | None) -> Membership
     membership.tier = tier
     membership.service_included = bool(row[-1]) if service_id is not None else None
     return membership
+
+
+def update_from_values(model: type[Model], values: list[tuple], *, set_sql: str, columns: list[tuple[str, str]]) -> int:
+    """One `UPDATE … FROM (VALUES …)` for many rows (PostgreSQL): `values` are (primary key, *columns)
+    tuples, `columns` the (name, SQL type) of the rest, `set_sql` the assignments, reading the row as
+    `t` and the values as `v`. Returns the number of rows updated."""
+    if not values:
+        return 0
+    q = connection.ops.quote_name
+    names = ", ".join(["id"] + [name for name, _ in columns])
+    row = "(" + ", ".join(["%s::bigint"] + [f"%s::{sql_type}" for _, sql_type in columns]) + ")"
+    sql = (f"UPDATE {q(model._meta.db_table)} AS t SET {set_sql} FROM (VALUES {', '.join([row] * len(values))}) "
+           f"AS v({names}) WHERE t.{q(model._meta.pk.column)} = v.id")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for values_row in values for value in values_row])
+        return cursor.rowcount
+
+
+_ARRAY_TYPES = {
+    "BigIntegerField": "bigint", "BigAutoField": "bigint", "IntegerField": "bigint", "PositiveIntegerField": "bigint",
+    "PositiveBigIntegerField": "bigint", "SmallIntegerField": "bigint", "PositiveSmallIntegerField": "bigint",
+    "AutoField": "bigint", "BooleanField": "boolean", "DateTimeField": "timestamptz", "DateField": "date",
+    "TimeField": "time", "JSONField": "jsonb", "DecimalField": "numeric", "FloatField": "double precision",
+}
+
+
+@lru_cache(maxsize=None)
+def _insert_many_plan(model: type[Model]) -> tuple[str, tuple]:
+    q = connection.ops.quote_name
+    meta = model._meta
+    fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
+    types = []
+    for field in fields:
+        target = field.target_field if field.is_relation else field
+        types.append(_ARRAY_TYPES.get(target.get_internal_type(), "text"))
+    columns = ", ".join(q(f.column) for f in fields)
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    sql = (f"INSERT INTO {q(meta.db_table)} ({columns}) SELECT * FROM unnest({arrays}) "
+           f"RETURNING {q(meta.pk.column)}")
+    return sql, tuple(zip(fields, types))
+
+
+def insert_many(instances: list[Model]) -> list[Model]:
+    """INSERT new rows of one model in one statement (PostgreSQL: one array per column through
+    `unnest`, so the statement is the same whatever the number of rows) and set their primary keys.
+    Sends no signals: callers announce what they wrote themselves (`record_events`)."""
+    if not instances:
+        return instances
+    import json
+
+    sql, plan = _insert_many_plan(type(instances[0]))
+    columns = []
+    for field, sql_type in plan:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            values = [field.pre_save(obj, True) for obj in instances]
+        else:
+            values = [getattr(obj, field.attname) for obj in instances]
+        if sql_type == "jsonb":
+            values = [None if v is None else json.dumps(v, cls=field.encoder) for v in values]
+        columns.append(values)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns)
+        ids = [row[0] for row in cursor.fetchall()]
+    for obj, pk in zip(instances, ids):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return instances
