@@ -220,7 +220,8 @@ def process_due(*, now: datetime | None = None, limit: int | None = None) -> dic
             if not rows:
                 return {}
             ordered = _in_processor_order(rows)
-            done = _apply_renewals(ordered, now=now)
+            done = _read_from_processor(ordered, now=now)
+            done |= _apply_renewals([item for item in ordered if item[0].pk not in done], now=now)
             for row, parsed in ordered:
                 if row.pk not in done:
                     _apply_row(row, parsed, now=now)
@@ -256,10 +257,10 @@ def _process_one_by_one(*, now: datetime, limit: int) -> dict[str, int]:
 class _Parsed:
     """A stored processor event, parsed once (no network): its fact and what orders it."""
 
-    __slots__ = ("fact", "envelope", "membership_ref", "subscription_ref", "created")
+    __slots__ = ("fact", "envelope", "membership_ref", "subscription_ref", "created", "completed")
 
     def __init__(self, envelope, fact):
-        self.envelope, self.fact = envelope, fact
+        self.envelope, self.fact, self.completed = envelope, fact, False
         self.membership_ref = getattr(fact, "membership_ref", "") or ""
         self.subscription_ref = getattr(fact, "subscription_ref", "") or ""
         self.created = int(getattr(envelope, "created", 0) or 0)
@@ -295,6 +296,28 @@ def _in_processor_order(rows: list[InboundEvent]) -> list[tuple[InboundEvent, "_
         return (membership_id, p.created, row.pk)
 
     return sorted(parsed, key=key)
+
+
+def _read_from_processor(ordered: list[tuple[InboundEvent, "_Parsed | None"]], *, now: datetime) -> set[int]:
+    """What the events leave out and the processor knows (a failure's decline code), read before any
+    membership is locked, so a slow processor holds up no other worker. Rows that must wait for it
+    are decided here: returns their ids."""
+    from .processors import stripe as stripe_adapter
+
+    waiting = set()
+    for row, parsed in ordered:
+        if parsed is None or parsed.envelope is None:
+            continue
+        try:
+            parsed.envelope = stripe_adapter.complete_event(row.payload, parsed.envelope)
+            parsed.fact, parsed.completed = parsed.envelope.fact, True
+        except ProcessorUnavailable as exc:
+            row.attempts += 1
+            _wait(row, f"waiting: {exc}", now=now)
+            waiting.add(row.pk)
+        except Exception:  # bad data: applying it says so, in the row's own savepoint
+            continue
+    return waiting
 
 
 def _apply_renewals(ordered: list[tuple[InboundEvent, "_Parsed | None"]], *, now: datetime) -> set[int]:
@@ -405,6 +428,8 @@ def _complete(row: InboundEvent, parsed: "_Parsed | None"):
 
     if parsed is None or parsed.envelope is None:
         return stripe_adapter.read_event(row.payload).fact      # raises what is wrong with it
+    if parsed.completed:
+        return parsed.fact
     return stripe_adapter.complete_event(row.payload, parsed.envelope).fact
 
 
