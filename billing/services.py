@@ -378,7 +378,9 @@ def record_subscription_changed(*, change: SubscriptionChanged, now: datetime) -
                 else None)
             dunning_hooks.membership_ended(membership=membership, now=now)
     elif change.status in ("past_due", "unpaid"):
-        settled_since = Invoice.objects.filter(membership=membership, status=InvoiceStatus.PAID,
+        # Only a paid invoice that opened a cycle since settles it (as only such an invoice makes a
+        # failure stale); a proration or manual invoice paid since does not.
+        settled_since = Invoice.objects.filter(membership=membership, status=InvoiceStatus.PAID, opened_cycle=True,
                                                last_event_created__gt=change.event_created).exists()
         if membership.status in (S.ACTIVE, S.PENDING) and not settled_since:
             ledger.mark_past_due(membership=membership, actor=actor, now=now,
