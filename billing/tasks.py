@@ -19,7 +19,7 @@ def reconcile_nightly() -> dict:
     """The nightly schedule: one run per practice (catch-up off; a missed night is simply the next run).
     A practice whose run raises is logged by its id and reported as "failed"; the others still run."""
     from billing.mirror.runs import run_reconciliation
-    from medspa.failures import log_failure
+    from memberships.failures import log_failure
     from memberships.models import Practice
 
     now = timezone.now()

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from billing import services as billing
 from billing.facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, SubscriptionChanged
-from medspa.failures import error_text, log_failure
+from memberships.failures import error_text, log_failure
 from memberships.models import Membership
 
 from .models import InboundEvent, InboundStatus

@@ -34,7 +34,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from medspa.failures import error_text, log_failure
+from memberships.failures import error_text, log_failure
 from memberships.models import Event
 
 from .models import Delivery, DeliveryStatus

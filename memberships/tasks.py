@@ -6,7 +6,7 @@ import logging
 
 from django.utils import timezone
 
-from medspa.failures import log_failure
+from memberships.failures import log_failure
 
 from . import services
 

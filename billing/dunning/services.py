@@ -37,7 +37,7 @@ from billing.models import (
     StepKind,
     StepStatus,
 )
-from medspa.failures import error_text, log_failure
+from memberships.failures import error_text, log_failure
 from memberships import services as ledger
 from memberships.models import AutomationStage, EventKind, Member, Membership, MembershipStatus
 from memberships.services import Actor

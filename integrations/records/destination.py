@@ -24,7 +24,7 @@ from django.db import transaction
 
 from integrations import outbox
 from integrations.models import Delivery
-from medspa.failures import error_text, log_failure
+from memberships.failures import error_text, log_failure
 from memberships.models import AutomationStage, Event, EventKind, Member
 
 from . import get_adapter

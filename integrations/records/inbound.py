@@ -34,7 +34,7 @@ from integrations.models import (
     RecordExceptionKind,
     RecordServiceMap,
 )
-from medspa.failures import error_text
+from memberships.failures import error_text
 from memberships import selectors as ledger
 from memberships import services
 from memberships.errors import (

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from medspa.failures import log_failure
+from memberships.failures import log_failure
 from memberships.errors import (
     AlreadyReversed,
     InsufficientBalance,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 
-from medspa.failures import log_failure
+from memberships.failures import log_failure
 from memberships.errors import IllegalTransition, InvalidTier
 from memberships.models import (
     EntitlementBalance,
