@@ -13,8 +13,9 @@ own copy of the same seed and through the same gunicorn setup and Django stack:
 - ours: `/webhooks/stripe/`.
 
 For each: requests/s, p50/p95/p99 latency, and CPU ms per request of the gunicorn processes plus
-their PostgreSQL backends (from /proc; the worker's CPU is shown apart). Ours is also given as a
-ratio of the ceiling. Then worker processes drain what is left of our backlog, and we check every
+their PostgreSQL backends (from /proc; the worker's CPU is shown apart). The two are measured in
+turn BENCH_WEBHOOK_ROUNDS (2) times each, and ours is given as a ratio of the ceiling from each
+side's best round (a busy machine only ever makes a figure worse). Then worker processes drain what is left of our backlog, and we check every
 event was applied exactly once (one refill per cycle-opening invoice, nothing failed).
 
 CONN_HEALTH_CHECKS (environment) is passed to gunicorn as set, to compare with and without.
@@ -40,6 +41,8 @@ GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", "3"))
 DRAIN_WORKERS = int(os.environ.get("BENCH_DRAIN_WORKERS", "2"))
 # 0: stop after the ingest (no backlog drain, no exactly-once check) — for comparing ingest alone.
 DRAIN_BACKLOG = os.environ.get("BENCH_WEBHOOK_DRAIN", "1") != "0"
+# Ceiling and ours measured in turn this many times each; the summary takes each side's best.
+ROUNDS = int(os.environ.get("BENCH_WEBHOOK_ROUNDS", "2"))
 DUPLICATE_SHARE = 0.10
 SECRET = "whsec_bench_webhooks"
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,22 +249,39 @@ def run() -> None:
         print(f"{len(order)} POSTs ({len(duplicates)} duplicates) of {EVENTS} events from {SENDERS} senders to "
               f"gunicorn ({GUNICORN_WORKERS} gthread workers × 4 threads), one worker draining meanwhile; "
               f"bodies {sizes[0] / 1024:.1f}–{sizes[-1] / 1024:.1f} KB (median {sizes[len(sizes) // 2] / 1024:.1f}); "
-              f"{mix}; CONN_HEALTH_CHECKS={os.environ.get('CONN_HEALTH_CHECKS', '(default)')}", flush=True)
+              f"{mix}; CONN_HEALTH_CHECKS={os.environ.get('CONN_HEALTH_CHECKS', '(default)')}; "
+              f"{ROUNDS} rounds, ceiling and ours in turn", flush=True)
         connections.close_all()
 
-        with fresh_database("bench_webhooks_ceiling", template=seed) as name:
-            ceiling = _ingest("ceiling (verify + one INSERT)", name, CEILING_PATH, bodies, order)
-            _stop(ceiling["worker"], now=True)
-
-        with fresh_database("bench_webhooks", template=seed) as name:
-            ours = _ingest("ours (/webhooks/stripe/)", name, OURS_PATH, bodies, order)
-            print(f"ours/ceiling: {ours['rate'] / ceiling['rate']:.2f} of the rate, "
-                  f"{ours['cpu'] / ceiling['cpu']:.2f}× the CPU per request; "
-                  f"goal ≥ 500 req/s with p99 ≤ 50 ms", flush=True)
-            if DRAIN_BACKLOG:
+        results: dict[str, list[dict]] = {"ceiling": [], "ours": []}
+        for round_ in range(1, ROUNDS + 1):
+            with fresh_database("bench_webhooks_ceiling", template=seed) as name:
+                ceiling = _ingest(f"ceiling (verify + one INSERT), round {round_}", name, CEILING_PATH, bodies,
+                                  order)
+                _stop(ceiling["worker"], now=True)
+                results["ceiling"].append(ceiling)
+            with fresh_database("bench_webhooks", template=seed) as name:
+                ours = _ingest(f"ours (/webhooks/stripe/), round {round_}", name, OURS_PATH, bodies, order)
+                results["ours"].append(ours)
+                if round_ < ROUNDS or not DRAIN_BACKLOG:
+                    _stop(ours["worker"], now=True)
+                    continue
+                _summary(results)
                 _backlog(ours, kinds)
-            else:
-                _stop(ours["worker"], now=True)
+        if not DRAIN_BACKLOG:
+            _summary(results)
+
+
+def _summary(results: dict[str, list[dict]]) -> None:
+    """Best of the rounds on each side (a busy machine only ever makes a figure worse)."""
+    best = {side: {"rate": max(r["rate"] for r in runs), "p99": min(r["p99"] for r in runs),
+                   "cpu": min(r["cpu"] for r in runs)} for side, runs in results.items()}
+    ours, ceiling = best["ours"], best["ceiling"]
+    print(f"best of {len(results['ours'])}: ours {ours['rate']:,.0f} requests/s, p99 {ours['p99'] * 1000:.1f} ms, "
+          f"{ours['cpu']:.2f} CPU ms/request; ceiling {ceiling['rate']:,.0f} requests/s, p99 "
+          f"{ceiling['p99'] * 1000:.1f} ms, {ceiling['cpu']:.2f} CPU ms/request", flush=True)
+    print(f"ours/ceiling: {ours['rate'] / ceiling['rate']:.2f} of the rate, {ours['cpu'] / ceiling['cpu']:.2f}× the "
+          f"CPU per request; goal ≥ 500 req/s with p99 ≤ 50 ms", flush=True)
 
 
 def _backlog(ours: dict, kinds: list[str]) -> None:
