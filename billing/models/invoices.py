@@ -1,5 +1,5 @@
-"""The money side: a mirror of the processor's invoices and subscriptions. Rows are written only by
-`billing.services`, from normalized processor facts; they never decide entitlements themselves."""
+"""Invoices and subscriptions: a mirror of the processor's, as last reported. Rows are written only
+by `billing.services`, from normalized processor facts; they never decide entitlements themselves."""
 
 from __future__ import annotations
 
@@ -93,13 +93,3 @@ class ProcessorSubscription(models.Model):
     def __str__(self) -> str:
         return f"{self.processor_subscription_id} ({self.status})"
 
-
-from .mirror_models import (  # noqa: E402,F401  (the mirror's models live in their own module)
-    Discrepancy,
-    DiscrepancyKind,
-    ImportBatch,
-    ImportStatus,
-    ReconciliationRun,
-    SheetRow,
-)
-from .dunning_models import *  # noqa: E402,F401,F403  (DunningPolicy, DunningCase, DunningStep, ...)
