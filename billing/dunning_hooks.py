@@ -10,7 +10,7 @@ from datetime import datetime
 from memberships.models import Membership
 
 from .dunning.declines import is_hard_decline
-from .dunning.services import cancel_cases_of_membership, close_case_for_payment, open_case_for_failure
+from .dunning.cases import cancel_cases_of_membership, close_case_for_payment, open_case_for_failure
 from .models import Invoice
 
 

@@ -1,18 +1,38 @@
-"""Dunning: failed payments chased, members told, the chart flagged. The public hand-off points:"""
+"""Dunning: failed payments chased, members told, the chart flagged. The modules, one job each:
 
-from .services import (  # noqa: F401
+- `cases`: a case's state (opened on a failure, folded, recovered, cancelled, staff's contact note);
+- `policy`: versioned policies, and the steps a policy plans for a new case;
+- `schedule`: the scheduled run that works off the due steps (and the exhaustion at the end);
+- `retries`: payment retries and the processor's answers, a retry after a card update;
+- `messages`: messages to the member, what the provider reports back, the staff's resend;
+- `declines`, `quiet`, `rendering`, `links`: hard declines, quiet hours, message bodies, card links.
+
+The public hand-off points, for the edges (`integrations`) and the tests:"""
+
+from .cases import (
     cancel_case,
     cancel_case_for_invoice,
     close_case_for_payment,
     mark_contacted,
     open_case_for_failure,
-    rearm_unreachable_retry,
+)
+from .messages import (
     record_message_sent,
     record_message_status,
     record_message_undeliverable,
-    record_retry_result,
     resend_card_link,
+)
+from .retries import (
+    rearm_unreachable_retry,
+    record_retry_result,
     retry_after_card_update,
     retry_open_cases_after_card_update,
-    run_dunning,
 )
+from .schedule import run_dunning
+
+__all__ = [
+    "cancel_case", "cancel_case_for_invoice", "close_case_for_payment", "mark_contacted", "open_case_for_failure",
+    "rearm_unreachable_retry", "record_message_sent", "record_message_status", "record_message_undeliverable",
+    "record_retry_result", "resend_card_link", "retry_after_card_update", "retry_open_cases_after_card_update",
+    "run_dunning",
+]

@@ -1,17 +1,17 @@
 """Dunning policies: versioned data. `current_policy` gives the practice's current version (the
 defaults on first use); `update_dunning_policy` validates a change and saves it as a new version.
-Open cases keep the version they started under."""
+Open cases keep the version they started under; `plan_steps` turns it into a new case's steps."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
 from django.template import Context, Template, TemplateSyntaxError
 
-from billing.models import DunningPolicy, ExhaustedAction, StepChannels
+from billing.models import DunningCase, DunningPolicy, DunningStep, ExhaustedAction, StepChannels, StepKind
 from memberships.models import AuditLog, Practice, Service, Tier
 from memberships.services import Actor
 
@@ -33,6 +33,26 @@ def current_policy(*, practice: Practice, now: datetime) -> DunningPolicy:
         Practice.objects.select_for_update().get(pk=practice.pk)  # one first version, even when raced
         policy = DunningPolicy.objects.filter(practice=practice, is_current=True).first()
         return policy or DunningPolicy.objects.create(practice=practice, version=1, is_current=True, created_at=now)
+
+
+def plan_steps(case: DunningCase, policy: DunningPolicy) -> None:
+    """A new case's steps: at each offset a retry (after day 0, unless the decline is hard or the
+    processor retries itself) and the offset's messages; the exhaustion at the end."""
+    steps = []
+    channels = list(policy.step_channels) + ["none"] * len(policy.retry_offsets_days)
+    for number, offset in enumerate(policy.retry_offsets_days):
+        due = case.opened_at + timedelta(days=offset)
+        if offset > 0 and not case.hard and not policy.use_processor_retries:
+            steps.append(DunningStep(case=case, key=f"step{number}:retry", number=number, kind=StepKind.RETRY,
+                                     due_at=due))
+        if channels[number] in ("sms", "both"):
+            steps.append(DunningStep(case=case, key=f"step{number}:sms", number=number, kind=StepKind.SMS, due_at=due))
+        if channels[number] in ("email", "both"):
+            steps.append(DunningStep(case=case, key=f"step{number}:email", number=number, kind=StepKind.EMAIL,
+                                     due_at=due))
+    steps.append(DunningStep(case=case, key="exhaust", number=len(policy.retry_offsets_days), kind=StepKind.EXHAUST,
+                             due_at=case.opened_at + timedelta(days=policy.exhaust_offset_days)))
+    DunningStep.objects.bulk_create(steps)
 
 
 def _check_template(name: str, text: str, *, forbidden: list[str], errors: dict[str, str]) -> None:

@@ -18,7 +18,7 @@ from billing.models import (
     StepStatus,
 )
 
-from .services import CARD_UPDATE_STEP_BASE, MANUAL_STEP_BASE
+from .cases import CARD_UPDATE_STEP_BASE, MANUAL_STEP_BASE
 
 
 @dataclass(frozen=True)

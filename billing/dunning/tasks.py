@@ -6,6 +6,6 @@ from django.utils import timezone
 
 
 def run_dunning_task() -> dict[str, int]:
-    from .services import run_dunning
+    from .schedule import run_dunning
 
     return run_dunning(now=timezone.now())

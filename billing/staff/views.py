@@ -12,7 +12,8 @@ from django.views.decorators.http import require_POST
 
 from billing import metrics
 from billing.dunning import selectors as dunning_selectors
-from billing.dunning import services as dunning_services
+from billing.dunning import cases as dunning_cases
+from billing.dunning import messages as dunning_messages
 from billing.mirror.selectors import reconciliation_status, reconciliation_trend
 from billing.models import DiscrepancyKind, DunningCase
 from memberships.errors import LedgerError
@@ -131,7 +132,7 @@ def mark_contacted(request, case_id: int):
     note = request.POST.get("note", "").strip()[:200]
     try:
         with transaction.atomic():
-            dunning_services.mark_contacted(case, Actor.staff(request.user), note, timezone.now())
+            dunning_cases.mark_contacted(case, Actor.staff(request.user), note, timezone.now())
             audit(request, action="dunning_contacted", obj=case, member=case.member, detail={"case_id": case.pk})
     except LedgerError as exc:
         messages.error(request, exc.message)
@@ -148,7 +149,7 @@ def resend_card_link(request, case_id: int):
     case = _case(request, case_id)
     try:
         with transaction.atomic():
-            made = dunning_services.resend_card_link(case, Actor.staff(request.user), timezone.now())
+            made = dunning_messages.resend_card_link(case, Actor.staff(request.user), timezone.now())
             audit(request, action="dunning_card_link_resent", obj=case, member=case.member,
                   detail={"case_id": case.pk, "messages": [m.pk for m in made]})
     except LedgerError as exc:

@@ -1,0 +1,218 @@
+"""Messages to the member of a dunning case: a message step picks the channel (SMS with consent and
+outside quiet hours, else email), the message is rendered and handed to the outbox (event
+DUNNING_MESSAGE, delivered by the messaging destination after commit), and what the provider reports
+comes back here (sent, not deliverable, delivery status). An SMS the member opted out of falls back
+to email. Staff may send the card-update link again from the queue page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+
+from billing.models import (
+    MESSAGE_STATUS_RANK,
+    DunningCase,
+    DunningCaseStatus,
+    DunningMessage,
+    DunningStep,
+    MessageChannel,
+    MessageStatus,
+    StepKind,
+    StepStatus,
+)
+from memberships import services as ledger
+from memberships.models import EventKind
+from memberships.services import Actor
+
+from .cases import (
+    CARD_UPDATE_STEP_BASE,
+    MANUAL_STEP_BASE,
+    finish_step,
+    lock_case,
+    record_case_event,
+    refresh_next_action,
+    stage_allows_member_effects,
+)
+from .errors import CaseClosed
+from .quiet import quiet_until
+from .rendering import render_email, render_sms
+from .retries import waiting_for_retry
+
+
+def _has_sibling(case: DunningCase, step: DunningStep, kind: str) -> bool:
+    return DunningStep.objects.filter(case=case, number=step.number, kind=kind).exists()
+
+
+def run_message_step(case: DunningCase, step: DunningStep, *, now: datetime) -> str:
+    if waiting_for_retry(case, number=step.number, now=now):
+        return "waiting"
+    member = case.member
+    channel = MessageChannel.SMS if step.kind == StepKind.SMS else MessageChannel.EMAIL
+    reason = "manual" if step.number >= MANUAL_STEP_BASE else "schedule"
+    if channel == MessageChannel.SMS and not member.can_receive_sms:
+        if _has_sibling(case, step, StepKind.EMAIL):
+            finish_step(step, now=now, status=StepStatus.SKIPPED, note="no SMS consent; the step's email goes instead")
+            return "skipped"
+        if not member.email:
+            finish_step(step, now=now, status=StepStatus.SKIPPED, note="no SMS consent and no email address")
+            return "skipped"
+        channel, reason = MessageChannel.EMAIL, "fallback"
+    if channel == MessageChannel.SMS:
+        until = quiet_until(member=member, now=now)
+        if until is not None:
+            step.deferred_from = step.deferred_from or step.due_at
+            step.due_at = until
+            step.save(update_fields=["deferred_from", "due_at"])
+            return "deferred"
+    if channel == MessageChannel.EMAIL and not member.email:
+        finish_step(step, now=now, status=StepStatus.SKIPPED, note="no email address")
+        return "skipped"
+    message = queue_message(case, channel=channel, reason=reason, step=step, now=now)
+    finish_step(step, now=now, note=f"{channel} message {message.pk}" + (" (fallback)" if reason == "fallback" else ""))
+    return f"{channel}_shadowed" if message.status == MessageStatus.SHADOWED else channel
+
+
+def queue_message(case: DunningCase, *, channel: str, reason: str, now: datetime,
+                  step: DunningStep | None = None) -> DunningMessage:
+    """Render the message and hand it to the outbox (an Event); the messaging destination sends it."""
+    policy = case.policy
+    if channel == MessageChannel.SMS:
+        subject, body = "", render_sms(policy, case)
+    else:
+        subject, body = render_email(policy, case)
+    shadowed = not stage_allows_member_effects(case)
+    message = DunningMessage.objects.create(
+        case=case, step=step, channel=channel, reason=reason, subject=subject, body=body, created_at=now,
+        status=MessageStatus.SHADOWED if shadowed else MessageStatus.PENDING,
+    )
+    label = "SMS" if channel == MessageChannel.SMS else "Email"
+    where = f"step {step.number}" if step is not None and step.number < CARD_UPDATE_STEP_BASE else reason
+    record_case_event(case, kind=EventKind.DUNNING_MESSAGE, now=now,
+                      summary=(f"Would have sent the card-update {label} ({where}): stage below dunning" if shadowed
+                               else f"Card-update {label} queued ({where})"),
+                      payload={"message_id": message.pk, "channel": channel, "reason": reason, "shadowed": shadowed,
+                               "step": step.number if step is not None else None})
+    return message
+
+
+# --- what the provider reports ---------------------------------------------------------------------
+
+def _fallback_email(message: DunningMessage, *, now: datetime) -> DunningMessage | None:
+    """An SMS that cannot go (opt-out) becomes an email, unless that step already sends one."""
+    case = message.case
+    if not case.member.email or case.status != DunningCaseStatus.OPEN:
+        return None
+    if message.step_id is not None and (
+        DunningMessage.objects.filter(step__case=case, step__number=message.step.number,
+                                      channel=MessageChannel.EMAIL).exists()
+        or DunningStep.objects.filter(case=case, number=message.step.number, kind=StepKind.EMAIL,
+                                      status=StepStatus.PENDING).exists()
+    ):
+        return None
+    return queue_message(case, channel=MessageChannel.EMAIL, reason="fallback", step=message.step, now=now)
+
+
+def _lock_message(message_id: int) -> DunningMessage:
+    return (DunningMessage.objects.select_for_update(of=("self",))
+            .select_related("case__member__practice", "case__practice", "case__policy", "case__membership", "step")
+            .get(pk=message_id))
+
+
+def _move_status(message: DunningMessage, status: str, *, now: datetime) -> bool:
+    if MESSAGE_STATUS_RANK.get(status, 0) <= MESSAGE_STATUS_RANK.get(message.status, 0):
+        return False
+    message.status = status
+    message.status_updated_at = now
+    return True
+
+
+@transaction.atomic
+def record_message_sent(*, message_id: int, provider_id: str = "", status: str = MessageStatus.SENT,
+                        now: datetime) -> DunningMessage:
+    message = _lock_message(message_id)
+    if message.sent_at is not None:
+        return message
+    _move_status(message, status if status in MessageStatus.values else MessageStatus.SENT, now=now)
+    message.provider_id = provider_id[:100]
+    message.sent_at = now
+    message.save(update_fields=["status", "status_updated_at", "provider_id", "sent_at"])
+    label = "SMS" if message.channel == MessageChannel.SMS else "Email"
+    record_case_event(message.case, kind=EventKind.MESSAGE_SENT, now=now, summary=f"Card-update {label} sent",
+                      payload={"message_id": message.pk, "channel": message.channel, "reason": message.reason})
+    return message
+
+
+@transaction.atomic
+def record_message_undeliverable(*, message_id: int, now: datetime, error_code: str = "",
+                                 opted_out: bool = False, note: str = "") -> DunningMessage:
+    """The message could not go: the recipient opted out (STOP, or Twilio 21610: recorded at once,
+    and the step falls back to email), or the provider refused it for good."""
+    message = _lock_message(message_id)
+    if message.status in (MessageStatus.FAILED, MessageStatus.SKIPPED):
+        return message
+    if message.sent_at is None and opted_out:
+        message.status = MessageStatus.SKIPPED
+    else:
+        message.status = MessageStatus.FAILED
+    message.error_code = error_code[:20]
+    message.status_updated_at = now
+    message.save(update_fields=["status", "error_code", "status_updated_at"])
+    case = message.case
+    why = f" ({note or error_code})" if (note or error_code) else ""
+    record_case_event(case, kind=EventKind.DUNNING, now=now, summary=f"{message.get_channel_display()} not delivered{why}",
+                      payload={"message_id": message.pk, "error_code": error_code[:20], "opted_out": opted_out})
+    if opted_out and message.channel == MessageChannel.SMS:
+        ledger.record_sms_opt_out(member=case.member, actor=Actor.system("sms"), now=now,
+                                  source=f"twilio {error_code}" if error_code else "opt-out")
+        case.member.refresh_from_db()
+        _fallback_email(message, now=now)
+    return message
+
+
+@transaction.atomic
+def record_message_status(*, provider_id: str, status: str, now: datetime, error_code: str = "") -> DunningMessage | None:
+    """A delivery status callback: recorded, moving the status only forward (callbacks come
+    unordered and repeated). Unknown message ids are ignored (None)."""
+    message_id = DunningMessage.objects.filter(provider_id=provider_id).values_list("pk", flat=True).first()
+    if message_id is None or not provider_id:
+        return None
+    message = _lock_message(message_id)
+    changed = _move_status(message, status, now=now) if status in MessageStatus.values else False
+    if error_code and changed:
+        message.error_code = error_code[:20]
+    if changed:
+        message.save(update_fields=["status", "status_updated_at", "error_code"])
+    if error_code == "21610":
+        ledger.record_sms_opt_out(member=message.case.member, actor=Actor.system("sms"), now=now,
+                                  source="twilio 21610")
+        message.case.member.refresh_from_db()
+        _fallback_email(message, now=now)
+    return message
+
+
+# --- staff (the dunning queue page) -------------------------------------------------------------------
+
+def _manual_step(case: DunningCase, kind: str, *, now: datetime) -> DunningStep:
+    n = DunningStep.objects.filter(case=case, number__gte=MANUAL_STEP_BASE).count() + 1
+    return DunningStep.objects.create(case=case, key=f"manual-{n}:{kind}", number=MANUAL_STEP_BASE + n, kind=kind,
+                                      due_at=now)
+
+
+@transaction.atomic
+def resend_card_link(case: DunningCase, actor: Actor, now: datetime) -> list[DunningMessage]:
+    """Send the card-update link again now, by SMS (with consent; outside quiet hours, else at their
+    end) and by email. Raises CaseClosed for a closed case."""
+    case = lock_case(case.pk)
+    if case.status != DunningCaseStatus.OPEN:
+        raise CaseClosed("This case is closed; there is nothing to chase.")
+    record_case_event(case, kind=EventKind.DUNNING, now=now, actor=actor, summary="Card-update link resent by staff",
+                      payload={})
+    made = []
+    kinds = [StepKind.EMAIL] + ([StepKind.SMS] if case.member.can_receive_sms else [])
+    for kind in kinds:
+        step = _manual_step(case, kind, now=now)
+        run_message_step(case, step, now=now)
+        made += list(DunningMessage.objects.filter(step=step))
+    refresh_next_action(case)
+    return made
