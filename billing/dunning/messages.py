@@ -113,6 +113,15 @@ def _fallback_email(message: DunningMessage, *, now: datetime) -> DunningMessage
     return queue_message(case, channel=MessageChannel.EMAIL, reason="fallback", step=message.step, now=now)
 
 
+def _record_opt_out(message: DunningMessage, *, error_code: str, now: datetime) -> None:
+    """The member's number opted out: no more SMS to them (on the timeline, with the provider's code),
+    and this message's step goes by email instead."""
+    ledger.record_sms_opt_out(member=message.case.member, actor=Actor.system("sms"), now=now,
+                              source=f"provider code {error_code}" if error_code else "opt-out")
+    message.case.member.refresh_from_db()
+    _fallback_email(message, now=now)
+
+
 def _lock_message(message_id: int) -> DunningMessage:
     return (DunningMessage.objects.select_for_update(of=("self",))
             .select_related("case__member__practice", "case__practice", "case__policy", "case__membership", "step")
@@ -146,8 +155,9 @@ def record_message_sent(*, message_id: int, provider_id: str = "", status: str =
 @transaction.atomic
 def record_message_undeliverable(*, message_id: int, now: datetime, error_code: str = "",
                                  opted_out: bool = False, note: str = "") -> DunningMessage:
-    """The message could not go: the recipient opted out (STOP, or Twilio 21610: recorded at once,
-    and the step falls back to email), or the provider refused it for good."""
+    """The message could not go: the recipient opted out (no consent at send time, or the provider
+    says the number opted out: recorded at once, and the step falls back to email), or the provider
+    refused it for good. `error_code` is the provider's, kept as it is."""
     message = _lock_message(message_id)
     if message.status in (MessageStatus.FAILED, MessageStatus.SKIPPED):
         return message
@@ -163,17 +173,16 @@ def record_message_undeliverable(*, message_id: int, now: datetime, error_code: 
     record_case_event(case, kind=EventKind.DUNNING, now=now, summary=f"{message.get_channel_display()} not delivered{why}",
                       payload={"message_id": message.pk, "error_code": error_code[:20], "opted_out": opted_out})
     if opted_out and message.channel == MessageChannel.SMS:
-        ledger.record_sms_opt_out(member=case.member, actor=Actor.system("sms"), now=now,
-                                  source=f"twilio {error_code}" if error_code else "opt-out")
-        case.member.refresh_from_db()
-        _fallback_email(message, now=now)
+        _record_opt_out(message, error_code=error_code, now=now)
     return message
 
 
 @transaction.atomic
-def record_message_status(*, provider_id: str, status: str, now: datetime, error_code: str = "") -> DunningMessage | None:
+def record_message_status(*, provider_id: str, status: str, now: datetime, error_code: str = "",
+                          opted_out: bool = False) -> DunningMessage | None:
     """A delivery status callback: recorded, moving the status only forward (callbacks come
-    unordered and repeated). Unknown message ids are ignored (None)."""
+    unordered and repeated). `opted_out`: the provider says the recipient opted out, which is
+    recorded and the step falls back to email. Unknown message ids are ignored (None)."""
     message_id = DunningMessage.objects.filter(provider_id=provider_id).values_list("pk", flat=True).first()
     if message_id is None or not provider_id:
         return None
@@ -183,11 +192,8 @@ def record_message_status(*, provider_id: str, status: str, now: datetime, error
         message.error_code = error_code[:20]
     if changed:
         message.save(update_fields=["status", "status_updated_at", "error_code"])
-    if error_code == "21610":
-        ledger.record_sms_opt_out(member=message.case.member, actor=Actor.system("sms"), now=now,
-                                  source="twilio 21610")
-        message.case.member.refresh_from_db()
-        _fallback_email(message, now=now)
+    if opted_out:
+        _record_opt_out(message, error_code=error_code, now=now)
     return message
 
 

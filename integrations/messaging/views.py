@@ -20,6 +20,7 @@ from memberships import services as ledger
 from memberships.models import Member
 
 from ..models import InboundEvent, InboundStatus
+from .sms import TWILIO_OPTED_OUT
 
 logger = logging.getLogger(__name__)
 
@@ -94,5 +95,6 @@ def status(request: HttpRequest) -> HttpResponse:
     sid = request.POST.get("MessageSid") or request.POST.get("SmsSid") or ""
     new_status = (request.POST.get("MessageStatus") or request.POST.get("SmsStatus") or "").lower()
     error_code = request.POST.get("ErrorCode") or ""
-    dunning.record_message_status(provider_id=sid, status=new_status, error_code=error_code, now=timezone.now())
+    dunning.record_message_status(provider_id=sid, status=new_status, error_code=error_code,
+                                  opted_out=error_code == str(TWILIO_OPTED_OUT), now=timezone.now())
     return HttpResponse(EMPTY_TWIML, content_type="text/xml")
