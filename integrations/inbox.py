@@ -1,21 +1,20 @@
-"""The webhook inbox: store each verified event once, then process it in a task.
+"""The webhook inbox's processing: stored events (`integrations.intake`) applied by the workers.
 
-Processing happens under the event row's lock (SKIP LOCKED), in the same transaction as the
-ledger changes it causes and the status it ends in, so a worker killed half-way leaves the event
-`received` and the next run applies it exactly once. Events whose object we do not know yet, or
-that need the processor when it is unreachable, stay `received` with a later `next_attempt_at`
-(bounded by INBOX_MAX_ATTEMPTS, then `failed`). Anything else that raises — bad data, a bug, a
-database error — is undone to the row's own savepoint and the row ends `failed` with the error (the
-attempt counted), for a manager to look at and re-process from the admin; the sweep goes on with
-the next row, so one bad event never holds up the others.
+A worker takes a batch of due events (SKIP LOCKED) and applies it in one transaction, membership by
+membership in ascending id order — each membership's events in the processor's own order — with one
+savepoint per event, so a worker killed half-way leaves its events `received` and the next run
+applies them exactly once. The plain renewals of a batch are recorded together
+(`billing.renewals`). Events whose object we do not know yet, that need the processor while it is
+unreachable, or that met another worker's lock, stay `received` with a later `next_attempt_at`
+(bounded by INBOX_MAX_ATTEMPTS, then `failed`). Anything else that raises — bad data, a bug — is
+undone to the event's savepoint and the event ends `failed` with the error (the attempt counted), for
+a manager to look at and re-process from the admin; the batch goes on with the next event.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-import re
 import time
 from datetime import datetime, timedelta
 
@@ -25,159 +24,17 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from billing import services as billing
-from billing.facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, SubscriptionChanged
+from billing.facts import ChargeSucceeded
 from memberships.failures import error_text, log_failure
 from memberships.models import Membership
 
+# Storing is `integrations.intake`'s; its names stay importable here for callers that store and process.
+from .intake import RECORD_SOURCE_PREFIX, SOURCE_STRIPE, has_nul, retry_delay, store_event  # noqa: F401
 from .models import InboundEvent, InboundStatus
-from .processors.base import CardSaved, DefaultCardChanged, IgnoredEvent, ProcessorUnavailable
+from .processor_facts import _practice_of, apply_fact
+from .processors.base import IgnoredEvent, ProcessorUnavailable
 
 logger = logging.getLogger(__name__)
-
-SOURCE_STRIPE = "stripe"
-RECORD_SOURCE_PREFIX = "record:"
-
-# A NUL character (the JSON escape \u0000 not itself escaped, or a raw NUL byte): PostgreSQL's jsonb
-# cannot store it, so such a body is refused before it is stored.
-_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000|\x00")
-
-
-def has_nul(body: bytes) -> bool:
-    # Two substring scans (memchr-fast) settle almost every body; the regex only decides whether a
-    # "\u0000" that is there is escaped itself.
-    if b"\x00" in body:
-        return True
-    return b"\\u0000" in body and _NUL.search(body) is not None
-
-
-def store_event(*, source: str, event: dict, handled: bool, now: datetime, raw: bytes | None = None
-                ) -> tuple[int | None, bool]:
-    """Insert the event once: one statement (`ON CONFLICT DO NOTHING`), one commit. Returns (row id,
-    created); a duplicate returns (None, False). Unknown types are stored already `ignored`. `raw`:
-    the verified body, stored as is (no re-serialization). Processing is queued after the commit."""
-    table = InboundEvent._meta.db_table
-    postgres = connection.vendor == "postgresql"
-    adapt = connection.ops.adapt_datetimefield_value
-    payload = raw.decode("utf-8") if raw is not None else json.dumps(event)
-    status = InboundStatus.RECEIVED if handled else InboundStatus.IGNORED
-    # One statement, committed on its own (autocommit): the request's only round trip that counts.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (source, event_id, event_type, payload, status, error, attempts, "
-            f"object_created, received_at, processed_at, next_attempt_at, practice_id) "
-            f"VALUES (%s, %s, %s, %s{'::jsonb' if postgres else ''}, %s, '', 0, %s, %s, %s, NULL, NULL) "
-            f"ON CONFLICT (source, event_id) DO NOTHING RETURNING id",
-            [source, str(event["id"])[:200], str(event["type"])[:100], payload, status,
-             int(event.get("created") or 0) or None, adapt(now), None if handled else adapt(now)],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None, False
-    inbound_id = row[0]
-    if handled:
-        # Runs at once in autocommit; inside a caller's transaction, after it commits.
-        transaction.on_commit(lambda: trigger_processing(inbound_id))
-    return inbound_id, True
-
-
-_last_trigger = 0.0
-
-
-def trigger_processing(inbound_id: int) -> None:
-    """Queue the processing of a stored event on django-q2. With INBOX_TRIGGER_SECONDS > 0 the
-    tasks are coalesced: a web process queues one backlog drain at most that often, and a drain
-    re-checks that long after it found nothing, so an event committed after a drain started always
-    meets a later check (and the minute sweep stays as the safety net). 0: one task per event."""
-    global _last_trigger
-    from django_q.tasks import async_task
-
-    interval = settings.INBOX_TRIGGER_SECONDS
-    try:
-        if interval <= 0:
-            async_task("integrations.tasks.process_inbound_event", inbound_id, group="inbox")
-            return
-        clock = time.monotonic()
-        if clock - _last_trigger < interval:
-            return
-        _last_trigger = clock
-        async_task("integrations.tasks.process_inbound_backlog", group="inbox")
-    except Exception:  # the stored row is the record of due work: the periodic sweep finds it
-        logger.exception("could not queue inbound event %s; the sweep will process it", inbound_id)
-
-
-def retry_delay(attempts: int) -> timedelta:
-    base = settings.INBOX_RETRY_BASE_SECONDS
-    ceiling = min(settings.INBOX_RETRY_MAX_SECONDS, base * (2 ** max(0, attempts - 1)))
-    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
-
-
-def apply_fact(fact, *, now: datetime):
-    """Hand a normalized fact to billing. Returns the billing row (or None when ignored)."""
-    if isinstance(fact, ChargeSucceeded):
-        return billing.record_charge_succeeded(charge=fact, now=now)
-    if isinstance(fact, ChargeFailed):
-        return billing.record_charge_failed(charge=fact, now=now)
-    if isinstance(fact, ChargeActionRequired):
-        return billing.record_charge_action_required(charge=fact, now=now)
-    if isinstance(fact, SubscriptionChanged):
-        return billing.record_subscription_changed(change=fact, now=now)
-    if isinstance(fact, CardSaved):
-        return use_saved_card(fact, now=now)
-    if isinstance(fact, DefaultCardChanged):
-        return retry_with_new_default_card(fact, now=now)
-    return None
-
-
-def use_saved_card(fact: CardSaved, *, now: datetime):
-    """The member's new card (from the hosted page) becomes the default, so the next retry — ours
-    or the processor's — charges it. The member's own act: allowed at every automation stage."""
-    from .processors import sync
-
-    membership = billing.find_membership(membership_ref=fact.membership_ref, subscription_ref="")
-    if membership is None:
-        raise billing.UnknownMembership(f"No membership {fact.membership_ref or '?'} yet.")
-    processor = sync.get_processor()
-    card = processor.use_saved_card(customer_ref=fact.customer_ref, setup_ref=fact.setup_ref,
-                                    subscription_ref=membership.processor_subscription_id,
-                                    idempotency_key=f"card-saved:{fact.setup_ref}")
-    from billing import dunning
-
-    # An open dunning case pays its invoice with the new card now (once per card, capped per case).
-    dunning.retry_open_cases_after_card_update(member=membership.member, payment_method_ref=card, now=now,
-                                               source="card saved")
-    return membership
-
-
-class AmbiguousCustomer(Exception):
-    """Several members carry the processor customer id: a manager has to untangle them."""
-
-
-def retry_with_new_default_card(fact: DefaultCardChanged, *, now: datetime):
-    """The processor reports a new default card for a customer (the Billing Portal's card update):
-    the member's open dunning cases pay their invoice with it now, once per card. A customer that is
-    no member of ours is ignored; one shared by several members fails the event for a manager."""
-    from billing import dunning
-    from memberships.models import Member
-
-    members = list(Member.objects.filter(processor_customer_id=fact.customer_ref)[:2]) if fact.customer_ref else []
-    if not members:
-        return None
-    if len(members) > 1:
-        raise AmbiguousCustomer(f"processor customer {fact.customer_ref} belongs to several members")
-    dunning.retry_open_cases_after_card_update(member=members[0], payment_method_ref=fact.payment_method_ref,
-                                               now=now, source="default card changed")
-    return members[0]
-
-
-def _practice_of(result) -> int | None:
-    if result is None:
-        return None
-    if getattr(result, "practice_id", None):
-        return result.practice_id
-    if getattr(result, "member", None) is not None:
-        return result.member.practice_id
-    membership = getattr(result, "membership", None)
-    return membership.member.practice_id if membership is not None else None
 
 
 def process_inbound(inbound_id: int, *, now: datetime, force: bool = False) -> str | None:
@@ -221,6 +78,7 @@ def process_due(*, now: datetime | None = None, limit: int | None = None) -> dic
                 return {}
             ordered = _in_processor_order(rows)
             done = _read_from_processor(ordered, now=now)
+            _lock_memberships(ordered)
             done |= _apply_renewals([item for item in ordered if item[0].pk not in done], now=now)
             for row, parsed in ordered:
                 if row.pk not in done:
@@ -257,10 +115,10 @@ def _process_one_by_one(*, now: datetime, limit: int) -> dict[str, int]:
 class _Parsed:
     """A stored processor event, parsed once (no network): its fact and what orders it."""
 
-    __slots__ = ("fact", "envelope", "membership_ref", "subscription_ref", "created", "completed")
+    __slots__ = ("fact", "envelope", "membership_ref", "subscription_ref", "created", "completed", "membership_id")
 
     def __init__(self, envelope, fact):
-        self.envelope, self.fact, self.completed = envelope, fact, False
+        self.envelope, self.fact, self.completed, self.membership_id = envelope, fact, False, None
         self.membership_ref = getattr(fact, "membership_ref", "") or ""
         self.subscription_ref = getattr(fact, "subscription_ref", "") or ""
         self.created = int(getattr(envelope, "created", 0) or 0)
@@ -292,10 +150,19 @@ def _in_processor_order(rows: list[InboundEvent]) -> list[tuple[InboundEvent, "_
         row, p = item
         if p is None or p.fact is None:
             return (unknown, 0, row.pk)
-        membership_id = by_subscription.get(p.subscription_ref) or billing.membership_pk(p.membership_ref) or unknown
-        return (membership_id, p.created, row.pk)
+        p.membership_id = by_subscription.get(p.subscription_ref) or billing.membership_pk(p.membership_ref)
+        return (p.membership_id or unknown, p.created, row.pk)
 
     return sorted(parsed, key=key)
+
+
+def _lock_memberships(ordered: list[tuple[InboundEvent, "_Parsed | None"]]) -> None:
+    """Every membership the batch's events name, locked in one statement in ascending id order:
+    workers never wait on each other in a cycle (later locks in the batch are ones it holds)."""
+    ids = sorted({p.membership_id for _, p in ordered if p is not None and p.membership_id})
+    if ids and connection.features.has_select_for_update:
+        list(Membership.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
+             .values_list("pk", flat=True))
 
 
 def _read_from_processor(ordered: list[tuple[InboundEvent, "_Parsed | None"]], *, now: datetime) -> set[int]:

@@ -25,7 +25,6 @@ manager to see and redeliver).
 from __future__ import annotations
 
 import logging
-import random
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -37,6 +36,7 @@ from django.utils import timezone
 from memberships.failures import error_text, log_failure
 from memberships.models import Event
 
+from . import due
 from .models import Delivery, DeliveryStatus
 
 logger = logging.getLogger(__name__)
@@ -112,11 +112,8 @@ def enqueue_dispatch() -> None:
 
 
 def backoff(attempts: int) -> timedelta:
-    """Exponential backoff with full jitter: base·2^(n-1), capped, randomised to spread retries."""
-    base = settings.OUTBOX_BACKOFF_BASE_SECONDS
-    cap = settings.OUTBOX_BACKOFF_MAX_SECONDS
-    ceiling = min(cap, base * (2 ** max(0, attempts - 1)))
-    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+    """How long a delivery that failed waits before its next attempt (`integrations.due.backoff`)."""
+    return due.backoff(attempts, base=settings.OUTBOX_BACKOFF_BASE_SECONDS, cap=settings.OUTBOX_BACKOFF_MAX_SECONDS)
 
 
 def deliver_one(delivery_id: int, *, now: datetime) -> str | None:

@@ -8,12 +8,11 @@ logs one line per sweep — counts and rate, no member data."""
 from __future__ import annotations
 
 import logging
-import time
 
 from django.conf import settings
 from django.utils import timezone
 
-from . import outbox, stopping
+from . import due, outbox
 
 logger = logging.getLogger(__name__)
 
@@ -45,39 +44,18 @@ def _hand_back(func: str, *, group: str) -> bool:
     return True
 
 
-def _add(total: dict[str, int], counts: dict[str, int]) -> None:
-    for key, value in counts.items():
-        total[key] = total.get(key, 0) + value
-
-
-def _rate(handled: int, busy: float) -> str:
-    return f"in {busy:.2f} s ({handled / busy:.0f}/s)" if busy > 0 else "in 0.00 s"
-
-
 def dispatch_deliveries() -> dict[str, int]:
     """Deliver everything due, in batches, until nothing is due now (or the cluster is stopping)."""
     now = timezone.now()
-    total: dict[str, int] = {}
-    busy, stopped = 0.0, False
-    while True:
-        if stopping.stop_requested():
-            stopped = True
-            break
-        started = time.perf_counter()
-        counts = outbox.dispatch_due(now=now, limit=OUTBOX_BATCH)
-        busy += time.perf_counter() - started
-        _add(total, counts)
-        if not counts:
-            break
-    handed = _hand_back("integrations.tasks.dispatch_deliveries", group="outbox") if stopped else False
-    handled = sum(total.values())
-    if handled:
-        summary = ", ".join(f"{n} {status}" for status, n in sorted(total.items()))
-        logger.info("outbox sweep%s: %s %s%s", " stopped (the cluster is stopping)" if stopped else "", summary,
-                    _rate(handled, busy), "; the rest handed back to the queue" if handed else "")
-    elif stopped:
+    sweep = due.drain(lambda: outbox.dispatch_due(now=now, limit=OUTBOX_BATCH))
+    handed = _hand_back("integrations.tasks.dispatch_deliveries", group="outbox") if sweep.stopped else False
+    if sweep.handled:
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(sweep.total.items()))
+        logger.info("outbox sweep%s: %s %s%s", " stopped (the cluster is stopping)" if sweep.stopped else "",
+                    summary, sweep.rate(), "; the rest handed back to the queue" if handed else "")
+    elif sweep.stopped:
         logger.debug("outbox sweep not started: the cluster is stopping; handed back: %s", handed)
-    return total
+    return sweep.total
 
 
 def process_inbound_event(inbound_id: int) -> str | None:
@@ -90,43 +68,25 @@ def process_inbound_event(inbound_id: int) -> str | None:
 def process_inbound_backlog() -> dict[str, int]:
     """Drain every received event that is due (queued by the webhook view, and every minute as the
     sweep for lost tasks and retries), one batch at a time. After finding nothing it looks once
-    more INBOX_TRIGGER_SECONDS later (see `inbox.trigger_processing`). Stops after
+    more INBOX_TRIGGER_SECONDS later (see `intake.trigger_processing`). Stops after
     INBOX_SWEEP_SECONDS, well inside the cluster's timeout (the next run continues), and before the
     next batch when the cluster is stopping (the rest is handed back to the queue)."""
     from . import inbox
 
-    deadline = time.monotonic() + settings.INBOX_SWEEP_SECONDS
-    total: dict[str, int] = {}
-    busy, rechecked, stopped = 0.0, False, False
-    while time.monotonic() < deadline:
-        if stopping.stop_requested():
-            stopped = True
-            break
-        started = time.perf_counter()
-        counts = inbox.process_due(now=timezone.now())
-        busy += time.perf_counter() - started
-        _add(total, counts)
-        if counts:
-            rechecked = False
-            continue
-        if rechecked or settings.INBOX_TRIGGER_SECONDS <= 0:
-            break
-        if stopping.sleep(settings.INBOX_TRIGGER_SECONDS + 0.2):
-            stopped = True
-            break
-        rechecked = True
-    handed = _hand_back("integrations.tasks.process_inbound_backlog", group="inbox") if stopped else False
-    _log_inbox_sweep(total, busy=busy, stopped=stopped, handed=handed)
-    return total
+    sweep = due.drain(lambda: inbox.process_due(now=timezone.now()), seconds=settings.INBOX_SWEEP_SECONDS,
+                      recheck_after=settings.INBOX_TRIGGER_SECONDS + 0.2 if settings.INBOX_TRIGGER_SECONDS > 0 else 0)
+    handed = _hand_back("integrations.tasks.process_inbound_backlog", group="inbox") if sweep.stopped else False
+    _log_inbox_sweep(sweep, handed=handed)
+    return sweep.total
 
 
-def _log_inbox_sweep(total: dict[str, int], *, busy: float, stopped: bool, handed: bool) -> None:
+def _log_inbox_sweep(sweep: due.Sweep, *, handed: bool) -> None:
     """One line per sweep that did something: what it did, what is still waiting in the inbox
     (received, including events waiting with backoff) and how fast. Counts only."""
     from .models import InboundEvent, InboundStatus
 
-    handled = sum(total.values())
-    if not handled:                   # an idle re-check, or a task a stopping worker had pulled already
+    total, stopped = sweep.total, sweep.stopped
+    if not sweep.handled:             # an idle re-check, or a task a stopping worker had pulled already
         if stopped:
             logger.debug("inbox sweep not started: the cluster is stopping; handed back: %s", handed)
         return
@@ -136,5 +96,5 @@ def _log_inbox_sweep(total: dict[str, int], *, busy: float, stopped: bool, hande
     failed = total.get(InboundStatus.FAILED, 0)
     logger.info("inbox sweep%s: %d processed, %d waiting, %d failed%s %s%s",
                 " stopped (the cluster is stopping)" if stopped else "", processed, waiting, failed,
-                f", {ignored} ignored" if ignored else "", _rate(handled, busy),
+                f", {ignored} ignored" if ignored else "", sweep.rate(),
                 "; the rest handed back to the queue" if handed else "")

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import inbox
+from . import intake
 from .processors import stripe as stripe_adapter
 
 logger = logging.getLogger(__name__)
@@ -27,10 +27,10 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     except stripe_adapter.InvalidSignature:
         logger.warning("stripe webhook with a bad signature refused")
         return JsonResponse({"code": "invalid_signature", "detail": "Signature verification failed."}, status=400)
-    if inbox.has_nul(request.body):
+    if intake.has_nul(request.body):
         return JsonResponse({"code": "invalid_payload", "detail": "The body contains a NUL character."}, status=400)
     handled = stripe_adapter.is_handled(event["type"])
-    _, created = inbox.store_event(source=inbox.SOURCE_STRIPE, event=event, handled=handled, now=timezone.now(),
+    _, created = intake.store_event(source=intake.SOURCE_STRIPE, event=event, handled=handled, now=timezone.now(),
                                    raw=request.body)
     if not created:
         return JsonResponse({"received": True, "duplicate": True})

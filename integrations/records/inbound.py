@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from integrations.intake import retry_delay, trigger_processing  # queued like every inbox event
 from integrations.models import (
     InboundEvent,
     InboundStatus,
@@ -87,14 +88,6 @@ def receive_webhook(*, webhook: InboundWebhook, adapter_name: str, now: datetime
         return InboundEvent.objects.get(source=source, event_id=webhook.event_id), False
     transaction.on_commit(lambda: trigger_processing(row.pk))
     return row, True
-
-
-def trigger_processing(inbound_id: int) -> None:
-    """Queue it like every inbox event (the inbox's drain hands record sources to
-    `apply_inbound_row`); the inbox's periodic sweep is the safety net."""
-    from integrations.inbox import trigger_processing as trigger_inbox
-
-    trigger_inbox(inbound_id)
 
 
 # --- keys ------------------------------------------------------------------------------------------
@@ -285,8 +278,6 @@ def apply_inbound_row(row: InboundEvent, *, now: datetime, save: bool = True) ->
     transaction (the inbox's `process_inbound` hands record sources here). Parses (re-fetching
     where the adapter does), applies each event, and leaves the row processed / ignored, waiting
     (the record is down: tried again later with backoff) or failed. Returns the outcome."""
-    from integrations.inbox import retry_delay
-
     row.attempts += 1
     practice = row.practice
     outcomes: list[str] = []

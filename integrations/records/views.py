@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from integrations.inbox import has_nul
+from integrations.intake import has_nul
 from memberships.models import Practice
 
 from . import ADAPTERS, get_adapter
