@@ -13,7 +13,7 @@ SQLite takes the ordinary path."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
@@ -64,66 +64,88 @@ def refill_many(*, renewals: list[Renewal], actor: Actor, now: datetime) -> list
         return []
     by_id = {r.membership.pk: r for r in renewals}
     ids = sorted(by_id)
-    tier_ids = {r.membership.tier_id for r in renewals}
-    benefits: dict[int, list[TierBenefit]] = {}
-    for benefit in (TierBenefit.objects.filter(tier_id__in=tier_ids)
-                    .select_related("tier", "service").order_by("tier_id", "id")):
-        if benefit.service.practice_id == benefit.tier.practice_id:   # a benefit pointing elsewhere grants nothing
-            benefits.setdefault(benefit.tier_id, []).append(benefit)
+    benefits = _benefits_of({r.membership.tier_id for r in renewals})
     balances = _locked_balances(ids=ids, renewals=by_id, benefits=benefits)
     lots: dict[int, list[CreditLot]] = {}
     for lot in (CreditLot.objects.select_for_update().filter(membership_id__in=ids, remaining__gt=0,
                                                              source=LotSource.PAID).order_by("created_at", "id")):
         lots.setdefault(lot.membership_id, []).append(lot)
-
-    new_lots, entries, grant_entries, drawn, events = [], [], [], {}, []
+    batch = _Batch()
     for membership_id in ids:
-        renewal = by_id[membership_id]
-        m = renewal.membership
-        cycle = m.cycle_number + 1
-        tier_benefits = benefits.get(m.tier_id, [])
-        balance = balances[membership_id]
-        plan = _plan_boundary(lots=[lot for lot in lots.get(membership_id, []) if lot.cycle_number < cycle],
-                              benefits={b.service_id: b for b in tier_benefits}, cycle=cycle,
-                              available={s: row[1] - row[2] for s, row in balance.items()})
-        expired = 0
-        for lot, quantity, reason, kind in plan:
-            drawn[lot.pk] = drawn.get(lot.pk, 0) + quantity
-            balance[lot.service_id][1] -= quantity
-            expired += quantity
-            entries.append(_entry(m, lot.service_id, EntryKind.EXPIRE, -quantity, balance[lot.service_id][1], actor,
-                                  reason, f"{kind}:{membership_id}:{renewal.cycle_key}:{lot.pk}", now,
-                                  source=lot.source, lot_id=lot.pk))
-        granted = []
-        for benefit in tier_benefits:
-            quantity = benefit.quantity_per_cycle
-            new_lots.append(CreditLot(membership_id=membership_id, service_id=benefit.service_id,
-                                      source=LotSource.PAID, cycle_number=cycle, granted=quantity, remaining=quantity,
-                                      expires_at_cycle=lot_expiry(benefit, cycle),
-                                      period_start=renewal.period_start, created_at=now))
-            balance[benefit.service_id][1] += quantity
-            entry = _entry(m, benefit.service_id, EntryKind.GRANT, quantity, balance[benefit.service_id][1], actor,
-                           f"Cycle {cycle} refill", refill_entry_key(membership_id, renewal.cycle_key,
-                                                                      benefit.service_id), now,
-                           source=LotSource.PAID, cycle_key=renewal.cycle_key)
-            entries.append(entry)
-            grant_entries.append(entry)
-            granted.append({"service_id": benefit.service_id, "quantity": quantity,
-                            "balance_after": balance[benefit.service_id][1]})
-        events.append(Event(
-            practice=m.member.practice, member=m.member, membership=m,
-            kind=EventKind.REFILLED,
-            summary=(f"Cycle {cycle} refilled ({len(granted)} benefits)" if granted else "Cycle refilled"),
-            payload={"cycle_key": renewal.cycle_key, "cycle_number": cycle, "granted": granted,
-                     "expired_total": expired, "summary": ", ".join(f"+{g['quantity']}" for g in granted),
-                     "late": False},
-            actor_type=actor.type, actor_user_id=actor.user_id, created_at=now))
+        _plan_one(batch, by_id[membership_id], benefits=benefits.get(by_id[membership_id].membership.tier_id, []),
+                  lots=lots.get(membership_id, []), balance=balances[membership_id], actor=actor, now=now)
+    _write(batch, renewals=renewals, balances=balances, now=now)
+    return record_events(batch.events)
 
-    rows.insert_many(new_lots)
-    for entry, lot in zip(grant_entries, new_lots):
+
+@dataclass
+class _Batch:
+    """What a batch of renewals writes, gathered before one statement per table."""
+
+    new_lots: list = field(default_factory=list)
+    entries: list = field(default_factory=list)
+    grants: list = field(default_factory=list)          # (grant entry, its new lot)
+    drawn: dict = field(default_factory=dict)           # lot id -> units/cents expired from it
+    events: list = field(default_factory=list)
+
+
+def _benefits_of(tier_ids: set[int]) -> dict[int, list[TierBenefit]]:
+    benefits: dict[int, list[TierBenefit]] = {}
+    for benefit in (TierBenefit.objects.filter(tier_id__in=tier_ids)
+                    .select_related("tier", "service").order_by("tier_id", "id")):
+        if benefit.service.practice_id == benefit.tier.practice_id:   # a benefit pointing elsewhere grants nothing
+            benefits.setdefault(benefit.tier_id, []).append(benefit)
+    return benefits
+
+
+def _plan_one(batch: _Batch, renewal: Renewal, *, benefits: list[TierBenefit], lots: list[CreditLot],
+              balance: dict[int, list[int]], actor: Actor, now: datetime) -> None:
+    """One membership's boundary (what `_plan_boundary` expires) and grant, as rows to write;
+    `balance` ({service: [row id, balance, reserved]}) moves with them."""
+    m, membership_id = renewal.membership, renewal.membership.pk
+    cycle = m.cycle_number + 1
+    plan = _plan_boundary(lots=[lot for lot in lots if lot.cycle_number < cycle],
+                          benefits={b.service_id: b for b in benefits}, cycle=cycle,
+                          available={s: row[1] - row[2] for s, row in balance.items()})
+    expired = 0
+    for lot, quantity, reason, kind in plan:
+        batch.drawn[lot.pk] = batch.drawn.get(lot.pk, 0) + quantity
+        balance[lot.service_id][1] -= quantity
+        expired += quantity
+        batch.entries.append(_entry(m, lot.service_id, EntryKind.EXPIRE, -quantity, balance[lot.service_id][1], actor,
+                                    reason, f"{kind}:{membership_id}:{renewal.cycle_key}:{lot.pk}", now,
+                                    source=lot.source, lot_id=lot.pk))
+    granted = []
+    for benefit in benefits:
+        quantity = benefit.quantity_per_cycle
+        lot = CreditLot(membership_id=membership_id, service_id=benefit.service_id, source=LotSource.PAID,
+                        cycle_number=cycle, granted=quantity, remaining=quantity,
+                        expires_at_cycle=lot_expiry(benefit, cycle), period_start=renewal.period_start, created_at=now)
+        balance[benefit.service_id][1] += quantity
+        entry = _entry(m, benefit.service_id, EntryKind.GRANT, quantity, balance[benefit.service_id][1], actor,
+                       f"Cycle {cycle} refill", refill_entry_key(membership_id, renewal.cycle_key, benefit.service_id),
+                       now, source=LotSource.PAID, cycle_key=renewal.cycle_key)
+        batch.new_lots.append(lot)
+        batch.entries.append(entry)
+        batch.grants.append((entry, lot))
+        granted.append({"service_id": benefit.service_id, "quantity": quantity,
+                        "balance_after": balance[benefit.service_id][1]})
+    batch.events.append(Event(
+        practice=m.member.practice, member=m.member, membership=m, kind=EventKind.REFILLED,
+        summary=(f"Cycle {cycle} refilled ({len(granted)} benefits)" if granted else "Cycle refilled"),
+        payload={"cycle_key": renewal.cycle_key, "cycle_number": cycle, "granted": granted, "expired_total": expired,
+                 "summary": ", ".join(f"+{g['quantity']}" for g in granted), "late": False},
+        actor_type=actor.type, actor_user_id=actor.user_id, created_at=now))
+
+
+def _write(batch: _Batch, *, renewals: list[Renewal], balances: dict[int, dict[int, list[int]]],
+           now: datetime) -> None:
+    """One statement per table for the whole batch; the caller's membership instances follow."""
+    rows.insert_many(batch.new_lots)
+    for entry, lot in batch.grants:
         entry.lot_id = lot.pk
-    rows.insert_many(entries)
-    rows.update_from_values(CreditLot, [(pk, taken) for pk, taken in drawn.items()],
+    rows.insert_many(batch.entries)
+    rows.update_from_values(CreditLot, list(batch.drawn.items()),
                             set_sql="remaining = t.remaining - v.taken", columns=[("taken", "bigint")])
     rows.update_from_values(EntitlementBalance,
                             [(row[0], row[1], now) for balance in balances.values() for row in balance.values()],
@@ -146,7 +168,6 @@ def refill_many(*, renewals: list[Renewal], actor: Actor, now: datetime) -> list
         m.last_refill_at = now
         m.current_period_start = r.period_start
         m.current_period_end = r.period_end or m.current_period_end
-    return record_events(events)
 
 
 def _locked_balances(*, ids: list[int], renewals: dict[int, Renewal], benefits: dict[int, list[TierBenefit]]
