@@ -12,6 +12,12 @@ class ClientErrorsOnOneLine(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         status = getattr(record, "status_code", None)
+        request = getattr(record, "request", None)
+        if status == 503 and getattr(request, "path", "") == "/healthz":
+            # The health check answering "unhealthy" is its job, not an error of ours: a monitor
+            # probing every few seconds while the worker is down must not fill the log (its body
+            # says what is wrong).
+            return False
         if isinstance(status, int) and 400 <= status < 500 and record.exc_info:
             record.exc_info = None
             record.exc_text = None

@@ -120,3 +120,15 @@ def test_production_answers_the_probe_over_plain_http_instead_of_redirecting(cli
 
     assert client.get("/healthz").status_code == 200
     assert client.get("/login/").status_code == 301
+
+
+def test_an_unhealthy_answer_is_not_logged_as_an_error(client, caplog):
+    """A monitor probing every few seconds while the worker is down must not fill the log."""
+    import logging
+
+    from medspa.log import ClientErrorsOnOneLine
+
+    with caplog.at_level(logging.INFO, logger="django.request"):
+        assert client.get("/healthz").status_code == 503
+    shown = [r for r in caplog.records if r.name == "django.request" and ClientErrorsOnOneLine().filter(r)]
+    assert shown == []
