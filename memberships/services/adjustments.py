@@ -35,9 +35,9 @@ from .common import (
     entry_movements,
     move_balance,
     record_event,
-    run_entry_once,
     write_entry,
 )
+from .idempotency import idempotent_entry
 from .refill import expire_returned_units
 
 logger = logging.getLogger(__name__)
@@ -67,9 +67,8 @@ def check_staff_may_correct(*, actor: Actor, membership: Membership, permission:
         raise NotAllowed("That member belongs to another practice.")
 
 
-def adjust_balance(*, membership: Membership, service: Service, quantity: int, actor: Actor, reason: str,
-                   idempotency_key: str, now: datetime, source: str = LotSource.ADJUST) -> LedgerEntry:
-    """A manager's correction, up or down, with a reason. Never below zero."""
+def _check_adjustment(*, membership: Membership, service: Service, quantity: int, actor: Actor, reason: str,
+                      **_) -> None:
     if actor.type != ActorType.STAFF or actor.user is None or not actor.user.has_perm(ADJUST_PERMISSION):
         raise NotAllowed("Only a manager may adjust a balance.")
     check_staff_may_correct(actor=actor, membership=membership, permission=ADJUST_PERMISSION)
@@ -80,63 +79,62 @@ def adjust_balance(*, membership: Membership, service: Service, quantity: int, a
     if service.practice_id != membership.member.practice_id:
         raise InvalidQuantity("That service belongs to another practice.")
 
-    def body() -> LedgerEntry:
-        Membership.objects.select_for_update(of=("self",)).get(pk=membership.pk)
-        if quantity > 0:
-            lot = _grant_lot(membership=membership, service=service, quantity=quantity, source=source, now=now)
-            new_balance = move_balance(membership_id=membership.pk, service_id=service.pk, delta=quantity)
-            movements, sign = [(lot, quantity)], 1
-        else:
-            EntitlementBalance.objects.get_or_create(membership=membership, service=service)
-            new_balance = move_balance(membership_id=membership.pk, service_id=service.pk, delta=quantity,
-                                       require_available=-quantity)
-            if new_balance is None:
-                raise InsufficientBalance("The adjustment would take the balance below zero.")
-            movements, sign = consume_lots(membership_id=membership.pk, service_id=service.pk,
-                                           quantity=-quantity), -1
-        entry = write_entry(membership=membership, service_id=service.pk, kind=EntryKind.ADJUST, quantity=quantity,
-                            balance_after=new_balance, actor=actor, reason=reason.strip(),
-                            idempotency_key=idempotency_key, now=now, source=source, movements=movements,
-                            movement_sign=sign)
-        record_event(membership=membership, kind=EventKind.ADJUSTED,
-                     summary=f"Balance adjusted {'+' if quantity > 0 else ''}{service.format_quantity(quantity)} "
-                             f"{service.name}: {reason.strip()[:120]}",
-                     payload={"entry_id": entry.pk, "service_id": service.pk, "quantity": quantity,
-                              "balance_after": new_balance}, actor=actor, now=now)
-        return entry
 
-    return run_entry_once(idempotency_key, EntryKind.ADJUST, body)
+@idempotent_entry(EntryKind.ADJUST, check=_check_adjustment)
+def adjust_balance(*, membership: Membership, service: Service, quantity: int, actor: Actor, reason: str,
+                   idempotency_key: str, now: datetime, source: str = LotSource.ADJUST) -> LedgerEntry:
+    """A manager's correction, up or down, with a reason. Never below zero."""
+    Membership.objects.select_for_update(of=("self",)).get(pk=membership.pk)
+    if quantity > 0:
+        lot = _grant_lot(membership=membership, service=service, quantity=quantity, source=source, now=now)
+        new_balance = move_balance(membership_id=membership.pk, service_id=service.pk, delta=quantity)
+        movements, sign = [(lot, quantity)], 1
+    else:
+        EntitlementBalance.objects.get_or_create(membership=membership, service=service)
+        new_balance = move_balance(membership_id=membership.pk, service_id=service.pk, delta=quantity,
+                                   require_available=-quantity)
+        if new_balance is None:
+            raise InsufficientBalance("The adjustment would take the balance below zero.")
+        movements, sign = consume_lots(membership_id=membership.pk, service_id=service.pk, quantity=-quantity), -1
+    entry = write_entry(membership=membership, service_id=service.pk, kind=EntryKind.ADJUST, quantity=quantity,
+                        balance_after=new_balance, actor=actor, reason=reason.strip(),
+                        idempotency_key=idempotency_key, now=now, source=source, movements=movements,
+                        movement_sign=sign)
+    record_event(membership=membership, kind=EventKind.ADJUSTED,
+                 summary=f"Balance adjusted {'+' if quantity > 0 else ''}{service.format_quantity(quantity)} "
+                         f"{service.name}: {reason.strip()[:120]}",
+                 payload={"entry_id": entry.pk, "service_id": service.pk, "quantity": quantity,
+                          "balance_after": new_balance}, actor=actor, now=now)
+    return entry
 
 
-def grant_opening_balance(*, membership: Membership, service: Service, quantity: int, actor: Actor,
-                          idempotency_key: str, now: datetime, reason: str = "Opening balance from import") -> LedgerEntry:
-    """An imported balance enters the ledger as its own entry (source `import`), so history stays honest."""
+def _check_opening(*, quantity: int, **_) -> None:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
         raise InvalidQuantity("An opening balance must be a positive whole number.")
 
-    def body() -> LedgerEntry:
-        Membership.objects.select_for_update(of=("self",)).get(pk=membership.pk)
-        lot = _grant_lot(membership=membership, service=service, quantity=quantity, source=LotSource.IMPORT, now=now)
-        new_balance = move_balance(membership_id=membership.pk, service_id=service.pk, delta=quantity)
-        entry = write_entry(membership=membership, service_id=service.pk, kind=EntryKind.OPENING, quantity=quantity,
-                            balance_after=new_balance, actor=actor, reason=reason, idempotency_key=idempotency_key,
-                            now=now, source=LotSource.IMPORT, movements=[(lot, quantity)], movement_sign=1)
-        record_event(membership=membership, kind=EventKind.IMPORTED,
-                     summary=f"Opening balance {service.format_quantity(quantity)} {service.name}",
-                     payload={"entry_id": entry.pk, "service_id": service.pk, "quantity": quantity},
-                     actor=actor, now=now)
-        return entry
 
-    return run_entry_once(idempotency_key, EntryKind.OPENING, body)
+@idempotent_entry(EntryKind.OPENING, check=_check_opening)
+def grant_opening_balance(*, membership: Membership, service: Service, quantity: int, actor: Actor,
+                          idempotency_key: str, now: datetime,
+                          reason: str = "Opening balance from import") -> LedgerEntry:
+    """An imported balance enters the ledger as its own entry (source `import`), so history stays honest."""
+    Membership.objects.select_for_update(of=("self",)).get(pk=membership.pk)
+    lot = _grant_lot(membership=membership, service=service, quantity=quantity, source=LotSource.IMPORT, now=now)
+    new_balance = move_balance(membership_id=membership.pk, service_id=service.pk, delta=quantity)
+    entry = write_entry(membership=membership, service_id=service.pk, kind=EntryKind.OPENING, quantity=quantity,
+                        balance_after=new_balance, actor=actor, reason=reason, idempotency_key=idempotency_key,
+                        now=now, source=LotSource.IMPORT, movements=[(lot, quantity)], movement_sign=1)
+    record_event(membership=membership, kind=EventKind.IMPORTED,
+                 summary=f"Opening balance {service.format_quantity(quantity)} {service.name}",
+                 payload={"entry_id": entry.pk, "service_id": service.pk, "quantity": quantity},
+                 actor=actor, now=now)
+    return entry
 
 
 REVERSIBLE = {EntryKind.REDEEM, EntryKind.GRANT, EntryKind.ADJUST, EntryKind.OPENING, EntryKind.EXPIRE}
 
 
-def reverse_entry(*, entry: LedgerEntry, actor: Actor, reason: str, idempotency_key: str, now: datetime,
-                  dispute: bool = False) -> LedgerEntry:
-    """Undo an entry with its mirror image (never an edit). Units go back to the lots they came from;
-    reversing a grant needs the units still unspent."""
+def _check_reversal(*, entry: LedgerEntry, actor: Actor, reason: str, **_) -> None:
     if not (reason or "").strip():
         raise ReasonRequired("Say why the entry is being reversed.")
     if entry.kind not in REVERSIBLE:
@@ -145,39 +143,43 @@ def reverse_entry(*, entry: LedgerEntry, actor: Actor, reason: str, idempotency_
     check_staff_may_correct(actor=actor, membership=entry.membership,
                             permission=REDEEM_PERMISSION if entry.kind == EntryKind.REDEEM else ADJUST_PERMISSION)
 
-    def body() -> LedgerEntry:
-        membership = Membership.objects.select_for_update(of=("self",)).get(pk=entry.membership_id)
-        if LedgerEntry.objects.filter(reverses=entry).exists():
-            raise AlreadyReversed("That entry was already reversed.")
-        quantity = -entry.quantity
-        new_balance = move_balance(membership_id=membership.pk, service_id=entry.service_id, delta=quantity,
-                                   require_available=-quantity if quantity < 0 else None)
-        if new_balance is None:
-            raise InsufficientBalance("Those units were already used; the grant cannot be reversed.")
-        movements = []
-        for lot_id, moved in entry_movements(entry):
-            lot = CreditLot.objects.select_for_update().get(pk=lot_id)
-            back = -moved
-            if lot.remaining + back < 0 or lot.remaining + back > lot.granted:
-                raise InsufficientBalance("Those units were already used; the entry cannot be reversed.")
-            CreditLot.objects.filter(pk=lot.pk).update(remaining=lot.remaining + back)
-            movements.append((lot, back))
-        reversal = write_entry(membership=membership, service_id=entry.service_id, kind=EntryKind.REVERSE,
-                               quantity=quantity, balance_after=new_balance, actor=actor, reason=reason.strip(),
-                               idempotency_key=idempotency_key, now=now, source=entry.source,
-                               movements=movements, movement_sign=1, reverses=entry, dispute=dispute)
-        if entry.kind == EntryKind.REDEEM:
-            # A redemption reversed after the boundary: what lands in a lot already past its cycle
-            # expires again (a reversed expiry, a manager's deliberate correction, stays).
-            expire_returned_units(membership=membership, service_id=entry.service_id, actor=actor,
-                                  key=f"reverse:{entry.pk}", now=now)
-        record_event(membership=membership, kind=EventKind.REVERSED,
-                     summary=f"Reversed a {entry.get_kind_display().lower()} of {abs(entry.quantity)}: {reason.strip()[:120]}",
-                     payload={"entry_id": reversal.pk, "reverses_id": entry.pk, "service_id": entry.service_id,
-                              "quantity": quantity, "dispute": dispute}, actor=actor, now=now)
-        return reversal
 
-    return run_entry_once(idempotency_key, EntryKind.REVERSE, body)
+@idempotent_entry(EntryKind.REVERSE, check=_check_reversal)
+def reverse_entry(*, entry: LedgerEntry, actor: Actor, reason: str, idempotency_key: str, now: datetime,
+                  dispute: bool = False) -> LedgerEntry:
+    """Undo an entry with its mirror image (never an edit). Units go back to the lots they came from;
+    reversing a grant needs the units still unspent."""
+    membership = Membership.objects.select_for_update(of=("self",)).get(pk=entry.membership_id)
+    if LedgerEntry.objects.filter(reverses=entry).exists():
+        raise AlreadyReversed("That entry was already reversed.")
+    quantity = -entry.quantity
+    new_balance = move_balance(membership_id=membership.pk, service_id=entry.service_id, delta=quantity,
+                               require_available=-quantity if quantity < 0 else None)
+    if new_balance is None:
+        raise InsufficientBalance("Those units were already used; the grant cannot be reversed.")
+    movements = []
+    for lot_id, moved in entry_movements(entry):
+        lot = CreditLot.objects.select_for_update().get(pk=lot_id)
+        back = -moved
+        if lot.remaining + back < 0 or lot.remaining + back > lot.granted:
+            raise InsufficientBalance("Those units were already used; the entry cannot be reversed.")
+        CreditLot.objects.filter(pk=lot.pk).update(remaining=lot.remaining + back)
+        movements.append((lot, back))
+    reversal = write_entry(membership=membership, service_id=entry.service_id, kind=EntryKind.REVERSE,
+                           quantity=quantity, balance_after=new_balance, actor=actor, reason=reason.strip(),
+                           idempotency_key=idempotency_key, now=now, source=entry.source,
+                           movements=movements, movement_sign=1, reverses=entry, dispute=dispute)
+    if entry.kind == EntryKind.REDEEM:
+        # A redemption reversed after the boundary: what lands in a lot already past its cycle
+        # expires again (a reversed expiry, a manager's deliberate correction, stays).
+        expire_returned_units(membership=membership, service_id=entry.service_id, actor=actor,
+                              key=f"reverse:{entry.pk}", now=now)
+    record_event(membership=membership, kind=EventKind.REVERSED,
+                 summary=f"Reversed a {entry.get_kind_display().lower()} of {abs(entry.quantity)}: "
+                         f"{reason.strip()[:120]}",
+                 payload={"entry_id": reversal.pk, "reverses_id": entry.pk, "service_id": entry.service_id,
+                          "quantity": quantity, "dispute": dispute}, actor=actor, now=now)
+    return reversal
 
 
 def expire_due_frozen_balances(*, now: datetime) -> int:

@@ -1,16 +1,17 @@
-"""Shared pieces of the ledger services: the actor, events, balance moves in SQL, idempotency."""
+"""Shared pieces of the ledger services: the actor, events, balance moves and entries in SQL (the
+idempotency decorators are in `idempotency`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.db.models import F
 
-from memberships.errors import IdempotencyKeyReused, InvalidQuantity, LedgerError
+from memberships.errors import InvalidQuantity
 from memberships.models import (
     ActorType,
     CreditLot,
@@ -20,13 +21,10 @@ from memberships.models import (
     LotMovement,
     Member,
     Membership,
-    Operation,
     Service,
 )
 
 from . import rows
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -228,62 +226,3 @@ def write_entry(*, membership: Membership, service_id: int, kind: str, quantity:
             [LotMovement(entry=entry, lot=lot, quantity=movement_sign * q) for lot, q in movements]
         )
     return entry
-
-
-def replay_entry(idempotency_key: str, *, kind: str | None = None) -> LedgerEntry | None:
-    entry = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
-    if entry is not None and kind is not None and entry.kind != kind:
-        raise IdempotencyKeyReused(idempotency_key=idempotency_key)
-    return entry
-
-
-def run_entry_once(idempotency_key: str, kind: str, body: Callable[[], LedgerEntry], *,
-                   look_first: bool = True) -> LedgerEntry:
-    """Run `body` (which writes an entry keyed `idempotency_key`) at most once. A replay, or a
-    concurrent twin that commits first, returns the first entry and changes nothing. `look_first`
-    False skips the up-front lookup, for bodies whose only failures on a replay are a `LedgerError`
-    or the key's unique index (the replay then costs a rolled-back attempt instead)."""
-    if look_first:
-        existing = replay_entry(idempotency_key, kind=kind)
-        if existing is not None:
-            return existing
-    try:
-        with transaction.atomic():
-            return body()
-    except (IntegrityError, LedgerError):
-        # A concurrent twin with the same key committed first: it may have spent the last unit (so
-        # this call saw "insufficient") or written the entry (so this insert collided). Either
-        # way the caller gets the first result, as a replay would.
-        existing = replay_entry(idempotency_key, kind=kind)
-        if existing is None:
-            raise
-        return existing
-
-
-_RESULT_MODELS = {"Membership": Membership, "LedgerEntry": LedgerEntry, "Member": Member}
-
-
-def run_once(*, idempotency_key: str, name: str, now: datetime, body: Callable[[], T]) -> T:
-    """Generic idempotency for services whose result is not a single ledger entry: an `Operation`
-    row claims the key inside the same transaction as the work."""
-    def replay(op: Operation):
-        if op.name != name:
-            raise IdempotencyKeyReused(idempotency_key=idempotency_key)
-        return _RESULT_MODELS[op.result_model].objects.get(pk=op.result_id)
-
-    op = Operation.objects.filter(idempotency_key=idempotency_key).first()
-    if op is not None:
-        return replay(op)
-    try:
-        with transaction.atomic():
-            op = Operation.objects.create(
-                idempotency_key=idempotency_key, name=name, result_model="", result_id=0, created_at=now
-            )
-            result = body()
-            Operation.objects.filter(pk=op.pk).update(result_model=type(result).__name__, result_id=result.pk)
-            return result
-    except IntegrityError:
-        op = Operation.objects.filter(idempotency_key=idempotency_key).first()
-        if op is None:
-            raise
-        return replay(op)

@@ -22,7 +22,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from memberships.models import EntryKind, Event, EventKind, LedgerEntry, Member, Membership, Service
 
 from . import rows
-from .common import redeemed_summary, replay_entry
+from .common import redeemed_summary
+from .idempotency import replay_entry
 
 # Predicates the edges register (integrations: "does an outbox destination want this event?").
 EVENT_AUDIENCE: list[Callable[[Event], bool]] = []

@@ -27,13 +27,20 @@ from memberships.models import (
     TierBenefit,
 )
 
-from .common import Actor, record_event, run_once
+from .common import Actor, record_event
+from .idempotency import idempotent
 
-S = MembershipStatus
-IMPORTABLE_STATUSES = (S.ACTIVE, S.PAUSED, S.PAST_DUE)
+IMPORTABLE_STATUSES = (MembershipStatus.ACTIVE, MembershipStatus.PAUSED, MembershipStatus.PAST_DUE)
 
 
-def activate_imported_membership(*, membership: Membership, status: str = S.ACTIVE,
+def _check_importable(*, status: str, paused_until: date | None, **_) -> None:
+    if status not in IMPORTABLE_STATUSES:
+        raise IllegalTransition(f"An imported membership can start as active, paused or past due, not {status}.")
+    _require_pause_end(status=status, paused_until=paused_until)
+
+
+@idempotent("activate_imported_membership", check=_check_importable)
+def activate_imported_membership(*, membership: Membership, status: str = MembershipStatus.ACTIVE,
                                  current_period_start: datetime | None = None,
                                  current_period_end: datetime | None = None, paused_until: date | None = None,
                                  processor_subscription_id: str = "", actor: Actor, idempotency_key: str,
@@ -42,38 +49,31 @@ def activate_imported_membership(*, membership: Membership, status: str = S.ACTI
     until a date, or past due), with its current period and processor subscription id. No charge, no
     refill: the opening balances come in through `grant_opening_balance`. A cancelled one is activated,
     given its balances, then cancelled with `cancel_membership`, so its balance is frozen the usual way."""
-    if status not in IMPORTABLE_STATUSES:
-        raise IllegalTransition(f"An imported membership can start as active, paused or past due, not {status}.")
-    _require_pause_end(status=status, paused_until=paused_until)
-
-    def body() -> Membership:
-        locked = Membership.objects.select_for_update(of=("self",)).select_related("member").get(pk=membership.pk)
-        if locked.status != S.PENDING:
-            raise IllegalTransition("Only a pending membership can be activated from an import.",
-                                    status=locked.status)
-        locked.status = status
-        locked.current_period_start = current_period_start
-        locked.current_period_end = current_period_end
-        locked.paused_until = paused_until if status == S.PAUSED else None
-        if processor_subscription_id:
-            locked.processor_subscription_id = processor_subscription_id
-        locked.save(update_fields=["status", "current_period_start", "current_period_end", "paused_until",
-                                   "processor_subscription_id", "updated_at"])
-        record_event(membership=locked, kind=EventKind.IMPORTED,
-                     summary=f"Imported from the membership spreadsheet as {_status_text(locked)}",
-                     payload={"status": status,
-                              "current_period_end": current_period_end.isoformat() if current_period_end else None,
-                              "paused_until": locked.paused_until.isoformat() if locked.paused_until else None},
-                     actor=actor, now=now)
-        return locked
-
-    return run_once(idempotency_key=idempotency_key, name="activate_imported_membership", now=now, body=body)
+    locked = Membership.objects.select_for_update(of=("self",)).select_related("member").get(pk=membership.pk)
+    if locked.status != MembershipStatus.PENDING:
+        raise IllegalTransition("Only a pending membership can be activated from an import.",
+                                status=locked.status)
+    locked.status = status
+    locked.current_period_start = current_period_start
+    locked.current_period_end = current_period_end
+    locked.paused_until = paused_until if status == MembershipStatus.PAUSED else None
+    if processor_subscription_id:
+        locked.processor_subscription_id = processor_subscription_id
+    locked.save(update_fields=["status", "current_period_start", "current_period_end", "paused_until",
+                               "processor_subscription_id", "updated_at"])
+    record_event(membership=locked, kind=EventKind.IMPORTED,
+                 summary=f"Imported from the membership spreadsheet as {_status_text(locked)}",
+                 payload={"status": status,
+                          "current_period_end": current_period_end.isoformat() if current_period_end else None,
+                          "paused_until": locked.paused_until.isoformat() if locked.paused_until else None},
+                 actor=actor, now=now)
+    return locked
 
 
 def _require_pause_end(*, status: str, paused_until: date | None) -> None:
     """A paused membership resumes on its end date (the hourly job, or the first charge after it):
     without one it would stay paused for ever."""
-    if status == S.PAUSED and paused_until is None:
+    if status == MembershipStatus.PAUSED and paused_until is None:
         raise IllegalTransition("An imported paused membership needs the date its pause ends.")
 
 
@@ -113,15 +113,38 @@ def import_memberships(*, items: list[ImportedMembership], actor: Actor, now: da
     if not items:
         return {}
     for item in items:
-        if item.status not in IMPORTABLE_STATUSES + (S.CANCELLED,):
-            raise IllegalTransition(f"An imported membership cannot start as {item.status}.")
-        if item.tier.practice_id != item.member.practice_id:
-            raise InvalidTier("Choose a tier of the member's practice.")
-        if any(quantity <= 0 for _, quantity in item.opening):
-            raise InvalidQuantity("An opening balance must be a positive whole number.")
-        _require_pause_end(status=item.status, paused_until=item.paused_until)
+        _check_item(item)
     op_keys = {f"{item.key}:membership": item for item in items}
     done_ops = {op.idempotency_key: op for op in Operation.objects.filter(idempotency_key__in=list(op_keys))}
+    result = _replayed(done_ops, op_keys)
+    todo = [item for key, item in op_keys.items() if key not in done_ops]
+    if not todo:
+        return result
+    busy = set(Membership.objects.filter(member_id__in=[i.member.pk for i in todo])
+               .exclude(status=MembershipStatus.CANCELLED).values_list("member_id", flat=True))
+    if busy:
+        raise IllegalTransition("These members already have an open membership.", member_ids=sorted(busy))
+    memberships = _create_memberships(todo, now=now)
+    _write_opening_balances(todo, memberships, actor=actor, now=now)
+    Event.objects.bulk_create([_imported_event(item, membership, actor=actor, now=now)
+                               for item, membership in zip(todo, memberships)])
+    for item, membership in zip(todo, memberships):
+        result[item.member.pk] = membership
+    return result
+
+
+def _check_item(item: ImportedMembership) -> None:
+    if item.status not in IMPORTABLE_STATUSES + (MembershipStatus.CANCELLED,):
+        raise IllegalTransition(f"An imported membership cannot start as {item.status}.")
+    if item.tier.practice_id != item.member.practice_id:
+        raise InvalidTier("Choose a tier of the member's practice.")
+    if any(quantity <= 0 for _, quantity in item.opening):
+        raise InvalidQuantity("An opening balance must be a positive whole number.")
+    _require_pause_end(status=item.status, paused_until=item.paused_until)
+
+
+def _replayed(done_ops: dict[str, Operation], op_keys: dict[str, ImportedMembership]) -> dict[int, Membership]:
+    """The memberships already imported under these keys, by member id."""
     result: dict[int, Membership] = {}
     if done_ops:
         replayed = Membership.objects.in_bulk([op.result_id for op in done_ops.values()])
@@ -129,14 +152,12 @@ def import_memberships(*, items: list[ImportedMembership], actor: Actor, now: da
             if op.name != "import_membership":
                 raise IdempotencyKeyReused(idempotency_key=key)
             result[op_keys[key].member.pk] = replayed[op.result_id]
-    todo = [item for key, item in op_keys.items() if key not in done_ops]
-    if not todo:
-        return result
-    busy = set(Membership.objects.filter(member_id__in=[i.member.pk for i in todo])
-               .exclude(status=S.CANCELLED).values_list("member_id", flat=True))
-    if busy:
-        raise IllegalTransition("These members already have an open membership.", member_ids=sorted(busy))
+    return result
 
+
+def _create_memberships(todo: list[ImportedMembership], *, now: datetime) -> list[Membership]:
+    """The memberships in their stated status, each with the Operation that claims its key."""
+    cancelled = MembershipStatus.CANCELLED
     ops = Operation.objects.bulk_create([
         Operation(idempotency_key=f"{item.key}:membership", name="import_membership", result_model="Membership",
                   result_id=0, created_at=now) for item in todo])
@@ -144,22 +165,28 @@ def import_memberships(*, items: list[ImportedMembership], actor: Actor, now: da
         Membership(member=item.member, tier=item.tier, status=item.status, started_at=now,
                    current_period_start=item.current_period_start, current_period_end=item.current_period_end,
                    processor_subscription_id=item.processor_subscription_id,
-                   paused_until=item.paused_until if item.status == S.PAUSED else None,
-                   cancelled_at=now if item.status == S.CANCELLED else None,
+                   paused_until=item.paused_until if item.status == MembershipStatus.PAUSED else None,
+                   cancelled_at=now if item.status == cancelled else None,
                    paid_through=(item.current_period_end if item.current_period_end and item.current_period_end > now
-                                 else now) if item.status == S.CANCELLED else None,
-                   cancel_reason="Cancelled before import" if item.status == S.CANCELLED else "")
+                                 else now) if item.status == cancelled else None,
+                   cancel_reason="Cancelled before import" if item.status == cancelled else "")
         for item in todo])
     for op, membership in zip(ops, memberships):
         op.result_id = membership.pk
     Operation.objects.bulk_update(ops, ["result_id"])
+    return memberships
 
+
+def _write_opening_balances(todo: list[ImportedMembership], memberships: list[Membership], *, actor: Actor,
+                            now: datetime) -> None:
+    """A balance row per benefit and opening balance; per opening balance an import lot, an `opening`
+    entry drawing on it and, for a cancelled membership, its freeze entry."""
     benefit_services: dict[int, list[int]] = {}
     for benefit in TierBenefit.objects.filter(tier_id__in={i.tier.pk for i in todo}).values("tier_id", "service_id"):
         benefit_services.setdefault(benefit["tier_id"], []).append(benefit["service_id"])
     balances, lots, lot_owner = [], [], []
     for item, membership in zip(todo, memberships):
-        frozen_at = now if item.status == S.CANCELLED else None
+        frozen_at = now if item.status == MembershipStatus.CANCELLED else None
         opening = {service.pk: quantity for service, quantity in item.opening}
         for service_id in dict.fromkeys(benefit_services.get(item.tier.pk, []) + list(opening)):
             balances.append(EntitlementBalance(membership=membership, service_id=service_id,
@@ -170,36 +197,30 @@ def import_memberships(*, items: list[ImportedMembership], actor: Actor, now: da
             lot_owner.append((item, membership, service, quantity))
     EntitlementBalance.objects.bulk_create(balances)
     lots = CreditLot.objects.bulk_create(lots)
-    entries = []
-    for lot, (item, membership, service, quantity) in zip(lots, lot_owner):
-        entries.append(LedgerEntry(
-            membership=membership, service=service, kind=EntryKind.OPENING, source=LotSource.IMPORT,
-            quantity=quantity, balance_after=quantity, lot=lot, actor_type=actor.type, actor_user_id=actor.user_id,
-            actor_label=actor.label[:100], reason="Opening balance from import",
-            idempotency_key=f"{item.key}:opening:{service.code}"[:200], created_at=now))
-    entries = LedgerEntry.objects.bulk_create(entries)
+    entries = LedgerEntry.objects.bulk_create([
+        LedgerEntry(membership=membership, service=service, kind=EntryKind.OPENING, source=LotSource.IMPORT,
+                    quantity=quantity, balance_after=quantity, lot=lot, actor_type=actor.type,
+                    actor_user_id=actor.user_id, actor_label=actor.label[:100], reason="Opening balance from import",
+                    idempotency_key=f"{item.key}:opening:{service.code}"[:200], created_at=now)
+        for lot, (item, membership, service, quantity) in zip(lots, lot_owner)])
     LotMovement.objects.bulk_create([LotMovement(entry=entry, lot=lot, quantity=entry.quantity)
                                      for entry, lot in zip(entries, lots)])
-    freezes = [
+    LedgerEntry.objects.bulk_create([
         LedgerEntry(membership=membership, service=service, kind=EntryKind.FREEZE, quantity=0,
                     frozen_quantity=quantity, balance_after=quantity, actor_type=actor.type,
                     actor_user_id=actor.user_id, actor_label=actor.label[:100], reason="Cancelled before import",
                     idempotency_key=f"freeze:{membership.pk}:{service.pk}", created_at=now)
-        for item, membership, service, quantity in lot_owner if item.status == S.CANCELLED]
-    LedgerEntry.objects.bulk_create(freezes)
-    events = []
-    for item, membership in zip(todo, memberships):
-        opening_text = ", ".join(f"{s.format_quantity(q)} {s.name}" for s, q in item.opening)
-        events.append(Event(
-            practice_id=item.member.practice_id, member=item.member, membership=membership, kind=EventKind.IMPORTED,
-            summary=(f"Imported from the membership spreadsheet: {item.tier.name}, {_status_text(membership)}"
-                     + (f"; opening balance {opening_text}" if opening_text else ""))[:300],
-            payload={"tier_id": item.tier.pk, "status": item.status,
-                     "opening": [{"service_id": s.pk, "quantity": q} for s, q in item.opening],
-                     "current_period_end": item.current_period_end.isoformat() if item.current_period_end else None,
-                     "paused_until": membership.paused_until.isoformat() if membership.paused_until else None},
-            actor_type=actor.type, actor_user_id=actor.user_id, created_at=now))
-    Event.objects.bulk_create(events)
-    for item, membership in zip(todo, memberships):
-        result[item.member.pk] = membership
-    return result
+        for item, membership, service, quantity in lot_owner if item.status == MembershipStatus.CANCELLED])
+
+
+def _imported_event(item: ImportedMembership, membership: Membership, *, actor: Actor, now: datetime) -> Event:
+    opening_text = ", ".join(f"{s.format_quantity(q)} {s.name}" for s, q in item.opening)
+    return Event(
+        practice_id=item.member.practice_id, member=item.member, membership=membership, kind=EventKind.IMPORTED,
+        summary=(f"Imported from the membership spreadsheet: {item.tier.name}, {_status_text(membership)}"
+                 + (f"; opening balance {opening_text}" if opening_text else ""))[:300],
+        payload={"tier_id": item.tier.pk, "status": item.status,
+                 "opening": [{"service_id": s.pk, "quantity": q} for s, q in item.opening],
+                 "current_period_end": item.current_period_end.isoformat() if item.current_period_end else None,
+                 "paused_until": membership.paused_until.isoformat() if membership.paused_until else None},
+        actor_type=actor.type, actor_user_id=actor.user_id, created_at=now)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 
-from memberships.failures import log_failure
 from memberships.errors import IllegalTransition, InvalidTier
+from memberships.failures import log_failure
 from memberships.models import (
     EntitlementBalance,
     EntryKind,
@@ -20,12 +20,15 @@ from memberships.models import (
     TierBenefit,
 )
 
-from .common import Actor, record_event, run_once, write_entry
+from .common import Actor, record_event, write_entry
+from .idempotency import idempotent
 from .redemption import release_reservations_of
 
 logger = logging.getLogger(__name__)
 
-S = MembershipStatus
+# The statuses whose tier may change (not a lapsed or cancelled membership).
+TIER_CHANGEABLE = (MembershipStatus.PENDING, MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE,
+                   MembershipStatus.PAUSED)
 
 
 def _lock(membership: Membership) -> Membership:
@@ -42,33 +45,36 @@ def _transition(membership: Membership, *, allowed_from: tuple[str, ...], to: st
     membership.status = to
 
 
+@idempotent("enroll_member")
 def enroll_member(*, member: Member, tier: Tier, actor: Actor, idempotency_key: str, now: datetime,
                   processor_subscription_id: str = "") -> Membership:
     """Start a membership (pending until the first successful charge seeds the balance)."""
-
-    def body() -> Membership:
-        if tier.practice_id != member.practice_id or not tier.active:
-            raise InvalidTier("Choose an active tier of this practice.")
-        Member.objects.select_for_update().filter(pk=member.pk).first()  # two desks enrolling one member
-        if Membership.objects.filter(member=member).exclude(status=S.CANCELLED).exists():
-            raise IllegalTransition("This member already has an open membership; change its tier instead.")
-        membership = Membership.objects.create(
-            member=member, tier=tier, status=S.PENDING, started_at=now,
-            processor_subscription_id=processor_subscription_id,
-        )
-        EntitlementBalance.objects.bulk_create(
-            [EntitlementBalance(membership=membership, service_id=b.service_id)
-             for b in TierBenefit.objects.filter(tier=tier)]
-        )
-        record_event(membership=membership, kind=EventKind.ENROLLED,
-                     summary=f"Enrolled in {tier.name} at {tier.price_display}",
-                     payload={"tier_id": tier.pk, "price_cents": tier.price_cents, "currency": tier.currency},
-                     actor=actor, now=now)
-        return membership
-
-    return run_once(idempotency_key=idempotency_key, name="enroll_member", now=now, body=body)
+    if tier.practice_id != member.practice_id or not tier.active:
+        raise InvalidTier("Choose an active tier of this practice.")
+    Member.objects.select_for_update().filter(pk=member.pk).first()  # two desks enrolling one member
+    if Membership.objects.filter(member=member).exclude(status=MembershipStatus.CANCELLED).exists():
+        raise IllegalTransition("This member already has an open membership; change its tier instead.")
+    membership = Membership.objects.create(
+        member=member, tier=tier, status=MembershipStatus.PENDING, started_at=now,
+        processor_subscription_id=processor_subscription_id,
+    )
+    EntitlementBalance.objects.bulk_create(
+        [EntitlementBalance(membership=membership, service_id=b.service_id)
+         for b in TierBenefit.objects.filter(tier=tier)]
+    )
+    record_event(membership=membership, kind=EventKind.ENROLLED,
+                 summary=f"Enrolled in {tier.name} at {tier.price_display}",
+                 payload={"tier_id": tier.pk, "price_cents": tier.price_cents, "currency": tier.currency},
+                 actor=actor, now=now)
+    return membership
 
 
+def _check_effective(*, effective: str, **_) -> None:
+    if effective not in ("now", "next_cycle"):
+        raise IllegalTransition("effective must be 'now' or 'next_cycle'.")
+
+
+@idempotent("change_tier", check=_check_effective)
 def change_tier(*, membership: Membership, new_tier: Tier, effective: str = "now", actor: Actor,
                 idempotency_key: str, now: datetime) -> Membership:
     """Move to another tier, now or at the next cycle.
@@ -81,80 +87,74 @@ def change_tier(*, membership: Membership, new_tier: Tier, effective: str = "now
     scheduled withdraws the scheduled change. The price
     changes with the tier (now: immediately, with the practice's proration setting; next cycle: at
     renewal)."""
-    if effective not in ("now", "next_cycle"):
-        raise IllegalTransition("effective must be 'now' or 'next_cycle'.")
-
-    def body() -> Membership:
-        locked = _lock(membership)
-        if new_tier.practice_id != locked.member.practice_id or not new_tier.active:
-            raise InvalidTier("Choose an active tier of this practice.")
-        if locked.status not in (S.PENDING, S.ACTIVE, S.PAST_DUE, S.PAUSED):
-            raise IllegalTransition(f"Cannot change the tier of a {locked.get_status_display().lower()} membership.")
-        if new_tier.pk == locked.tier_id:
-            if locked.pending_tier_id is None:
-                raise InvalidTier("The member is already on that tier.")
-            withdrawn = locked.pending_tier
-            locked.pending_tier = None
-            locked.save(update_fields=["pending_tier", "updated_at"])
-            record_event(membership=locked, kind=EventKind.TIER_CHANGE_SCHEDULED,
-                         summary=f"Scheduled change to {withdrawn.name} withdrawn; staying on {locked.tier.name}",
-                         payload={"old_tier_id": locked.tier_id, "new_tier_id": locked.tier_id,
-                                  "withdrawn_tier_id": withdrawn.pk, "effective": "next_cycle",
-                                  "old_price_cents": withdrawn.price_cents, "price_cents": locked.tier.price_cents,
-                                  "currency": locked.tier.currency},
-                         actor=actor, now=now)
-            return locked
-        old_tier = locked.tier
-        payload = {"old_tier_id": old_tier.pk, "new_tier_id": new_tier.pk, "effective": effective,
-                   "old_price_cents": old_tier.price_cents, "price_cents": new_tier.price_cents,
-                   "currency": new_tier.currency}
-        if effective == "now":
-            locked.tier = new_tier
-            locked.pending_tier = None
-            for benefit in TierBenefit.objects.filter(tier=new_tier):
-                EntitlementBalance.objects.get_or_create(membership=locked, service_id=benefit.service_id)
-            kind, summary = EventKind.TIER_CHANGED, f"Tier changed from {old_tier.name} to {new_tier.name}"
-        else:
-            locked.pending_tier = new_tier
-            kind = EventKind.TIER_CHANGE_SCHEDULED
-            summary = f"Tier change to {new_tier.name} scheduled for the next cycle"
-        locked.save(update_fields=["tier", "pending_tier", "updated_at"])
-        record_event(membership=locked, kind=kind, summary=summary, payload=payload, actor=actor, now=now)
-        return locked
-
-    return run_once(idempotency_key=idempotency_key, name="change_tier", now=now, body=body)
+    locked = _lock(membership)
+    if new_tier.practice_id != locked.member.practice_id or not new_tier.active:
+        raise InvalidTier("Choose an active tier of this practice.")
+    if locked.status not in TIER_CHANGEABLE:
+        raise IllegalTransition(f"Cannot change the tier of a {locked.get_status_display().lower()} membership.")
+    if new_tier.pk == locked.tier_id:
+        return _withdraw_scheduled_change(locked, actor=actor, now=now)
+    old_tier = locked.tier
+    payload = {"old_tier_id": old_tier.pk, "new_tier_id": new_tier.pk, "effective": effective,
+               "old_price_cents": old_tier.price_cents, "price_cents": new_tier.price_cents,
+               "currency": new_tier.currency}
+    if effective == "now":
+        locked.tier = new_tier
+        locked.pending_tier = None
+        for benefit in TierBenefit.objects.filter(tier=new_tier):
+            EntitlementBalance.objects.get_or_create(membership=locked, service_id=benefit.service_id)
+        kind, summary = EventKind.TIER_CHANGED, f"Tier changed from {old_tier.name} to {new_tier.name}"
+    else:
+        locked.pending_tier = new_tier
+        kind = EventKind.TIER_CHANGE_SCHEDULED
+        summary = f"Tier change to {new_tier.name} scheduled for the next cycle"
+    locked.save(update_fields=["tier", "pending_tier", "updated_at"])
+    record_event(membership=locked, kind=kind, summary=summary, payload=payload, actor=actor, now=now)
+    return locked
 
 
+def _withdraw_scheduled_change(locked: Membership, *, actor: Actor, now: datetime) -> Membership:
+    """The current tier chosen again: the scheduled change is withdrawn (nothing scheduled: refused)."""
+    if locked.pending_tier_id is None:
+        raise InvalidTier("The member is already on that tier.")
+    withdrawn = locked.pending_tier
+    locked.pending_tier = None
+    locked.save(update_fields=["pending_tier", "updated_at"])
+    record_event(membership=locked, kind=EventKind.TIER_CHANGE_SCHEDULED,
+                 summary=f"Scheduled change to {withdrawn.name} withdrawn; staying on {locked.tier.name}",
+                 payload={"old_tier_id": locked.tier_id, "new_tier_id": locked.tier_id,
+                          "withdrawn_tier_id": withdrawn.pk, "effective": "next_cycle",
+                          "old_price_cents": withdrawn.price_cents, "price_cents": locked.tier.price_cents,
+                          "currency": locked.tier.currency},
+                 actor=actor, now=now)
+    return locked
+
+
+@idempotent("pause_membership")
 def pause_membership(*, membership: Membership, until: date, actor: Actor, idempotency_key: str,
                      now: datetime, reason: str = "") -> Membership:
     """Pause until a date: no refills and no redemptions while paused; the processor stops collecting."""
-
-    def body() -> Membership:
-        locked = _lock(membership)
-        if until <= locked.member.practice.local_date(now):
-            raise IllegalTransition("The pause must end after today (the practice's date).")
-        _transition(locked, allowed_from=(S.ACTIVE,), to=S.PAUSED, verb="pause")
-        locked.paused_until = until
-        locked.save(update_fields=["status", "paused_until", "updated_at"])
-        release_reservations_of(membership=locked, actor=actor, now=now, reason="Membership paused")
-        record_event(membership=locked, kind=EventKind.PAUSED, summary=f"Paused until {until:%b %d, %Y}",
-                     payload={"until": until.isoformat(), "reason": reason[:200]}, actor=actor, now=now)
-        return locked
-
-    return run_once(idempotency_key=idempotency_key, name="pause_membership", now=now, body=body)
+    locked = _lock(membership)
+    if until <= locked.member.practice.local_date(now):
+        raise IllegalTransition("The pause must end after today (the practice's date).")
+    _transition(locked, allowed_from=(MembershipStatus.ACTIVE,), to=MembershipStatus.PAUSED, verb="pause")
+    locked.paused_until = until
+    locked.save(update_fields=["status", "paused_until", "updated_at"])
+    release_reservations_of(membership=locked, actor=actor, now=now, reason="Membership paused")
+    record_event(membership=locked, kind=EventKind.PAUSED, summary=f"Paused until {until:%b %d, %Y}",
+                 payload={"until": until.isoformat(), "reason": reason[:200]}, actor=actor, now=now)
+    return locked
 
 
+@idempotent("resume_membership")
 def resume_membership(*, membership: Membership, actor: Actor, idempotency_key: str, now: datetime) -> Membership:
-    def body() -> Membership:
-        locked = _lock(membership)
-        _transition(locked, allowed_from=(S.PAUSED,), to=S.ACTIVE, verb="resume")
-        locked.paused_until = None
-        locked.save(update_fields=["status", "paused_until", "updated_at"])
-        record_event(membership=locked, kind=EventKind.RESUMED, summary="Resumed", payload={},
-                     actor=actor, now=now)
-        return locked
-
-    return run_once(idempotency_key=idempotency_key, name="resume_membership", now=now, body=body)
+    locked = _lock(membership)
+    _transition(locked, allowed_from=(MembershipStatus.PAUSED,), to=MembershipStatus.ACTIVE, verb="resume")
+    locked.paused_until = None
+    locked.save(update_fields=["status", "paused_until", "updated_at"])
+    record_event(membership=locked, kind=EventKind.RESUMED, summary="Resumed", payload={},
+                 actor=actor, now=now)
+    return locked
 
 
 def resume_key(membership: Membership) -> str:
@@ -167,7 +167,7 @@ def resume_due_pauses(*, now: datetime) -> int:
     resumes collecting on that date by itself). Each membership on its own; one that fails is
     logged and left for the next run."""
     resumed = 0
-    due = (Membership.objects.filter(status=S.PAUSED, paused_until__lte=now.date() + timedelta(days=1))
+    due = (Membership.objects.filter(status=MembershipStatus.PAUSED, paused_until__lte=now.date() + timedelta(days=1))
            .select_related("member__practice").order_by("paused_until", "id"))
     for membership in due:
         if membership.member.practice.local_date(now) < membership.paused_until:
@@ -183,81 +183,75 @@ def resume_due_pauses(*, now: datetime) -> int:
     return resumed
 
 
+@idempotent("cancel_membership")
 def cancel_membership(*, membership: Membership, actor: Actor, idempotency_key: str, now: datetime,
                       reason: str = "", ended_at: datetime | None = None) -> Membership:
     """Close the tier and freeze the balance (freeze entries, nothing deleted). Whether frozen credit
     stays usable until the paid period ends is the practice's setting: it is paid through the end of
     the current period if that is after the end (`ended_at`: when the processor ended the
     subscription, by its own clock; else now)."""
-
-    def body() -> Membership:
-        locked = _lock(membership)
-        if locked.status == S.CANCELLED:
-            raise IllegalTransition("The membership is already cancelled.")
-        release_reservations_of(membership=locked, actor=actor, now=now, reason="Membership cancelled")
-        locked.status = S.CANCELLED
-        locked.cancelled_at = now
-        locked.pending_tier = None
-        end = ended_at or now
-        locked.paid_through = locked.current_period_end if (
-            locked.current_period_end and locked.current_period_end > end) else end
-        locked.cancel_reason = reason[:200]
-        locked.save(update_fields=["status", "cancelled_at", "pending_tier", "paid_through", "cancel_reason",
-                                   "updated_at"])
-        frozen = []
-        for balance in EntitlementBalance.objects.select_for_update().filter(membership=locked):
-            EntitlementBalance.objects.filter(pk=balance.pk).update(frozen_at=now)
-            write_entry(membership=locked, service_id=balance.service_id, kind=EntryKind.FREEZE, quantity=0,
-                        frozen_quantity=balance.balance, balance_after=balance.balance, actor=actor,
-                        reason=reason or "Membership cancelled", now=now,
-                        idempotency_key=f"freeze:{locked.pk}:{balance.service_id}")
-            frozen.append({"service_id": balance.service_id, "quantity": balance.balance})
-        record_event(membership=locked, kind=EventKind.CANCELLED,
-                     summary="Cancelled; balance frozen" + (f" ({reason[:100]})" if reason else ""),
-                     payload={"frozen": frozen, "paid_through": locked.paid_through.isoformat()},
-                     actor=actor, now=now)
-        return locked
-
-    return run_once(idempotency_key=idempotency_key, name="cancel_membership", now=now, body=body)
+    locked = _lock(membership)
+    if locked.status == MembershipStatus.CANCELLED:
+        raise IllegalTransition("The membership is already cancelled.")
+    release_reservations_of(membership=locked, actor=actor, now=now, reason="Membership cancelled")
+    locked.status = MembershipStatus.CANCELLED
+    locked.cancelled_at = now
+    locked.pending_tier = None
+    end = ended_at or now
+    locked.paid_through = locked.current_period_end if (
+        locked.current_period_end and locked.current_period_end > end) else end
+    locked.cancel_reason = reason[:200]
+    locked.save(update_fields=["status", "cancelled_at", "pending_tier", "paid_through", "cancel_reason",
+                               "updated_at"])
+    frozen = []
+    for balance in EntitlementBalance.objects.select_for_update().filter(membership=locked):
+        EntitlementBalance.objects.filter(pk=balance.pk).update(frozen_at=now)
+        write_entry(membership=locked, service_id=balance.service_id, kind=EntryKind.FREEZE, quantity=0,
+                    frozen_quantity=balance.balance, balance_after=balance.balance, actor=actor,
+                    reason=reason or "Membership cancelled", now=now,
+                    idempotency_key=f"freeze:{locked.pk}:{balance.service_id}")
+        frozen.append({"service_id": balance.service_id, "quantity": balance.balance})
+    record_event(membership=locked, kind=EventKind.CANCELLED,
+                 summary="Cancelled; balance frozen" + (f" ({reason[:100]})" if reason else ""),
+                 payload={"frozen": frozen, "paid_through": locked.paid_through.isoformat()},
+                 actor=actor, now=now)
+    return locked
 
 
-def _billing_transition(*, membership: Membership, allowed_from: tuple[str, ...], to: str, verb: str,
-                        kind: str, summary: str, payload: dict, actor: Actor, idempotency_key: str,
-                        now: datetime, name: str) -> Membership:
-    def body() -> Membership:
-        locked = _lock(membership)
-        _transition(locked, allowed_from=allowed_from, to=to, verb=verb)
-        locked.save(update_fields=["status", "updated_at"])
-        record_event(membership=locked, kind=kind, summary=summary, payload=payload, actor=actor, now=now)
-        return locked
-
-    return run_once(idempotency_key=idempotency_key, name=name, now=now, body=body)
-
-
+@idempotent("mark_past_due")
 def mark_past_due(*, membership: Membership, actor: Actor, idempotency_key: str, now: datetime,
                   invoice_ref: str = "") -> Membership:
     return _billing_transition(
-        membership=membership, allowed_from=(S.ACTIVE, S.PENDING), to=S.PAST_DUE, verb="mark past due",
-        kind=EventKind.PAST_DUE, summary="Payment failed; membership past due",
-        payload={"invoice_ref": invoice_ref}, actor=actor, idempotency_key=idempotency_key, now=now,
-        name="mark_past_due",
+        membership=membership, allowed_from=(MembershipStatus.ACTIVE, MembershipStatus.PENDING),
+        to=MembershipStatus.PAST_DUE, verb="mark past due", kind=EventKind.PAST_DUE,
+        summary="Payment failed; membership past due", payload={"invoice_ref": invoice_ref}, actor=actor, now=now,
     )
 
 
+@idempotent("mark_recovered")
 def mark_recovered(*, membership: Membership, actor: Actor, idempotency_key: str, now: datetime,
                    invoice_ref: str = "") -> Membership:
     return _billing_transition(
-        membership=membership, allowed_from=(S.PAST_DUE, S.LAPSED), to=S.ACTIVE, verb="recover",
-        kind=EventKind.RECOVERED, summary="Payment recovered; membership active",
-        payload={"invoice_ref": invoice_ref}, actor=actor, idempotency_key=idempotency_key, now=now,
-        name="mark_recovered",
+        membership=membership, allowed_from=(MembershipStatus.PAST_DUE, MembershipStatus.LAPSED),
+        to=MembershipStatus.ACTIVE, verb="recover", kind=EventKind.RECOVERED,
+        summary="Payment recovered; membership active", payload={"invoice_ref": invoice_ref}, actor=actor, now=now,
     )
 
 
+@idempotent("mark_lapsed")
 def mark_lapsed(*, membership: Membership, actor: Actor, idempotency_key: str, now: datetime,
                 reason: str = "") -> Membership:
     return _billing_transition(
-        membership=membership, allowed_from=(S.PAST_DUE,), to=S.LAPSED, verb="lapse",
-        kind=EventKind.LAPSED, summary="Lapsed: payment not recovered", payload={"reason": reason[:200]},
-        actor=actor, idempotency_key=idempotency_key, now=now, name="mark_lapsed",
+        membership=membership, allowed_from=(MembershipStatus.PAST_DUE,), to=MembershipStatus.LAPSED,
+        verb="lapse", kind=EventKind.LAPSED, summary="Lapsed: payment not recovered",
+        payload={"reason": reason[:200]}, actor=actor, now=now,
     )
+
+
+def _billing_transition(*, membership: Membership, allowed_from: tuple[str, ...], to: str, verb: str,
+                        kind: str, summary: str, payload: dict, actor: Actor, now: datetime) -> Membership:
+    locked = _lock(membership)
+    _transition(locked, allowed_from=allowed_from, to=to, verb=verb)
+    locked.save(update_fields=["status", "updated_at"])
+    record_event(membership=locked, kind=kind, summary=summary, payload=payload, actor=actor, now=now)
+    return locked

@@ -34,10 +34,10 @@ from .common import (
     record_event,
     redeemed_summary,
     require_positive,
-    run_entry_once,
     write_entry,
 )
 from .fast import redeem_in_one_call
+from .idempotency import idempotent_entry
 from .refill import expire_returned_units
 
 
@@ -114,21 +114,24 @@ def redeem_entitlement(*, membership: Membership, service: Service, quantity: in
     first entry and spends nothing; N concurrent redemptions of the last unit let exactly one through."""
     require_positive(quantity)
     reason = reason or "Redeemed at the front desk"
-    # The common case (an active member, one lot) in one database call; anything else, here.
+    # The common case (an active member, one lot) in one database call; anything else, under the lock.
     entry = redeem_in_one_call(membership=membership, service=service, quantity=quantity, actor=actor,
                                idempotency_key=idempotency_key, now=now, reason=reason)
     if entry is not None:
         return entry
+    return _redeem_under_lock(membership=membership, service=service, quantity=quantity, actor=actor,
+                              reason=reason, idempotency_key=idempotency_key, now=now)
 
-    def body() -> LedgerEntry:
-        locked = _lock_membership(membership, service)
-        check_redeemable(membership=locked, service=service, now=now)
-        return _spend(membership=locked, service=service, quantity=quantity, from_reserved=False,
-                      actor=actor, reason=reason, idempotency_key=idempotency_key, now=now)
 
-    # No replay lookup first: a replay runs into the key's unique index (or finds the balance spent)
-    # and then returns the first entry, so the common case saves a query.
-    return run_entry_once(idempotency_key, EntryKind.REDEEM, body, look_first=False)
+# No replay lookup first: a replay runs into the key's unique index (or finds the balance spent)
+# and then returns the first entry, so the common case saves a query.
+@idempotent_entry(EntryKind.REDEEM, look_first=False)
+def _redeem_under_lock(*, membership: Membership, service: Service, quantity: int, actor: Actor, reason: str,
+                       idempotency_key: str, now: datetime) -> LedgerEntry:
+    locked = _lock_membership(membership, service)
+    check_redeemable(membership=locked, service=service, now=now)
+    return _spend(membership=locked, service=service, quantity=quantity, from_reserved=False,
+                  actor=actor, reason=reason, idempotency_key=idempotency_key, now=now)
 
 
 def reserve_entitlement(*, membership: Membership, service: Service, quantity: int = 1, actor: Actor,
@@ -168,25 +171,26 @@ def _lock_reservation(reservation: Reservation) -> Reservation:
 def commit_reservation(*, reservation: Reservation, actor: Actor, now: datetime,
                        idempotency_key: str | None = None) -> LedgerEntry:
     """Spend a held reservation (the treatment happened). Committing twice spends once."""
-    key = idempotency_key or f"commit:{reservation.idempotency_key}"
-
-    def body() -> LedgerEntry:
-        locked_membership = _lock_membership(reservation.membership)
-        held = _lock_reservation(reservation)
-        if held.status == ReservationStatus.COMMITTED and held.entry_id:
-            return held.entry
-        if held.status != ReservationStatus.HELD:
-            raise IllegalTransition("This hold was released; redeem instead.")
-        entry = _spend(membership=locked_membership, service=held.service, quantity=held.quantity,
-                       from_reserved=True, actor=actor, reason="Booked treatment completed",
-                       idempotency_key=key, now=now)
-        Reservation.objects.filter(pk=held.pk).update(
-            status=ReservationStatus.COMMITTED, entry=entry, resolved_at=now
-        )
-        return entry
-
-    entry = run_entry_once(key, EntryKind.REDEEM, body)
+    entry = _commit_held(reservation=reservation, actor=actor, now=now,
+                         idempotency_key=idempotency_key or f"commit:{reservation.idempotency_key}")
     reservation.refresh_from_db()
+    return entry
+
+
+@idempotent_entry(EntryKind.REDEEM)
+def _commit_held(*, reservation: Reservation, actor: Actor, idempotency_key: str, now: datetime) -> LedgerEntry:
+    locked_membership = _lock_membership(reservation.membership)
+    held = _lock_reservation(reservation)
+    if held.status == ReservationStatus.COMMITTED and held.entry_id:
+        return held.entry
+    if held.status != ReservationStatus.HELD:
+        raise IllegalTransition("This hold was released; redeem instead.")
+    entry = _spend(membership=locked_membership, service=held.service, quantity=held.quantity,
+                   from_reserved=True, actor=actor, reason="Booked treatment completed",
+                   idempotency_key=idempotency_key, now=now)
+    Reservation.objects.filter(pk=held.pk).update(
+        status=ReservationStatus.COMMITTED, entry=entry, resolved_at=now
+    )
     return entry
 
 

@@ -20,7 +20,8 @@ from memberships.models import (
     TierBenefit,
 )
 
-from .common import Actor, move_balance, record_event, run_once, write_entry
+from .common import Actor, move_balance, record_event, write_entry
+from .idempotency import idempotent
 
 
 def _expire_lot(*, membership: Membership, lot: CreditLot, quantity: int, actor: Actor, reason: str,
@@ -208,6 +209,11 @@ def _freeze_grant(*, membership: Membership, granted: list[dict], cycle_key: str
                     idempotency_key=f"freeze:{membership.pk}:{g['service_id']}:{cycle_key}")
 
 
+def _refill_operation_key(*, membership: Membership, cycle_key: str, **_) -> str:
+    return refill_key(membership.pk, cycle_key)
+
+
+@idempotent("refill_entitlements", key=_refill_operation_key)
 def refill_entitlements(*, membership: Membership, cycle_key: str, actor: Actor, now: datetime,
                         period_start: datetime | None = None, period_end: datetime | None = None,
                         ended_at: datetime | None = None) -> Membership:
@@ -218,63 +224,69 @@ def refill_entitlements(*, membership: Membership, cycle_key: str, actor: Actor,
     granted slots in at its own cycle (newer lots move one cycle on) and the current boundary's rules
     then run over it, as they would have had it come first. `ended_at`: the membership was cancelled
     (at the processor) after this period began — the cycle is granted and frozen with the rest."""
+    locked = Membership.objects.select_for_update(of=("self",)).select_related("tier").get(pk=membership.pk)
+    cancelled_after = (locked.status == MembershipStatus.CANCELLED and ended_at is not None
+                       and period_start is not None and period_start < ended_at)
+    if locked.status == MembershipStatus.PAUSED or (locked.status == MembershipStatus.CANCELLED
+                                                    and not cancelled_after):
+        raise IllegalTransition(f"No refill while the membership is {locked.get_status_display().lower()}.")
+    late_slot = None
+    if period_start is not None and locked.current_period_start and period_start < locked.current_period_start:
+        late_slot = _slot_for_late_period(membership=locked, period_start=period_start)
+    if locked.pending_tier_id and late_slot is None:
+        _take_scheduled_tier(locked, actor=actor, now=now)
+    next_cycle = locked.cycle_number + 1
+    if late_slot is None:
+        expired = apply_rollover(membership=locked, next_cycle=next_cycle, actor=actor, cycle_key=cycle_key,
+                                 now=now) if locked.cycle_number else 0
+        granted = _grant_cycle(membership=locked, cycle=next_cycle, cycle_key=cycle_key,
+                               period_start=period_start, actor=actor, now=now)
+        locked.current_period_start = period_start or locked.current_period_start or now
+        locked.current_period_end = period_end or locked.current_period_end
+    else:
+        granted = _grant_cycle(membership=locked, cycle=late_slot, cycle_key=cycle_key,
+                               period_start=period_start, actor=actor, now=now)
+        # The boundaries it missed: the rules of the current cycle, over the late lots.
+        expired = _apply_rules(membership=locked, cycle=next_cycle, actor=actor, key=cycle_key, now=now)
+    locked.cycle_number = next_cycle
+    locked.last_refill_at = now
+    if locked.status == MembershipStatus.PENDING:
+        locked.status = MembershipStatus.ACTIVE
+    if cancelled_after and period_end is not None and period_end > ended_at:
+        # as the cancellation would have set it, had this cycle come first
+        locked.paid_through = max(locked.paid_through or period_end, period_end)
+    locked.save(update_fields=["cycle_number", "last_refill_at", "current_period_start", "current_period_end",
+                               "status", "tier", "pending_tier", "paid_through", "updated_at"])
+    _record_refill(locked, granted=granted, expired=expired, cycle_key=cycle_key, late_slot=late_slot, actor=actor,
+                   now=now)
+    if cancelled_after:
+        _freeze_grant(membership=locked, granted=granted, cycle_key=cycle_key, actor=actor, now=now)
+    return locked
 
-    def body() -> Membership:
-        locked = Membership.objects.select_for_update(of=("self",)).select_related("tier").get(pk=membership.pk)
-        cancelled_after = (locked.status == MembershipStatus.CANCELLED and ended_at is not None
-                           and period_start is not None and period_start < ended_at)
-        if locked.status == MembershipStatus.PAUSED or (locked.status == MembershipStatus.CANCELLED
-                                                        and not cancelled_after):
-            raise IllegalTransition(f"No refill while the membership is {locked.get_status_display().lower()}.")
-        changed_fields = ["cycle_number", "last_refill_at", "current_period_start", "current_period_end",
-                          "status", "tier", "pending_tier", "paid_through", "updated_at"]
-        late_slot = None
-        if period_start is not None and locked.current_period_start and period_start < locked.current_period_start:
-            late_slot = _slot_for_late_period(membership=locked, period_start=period_start)
-        if locked.pending_tier_id and late_slot is None:
-            old_tier = locked.tier
-            locked.tier = locked.pending_tier
-            locked.pending_tier = None
-            record_event(membership=locked, kind=EventKind.TIER_CHANGED,
-                         summary=f"Tier changed from {old_tier.name} to {locked.tier.name} at the cycle start",
-                         payload={"old_tier_id": old_tier.pk, "new_tier_id": locked.tier_id,
-                                  "effective": "next_cycle", "price_cents": locked.tier.price_cents},
-                         actor=actor, now=now)
-        next_cycle = locked.cycle_number + 1
-        if late_slot is None:
-            expired = apply_rollover(membership=locked, next_cycle=next_cycle, actor=actor, cycle_key=cycle_key,
-                                     now=now) if locked.cycle_number else 0
-            granted = _grant_cycle(membership=locked, cycle=next_cycle, cycle_key=cycle_key,
-                                   period_start=period_start, actor=actor, now=now)
-            locked.current_period_start = period_start or locked.current_period_start or now
-            locked.current_period_end = period_end or locked.current_period_end
-        else:
-            granted = _grant_cycle(membership=locked, cycle=late_slot, cycle_key=cycle_key,
-                                   period_start=period_start, actor=actor, now=now)
-            # The boundaries it missed: the rules of the current cycle, over the late lots.
-            expired = _apply_rules(membership=locked, cycle=next_cycle, actor=actor, key=cycle_key, now=now)
-        locked.cycle_number = next_cycle
-        locked.last_refill_at = now
-        if locked.status == MembershipStatus.PENDING:
-            locked.status = MembershipStatus.ACTIVE
-        if cancelled_after and period_end is not None and period_end > ended_at:
-            # as the cancellation would have set it, had this cycle come first
-            locked.paid_through = max(locked.paid_through or period_end, period_end)
-        locked.save(update_fields=changed_fields)
-        summary = ", ".join(f"+{g['quantity']}" for g in granted)
-        record_event(membership=locked, kind=EventKind.REFILLED,
-                     summary=(f"Cycle {late_slot or next_cycle} refilled ({len(granted)} benefits)" if granted
-                              else "Cycle refilled") + (" (paid before a newer cycle, heard of late)"
-                                                         if late_slot else ""),
-                     payload={"cycle_key": cycle_key, "cycle_number": late_slot or next_cycle, "granted": granted,
-                              "expired_total": expired, "summary": summary, "late": late_slot is not None},
-                     actor=actor, now=now)
-        if cancelled_after:
-            _freeze_grant(membership=locked, granted=granted, cycle_key=cycle_key, actor=actor, now=now)
-        return locked
 
-    return run_once(idempotency_key=refill_key(membership.pk, cycle_key), name="refill_entitlements",
-                    now=now, body=body)
+def _take_scheduled_tier(locked: Membership, *, actor: Actor, now: datetime) -> None:
+    """A tier change scheduled for the next cycle takes effect at its start (saved with the refill)."""
+    old_tier = locked.tier
+    locked.tier = locked.pending_tier
+    locked.pending_tier = None
+    record_event(membership=locked, kind=EventKind.TIER_CHANGED,
+                 summary=f"Tier changed from {old_tier.name} to {locked.tier.name} at the cycle start",
+                 payload={"old_tier_id": old_tier.pk, "new_tier_id": locked.tier_id,
+                          "effective": "next_cycle", "price_cents": locked.tier.price_cents},
+                 actor=actor, now=now)
+
+
+def _record_refill(locked: Membership, *, granted: list[dict], expired: int, cycle_key: str, late_slot: int | None,
+                   actor: Actor, now: datetime) -> None:
+    summary = ", ".join(f"+{g['quantity']}" for g in granted)
+    record_event(membership=locked, kind=EventKind.REFILLED,
+                 summary=(f"Cycle {late_slot or locked.cycle_number} refilled ({len(granted)} benefits)" if granted
+                          else "Cycle refilled") + (" (paid before a newer cycle, heard of late)"
+                                                     if late_slot else ""),
+                 payload={"cycle_key": cycle_key, "cycle_number": late_slot or locked.cycle_number,
+                          "granted": granted, "expired_total": expired, "summary": summary,
+                          "late": late_slot is not None},
+                 actor=actor, now=now)
 
 
 def ledger_sum(*, membership_id: int, service_id: int) -> int:
