@@ -40,7 +40,7 @@ def run() -> dict[str, float]:
 
 def _run() -> dict[str, float]:
     from billing.models import ImportStatus
-    from billing.mirror import create_import_batch, run_import_batch
+    from billing.sheets.batches import create_import_batch, run_import_batch
 
     practice = setup_practice()
     content = make_csv()

@@ -18,7 +18,7 @@ def run() -> None:
 
 
 def _processor_rows(ledger):
-    from billing.mirror.reconciliation import ProcessorRow
+    from billing.reconciliation.compare import ProcessorRow
 
     rows = []
     for i, row in enumerate(ledger):
@@ -30,7 +30,7 @@ def _processor_rows(ledger):
 
 
 def _record_rows(ledger):
-    from billing.mirror.reconciliation import RecordRow
+    from billing.reconciliation.compare import RecordRow
 
     return [RecordRow(member_id=row.member_id, tier="Radiance" if i % 101 == 0 else row.tier_name,
                       status=row.status) for i, row in enumerate(ledger)]
@@ -38,10 +38,10 @@ def _record_rows(ledger):
 
 def _run() -> None:
     from benchmarks.import_members import make_csv, setup_practice
-    from billing.mirror import create_import_batch, run_import_batch
-    from billing.mirror.reconciliation import reconcile
-    from billing.mirror.runs import run_reconciliation
-    from billing.mirror.snapshots import ledger_rows, sheet_rows
+    from billing.sheets.batches import create_import_batch, run_import_batch
+    from billing.reconciliation.compare import reconcile
+    from billing.reconciliation.runs import run_reconciliation
+    from billing.reconciliation.snapshots import ledger_rows, sheet_rows
 
     practice = setup_practice()
     batch = create_import_batch(practice=practice, file_name="bench.csv", content=make_csv(MEMBERS), dry_run=False,

@@ -10,7 +10,7 @@ logger = logging.getLogger(__name__)
 
 
 def run_import(batch_id: int) -> str:
-    from billing.mirror import run_import_batch
+    from billing.sheets.batches import run_import_batch
 
     return run_import_batch(batch_id=batch_id, now=timezone.now()).status
 
@@ -18,7 +18,7 @@ def run_import(batch_id: int) -> str:
 def reconcile_nightly() -> dict:
     """The nightly schedule: one run per practice (catch-up off; a missed night is simply the next run).
     A practice whose run raises is logged by its id and reported as "failed"; the others still run."""
-    from billing.mirror.runs import run_reconciliation
+    from billing.reconciliation.runs import run_reconciliation
     from memberships.failures import log_failure
     from memberships.models import Practice
 
@@ -35,7 +35,7 @@ def reconcile_nightly() -> dict:
 
 
 def reconcile_practice(practice_id: int) -> int:
-    from billing.mirror.runs import run_reconciliation
+    from billing.reconciliation.runs import run_reconciliation
     from memberships.models import Practice
 
     practice = Practice.objects.get(pk=practice_id)

@@ -67,14 +67,14 @@ class IntegrationsConfig(AppConfig):
         register(MemberMessageDestination())
         register(PaymentRetryDestination())
 
-        from billing.mirror.snapshots import register_source
+        from billing.reconciliation.snapshots import register_source
 
         from .processors.stripe_read import processor_source
         from .records.snapshots import record_source
 
         register_source("processor", processor_source)   # reconciliation reads them, never writes
         register_source("record", record_source)
-        from billing.mirror.rollout import register_shadow_reader
+        from billing.rollout.stages import register_shadow_reader
 
         from .shadow import shadow_entries
 

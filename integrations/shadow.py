@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from billing.mirror.rollout import ShadowEntry
+from billing.rollout.stages import ShadowEntry
 
 from .models import Delivery, DeliveryStatus
 from .outbox import registered

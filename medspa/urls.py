@@ -16,7 +16,7 @@ urlpatterns = [
     path("manage/dunning/policy/", include("billing.dunning.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("manage/", include("billing.mirror.urls")),
+    path("manage/", include("billing.urls")),
     path("manage/", include("billing.staff.urls")),
     path("members/<int:member_id>/card-link/", card_link, name="card_link"),
     path("records/exceptions/", include("integrations.records.staff_urls")),

@@ -14,7 +14,7 @@ from billing import metrics
 from billing.dunning import selectors as dunning_selectors
 from billing.dunning import cases as dunning_cases
 from billing.dunning import messages as dunning_messages
-from billing.mirror.selectors import reconciliation_status, reconciliation_trend
+from billing.reconciliation.selectors import reconciliation_status, reconciliation_trend
 from billing.models import DiscrepancyKind, DunningCase
 from memberships.errors import LedgerError
 from memberships.services import Actor
@@ -62,7 +62,7 @@ def dashboard(request):
     now = timezone.now()
     scope = practice_scope(request.user)
     try:
-        practice = practice_for(request.user)    # the reconciliation section's (and the mirror pages')
+        practice = practice_for(request.user)    # the reconciliation section's (and the import and rollout pages')
     except PermissionDenied:
         practice = None                          # a superuser on a site without a practice yet
     zone = metrics.practice_zone(practice if scope is not None else None)

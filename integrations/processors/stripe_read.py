@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from billing.mirror.reconciliation import LedgerRow, ProcessorRow
+from billing.reconciliation.compare import LedgerRow, ProcessorRow
 from billing.models import SheetRow
 from memberships.models import Practice
 

@@ -3,8 +3,8 @@ through the practice's record adapter. Read only."""
 
 from __future__ import annotations
 
-from billing.mirror.reconciliation import LedgerRow, RecordRow
-from billing.mirror.snapshots import SourceSkipped
+from billing.reconciliation.compare import LedgerRow, RecordRow
+from billing.reconciliation.snapshots import SourceSkipped
 from memberships.models import AutomationStage, Member, Membership, Practice
 
 from . import get_adapter

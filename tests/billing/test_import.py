@@ -10,8 +10,9 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from billing.models import ImportStatus, SheetRow
-from billing.mirror import check_import, create_import_batch, run_import_batch
-from billing.mirror.sheet import parse_cents, parse_date
+from billing.sheets.batches import create_import_batch, run_import_batch
+from billing.sheets.checking import check_import
+from billing.sheets.values import parse_cents, parse_date
 from memberships.models import (
     EntitlementBalance,
     EntryKind,

@@ -14,9 +14,9 @@ from django.core.management.base import CommandError
 
 from billing import services as billing_services
 from billing.facts import ChargeSucceeded
-from billing.mirror import check_import
-from billing.mirror.sheet import parse_cents, parse_units
 from billing.models import ImportStatus
+from billing.sheets.checking import check_import
+from billing.sheets.values import parse_cents, parse_units
 from memberships import services
 from memberships.errors import IllegalTransition
 from memberships.models import (
@@ -93,7 +93,7 @@ def test_two_columns_that_look_like_one_balance_need_the_managers_word(glow, pra
     assert "'HydraFacial balance = balance:hydrafacial'" in message
     assert nothing_written()
     override = {"HydraFacial remaining": "balance:hydrafacial", "HydraFacial balance": ""}
-    from billing.mirror import create_import_batch, run_import_batch
+    from billing.sheets.batches import create_import_batch, run_import_batch
     batch = create_import_batch(practice=practice, file_name="m.csv", content=content, dry_run=False,
                                 mapping_override=override, now=NOW)
     batch = run_import_batch(batch_id=batch.pk, now=NOW)
@@ -246,7 +246,7 @@ def test_a_paused_row_in_a_file_without_the_column_names_the_column(glow, practi
 
 
 def test_a_pause_already_in_the_ledger_does_not_block_importing_the_sheet_again(glow, practice):
-    from billing.mirror import create_import_batch, run_import_batch
+    from billing.sheets.batches import create_import_batch, run_import_batch
 
     from .test_import import GOOD_CSV
 

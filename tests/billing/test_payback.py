@@ -9,8 +9,8 @@ import pytest
 from billing import services as billing
 from billing.facts import ChargeFailed, ChargeSucceeded
 from billing.metrics import payback_weeks
-from billing.mirror.runs import resolve_discrepancy, run_reconciliation
 from billing.models import Discrepancy
+from billing.reconciliation.runs import resolve_discrepancy, run_reconciliation
 from memberships import services
 from tests.factories import TierBenefitFactory, TierFactory, active_membership
 

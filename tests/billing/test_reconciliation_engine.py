@@ -2,7 +2,7 @@
 
 from datetime import datetime, timezone
 
-from billing.mirror.reconciliation import (
+from billing.reconciliation.compare import (
     LedgerRow,
     ProcessorRow,
     RecordRow,

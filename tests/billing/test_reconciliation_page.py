@@ -5,7 +5,7 @@ from datetime import datetime
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.mirror.runs import run_reconciliation
+from billing.reconciliation.runs import run_reconciliation
 from billing.models import Discrepancy
 from memberships.models import AuditLog
 

@@ -5,8 +5,8 @@ tier's currency and interval) and a subscription Stripe will end at the period e
 import pytest
 from django.utils import timezone
 
-from billing.mirror.reconciliation import reconcile
-from billing.mirror.snapshots import ledger_rows
+from billing.reconciliation.compare import reconcile
+from billing.reconciliation.snapshots import ledger_rows
 from integrations.processors.stripe_read import processor_source
 from memberships import services
 from tests.factories import MemberFactory, TierFactory, active_membership

@@ -11,10 +11,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from billing.mirror import create_import_batch, run_import_batch
-from billing.mirror.runs import resolve_discrepancy, run_reconciliation
-from billing.mirror.selectors import discrepancies, reconciliation_status, reconciliation_trend
 from billing.models import Discrepancy, ImportStatus
+from billing.reconciliation.runs import resolve_discrepancy, run_reconciliation
+from billing.reconciliation.selectors import discrepancies, reconciliation_status, reconciliation_trend
+from billing.sheets.batches import create_import_batch, run_import_batch
 from memberships import services
 from memberships.models import Membership
 from tests.factories import TierBenefitFactory, TierFactory

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.metrics import payback_weeks
-from billing.mirror.runs import run_reconciliation
+from billing.reconciliation.runs import run_reconciliation
 from integrations import outbox
 from memberships import services
 from memberships.models import AuditLog, AutomationStage, Practice

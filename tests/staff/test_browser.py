@@ -196,8 +196,8 @@ def _reconciled_twice(clinic):
 
     from django.utils import timezone
 
-    from billing.mirror import create_import_batch, run_import_batch
-    from billing.mirror.runs import run_reconciliation
+    from billing.sheets.batches import create_import_batch, run_import_batch
+    from billing.reconciliation.runs import run_reconciliation
 
     now = timezone.now()
     sheet = (f"Member #,First name,Last name,Plan,Start date,Price,Status\n"

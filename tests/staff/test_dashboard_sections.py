@@ -12,8 +12,8 @@ from django.utils import timezone
 from django.utils.html import strip_tags
 
 from billing.metrics import practice_zone
-from billing.mirror import create_import_batch, run_import_batch
-from billing.mirror.runs import resolve_discrepancy, run_reconciliation
+from billing.sheets.batches import create_import_batch, run_import_batch
+from billing.reconciliation.runs import resolve_discrepancy, run_reconciliation
 from billing.models import Discrepancy, ImportStatus
 from memberships import services
 from memberships.models import Membership

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from billing.models import ImportStatus
-from billing.mirror import column_rows, create_import_batch, run_import_batch
+from billing.sheets.batches import column_rows, create_import_batch, run_import_batch
 from memberships.models import Practice
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from billing.mirror.runs import run_reconciliation
-from billing.mirror.selectors import discrepancies
+from billing.reconciliation.runs import run_reconciliation
+from billing.reconciliation.selectors import discrepancies
 from memberships.models import Practice
 
 

@@ -26,10 +26,10 @@ from django.utils import timezone
 
 from billing import services as billing
 from billing.facts import ChargeFailed, ChargeSucceeded
-from billing.mirror import create_import_batch, run_import_batch
-from billing.mirror.runs import resolve_discrepancy, run_reconciliation
-from billing.mirror.snapshots import SourceSkipped, ledger_rows, registered_sources
 from billing.models import Discrepancy, DiscrepancyKind, ImportStatus
+from billing.reconciliation.runs import resolve_discrepancy, run_reconciliation
+from billing.reconciliation.snapshots import SourceSkipped, ledger_rows, registered_sources
+from billing.sheets.batches import create_import_batch, run_import_batch
 from memberships import services
 from memberships.errors import LedgerError
 from memberships.models import (

@@ -1,4 +1,4 @@
-"""Reads for the mirror pages and the dashboard. They never write."""
+"""Reads for the reconciliation pages, the rollout page and the dashboard. They never write."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from typing import Callable
 from billing.models import SheetRow
 from memberships.models import EntitlementBalance, Membership, MembershipStatus, Practice
 
-from .reconciliation import LedgerRow, SheetSnapshot
+from .compare import LedgerRow, SheetSnapshot
 
 
 def ledger_rows(*, practice_id: int) -> list[LedgerRow]:

@@ -12,7 +12,7 @@ from billing.models import Discrepancy, ReconciliationRun
 from memberships.models import AuditLog, Practice
 from memberships.errors import ReasonRequired
 
-from .reconciliation import reconcile
+from .compare import reconcile
 from .snapshots import Source, ledger_rows, read_side, sheet_rows
 
 logger = logging.getLogger(__name__)

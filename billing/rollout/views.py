@@ -1,0 +1,60 @@
+"""The manager's staged-rollout page: the stages and what each turns on, what the next stage would
+have done (the shadow log), reconciliation's state and the payback so far; moving between stages.
+Thin: check the permission, call a service or a selector, audit, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from billing.metrics import payback_weeks, practice_zone
+from billing.reconciliation.selectors import reconciliation_status
+from memberships.errors import LedgerError
+from memberships.models import AutomationStage
+from memberships.views.common import audit, practice_for, staff_page
+
+from .stages import STAGE_EFFECTS, STAGES, next_stage, set_automation_stage, shadow_log
+
+PERMISSION = "view_dashboard"
+
+
+@staff_page(PERMISSION)
+def rollout(request):
+    practice = practice_for(request.user)
+    now = timezone.now()
+    current = practice.automation_stage
+    rank = STAGES.index(current)
+    labels = dict(AutomationStage.choices)
+    stages = [{"value": s, "label": labels[s], "effects": STAGE_EFFECTS[s], "current": s == current,
+               "on": i <= rank, "can_go_back": i < rank} for i, s in enumerate(STAGES)]
+    upcoming = next_stage(current)
+    shadow = shadow_log(practice=practice, now=now, days=30)
+    next_shadow = [e for e in shadow if e.stage == upcoming]
+    audit(request, action="rollout_viewed", obj=practice)
+    return render(request, "billing/rollout.html", {
+        "stages": stages, "status": reconciliation_status(practice_id=practice.pk),
+        "next": {"value": upcoming, "label": labels[upcoming]} if upcoming else None,
+        "next_shadow": next_shadow, "later_shadow_count": len(shadow) - len(next_shadow),
+        "payback": payback_weeks(practice_id=practice.pk, now=now, zone=practice_zone(practice)),
+    })
+
+
+@staff_page(PERMISSION)
+@require_POST
+def rollout_stage(request):
+    practice = practice_for(request.user)
+    stage = request.POST.get("stage", "")
+    moving_up = stage in STAGES and STAGES.index(stage) > STAGES.index(practice.automation_stage)
+    if moving_up and request.POST.get("confirm") != "1":
+        messages.error(request, "Tick the confirmation to move up a stage.")
+        return redirect("mirror:rollout")
+    try:
+        set_automation_stage(practice=practice, stage=stage, user=request.user, now=timezone.now(),
+                             ip_address=request.META.get("REMOTE_ADDR") or None)
+    except LedgerError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Automation stage is now {dict(AutomationStage.choices)[stage]}.")
+    return redirect("mirror:rollout")

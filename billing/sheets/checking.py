@@ -1,0 +1,256 @@
+"""The first pass of an import, the check: read every row, parse and validate it, and plan what
+importing it would do (create, change, leave unchanged, reject) without writing anything. Besides
+each row's own problems, the check finds what only the whole file shows: a member twice, a
+processor id another member has, a paused membership without the end of its pause."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Callable
+
+from django.conf import settings
+
+from billing.models import SheetRow
+from memberships.models import Member, Membership, MembershipStatus, Practice, Service, Tier
+
+from .columns import BALANCE_PREFIX, DATE_FIELDS, FIELD_LABELS, FIELD_SYNONYMS, Mapping, guess_mapping
+from .reading import RawSheet, SheetError, read_sheet
+from .rows import CONTACT_FIELDS, ImportRow, RowError, parse_row, practice_catalog
+from .values import DateOrder, decide_date_order
+
+ProgressCallback = Callable[[str, int, int], None]
+KNOWN_FIELDS = set(FIELD_SYNONYMS)
+
+
+@dataclass
+class PlannedRow:
+    line: int
+    member_number: str
+    action: str          # create | change | unchanged
+    detail: str
+    row: ImportRow = field(repr=False)
+
+
+@dataclass
+class ImportCheck:
+    """The dry run: what the file holds and what importing it would do."""
+
+    total_rows: int = 0
+    mapping: dict[str, str] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+    column_notes: dict[str, str] = field(default_factory=dict)   # header → how it is read, or why not
+    date_order: str = ""                                         # the import's order for ambiguous dates
+    errors: list[RowError] = field(default_factory=list)
+    planned: list[PlannedRow] = field(default_factory=list)
+
+    @property
+    def rejected_lines(self) -> set[int]:
+        return {e.line for e in self.errors}
+
+    def count(self, action: str) -> int:
+        return sum(1 for p in self.planned if p.action == action)
+
+
+def check_import(*, practice: Practice, content: bytes, file_name: str, now: datetime,
+                 mapping_override: dict[str, str] | None = None, date_order: str = "",
+                 on_progress: ProgressCallback | None = None) -> ImportCheck:
+    """Read, validate and plan; writes nothing. `date_order` ("mdy" or "dmy", the setting
+    IMPORT_DATE_ORDER when empty) reads a column whose 03/04/2026 dates could be either way."""
+    date_order = date_order or settings.IMPORT_DATE_ORDER
+    check = ImportCheck(date_order=date_order)
+    try:
+        sheet = read_sheet(content=content, file_name=file_name)
+    except SheetError as exc:
+        check.errors.append(RowError(0, "", str(exc)))
+        return check
+    tiers, refs, services = practice_catalog(practice)
+    mapping = guess_mapping(headers=sheet.headers, services=refs, override=mapping_override)
+    _check_columns(check, sheet=sheet, mapping=mapping, services=services)
+    if check.errors:
+        return check
+    date_orders = _decide_date_orders(check, sheet=sheet, mapping=mapping, default=date_order)
+    parsed = [parse_row(line=line, cells=cells, headers=sheet.headers, mapping=mapping, tiers=tiers,
+                        services=services, date_orders=date_orders, date_order=date_order)
+              for line, cells in sheet.rows]
+    planner = _RowPlanner(practice=practice, sheet=sheet, mapping=mapping,
+                          rows=[row for row, _ in parsed if row is not None],
+                          tiers_by_code={t.code: t for t in tiers.values()}, services=services,
+                          today=practice.local_date(now))
+    for done, (row, errors) in enumerate(parsed, start=1):
+        if row is not None:
+            errors.extend(planner.problems(row))
+        if errors:
+            check.errors.extend(errors)
+        else:
+            check.planned.append(planner.plan(row))
+        if on_progress and (done % 500 == 0 or done == check.total_rows):
+            on_progress("check", done, check.total_rows)
+    return check
+
+
+def _check_columns(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping, services: dict[str, Service]) -> None:
+    """How each column is read, and the file-level problems: a mapping the manager must settle, a
+    field that does not exist, a required column missing."""
+    check.total_rows = len(sheet.rows)
+    check.mapping = {sheet.headers[i]: f for i, f in sorted(mapping.columns.items())}
+    check.ignored_columns = mapping.ignored
+    check.column_notes = dict(mapping.notes)
+    for problem in mapping.problems:
+        check.errors.append(RowError(0, "", problem))
+    unknown_targets = [f for f in mapping.columns.values()
+                       if f not in KNOWN_FIELDS
+                       and not (f.startswith(BALANCE_PREFIX) and f[len(BALANCE_PREFIX):] in services)]
+    for target in unknown_targets:
+        check.errors.append(RowError(0, "", f"unknown field '{target}' in the column mapping"))
+    present = set(mapping.columns.values())
+    for required, label in (("member_number", "member number"), ("tier", "tier"), ("start_date", "start date")):
+        if required not in present:
+            examples = ", ".join(f"'{s.title()}'" for s in FIELD_SYNONYMS[required][:3])
+            check.errors.append(RowError(0, "", f"no column for the {label} (headers such as {examples})"))
+    if not ({"first_name", "last_name", "full_name"} & present):
+        check.errors.append(RowError(0, "", "no column for the member's name ('First name'/'Last name' or 'Name')"))
+
+
+def _decide_date_orders(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping,
+                        default: str) -> dict[str, DateOrder]:
+    """Each date column's order (month/day or day/month), noted on the column."""
+    date_orders: dict[str, DateOrder] = {}
+    for name in DATE_FIELDS:
+        index = mapping.index_of(name)
+        if index is None:
+            continue
+        decision = decide_date_order(((line, cells[index]) for line, cells in sheet.rows if index < len(cells)),
+                                     default=default)
+        if decision:
+            date_orders[name] = decision
+            check.column_notes[sheet.headers[index]] = decision.explain()
+    return date_orders
+
+
+def _pause_end_problem(row: ImportRow, *, column: str, today: date) -> RowError | None:
+    """A membership imported as paused resumes on its end date (the hourly job, or the first charge
+    after it): without one it would stay paused for ever, so the date is required, after today.
+    Checked for the rows that bring a membership in; for a member the ledger already has, the
+    spreadsheet's pause is only its view."""
+    if row.status != MembershipStatus.PAUSED:
+        return None
+    if row.paused_until is None:
+        return RowError(row.line, column, f"a paused membership needs the date its pause ends: fill in the "
+                                          f"'{column}' column (or mark the member active)")
+    if row.paused_until <= today:
+        return RowError(row.line, column, f"the pause ended on {row.paused_until:%Y-%m-%d}: give a date after "
+                                          f"today, or mark the member active")
+    return None
+
+
+def _describe_new(row: ImportRow, tiers_by_code: dict[str, Tier], services: dict[str, Service]) -> str:
+    tier = tiers_by_code[row.tier_code]
+    status = row.status.replace("_", " ") + (f" until {row.paused_until:%Y-%m-%d}" if row.paused_until else "")
+    parts = [f"{row.first_name} {row.last_name}".strip(), f"{tier.name}, {status}", f"since {row.start_date:%Y-%m-%d}"]
+    if row.balances:
+        parts.append("opening balance " + ", ".join(
+            f"{services[code].format_quantity(q)} {services[code].name}" for code, q in sorted(row.balances.items())))
+    return "; ".join(parts)
+
+
+def _contact_changes(member: Member, row: ImportRow) -> list[str]:
+    changes = [name.replace("_", " ") for name in CONTACT_FIELDS
+               if getattr(row, name) and getattr(row, name) != getattr(member, name)]
+    if row.sms_consent is not None and row.sms_consent != member.sms_consent:
+        changes.append("sms consent")
+    return changes
+
+
+class _ProcessorIds:
+    """A processor subscription or customer id names one member: a row whose id another member
+    (in the ledger, of any practice, or on an earlier line) already has is refused, so a webhook
+    never reaches the wrong member."""
+
+    FIELDS = (("processor_subscription_id", "subscription"), ("processor_customer_id", "customer"))
+
+    def __init__(self, rows: list[ImportRow], *, mapping: Mapping, headers: list[str]):
+        subs = {r.processor_subscription_id for r in rows if r.processor_subscription_id}
+        customers = {r.processor_customer_id for r in rows if r.processor_customer_id}
+        self.owners: dict[str, dict[str, set[int]]] = {"processor_subscription_id": {}, "processor_customer_id": {}}
+        for ref, member_id in Membership.objects.filter(processor_subscription_id__in=subs).values_list(
+                "processor_subscription_id", "member_id"):
+            self.owners["processor_subscription_id"].setdefault(ref, set()).add(member_id)
+        for ref, member_id in Member.objects.filter(processor_customer_id__in=customers).values_list(
+                "processor_customer_id", "pk"):
+            self.owners["processor_customer_id"].setdefault(ref, set()).add(member_id)
+        self.columns = {name: headers[mapping.index_of(name)] if mapping.index_of(name) is not None else ""
+                        for name, _ in self.FIELDS}
+        self.first_line: dict[tuple[str, str], tuple[int, str]] = {}
+
+    def check(self, row: ImportRow, *, member: Member | None) -> list[RowError]:
+        errors = []
+        for name, label in self.FIELDS:
+            ref = getattr(row, name)
+            if not ref:
+                continue
+            others = self.owners[name].get(ref, set()) - ({member.pk} if member is not None else set())
+            earlier = self.first_line.setdefault((name, ref), (row.line, row.member_number.lower()))
+            if others:
+                errors.append(RowError(row.line, self.columns[name],
+                                       f"processor {label} id {ref} already belongs to another member"))
+            elif earlier[1] != row.member_number.lower():
+                errors.append(RowError(row.line, self.columns[name],
+                                       f"processor {label} id {ref} is already on line {earlier[0]}"))
+        return errors
+
+
+class _RowPlanner:
+    """Row by row, in the file's order: the problems only the whole file shows, and what a valid row
+    would do to the ledger."""
+
+    def __init__(self, *, practice: Practice, sheet: RawSheet, mapping: Mapping, rows: list[ImportRow],
+                 tiers_by_code: dict[str, Tier], services: dict[str, Service], today: date):
+        self.existing = {m.member_number: m for m in Member.objects.filter(practice=practice)}
+        self.sheet_hashes = dict(SheetRow.objects.filter(practice=practice).values_list("member_number", "row_hash"))
+        self.with_membership = set(Membership.objects.filter(member__practice=practice)
+                                   .values_list("member__member_number", flat=True))
+        self.seen_numbers: dict[str, int] = {}
+        self.seen_people: dict[tuple[str, str, str], int] = {}
+        self.number_column = sheet.headers[mapping.index_of("member_number")]
+        pause_index = mapping.index_of("paused_until")
+        self.pause_column = sheet.headers[pause_index] if pause_index is not None else FIELD_LABELS["paused_until"]
+        self.processor_ids = _ProcessorIds(rows, mapping=mapping, headers=sheet.headers)
+        self.tiers_by_code, self.services, self.today = tiers_by_code, services, today
+
+    def problems(self, row: ImportRow) -> list[RowError]:
+        line = row.line
+        errors = self.processor_ids.check(row, member=self.existing.get(row.member_number))
+        first_line = self.seen_numbers.get(row.member_number.lower())
+        person = (row.first_name.lower(), row.last_name.lower(), row.email)
+        if first_line is not None:
+            errors.append(RowError(line, self.number_column,
+                                   f"duplicate member: {row.member_number} is already on line {first_line}"))
+        elif row.email and person in self.seen_people:
+            errors.append(RowError(line, self.number_column, f"duplicate member: the same name and email are "
+                                                             f"already on line {self.seen_people[person]}"))
+        else:
+            self.seen_numbers[row.member_number.lower()] = line
+            if row.email:
+                self.seen_people[person] = line
+        if row.member_number not in self.with_membership:
+            problem = _pause_end_problem(row, column=self.pause_column, today=self.today)
+            if problem:
+                errors.append(problem)
+        return errors
+
+    def plan(self, row: ImportRow) -> PlannedRow:
+        member = self.existing.get(row.member_number)
+        if member is None:
+            return PlannedRow(row.line, row.member_number, "create",
+                              _describe_new(row, self.tiers_by_code, self.services), row)
+        has_membership = row.member_number in self.with_membership
+        changes = _contact_changes(member, row)
+        if self.sheet_hashes.get(row.member_number) == row.row_hash() and has_membership and not changes:
+            return PlannedRow(row.line, row.member_number, "unchanged", "", row)
+        if not has_membership:
+            detail = "existing member; gets the membership " + _describe_new(row, self.tiers_by_code, self.services)
+        else:
+            detail = ("updates " + ", ".join(changes) + "; " if changes else "") + \
+                "sheet view updated (ledger differences go to reconciliation)"
+        return PlannedRow(row.line, row.member_number, "change", detail, row)

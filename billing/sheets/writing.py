@@ -1,0 +1,134 @@
+"""The second pass of an import, the writing: the planned rows go to the ledger a chunk per
+transaction, with progress. Every ledger write is idempotent on a key derived from the practice and
+the member number, so importing the same file again changes nothing and an import stopped half way
+finishes by running it again.
+
+What an import writes: new members with their membership (enrolled, then activated as imported:
+no processor charge), opening balances as ledger entries with source `import`, and the sheet view
+per member. For a member the ledger already has, it updates contact details and the sheet view
+only: from then on the ledger is authoritative, and differences show up in reconciliation.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+
+from billing.models import ImportBatch, SheetRow
+from memberships import services as ledger
+from memberships.models import BillingInterval, Member, Membership, Practice, Service, Tier
+
+from .checking import ImportCheck, ProgressCallback
+from .rows import CONTACT_FIELDS, ImportRow, practice_catalog
+
+CHUNK = 500
+
+
+def _add_interval(day: date, interval: str, n: int) -> date:
+    if interval == BillingInterval.YEAR:
+        year = day.year + n
+        return day.replace(year=year, day=min(day.day, calendar.monthrange(year, day.month)[1]))
+    months = day.month - 1 + n
+    year, month = day.year + months // 12, months % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def current_period(*, start: date, period_end: date | None, interval: str, today: date) -> tuple[date, date]:
+    """The period the member has paid for: from the sheet's period end if it has one, else the
+    anniversary of the start date on or before today."""
+    if period_end:
+        return _add_interval(period_end, interval, -1), period_end
+    n = 0
+    while _add_interval(start, interval, n + 1) <= today:
+        n += 1
+    return _add_interval(start, interval, n), _add_interval(start, interval, n + 1)
+
+
+def _key(practice: Practice, member_number: str) -> str:
+    return f"import:{practice.pk}:{member_number}"[:150]
+
+
+def _new_member(practice: Practice, row: ImportRow, now: datetime) -> Member:
+    member = Member(
+        practice=practice, member_number=row.member_number, first_name=row.first_name, last_name=row.last_name,
+        email=row.email, phone=row.phone, sms_consent=bool(row.sms_consent),
+        sms_consent_at=now if row.sms_consent else None, record_patient_id=row.record_patient_id,
+        processor_customer_id=row.processor_customer_id,
+    )
+    member.search_name = f"{row.first_name} {row.last_name}".lower().strip()   # bulk_create skips save()
+    return member
+
+
+def _update_member(member: Member, row: ImportRow, now: datetime) -> None:
+    changed = [name for name in CONTACT_FIELDS if getattr(row, name) and getattr(row, name) != getattr(member, name)]
+    for name in changed:
+        setattr(member, name, getattr(row, name))
+    if row.sms_consent is not None and row.sms_consent != member.sms_consent:
+        member.sms_consent = row.sms_consent
+        member.sms_consent_at = now if row.sms_consent else None
+        changed += ["sms_consent", "sms_consent_at"]
+    if changed:
+        member.save(update_fields=changed)
+
+
+def _apply_chunk(*, practice: Practice, rows: list[ImportRow], batch: ImportBatch, tiers: dict[str, Tier],
+                 services: dict[str, Service], now: datetime) -> None:
+    numbers = [row.member_number for row in rows]
+    members = {m.member_number: m for m in Member.objects.filter(practice=practice, member_number__in=numbers)}
+    for row in rows:
+        if row.member_number in members:
+            _update_member(members[row.member_number], row, now)
+    created = Member.objects.bulk_create([_new_member(practice, row, now) for row in rows
+                                          if row.member_number not in members])
+    members.update({m.member_number: m for m in created})
+    with_membership = set(Membership.objects.filter(member__in=list(members.values()))
+                          .values_list("member_id", flat=True))
+    zone = ZoneInfo(practice.timezone)
+    today = now.astimezone(zone).date()
+    items = []
+    for row in rows:
+        member = members[row.member_number]
+        if member.pk in with_membership:
+            continue
+        tier = tiers[row.tier_code]
+        start, end = current_period(start=row.start_date, period_end=row.period_end, interval=tier.interval,
+                                    today=today)
+        items.append(ledger.ImportedMembership(
+            member=member, tier=tier, status=row.status, processor_subscription_id=row.processor_subscription_id,
+            current_period_start=datetime.combine(start, time(), zone),
+            current_period_end=datetime.combine(end, time(), zone),
+            opening=tuple((services[code], quantity) for code, quantity in sorted(row.balances.items())),
+            key=_key(practice, row.member_number), paused_until=row.paused_until,
+        ))
+    ledger.import_memberships(items=items, actor=ledger.Actor.importer(label=f"import {batch.pk}"), now=now)
+    SheetRow.objects.bulk_create(
+        [SheetRow(practice=practice, member=members[row.member_number], member_number=row.member_number,
+                  batch=batch, line=row.line, tier_code=row.tier_code, status=row.status,
+                  price_cents=row.price_cents, balances=row.balances,
+                  processor_customer_id=row.processor_customer_id,
+                  processor_subscription_id=row.processor_subscription_id,
+                  record_patient_id=row.record_patient_id, row_hash=row.row_hash(), imported_at=now)
+         for row in rows],
+        update_conflicts=True, unique_fields=["practice", "member_number"],
+        update_fields=["member", "batch", "line", "tier_code", "status", "price_cents", "balances",
+                       "processor_customer_id", "processor_subscription_id", "record_patient_id", "row_hash",
+                       "imported_at"],
+    )
+
+
+def apply_import(*, practice: Practice, check: ImportCheck, batch: ImportBatch, now: datetime,
+                 on_progress: ProgressCallback | None = None) -> None:
+    """Write the planned rows, a chunk per transaction. Every write is idempotent on the practice
+    and member number, so an import stopped half way finishes by running it again."""
+    tiers, _, services = practice_catalog(practice)
+    tiers = {t.code: t for t in tiers.values()}
+    todo = [p.row for p in check.planned if p.action != "unchanged"]
+    for start in range(0, len(todo), CHUNK):
+        with transaction.atomic():
+            _apply_chunk(practice=practice, rows=todo[start:start + CHUNK], batch=batch, tiers=tiers,
+                         services=services, now=now)
+        if on_progress:
+            on_progress("import", min(start + CHUNK, len(todo)), len(todo))
