@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from billing.metrics import payback_weeks, practice_zone
+from billing.metrics.payback import payback_weeks, practice_zone
 from billing.reconciliation.selectors import reconciliation_status
 from memberships.errors import LedgerError
 from memberships.models import AutomationStage

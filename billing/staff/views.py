@@ -1,5 +1,5 @@
-"""The manager's pages: the dashboard and the dunning queue. Thin: selectors in billing.metrics and
-billing.staff.queue, writes in billing.staff.services."""
+"""The manager's pages: the dashboard and the dunning queue. Thin: the figures from billing.metrics,
+the queue from billing.dunning.selectors, the staff's actions through billing.dunning."""
 
 from __future__ import annotations
 

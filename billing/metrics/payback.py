@@ -1,0 +1,113 @@
+"""The payback of the ledger, week by week in the practice's time zone: failed payments addressed
+and how fast (dunning cases), reconciliation's discrepancies found and resolved, disputes, billing
+errors."""
+
+from __future__ import annotations
+
+import bisect
+import statistics
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.models import Discrepancy, DiscrepancyKind, DunningCase, DunningCaseStatus
+from memberships.models import EntryKind, LedgerEntry, Practice
+
+from .months import for_practice
+
+
+@dataclass(frozen=True)
+class PaybackWeek:
+    """One week (Monday 00:00 to Monday 00:00 in the practice's time zone) of what the ledger pays
+    back: failed payments addressed and how fast, reconciliation work, disputes, billing errors."""
+
+    week_start: datetime                 # Monday 00:00, aware, in the practice's time zone
+    failed_payments: int                 # dunning cases opened (one per failed invoice)
+    failed_addressed: int                # cases closed: recovered, exhausted or cancelled
+    failed_recovered: int                # of those, recovered (the invoice got paid)
+    hours_to_address: float | None       # median hours from the failure to the close, cases closed that week
+    discrepancies_found: int             # first found by a reconciliation run that week
+    discrepancies_resolved: int          # marked resolved by a manager that week
+    hours_to_resolve: float | None       # median hours from first found to resolved
+    disputes: int                        # reversals marked as an entitlement dispute
+    tier_billing_errors: int             # members with a price mismatch first found by reconciliation that week
+
+    @property
+    def starts_on(self) -> date:
+        return self.week_start.date()
+
+    @property
+    def zone_name(self) -> str:
+        return str(self.week_start.tzinfo)
+
+
+def practice_zone(practice: Practice | None) -> tzinfo:
+    """The practice's time zone; the site's when there is no practice or its zone is unknown."""
+    try:
+        return ZoneInfo(practice.timezone) if practice is not None and practice.timezone \
+            else timezone.get_default_timezone()
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.get_default_timezone()
+
+
+def _median_hours(deltas: list[timedelta]) -> float | None:
+    return round(statistics.median(d.total_seconds() / 3600 for d in deltas), 1) if deltas else None
+
+
+def payback_weeks(*, practice_id: int | None, now: datetime, weeks: int = 8,
+                  zone: tzinfo | None = None) -> list[PaybackWeek]:
+    """The last `weeks` weeks, oldest first, the current (partial) one last. Weeks run Monday to
+    Monday in the practice's time zone (`zone`; by default the practice's own, or the site's for all
+    practices). Three queries, whatever the number of rows: dunning cases, discrepancies, disputed
+    reversals (a fourth for the practice when no zone is given)."""
+    if zone is None:
+        zone = practice_zone(Practice.objects.filter(pk=practice_id).first() if practice_id is not None else None)
+    today = now.astimezone(zone).date()
+    monday = today - timedelta(days=today.weekday())
+    starts = [datetime.combine(monday - timedelta(weeks=n), time(), zone) for n in range(weeks - 1, -1, -1)]
+    since, until = starts[0], datetime.combine(monday + timedelta(weeks=1), time(), zone)
+
+    def week_of(moment: datetime | None) -> int | None:
+        if moment is None or not (since <= moment < until):
+            return None
+        return bisect.bisect_right(starts, moment) - 1
+
+    rows = [dict(failed=0, addressed=0, recovered=0, address_times=[], found=0, resolved=0, resolve_times=[],
+                 disputes=0, price=set()) for _ in starts]
+    cases = for_practice(DunningCase.objects.all(), practice_id, "practice_id").filter(
+        Q(opened_at__gte=since, opened_at__lt=until) | Q(closed_at__gte=since, closed_at__lt=until))
+    for opened, closed, status in cases.values_list("opened_at", "closed_at", "status"):
+        if (w := week_of(opened)) is not None:
+            rows[w]["failed"] += 1
+        if (w := week_of(closed)) is not None:
+            rows[w]["addressed"] += 1
+            rows[w]["recovered"] += status == DunningCaseStatus.RECOVERED
+            rows[w]["address_times"].append(closed - opened)
+    found = for_practice(Discrepancy.objects.all(), practice_id, "practice_id").filter(
+        Q(first_seen_at__gte=since, first_seen_at__lt=until) | Q(resolved_at__gte=since, resolved_at__lt=until))
+    for first, resolved, kind, number, fingerprint in found.values_list(
+            "first_seen_at", "resolved_at", "kind", "member_number", "fingerprint"):
+        if (w := week_of(first)) is not None:
+            rows[w]["found"] += 1
+            if kind == DiscrepancyKind.PRICE_MISMATCH:     # one error per member, however many sides show it
+                rows[w]["price"].add(number or fingerprint)
+        if (w := week_of(resolved)) is not None:
+            rows[w]["resolved"] += 1
+            rows[w]["resolve_times"].append(resolved - first)
+    disputes = for_practice(LedgerEntry.objects.filter(kind=EntryKind.REVERSE, dispute=True, created_at__gte=since,
+                                                       created_at__lt=until),
+                            practice_id, "membership__member__practice_id")
+    for created in disputes.values_list("created_at", flat=True):
+        if (w := week_of(created)) is not None:
+            rows[w]["disputes"] += 1
+    return [
+        PaybackWeek(week_start=start, failed_payments=r["failed"], failed_addressed=r["addressed"],
+                    failed_recovered=r["recovered"], hours_to_address=_median_hours(r["address_times"]),
+                    discrepancies_found=r["found"], discrepancies_resolved=r["resolved"],
+                    hours_to_resolve=_median_hours(r["resolve_times"]), disputes=r["disputes"],
+                    tier_billing_errors=len(r["price"]))
+        for start, r in zip(starts, rows)
+    ]
