@@ -15,7 +15,7 @@ from datetime import datetime
 from memberships.models import Event, EventKind, Membership
 from memberships.services import Actor
 from memberships.services import renewals as ledger_renewals
-from memberships.services import rows
+from memberships.services import sql as rows
 from memberships.services.common import record_events
 
 from .facts import ChargeSucceeded

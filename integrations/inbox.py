@@ -193,13 +193,13 @@ def _apply_renewals(ordered: list[tuple[InboundEvent, "_Parsed | None"]], *, now
     it does not take — or all of them, if it raises — goes the ordinary way, event by event."""
     from billing import renewals
 
-    per_subscription: dict[str, int] = {}
+    per_membership: dict[int, int] = {}
     for _, parsed in ordered:
-        if parsed is not None and parsed.subscription_ref:
-            per_subscription[parsed.subscription_ref] = per_subscription.get(parsed.subscription_ref, 0) + 1
+        if parsed is not None and parsed.membership_id:
+            per_membership[parsed.membership_id] = per_membership.get(parsed.membership_id, 0) + 1
     candidates = {parsed.fact.invoice_ref: row for row, parsed in ordered
-                  if parsed is not None and isinstance(parsed.fact, ChargeSucceeded)
-                  and per_subscription.get(parsed.subscription_ref) == 1}
+                  if parsed is not None and isinstance(parsed.fact, ChargeSucceeded) and parsed.subscription_ref
+                  and per_membership.get(parsed.membership_id) == 1}
     if len(candidates) < 2:
         return set()
     facts = [parsed.fact for row, parsed in ordered if parsed is not None and parsed.fact is not None
@@ -228,7 +228,7 @@ def _save_outcomes(rows: list[InboundEvent]) -> None:
     if connection.vendor != "postgresql":
         InboundEvent.objects.bulk_update(rows, _OUTCOME_FIELDS)
         return
-    from memberships.services.rows import update_from_values
+    from memberships.services.sql import update_from_values
 
     update_from_values(
         InboundEvent, [(r.pk, r.status, r.error, r.attempts, r.processed_at, r.next_attempt_at, r.practice_id)

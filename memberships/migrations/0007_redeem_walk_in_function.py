@@ -1,4 +1,4 @@
-"""PostgreSQL: the common walk-in redemption in one round trip (see memberships.services.fast).
+"""PostgreSQL: the common walk-in redemption in one round trip (see memberships.services.walk_in).
 
 The function only does what the Python service would do for an ACTIVE membership spending from a
 single lot; anything else raises LDG01/LDG02/LDG03 and the caller takes the ordinary locked path,

@@ -24,7 +24,7 @@ from memberships.models import (
     Service,
 )
 
-from . import rows
+from . import sql
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def record_event(
     )
     if Member._meta.get_field("practice").is_cached(member):
         event.practice = member.practice  # the outbox fan-out reads it: spare it a query
-    return rows.insert(event)
+    return sql.insert(event)
 
 
 # Who hears of events written in bulk (`record_events`): the edges register here (integrations: the
@@ -97,7 +97,7 @@ def record_events(events: list[Event]) -> list[Event]:
     to the sinks in that transaction."""
     if events:
         if connection.vendor == "postgresql":
-            rows.insert_many(events)
+            sql.insert_many(events)
         else:
             Event.objects.bulk_create(events)
         for sink in EVENT_SINKS:
@@ -202,7 +202,7 @@ def write_entry(*, membership: Membership, service_id: int, kind: str, quantity:
                 reverses: LedgerEntry | None = None, frozen_quantity: int = 0, dispute: bool = False,
                 movement_sign: int = -1) -> LedgerEntry:
     movements = movements or []
-    entry = rows.insert(LedgerEntry(
+    entry = sql.insert(LedgerEntry(
         membership=membership,
         service_id=service_id,
         kind=kind,

@@ -26,7 +26,7 @@ from memberships.models import (
     TierBenefit,
 )
 
-from . import rows
+from . import sql
 from .common import (
     Actor,
     consume_lots,
@@ -36,15 +36,15 @@ from .common import (
     require_positive,
     write_entry,
 )
-from .fast import redeem_in_one_call
 from .idempotency import idempotent_entry
 from .refill import expire_returned_units
+from .walk_in import redeem_in_one_call
 
 
 def _lock_membership(membership: Membership, service: Service | None = None) -> Membership:
     """Lock the membership row (a cancellation or pause cannot slip in between the check and the
     spend). With a service, also learn in the same query whether the tier includes it."""
-    return rows.lock_membership(membership_id=membership.pk, service_id=service.pk if service else None)
+    return sql.lock_membership(membership_id=membership.pk, service_id=service.pk if service else None)
 
 
 def check_redeemable(*, membership: Membership, service: Service, now: datetime) -> None:

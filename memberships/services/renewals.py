@@ -32,7 +32,7 @@ from memberships.models import (
     TierBenefit,
 )
 
-from . import rows
+from . import sql as rows
 from .common import Actor, record_events
 from .refill import _plan_boundary, lot_expiry, refill_entry_key, refill_key
 

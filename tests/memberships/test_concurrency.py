@@ -7,7 +7,7 @@ from django.utils import timezone
 from memberships import services
 from memberships.errors import InsufficientBalance
 from memberships.models import EntitlementBalance, LedgerEntry, Membership
-from memberships.services import fast
+from memberships.services import walk_in
 from tests.factories import active_membership
 
 from .ledger_checks import hammer
@@ -26,8 +26,8 @@ def _as_passed(membership, path, monkeypatch):
     if path == "locked":
         return Membership.objects.get(pk=membership.pk), None
     calls = []
-    real = fast._call
-    monkeypatch.setattr(fast, "_call", lambda *a: calls.append(1) or real(*a))
+    real = walk_in._call
+    monkeypatch.setattr(walk_in, "_call", lambda *a: calls.append(1) or real(*a))
     return Membership.objects.select_related("member__practice", "tier").get(pk=membership.pk), calls
 
 

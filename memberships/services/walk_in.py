@@ -21,7 +21,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from memberships.models import EntryKind, Event, EventKind, LedgerEntry, Member, Membership, Service
 
-from . import rows
+from . import sql
 from .common import redeemed_summary
 from .idempotency import replay_entry
 
@@ -52,7 +52,7 @@ def redeem_in_one_call(*, membership: Membership, service: Service, quantity: in
                                                         reason, summary)
             event.payload = {"entry_id": entry_id, "service_id": service.pk, "quantity": quantity,
                              "balance_after": balance}
-            rows.written(event, pk=event_id)
+            sql.written(event, pk=event_id)
     except IntegrityError:
         return replay_entry(idempotency_key, kind=EntryKind.REDEEM)   # a replay: the first entry (or None)
     except DatabaseError as exc:
@@ -64,7 +64,7 @@ def redeem_in_one_call(*, membership: Membership, service: Service, quantity: in
         frozen_quantity=0, balance_after=balance, lot_id=lot_id, reverses=None, cycle_key="", actor_type=actor.type,
         actor_user_id=actor.user_id, actor_label=actor.label[:100], reason=reason[:300], dispute=False,
         idempotency_key=idempotency_key, created_at=now)
-    return rows.written(entry, pk=entry_id)
+    return sql.written(entry, pk=entry_id)
 
 
 def _call(membership, service, quantity, actor, key, now, reason, summary):

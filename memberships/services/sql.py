@@ -1,17 +1,20 @@
-"""Lean row access for the ledger's hot path (a redemption runs on every visit, from staff pages,
-the API and the record's webhooks).
+"""The ledger's SQL, written by hand where the ORM costs more than the statement: a redemption runs
+on every visit (staff pages, the API, the record's webhooks) and renewal day writes thousands of rows.
 
 The ORM spends more time building SQL and model instances than PostgreSQL spends running the
-statements of a redemption. These two helpers do the same work with SQL built once per model and
+statements of a redemption. These helpers do the same work with SQL built once per model and
 database vendor, and return ordinary model instances:
 
 - `insert(instance)` writes one row (and sends `pre_save`/`post_save`, so the outbox fan-out and
-  any other receiver see it exactly as after `save()`);
+  any other receiver see it exactly as after `save()`); `written(instance, pk=…)` announces a row
+  written some other way (the walk-in function);
 - `lock_membership(...)` reads a membership with its member, practice and tier under a row lock
-  (`FOR UPDATE OF` the membership only), plus whether the tier includes a service, in one query.
+  (`FOR UPDATE OF` the membership only), plus whether the tier includes a service, in one query;
+- `insert_many(instances)` and `update_from_values(model, values, …)` write many rows of one model in
+  one statement each (PostgreSQL: `unnest` arrays, `UPDATE … FROM (VALUES …)`), sending no signals.
 
 Values go through each field's own `get_db_prep_save` and database converters, as the ORM does, so
-SQLite and PostgreSQL both keep working."""
+SQLite and PostgreSQL both keep working (the set-based two are PostgreSQL only)."""
 
 from __future__ import annotations
 
