@@ -38,7 +38,7 @@ def _run() -> dict[str, float]:
 
     from benchmarks._support import cpu_meter, summary_ms
     from billing import dunning
-    from billing.selectors import open_dunning_cases
+    from billing.dunning.selectors import open_dunning_cases
     from integrations import outbox
     from integrations.messaging import sms
     from memberships.models import AutomationStage

@@ -10,8 +10,8 @@ from billing import dunning
 from billing.dunning.errors import CaseClosed, InvalidPolicy
 from billing.dunning.links import card_link_token, card_return_token
 from billing.dunning.policy import current_policy, update_dunning_policy
+from billing.dunning.selectors import amount_at_risk, open_dunning_cases
 from billing.models import DunningCaseStatus, DunningPolicy, DunningStep
-from billing.selectors import amount_at_risk, open_dunning_cases
 from memberships.models import Event, EventKind
 from memberships.services import Actor
 
