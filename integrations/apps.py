@@ -47,7 +47,7 @@ class IntegrationsConfig(AppConfig):
         register(processor_destination)
 
         from memberships.services.common import register_event_sink
-        from memberships.services.fast import register_event_audience
+        from memberships.services.walk_in import register_event_audience
 
         from .outbox import fan_out_many
 
