@@ -35,7 +35,6 @@ from integrations.models import (
     RecordExceptionKind,
     RecordServiceMap,
 )
-from memberships.failures import error_text
 from memberships import selectors as ledger
 from memberships import services
 from memberships.errors import (
@@ -44,6 +43,7 @@ from memberships.errors import (
     MembershipNotRedeemable,
     ServiceNotIncluded,
 )
+from memberships.failures import error_text
 from memberships.models import (
     AutomationStage,
     EventKind,
@@ -66,7 +66,6 @@ from .base import (
 )
 
 logger = logging.getLogger(__name__)
-K = RecordExceptionKind
 
 
 def source_for(adapter_name: str, practice: Practice) -> str:
@@ -146,15 +145,16 @@ def open_exception(*, practice: Practice, event: RecordEvent, kind: str, detail:
     return row
 
 
-_LEDGER_KINDS = ((InsufficientBalance, K.NO_BALANCE), (ServiceNotIncluded, K.NOT_INCLUDED),
-                 (MembershipNotRedeemable, K.NOT_REDEEMABLE))
+_LEDGER_KINDS = ((InsufficientBalance, RecordExceptionKind.NO_BALANCE),
+                 (ServiceNotIncluded, RecordExceptionKind.NOT_INCLUDED),
+                 (MembershipNotRedeemable, RecordExceptionKind.NOT_REDEEMABLE))
 
 
 def _kind_of(error: LedgerError) -> str:
     for cls, kind in _LEDGER_KINDS:
         if isinstance(error, cls):
             return kind
-    return K.INVALID
+    return RecordExceptionKind.INVALID
 
 
 # --- the appointment, whatever the order ------------------------------------------------------------
@@ -224,33 +224,45 @@ def apply_record_event(*, practice: Practice, event: RecordEvent, now: datetime,
 
     member = resolve_member(practice, event)
     if member is None:
-        open_exception(practice=practice, event=event, kind=K.UNKNOWN_PATIENT, inbound=inbound, now=now,
-                       detail="No member is linked to this patient of the record.")
+        open_exception(practice=practice, event=event, kind=RecordExceptionKind.UNKNOWN_PATIENT, inbound=inbound,
+                       now=now, detail="No member is linked to this patient of the record.")
         return "exception:unknown_patient"
     service = resolve_service(practice, event.service_code)
     if service is None and not isinstance(event, AppointmentCancelled):
-        open_exception(practice=practice, event=event, kind=K.UNKNOWN_SERVICE, member=member, inbound=inbound,
-                       now=now, detail="The record's service code matches no service (add a service mapping).")
+        open_exception(practice=practice, event=event, kind=RecordExceptionKind.UNKNOWN_SERVICE, member=member,
+                       inbound=inbound, now=now,
+                       detail="The record's service code matches no service (add a service mapping).")
         return "exception:unknown_service"
-
     if isinstance(event, AppointmentCancelled):
-        held = Reservation.objects.filter(idempotency_key=hold_key(practice, event.appointment_id)).first()
-        if held is None or held.status != ReservationStatus.HELD:
-            return "nothing_held"
-        services.release_reservation(reservation=held, actor=actor, now=now,
-                                     reason="No-show" if event.reason == "no_show" else "Appointment cancelled")
-        return "released"
+        return _release_hold(practice=practice, event=event, actor=actor, now=now)
 
     membership = ledger.current_membership(member=member)
     if membership is None:
-        open_exception(practice=practice, event=event, kind=K.NO_MEMBERSHIP, member=member, service=service,
-                       inbound=inbound, now=now, detail="The patient has no membership.")
+        open_exception(practice=practice, event=event, kind=RecordExceptionKind.NO_MEMBERSHIP, member=member,
+                       service=service, inbound=inbound, now=now, detail="The patient has no membership.")
         return "exception:no_membership"
+    return _hold_or_spend(practice=practice, event=event, member=member, membership=membership, service=service,
+                          actor=actor, inbound=inbound, now=now)
 
+
+def _release_hold(*, practice: Practice, event: AppointmentCancelled, actor: services.Actor, now: datetime) -> str:
+    held = Reservation.objects.filter(idempotency_key=hold_key(practice, event.appointment_id)).first()
+    if held is None or held.status != ReservationStatus.HELD:
+        return "nothing_held"
+    services.release_reservation(reservation=held, actor=actor, now=now,
+                                 reason="No-show" if event.reason == "no_show" else "Appointment cancelled")
+    return "released"
+
+
+def _hold_or_spend(*, practice: Practice, event: AppointmentBooked | TreatmentCompleted, member: Member,
+                   membership, service: Service, actor: services.Actor, inbound: InboundEvent | None,
+                   now: datetime) -> str:
+    """A booking holds the units, a treatment spends them — from the redemptions stage on; before
+    it a treatment is held for staff to review. What the ledger refuses becomes an exception."""
     if not practice.stage_at_least(AutomationStage.REDEMPTIONS):
         if isinstance(event, TreatmentCompleted):
-            open_exception(practice=practice, event=event, kind=K.REVIEW, member=member, service=service,
-                           inbound=inbound, now=now,
+            open_exception(practice=practice, event=event, kind=RecordExceptionKind.REVIEW, member=member,
+                           service=service, inbound=inbound, now=now,
                            detail="Treatment reported by the record; not spent before the redemptions stage.")
             return "review"
         return "observed"

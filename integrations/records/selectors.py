@@ -14,15 +14,16 @@ from memberships.models import ChartFlagStatus, Event, EventKind, Member, Member
 
 from .base import ChartFlag, EntitlementLine, EntitlementSummary, MembershipState, MemberState
 
-S = MembershipStatus
 
 # Membership statuses that raise the chart flag by themselves, and the text the front desk sees.
 # Nothing clinical and no amounts: the chart is read by the whole front desk.
 STATUS_FLAGS = {
-    S.PAST_DUE: ("card_declined", "Membership card declined: ask for an updated card before redeeming."),
-    S.LAPSED: ("card_declined", "Membership lapsed after a declined card: no member benefits until renewed."),
-    S.PAUSED: ("paused", "Membership paused: member benefits are on hold."),
-    S.CANCELLED: ("cancelled", "Membership cancelled: balance frozen."),
+    MembershipStatus.PAST_DUE: ("card_declined",
+                                "Membership card declined: ask for an updated card before redeeming."),
+    MembershipStatus.LAPSED: ("card_declined",
+                              "Membership lapsed after a declined card: no member benefits until renewed."),
+    MembershipStatus.PAUSED: ("paused", "Membership paused: member benefits are on hold."),
+    MembershipStatus.CANCELLED: ("cancelled", "Membership cancelled: balance frozen."),
 }
 
 
@@ -40,7 +41,7 @@ def _flag_for(member: Member, membership) -> ChartFlag | None:
         return ChartFlag(reason=reason, text=open_flag.text, since=open_flag.opened_at)
     if membership is not None and membership.status in STATUS_FLAGS:
         reason, text = STATUS_FLAGS[membership.status]
-        if membership.status == S.PAUSED and membership.paused_until:
+        if membership.status == MembershipStatus.PAUSED and membership.paused_until:
             text = f"Membership paused until {membership.paused_until:%b %d, %Y}: member benefits are on hold."
         return ChartFlag(reason=reason, text=text, since=membership.updated_at)
     return None
