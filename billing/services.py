@@ -26,7 +26,6 @@ from .facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, InvoiceF
 from .models import Invoice, InvoiceStatus, ProcessorSubscription
 
 logger = logging.getLogger(__name__)
-S = MembershipStatus
 
 
 class UnknownMembership(LedgerError):
@@ -175,7 +174,7 @@ def _settles(*, membership: Membership, invoice: Invoice, cycle: bool) -> bool:
 def _ended_at(*, membership: Membership, processor: str) -> datetime | None:
     """When the processor ended the membership's subscription (the deletion event's time), else when
     the ledger cancelled it; None while it is not cancelled."""
-    if membership.status != S.CANCELLED:
+    if membership.status != MembershipStatus.CANCELLED:
         return None
     ended = (ProcessorSubscription.objects.filter(processor=processor, membership=membership,
                                                   status__in=CANCELLED_STATUSES)
@@ -221,7 +220,7 @@ def record_charge_succeeded(*, charge: ChargeSucceeded, now: datetime) -> Invoic
         actor=actor, now=now,
     )
     recovered = False
-    if membership.status in (S.PAST_DUE, S.LAPSED) and _settles(membership=membership, invoice=invoice, cycle=cycle):
+    if membership.status in (MembershipStatus.PAST_DUE, MembershipStatus.LAPSED) and _settles(membership=membership, invoice=invoice, cycle=cycle):
         membership = ledger.mark_recovered(membership=membership, actor=actor, now=now,
                                            idempotency_key=f"recovered:{invoice.processor_invoice_id}",
                                            invoice_ref=invoice.processor_invoice_id)
@@ -240,7 +239,7 @@ def record_charge_succeeded(*, charge: ChargeSucceeded, now: datetime) -> Invoic
 
 
 def _refill_for(*, invoice: Invoice, membership: Membership, charge: ChargeSucceeded, actor, now: datetime) -> None:
-    if membership.status == S.PAUSED and membership.paused_until is not None:
+    if membership.status == MembershipStatus.PAUSED and membership.paused_until is not None:
         # The processor resumed collecting on the pause's end date; the ledger resumes with it
         # (the hourly job may have done so already: the same key makes it once).
         billed_from = max(now, invoice.period_start or now)
@@ -248,7 +247,7 @@ def _refill_for(*, invoice: Invoice, membership: Membership, charge: ChargeSucce
             membership = ledger.resume_membership(membership=membership, actor=actor, now=now,
                                                   idempotency_key=ledger.resume_key(membership))
     ended_at = _ended_at(membership=membership, processor=charge.processor)
-    if membership.status in (S.PENDING, S.ACTIVE, S.PAST_DUE, S.LAPSED) or (
+    if membership.status in (MembershipStatus.PENDING, MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE, MembershipStatus.LAPSED) or (
             ended_at is not None and invoice.period_start is not None and invoice.period_start < ended_at):
         ledger.refill_entitlements(membership=membership, cycle_key=invoice.processor_invoice_id, actor=actor,
                                    now=now, period_start=invoice.period_start, period_end=invoice.period_end,
@@ -304,7 +303,7 @@ def _record_failure(*, fact: InvoiceFacts, hard: bool, failure_code: str, declin
     )
     superseded = _newer(Invoice.objects.filter(membership=membership, status=InvoiceStatus.PAID, opened_cycle=True),
                         invoice).exists()
-    if membership.status in (S.ACTIVE, S.PENDING) and not superseded:
+    if membership.status in (MembershipStatus.ACTIVE, MembershipStatus.PENDING) and not superseded:
         membership = ledger.mark_past_due(membership=membership, actor=actor, now=now,
                                           idempotency_key=f"past_due:{invoice.processor_invoice_id}",
                                           invoice_ref=invoice.processor_invoice_id)
@@ -370,7 +369,7 @@ def record_subscription_changed(*, change: SubscriptionChanged, now: datetime) -
 
     actor = ledger.Actor.processor(change.processor)
     if change.status in CANCELLED_STATUSES or change.deleted:
-        if membership.status != S.CANCELLED and membership.processor_subscription_id == change.subscription_ref:
+        if membership.status != MembershipStatus.CANCELLED and membership.processor_subscription_id == change.subscription_ref:
             membership = ledger.cancel_membership(
                 membership=membership, actor=actor, now=now, idempotency_key=f"cancel:{change.subscription_ref}",
                 reason="Subscription ended at the processor",
@@ -382,7 +381,7 @@ def record_subscription_changed(*, change: SubscriptionChanged, now: datetime) -
         # failure stale); a proration or manual invoice paid since does not.
         settled_since = Invoice.objects.filter(membership=membership, status=InvoiceStatus.PAID, opened_cycle=True,
                                                last_event_created__gt=change.event_created).exists()
-        if membership.status in (S.ACTIVE, S.PENDING) and not settled_since:
+        if membership.status in (MembershipStatus.ACTIVE, MembershipStatus.PENDING) and not settled_since:
             ledger.mark_past_due(membership=membership, actor=actor, now=now,
                                  idempotency_key=f"past_due:{change.subscription_ref}:{change.event_created}")
     return sub

@@ -5,7 +5,7 @@ match."""
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from integrations.inbox import _NUL, has_nul
+from integrations.intake import _NUL, has_nul
 
 FRAGMENTS = [b"\\", b"\\\\", b"u", b"0", b"0000", b"\\u0000", b"\\u00000", b"\x00", b"a", b'"', b"\\u0001"]
 
