@@ -1,0 +1,52 @@
+"""The membership ledger: who is a member, of which tier, and what they are entitled to.
+
+Balances are caches of the append-only `LedgerEntry` sums, kept by the same transaction and guarded
+by database CHECK constraints. State changes happen only in `memberships.services`.
+
+One module per aggregate: `practice` (the practice and its locations), `catalogue` (services, tiers,
+benefits), `members`, `membership` (memberships, credit lots, balances), `ledger` (entries, lot
+movements, holds), `timeline` (events, chart flags, operations), `staff` (staff profiles, audit
+log); `append_only` is the base of the rows never updated. Every model is importable from here.
+"""
+
+from .append_only import AppendOnlyModel, AppendOnlyQuerySet
+from .catalogue import BillingInterval, RolloverRule, Service, ServiceKind, Tier, TierBenefit
+from .ledger import ActorType, EntryKind, LedgerEntry, LotMovement, Reservation, ReservationStatus
+from .members import Member
+from .membership import CreditLot, EntitlementBalance, LotSource, Membership, MembershipStatus
+from .practice import AutomationStage, Location, Practice, RedemptionWhenPastDue
+from .staff import AuditLog, StaffProfile
+from .timeline import ChartFlag, ChartFlagStatus, Event, EventKind, Operation
+
+__all__ = [
+    "ActorType",
+    "AppendOnlyModel",
+    "AppendOnlyQuerySet",
+    "AuditLog",
+    "AutomationStage",
+    "BillingInterval",
+    "ChartFlag",
+    "ChartFlagStatus",
+    "CreditLot",
+    "EntitlementBalance",
+    "EntryKind",
+    "Event",
+    "EventKind",
+    "LedgerEntry",
+    "Location",
+    "LotMovement",
+    "LotSource",
+    "Member",
+    "Membership",
+    "MembershipStatus",
+    "Operation",
+    "Practice",
+    "RedemptionWhenPastDue",
+    "Reservation",
+    "ReservationStatus",
+    "Service",
+    "ServiceKind",
+    "StaffProfile",
+    "Tier",
+    "TierBenefit",
+]

@@ -1,0 +1,82 @@
+"""The practice (one medspa: its time zone, policies, record and automation stage) and its locations."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.db import models
+
+from memberships.validators import validate_time_zone
+
+
+class AutomationStage(models.TextChoices):
+    """The rollout path: each stage turns on everything of the stages before it."""
+
+    OBSERVE = "observe", "Observe (read-only mirror)"
+    ALERTS = "alerts", "Alerts (chart flags, staff alerts)"
+    DUNNING = "dunning", "Dunning (member messages, payment retries)"
+    REDEMPTIONS = "redemptions", "Redemptions (record treatments spend balances)"
+    TIER_SYNC = "tier_sync", "Tier sync (changes reach processor and record)"
+
+    @classmethod
+    def rank(cls, stage: str) -> int:
+        return list(cls.values).index(stage)
+
+
+class RedemptionWhenPastDue(models.TextChoices):
+    ALLOW = "allow", "Allow"
+    WARN = "warn", "Allow with a warning"
+    BLOCK = "block", "Block"
+
+
+class Practice(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    timezone = models.CharField(max_length=64, default="America/Los_Angeles", validators=[validate_time_zone],
+                                help_text="IANA time zone name, e.g. America/Los_Angeles.")
+    currency = models.CharField(max_length=3, default="usd")
+    automation_stage = models.CharField(
+        max_length=20, choices=AutomationStage.choices, default=AutomationStage.OBSERVE
+    )
+    # Cancellation freezes balances; this says whether frozen credit may still be used until the
+    # end of the period the member already paid for.
+    frozen_credit_usable_until_period_end = models.BooleanField(default=True)
+    redemption_when_past_due = models.CharField(
+        max_length=10, choices=RedemptionWhenPastDue.choices, default=RedemptionWhenPastDue.WARN
+    )
+    # Which record (EHR) this practice's chart lives in, and its settings (ids, base URL).
+    record_adapter = models.CharField(max_length=20, default="builtin")
+    record_config = models.JSONField(default=dict, blank=True)
+    record_webhook_secret = models.CharField(max_length=128, blank=True)
+    quiet_hours_start = models.TimeField(default="21:00")
+    quiet_hours_end = models.TimeField(default="08:00")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def stage_at_least(self, stage: str) -> bool:
+        return AutomationStage.rank(self.automation_stage) >= AutomationStage.rank(stage)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The practice's time zone (the site's when the stored name is not a known zone)."""
+        try:
+            return ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo(settings.TIME_ZONE)
+
+    def local_date(self, moment: datetime) -> date:
+        return moment.astimezone(self.zone).date()
+
+
+class Location(models.Model):
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="locations")
+    name = models.CharField(max_length=200)
+    timezone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone],
+                                help_text="IANA time zone name; empty: the practice's.")
+
+    def __str__(self) -> str:
+        return self.name
