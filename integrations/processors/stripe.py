@@ -1,9 +1,10 @@
-"""The Stripe adapter: the only module that uses the `stripe` SDK.
+"""The Stripe API client: the calls this system makes to Stripe, with the official SDK.
 
-Inbound: `verify_and_parse()` checks a webhook's `Stripe-Signature` and `parse_event()` turns a
-Stripe event (current API shape, `parent.subscription_details`, and the older shape with a top-level
-`subscription`/`charge`) into a normalized fact. Outbound: `StripeProcessor` (customers,
-subscriptions, Checkout) — every call carries our idempotency key, and creates look first.
+Outbound: `StripeProcessor` (prices, customers, subscriptions, invoices, Checkout and the Billing
+Portal) — every call carries our idempotency key, and creates look first; `translate_error()` turns
+the SDK's exceptions into our own. Inbound, what a webhook leaves out: `read_event()` parses an event
+(`stripe_events`) and `complete_event()` reads from Stripe what the event does not carry (a failed
+invoice's decline code). The webhook itself is read in `stripe_events`, without calling Stripe.
 """
 
 from __future__ import annotations
@@ -12,244 +13,25 @@ import dataclasses
 import functools
 import json
 import logging
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
 from typing import Any
 
 import stripe
 from django.conf import settings
 
 from .base import (
-    CardSaved,
-    ChargeActionRequired,
     ChargeFailed,
     ChargeSucceeded,
-    DefaultCardChanged,
-    IgnoredEvent,
     InboundFact,
     PaymentDeclined,
     ProcessorRejected,
     ProcessorUnavailable,
-    SubscriptionChanged,
     SubscriptionRef,
     is_hard_decline,
 )
+from .stripe_events import PROCESSOR, decline_from_invoice, id_of, parse_event
 
 logger = logging.getLogger(__name__)
-
-PROCESSOR = "stripe"
-SIGNATURE_TOLERANCE_SECONDS = 300
-
-# The events to enable on the Stripe webhook endpoint (README lists them).
-INVOICE_PAID = {"invoice.paid", "invoice.payment_succeeded"}
-INVOICE_FAILED = {"invoice.payment_failed"}
-INVOICE_ACTION = {"invoice.payment_action_required"}
-SUBSCRIPTION = {"customer.subscription.created", "customer.subscription.updated",
-                "customer.subscription.deleted", "customer.subscription.paused",
-                "customer.subscription.resumed"}
-CHECKOUT = {"checkout.session.completed"}
-CUSTOMER = {"customer.updated"}     # a new default card (the Billing Portal's card update)
-HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | INVOICE_ACTION | SUBSCRIPTION | CHECKOUT | CUSTOMER)
-
-
-class InvalidSignature(Exception):
-    pass
-
-
-# --- inbound --------------------------------------------------------------------------------------
-
-def verify_and_parse(*, body: bytes, signature_header: str, secret: str) -> dict:
-    """Verify the raw bytes against `Stripe-Signature` (HMAC-SHA256, 300 s tolerance) and return the
-    event as a plain dict. Raises InvalidSignature."""
-    if not signature_header:
-        raise InvalidSignature("missing Stripe-Signature")
-    try:
-        stripe.WebhookSignature.verify_header(body.decode("utf-8"), signature_header, secret,
-                                              tolerance=SIGNATURE_TOLERANCE_SECONDS)
-    except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
-        raise InvalidSignature(str(exc)) from None
-    try:
-        event = json.loads(body)
-    except ValueError:
-        raise InvalidSignature("body is not JSON") from None
-    if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
-        raise InvalidSignature("not a Stripe event")
-    return event
-
-
-def _ts(value) -> datetime | None:
-    if value in (None, "", 0):
-        return None
-    return datetime.fromtimestamp(int(value), tz=dt_timezone.utc)
-
-
-def _id(value) -> str:
-    """An expandable field: an id string, or an embedded object with an id."""
-    if isinstance(value, dict):
-        return str(value.get("id") or "")
-    return str(value or "")
-
-
-def _invoice_subscription(inv: dict) -> tuple[str, dict]:
-    """(subscription id, subscription metadata) from the current shape or the older one."""
-    parent = inv.get("parent") or {}
-    details = parent.get("subscription_details") or {}
-    sub = _id(details.get("subscription")) or _id(inv.get("subscription"))
-    metadata = dict(details.get("metadata") or inv.get("subscription_details", {}).get("metadata") or {})
-    if not metadata and isinstance(inv.get("subscription"), dict):
-        metadata = dict(inv["subscription"].get("metadata") or {})
-    for line in (inv.get("lines") or {}).get("data") or []:
-        if not sub:
-            line_parent = (line.get("parent") or {}).get("subscription_item_details") or {}
-            sub = _id(line_parent.get("subscription")) or _id(line.get("subscription"))
-        if not metadata and line.get("metadata"):
-            metadata = dict(line["metadata"])
-    return sub, metadata
-
-
-def _is_subscription_line(line: dict) -> bool:
-    """The plan's own line of a subscription invoice, not a proration nor an invoice item: current
-    shape `parent.type == "subscription_item_details"` with `proration: false`; older shape
-    `type == "subscription"` with `proration: false`."""
-    parent = line.get("parent") or {}
-    if parent.get("type") == "subscription_item_details":
-        return not (parent.get("subscription_item_details") or {}).get("proration")
-    return line.get("type") == "subscription" and not line.get("proration")
-
-
-def _invoice_period(inv: dict) -> tuple[datetime | None, datetime | None]:
-    """The service period the invoice bills: its subscription line's period. Not the invoice-level
-    period_start/end (for a renewal that is the previous period), nor a proration line's (the rest of
-    the period after a change). (None, None) when the invoice bills no subscription line."""
-    for line in (inv.get("lines") or {}).get("data") or []:
-        period = line.get("period") or {}
-        if _is_subscription_line(line) and period.get("start") and period.get("end"):
-            return _ts(period["start"]), _ts(period["end"])
-    return None, None
-
-
-def _starts_trial(inv: dict) -> bool:
-    """A `subscription_create` invoice whose subscription line bills nothing before discounts (a
-    line's `amount` is before discounts): a free trial starts. A 100%-off coupon leaves the line's
-    amount, so that is a paid cycle the practice discounted."""
-    if inv.get("billing_reason") != "subscription_create":
-        return False
-    lines = [line for line in (inv.get("lines") or {}).get("data") or [] if _is_subscription_line(line)]
-    if lines:
-        return all(int(line.get("amount") or 0) == 0 for line in lines)
-    return int(inv.get("subtotal") or 0) == 0
-
-
-def _decline_from_invoice(inv: dict) -> tuple[str, str]:
-    """(failure code, decline code) when the payload carries them: an embedded charge (older shape),
-    an expanded PaymentIntent's last_payment_error, or expanded invoice payments."""
-    candidates: list[dict] = []
-    charge = inv.get("charge")
-    if isinstance(charge, dict):
-        candidates.append({"code": charge.get("failure_code")})
-    pi = inv.get("payment_intent")
-    if isinstance(pi, dict) and pi.get("last_payment_error"):
-        candidates.append(pi["last_payment_error"])
-    for payment in ((inv.get("payments") or {}).get("data") or []):
-        pi = (payment.get("payment") or {}).get("payment_intent")
-        if isinstance(pi, dict) and pi.get("last_payment_error"):
-            candidates.append(pi["last_payment_error"])
-    if inv.get("last_payment_error"):
-        candidates.append(inv["last_payment_error"])
-    for err in reversed(candidates):
-        code, decline = err.get("code") or "", err.get("decline_code") or ""
-        if code or decline:
-            return str(code), str(decline)
-    return "", ""
-
-
-def _invoice_common(event: dict, inv: dict) -> dict[str, Any]:
-    sub, metadata = _invoice_subscription(inv)
-    start, end = _invoice_period(inv)
-    return dict(
-        processor=PROCESSOR, invoice_ref=str(inv["id"]), subscription_ref=sub,
-        customer_ref=_id(inv.get("customer")), membership_ref=str(metadata.get("membership_ref") or ""),
-        amount_cents=int(inv.get("amount_due") or inv.get("total") or 0),
-        currency=str(inv.get("currency") or "usd").lower(), attempt_count=int(inv.get("attempt_count") or 0),
-        period_start=start, period_end=end, created=int(inv.get("created") or 0),
-        event_created=int(event.get("created") or 0), event_ref=str(event.get("id") or ""),
-        billing_reason=str(inv.get("billing_reason") or ""),
-    )
-
-
-def _subscription_fact(event: dict, sub: dict) -> SubscriptionChanged:
-    items = (sub.get("items") or {}).get("data") or []
-    item = items[0] if items else {}
-    price = item.get("price") or item.get("plan") or sub.get("plan") or {}
-    amount = price.get("unit_amount", price.get("amount")) if isinstance(price, dict) else None
-    # Current API: the period is on the item; older: on the subscription.
-    start = item.get("current_period_start") or sub.get("current_period_start")
-    end = item.get("current_period_end") or sub.get("current_period_end")
-    status = str(sub.get("status") or "")
-    return SubscriptionChanged(
-        processor=PROCESSOR, subscription_ref=str(sub["id"]), customer_ref=_id(sub.get("customer")),
-        membership_ref=str((sub.get("metadata") or {}).get("membership_ref") or ""), status=status,
-        price_ref=_id(price), amount_cents=int(amount) if amount is not None else None,
-        cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
-        collection_paused=bool(sub.get("pause_collection")), current_period_start=_ts(start),
-        current_period_end=_ts(end), event_created=int(event.get("created") or 0),
-        deleted=event.get("type") == "customer.subscription.deleted", event_ref=str(event.get("id") or ""),
-    )
-
-
-def parse_event(event: dict) -> InboundFact:
-    """A verified Stripe event → the fact it states (or IgnoredEvent)."""
-    etype = str(event.get("type") or "")
-    obj = ((event.get("data") or {}).get("object")) or {}
-    envelope = dict(event_ref=str(event.get("id") or ""), event_type=etype, created=int(event.get("created") or 0))
-    if etype in INVOICE_PAID | INVOICE_FAILED | INVOICE_ACTION:
-        common = _invoice_common(event, obj)
-        if not common["subscription_ref"] and not common["membership_ref"]:
-            return InboundFact(fact=IgnoredEvent("invoice of no subscription"), **envelope)
-        if etype in INVOICE_PAID:
-            if obj.get("status") != "paid":
-                return InboundFact(fact=IgnoredEvent(f"invoice status is {obj.get('status')}"), **envelope)
-            paid_at = _ts((obj.get("status_transitions") or {}).get("paid_at"))
-            return InboundFact(fact=ChargeSucceeded(amount_paid_cents=int(obj.get("amount_paid") or 0),
-                                                    paid_at=paid_at, trial=_starts_trial(obj), **common),
-                               **envelope)
-        next_attempt = _ts(obj.get("next_payment_attempt"))
-        if etype in INVOICE_ACTION:
-            return InboundFact(fact=ChargeActionRequired(next_payment_attempt=next_attempt, **common), **envelope)
-        failure_code, decline_code = _decline_from_invoice(obj)
-        return InboundFact(fact=ChargeFailed(hard=is_hard_decline(failure_code, decline_code),
-                                             failure_code=failure_code, decline_code=decline_code,
-                                             next_payment_attempt=next_attempt, **common), **envelope)
-    if etype in SUBSCRIPTION:
-        return InboundFact(fact=_subscription_fact(event, obj), **envelope)
-    if etype in CHECKOUT:
-        if obj.get("mode") != "setup" or not obj.get("setup_intent"):
-            # a subscription started on the hosted page arrives as customer.subscription.* / invoice.*
-            return InboundFact(fact=IgnoredEvent(f"checkout in {obj.get('mode')} mode needs nothing more"),
-                               **envelope)
-        return InboundFact(fact=CardSaved(
-            processor=PROCESSOR, customer_ref=_id(obj.get("customer")), setup_ref=_id(obj.get("setup_intent")),
-            membership_ref=str((obj.get("metadata") or {}).get("membership_ref") or obj.get("client_reference_id") or ""),
-            event_created=int(event.get("created") or 0)), **envelope)
-    if etype in CUSTOMER:
-        return InboundFact(fact=_default_card_fact(event, obj), **envelope)
-    return InboundFact(fact=IgnoredEvent(f"{etype} is not acted on"), **envelope)
-
-
-def _default_card_fact(event: dict, customer: dict) -> DefaultCardChanged | IgnoredEvent:
-    """`customer.updated` states a new default card only when `previous_attributes` shows the
-    invoice default payment method changed (to a card, not to none)."""
-    previous = ((event.get("data") or {}).get("previous_attributes") or {}).get("invoice_settings")
-    if not isinstance(previous, dict) or "default_payment_method" not in previous:
-        return IgnoredEvent("customer updated; default card unchanged")
-    new = _id((customer.get("invoice_settings") or {}).get("default_payment_method"))
-    if not new or new == _id(previous.get("default_payment_method")):
-        return IgnoredEvent("customer updated; no new default card")
-    return DefaultCardChanged(processor=PROCESSOR, customer_ref=_id(customer.get("id")), payment_method_ref=new,
-                              event_created=int(event.get("created") or 0))
-
-
-def is_handled(event_type: str) -> bool:
-    return event_type in HANDLED_EVENT_TYPES
 
 
 def read_event(event: dict, *, processor: "StripeProcessor | None" = None) -> InboundFact:
@@ -260,6 +42,12 @@ def read_event(event: dict, *, processor: "StripeProcessor | None" = None) -> In
     `failure_code`). Raises ProcessorUnavailable (the inbox retries the event later); a refused read
     leaves the failure without a code (soft), logged."""
     return complete_event(event, parse_event(event), processor=processor)
+
+
+def needs_read(parsed: InboundFact) -> bool:
+    """Whether `complete_event` would ask Stripe: a failure that carries no decline code."""
+    fact = parsed.fact
+    return isinstance(fact, ChargeFailed) and not (fact.failure_code or fact.decline_code)
 
 
 def complete_event(event: dict, parsed: InboundFact, *, processor: "StripeProcessor | None" = None) -> InboundFact:
@@ -322,7 +110,7 @@ def _client(secret_key: str, api_version: str, retries: int, api_base: str) -> "
 ENDED = ("canceled", "incomplete_expired")
 
 
-def _plain(obj) -> dict:
+def as_dict(obj) -> dict:
     """A StripeObject (not a dict in SDK 16) → a plain dict."""
     if obj is None:
         return {}
@@ -331,7 +119,8 @@ def _plain(obj) -> dict:
     return obj.to_dict() if hasattr(obj, "to_dict") else json.loads(str(obj))
 
 
-def _item_price(sub: dict) -> tuple[str, dict]:
+def item_and_price(sub: dict) -> tuple[str, dict]:
+    """(item id, price) of a subscription's first item (the price as a dict even when only its id is given)."""
     items = (sub.get("items") or {}).get("data") or []
     item = items[0] if items else {}
     price = item.get("price") or item.get("plan") or sub.get("plan") or {}
@@ -360,7 +149,7 @@ class StripeProcessor:
 
     def _call(self, fn, *args, **kwargs):
         try:
-            return _plain(fn(*args, **kwargs))
+            return as_dict(fn(*args, **kwargs))
         except stripe.StripeError as exc:
             raise translate_error(exc) from None
 
@@ -372,7 +161,7 @@ class StripeProcessor:
     def ensure_price(self, *, tier_ref: str, plan_id: str, product_name: str, amount_cents: int, currency: str,
                      interval: str, idempotency_key: str) -> str:
         try:
-            existing = _plain(self.client.v1.plans.retrieve(plan_id))
+            existing = as_dict(self.client.v1.plans.retrieve(plan_id))
         except stripe.InvalidRequestError as exc:
             if getattr(exc, "http_status", None) != 404:
                 raise translate_error(exc) from None
@@ -403,13 +192,13 @@ class StripeProcessor:
     def default_payment_method(self, *, customer_ref: str) -> str:
         customer = self._call(self.client.v1.customers.retrieve, customer_ref)
         pm = (customer.get("invoice_settings") or {}).get("default_payment_method")
-        return _id(pm) or _id(customer.get("default_source"))
+        return id_of(pm) or id_of(customer.get("default_source"))
 
     # subscriptions -------------------------------------------------------------------------------
     def _ref(self, sub: dict, *, created: bool = False) -> SubscriptionRef:
-        _, price = _item_price(sub)
-        return SubscriptionRef(customer_ref=_id(sub.get("customer")), subscription_ref=str(sub.get("id") or ""),
-                               status=str(sub.get("status") or ""), price_ref=_id(price), created=created,
+        _, price = item_and_price(sub)
+        return SubscriptionRef(customer_ref=id_of(sub.get("customer")), subscription_ref=str(sub.get("id") or ""),
+                               status=str(sub.get("status") or ""), price_ref=id_of(price), created=created,
                                extra={"collection_paused": bool(sub.get("pause_collection")),
                                       "amount_cents": price.get("unit_amount", price.get("amount"))})
 
@@ -442,8 +231,8 @@ class StripeProcessor:
         sub = self._call(self.client.v1.subscriptions.retrieve, subscription_ref)
         if sub.get("status") in ENDED:
             raise ProcessorRejected(f"subscription {subscription_ref} has ended")
-        item_id, price = _item_price(sub)
-        if _id(price) == price_ref:
+        item_id, price = item_and_price(sub)
+        if id_of(price) == price_ref:
             return self._ref(sub)                       # already there (a retry, or a change made twice)
         params: dict[str, Any] = {"items": [{"id": item_id, settings.STRIPE_ITEM_PRICE_PARAM: price_ref}]}
         behavior = settings.STRIPE_PRORATION_BEHAVIOR if proration_behavior is None else proration_behavior
@@ -451,8 +240,8 @@ class StripeProcessor:
             params["proration_behavior"] = behavior
         updated = self._call(self.client.v1.subscriptions.update, subscription_ref, params,
                              self._opts(idempotency_key, f"price:{price_ref}"))
-        if _id(_item_price(updated)[1]) != price_ref:
-            raise ProcessorRejected(f"the processor kept {_id(_item_price(updated)[1])} instead of {price_ref}")
+        if id_of(item_and_price(updated)[1]) != price_ref:
+            raise ProcessorRejected(f"the processor kept {id_of(item_and_price(updated)[1])} instead of {price_ref}")
         return self._ref(updated)
 
     def pause_collection(self, *, subscription_ref: str, resumes_at: datetime | None,
@@ -489,7 +278,7 @@ class StripeProcessor:
             return invoice
         invoice = self._call(self.client.v1.invoices.pay, invoice_ref, None, self._opts(idempotency_key, "pay"))
         if invoice.get("status") != "paid":
-            code, decline = _decline_from_invoice(invoice)
+            code, decline = decline_from_invoice(invoice)
             raise PaymentDeclined(hard=is_hard_decline(code, decline), failure_code=code or "card_declined",
                                   decline_code=decline)
         return invoice
@@ -500,7 +289,7 @@ class StripeProcessor:
         `outcome.reason` and `failure_code`. Current API: the invoice's payments
         (`/v1/invoice_payments`, PaymentIntent expanded); older API versions and compatible servers
         name the PaymentIntent (or the Charge) on the invoice itself. ("", "") when none is known."""
-        intent, charge_ref = invoice.get("payment_intent"), _id(invoice.get("charge"))
+        intent, charge_ref = invoice.get("payment_intent"), id_of(invoice.get("charge"))
         if not intent and not charge_ref:
             payments = self._call(self.client.v1.invoice_payments.list,
                                   {"invoice": str(invoice.get("id") or ""), "limit": 10,
@@ -511,7 +300,7 @@ class StripeProcessor:
                 if payment.get("status") == "paid":
                     continue
                 details = payment.get("payment") or {}
-                intent, charge_ref = details.get("payment_intent"), _id(details.get("charge"))
+                intent, charge_ref = details.get("payment_intent"), id_of(details.get("charge"))
                 if intent or charge_ref:
                     break
         code = decline = ""
@@ -520,7 +309,7 @@ class StripeProcessor:
                 intent = self._call(self.client.v1.payment_intents.retrieve, str(intent))
             error = intent.get("last_payment_error") or {}
             code, decline = str(error.get("code") or ""), str(error.get("decline_code") or "")
-            charge_ref = charge_ref or _id(error.get("charge")) or _id(intent.get("latest_charge"))
+            charge_ref = charge_ref or id_of(error.get("charge")) or id_of(intent.get("latest_charge"))
         if charge_ref and not decline:
             charge = self._call(self.client.v1.charges.retrieve, charge_ref)
             outcome = charge.get("outcome") or {}
@@ -555,7 +344,7 @@ class StripeProcessor:
                        idempotency_key: str) -> str:
         """Make the card saved by a completed setup the default for the customer and subscription."""
         setup = self._call(self.client.v1.setup_intents.retrieve, setup_ref)
-        pm = _id(setup.get("payment_method"))
+        pm = id_of(setup.get("payment_method"))
         if not pm:
             raise ProcessorRejected(f"setup {setup_ref} has no payment method")
         self._call(self.client.v1.customers.update, customer_ref,

@@ -9,7 +9,8 @@ from billing.reconciliation.compare import LedgerRow, ProcessorRow
 from billing.models import SheetRow
 from memberships.models import Practice
 
-from .stripe import _id, _item_price, _plain, _ts, make_client, translate_error
+from .stripe import as_dict, item_and_price, make_client, translate_error
+from .stripe_events import id_of, moment_of
 from .sync import practice_ref
 
 
@@ -19,28 +20,28 @@ def subscription_row(sub: dict) -> ProcessorRow:
     whether Stripe will end it (`cancel_at_period_end`, `cancel_at`)."""
     items = (sub.get("items") or {}).get("data") or []
     item = items[0] if items else {}
-    _, price = _item_price(sub)
+    _, price = item_and_price(sub)
     amount = price.get("unit_amount", price.get("amount"))
     quantity = int(item.get("quantity") or sub.get("quantity") or 1)
     invoice = sub.get("latest_invoice")
     recurring = price.get("recurring") or {}          # a Price; a Plan has interval at its top level
     return ProcessorRow(
         subscription_id=str(sub.get("id") or ""),
-        customer_id=_id(sub.get("customer")),
+        customer_id=id_of(sub.get("customer")),
         status=str(sub.get("status") or ""),
         price_cents=int(amount) * quantity if amount is not None else None,
         currency=str(price.get("currency") or "usd"),
-        price_ref=_id(price),
-        current_period_start=_ts(item.get("current_period_start") or sub.get("current_period_start")),
-        current_period_end=_ts(item.get("current_period_end") or sub.get("current_period_end")),
-        latest_invoice_id=_id(invoice),
+        price_ref=id_of(price),
+        current_period_start=moment_of(item.get("current_period_start") or sub.get("current_period_start")),
+        current_period_end=moment_of(item.get("current_period_end") or sub.get("current_period_end")),
+        latest_invoice_id=id_of(invoice),
         latest_invoice_status=str(invoice.get("status") or "") if isinstance(invoice, dict) else "",
         collection_paused=bool(sub.get("pause_collection")),
         membership_ref=str((sub.get("metadata") or {}).get("membership_ref") or ""),
         interval=str(recurring.get("interval") or price.get("interval") or ""),
         interval_count=int(recurring.get("interval_count") or price.get("interval_count") or 1),
         cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
-        cancel_at=_ts(sub.get("cancel_at")),
+        cancel_at=moment_of(sub.get("cancel_at")),
     )
 
 
@@ -51,7 +52,7 @@ def list_subscriptions(*, client=None, page_size: int = 100) -> Iterator[dict]:
     try:
         page = client.v1.subscriptions.list({"limit": page_size, "status": "all", "expand": ["data.latest_invoice"]})
         for sub in page.auto_paging_iter():
-            yield _plain(sub)
+            yield as_dict(sub)
     except Exception as exc:
         raise translate_error(exc) from exc
 

@@ -44,6 +44,7 @@ __all__ = [
     "RedemptionWhenPastDue",
     "Reservation",
     "ReservationStatus",
+    "RolloverRule",
     "Service",
     "ServiceKind",
     "StaffProfile",

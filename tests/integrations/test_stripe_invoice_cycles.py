@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Invoice, InvoiceStatus
-from integrations.processors.stripe import parse_event
+from integrations.processors.stripe_events import parse_event
 from memberships import services
 from memberships.models import Event, EventKind, LedgerEntry, MembershipStatus
 from tests.support.stripe_events import load_event, post_event
