@@ -186,7 +186,7 @@ def test_policy_edits_are_validated_and_versioned(dunning_practice, glow, manage
 def test_schedule_is_created_on_migrate(db):
     from django_q.models import Schedule
 
-    from billing.dunning.wiring import ensure_schedule
+    from medspa.schedules import ensure_schedules as ensure_schedule
 
     ensure_schedule()
     ensure_schedule()
