@@ -135,7 +135,9 @@ def opens_cycle(*, charge: ChargeSucceeded, membership: Membership) -> tuple[boo
       our tiers are flat prices) and anything else: no.
     - not stated (localstripe; Stripe before 2018): a cycle only when the invoice has a subscription
       line whose period starts at or after the end of the membership's current period (or the
-      membership has no period yet: its first invoice). An extra invoice within the period is not.
+      membership has no period yet: its first invoice), or a whole period that ended by the start of
+      the current one (a late cycle, slotted in at its own place). An extra invoice within the
+      current period is not.
     """
     reason = charge.billing_reason
     if charge.trial:
@@ -147,6 +149,9 @@ def opens_cycle(*, charge: ChargeSucceeded, membership: Membership) -> tuple[boo
             return False, "it bills no subscription period"
         if membership.current_period_end is None or charge.period_start >= membership.current_period_end:
             return True, ""
+        if (charge.period_end is not None and membership.current_period_start is not None
+                and charge.period_end <= membership.current_period_start):
+            return True, ""             # a whole earlier period, heard of after a newer one: a late cycle
         return False, "its period starts before the current period ends"
     return False, f"it is for {REASON_WORDS.get(reason, reason.replace('_', ' '))}"
 

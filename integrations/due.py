@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable
 
+from django.db import OperationalError
+
 from . import stopping
 
 
@@ -64,3 +66,14 @@ def drain(run_batch: Callable[[], dict[str, int]], *, seconds: float | None = No
             break
         rechecked = True
     return sweep
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """A deadlock, serialization failure or lock timeout the database broke, or SQLite's "database is
+    locked": another worker held what this work needed — not the work's fault; it waits and is tried
+    again."""
+    cause = getattr(exc, "__cause__", None)
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(getattr(cause, "diag", None), "sqlstate", None)
+    return isinstance(exc, OperationalError) and (sqlstate in ("40P01", "40001", "55P03")
+                                                  or "database is locked" in str(exc)
+                                                  or "database table is locked" in str(exc))

@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -29,6 +29,7 @@ from memberships.failures import error_text, log_failure
 from memberships.models import Membership
 
 # Storing is `integrations.intake`'s; its names stay importable here for callers that store and process.
+from . import due
 from .intake import RECORD_SOURCE_PREFIX, SOURCE_STRIPE, has_nul, retry_delay, store_event  # noqa: F401
 from .models import InboundEvent, InboundStatus
 from .processor_facts import _practice_of, apply_fact
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 def process_inbound(inbound_id: int, *, now: datetime, force: bool = False) -> str | None:
     """Process one stored event if it is due (or `force`: a manager's re-process). Returns the new
     status, or None when another worker holds it or it is not due / already done."""
+    reads = _read(InboundEvent.objects.filter(pk=inbound_id), limit=1)
     with transaction.atomic():
         qs = InboundEvent.objects.select_for_update(skip_locked=True, of=("self",)).select_related("practice").filter(
             pk=inbound_id)
@@ -49,7 +51,9 @@ def process_inbound(inbound_id: int, *, now: datetime, force: bool = False) -> s
         row = qs.first()
         if row is None:
             return None
-        _apply_row(row, _Parsed.of(row), now=now)
+        item = (row, _Parsed.of(row))
+        if not _use_reads([item], reads, now=now):
+            _apply_row(*item, now=now)
         _save_outcomes([row])
         return row.status
 
@@ -66,18 +70,21 @@ def process_due(*, now: datetime | None = None, limit: int | None = None) -> dic
     now = now or timezone.now()
     limit = limit or settings.INBOX_BATCH_SIZE
     started = time.perf_counter()
+    counts = _process_card_events(now=now, limit=limit)
+    reads = _read_ahead(now=now, limit=limit)
     try:
         with transaction.atomic():
             rows = list(
                 InboundEvent.objects.select_for_update(skip_locked=True, of=("self",)).select_related("practice")
                 .filter(status=InboundStatus.RECEIVED)
                 .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+                .exclude(source=SOURCE_STRIPE, event_type__in=_CARD_EVENTS)
                 .order_by("received_at", "id")[:limit]
             )
             if not rows:
-                return {}
+                return counts
             ordered = _in_processor_order(rows)
-            done = _read_from_processor(ordered, now=now)
+            done = _use_reads(ordered, reads, now=now)
             _lock_memberships(ordered)
             done |= _apply_renewals([item for item in ordered if item[0].pk not in done], now=now)
             for row, parsed in ordered:
@@ -85,9 +92,11 @@ def process_due(*, now: datetime | None = None, limit: int | None = None) -> dic
                     _apply_row(row, parsed, now=now)
             _save_outcomes(rows)
     except Exception as exc:  # the batch's own bookkeeping failed: fall back to one row at a time
+        if due.is_lock_conflict(exc):  # the database was busy (SQLite's write lock, a deadlock): next sweep
+            logger.info("inbox batch not taken: the database was busy; the next sweep takes it")
+            return {}
         log_failure(logger, "inbox batch failed; processing its rows one by one", exc=exc)
         return _process_one_by_one(now=now, limit=limit)
-    counts: dict[str, int] = {}
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
     elapsed = time.perf_counter() - started
@@ -96,15 +105,34 @@ def process_due(*, now: datetime | None = None, limit: int | None = None) -> dic
     return counts
 
 
+# A card saved on the hosted page, a new default card: applying them calls Stripe (the card becomes
+# the default, the open invoice is paid with it), so they are not part of a batch that holds
+# memberships locked — each is applied on its own, no membership locked while Stripe answers.
+_CARD_EVENTS = ("checkout.session.completed", "customer.updated")
+
+
+def _process_card_events(*, now: datetime, limit: int) -> dict[str, int]:
+    return _one_by_one(InboundEvent.objects.filter(status=InboundStatus.RECEIVED, source=SOURCE_STRIPE,
+                                                   event_type__in=_CARD_EVENTS), now=now, limit=limit)
+
+
 def _process_one_by_one(*, now: datetime, limit: int) -> dict[str, int]:
+    return _one_by_one(InboundEvent.objects.filter(status=InboundStatus.RECEIVED), now=now, limit=limit)
+
+
+def _one_by_one(rows, *, now: datetime, limit: int) -> dict[str, int]:
+    """The due ones of `rows`, each in its own transaction (`process_inbound`). A row whose own
+    bookkeeping fails is marked failed on its own; one that met a busy database waits for the next
+    sweep (not its fault)."""
     counts: dict[str, int] = {}
-    ids = list(InboundEvent.objects.filter(status=InboundStatus.RECEIVED)
-               .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    ids = list(rows.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
                .order_by("received_at", "id").values_list("pk", flat=True)[:limit])
     for inbound_id in ids:
         try:
             status = process_inbound(inbound_id, now=now)
-        except Exception as exc:  # even the row's own bookkeeping failed: mark it failed on its own
+        except Exception as exc:
+            if due.is_lock_conflict(exc):
+                continue
             log_failure(logger, "inbound event %s could not be processed", inbound_id, exc=exc)
             status = _mark_failed(inbound_id, exc=exc, now=now)
         if status:
@@ -165,25 +193,58 @@ def _lock_memberships(ordered: list[tuple[InboundEvent, "_Parsed | None"]]) -> N
              .values_list("pk", flat=True))
 
 
-def _read_from_processor(ordered: list[tuple[InboundEvent, "_Parsed | None"]], *, now: datetime) -> set[int]:
-    """What the events leave out and the processor knows (a failure's decline code), read before any
-    membership is locked, so a slow processor holds up no other worker. Rows that must wait for it
-    are decided here: returns their ids."""
+def _read_ahead(*, now: datetime, limit: int) -> dict[int, object]:
+    """What the due events leave out and the processor knows (a failure's decline code), read before
+    the batch's transaction begins — no membership and no database write lock is held while the
+    processor takes its time. {row id: the completed envelope, or the ProcessorUnavailable it raised}.
+    After the first read the processor refuses or times out, the rest are not tried: they wait."""
+    return _read(InboundEvent.objects.filter(status=InboundStatus.RECEIVED)
+                 .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+                 .order_by("received_at", "id"), limit=limit)
+
+
+def _read(rows, *, limit: int) -> dict[int, object]:
+    from .processors import stripe as stripe_adapter
+
+    reads: dict[int, object] = {}
+    from .processors.stripe_events import INVOICE_FAILED
+
+    candidates = (rows.filter(source=SOURCE_STRIPE, event_type__in=INVOICE_FAILED)
+                  .values_list("pk", "payload")[:limit])
+    for pk, payload in candidates:
+        try:
+            reads[pk] = stripe_adapter.complete_event(payload, stripe_adapter.parse_event(payload))
+        except ProcessorUnavailable as exc:
+            reads[pk] = exc
+            break
+        except Exception:  # bad data: applying it says so, in the row's own savepoint
+            continue
+    return reads
+
+
+def _use_reads(ordered: list[tuple[InboundEvent, "_Parsed | None"]], reads: dict[int, object], *,
+               now: datetime) -> set[int]:
+    """The batch's events completed with what was read ahead; an event that needs a read it did not
+    get (the processor was down, or the event came in since) waits — nothing is read from the
+    processor inside the batch. Returns the ids of the rows decided here (waiting)."""
     from .processors import stripe as stripe_adapter
 
     waiting = set()
     for row, parsed in ordered:
         if parsed is None or parsed.envelope is None:
             continue
-        try:
-            parsed.envelope = stripe_adapter.complete_event(row.payload, parsed.envelope)
-            parsed.fact, parsed.completed = parsed.envelope.fact, True
-        except ProcessorUnavailable as exc:
-            row.attempts += 1
-            _wait(row, f"waiting: {exc}", now=now)
+        read = reads.get(row.pk)
+        if hasattr(read, "fact"):
+            parsed.envelope, parsed.fact, parsed.completed = read, read.fact, True
+        elif stripe_adapter.needs_read(parsed.envelope):
+            if read is None:       # not asked (the processor was down for an earlier one, or it is new): no attempt
+                _wait(row, "waiting: the processor was not asked yet", now=now, soon=True)
+            else:
+                row.attempts += 1
+                _wait(row, f"waiting: {read}", now=now)
             waiting.add(row.pk)
-        except Exception:  # bad data: applying it says so, in the row's own savepoint
-            continue
+        else:
+            parsed.completed = True
     return waiting
 
 
@@ -239,15 +300,6 @@ def _save_outcomes(rows: list[InboundEvent]) -> None:
                  ("next_attempt_at", "timestamptz"), ("practice_id", "bigint")])
 
 
-def _is_lock_conflict(exc: Exception) -> bool:
-    """A deadlock or lock timeout the database broke (another worker held what this event needed):
-    not the event's fault — it waits a moment and is applied again."""
-    cause = getattr(exc, "__cause__", None)
-    sqlstate = getattr(cause, "sqlstate", None) or getattr(getattr(cause, "diag", None), "sqlstate", None)
-    return isinstance(exc, OperationalError) and (sqlstate in ("40P01", "40001", "55P03")
-                                                  or "database is locked" in str(exc))
-
-
 def _apply_row(row: InboundEvent, parsed: "_Parsed | None", *, now: datetime) -> None:
     """Apply one locked row in its own savepoint and set (not save) its outcome."""
     if row.source.startswith(RECORD_SOURCE_PREFIX):  # the record's webhooks have their own processing
@@ -269,7 +321,8 @@ def _apply_row(row: InboundEvent, parsed: "_Parsed | None", *, now: datetime) ->
     except (billing.UnknownMembership, ProcessorUnavailable) as exc:
         _wait(row, f"waiting: {exc}", now=now)
     except Exception as exc:  # a bug or bad data: this row fails, visibly; the batch goes on
-        if _is_lock_conflict(exc):
+        if due.is_lock_conflict(exc):       # not the event's fault: no attempt spent
+            row.attempts -= 1
             _wait(row, "waiting: another worker held this membership", now=now, soon=True)
             return
         log_failure(logger, "inbound event %s (%s, %s) failed", row.pk, row.source, row.event_type, exc=exc)
@@ -279,7 +332,7 @@ def _apply_row(row: InboundEvent, parsed: "_Parsed | None", *, now: datetime) ->
 
 def _wait(row: InboundEvent, error: str, *, now: datetime, soon: bool = False) -> None:
     row.error = error[:2000]
-    if row.attempts >= settings.INBOX_MAX_ATTEMPTS:
+    if not soon and row.attempts >= settings.INBOX_MAX_ATTEMPTS:
         row.status, row.processed_at = InboundStatus.FAILED, now
     else:
         row.status = InboundStatus.RECEIVED

@@ -20,12 +20,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import random
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from integrations.due import is_lock_conflict
 from integrations.intake import retry_delay, trigger_processing  # queued like every inbox event
 from integrations.models import (
     InboundEvent,
@@ -310,10 +312,15 @@ def apply_inbound_row(row: InboundEvent, *, now: datetime, save: bool = True) ->
             row.next_attempt_at = now + retry_delay(row.attempts)
         outcome = "retry"
     except Exception as exc:  # bad data or a bug: undone to the savepoint above, the row fails visibly
-        logger.warning("record event %s failed: %s", row.pk, type(exc).__name__)
-        row.status, row.error = InboundStatus.FAILED, error_text(exc)
-        row.processed_at, row.next_attempt_at = now, None
-        outcome = "failed"
+        if is_lock_conflict(exc):   # another worker held the appointment or the membership: wait a moment
+            row.error = "waiting: another worker held this appointment or membership"
+            row.next_attempt_at = now + timedelta(seconds=random.uniform(0.1, 1.0))
+            outcome = "retry"
+        else:
+            logger.warning("record event %s failed: %s", row.pk, type(exc).__name__)
+            row.status, row.error = InboundStatus.FAILED, error_text(exc)
+            row.processed_at, row.next_attempt_at = now, None
+            outcome = "failed"
     if save:
         row.save(update_fields=["attempts", "status", "error", "processed_at", "next_attempt_at"])
     return outcome

@@ -232,7 +232,10 @@ def refill_entitlements(*, membership: Membership, cycle_key: str, actor: Actor,
         raise IllegalTransition(f"No refill while the membership is {locked.get_status_display().lower()}.")
     late_slot = None
     if period_start is not None and locked.current_period_start and period_start < locked.current_period_start:
-        late_slot = _slot_for_late_period(membership=locked, period_start=period_start)
+        # A late cycle keeps the current period; with no newer lot to make room before (a tier that
+        # grants nothing), it takes the next number.
+        late_slot = (_slot_for_late_period(membership=locked, period_start=period_start)
+                     or locked.cycle_number + 1)
     if locked.pending_tier_id and late_slot is None:
         _take_scheduled_tier(locked, actor=actor, now=now)
     next_cycle = locked.cycle_number + 1
