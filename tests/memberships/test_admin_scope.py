@@ -1,6 +1,7 @@
 """A manager sees only their own practice in the admin, in every app: billing (invoices, processor
 subscriptions, dunning), the webhook inbox and the outbox, and the record side."""
 
+import pytest
 from django.contrib import admin
 from django.utils import timezone
 
@@ -8,12 +9,15 @@ from billing import services as billing_services
 from billing.facts import ChargeFailed
 from billing.models import DunningCase, Invoice, ProcessorSubscription
 from integrations.models import Delivery
+from memberships import services
 from memberships.admin import PracticeScopedAdmin
-from memberships.models import StaffProfile
+from memberships.models import LedgerEntry, StaffProfile
 from memberships.roles import MANAGER
 from tests.factories import PracticeFactory, active_membership, glow_tier, staff_user
 
 OUR_APPS = {"memberships", "billing", "integrations"}
+SYSTEM = services.Actor.system()
+NOW = timezone.now()
 
 
 def _fail_a_charge(membership, ref: str):
@@ -65,3 +69,19 @@ def test_a_manager_never_sees_another_practices_billing_or_outbox_rows(client, m
     client.force_login(other_manager)
     page = client.get("/admin/billing/invoice/")
     assert b"in_theirs" in page.content and b"in_ours" not in page.content
+
+
+@pytest.mark.django_db
+def test_manager_of_other_practice_cannot_reverse_in_admin(glow, client):
+    """A manager neither sees nor reverses another practice's entries in the admin."""
+    tier, facial, _ = glow
+    m = active_membership(tier=tier)
+    e = services.redeem_entitlement(membership=m, service=facial, actor=SYSTEM, idempotency_key="r", now=NOW)
+    other = PracticeFactory(slug="other")
+    mgr = staff_user(MANAGER, other, username="mgr-other")
+    client.force_login(mgr)
+    lst = client.get("/admin/memberships/ledgerentry/")
+    assert lst.status_code == 200 and lst.context["cl"].result_count == 0
+    client.post("/admin/memberships/ledgerentry/", {"action": "reverse_selected", "_selected_action": [e.pk],
+                                                      "apply": "1", "reason": "mine now"})
+    assert not LedgerEntry.objects.filter(reverses=e).exists(), "reversed by another practice's manager"

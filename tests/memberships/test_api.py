@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -134,3 +135,34 @@ def test_openapi_schema_and_docs(api, client, manager):
     client.force_login(manager)
     docs = client.get("/api/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+@pytest.mark.django_db
+def test_staff_without_profile_cannot_spend_other_practice(glow):
+    """A staff user of no practice (no StaffProfile) sees and spends nothing through the API."""
+    tier, facial, _ = glow
+    m = active_membership(tier=tier)
+    user = get_user_model().objects.create_user(username="drifter", password="x")
+    user.groups.add(Group.objects.get(name=FRONT_DESK))
+    api = APIClient()
+    api.force_authenticate(user)
+    r = api.get("/api/v1/members/", {"q": m.member.last_name})
+    seen = api.get(f"/api/v1/memberships/{m.pk}/")
+    spent = api.post(f"/api/v1/memberships/{m.pk}/redemptions/", {"service_id": facial.pk}, format="json",
+                     HTTP_IDEMPOTENCY_KEY="x")
+    assert (r.status_code, seen.status_code, spent.status_code) == (403, 403, 403)
+    assert EntitlementBalance.objects.get(membership=m, service=facial).balance == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path_pk,service_id", [(None, 2**63), (None, 10**30), (2**63, 1)])
+def test_api_huge_ids_are_json_errors(glow, front_desk, path_pk, service_id):
+    """Ids out of range are JSON errors with a code, never a 500."""
+    tier, facial, _ = glow
+    m = active_membership(tier=tier)
+    api = APIClient(raise_request_exception=False)
+    api.force_authenticate(front_desk)
+    r = api.post(f"/api/v1/memberships/{path_pk or m.pk}/redemptions/", {"service_id": service_id},
+                 format="json", HTTP_IDEMPOTENCY_KEY="huge")
+    assert r.status_code < 500, r.status_code
+    assert "code" in r.json()

@@ -14,7 +14,7 @@ from memberships.models import (
     TierBenefit,
 )
 from memberships import services
-from tests.factories import PracticeFactory, ServiceFactory, active_membership, glow_tier
+from tests.factories import PracticeFactory, ServiceFactory, active_membership
 
 
 def test_api_reads_and_redemptions_are_audited(front_desk, glow):

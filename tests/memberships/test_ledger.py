@@ -18,6 +18,7 @@ from memberships.errors import (
     ServiceNotIncluded,
 )
 from memberships.models import (
+    EntitlementBalance,
     EntryKind,
     Event,
     EventKind,
@@ -177,6 +178,23 @@ class TestRedeem:
         tier.practice.save()
         assert redeem(m, facial, "r2").balance_after == 0
 
+    def test_expiring_cycle_credit_is_spent_before_an_opening_balance(self, practice, manager):
+        """A redemption spends this cycle's expiring credit before an imported balance that never expires."""
+        laser = ServiceFactory(practice=practice, name="Laser", code="laser")
+        tier = TierFactory(practice=practice, code="t", name="T", price_cents=100)
+        TierBenefitFactory(tier=tier, service=laser, quantity_per_cycle=1, rollover=RolloverRule.NONE)
+        member = MemberFactory(practice=practice)
+        m = services.enroll_member(member=member, tier=tier, actor=SYSTEM, idempotency_key="e", now=NOW)
+        services.grant_opening_balance(membership=m, service=laser, quantity=1, actor=SYSTEM,
+                                       idempotency_key="open", now=NOW)
+        m = refill(m, "inv_1", now=NOW + timedelta(seconds=1))
+        services.redeem_entitlement(membership=m, service=laser, actor=SYSTEM, idempotency_key="r",
+                                    now=NOW + timedelta(days=1))
+        refill(m, "inv_2", now=NOW + timedelta(days=30))
+        # member used 1 of 2 in cycle 1; the monthly one should have been the one spent, keeping the
+        # imported one: 1 (import) + 1 (cycle 2) = 2
+        assert EntitlementBalance.objects.get(membership=m, service=laser).balance == 2
+
 
 class TestReservations:
     def test_hold_commit_release(self, glow):
@@ -203,6 +221,18 @@ class TestReservations:
         with pytest.raises(IllegalTransition):
             services.commit_reservation(reservation=second, actor=SYSTEM, now=NOW)
         assert_ledger_consistent(m)
+
+    def test_a_hold_keeps_only_its_units_of_an_expiring_lot(self, glow):
+        """At the boundary a use-it-or-lose-it lot keeps only its units on hold; the rest expires."""
+        tier, facial, credit = glow  # credit: 5000c/cycle, rollover NONE
+        m = active_membership(tier=tier)
+        services.reserve_entitlement(membership=m, service=credit, quantity=1000, actor=SYSTEM,
+                                     idempotency_key="hold-1", now=NOW)
+        refill(m, "inv_2", now=NOW + timedelta(days=30))
+        bal = EntitlementBalance.objects.get(membership=m, service=credit)
+        assert_ledger_consistent(m)
+        # expected: 1000 still held from last cycle + 5000 new = 6000; 4000 unheld should have expired
+        assert bal.balance == 6000, bal.balance
 
 
 class TestCorrections:
@@ -257,6 +287,19 @@ class TestCorrections:
             entry.delete()
         with pytest.raises(TypeError):
             LedgerEntry.objects.filter(pk=entry.pk).update(reason="x")
+
+    def test_reversal_after_frozen_expiry_expires_again(self, glow):
+        """Credit reversed back after the frozen credit expired expires again."""
+        tier, facial, credit = glow
+        m = active_membership(tier=tier)
+        e = services.redeem_entitlement(membership=m, service=credit, quantity=1000, actor=SYSTEM,
+                                        idempotency_key="r", now=NOW)
+        services.cancel_membership(membership=m, actor=SYSTEM, idempotency_key="c", now=NOW)
+        later = NOW + timedelta(days=60)
+        services.expire_frozen_balances(membership=m, actor=SYSTEM, now=later)
+        services.reverse_entry(entry=e, actor=SYSTEM, reason="billing dispute", idempotency_key="rv", now=later)
+        services.expire_frozen_balances(membership=m, actor=SYSTEM, now=later + timedelta(days=1))
+        assert EntitlementBalance.objects.get(membership=m, service=credit).balance == 0
 
 
 class TestLifecycle:
@@ -323,6 +366,36 @@ class TestLifecycle:
         kinds = list(Event.objects.filter(membership=m).values_list("kind", flat=True))
         for kind in (EventKind.PAST_DUE, EventKind.LAPSED, EventKind.RECOVERED):
             assert kinds.count(kind) == 1
+
+    def test_scheduled_downgrade_can_be_withdrawn(self, glow):
+        """Choosing the current tier again withdraws a scheduled change."""
+        tier, facial, credit = glow
+        lite = TierFactory(practice=tier.practice, code="lite", name="Lite", price_cents=9900)
+        m = active_membership(tier=tier)
+        services.change_tier(membership=m, new_tier=lite, effective="next_cycle", actor=SYSTEM,
+                             idempotency_key="c1", now=NOW)
+        m = services.change_tier(membership=m, new_tier=tier, effective="next_cycle", actor=SYSTEM,
+                                 idempotency_key="c2", now=NOW)
+        assert m.pending_tier is None
+        assert refill(m, "inv_2", now=NOW + timedelta(days=30)).tier == tier
+
+    def test_carried_units_obey_a_cap_after_moving_to_use_it_or_lose_it(self, glow):
+        """After a move to a tier that does not carry a service over, carried units expire at the boundary."""
+        tier, facial, credit = glow  # facial: carry over, cap 2
+        basic = TierFactory(practice=tier.practice, code="basic", name="Basic", price_cents=9900)
+        TierBenefitFactory(tier=basic, service=facial, quantity_per_cycle=1, rollover=RolloverRule.NONE)
+        m = active_membership(tier=tier)
+        for i in range(2, 4):
+            services.refill_entitlements(membership=m, cycle_key=f"inv_{i}", actor=SYSTEM,
+                                         now=NOW + timedelta(days=30 * i))
+        assert EntitlementBalance.objects.get(membership=m, service=facial).balance == 3  # cap 2 + 1
+        services.change_tier(membership=m, new_tier=basic, effective="next_cycle", actor=SYSTEM, idempotency_key="c",
+                             now=NOW)
+        for i in range(4, 10):
+            services.refill_entitlements(membership=m, cycle_key=f"inv_{i}", actor=SYSTEM,
+                                         now=NOW + timedelta(days=30 * i))
+        bal = EntitlementBalance.objects.get(membership=m, service=facial).balance
+        assert bal == 1, bal  # Basic does not carry facials over: only this cycle's one
 
 
 class TestTierVersions:
