@@ -10,9 +10,9 @@ from integrations.models import Delivery, DeliveryStatus
 from integrations.outbox import redeliver
 from integrations.processors.dunning import RetryOutcome
 from memberships.models import Event, EventKind, MembershipStatus
+from tests.support.twilio import PATH, fixture, twilio  # noqa: F401  (fixture)
 
 from .conftest import T0, emails_to, fail, sms_to, tick, walk
-from .test_twilio_backend import PATH, fixture, twilio  # noqa: F401  (fixture)
 
 LA = ZoneInfo("America/Los_Angeles")
 DAY = timedelta(days=1)

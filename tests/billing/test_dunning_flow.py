@@ -98,7 +98,7 @@ def test_member_without_sms_consent_gets_email_only(member_factory):
 
 
 def test_stop_mid_case_stops_further_sms(membership, client, settings):
-    from .test_twilio_webhooks import post_signed
+    from tests.support.twilio import post_signed
 
     member = membership.member
     fail(membership)

@@ -5,6 +5,7 @@ settings pointed at it."""
 import pytest
 
 from tests.support.localstripe_server import LocalStripe
+from tests.support.stripe_recorded import member_with_customer, stripe_at  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,7 @@ from integrations.models import InboundEvent, InboundStatus
 from memberships.models import AutomationStage
 from tests.billing.fakes import FakeProcessor
 from tests.support.stripe_events import FIXTURE_SUBSCRIPTION, load_event, post_event
-
-from .test_stripe_adapter import enroll, member_with_customer, post_card_saved, stripe_at  # noqa: F401  (fixtures)
+from tests.support.stripe_recorded import enroll, post_card_saved
 
 
 @pytest.fixture

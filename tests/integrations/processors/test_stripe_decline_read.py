@@ -17,9 +17,8 @@ from integrations.models import InboundEvent, InboundStatus
 from integrations.processors.base import PaymentDeclined
 from integrations.processors.stripe import translate_error
 from memberships.models import MembershipStatus
+from tests.integrations.test_stripe_webhooks import failure_codes, handoffs, membership, process_all  # noqa: F401
 from tests.support.stripe_events import load_event, post_event, serve_stripe_reads
-
-from .test_stripe_webhooks import failure_codes, handoffs, membership, process_all  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 

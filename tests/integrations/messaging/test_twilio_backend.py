@@ -1,36 +1,16 @@
 """The twilio SDK against a local stand-in for api.twilio.com (pytest-httpserver) answering with
 the documented Message resource and error bodies."""
 
-import json
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import parse_qs
 
-import pytest
 from django.core import mail
 
 from billing.models import DunningMessage, MessageStatus
 from integrations.models import Delivery, DeliveryStatus
 from memberships.models import Event, EventKind
-
-from .conftest import T0, fail, tick
-
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "twilio"
-SID = "ACXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
-PATH = f"/2010-04-01/Accounts/{SID}/Messages.json"
-
-
-def fixture(name):
-    return json.loads((FIXTURES / name).read_text())
-
-
-@pytest.fixture
-def twilio(settings, httpserver):
-    settings.SMS_BACKEND = "twilio"
-    settings.TWILIO_ACCOUNT_SID = SID
-    settings.TWILIO_FROM_NUMBER = "+15005550006"
-    settings.TWILIO_API_BASE = httpserver.url_for("/")
-    return httpserver
+from tests.billing.conftest import T0, fail, tick
+from tests.support.twilio import PATH, fixture
 
 
 def test_sms_goes_through_the_twilio_api(twilio, membership):

@@ -9,7 +9,7 @@ import pytest
 from integrations.processors.dunning import ProcessorUnavailable, RetryOutcome
 from integrations.processors.stripe import StripeProcessor
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "stripe_dunning"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "stripe_dunning"
 
 
 def fixture(name):

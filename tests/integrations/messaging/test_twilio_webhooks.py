@@ -9,14 +9,8 @@ from twilio.request_validator import RequestValidator
 from billing.models import DunningMessage, MessageStatus
 from integrations.models import InboundEvent
 from memberships.models import Event, EventKind
-
-from .conftest import T0, fail, tick
-
-
-def post_signed(client, path, params, *, token=None, signature=None):
-    url = settings.PUBLIC_BASE_URL + path
-    signature = signature or RequestValidator(token or settings.TWILIO_AUTH_TOKEN).compute_signature(url, params)
-    return client.post(path, params, HTTP_X_TWILIO_SIGNATURE=signature)
+from tests.billing.conftest import T0, fail, tick
+from tests.support.twilio import post_signed
 
 
 def test_bad_signature_is_refused_and_changes_nothing(client, membership):
