@@ -83,7 +83,7 @@ def registered() -> dict[str, Destination]:
 
 
 def fan_out(event: Event) -> list[Delivery]:
-    """Create the event's deliveries (called in the event's transaction, via post_save)."""
+    """Create one event's deliveries (in the event's transaction)."""
     return fan_out_many([event])
 
 

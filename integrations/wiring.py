@@ -6,18 +6,15 @@ are listed with every other in `medspa.schedules`."""
 
 from __future__ import annotations
 
-from django.db.models.signals import post_save
-
 from billing.metrics import register_attention_reader
 from billing.reconciliation.snapshots import register_source
 from billing.rollout.stages import register_shadow_reader
-from memberships.models import Event
 from memberships.selectors import register_chart_count
 from memberships.services.common import register_event_sink
 from memberships.services.walk_in import register_event_audience
 
 from .messaging.destinations import MemberMessageDestination
-from .outbox import fan_out, fan_out_many, register, registered
+from .outbox import fan_out_many, register, registered
 from .processors.dunning_destination import PaymentRetryDestination
 from .processors.stripe_read import processor_source
 from .processors.sync import destination as processor_destination
@@ -29,7 +26,6 @@ from .stopping import raise_flag_when_the_cluster_stops
 
 
 def connect(app_config) -> None:
-    post_save.connect(_fan_out, sender=Event, dispatch_uid="integrations.outbox.fan_out")
     # A stopping qcluster tells its workers, so the drains stop between two batches (see
     # integrations.stopping); this runs in the qcluster process before it forks its workers.
     raise_flag_when_the_cluster_stops()
@@ -40,11 +36,6 @@ def connect(app_config) -> None:
     # read in the chart's own query.
     register_chart_count("member_open_record_exceptions", member_open_count)
     register_chart_count("open_record_exceptions", practice_open_count)
-
-
-def _fan_out(sender, instance, created, raw=False, **kwargs):
-    if created and not raw:
-        fan_out(instance)
 
 
 def _register_destinations() -> None:
@@ -59,7 +50,7 @@ def _register_destinations() -> None:
 
 
 def _register_ledger_hooks() -> None:
-    register_event_sink(fan_out_many)               # events written in bulk (renewal day)
+    register_event_sink(fan_out_many)               # every timeline event, in its own transaction
     # A redemption done in one database call shares its transaction with the fan-out whenever a
     # destination wants its event.
     register_event_audience(lambda event: any(d.wants(event) for d in registered().values()))

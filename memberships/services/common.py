@@ -79,12 +79,20 @@ def record_event(
     )
     if Member._meta.get_field("practice").is_cached(member):
         event.practice = member.practice  # the outbox fan-out reads it: spare it a query
-    return sql.insert(event)
+    sql.insert(event)
+    announce_events([event])
+    return event
 
 
-# Who hears of events written in bulk (`record_events`): the edges register here (integrations: the
-# outbox fan-out), as the single-row path's `post_save` reaches them.
+# Who hears of every timeline event, in the event's own transaction: the edges register here
+# (integrations: the outbox fan-out, one delivery per destination that wants the event). Called by
+# `record_event`, `record_events` and the walk-in — never through a model signal.
 EVENT_SINKS: list[Callable[[list[Event]], Any]] = []
+
+
+def announce_events(events: list[Event]) -> None:
+    for sink in EVENT_SINKS:
+        sink(events)
 
 
 def register_event_sink(sink: Callable[[list[Event]], Any]) -> None:
@@ -100,8 +108,7 @@ def record_events(events: list[Event]) -> list[Event]:
             sql.insert_many(events)
         else:
             Event.objects.bulk_create(events)
-        for sink in EVENT_SINKS:
-            sink(events)
+        announce_events(events)
     return events
 
 

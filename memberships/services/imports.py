@@ -107,7 +107,7 @@ def import_memberships(*, items: list[ImportedMembership], actor: Actor, now: da
     (source `import`) per opening balance, freeze entries for a cancelled one, and one IMPORTED
     event — and keeps their invariants (balance == sum of entries, lots == balance). No charge,
     no refill. Imported events describe history the processor and the record already hold, so they
-    are not handed to the outbox (bulk inserts send no post_save).
+    are not handed to the outbox (they are history, not news for the record).
 
     Idempotent per item on `<key>:membership`: an item already imported is returned as it is."""
     if not items:

@@ -5,9 +5,9 @@ The ORM spends more time building SQL and model instances than PostgreSQL spends
 statements of a redemption. These helpers do the same work with SQL built once per model and
 database vendor, and return ordinary model instances:
 
-- `insert(instance)` writes one row (and sends `pre_save`/`post_save`, so the outbox fan-out and
-  any other receiver see it exactly as after `save()`); `written(instance, pk=…)` announces a row
-  written some other way (the walk-in function);
+- `insert(instance)` writes one row (and sends `pre_save`/`post_save`, so a receiver sees it exactly
+  as after `save()`); `written(instance, pk=…)` makes an instance the row written some other way
+  (the walk-in function) — the outbox hears of events from `common.announce_events`, not a signal;
 - `lock_membership(...)` reads a membership with its member, practice and tier under a row lock
   (`FOR UPDATE OF` the membership only), plus whether the tier includes a service, in one query;
 - `insert_many(instances)` and `update_from_values(model, values, …)` write many rows of one model in
@@ -52,7 +52,7 @@ def insert(instance: Model) -> Model:
 
 def written(instance: Model, *, pk: int) -> Model:
     """`instance` as the row the database just wrote with primary key `pk`, announced with
-    `post_save` as `save()` would (the outbox fans an Event out there)."""
+    `post_save` as `save()` would."""
     instance.pk = pk
     instance._state.adding = False
     instance._state.db = connection.alias

@@ -22,7 +22,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from memberships.models import EntryKind, Event, EventKind, LedgerEntry, Member, Membership, Service
 
 from . import sql
-from .common import redeemed_summary
+from .common import announce_events, redeemed_summary
 from .idempotency import replay_entry
 
 # Predicates the edges register (integrations: "does an outbox destination want this event?").
@@ -53,6 +53,7 @@ def redeem_in_one_call(*, membership: Membership, service: Service, quantity: in
             event.payload = {"entry_id": entry_id, "service_id": service.pk, "quantity": quantity,
                              "balance_after": balance}
             sql.written(event, pk=event_id)
+            announce_events([event])
     except IntegrityError:
         return replay_entry(idempotency_key, kind=EntryKind.REDEEM)   # a replay: the first entry (or None)
     except DatabaseError as exc:
