@@ -8,7 +8,7 @@ subscription id is stored on our side."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -74,3 +74,26 @@ class SubscriptionChanged:
     event_created: int
     deleted: bool = False
     event_ref: str = ""
+
+
+@dataclass(frozen=True)
+class InvoiceReasons:
+    """A processor's words for why it made an invoice (Stripe's `billing_reason`), as its adapter
+    registers them: which open a billing cycle, which say nothing (the period decides), and how the
+    others read on the member's timeline."""
+
+    opens_cycle: frozenset[str] = frozenset()
+    unstated: frozenset[str] = frozenset({""})
+    words: dict[str, str] = field(default_factory=dict)
+
+
+_INVOICE_REASONS: dict[str, InvoiceReasons] = {}
+
+
+def register_invoice_reasons(processor: str, reasons: InvoiceReasons) -> None:
+    _INVOICE_REASONS[processor] = reasons
+
+
+def invoice_reasons(processor: str) -> InvoiceReasons:
+    """The processor's vocabulary; one that registered none states no reason (the period decides)."""
+    return _INVOICE_REASONS.get(processor) or InvoiceReasons()

@@ -22,7 +22,14 @@ from memberships.errors import LedgerError
 from memberships.models import EventKind, Membership, MembershipStatus
 
 from . import dunning_hooks
-from .facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, InvoiceFacts, SubscriptionChanged
+from .facts import (
+    ChargeActionRequired,
+    ChargeFailed,
+    ChargeSucceeded,
+    InvoiceFacts,
+    SubscriptionChanged,
+    invoice_reasons,
+)
 from .models import Invoice, InvoiceStatus, ProcessorSubscription
 
 logger = logging.getLogger(__name__)
@@ -107,44 +114,29 @@ def _money(cents: int, currency: str) -> str:
     return f"{cents / 100:,.2f} {currency.upper()}"
 
 
-# Stripe's `billing_reason`s that open a billing cycle: the subscription's first invoice and each
-# renewal. A payment retried after a failure is the same invoice, so it refills once (by invoice id).
-CYCLE_REASONS = frozenset({"subscription_create", "subscription_cycle"})
-# Reasons that do not say: none given (Stripe-compatible test servers such as localstripe send no
-# billing_reason) and "subscription" (Stripe's word before May 2018 for creates, cycles and updates).
-UNSTATED_REASONS = frozenset({"", "subscription"})
-REASON_WORDS = {
-    "subscription_update": "a subscription change (prorations)",
-    "subscription_threshold": "a usage threshold",
-    "manual": "a manual invoice",
-    "upcoming": "a preview",
-    "quote_accept": "an accepted quote",
-    "automatic_pending_invoice_item_invoice": "pending invoice items",
-}
-
-
 def opens_cycle(*, charge: ChargeSucceeded, membership: Membership) -> tuple[bool, str]:
     """Whether a paid invoice opens a new billing cycle (refill, rollover, the new period), and when
-    not, why — in words for the member's timeline.
+    not, why — in words for the member's timeline. The processor's own reasons for an invoice are
+    its adapter's vocabulary (`facts.invoice_reasons`):
 
-    - `subscription_create` / `subscription_cycle`: yes — except a free trial's first invoice
-      (nothing due before discounts): a trial grants nothing until its first paid cycle, so no
-      benefit is handed out for a period the member may cancel unpaid.
-    - `subscription_update` (prorations, e.g. STRIPE_PRORATION_BEHAVIOR=always_invoice, "invoice
-      prorations now" in the dashboard), `manual`, `subscription_threshold` (usage billed mid-period;
-      our tiers are flat prices) and anything else: no.
-    - not stated (localstripe; Stripe before 2018): a cycle only when the invoice has a subscription
-      line whose period starts at or after the end of the membership's current period (or the
-      membership has no period yet: its first invoice), or a whole period that ended by the start of
-      the current one (a late cycle, slotted in at its own place). An extra invoice within the
-      current period is not.
+    - a reason that opens a cycle (the subscription's first invoice, a renewal): yes — except a
+      free trial's first invoice (nothing due before discounts): a trial grants nothing until its
+      first paid cycle, so no benefit is handed out for a period the member may cancel unpaid;
+    - any other stated reason (prorations invoiced at once, a manual invoice, a usage threshold —
+      our tiers are flat prices): no;
+    - not stated (Stripe-compatible test servers; Stripe before 2018): a cycle only when the invoice
+      has a subscription line whose period starts at or after the end of the membership's current
+      period (or the membership has no period yet: its first invoice), or a whole period that ended
+      by the start of the current one (a late cycle, slotted in at its own place). An extra invoice
+      within the current period is not.
     """
     reason = charge.billing_reason
+    reasons = invoice_reasons(charge.processor)
     if charge.trial:
         return False, "a free trial starts: nothing is granted until its first paid cycle"
-    if reason in CYCLE_REASONS:
+    if reason in reasons.opens_cycle:
         return True, ""
-    if reason in UNSTATED_REASONS:
+    if reason in reasons.unstated:
         if charge.period_start is None:
             return False, "it bills no subscription period"
         if membership.current_period_end is None or charge.period_start >= membership.current_period_end:
@@ -153,7 +145,7 @@ def opens_cycle(*, charge: ChargeSucceeded, membership: Membership) -> tuple[boo
                 and charge.period_end <= membership.current_period_start):
             return True, ""             # a whole earlier period, heard of after a newer one: a late cycle
         return False, "its period starts before the current period ends"
-    return False, f"it is for {REASON_WORDS.get(reason, reason.replace('_', ' '))}"
+    return False, f"it is for {reasons.words.get(reason, reason.replace('_', ' '))}"
 
 
 def _open_failures(*, membership: Membership, invoice: Invoice):

@@ -6,6 +6,7 @@ are listed with every other in `medspa.schedules`."""
 
 from __future__ import annotations
 
+from billing.facts import register_invoice_reasons
 from billing.metrics import register_attention_reader
 from billing.reconciliation.snapshots import register_source
 from billing.rollout.stages import register_shadow_reader
@@ -15,6 +16,7 @@ from memberships.services.walk_in import register_event_audience
 
 from .messaging.destinations import MemberMessageDestination
 from .outbox import fan_out_many, register, registered
+from .processors import stripe_events
 from .processors.dunning_destination import PaymentRetryDestination
 from .processors.stripe_read import processor_source
 from .processors.sync import destination as processor_destination
@@ -30,6 +32,7 @@ def connect(app_config) -> None:
     # integrations.stopping); this runs in the qcluster process before it forks its workers.
     raise_flag_when_the_cluster_stops()
     _register_destinations()
+    _register_processor_vocabulary()
     _register_ledger_hooks()
     _register_billing_readers()
     # The chart shows the member's open record exceptions and the navigation the practice's, both
@@ -47,6 +50,12 @@ def _register_destinations() -> None:
 
     register(MemberMessageDestination())
     register(PaymentRetryDestination())
+
+
+def _register_processor_vocabulary() -> None:
+    """Which of Stripe's invoice reasons open a billing cycle: billing decides with them, never
+    naming them itself."""
+    register_invoice_reasons(stripe_events.PROCESSOR, stripe_events.INVOICE_REASONS)
 
 
 def _register_ledger_hooks() -> None:

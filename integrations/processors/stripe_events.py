@@ -11,6 +11,8 @@ from typing import Any
 
 import stripe
 
+from billing.facts import InvoiceReasons
+
 from .base import (
     CardSaved,
     ChargeActionRequired,
@@ -40,6 +42,24 @@ HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | INVOICE_ACTION |
 
 class InvalidSignature(Exception):
     pass
+
+
+# Why Stripe made an invoice (`billing_reason`), for billing (`billing.facts.InvoiceReasons`): the
+# subscription's first invoice and each renewal open a billing cycle (a payment retried after a failure
+# is the same invoice, so it refills once); "" (Stripe-compatible test servers send none) and
+# "subscription" (Stripe's word before May 2018 for creates, cycles and updates alike) say nothing.
+INVOICE_REASONS = InvoiceReasons(
+    opens_cycle=frozenset({"subscription_create", "subscription_cycle"}),
+    unstated=frozenset({"", "subscription"}),
+    words={
+        "subscription_update": "a subscription change (prorations)",
+        "subscription_threshold": "a usage threshold",
+        "manual": "a manual invoice",
+        "upcoming": "a preview",
+        "quote_accept": "an accepted quote",
+        "automatic_pending_invoice_item_invoice": "pending invoice items",
+    },
+)
 
 
 def verify_and_parse(*, body: bytes, signature_header: str, secret: str) -> dict:
