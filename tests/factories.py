@@ -1,4 +1,6 @@
-"""factory-boy factories for the ledger. `glow_tier()` builds the demo's flagship tier."""
+"""factory-boy factories for the ledger, and the demo data every test builds on: `glow_tier()` (the demo's
+flagship tier), `active_membership()`, `ana_garcia()` (the member the staff pages are tried with),
+`staff_user()`."""
 
 from __future__ import annotations
 
@@ -97,6 +99,14 @@ def active_membership(*, tier, member=None, now=None, cycle_key="inv_seed"):
                                         idempotency_key=f"enroll:{member.pk}", now=now)
     return services.refill_entitlements(membership=membership, cycle_key=f"{cycle_key}:{member.pk}",
                                         actor=services.Actor.processor(), now=now)
+
+
+def ana_garcia(tier):
+    """Ana Garcia on `tier`, first cycle paid: the member the staff pages and the browser are tried with.
+    Returns (member, membership)."""
+    member = MemberFactory(practice=tier.practice, first_name="Ana", last_name="Garcia",
+                           email="ana.garcia@example.com", phone="+14155550123")
+    return member, active_membership(tier=tier, member=member)
 
 
 def staff_user(role: str, practice: Practice, username: str | None = None, password: str = "pw-Staff-2026!"):

@@ -4,16 +4,14 @@ import pytest
 from django.utils import timezone
 
 from memberships import services
-from tests.factories import MemberFactory, active_membership
+from tests.factories import ana_garcia
 
 
 @pytest.fixture
 def member_with_glow(glow):
     """Ana Garcia on Glow, first cycle paid: 1 HydraFacial, $50 product credit."""
     tier, facial, credit = glow
-    member = MemberFactory(practice=tier.practice, first_name="Ana", last_name="Garcia",
-                           email="ana.garcia@example.com", phone="+14155550123")
-    membership = active_membership(tier=tier, member=member)
+    member, membership = ana_garcia(tier)
     return member, membership, facial, credit
 
 

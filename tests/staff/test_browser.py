@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from memberships.models import EntitlementBalance, EntryKind, LedgerEntry
 from memberships.roles import FRONT_DESK, MANAGER, ensure_roles
-from tests.factories import MemberFactory, PracticeFactory, active_membership, glow_tier, staff_user
+from tests.factories import ana_garcia, staff_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -54,12 +54,11 @@ def browser(chromium):
 
 
 @pytest.fixture
-def clinic(transactional_db):
+def clinic(transactional_db, glow):
     ensure_roles()
-    practice = PracticeFactory(slug="glow")
-    tier, facial, credit = glow_tier(practice)
-    member = MemberFactory(practice=practice, first_name="Ana", last_name="Garcia", phone="+14155550123")
-    membership = active_membership(tier=tier, member=member)
+    tier, facial, credit = glow
+    practice = tier.practice
+    member, membership = ana_garcia(tier)
     staff_user(FRONT_DESK, practice, username="frontdesk")
     staff_user(MANAGER, practice, username="manager")
     return {"practice": practice, "member": member, "membership": membership, "facial": facial, "credit": credit}
