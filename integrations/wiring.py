@@ -1,8 +1,8 @@
 """What integrations plugs in when the app is ready (called from `IntegrationsConfig.ready`): the
-outbox fan-out of every timeline event and the outbox destinations, and the readers the core and
-billing call without importing integrations — the ledger's bulk-event sink, walk-in audience and
-chart counts; billing's reconciliation sources, rollout log and dashboard box. Its periodic jobs
-are listed with every other in `medspa.schedules`."""
+outbox destinations, and what the core and billing call without importing integrations — the
+ledger's bulk-event sink, walk-in audience and chart counts; billing's processor vocabulary,
+reconciliation sources, rollout log and dashboard box. Its periodic jobs are listed with every
+other in `medspa.schedules`."""
 
 from __future__ import annotations
 
