@@ -362,7 +362,8 @@ def _mark_failed(inbound_id: int, *, exc: Exception, now: datetime) -> str | Non
 
 
 def reprocess(row: InboundEvent, *, now: datetime) -> str | None:
-    """A manager's re-process of a failed (or any) event: back to received and processed now.
-    Idempotent services make it safe for an event that was applied already."""
-    InboundEvent.objects.filter(pk=row.pk).update(status=InboundStatus.RECEIVED, next_attempt_at=None)
+    """A manager's re-process of a failed (or any) event: back to received and processed now, with a
+    fresh round of retries (an event that ran out of them waits again rather than failing at its
+    first wait). Idempotent services make it safe for an event that was applied already."""
+    InboundEvent.objects.filter(pk=row.pk).update(status=InboundStatus.RECEIVED, next_attempt_at=None, attempts=0)
     return process_inbound(row.pk, now=now, force=True)

@@ -95,3 +95,22 @@ def test_a_manager_sees_the_practice_counts_and_those_not_tied_to_a_practice_yet
 
 def test_nothing_waiting_or_failed_says_so(admin_client):
     assert _summary(admin_client.get("/admin/integrations/inboundevent/")) == "No event waiting; none failed."
+
+
+def test_reprocessing_an_event_that_ran_out_of_retries_lets_it_wait_again(client, settings):
+    """A manager re-processes an event that failed after all its retries (its membership was still
+    unknown): it waits again with a fresh round of retries, instead of failing at its first wait."""
+    settings.INBOX_MAX_ATTEMPTS = 2
+    event = load_event("invoice_paid_first.json")          # names a subscription nobody has yet
+    post_event(client, event)
+    row = InboundEvent.objects.get()
+    later = timezone.now()
+    for _ in range(2):
+        inbox.process_due(now=later)
+        later += timedelta(days=1)
+    row.refresh_from_db()
+    assert row.status == InboundStatus.FAILED and row.error.startswith("waiting")
+
+    assert inbox.reprocess(row, now=later) == InboundStatus.RECEIVED
+    row.refresh_from_db()
+    assert row.status == InboundStatus.RECEIVED and row.attempts == 1 and row.next_attempt_at > later
