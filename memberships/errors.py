@@ -80,3 +80,11 @@ class InvalidTier(LedgerError):
 class DuplicateMember(LedgerError):
     code = "duplicate_member"
     http_status = 409
+
+
+class StaleChart(LedgerError):
+    """The balance changed since the chart the front desk redeemed from was opened (another desk, or
+    the record, used it): check the balance and redeem again if it is still needed."""
+
+    code = "stale_chart"
+    http_status = 409

@@ -26,8 +26,10 @@ from .lifecycle import (
     resume_membership,
 )
 from .redemption import (
+    Redeemed,
     check_redeemable,
     commit_reservation,
+    redeem_at_desk,
     redeem_entitlement,
     release_reservation,
     reserve_entitlement,
@@ -37,6 +39,7 @@ from .refill import refill_entitlements
 
 __all__ = [
     "Actor",
+    "Redeemed",
     "ImportedMembership",
     "activate_imported_membership",
     "adjust_balance",
@@ -59,6 +62,7 @@ __all__ = [
     "record_event",
     "record_sms_opt_in",
     "record_sms_opt_out",
+    "redeem_at_desk",
     "redeem_entitlement",
     "refill_entitlements",
     "release_reservation",

@@ -14,6 +14,7 @@ from django.db.models import F
 from memberships.errors import InvalidQuantity
 from memberships.models import (
     ActorType,
+    AuditLog,
     CreditLot,
     EntitlementBalance,
     Event,
@@ -34,10 +35,11 @@ class Actor:
     type: str
     user: AbstractBaseUser | None = None
     label: str = ""
+    ip_address: str | None = None         # where a staff member's request came from (the audit row)
 
     @classmethod
-    def staff(cls, user) -> "Actor":
-        return cls(type=ActorType.STAFF, user=user, label=user.get_username())
+    def staff(cls, user, *, ip_address: str | None = None) -> "Actor":
+        return cls(type=ActorType.STAFF, user=user, label=user.get_username(), ip_address=ip_address)
 
     @classmethod
     def system(cls, label: str = "system") -> "Actor":
@@ -110,6 +112,15 @@ def record_events(events: list[Event]) -> list[Event]:
             Event.objects.bulk_create(events)
         announce_events(events)
     return events
+
+
+def write_audit(*, actor: Actor, action: str, obj=None, member: Member | None = None, detail: dict | None = None,
+                now: datetime) -> AuditLog:
+    """The audit row of a change, written by the service that makes it (who, what, when; ids only)."""
+    return AuditLog.objects.create(
+        user=actor.user, action=action, object_type=type(obj).__name__ if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "", member=member, detail=detail or {},
+        ip_address=actor.ip_address, created_at=now)
 
 
 def redeemed_summary(*, service: Service, quantity: int) -> str:

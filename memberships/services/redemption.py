@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -10,6 +11,7 @@ from memberships.errors import (
     IllegalTransition,
     InsufficientBalance,
     MembershipNotRedeemable,
+    StaleChart,
     ServiceNotIncluded,
 )
 from memberships.models import (
@@ -34,9 +36,10 @@ from .common import (
     record_event,
     redeemed_summary,
     require_positive,
+    write_audit,
     write_entry,
 )
-from .idempotency import idempotent_entry
+from .idempotency import idempotent_entry, replay_entry
 from .refill import expire_returned_units
 from .walk_in import redeem_in_one_call
 
@@ -132,6 +135,37 @@ def _redeem_under_lock(*, membership: Membership, service: Service, quantity: in
     check_redeemable(membership=locked, service=service, now=now)
     return _spend(membership=locked, service=service, quantity=quantity, from_reserved=False,
                   actor=actor, reason=reason, idempotency_key=idempotency_key, now=now)
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    """What a redemption at the desk did: the entry, and whether it was a replay (nothing spent)."""
+
+    entry: LedgerEntry
+    replayed: bool
+
+
+def redeem_at_desk(*, membership: Membership, service: Service, quantity: int, actor: Actor,
+                   idempotency_key: str, chart_version: int, now: datetime) -> Redeemed:
+    """The front desk's redemption, its one door. Under the membership's lock, in one transaction: a
+    replay of the form (a double click, a resubmission, a browser retry) returns the first entry and
+    spends nothing; a chart opened before another desk or the record used this balance
+    (`chart_version`: the newest entry the chart showed) is refused with StaleChart; otherwise the
+    units are spent (`redeem_entitlement`) and the audit row written."""
+    with transaction.atomic():
+        locked = _lock_membership(membership, service)
+        replay = replay_entry(idempotency_key, kind=EntryKind.REDEEM)
+        if replay is not None:
+            return Redeemed(entry=replay, replayed=True)
+        if LedgerEntry.objects.filter(membership_id=locked.pk, service_id=service.pk, id__gt=chart_version).exists():
+            raise StaleChart(f"{service.name} changed since this chart was opened (another desk or the record may "
+                             "have just used it). Check the balance and the timeline, then redeem again if it is "
+                             "still needed.")
+        entry = redeem_entitlement(membership=locked, service=service, quantity=quantity, actor=actor,
+                                   idempotency_key=idempotency_key, now=now)
+        write_audit(actor=actor, action="redeem", obj=entry, member=locked.member, now=now,
+                    detail={"service_id": service.pk, "quantity": quantity, "entry_id": entry.pk})
+        return Redeemed(entry=entry, replayed=False)
 
 
 def reserve_entitlement(*, membership: Membership, service: Service, quantity: int = 1, actor: Actor,

@@ -10,11 +10,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from memberships import selectors, services
-from memberships.errors import LedgerError
+from memberships.errors import LedgerError, StaleChart
 from memberships.forms import RedeemForm, ReverseForm, SearchForm
 from memberships.models import EntryKind, LedgerEntry, Membership, MembershipStatus
 
-from .common import audit, new_form_token, practice_scope, staff_page
+from .common import audit, client_ip, new_form_token, practice_scope, staff_page
 
 
 @staff_page("view_chart")
@@ -71,11 +71,6 @@ def chart(request, member_id: int):
     return render_chart(request, panel)
 
 
-class StaleChart(LedgerError):
-    code = "stale_chart"
-    http_status = 409
-
-
 def _chart_url(member_id: int, compact: bool) -> str:
     from django.urls import reverse
 
@@ -99,26 +94,13 @@ def redeem(request, member_id: int):
     form = RedeemForm(request.POST, balances=panel.balances)
     if form.is_valid():
         data = form.cleaned_data
-        service_line = form.lines[data["service"]]
-        key = f"staff:redeem:{membership.pk}:{data['token']}"
+        service = membership.member.practice.services.get(pk=data["service"])
         try:
-            with transaction.atomic():
-                Membership.objects.select_for_update(of=("self",)).filter(pk=membership.pk).first()
-                replay = LedgerEntry.objects.filter(idempotency_key=key).first()
-                if replay is None and selectors.changed_since(
-                        membership_id=membership.pk, service_id=data["service"], version=data["version"]):
-                    raise StaleChart(f"{service_line.service_name} changed since this chart was opened (another "
-                                     "desk or the record may have just used it). Check the balance and the "
-                                     "timeline, then redeem again if it is still needed.")
-                service = membership.member.practice.services.get(pk=data["service"])
-                entry = replay or services.redeem_entitlement(
-                    membership=membership, service=service, quantity=data["units"],
-                    actor=services.Actor.staff(request.user), idempotency_key=key, now=now,
-                )
-                replayed = entry.created_at != now
-                if not replayed:
-                    audit(request, action="redeem", obj=entry, member=panel.member,
-                          detail={"service_id": service.pk, "quantity": data["units"], "entry_id": entry.pk})
+            result = services.redeem_at_desk(
+                membership=membership, service=service, quantity=data["units"],
+                actor=services.Actor.staff(request.user, ip_address=client_ip(request)),
+                idempotency_key=f"staff:redeem:{membership.pk}:{data['token']}", chart_version=data["version"],
+                now=now)
         except StaleChart as exc:
             panel = _panel_or_404(request, member_id, now)
             form = RedeemForm(balances=panel.balances, initial={
@@ -130,9 +112,10 @@ def redeem(request, member_id: int):
         except LedgerError as exc:
             form.add_error(None, exc.message)
         else:
+            entry = result.entry
             if entry.membership_id != membership.pk:  # pragma: no cover - keys embed the membership id
                 raise Http404
-            if replayed:
+            if result.replayed:
                 messages.info(request, "That redemption was already recorded; nothing was spent twice.")
             else:
                 messages.success(request, f"Redeemed {service.format_quantity(-entry.quantity)} {service.name}. "
