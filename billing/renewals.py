@@ -20,7 +20,7 @@ from memberships.services.common import record_events
 
 from .facts import ChargeSucceeded
 from .models import DunningCase, Invoice, InvoiceStatus
-from .services import _money, opens_cycle
+from .services import charge_succeeded_text, opens_cycle
 
 
 def record_renewals(*, charges: list[ChargeSucceeded], now: datetime) -> tuple[dict[str, int], list[ChargeSucceeded]]:
@@ -38,7 +38,7 @@ def record_renewals(*, charges: list[ChargeSucceeded], now: datetime) -> tuple[d
     taken, rest, seen = [], [], set()
     for charge in charges:
         membership = locked.get(charge.subscription_ref)
-        if (membership is None or charge.invoice_ref in known or membership.pk in seen or charge.trial
+        if (membership is None or charge.invoice_ref in known or membership.pk in seen
                 or not ledger_renewals.is_plain_renewal(membership, period_start=charge.period_start)
                 or not opens_cycle(charge=charge, membership=membership)[0]):
             rest.append(charge)
@@ -57,14 +57,13 @@ def record_renewals(*, charges: list[ChargeSucceeded], now: datetime) -> tuple[d
                 processor_created=c.created, last_event_created=c.event_created, created_at=now, updated_at=now)
         for c, m in taken])
     actor = Actor.processor(taken[0][0].processor)
-    record_events([
-        Event(practice=m.member.practice, member=m.member, membership=m, kind=EventKind.CHARGE_SUCCEEDED,
-              summary=f"Charge of {_money(invoice.amount_paid_cents, invoice.currency)} succeeded",
-              payload={"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id,
-                       "amount_cents": invoice.amount_paid_cents, "currency": invoice.currency,
-                       "billing_reason": c.billing_reason, "opens_cycle": True},
-              actor_type=actor.type, actor_user_id=actor.user_id, created_at=now)
-        for (c, m), invoice in zip(taken, invoices)])
+    events = []
+    for (c, m), invoice in zip(taken, invoices):
+        summary, payload = charge_succeeded_text(invoice, billing_reason=c.billing_reason, cycle=True)
+        events.append(Event(practice=m.member.practice, member=m.member, membership=m,
+                            kind=EventKind.CHARGE_SUCCEEDED, summary=summary, payload=payload,
+                            actor_type=actor.type, actor_user_id=actor.user_id, created_at=now))
+    record_events(events)
     ledger_renewals.refill_many(
         renewals=[ledger_renewals.Renewal(membership=m, cycle_key=c.invoice_ref, period_start=c.period_start,
                                           period_end=c.period_end) for c, m in taken],

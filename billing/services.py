@@ -110,6 +110,14 @@ def _lock_invoice(*, fact: InvoiceFacts, membership: Membership, now: datetime) 
                                                    processor_invoice_id=fact.invoice_ref), True
 
 
+def charge_succeeded_text(invoice: Invoice, *, billing_reason: str, cycle: bool) -> tuple[str, dict]:
+    """The `charge succeeded` event's timeline line and payload, whichever path recorded the charge."""
+    return (f"Charge of {_money(invoice.amount_paid_cents, invoice.currency)} succeeded",
+            {"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id,
+             "amount_cents": invoice.amount_paid_cents, "currency": invoice.currency,
+             "billing_reason": billing_reason, "opens_cycle": cycle})
+
+
 def _money(cents: int, currency: str) -> str:
     return f"{cents / 100:,.2f} {currency.upper()}"
 
@@ -208,14 +216,9 @@ def record_charge_succeeded(*, charge: ChargeSucceeded, now: datetime) -> Invoic
     invoice.save()
 
     actor = ledger.Actor.processor(charge.processor)
-    ledger.record_event(
-        membership=membership, kind=EventKind.CHARGE_SUCCEEDED,
-        summary=f"Charge of {_money(invoice.amount_paid_cents, invoice.currency)} succeeded",
-        payload={"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id,
-                 "amount_cents": invoice.amount_paid_cents, "currency": invoice.currency,
-                 "billing_reason": charge.billing_reason, "opens_cycle": cycle},
-        actor=actor, now=now,
-    )
+    summary, payload = charge_succeeded_text(invoice, billing_reason=charge.billing_reason, cycle=cycle)
+    ledger.record_event(membership=membership, kind=EventKind.CHARGE_SUCCEEDED, summary=summary, payload=payload,
+                        actor=actor, now=now)
     recovered = False
     if membership.status in (MembershipStatus.PAST_DUE, MembershipStatus.LAPSED) and _settles(membership=membership, invoice=invoice, cycle=cycle):
         membership = ledger.mark_recovered(membership=membership, actor=actor, now=now,

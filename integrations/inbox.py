@@ -33,6 +33,7 @@ from . import due
 from .intake import RECORD_SOURCE_PREFIX, SOURCE_STRIPE, has_nul, retry_delay, store_event  # noqa: F401
 from .models import InboundEvent, InboundStatus
 from .processor_facts import _practice_of, apply_fact
+from .processors import stripe_events
 from .processors.base import IgnoredEvent, ProcessorUnavailable
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def process_due(*, now: datetime | None = None, limit: int | None = None) -> dic
 # A card saved on the hosted page, a new default card: applying them calls Stripe (the card becomes
 # the default, the open invoice is paid with it), so they are not part of a batch that holds
 # memberships locked — each is applied on its own, no membership locked while Stripe answers.
-_CARD_EVENTS = ("checkout.session.completed", "customer.updated")
+_CARD_EVENTS = stripe_events.CHECKOUT | stripe_events.CUSTOMER
 
 
 def _process_card_events(*, now: datetime, limit: int) -> dict[str, int]:
@@ -143,10 +144,10 @@ def _one_by_one(rows, *, now: datetime, limit: int) -> dict[str, int]:
 class _Parsed:
     """A stored processor event, parsed once (no network): its fact and what orders it."""
 
-    __slots__ = ("fact", "envelope", "membership_ref", "subscription_ref", "created", "completed", "membership_id")
+    __slots__ = ("fact", "envelope", "membership_ref", "subscription_ref", "created", "membership_id")
 
     def __init__(self, envelope, fact):
-        self.envelope, self.fact, self.completed, self.membership_id = envelope, fact, False, None
+        self.envelope, self.fact, self.membership_id = envelope, fact, None
         self.membership_ref = getattr(fact, "membership_ref", "") or ""
         self.subscription_ref = getattr(fact, "subscription_ref", "") or ""
         self.created = int(getattr(envelope, "created", 0) or 0)
@@ -155,10 +156,8 @@ class _Parsed:
     def of(cls, row: InboundEvent) -> "_Parsed | None":
         if row.source != SOURCE_STRIPE:
             return None
-        from .processors import stripe as stripe_adapter
-
         try:
-            envelope = stripe_adapter.parse_event(row.payload)
+            envelope = stripe_events.parse_event(row.payload)
         except Exception:  # bad data: applying it will say so, in the row's own savepoint
             return cls(None, None)
         return cls(envelope, envelope.fact)
@@ -207,13 +206,11 @@ def _read(rows, *, limit: int) -> dict[int, object]:
     from .processors import stripe as stripe_adapter
 
     reads: dict[int, object] = {}
-    from .processors.stripe_events import INVOICE_FAILED
-
-    candidates = (rows.filter(source=SOURCE_STRIPE, event_type__in=INVOICE_FAILED)
+    candidates = (rows.filter(source=SOURCE_STRIPE, event_type__in=stripe_events.INVOICE_FAILED)
                   .values_list("pk", "payload")[:limit])
     for pk, payload in candidates:
         try:
-            reads[pk] = stripe_adapter.complete_event(payload, stripe_adapter.parse_event(payload))
+            reads[pk] = stripe_adapter.complete_event(payload, stripe_events.parse_event(payload))
         except ProcessorUnavailable as exc:
             reads[pk] = exc
             break
@@ -235,7 +232,7 @@ def _use_reads(ordered: list[tuple[InboundEvent, "_Parsed | None"]], reads: dict
             continue
         read = reads.get(row.pk)
         if hasattr(read, "fact"):
-            parsed.envelope, parsed.fact, parsed.completed = read, read.fact, True
+            parsed.envelope, parsed.fact = read, read.fact
         elif stripe_adapter.needs_read(parsed.envelope):
             if read is None:       # not asked (the processor was down for an earlier one, or it is new): no attempt
                 _wait(row, "waiting: the processor was not asked yet", now=now, soon=True)
@@ -243,8 +240,6 @@ def _use_reads(ordered: list[tuple[InboundEvent, "_Parsed | None"]], reads: dict
                 row.attempts += 1
                 _wait(row, f"waiting: {read}", now=now)
             waiting.add(row.pk)
-        else:
-            parsed.completed = True
     return waiting
 
 
@@ -341,16 +336,13 @@ def _wait(row: InboundEvent, error: str, *, now: datetime, soon: bool = False) -
 
 
 def _complete(row: InboundEvent, parsed: "_Parsed | None"):
-    """The row's fact, with the processor's reads it needs (a failure without its decline code)."""
+    """The row's fact, as `_use_reads` completed it (an event that still needed the processor was
+    made to wait there): nothing is read from the processor here."""
     if row.source != SOURCE_STRIPE:
         return IgnoredEvent(f"no parser for source {row.source}")
-    from .processors import stripe as stripe_adapter
-
     if parsed is None or parsed.envelope is None:
-        return stripe_adapter.read_event(row.payload).fact      # raises what is wrong with it
-    if parsed.completed:
-        return parsed.fact
-    return stripe_adapter.complete_event(row.payload, parsed.envelope).fact
+        return stripe_events.parse_event(row.payload).fact      # raises what is wrong with it
+    return parsed.fact
 
 
 def _mark_failed(inbound_id: int, *, exc: Exception, now: datetime) -> str | None:

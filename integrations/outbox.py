@@ -82,13 +82,9 @@ def registered() -> dict[str, Destination]:
     return dict(_REGISTRY)
 
 
-def fan_out(event: Event) -> list[Delivery]:
-    """Create one event's deliveries (in the event's transaction)."""
-    return fan_out_many([event])
-
-
 def fan_out_many(events: list[Event]) -> list[Delivery]:
-    """`fan_out` for events written in bulk (`memberships.services.common.record_events`)."""
+    """Create the events' deliveries, one per destination that wants each, in the events' transaction
+    (`memberships.services.common.announce_events` calls it for every timeline event)."""
     deliveries = [
         Delivery(event=event, practice_id=event.practice_id, destination=name, next_attempt_at=event.created_at,
                  created_at=event.created_at)

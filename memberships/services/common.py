@@ -214,31 +214,29 @@ def entry_movements(entry: LedgerEntry) -> list[tuple[int, int]]:
     return [(entry.lot_id, entry.quantity)] if entry.lot_id else []
 
 
+def new_entry(*, membership: Membership, service_id: int, kind: str, quantity: int, balance_after: int,
+              actor: Actor, reason: str, idempotency_key: str, now: datetime, source: str = "",
+              lot: CreditLot | None = None, cycle_key: str = "", reverses: LedgerEntry | None = None,
+              frozen_quantity: int = 0, dispute: bool = False) -> LedgerEntry:
+    """A ledger entry, not yet written (`write_entry` writes one; bulk renewals write many at once)."""
+    return LedgerEntry(
+        membership=membership, service_id=service_id, kind=kind, source=source, quantity=quantity,
+        frozen_quantity=frozen_quantity, balance_after=balance_after, lot=lot, reverses=reverses,
+        cycle_key=cycle_key, actor_type=actor.type, actor_user_id=actor.user_id, actor_label=actor.label[:100],
+        reason=reason[:300], dispute=dispute, idempotency_key=idempotency_key, created_at=now)
+
+
 def write_entry(*, membership: Membership, service_id: int, kind: str, quantity: int, balance_after: int,
                 actor: Actor, reason: str, idempotency_key: str, now: datetime, source: str = "",
                 movements: list[tuple[CreditLot, int]] | None = None, cycle_key: str = "",
                 reverses: LedgerEntry | None = None, frozen_quantity: int = 0, dispute: bool = False,
                 movement_sign: int = -1) -> LedgerEntry:
     movements = movements or []
-    entry = sql.insert(LedgerEntry(
-        membership=membership,
-        service_id=service_id,
-        kind=kind,
-        source=source,
-        quantity=quantity,
-        frozen_quantity=frozen_quantity,
-        balance_after=balance_after,
-        lot=movements[0][0] if movements else None,
-        reverses=reverses,
-        cycle_key=cycle_key,
-        actor_type=actor.type,
-        actor_user_id=actor.user_id,
-        actor_label=actor.label[:100],
-        reason=reason[:300],
-        dispute=dispute,
-        idempotency_key=idempotency_key,
-        created_at=now,
-    ))
+    entry = sql.insert(new_entry(
+        membership=membership, service_id=service_id, kind=kind, quantity=quantity, balance_after=balance_after,
+        actor=actor, reason=reason, idempotency_key=idempotency_key, now=now, source=source,
+        lot=movements[0][0] if movements else None, cycle_key=cycle_key, reverses=reverses,
+        frozen_quantity=frozen_quantity, dispute=dispute))
     if len(movements) > 1:
         LotMovement.objects.bulk_create(
             [LotMovement(entry=entry, lot=lot, quantity=movement_sign * q) for lot, q in movements]

@@ -281,15 +281,19 @@ def _take_scheduled_tier(locked: Membership, *, actor: Actor, now: datetime) -> 
 
 def _record_refill(locked: Membership, *, granted: list[dict], expired: int, cycle_key: str, late_slot: int | None,
                    actor: Actor, now: datetime) -> None:
-    summary = ", ".join(f"+{g['quantity']}" for g in granted)
-    record_event(membership=locked, kind=EventKind.REFILLED,
-                 summary=(f"Cycle {late_slot or locked.cycle_number} refilled ({len(granted)} benefits)" if granted
-                          else "Cycle refilled") + (" (paid before a newer cycle, heard of late)"
-                                                     if late_slot else ""),
-                 payload={"cycle_key": cycle_key, "cycle_number": late_slot or locked.cycle_number,
-                          "granted": granted, "expired_total": expired, "summary": summary,
-                          "late": late_slot is not None},
-                 actor=actor, now=now)
+    summary, payload = refilled_text(cycle_number=late_slot or locked.cycle_number, granted=granted,
+                                     expired=expired, cycle_key=cycle_key, late=late_slot is not None)
+    record_event(membership=locked, kind=EventKind.REFILLED, summary=summary, payload=payload, actor=actor, now=now)
+
+
+def refilled_text(*, cycle_number: int, granted: list[dict], expired: int, cycle_key: str,
+                  late: bool) -> tuple[str, dict]:
+    """The `refilled` event's timeline line and payload, whichever path refilled."""
+    summary = (f"Cycle {cycle_number} refilled ({len(granted)} benefits)" if granted else "Cycle refilled") + (
+        " (paid before a newer cycle, heard of late)" if late else "")
+    return summary, {"cycle_key": cycle_key, "cycle_number": cycle_number, "granted": granted,
+                     "expired_total": expired, "summary": ", ".join(f"+{g['quantity']}" for g in granted),
+                     "late": late}
 
 
 def ledger_sum(*, membership_id: int, service_id: int) -> int:

@@ -24,7 +24,6 @@ from memberships.models import (
     EntryKind,
     Event,
     EventKind,
-    LedgerEntry,
     LotSource,
     Membership,
     MembershipStatus,
@@ -33,8 +32,8 @@ from memberships.models import (
 )
 
 from . import sql as rows
-from .common import Actor, record_events
-from .refill import _plan_boundary, lot_expiry, refill_entry_key, refill_key
+from .common import Actor, new_entry, record_events
+from .refill import _plan_boundary, lot_expiry, refill_entry_key, refill_key, refilled_text
 
 
 @dataclass(frozen=True)
@@ -112,9 +111,11 @@ def _plan_one(batch: _Batch, renewal: Renewal, *, benefits: list[TierBenefit], l
         batch.drawn[lot.pk] = batch.drawn.get(lot.pk, 0) + quantity
         balance[lot.service_id][1] -= quantity
         expired += quantity
-        batch.entries.append(_entry(m, lot.service_id, EntryKind.EXPIRE, -quantity, balance[lot.service_id][1], actor,
-                                    reason, f"{kind}:{membership_id}:{renewal.cycle_key}:{lot.pk}", now,
-                                    source=lot.source, lot_id=lot.pk))
+        batch.entries.append(new_entry(
+            membership=m, service_id=lot.service_id, kind=EntryKind.EXPIRE, quantity=-quantity,
+            balance_after=balance[lot.service_id][1], actor=actor, reason=reason,
+            idempotency_key=f"{kind}:{membership_id}:{renewal.cycle_key}:{lot.pk}", now=now, source=lot.source,
+            lot=lot))
     granted = []
     for benefit in benefits:
         quantity = benefit.quantity_per_cycle
@@ -122,20 +123,20 @@ def _plan_one(batch: _Batch, renewal: Renewal, *, benefits: list[TierBenefit], l
                         cycle_number=cycle, granted=quantity, remaining=quantity,
                         expires_at_cycle=lot_expiry(benefit, cycle), period_start=renewal.period_start, created_at=now)
         balance[benefit.service_id][1] += quantity
-        entry = _entry(m, benefit.service_id, EntryKind.GRANT, quantity, balance[benefit.service_id][1], actor,
-                       f"Cycle {cycle} refill", refill_entry_key(membership_id, renewal.cycle_key, benefit.service_id),
-                       now, source=LotSource.PAID, cycle_key=renewal.cycle_key)
+        entry = new_entry(membership=m, service_id=benefit.service_id, kind=EntryKind.GRANT, quantity=quantity,
+                          balance_after=balance[benefit.service_id][1], actor=actor, reason=f"Cycle {cycle} refill",
+                          idempotency_key=refill_entry_key(membership_id, renewal.cycle_key, benefit.service_id),
+                          now=now, source=LotSource.PAID, cycle_key=renewal.cycle_key)
         batch.new_lots.append(lot)
         batch.entries.append(entry)
         batch.grants.append((entry, lot))
         granted.append({"service_id": benefit.service_id, "quantity": quantity,
                         "balance_after": balance[benefit.service_id][1]})
-    batch.events.append(Event(
-        practice=m.member.practice, member=m.member, membership=m, kind=EventKind.REFILLED,
-        summary=(f"Cycle {cycle} refilled ({len(granted)} benefits)" if granted else "Cycle refilled"),
-        payload={"cycle_key": renewal.cycle_key, "cycle_number": cycle, "granted": granted, "expired_total": expired,
-                 "summary": ", ".join(f"+{g['quantity']}" for g in granted), "late": False},
-        actor_type=actor.type, actor_user_id=actor.user_id, created_at=now))
+    summary, payload = refilled_text(cycle_number=cycle, granted=granted, expired=expired,
+                                     cycle_key=renewal.cycle_key, late=False)
+    batch.events.append(Event(practice=m.member.practice, member=m.member, membership=m, kind=EventKind.REFILLED,
+                              summary=summary, payload=payload, actor_type=actor.type, actor_user_id=actor.user_id,
+                              created_at=now))
 
 
 def _write(batch: _Batch, *, renewals: list[Renewal], balances: dict[int, dict[int, list[int]]],
@@ -143,7 +144,7 @@ def _write(batch: _Batch, *, renewals: list[Renewal], balances: dict[int, dict[i
     """One statement per table for the whole batch; the caller's membership instances follow."""
     rows.insert_many(batch.new_lots)
     for entry, lot in batch.grants:
-        entry.lot_id = lot.pk
+        entry.lot = lot
     rows.insert_many(batch.entries)
     rows.update_from_values(CreditLot, list(batch.drawn.items()),
                             set_sql="remaining = t.remaining - v.taken", columns=[("taken", "bigint")])
@@ -191,11 +192,3 @@ def _locked_balances(*, ids: list[int], renewals: dict[int, Renewal], benefits: 
         found = read()
     return found
 
-
-def _entry(membership: Membership, service_id: int, kind: str, quantity: int, balance_after: int, actor: Actor,
-           reason: str, key: str, now: datetime, *, source: str = "", lot_id: int | None = None,
-           cycle_key: str = "") -> LedgerEntry:
-    return LedgerEntry(membership_id=membership.pk, service_id=service_id, kind=kind, source=source, quantity=quantity,
-                       frozen_quantity=0, balance_after=balance_after, lot_id=lot_id, cycle_key=cycle_key,
-                       actor_type=actor.type, actor_user_id=actor.user_id, actor_label=actor.label[:100],
-                       reason=reason[:300], dispute=False, idempotency_key=key, created_at=now)
