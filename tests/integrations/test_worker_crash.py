@@ -12,12 +12,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from integrations import inbox
 from integrations.models import InboundEvent, InboundStatus
-from memberships import services
 from memberships.models import EntitlementBalance, EventKind, LedgerEntry, Membership
-from tests.factories import MemberFactory
-from tests.support.stripe_events import load_event
+from tests.support.stripe_events import store_first_invoices
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -40,14 +37,7 @@ def processed():
 def test_sigkill_mid_batch_then_restart_processes_everything_once(glow):
     tier, facial, credit = glow
     now = timezone.now()
-    for i in range(N):
-        member = MemberFactory(practice=tier.practice)
-        m = services.enroll_member(member=member, tier=tier, actor=services.Actor.system(), idempotency_key=f"e{i}",
-                                   now=now, processor_subscription_id=f"sub_crash{i}")
-        event = load_event("invoice_paid_first.json", membership=m, subscription_ref=f"sub_crash{i}",
-                           event_suffix=f"_{i}")
-        event["data"]["object"]["id"] += f"_{i}"
-        inbox.store_event(source="stripe", event=event, handled=True, now=now)
+    store_first_invoices(tier, N, tag="crash", now=now)
 
     first = worker("--slow", "0.2")
     deadline = time.monotonic() + 60

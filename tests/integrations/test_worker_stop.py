@@ -19,10 +19,8 @@ from django_q.tasks import async_task
 from billing.models import Invoice
 from integrations import inbox
 from integrations.models import InboundEvent, InboundStatus
-from memberships import services
 from memberships.models import EntitlementBalance, LedgerEntry, Membership, MembershipStatus
-from tests.factories import MemberFactory
-from tests.support.stripe_events import load_event
+from tests.support.stripe_events import store_first_invoices
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -72,14 +70,7 @@ def processed() -> int:
 def test_sigterm_with_a_backlog_stops_within_10_s_and_leaves_nothing_half_applied(glow, slow_charges, tmp_path):
     tier, facial, credit = glow
     now = timezone.now()
-    for i in range(N):
-        member = MemberFactory(practice=tier.practice)
-        m = services.enroll_member(member=member, tier=tier, actor=services.Actor.system(), idempotency_key=f"e{i}",
-                                   now=now, processor_subscription_id=f"sub_stop{i}")
-        event = load_event("invoice_paid_first.json", membership=m, subscription_ref=f"sub_stop{i}",
-                           event_suffix=f"_{i}")
-        event["data"]["object"]["id"] += f"_{i}"
-        inbox.store_event(source="stripe", event=event, handled=True, now=now)
+    store_first_invoices(tier, N, tag="stop", now=now)
     for _ in range(4):      # drains queued meanwhile by the web processes and the minute sweep
         async_task("integrations.tasks.process_inbound_backlog", group="inbox")
 

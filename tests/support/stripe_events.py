@@ -53,3 +53,23 @@ def serve_stripe_reads(settings, httpserver, *, invoice_payments: str | None = N
         body = json.loads((FIXTURES / charge).read_text())
         httpserver.expect_request(f"/v1/charges/{body['id']}", method="GET").respond_with_json(body)
     return httpserver
+
+
+def store_first_invoices(tier, n: int, *, tag: str, now) -> list:
+    """`n` members enrolled on `tier`, each with its first paid invoice stored in the inbox (not yet
+    processed): the backlog the worker tests kill or stop a worker in."""
+    from integrations import inbox
+    from memberships import services
+    from tests.factories import MemberFactory
+
+    memberships = []
+    for i in range(n):
+        member = MemberFactory(practice=tier.practice)
+        m = services.enroll_member(member=member, tier=tier, actor=services.Actor.system(), idempotency_key=f"e{i}",
+                                   now=now, processor_subscription_id=f"sub_{tag}{i}")
+        event = load_event("invoice_paid_first.json", membership=m, subscription_ref=f"sub_{tag}{i}",
+                           event_suffix=f"_{i}")
+        event["data"]["object"]["id"] += f"_{i}"
+        inbox.store_event(source="stripe", event=event, handled=True, now=now)
+        memberships.append(m)
+    return memberships
