@@ -30,7 +30,7 @@ from .models import (
     Tier,
     TierBenefit,
 )
-from .views.common import audit
+from .views.common import client_ip
 
 
 def _user_practice_id(request) -> int | None:
@@ -267,12 +267,11 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
                 done = 0
                 for entry in queryset:
                     try:
-                        reversal = services.reverse_entry(
-                            entry=entry, actor=services.Actor.staff(request.user), reason=form.cleaned_data["reason"],
-                            dispute=form.cleaned_data["dispute"], idempotency_key=f"admin-reverse:{entry.pk}",
-                            now=timezone.now())
-                        audit(request, action="admin_reverse", obj=reversal, member=entry.membership.member,
-                              detail={"reverses": entry.pk, "dispute": form.cleaned_data["dispute"]})
+                        services.reverse_entry(
+                            entry=entry, actor=services.Actor.staff(request.user, ip_address=client_ip(request)),
+                            reason=form.cleaned_data["reason"], dispute=form.cleaned_data["dispute"],
+                            idempotency_key=f"admin-reverse:{entry.pk}", now=timezone.now(),
+                            audit_action="admin_reverse")
                         done += 1
                     except LedgerError as exc:
                         self.message_user(request, f"Entry {entry.pk}: {exc.message}", messages.ERROR)
@@ -295,14 +294,11 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
             form = AdjustForm(request.POST)
             if form.is_valid():
                 try:
-                    adjustment = services.adjust_balance(
+                    services.adjust_balance(
                         membership=membership, service=form.cleaned_data["service"],
                         quantity=form.cleaned_data["quantity"], reason=form.cleaned_data["reason"],
-                        actor=services.Actor.staff(request.user), idempotency_key=f"admin-adjust:{uuid.uuid4()}",
-                        now=timezone.now())
-                    audit(request, action="admin_adjust", obj=adjustment, member=membership.member,
-                          detail={"service_id": form.cleaned_data["service"].pk,
-                                  "quantity": form.cleaned_data["quantity"]})
+                        actor=services.Actor.staff(request.user, ip_address=client_ip(request)),
+                        idempotency_key=f"admin-adjust:{uuid.uuid4()}", now=timezone.now(), audit_action="admin_adjust")
                     self.message_user(request, "Balance adjusted.")
                 except LedgerError as exc:
                     self.message_user(request, exc.message, messages.ERROR)

@@ -31,6 +31,7 @@ from memberships.models import (
 
 from .common import (
     Actor,
+    audit_staff_change,
     consume_lots,
     entry_movements,
     move_balance,
@@ -82,8 +83,10 @@ def _check_adjustment(*, membership: Membership, service: Service, quantity: int
 
 @idempotent_entry(EntryKind.ADJUST, check=_check_adjustment)
 def adjust_balance(*, membership: Membership, service: Service, quantity: int, actor: Actor, reason: str,
-                   idempotency_key: str, now: datetime, source: str = LotSource.ADJUST) -> LedgerEntry:
-    """A manager's correction, up or down, with a reason. Never below zero."""
+                   idempotency_key: str, now: datetime, source: str = LotSource.ADJUST,
+                   audit_action: str = "adjust") -> LedgerEntry:
+    """A manager's correction, up or down, with a reason. Never below zero. The audit row is written
+    here (`audit_action` names the page it came from); a replay writes nothing."""
     Membership.objects.select_for_update(of=("self",)).get(pk=membership.pk)
     if quantity > 0:
         lot = _grant_lot(membership=membership, service=service, quantity=quantity, source=source, now=now)
@@ -105,6 +108,8 @@ def adjust_balance(*, membership: Membership, service: Service, quantity: int, a
                          f"{service.name}: {reason.strip()[:120]}",
                  payload={"entry_id": entry.pk, "service_id": service.pk, "quantity": quantity,
                           "balance_after": new_balance}, actor=actor, now=now)
+    audit_staff_change(actor=actor, action=audit_action, obj=entry, member=membership.member, now=now,
+                       detail={"service_id": service.pk, "quantity": quantity})
     return entry
 
 
@@ -146,9 +151,11 @@ def _check_reversal(*, entry: LedgerEntry, actor: Actor, reason: str, **_) -> No
 
 @idempotent_entry(EntryKind.REVERSE, check=_check_reversal)
 def reverse_entry(*, entry: LedgerEntry, actor: Actor, reason: str, idempotency_key: str, now: datetime,
-                  dispute: bool = False) -> LedgerEntry:
+                  dispute: bool = False, audit_action: str = "reverse") -> LedgerEntry:
     """Undo an entry with its mirror image (never an edit). Units go back to the lots they came from;
-    reversing a grant needs the units still unspent."""
+    reversing a grant needs the units still unspent. The audit row is written here (`audit_action`
+    names the page it came from); a replay returns the first reversal and writes nothing.
+    `reverse_entry.outcome(...)` also says whether it was a replay."""
     membership = Membership.objects.select_for_update(of=("self",)).get(pk=entry.membership_id)
     if LedgerEntry.objects.filter(reverses=entry).exists():
         raise AlreadyReversed("That entry was already reversed.")
@@ -179,6 +186,8 @@ def reverse_entry(*, entry: LedgerEntry, actor: Actor, reason: str, idempotency_
                          f"{reason.strip()[:120]}",
                  payload={"entry_id": reversal.pk, "reverses_id": entry.pk, "service_id": entry.service_id,
                           "quantity": quantity, "dispute": dispute}, actor=actor, now=now)
+    audit_staff_change(actor=actor, action=audit_action, obj=reversal, member=entry.membership.member, now=now,
+                       detail={"reverses_id": entry.pk, "dispute": dispute})
     return reversal
 
 

@@ -123,6 +123,15 @@ def write_audit(*, actor: Actor, action: str, obj=None, member: Member | None = 
         ip_address=actor.ip_address, created_at=now)
 
 
+def audit_staff_change(*, actor: Actor, action: str, obj=None, member: Member | None = None,
+                       detail: dict | None = None, now: datetime) -> AuditLog | None:
+    """The audit row of a change a person made (a staff actor); what the processor, the record or
+    the system changes is on the member's timeline, with no person to name."""
+    if actor.type != ActorType.STAFF:
+        return None
+    return write_audit(actor=actor, action=action, obj=obj, member=member, detail=detail, now=now)
+
+
 def redeemed_summary(*, service: Service, quantity: int) -> str:
     """The timeline line of a redemption, whichever path wrote it."""
     return f"Redeemed {service.format_quantity(quantity)} {service.name}"[:300]

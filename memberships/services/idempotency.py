@@ -7,6 +7,9 @@ replay returns that row and changes nothing.
 `@idempotent_entry(EntryKind.REDEEM)` — for a service whose result is one ledger entry written under
 the key: the entry itself is the claim (the key's unique index), and a replay returns it.
 
+A caller that must say whether anything happened (a staff page: "that was already done") calls
+`service.outcome(...)` instead: the same call, answering `Outcome(result, replayed)`.
+
 Both take the service's own keyword arguments: `idempotency_key` (or `key=` derives it from the
 arguments), `now`, and the rest. A call:
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from django.db import IntegrityError, transaction
@@ -36,6 +40,14 @@ ServiceFunction = TypeVar("ServiceFunction", bound=Callable[..., Any])
 _RESULT_MODELS = {"Membership": Membership, "LedgerEntry": LedgerEntry, "Member": Member}
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What an idempotent call did: its result, and whether it was a replay (nothing changed)."""
+
+    result: Any
+    replayed: bool
+
+
 def idempotent(name: str, *, key: Callable[..., str] | None = None,
                check: Callable[..., None] | None = None) -> Callable[[ServiceFunction], ServiceFunction]:
     """Run the decorated service at most once per key, recorded as an `Operation` named `name`."""
@@ -43,15 +55,14 @@ def idempotent(name: str, *, key: Callable[..., str] | None = None,
     def decorate(service: ServiceFunction) -> ServiceFunction:
         signature = inspect.signature(service)
 
-        @functools.wraps(service)
-        def once(*args, **kwargs):
+        def outcome(*args, **kwargs) -> Outcome:
             arguments = _arguments(signature, args, kwargs)
             if check is not None:
                 check(**arguments)
             idempotency_key = key(**arguments) if key is not None else arguments["idempotency_key"]
             done = Operation.objects.filter(idempotency_key=idempotency_key).first()
             if done is not None:
-                return _replay_operation(done, name=name)
+                return Outcome(_replay_operation(done, name=name), replayed=True)
             try:
                 with transaction.atomic():
                     claim = Operation.objects.create(idempotency_key=idempotency_key, name=name, result_model="",
@@ -59,13 +70,18 @@ def idempotent(name: str, *, key: Callable[..., str] | None = None,
                     result = service(**arguments)
                     Operation.objects.filter(pk=claim.pk).update(result_model=type(result).__name__,
                                                                  result_id=result.pk)
-                    return result
+                    return Outcome(result, replayed=False)
             except IntegrityError:
                 done = Operation.objects.filter(idempotency_key=idempotency_key).first()
                 if done is None:
                     raise
-                return _replay_operation(done, name=name)
+                return Outcome(_replay_operation(done, name=name), replayed=True)
 
+        @functools.wraps(service)
+        def once(*args, **kwargs):
+            return outcome(*args, **kwargs).result
+
+        once.outcome = outcome
         return once
 
     return decorate
@@ -81,8 +97,7 @@ def idempotent_entry(kind: str, *, key: Callable[..., str] | None = None, check:
     def decorate(service: ServiceFunction) -> ServiceFunction:
         signature = inspect.signature(service)
 
-        @functools.wraps(service)
-        def once(*args, **kwargs):
+        def outcome(*args, **kwargs) -> Outcome:
             arguments = _arguments(signature, args, kwargs)
             if check is not None:
                 check(**arguments)
@@ -90,16 +105,21 @@ def idempotent_entry(kind: str, *, key: Callable[..., str] | None = None, check:
             if look_first:
                 existing = replay_entry(idempotency_key, kind=kind)
                 if existing is not None:
-                    return existing
+                    return Outcome(existing, replayed=True)
             try:
                 with transaction.atomic():
-                    return service(**arguments)
+                    return Outcome(service(**arguments), replayed=False)
             except (IntegrityError, LedgerError):
                 existing = replay_entry(idempotency_key, kind=kind)
                 if existing is None:
                     raise
-                return existing
+                return Outcome(existing, replayed=True)
 
+        @functools.wraps(service)
+        def once(*args, **kwargs):
+            return outcome(*args, **kwargs).result
+
+        once.outcome = outcome
         return once
 
     return decorate

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -142,22 +141,18 @@ def reverse(request, member_id: int, entry_id: int):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                with transaction.atomic():
-                    result = services.reverse_entry(
-                        entry=entry, actor=services.Actor.staff(request.user), reason=data["reason"],
-                        idempotency_key=f"staff:reverse:{entry.pk}", now=now, dispute=data["disputed"],
-                    )
-                    if result.created_at == now:
-                        audit(request, action="reverse", obj=result, member=member,
-                              detail={"reverses_id": entry.pk, "dispute": data["disputed"]})
+                done = services.reverse_entry.outcome(
+                    entry=entry, actor=services.Actor.staff(request.user, ip_address=client_ip(request)),
+                    reason=data["reason"], idempotency_key=f"staff:reverse:{entry.pk}", now=now,
+                    dispute=data["disputed"])
             except LedgerError as exc:
                 form.add_error(None, exc.message)
             else:
-                if result.created_at == now:
+                if done.replayed:
+                    messages.info(request, "That redemption was already reversed; nothing changed.")
+                else:
                     messages.success(request, f"Reversed: {service.format_quantity(-entry.quantity)} {service.name} "
                                               "is back on the balance.")
-                else:
-                    messages.info(request, "That redemption was already reversed; nothing changed.")
                 return redirect("memberships:chart", member_id=member.pk)
     else:
         form = ReverseForm(initial={"token": new_form_token()})
