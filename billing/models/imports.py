@@ -45,6 +45,7 @@ class ImportBatch(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "import batches"
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:

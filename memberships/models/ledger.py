@@ -58,6 +58,7 @@ class LedgerEntry(AppendOnlyModel):
     created_at = models.DateTimeField()
 
     class Meta:
+        verbose_name_plural = "ledger entries"
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["membership", "service", "created_at"], name="entry_balance_idx"),
