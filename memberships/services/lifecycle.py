@@ -1,6 +1,7 @@
 """Membership status changes: enroll, tier change, pause/resume, cancel, and the billing-facing
 transitions. Each records an Event in the same transaction (the outbox tells the processor and the
-record)."""
+record); a change made by staff also writes its audit row there (the actor carries the request's
+address). Replaying a key changes nothing; `service.outcome(...)` says whether a call was a replay."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from memberships.models import (
     Member,
     Membership,
     MembershipStatus,
+    Practice,
     Tier,
     TierBenefit,
 )
 
-from .common import Actor, record_event, write_entry
+from .common import Actor, audit_staff_change, record_event, write_entry
 from .idempotency import idempotent
+from .members import create_member
 from .redemption import release_reservations_of
 
 logger = logging.getLogger(__name__)
@@ -66,7 +69,19 @@ def enroll_member(*, member: Member, tier: Tier, actor: Actor, idempotency_key: 
                  summary=f"Enrolled in {tier.name} at {tier.price_display}",
                  payload={"tier_id": tier.pk, "price_cents": tier.price_cents, "currency": tier.currency},
                  actor=actor, now=now)
+    audit_staff_change(actor=actor, action="enroll", obj=membership, member=member, now=now,
+                       detail={"tier": tier.pk})
     return membership
+
+
+@idempotent("enroll_new_member")
+def enroll_new_member(*, practice: Practice, first_name: str, last_name: str, email: str = "", phone: str = "",
+                      sms_consent: bool = False, tier: Tier, actor: Actor, idempotency_key: str,
+                      now: datetime) -> Membership:
+    """Register a new member and enroll them in `tier`, in one transaction (both or neither)."""
+    member = create_member(practice=practice, first_name=first_name, last_name=last_name, email=email, phone=phone,
+                           sms_consent=sms_consent, actor=actor, idempotency_key=f"{idempotency_key}:member", now=now)
+    return enroll_member(member=member, tier=tier, actor=actor, idempotency_key=f"{idempotency_key}:enroll", now=now)
 
 
 def _check_effective(*, effective: str, **_) -> None:
@@ -87,6 +102,13 @@ def change_tier(*, membership: Membership, new_tier: Tier, effective: str = "now
     scheduled withdraws the scheduled change. The price
     changes with the tier (now: immediately, with the practice's proration setting; next cycle: at
     renewal)."""
+    locked = _change_tier(membership=membership, new_tier=new_tier, effective=effective, actor=actor, now=now)
+    audit_staff_change(actor=actor, action="change_tier", obj=locked, member=locked.member, now=now,
+                       detail={"tier": new_tier.pk, "effective": effective})
+    return locked
+
+
+def _change_tier(*, membership: Membership, new_tier: Tier, effective: str, actor: Actor, now: datetime) -> Membership:
     locked = _lock(membership)
     if new_tier.practice_id != locked.member.practice_id or not new_tier.active:
         raise InvalidTier("Choose an active tier of this practice.")
@@ -143,6 +165,8 @@ def pause_membership(*, membership: Membership, until: date, actor: Actor, idemp
     release_reservations_of(membership=locked, actor=actor, now=now, reason="Membership paused")
     record_event(membership=locked, kind=EventKind.PAUSED, summary=f"Paused until {until:%b %d, %Y}",
                  payload={"until": until.isoformat(), "reason": reason[:200]}, actor=actor, now=now)
+    audit_staff_change(actor=actor, action="pause", obj=locked, member=locked.member, now=now,
+                       detail={"until": until.isoformat()})
     return locked
 
 
@@ -154,6 +178,7 @@ def resume_membership(*, membership: Membership, actor: Actor, idempotency_key: 
     locked.save(update_fields=["status", "paused_until", "updated_at"])
     record_event(membership=locked, kind=EventKind.RESUMED, summary="Resumed", payload={},
                  actor=actor, now=now)
+    audit_staff_change(actor=actor, action="resume", obj=locked, member=locked.member, now=now)
     return locked
 
 
@@ -215,6 +240,7 @@ def cancel_membership(*, membership: Membership, actor: Actor, idempotency_key: 
                  summary="Cancelled; balance frozen" + (f" ({reason[:100]})" if reason else ""),
                  payload={"frozen": frozen, "paid_through": locked.paid_through.isoformat()},
                  actor=actor, now=now)
+    audit_staff_change(actor=actor, action="cancel", obj=locked, member=locked.member, now=now)
     return locked
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -17,16 +16,16 @@ from memberships.models import (
     AutomationStage,
     Member,
     MembershipStatus,
-    Operation,
     Reservation,
     ReservationStatus,
     Service,
     Tier,
     TierBenefit,
 )
+from memberships.services.lifecycle import enroll_new_member
 from memberships.services.refill import preview_next_boundary
 
-from .common import audit, new_form_token, practice_for, practice_scope, staff_page
+from .common import client_ip, new_form_token, practice_for, practice_scope, staff_page
 
 
 def _member(request, member_id: int) -> Member:
@@ -170,8 +169,9 @@ def explain_cancel(*, membership, now) -> list[str]:
 
 def _confirm_flow(request, *, member, form, title, action, explain, perform, key,
                   template="memberships/action.html", extra=None):
-    """GET shows the form; POST shows the confirmation page; POST with `confirm` runs the service.
-    `key(data)` is the idempotency key (built from the form token): confirming twice does it once."""
+    """GET shows the form; POST shows the confirmation page; POST with `confirm` runs the service:
+    `perform(data, key)` calls its door's `.outcome(...)` and returns (message, outcome). `key(data)` is
+    the idempotency key (built from the form token): confirming twice does it once, and says so."""
     context = {"member": member, "form": form, "title": title, "action": action, **(extra or {})}
     if request.method != "POST":
         return render(request, template, context)
@@ -184,21 +184,20 @@ def _confirm_flow(request, *, member, form, title, action, explain, perform, key
             form.add_error(None, exc.message)
             return render(request, template, context, status=400)
         return render(request, "memberships/confirm.html", context)
-    idempotency_key = key(form.cleaned_data)
-    if Operation.objects.filter(idempotency_key=idempotency_key).exists():
-        messages.info(request, "That was already done; nothing changed.")
-        return redirect("memberships:chart", member_id=member.pk) if member.pk else redirect("memberships:home")
     try:
-        with transaction.atomic():
-            message, obj = perform(form.cleaned_data, idempotency_key)
-            audit(request, action=action, obj=obj, member=member if member.pk else obj.member,
-                  detail={k: (v if isinstance(v, (int, str, bool)) else str(v))
-                          for k, v in form.cleaned_data.items() if k in ("tier", "effective", "until", "token")})
+        message, done = perform(form.cleaned_data, key(form.cleaned_data))
     except LedgerError as exc:
         form.add_error(None, exc.message)
         return render(request, template, context, status=400)
-    messages.success(request, message)
-    return redirect("memberships:chart", member_id=obj.member_id if hasattr(obj, "member_id") else obj.pk)
+    if done.replayed:
+        messages.info(request, "That was already done; nothing changed.")
+    else:
+        messages.success(request, message)
+    return redirect("memberships:chart", member_id=done.result.member_id)
+
+
+def _actor(request) -> services.Actor:
+    return services.Actor.staff(request.user, ip_address=client_ip(request))
 
 
 def _tier(practice_id: int, tier_id: int) -> Tier:
@@ -226,15 +225,12 @@ def enroll_new(request):
         return explain_enroll(member=new, tier=_tier(practice.pk, data["tier"]))
 
     def perform(data, key):
-        now = timezone.now()
-        actor = services.Actor.staff(request.user)
-        member = services.create_member(
+        done = enroll_new_member.outcome(
             practice=practice, first_name=data["first_name"], last_name=data["last_name"], email=data["email"],
-            phone=data["phone"], sms_consent=data["sms_consent"], actor=actor,
-            idempotency_key=key, now=now)
-        membership = services.enroll_member(member=member, tier=_tier(practice.pk, data["tier"]), actor=actor,
-                                            idempotency_key=f"{key}:enroll", now=now)
-        return f"{member.full_name} ({member.member_number}) enrolled in {membership.tier.name}.", membership
+            phone=data["phone"], sms_consent=data["sms_consent"], tier=_tier(practice.pk, data["tier"]),
+            actor=_actor(request), idempotency_key=key, now=timezone.now())
+        member = done.result.member
+        return f"{member.full_name} ({member.member_number}) enrolled in {done.result.tier.name}.", done
 
     return _confirm_flow(request, member=placeholder, form=form, title="New member", action="enroll",
                          explain=explain, perform=perform, key=lambda data: f"staff:member:{data['token']}")
@@ -251,51 +247,32 @@ def enroll(request, member_id: int):
         return explain_enroll(member=member, tier=_tier(member.practice_id, data["tier"]))
 
     def perform(data, key):
-        membership = services.enroll_member(
-            member=member, tier=_tier(member.practice_id, data["tier"]), actor=services.Actor.staff(request.user),
+        done = services.enroll_member.outcome(
+            member=member, tier=_tier(member.practice_id, data["tier"]), actor=_actor(request),
             idempotency_key=key, now=timezone.now())
-        return f"{member.full_name} enrolled in {membership.tier.name}.", membership
+        return f"{member.full_name} enrolled in {done.result.tier.name}.", done
 
     return _confirm_flow(request, member=member, form=form, title=f"Enroll {member.full_name}", action="enroll",
                          explain=explain, perform=perform, key=lambda data: f"staff:enroll:{member.pk}:{data['token']}")
 
 
-class AlreadyDone(Exception):
-    """A confirmation posted again after it took effect (e.g. cancel, then the browser's Back)."""
-
-
-def _require_open(member, request=None, action: str = ""):
+def _require_open(member, request):
+    """The member's open membership, else 404 — except for a confirmation posted again after it
+    closed the membership (cancel, then the browser's Back): that goes to the door with the latest
+    membership, which answers a replay ("already done") or refuses (a form error)."""
     membership = _open_membership(member)
-    if membership is None:
-        latest = selectors.current_membership(member=member)
-        token = request.POST.get("token", "") if request is not None and request.method == "POST" else ""
-        if latest is not None and token and Operation.objects.filter(
-                idempotency_key=f"staff:{action}:{latest.pk}:{token}").exists():
-            raise AlreadyDone
-        raise Http404("No open membership")
-    return membership
-
-
-def _already_done(view):
-    """Turn a replay of a confirmation that closed the membership into a friendly redirect."""
-    import functools
-
-    @functools.wraps(view)
-    def wrapped(request, member_id: int, *args, **kwargs):
-        try:
-            return view(request, member_id, *args, **kwargs)
-        except AlreadyDone:
-            messages.info(request, "That was already done; nothing changed.")
-            return redirect("memberships:chart", member_id=member_id)
-
-    return wrapped
+    if membership is not None:
+        return membership
+    latest = selectors.current_membership(member=member)
+    if latest is not None and request.method == "POST" and "confirm" in request.POST:
+        return latest
+    raise Http404("No open membership")
 
 
 @staff_page("manage_membership")
-@_already_done
 def change_tier(request, member_id: int):
     member = _member(request, member_id)
-    membership = _require_open(member, request, "change_tier")
+    membership = _require_open(member, request)
     form = _form(request, ChangeTierForm, practice_id=member.practice_id, current_tier_id=membership.tier_id)
 
     def explain(data):
@@ -304,11 +281,10 @@ def change_tier(request, member_id: int):
 
     def perform(data, key):
         new_tier = _tier(member.practice_id, data["tier"])
-        result = services.change_tier(membership=membership, new_tier=new_tier, effective=data["effective"],
-                                      actor=services.Actor.staff(request.user),
-                                      idempotency_key=key, now=timezone.now())
+        done = services.change_tier.outcome(membership=membership, new_tier=new_tier, effective=data["effective"],
+                                            actor=_actor(request), idempotency_key=key, now=timezone.now())
         when = "now" if data["effective"] == "now" else "at the next cycle"
-        return f"Tier changes to {new_tier.name} {when}.", result
+        return f"Tier changes to {new_tier.name} {when}.", done
 
     return _confirm_flow(request, member=member, form=form, title=f"Change tier — {member.full_name}",
                          action="change_tier", explain=explain, perform=perform,
@@ -317,10 +293,9 @@ def change_tier(request, member_id: int):
 
 
 @staff_page("manage_membership")
-@_already_done
 def pause(request, member_id: int):
     member = _member(request, member_id)
-    membership = _require_open(member, request, "pause")
+    membership = _require_open(member, request)
     form = _form(request, PauseForm, today=member.practice.local_date(timezone.now()))
 
     def explain(data):
@@ -330,11 +305,9 @@ def pause(request, member_id: int):
         return explain_pause(membership=membership, until=data["until"])
 
     def perform(data, key):
-        result = services.pause_membership(membership=membership, until=data["until"], reason=data["reason"],
-                                           actor=services.Actor.staff(request.user),
-                                           idempotency_key=key,
-                                           now=timezone.now())
-        return f"Paused until {data['until']:%b %d, %Y}.", result
+        done = services.pause_membership.outcome(membership=membership, until=data["until"], reason=data["reason"],
+                                                 actor=_actor(request), idempotency_key=key, now=timezone.now())
+        return f"Paused until {data['until']:%b %d, %Y}.", done
 
     return _confirm_flow(request, member=member, form=form, title=f"Pause — {member.full_name}", action="pause",
                          explain=explain, perform=perform,
@@ -342,10 +315,9 @@ def pause(request, member_id: int):
 
 
 @staff_page("manage_membership")
-@_already_done
 def resume(request, member_id: int):
     member = _member(request, member_id)
-    membership = _require_open(member, request, "resume")
+    membership = _require_open(member, request)
     form = _form(request, ConfirmOnlyForm)
 
     def explain(data):
@@ -354,10 +326,9 @@ def resume(request, member_id: int):
         return explain_resume(membership=membership)
 
     def perform(data, key):
-        result = services.resume_membership(membership=membership, actor=services.Actor.staff(request.user),
-                                            idempotency_key=key,
-                                            now=timezone.now())
-        return "Membership resumed.", result
+        done = services.resume_membership.outcome(membership=membership, actor=_actor(request),
+                                                  idempotency_key=key, now=timezone.now())
+        return "Membership resumed.", done
 
     return _confirm_flow(request, member=member, form=form, title=f"Resume — {member.full_name}", action="resume",
                          explain=explain, perform=perform,
@@ -365,21 +336,18 @@ def resume(request, member_id: int):
 
 
 @staff_page("manage_membership")
-@_already_done
 def cancel(request, member_id: int):
     member = _member(request, member_id)
-    membership = _require_open(member, request, "cancel")
+    membership = _require_open(member, request)
     form = _form(request, CancelForm)
 
     def explain(data):
         return explain_cancel(membership=membership, now=timezone.now())
 
     def perform(data, key):
-        result = services.cancel_membership(membership=membership, reason=data["reason"],
-                                            actor=services.Actor.staff(request.user),
-                                            idempotency_key=key,
-                                            now=timezone.now())
-        return "Membership cancelled; the balance is frozen.", result
+        done = services.cancel_membership.outcome(membership=membership, reason=data["reason"],
+                                                  actor=_actor(request), idempotency_key=key, now=timezone.now())
+        return "Membership cancelled; the balance is frozen.", done
 
     return _confirm_flow(request, member=member, form=form, title=f"Cancel — {member.full_name}", action="cancel",
                          explain=explain, perform=perform,
