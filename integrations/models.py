@@ -33,6 +33,8 @@ class InboundEvent(models.Model):
     # When a received event that could not be applied yet (its object unknown so far, the processor
     # unreachable) is tried again; null: as soon as a worker is free.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the full payload was reduced to ids and outcome (INBOX_RETENTION_DAYS after it arrived).
+    reduced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -206,3 +208,40 @@ class RecordObject(models.Model):
 
     def __str__(self) -> str:
         return f"{self.adapter} {self.kind} {self.external_id}"
+
+
+class SmsHoldOutcome(models.TextChoices):
+    OPTED_OUT = "opted_out", "It is an opt-out (recorded)"
+    RESUMED = "resumed", "Not an opt-out (texts resume)"
+
+
+class SmsHold(models.Model):
+    """A member's SMS reply that looks like a refusal without being a plain STOP ("don't text me",
+    "Can I stop by at 3?"): automated texts to the member wait until a person at the practice reads
+    it and says whether it is an opt-out. One open hold per member; the reply's text is kept here
+    only, for that person (never in a log, an event or the inbox)."""
+
+    practice = models.ForeignKey("memberships.Practice", on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey("memberships.Member", on_delete=models.PROTECT, related_name="+")
+    inbound = models.ForeignKey(InboundEvent, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    text = models.CharField(max_length=320, help_text="What the member wrote.")
+    reason = models.CharField(max_length=40, help_text="The keyword or refusal phrase read in it.")
+    opened_at = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+")
+    outcome = models.CharField(max_length=10, choices=SmsHoldOutcome.choices, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["member"], condition=models.Q(cleared_at__isnull=True),
+                                    name="sms_hold_one_open_per_member"),
+            models.CheckConstraint(condition=models.Q(cleared_at__isnull=True, outcome="")
+                                   | models.Q(cleared_at__isnull=False) & ~models.Q(outcome=""),
+                                   name="sms_hold_cleared_with_outcome"),
+        ]
+        indexes = [models.Index(fields=["practice", "cleared_at", "opened_at"], name="sms_hold_queue_idx")]
+
+    def __str__(self) -> str:
+        return f"SMS hold {self.pk} (member {self.member_id}, {'open' if self.cleared_at is None else self.outcome})"

@@ -2,7 +2,8 @@
 is checked again at send time (a STOP may have come in since the message was queued); an opted-out
 number (Twilio 21610) is recorded and the step falls back to email. Quiet hours are checked again at
 send time too: an SMS whose delivery (or a retry of it after Twilio failed) falls inside them is
-deferred to their end, never sent at night."""
+deferred to their end, never sent at night. A member whose reply waits for staff (an SMS hold) gets
+no automated SMS until a person clears it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from memberships.models import AutomationStage, Event, EventKind
 
 from ..outbox import DeferDelivery, PermanentDeliveryError, RetryableDeliveryError
 from . import email as email_sender
+from . import holds
 from . import sms
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ class MemberMessageDestination:
             until = quiet_until(member=member, now=now)
             if until is not None:
                 raise DeferDelivery(until, "quiet hours")
+            if holds.is_held(member.pk):
+                raise DeferDelivery(now + holds.RECHECK, "held: a reply of the member waits for staff")
             try:
                 result = sms.send_sms(to=member.phone, body=message.body, status_callback=status_callback_url())
             except sms.SmsRecipientOptedOut as exc:

@@ -1,5 +1,6 @@
-"""Twilio's webhooks: inbound SMS (STOP recorded at once; START lifts an earlier STOP, never gives
-consent) and delivery status callbacks. Both are signed (X-Twilio-Signature over PUBLIC_BASE_URL +
+"""Twilio's webhooks: inbound SMS (an opt-out recorded at once; START lifts an earlier one, never
+gives consent; a reply that looks like a refusal holds the member's texts for a person to read — see
+`replies` for the rule) and delivery status callbacks. Both are signed (X-Twilio-Signature over PUBLIC_BASE_URL +
 path and the POST params); a bad signature gets 403 and changes nothing."""
 
 from __future__ import annotations
@@ -20,14 +21,11 @@ from memberships import services as ledger
 from memberships.models import Member
 
 from ..models import InboundEvent, InboundStatus
+from . import holds, replies
 from .sms import TWILIO_OPTED_OUT
 
 logger = logging.getLogger(__name__)
 
-# Twilio's own opt-out / opt-in keywords (it acts on them itself, exact single word, and still
-# forwards the message here).
-STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"})
-START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
@@ -55,6 +53,22 @@ def members_to_opt_back_in(phone: str):
                                                          sent_at__isnull=False))))
 
 
+def _act_on_reply(reply: replies.Reply, *, row: InboundEvent, phone: str, text: str, now) -> None:
+    if reply.kind == replies.STOP:
+        # Twilio blocks an exact keyword for our sender at once: so do we, for every member on it.
+        for member in Member.objects.filter(phone=phone):
+            ledger.record_sms_opt_out(member=member, actor=ledger.Actor.system("sms"), now=now,
+                                      source=f"{reply.keyword} reply")
+    elif reply.kind == replies.START:
+        for member in members_to_opt_back_in(phone):
+            ledger.record_sms_opt_in(member=member, actor=ledger.Actor.system("sms"), now=now,
+                                     source=f"{reply.keyword} reply")
+    elif reply.kind == replies.REVIEW:
+        # Texted by us, not yet opted out: hold their automated texts until a person reads it.
+        for member in Member.objects.filter(phone=phone, sms_consent=True, sms_opted_out_at__isnull=True):
+            holds.open_hold(member=member, inbound=row, text=text, reason=reply.keyword, now=now)
+
+
 @csrf_exempt
 @require_POST
 def inbound(request: HttpRequest) -> HttpResponse:
@@ -63,24 +77,18 @@ def inbound(request: HttpRequest) -> HttpResponse:
         return _forbidden()
     now = timezone.now()
     sid = request.POST.get("MessageSid") or request.POST.get("SmsSid") or ""
-    word = (request.POST.get("Body") or "").strip().upper()
-    keyword = "stop" if word in STOP_WORDS else "start" if word in START_WORDS else "other"
+    text = request.POST.get("Body") or ""
+    reply = replies.classify(text)
     phone = (request.POST.get("From") or "").strip()
     try:
         with transaction.atomic():
-            # Stored once (ids and the keyword only: no phone number, no free text).
-            InboundEvent.objects.create(source="twilio", event_id=sid or f"no-sid-{now.timestamp()}",
-                                        event_type="sms.inbound", payload={"keyword": keyword},
-                                        status=InboundStatus.PROCESSED, received_at=now, processed_at=now)
-            if keyword == "stop" and phone:
-                # Twilio blocks the number for our sender at once: so do we, for every member on it.
-                for member in Member.objects.filter(phone=phone):
-                    ledger.record_sms_opt_out(member=member, actor=ledger.Actor.system("sms"), now=now,
-                                              source="STOP reply")
-            elif keyword == "start" and phone:
-                for member in members_to_opt_back_in(phone):
-                    ledger.record_sms_opt_in(member=member, actor=ledger.Actor.system("sms"), now=now,
-                                             source="START reply")
+            # Stored once (ids and what was read: no phone number, no free text).
+            row = InboundEvent.objects.create(source="twilio", event_id=sid or f"no-sid-{now.timestamp()}",
+                                              event_type="sms.inbound",
+                                              payload={"keyword": reply.kind, "read": reply.keyword},
+                                              status=InboundStatus.PROCESSED, received_at=now, processed_at=now)
+            if phone:
+                _act_on_reply(reply, row=row, phone=phone, text=text, now=now)
     except IntegrityError:
         logger.info("twilio inbound %s already recorded", sid)
     return HttpResponse(EMPTY_TWIML, content_type="text/xml")
