@@ -17,6 +17,8 @@ class Member(models.Model):
     last_name = models.CharField(max_length=100)
     email = models.EmailField(blank=True)
     phone = models.CharField(max_length=20, blank=True, help_text="E.164, e.g. +14155550123")
+    date_of_birth = models.DateField(null=True, blank=True,
+                                     help_text="From the practice's spreadsheet: tells apart two members of one name.")
     sms_consent = models.BooleanField(default=False)
     sms_consent_at = models.DateTimeField(null=True, blank=True)
     sms_opted_out_at = models.DateTimeField(null=True, blank=True)
