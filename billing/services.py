@@ -248,7 +248,8 @@ def _refill_for(*, invoice: Invoice, membership: Membership, charge: ChargeSucce
                                                   idempotency_key=ledger.resume_key(membership))
     ended_at = _ended_at(membership=membership, processor=charge.processor)
     if membership.status in (MembershipStatus.PENDING, MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE, MembershipStatus.LAPSED) or (
-            ended_at is not None and invoice.period_start is not None and invoice.period_start < ended_at):
+            ended_at is not None and invoice.period_start is not None and invoice.period_start < ended_at) or (
+            ledger.paid_before_pause(membership=membership, period_start=invoice.period_start)):
         ledger.refill_entitlements(membership=membership, cycle_key=invoice.processor_invoice_id, actor=actor,
                                    now=now, period_start=invoice.period_start, period_end=invoice.period_end,
                                    ended_at=ended_at)
@@ -261,6 +262,14 @@ def _refill_for(*, invoice: Invoice, membership: Membership, charge: ChargeSucce
                 f"check the subscription with the processor",
         payload={"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id}, actor=actor,
         now=now)
+
+
+def _emitted_at(event_created: int, *, now: datetime) -> datetime:
+    """When the processor says a fact happened (its event's `created`), not when we processed it; a
+    clock ahead of ours, or no time given, is read as now."""
+    if not event_created:
+        return now
+    return min(datetime.fromtimestamp(event_created, tz=dt_timezone.utc), now)
 
 
 def _record_failure(*, fact: InvoiceFacts, hard: bool, failure_code: str, decline_code: str,
@@ -282,7 +291,7 @@ def _record_failure(*, fact: InvoiceFacts, hard: bool, failure_code: str, declin
     invoice.last_decline_code = decline_code[:60]
     invoice.hard_decline = hard
     invoice.action_required = action_required
-    invoice.failed_at = now
+    invoice.failed_at = _emitted_at(fact.event_created, now=now)
     invoice.next_payment_attempt = next_payment_attempt
     invoice.processor_created = fact.created or invoice.processor_created
     invoice.last_event_created = max(invoice.last_event_created, fact.event_created)

@@ -168,13 +168,22 @@ def decline_from_invoice(inv: dict) -> tuple[str, str]:
     return "", ""
 
 
+def _amount_due(inv: dict) -> int:
+    """What the invoice asks for: `amount_due`, which may well be 0 (a balance or a coupon paid it);
+    `total` only when Stripe left `amount_due` out."""
+    for key in ("amount_due", "total"):
+        if inv.get(key) is not None:
+            return int(inv[key])
+    return 0
+
+
 def _invoice_common(event: dict, inv: dict) -> dict[str, Any]:
     sub, metadata = _invoice_subscription(inv)
     start, end = _invoice_period(inv)
     return dict(
         processor=PROCESSOR, invoice_ref=str(inv["id"]), subscription_ref=sub,
         customer_ref=id_of(inv.get("customer")), membership_ref=str(metadata.get("membership_ref") or ""),
-        amount_cents=int(inv.get("amount_due") or inv.get("total") or 0),
+        amount_cents=_amount_due(inv),
         currency=str(inv.get("currency") or "usd").lower(), attempt_count=int(inv.get("attempt_count") or 0),
         period_start=start, period_end=end, created=int(inv.get("created") or 0),
         event_created=int(event.get("created") or 0), event_ref=str(event.get("id") or ""),

@@ -35,7 +35,7 @@ from .redemption import (
     reserve_entitlement,
 )
 from .members import create_member
-from .refill import refill_entitlements
+from .refill import paid_before_pause, refill_entitlements
 
 __all__ = [
     "Actor",
@@ -64,6 +64,7 @@ __all__ = [
     "record_sms_opt_out",
     "redeem_at_desk",
     "redeem_entitlement",
+    "paid_before_pause",
     "refill_entitlements",
     "release_reservation",
     "reserve_entitlement",

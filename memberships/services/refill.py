@@ -11,6 +11,7 @@ from memberships.models import (
     CreditLot,
     EntitlementBalance,
     EntryKind,
+    Event,
     EventKind,
     LotSource,
     Membership,
@@ -227,8 +228,8 @@ def refill_entitlements(*, membership: Membership, cycle_key: str, actor: Actor,
     locked = Membership.objects.select_for_update(of=("self",)).select_related("tier").get(pk=membership.pk)
     cancelled_after = (locked.status == MembershipStatus.CANCELLED and ended_at is not None
                        and period_start is not None and period_start < ended_at)
-    if locked.status == MembershipStatus.PAUSED or (locked.status == MembershipStatus.CANCELLED
-                                                    and not cancelled_after):
+    if (locked.status == MembershipStatus.PAUSED and not paid_before_pause(membership=locked, period_start=period_start)
+            ) or (locked.status == MembershipStatus.CANCELLED and not cancelled_after):
         raise IllegalTransition(f"No refill while the membership is {locked.get_status_display().lower()}.")
     late_slot = None
     if period_start is not None and locked.current_period_start and period_start < locked.current_period_start:
@@ -265,6 +266,16 @@ def refill_entitlements(*, membership: Membership, cycle_key: str, actor: Actor,
     if cancelled_after:
         _freeze_grant(membership=locked, granted=granted, cycle_key=cycle_key, actor=actor, now=now)
     return locked
+
+
+def paid_before_pause(*, membership: Membership, period_start: datetime | None) -> bool:
+    """A paused membership's cycle whose period began before the pause did (the staff paused after
+    the processor charged, and its webhook came later): it is granted, held until the pause ends."""
+    if membership.status != MembershipStatus.PAUSED or period_start is None:
+        return False
+    since = (Event.objects.filter(membership=membership, kind=EventKind.PAUSED)
+             .order_by("-created_at", "-id").values_list("created_at", flat=True).first())
+    return since is not None and period_start < since
 
 
 def _take_scheduled_tier(locked: Membership, *, actor: Actor, now: datetime) -> None:
