@@ -82,6 +82,7 @@ def run_import_batch(*, batch_id: int, now: datetime, on_progress: ProgressCallb
             "ignored_columns": check.ignored_columns,
             "column_notes": check.column_notes,
             "date_order": check.date_order,
+            "suggestions": check.suggestions,
             "actions": [{"line": p.line, "member_number": p.member_number, "action": p.action, "detail": p.detail}
                         for p in check.planned if p.action != "unchanged"][:MAX_STORED_ACTIONS],
         }

@@ -13,6 +13,7 @@ from django.conf import settings
 
 from billing.models import SheetRow
 from memberships.models import Member, Membership, MembershipStatus, Practice, Service, Tier
+from memberships.services.members import MemberIndex, Person
 
 from .columns import BALANCE_PREFIX, DATE_FIELDS, FIELD_LABELS, FIELD_SYNONYMS, Mapping, guess_mapping
 from .reading import RawSheet, SheetError, read_sheet
@@ -41,6 +42,7 @@ class ImportCheck:
     ignored_columns: list[str] = field(default_factory=list)
     column_notes: dict[str, str] = field(default_factory=dict)   # header → how it is read, or why not
     date_order: str = ""                                         # the import's order for ambiguous dates
+    suggestions: list[dict] = field(default_factory=list)        # balance-like columns to confirm
     errors: list[RowError] = field(default_factory=list)
     planned: list[PlannedRow] = field(default_factory=list)
 
@@ -67,8 +69,8 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
     tiers, refs, services = practice_catalog(practice)
     mapping = guess_mapping(headers=sheet.headers, services=refs, override=mapping_override)
     _check_columns(check, sheet=sheet, mapping=mapping, services=services)
-    if check.errors:
-        return check
+    check.suggestions = mapping.suggestions
+    # File-level problems do not stop the rows' check: the report names every bad row either way.
     date_orders = _decide_date_orders(check, sheet=sheet, mapping=mapping, default=date_order)
     parsed = [parse_row(line=line, cells=cells, headers=sheet.headers, mapping=mapping, tiers=tiers,
                         services=services, date_orders=date_orders, date_order=date_order)
@@ -84,7 +86,7 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
             check.errors.extend(errors)
         else:
             check.planned.append(planner.plan(row))
-        if on_progress and (done % 500 == 0 or done == check.total_rows):
+        if on_progress and (done % 1000 == 0 or done == check.total_rows):
             on_progress("check", done, check.total_rows)
     return check
 
@@ -104,12 +106,15 @@ def _check_columns(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping, ser
     for target in unknown_targets:
         check.errors.append(RowError(0, "", f"unknown field '{target}' in the column mapping"))
     present = set(mapping.columns.values())
-    for required, label in (("member_number", "member number"), ("tier", "tier"), ("start_date", "start date")):
+    for required, label in (("tier", "tier"), ("start_date", "start date")):
         if required not in present:
             examples = ", ".join(f"'{s.title()}'" for s in FIELD_SYNONYMS[required][:3])
             check.errors.append(RowError(0, "", f"no column for the {label} (headers such as {examples})"))
     if not ({"first_name", "last_name", "full_name"} & present):
         check.errors.append(RowError(0, "", "no column for the member's name ('First name'/'Last name' or 'Name')"))
+    if not ({"member_number", "email", "phone", "date_of_birth"} & present):
+        check.errors.append(RowError(0, "", "no column to recognise a member by when the sheet is imported again: "
+                                            "a member number, an email, a mobile or a date of birth"))
 
 
 def _decide_date_orders(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping,
@@ -145,19 +150,26 @@ def _pause_end_problem(row: ImportRow, *, column: str, today: date) -> RowError 
 
 
 def _describe_new(row: ImportRow, tiers_by_code: dict[str, Tier], services: dict[str, Service]) -> str:
-    tier = tiers_by_code[row.tier_code]
+    tier = tiers_by_code.get(row.tier_code)
     status = row.status.replace("_", " ") + (f" until {row.paused_until:%Y-%m-%d}" if row.paused_until else "")
-    parts = [f"{row.first_name} {row.last_name}".strip(), f"{tier.name}, {status}", f"since {row.start_date:%Y-%m-%d}"]
+    parts = [f"{row.first_name} {row.last_name}".strip(), f"{tier.name if tier else 'no tier'}, {status}"]
+    if row.start_date:
+        parts.append(f"since {row.start_date:%Y-%m-%d}")
     if row.balances:
         parts.append("opening balance " + ", ".join(
             f"{services[code].format_quantity(q)} {services[code].name}" for code, q in sorted(row.balances.items())))
     return "; ".join(parts)
 
 
-def _contact_changes(member: Member, row: ImportRow) -> list[str]:
+def person_of(row: ImportRow) -> Person:
+    return Person(member_number=row.member_number, email=row.email, phone=row.phone, first_name=row.first_name,
+                  last_name=row.last_name, date_of_birth=row.date_of_birth, household=row.household)
+
+
+def _contact_changes(member: dict, row: ImportRow) -> list[str]:
     changes = [name.replace("_", " ") for name in CONTACT_FIELDS
-               if getattr(row, name) and getattr(row, name) != getattr(member, name)]
-    if row.sms_consent is not None and row.sms_consent != member.sms_consent:
+               if getattr(row, name) and getattr(row, name) != member[name]]
+    if row.sms_consent is not None and row.sms_consent != member["sms_consent"]:
         changes.append("sms consent")
     return changes
 
@@ -183,36 +195,76 @@ class _ProcessorIds:
                         for name, _ in self.FIELDS}
         self.first_line: dict[tuple[str, str], tuple[int, str]] = {}
 
-    def check(self, row: ImportRow, *, member: Member | None) -> list[RowError]:
+    def check(self, row: ImportRow, *, member_id: int | None) -> list[RowError]:
         errors = []
+        who = row.member_number.lower() or f"line {row.line}"
         for name, label in self.FIELDS:
             ref = getattr(row, name)
             if not ref:
                 continue
-            others = self.owners[name].get(ref, set()) - ({member.pk} if member is not None else set())
-            earlier = self.first_line.setdefault((name, ref), (row.line, row.member_number.lower()))
+            others = self.owners[name].get(ref, set()) - ({member_id} if member_id is not None else set())
+            earlier = self.first_line.setdefault((name, ref), (row.line, who))
             if others:
                 errors.append(RowError(row.line, self.columns[name],
                                        f"processor {label} id {ref} already belongs to another member"))
-            elif earlier[1] != row.member_number.lower():
+            elif earlier[1] != who:
                 errors.append(RowError(row.line, self.columns[name],
                                        f"processor {label} id {ref} is already on line {earlier[0]}"))
         return errors
 
 
+def shared_contacts(rows: list[ImportRow], *, mapping: Mapping, headers: list[str]) -> dict[int, list[RowError]]:
+    """Two rows of one file with the same email or mobile: an error on each, naming the other's line,
+    unless both say they are of the same household. (A row repeating an earlier row's member number
+    is that number's duplicate, said once on the later row.)"""
+    first_of_number: dict[str, int] = {}
+    groups: dict[tuple[str, str], list[ImportRow]] = {}
+    for row in rows:
+        number = row.member_number.lower()
+        if number and first_of_number.setdefault(number, row.line) != row.line:
+            continue
+        for name in ("email", "phone"):
+            if getattr(row, name):
+                groups.setdefault((name, getattr(row, name)), []).append(row)
+    errors: dict[int, list[RowError]] = {}
+    for (name, value), group in groups.items():
+        if len(group) < 2 or (group[0].household and all(r.household == group[0].household for r in group)):
+            continue
+        index = mapping.index_of(name)
+        column = headers[index] if index is not None else FIELD_LABELS[name]
+        what = "email" if name == "email" else "mobile"
+        for row in group:
+            others = ", ".join(str(r.line) for r in group if r is not row)
+            errors.setdefault(row.line, []).append(RowError(
+                row.line, column, f"the {what} {value} is also on line{'s' if ', ' in others else ''} {others}: "
+                                  f"two members cannot share one (a Household column allows it for one household)"))
+    return errors
+
+
+_MEMBER_FIELDS = ("pk", "member_number", "email", "phone", "first_name", "last_name", "date_of_birth",
+                  "record_patient_id", "processor_customer_id", "sms_consent")
+
+
 class _RowPlanner:
-    """Row by row, in the file's order: the problems only the whole file shows, and what a valid row
-    would do to the ledger."""
+    """Row by row, in the file's order: who each row is (a member the ledger has, matched by number,
+    email, mobile or name + date of birth, read once for the whole file), the problems only the whole
+    file shows, and what a valid row would do to the ledger."""
 
     def __init__(self, *, practice: Practice, sheet: RawSheet, mapping: Mapping, rows: list[ImportRow],
                  tiers_by_code: dict[str, Tier], services: dict[str, Service], today: date):
-        self.existing = {m.member_number: m for m in Member.objects.filter(practice=practice)}
+        members = [dict(zip(_MEMBER_FIELDS, values)) for values in
+                   Member.objects.filter(practice=practice).values_list(*_MEMBER_FIELDS)]
+        self.members = {m["pk"]: m for m in members}
+        self.index = MemberIndex(tuple(m[f] for f in MemberIndex.FIELDS) for m in members)
         self.sheet_hashes = dict(SheetRow.objects.filter(practice=practice).values_list("member_number", "row_hash"))
         self.with_membership = set(Membership.objects.filter(member__practice=practice)
-                                   .values_list("member__member_number", flat=True))
+                                   .values_list("member_id", flat=True))
+        self.shared = shared_contacts(rows, mapping=mapping, headers=sheet.headers)
         self.seen_numbers: dict[str, int] = {}
-        self.seen_people: dict[tuple[str, str, str], int] = {}
-        self.number_column = sheet.headers[mapping.index_of("member_number")]
+        self.seen_members: dict[int, int] = {}
+        self.matched: dict[int, int | None] = {}
+        number_index = mapping.index_of("member_number")
+        self.number_column = sheet.headers[number_index] if number_index is not None else FIELD_LABELS["member_number"]
         pause_index = mapping.index_of("paused_until")
         self.pause_column = sheet.headers[pause_index] if pause_index is not None else FIELD_LABELS["paused_until"]
         self.processor_ids = _ProcessorIds(rows, mapping=mapping, headers=sheet.headers)
@@ -220,32 +272,41 @@ class _RowPlanner:
 
     def problems(self, row: ImportRow) -> list[RowError]:
         line = row.line
-        errors = self.processor_ids.check(row, member=self.existing.get(row.member_number))
-        first_line = self.seen_numbers.get(row.member_number.lower())
-        person = (row.first_name.lower(), row.last_name.lower(), row.email)
-        if first_line is not None:
+        member_id = self.index.match(person_of(row))
+        if member_id is not None:
+            row.member_number = self.index.numbers[member_id]
+        self.matched[line] = member_id
+        errors = self.processor_ids.check(row, member_id=member_id)
+        number = row.member_number.lower()
+        if number and number in self.seen_numbers:
             errors.append(RowError(line, self.number_column,
-                                   f"duplicate member: {row.member_number} is already on line {first_line}"))
-        elif row.email and person in self.seen_people:
-            errors.append(RowError(line, self.number_column, f"duplicate member: the same name and email are "
-                                                             f"already on line {self.seen_people[person]}"))
+                                   f"duplicate member: {row.member_number} is already on line {self.seen_numbers[number]}"))
+        elif member_id is not None and member_id in self.seen_members:
+            errors.append(RowError(line, self.number_column, f"the same member ({row.member_number}) as line "
+                                                             f"{self.seen_members[member_id]}"))
         else:
-            self.seen_numbers[row.member_number.lower()] = line
-            if row.email:
-                self.seen_people[person] = line
-        if row.member_number not in self.with_membership:
+            errors.extend(self.shared.get(line, []))
+            if number:
+                self.seen_numbers[number] = line
+            if member_id is not None:
+                self.seen_members[member_id] = line
+        if not (number or row.email or row.phone or row.date_of_birth):
+            errors.append(RowError(line, self.number_column, "nothing to recognise this member by when the sheet is "
+                                                             "imported again: no member number, email, mobile or "
+                                                             "date of birth"))
+        if member_id not in self.with_membership:
             problem = _pause_end_problem(row, column=self.pause_column, today=self.today)
             if problem:
                 errors.append(problem)
         return errors
 
     def plan(self, row: ImportRow) -> PlannedRow:
-        member = self.existing.get(row.member_number)
-        if member is None:
+        member_id = self.matched.get(row.line)
+        if member_id is None:
             return PlannedRow(row.line, row.member_number, "create",
                               _describe_new(row, self.tiers_by_code, self.services), row)
-        has_membership = row.member_number in self.with_membership
-        changes = _contact_changes(member, row)
+        has_membership = member_id in self.with_membership
+        changes = _contact_changes(self.members[member_id], row)
         if self.sheet_hashes.get(row.member_number) == row.row_hash() and has_membership and not changes:
             return PlannedRow(row.line, row.member_number, "unchanged", "", row)
         if not has_membership:

@@ -37,6 +37,9 @@ FIELD_SYNONYMS: dict[str, tuple[str, ...]] = {
                                   "subscription", "processor subscription id", "stripe sub", "sub id"),
     "record_patient_id": ("patient id", "record patient id", "chart id", "chart number", "ehr id", "emr id",
                           "guest id", "patient number", "record id"),
+    "date_of_birth": ("date of birth", "dob", "birth date", "birthdate", "birthday", "born", "d o b"),
+    "household": ("household", "household id", "household name", "family", "family id",
+                  "household number", "shared account"),
     "sms_consent": ("sms consent", "sms opt in", "sms optin", "text consent", "texting ok", "sms ok",
                     "consent to text", "sms", "text opt in", "ok to text"),
 }
@@ -45,16 +48,26 @@ FIELD_LABELS = {
     "full_name": "Name", "email": "Email", "phone": "Phone", "tier": "Tier", "status": "Status",
     "start_date": "Start date", "paused_until": "Paused until", "period_end": "Current period end", "price": "Price",
     "processor_customer_id": "Processor customer id", "processor_subscription_id": "Processor subscription id",
-    "record_patient_id": "Record patient id", "sms_consent": "SMS consent",
+    "record_patient_id": "Record patient id", "sms_consent": "SMS consent", "date_of_birth": "Date of birth",
+    "household": "Household",
 }
 BALANCE_PREFIX = "balance:"
-DATE_FIELDS = ("start_date", "paused_until", "period_end")
+DATE_FIELDS = ("start_date", "paused_until", "period_end", "date_of_birth")
 # Words that may surround a service's name in a balance column's header. Any other word ("used",
 # "per month", "price", "last", "redeemed"…) makes the column something else: it is not guessed.
 _BALANCE_WORDS = {"balance", "balances", "remaining", "remain", "left", "bal", "units", "usd", "dollars", "current",
                   "opening", "available", "owed", "banked", "unused"}
 # "HydraFacial credits left": a service's balance, unless "credit" is part of the service's name.
 _CREDIT_WORDS = {"credit", "credits"}
+# A header with one of these words that names no service exactly ("Facials remaining", "Botox units
+# left") looks like a balance: the manager is asked which service's it is, it is not left out silently.
+_LOOKS_LIKE_BALANCE = {"balance", "balances", "remaining", "remain", "left", "bal", "available", "unused", "banked",
+                       "owed", "outstanding"}
+# Words practices use for a service, beside its own name.
+_NICKNAMES = {"botox": "toxin", "dysport": "toxin", "xeomin": "toxin", "jeuveau": "toxin", "daxxify": "toxin",
+              "tox": "toxin", "neurotoxin": "toxin", "filler": "filler", "juvederm": "filler", "restylane": "filler",
+              "hydra": "hydrafacial", "facial": "facial", "facials": "facial", "peel": "peel", "peels": "peel",
+              "laser": "laser", "dollars": "credit", "product": "credit", "retail": "credit", "store": "credit"}
 
 
 @dataclass
@@ -70,12 +83,14 @@ class Mapping:
     ignored: list[str] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)     # header → why it was read so, or not read
     problems: list[str] = field(default_factory=list)       # file-level: the mapping needs the manager
+    suggestions: list[dict] = field(default_factory=list)   # [{header, target, service}]: confirm or ignore
+    _by_field: dict[str, int] | None = field(default=None, repr=False)
 
     def index_of(self, name: str) -> int | None:
-        for index, f in self.columns.items():
-            if f == name:
-                return index
-        return None
+        """The column holding the field (read once the mapping is settled: cached)."""
+        if self._by_field is None or len(self._by_field) != len(self.columns):
+            self._by_field = {f: i for i, f in sorted(self.columns.items(), reverse=True)}
+        return self._by_field.get(name)
 
 
 def _service_names(service: ServiceRef) -> list[str]:
@@ -176,6 +191,9 @@ def _balance_candidates(mapping: Mapping, *, headers: list[str], services: list[
                 candidates.setdefault(target, []).append(index)
             continue
         mapping.ignored.append(header)
+        if set(norm.split()) & _LOOKS_LIKE_BALANCE:
+            _suggest(mapping, header=header, norm=norm, services=services)
+            continue
         mentioned = _mentioned_service(norm, services)
         if mentioned:
             service, words = mentioned
@@ -199,3 +217,44 @@ def _settle_balance_columns(mapping: Mapping, *, headers: list[str], services: l
         mapping.problems.append(
             f"columns {names} both look like the {service.name} balance: say which one holds it, "
             f"e.g. '{headers[indexes[0]]} = {target}' and '{headers[indexes[1]]} =' to ignore the other")
+
+
+def _words(text: str) -> set[str]:
+    out = set()
+    for word in text.split():
+        out.add(word)
+        out.add(_NICKNAMES.get(word, word))
+        if word.endswith("s"):
+            out.add(word[:-1])
+    return out
+
+
+def suggest_service(norm: str, services: list[ServiceRef]) -> ServiceRef | None:
+    """The service a balance-like header most likely means: shared words, nicknames ("Botox" for a
+    neurotoxin), a word inside the service's name ("Facials" in "HydraFacial"). None when nothing fits."""
+    header_words = _words(" ".join(w for w in norm.split() if w not in _LOOKS_LIKE_BALANCE and w != "units"))
+    best, best_score = None, 0
+    for service in services:
+        names = " ".join(_service_names(service))
+        service_words = _words(names) | {_NICKNAMES[w] for w in names.split() if w in _NICKNAMES}
+        if "toxin" in names:
+            service_words.add("toxin")
+        if service.is_credit:
+            service_words.add("credit")
+        score = 3 * len(header_words & service_words)
+        score += sum(1 for w in header_words if len(w) >= 4 and w in names.replace(" ", ""))
+        if score > best_score:
+            best, best_score = service, score
+    return best
+
+
+def _suggest(mapping: Mapping, *, header: str, norm: str, services: list[ServiceRef]) -> None:
+    """A balance-like header: a file-level question for the manager, with the likely service."""
+    service = suggest_service(norm, services)
+    target = f"{BALANCE_PREFIX}{service.code}" if service else ""
+    mapping.suggestions.append({"header": header, "target": target, "service": service.name if service else ""})
+    guess = (f"is it the {service.name} balance? Confirm '{header} = {target}'" if service
+             else "say which service's balance it is, e.g. '" + header + " = " + BALANCE_PREFIX + "<service code>'")
+    mapping.notes[header] = (f"looks like a balance but names no service exactly: {guess}, "
+                             f"or ignore it with '{header} ='")
+    mapping.problems.append(f"column '{header}' looks like a balance: {guess}, or ignore it with '{header} ='")

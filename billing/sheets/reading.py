@@ -32,12 +32,48 @@ def _blank(cells: Iterable[Any]) -> bool:
     return all(c is None or (isinstance(c, str) and not c.strip()) for c in cells)
 
 
-def read_sheet(*, content: bytes, file_name: str) -> RawSheet:
-    """Header row and data rows with their line numbers; blank rows are dropped."""
-    if file_name.lower().endswith((".xlsx", ".xlsm")) or content[:2] == b"PK":
-        lines = _read_xlsx(content)
-    else:
-        lines = _read_csv(content)
+# What a file that is not a spreadsheet starts with, so it is named in the refusal (by its content:
+# a PDF renamed .csv is still a PDF).
+_SIGNATURES = (
+    (b"%PDF", "a PDF document"),
+    (b"\xd0\xcf\x11\xe0", "an old-style Excel (.xls) or Word (.doc) file; save it as .xlsx or CSV"),
+    (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+    (b"{\\rtf", "an RTF document"), (b"\x1f\x8b", "a gzip archive"), (b"Rar!", "a RAR archive"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"), (b"\x7fELF", "a program"), (b"MZ", "a program"),
+)
+NOT_A_SHEET = "Upload a .csv or .xlsx file (in Excel, Numbers or Google Sheets: save or download it as CSV or .xlsx)."
+
+
+def sniff_format(content: bytes) -> str:
+    """ "xlsx" or "csv", from the content whatever the file is called; `SheetError` naming what the
+    file is when it is neither."""
+    head = content[:8]
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                names = set(archive.namelist())
+        except zipfile.BadZipFile:
+            raise SheetError(f"The file is a damaged zip archive, not a spreadsheet. {NOT_A_SHEET}") from None
+        if "xl/workbook.xml" in names:
+            return "xlsx"
+        what = ("a Word document" if "word/document.xml" in names else
+                "an OpenDocument file (.ods/.odt): save it as .xlsx or CSV" if "mimetype" in names else "a zip archive")
+        raise SheetError(f"The file is {what}, not a spreadsheet. {NOT_A_SHEET}")
+    for signature, what in _SIGNATURES:
+        if content.startswith(signature):
+            raise SheetError(f"The file is {what}, not a spreadsheet. {NOT_A_SHEET}")
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "csv"                      # Excel's "Unicode text": UTF-16, read as text
+    sample = content[:65536]
+    if b"\x00" in sample or sum(b < 9 or 13 < b < 32 for b in sample) > len(sample) // 100:
+        raise SheetError(f"The file is not text (CSV) nor an Excel workbook (XLSX). {NOT_A_SHEET}")
+    return "csv"
+
+
+def read_sheet(*, content: bytes, file_name: str = "") -> RawSheet:
+    """Header row and data rows with their line numbers; blank rows are dropped. The format comes
+    from the content (`sniff_format`), never from the file's name."""
+    lines = _read_xlsx(content) if sniff_format(content) == "xlsx" else _read_csv(content)
     header_line, headers = None, []
     rows: list[tuple[int, list[Any]]] = []
     for line, cells in lines:
@@ -45,7 +81,7 @@ def read_sheet(*, content: bytes, file_name: str) -> RawSheet:
             continue
         if header_line is None:
             header_line = line
-            headers = [str(c).replace("\ufeff", "").strip() if c is not None else "" for c in cells]
+            headers = [" ".join(str(c).replace("\ufeff", "").split()) if c is not None else "" for c in cells]
             continue
         rows.append((line, list(cells) + [None] * (len(headers) - len(cells))))
     if header_line is None:
@@ -53,15 +89,20 @@ def read_sheet(*, content: bytes, file_name: str) -> RawSheet:
     return RawSheet(headers=headers, rows=rows)
 
 
-def _read_csv(content: bytes) -> Iterable[tuple[int, list[Any]]]:
-    for encoding in ("utf-8-sig", "cp1252"):
+def _decode(content: bytes) -> str:
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            text = content.decode(encoding)
-            break
+            return content.decode("utf-16")
         except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - cp1252 decodes nearly anything
-        raise SheetError("The file is not text (CSV) nor an Excel workbook (XLSX).")
+            raise SheetError(f"The file is not readable text. {NOT_A_SHEET}") from None
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return content.decode("cp1252", errors="replace")    # Excel's "CSV" on Windows
+
+
+def _read_csv(content: bytes) -> Iterable[tuple[int, list[Any]]]:
+    text = _decode(content)
     sample = text[:4096]
     try:
         dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")

@@ -42,7 +42,8 @@ _MAX_LENGTH = {
     "processor_subscription_id": Membership._meta.get_field("processor_subscription_id").max_length,
 }
 # The member's details an import may update for a member the ledger already has.
-CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "record_patient_id", "processor_customer_id")
+CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "record_patient_id", "processor_customer_id",
+                  "date_of_birth")
 
 
 @dataclass
@@ -71,12 +72,15 @@ class ImportRow:
     processor_subscription_id: str
     record_patient_id: str
     sms_consent: bool | None
+    date_of_birth: date | None = None
+    household: str = ""
 
     def row_hash(self) -> str:
         data = asdict(self)
         data.pop("line")
-        if data["paused_until"] is None:
-            data.pop("paused_until")        # rows hashed before the column existed stay unchanged
+        for name in ("paused_until", "date_of_birth", "household"):
+            if not data[name]:
+                data.pop(name)        # rows hashed before the column existed stay unchanged
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -153,7 +157,10 @@ class _RowReader:
         return parse
 
     def take(self, name: str, parse: Callable[[Any], Any], required: bool = False) -> Any:
+        """The field's parsed value; a problem is the row's error. A required field whose column the
+        file lacks is the file's problem (said once), not every row's."""
         raw, column = self.cell(name)
+        required = required and self.mapping.index_of(name) is not None
         try:
             value = _parse_cell(raw, parse)
         except ValueProblem as problem:
@@ -180,7 +187,8 @@ def _names(reader: _RowReader) -> tuple[str, str]:
         else:
             first, _, last = (full or "").rpartition(" ") if " " in (full or "") else (full, "", "")
             first, last = (first or "").strip(), (last or "").strip()
-    if not first and not last:
+    has_name_column = any(reader.mapping.index_of(n) is not None for n in ("first_name", "last_name", "full_name"))
+    if not first and not last and has_name_column:
         reader.error(reader.cell("first_name")[1], "no name")
     for name, part in (("first_name", first), ("last_name", last)):
         if len(part or "") > _MAX_LENGTH[name]:
@@ -195,6 +203,8 @@ def _tier_code(reader: _RowReader, tiers: dict[str, Tier]) -> str:
     tier = None if isinstance(tier_raw, UnsavedFormula) else tiers.get(normalize_header(tier_raw))
     if isinstance(tier_raw, UnsavedFormula):
         reader.error(tier_column, UNSAVED_FORMULA)
+    elif reader.mapping.index_of("tier") is None:
+        pass                                    # the file's problem: no tier column
     elif not text(tier_raw):
         reader.error(tier_column, "no tier")
     elif tier is None:
@@ -229,7 +239,9 @@ def parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mappi
     reader = _RowReader(line=line, cells=cells, headers=headers, mapping=mapping, date_orders=date_orders,
                         date_order=date_order)
     take = reader.take
-    values: dict[str, Any] = {"member_number": take("member_number", text, required=True)}
+    # No member number (no column, or an empty cell): the member is matched by email, mobile or name
+    # and date of birth, or gets the practice's next number (`checking`, `writing`).
+    values: dict[str, Any] = {"member_number": take("member_number", text)}
     values["first_name"], values["last_name"] = _names(reader)
     values["email"] = take("email", _email)
     values["phone"] = take("phone", _phone)
@@ -246,6 +258,8 @@ def parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mappi
     values["processor_subscription_id"] = take("processor_subscription_id", text)
     values["record_patient_id"] = take("record_patient_id", text)
     values["sms_consent"] = take("sms_consent", parse_bool)
+    values["date_of_birth"] = take("date_of_birth", reader.dates("date_of_birth"))
+    values["household"] = take("household", text).lower()
     if reader.errors:
         return None, reader.errors
     return ImportRow(line=line, **values), []

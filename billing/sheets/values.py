@@ -25,7 +25,8 @@ def text(value: Any) -> str:
 
 _EXCEL_EPOCH = date(1899, 12, 30)
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%b %d %Y", "%B %d %Y", "%d %b %Y", "%d %B %Y", "%b %d, %Y",
-                 "%B %d, %Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
+                 "%B %d, %Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d-%b-%Y", "%d-%b-%y", "%b-%d-%Y",
+                 "%b %d, %y", "%a, %b %d, %Y", "%A, %B %d, %Y", "%b. %d, %Y", "%Y%m%d")
 # 03/04/2026, 3-4-26, 03/04/2026 14:30, 03/04/2026 2:30 PM: month/day or day/month, decided per column.
 _NUMERIC_DATE = re.compile(r"(\d{1,2})([/-])(\d{1,2})\2(\d{4}|\d{2})(?:\s+\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]m)?)?",
                            re.IGNORECASE)

@@ -20,8 +20,9 @@ from django.db import transaction
 from billing.models import ImportBatch, SheetRow
 from memberships import services as ledger
 from memberships.models import BillingInterval, Member, Membership, Practice, Service, Tier
+from memberships.services.members import MemberIndex, allocate_member_numbers, lock_member_numbers
 
-from .checking import ImportCheck, ProgressCallback
+from .checking import ImportCheck, ProgressCallback, person_of
 from .rows import CONTACT_FIELDS, ImportRow, practice_catalog
 
 CHUNK = 500
@@ -56,7 +57,7 @@ def _new_member(practice: Practice, row: ImportRow, now: datetime) -> Member:
         practice=practice, member_number=row.member_number, first_name=row.first_name, last_name=row.last_name,
         email=row.email, phone=row.phone, sms_consent=bool(row.sms_consent),
         sms_consent_at=now if row.sms_consent else None, record_patient_id=row.record_patient_id,
-        processor_customer_id=row.processor_customer_id,
+        processor_customer_id=row.processor_customer_id, date_of_birth=row.date_of_birth,
     )
     member.search_name = f"{row.first_name} {row.last_name}".lower().strip()   # bulk_create skips save()
     return member
@@ -74,23 +75,38 @@ def _update_member(member: Member, row: ImportRow, now: datetime) -> None:
         member.save(update_fields=changed)
 
 
+def _members_of(practice: Practice, rows: list[ImportRow], now: datetime) -> dict[int, Member]:
+    """Row line → its member: those the ledger has (matched again here, under the practice's
+    member-number lock, so a twin import running at the same time is seen), updated; the others
+    created with the sheet's member number or the practice's next ones. Sets each row's number."""
+    lock_member_numbers(practice)
+    index = MemberIndex.of_people(practice, [person_of(row) for row in rows])
+    matched = {row.line: index.match(person_of(row)) for row in rows}
+    existing = Member.objects.in_bulk([pk for pk in matched.values() if pk is not None])
+    new_rows = [row for row in rows if matched[row.line] is None]
+    numbers = iter(allocate_member_numbers(practice=practice, count=sum(1 for r in new_rows if not r.member_number)))
+    for row in rows:
+        if matched[row.line] is not None:
+            row.member_number = existing[matched[row.line]].member_number
+            _update_member(existing[matched[row.line]], row, now)
+        elif not row.member_number:
+            row.member_number = next(numbers)
+    created = Member.objects.bulk_create([_new_member(practice, row, now) for row in new_rows])
+    by_line = {line: existing[pk] for line, pk in matched.items() if pk is not None}
+    by_line.update({row.line: member for row, member in zip(new_rows, created)})
+    return by_line
+
+
 def _apply_chunk(*, practice: Practice, rows: list[ImportRow], batch: ImportBatch, tiers: dict[str, Tier],
                  services: dict[str, Service], now: datetime) -> None:
-    numbers = [row.member_number for row in rows]
-    members = {m.member_number: m for m in Member.objects.filter(practice=practice, member_number__in=numbers)}
-    for row in rows:
-        if row.member_number in members:
-            _update_member(members[row.member_number], row, now)
-    created = Member.objects.bulk_create([_new_member(practice, row, now) for row in rows
-                                          if row.member_number not in members])
-    members.update({m.member_number: m for m in created})
+    members = _members_of(practice, rows, now)
     with_membership = set(Membership.objects.filter(member__in=list(members.values()))
                           .values_list("member_id", flat=True))
     zone = ZoneInfo(practice.timezone)
     today = now.astimezone(zone).date()
     items = []
     for row in rows:
-        member = members[row.member_number]
+        member = members[row.line]
         if member.pk in with_membership:
             continue
         tier = tiers[row.tier_code]
@@ -102,10 +118,11 @@ def _apply_chunk(*, practice: Practice, rows: list[ImportRow], batch: ImportBatc
             current_period_end=datetime.combine(end, time(), zone),
             opening=tuple((services[code], quantity) for code, quantity in sorted(row.balances.items())),
             key=_key(practice, row.member_number), paused_until=row.paused_until,
+            started_at=datetime.combine(row.start_date, time(), zone),
         ))
     ledger.import_memberships(items=items, actor=ledger.Actor.importer(label=f"import {batch.pk}"), now=now)
     SheetRow.objects.bulk_create(
-        [SheetRow(practice=practice, member=members[row.member_number], member_number=row.member_number,
+        [SheetRow(practice=practice, member=members[row.line], member_number=row.member_number,
                   batch=batch, line=row.line, tier_code=row.tier_code, status=row.status,
                   price_cents=row.price_cents, balances=row.balances,
                   processor_customer_id=row.processor_customer_id,

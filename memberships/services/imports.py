@@ -95,6 +95,7 @@ class ImportedMembership:
     opening: tuple[tuple[Service, int], ...]   # (service, units or cents), each > 0
     key: str                                   # idempotency prefix, e.g. "import:<practice>:<member number>"
     paused_until: date | None = None           # required for a paused one: the day it resumes
+    started_at: datetime | None = None         # the sheet's join date ("member since"); None: now
 
 
 @transaction.atomic
@@ -156,13 +157,12 @@ def _replayed(done_ops: dict[str, Operation], op_keys: dict[str, ImportedMembers
 
 
 def _create_memberships(todo: list[ImportedMembership], *, now: datetime) -> list[Membership]:
-    """The memberships in their stated status, each with the Operation that claims its key."""
+    """The memberships in their stated status, each with the Operation that claims its key (written
+    after them, in the same transaction, so it names its result at once)."""
     cancelled = MembershipStatus.CANCELLED
-    ops = Operation.objects.bulk_create([
-        Operation(idempotency_key=f"{item.key}:membership", name="import_membership", result_model="Membership",
-                  result_id=0, created_at=now) for item in todo])
     memberships = Membership.objects.bulk_create([
-        Membership(member=item.member, tier=item.tier, status=item.status, started_at=now,
+        Membership(member=item.member, tier=item.tier, status=item.status,
+                   started_at=min(item.started_at, now) if item.started_at else now,
                    current_period_start=item.current_period_start, current_period_end=item.current_period_end,
                    processor_subscription_id=item.processor_subscription_id,
                    paused_until=item.paused_until if item.status == MembershipStatus.PAUSED else None,
@@ -171,9 +171,9 @@ def _create_memberships(todo: list[ImportedMembership], *, now: datetime) -> lis
                                  else now) if item.status == cancelled else None,
                    cancel_reason="Cancelled before import" if item.status == cancelled else "")
         for item in todo])
-    for op, membership in zip(ops, memberships):
-        op.result_id = membership.pk
-    Operation.objects.bulk_update(ops, ["result_id"])
+    Operation.objects.bulk_create([
+        Operation(idempotency_key=f"{item.key}:membership", name="import_membership", result_model="Membership",
+                  result_id=membership.pk, created_at=now) for item, membership in zip(todo, memberships)])
     return memberships
 
 

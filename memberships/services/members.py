@@ -1,10 +1,15 @@
-"""Registering a new member from the front desk."""
+"""A practice's members: registering one at the front desk, the practice's member-number sequence,
+and finding a member the ledger already has from what a spreadsheet row says about them."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Iterable
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import BigIntegerField, Max, Q
+from django.db.models.functions import Cast, Substr
 
 from memberships.errors import DuplicateMember, LedgerError
 from memberships.models import EventKind, Member, Practice
@@ -12,10 +17,115 @@ from memberships.models import EventKind, Member, Practice
 from .common import Actor, record_event
 from .idempotency import idempotent
 
+NUMBER_PREFIX = "M"
+NUMBER_DIGITS = 6
 
-def _next_member_number(practice: Practice, attempt: int) -> str:
-    count = Member.objects.filter(practice=practice).count()
-    return f"M{count + 1 + attempt:06d}"
+
+def lock_member_numbers(practice: Practice) -> None:
+    """Take the practice's member-number lock until the transaction ends: whoever allocates numbers
+    or decides "this person is new" holds it, so two registrations or two imports of one sheet at
+    once never give one person two members. (FOR NO KEY UPDATE: rows that merely reference the
+    practice — events, members of other writers — are not held up.)"""
+    if not transaction.get_connection().in_atomic_block:
+        raise LedgerError("Member numbers are allocated inside a transaction.")
+    list(Practice.objects.select_for_update(no_key=True).filter(pk=practice.pk).values_list("pk", flat=True))
+
+
+def allocate_member_numbers(*, practice: Practice, count: int) -> list[str]:
+    """The practice's next `count` member numbers (M000001, M000002, …: one past the highest number
+    of that form the practice has, whatever created it). Call with `lock_member_numbers` held."""
+    if count <= 0:
+        return []
+    highest = (Member.objects.filter(practice=practice, member_number__regex=rf"^{NUMBER_PREFIX}[0-9]{{1,15}}$")
+               .aggregate(n=Max(Cast(Substr("member_number", len(NUMBER_PREFIX) + 1), BigIntegerField())))["n"])
+    first = (highest or 0) + 1
+    return [f"{NUMBER_PREFIX}{n:0{NUMBER_DIGITS}d}" for n in range(first, first + count)]
+
+
+@dataclass(frozen=True)
+class Person:
+    """What a spreadsheet row says about who a member is."""
+
+    member_number: str = ""
+    email: str = ""            # lower case
+    phone: str = ""            # E.164
+    first_name: str = ""
+    last_name: str = ""
+    date_of_birth: date | None = None
+    household: str = ""        # rows of one household may share an email or a phone
+
+
+def _name(first: str, last: str) -> tuple[str, str]:
+    return " ".join(first.lower().split()), " ".join(last.lower().split())
+
+
+class MemberIndex:
+    """A practice's members by number, email, mobile and name + date of birth, loaded in one query,
+    to match many rows without a query per row. `match` follows the order a practice expects: the
+    member number when the row has one, else the email, then the mobile, then name + date of birth.
+    An email or mobile that several members share (a household) matches the one of the same name."""
+
+    FIELDS = ("pk", "member_number", "email", "phone", "first_name", "last_name", "date_of_birth")
+
+    def __init__(self, rows: Iterable[tuple]):
+        self.by_number: dict[str, int] = {}
+        self.by_email: dict[str, list[tuple[int, tuple[str, str]]]] = {}
+        self.by_phone: dict[str, list[tuple[int, tuple[str, str]]]] = {}
+        self.by_name_dob: dict[tuple[str, str, date], list[int]] = {}
+        self.numbers: dict[int, str] = {}
+        for pk, number, email, phone, first, last, dob in rows:
+            self.add(pk, number=number, email=email, phone=phone, first=first, last=last, dob=dob)
+
+    @classmethod
+    def of_practice(cls, practice: Practice) -> "MemberIndex":
+        return cls(Member.objects.filter(practice=practice).values_list(*cls.FIELDS))
+
+    @classmethod
+    def of_people(cls, practice: Practice, people: list[Person]) -> "MemberIndex":
+        """Only the members these people could be (for a chunk of rows, under the lock)."""
+        numbers = {p.member_number for p in people if p.member_number}
+        emails = {p.email for p in people if p.email}
+        phones = {p.phone for p in people if p.phone}
+        births = {p.date_of_birth for p in people if p.date_of_birth}
+        condition = Q(member_number__in=numbers) | Q(email__in=emails) | Q(phone__in=phones) | Q(
+            date_of_birth__in=births)
+        return cls(Member.objects.filter(condition, practice=practice).values_list(*cls.FIELDS))
+
+    def add(self, pk: int, *, number: str, email: str, phone: str, first: str, last: str,
+            dob: date | None) -> None:
+        name = _name(first, last)
+        self.numbers[pk] = number
+        self.by_number[number] = pk
+        if email:
+            self.by_email.setdefault(email.lower(), []).append((pk, name))
+        if phone:
+            self.by_phone.setdefault(phone, []).append((pk, name))
+        if dob and any(name):
+            self.by_name_dob.setdefault((*name, dob), []).append(pk)
+
+    def match(self, person: Person) -> int | None:
+        """The member this person is, or None for someone new."""
+        if person.member_number:
+            return self.by_number.get(person.member_number)
+        name = _name(person.first_name, person.last_name)
+        for key, table in ((person.email, self.by_email), (person.phone, self.by_phone)):
+            found = _one(table.get(key) or [], name, household=bool(person.household)) if key else None
+            if found is not None:
+                return found
+        if person.date_of_birth and any(name):
+            candidates = self.by_name_dob.get((*name, person.date_of_birth), [])
+            return candidates[0] if len(candidates) == 1 else None
+        return None
+
+
+def _one(candidates: list[tuple[int, tuple[str, str]]], name: tuple[str, str], *, household: bool) -> int | None:
+    """The member among those sharing an email or a phone: the only one (unless the row is of a
+    household, whose members share them: then only the one of the same name), else the one of the
+    same name."""
+    if len(candidates) == 1 and not household:
+        return candidates[0][0]
+    same_name = [pk for pk, other in candidates if other == name]
+    return same_name[0] if len(same_name) == 1 else None
 
 
 def _check_names(*, first_name: str, last_name: str, **_) -> None:
@@ -26,26 +136,19 @@ def _check_names(*, first_name: str, last_name: str, **_) -> None:
 @idempotent("create_member", check=_check_names)
 def create_member(*, practice: Practice, first_name: str, last_name: str, email: str = "", phone: str = "",
                   sms_consent: bool = False, actor: Actor, idempotency_key: str, now: datetime) -> Member:
-    """Register a member of `practice` with the next free member number. `phone` is E.164 (the form
-    normalizes it). Replaying the key returns the first member."""
+    """Register a member of `practice` with the practice's next member number. `phone` is E.164 (the
+    form normalizes it). Replaying the key returns the first member."""
     first_name, last_name, email = first_name.strip(), last_name.strip(), email.strip().lower()
+    lock_member_numbers(practice)
     if email and Member.objects.filter(practice=practice, email__iexact=email).exists():
         raise DuplicateMember("A member with this email already exists; search for them instead.")
     if phone and Member.objects.filter(practice=practice, phone=phone).exists():
         raise DuplicateMember("A member with this phone number already exists; search for them instead.")
-    for attempt in range(20):
-        try:
-            with transaction.atomic():
-                member = Member.objects.create(
-                    practice=practice, member_number=_next_member_number(practice, attempt),
-                    first_name=first_name, last_name=last_name, email=email, phone=phone,
-                    sms_consent=sms_consent, sms_consent_at=now if sms_consent else None,
-                )
-            break
-        except IntegrityError:
-            continue
-    else:  # pragma: no cover - twenty concurrent registrations in one practice
-        raise LedgerError("Could not allocate a member number; try again.")
+    [number] = allocate_member_numbers(practice=practice, count=1)
+    member = Member.objects.create(
+        practice=practice, member_number=number, first_name=first_name, last_name=last_name, email=email,
+        phone=phone, sms_consent=sms_consent, sms_consent_at=now if sms_consent else None,
+    )
     record_event(member=member, kind=EventKind.NOTE, summary=f"Member {member.member_number} registered",
                  payload={"member_id": member.pk}, actor=actor, now=now)
     return member
