@@ -12,8 +12,9 @@ from django.db import transaction
 from django.template import Context, Template, TemplateSyntaxError
 
 from billing.models import DunningCase, DunningPolicy, DunningStep, ExhaustedAction, StepChannels, StepKind
-from memberships.models import AuditLog, Practice, Service, Tier
+from memberships.models import Practice, Service, Tier
 from memberships.services import Actor
+from memberships.services.common import write_audit
 
 from .errors import InvalidPolicy
 
@@ -36,8 +37,14 @@ def current_policy(*, practice: Practice, now: datetime) -> DunningPolicy:
 
 
 def plan_steps(case: DunningCase, policy: DunningPolicy) -> None:
-    """A new case's steps: at each offset a retry (after day 0, unless the decline is hard or the
-    processor retries itself) and the offset's messages; the exhaustion at the end."""
+    """Write a new case's steps (`planned_steps`)."""
+    DunningStep.objects.bulk_create(planned_steps(case, policy))
+
+
+def planned_steps(case: DunningCase, policy: DunningPolicy) -> list[DunningStep]:
+    """A new case's steps, unsaved: at each offset a retry (after day 0, unless the decline is hard or
+    the processor retries itself) and the offset's messages; the exhaustion at the end. The opening of
+    one case and of a sweep's many write them alike."""
     steps = []
     channels = list(policy.step_channels) + ["none"] * len(policy.retry_offsets_days)
     for number, offset in enumerate(policy.retry_offsets_days):
@@ -52,7 +59,7 @@ def plan_steps(case: DunningCase, policy: DunningPolicy) -> None:
                                      due_at=due))
     steps.append(DunningStep(case=case, key="exhaust", number=len(policy.retry_offsets_days), kind=StepKind.EXHAUST,
                              due_at=case.opened_at + timedelta(days=policy.exhaust_offset_days)))
-    DunningStep.objects.bulk_create(steps)
+    return steps
 
 
 def _check_template(name: str, text: str, *, forbidden: list[str], errors: dict[str, str]) -> None:
@@ -119,8 +126,9 @@ def policy_values(policy: DunningPolicy) -> dict[str, Any]:
 @transaction.atomic
 def update_dunning_policy(*, practice: Practice, changes: dict[str, Any], actor: Actor,
                           now: datetime) -> DunningPolicy:
-    """Save `changes` as the practice's next policy version. Raises InvalidPolicy (with
-    `context["errors"]`, field → message) and changes nothing when a value is invalid."""
+    """Save `changes` as the practice's next policy version, with its audit row (the actor carries the
+    request's address). Raises InvalidPolicy (with `context["errors"]`, field → message) and changes
+    nothing when a value is invalid; changes that change nothing save nothing and audit nothing."""
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise InvalidPolicy(f"Unknown policy field(s): {', '.join(sorted(unknown))}.")
@@ -135,8 +143,6 @@ def update_dunning_policy(*, practice: Practice, changes: dict[str, Any], actor:
     DunningPolicy.objects.filter(pk=current.pk).update(is_current=False)
     policy = DunningPolicy.objects.create(practice=practice, version=current.version + 1, is_current=True,
                                           created_at=now, created_by=actor.user, **values)
-    AuditLog.objects.create(user=actor.user, action="dunning_policy_updated", object_type="DunningPolicy",
-                            object_id=str(policy.pk), detail={"version": policy.version,
-                                                              "changed": sorted(k for k in changes if changes[k] != getattr(current, k))},
-                            created_at=now)
+    write_audit(actor=actor, action="dunning_policy_updated", obj=policy, now=now,
+                detail={"version": policy.version, "changed": sorted(k for k in changes if changes[k] != getattr(current, k))})
     return policy

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from billing.models import DunningPolicy
 from memberships.services import Actor
-from memberships.views.common import audit, practice_for, staff_page
+from memberships.views.common import client_ip, practice_for, staff_page
 
 from .errors import InvalidPolicy
 from .forms import DunningPolicyForm
@@ -23,7 +23,8 @@ def policy_page(request):
     form = DunningPolicyForm.for_policy(policy, data=request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
-            new = update_dunning_policy(practice=practice, changes=form.changes(), actor=Actor.staff(request.user),
+            new = update_dunning_policy(practice=practice, changes=form.changes(),
+                                        actor=Actor.staff(request.user, ip_address=client_ip(request)),
                                         now=timezone.now())
         except InvalidPolicy as exc:
             for field, message in exc.context.get("errors", {}).items():
@@ -32,7 +33,6 @@ def policy_page(request):
             if new.pk == policy.pk:
                 messages.info(request, "Nothing changed.")
             else:
-                audit(request, action="dunning_policy_edit", obj=new, detail={"version": new.version})
                 messages.success(request, f"Saved as version {new.version}. Open cases keep the version they started under.")
             return redirect("dunning_policy")
     versions = DunningPolicy.objects.filter(practice=practice).select_related("created_by").order_by("-version")[:20]

@@ -9,7 +9,9 @@ from datetime import datetime
 from django.db import transaction
 
 from billing.models import Discrepancy, ReconciliationRun
-from memberships.models import AuditLog, Practice
+from memberships.models import Practice
+from memberships.services import Actor
+from memberships.services.common import write_audit
 from memberships.errors import ReasonRequired
 
 from .compare import reconcile
@@ -56,16 +58,16 @@ def run_reconciliation(*, practice: Practice, now: datetime, trigger: str = "com
     return run
 
 
-def resolve_discrepancy(*, discrepancy: Discrepancy, user, note: str, now: datetime) -> Discrepancy:
-    """A manager marks a discrepancy resolved, saying what was done. Audited."""
+def resolve_discrepancy(*, discrepancy: Discrepancy, actor: Actor, note: str, now: datetime) -> Discrepancy:
+    """A manager marks a discrepancy resolved, saying what was done. Audited (the actor carries the
+    request's address)."""
     note = (note or "").strip()
     if not note:
         raise ReasonRequired("Say how it was resolved.")
     with transaction.atomic():
         locked = Discrepancy.objects.select_for_update().get(pk=discrepancy.pk)
-        locked.resolved_at, locked.resolved_by, locked.resolution_note = now, user, note[:500]
+        locked.resolved_at, locked.resolved_by, locked.resolution_note = now, actor.user, note[:500]
         locked.save(update_fields=["resolved_at", "resolved_by", "resolution_note"])
-        AuditLog.objects.create(user=user, action="discrepancy_resolved", object_type="Discrepancy",
-                                object_id=str(locked.pk), member_id=locked.member_id,
-                                detail={"kind": locked.kind}, created_at=now)
+        write_audit(actor=actor, action="discrepancy_resolved", obj=locked, member_id=locked.member_id, now=now,
+                    detail={"kind": locked.kind})
     return locked

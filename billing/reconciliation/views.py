@@ -18,7 +18,8 @@ from django.views.decorators.http import require_POST
 from billing.models import Discrepancy, DiscrepancyKind
 from billing.sheets.export import safe_row
 from memberships.errors import LedgerError
-from memberships.views.common import audit, practice_for, staff_page
+from memberships.services import Actor
+from memberships.views.common import audit, client_ip, practice_for, staff_page
 
 from .runs import resolve_discrepancy
 from .selectors import discrepancies, latest_run, reconciliation_status, reconciliation_trend
@@ -68,7 +69,8 @@ def discrepancy_resolve(request, discrepancy_id: int):
     practice = practice_for(request.user)
     row = get_object_or_404(Discrepancy, pk=discrepancy_id, practice=practice)
     try:
-        resolve_discrepancy(discrepancy=row, user=request.user, note=request.POST.get("note", ""), now=timezone.now())
+        resolve_discrepancy(discrepancy=row, actor=Actor.staff(request.user, ip_address=client_ip(request)),
+                            note=request.POST.get("note", ""), now=timezone.now())
     except LedgerError as exc:
         messages.error(request, exc.message)
     else:

@@ -10,7 +10,9 @@ from typing import Callable
 from django.db import transaction
 
 from memberships.errors import IllegalTransition
-from memberships.models import AuditLog, AutomationStage, Practice
+from memberships.models import AutomationStage, Practice
+from memberships.services import Actor
+from memberships.services.common import write_audit
 
 STAGES = list(AutomationStage.values)
 STAGE_EFFECTS: dict[str, list[str]] = {
@@ -65,10 +67,9 @@ def shadow_log(*, practice: Practice, now: datetime, days: int = 30) -> list[Sha
     return _shadow_reader(practice_id=practice.pk, since=now - timedelta(days=days))
 
 
-def set_automation_stage(*, practice: Practice, stage: str, user, now: datetime, note: str = "",
-                         ip_address: str | None = None) -> Practice:
+def set_automation_stage(*, practice: Practice, stage: str, actor: Actor, now: datetime, note: str = "") -> Practice:
     """Move up one stage at a time (each step confirmed by the manager), or back to any earlier
-    stage at any time. Every move is in the audit log."""
+    stage at any time. Every move is in the audit log (the actor carries the request's address)."""
     if stage not in STAGES:
         raise IllegalTransition(f"Unknown automation stage {stage!r}.")
     with transaction.atomic():
@@ -80,7 +81,6 @@ def set_automation_stage(*, practice: Practice, stage: str, user, now: datetime,
             raise IllegalTransition("Move up one stage at a time.")
         Practice.objects.filter(pk=locked.pk).update(automation_stage=stage)
         locked.automation_stage = stage
-        AuditLog.objects.create(user=user, action="automation_stage_changed", object_type="Practice",
-                                object_id=str(locked.pk), detail={"from": current, "to": stage, "note": note[:200]},
-                                ip_address=ip_address, created_at=now)
+        write_audit(actor=actor, action="automation_stage_changed", obj=locked, now=now,
+                    detail={"from": current, "to": stage, "note": note[:200]})
     return locked

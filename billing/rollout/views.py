@@ -13,7 +13,8 @@ from billing.metrics.payback import payback_weeks, practice_zone
 from billing.reconciliation.selectors import reconciliation_status
 from memberships.errors import LedgerError
 from memberships.models import AutomationStage
-from memberships.views.common import audit, practice_for, staff_page
+from memberships.services import Actor
+from memberships.views.common import audit, client_ip, practice_for, staff_page
 
 from .stages import STAGE_EFFECTS, STAGES, next_stage, set_automation_stage, shadow_log
 
@@ -51,8 +52,8 @@ def rollout_stage(request):
         messages.error(request, "Tick the confirmation to move up a stage.")
         return redirect("mirror:rollout")
     try:
-        set_automation_stage(practice=practice, stage=stage, user=request.user, now=timezone.now(),
-                             ip_address=request.META.get("REMOTE_ADDR") or None)
+        set_automation_stage(practice=practice, stage=stage, now=timezone.now(),
+                             actor=Actor.staff(request.user, ip_address=client_ip(request)))
     except LedgerError as exc:
         messages.error(request, exc.message)
     else:

@@ -5,20 +5,18 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing import metrics
 from billing.dunning import selectors as dunning_selectors
-from billing.dunning import cases as dunning_cases
-from billing.dunning import messages as dunning_messages
+from billing.dunning import staff_actions
 from billing.reconciliation.selectors import reconciliation_status, reconciliation_trend
 from billing.models import DiscrepancyKind, DunningCase
 from memberships.errors import LedgerError
 from memberships.services import Actor
-from memberships.views.common import audit, practice_for, practice_scope, staff_page
+from memberships.views.common import client_ip, practice_for, practice_scope, staff_page
 
 from . import charts
 
@@ -111,13 +109,18 @@ def _practice_id(request) -> int:
 @staff_page("view_dashboard")
 def dunning(request):
     """Open dunning cases of the practice, oldest first: next action, amount at risk."""
-    practice_id = _practice_id(request)
-    rows = dunning_selectors.open_dunning_cases(practice_id)
-    at_risk = dunning_selectors.amount_at_risk(practice_id)
+    practice = practice_for(request.user)
+    rows = dunning_selectors.open_dunning_cases(practice.pk)
+    at_risk = dunning_selectors.amount_at_risk(practice.pk)
     return render(request, "billing/dunning.html", {
+        "practice": practice,
         "rows": rows,
         "at_risk": sorted(at_risk.items()),
     })
+
+
+def _actor(request) -> Actor:
+    return Actor.staff(request.user, ip_address=client_ip(request))
 
 
 def _case(request, case_id: int) -> DunningCase:
@@ -131,9 +134,7 @@ def mark_contacted(request, case_id: int):
     case = _case(request, case_id)
     note = request.POST.get("note", "").strip()[:200]
     try:
-        with transaction.atomic():
-            dunning_cases.mark_contacted(case, Actor.staff(request.user), note, timezone.now())
-            audit(request, action="dunning_contacted", obj=case, member=case.member, detail={"case_id": case.pk})
+        staff_actions.record_member_contacted(case=case, actor=_actor(request), note=note, now=timezone.now())
     except LedgerError as exc:
         messages.error(request, exc.message)
     else:
@@ -148,10 +149,7 @@ def resend_card_link(request, case_id: int):
     messages; quiet hours may hold the SMS until morning."""
     case = _case(request, case_id)
     try:
-        with transaction.atomic():
-            made = dunning_messages.resend_card_link(case, Actor.staff(request.user), timezone.now())
-            audit(request, action="dunning_card_link_resent", obj=case, member=case.member,
-                  detail={"case_id": case.pk, "messages": [m.pk for m in made]})
+        made = staff_actions.resend_card_link(case=case, actor=_actor(request), now=timezone.now())
     except LedgerError as exc:
         messages.error(request, exc.message)
     else:

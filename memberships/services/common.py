@@ -115,12 +115,13 @@ def record_events(events: list[Event]) -> list[Event]:
 
 
 def write_audit(*, actor: Actor, action: str, obj=None, member: Member | None = None, detail: dict | None = None,
-                now: datetime) -> AuditLog:
-    """The audit row of a change, written by the service that makes it (who, what, when; ids only)."""
+                now: datetime, member_id: int | None = None) -> AuditLog:
+    """The audit row of a change, written by the service that makes it (who, what, when, from where;
+    ids only). The member by `member`, or by `member_id` when only the id is at hand."""
     return AuditLog.objects.create(
         user=actor.user, action=action, object_type=type(obj).__name__ if obj is not None else "",
-        object_id=str(obj.pk) if obj is not None else "", member=member, detail=detail or {},
-        ip_address=actor.ip_address, created_at=now)
+        object_id=str(obj.pk) if obj is not None else "", member_id=member.pk if member is not None else member_id,
+        detail=detail or {}, ip_address=actor.ip_address, created_at=now)
 
 
 def audit_staff_change(*, actor: Actor, action: str, obj=None, member: Member | None = None,

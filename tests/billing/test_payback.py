@@ -96,7 +96,7 @@ def test_reconciliation_work_disputes_and_price_mismatches(glow, practice, manag
     run_reconciliation(practice=practice, now=found_at, trigger="test")
     mismatch = Discrepancy.objects.get(practice=practice)
     assert mismatch.kind == "price_mismatch"
-    resolve_discrepancy(discrepancy=mismatch, user=manager, note="Promo rate ended", now=found_at + 30 * HOUR)
+    resolve_discrepancy(discrepancy=mismatch, actor=services.Actor.staff(manager), note="Promo rate ended", now=found_at + 30 * HOUR)
     membership = active_membership(tier=tier, now=NOW - timedelta(days=30))
     entry = services.redeem_entitlement(membership=membership, service=facial, actor=services.Actor.system(),
                                         idempotency_key="r1", now=NOW - 2 * HOUR)

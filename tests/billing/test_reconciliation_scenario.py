@@ -95,7 +95,7 @@ def test_reconcile_lists_exactly_the_planted_discrepancies(stripe_env, glow, man
 
     # A resolution sticks while the values stay the same; the next run keeps the same rows.
     m6 = Discrepancy.objects.get(member_number="M6")
-    resolve_discrepancy(discrepancy=m6, user=manager, note="Asked the front desk; sheet was wrong", now=NOW)
+    resolve_discrepancy(discrepancy=m6, actor=services.Actor.staff(manager), note="Asked the front desk; sheet was wrong", now=NOW)
     again = run_reconciliation(practice=practice, now=NOW, trigger="test")
     assert Discrepancy.objects.count() == 7
     assert discrepancies(practice_id=practice.pk, show="open").count() == 6

@@ -85,7 +85,7 @@ def test_price_mismatch_and_dispute_count_and_resolution_time_shows(client, mana
     run_reconciliation(practice=practice, now=week + 3 * HOUR, trigger="test")
     mismatch = Discrepancy.objects.get(practice=practice)
     assert mismatch.kind == "price_mismatch"
-    resolve_discrepancy(discrepancy=mismatch, user=manager, note="Promo rate ended", now=week + 9 * HOUR)
+    resolve_discrepancy(discrepancy=mismatch, actor=services.Actor.staff(manager), note="Promo rate ended", now=week + 9 * HOUR)
     membership = active_membership(tier=tier, now=week - timedelta(days=10))
     entry = services.redeem_entitlement(membership=membership, service=facial, actor=services.Actor.system(),
                                         idempotency_key="r1", now=week + 30 * HOUR)
@@ -131,7 +131,7 @@ def test_reconciliation_trend_and_latest_run(client, manager, glow, practice):
                                 idempotency_key="walk-in", now=now - timedelta(days=4))
     run_reconciliation(practice=practice, now=now - timedelta(days=2), trigger="test")
     assert Discrepancy.objects.count() == 2                  # S1's price, S2's HydraFacial balance
-    resolve_discrepancy(discrepancy=Discrepancy.objects.get(kind="balance_mismatch"), user=manager,
+    resolve_discrepancy(discrepancy=Discrepancy.objects.get(kind="balance_mismatch"), actor=services.Actor.staff(manager),
                         note="Counted at the desk", now=now - timedelta(days=1))
     run_reconciliation(practice=practice, now=now - HOUR, trigger="test")
     html = dashboard(client, manager)
@@ -176,7 +176,7 @@ def test_query_count_does_not_grow_with_the_data(client, manager, glow, practice
     few = count()
     plant(6)
     for d in Discrepancy.objects.all():
-        resolve_discrepancy(discrepancy=d, user=manager, note="checked", now=week + 20 * HOUR)
+        resolve_discrepancy(discrepancy=d, actor=services.Actor.staff(manager), note="checked", now=week + 20 * HOUR)
     run_reconciliation(practice=practice, now=week + 21 * HOUR, trigger="test")
     assert Discrepancy.objects.count() >= 2
     assert count() == few

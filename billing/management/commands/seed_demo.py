@@ -304,7 +304,7 @@ class Command(BaseCommand):
                                              resolved_at__isnull=True).first()
             if row is not None:
                 at = min(datetime.combine(today - timedelta(days=days_ago), time(hour, 15), tzinfo=tz), now)
-                resolve_discrepancy(discrepancy=row, user=manager, note=note, now=at)
+                resolve_discrepancy(discrepancy=row, actor=services.Actor.staff(manager), note=note, now=at)
 
         load(sheet(fixed=False), night(23).replace(hour=16))
         reconcile(22)
