@@ -13,6 +13,7 @@ urlpatterns = [
     path("import/<int:batch_id>/", sheets.import_detail, name="import_detail"),
     path("import/<int:batch_id>/progress/", sheets.import_progress, name="import_progress"),
     path("import/<int:batch_id>/confirm/", sheets.import_confirm, name="import_confirm"),
+    path("import/<int:batch_id>/columns/", sheets.import_columns, name="import_columns"),
 ]
 urlpatterns += [
     path("reconciliation/", reconciliation.reconciliation, name="reconciliation"),

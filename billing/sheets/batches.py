@@ -52,6 +52,14 @@ def create_import_batch(*, practice: Practice, file_name: str, content: bytes, d
     )
 
 
+def recheck_with_columns(*, batch: ImportBatch, answers: dict[str, str], user=None, now: datetime) -> ImportBatch:
+    """A new check of the batch's file with the manager's answers about some columns (header → field,
+    "" to ignore) over the batch's own mapping."""
+    return create_import_batch(practice=batch.practice, file_name=batch.file_name, content=bytes(batch.content),
+                               dry_run=True, mapping_override={**(batch.mapping or {}), **answers},
+                               date_order=batch.date_order, user=user, now=now)
+
+
 def run_import_batch(*, batch_id: int, now: datetime, on_progress: ProgressCallback | None = None) -> ImportBatch:
     """Check the batch's file, and import it unless it is a dry run or has errors the manager did
     not choose to skip. Progress is saved as it goes, for the page's progress bar."""

@@ -12,14 +12,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing.models import ImportBatch, ImportStatus
+from memberships.models import Service
 from memberships.views.common import audit, practice_for, staff_page
 
-from .batches import column_rows, create_import_batch, enqueue_import
-from .columns import FIELD_LABELS
+from .batches import column_rows, create_import_batch, enqueue_import, recheck_with_columns
+from .columns import BALANCE_PREFIX, FIELD_LABELS
+from .reading import SheetError, sniff_format
 from .values import DATE_ORDERS
 
 PERMISSION = "view_dashboard"
-
 
 
 class UploadForm(forms.Form):
@@ -42,12 +43,17 @@ class UploadForm(forms.Form):
             (key, label) for key, label in DATE_ORDERS.items()]
 
     def clean_file(self):
+        """The file's size, and what it is by its content (a PDF renamed .csv is refused as a PDF)."""
         upload = self.cleaned_data["file"]
         if upload.size > settings.IMPORT_MAX_UPLOAD_BYTES:
             raise forms.ValidationError(
                 f"The file is larger than {settings.IMPORT_MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
-        if not upload.name.lower().endswith((".csv", ".txt", ".xlsx", ".xlsm")):
-            raise forms.ValidationError("Upload a .csv or .xlsx file.")
+        content = upload.read()
+        try:
+            sniff_format(content)
+        except SheetError as exc:
+            raise forms.ValidationError(f"{upload.name}: {exc}") from None
+        self.content = content
         return upload
 
     def clean_mapping(self):
@@ -73,7 +79,7 @@ def import_upload(request):
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        batch = create_import_batch(practice=practice, file_name=upload.name, content=upload.read(), dry_run=True,
+        batch = create_import_batch(practice=practice, file_name=upload.name, content=form.content, dry_run=True,
                                     mapping_override=form.cleaned_data["mapping"],
                                     date_order=form.cleaned_data["date_order"], user=request.user, now=timezone.now())
         audit(request, action="import_checked", obj=batch, detail={"sha256": batch.sha256})
@@ -93,11 +99,49 @@ def import_detail(request, batch_id: int):
         "batch": batch, "actions": actions[:500], "more_actions": max(0, len(actions) - 500),
         "errors": batch.errors[:1000], "more_errors": max(0, len(batch.errors) - 1000),
         "columns": column_rows(batch.report),
+        "suggestions": _suggestions(batch),
         "can_import": batch.dry_run and batch.status == ImportStatus.VALIDATED and not batch.errors
         and (batch.created_count or batch.changed_count),
         "can_import_valid": batch.dry_run and batch.status == ImportStatus.VALIDATED and batch.errors
         and not any(e["line"] == 0 for e in batch.errors) and (batch.created_count or batch.changed_count),
     })
+
+
+def _suggestions(batch: ImportBatch) -> list[dict]:
+    """The balance-like columns of a check the manager is asked about, each with the services to choose
+    from (the suggested one first, selected)."""
+    found = batch.report.get("suggestions", [])
+    if not found or batch.status != ImportStatus.VALIDATED:
+        return []
+    services = [(f"{BALANCE_PREFIX}{code}", name) for code, name in
+                Service.objects.filter(practice=batch.practice, active=True).order_by("name").values_list("code", "name")]
+    return [{**item, "choices": services} for item in found]
+
+
+@staff_page(PERMISSION)
+@require_POST
+def import_columns(request, batch_id: int):
+    """The manager's answer about balance-like columns: check the same file again with them mapped
+    (to a service's balance, or ignored)."""
+    checked = _batch(request, batch_id)
+    asked = {item["header"] for item in checked.report.get("suggestions", [])}
+    if not (checked.dry_run and checked.status == ImportStatus.VALIDATED and asked):
+        raise Http404
+    valid = {f"{BALANCE_PREFIX}{code}" for code in
+             Service.objects.filter(practice=checked.practice, active=True).values_list("code", flat=True)}
+    answers = {}
+    for number in range(len(asked)):
+        header = request.POST.get(f"column-{number}-header", "")
+        target = request.POST.get(f"column-{number}-target")
+        if header in asked and target is not None and (target in valid or target == ""):
+            answers[header] = target
+    if len(answers) != len(asked):
+        messages.error(request, "Choose a service, or to ignore it, for every column asked about.")
+        return redirect("mirror:import_detail", batch_id=checked.pk)
+    batch = recheck_with_columns(batch=checked, answers=answers, user=request.user, now=timezone.now())
+    audit(request, action="import_checked", obj=batch, detail={"checked_batch": checked.pk, "sha256": batch.sha256})
+    enqueue_import(batch.pk)
+    return redirect("mirror:import_detail", batch_id=batch.pk)
 
 
 @staff_page(PERMISSION)

@@ -84,11 +84,18 @@ class Command(BaseCommand):
             out.write("Columns:")
         for header, field, note in columns:
             out.write(f"  {header} → {field or 'ignored'}" + (f": {note}" if note else ""))
+        for item in batch.report.get("suggestions", []):
+            target = item["target"] or "balance:<service code>"
+            what = f"the {item['service']} balance" if item["service"] else "a balance"
+            out.write(self.style.WARNING(
+                f"Column '{item['header']}' looks like {what}: run again with --map '{item['header']}={target}' "
+                f"to read it so, or --map '{item['header']}=' to ignore it."))
         verb = "would be" if batch.dry_run else ("were" if batch.status == ImportStatus.IMPORTED else "would be")
         out.write(f"{batch.total_rows} rows: {batch.created_count} {verb} created, {batch.changed_count} changed, "
                   f"{batch.unchanged_count} unchanged, {batch.rejected_count} rejected.")
         for action in batch.report.get("actions", [])[:50]:
-            out.write(f"  line {action['line']}: {action['action']} {action['member_number']}: {action['detail']}")
+            number = action["member_number"] or "(next number)"
+            out.write(f"  line {action['line']}: {action['action']} {number}: {action['detail']}")
         if len(batch.report.get("actions", [])) > 50:
             out.write(f"  … and {len(batch.report['actions']) - 50} more")
         for error in batch.errors:
