@@ -3,13 +3,12 @@ itself (record exceptions), and the treatments held for review before the `redem
 Front desk and managers (`manage_membership`) see their practice's open ones and close them:
 resolve with a note, or — for a held treatment — apply it now (spent through the ledger, once per
 appointment) or dismiss it. Thin: the selector reads, `exceptions` services write, each change is
-audited once (a double submit changes and audits nothing the second time)."""
+audited once, by the service (a double submit changes and audits nothing the second time)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -17,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from integrations.models import RecordException, RecordExceptionKind
 from memberships.errors import LedgerError
-from memberships.views.common import audit, practice_scope, staff_page
+from memberships.views.common import client_ip, practice_scope, staff_page
 
 from . import exceptions
 from .selectors import open_record_exceptions
@@ -63,17 +62,13 @@ def _exception(request, exception_id: int) -> RecordException:
     return get_object_or_404(rows if scope is None else rows.filter(practice_id=scope), pk=exception_id)
 
 
-def _act(request, exception_id: int, *, action: str, run, done: str):
-    """Run one service on one exception, audit it when it changed something, and go back."""
+def _act(request, exception_id: int, *, run, done: str):
+    """Run one service on one exception (it writes its audit row when it changed something) and go back."""
     row = _exception(request, exception_id)
     now = timezone.now()
     try:
-        with transaction.atomic():
-            result = run(row, now)
-            changed = result.resolved_at == now
-            if changed:
-                audit(request, action=action, obj=result, member=result.member,
-                      detail={"kind": result.kind, "status": result.status, "appointment": result.appointment_ref})
+        result = run(row, now)
+        changed = result.resolved_at == now
     except LedgerError as exc:
         messages.error(request, exc.message)
     else:
@@ -89,9 +84,9 @@ def _act(request, exception_id: int, *, action: str, run, done: str):
 @staff_page(PERMISSION)
 def resolve(request, exception_id: int):
     note = request.POST.get("note", "")
-    return _act(request, exception_id, action="record_exception_resolve", done="Resolved.",
+    return _act(request, exception_id, done="Resolved.",
                 run=lambda row, now: exceptions.resolve_record_exception(
-                    record_exception=row, user=request.user, note=note, now=now))
+                    record_exception=row, user=request.user, note=note, now=now, ip_address=client_ip(request)))
 
 
 @require_POST
@@ -100,16 +95,16 @@ def apply(request, exception_id: int):
     if not request.user.has_perm("memberships.redeem_entitlement"):
         raise PermissionDenied
     confirmed = request.POST.get("confirm") == "1"
-    return _act(request, exception_id, action="record_exception_apply",
-                done="Applied: the treatment was redeemed from the member's balance.",
+    return _act(request, exception_id, done="Applied: the treatment was redeemed from the member's balance.",
                 run=lambda row, now: exceptions.apply_record_exception(
                     record_exception=row, user=request.user, now=now, manager_confirmed=confirmed,
-                    note=request.POST.get("note", "")))
+                    note=request.POST.get("note", ""), ip_address=client_ip(request)))
 
 
 @require_POST
 @staff_page(PERMISSION)
 def dismiss(request, exception_id: int):
-    return _act(request, exception_id, action="record_exception_dismiss", done="Dismissed: nothing was spent.",
+    return _act(request, exception_id, done="Dismissed: nothing was spent.",
                 run=lambda row, now: exceptions.dismiss_record_exception(
-                    record_exception=row, user=request.user, now=now, note=request.POST.get("note", "")))
+                    record_exception=row, user=request.user, now=now, note=request.POST.get("note", ""),
+                    ip_address=client_ip(request)))
