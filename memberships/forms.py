@@ -17,7 +17,7 @@ MAX_FORM_AMOUNT = Decimal(1_000_000)
 class SearchForm(forms.Form):
     q = forms.CharField(label="Name, phone, email or member number", max_length=100, required=False,
                         widget=forms.TextInput(attrs={"type": "search", "autofocus": True, "autocomplete": "off",
-                                                      "placeholder": "e.g. Garcia, 415 555 0123, M000042"}))
+                                                      "placeholder": "Name, phone, email or member number"}))
 
 
 class TokenForm(forms.Form):

@@ -18,6 +18,8 @@ from billing.models import (
     StepStatus,
 )
 
+from memberships.display import format_money
+
 from .cases import CARD_UPDATE_STEP_BASE, MANUAL_STEP_BASE
 
 
@@ -47,11 +49,11 @@ class OpenCase:
     last_contacted_at: datetime | None
     next_action: NextAction | None
     unreachable: bool = False    # no SMS consent (or opted out) and no email: only a call reaches them
+    member_phone: str = ""       # E.164, for the call
 
     @property
     def amount_display(self) -> str:
-        return f"${self.amount_cents / 100:,.2f}" if self.currency == "usd" else \
-            f"{self.currency.upper()} {self.amount_cents / 100:,.2f}"
+        return format_money(self.amount_cents, self.currency)
 
 
 def _label(step: DunningStep, exhausted_action_display: str) -> str:
@@ -92,12 +94,33 @@ def open_dunning_cases(practice_id: int) -> list[OpenCase]:
             decline_code=case.decline_code, hard=case.hard, opened_at=case.opened_at,
             policy_version=case.policy.version, retries_made=case.retries_made,
             messages_sent=case.messages_sent, last_contacted_at=case.last_contacted_at,
-            unreachable=not case.member.email and not case.member.can_receive_sms,
+            unreachable=not case.member.email and not case.member.can_receive_sms, member_phone=case.member.phone,
             next_action=NextAction(kind=step.kind, due_at=step.due_at,
                                    label=_label(step, case.policy.get_exhausted_action_display()))
             if step else None,
         ))
     return rows
+
+
+def chart_failed_at(member_path: str):
+    """Chart figure: when the member's open case's charge last failed (None without an open case),
+    read in the chart's own query (`memberships.selectors.register_chart_count`)."""
+    from django.db.models import OuterRef, Subquery
+
+    cases = DunningCase.objects.filter(member_id=OuterRef(f"{member_path}id"), status=DunningCaseStatus.OPEN)
+    return Subquery(cases.order_by("-last_failure_at").values("last_failure_at")[:1])
+
+
+def chart_next_retry_at(member_path: str):
+    """Chart figure: when the member's open case is next retried, if a retry is planned (a hard
+    decline is never retried on schedule; a card update retries at once)."""
+    from django.db.models import OuterRef, Subquery
+
+    steps = DunningStep.objects.filter(
+        case__member_id=OuterRef(f"{member_path}id"), case__status=DunningCaseStatus.OPEN,
+        kind=StepKind.RETRY, status=StepStatus.PENDING,
+    ).exclude(case__hard=True, number__lt=CARD_UPDATE_STEP_BASE)
+    return Subquery(steps.order_by("due_at").values("due_at")[:1])
 
 
 def amount_at_risk(practice_id: int) -> dict[str, int]:

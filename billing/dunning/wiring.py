@@ -1,8 +1,14 @@
-"""Connections made when the app is ready. None at present: the dunning schedule is listed with every
-periodic job in `medspa.schedules`."""
+"""Connections made when the app is ready: the chart's payment line (when the open case's charge
+failed and when it is retried next), read in the chart's own query. The dunning schedule is listed
+with every periodic job in `medspa.schedules`."""
 
 from __future__ import annotations
 
 
 def connect(app_config) -> None:
-    """Nothing to connect (the dunning run's schedule is created by `medspa.schedules`)."""
+    from memberships.selectors import register_chart_count
+
+    from .selectors import chart_failed_at, chart_next_retry_at
+
+    register_chart_count("payment_failed_at", chart_failed_at)
+    register_chart_count("payment_retry_at", chart_next_retry_at)

@@ -1,18 +1,34 @@
 from django import template
 
+from memberships.display import format_money, format_phone
+
 register = template.Library()
 
 
 @register.filter
-def cents(value):
-    """Integer cents as dollars: 19900 -> $199.00."""
-    if value is None or value == "":
-        return ""
-    value = int(value)
-    sign = "-" if value < 0 else ""
-    return f"{sign}${abs(value) / 100:,.2f}"
+def money(value, currency="usd"):
+    """Integer cents as money, the one way every page shows an amount: 19900 -> $199.00;
+    `{{ cents|money:currency }}` for another currency."""
+    return format_money(value, currency)
+
+
+# The filter's older name: the same function, so an amount reads the same on every page.
+register.filter("cents", money)
+
+
+@register.filter
+def phone(value):
+    """A stored E.164 number as people write it: +16265550005 -> (626) 555-0005 at a US practice,
+    other countries in international format."""
+    return format_phone(value)
 
 
 @register.filter
 def get_item(mapping, key):
     return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.filter
+def stage_allows(practice, stage):
+    """Whether the practice's automation stage is `stage` or later: `{% if practice|stage_allows:"dunning" %}`."""
+    return bool(practice) and practice.stage_at_least(stage)

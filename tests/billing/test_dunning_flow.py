@@ -221,7 +221,12 @@ def test_below_the_dunning_stage_nothing_leaves(membership, dunning_practice, fa
     assert fake_processor.charges == [] and sms_to(member) == [] and emails_to(member) == []
     assert set(DunningMessage.objects.values_list("status", flat=True)) == {MessageStatus.SHADOWED}
     assert set(DunningAttempt.objects.values_list("status", flat=True)) == {AttemptStatus.SHADOWED}
-    assert "Would have sent" in Event.objects.filter(kind=EventKind.DUNNING_MESSAGE).first().summary
+    # The timeline says in plain words what did not happen and why, without the stage's code name.
+    summary = Event.objects.filter(kind=EventKind.DUNNING_MESSAGE).first().summary
+    assert "not sent" in summary and "automatic reminders are off for this practice" in summary
+    assert "stage" not in summary and "dunning" not in summary
+    retry = Event.objects.filter(kind=EventKind.DUNNING_RETRY).first().summary
+    assert "not made" in retry and "automatic retries are off for this practice" in retry and "stage" not in retry
     # The chart flag is ours: it shows from the alerts stage on.
     assert ChartFlag.objects.filter(member=member).exists()
     assert refresh(case).status == DunningCaseStatus.EXHAUSTED
