@@ -5,24 +5,29 @@ writes commit or roll back with the outcome's; nothing here calls the outside wo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from memberships.models import Membership
 
-from .dunning.declines import is_hard_decline
-from .dunning.cases import cancel_cases_of_membership, close_case_for_payment, open_case_for_failure
+from .dunning.cases import cancel_cases_of_membership, close_case_for_payment
+from .dunning.opening import failure_of_invoice, open_case_for_failure
 from .models import Invoice
 
 
 def charge_failed(*, invoice: Invoice, membership: Membership, hard: bool, failure_code: str, decline_code: str,
                   action_required: bool, attempt_count: int, superseded: bool, now: datetime) -> None:
-    """A failed attempt opens (or folds into) the invoice's case. `superseded`: a newer cycle was paid
-    already, so the case is opened for what is owed but the membership stays as it is."""
-    code = decline_code or failure_code or ""
+    """A failed attempt opens (or folds into) the invoice's case at once (the chart flag shows before
+    the next dunning run), read from the invoice just mirrored as the dunning run's sweep reads the
+    failures it finds (`failure_of_invoice`). `superseded`: a newer cycle was paid already, so the
+    case is opened for what is owed but the membership stays as it is."""
+    item = failure_of_invoice(invoice, mark_past_due=not superseded, now=now)
+    if hard and not item.hard:
+        item = replace(item, hard=True)
     open_case_for_failure(
-        membership=membership, invoice_ref=invoice.processor_invoice_id, amount_cents=invoice.amount_cents,
-        currency=invoice.currency, decline_code=code, hard=bool(hard) or is_hard_decline(decline_code, failure_code),
-        now=now, failed_at=invoice.failed_at or now, mark_past_due=not superseded,
+        membership=membership, invoice_ref=item.invoice_ref, amount_cents=item.amount_cents, currency=item.currency,
+        decline_code=item.decline_code, hard=item.hard, now=now, failed_at=item.failed_at,
+        mark_past_due=item.mark_past_due,
     )
 
 

@@ -14,7 +14,6 @@ from .cases import (
     cancel_case_for_invoice,
     close_case_for_payment,
     mark_contacted,
-    open_case_for_failure,
 )
 from .messages import (
     record_message_sent,
@@ -22,6 +21,7 @@ from .messages import (
     record_message_undeliverable,
     resend_card_link,
 )
+from .opening import open_case_for_failure
 from .retries import (
     rearm_unreachable_retry,
     record_retry_result,

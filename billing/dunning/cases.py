@@ -4,7 +4,8 @@ Event on the member's timeline, in the same transaction. Also the helpers the ot
 share: the case's lock, its events, its steps' bookkeeping.
 
 Hand-off points for the processor side (no vendor knowledge here):
-- `open_case_for_failure(...)`  on every failed charge of an invoice (duplicates welcome);
+- `opening.open_case_for_failure(...)` on every failed charge of an invoice (duplicates welcome;
+  opening, for one failure or a sweep's many, is `opening`);
 - `close_case_for_payment(...)` on every paid invoice (ours or the processor's retries, or the
   member paying after a card update);
 - `cancel_case_for_invoice(...)` when the invoice is voided / written off;
@@ -16,16 +17,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Min
 
-from billing.models import DunningCase, DunningCaseStatus, DunningPolicy, DunningStep, StepKind, StepStatus
+from billing.models import DunningCase, DunningCaseStatus, DunningStep, StepKind, StepStatus
 from memberships import services as ledger
-from memberships.models import AutomationStage, EventKind, Membership, MembershipStatus
+from memberships.models import AutomationStage, Event, EventKind, Member, Membership, MembershipStatus
 from memberships.services import Actor
-
-from .declines import is_hard_decline
-from .policy import current_policy, plan_steps
+from memberships.services.common import record_events
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +33,24 @@ SYSTEM = Actor.system("dunning")
 # CARD_UPDATE_STEP_BASE, a step staff asked for from MANUAL_STEP_BASE.
 CARD_UPDATE_STEP_BASE = 100
 MANUAL_STEP_BASE = 200
-OPENABLE = (MembershipStatus.ACTIVE, MembershipStatus.PENDING, MembershipStatus.PAST_DUE, MembershipStatus.LAPSED)
 
 
 # --- what every dunning module shares -------------------------------------------------------------
 
+def case_event(case: DunningCase, *, kind: str, summary: str, payload: dict, now: datetime,
+               actor: Actor = SYSTEM) -> Event:
+    """A timeline event of the case (unsaved): the case and its invoice in the payload."""
+    event = Event(practice_id=case.member.practice_id, member=case.member, membership=case.membership, kind=kind,
+                  summary=summary[:300], payload={"case_id": case.pk, "invoice_ref": case.invoice_ref, **payload},
+                  actor_type=actor.type, actor_user_id=actor.user_id, created_at=now)
+    if Member._meta.get_field("practice").is_cached(case.member):
+        event.practice = case.member.practice  # the outbox fan-out reads it: spare it a query
+    return event
+
+
 def record_case_event(case: DunningCase, *, kind: str, summary: str, payload: dict, now: datetime,
                       actor: Actor = SYSTEM) -> None:
-    ledger.record_event(membership=case.membership, member=case.member, kind=kind, summary=summary,
-                        payload={"case_id": case.pk, "invoice_ref": case.invoice_ref, **payload},
-                        actor=actor, now=now)
+    record_events([case_event(case, kind=kind, summary=summary, payload=payload, now=now, actor=actor)])
 
 
 def stage_allows_member_effects(case: DunningCase) -> bool:
@@ -97,90 +104,6 @@ def finish_case(case: DunningCase, *, status: str, reason: str, now: datetime, a
     record_case_event(case, kind=EventKind.DUNNING_CLOSED, now=now, actor=actor,
                       summary=f"Dunning {status}: {reason}"[:300],
                       payload={"status": status, "policy_version": case.policy.version})
-
-
-# --- opening ----------------------------------------------------------------------------------------
-
-def open_case_for_failure(*, membership: Membership, invoice_ref: str, amount_cents: int, currency: str = "usd",
-                          decline_code: str = "", hard: bool | None = None, now: datetime,
-                          failed_at: datetime | None = None, mark_past_due: bool = True) -> DunningCase | None:
-    """Open the invoice's dunning case, or fold a repeated / late failure webhook into it.
-
-    One case per (practice, invoice) whatever the number and order of failure webhooks; a failure
-    for an already closed case changes nothing. Returns None when the membership is not one that
-    dunning applies to (cancelled or paused)."""
-    if not invoice_ref:
-        raise ValueError("invoice_ref is required")
-    if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents < 0:
-        raise ValueError("amount_cents must be a whole number of cents, at least 0")
-    hard = is_hard_decline(decline_code) if hard is None else hard
-    failure = {"decline_code": decline_code, "hard": hard, "failed_at": failed_at or now, "now": now}
-    practice_id = membership.member.practice_id
-    with transaction.atomic():
-        existing = DunningCase.objects.filter(practice_id=practice_id, invoice_ref=invoice_ref).values_list(
-            "pk", flat=True).first()
-        if existing is not None:
-            return _fold_failure(existing, **failure)
-        locked = Membership.objects.select_for_update(of=("self",)).select_related(
-            "member__practice").get(pk=membership.pk)
-        if locked.status not in OPENABLE:
-            logger.info("no dunning case for membership %s (status %s)", locked.pk, locked.status)
-            return None
-        policy = current_policy(practice=locked.member.practice, now=now)
-        try:
-            with transaction.atomic():
-                case = DunningCase.objects.create(
-                    practice_id=practice_id, member=locked.member, membership=locked, policy=policy,
-                    invoice_ref=invoice_ref, amount_cents=amount_cents, currency=currency.lower(),
-                    decline_code=decline_code, hard=hard, last_failure_at=failure["failed_at"], opened_at=now,
-                )
-        except IntegrityError:  # a concurrent twin opened it first
-            existing = DunningCase.objects.get(practice_id=practice_id, invoice_ref=invoice_ref)
-            return _fold_failure(existing.pk, **failure)
-        case = lock_case(case.pk)
-        _start_case(case, policy, membership=locked, mark_past_due=mark_past_due, now=now)
-        return case
-
-
-def _fold_failure(case_id: int, *, decline_code: str, hard: bool, failed_at: datetime, now: datetime) -> DunningCase:
-    """Another failure of the invoice: counted; the newest failure's code kept; a hard decline stops
-    the retries of an open case."""
-    case = lock_case(case_id)
-    case.failure_count += 1
-    fields = ["failure_count"]
-    if failed_at >= case.last_failure_at:
-        case.last_failure_at = failed_at
-        fields.append("last_failure_at")
-        if decline_code and not case.hard:
-            case.decline_code = decline_code
-            fields.append("decline_code")
-    case.save(update_fields=fields)
-    if case.status == DunningCaseStatus.OPEN and hard and not case.hard:
-        stop_retries(case, decline_code=decline_code, now=now)
-    return case
-
-
-def _start_case(case: DunningCase, policy: DunningPolicy, *, membership: Membership, mark_past_due: bool,
-                now: datetime) -> None:
-    """A new case: its steps planned, the opening on the timeline, the membership past due (unless a
-    newer cycle was paid already) and the chart flagged."""
-    plan_steps(case, policy)
-    amount_cents, decline_code, hard = case.amount_cents, case.decline_code, case.hard
-    summary = (f"Dunning opened: {case.currency.upper()} {amount_cents / 100:,.2f} declined"
-               f" ({decline_code or 'no code'}, {'hard' if hard else 'soft'}); policy v{policy.version}")
-    record_case_event(case, kind=EventKind.DUNNING_OPENED, now=now, summary=summary,
-                      payload={"policy_id": policy.pk, "policy_version": policy.version, "amount_cents": amount_cents,
-                               "currency": case.currency, "decline_code": decline_code, "hard": hard})
-    if not membership.member.email and not membership.member.can_receive_sms:
-        record_case_event(case, kind=EventKind.DUNNING, now=now,
-                          summary="No message can reach this member (no SMS consent, no email): call them",
-                          payload={"unreachable": True})
-    if mark_past_due and membership.status in (MembershipStatus.ACTIVE, MembershipStatus.PENDING):
-        ledger.mark_past_due(membership=membership, actor=SYSTEM, idempotency_key=f"dunning:past-due:{case.pk}",
-                             now=now, invoice_ref=case.invoice_ref)
-    ledger.set_chart_flag(member=case.member, membership=membership, source="dunning", source_ref=case.flag_ref,
-                          text=policy.flag_text, reason="card_declined", actor=SYSTEM, now=now)
-    refresh_next_action(case)
 
 
 # --- closing ----------------------------------------------------------------------------------------

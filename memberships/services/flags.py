@@ -8,9 +8,22 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 
-from memberships.models import ChartFlag, ChartFlagStatus, EventKind, Member, Membership
+from memberships.models import ChartFlag, ChartFlagStatus, Event, EventKind, Member, Membership
 
-from .common import Actor, record_event
+from .common import Actor, record_event, record_events
+
+
+def flagged_event(flag: ChartFlag, *, reason: str, actor: Actor, now: datetime) -> Event:
+    """The FLAGGED timeline event of a flag just raised (unsaved), whichever path raised it (one
+    flag here, a sweep's many in `billing.dunning.opening`)."""
+    event = Event(practice_id=flag.practice_id, member=flag.member, membership=flag.membership, kind=EventKind.FLAGGED,
+                  summary=f"Chart flagged: {flag.text}"[:300],
+                  payload={"flag_id": flag.pk, "source": flag.source, "source_ref": flag.source_ref, "text": flag.text,
+                           "reason": (reason or flag.source)[:40]},
+                  actor_type=actor.type, actor_user_id=actor.user_id, created_at=now)
+    if Member._meta.get_field("practice").is_cached(flag.member):
+        event.practice = flag.member.practice  # the outbox fan-out reads it: spare it a query
+    return event
 
 
 def set_chart_flag(*, member: Member, membership: Membership | None = None, source: str, source_ref: str,
@@ -26,11 +39,7 @@ def set_chart_flag(*, member: Member, membership: Membership | None = None, sour
                 practice_id=member.practice_id, member=member, membership=membership, source=source,
                 source_ref=source_ref, text=text[:200], opened_at=now,
             )
-            record_event(member=member, membership=membership, kind=EventKind.FLAGGED,
-                         summary=f"Chart flagged: {flag.text}",
-                         payload={"flag_id": flag.pk, "source": source, "source_ref": source_ref, "text": flag.text,
-                                  "reason": (reason or source)[:40]},
-                         actor=actor, now=now)
+            record_events([flagged_event(flag, reason=reason, actor=actor, now=now)])
             return flag
     except IntegrityError:
         return ChartFlag.objects.get(source_ref=source_ref, status=ChartFlagStatus.OPEN)
