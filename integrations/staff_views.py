@@ -12,7 +12,8 @@ from django.utils import timezone
 from memberships import selectors
 from memberships.errors import LedgerError
 from memberships.models import Member, MembershipStatus
-from memberships.views.common import audit, practice_scope, staff_page
+from memberships.services.common import Actor, write_audit
+from memberships.views.common import client_ip, practice_scope, staff_page
 
 from . import services as edge
 
@@ -38,10 +39,12 @@ def card_link(request, member_id: int):
     context = {"member": member, "membership": membership, "url": None, "error": None,
                "starting": not membership.processor_subscription_id}
     if request.method == "POST":
+        now, actor = timezone.now(), Actor.staff(request.user, ip_address=client_ip(request))
         try:
             with transaction.atomic():
-                context["url"] = edge.card_link(membership=membership, now=timezone.now())
-                audit(request, action="card_link", obj=membership, member=member)
+                context["url"] = edge.card_link(membership=membership, now=now)
+                write_audit(actor=actor, action="card_link", obj=membership, member=member,
+                            detail={"starting": context["starting"]}, now=now)
         except LedgerError as exc:
             context["error"] = exc.message
             return render(request, "integrations/card_link.html", context, status=409)

@@ -334,11 +334,12 @@ class StripeProcessor:
         return RetryOutcome.succeeded(charge=fact if isinstance(fact, ChargeSucceeded) else None)
 
     def card_update_url(self, *, customer_id: str, return_url: str) -> str:
-        """The Billing Portal: the member replaces the card and it becomes the default for invoices.
-        A session lives for minutes, so our messages link to us and we open one per click."""
-        session = self._call(self.client.v1.billing_portal.sessions.create,
-                             {"customer": customer_id, "return_url": return_url})
-        return str(session["url"])
+        """A Billing Portal session limited to replacing the card (`card_link_portal`); it becomes the
+        default for invoices. A session lives for minutes, so our messages link to us and we open one
+        per click."""
+        from .card_link_portal import card_update_session_url
+
+        return card_update_session_url(self, customer_id=customer_id, return_url=return_url)
 
     def use_saved_card(self, *, customer_ref: str, setup_ref: str, subscription_ref: str,
                        idempotency_key: str) -> str:

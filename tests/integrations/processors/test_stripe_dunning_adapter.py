@@ -73,6 +73,14 @@ def test_server_errors_are_unavailable(stripe_api):
 
 
 def test_card_update_page_is_a_billing_portal_session(stripe_api):
+    from django.core.cache import cache
+
+    cache.clear()
+    stripe_api.expect_request("/v1/billing_portal/configurations", method="GET").respond_with_json(
+        {"object": "list", "data": [], "has_more": False})
+    stripe_api.expect_request("/v1/billing_portal/configurations", method="POST").respond_with_json(
+        {"id": "bpc_card_only", "object": "billing_portal.configuration", "active": True,
+         "metadata": {"medspa_purpose": "card-update-v1"}})
     stripe_api.expect_request("/v1/billing_portal/sessions", method="POST").respond_with_json(
         fixture("billing_portal_session.json"))
     url = StripeProcessor.from_settings().card_update_url(customer_id="cus_test", return_url="https://ledger.example.com/x")
@@ -80,3 +88,4 @@ def test_card_update_page_is_a_billing_portal_session(stripe_api):
     request, _ = stripe_api.log[-1]
     body = request.get_data(as_text=True)
     assert "customer=cus_test" in body and "return_url=https" in body
+    cache.clear()
