@@ -31,7 +31,7 @@ def test_manager_checks_then_imports(client, manager, glow, tasks_inline, django
     client.force_login(manager)
     page = upload(client, django_capture_on_commit_callbacks, GOOD_CSV.encode(), "members.csv")
     text = page.content.decode()
-    assert "Checked (dry run)" in text and "What importing would do" in text
+    assert ">Checked</span> no problems" in text and "What importing would do" in text
     assert "opening balance 1 HydraFacial, $50.00 Product credit" in text
     assert Member.objects.count() == 0
     checked = ImportBatch.objects.get()
@@ -67,11 +67,57 @@ def test_only_managers_may_import(client, front_desk, glow):
     assert client.post(reverse("mirror:import_upload"), {}).status_code == 403
 
 
-def test_wrong_file_type_is_a_form_error(client, manager, glow):
+@pytest.mark.parametrize("name", ["members.pdf", "members.csv", "members.txt"])
+def test_a_file_that_is_not_a_spreadsheet_is_a_form_error_by_its_content(client, manager, glow, name):
+    from html import unescape
+
     client.force_login(manager)
-    page = client.post(reverse("mirror:import_upload"), {"file": SimpleUploadedFile("members.pdf", b"%PDF-1.4")})
-    assert "Upload a .csv or .xlsx file." in page.content.decode()
+    page = client.post(reverse("mirror:import_upload"), {"file": SimpleUploadedFile(name, b"%PDF-1.4\n%\xe2\xe3")})
+    assert (f"{name}: The file is a PDF document, not a spreadsheet. Upload a .csv or .xlsx file"
+            in unescape(page.content.decode()))
     assert ImportBatch.objects.count() == 0
+
+
+def test_a_balance_like_column_is_confirmed_in_a_form_then_imported(client, manager, glow, practice, tasks_inline,
+                                                                    django_capture_on_commit_callbacks):
+    from html import unescape
+
+    from .test_import import balances
+
+    client.force_login(manager)
+    content = (b"\xef\xbb\xbfClient Name,Email Address,Plan,Member Since,Facials remaining\r\n"
+               b"Ann Lee,ann@example.com,Glow,3/14/2024,2\r\n,,,,\r\n")
+    text = unescape(upload(client, django_capture_on_commit_callbacks, content, "Export.csv").content.decode())
+    assert "Columns that look like balances" in text
+    assert '<option value="balance:hydrafacial" selected>HydraFacial (suggested)</option>' in text
+    assert "column 'Facials remaining' looks like a balance: is it the HydraFacial balance?" in text
+    assert "next number" in text                 # the row would get the practice's next number
+    assert "Import 1 new" not in text            # not importable until the column is settled
+    checked = ImportBatch.objects.get()
+    page = submit(client, django_capture_on_commit_callbacks, reverse("mirror:import_columns", args=[checked.pk]),
+                  {"column-0-header": "Facials remaining", "column-0-target": "balance:hydrafacial"})
+    text = unescape(page.content.decode())
+    assert "opening balance 2 HydraFacial" in text and "Columns that look like balances" not in text
+    rechecked = ImportBatch.objects.latest("id")
+    assert rechecked.mapping == {"Facials remaining": "balance:hydrafacial"} and not rechecked.errors
+    assert AuditLog.objects.filter(action="import_checked", user=manager).count() == 2
+    submit(client, django_capture_on_commit_callbacks, reverse("mirror:import_confirm", args=[rechecked.pk]))
+    member = Member.objects.get()
+    assert member.member_number == "M000001" and balances("M000001")["hydrafacial"] == 2
+
+
+def test_a_column_asked_about_may_be_ignored(client, manager, glow, tasks_inline, django_capture_on_commit_callbacks):
+    client.force_login(manager)
+    content = b"Name,Email,Plan,Joined,Botox units left\nAnn Lee,ann@example.com,Glow,2025-01-05,20\n"
+    upload(client, django_capture_on_commit_callbacks, content, "members.csv")
+    checked = ImportBatch.objects.get()
+    submit(client, django_capture_on_commit_callbacks, reverse("mirror:import_columns", args=[checked.pk]),
+           {"column-0-header": "Botox units left", "column-0-target": "balance:nothing"})
+    assert ImportBatch.objects.count() == 1            # not a service of the practice: asked again
+    submit(client, django_capture_on_commit_callbacks, reverse("mirror:import_columns", args=[checked.pk]),
+           {"column-0-header": "Botox units left", "column-0-target": ""})
+    rechecked = ImportBatch.objects.latest("id")
+    assert rechecked.mapping == {"Botox units left": ""} and not rechecked.errors and rechecked.created_count == 1
 
 
 def test_the_check_shows_how_each_column_is_read_and_the_date_order_carries_to_the_import(
