@@ -1,13 +1,18 @@
-"""Admin for the record side: exceptions to resolve (with a note), and the service-code mapping."""
+"""Admin for the record side: exceptions to resolve (with a note), the service-code mapping, and the
+practice's record connection (credentials write-only, outbound URLs checked against SSRF)."""
 
 from __future__ import annotations
+
+import socket
 
 from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from memberships.admin import PracticeScopedAdmin, ReadOnlyAdmin
+from memberships.admin import PracticeAdmin, PracticeScopedAdmin, ReadOnlyAdmin
+from memberships.fields import SECRET_CONFIG_KEYS
+from memberships.models import Practice
 
 from integrations.models import (
     RecordAppointment,
@@ -17,6 +22,7 @@ from integrations.models import (
     RecordServiceMap,
 )
 
+from . import http
 from .exceptions import resolve_record_exception
 
 
@@ -77,3 +83,76 @@ class RecordAppointmentAdmin(ReadOnlyAdmin):
     list_display = ["appointment_ref", "practice", "cancelled_at", "cancel_reason", "completed_at", "first_seen_at"]
     list_filter = ["practice"]
     search_fields = ["appointment_ref"]
+
+
+# --- the practice's record connection: credentials write-only, URLs checked ---------------------------
+
+MASK = "(set: leave as it is to keep)"
+URL_KEYS = ("base_url", "outbound_url")
+
+
+class RecordConnectionForm(forms.ModelForm):
+    """The practice form with the record's credentials write-only: the webhook secret is never shown
+    (a box to replace it, a tick to remove it), and the credentials in `record_config` show as
+    "(set…)" — keep the mark to keep the value, type a new one to replace it. Outbound URLs must be
+    https and lead to a public host (`http.check_url`)."""
+
+    new_webhook_secret = forms.CharField(
+        required=False, strip=True, widget=forms.PasswordInput(render_value=False), label="Replace webhook secret",
+        help_text="Leave empty to keep the current secret.")
+    remove_webhook_secret = forms.BooleanField(required=False, label="Remove the webhook secret")
+
+    class Meta:
+        model = Practice
+        exclude = ["record_webhook_secret"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        config = dict(self.instance.record_config or {}) if self.instance.pk else {}
+        if "record_config" in self.fields:
+            self.initial["record_config"] = {k: MASK if k in SECRET_CONFIG_KEYS and v else v for k, v in config.items()}
+        state = "set" if self.instance.pk and self.instance.record_webhook_secret else "not set"
+        self.fields["new_webhook_secret"].help_text = f"Currently {state}. Leave empty to keep it."
+
+    def clean_record_config(self):
+        value = self.cleaned_data.get("record_config") or {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("The record settings must be a JSON object.")
+        stored = dict(self.instance.record_config or {}) if self.instance.pk else {}
+        value = {k: stored.get(k, "") if v == MASK else v for k, v in value.items()}
+        for key in URL_KEYS:
+            if value.get(key):
+                try:
+                    http.check_url(value[key])
+                except http.UnsafeUrl as exc:
+                    raise forms.ValidationError(f"{key}: {exc}") from None
+                except (socket.gaierror, UnicodeError):
+                    raise forms.ValidationError(f"{key}: the host does not resolve.") from None
+        return value
+
+    def save(self, commit=True):
+        practice = super().save(commit=False)
+        if self.cleaned_data.get("remove_webhook_secret"):
+            practice.record_webhook_secret = ""
+        elif self.cleaned_data.get("new_webhook_secret"):
+            practice.record_webhook_secret = self.cleaned_data["new_webhook_secret"]
+        if commit:
+            practice.save()
+            self.save_m2m()
+        return practice
+
+
+class RecordConnectionPracticeAdmin(PracticeAdmin):
+    form = RecordConnectionForm
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "webhook_secret_state"]
+
+    @admin.display(description="Webhook secret")
+    def webhook_secret_state(self, obj):
+        return "set" if obj is not None and obj.record_webhook_secret else "not set"
+
+
+if admin.site.is_registered(Practice):
+    admin.site.unregister(Practice)
+admin.site.register(Practice, RecordConnectionPracticeAdmin)

@@ -14,3 +14,6 @@ AXES_ENABLED = True
 # SDK at localstripe or a recorded-response server).
 STRIPE_API_BASE = "http://127.0.0.1:9"
 STRIPE_MAX_NETWORK_RETRIES = 0
+# The record tests' servers (FHIR, Zenoti and webhook stand-ins) listen on 127.0.0.1 over http; the
+# SSRF tests turn this off to see such URLs refused.
+RECORD_ALLOW_PRIVATE_URLS = True

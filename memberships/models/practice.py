@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 from django.db import models
 
+from memberships.fields import EncryptedTextField, SecretJSONField
 from memberships.validators import validate_time_zone
 
 
@@ -46,10 +47,11 @@ class Practice(models.Model):
     redemption_when_past_due = models.CharField(
         max_length=10, choices=RedemptionWhenPastDue.choices, default=RedemptionWhenPastDue.WARN
     )
-    # Which record (EHR) this practice's chart lives in, and its settings (ids, base URL).
+    # Which record (EHR) this practice's chart lives in, and its settings (ids, base URL); the
+    # credentials in it (api_key, token…) and the webhook secret are encrypted at rest.
     record_adapter = models.CharField(max_length=20, default="builtin")
-    record_config = models.JSONField(default=dict, blank=True)
-    record_webhook_secret = models.CharField(max_length=128, blank=True)
+    record_config = SecretJSONField(default=dict, blank=True)
+    record_webhook_secret = EncryptedTextField(blank=True)
     quiet_hours_start = models.TimeField(default="21:00")
     quiet_hours_end = models.TimeField(default="08:00")
     created_at = models.DateTimeField(auto_now_add=True)
