@@ -88,7 +88,7 @@ def _seed(now):
         events = []
         for ms in memberships:
             for days, kind, summary in ((40, EventKind.ENROLLED, "Enrolled in Glow at $199.00/month"),
-                                        (10, EventKind.CHARGE_SUCCEEDED, "Charge of 199.00 USD succeeded"),
+                                        (10, EventKind.CHARGE_SUCCEEDED, "Charge of $199.00 succeeded"),
                                         (10, EventKind.REFILLED, "Cycle 1 refilled (2 benefits)")):
                 events.append(Event(practice=practice, member_id=ms.member_id, membership=ms, kind=kind,
                                     summary=summary, payload={}, actor_type=ActorType.SYSTEM,

@@ -341,7 +341,8 @@ FLOOR_SQL = [
     INSERT INTO memberships_event (practice_id, member_id, membership_id, kind, summary, payload, actor_type,
                                    actor_user_id, created_at)
     SELECT practice_id, member_id, membership_id, 'charge_succeeded',
-           'Charge of ' || to_char(paid / 100.0, 'FM999,999,990.00') || ' ' || upper(currency) || ' succeeded',
+           'Charge of ' || CASE WHEN currency = 'usd' THEN '$' ELSE upper(currency) || ' ' END
+             || to_char(paid / 100.0, 'FM999,999,990.00') || ' succeeded',
            jsonb_build_object('invoice_id', invoice_id, 'invoice_ref', invoice_ref, 'amount_cents', paid,
                               'currency', currency, 'billing_reason', 'subscription_cycle', 'opens_cycle', true),
            'processor', NULL::integer, %(now)s

@@ -18,6 +18,7 @@ from datetime import timezone as dt_timezone
 from django.db import IntegrityError, transaction
 
 from memberships import services as ledger
+from memberships.display import format_money
 from memberships.errors import LedgerError
 from memberships.models import EventKind, Membership, MembershipStatus
 
@@ -119,7 +120,7 @@ def charge_succeeded_text(invoice: Invoice, *, billing_reason: str, cycle: bool)
 
 
 def _money(cents: int, currency: str) -> str:
-    return f"{cents / 100:,.2f} {currency.upper()}"
+    return format_money(cents, currency)
 
 
 def opens_cycle(*, charge: ChargeSucceeded, membership: Membership) -> tuple[bool, str]:

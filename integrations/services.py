@@ -31,8 +31,8 @@ def card_link(*, membership: Membership, now: datetime) -> str:
         raise IllegalTransition("The membership is cancelled.")
     starting = not membership.processor_subscription_id
     if starting and not membership.member.practice.stage_at_least(AutomationStage.TIER_SYNC):
-        raise NotAllowed("Subscriptions start from the ledger at the tier_sync stage; until then enroll the "
-                         "member at the processor.")
+        raise NotAllowed("Automatic subscription changes are off for this practice, so a subscription is not "
+                         "started from here: start it in the processor's dashboard.")
     processor = sync.get_processor()
     key = f"card-link:{membership.pk}:{int(now.timestamp())}"
     try:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from . import services
+from .display import format_phone
 from .errors import LedgerError
 from .validators import time_zone_names
 from .models import (
@@ -200,12 +201,16 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Member)
 class MemberAdmin(PracticeScopedAdmin):
-    list_display = ["member_number", "first_name", "last_name", "email", "phone", "sms_consent", "practice"]
+    list_display = ["member_number", "first_name", "last_name", "email", "phone_number", "sms_consent", "practice"]
     search_fields = ["member_number", "first_name", "last_name", "email", "phone"]
     list_filter = ["practice", "sms_consent"]
     # Set by the processor path only: an edited id would send another customer's webhooks here.
     readonly_fields = ["processor_customer_id"]
     inlines = [MembershipInline]
+
+    @admin.display(description="Phone", ordering="phone")
+    def phone_number(self, obj):
+        return format_phone(obj.phone)
 
 
 class BalanceInline(admin.TabularInline):

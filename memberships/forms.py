@@ -33,20 +33,51 @@ class TokenForm(forms.Form):
         return token
 
 
+# What the redeem form's quantity is counted in, by the kind of benefit chosen.
+QUANTITY_HELP = {
+    ServiceKind.TREATMENT: "Number of treatments (a whole number).",
+    ServiceKind.CREDIT: "Dollar amount, e.g. 25.00.",
+}
+
+
+class ServiceSelect(forms.Select):
+    """Each option carries the help its quantity needs (`data-help`), so the page's script can keep
+    the help under Quantity in step with the benefit chosen."""
+
+    option_help: dict[str, str] = {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        help_text = self.option_help.get(str(value))
+        if help_text:
+            option["attrs"]["data-help"] = help_text
+        return option
+
+
 class RedeemForm(TokenForm):
-    service = forms.TypedChoiceField(label="Service", coerce=int)
+    service = forms.TypedChoiceField(label="Service", coerce=int,
+                                     widget=ServiceSelect(attrs={"data-help-target": "id_quantity_help"}))
     quantity = forms.CharField(label="Quantity", initial="1", max_length=12,
-                               help_text="Dollars for a credit.",
-                               widget=forms.TextInput(attrs={"inputmode": "decimal", "size": 6}))
+                               widget=forms.TextInput(attrs={"inputmode": "decimal", "size": 6,
+                                                             "aria-describedby": "id_quantity_help"}))
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
 
     def __init__(self, *args, balances: list[BalanceLine], **kwargs):
         super().__init__(*args, **kwargs)
         self.lines = {line.service_id: line for line in balances}
+        offered = [line for line in balances if not line.frozen or line.available > 0]
         self.fields["service"].choices = [
-            (line.service_id, f"{line.service_name} — {line.available_display} available")
-            for line in balances if not line.frozen or line.available > 0
-        ]
+            (line.service_id, f"{line.service_name} — {line.available_display} available") for line in offered]
+        self.fields["service"].widget.option_help = {
+            str(line.service_id): QUANTITY_HELP.get(line.service_kind, "") for line in offered}
+        self.fields["quantity"].help_text = self._quantity_help(offered)
+
+    def _quantity_help(self, offered: list[BalanceLine]) -> str:
+        """The help for the benefit the form shows chosen: the one posted, else the initial one, else the first."""
+        chosen = self.data.get("service") if self.is_bound else self.initial.get("service")
+        line = next((line for line in offered if str(line.service_id) == str(chosen)), None)
+        line = line or (offered[0] if offered else None)
+        return QUANTITY_HELP.get(line.service_kind, "") if line else ""
 
     def clean(self):
         data = super().clean()

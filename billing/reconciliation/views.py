@@ -74,8 +74,8 @@ def discrepancy_resolve(request, discrepancy_id: int):
     except LedgerError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Marked resolved: {row.member_number or 'processor'} "
-                                  f"{row.get_kind_display().lower()}.")
+        who = row.member.full_name if row.member_id else (row.member_number or "processor")
+        messages.success(request, f"Marked resolved: {who}, {row.get_kind_display().lower()}.")
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = "mirror:reconciliation"

@@ -84,8 +84,8 @@ def apply_record_exception(*, record_exception: RecordException, user, now: date
     if row.member is None or row.service is None:
         raise NotApplicable("The member or the service of this treatment is unknown; resolve it with a note.")
     if needs_manager(row.practice) and not (manager_confirmed and user.has_perm(MANAGER_PERMISSION)):
-        raise NotAllowed(f"The practice is in the {row.practice.automation_stage} stage, "
-                         "before record treatments are spent: a manager may apply it after confirming.")
+        raise NotAllowed("The record's treatments are not spent automatically at this practice yet: "
+                         "a manager may apply it after confirming.")
     membership = ledger.current_membership(member=row.member)
     if membership is None:
         raise MembershipNotRedeemable("The member has no membership to redeem from.")

@@ -265,7 +265,8 @@ def _hold_or_spend(*, practice: Practice, event: AppointmentBooked | TreatmentCo
         if isinstance(event, TreatmentCompleted):
             open_exception(practice=practice, event=event, kind=RecordExceptionKind.REVIEW, member=member,
                            service=service, inbound=inbound, now=now,
-                           detail="Treatment reported by the record; not spent before the redemptions stage.")
+                           detail="Treatment reported by the record; held for review, since the record's "
+                                  "treatments are not spent automatically at this practice yet.")
             return "review"
         return "observed"
 

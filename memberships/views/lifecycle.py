@@ -3,6 +3,8 @@ what happens to the price and the balances, then the service."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
@@ -46,6 +48,13 @@ def _open_membership(member: Member):
     return membership
 
 
+class Listed(NamedTuple):
+    """A line of the confirmation page with its own list under it (the benefits, what expires)."""
+
+    text: str
+    items: list[str]
+
+
 def _benefit_lines(tier: Tier) -> list[str]:
     return [f"{b.service.format_quantity(b.quantity_per_cycle)} {b.service.name} per {tier.interval} "
             f"({b.rollover_in_words})"
@@ -57,26 +66,31 @@ def _processor_changes(practice) -> bool:
     return practice.stage_at_least(AutomationStage.TIER_SYNC)
 
 
+def _automation_off(practice) -> str:
+    """Why the ledger leaves the subscription alone, in words a front desk reads: the stage by its name
+    alone ("Observe"), not its code or its description in parentheses."""
+    name = practice.get_automation_stage_display().split(" (")[0]
+    return f"Automatic subscription changes are off for this practice (automation stage “{name}”)"
+
+
 def _card_link_note(practice) -> str:
     if _processor_changes(practice):
         return ("Next: open the member's card link (the \"Card link\" button on the chart): the member enters "
                 "the card on the processor's secure page, never here, and the first payment starts it.")
-    return (f"At the practice's automation stage ({practice.get_automation_stage_display()}) the ledger does not "
-            "start subscriptions: take the card and start the subscription in the processor's dashboard.")
+    return f"{_automation_off(practice)}: take the card and start the subscription in the processor's dashboard."
 
 
-def explain_enroll(*, member: Member, tier: Tier) -> list[str]:
+def explain_enroll(*, member: Member, tier: Tier) -> list[str | Listed]:
     return [
         f"{member.full_name} joins {tier.name} at {tier.price_display}.",
-        "The membership is pending until the first payment succeeds; that payment fills the balances:",
-        *[f"• {line}" for line in _benefit_lines(tier)],
+        Listed("The membership is pending until the first payment succeeds; that payment fills the balances:",
+               _benefit_lines(tier)),
         _card_link_note(member.practice),
     ]
 
 
 def _by_hand(practice, what: str) -> str:
-    return (f"At the practice's automation stage ({practice.get_automation_stage_display()}) the ledger does not "
-            f"change the subscription: {what} in the processor's dashboard.")
+    return f"{_automation_off(practice)}: {what} in the processor's dashboard."
 
 
 _PRORATION = {
@@ -87,7 +101,7 @@ _PRORATION = {
 }
 
 
-def explain_change_tier(*, membership, new_tier: Tier, effective: str) -> list[str]:
+def explain_change_tier(*, membership, new_tier: Tier, effective: str) -> list[str | Listed]:
     old = membership.tier
     practice = membership.member.practice
     renewal = f" on {membership.current_period_end:%b %d, %Y}" if membership.current_period_end else ""
@@ -106,13 +120,13 @@ def explain_change_tier(*, membership, new_tier: Tier, effective: str) -> list[s
                      f"{new_tier.price_display}.")
         if not _processor_changes(practice):
             lines.append(_by_hand(practice, f"schedule the price change to {new_tier.price_display} at the renewal"))
-    lines.append(f"From the next renewal on, {new_tier.name}'s benefits and rules apply:")
-    lines += [f"• {line}" for line in _benefit_lines(new_tier)]
+    lines.append(Listed(f"From the next renewal on, {new_tier.name}'s benefits and rules apply:",
+                        _benefit_lines(new_tier)))
     expiring = {sid: q for sid, q in preview_next_boundary(membership=membership, tier=new_tier).items() if q > 0}
     if expiring:
-        lines.append(f"At that renewal, under {new_tier.name}'s rules, these expire if still unused:")
-        for service in sorted(Service.objects.in_bulk(list(expiring)).values(), key=lambda sv: sv.name):
-            lines.append(f"• {service.name}: {service.format_quantity(expiring[service.pk])}")
+        services = sorted(Service.objects.in_bulk(list(expiring)).values(), key=lambda sv: sv.name)
+        lines.append(Listed(f"At that renewal, under {new_tier.name}'s rules, these expire if still unused:",
+                            [f"{service.name}: {service.format_quantity(expiring[service.pk])}" for service in services]))
     else:
         lines.append("Nothing the member holds now expires at that renewal because of the change.")
     return lines
@@ -145,7 +159,7 @@ def explain_resume(*, membership) -> list[str]:
     return lines
 
 
-def explain_cancel(*, membership, now) -> list[str]:
+def explain_cancel(*, membership, now) -> list[str | Listed]:
     practice = membership.member.practice
     end = membership.current_period_end if membership.current_period_end and membership.current_period_end > now else None
     if _processor_changes(practice):
@@ -156,8 +170,8 @@ def explain_cancel(*, membership, now) -> list[str]:
                  _by_hand(practice, "cancel the subscription") + " Until then the card keeps being charged."]
     balances = [line for line in selectors.balance_lines(membership=membership) if line.balance > 0]
     if balances:
-        lines.append("These balances are frozen (kept on record, not deleted):")
-        lines += [f"• {line.service_name}: {line.balance_display}" for line in balances]
+        lines.append(Listed("These balances are frozen (kept on record, not deleted):",
+                            [f"{line.service_name}: {line.balance_display}" for line in balances]))
         if practice.frozen_credit_usable_until_period_end and end:
             lines.append(f"Frozen credit stays usable until the paid period ends on {end:%b %d, %Y}, then expires.")
         else:

@@ -1,3 +1,13 @@
+// A select whose options carry data-help keeps the help of the field it names (data-help-target) in
+// step with the choice: the redeem form's quantity is a count of treatments or a dollar amount.
+document.addEventListener("change", function (event) {
+  var select = event.target;
+  if (!select.dataset || !select.dataset.helpTarget || !select.options) return;
+  var option = select.options[select.selectedIndex];
+  var help = document.getElementById(select.dataset.helpTarget);
+  if (help && option && option.dataset.help) help.textContent = option.dataset.help;
+});
+
 // Forms marked data-once disable their submit button on submit, so a double click sends one request.
 // The server-side form token is the real guard; this only saves a round trip.
 document.addEventListener("submit", function (event) {

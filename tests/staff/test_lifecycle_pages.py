@@ -105,7 +105,7 @@ def test_change_tier_now_states_price_and_expiring_credit(desk, member_with_glow
     assert "2 HydraFacial per month (expires after 2 cycles)" in html
     # At the renewal, Radiance's rules: its facials do not carry over and it has no product credit.
     assert "these expire if still unused" in html
-    assert "• HydraFacial: 1" in html and "• Product credit: $50.00" in html
+    assert "<li>HydraFacial: 1</li>" in html and "<li>Product credit: $50.00</li>" in html
     assert done.status_code == 302
     membership.refresh_from_db()
     assert membership.tier == radiance
@@ -198,7 +198,7 @@ def test_change_tier_lists_carry_over_above_the_new_cap_and_nothing_held(desk, m
                                rollover_cap=0)
     html, _, _ = flow(desk, reverse("memberships:change_tier", args=[member.pk]),
                       {"tier": lite.pk, "effective": "next_cycle"})
-    assert "• HydraFacial: 1" in html          # the paid facial, not the 3 imported ones
+    assert "<li>HydraFacial: 1</li>" in html          # the paid facial, not the 3 imported ones
 
 
 @pytest.mark.parametrize("stage,says", [
