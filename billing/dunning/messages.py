@@ -6,6 +6,7 @@ to email. Staff may send the card-update link again from the queue page."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
@@ -24,11 +25,12 @@ from billing.models import (
 from memberships import services as ledger
 from memberships.models import EventKind
 from memberships.services import Actor
+from memberships.services.common import record_events
 
 from .cases import (
     CARD_UPDATE_STEP_BASE,
     MANUAL_STEP_BASE,
-    finish_step,
+    case_event,
     lock_case,
     record_case_event,
     refresh_next_action,
@@ -44,57 +46,113 @@ def _has_sibling(case: DunningCase, step: DunningStep, kind: str) -> bool:
     return DunningStep.objects.filter(case=case, number=step.number, kind=kind).exists()
 
 
-def run_message_step(case: DunningCase, step: DunningStep, *, now: datetime) -> str:
-    if waiting_for_retry(case, number=step.number, now=now):
-        return "waiting"
+@dataclass
+class MessagePlan:
+    """What a due message step does now: skipped (`skip_note`), deferred to the end of quiet hours
+    (`until`), or a message queued on `channel`."""
+
+    case: DunningCase
+    step: DunningStep
+    skip_note: str = ""
+    until: datetime | None = None
+    channel: str = ""
+    reason: str = ""
+
+
+def plan_message_step(case: DunningCase, step: DunningStep, *, has_email_step: bool, now: datetime) -> MessagePlan:
+    """The rules of a message step, for one step or a sweep's many (the caller has checked that no
+    retry of the step is awaited): SMS only with consent (else the step's own email goes, or an
+    email instead of the SMS), never in the member's quiet hours (deferred to their end), email only
+    to an address. `has_email_step`: the case has an email step of the same number."""
     member = case.member
     channel = MessageChannel.SMS if step.kind == StepKind.SMS else MessageChannel.EMAIL
     reason = "manual" if step.number >= MANUAL_STEP_BASE else "schedule"
     if channel == MessageChannel.SMS and not member.can_receive_sms:
-        if _has_sibling(case, step, StepKind.EMAIL):
-            finish_step(step, now=now, status=StepStatus.SKIPPED, note="no SMS consent; the step's email goes instead")
-            return "skipped"
+        if has_email_step:
+            return MessagePlan(case, step, skip_note="no SMS consent; the step's email goes instead")
         if not member.email:
-            finish_step(step, now=now, status=StepStatus.SKIPPED, note="no SMS consent and no email address")
-            return "skipped"
+            return MessagePlan(case, step, skip_note="no SMS consent and no email address")
         channel, reason = MessageChannel.EMAIL, "fallback"
     if channel == MessageChannel.SMS:
         until = quiet_until(member=member, now=now)
         if until is not None:
-            step.deferred_from = step.deferred_from or step.due_at
-            step.due_at = until
-            step.save(update_fields=["deferred_from", "due_at"])
-            return "deferred"
+            return MessagePlan(case, step, until=until)
     if channel == MessageChannel.EMAIL and not member.email:
-        finish_step(step, now=now, status=StepStatus.SKIPPED, note="no email address")
-        return "skipped"
-    message = queue_message(case, channel=channel, reason=reason, step=step, now=now)
-    finish_step(step, now=now, note=f"{channel} message {message.pk}" + (" (fallback)" if reason == "fallback" else ""))
-    return f"{channel}_shadowed" if message.status == MessageStatus.SHADOWED else channel
+        return MessagePlan(case, step, skip_note="no email address")
+    return MessagePlan(case, step, channel=channel, reason=reason)
+
+
+def carry_out(plans: list[MessagePlan], *, now: datetime) -> list[str]:
+    """Write what the plans decided — the messages and their events (one statement each), the steps
+    finished, skipped or deferred (one statement) — and return each plan's outcome."""
+    queued = [plan for plan in plans if plan.channel]
+    messages = iter(queue_messages([(plan.case, plan.channel, plan.reason, plan.step) for plan in queued], now=now))
+    outcomes = []
+    for plan in plans:
+        step = plan.step
+        if plan.channel:
+            message = next(messages)
+            step.status, step.done_at = StepStatus.DONE, now
+            step.note = (f"{plan.channel} message {message.pk}" + (" (fallback)" if plan.reason == "fallback" else ""))
+            shadowed = message.status == MessageStatus.SHADOWED
+            outcomes.append(f"{plan.channel}_shadowed" if shadowed else plan.channel)
+        elif plan.until is not None:
+            step.deferred_from = step.deferred_from or step.due_at
+            step.due_at = plan.until
+            outcomes.append("deferred")
+        else:
+            step.status, step.done_at, step.note = StepStatus.SKIPPED, now, plan.skip_note
+            outcomes.append("skipped")
+        step.note = step.note[:200]
+    if plans:
+        DunningStep.objects.bulk_update([plan.step for plan in plans], ["status", "done_at", "note", "due_at",
+                                                                       "deferred_from"])
+    return outcomes
+
+
+def run_message_step(case: DunningCase, step: DunningStep, *, now: datetime) -> str:
+    if waiting_for_retry(case, number=step.number, now=now):
+        return "waiting"
+    has_email_step = (step.kind == StepKind.SMS and not case.member.can_receive_sms
+                      and _has_sibling(case, step, StepKind.EMAIL))
+    return carry_out([plan_message_step(case, step, has_email_step=has_email_step, now=now)], now=now)[0]
 
 
 def queue_message(case: DunningCase, *, channel: str, reason: str, now: datetime,
                   step: DunningStep | None = None) -> DunningMessage:
     """Render the message and hand it to the outbox (an Event); the messaging destination sends it."""
-    policy = case.policy
-    if channel == MessageChannel.SMS:
-        subject, body = "", render_sms(policy, case)
-    else:
-        subject, body = render_email(policy, case)
-    shadowed = not stage_allows_member_effects(case)
-    message = DunningMessage.objects.create(
-        case=case, step=step, channel=channel, reason=reason, subject=subject, body=body, created_at=now,
-        status=MessageStatus.SHADOWED if shadowed else MessageStatus.PENDING,
-    )
+    return queue_messages([(case, channel, reason, step)], now=now)[0]
+
+
+def queue_messages(items: list[tuple[DunningCase, str, str, DunningStep | None]], *, now: datetime) -> list[DunningMessage]:
+    """Render each (case, channel, reason, step) message and hand it to the outbox: the messages in
+    one statement, their DUNNING_MESSAGE events (and through them the outbox rows) in another.
+    Below the practice's dunning stage a message is recorded as shadowed and nothing leaves."""
+    messages = []
+    for case, channel, reason, step in items:
+        subject, body = ("", render_sms(case.policy, case)) if channel == MessageChannel.SMS else \
+            render_email(case.policy, case)
+        messages.append(DunningMessage(
+            case=case, step=step, channel=channel, reason=reason, subject=subject, body=body, created_at=now,
+            status=MessageStatus.PENDING if stage_allows_member_effects(case) else MessageStatus.SHADOWED))
+    if not messages:
+        return messages
+    DunningMessage.objects.bulk_create(messages)
+    record_events([_message_event(message, now=now) for message in messages])
+    return messages
+
+
+def _message_event(message: DunningMessage, *, now: datetime):
+    step, channel, reason = message.step, message.channel, message.reason
+    shadowed = message.status == MessageStatus.SHADOWED
     label = "SMS" if channel == MessageChannel.SMS else "Email"
     where = f"step {step.number}" if step is not None and step.number < CARD_UPDATE_STEP_BASE else reason
-    record_case_event(case, kind=EventKind.DUNNING_MESSAGE, now=now,
+    return case_event(message.case, kind=EventKind.DUNNING_MESSAGE, now=now,
                       summary=(f"Card-update {label} not sent ({where}): automatic reminders are off for this "
                                "practice; send the card link or call the member" if shadowed
                                else f"Card-update {label} queued ({where})"),
                       payload={"message_id": message.pk, "channel": channel, "reason": reason, "shadowed": shadowed,
                                "step": step.number if step is not None else None})
-    return message
 
 
 # --- what the provider reports ---------------------------------------------------------------------

@@ -3,6 +3,8 @@ else is in the context, so nothing clinical can reach a message."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from django.template import Context, Template
 
 from billing.models import DunningCase, DunningPolicy
@@ -10,8 +12,15 @@ from billing.models import DunningCase, DunningPolicy
 from .links import card_update_link
 
 
+@lru_cache(maxsize=256)
+def _template(text: str) -> Template:
+    """A policy's template, compiled once per text (policies are versioned: a text never changes
+    under a version, and a sweep renders one text for many members)."""
+    return Template(text)
+
+
 def _render(text: str, context: dict[str, str]) -> str:
-    return Template(text).render(Context(context, autoescape=False)).strip()
+    return _template(text).render(Context(context, autoescape=False)).strip()
 
 
 def message_context(case: DunningCase) -> dict[str, str]:

@@ -16,6 +16,7 @@ from memberships import services as ledger
 from memberships.failures import error_text, log_failure
 from memberships.models import Membership, MembershipStatus
 
+from . import sweep
 from .cases import SYSTEM, finish_case, finish_step, lock_case, other_open_cases, refresh_next_action
 from .messages import run_message_step
 from .retries import run_retry_step, waiting_for_retry
@@ -24,12 +25,19 @@ logger = logging.getLogger(__name__)
 
 
 def run_dunning(*, now: datetime, limit: int = 500) -> dict[str, int]:
-    """Work off every pending step that is due, oldest first. The due work is in `DunningStep`, so
-    a lost or repeated task is harmless: the next run finds the same rows. Safe in several workers
-    at once (row locks, SKIP LOCKED) and when run twice. A step that raises (bad data such as a
-    time zone that does not exist, or a bug) is undone, logged by ids and noted on the step, which
-    stays pending and is due again at the next run; the other cases go on."""
+    """The dunning run: first, set-based (`sweep`), the cases of failed invoices that have none are
+    opened and the due messages that wait for no retry (a new case's day 0) are queued; then every
+    other pending step that is due is worked off, oldest first, one at a time. The due work is in
+    `DunningStep`, so a lost or repeated task is harmless: the next run finds the same rows. Safe in
+    several workers at once (row locks, SKIP LOCKED) and when run twice. A step that raises (bad
+    data such as a time zone that does not exist, or a bug) is undone, logged by ids and noted on
+    the step, which stays pending and is due again at the next run; the other cases go on."""
     counts: dict[str, int] = {}
+    opened = sweep.open_new_cases(now=now, limit=limit)
+    if opened:
+        counts["opened"] = opened
+    for outcome, n in sweep.run_due_messages(now=now, limit=limit).items():
+        counts[outcome] = counts.get(outcome, 0) + n
     due = list(
         DunningStep.objects.filter(status=StepStatus.PENDING, due_at__lte=now, case__status=DunningCaseStatus.OPEN)
         .order_by("due_at", "number", "id").values_list("pk", flat=True)[:limit]
