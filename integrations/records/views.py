@@ -1,5 +1,7 @@
 """`/webhooks/records/<adapter>/[<practice>/]`: verify, store once, answer at once; a task does the
-work. The practice is named by the path, the `X-Medspa-Practice` header or `?practice=<slug>`."""
+work. The practice is named by the path, the `X-Medspa-Practice` header or `?practice=<slug>`.
+A practice that does not exist (or does not use this adapter) is answered exactly like a bad
+signature — same status, same body — so the endpoint tells nobody which practices exist."""
 
 from __future__ import annotations
 
@@ -20,8 +22,15 @@ from .inbound import receive_webhook
 logger = logging.getLogger(__name__)
 
 
+NOT_VERIFIED = {"code": "invalid_signature", "detail": "The request could not be verified."}
+
+
 def _error(code: str, detail: str, status: int) -> JsonResponse:
     return JsonResponse({"code": code, "detail": detail}, status=status)
+
+
+def _not_verified() -> JsonResponse:
+    return JsonResponse(NOT_VERIFIED, status=401)
 
 
 @csrf_exempt
@@ -32,7 +41,8 @@ def record_webhook(request, adapter: str, practice: str = "", rest: str = ""):
     slug = practice or request.headers.get(PRACTICE_HEADER, "") or request.GET.get("practice", "")
     found = Practice.objects.filter(slug=slug).first() if slug else None
     if found is None or (found.record_adapter or "builtin") != adapter:
-        return _error("unknown_practice", "No practice with this record adapter under that name.", 404)
+        logger.info("record webhook for an unknown practice refused")
+        return _not_verified()
     body = request.body
     if has_nul(body):
         return _error("invalid_payload", "The body contains a NUL character.", 400)
@@ -40,6 +50,8 @@ def record_webhook(request, adapter: str, practice: str = "", rest: str = ""):
         webhook = get_adapter(found).verify_webhook(request, body=body)
     except WebhookRejected as exc:
         logger.info("record webhook refused for practice %s: %s", found.pk, exc.code)
+        if exc.code == "invalid_signature":
+            return _not_verified()
         return _error(exc.code, str(exc), exc.status)
     row, created = receive_webhook(webhook=webhook, adapter_name=adapter, now=timezone.now())
     return JsonResponse({"status": "received" if created else "duplicate", "id": row.pk})

@@ -12,8 +12,9 @@
   taken over instead of creating a second one.
 - Membership and balances: Zenoti's guest memberships are its own sales, which we do not create;
   the summary is one plain guest note (not an alert), updated in place the same way.
-- Inbound: Zenoti signs nothing, so the webhook URL carries a secret token
-  (`/webhooks/records/zenoti/<practice>/?token=<record_webhook_secret>`). The envelope is
+- Inbound: Zenoti signs nothing, so the webhook carries the practice's secret: in a header
+  (`X-Medspa-Token: <record_webhook_secret>`, or `Authorization: Bearer …`) where the webhook can
+  be given one, else in the URL (`?token=…`, while ZENOTI_URL_TOKEN_ALLOWED). The envelope is
   `{id, event_id, event_type, event_timestamp, data}`; we take the appointment id from `data`,
   re-fetch `GET /v1/appointments/{id}` and act on the appointment's current status.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
 from integrations.models import RecordObject
@@ -38,6 +40,8 @@ from memberships.models import Member
 
 from . import base, http
 from .base import BaseAdapter, RecordRejected, WebhookRejected, appointment_event, read_json, tokens_match
+
+TOKEN_HEADER = "X-Medspa-Token"
 
 PAYMENT_NOTE_TYPE = 8
 # The end of every note we write, per kind: how a note of ours is found again without its id.
@@ -220,8 +224,20 @@ class ZenotiAdapter(BaseAdapter):
 
     # --- inbound ------------------------------------------------------------------------------
 
+    @staticmethod
+    def webhook_token(request) -> str:
+        """The shared secret: from the `X-Medspa-Token` header (or `Authorization: Bearer …`) when the
+        webhook is set up with a custom header, else — while ZENOTI_URL_TOKEN_ALLOWED, for webhooks
+        made before, since Zenoti documents no signature and no header of its own — `?token=`."""
+        header = request.headers.get(TOKEN_HEADER, "")
+        if not header and request.headers.get("Authorization", "").startswith("Bearer "):
+            header = request.headers["Authorization"][len("Bearer "):]
+        if header:
+            return header.strip()
+        return request.GET.get("token", "") if getattr(settings, "ZENOTI_URL_TOKEN_ALLOWED", True) else ""
+
     def verify_webhook(self, request, *, body: bytes) -> base.InboundWebhook:
-        if not tokens_match(request.GET.get("token", ""), self.practice.record_webhook_secret):
+        if not tokens_match(self.webhook_token(request), self.practice.record_webhook_secret):
             raise WebhookRejected("Missing or wrong token.")
         envelope = read_json(body)
         call_id = str(envelope.get("id") or "").strip()

@@ -164,7 +164,8 @@ def test_bad_signature_unknown_practice_and_bad_payload_change_nothing(client, w
     wrong = signed_post(client, URL, payload, secret="not-it", **{"X-Medspa-Practice": webhook_practice.slug})
     assert wrong.status_code == 401 and wrong.json()["code"] == "invalid_signature"
     unknown = signed_post(client, URL + "nope/", payload)
-    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_practice"
+    # An unknown practice is answered exactly like a bad signature: no practice-name discovery.
+    assert (unknown.status_code, unknown.content) == (wrong.status_code, wrong.content)
     bad = signed_post(client, f"{URL}?practice={webhook_practice.slug}", {"id": "evt_2", "type": "x", "data": {}})
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_payload"
     not_json = client.post(URL + webhook_practice.slug + "/", data=b"{", content_type="application/json",
@@ -179,7 +180,7 @@ def test_practice_by_path_or_query_and_other_adapters_refused(client, webhook_pr
     assert signed_post(client, f"{URL}{webhook_practice.slug}/", payload).json()["status"] == "received"
     assert signed_post(client, f"{URL}?practice={webhook_practice.slug}", payload).json()["status"] == "duplicate"
     other = signed_post(client, f"/webhooks/records/zenoti/{webhook_practice.slug}/", payload)
-    assert other.status_code == 404
+    assert other.status_code == 401 and other.json()["code"] == "invalid_signature"
     assert client.get(f"{URL}{webhook_practice.slug}/").status_code == 405
 
 
