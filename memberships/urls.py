@@ -2,11 +2,13 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
+from .views import login, two_factor
 
 app_name = "memberships"
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="registration/login.html",
-                                                 redirect_authenticated_user=True), name="login"),
+    path("login/", login.StaffLoginView.as_view(), name="login"),
+    path("login/code/", two_factor.verify, name="two_factor_verify"),
+    path("login/two-factor-setup/", two_factor.setup, name="two_factor_setup"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", views.home, name="home"),
     path("members/new/", views.enroll_new, name="enroll_new"),

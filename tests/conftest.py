@@ -69,6 +69,26 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
+def client():
+    """Django's test client, whose force_login also passes a manager's second factor
+    (tests.support.two_factor); logging in through the login form goes through every step."""
+    from tests.support.two_factor import VerifyingClient
+
+    return VerifyingClient()
+
+
+@pytest.fixture
+def admin_client(db, admin_user):
+    """pytest-django's superuser, signed in with the second factor the admin requires."""
+    from tests.support.two_factor import VerifyingClient, give_authenticator
+
+    give_authenticator(admin_user)
+    client = VerifyingClient()
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
 def practice(db):
     return PracticeFactory(slug="glow")
 

@@ -114,6 +114,10 @@ def staff_user(role: str, practice: Practice, username: str | None = None, passw
                                                 password=password, is_staff=(role == MANAGER))
     user.groups.add(Group.objects.get(name=role))
     StaffProfile.objects.create(user=user, practice=practice)
+    if role == MANAGER:  # managers sign in with a second factor: an authenticator with a known key
+        from tests.support.two_factor import give_authenticator
+
+        give_authenticator(user)
     return user
 
 

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from memberships import selectors, services
 from memberships.errors import LedgerError, StaleChart
 from memberships.forms import RedeemForm, ReverseForm, SearchForm
+from memberships.framing import framable_by_record
 from memberships.models import EntryKind, LedgerEntry, Membership, MembershipStatus
 
 from .common import audit, client_ip, new_form_token, practice_scope, staff_page
@@ -49,7 +50,7 @@ def render_chart(request, panel, *, redeem_form=None, status: int = 200):
         redeem_form = RedeemForm(balances=panel.balances, initial={
             "token": new_form_token(), "version": panel.version, "quantity": "1",
             "service": usable[0] if usable else None})
-    return render(request, "memberships/chart.html", {
+    response = render(request, "memberships/chart.html", {
         "panel": panel,
         "member": panel.member,
         "membership": panel.membership,
@@ -61,6 +62,7 @@ def render_chart(request, panel, *, redeem_form=None, status: int = 200):
         # own counts, so the navigation costs this page no query).
         **panel.counts,
     }, status=status)
+    return framable_by_record(response) if compact else response
 
 
 @staff_page("view_chart")
@@ -159,4 +161,5 @@ def reverse(request, member_id: int, entry_id: int):
     return render(request, "memberships/reverse.html", {
         "form": form, "entry": entry, "member": member, "service": service, "reversal": reversal,
         "quantity_display": service.format_quantity(-entry.quantity),
+        "is_manager": request.user.has_perm(services.adjustments.ADJUST_PERMISSION),
     }, status=400 if request.method == "POST" else 200)

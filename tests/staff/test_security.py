@@ -57,7 +57,7 @@ def test_session_expires(client, front_desk):
 def test_security_headers(client, front_desk):
     client.force_login(front_desk)
     response = client.get(reverse("memberships:home"))
-    assert response["X-Frame-Options"] == "SAMEORIGIN"
+    assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Referrer-Policy"] == "same-origin"
     assert response["Cross-Origin-Opener-Policy"] == "same-origin"

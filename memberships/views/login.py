@@ -1,0 +1,39 @@
+"""The staff login: the password form, the warning of how many attempts are left before the lock,
+and the page a locked-out client gets (django-axes' AXES_LOCKOUT_CALLABLE). Managers go on to the
+second factor (`memberships.views.two_factor`)."""
+
+from __future__ import annotations
+
+import math
+
+from django.conf import settings
+from django.contrib.auth import views as auth_views
+from django.shortcuts import render
+from django.utils import timezone
+
+from memberships.login_throttle import attempts_left, lock_lifts_in
+
+
+def _minutes(delta) -> int:
+    return max(1, math.ceil(delta.total_seconds() / 60))
+
+
+class StaffLoginView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        context = self.get_context_data(form=form)
+        if hasattr(self.request, "axes_ip_address") and form.data.get("username"):
+            context["attempts_left"] = attempts_left(self.request, {"username": form.data.get("username")})
+            context["cool_off_minutes"] = _minutes(timezone.timedelta(hours=settings.AXES_COOLOFF_TIME))
+        return self.render_to_response(context)
+
+
+def locked_out(request, original_response=None, credentials=None):
+    """The styled lockout page: why, and how long to wait. 429, as axes answers by default."""
+    wait = lock_lifts_in(request, credentials)
+    return render(request, "registration/locked_out.html", {
+        "wait_minutes": _minutes(wait),
+        "until": timezone.localtime() + wait,
+    }, status=429)
