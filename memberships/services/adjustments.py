@@ -139,7 +139,7 @@ def grant_opening_balance(*, membership: Membership, service: Service, quantity:
 REVERSIBLE = {EntryKind.REDEEM, EntryKind.GRANT, EntryKind.ADJUST, EntryKind.OPENING, EntryKind.EXPIRE}
 
 
-def _check_reversal(*, entry: LedgerEntry, actor: Actor, reason: str, **_) -> None:
+def _check_reversal(*, entry: LedgerEntry, actor: Actor, reason: str, dispute: bool, now: datetime, **_) -> None:
     if not (reason or "").strip():
         raise ReasonRequired("Say why the entry is being reversed.")
     if entry.kind not in REVERSIBLE:
@@ -147,13 +147,32 @@ def _check_reversal(*, entry: LedgerEntry, actor: Actor, reason: str, **_) -> No
     # Staff reverse their practice's redemptions; anything else is a manager's correction.
     check_staff_may_correct(actor=actor, membership=entry.membership,
                             permission=REDEEM_PERMISSION if entry.kind == EntryKind.REDEEM else ADJUST_PERMISSION)
+    if actor.type == ActorType.STAFF and not actor.user.has_perm(ADJUST_PERMISSION):
+        check_own_same_day_reversal(entry=entry, actor=actor, dispute=dispute, now=now)
+
+
+def check_own_same_day_reversal(*, entry: LedgerEntry, actor: Actor, dispute: bool, now: datetime) -> None:
+    """Who is not a manager may reverse only their own redemption, on the business day it was made
+    (the practice's time zone), and never mark it disputed (that puts units back and counts in the
+    disputes figure): anything else is a manager's. Raises NotAllowed."""
+    if dispute:
+        raise NotAllowed("Only a manager may mark a redemption disputed; reverse it without the mark, or ask "
+                         "a manager.")
+    if entry.actor_type != ActorType.STAFF or entry.actor_user_id != actor.user_id:
+        raise NotAllowed("You may reverse only a redemption you made yourself; ask a manager to reverse this one.")
+    practice = entry.membership.member.practice
+    if practice.local_date(entry.created_at) != practice.local_date(now):
+        raise NotAllowed("A redemption can be reversed by whoever made it only on the day it was made (practice "
+                         "time); ask a manager to reverse this one.")
 
 
 @idempotent_entry(EntryKind.REVERSE, check=_check_reversal)
 def reverse_entry(*, entry: LedgerEntry, actor: Actor, reason: str, idempotency_key: str, now: datetime,
                   dispute: bool = False, audit_action: str = "reverse") -> LedgerEntry:
     """Undo an entry with its mirror image (never an edit). Units go back to the lots they came from;
-    reversing a grant needs the units still unspent. The audit row is written here (`audit_action`
+    reversing a grant needs the units still unspent. Who may: a manager any entry of their practice;
+    other staff only their own redemption, the same business day, not marked disputed
+    (`check_own_same_day_reversal`). The audit row is written here (`audit_action`
     names the page it came from); a replay returns the first reversal and writes nothing.
     `reverse_entry.outcome(...)` also says whether it was a replay."""
     membership = Membership.objects.select_for_update(of=("self",)).get(pk=entry.membership_id)

@@ -162,7 +162,7 @@ def test_forged_token_is_refused(desk, member_with_glow):
     assert balance(membership, facial) == 1
 
 
-def test_reverse_a_disputed_redemption(desk, front_desk, member_with_glow):
+def test_reverse_a_disputed_redemption(desk, front_desk, manager, member_with_glow):
     member, membership, facial, _ = member_with_glow
     redeem_post(desk, member, facial)
     entry = LedgerEntry.objects.get(kind=EntryKind.REDEEM)
@@ -171,6 +171,11 @@ def test_reverse_a_disputed_redemption(desk, front_desk, member_with_glow):
     page = desk.get(url).content.decode()
     data = {"token": form_value(page, "token"), "reason": "Member says she did not have it", "disputed": "on"}
     assert desk.post(url, {**data, "reason": ""}).status_code == 400
+    # Marking it disputed is a manager's (issue 19): the front desk is refused, nothing changes.
+    refused = desk.post(url, data)
+    assert refused.status_code == 400 and b"Only a manager may mark a redemption disputed" in refused.content
+    assert balance(membership, facial) == 0
+    desk.force_login(manager)
     assert desk.post(url, data).status_code == 302
     again = desk.post(url, data, follow=True)
     assert b"already reversed" in again.content
