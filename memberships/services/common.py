@@ -124,6 +124,25 @@ def write_audit(*, actor: Actor, action: str, obj=None, member: Member | None = 
         detail=detail or {}, ip_address=actor.ip_address, created_at=now)
 
 
+def write_view_audit(*, actor: Actor, action: str, members, now: datetime, obj=None,
+                     detail: dict | None = None) -> list[AuditLog]:
+    """The audit rows of a page (or an API answer) that showed member data: one per member shown
+    (`members`: Member rows or their ids, in page order; repeats counted once; None for a page whose
+    rows are not members yet), all in one INSERT (who, when, which member, from where)."""
+    seen: set = set()
+    rows = []
+    for member in members:
+        member_id = member.pk if isinstance(member, Member) else member
+        if member_id in seen:
+            continue
+        seen.add(member_id)
+        rows.append(AuditLog(
+            user=actor.user, action=action, object_type=type(obj).__name__ if obj is not None else "",
+            object_id=str(obj.pk) if obj is not None else "", member_id=member_id, detail=detail or {},
+            ip_address=actor.ip_address, created_at=now))
+    return AuditLog.objects.bulk_create(rows) if rows else []
+
+
 def audit_staff_change(*, actor: Actor, action: str, obj=None, member: Member | None = None,
                        detail: dict | None = None, now: datetime) -> AuditLog | None:
     """The audit row of a change a person made (a staff actor); what the processor, the record or

@@ -57,6 +57,15 @@ def audit(request, *, action: str, obj=None, member=None, detail: dict | None = 
     )
 
 
+def audit_view(request, *, action: str, members, obj=None, detail: dict | None = None) -> list[AuditLog]:
+    """A page that shows member data: one audit row per member shown, in one INSERT
+    (`services.common.write_view_audit`), naming the staff member and the request's address."""
+    from memberships.services.common import Actor, write_view_audit
+
+    return write_view_audit(actor=Actor.staff(request.user, ip_address=client_ip(request)), action=action,
+                            members=members, obj=obj, detail=detail, now=timezone.now())
+
+
 def new_form_token() -> str:
     return uuid.uuid4().hex
 
