@@ -68,6 +68,8 @@ def process_due(*, now: datetime | None = None, limit: int | None = None) -> dic
     event has its own savepoint: one that cannot be processed ends `failed` (or waits, for what may
     come: an unknown membership, the processor down, a lock conflict) and never holds up the others.
     Returns counts per outcome; {} when nothing was due."""
+    from .records import inbound_batch as record_batch
+
     now = now or timezone.now()
     limit = limit or settings.INBOX_BATCH_SIZE
     started = time.perf_counter()
@@ -86,11 +88,14 @@ def process_due(*, now: datetime | None = None, limit: int | None = None) -> dic
                 return counts
             ordered = _in_processor_order(rows)
             done = _use_reads(ordered, reads, now=now)
-            _lock_memberships(ordered)
+            records = record_batch.prepare([r for r, _ in ordered if r.source.startswith(RECORD_SOURCE_PREFIX)],
+                                           now=now)
+            _lock_memberships(ordered, also=records.membership_ids)
             done |= _apply_renewals([item for item in ordered if item[0].pk not in done], now=now)
             for row, parsed in ordered:
-                if row.pk not in done:
+                if row.pk not in done and row not in records:
                     _apply_row(row, parsed, now=now)
+            record_batch.apply(records, now=now)     # the record's webhooks: treatments together, in order
             _save_outcomes(rows)
     except Exception as exc:  # the batch's own bookkeeping failed: fall back to one row at a time
         if due.is_lock_conflict(exc):  # the database was busy (SQLite's write lock, a deadlock): next sweep
@@ -183,10 +188,11 @@ def _in_processor_order(rows: list[InboundEvent]) -> list[tuple[InboundEvent, "_
     return sorted(parsed, key=key)
 
 
-def _lock_memberships(ordered: list[tuple[InboundEvent, "_Parsed | None"]]) -> None:
-    """Every membership the batch's events name, locked in one statement in ascending id order:
-    workers never wait on each other in a cycle (later locks in the batch are ones it holds)."""
-    ids = sorted({p.membership_id for _, p in ordered if p is not None and p.membership_id})
+def _lock_memberships(ordered: list[tuple[InboundEvent, "_Parsed | None"]], *, also: set[int] = frozenset()) -> None:
+    """Every membership the batch's events name (`also`: the record's), locked in one statement in
+    ascending id order: workers never wait on each other in a cycle (later locks in the batch are
+    ones it holds)."""
+    ids = sorted({p.membership_id for _, p in ordered if p is not None and p.membership_id} | set(also))
     if ids and connection.features.has_select_for_update:
         list(Membership.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
              .values_list("pk", flat=True))

@@ -24,7 +24,7 @@ import random
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from integrations.due import is_lock_conflict
@@ -51,6 +51,7 @@ from memberships.models import (
     EventKind,
     LedgerEntry,
     Member,
+    Membership,
     Practice,
     Reservation,
     ReservationStatus,
@@ -152,7 +153,8 @@ _LEDGER_KINDS = ((InsufficientBalance, RecordExceptionKind.NO_BALANCE),
                  (MembershipNotRedeemable, RecordExceptionKind.NOT_REDEEMABLE))
 
 
-def _kind_of(error: LedgerError) -> str:
+def exception_kind(error: LedgerError) -> str:
+    """The record exception a ledger refusal files."""
     for cls, kind in _LEDGER_KINDS:
         if isinstance(error, cls):
             return kind
@@ -216,6 +218,10 @@ def apply_record_event(*, practice: Practice, event: RecordEvent, now: datetime,
     either holds nothing; a completion spends whether or not its booking (or a cancellation) came
     first; a replay of anything spends nothing."""
     actor = services.Actor.record(practice.record_adapter)
+    member = resolve_member(practice, event)
+    membership = ledger.current_membership(member=member) if member is not None else None
+    if membership is not None:   # the membership before the appointment: the lock order every worker keeps
+        lock_membership(membership)
     appointment = remember_appointment(practice=practice, event=event, now=now)
     if isinstance(event, AppointmentBooked):
         if appointment.completed_at is not None:
@@ -224,7 +230,6 @@ def apply_record_event(*, practice: Practice, event: RecordEvent, now: datetime,
         if appointment.cancelled_at is not None:
             return "already_cancelled"
 
-    member = resolve_member(practice, event)
     if member is None:
         open_exception(practice=practice, event=event, kind=RecordExceptionKind.UNKNOWN_PATIENT, inbound=inbound,
                        now=now, detail="No member is linked to this patient of the record.")
@@ -237,8 +242,6 @@ def apply_record_event(*, practice: Practice, event: RecordEvent, now: datetime,
         return "exception:unknown_service"
     if isinstance(event, AppointmentCancelled):
         return _release_hold(practice=practice, event=event, actor=actor, now=now)
-
-    membership = ledger.current_membership(member=member)
     if membership is None:
         open_exception(practice=practice, event=event, kind=RecordExceptionKind.NO_MEMBERSHIP, member=member,
                        service=service, inbound=inbound, now=now, detail="The patient has no membership.")
@@ -282,23 +285,27 @@ def _hold_or_spend(*, practice: Practice, event: AppointmentBooked | TreatmentCo
                                      appointment_id=event.appointment_id, quantity=event.quantity,
                                      actor=actor, now=now)
     except LedgerError as exc:
-        kind = _kind_of(exc)
+        kind = exception_kind(exc)
         open_exception(practice=practice, event=event, kind=kind, member=member, service=service,
                        inbound=inbound, now=now, detail=exc.message)
         return f"exception:{kind}"
 
 
-def apply_inbound_row(row: InboundEvent, *, now: datetime, save: bool = True) -> str:
+def apply_inbound_row(row: InboundEvent, *, now: datetime, save: bool = True,
+                      parsed: list[RecordEvent] | Exception | None = None) -> str:
     """Process one stored record webhook whose row the caller holds locked, inside the caller's
     transaction (the inbox's `process_inbound` hands record sources here). Parses (re-fetching
-    where the adapter does), applies each event, and leaves the row processed / ignored, waiting
-    (the record is down: tried again later with backoff) or failed. Returns the outcome."""
+    where the adapter does; `parsed`: what parsing it gave already, events or the exception),
+    applies each event, and leaves the row processed / ignored, waiting (the record is down: tried
+    again later with backoff) or failed. Returns the outcome."""
     row.attempts += 1
     practice = row.practice
     outcomes: list[str] = []
     try:
         with transaction.atomic():
-            events = get_adapter(practice).parse_webhook(row.payload)
+            if isinstance(parsed, Exception):
+                raise parsed
+            events = get_adapter(practice).parse_webhook(row.payload) if parsed is None else parsed
             for event in events:
                 outcomes.append(apply_record_event(practice=practice, event=event, now=now, inbound=row))
         row.status = InboundStatus.PROCESSED if events else InboundStatus.IGNORED
@@ -340,6 +347,13 @@ def process_inbound_event(*, inbound_id: int, now: datetime, force: bool = False
         if row is None:
             return "skipped"
         return apply_inbound_row(row, now=now)
+
+
+def lock_membership(membership) -> None:
+    """Hold the membership's row for the rest of the transaction (PostgreSQL; SQLite's write lock
+    serializes everything already)."""
+    if connection.features.has_select_for_update:
+        list(Membership.objects.select_for_update(of=("self",)).filter(pk=membership.pk).values_list("pk"))
 
 
 def link_patient(*, member: Member, patient_id: str) -> Member:

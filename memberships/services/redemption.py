@@ -50,9 +50,10 @@ def _lock_membership(membership: Membership, service: Service | None = None) -> 
     return sql.lock_membership(membership_id=membership.pk, service_id=service.pk if service else None)
 
 
-def check_redeemable(*, membership: Membership, service: Service, now: datetime) -> None:
+def check_redeemable(*, membership: Membership, service: Service, now: datetime, balance: int | None = None) -> None:
     """Raise when this membership may not spend on this service now (status, practice policy,
-    tier contents). `membership` must carry `member.practice`."""
+    tier contents). `membership` must carry `member.practice`; `balance`, when the caller holds it
+    (a batch), spares reading it for a service the tier does not include."""
     if service.practice_id != membership.member.practice_id:
         raise ServiceNotIncluded("That service belongs to another practice.")
     status = membership.status
@@ -74,9 +75,12 @@ def check_redeemable(*, membership: Membership, service: Service, now: datetime)
     included = getattr(membership, "service_included", None)
     if included is None:
         included = TierBenefit.objects.filter(tier_id=membership.tier_id, service_id=service.pk).exists()
-    if not included and not EntitlementBalance.objects.filter(
-        membership_id=membership.pk, service_id=service.pk, balance__gt=0
-    ).exists():
+    if included:
+        return
+    if balance is None:
+        balance = EntitlementBalance.objects.filter(membership_id=membership.pk, service_id=service.pk,
+                                                    balance__gt=0).values_list("balance", flat=True).first() or 0
+    if balance <= 0:
         raise ServiceNotIncluded(f"{membership.tier.name} does not include {service.name}.")
 
 
@@ -91,10 +95,7 @@ def _spend(*, membership: Membership, service: Service, quantity: int, from_rese
         require_reserved=quantity if from_reserved else None,
     )
     if new_balance is None:
-        raise InsufficientBalance(
-            f"Not enough {service.name} left: {quantity} asked.",
-            membership_id=membership.pk, service_id=service.pk,
-        )
+        raise not_enough(membership=membership, service=service, quantity=quantity)
     movements = consume_lots(membership_id=membership.pk, service_id=service.pk, quantity=quantity)
     entry = write_entry(
         membership=membership, service_id=service.pk, kind=EntryKind.REDEEM, quantity=-quantity,
@@ -104,11 +105,22 @@ def _spend(*, membership: Membership, service: Service, quantity: int, from_rese
     record_event(
         membership=membership, kind=EventKind.REDEEMED,
         summary=redeemed_summary(service=service, quantity=quantity),
-        payload={"entry_id": entry.pk, "service_id": service.pk, "quantity": quantity,
-                 "balance_after": new_balance},
+        payload=redeemed_payload(entry_id=entry.pk, service_id=service.pk, quantity=quantity,
+                                 balance_after=new_balance),
         actor=actor, now=now,
     )
     return entry
+
+
+def not_enough(*, membership: Membership, service: Service, quantity: int) -> InsufficientBalance:
+    """The refusal of a spend the available balance does not cover."""
+    return InsufficientBalance(f"Not enough {service.name} left: {quantity} asked.",
+                               membership_id=membership.pk, service_id=service.pk)
+
+
+def redeemed_payload(*, entry_id: int, service_id: int, quantity: int, balance_after: int) -> dict:
+    """The `redeemed` timeline event's payload, whichever path wrote it (ids and amounts only)."""
+    return {"entry_id": entry_id, "service_id": service_id, "quantity": quantity, "balance_after": balance_after}
 
 
 def redeem_entitlement(*, membership: Membership, service: Service, quantity: int = 1, actor: Actor,
