@@ -98,3 +98,14 @@ def _log_inbox_sweep(sweep: due.Sweep, *, handed: bool) -> None:
                 " stopped (the cluster is stopping)" if stopped else "", processed, waiting, failed,
                 f", {ignored} ignored" if ignored else "", sweep.rate(),
                 "; the rest handed back to the queue" if handed else "")
+
+
+def reduce_old_inbox_payloads() -> int:
+    """Nightly: full processor and record payloads older than INBOX_RETENTION_DAYS become ids and
+    outcome (`integrations.retention`). Logs the count only."""
+    from .retention import reduce_old_payloads
+
+    count = reduce_old_payloads(now=timezone.now())
+    if count:
+        logger.info("inbox retention: %d payloads reduced to ids and outcome", count)
+    return count

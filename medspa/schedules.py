@@ -32,6 +32,9 @@ def every_schedule() -> list[tuple[str, dict]]:
         ("dunning: run due steps",
          {"func": "billing.dunning.tasks.run_dunning_task", "schedule_type": Schedule.MINUTES,
           "minutes": settings.DUNNING_RUN_EVERY_MINUTES, "repeats": -1}),
+        # payloads past INBOX_RETENTION_DAYS reduced to ids and outcome (what is due is in the table)
+        ("inbox: reduce old payloads",
+         {"func": "integrations.tasks.reduce_old_inbox_payloads", "schedule_type": Schedule.DAILY, "repeats": -1}),
         # a missed beat is not replayed: the next one says the worker is back
         ("health: worker heartbeat",
          {"func": "medspa.health.tasks.beat", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1}),
