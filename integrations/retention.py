@@ -1,8 +1,8 @@
 """Processor and record payloads are kept whole for INBOX_RETENTION_DAYS (default 400: a year of
 disputes and reconciliation, and a renewal's anniversary), then reduced to ids and outcome: the
-row keeps its source, event id and type, status, error, attempts and times, and the payload
-becomes `{"reduced": "ids and outcome", "id", "object", "appointment"}` (the event's, its
-object's and the record appointment's ids). Only events that are done (processed, ignored, failed) are reduced; one still
+row keeps its source, event id and type, status, error, attempts and times, and the
+payload becomes `{"reduced": "ids and outcome", "id", "object", "appointment"}` (the event's,
+its object's and the record appointment's ids). Only events that are done (processed, ignored, failed) are reduced; one still
 waiting is work, not history. Set-based: one UPDATE per batch of ids, each its own transaction."""
 
 from __future__ import annotations

@@ -40,6 +40,34 @@ class Service(models.Model):
         return f"{quantity}"
 
 
+# Treatment words that never belong on a card statement, besides the practice's own treatments.
+CLINICAL_WORDS = ("botox", "dysport", "xeomin", "jeuveau", "daxxify", "neurotoxin", "tox", "filler", "juvederm",
+                  "restylane", "sculptra", "kybella", "hydrafacial", "microneedling", "laser", "ipl", "prp",
+                  "coolsculpting", "semaglutide", "tirzepatide", "ozempic", "wegovy", "chemical peel", "injectable")
+
+
+def _words(text: str) -> str:
+    return " " + " ".join("".join(c if c.isalnum() else " " for c in text.lower()).split()) + " "
+
+
+def clinical_terms_in(name: str, *, practice_id: int | None) -> list[str]:
+    """The treatment names (the practice's treatments, and CLINICAL_WORDS) that `name` carries, as
+    words or run together ("Hydra Facial", "HYDRAFACIAL")."""
+    terms = list(CLINICAL_WORDS)
+    if practice_id is not None:
+        for service_name, code in Service.objects.filter(practice_id=practice_id, kind=ServiceKind.TREATMENT) \
+                .values_list("name", "code"):
+            terms += [service_name, code]
+    spaced, packed = _words(name), _words(name).replace(" ", "")
+    found = []
+    for term in terms:
+        words = _words(term)
+        run_together = words.replace(" ", "")
+        if words.strip() and (words in spaced or (len(run_together) >= 5 and run_together in packed)):
+            found.append(term)
+    return sorted(set(found), key=str.lower)
+
+
 class BillingInterval(models.TextChoices):
     MONTH = "month", "Monthly"
     YEAR = "year", "Yearly"
@@ -76,6 +104,14 @@ class Tier(models.Model):
     @property
     def price_display(self) -> str:
         return f"${self.price_cents / 100:,.2f}/{self.interval}"
+
+    def clean(self):
+        """The processor name is on the member's card statement and receipts: no treatment names."""
+        found = clinical_terms_in(self.processor_name or "", practice_id=self.practice_id)
+        if found:
+            raise ValidationError({"processor_name": (
+                f"The processor name appears on card statements and receipts: leave out treatment names "
+                f"({', '.join(found)}). Use something neutral, e.g. \"Membership — Tier B\".")})
 
 
 class RolloverRule(models.TextChoices):
