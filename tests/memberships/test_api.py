@@ -3,12 +3,15 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from memberships.auth import issue_api_token
 from memberships.models import EntitlementBalance, LedgerEntry
-from tests.factories import MemberFactory, PracticeFactory, active_membership, glow_tier, staff_user
 from memberships.roles import FRONT_DESK
+from memberships.services import Actor
+from tests.factories import MemberFactory, PracticeFactory, active_membership, glow_tier, staff_user
+from tests.memberships.api_support import redeem
 
 
 @pytest.fixture
@@ -16,11 +19,6 @@ def api(front_desk):
     client = APIClient()
     client.force_authenticate(front_desk)
     return client
-
-
-def redeem(api, membership, body, key="k-1"):
-    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
-    return api.post(f"/api/v1/memberships/{membership.pk}/redemptions/", body, format="json", **headers)
 
 
 def test_redeem_201_and_replay_returns_same_body(api, glow):
@@ -64,7 +62,8 @@ def test_missing_idempotency_key_is_400(api, glow):
     tier, facial, _ = glow
     m = active_membership(tier=tier)
     response = redeem(api, m, {"service_id": facial.pk}, key=None)
-    assert response.status_code == 400 and "Idempotency-Key" in response.json()["fields"]
+    assert response.status_code == 400 and response.json()["code"] == "idempotency_key_required"
+    assert not LedgerEntry.objects.filter(membership=m, kind="redeem").exists()
 
 
 def test_malformed_json_is_400_not_500(api, glow):
@@ -123,9 +122,9 @@ def test_token_auth(glow, practice):
     tier, facial, _ = glow
     m = active_membership(tier=tier)
     user = staff_user(FRONT_DESK, practice, username="desk2")
-    token = Token.objects.create(user=user)
+    _, key = issue_api_token(user=user, name="test", actor=Actor.system(), now=timezone.now())
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert client.get(f"/api/v1/memberships/{m.pk}/").status_code == 200
 
 
