@@ -6,7 +6,7 @@ by database CHECK constraints. State changes happen only in `memberships.service
 One module per aggregate: `practice` (the practice and its locations), `catalogue` (services, tiers,
 benefits), `members`, `membership` (memberships, credit lots, balances), `ledger` (entries, lot
 movements, holds), `timeline` (events, chart flags, operations), `staff` (staff profiles, audit
-log); `append_only` is the base of the rows never updated. Every model is importable from here.
+log, API tokens); `append_only` is the base of the rows never updated. Every model is importable from here.
 """
 
 from .append_only import AppendOnlyModel, AppendOnlyQuerySet
@@ -15,11 +15,12 @@ from .ledger import ActorType, EntryKind, LedgerEntry, LotMovement, Reservation,
 from .members import Member
 from .membership import CreditLot, EntitlementBalance, LotSource, Membership, MembershipStatus
 from .practice import AutomationStage, Location, Practice, RedemptionWhenPastDue
-from .staff import AuditLog, StaffProfile
+from .staff import ApiToken, AuditLog, StaffProfile
 from .timeline import ChartFlag, ChartFlagStatus, Event, EventKind, Operation
 
 __all__ = [
     "ActorType",
+    "ApiToken",
     "AppendOnlyModel",
     "AppendOnlyQuerySet",
     "AuditLog",

@@ -1,4 +1,5 @@
-"""Staff: which practice a user works for, and the audit log of every chart read and change."""
+"""Staff: which practice a user works for, the audit log of every chart read and change, and the
+API tokens staff integrations use."""
 
 from __future__ import annotations
 
@@ -38,3 +39,34 @@ class StaffProfile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.practice}"
+
+
+class ApiToken(models.Model):
+    """A staff user's credential for the REST API (`Authorization: Token <key>`). Only the key's
+    SHA-256 digest is stored (the key is shown once, when issued); `prefix` (its first characters)
+    tells tokens apart in the admin. It stops working at `expires_at`, or at once when revoked."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What uses it, e.g. “EHR integration”.")
+    prefix = models.CharField(max_length=8)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(expires_at__gt=models.F("created_at")),
+                                   name="api_token_expires_after_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… {self.name} ({self.user})"
+
+    def usable_at(self, now) -> bool:
+        return self.revoked_at is None and now < self.expires_at
