@@ -31,6 +31,7 @@ from .models import (
     Tier,
     TierBenefit,
 )
+from .admin_audit import AuditedMemberPages
 from .views.common import client_ip
 
 
@@ -200,13 +201,16 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Member)
-class MemberAdmin(PracticeScopedAdmin):
+class MemberAdmin(AuditedMemberPages, PracticeScopedAdmin):
     list_display = ["member_number", "first_name", "last_name", "email", "phone_number", "sms_consent", "practice"]
     search_fields = ["member_number", "first_name", "last_name", "email", "phone"]
     list_filter = ["practice", "sms_consent"]
     # Set by the processor path only: an edited id would send another customer's webhooks here.
     readonly_fields = ["processor_customer_id"]
     inlines = [MembershipInline]
+
+    def member_of(self, obj) -> int:
+        return obj.pk
 
     @admin.display(description="Phone", ordering="phone")
     def phone_number(self, obj):
@@ -225,7 +229,7 @@ class BalanceInline(admin.TabularInline):
 
 
 @admin.register(Membership)
-class MembershipAdmin(PracticeScopedAdmin):
+class MembershipAdmin(AuditedMemberPages, PracticeScopedAdmin):
     """Read-only: a membership changes only through the services (staff pages), which record the
     Event and tell the processor and the record."""
 
@@ -234,6 +238,9 @@ class MembershipAdmin(PracticeScopedAdmin):
     list_filter = ["status", "tier"]
     search_fields = ["member__member_number", "member__last_name", "processor_subscription_id"]
     inlines = [BalanceInline]
+
+    def member_of(self, obj) -> int:
+        return obj.member_id
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
@@ -257,12 +264,15 @@ class ReverseForm(forms.Form):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
+class LedgerEntryAdmin(AuditedMemberPages, ReadOnlyAdmin):
     practice_path = "membership__member__practice"
     list_display = ["created_at", "membership", "service", "kind", "quantity", "balance_after", "actor_label", "reason"]
     list_filter = ["kind", "source", "actor_type"]
     search_fields = ["idempotency_key", "membership__member__member_number"]
     actions = ["reverse_selected", "adjust_membership_balance"]
+
+    def member_of(self, obj) -> int:
+        return obj.membership.member_id
 
     @admin.action(description="Reverse the selected entries (with a reason)")
     def reverse_selected(self, request, queryset):
@@ -318,10 +328,13 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
+class EventAdmin(AuditedMemberPages, ReadOnlyAdmin):
     list_display = ["created_at", "kind", "member", "summary", "actor_type"]
     list_filter = ["kind", "actor_type"]
     search_fields = ["member__member_number"]
+
+    def member_of(self, obj) -> int | None:
+        return obj.member_id
 
 
 @admin.register(AuditLog)

@@ -20,4 +20,5 @@ urlpatterns = [
     path("members/<int:member_id>/pause/", views.pause, name="pause"),
     path("members/<int:member_id>/resume/", views.resume, name="resume"),
     path("members/<int:member_id>/cancel/", views.cancel, name="cancel"),
+    path("members/<int:member_id>/who-looked/", views.who_looked, name="who_looked"),
 ]

@@ -12,8 +12,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing.models import ImportBatch, ImportStatus
-from memberships.models import Service
-from memberships.views.common import audit, practice_for, staff_page
+from memberships.models import Member, Service
+from memberships.views.common import audit, audit_view, practice_for, staff_page
 
 from .batches import column_rows, create_import_batch, enqueue_import, recheck_with_columns
 from .columns import BALANCE_PREFIX, FIELD_LABELS
@@ -95,6 +95,7 @@ def import_upload(request):
 def import_detail(request, batch_id: int):
     batch = _batch(request, batch_id)
     actions = batch.report.get("actions", [])
+    _audit_detail(request, batch, actions[:500])
     return render(request, "billing/import_detail.html", {
         "batch": batch, "actions": actions[:500], "more_actions": max(0, len(actions) - 500),
         "errors": batch.errors[:1000], "more_errors": max(0, len(batch.errors) - 1000),
@@ -105,6 +106,15 @@ def import_detail(request, batch_id: int):
         "can_import_valid": batch.dry_run and batch.status == ImportStatus.VALIDATED and batch.errors
         and not any(e["line"] == 0 for e in batch.errors) and (batch.created_count or batch.changed_count),
     })
+
+
+def _audit_detail(request, batch: ImportBatch, shown: list[dict]) -> None:
+    """One audit row per ledger member the page lists (one INSERT); a check whose rows are not
+    members yet leaves one row for the batch."""
+    numbers = {action.get("member_number") for action in shown} - {None, ""}
+    members = list(Member.objects.filter(practice_id=batch.practice_id, member_number__in=numbers)
+                   .values_list("pk", flat=True)) if numbers else []
+    audit_view(request, action="import_detail", obj=batch, members=members or [None])
 
 
 def _suggestions(batch: ImportBatch) -> list[dict]:

@@ -16,7 +16,7 @@ from billing.reconciliation.selectors import reconciliation_status, reconciliati
 from billing.models import DiscrepancyKind, DunningCase
 from memberships.errors import LedgerError
 from memberships.services import Actor
-from memberships.views.common import client_ip, practice_for, practice_scope, staff_page
+from memberships.views.common import audit_view, client_ip, practice_for, practice_scope, staff_page
 
 from . import charts
 
@@ -108,10 +108,12 @@ def _practice_id(request) -> int:
 
 @staff_page("view_dashboard")
 def dunning(request):
-    """Open dunning cases of the practice, oldest first: next action, amount at risk."""
+    """Open dunning cases of the practice, oldest first: next action, amount at risk. Every member
+    listed is audited."""
     practice = practice_for(request.user)
     rows = dunning_selectors.open_dunning_cases(practice.pk)
     at_risk = dunning_selectors.amount_at_risk(practice.pk)
+    audit_view(request, action="dunning_queue", members=[row.member_id for row in rows])
     return render(request, "billing/dunning.html", {
         "practice": practice,
         "rows": rows,

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from integrations.models import RecordException, RecordExceptionKind
 from memberships.errors import LedgerError
-from memberships.views.common import client_ip, practice_scope, staff_page
+from memberships.views.common import audit_view, client_ip, practice_scope, staff_page
 
 from . import exceptions
 from .selectors import open_record_exceptions
@@ -41,6 +41,7 @@ def record_exceptions(request):
     scope = practice_scope(request.user)
     member_id = _member_filter(request)
     rows = list(open_record_exceptions(practice_id=scope, member_id=member_id))
+    audit_view(request, action="record_exceptions", members=[row.member_id for row in rows if row.member_id])
     is_manager = request.user.has_perm(exceptions.MANAGER_PERMISSION)
     items = [{
         "row": row,

@@ -14,12 +14,12 @@ from memberships.forms import RedeemForm, ReverseForm, SearchForm
 from memberships.framing import framable_by_record
 from memberships.models import EntryKind, LedgerEntry, Membership, MembershipStatus
 
-from .common import audit, client_ip, new_form_token, practice_scope, staff_page
+from .common import audit, audit_view, client_ip, new_form_token, practice_scope, staff_page
 
 
 @staff_page("view_chart")
 def home(request):
-    """The landing page: member search."""
+    """The landing page: member search. Every member listed is audited (names, phones, emails)."""
     form = SearchForm(request.GET or None)
     results = []
     query = ""
@@ -32,7 +32,8 @@ def home(request):
         }
         results = [(member, open_memberships.get(member.pk)) for member in members]
         if len(results) == 1 and request.GET.get("go") == "1":
-            return redirect("memberships:chart", member_id=results[0][0].pk)
+            return redirect("memberships:chart", member_id=results[0][0].pk)  # the chart audits its read
+        audit_view(request, action="search_members", members=members)
     return render(request, "memberships/search.html", {"form": form, "results": results, "query": query})
 
 
@@ -58,6 +59,7 @@ def render_chart(request, panel, *, redeem_form=None, status: int = 200):
         "compact": compact,
         "can_redeem": request.user.has_perm("memberships.redeem_entitlement"),
         "can_manage": request.user.has_perm("memberships.manage_membership"),
+        "can_see_audit": request.user.has_perm("memberships.view_dashboard"),
         # The registered chart counts, by name (they also stand in for the context processors'
         # own counts, so the navigation costs this page no query).
         **panel.counts,
