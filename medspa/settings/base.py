@@ -226,6 +226,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One schema name per choice set the API uses (fields named "kind" or "status" hold several).
+    "ENUM_NAME_OVERRIDES": {
+        "MembershipStatusEnum": "memberships.models.MembershipStatus",
+        "ReservationStatusEnum": "memberships.models.ReservationStatus",
+        "EventKindEnum": "memberships.models.EventKind",
+        "ServiceKindEnum": "memberships.models.ServiceKind",
+        "EntryKindEnum": "memberships.models.EntryKind",
+        "RolloverRuleEnum": "memberships.models.RolloverRule",
+        "BillingIntervalEnum": "memberships.models.BillingInterval",
+    },
 }
 
 # Email: console by default for the demo; any EMAIL_URL (smtp://user:pass@host:587) in production.
