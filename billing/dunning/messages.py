@@ -148,8 +148,8 @@ def _message_event(message: DunningMessage, *, now: datetime):
     label = "SMS" if channel == MessageChannel.SMS else "Email"
     where = f"step {step.number}" if step is not None and step.number < CARD_UPDATE_STEP_BASE else reason
     return case_event(message.case, kind=EventKind.DUNNING_MESSAGE, now=now,
-                      summary=(f"Card-update {label} not sent ({where}): automatic reminders are off for this "
-                               "practice; send the card link or call the member" if shadowed
+                      summary=(f"Card-update {label if label == 'SMS' else 'email'} not sent: automatic reminders "
+                               "are off for this practice; send the card link or call the member" if shadowed
                                else f"Card-update {label} queued ({where})"),
                       payload={"message_id": message.pk, "channel": channel, "reason": reason, "shadowed": shadowed,
                                "step": step.number if step is not None else None})

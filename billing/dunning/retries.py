@@ -69,8 +69,9 @@ def run_retry_step(case: DunningCase, step: DunningStep, *, now: datetime) -> st
     )
     why = "card updated" if step.number >= CARD_UPDATE_STEP_BASE else f"step {step.number}"
     record_case_event(case, kind=EventKind.DUNNING_RETRY, now=now,
-                      summary=(f"Payment retry {number} not made ({why}): automatic retries are off for this "
-                               "practice; send the card link, or retry the charge in the processor's dashboard"
+                      summary=(f"Payment retry {number} not made{'' if why.startswith('step') else f' ({why})'}: "
+                               "automatic retries are off for this practice; send the card link, or retry the charge "
+                               "in the processor's dashboard"
                                if shadowed else f"Payment retry {number} requested ({why})"),
                       payload={"attempt_id": attempt.pk, "attempt_number": number,
                                "idempotency_key": attempt.idempotency_key, "amount_cents": case.amount_cents,

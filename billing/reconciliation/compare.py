@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable
+from typing import Iterable, Mapping
 
 TIER_MISMATCH = "tier_mismatch"
 PRICE_MISMATCH = "price_mismatch"
@@ -194,12 +194,15 @@ class _Findings(list):
 
 def reconcile(ledger_rows: Iterable[LedgerRow], sheet_rows: Iterable[SheetSnapshot] | None,
               processor_rows: Iterable[ProcessorRow] | None,
-              record_rows: Iterable[RecordRow] | None) -> list[Discrepancy]:
-    """Every difference between the sides, member by member, each with its kind."""
+              record_rows: Iterable[RecordRow] | None,
+              services: Mapping[str, tuple[str, bool]] | None = None) -> list[Discrepancy]:
+    """Every difference between the sides, member by member, each with its kind. `services`: service
+    code → (name, whether its balance is dollars in cents), so a balance reads "HydraFacial: 1" or
+    "$50.00" rather than by its code and in cents."""
     ledger = {row.member_number: row for row in ledger_rows}
     out: list[Discrepancy] = []
     if sheet_rows is not None:
-        out += _sheet_differences(ledger, sheet_rows)
+        out += _sheet_differences(ledger, sheet_rows, services or {})
     if processor_rows is not None:
         out += _processor_differences(ledger, processor_rows)
     if record_rows is not None:
@@ -208,7 +211,14 @@ def reconcile(ledger_rows: Iterable[LedgerRow], sheet_rows: Iterable[SheetSnapsh
     return out
 
 
-def _sheet_differences(ledger: dict[str, LedgerRow], sheet_rows: Iterable[SheetSnapshot]) -> list[Discrepancy]:
+def _balance_words(code: str, sheet: int, ledger: int, services: Mapping[str, tuple[str, bool]]) -> str:
+    name, dollars = services.get(code, (code, False))
+    shown = _money if dollars else str
+    return f"{name} balance is {shown(sheet)} in the spreadsheet, {shown(ledger)} in the ledger"
+
+
+def _sheet_differences(ledger: dict[str, LedgerRow], sheet_rows: Iterable[SheetSnapshot],
+                       services: Mapping[str, tuple[str, bool]]) -> list[Discrepancy]:
     found = _Findings()
     sheet = {row.member_number: row for row in sheet_rows}
     for number, s in sheet.items():
@@ -233,7 +243,7 @@ def _sheet_differences(ledger: dict[str, LedgerRow], sheet_rows: Iterable[SheetS
             a, b = s.balances.get(code, 0), led.balances.get(code, 0)
             if a != b:
                 found.add(number, led.member_id, BALANCE_MISMATCH, "sheet/ledger",
-                          f"{code} balance is {a} in the spreadsheet, {b} in the ledger",
+                          _balance_words(code, a, b, services),
                           service=code, sheet=a, ledger=b)
     for number, led in ledger.items():
         if number not in sheet and led.status != "cancelled":

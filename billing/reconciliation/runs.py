@@ -9,7 +9,7 @@ from datetime import datetime
 from django.db import transaction
 
 from billing.models import Discrepancy, ReconciliationRun
-from memberships.models import Practice
+from memberships.models import Practice, Service, ServiceKind
 from memberships.services import Actor
 from memberships.services.common import write_audit
 from memberships.errors import ReasonRequired
@@ -32,7 +32,9 @@ def run_reconciliation(*, practice: Practice, now: datetime, trigger: str = "com
     notes += [note] if note else []
     record, note = read_side("record", practice=practice, ledger=ledger, sources=sources)
     notes += [note] if note else []
-    found = reconcile(ledger, sheet, processor, record)
+    services = {code: (name, kind == ServiceKind.CREDIT)
+                for code, name, kind in Service.objects.filter(practice=practice).values_list("code", "name", "kind")}
+    found = reconcile(ledger, sheet, processor, record, services=services)
     compared = ["ledger"] + [side for side, rows in (("sheet", sheet), ("processor", processor), ("record", record))
                              if rows is not None]
     with transaction.atomic():

@@ -4,12 +4,15 @@ never imports integrations)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 from billing.models import SheetRow
 from memberships.models import EntitlementBalance, Membership, MembershipStatus, Practice
 
 from .compare import LedgerRow, SheetSnapshot
+
+logger = logging.getLogger(__name__)
 
 
 def ledger_rows(*, practice_id: int) -> list[LedgerRow]:
@@ -86,4 +89,6 @@ def read_side(side: str, *, practice: Practice, ledger: list[LedgerRow],
     except SourceSkipped as skipped:
         return None, f"{side}: {skipped}"
     except Exception as exc:  # the run goes on with the sides it could read, and says so
-        return None, f"{side}: could not be read ({type(exc).__name__})"
+        logger.warning("reconciliation: the %s side of practice %s could not be read: %s", side, practice.pk,
+                       type(exc).__name__)
+        return None, f"{side}: could not be read this time; it is tried again at the next run"
