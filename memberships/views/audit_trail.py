@@ -59,10 +59,8 @@ def who_looked(request, member_id: int):
     member = _member(request, member_id)
     rows = AuditLog.objects.filter(member=member).select_related("user").order_by("-created_at", "-id")
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
-    audit_view(request, action="view_audit_trail", members=[member])
+    lines = [(row, ACTION_WORDS.get(row.action, row.action.replace("_", " "))) for row in page.object_list]
+    audit_view(request, action="view_audit_trail", members=[member])   # after the read: the next look shows it
     return render(request, "memberships/who_looked.html", {
-        "member": member,
-        "page": page,
-        "lines": [(row, ACTION_WORDS.get(row.action, row.action.replace("_", " "))) for row in page.object_list],
-        "zone": member.practice.zone,
+        "member": member, "page": page, "lines": lines, "zone": member.practice.zone,
     })
