@@ -214,7 +214,7 @@ class MemberAdmin(AuditedMemberPages, PracticeScopedAdmin):
 
     @admin.display(description="Phone", ordering="phone")
     def phone_number(self, obj):
-        return format_phone(obj.phone)
+        return format_html('<span style="white-space: nowrap">{}</span>', format_phone(obj.phone))
 
 
 class BalanceInline(admin.TabularInline):

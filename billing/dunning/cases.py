@@ -109,7 +109,7 @@ def finish_case(case: DunningCase, *, status: str, reason: str, now: datetime, a
     DunningStep.objects.filter(case=case, status=StepStatus.PENDING).update(
         status=StepStatus.SKIPPED, done_at=now, note=f"case {status}")
     record_case_event(case, kind=EventKind.DUNNING_CLOSED, now=now, actor=actor,
-                      summary=f"Dunning {status}: {reason}"[:300],
+                      summary=f"Payment follow-up ended ({status}): {reason}"[:300],
                       payload={"status": status, "policy_version": case.policy.version})
 
 

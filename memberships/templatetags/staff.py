@@ -32,3 +32,23 @@ def get_item(mapping, key):
 def stage_allows(practice, stage):
     """Whether the practice's automation stage is `stage` or later: `{% if practice|stage_allows:"dunning" %}`."""
     return bool(practice) and practice.stage_at_least(stage)
+
+
+# Timeline kinds whose stored label is the back office's word ("dunning"), in the front desk's.
+_EVENT_WORDS = {
+    "dunning_opened": "Payment follow-up started",
+    "dunning_closed": "Payment follow-up ended",
+    "dunning": "Payment follow-up",
+}
+
+
+@register.filter
+def event_label(event):
+    """What a timeline event is, in a front desk's words: a retry or reminder that automation held
+    back reads "not made" / "not sent", not "requested" / "queued"."""
+    if (event.payload or {}).get("shadowed"):
+        if event.kind == "dunning_retry":
+            return "Payment retry not made"
+        if event.kind == "dunning_message":
+            return "Reminder not sent"
+    return _EVENT_WORDS.get(event.kind) or event.get_kind_display()

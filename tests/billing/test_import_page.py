@@ -49,7 +49,7 @@ def test_errors_are_listed_and_only_valid_rows_is_a_choice(client, manager, glow
     page = upload(client, django_capture_on_commit_callbacks, messy_xlsx(), "members.xlsx")
     text = page.content.decode()
     assert "unknown tier &#x27;Platinum&#x27;" in text and "duplicate member" in text
-    assert "Import only the 1 valid rows (skip 5 rejected)" in text
+    assert "Import only the 1 valid row (skip 5 rejected)" in text
     checked = ImportBatch.objects.get()
     page = submit(client, django_capture_on_commit_callbacks, reverse("mirror:import_confirm", args=[checked.pk]))
     assert "fix them, or choose to import only the valid rows" in page.content.decode()

@@ -148,6 +148,8 @@ def test_past_due_chart_says_when_the_payment_failed_and_what_happens_next(brows
     assert "next charge" not in text.lower()              # no next charge beside a failed one
     assert "Charge of $199.00 failed" in text
     assert "automatic retries are off for this practice" in text and "not made" in text  # the timeline
+    assert "PAYMENT RETRY NOT MADE" in text and "REMINDER NOT SENT" in text   # (small capitals by the style sheet)
+    assert "dunning" not in text.lower() and "requested" not in text.lower() and "queued" not in text.lower()
     assert_no_jargon(text)
     shoot(browser, "chart-past-due-observe")
 
