@@ -48,14 +48,20 @@ class InvalidCharacters(APIException):
         self.where = sorted(set(where))
 
 
+def _shown(text: str) -> str:
+    """A field name fit to echo back: its bad characters replaced by U+FFFD."""
+    return "".join("\ufffd" if is_bad_character(ch) else ch for ch in text)
+
+
 def _bad_places(value: Any, path: str) -> list[str]:
-    """Where in a parsed JSON body (dicts, lists, strings) a bad character sits, by field path."""
+    """Where in a parsed JSON body (dicts, lists, strings) a bad character sits, by field path (a bad
+    character in a field's name is shown as U+FFFD)."""
     if isinstance(value, str):
         return [path or "body"] if _bad_text(value) else []
     found = []
     if isinstance(value, dict):
         for key, item in value.items():
-            name = f"{path}.{key}" if path else str(key)
+            name = f"{path}.{_shown(str(key))}" if path else _shown(str(key))
             found += [name or "body"] if isinstance(key, str) and _bad_text(key) else _bad_places(item, name)
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
@@ -69,9 +75,12 @@ def refuse_bad_characters(request) -> None:
     where = []
     for name, values in request.query_params.lists():
         if _bad_text(name) or any(_bad_text(v) for v in values):
-            where.append(name if not _bad_text(name) else "query")
+            where.append(_shown(name))
     if request.method not in ("GET", "HEAD", "OPTIONS"):
-        where += _bad_places(request.data, "")
+        try:
+            where += _bad_places(request.data, "")
+        except RecursionError:
+            raise drf_exceptions.ParseError("The JSON body is nested too deeply.") from None
     if where:
         raise InvalidCharacters(where)
 
