@@ -12,6 +12,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from memberships.login_throttle import attempts_left, lock_lifts_in
+from memberships.two_factor import requires_two_factor, second_factor_url
 
 
 def _minutes(delta) -> int:
@@ -21,6 +22,12 @@ def _minutes(delta) -> int:
 class StaffLoginView(auth_views.LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True
+
+    def get_success_url(self):
+        """A manager goes on to the second factor (the code, or setting up an authenticator)."""
+        url = super().get_success_url()
+        user = self.request.user
+        return second_factor_url(user, url) if requires_two_factor(user) else url
 
     def form_invalid(self, form):
         context = self.get_context_data(form=form)

@@ -44,17 +44,25 @@ def _grouped(secret: str) -> str:
     return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
 
 
+WRONG_CODE = "That code is not right, or was used already. Wait for the next code and try again."
+WAIT = "Too many wrong codes: wait a few seconds, then enter the code shown at that moment."
+
+
 def _verify(user, code: str):
-    """The device that accepts the code — the authenticator for six digits, else a recovery code —
-    or None. django-otp refuses a TOTP code already used and deletes a recovery code once used, and
-    throttles each device after wrong codes."""
+    """(the device that accepts the code — the authenticator for six digits, else a recovery code —
+    or None, the error to show). django-otp refuses a TOTP code already used, deletes a recovery code
+    once used, and after a wrong code makes the device wait (1 s, then doubling) before it checks
+    another."""
     devices = [authenticator_for(user)] if code.isdigit() and len(code) == 6 else \
         list(StaticDevice.objects.filter(user=user, confirmed=True))
-    for device in filter(None, devices):
+    devices = [device for device in devices if device is not None]
+    if devices and not any(device.verify_is_allowed()[0] for device in devices):
+        return None, WAIT
+    for device in devices:
         accepted = django_otp.verify_token(user, device.persistent_id, code)
         if accepted is not None:
-            return accepted
-    return None
+            return accepted, None
+    return None, WRONG_CODE
 
 
 def _signed_in(request, device) -> None:
@@ -71,14 +79,14 @@ def verify(request):
         return redirect(f"{_setup_url()}?{request.GET.urlencode()}")
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        device = _verify(request.user, form.cleaned_data["code"])
+        device, error = _verify(request.user, form.cleaned_data["code"])
         if device is not None:
             _signed_in(request, device)
             if isinstance(device, StaticDevice):
                 left = device.token_set.count()
                 audit(request, action="two_factor_recovery_code_used", detail={"codes_left": left})
             return redirect(_next_url(request))
-        form.add_error("code", "That code is not right, or was used already. Wait for the next code and try again.")
+        form.add_error("code", error)
     return render(request, "registration/two_factor_verify.html", {"form": form, "next": _next_url(request)},
                   status=200 if not form.errors else 400)
 
@@ -97,7 +105,8 @@ def setup(request):
     device = pending_authenticator(request.user)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if device.verify_token(form.cleaned_data["code"]):
+        allowed = device.verify_is_allowed()[0]
+        if allowed and device.verify_token(form.cleaned_data["code"]):
             device.confirmed = True
             device.save(update_fields=["confirmed"])
             codes = issue_recovery_codes(user=request.user)
@@ -105,7 +114,8 @@ def setup(request):
             audit(request, action="two_factor_set_up")
             return render(request, "registration/two_factor_recovery_codes.html",
                           {"codes": codes, "next": _next_url(request)})
-        form.add_error("code", "That code is not right. Check the clock of your phone, and enter the code shown now.")
+        form.add_error("code", "That code is not right. Check the clock of your phone, and enter the code shown now."
+                       if allowed else WAIT)
     secret = b32encode(device.bin_key).decode()
     return render(request, "registration/two_factor_setup.html", {
         "form": form, "next": _next_url(request), "secret": _grouped(secret),
