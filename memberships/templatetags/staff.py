@@ -52,3 +52,9 @@ def event_label(event):
         if event.kind == "dunning_message":
             return "Reminder not sent"
     return _EVENT_WORDS.get(event.kind) or event.get_kind_display()
+
+
+@register.filter
+def words(code):
+    """A code as words for a page: "price_mismatch" -> "price mismatch", "payment_retry" -> "payment retry"."""
+    return str(code or "").replace("_", " ").replace("-", " ")

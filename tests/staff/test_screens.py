@@ -226,6 +226,9 @@ def test_reconciliation_lists_members_by_name(browser, live_server, desk):
     assert "Error" not in text and "Unavailable" not in text     # no exception class names
     assert_no_jargon(text)
     shoot(browser, "reconciliation")
+    text = open_page(browser, live_server, reverse("mirror:rollout"))   # where the manager reads it before moving up
+    assert "(Balance mismatch 2, Price mismatch 1)" in text and "_mismatch" not in text
+    shoot(browser, "rollout")
 
 
 def test_a_failed_import_check_says_so(browser, live_server, desk):
