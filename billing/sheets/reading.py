@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import re
 import zipfile
+from xml.etree import ElementTree
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -124,32 +124,111 @@ class UnsavedFormula:
 
 
 UNSAVED_FORMULA = "formula without a saved value: open and save the file in Excel, or paste values"
-_FORMULA_TAG = re.compile(rb"<(?:\w+:)?f[\s>/]")
+
+
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 
 
 def _read_xlsx(content: bytes) -> Iterable[tuple[int, list[Any]]]:
-    from openpyxl import load_workbook
-
+    """The first worksheet's rows, read straight from the workbook's XML (a streaming parse: the
+    values Excel saved, dates by their cell style, a formula without its saved result marked)."""
     try:
-        workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            has_formulas = any(_FORMULA_TAG.search(archive.read(name)) for name in archive.namelist()
-                               if name.startswith("xl/worksheets/") and name.endswith(".xml"))
-        formulas = load_workbook(io.BytesIO(content), read_only=True, data_only=False) if has_formulas else None
-    except Exception as exc:  # zipfile/openpyxl raise many kinds
+        archive = zipfile.ZipFile(io.BytesIO(content))
+        path, date1904 = _first_sheet(archive)
+        strings = _shared_strings(archive)
+        date_styles = _date_styles(archive)
+        rows = list(_sheet_rows(archive.open(path), strings=strings, date_styles=date_styles, date1904=date1904))
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, ValueError, OSError) as exc:
         raise SheetError("The file could not be read as an Excel workbook (XLSX).") from exc
-    values = workbook.worksheets[0].iter_rows(values_only=True)
-    if formulas is None:
-        return ((index, list(row)) for index, row in enumerate(values, start=1))
-    # Saved results come from the first reading, formulas from the second: a formula cell whose
-    # saved result is missing reads as None in the first, and is marked as such.
-    pairs = itertools.zip_longest(values, formulas.worksheets[0].iter_rows(values_only=True), fillvalue=())
-    return ((index, [UnsavedFormula(str(raw)) if value is None and _is_formula(raw) else value
-                     for value, raw in itertools.zip_longest(row, raw_row)])
-            for index, (row, raw_row) in enumerate(pairs, start=1))
+    return rows
 
 
-def _is_formula(raw: Any) -> bool:
-    if isinstance(raw, str):
-        return raw.startswith("=")
-    return type(raw).__name__ in ("ArrayFormula", "DataTableFormula")
+def _first_sheet(archive: zipfile.ZipFile) -> tuple[str, bool]:
+    workbook = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+    properties = workbook.find(f"{_MAIN}workbookPr")
+    date1904 = properties is not None and properties.get("date1904") in ("1", "true")
+    sheet = workbook.find(f"{_MAIN}sheets/{_MAIN}sheet")
+    rel_id = sheet.get(f"{_REL}id")
+    rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    target = next(r.get("Target") for r in rels.iter(f"{_PKG_REL}Relationship") if r.get("Id") == rel_id)
+    return (target.lstrip("/") if target.startswith("/") else f"xl/{target}"), date1904
+
+
+def _shared_strings(archive: zipfile.ZipFile) -> list[str]:
+    """The workbook's strings: plain or in formatted runs, without their phonetic guides."""
+    if "xl/sharedStrings.xml" not in archive.namelist():
+        return []
+    strings = []
+    plain, run = f"{_MAIN}t", f"{_MAIN}r"
+    for _, item in ElementTree.iterparse(archive.open("xl/sharedStrings.xml")):
+        if item.tag == f"{_MAIN}si":
+            strings.append("".join((child.text or "") if child.tag == plain else (child.findtext(plain) or "")
+                                   for child in item if child.tag in (plain, run)))
+            item.clear()
+    return strings
+
+
+def _date_styles(archive: zipfile.ZipFile) -> set[int]:
+    """The indexes of cell styles whose number format is a date or a time."""
+    from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
+
+    if "xl/styles.xml" not in archive.namelist():
+        return set()
+    styles = ElementTree.fromstring(archive.read("xl/styles.xml"))
+    formats = dict(BUILTIN_FORMATS)
+    for fmt in styles.iter(f"{_MAIN}numFmt"):
+        formats[int(fmt.get("numFmtId"))] = fmt.get("formatCode") or ""
+    xfs = styles.find(f"{_MAIN}cellXfs")
+    return {index for index, xf in enumerate(xfs if xfs is not None else [])
+            if is_date_format(formats.get(int(xf.get("numFmtId") or 0), "General"))}
+
+
+def _column_index(ref: str) -> int:
+    index = 0
+    for char in ref:
+        if char.isdigit():
+            break
+        index = index * 26 + ord(char.upper()) - 64
+    return index - 1
+
+
+def _sheet_rows(stream, *, strings: list[str], date_styles: set[int], date1904: bool):
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
+
+    epoch = CALENDAR_MAC_1904 if date1904 else CALENDAR_WINDOWS_1900
+    row_tag, cell_tag, line = f"{_MAIN}row", f"{_MAIN}c", 0
+    for _, element in ElementTree.iterparse(stream):
+        if element.tag != row_tag:
+            continue
+        line = int(element.get("r") or line + 1)
+        cells: list[Any] = []
+        for cell in element.iter(cell_tag):
+            ref = cell.get("r")
+            position = _column_index(ref) if ref else len(cells)
+            cells.extend([None] * (position - len(cells)))
+            cells.append(_cell_value(cell, strings=strings, date_styles=date_styles, epoch=epoch,
+                                     from_excel=from_excel))
+        yield line, cells
+        element.clear()
+
+
+def _cell_value(cell, *, strings, date_styles, epoch, from_excel) -> Any:
+    kind = cell.get("t", "n")
+    value = cell.findtext(f"{_MAIN}v")
+    formula = cell.find(f"{_MAIN}f")
+    if kind == "inlineStr":
+        return "".join(t.text or "" for t in cell.iter(f"{_MAIN}t"))
+    if value is None or (value == "" and kind != "str"):
+        return UnsavedFormula("=" + (formula.text or "")) if formula is not None else None
+    if kind == "s":
+        return strings[int(value)]
+    if kind in ("str", "e"):
+        return value
+    if kind == "b":
+        return value in ("1", "true")
+    number = float(value) if any(c in value for c in ".eE") else int(value)
+    if int(cell.get("s") or 0) in date_styles:
+        return from_excel(number, epoch)
+    return number

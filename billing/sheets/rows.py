@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any, Callable
 
@@ -76,12 +76,15 @@ class ImportRow:
     household: str = ""
 
     def row_hash(self) -> str:
-        data = asdict(self)
-        data.pop("line")
+        data = {name: getattr(self, name) for name in _HASHED}
+        data["balances"] = dict(self.balances)
         for name in ("paused_until", "date_of_birth", "household"):
             if not data[name]:
                 data.pop(name)        # rows hashed before the column existed stay unchanged
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+_HASHED = tuple(f.name for f in fields(ImportRow) if f.name != "line")
 
 
 def practice_catalog(practice: Practice) -> tuple[dict[str, Tier], list[ServiceRef], dict[str, Service]]:
@@ -134,13 +137,14 @@ class _RowReader:
         self.line, self.cells, self.headers, self.mapping = line, cells, headers, mapping
         self.date_orders, self.date_order = date_orders, date_order
         self.errors: list[RowError] = []
+        self.index_of = mapping.index_of
 
     def error(self, column: str, message: str) -> None:
         self.errors.append(RowError(self.line, column, message))
 
     def cell(self, name: str) -> tuple[Any, str]:
         """The field's cell and its column's header (the field's label when no column holds it)."""
-        index = self.mapping.index_of(name)
+        index = self.index_of(name)
         if index is None:
             return None, FIELD_LABELS.get(name, name)
         return (self.cells[index] if index < len(self.cells) else None), self.headers[index]
@@ -160,7 +164,7 @@ class _RowReader:
         """The field's parsed value; a problem is the row's error. A required field whose column the
         file lacks is the file's problem (said once), not every row's."""
         raw, column = self.cell(name)
-        required = required and self.mapping.index_of(name) is not None
+        required = required and self.index_of(name) is not None
         try:
             value = _parse_cell(raw, parse)
         except ValueProblem as problem:

@@ -20,12 +20,13 @@ from django.db import transaction
 from billing.models import ImportBatch, SheetRow
 from memberships import services as ledger
 from memberships.models import BillingInterval, Member, Membership, Practice, Service, Tier
+from memberships.services.bulk_rows import insert_rows
 from memberships.services.members import MemberIndex, allocate_member_numbers, lock_member_numbers
 
 from .checking import ImportCheck, ProgressCallback, person_of
 from .rows import CONTACT_FIELDS, ImportRow, practice_catalog
 
-CHUNK = 500
+CHUNK = 2000
 
 
 def _add_interval(day: date, interval: str, n: int) -> date:
@@ -42,9 +43,13 @@ def current_period(*, start: date, period_end: date | None, interval: str, today
     anniversary of the start date on or before today."""
     if period_end:
         return _add_interval(period_end, interval, -1), period_end
-    n = 0
-    while _add_interval(start, interval, n + 1) <= today:
-        n += 1
+    if interval == BillingInterval.YEAR:
+        n = today.year - start.year
+    else:
+        n = (today.year - start.year) * 12 + today.month - start.month
+    n = max(n, 0)
+    while n > 0 and _add_interval(start, interval, n) > today:      # this month's anniversary is still ahead
+        n -= 1
     return _add_interval(start, interval, n), _add_interval(start, interval, n + 1)
 
 
@@ -52,15 +57,14 @@ def _key(practice: Practice, member_number: str) -> str:
     return f"import:{practice.pk}:{member_number}"[:150]
 
 
-def _new_member(practice: Practice, row: ImportRow, now: datetime) -> Member:
-    member = Member(
-        practice=practice, member_number=row.member_number, first_name=row.first_name, last_name=row.last_name,
-        email=row.email, phone=row.phone, sms_consent=bool(row.sms_consent),
-        sms_consent_at=now if row.sms_consent else None, record_patient_id=row.record_patient_id,
-        processor_customer_id=row.processor_customer_id, date_of_birth=row.date_of_birth,
-    )
-    member.search_name = f"{row.first_name} {row.last_name}".lower().strip()   # bulk_create skips save()
-    return member
+_MEMBER_FIELDS = ("practice", "member_number", "first_name", "last_name", "search_name", "email", "phone",
+                  "sms_consent", "sms_consent_at", "record_patient_id", "processor_customer_id", "date_of_birth")
+
+
+def _new_member(practice: Practice, row: ImportRow, now: datetime) -> tuple:
+    return (practice.pk, row.member_number, row.first_name, row.last_name,
+            f"{row.first_name} {row.last_name}".lower().strip(), row.email, row.phone, bool(row.sms_consent),
+            now if row.sms_consent else None, row.record_patient_id, row.processor_customer_id, row.date_of_birth)
 
 
 def _update_member(member: Member, row: ImportRow, now: datetime) -> None:
@@ -91,16 +95,17 @@ def _members_of(practice: Practice, rows: list[ImportRow], now: datetime) -> dic
             _update_member(existing[matched[row.line]], row, now)
         elif not row.member_number:
             row.member_number = next(numbers)
-    created = Member.objects.bulk_create([_new_member(practice, row, now) for row in new_rows])
+    created = insert_rows(Member, _MEMBER_FIELDS, (_new_member(practice, row, now) for row in new_rows))
     by_line = {line: existing[pk] for line, pk in matched.items() if pk is not None}
-    by_line.update({row.line: member for row, member in zip(new_rows, created)})
+    by_line.update({row.line: Member(pk=pk, practice_id=practice.pk, member_number=row.member_number)
+                    for row, pk in zip(new_rows, created)})
     return by_line
 
 
 def _apply_chunk(*, practice: Practice, rows: list[ImportRow], batch: ImportBatch, tiers: dict[str, Tier],
                  services: dict[str, Service], now: datetime) -> None:
     members = _members_of(practice, rows, now)
-    with_membership = set(Membership.objects.filter(member__in=list(members.values()))
+    with_membership = set(Membership.objects.filter(member_id__in=[m.pk for m in members.values()])
                           .values_list("member_id", flat=True))
     zone = ZoneInfo(practice.timezone)
     today = now.astimezone(zone).date()
@@ -121,19 +126,30 @@ def _apply_chunk(*, practice: Practice, rows: list[ImportRow], batch: ImportBatc
             started_at=datetime.combine(row.start_date, time(), zone),
         ))
     ledger.import_memberships(items=items, actor=ledger.Actor.importer(label=f"import {batch.pk}"), now=now)
+    _write_sheet_rows(practice=practice, rows=rows, members=members, batch=batch, now=now)
+
+
+_SHEET_FIELDS = ("member", "batch", "line", "tier_code", "status", "price_cents", "balances", "processor_customer_id",
+                 "processor_subscription_id", "record_patient_id", "row_hash", "imported_at")
+
+
+def _write_sheet_rows(*, practice: Practice, rows: list[ImportRow], members: dict[int, Member], batch: ImportBatch,
+                      now: datetime) -> None:
+    """The sheet's view of each member: inserted for members new to it, replaced for the others."""
+    def values(row: ImportRow) -> tuple:
+        return (members[row.line].pk, batch.pk, row.line, row.tier_code, row.status, row.price_cents, row.balances,
+                row.processor_customer_id, row.processor_subscription_id, row.record_patient_id, row.row_hash(), now)
+
+    known = set(SheetRow.objects.filter(practice=practice, member_number__in=[r.member_number for r in rows])
+                .values_list("member_number", flat=True))
+    insert_rows(SheetRow, ("practice", "member_number", *_SHEET_FIELDS),
+                ((practice.pk, row.member_number, *values(row)) for row in rows if row.member_number not in known))
     SheetRow.objects.bulk_create(
-        [SheetRow(practice=practice, member=members[row.line], member_number=row.member_number,
-                  batch=batch, line=row.line, tier_code=row.tier_code, status=row.status,
-                  price_cents=row.price_cents, balances=row.balances,
-                  processor_customer_id=row.processor_customer_id,
-                  processor_subscription_id=row.processor_subscription_id,
-                  record_patient_id=row.record_patient_id, row_hash=row.row_hash(), imported_at=now)
-         for row in rows],
-        update_conflicts=True, unique_fields=["practice", "member_number"],
-        update_fields=["member", "batch", "line", "tier_code", "status", "price_cents", "balances",
-                       "processor_customer_id", "processor_subscription_id", "record_patient_id", "row_hash",
-                       "imported_at"],
-    )
+        [SheetRow(practice=practice, member_number=row.member_number,
+                  **{f"{name}_id" if name in ("member", "batch") else name: value
+                     for name, value in zip(_SHEET_FIELDS, values(row))})
+         for row in rows if row.member_number in known],
+        update_conflicts=True, unique_fields=["practice", "member_number"], update_fields=list(_SHEET_FIELDS))
 
 
 def apply_import(*, practice: Practice, check: ImportCheck, batch: ImportBatch, now: datetime,

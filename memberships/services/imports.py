@@ -27,6 +27,7 @@ from memberships.models import (
     TierBenefit,
 )
 
+from .bulk_rows import insert_rows
 from .common import Actor, record_event
 from .idempotency import idempotent
 
@@ -99,16 +100,18 @@ class ImportedMembership:
 
 
 @transaction.atomic
-def import_memberships(*, items: list[ImportedMembership], actor: Actor, now: datetime) -> dict[int, Membership]:
-    """Bring many existing memberships over at once, in a constant number of queries.
+def import_memberships(*, items: list[ImportedMembership], actor: Actor, now: datetime) -> dict[int, int]:
+    """Bring many existing memberships over at once, in a constant number of queries (one statement
+    per table, rows sent without a model instance each: `bulk_rows.insert_rows`). Returns member id →
+    membership id.
 
     For each item this writes what `enroll_member` + `activate_imported_membership` +
     `grant_opening_balance` (+ `cancel_membership` for a cancelled one) would write — the membership
-    in its stated status, a balance row per benefit, an import lot and an `opening` ledger entry
-    (source `import`) per opening balance, freeze entries for a cancelled one, and one IMPORTED
-    event — and keeps their invariants (balance == sum of entries, lots == balance). No charge,
-    no refill. Imported events describe history the processor and the record already hold, so they
-    are not handed to the outbox (they are history, not news for the record).
+    in its stated status since its join date, a balance row per benefit, an import lot and an
+    `opening` ledger entry (source `import`) per opening balance, freeze entries for a cancelled one,
+    and one IMPORTED event — and keeps their invariants (balance == sum of entries, lots == balance).
+    No charge, no refill. Imported events describe history the processor and the record already hold,
+    so they are not handed to the outbox (they are history, not news for the record).
 
     Idempotent per item on `<key>:membership`: an item already imported is returned as it is."""
     if not items:
@@ -125,12 +128,14 @@ def import_memberships(*, items: list[ImportedMembership], actor: Actor, now: da
                .exclude(status=MembershipStatus.CANCELLED).values_list("member_id", flat=True))
     if busy:
         raise IllegalTransition("These members already have an open membership.", member_ids=sorted(busy))
-    memberships = _create_memberships(todo, now=now)
-    _write_opening_balances(todo, memberships, actor=actor, now=now)
-    Event.objects.bulk_create([_imported_event(item, membership, actor=actor, now=now)
-                               for item, membership in zip(todo, memberships)])
-    for item, membership in zip(todo, memberships):
-        result[item.member.pk] = membership
+    membership_ids = _create_memberships(todo, now=now)
+    _write_opening_balances(todo, membership_ids, actor=actor, now=now)
+    insert_rows(Event, ("practice", "member", "membership", "kind", "summary", "payload", "actor_type", "actor_user",
+                        "created_at"),
+                (_imported_event(item, membership_id, actor=actor, now=now)
+                 for item, membership_id in zip(todo, membership_ids)))
+    for item, membership_id in zip(todo, membership_ids):
+        result[item.member.pk] = membership_id
     return result
 
 
@@ -144,83 +149,81 @@ def _check_item(item: ImportedMembership) -> None:
     _require_pause_end(status=item.status, paused_until=item.paused_until)
 
 
-def _replayed(done_ops: dict[str, Operation], op_keys: dict[str, ImportedMembership]) -> dict[int, Membership]:
-    """The memberships already imported under these keys, by member id."""
-    result: dict[int, Membership] = {}
-    if done_ops:
-        replayed = Membership.objects.in_bulk([op.result_id for op in done_ops.values()])
-        for key, op in done_ops.items():
-            if op.name != "import_membership":
-                raise IdempotencyKeyReused(idempotency_key=key)
-            result[op_keys[key].member.pk] = replayed[op.result_id]
+def _replayed(done_ops: dict[str, Operation], op_keys: dict[str, ImportedMembership]) -> dict[int, int]:
+    """The memberships already imported under these keys: member id → membership id."""
+    result: dict[int, int] = {}
+    for key, op in done_ops.items():
+        if op.name != "import_membership":
+            raise IdempotencyKeyReused(idempotency_key=key)
+        result[op_keys[key].member.pk] = op.result_id
     return result
 
 
-def _create_memberships(todo: list[ImportedMembership], *, now: datetime) -> list[Membership]:
+def _create_memberships(todo: list[ImportedMembership], *, now: datetime) -> list[int]:
     """The memberships in their stated status, each with the Operation that claims its key (written
     after them, in the same transaction, so it names its result at once)."""
     cancelled = MembershipStatus.CANCELLED
-    memberships = Membership.objects.bulk_create([
-        Membership(member=item.member, tier=item.tier, status=item.status,
-                   started_at=min(item.started_at, now) if item.started_at else now,
-                   current_period_start=item.current_period_start, current_period_end=item.current_period_end,
-                   processor_subscription_id=item.processor_subscription_id,
-                   paused_until=item.paused_until if item.status == MembershipStatus.PAUSED else None,
-                   cancelled_at=now if item.status == cancelled else None,
-                   paid_through=(item.current_period_end if item.current_period_end and item.current_period_end > now
-                                 else now) if item.status == cancelled else None,
-                   cancel_reason="Cancelled before import" if item.status == cancelled else "")
-        for item in todo])
-    Operation.objects.bulk_create([
-        Operation(idempotency_key=f"{item.key}:membership", name="import_membership", result_model="Membership",
-                  result_id=membership.pk, created_at=now) for item, membership in zip(todo, memberships)])
-    return memberships
+
+    def row(item: ImportedMembership) -> tuple:
+        is_cancelled = item.status == cancelled
+        paid_through = (item.current_period_end if item.current_period_end and item.current_period_end > now
+                        else now) if is_cancelled else None
+        return (item.member.pk, item.tier.pk, str(item.status), min(item.started_at, now) if item.started_at else now,
+                item.current_period_start, item.current_period_end, item.processor_subscription_id,
+                item.paused_until if item.status == MembershipStatus.PAUSED else None,
+                now if is_cancelled else None, paid_through, "Cancelled before import" if is_cancelled else "")
+
+    ids = insert_rows(Membership, ("member", "tier", "status", "started_at", "current_period_start",
+                                   "current_period_end", "processor_subscription_id", "paused_until", "cancelled_at",
+                                   "paid_through", "cancel_reason"), (row(item) for item in todo))
+    insert_rows(Operation, ("idempotency_key", "name", "result_model", "result_id", "created_at"),
+                ((f"{item.key}:membership", "import_membership", "Membership", pk, now) for item, pk in zip(todo, ids)))
+    return ids
 
 
-def _write_opening_balances(todo: list[ImportedMembership], memberships: list[Membership], *, actor: Actor,
+def _write_opening_balances(todo: list[ImportedMembership], membership_ids: list[int], *, actor: Actor,
                             now: datetime) -> None:
     """A balance row per benefit and opening balance; per opening balance an import lot, an `opening`
     entry drawing on it and, for a cancelled membership, its freeze entry."""
     benefit_services: dict[int, list[int]] = {}
     for benefit in TierBenefit.objects.filter(tier_id__in={i.tier.pk for i in todo}).values("tier_id", "service_id"):
         benefit_services.setdefault(benefit["tier_id"], []).append(benefit["service_id"])
-    balances, lots, lot_owner = [], [], []
-    for item, membership in zip(todo, memberships):
+    balances, owners = [], []
+    for item, membership_id in zip(todo, membership_ids):
         frozen_at = now if item.status == MembershipStatus.CANCELLED else None
         opening = {service.pk: quantity for service, quantity in item.opening}
         for service_id in dict.fromkeys(benefit_services.get(item.tier.pk, []) + list(opening)):
-            balances.append(EntitlementBalance(membership=membership, service_id=service_id,
-                                               balance=opening.get(service_id, 0), frozen_at=frozen_at))
-        for service, quantity in item.opening:
-            lots.append(CreditLot(membership=membership, service=service, source=LotSource.IMPORT, cycle_number=0,
-                                  granted=quantity, remaining=quantity, expires_at_cycle=None, created_at=now))
-            lot_owner.append((item, membership, service, quantity))
-    EntitlementBalance.objects.bulk_create(balances)
-    lots = CreditLot.objects.bulk_create(lots)
-    entries = LedgerEntry.objects.bulk_create([
-        LedgerEntry(membership=membership, service=service, kind=EntryKind.OPENING, source=LotSource.IMPORT,
-                    quantity=quantity, balance_after=quantity, lot=lot, actor_type=actor.type,
-                    actor_user_id=actor.user_id, actor_label=actor.label[:100], reason="Opening balance from import",
-                    idempotency_key=f"{item.key}:opening:{service.code}"[:200], created_at=now)
-        for lot, (item, membership, service, quantity) in zip(lots, lot_owner)])
-    LotMovement.objects.bulk_create([LotMovement(entry=entry, lot=lot, quantity=entry.quantity)
-                                     for entry, lot in zip(entries, lots)])
-    LedgerEntry.objects.bulk_create([
-        LedgerEntry(membership=membership, service=service, kind=EntryKind.FREEZE, quantity=0,
-                    frozen_quantity=quantity, balance_after=quantity, actor_type=actor.type,
-                    actor_user_id=actor.user_id, actor_label=actor.label[:100], reason="Cancelled before import",
-                    idempotency_key=f"freeze:{membership.pk}:{service.pk}", created_at=now)
-        for item, membership, service, quantity in lot_owner if item.status == MembershipStatus.CANCELLED])
+            balances.append((membership_id, service_id, opening.get(service_id, 0), frozen_at))
+        owners.extend((item, membership_id, service, quantity) for service, quantity in item.opening)
+    insert_rows(EntitlementBalance, ("membership", "service", "balance", "frozen_at"), balances)
+    lots = insert_rows(CreditLot, ("membership", "service", "source", "cycle_number", "granted", "remaining",
+                                   "expires_at_cycle", "created_at"),
+                       ((m, s.pk, str(LotSource.IMPORT), 0, q, q, None, now) for _, m, s, q in owners))
+    label = actor.label[:100]
+    entry_fields = ("membership", "service", "kind", "source", "quantity", "frozen_quantity", "balance_after", "lot",
+                    "actor_type", "actor_user", "actor_label", "reason", "idempotency_key", "created_at")
+    entries = insert_rows(LedgerEntry, entry_fields, (
+        (m, s.pk, str(EntryKind.OPENING), str(LotSource.IMPORT), q, 0, q, lot, str(actor.type), actor.user_id, label,
+         "Opening balance from import", f"{item.key}:opening:{s.code}"[:200], now)
+        for lot, (item, m, s, q) in zip(lots, owners)))
+    insert_rows(LotMovement, ("entry", "lot", "quantity"),
+                ((entry, lot, q) for entry, lot, (_, _, _, q) in zip(entries, lots, owners)))
+    insert_rows(LedgerEntry, entry_fields, (
+        (m, s.pk, str(EntryKind.FREEZE), LedgerEntry._meta.get_field("source").get_default(), 0, q, q, None,
+         str(actor.type), actor.user_id, label, "Cancelled before import", f"freeze:{m}:{s.pk}", now)
+        for item, m, s, q in owners if item.status == MembershipStatus.CANCELLED))
 
 
-def _imported_event(item: ImportedMembership, membership: Membership, *, actor: Actor, now: datetime) -> Event:
+def _imported_event(item: ImportedMembership, membership_id: int, *, actor: Actor, now: datetime) -> tuple:
     opening_text = ", ".join(f"{s.format_quantity(q)} {s.name}" for s, q in item.opening)
-    return Event(
-        practice_id=item.member.practice_id, member=item.member, membership=membership, kind=EventKind.IMPORTED,
-        summary=(f"Imported from the membership spreadsheet: {item.tier.name}, {_status_text(membership)}"
-                 + (f"; opening balance {opening_text}" if opening_text else ""))[:300],
-        payload={"tier_id": item.tier.pk, "status": item.status,
-                 "opening": [{"service_id": s.pk, "quantity": q} for s, q in item.opening],
-                 "current_period_end": item.current_period_end.isoformat() if item.current_period_end else None,
-                 "paused_until": membership.paused_until.isoformat() if membership.paused_until else None},
-        actor_type=actor.type, actor_user_id=actor.user_id, created_at=now)
+    paused_until = item.paused_until if item.status == MembershipStatus.PAUSED else None
+    status = MembershipStatus(item.status).label.lower()
+    status_text = f"{status} until {paused_until:%b %d, %Y}" if paused_until else status
+    summary = (f"Imported from the membership spreadsheet: {item.tier.name}, {status_text}"
+               + (f"; opening balance {opening_text}" if opening_text else ""))[:300]
+    payload = {"tier_id": item.tier.pk, "status": str(item.status),
+               "opening": [{"service_id": s.pk, "quantity": q} for s, q in item.opening],
+               "current_period_end": item.current_period_end.isoformat() if item.current_period_end else None,
+               "paused_until": paused_until.isoformat() if paused_until else None}
+    return (item.member.practice_id, item.member.pk, membership_id, str(EventKind.IMPORTED), summary, payload,
+            str(actor.type), actor.user_id, now)
