@@ -163,6 +163,13 @@ def test_past_due_chart_says_when_the_payment_failed_and_what_happens_next(brows
     assert "next charge" not in text.lower()
     shoot(browser, "chart-past-due-retrying")
 
+    browser.set_window_size(400, 900)                     # beside the record, the compact panel
+    open_page(browser, live_server, url + "?compact=1")
+    line = " ".join(browser.find_element(By.CSS_SELECTOR, '[data-testid="payment-line"]').text.split())
+    assert line == f"Failed on {day} — retrying {retry}"
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 400
+    shoot(browser, "chart-past-due-compact")
+
 
 def test_enroll_confirmation_lists_the_benefits_once(browser, live_server, desk):
     from selenium.webdriver.common.by import By
@@ -187,7 +194,22 @@ def test_enroll_confirmation_lists_the_benefits_once(browser, live_server, desk)
 def test_dunning_queue_says_automatic_retries_are_off(browser, live_server, desk):
     from selenium.webdriver.common.by import By
 
+    from billing.facts import ChargeFailed
+    from billing.services import membership_ref_for, record_charge_failed
+
     fail_a_charge(desk)
+    # A member no message can reach (no email, no SMS consent): the queue gives the number to call.
+    lee = MemberFactory(practice=desk["practice"], first_name="Lee", last_name="Park", email="", sms_consent=False,
+                        phone="+16265550199")
+    stamp = int(timezone.now().timestamp())
+    record_charge_failed(charge=ChargeFailed(
+        processor="stripe", invoice_ref="in_screens_2", subscription_ref="", customer_ref="",
+        membership_ref=membership_ref_for(active_membership(tier=desk["tier"], member=lee)), amount_cents=19900,
+        currency="usd", attempt_count=1, period_start=None, period_end=None, created=stamp, event_created=stamp,
+        failure_code="card_declined", decline_code="insufficient_funds"), now=timezone.now())
+    from billing import dunning
+
+    dunning.run_dunning(now=timezone.now())
     sign_in(browser, live_server, desk["manager"])
     text = open_page(browser, live_server, reverse("manager:dunning"))
     notice = browser.find_element(By.CSS_SELECTOR, '[data-testid="automation-off"]')
@@ -197,6 +219,8 @@ def test_dunning_queue_says_automatic_retries_are_off(browser, live_server, desk
     assert "Ana Garcia" in text and "$199.00" in text
     assert "0 retries" not in text and "0 messages" not in text
     assert "no automatic retries or reminders" in text
+    assert "no SMS consent, no email — call the member at (626) 555-0199" in text
+    assert "$398.00" in text                                       # at risk: both open cases
     assert_no_jargon(text)
     shoot(browser, "dunning-queue-observe")
 
