@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Min, OuterRef, Subquery
 
 from billing.models import DunningCase, DunningCaseStatus, DunningStep, StepKind, StepStatus
 from memberships import services as ledger
 from memberships.models import AutomationStage, Event, EventKind, Member, Membership, MembershipStatus
 from memberships.services import Actor
+from memberships.services import sql as rows
 from memberships.services.common import record_events
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,29 @@ def refresh_next_action(case: DunningCase) -> None:
     next_at = case.steps.filter(status=StepStatus.PENDING).aggregate(m=Min("due_at"))["m"]
     DunningCase.objects.filter(pk=case.pk).update(next_action_at=next_at)
     case.next_action_at = next_at
+
+
+def insert_rows(instances: list) -> list:
+    """New rows of one model in one statement, their ids set (PostgreSQL: `unnest` arrays; else
+    `bulk_create`). Sends no signals, as `bulk_create` does not."""
+    if instances and connection.vendor == "postgresql":
+        return rows.insert_many(instances)
+    return type(instances[0]).objects.bulk_create(instances) if instances else instances
+
+
+STEP_FIELDS = (("status", "text"), ("done_at", "timestamptz"), ("note", "text"), ("due_at", "timestamptz"),
+               ("deferred_from", "timestamptz"))
+
+
+def save_steps(steps: list[DunningStep]) -> None:
+    """Many steps' status, done_at, note, due_at and deferred_from, in one statement."""
+    if not steps:
+        return
+    if connection.vendor != "postgresql":
+        DunningStep.objects.bulk_update(steps, [name for name, _ in STEP_FIELDS])
+        return
+    rows.update_from_values(DunningStep, [(step.pk, *(getattr(step, name) for name, _ in STEP_FIELDS)) for step in steps],
+                            set_sql=", ".join(f"{name} = v.{name}" for name, _ in STEP_FIELDS), columns=list(STEP_FIELDS))
 
 
 def refresh_next_actions(case_ids: list[int]) -> None:

@@ -31,9 +31,11 @@ from .cases import (
     CARD_UPDATE_STEP_BASE,
     MANUAL_STEP_BASE,
     case_event,
+    insert_rows,
     lock_case,
     record_case_event,
     refresh_next_action,
+    save_steps,
     stage_allows_member_effects,
 )
 from .errors import CaseClosed
@@ -95,7 +97,7 @@ def carry_out(plans: list[MessagePlan], *, now: datetime) -> list[str]:
             step.status, step.done_at = StepStatus.DONE, now
             step.note = (f"{plan.channel} message {message.pk}" + (" (fallback)" if plan.reason == "fallback" else ""))
             shadowed = message.status == MessageStatus.SHADOWED
-            outcomes.append(f"{plan.channel}_shadowed" if shadowed else plan.channel)
+            outcomes.append(f"{plan.channel}_shadowed" if shadowed else str(plan.channel))
         elif plan.until is not None:
             step.deferred_from = step.deferred_from or step.due_at
             step.due_at = plan.until
@@ -104,9 +106,7 @@ def carry_out(plans: list[MessagePlan], *, now: datetime) -> list[str]:
             step.status, step.done_at, step.note = StepStatus.SKIPPED, now, plan.skip_note
             outcomes.append("skipped")
         step.note = step.note[:200]
-    if plans:
-        DunningStep.objects.bulk_update([plan.step for plan in plans], ["status", "done_at", "note", "due_at",
-                                                                       "deferred_from"])
+    save_steps([plan.step for plan in plans])
     return outcomes
 
 
@@ -137,7 +137,7 @@ def queue_messages(items: list[tuple[DunningCase, str, str, DunningStep | None]]
             status=MessageStatus.PENDING if stage_allows_member_effects(case) else MessageStatus.SHADOWED))
     if not messages:
         return messages
-    DunningMessage.objects.bulk_create(messages)
+    insert_rows(messages)
     record_events([_message_event(message, now=now) for message in messages])
     return messages
 

@@ -19,14 +19,14 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
-from billing.models import DunningCase, DunningCaseStatus, DunningPolicy, DunningStep
+from billing.models import DunningCase, DunningCaseStatus, DunningPolicy
 from memberships import services as ledger
 from memberships.display import format_money
 from memberships.models import ChartFlag, Event, EventKind, Membership, MembershipStatus
 from memberships.services.common import record_events
 from memberships.services.flags import flagged_event
 
-from .cases import SYSTEM, case_event, lock_case, stop_retries
+from .cases import SYSTEM, case_event, insert_rows, lock_case, stop_retries
 from .declines import is_hard_decline
 from .policy import current_policy, planned_steps
 
@@ -224,10 +224,15 @@ def opened_summary(case: DunningCase) -> str:
 
 def _write_opening(cases: list[DunningCase], *, now: datetime) -> None:
     """The opened cases' steps, chart flags, timeline events and (through the events) outbox rows."""
-    DunningStep.objects.bulk_create([step for case in cases for step in case.planned])
+    steps = []
+    for case in cases:
+        for step in case.planned:
+            step.case = case                           # its id, now that the case has one
+            steps.append(step)
+    insert_rows(steps)
     flags = [ChartFlag(practice_id=case.practice_id, member=case.member, membership=case.membership, source="dunning",
                        source_ref=case.flag_ref, text=case.policy.flag_text[:200], opened_at=now) for case in cases]
-    ChartFlag.objects.bulk_create(flags)
+    insert_rows(flags)
     events: list[Event] = []
     for case, flag in zip(cases, flags):
         policy = case.policy

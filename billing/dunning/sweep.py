@@ -101,10 +101,11 @@ def _due_message_steps():
 
 
 def run_due_messages(*, now: datetime, limit: int = 1000) -> dict[str, int]:
-    """Plan and queue the due message steps that wait for no retry; returns the outcomes' counts."""
-    case_ids = list(dict.fromkeys(
-        _due_message_steps().filter(due_at__lte=now).order_by("due_at", "number", "id")
-        .values_list("case_id", flat=True)[:limit]))
+    """Plan and queue the due message steps that wait for no retry, of at most `limit` cases (the
+    oldest due first); returns the outcomes' counts."""
+    due = (_due_message_steps().filter(due_at__lte=now).order_by("due_at", "number", "id")
+           .values_list("case_id", flat=True)[:limit * len(MESSAGE_KINDS)])
+    case_ids = list(dict.fromkeys(due))[:limit]
     counts: Counter[str] = Counter()
     for batch in _batches(case_ids):
         try:
