@@ -6,7 +6,7 @@ Modules: `errors` (the exception handler, the bad-character check, the documente
 `base` (roles, scope, pagination, the Idempotency-Key, audit rows), `serializers`, and the views by
 subject: `members`, `spending`, `catalogue`."""
 
-from .base import CanRedeem, IsManager, IsStaffRole
+from .base import CanRedeem, IsStaffRole
 from .errors import exception_handler
 
-__all__ = ["CanRedeem", "IsManager", "IsStaffRole", "exception_handler"]
+__all__ = ["CanRedeem", "IsStaffRole", "exception_handler"]

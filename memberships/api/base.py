@@ -3,11 +3,13 @@ only, cursor pagination, the Idempotency-Key header and the audit rows of what i
 
 from __future__ import annotations
 
+import inspect
 import re
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model
 from django.utils import timezone
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import generics, permissions
 from rest_framework.exceptions import NotFound
@@ -40,13 +42,6 @@ class CanRedeem(IsStaffRole):
         if request.method in permissions.SAFE_METHODS:
             return super().has_permission(request, view)
         return super().has_permission(request, view) and request.user.has_perm("memberships.redeem_entitlement")
-
-
-class IsManager(IsStaffRole):
-    """A manager's correction (reversing a redemption through the API)."""
-
-    def has_permission(self, request, view):
-        return super().has_permission(request, view) and request.user.has_perm("memberships.adjust_balance")
 
 
 class LedgerCursorPagination(CursorPagination):
@@ -85,11 +80,23 @@ class NewestFirstPagination(LedgerCursorPagination):
     ordering = ("-id",)
 
 
+class LedgerSchema(AutoSchema):
+    """Operations tagged by subject (members, memberships, redemptions, holds, tiers, services) and
+    described by their own view's docstring, not a base class's."""
+
+    def get_tags(self):
+        return [self.path.split("/")[3]]  # /api/v1/<subject>/...
+
+    def get_description(self):
+        return inspect.cleandoc(type(self.view).__dict__.get("__doc__") or "")
+
+
 class LedgerApiView(APIView):
     """Base of every API view: staff roles, JSON bodies only, and the bad-character check on every
     query parameter and body field before the view runs."""
 
     permission_classes = [IsStaffRole]
+    schema = LedgerSchema()
     parser_classes = [JSONParser]
 
     def initial(self, request, *args, **kwargs):

@@ -20,6 +20,8 @@ def _tiers():
 
 
 class TierListApi(LedgerListView):
+    """The practice's tiers (every version), with their benefits and rollover rules."""
+
     serializer_class = TierOut
     filters = CatalogueFilterIn
 
@@ -35,12 +37,16 @@ class TierListApi(LedgerListView):
 
 
 class TierDetailApi(LedgerApiView):
+    """A tier with its benefits and rollover rules."""
+
     @extend_schema(operation_id="tiers_retrieve", responses={200: TierOut, **error_responses(404)})
     def get(self, request, pk: int):
         return Response(TierOut(get_object_or_404(self.scoped(_tiers(), "practice_id"), pk=pk)).data)
 
 
 class ServiceListApi(LedgerListView):
+    """The practice's services: treatments (counted in units) and dollar credits (in cents)."""
+
     serializer_class = ServiceOut
     filters = ServiceFilterIn
 
@@ -58,6 +64,8 @@ class ServiceListApi(LedgerListView):
 
 
 class ServiceDetailApi(LedgerApiView):
+    """A service."""
+
     @extend_schema(operation_id="services_retrieve", responses={200: ServiceOut, **error_responses(404)})
     def get(self, request, pk: int):
         return Response(ServiceOut(get_object_or_404(self.scoped(Service.objects.all(), "practice_id"), pk=pk)).data)

@@ -66,6 +66,8 @@ class MemberListApi(LedgerListView):
 
 
 class MemberDetailApi(LedgerApiView):
+    """A member of the user's practice, with the current membership and its balances."""
+
     @extend_schema(operation_id="members_retrieve", responses={200: MemberDetailOut, **error_responses(404)})
     def get(self, request, pk: int):
         member = get_object_or_404(self.scoped(Member.objects.all(), "practice_id"), pk=pk)
@@ -80,6 +82,8 @@ def membership_for(view: LedgerApiView, pk: int) -> Membership:
 
 
 class MembershipDetailApi(LedgerApiView):
+    """A membership: status, tier, period, balances (balance, reserved, available per service) and `version`."""
+
     @extend_schema(operation_id="memberships_retrieve", responses={200: MembershipOut, **error_responses(404)})
     def get(self, request, pk: int):
         membership = membership_for(self, pk)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import get_object_or_404
@@ -23,6 +23,9 @@ from .members import HoldListApi, membership_for
 from .serializers import EntryOut, HoldIn, HoldOut, RedemptionIn, RedemptionOut, ReversalIn
 
 REPLAYED = "Idempotent-Replayed"
+REPLAYED_HEADER = OpenApiParameter(
+    REPLAYED, {"type": "string", "enum": ["true", "false"]}, OpenApiParameter.HEADER, response=[201],
+    description="`true` when this answer replays an earlier request with the same Idempotency-Key (nothing spent).")
 
 
 def _valid(serializer_class, request) -> dict:
@@ -39,10 +42,12 @@ def _service_of(membership: Membership, service_id: int) -> Service:
 
 
 class RedemptionCreateApi(LedgerApiView):
+    """Spend units (or cents) now."""
+
     permission_classes = [CanRedeem]
 
     @extend_schema(
-        operation_id="memberships_redemptions_create", request=RedemptionIn, parameters=[IDEMPOTENCY_KEY],
+        operation_id="memberships_redemptions_create", request=RedemptionIn, parameters=[IDEMPOTENCY_KEY, REPLAYED_HEADER],
         responses={201: RedemptionOut, **error_responses(404, 409, 415)},
         description="Spend units (or cents) now. The same Idempotency-Key again answers the first "
                     "redemption (201, header `Idempotent-Replayed: true`) and spends nothing.")
@@ -125,6 +130,8 @@ def hold_for(view: LedgerApiView, pk: int) -> Reservation:
 
 
 class HoldDetailApi(LedgerApiView):
+    """A hold: the units it keeps for a booked appointment, and what became of it."""
+
     @extend_schema(operation_id="holds_retrieve", responses={200: HoldOut, **error_responses(404)})
     def get(self, request, pk: int):
         hold = hold_for(self, pk)
