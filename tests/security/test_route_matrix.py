@@ -1,0 +1,260 @@
+"""Every URL × every role × another practice's objects (issue 19): generated from the URL conf, so a
+new page that nobody classified here fails — and one classified with the wrong role fails too.
+
+Roles: anonymous, clinician, front desk, manager, and a manager of another practice (all
+permissions, wrong practice). Each route is classified below by who may use it: its permission
+(`staff`), the API (`api`), a signed webhook, a public page or a step of signing in. Objects in a
+URL are the first practice's (a member, an entry, a dunning case…): the other practice's manager
+must get 404 for every one of them, and see none of our member's data on the pages without one.
+
+Expected: anonymous → the login page (302; 401/403 for the API); a role without the permission →
+403; with it → the page (GET 200) or the action's answer (POST: never 401/403/404 nor 5xx)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from memberships.roles import CLINICIAN, FRONT_DESK, MANAGER
+from tests.factories import PracticeFactory, active_membership, glow_tier, staff_user
+
+ROLES = ("anonymous", "clinician", "front_desk", "manager", "other_manager")
+PERMS = {  # which of our roles hold each permission (README, "Staff pages")
+    "view_chart": {"clinician", "front_desk", "manager"},
+    "redeem_entitlement": {"clinician", "front_desk", "manager"},
+    "manage_membership": {"front_desk", "manager"},
+    "view_dashboard": {"manager"},
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    access: str                     # staff | api | webhook | public | signin
+    perm: str = ""                  # staff/api: the permission that opens it
+    method: str = "GET"
+    kwargs: dict = field(default_factory=dict)   # URL arguments: names of objects in `world`, or literals
+    ok: frozenset = frozenset()     # public/signin/webhook: the statuses every role may get
+
+
+def R(access, perm="", method="GET", ok=(), **kwargs):
+    return Route(access, perm, method, kwargs, frozenset(ok))
+
+
+SIGNED = (400, 401, 403, 404)       # a webhook without its signature: refused, never a login page
+ROUTES: dict[str, Route] = {
+    # public: no login, no member data
+    "healthz": R("public", ok=(200, 503)),
+    "card_update": R("public", ok=(404,), token="not-a-token"),
+    "card_update_done": R("public", ok=(404,), token="not-a-token"),
+    "schema": R("public", ok=(200, 302, 401, 403)),
+    "api-docs": R("public", ok=(200, 302, 401, 403)),
+    "api:not-found": R("public", ok=(401, 403, 404)),
+    # signed webhooks
+    "records:webhook": R("webhook", method="POST", ok=SIGNED, adapter="webhook"),
+    "records:webhook-practice": R("webhook", method="POST", ok=SIGNED, adapter="webhook", practice="glow"),
+    "records:webhook-practice-bare": R("webhook", method="POST", ok=SIGNED, adapter="webhook", practice="glow"),
+    "records:webhook-resource": R("webhook", method="POST", ok=SIGNED, adapter="fhir", practice="glow",
+                                  rest="Procedure/1"),
+    "twilio_inbound": R("webhook", method="POST", ok=SIGNED),
+    "twilio_status": R("webhook", method="POST", ok=SIGNED),
+    "integrations:stripe-webhook": R("webhook", method="POST", ok=SIGNED),
+    # signing in
+    "memberships:login": R("signin", ok=(200, 302)),
+    "memberships:logout": R("signin", method="POST", ok=(200, 302)),
+    "memberships:two_factor_verify": R("signin", ok=(200, 302)),
+    "memberships:two_factor_setup": R("signin", ok=(200, 302)),
+    # the chart side
+    "memberships:home": R("staff", "view_chart"),
+    "memberships:chart": R("staff", "view_chart", member_id="member"),
+    "memberships:redeem": R("staff", "redeem_entitlement", "POST", member_id="member"),
+    "memberships:reverse": R("staff", "redeem_entitlement", member_id="member", entry_id="entry"),
+    "memberships:enroll_new": R("staff", "manage_membership"),
+    "memberships:enroll": R("staff", "manage_membership", member_id="member"),
+    "memberships:change_tier": R("staff", "manage_membership", member_id="member"),
+    "memberships:pause": R("staff", "manage_membership", member_id="member"),
+    "memberships:resume": R("staff", "manage_membership", member_id="member"),
+    "memberships:cancel": R("staff", "manage_membership", member_id="member"),
+    "memberships:who_looked": R("staff", "view_dashboard", member_id="member"),
+    "card_link": R("staff", "manage_membership", member_id="member"),
+    "records_staff:list": R("staff", "manage_membership"),
+    "records_staff:resolve": R("staff", "manage_membership", "POST", exception_id="exception"),
+    "records_staff:apply": R("staff", "manage_membership", "POST", exception_id="exception"),
+    "records_staff:dismiss": R("staff", "manage_membership", "POST", exception_id="exception"),
+    "sms_replies:list": R("staff", "manage_membership"),
+    "sms_replies:clear": R("staff", "manage_membership", "POST", hold_id="sms_hold"),
+    # manager pages
+    "manager:dashboard": R("staff", "view_dashboard"),
+    "manager:dunning": R("staff", "view_dashboard"),
+    "manager:mark_contacted": R("staff", "view_dashboard", "POST", case_id="case"),
+    "manager:resend_card_link": R("staff", "view_dashboard", "POST", case_id="case"),
+    "dunning_policy": R("staff", "view_dashboard"),
+    "mirror:import_upload": R("staff", "view_dashboard"),
+    "mirror:import_detail": R("staff", "view_dashboard", batch_id="batch"),
+    "mirror:import_progress": R("staff", "view_dashboard", batch_id="batch"),
+    "mirror:import_confirm": R("staff", "view_dashboard", "POST", batch_id="batch"),
+    "mirror:import_columns": R("staff", "view_dashboard", "POST", batch_id="batch"),
+    "mirror:reconciliation": R("staff", "view_dashboard"),
+    "mirror:reconciliation_run": R("staff", "view_dashboard", "POST"),
+    "mirror:reconciliation_csv": R("staff", "view_dashboard"),
+    "mirror:discrepancy_resolve": R("staff", "view_dashboard", "POST", discrepancy_id="discrepancy"),
+    "mirror:rollout": R("staff", "view_dashboard"),
+    "mirror:rollout_stage": R("staff", "view_dashboard", "POST"),
+    # the API (session auth here; tokens are tested with the API)
+    "api:member-list": R("api", "view_chart"),
+    "api:member-detail": R("api", "view_chart", pk="member"),
+    "api:membership-detail": R("api", "view_chart", pk="membership"),
+    "api:membership-timeline": R("api", "view_chart", pk="membership"),
+    "api:membership-holds": R("api", "view_chart", pk="membership"),
+    "api:redemption-create": R("api", "redeem_entitlement", "POST", pk="membership"),
+    "api:redemption-reverse": R("api", "redeem_entitlement", "POST", pk="entry"),
+    "api:hold-detail": R("api", "view_chart", pk="reservation"),
+    "api:hold-commit": R("api", "redeem_entitlement", "POST", pk="reservation"),
+    "api:hold-release": R("api", "redeem_entitlement", "POST", pk="reservation"),
+    "api:tier-list": R("api", "view_chart"),
+    "api:tier-detail": R("api", "view_chart", pk="tier"),
+    "api:service-list": R("api", "view_chart"),
+    "api:service-detail": R("api", "view_chart", pk="service"),
+}
+
+
+def _patterns(resolver, namespace=""):
+    for entry in resolver.url_patterns:
+        if isinstance(entry, URLResolver):
+            if str(entry.pattern).startswith("admin/"):
+                continue  # the admin site: tested with the admin (django-otp's site, practice-scoped admins)
+            inner = f"{namespace}:{entry.namespace}" if namespace and entry.namespace else entry.namespace or namespace
+            yield from _patterns(entry, inner)
+        elif isinstance(entry, URLPattern):
+            yield f"{namespace}:{entry.name}" if namespace else (entry.name or str(entry.pattern))
+
+
+URL_NAMES = sorted(set(_patterns(get_resolver())))
+
+
+def test_every_url_is_classified():
+    missing = [name for name in URL_NAMES if name not in ROUTES]
+    assert not missing, (f"Classify these URLs in tests/security/test_route_matrix.py (ROUTES: who may open "
+                         f"them, with which objects): {missing}")
+    stale = [name for name in ROUTES if name not in URL_NAMES]
+    assert not stale, f"ROUTES names URLs that no longer exist; remove them: {stale}"
+
+
+# --- the world: our practice with one of everything, and another practice with its manager ----------
+
+@pytest.fixture
+def world(db):
+    from billing.models import Discrepancy, DiscrepancyKind, ImportBatch, ImportStatus, ReconciliationRun
+    from integrations.models import RecordException, RecordExceptionKind, SmsHold
+    from memberships import services
+    from tests.billing.conftest import fail
+
+    now = timezone.now()
+    ours = PracticeFactory(slug="glow", name="Glow Aesthetics")
+    tier, facial, credit = glow_tier(ours)
+    membership = active_membership(tier=tier, now=now - timedelta(days=3))
+    member = membership.member
+    member.first_name, member.last_name, member.phone = "Zelda", "Quixotic", "+14155550199"
+    member.save(update_fields=["first_name", "last_name", "phone"])
+    actor = services.Actor.system()
+    entry = services.redeem_entitlement(membership=membership, service=credit, quantity=100, actor=actor,
+                                        idempotency_key="matrix-redeem", now=now)
+    reservation = services.reserve_entitlement(membership=membership, service=facial, actor=actor,
+                                               idempotency_key="matrix-hold", now=now)
+    run = ReconciliationRun.objects.create(practice=ours, started_at=now)
+    objects = {
+        "member": member, "membership": membership, "entry": entry, "tier": tier, "service": facial,
+        "reservation": getattr(reservation, "reservation", reservation),
+        "case": fail(membership, invoice="in_matrix", now=now),
+        "exception": RecordException.objects.create(practice=ours, member=member, kind=RecordExceptionKind.REVIEW,
+                                                    event_type="treatment.completed", appointment_ref="A-matrix",
+                                                    detail="held", created_at=now),
+        "sms_hold": SmsHold.objects.create(practice=ours, member=member, text="wrong number", reason="WRONG NUMBER",
+                                           opened_at=now),
+        "batch": ImportBatch.objects.create(practice=ours, file_name="members.csv", sha256="0" * 64, created_at=now,
+                                            dry_run=True, status=ImportStatus.VALIDATED,
+                                            report={"suggestions": [{"header": "Facials left"}]}),
+        "discrepancy": Discrepancy.objects.create(practice=ours, fingerprint="f" * 64, member=member,
+                                                  kind=DiscrepancyKind.MISSING, message="missing at the processor",
+                                                  first_seen_run=run, last_seen_run=run, first_seen_at=now,
+                                                  last_seen_at=now),
+    }
+    other = PracticeFactory(slug="elsewhere", name="Elsewhere Med Spa")
+    glow_tier(other)
+    users = {"clinician": staff_user(CLINICIAN, ours), "front_desk": staff_user(FRONT_DESK, ours),
+             "manager": staff_user(MANAGER, ours), "other_manager": staff_user(MANAGER, other)}
+    return objects, users
+
+
+def _log_in(client, user):
+    """A session as the sign-in gives it: managers' with the second factor verified."""
+    client.force_login(user)
+    from memberships import two_factor
+
+    if two_factor.requires_two_factor(user):
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        device = TOTPDevice.objects.create(user=user, name="matrix", confirmed=True)
+        session = client.session
+        session["otp_device_id"] = device.persistent_id
+        session.save()
+
+
+def _url(name: str, route: Route, objects: dict) -> str:
+    kwargs = {key: (objects[value].pk if value in objects else value) for key, value in route.kwargs.items()}
+    return reverse(name, kwargs=kwargs)
+
+
+def _expected(route: Route, role: str) -> set[int]:
+    if route.access in ("public", "webhook", "signin"):
+        return set(route.ok)
+    if role == "anonymous":
+        return {302} if route.access == "staff" else {401, 403}
+    if role == "other_manager":
+        return {404} if route.kwargs else ({200} if route.method == "GET" else {200, 302, 400, 409, 503})
+    if role not in PERMS[route.perm]:
+        return {403}
+    if route.method == "GET":
+        return {200}
+    return {200, 201, 302, 400, 409, 503}
+
+
+def _answer(client, name: str, route: Route, role: str, objects: dict) -> str | None:
+    """What is wrong with the answer `role` gets, or None."""
+    url = _url(name, route, objects)
+    if route.method == "GET":
+        response = client.get(url)
+    elif route.access == "api":
+        response = client.post(url, {}, content_type="application/json")
+    else:
+        response = client.post(url, {})
+    expected = _expected(route, role)
+    if response.status_code not in expected:
+        return f"{route.method} {url} as {role}: {response.status_code}, expected one of {sorted(expected)}"
+    if route.access == "staff" and role == "anonymous" and \
+            not response["Location"].startswith(reverse("memberships:login")):
+        return f"{url} as anonymous: redirected to {response['Location']}, not to the login page"
+    if role == "other_manager" and response.status_code == 200:
+        body = response.content.decode(errors="replace")
+        if "Quixotic" in body or "+14155550199" in body:
+            return f"{url} shows another practice's member to {role}"
+    return None
+
+
+@pytest.mark.parametrize("name", [name for name in URL_NAMES if name in ROUTES])
+def test_route_answers_each_role_as_classified(client, world, name):
+    """One route, every role in turn (each with a session of its own)."""
+    from django.test import Client
+
+    objects, users = world
+    route = ROUTES[name]
+    wrong = []
+    for role in ROLES:
+        client = Client()
+        if role != "anonymous":
+            _log_in(client, users[role])
+        wrong.append(_answer(client, name, route, role, objects))
+    assert [w for w in wrong if w] == []
