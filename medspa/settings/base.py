@@ -271,7 +271,9 @@ TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="
 # --- dunning ----------------------------------------------------------------------------------
 DUNNING_PROCESSOR = env.str("DUNNING_PROCESSOR", default="integrations.processors.stripe.StripeProcessor")
 DUNNING_RUN_EVERY_MINUTES = env.int("DUNNING_RUN_EVERY_MINUTES", default=5)
-DUNNING_CARD_LINK_MAX_AGE_DAYS = env.int("DUNNING_CARD_LINK_MAX_AGE_DAYS", default=45)
+# The card-update link in a message: good while its case is open, for this many days (at most 7,
+# whatever is set), and until a card is saved with it.
+DUNNING_CARD_LINK_MAX_AGE_DAYS = env.int("DUNNING_CARD_LINK_MAX_AGE_DAYS", default=7)
 # Retries a case gets from new cards the member saves (one per card, at most this many per case).
 DUNNING_CARD_UPDATE_RETRIES = env.int("DUNNING_CARD_UPDATE_RETRIES", default=3)
 
@@ -353,6 +355,8 @@ INBOX_SWEEP_SECONDS = env.int("INBOX_SWEEP_SECONDS", default=60)
 INBOX_BATCH_SIZE = env.int("INBOX_BATCH_SIZE", default=200)
 # Each web process queues at most one inbox drain task this often (0: one task per webhook).
 INBOX_TRIGGER_SECONDS = env.float("INBOX_TRIGGER_SECONDS", default=0.5)
+# Full processor and record payloads are kept this many days, then reduced to ids and outcome (daily).
+INBOX_RETENTION_DAYS = env.int("INBOX_RETENTION_DAYS", default=400)
 
 # --- import and reconciliation --------------------------------------------------------------------
 # Phone numbers in imported spreadsheets without a country code are read in this region (ISO code).
@@ -371,6 +375,17 @@ RECONCILE_NIGHTLY_HOUR = env.int("RECONCILE_NIGHTLY_HOUR", default=3)
 # --- the record (EHR) ---------------------------------------------------------------------------
 # Per practice: Practice.record_adapter (builtin / webhook / fhir / zenoti), record_config, and
 # record_webhook_secret. These are the shared knobs.
+# Record credentials (webhook secret, api_key/token in record_config) are encrypted at rest with
+# these Fernet keys, comma-separated: the first encrypts, every one decrypts (rotation: put the new
+# key first, run `manage.py rotate_field_encryption`, then drop the old one). Empty: a key derived
+# from SECRET_KEY (the demo; set it in production, or changing SECRET_KEY loses the secrets).
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+# Outbound record/FHIR URLs must be https and resolve to public addresses (SSRF); true lifts both
+# rules for a lab or a record server on this machine.
+RECORD_ALLOW_PRIVATE_URLS = env.bool("RECORD_ALLOW_PRIVATE_URLS", default=False)
+# Zenoti webhooks may still carry the practice's secret as ?token= in the URL (webhooks set up
+# before the X-Medspa-Token header); false refuses it once every webhook sends the header.
+ZENOTI_URL_TOKEN_ALLOWED = env.bool("ZENOTI_URL_TOKEN_ALLOWED", default=True)
 RECORD_HTTP_TIMEOUT_SECONDS = env.float("RECORD_HTTP_TIMEOUT_SECONDS", default=10.0)
 # Honour HTTP(S)_PROXY for calls to the record (off: local records are never proxied).
 RECORD_HTTP_TRUST_ENV = env.bool("RECORD_HTTP_TRUST_ENV", default=False)
