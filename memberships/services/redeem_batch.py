@@ -166,10 +166,11 @@ def _write(batch: _Batch, *, now: datetime) -> None:
                                columns=[("taken", "bigint")])
         sql.insert_many([entry for entry, _, _ in batch.entries])
     else:
-        for pk, balance in balances:
-            EntitlementBalance.objects.filter(pk=pk).update(balance=balance)
-        for pk, taken in sorted(batch.drawn.items()):
-            CreditLot.objects.filter(pk=pk).update(remaining=F("remaining") - taken)
+        # SQLite: the transaction holds the database's write lock, so the rows read are the rows there.
+        EntitlementBalance.objects.bulk_update([EntitlementBalance(pk=pk, balance=b) for pk, b in balances],
+                                               ["balance"])
+        CreditLot.objects.bulk_update([lot for lots in batch.lots.values() for lot in lots if lot.pk in batch.drawn],
+                                      ["remaining"])
         LedgerEntry.objects.bulk_create([entry for entry, _, _ in batch.entries])
     LotMovement.objects.bulk_create([LotMovement(entry=entry, lot=lot, quantity=-taken)
                                      for entry, movements, _ in batch.entries if len(movements) > 1
