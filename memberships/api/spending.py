@@ -59,7 +59,7 @@ class RedemptionCreateApi(LedgerApiView):
         quantity = data["quantity"]
         result = services.redeem_at_desk(
             membership=membership, service=service, quantity=quantity, actor=self.actor(),
-            idempotency_key=f"api:redeem:{membership.member.practice_id}:{key}",
+            idempotency_key=f"api:{membership.member.practice_id}:{key}",  # the key the API has always used
             chart_version=data.get("chart_version", MAX_ID), now=timezone.now())
         entry = result.entry
         if (entry.membership_id, entry.service_id, -entry.quantity) != (membership.pk, service.pk, quantity):
