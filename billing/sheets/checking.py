@@ -13,6 +13,7 @@ from django.conf import settings
 
 from billing.models import SheetRow
 from memberships.models import Member, Membership, MembershipStatus, Practice, Service, Tier
+from memberships.services.bulk_rows import among
 from memberships.services.members import MemberIndex, Person
 
 from .columns import BALANCE_PREFIX, DATE_FIELDS, FIELD_LABELS, FIELD_SYNONYMS, Mapping, guess_mapping
@@ -31,6 +32,7 @@ class PlannedRow:
     action: str          # create | change | unchanged
     detail: str
     row: ImportRow = field(repr=False)
+    member_id: int | None = None     # the member the ledger has that the row was matched to
 
 
 @dataclass
@@ -185,10 +187,10 @@ class _ProcessorIds:
         subs = {r.processor_subscription_id for r in rows if r.processor_subscription_id}
         customers = {r.processor_customer_id for r in rows if r.processor_customer_id}
         self.owners: dict[str, dict[str, set[int]]] = {"processor_subscription_id": {}, "processor_customer_id": {}}
-        for ref, member_id in Membership.objects.filter(processor_subscription_id__in=subs).values_list(
+        for ref, member_id in Membership.objects.filter(among("processor_subscription_id", subs)).values_list(
                 "processor_subscription_id", "member_id"):
             self.owners["processor_subscription_id"].setdefault(ref, set()).add(member_id)
-        for ref, member_id in Member.objects.filter(processor_customer_id__in=customers).values_list(
+        for ref, member_id in Member.objects.filter(among("processor_customer_id", customers)).values_list(
                 "processor_customer_id", "pk"):
             self.owners["processor_customer_id"].setdefault(ref, set()).add(member_id)
         self.columns = {name: headers[mapping.index_of(name)] if mapping.index_of(name) is not None else ""
@@ -308,10 +310,10 @@ class _RowPlanner:
         has_membership = member_id in self.with_membership
         changes = _contact_changes(self.members[member_id], row)
         if self.sheet_hashes.get(row.member_number) == row.row_hash() and has_membership and not changes:
-            return PlannedRow(row.line, row.member_number, "unchanged", "", row)
+            return PlannedRow(row.line, row.member_number, "unchanged", "", row, member_id)
         if not has_membership:
             detail = "existing member; gets the membership " + _describe_new(row, self.tiers_by_code, self.services)
         else:
             detail = ("updates " + ", ".join(changes) + "; " if changes else "") + \
                 "sheet view updated (ledger differences go to reconciliation)"
-        return PlannedRow(row.line, row.member_number, "change", detail, row)
+        return PlannedRow(row.line, row.member_number, "change", detail, row, member_id)

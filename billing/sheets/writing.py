@@ -20,7 +20,8 @@ from django.db import transaction
 from billing.models import ImportBatch, SheetRow
 from memberships import services as ledger
 from memberships.models import BillingInterval, Member, Membership, Practice, Service, Tier
-from memberships.services.bulk_rows import insert_rows
+from memberships.services.bulk_rows import among, insert_rows
+from memberships.services.imports import MemberRef
 from memberships.services.members import MemberIndex, allocate_member_numbers, lock_member_numbers
 
 from .checking import ImportCheck, ProgressCallback, person_of
@@ -79,12 +80,12 @@ def _update_member(member: Member, row: ImportRow, now: datetime) -> None:
         member.save(update_fields=changed)
 
 
-def _members_of(practice: Practice, rows: list[ImportRow], now: datetime) -> dict[int, Member]:
+def _members_of(practice: Practice, rows: list[ImportRow], known: list[int], now: datetime) -> dict[int, Member]:
     """Row line → its member: those the ledger has (matched again here, under the practice's
     member-number lock, so a twin import running at the same time is seen), updated; the others
     created with the sheet's member number or the practice's next ones. Sets each row's number."""
     lock_member_numbers(practice)
-    index = MemberIndex.of_people(practice, [person_of(row) for row in rows])
+    index = MemberIndex.of_people(practice, [person_of(row) for row in rows], member_ids=known)
     matched = {row.line: index.match(person_of(row)) for row in rows}
     existing = Member.objects.in_bulk([pk for pk in matched.values() if pk is not None])
     new_rows = [row for row in rows if matched[row.line] is None]
@@ -97,15 +98,14 @@ def _members_of(practice: Practice, rows: list[ImportRow], now: datetime) -> dic
             row.member_number = next(numbers)
     created = insert_rows(Member, _MEMBER_FIELDS, (_new_member(practice, row, now) for row in new_rows))
     by_line = {line: existing[pk] for line, pk in matched.items() if pk is not None}
-    by_line.update({row.line: Member(pk=pk, practice_id=practice.pk, member_number=row.member_number)
-                    for row, pk in zip(new_rows, created)})
+    by_line.update({row.line: MemberRef(pk=pk, practice_id=practice.pk) for row, pk in zip(new_rows, created)})
     return by_line
 
 
-def _apply_chunk(*, practice: Practice, rows: list[ImportRow], batch: ImportBatch, tiers: dict[str, Tier],
-                 services: dict[str, Service], now: datetime) -> None:
-    members = _members_of(practice, rows, now)
-    with_membership = set(Membership.objects.filter(member_id__in=[m.pk for m in members.values()])
+def _apply_chunk(*, practice: Practice, rows: list[ImportRow], known: list[int], batch: ImportBatch,
+                 tiers: dict[str, Tier], services: dict[str, Service], now: datetime) -> None:
+    members = _members_of(practice, rows, known, now)
+    with_membership = set(Membership.objects.filter(among("member_id", [m.pk for m in members.values()]))
                           .values_list("member_id", flat=True))
     zone = ZoneInfo(practice.timezone)
     today = now.astimezone(zone).date()
@@ -140,7 +140,7 @@ def _write_sheet_rows(*, practice: Practice, rows: list[ImportRow], members: dic
         return (members[row.line].pk, batch.pk, row.line, row.tier_code, row.status, row.price_cents, row.balances,
                 row.processor_customer_id, row.processor_subscription_id, row.record_patient_id, row.row_hash(), now)
 
-    known = set(SheetRow.objects.filter(practice=practice, member_number__in=[r.member_number for r in rows])
+    known = set(SheetRow.objects.filter(among("member_number", [r.member_number for r in rows]), practice=practice)
                 .values_list("member_number", flat=True))
     insert_rows(SheetRow, ("practice", "member_number", *_SHEET_FIELDS),
                 ((practice.pk, row.member_number, *values(row)) for row in rows if row.member_number not in known))
@@ -158,10 +158,11 @@ def apply_import(*, practice: Practice, check: ImportCheck, batch: ImportBatch, 
     and member number, so an import stopped half way finishes by running it again."""
     tiers, _, services = practice_catalog(practice)
     tiers = {t.code: t for t in tiers.values()}
-    todo = [p.row for p in check.planned if p.action != "unchanged"]
+    todo = [p for p in check.planned if p.action != "unchanged"]
     for start in range(0, len(todo), CHUNK):
+        chunk = todo[start:start + CHUNK]
         with transaction.atomic():
-            _apply_chunk(practice=practice, rows=todo[start:start + CHUNK], batch=batch, tiers=tiers,
-                         services=services, now=now)
+            _apply_chunk(practice=practice, rows=[p.row for p in chunk], batch=batch, tiers=tiers,
+                         known=[p.member_id for p in chunk if p.member_id is not None], services=services, now=now)
         if on_progress:
             on_progress("import", min(start + CHUNK, len(todo)), len(todo))

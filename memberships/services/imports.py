@@ -27,7 +27,7 @@ from memberships.models import (
     TierBenefit,
 )
 
-from .bulk_rows import insert_rows
+from .bulk_rows import among, insert_rows
 from .common import Actor, record_event
 from .idempotency import idempotent
 
@@ -84,10 +84,18 @@ def _status_text(membership: Membership) -> str:
 
 
 @dataclass(frozen=True)
+class MemberRef:
+    """A member as the bulk import needs one: its id and practice (no row loaded)."""
+
+    pk: int
+    practice_id: int
+
+
+@dataclass(frozen=True)
 class ImportedMembership:
     """One membership as a spreadsheet states it: already paid for up to `current_period_end`."""
 
-    member: Member
+    member: Member | MemberRef
     tier: Tier
     status: str
     current_period_start: datetime | None
@@ -119,12 +127,12 @@ def import_memberships(*, items: list[ImportedMembership], actor: Actor, now: da
     for item in items:
         _check_item(item)
     op_keys = {f"{item.key}:membership": item for item in items}
-    done_ops = {op.idempotency_key: op for op in Operation.objects.filter(idempotency_key__in=list(op_keys))}
+    done_ops = {op.idempotency_key: op for op in Operation.objects.filter(among("idempotency_key", op_keys))}
     result = _replayed(done_ops, op_keys)
     todo = [item for key, item in op_keys.items() if key not in done_ops]
     if not todo:
         return result
-    busy = set(Membership.objects.filter(member_id__in=[i.member.pk for i in todo])
+    busy = set(Membership.objects.filter(among("member_id", [i.member.pk for i in todo]))
                .exclude(status=MembershipStatus.CANCELLED).values_list("member_id", flat=True))
     if busy:
         raise IllegalTransition("These members already have an open membership.", member_ids=sorted(busy))

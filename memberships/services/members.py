@@ -8,12 +8,13 @@ from datetime import date, datetime
 from typing import Iterable
 
 from django.db import transaction
-from django.db.models import BigIntegerField, Max, Q
+from django.db.models import BigIntegerField, Max
 from django.db.models.functions import Cast, Substr
 
 from memberships.errors import DuplicateMember, LedgerError
 from memberships.models import EventKind, Member, Practice
 
+from .bulk_rows import among
 from .common import Actor, record_event
 from .idempotency import idempotent
 
@@ -81,14 +82,16 @@ class MemberIndex:
         return cls(Member.objects.filter(practice=practice).values_list(*cls.FIELDS))
 
     @classmethod
-    def of_people(cls, practice: Practice, people: list[Person]) -> "MemberIndex":
-        """Only the members these people could be (for a chunk of rows, under the lock)."""
-        numbers = {p.member_number for p in people if p.member_number}
-        emails = {p.email for p in people if p.email}
-        phones = {p.phone for p in people if p.phone}
-        births = {p.date_of_birth for p in people if p.date_of_birth}
-        condition = Q(member_number__in=numbers) | Q(email__in=emails) | Q(phone__in=phones) | Q(
-            date_of_birth__in=births)
+    def of_people(cls, practice: Practice, people: list[Person], member_ids: Iterable[int] = ()) -> "MemberIndex":
+        """Only the members these people could be (for a chunk of rows, under the lock): by number,
+        email, mobile, name + date of birth, and the members `member_ids` names (matched before)."""
+        condition = (among("member_number", {p.member_number for p in people if p.member_number})
+                     | among("email", {p.email for p in people if p.email})
+                     | among("phone", {p.phone for p in people if p.phone})
+                     | among("pk", set(member_ids))
+                     | (among("date_of_birth", {p.date_of_birth for p in people if p.date_of_birth})
+                        & among("search_name", {f"{p.first_name} {p.last_name}".lower().strip() for p in people
+                                                if p.date_of_birth})))
         return cls(Member.objects.filter(condition, practice=practice).values_list(*cls.FIELDS))
 
     def add(self, pk: int, *, number: str, email: str, phone: str, first: str, last: str,

@@ -226,3 +226,16 @@ def test_file_level_problems_come_with_every_bad_row_in_the_dry_run_and_the_refu
     call_command("import_members", str(path), "--dry-run", stdout=out)
     text = out.getvalue()
     assert "file: no column for the tier" in text and "line 3, column 'Email': 'not-an-email' is not an email" in text
+
+
+def test_a_longer_sheet_is_matched_in_sets_and_its_reimport_is_a_no_op(glow, practice):
+    """Past a few hundred rows the members are looked up by arrays of values (PostgreSQL's = ANY)."""
+    lines = ["Name,Email,Mobile,Plan,Member since,DOB"]
+    lines += [f"Client{i} Lee,{f'c{i}@example.com' if i % 2 else ''},{f'(415) 555-{i:04d}' if i % 3 else ''},"
+              f"Glow,2025-01-05,1/{1 + i % 28}/1980" for i in range(250)]
+    content = "\n".join(lines).encode()
+    first = run(practice, content)
+    assert first.status == ImportStatus.IMPORTED and first.created_count == 250, first.errors[:3]
+    again = run(practice, content)
+    assert (again.created_count, again.changed_count, again.unchanged_count) == (0, 0, 250)
+    assert Member.objects.count() == 250
