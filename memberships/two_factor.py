@@ -10,6 +10,8 @@ the API with its cookie gets 403 `two_factor_required`; API tokens are their own
 
 from __future__ import annotations
 
+from base64 import b32encode
+
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.db import transaction
@@ -86,3 +88,15 @@ class TwoFactorRequiredMiddleware:
         except Resolver404:
             return False
         return match.view_name in OPEN_URL_NAMES
+
+
+def ensure_authenticator(*, user, key_hex: str) -> TOTPDevice:
+    """The user's authenticator, made with this key when they have none (the demo's manager, whose
+    key is printed with the demo logins; never for a real account)."""
+    return authenticator_for(user) or TOTPDevice.objects.create(user=user, name=AUTHENTICATOR_NAME, key=key_hex,
+                                                                  confirmed=True)
+
+
+def authenticator_secret(device: TOTPDevice) -> str:
+    """The key as authenticator apps take it typed in: base32."""
+    return b32encode(device.bin_key).decode()

@@ -49,8 +49,11 @@ from memberships.models import (
     TierBenefit,
 )
 from memberships.roles import CLINICIAN, FRONT_DESK, MANAGER, ensure_roles
+from memberships.two_factor import authenticator_secret, ensure_authenticator
 
 SLUG = "glow-aesthetics"
+# The demo manager's authenticator key (public, like the demo passwords): printed with the logins.
+DEMO_MANAGER_TOTP_KEY = b"glow-demo-totp-2026!".hex()
 LOGINS = [
     ("frontdesk", "demo-frontdesk-2026", FRONT_DESK),
     ("clinician", "demo-clinician-2026", CLINICIAN),
@@ -84,6 +87,12 @@ class Command(BaseCommand):
         for username, password, role in LOGINS:
             self.stdout.write(f"  {role:<11} {username} / {password}")
         self.stdout.write("  The manager also reaches the admin at /admin/.")
+        manager = get_user_model().objects.filter(username="manager").first()
+        if manager is not None:  # managers sign in with a code: the demo manager's authenticator key
+            secret = authenticator_secret(ensure_authenticator(user=manager, key_hex=DEMO_MANAGER_TOTP_KEY))
+            self.stdout.write(f"  The manager's two-factor key (add it to an authenticator app, time-based, 6 digits):"
+                              f" {secret}")
+            self.stdout.write(f"  or print the current code with: oathtool --totp -b {secret}")
 
     @transaction.atomic
     def _seed(self, count: int):
