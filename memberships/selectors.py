@@ -129,7 +129,7 @@ CHART_FIELDS = (
     "member__id", "member__practice_id", "member__member_number", "member__first_name", "member__last_name",
     "member__email", "member__phone",
     "member__practice__id", "member__practice__frozen_credit_usable_until_period_end",
-    "member__practice__redemption_when_past_due", "member__practice__automation_stage",
+    "member__practice__redemption_when_past_due", "member__practice__automation_stage", "member__practice__timezone",
     "tier__id", "tier__name", "tier__version", "tier__price_cents", "tier__interval", "tier__currency",
     "pending_tier__id", "pending_tier__name", "pending_tier__price_cents",
 )

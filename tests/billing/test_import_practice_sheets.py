@@ -239,3 +239,12 @@ def test_a_longer_sheet_is_matched_in_sets_and_its_reimport_is_a_no_op(glow, pra
     again = run(practice, content)
     assert (again.created_count, again.changed_count, again.unchanged_count) == (0, 0, 250)
     assert Member.objects.count() == 250
+
+
+def test_the_chart_says_member_since_the_sheets_join_date(client, front_desk, glow, practice):
+    from django.urls import reverse
+
+    assert run(practice, PRACTICE_EXPORT).status == ImportStatus.IMPORTED
+    client.force_login(front_desk)
+    page = client.get(reverse("memberships:chart", args=[by_name("José").pk])).content.decode()
+    assert '<dt>Member since</dt><dd data-testid="member-since">Mar 14, 2024</dd>' in page
