@@ -35,7 +35,7 @@ from billing.models import (
     StepStatus,
 )
 from memberships.failures import log_failure
-from memberships.models import MembershipStatus
+from memberships.models import Membership, MembershipStatus
 
 from .cases import refresh_next_actions
 from .messages import carry_out, plan_message_step
@@ -118,10 +118,15 @@ def run_due_messages(*, now: datetime, limit: int = 1000) -> dict[str, int]:
 
 
 def _run_messages_of(case_ids: list[int], *, now: datetime) -> list[str]:
+    # Memberships first, then cases, as every path that changes a case does (the inbox holds the
+    # membership when a failure folds into its case): what another worker holds is left to it.
+    memberships = (Membership.objects.select_for_update(skip_locked=True).order_by("pk")
+                   .filter(pk__in=DunningCase.objects.filter(pk__in=case_ids).values("membership_id")))
     cases = {case.pk: case for case in (
         DunningCase.objects.select_for_update(of=("self",), skip_locked=True)
         .select_related("practice", "member__practice", "member__home_location", "membership", "policy")
-        .filter(pk__in=case_ids, status=DunningCaseStatus.OPEN).order_by("pk"))}
+        .filter(pk__in=case_ids, status=DunningCaseStatus.OPEN,
+                membership_id__in=list(memberships.values_list("pk", flat=True))).order_by("pk"))}
     if not cases:
         return []
     steps = list(_due_message_steps().select_for_update(of=("self",), skip_locked=True)
