@@ -1,12 +1,15 @@
 """The second pass of an import, the writing: the planned rows go to the ledger a chunk per
-transaction, with progress. Every ledger write is idempotent on a key derived from the practice and
-the member number, so importing the same file again changes nothing and an import stopped half way
-finishes by running it again.
+transaction, with progress. Each chunk holds the practice's member-number lock and matches its rows
+again (a twin import of the same sheet may have written them meanwhile); rows without a member the
+ledger has get the sheet's member number or the practice's next ones. Every ledger write is
+idempotent on a key derived from the practice and that number, so importing the same file again
+changes nothing and an import stopped half way finishes by running it again.
 
 What an import writes: new members with their membership (enrolled, then activated as imported:
-no processor charge), opening balances as ledger entries with source `import`, and the sheet view
-per member. For a member the ledger already has, it updates contact details and the sheet view
-only: from then on the ledger is authoritative, and differences show up in reconciliation.
+no processor charge; started on the sheet's join date), opening balances as ledger entries with
+source `import`, and the sheet view per member — set-based, one statement per table and chunk. For a
+member the ledger already has, it updates contact details and the sheet view only: from then on the
+ledger is authoritative, and differences show up in reconciliation.
 """
 
 from __future__ import annotations
