@@ -39,7 +39,7 @@ _SIGNATURES = (
     (b"\xd0\xcf\x11\xe0", "an old-style Excel (.xls) or Word (.doc) file; save it as .xlsx or CSV"),
     (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
     (b"{\\rtf", "an RTF document"), (b"\x1f\x8b", "a gzip archive"), (b"Rar!", "a RAR archive"),
-    (b"7z\xbc\xaf", "a 7-Zip archive"), (b"\x7fELF", "a program"), (b"MZ", "a program"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"), (b"\x7fELF", "a program"),
 )
 NOT_A_SHEET = "Upload a .csv or .xlsx file (in Excel, Numbers or Google Sheets: save or download it as CSV or .xlsx)."
 

@@ -248,3 +248,32 @@ def test_the_chart_says_member_since_the_sheets_join_date(client, front_desk, gl
     client.force_login(front_desk)
     page = client.get(reverse("memberships:chart", args=[by_name("José").pk])).content.decode()
     assert '<dt>Member since</dt><dd data-testid="member-since">Mar 14, 2024</dd>' in page
+
+
+def _zip(*names):
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name in names:
+            archive.writestr(name, "<x/>")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("content,what", [
+    (_zip("[Content_Types].xml", "word/document.xml"), "The file is a Word document"),
+    (_zip("mimetype", "content.xml"), "The file is an OpenDocument file (.ods/.odt)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64, "The file is an old-style Excel (.xls)"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 16, "The file is a PNG image"),
+    (b"PK\x03\x04 broken", "The file is a damaged zip archive"),
+    (b"Name,Email\x00\x00\x01\x02" * 50, "The file is not text (CSV) nor an Excel workbook (XLSX)"),
+])
+def test_what_a_file_that_is_not_a_spreadsheet_is_is_said(content, what):
+    with pytest.raises(SheetError) as refused:
+        read_sheet(content=content, file_name="members.csv")
+    assert str(refused.value).startswith(what)
+
+
+def test_a_csv_whose_first_header_starts_like_a_signature_is_still_text():
+    sheet = read_sheet(content=b"PK number,Name\r\n1,Ann Lee\r\n", file_name="members.xlsx")
+    assert sheet.headers == ["PK number", "Name"] and sheet.rows == [(2, ["1", "Ann Lee"])]
