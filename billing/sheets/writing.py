@@ -71,16 +71,29 @@ def _new_member(practice: Practice, row: ImportRow, now: datetime) -> tuple:
             now if row.sms_consent else None, row.record_patient_id, row.processor_customer_id, row.date_of_birth)
 
 
-def _update_member(member: Member, row: ImportRow, now: datetime) -> None:
-    changed = [name for name in CONTACT_FIELDS if getattr(row, name) and getattr(row, name) != getattr(member, name)]
+def _update_member(member: Member, row: ImportRow, now: datetime) -> set[str]:
+    """The sheet's contact details on a member the ledger has (in memory); the fields changed."""
+    changed = {name for name in CONTACT_FIELDS if getattr(row, name) and getattr(row, name) != getattr(member, name)}
     for name in changed:
         setattr(member, name, getattr(row, name))
     if row.sms_consent is not None and row.sms_consent != member.sms_consent:
         member.sms_consent = row.sms_consent
         member.sms_consent_at = now if row.sms_consent else None
-        changed += ["sms_consent", "sms_consent_at"]
-    if changed:
-        member.save(update_fields=changed)
+        changed |= {"sms_consent", "sms_consent_at"}
+    if changed & {"first_name", "last_name"}:
+        member.search_name = f"{member.first_name} {member.last_name}".lower().strip()
+        changed.add("search_name")
+    return changed
+
+
+def _save_contacts(updates: list[tuple[Member, set[str]]]) -> None:
+    """The changed members saved together: one UPDATE per set of changed fields."""
+    by_fields: dict[tuple[str, ...], list[Member]] = {}
+    for member, changed in updates:
+        if changed:
+            by_fields.setdefault(tuple(sorted(changed)), []).append(member)
+    for fields, members in by_fields.items():
+        Member.objects.bulk_update(members, list(fields))
 
 
 def _members_of(practice: Practice, rows: list[ImportRow], known: list[int], now: datetime) -> dict[int, Member]:
@@ -93,12 +106,15 @@ def _members_of(practice: Practice, rows: list[ImportRow], known: list[int], now
     existing = Member.objects.in_bulk([pk for pk in matched.values() if pk is not None])
     new_rows = [row for row in rows if matched[row.line] is None]
     numbers = iter(allocate_member_numbers(practice=practice, count=sum(1 for r in new_rows if not r.member_number)))
+    updates = []
     for row in rows:
         if matched[row.line] is not None:
-            row.member_number = existing[matched[row.line]].member_number
-            _update_member(existing[matched[row.line]], row, now)
+            member = existing[matched[row.line]]
+            row.member_number = member.member_number
+            updates.append((member, _update_member(member, row, now)))
         elif not row.member_number:
             row.member_number = next(numbers)
+    _save_contacts(updates)
     created = insert_rows(Member, _MEMBER_FIELDS, (_new_member(practice, row, now) for row in new_rows))
     by_line = {line: existing[pk] for line, pk in matched.items() if pk is not None}
     by_line.update({row.line: MemberRef(pk=pk, practice_id=practice.pk) for row, pk in zip(new_rows, created)})
