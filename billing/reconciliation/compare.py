@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Mapping
 
+from memberships.display import format_money
+
 TIER_MISMATCH = "tier_mismatch"
 PRICE_MISMATCH = "price_mismatch"
 STATUS_MISMATCH = "status_mismatch"
@@ -125,13 +127,16 @@ def _norm(text: str | None) -> str:
     return " ".join(str(text or "").lower().replace("-", " ").replace("_", " ").split())
 
 
-def _money(cents: int | None) -> str:
-    return "unknown" if cents is None else f"${cents / 100:,.2f}"
+def _money(cents: int | None, currency: str = "usd") -> str:
+    return "unknown" if cents is None else format_money(cents, currency)
 
 
 def _price(cents: int | None, currency: str, interval: str, *, with_currency: bool, with_interval: bool) -> str:
-    text = (f"{cents / 100:,.2f} {currency.upper()}" if cents is not None else "unknown") if with_currency \
-        else _money(cents)
+    """An amount as the page shows money ("$199.00", "CA$199.00"); with `with_currency` (the sides
+    disagree on it) the currency's code follows: "$199.00 (USD)"."""
+    text = _money(cents, currency or "usd")
+    if with_currency and cents is not None:
+        text = f"{text} ({(currency or 'usd').upper()})"
     return f"{text}/{interval}" if with_interval and interval else text
 
 

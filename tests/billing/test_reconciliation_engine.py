@@ -104,7 +104,7 @@ def test_currency_and_interval_are_part_of_the_price():
          sub(4, interval=""), sub(5, currency="CAD", interval="month")],
         None)
     assert [(d.member_number, d.kind, d.message) for d in found] == [
-        ("M1", "price_mismatch", "Pays 199.00 CAD at the processor; the Glow tier costs 199.00 USD"),
+        ("M1", "price_mismatch", "Pays CA$199.00 (CAD) at the processor; the Glow tier costs $199.00 (USD)"),
         ("M2", "price_mismatch", "Pays $199.00/year at the processor; the Glow tier costs $199.00/month"),
         ("M3", "price_mismatch", "Pays $199.00/3 month at the processor; the Glow tier costs $199.00/month"),
     ]
