@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from memberships import selectors, services
 from memberships.models import Member
 from memberships.services.common import write_audit, write_view_audit
-from memberships.views.common import client_ip
+from memberships.client_ip import client_ip
 
 from .errors import IdempotencyKeyInvalid, IdempotencyKeyRequired, InvalidCursor, refuse_bad_characters
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from memberships import selectors
@@ -31,32 +30,22 @@ def _id(**kwargs) -> serializers.IntegerField:
     return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
 
 
-def _choice(enum, **kwargs) -> serializers.ChoiceField:
-    """A choice of `enum`'s values, documented inline (several enums share a field name: `kind`,
-    `status`; named components would get hashed names)."""
-    schema = {"type": "string", "enum": list(enum.values)}
-    if kwargs.get("allow_null"):
-        schema = {**schema, "nullable": True, "enum": [*enum.values, None]}
-    field = extend_schema_field(schema)(type(f"{enum.__name__}Field", (serializers.ChoiceField,), {}))
-    return field(enum.choices, **kwargs)
-
-
 # --- query filters ----------------------------------------------------------------------------
 
 class MemberFilterIn(serializers.Serializer):
     q = serializers.CharField(required=False, max_length=100, allow_blank=True, trim_whitespace=True,
                               help_text="Name (prefix of first, last or \"first last\"), phone, email or member number.")
-    status = _choice(MembershipStatus, required=False,
+    status = serializers.ChoiceField(MembershipStatus.choices, required=False,
                                      help_text="Only members whose current membership has this status.")
     tier_id = _id(required=False, help_text="Only members whose current membership is on this tier.")
 
 
 class TimelineFilterIn(serializers.Serializer):
-    kind = _choice(EventKind, required=False, help_text="Only events of this kind.")
+    kind = serializers.ChoiceField(EventKind.choices, required=False, help_text="Only events of this kind.")
 
 
 class HoldFilterIn(serializers.Serializer):
-    status = _choice(ReservationStatus, required=False)
+    status = serializers.ChoiceField(ReservationStatus.choices, required=False)
 
 
 class CatalogueFilterIn(serializers.Serializer):
@@ -65,7 +54,7 @@ class CatalogueFilterIn(serializers.Serializer):
 
 
 class ServiceFilterIn(CatalogueFilterIn):
-    kind = _choice(ServiceKind, required=False)
+    kind = serializers.ChoiceField(ServiceKind.choices, required=False)
 
 
 # --- members and memberships ------------------------------------------------------------------
@@ -80,7 +69,7 @@ class MemberOut(MemberBriefOut):
     """A member in a list, with the current membership (the open one, else the latest cancelled)."""
 
     membership_id = serializers.IntegerField(allow_null=True, read_only=True)
-    membership_status = _choice(MembershipStatus, allow_null=True, read_only=True)
+    membership_status = serializers.ChoiceField(MembershipStatus.choices, allow_null=True, read_only=True)
 
     class Meta(MemberBriefOut.Meta):
         fields = MemberBriefOut.Meta.fields + ["membership_id", "membership_status"]
@@ -89,7 +78,7 @@ class MemberOut(MemberBriefOut):
 class BalanceOut(serializers.Serializer):
     service_id = serializers.IntegerField()
     service_name = serializers.CharField()
-    service_kind = _choice(ServiceKind)
+    service_kind = serializers.ChoiceField(ServiceKind.choices)
     balance = serializers.IntegerField(help_text="Units, or cents for a dollar credit.")
     reserved = serializers.IntegerField(help_text="On hold for booked appointments.")
     available = serializers.IntegerField(help_text="balance - reserved: what may be redeemed now.")
@@ -99,7 +88,7 @@ class BalanceOut(serializers.Serializer):
 
 
 class MembershipCoreOut(serializers.ModelSerializer):
-    status = _choice(MembershipStatus)
+    status = serializers.ChoiceField(MembershipStatus.choices)
     tier = serializers.CharField(source="tier.name")
     tier_id = serializers.IntegerField()
     price_cents = serializers.IntegerField(source="tier.price_cents")
@@ -142,7 +131,7 @@ class MemberDetailOut(MemberBriefOut):
 
 class EventOut(serializers.Serializer):
     id = serializers.IntegerField()
-    kind = _choice(EventKind)
+    kind = serializers.ChoiceField(EventKind.choices)
     summary = serializers.CharField()
     payload = serializers.DictField(child=serializers.JSONField(),
                                     help_text="Ids and amounts (e.g. entry_id, service_id, quantity).")
@@ -163,7 +152,7 @@ class RedemptionIn(serializers.Serializer):
 
 
 class EntryOut(serializers.ModelSerializer):
-    kind = _choice(EntryKind)
+    kind = serializers.ChoiceField(EntryKind.choices)
     service_id = serializers.IntegerField()
     membership_id = serializers.IntegerField()
     reverses_id = serializers.IntegerField(allow_null=True)
@@ -202,7 +191,7 @@ class HoldIn(serializers.Serializer):
 class HoldOut(serializers.ModelSerializer):
     membership_id = serializers.IntegerField()
     service_id = serializers.IntegerField()
-    status = _choice(ReservationStatus)
+    status = serializers.ChoiceField(ReservationStatus.choices)
     entry_id = serializers.IntegerField(allow_null=True, help_text="The redemption, once committed.")
 
     class Meta:
@@ -214,7 +203,7 @@ class HoldOut(serializers.ModelSerializer):
 # --- the catalogue ----------------------------------------------------------------------------
 
 class ServiceOut(serializers.ModelSerializer):
-    kind = _choice(ServiceKind)
+    kind = serializers.ChoiceField(ServiceKind.choices)
 
     class Meta:
         model = Service
@@ -224,7 +213,7 @@ class ServiceOut(serializers.ModelSerializer):
 class BenefitOut(serializers.ModelSerializer):
     service_id = serializers.IntegerField()
     service_name = serializers.CharField(source="service.name")
-    rollover = _choice(RolloverRule)
+    rollover = serializers.ChoiceField(RolloverRule.choices)
     rollover_in_words = serializers.CharField()
 
     class Meta:
@@ -234,7 +223,7 @@ class BenefitOut(serializers.ModelSerializer):
 
 
 class TierOut(serializers.ModelSerializer):
-    interval = _choice(BillingInterval)
+    interval = serializers.ChoiceField(BillingInterval.choices)
     benefits = BenefitOut(many=True)
 
     class Meta:

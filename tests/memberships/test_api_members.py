@@ -91,7 +91,8 @@ def test_member_detail_has_the_current_membership_with_balances_and_is_audited(a
     assert body["id"] == m.member_id and body["membership"]["id"] == m.pk
     facial_line = next(b for b in body["membership"]["balances"] if b["service_id"] == facial.pk)
     assert (facial_line["balance"], facial_line["available"]) == (1, 1)
-    assert AuditLog.objects.filter(action="api_view_member", member=m.member, user=front_desk).count() == 1
+    row = AuditLog.objects.get(action="api_view_member", member=m.member, user=front_desk)
+    assert row.ip_address == "127.0.0.1"  # where the request came from
 
 
 def test_membership_version_moves_with_the_ledger(api, glow):
