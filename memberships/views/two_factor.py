@@ -101,7 +101,9 @@ def setup(request):
     if not requires_two_factor(request.user):
         return redirect(_next_url(request))
     if authenticator_for(request.user) is not None:
-        return redirect(_next_url(request) if is_verified(request.user) else "memberships:two_factor_verify")
+        if is_verified(request.user):
+            return redirect(_next_url(request))
+        return redirect(f"{reverse('memberships:two_factor_verify')}?{request.GET.urlencode()}")
     device = pending_authenticator(request.user)
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
