@@ -94,7 +94,11 @@ class Mapping:
 
 
 def _service_names(service: ServiceRef) -> list[str]:
-    return [n for n in dict.fromkeys((normalize_header(service.name), normalize_header(service.code))) if n]
+    """The service's name and code as a header writes them, and without balance words ("Neurotoxin
+    (units)" is also "neurotoxin", as "Neurotoxin (units) balance" reads once its balance words go)."""
+    names = [normalize_header(service.name), normalize_header(service.code)]
+    names += [" ".join(w for w in name.split() if w not in _BALANCE_WORDS) for name in names]
+    return [n for n in dict.fromkeys(names) if n]
 
 
 def _balance_service(norm: str, services: list[ServiceRef]) -> ServiceRef | None:

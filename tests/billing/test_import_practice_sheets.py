@@ -277,3 +277,13 @@ def test_what_a_file_that_is_not_a_spreadsheet_is_is_said(content, what):
 def test_a_csv_whose_first_header_starts_like_a_signature_is_still_text():
     sheet = read_sheet(content=b"PK number,Name\r\n1,Ann Lee\r\n", file_name="members.xlsx")
     assert sheet.headers == ["PK number", "Name"] and sheet.rows == [(2, ["1", "Ann Lee"])]
+
+
+def test_a_balance_column_of_a_service_named_with_its_unit_is_read(practice):
+    """"Neurotoxin (units) balance" is the balance of the service "Neurotoxin (units)" (the demo's)."""
+    from billing.sheets.columns import ServiceRef, guess_mapping
+
+    services = [ServiceRef("neurotoxin-units", "Neurotoxin (units)", False), ServiceRef("hydrafacial", "HydraFacial", False)]
+    mapping = guess_mapping(headers=["Member #", "Neurotoxin (units) balance", "HydraFacial balance"], services=services)
+    assert mapping.columns == {0: "member_number", 1: "balance:neurotoxin-units", 2: "balance:hydrafacial"}
+    assert not mapping.problems and not mapping.suggestions
