@@ -1,8 +1,10 @@
 """Dunning: failed payments chased, members told, the chart flagged. The modules, one job each:
 
-- `cases`: a case's state (opened on a failure, folded, recovered, cancelled, staff's contact note);
+- `cases`: a case's state (folded, recovered, cancelled, staff's contact note) and what the others share;
+- `opening`: opening cases, one failure a webhook reports or a sweep's many, by one set of rules;
 - `policy`: versioned policies, and the steps a policy plans for a new case;
 - `schedule`: the scheduled run that works off the due steps (and the exhaustion at the end);
+- `sweep`: the run's set-based start: the cases of failed invoices that have none, due messages in bulk;
 - `retries`: payment retries and the processor's answers, a retry after a card update;
 - `messages`: messages to the member, what the provider reports back, the staff's resend;
 - `declines`, `quiet`, `rendering`, `links`: hard declines, quiet hours, message bodies, card links.

@@ -124,9 +124,9 @@ def _fold_failure(case_id: int, *, decline_code: str, hard: bool, failed_at: dat
 
 def open_cases(failures: list[Failure], *, now: datetime, skip_locked: bool = False) -> list[DunningCase]:
     """Open the cases of `failures` (see the module's docstring); returns the cases opened, in the
-    order of `failures`. A failure whose invoice has a case already, or whose membership is not one
-    dunning applies to (cancelled, paused) or (`skip_locked`) is locked by another worker, opens
-    nothing."""
+    order of `failures`. A failure opens nothing when its invoice has a case already, when its
+    membership is not one dunning applies to (cancelled, paused), or, with `skip_locked`, when
+    another transaction holds its membership (the next run takes it)."""
     if not failures:
         return []
     with transaction.atomic():
