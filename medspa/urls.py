@@ -22,5 +22,6 @@ urlpatterns = [
     path("members/<int:member_id>/card-link/", card_link, name="card_link"),
     path("records/exceptions/", include("integrations.records.staff_urls")),
     path("messages/replies/", include("integrations.messaging.staff_urls")),
+    path("", include("portal.urls")),
     path("", include("memberships.urls")),
 ]

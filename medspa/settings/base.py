@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "memberships",
     "billing",
     "integrations",
+    "portal",
     "medspa.health",
 ]
 

@@ -8,13 +8,14 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PARTS = ("memberships", "billing", "integrations", "medspa")
+PARTS = ("memberships", "billing", "integrations", "portal", "medspa")
 # The arrows docs/architecture.md draws: a part may import itself and these.
 ALLOWED = {
     "memberships": set(),                                   # the core: Django and the standard library
     "billing": {"memberships"},
     "integrations": {"memberships", "billing"},
-    "medspa": {"memberships", "billing", "integrations"},   # wiring: settings, urls, schedules, health
+    "portal": {"memberships", "billing", "integrations"},   # the member's side: pages over the doors
+    "medspa": {"memberships", "billing", "integrations", "portal"},   # wiring: settings, urls, schedules, health
 }
 VENDOR_SDKS = {"stripe", "twilio", "requests", "square", "squareup"}
 
