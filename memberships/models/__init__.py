@@ -6,11 +6,12 @@ by database CHECK constraints. State changes happen only in `memberships.service
 One module per aggregate: `practice` (the practice and its locations), `catalogue` (services, tiers,
 benefits), `members`, `membership` (memberships, credit lots, balances), `ledger` (entries, lot
 movements, holds), `timeline` (events, chart flags, operations), `staff` (staff profiles, audit
-log, API tokens); `append_only` is the base of the rows never updated. Every model is importable from here.
+log, API tokens), `joining` (the membership agreement, joins under way, acceptances); `append_only` is the base of the rows never updated. Every model is importable from here.
 """
 
 from .append_only import AppendOnlyModel, AppendOnlyQuerySet
 from .catalogue import BillingInterval, RolloverRule, Service, ServiceKind, Tier, TierBenefit
+from .joining import AgreementAcceptance, JoinAttempt, MembershipAgreement
 from .ledger import ActorType, EntryKind, LedgerEntry, LotMovement, Reservation, ReservationStatus
 from .members import Member
 from .membership import CreditLot, EntitlementBalance, LotSource, Membership, MembershipStatus
@@ -20,6 +21,7 @@ from .timeline import ChartFlag, ChartFlagStatus, Event, EventKind, Operation
 
 __all__ = [
     "ActorType",
+    "AgreementAcceptance",
     "ApiToken",
     "AppendOnlyModel",
     "AppendOnlyQuerySet",
@@ -33,12 +35,14 @@ __all__ = [
     "EntryKind",
     "Event",
     "EventKind",
+    "JoinAttempt",
     "LedgerEntry",
     "Location",
     "LotMovement",
     "LotSource",
     "Member",
     "Membership",
+    "MembershipAgreement",
     "MembershipStatus",
     "Operation",
     "Practice",

@@ -89,6 +89,7 @@ class Tier(models.Model):
     processor_price_id = models.CharField(max_length=100, blank=True)
     rank = models.PositiveIntegerField(default=0, help_text="Higher is richer; orders the tier list.")
     active = models.BooleanField(default=True)
+    offered_online = models.BooleanField(default=False, help_text="Listed on the practice's join page (/join/…).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
