@@ -29,7 +29,9 @@ from memberships.models import (
     LedgerEntry,
     LotMovement,
     Membership,
+    Practice,
     Service,
+    Tier,
     TierBenefit,
 )
 
@@ -59,11 +61,21 @@ class Outcome:
 
 def locked_memberships(ids: list[int]) -> dict[int, Membership]:
     """The memberships, locked in ascending id order (a caller may hold them already), with their
-    member, practice and tier — what `redeem_many` needs of them."""
-    rows = Membership.objects.select_related("member__practice", "tier").filter(pk__in=ids).order_by("pk")
+    member, practice and tier — what `redeem_many` needs of them. A batch's memberships share a few
+    practices and tiers: each is read once, not once per membership."""
+    rows = (Membership.objects.select_related("member").only(*_MEMBERSHIP_FIELDS, "member__id", "member__practice_id")
+            .filter(pk__in=ids).order_by("pk"))
     if connection.features.has_select_for_update:
         rows = rows.select_for_update(of=("self",))
-    return {m.pk: m for m in rows}
+    found = {m.pk: m for m in rows}
+    practices = Practice.objects.in_bulk({m.member.practice_id for m in found.values()})
+    tiers = Tier.objects.in_bulk({m.tier_id for m in found.values()})
+    for m in found.values():
+        m.member.practice, m.tier = practices[m.member.practice_id], tiers[m.tier_id]
+    return found
+
+
+_MEMBERSHIP_FIELDS = [f.attname for f in Membership._meta.concrete_fields]
 
 
 def redeem_many(*, redemptions: list[Redemption], actor: Actor, now: datetime) -> list[Outcome]:
