@@ -189,9 +189,12 @@ def remember_appointment(*, practice: Practice, event: RecordEvent, now: datetim
     return row
 
 
+TREATMENT_REASON = "Treatment reported by the record"   # the spend's reason, whichever path writes it
+
+
 def spend_for_appointment(*, practice: Practice, membership, service: Service, appointment_id: str,
                           quantity: int, actor: services.Actor, now: datetime,
-                          reason: str = "Treatment reported by the record") -> str:
+                          reason: str = TREATMENT_REASON) -> str:
     """Spend once for a treatment of this appointment: commit its hold, or redeem directly when
     nothing is held. Keyed by the appointment (`spend_key`), so whoever spends first — the record's
     webhook or staff applying a held treatment — is the only one. Raises LedgerError."""

@@ -47,10 +47,17 @@ from memberships.services import redeem_batch
 
 from . import get_adapter
 from .base import RecordEvent, TreatmentCompleted
-from .inbound import exception_kind, apply_inbound_row, hold_key, open_exception, resolve_service, spend_key
+from .inbound import (
+    TREATMENT_REASON,
+    apply_inbound_row,
+    exception_kind,
+    hold_key,
+    open_exception,
+    resolve_service,
+    spend_key,
+)
 
 logger = logging.getLogger(__name__)
-REASON = "Treatment reported by the record"
 
 
 @dataclass
@@ -127,6 +134,8 @@ class _Resolver:
         self.wanted.setdefault(practice.pk, []).append(event)
 
     def run(self) -> None:
+        if not self.wanted:
+            return
         for practice_id, events in self.wanted.items():
             patients = {e.patient_id for e in events if e.patient_id}
             for pk, patient in (Member.objects.filter(practice_id=practice_id, record_patient_id__in=patients)
@@ -219,7 +228,7 @@ def _redeem(plain: list[_Plain], memberships: dict[int, Membership], *, now: dat
         results = redeem_batch.redeem_many(
             redemptions=[redeem_batch.Redemption(
                 membership=memberships[p.membership_id], service=p.service, quantity=p.event.quantity,
-                idempotency_key=spend_key(practice, p.event.appointment_id), reason=REASON) for p in items],
+                idempotency_key=spend_key(practice, p.event.appointment_id), reason=TREATMENT_REASON) for p in items],
             actor=services.Actor.record(practice.record_adapter), now=now)
         for p, result in zip(items, results):
             if result.replayed or isinstance(result.error, IdempotencyKeyReused):
