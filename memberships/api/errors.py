@@ -41,7 +41,8 @@ def _bad_text(value: str) -> bool:
 class InvalidCharacters(APIException):
     status_code = 400
     default_code = "invalid_characters"
-    default_detail = "The request contains a character that is not allowed (a NUL byte, a control character or a lone surrogate)."
+    default_detail = ("The request contains a character that is not allowed (a NUL byte, a control character "
+                      "or a lone surrogate).")
 
     def __init__(self, where: Iterable[str]):
         super().__init__()

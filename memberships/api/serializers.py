@@ -34,7 +34,8 @@ def _id(**kwargs) -> serializers.IntegerField:
 
 class MemberFilterIn(serializers.Serializer):
     q = serializers.CharField(required=False, max_length=100, allow_blank=True, trim_whitespace=True,
-                              help_text="Name (prefix of first, last or \"first last\"), phone, email or member number.")
+                              help_text="Name (prefix of first, last or \"first last\"), phone, email or "
+                                        "member number.")
     status = serializers.ChoiceField(MembershipStatus.choices, required=False,
                                      help_text="Only members whose current membership has this status.")
     tier_id = _id(required=False, help_text="Only members whose current membership is on this tier.")
@@ -105,7 +106,8 @@ class MembershipCoreOut(serializers.ModelSerializer):
                   "cancelled_at", "version", "balances"]
 
     def get_version(self, obj) -> int:
-        return LedgerEntry.objects.filter(membership_id=obj.pk).order_by("-id").values_list("id", flat=True).first() or 0
+        newest = LedgerEntry.objects.filter(membership_id=obj.pk).order_by("-id").values_list("id", flat=True)
+        return newest.first() or 0
 
     def get_balances(self, obj) -> BalanceOut(many=True):
         return BalanceOut([line.__dict__ for line in selectors.balance_lines(membership=obj)], many=True).data

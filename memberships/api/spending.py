@@ -47,7 +47,8 @@ class RedemptionCreateApi(LedgerApiView):
     permission_classes = [CanRedeem]
 
     @extend_schema(
-        operation_id="memberships_redemptions_create", request=RedemptionIn, parameters=[IDEMPOTENCY_KEY, REPLAYED_HEADER],
+        operation_id="memberships_redemptions_create", request=RedemptionIn,
+        parameters=[IDEMPOTENCY_KEY, REPLAYED_HEADER],
         responses={201: RedemptionOut, **error_responses(404, 409, 415)},
         description="Spend units (or cents) now. The same Idempotency-Key again answers the first "
                     "redemption (201, header `Idempotent-Replayed: true`) and spends nothing.")

@@ -132,7 +132,8 @@ def test_every_operation_documents_its_errors_with_the_error_body(schema):
     operations = [(path, method, op) for path, ops in schema["paths"].items() for method, op in ops.items()]
     assert len(operations) >= 15
     for path, method, op in operations:
-        wanted = {"400", "401", "403"} | ({"404"} if "{id}" in path else set()) | ({"409"} if method == "post" else set())
+        wanted = ({"400", "401", "403"} | ({"404"} if "{id}" in path else set())
+                  | ({"409"} if method == "post" else set()))
         assert wanted <= set(op["responses"]), (path, method, sorted(op["responses"]))
         for status in wanted:
             body = _resolve(schema, op["responses"][status]["content"]["application/json"]["schema"])
