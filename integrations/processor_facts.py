@@ -1,5 +1,5 @@
 """What the ledger does with a processor's normalized fact: billing's reactions to charges and
-subscriptions, and the two card facts (a card saved on the hosted page, a new default card) that
+subscriptions, a join paid on the hosted page (`processors.joining`), and the two card facts (a card saved on the hosted page, a new default card) that
 retry an open dunning case now. The inbox calls `apply_fact` for each processor event."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import datetime
 from billing import services as billing
 from billing.facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, SubscriptionChanged
 
-from .processors.base import CardSaved, DefaultCardChanged
+from .processors.base import CardSaved, CheckoutCompleted, DefaultCardChanged
 
 
 def apply_fact(fact, *, now: datetime):
@@ -26,6 +26,10 @@ def apply_fact(fact, *, now: datetime):
         return use_saved_card(fact, now=now)
     if isinstance(fact, DefaultCardChanged):
         return retry_with_new_default_card(fact, now=now)
+    if isinstance(fact, CheckoutCompleted):
+        from .processors.joining import confirm_join
+
+        return confirm_join(fact, now=now)
     return None
 
 

@@ -35,6 +35,9 @@ def every_schedule() -> list[tuple[str, dict]]:
         # payloads past INBOX_RETENTION_DAYS reduced to ids and outcome (what is due is in the table)
         ("inbox: reduce old payloads",
          {"func": "integrations.tasks.reduce_old_inbox_payloads", "schedule_type": Schedule.DAILY, "repeats": -1}),
+        # joins abandoned before paying: their details deleted after JOIN_ATTEMPT_RETENTION_HOURS
+        ("join online: purge abandoned joins",
+         {"func": "portal.join.tasks.purge_abandoned_joins_task", "schedule_type": Schedule.HOURLY, "repeats": -1}),
         # a missed beat is not replayed: the next one says the worker is back
         ("health: worker heartbeat",
          {"func": "medspa.health.tasks.beat", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1}),

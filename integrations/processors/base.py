@@ -48,7 +48,7 @@ from billing.facts import (  # noqa: E402  (re-exported: the adapters' vocabular
 
 __all__ = [
     "HARD_DECLINE_CODES", "ChargeActionRequired", "ChargeFailed", "ChargeSucceeded", "InvoiceFacts",
-    "SubscriptionChanged", "is_hard_decline", "CardSaved", "DefaultCardChanged", "IgnoredEvent", "InboundFact", "PaymentDeclined",
+    "SubscriptionChanged", "is_hard_decline", "CardSaved", "CheckoutCompleted", "DefaultCardChanged", "JoinCheckout", "IgnoredEvent", "InboundFact", "PaymentDeclined",
     "Processor", "ProcessorError", "ProcessorRejected", "ProcessorUnavailable", "SubscriptionRef",
 ]
 
@@ -73,6 +73,27 @@ class CardSaved:
 
 
 @dataclass(frozen=True)
+class CheckoutCompleted:
+    """The member paid on the processor's hosted join page (a checkout in subscription mode): the
+    subscription exists at the processor. `join_ref` is our join's opaque id (its metadata)."""
+
+    processor: str
+    checkout_ref: str                     # the processor's checkout session
+    join_ref: str
+    customer_ref: str
+    subscription_ref: str
+    event_created: int
+
+
+@dataclass(frozen=True)
+class JoinCheckout:
+    """A hosted join page the processor opened: where to send the member, and its id."""
+
+    checkout_ref: str
+    url: str
+
+
+@dataclass(frozen=True)
 class DefaultCardChanged:
     """The processor reports a new default card for the customer (e.g. saved on its hosted
     card-update page). Only this, never the member's return to our page, retries an open invoice."""
@@ -91,7 +112,7 @@ class InboundFact:
     event_type: str
     created: int
     fact: Union[ChargeSucceeded, ChargeFailed, ChargeActionRequired, SubscriptionChanged, CardSaved, DefaultCardChanged,
-                 IgnoredEvent]
+                 CheckoutCompleted, IgnoredEvent]
 
 
 # --- outbound -------------------------------------------------------------------------------------
@@ -125,3 +146,9 @@ class Processor(Protocol):
     def resume_collection(self, *, subscription_ref: str, idempotency_key: str) -> SubscriptionRef: ...
 
     def cancel_subscription(self, *, subscription_ref: str, idempotency_key: str) -> SubscriptionRef: ...
+
+    def join_checkout(self, *, join_ref: str, price_ref: str, email: str, success_url: str, cancel_url: str,
+                      expires_at: datetime, idempotency_key: str) -> JoinCheckout:
+        """A hosted page where a new member enters a card and the subscription starts (our join's id
+        in its metadata, and in the subscription's); the card never reaches us."""
+        ...

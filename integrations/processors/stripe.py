@@ -23,6 +23,7 @@ from .base import (
     ChargeFailed,
     ChargeSucceeded,
     InboundFact,
+    JoinCheckout,
     PaymentDeclined,
     ProcessorRejected,
     ProcessorUnavailable,
@@ -371,3 +372,18 @@ class StripeProcessor:
         session = self._call(self.client.v1.checkout.sessions.create, params,
                              self._opts(idempotency_key, f"checkout:{params['mode']}"))
         return str(session["url"])
+
+    def join_checkout(self, *, join_ref: str, price_ref: str, email: str, success_url: str, cancel_url: str,
+                      expires_at: datetime, idempotency_key: str) -> JoinCheckout:
+        """A Checkout page in subscription mode for someone joining online: Stripe makes the customer
+        (prefilled with the email) and starts the subscription; our join's opaque id rides in the
+        session's `client_reference_id` and metadata and in the subscription's metadata. Nothing else
+        about the person is sent."""
+        metadata = {"join_ref": join_ref}
+        session = self._call(self.client.v1.checkout.sessions.create, {
+            "mode": "subscription", "line_items": [{"price": price_ref, "quantity": 1}],
+            "customer_email": email, "client_reference_id": join_ref, "metadata": metadata,
+            "subscription_data": {"metadata": metadata}, "expires_at": int(expires_at.timestamp()),
+            "success_url": success_url, "cancel_url": cancel_url,
+        }, self._opts(idempotency_key, "join-checkout"))
+        return JoinCheckout(checkout_ref=str(session["id"]), url=str(session["url"]))

@@ -16,6 +16,7 @@ from billing.facts import InvoiceReasons
 from .base import (
     CardSaved,
     ChargeActionRequired,
+    CheckoutCompleted,
     ChargeFailed,
     ChargeSucceeded,
     DefaultCardChanged,
@@ -237,6 +238,8 @@ def parse_event(event: dict) -> InboundFact:
     if etype in SUBSCRIPTION:
         return InboundFact(fact=_subscription_fact(event, obj), **envelope)
     if etype in CHECKOUT:
+        if obj.get("mode") == "subscription" and (obj.get("metadata") or {}).get("join_ref"):
+            return InboundFact(fact=_join_fact(event, obj), **envelope)
         if obj.get("mode") != "setup" or not obj.get("setup_intent"):
             # a subscription started on the hosted page arrives as customer.subscription.* / invoice.*
             return InboundFact(fact=IgnoredEvent(f"checkout in {obj.get('mode')} mode needs nothing more"),
@@ -249,6 +252,20 @@ def parse_event(event: dict) -> InboundFact:
     if etype in CUSTOMER:
         return InboundFact(fact=_default_card_fact(event, obj), **envelope)
     return InboundFact(fact=IgnoredEvent(f"{etype} is not acted on"), **envelope)
+
+
+def _join_fact(event: dict, session: dict) -> CheckoutCompleted | IgnoredEvent:
+    """A join paid on the hosted page: a complete session whose payment is settled (a card payment
+    always is by `checkout.session.completed`; a delayed method is not offered)."""
+    if session.get("status") not in (None, "complete") or \
+            session.get("payment_status") not in ("paid", "no_payment_required"):
+        return IgnoredEvent(f"join checkout {session.get('status')}, payment {session.get('payment_status')}")
+    if not id_of(session.get("subscription")):
+        return IgnoredEvent("join checkout without a subscription")
+    return CheckoutCompleted(
+        processor=PROCESSOR, checkout_ref=str(session.get("id") or ""),
+        join_ref=str((session.get("metadata") or {}).get("join_ref") or ""), customer_ref=id_of(session.get("customer")),
+        subscription_ref=id_of(session.get("subscription")), event_created=int(event.get("created") or 0))
 
 
 def _default_card_fact(event: dict, customer: dict) -> DefaultCardChanged | IgnoredEvent:

@@ -28,6 +28,7 @@ def new_tier_version(*, tier: Tier, now: datetime, price_cents: int | None = Non
         practice_id=tier.practice_id, code=tier.code, version=latest.version + 1, name=name or tier.name,
         processor_name=tier.processor_name, price_cents=tier.price_cents if price_cents is None else price_cents,
         currency=tier.currency, interval=tier.interval, rank=tier.rank, active=True,
+        offered_online=tier.offered_online,
     )
     TierBenefit.objects.bulk_create([
         TierBenefit(tier=new, service_id=b.service_id, quantity_per_cycle=b.quantity_per_cycle, rollover=b.rollover,
