@@ -392,3 +392,5 @@ RECORD_HTTP_TIMEOUT_SECONDS = env.float("RECORD_HTTP_TIMEOUT_SECONDS", default=1
 RECORD_HTTP_TRUST_ENV = env.bool("RECORD_HTTP_TRUST_ENV", default=False)
 # Our own identifier systems in FHIR records (Patient, Account, Flag identifiers) start with this.
 RECORD_FHIR_IDENTIFIER_BASE = env.str("RECORD_FHIR_IDENTIFIER_BASE", default="https://medspa.example")
+
+from .joining import *  # noqa: E402,F401,F403  (joining online: its own small module)

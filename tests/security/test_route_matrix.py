@@ -53,6 +53,10 @@ ROUTES: dict[str, Route] = {
     "schema": R("public", ok=(200, 302, 401, 403)),
     "api-docs": R("public", ok=(200, 302, 401, 403)),
     "api:not-found": R("public", ok=(401, 403, 404)),
+    # joining online: the practice's public page and the pages the processor's hosted page returns to
+    "portal:join:page": R("public", ok=(200,), practice_slug="glow"),
+    "portal:join:done": R("public", ok=(404,), practice_slug="glow", join_ref="not-a-join"),
+    "portal:join:cancelled": R("public", ok=(200,), practice_slug="glow", join_ref="not-a-join"),
     # signed webhooks
     "records:webhook": R("webhook", method="POST", ok=SIGNED, adapter="webhook"),
     "records:webhook-practice": R("webhook", method="POST", ok=SIGNED, adapter="webhook", practice="glow"),
