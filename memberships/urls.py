@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
-from .views import login, two_factor
+from .views import login, member_requests, two_factor
 
 app_name = "memberships"
 urlpatterns = [
@@ -21,4 +21,6 @@ urlpatterns = [
     path("members/<int:member_id>/resume/", views.resume, name="resume"),
     path("members/<int:member_id>/cancel/", views.cancel, name="cancel"),
     path("members/<int:member_id>/who-looked/", views.who_looked, name="who_looked"),
+    path("member-requests/", member_requests.member_requests, name="member_requests"),
+    path("member-requests/<int:request_id>/", member_requests.decide_member_request, name="member_request_decide"),
 ]

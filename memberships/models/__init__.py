@@ -6,13 +6,14 @@ by database CHECK constraints. State changes happen only in `memberships.service
 One module per aggregate: `practice` (the practice and its locations), `catalogue` (services, tiers,
 benefits), `members`, `membership` (memberships, credit lots, balances), `ledger` (entries, lot
 movements, holds), `timeline` (events, chart flags, operations), `staff` (staff profiles, audit
-log, API tokens), `joining` (the membership agreement, joins under way, acceptances); `append_only` is the base of the rows never updated. Every model is importable from here.
+log, API tokens), `joining` (the membership agreement, joins under way, acceptances), `member_requests` (a member's pause or cancellation request); `append_only` is the base of the rows never updated. Every model is importable from here.
 """
 
 from .append_only import AppendOnlyModel, AppendOnlyQuerySet
 from .catalogue import BillingInterval, RolloverRule, Service, ServiceKind, Tier, TierBenefit
 from .joining import AgreementAcceptance, JoinAttempt, MembershipAgreement
 from .ledger import ActorType, EntryKind, LedgerEntry, LotMovement, Reservation, ReservationStatus
+from .member_requests import MemberRequest, MemberRequestKind, MemberRequestReason, MemberRequestStatus
 from .members import Member
 from .membership import CreditLot, EntitlementBalance, LotSource, Membership, MembershipStatus
 from .practice import AutomationStage, Location, Practice, RedemptionWhenPastDue
@@ -41,6 +42,10 @@ __all__ = [
     "LotMovement",
     "LotSource",
     "Member",
+    "MemberRequest",
+    "MemberRequestKind",
+    "MemberRequestReason",
+    "MemberRequestStatus",
     "Membership",
     "MembershipAgreement",
     "MembershipStatus",

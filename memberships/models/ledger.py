@@ -17,6 +17,7 @@ class ActorType(models.TextChoices):
     RECORD = "record", "Record"
     SYSTEM = "system", "System"
     IMPORT = "import", "Import"
+    MEMBER = "member", "Member (own page)"
 
 
 class EntryKind(models.TextChoices):

@@ -54,6 +54,10 @@ class Practice(models.Model):
     record_webhook_secret = EncryptedTextField(blank=True)
     quiet_hours_start = models.TimeField(default="21:00")
     quiet_hours_end = models.TimeField(default="08:00")
+    # A member's pause (up to `member_pause_max_days`) or end-of-period cancellation from their own
+    # page goes through at once instead of waiting in the staff queue "Member requests".
+    member_requests_self_serve = models.BooleanField(default=False)
+    member_pause_max_days = models.PositiveSmallIntegerField(default=90)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -50,6 +50,9 @@ class EventKind(models.TextChoices):
     DUNNING_CLOSED = "dunning_closed", "Dunning case closed"
     SMS_OPTED_OUT = "sms_opted_out", "SMS opt-out recorded"
     SMS_OPTED_IN = "sms_opted_in", "SMS opt-in recorded"
+    # The member's own page: a sign-in link sent, a request filed or decided.
+    MEMBER_LINK = "member_link", "Member page link sent"
+    MEMBER_REQUEST = "member_request", "Member request"
 
 
 class Event(AppendOnlyModel):

@@ -57,6 +57,11 @@ class Actor:
     def importer(cls, label: str = "import") -> "Actor":
         return cls(type=ActorType.IMPORT, label=label)
 
+    @classmethod
+    def member(cls, member: Member, *, ip_address: str | None = None) -> "Actor":
+        """The member on their own page (a member session): no user, never any staff right."""
+        return cls(type=ActorType.MEMBER, label=f"member {member.pk}", ip_address=ip_address)
+
     @property
     def user_id(self):
         return self.user.pk if self.user is not None else None
@@ -121,7 +126,14 @@ def write_audit(*, actor: Actor, action: str, obj=None, member: Member | None = 
     return AuditLog.objects.create(
         user=actor.user, action=action, object_type=type(obj).__name__ if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "", member_id=member.pk if member is not None else member_id,
-        detail=detail or {}, ip_address=actor.ip_address, created_at=now)
+        detail=_by_member(actor, detail), ip_address=actor.ip_address, created_at=now)
+
+
+def _by_member(actor: Actor, detail: dict | None) -> dict:
+    """An audit row the member caused on their own page says so (it has no user)."""
+    if actor.type == ActorType.MEMBER:
+        return {**(detail or {}), "actor": actor.label}
+    return detail or {}
 
 
 def write_view_audit(*, actor: Actor, action: str, members, now: datetime, obj=None,
@@ -138,16 +150,16 @@ def write_view_audit(*, actor: Actor, action: str, members, now: datetime, obj=N
         seen.add(member_id)
         rows.append(AuditLog(
             user=actor.user, action=action, object_type=type(obj).__name__ if obj is not None else "",
-            object_id=str(obj.pk) if obj is not None else "", member_id=member_id, detail=detail or {},
-            ip_address=actor.ip_address, created_at=now))
+            object_id=str(obj.pk) if obj is not None else "", member_id=member_id,
+            detail=_by_member(actor, detail), ip_address=actor.ip_address, created_at=now))
     return AuditLog.objects.bulk_create(rows) if rows else []
 
 
 def audit_staff_change(*, actor: Actor, action: str, obj=None, member: Member | None = None,
                        detail: dict | None = None, now: datetime) -> AuditLog | None:
-    """The audit row of a change a person made (a staff actor); what the processor, the record or
-    the system changes is on the member's timeline, with no person to name."""
-    if actor.type != ActorType.STAFF:
+    """The audit row of a change a person made (a staff actor, or the member on their own page); what
+    the processor, the record or the system changes is on the member's timeline, with no person to name."""
+    if actor.type not in (ActorType.STAFF, ActorType.MEMBER):
         return None
     return write_audit(actor=actor, action=action, obj=obj, member=member, detail=detail, now=now)
 

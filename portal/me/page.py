@@ -1,0 +1,115 @@
+"""What the member's own page shows, read in a handful of queries: the tier and its price, the
+status, balances per benefit with the rule in the chart's words, what expires at the next boundary
+(the tier-change page's own dry run, `preview_next_boundary`), units held for a booked appointment,
+the next charge, the last 12 months of refills, redemptions and payments, the agreement they
+accepted, and their requests. Only what the member's own page needs: no notes, no staff names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from billing.models import Invoice, InvoiceStatus
+from memberships.display import format_money
+from memberships.models import (
+    AgreementAcceptance,
+    EntryKind,
+    LedgerEntry,
+    Member,
+    MemberRequest,
+    Membership,
+    MembershipStatus,
+    Reservation,
+    ReservationStatus,
+    Service,
+)
+from memberships.selectors import BalanceLine, balance_lines, current_membership
+from memberships.services.refill import preview_next_boundary
+
+HISTORY_DAYS = 365
+HISTORY_KINDS = {EntryKind.GRANT: "Refill", EntryKind.REDEEM: "Used"}
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    when: datetime
+    what: str
+    amount: str
+
+
+@dataclass
+class MemberPage:
+    member: Member
+    membership: Membership | None
+    balances: list[BalanceLine] = field(default_factory=list)
+    expiring: list[str] = field(default_factory=list)
+    boundary: datetime | None = None
+    holds: list[str] = field(default_factory=list)
+    next_charge: str = ""
+    next_charge_at: datetime | None = None
+    history: list[HistoryLine] = field(default_factory=list)
+    agreement: AgreementAcceptance | None = None
+    requests: list[MemberRequest] = field(default_factory=list)
+
+    @property
+    def can_pause(self) -> bool:
+        return self.membership is not None and self.membership.status == MembershipStatus.ACTIVE
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.membership is not None and self.membership.status != MembershipStatus.CANCELLED
+
+    @property
+    def open_kinds(self) -> set[str]:
+        return {request.kind for request in self.requests if request.status == "pending"}
+
+
+def _expiring(membership: Membership) -> list[str]:
+    tier = membership.pending_tier or membership.tier
+    expiring = {sid: q for sid, q in preview_next_boundary(membership=membership, tier=tier).items() if q > 0}
+    services = sorted(Service.objects.in_bulk(list(expiring)).values(), key=lambda s: s.name)
+    return [f"{service.name}: {service.format_quantity(expiring[service.pk])}" for service in services]
+
+
+def _holds(membership: Membership) -> list[str]:
+    held = Reservation.objects.filter(membership=membership, status=ReservationStatus.HELD).select_related("service")
+    return [f"{row.service.name}: {row.service.format_quantity(row.quantity)} held for a booked appointment "
+            f"(since {row.created_at:%b %d})" for row in held.order_by("created_at", "id")]
+
+
+def _history(membership: Membership, *, since: datetime) -> list[HistoryLine]:
+    lines = []
+    entries = (LedgerEntry.objects.filter(membership__member_id=membership.member_id, kind__in=list(HISTORY_KINDS),
+                                          created_at__gte=since).select_related("service"))
+    for entry in entries:
+        lines.append(HistoryLine(entry.created_at, f"{HISTORY_KINDS[entry.kind]}: {entry.service.name}",
+                                 entry.service.format_quantity(abs(entry.quantity))))
+    invoices = Invoice.objects.filter(membership__member_id=membership.member_id, status=InvoiceStatus.PAID,
+                                      paid_at__gte=since)
+    for invoice in invoices:
+        lines.append(HistoryLine(invoice.paid_at, "Payment", format_money(invoice.amount_paid_cents, invoice.currency)))
+    return sorted(lines, key=lambda line: line.when, reverse=True)
+
+
+def _next_charge(membership: Membership) -> tuple[str, datetime | None]:
+    if membership.status not in (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE) or not membership.current_period_end:
+        return "", None
+    tier = membership.pending_tier or membership.tier
+    return tier.price_display, membership.current_period_end
+
+
+def member_page(*, member: Member, now: datetime) -> MemberPage:
+    membership = current_membership(member=member)
+    page = MemberPage(member=member, membership=membership,
+                      agreement=(AgreementAcceptance.objects.filter(member=member).select_related("agreement")
+                                 .order_by("-accepted_at").first()))
+    if membership is None:
+        return page
+    page.balances = balance_lines(membership=membership)
+    if membership.status != MembershipStatus.CANCELLED:
+        page.expiring, page.boundary = _expiring(membership), membership.current_period_end
+        page.holds = _holds(membership)
+    page.next_charge, page.next_charge_at = _next_charge(membership)
+    page.history = _history(membership, since=now - timedelta(days=HISTORY_DAYS))
+    page.requests = list(MemberRequest.objects.filter(member=member).order_by("-created_at", "-id")[:5])
+    return page
