@@ -204,3 +204,29 @@ def test_concurrent_requests_with_one_key_redeem_once(glow, front_desk):
     assert [a.status_code for a in answers] == [201] * 4
     assert len({a.json()["id"] for a in answers}) == 1
     assert _balance(m, credit) == (4300, 0)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_holds_of_the_last_unit_let_one_through(glow, front_desk):
+    """Four desks hold the last facial at once (different keys): one hold, three 409s, no error."""
+    tier, facial, _ = glow
+    m = active_membership(tier=tier)
+    clients = [token_client(front_desk) for _ in range(4)]
+    answers, barrier = [], threading.Barrier(len(clients))
+
+    def go(n, client):
+        barrier.wait()
+        try:
+            answers.append(hold(client, m, {"service_id": facial.pk}, key=f"desk-{n}"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=go, args=(n, c)) for n, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"insufficient_balance"}
+    assert _balance(m, facial) == (1, 1) and Reservation.objects.filter(membership=m).count() == 1
