@@ -32,6 +32,13 @@ class RedemptionWhenPastDue(models.TextChoices):
     BLOCK = "block", "Block"
 
 
+class Processor(models.TextChoices):
+    """The card processor that bills this practice's memberships."""
+
+    STRIPE = "stripe", "Stripe"
+    SQUARE = "square", "Square"
+
+
 class Practice(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
@@ -50,6 +57,8 @@ class Practice(models.Model):
     # Which record (EHR) this practice's chart lives in, and its settings (ids, base URL); the
     # credentials in it (api_key, token…) and the webhook secret are encrypted at rest.
     record_adapter = models.CharField(max_length=20, default="builtin")
+    processor = models.CharField(max_length=10, choices=Processor.choices, default=Processor.STRIPE,
+                                 help_text="The card processor that bills this practice's memberships.")
     record_config = SecretJSONField(default=dict, blank=True)
     record_webhook_secret = EncryptedTextField(blank=True)
     quiet_hours_start = models.TimeField(default="21:00")
