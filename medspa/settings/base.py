@@ -322,3 +322,4 @@ RECORD_HTTP_TRUST_ENV = env.bool("RECORD_HTTP_TRUST_ENV", default=False)
 RECORD_FHIR_IDENTIFIER_BASE = env.str("RECORD_FHIR_IDENTIFIER_BASE", default="https://medspa.example")
 
 from .joining import *  # noqa: E402,F401,F403  (joining online: its own small module)
+from .square import *  # noqa: E402,F401,F403  (Square, the second processor: its own small module)
