@@ -20,6 +20,22 @@ from . import sync
 from .base import CheckoutCompleted, JoinCheckout
 
 
+# Where Stripe serves Checkout: the join form's redirect goes there, so the join page's
+# Content-Security-Policy `form-action` must allow it (a browser enforces it on the redirect too).
+STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
+
+
+def hosted_page_origins() -> list[str]:
+    """The origins the join form may end up on: Stripe's Checkout, or the local Stripe-compatible
+    server STRIPE_API_BASE points at (it serves its own hosted page)."""
+    from urllib.parse import urlsplit
+
+    base = urlsplit(settings.STRIPE_API_BASE or "")
+    if base.scheme and base.netloc and base.netloc != "api.stripe.com":
+        return [f"{base.scheme}://{base.netloc}"]
+    return [STRIPE_CHECKOUT_ORIGIN]
+
+
 def join_key(checkout_ref: str) -> str:
     """One enrollment per hosted checkout, whoever reports it and however often."""
     return f"join-online:{checkout_ref}"

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from integrations.processors.base import ProcessorRejected, ProcessorUnavailable
-from integrations.processors.joining import open_join_checkout
+from integrations.processors.joining import hosted_page_origins, open_join_checkout
 from memberships.client_ip import client_ip
 from memberships.models import AgreementAcceptance, JoinAttempt, MembershipStatus, Practice
 from memberships.services import joining
@@ -50,6 +50,14 @@ def _rate_limited(ip: str | None, *, now) -> bool:
 
 @require_http_methods(["GET", "POST"])
 def join(request: HttpRequest, practice_slug: str) -> HttpResponse:
+    """The page, and its form's hand-over to the hosted payment page: the Content-Security-Policy's
+    `form-action` lets the form's redirect reach the processor's page (and nowhere else)."""
+    response = _join(request, practice_slug)
+    response._csp_update = {"form-action": hosted_page_origins()}
+    return response
+
+
+def _join(request: HttpRequest, practice_slug: str) -> HttpResponse:
     now = timezone.now()
     practice = _practice(practice_slug)
     tiers = list(joining.tiers_offered_online(practice))

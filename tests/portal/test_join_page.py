@@ -139,3 +139,10 @@ def test_abandoned_joins_are_purged_after_the_retention(client, online, processo
     JoinAttempt.objects.filter(email="old@example.com").update(created_at=timezone.now() - timedelta(hours=25))
     assert purge_abandoned_joins(now=timezone.now(), older_than=timedelta(hours=24)) == 1
     assert list(JoinAttempt.objects.values_list("email", flat=True)) == ["new@example.com"]
+
+
+def test_the_page_lets_its_form_reach_stripe_checkout_and_nowhere_else(client, online, processor, settings):
+    settings.STRIPE_API_BASE = ""
+    policy = client.get(URL)["Content-Security-Policy"]
+    form_action = next(d for d in policy.split(";") if d.strip().startswith("form-action"))
+    assert form_action.split()[1:] == ["'self'", "https://checkout.stripe.com"]
