@@ -117,11 +117,9 @@ class HoldsApi(HoldListApi):
             hold = services.reserve_entitlement(
                 membership=membership, service=service, quantity=data["quantity"], actor=self.actor(),
                 idempotency_key=f"api:hold:{membership.member.practice_id}:{key}", now=timezone.now(),
-                external_ref=data["external_ref"])
+                external_ref=data["external_ref"], audit_action="api_hold")
             if (hold.membership_id, hold.service_id, hold.quantity) != (membership.pk, service.pk, data["quantity"]):
                 raise IdempotencyKeyReused("This Idempotency-Key was already used for a different hold.")
-            self.audit(action="api_hold", obj=hold, member=membership.member,
-                       detail={"service_id": service.pk, "quantity": hold.quantity})
         return Response(HoldOut(hold).data, status=status.HTTP_201_CREATED)
 
 
@@ -149,9 +147,8 @@ class HoldCommitApi(LedgerApiView):
     def post(self, request, pk: int):
         hold = hold_for(self, pk)
         with transaction.atomic():
-            services.commit_reservation(reservation=hold, actor=self.actor(), now=timezone.now())
-            self.audit(action="api_commit_hold", obj=hold, member=hold.membership.member,
-                       detail={"entry_id": hold.entry_id})
+            services.commit_reservation(reservation=hold, actor=self.actor(), now=timezone.now(),
+                                        audit_action="api_commit_hold")
         return Response(HoldOut(hold).data)
 
 
@@ -165,8 +162,7 @@ class HoldReleaseApi(LedgerApiView):
         hold = hold_for(self, pk)
         with transaction.atomic():
             released = services.release_reservation(reservation=hold, actor=self.actor(), now=timezone.now(),
-                                                    reason="Released through the API")
+                                                    reason="Released through the API", audit_action="api_release_hold")
             if released.status == ReservationStatus.COMMITTED:
                 raise IllegalTransition("This hold was already used for the treatment; reverse the redemption instead.")
-            self.audit(action="api_release_hold", obj=released, member=hold.membership.member)
         return Response(HoldOut(released).data)

@@ -31,6 +31,7 @@ from memberships.models import (
 from . import sql
 from .common import (
     Actor,
+    audit_staff_change,
     consume_lots,
     move_balance,
     record_event,
@@ -181,8 +182,10 @@ def redeem_at_desk(*, membership: Membership, service: Service, quantity: int, a
 
 
 def reserve_entitlement(*, membership: Membership, service: Service, quantity: int = 1, actor: Actor,
-                        idempotency_key: str, now: datetime, external_ref: str = "") -> Reservation:
-    """Hold units for a booked appointment: they stop being available to anyone else."""
+                        idempotency_key: str, now: datetime, external_ref: str = "",
+                        audit_action: str = "hold") -> Reservation:
+    """Hold units for a booked appointment: they stop being available to anyone else. A person's
+    hold (staff, API) writes its audit row `audit_action`; a replay writes nothing."""
     require_positive(quantity)
     existing = Reservation.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
@@ -207,6 +210,8 @@ def reserve_entitlement(*, membership: Membership, service: Service, quantity: i
             payload={"reservation_id": reservation.pk, "service_id": service.pk, "quantity": quantity},
             actor=actor, now=now,
         )
+        audit_staff_change(actor=actor, action=audit_action, obj=reservation, member=locked.member, now=now,
+                           detail={"service_id": service.pk, "quantity": quantity})
         return reservation
 
 
@@ -215,16 +220,18 @@ def _lock_reservation(reservation: Reservation) -> Reservation:
 
 
 def commit_reservation(*, reservation: Reservation, actor: Actor, now: datetime,
-                       idempotency_key: str | None = None) -> LedgerEntry:
-    """Spend a held reservation (the treatment happened). Committing twice spends once."""
-    entry = _commit_held(reservation=reservation, actor=actor, now=now,
+                       idempotency_key: str | None = None, audit_action: str = "commit_hold") -> LedgerEntry:
+    """Spend a held reservation (the treatment happened). Committing twice spends once; the person's
+    commit writes its audit row once."""
+    entry = _commit_held(reservation=reservation, actor=actor, now=now, audit_action=audit_action,
                          idempotency_key=idempotency_key or f"commit:{reservation.idempotency_key}")
     reservation.refresh_from_db()
     return entry
 
 
 @idempotent_entry(EntryKind.REDEEM)
-def _commit_held(*, reservation: Reservation, actor: Actor, idempotency_key: str, now: datetime) -> LedgerEntry:
+def _commit_held(*, reservation: Reservation, actor: Actor, idempotency_key: str, now: datetime,
+                 audit_action: str) -> LedgerEntry:
     locked_membership = _lock_membership(reservation.membership)
     held = _lock_reservation(reservation)
     if held.status == ReservationStatus.COMMITTED and held.entry_id:
@@ -237,13 +244,16 @@ def _commit_held(*, reservation: Reservation, actor: Actor, idempotency_key: str
     Reservation.objects.filter(pk=held.pk).update(
         status=ReservationStatus.COMMITTED, entry=entry, resolved_at=now
     )
+    audit_staff_change(actor=actor, action=audit_action, obj=held, member=locked_membership.member, now=now,
+                       detail={"entry_id": entry.pk})
     return entry
 
 
 @transaction.atomic
 def release_reservation(*, reservation: Reservation, actor: Actor, now: datetime,
-                        reason: str = "Appointment cancelled") -> Reservation:
-    """Give held units back (cancelled or no-show). Releasing twice changes nothing. Units whose
+                        reason: str = "Appointment cancelled", audit_action: str = "release_hold") -> Reservation:
+    """Give held units back (cancelled or no-show). Releasing twice changes nothing (and a person's
+    release writes its audit row once). Units whose
     lot the cycle boundary would have expired (they were only spared because they were on hold)
     expire now."""
     locked = _lock_membership(reservation.membership)
@@ -262,6 +272,7 @@ def release_reservation(*, reservation: Reservation, actor: Actor, now: datetime
     )
     expire_returned_units(membership=locked, service_id=held.service_id, actor=actor,
                           key=f"release:{held.pk}", now=now)
+    audit_staff_change(actor=actor, action=audit_action, obj=held, member=locked.member, now=now)
     return held
 
 

@@ -148,3 +148,26 @@ def test_resolving_a_record_exception_audits_in_the_service(glow, manager, pract
         resolve_record_exception(record_exception=row, user=manager, note="Redeemed by hand", now=timezone.now(),
                                  ip_address=ADDRESS)
     assert_audited("record_exception_resolve", services.Actor.staff(manager), member)
+
+
+def test_the_hold_doors_audit_once_and_a_record_hold_has_no_person(glow, desk):
+    tier, facial, _ = glow
+    now = timezone.now()
+    membership = active_membership(tier=tier, now=now)
+    holds = [services.reserve_entitlement(membership=membership, service=facial, actor=desk,
+                                          idempotency_key="k-hold", now=now) for _ in range(2)]
+    assert holds[0].pk == holds[1].pk
+    assert_audited("hold", desk, membership.member)
+    for _ in range(2):
+        services.commit_reservation(reservation=holds[0], actor=desk, now=now)
+    assert_audited("commit_hold", desk, membership.member)
+    services.grant_opening_balance(membership=membership, service=facial, quantity=2, actor=services.Actor.system(),
+                                   idempotency_key="k-open", now=now)
+    second = services.reserve_entitlement(membership=membership, service=facial, actor=desk,
+                                          idempotency_key="k-hold-2", now=now)
+    for _ in range(2):
+        services.release_reservation(reservation=second, actor=desk, now=now)
+    assert_audited("release_hold", desk, membership.member)
+    booked = services.reserve_entitlement(membership=membership, service=facial, actor=services.Actor.record("fhir"),
+                                          idempotency_key="k-hold-record", now=now)
+    assert booked.pk and AuditLog.objects.filter(action="hold").count() == 2
