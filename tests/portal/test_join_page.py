@@ -146,3 +146,16 @@ def test_the_page_lets_its_form_reach_stripe_checkout_and_nowhere_else(client, o
     policy = client.get(URL)["Content-Security-Policy"]
     form_action = next(d for d in policy.split(";") if d.strip().startswith("form-action"))
     assert form_action.split()[1:] == ["'self'", "https://checkout.stripe.com"]
+
+
+def test_the_demo_has_a_join_page(client, db):
+    from django.core.management import call_command
+
+    from memberships.models import Practice
+
+    call_command("seed_demo", members=3)
+    body = client.get("/join/glow-aesthetics/").content.decode()
+    assert "Glow" in body and "Luxe" in body and "Essentials" not in body and "ask the front desk" in body
+    Practice.objects.filter(slug="glow-aesthetics").update(automation_stage="tier_sync")
+    body = client.get("/join/glow-aesthetics/").content.decode()
+    assert "join-form" in body and "Glow Aesthetics membership agreement" in body

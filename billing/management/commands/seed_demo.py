@@ -39,6 +39,7 @@ from memberships.models import (
     Location,
     Member,
     Membership,
+    MembershipAgreement,
     MembershipStatus,
     Practice,
     RolloverRule,
@@ -52,6 +53,12 @@ from memberships.roles import CLINICIAN, FRONT_DESK, MANAGER, ensure_roles
 from memberships.two_factor import authenticator_secret, ensure_authenticator
 
 SLUG = "glow-aesthetics"
+AGREEMENT = """Glow Aesthetics membership agreement
+
+1. Your membership renews every month on the day you joined, at the price shown when you joined, charged to the card you give on our payment processor's page.
+2. Each month's benefits are added when that month's payment succeeds. What is left at the end of a month carries over or expires as your tier says.
+3. You may pause for up to three months a year, or cancel with effect from the end of the month you have paid for, by asking the front desk.
+4. Benefits are for you alone and have no cash value."""
 # The demo manager's authenticator key (public, like the demo passwords): printed with the logins.
 DEMO_MANAGER_TOTP_KEY = b"glow-demo-totp-2026!".hex()
 LOGINS = [
@@ -93,6 +100,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  The manager's two-factor key (add it to an authenticator app, time-based, 6 digits):"
                               f" {secret}")
             self.stdout.write(f"  or print the current code with: oathtool --totp -b {secret}")
+        self.stdout.write(f"The public join page: http://127.0.0.1:8000/join/{SLUG}/ (its form from the Tier sync stage on).")
 
     @transaction.atomic
     def _seed(self, count: int):
@@ -140,6 +148,9 @@ class Command(BaseCommand):
             (credit, 10000, RolloverRule.NONE, {}),
         ])
         tiers = [essentials] * 3 + [glow] * 5 + [luxe] * 2
+        # The join page (/join/glow-aesthetics/) offers Glow and Luxe under the agreement's first version.
+        Tier.objects.filter(pk__in=[glow.pk, luxe.pk]).update(offered_online=True)
+        MembershipAgreement.objects.create(practice=practice, version=1, published_at=timezone.now(), text=AGREEMENT)
 
         today = timezone.now().astimezone(tz).date()
         system, processor = services.Actor.system("seed"), services.Actor.processor("seed")
