@@ -41,6 +41,8 @@ def member_requests(request):
 @require_POST
 @staff_page(PERMISSION)
 def decide_member_request(request, request_id: int):
+    if not _rows(request.user).filter(pk=request_id).exists():
+        raise Http404("No such request")
     decision = request.POST.get("decision", "")
     if decision not in ("approve", "decline"):
         messages.error(request, "Choose approve or decline.")

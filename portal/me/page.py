@@ -95,7 +95,7 @@ def _next_charge(membership: Membership) -> tuple[str, datetime | None]:
     if membership.status not in (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE) or not membership.current_period_end:
         return "", None
     tier = membership.pending_tier or membership.tier
-    return tier.price_display, membership.current_period_end
+    return format_money(tier.price_cents, tier.currency), membership.current_period_end
 
 
 def member_page(*, member: Member, now: datetime) -> MemberPage:
