@@ -5,6 +5,7 @@ Reads only; every function takes `now` (where time matters) and a practice id (N
 - `payments`: failed vs recovered dollars;
 - `credit`: redemptions per service, credit liability, breakage;
 - `payback`: the payback metrics week by week (dunning cases, discrepancies, disputes);
+- `requests`: the reasons members gave for cancelling on their own page;
 - `attention`: what the edges report needs a person (a reader `integrations` registers);
 - `dashboard`: all of it for the dashboard page; `months`: what the monthly series share.
 
@@ -20,10 +21,11 @@ from .members import MembersOverTime, TierSeries, members_by_tier_over_time, mon
 from .months import month_starts
 from .payback import PaybackWeek, payback_weeks, practice_zone
 from .payments import FailedRecovered, failed_vs_recovered
+from .requests import cancellation_reasons
 
 __all__ = [
     "Breakage", "Dashboard", "FailedRecovered", "Liability", "MembersOverTime", "PaybackWeek", "ServiceAmount",
-    "TierSeries", "breakage_by_month", "credit_liability", "dashboard", "failed_vs_recovered",
+    "TierSeries", "breakage_by_month", "cancellation_reasons", "credit_liability", "dashboard", "failed_vs_recovered",
     "members_by_tier_over_time", "month_starts", "monthly_price_cents", "needs_attention", "payback_weeks",
     "practice_zone", "redemptions_per_service", "register_attention_reader",
 ]
