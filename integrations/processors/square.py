@@ -1,0 +1,206 @@
+"""Square, the second processor: the outbound calls of the `Processor` protocol (`base.py`) through
+the official SDK (`squareup`, `from square import Square`). Webhooks are read in `square_events.py`.
+
+- Catalog: a tier version is a Square subscription plan and one plan variation (its monthly, or
+  yearly, price in cents); both are upserted with idempotency keys made from the tier version's own
+  ref, so a retry — by the outbox, or after a crash between the two calls — never makes a second one.
+- Customer and card: the customer is keyed by our member ref; a card is saved on file from the
+  single-use token Square's Web Payments SDK gives the member's browser (the card never reaches us).
+- Subscription: created once per membership and plan (key from our ids, and a search of the
+  customer's subscriptions first). A plan swap, a pause and a cancellation are Square actions at the
+  end of the paid cycle (one pending swap: a newer one replaces it); resume clears a pending pause or
+  resumes a paused subscription.
+- Errors: Square's answers become our own (`PaymentDeclined`, `ProcessorUnavailable` for 429/5xx
+  and the network, `ProcessorRejected` for the rest: an unknown plan or subscription, an expired
+  token); the SDK's own retries are off — the outbox retries with its backoff.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from .base import PaymentDeclined, ProcessorRejected, ProcessorUnavailable, SubscriptionRef
+from .square_events import PROCESSOR, is_hard_decline, our_status
+
+_LIVE = ("ACTIVE", "PENDING", "PAUSED")
+_BASE_URLS = {"sandbox": "https://connect.squareupsandbox.com", "production": "https://connect.squareup.com"}
+_CADENCE = {"month": "MONTHLY", "year": "ANNUAL"}
+
+
+def translate_error(exc: Exception) -> Exception:
+    """A Square SDK or network exception → our own error."""
+    from square.core.api_error import ApiError
+
+    if isinstance(exc, httpx.HTTPError):
+        return ProcessorUnavailable(f"{type(exc).__name__}: Square unreachable")
+    if not isinstance(exc, ApiError):
+        return exc
+    status = exc.status_code or 0
+    errors = [e if isinstance(e, dict) else e.dict() for e in ((exc.body or {}).get("errors") or [])] \
+        if isinstance(exc.body, dict) else []
+    codes = [str(e.get("code") or "") for e in errors]
+    detail = "; ".join(f"{e.get('code')}: {e.get('detail') or ''}".strip() for e in errors) or f"HTTP {status}"
+    if any(str(e.get("category")) == "PAYMENT_METHOD_ERROR" for e in errors):
+        code = codes[0] if codes else "CARD_DECLINED"
+        return PaymentDeclined("The card was declined.", hard=is_hard_decline(code), failure_code=code,
+                               decline_code=code)
+    if status in (0, 408, 409, 429) or status >= 500:
+        return ProcessorUnavailable(f"Square answered {status}: {detail}")
+    if status == 401:
+        return ProcessorRejected(f"Square refused our access token (HTTP 401: {detail}); renew SQUARE_ACCESS_TOKEN")
+    return ProcessorRejected(f"Square refused the request (HTTP {status}: {detail})")
+
+
+def make_client():
+    from square import Square
+
+    base_url = settings.SQUARE_API_BASE or _BASE_URLS[settings.SQUARE_ENVIRONMENT]
+    return Square(token=settings.SQUARE_ACCESS_TOKEN, base_url=base_url, timeout=20)
+
+
+class SquareProcessor:
+    name = PROCESSOR
+    _options = {"max_retries": 0}
+
+    def __init__(self, client, *, location_id: str):
+        self.client, self.location_id = client, location_id
+
+    @classmethod
+    def from_settings(cls) -> "SquareProcessor":
+        return cls(make_client(), location_id=settings.SQUARE_LOCATION_ID)
+
+    def _call(self, fn, *args, **kwargs) -> dict:
+        try:
+            answer = fn(*args, request_options=self._options, **kwargs)
+        except Exception as exc:
+            raise translate_error(exc) from None
+        return answer.dict(exclude_none=True) if hasattr(answer, "dict") else dict(answer or {})
+
+    # catalog -------------------------------------------------------------------------------------
+    def ensure_price(self, *, tier_ref: str, plan_id: str, product_name: str, amount_cents: int, currency: str,
+                     interval: str, idempotency_key: str = "") -> str:
+        """The tier version's plan variation id (its `price_ref`). The keys come from `tier_ref`
+        alone: the same tier version always names the same plan and variation at Square."""
+        if interval not in _CADENCE:
+            raise ProcessorRejected(f"Square plans bill monthly or yearly, not per {interval}")
+        plan = self._call(self.client.catalog.object.upsert, idempotency_key=f"square-plan:{tier_ref}",
+                          object={"type": "SUBSCRIPTION_PLAN", "id": f"#plan-{tier_ref}",
+                                  "subscription_plan_data": {"name": product_name}})["catalog_object"]
+        variation = self._call(
+            self.client.catalog.object.upsert, idempotency_key=f"square-variation:{tier_ref}",
+            object={"type": "SUBSCRIPTION_PLAN_VARIATION", "id": f"#variation-{tier_ref}",
+                    "subscription_plan_variation_data": {
+                        "name": product_name, "subscription_plan_id": plan["id"],
+                        "phases": [{"cadence": _CADENCE[interval], "ordinal": 0,
+                                    "pricing": {"type": "STATIC", "price_money": {
+                                        "amount": amount_cents, "currency": currency.upper()}}}]}})["catalog_object"]
+        return str(variation["id"])
+
+    # customers and cards -------------------------------------------------------------------------
+    def ensure_customer(self, *, member_ref: str, existing_ref: str, idempotency_key: str = "") -> str:
+        if existing_ref:
+            return existing_ref
+        customer = self._call(self.client.customers.create, idempotency_key=f"square-customer:{member_ref}",
+                              reference_id=member_ref)["customer"]
+        return str(customer["id"])
+
+    def save_card(self, *, customer_ref: str, source_token: str, member_ref: str) -> str:
+        """A card on file from the Web Payments SDK's single-use token; returns the card id."""
+        card = self._call(self.client.cards.create, idempotency_key=f"square-card:{member_ref}:{source_token[-60:]}",
+                          source_id=source_token, card={"customer_id": customer_ref, "reference_id": member_ref})
+        return str(card["card"]["id"])
+
+    # subscriptions -------------------------------------------------------------------------------
+    def _ref(self, sub: dict, *, created: bool = False) -> SubscriptionRef:
+        actions = sub.get("actions") or []
+        swap = next((a for a in actions if a.get("type") == "SWAP_PLAN"), None)
+        money = sub.get("price_override_money") or {}
+        return SubscriptionRef(
+            customer_ref=str(sub.get("customer_id") or ""), subscription_ref=str(sub.get("id") or ""),
+            status=our_status(sub.get("status")), price_ref=str(sub.get("plan_variation_id") or ""), created=created,
+            extra={"collection_paused": sub.get("status") == "PAUSED", "amount_cents": money.get("amount"),
+                   "pending_price_ref": (swap or {}).get("new_plan_variation_id", ""),
+                   "changes_on": (swap or {}).get("effective_date", ""),
+                   "ends_on": sub.get("canceled_date", ""), "charged_through": sub.get("charged_through_date", "")})
+
+    def _get(self, subscription_ref: str) -> dict:
+        return self._call(self.client.subscriptions.get, subscription_id=subscription_ref)["subscription"]
+
+    def find_subscription(self, *, customer_ref: str, price_ref: str) -> dict | None:
+        found = self._call(self.client.subscriptions.search, query={"filter": {
+            "customer_ids": [customer_ref], "location_ids": [self.location_id]}})
+        for sub in found.get("subscriptions") or []:
+            if sub.get("plan_variation_id") == price_ref and sub.get("status") in _LIVE:
+                return sub
+        return None
+
+    def ensure_subscription(self, *, customer_ref: str, membership_ref: str, price_ref: str, metadata: dict,
+                            idempotency_key: str = "") -> SubscriptionRef:
+        found = self.find_subscription(customer_ref=customer_ref, price_ref=price_ref)
+        if found is not None:
+            return self._ref(found)
+        params: dict[str, Any] = {"location_id": self.location_id, "customer_id": customer_ref,
+                                  "plan_variation_id": price_ref,
+                                  "idempotency_key": f"square-subscription:{membership_ref}:{price_ref}"}
+        if metadata.get("card_ref"):
+            params["card_id"] = metadata["card_ref"]
+        return self._ref(self._call(self.client.subscriptions.create, **params)["subscription"], created=True)
+
+    def retrieve_subscription(self, *, subscription_ref: str) -> SubscriptionRef:
+        return self._ref(self._get(subscription_ref))
+
+    def _drop_action(self, sub: dict, kind: str) -> dict:
+        for action in sub.get("actions") or []:
+            if action.get("type") == kind:
+                sub = self._call(self.client.subscriptions.delete_action, subscription_id=sub["id"],
+                                 action_id=action["id"])["subscription"]
+        return sub
+
+    def change_price(self, *, subscription_ref: str, price_ref: str, idempotency_key: str = "",
+                     proration_behavior: str | None = None) -> SubscriptionRef:
+        """A plan swap at the end of the current cycle (Square's only way; an immediate change is a
+        cancellation and a new subscription). A pending swap to another plan is replaced."""
+        sub = self._get(subscription_ref)
+        if our_status(sub.get("status")) == "canceled":
+            raise ProcessorRejected(f"subscription {subscription_ref} has ended")
+        pending = next((a for a in sub.get("actions") or [] if a.get("type") == "SWAP_PLAN"), None)
+        if pending is not None and pending.get("new_plan_variation_id") == price_ref:
+            return self._ref(sub)                         # a retry: the swap is already scheduled
+        sub = self._drop_action(sub, "SWAP_PLAN")
+        if sub.get("plan_variation_id") == price_ref:
+            return self._ref(sub)
+        answer = self._call(self.client.subscriptions.swap_plan, subscription_id=subscription_ref,
+                            new_plan_variation_id=price_ref)
+        return self._ref(dict(answer["subscription"], actions=answer.get("actions") or []))
+
+    def pause_collection(self, *, subscription_ref: str, resumes_at: datetime | None,
+                         idempotency_key: str = "") -> SubscriptionRef:
+        sub = self._get(subscription_ref)
+        if sub.get("status") == "PAUSED" or any(a.get("type") == "PAUSE" for a in sub.get("actions") or []):
+            return self._ref(sub)
+        params: dict[str, Any] = {"subscription_id": subscription_ref}
+        if resumes_at is not None:
+            params["resume_effective_date"] = resumes_at.date().isoformat()
+        answer = self._call(self.client.subscriptions.pause, **params)
+        return self._ref(dict(answer["subscription"], actions=answer.get("actions") or []))
+
+    def resume_collection(self, *, subscription_ref: str, idempotency_key: str = "") -> SubscriptionRef:
+        sub = self._get(subscription_ref)
+        if any(a.get("type") == "PAUSE" for a in sub.get("actions") or []):
+            return self._ref(self._drop_action(sub, "PAUSE"))   # not paused yet: the pause is called off
+        if sub.get("status") != "PAUSED":
+            return self._ref(sub)
+        answer = self._call(self.client.subscriptions.resume, subscription_id=subscription_ref)
+        return self._ref(dict(answer["subscription"], actions=answer.get("actions") or []))
+
+    def cancel_subscription(self, *, subscription_ref: str, idempotency_key: str = "") -> SubscriptionRef:
+        """Square cancels at the end of the paid cycle (`canceled_date`)."""
+        sub = self._get(subscription_ref)
+        if our_status(sub.get("status")) == "canceled" or sub.get("canceled_date"):
+            return self._ref(sub)
+        answer = self._call(self.client.subscriptions.cancel, subscription_id=subscription_ref)
+        return self._ref(dict(answer["subscription"], actions=answer.get("actions") or []))

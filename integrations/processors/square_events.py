@@ -1,0 +1,169 @@
+"""Square's webhooks, read: `verify()` checks `x-square-hmacsha256-signature` — base64 HMAC-SHA256
+over the notification URL configured at Square (settings, never rebuilt from the request) + the raw
+body, compared in constant time by the SDK's `verify_signature` — and `parse_event()` turns a Square
+event into the normalized fact it states. Pure: no call to Square.
+
+| Square event                        | fact                  | ordered by                                 |
+|-------------------------------------|-----------------------|--------------------------------------------|
+| `invoice.payment_made`              | `ChargeSucceeded`     | the invoice's `created_at` / `updated_at`  |
+| `invoice.scheduled_charge_failed`   | `ChargeFailed` (soft) | the invoice's `created_at`, the event's    |
+| `subscription.updated` (CANCELED…)  | `SubscriptionChanged` | the event's `created_at`                   |
+
+Square's invoice names no billing reason: the period decides (`billing.services.opens_cycle`), the
+cycle being the one its payment request is due on (`due_date`), a month (or a year) long. Square's
+invoice event carries no decline code: a failed scheduled charge is a soft failure unless the
+adapter learns a code (`is_hard_decline`, Square's payment error codes)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timezone as dt_timezone
+
+from .base import ChargeFailed, ChargeSucceeded, IgnoredEvent, InboundFact, SubscriptionChanged
+
+PROCESSOR = "square"
+SOURCE = "square"
+SIGNATURE_HEADER = "x-square-hmacsha256-signature"
+
+INVOICE_PAID = {"invoice.payment_made"}
+INVOICE_FAILED = {"invoice.scheduled_charge_failed"}
+SUBSCRIPTION = {"subscription.updated", "subscription.created"}
+HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | SUBSCRIPTION)
+
+# Square's payment error codes (Payments API, `Error.code` of a declined card) that no retry of the
+# same card can fix: the member has to act (a new card, their bank). The others — GENERIC_DECLINE,
+# CARD_DECLINED, INSUFFICIENT_FUNDS, TRANSACTION_LIMIT, TEMPORARY_ERROR… — may pass on a later try.
+HARD_DECLINES = frozenset({
+    "CARD_EXPIRED", "INVALID_EXPIRATION", "BAD_EXPIRATION", "EXPIRATION_FAILURE", "INVALID_ACCOUNT",
+    "INVALID_CARD", "INVALID_CARD_DATA", "CARD_NOT_SUPPORTED", "PAN_FAILURE", "CVV_FAILURE",
+    "ADDRESS_VERIFICATION_FAILURE", "INVALID_POSTAL_CODE", "CARD_DECLINED_VERIFICATION_REQUIRED",
+    "CARD_DECLINED_CALL_ISSUER", "CARD_TOKEN_EXPIRED", "CARD_TOKEN_USED", "VOICE_FAILURE",
+})
+SOFT_DECLINES = frozenset({
+    "GENERIC_DECLINE", "CARD_DECLINED", "INSUFFICIENT_FUNDS", "TRANSACTION_LIMIT", "TEMPORARY_ERROR",
+    "PAYMENT_LIMIT_EXCEEDED", "CARD_PROCESSING_NOT_ENABLED",
+})
+
+# Square's subscription status → the words billing reads (Stripe's): an ended one is "canceled".
+_STATUS = {"ACTIVE": "active", "PENDING": "pending", "PAUSED": "paused", "CANCELED": "canceled",
+           "DEACTIVATED": "canceled", "COMPLETED": "canceled"}
+
+
+class InvalidSignature(Exception):
+    pass
+
+
+def is_hard_decline(code: str) -> bool:
+    return (code or "").upper() in HARD_DECLINES
+
+
+def our_status(status) -> str:
+    return _STATUS.get(str(status or ""), str(status or "").lower())
+
+
+def verify(*, body: bytes, signature_header: str, signature_key: str, notification_url: str) -> dict:
+    """The verified event as a dict. Raises InvalidSignature (nothing is stored then)."""
+    from square.utils.webhooks_helper import verify_signature
+
+    if not signature_header or not signature_key or not notification_url:
+        raise InvalidSignature("missing signature, signature key or notification URL")
+    try:
+        valid = verify_signature(request_body=body.decode("utf-8"), signature_header=signature_header,
+                                 signature_key=signature_key, notification_url=notification_url)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidSignature(str(exc)) from None
+    if not valid:
+        raise InvalidSignature("signature mismatch")
+    try:
+        event = json.loads(body)
+    except ValueError:
+        raise InvalidSignature("body is not JSON") from None
+    if not isinstance(event, dict) or not event.get("event_id") or not event.get("type"):
+        raise InvalidSignature("not a Square event")
+    return event
+
+
+def moment(value) -> datetime | None:
+    """An RFC 3339 time (Square's `created_at`) → an aware datetime."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
+
+
+def seconds(value) -> int:
+    found = moment(value)
+    return int(found.timestamp()) if found else 0
+
+
+def day_start(value) -> datetime | None:
+    """A `YYYY-MM-DD` date → its midnight, UTC."""
+    return datetime.combine(date.fromisoformat(value), time(0), tzinfo=dt_timezone.utc) if value else None
+
+
+def next_month(start: datetime) -> datetime:
+    month, year = start.month % 12 + 1, start.year + (start.month == 12)
+    for day in (start.day, 30, 29, 28):
+        try:
+            return start.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    raise ValueError(start)
+
+
+def envelope_of(event: dict) -> dict:
+    """What the inbox stores beside the raw body: id, type and the emission time (unix seconds)."""
+    return {"id": str(event["event_id"]), "type": str(event["type"]), "created": seconds(event.get("created_at"))}
+
+
+def is_handled(event_type: str) -> bool:
+    return event_type in HANDLED_EVENT_TYPES
+
+
+def parse_event(payload) -> InboundFact:
+    """A stored Square event (dict or JSON text) → its envelope and fact."""
+    event = json.loads(payload) if isinstance(payload, (str, bytes)) else payload
+    kind = str(event.get("type") or "")
+    obj = ((event.get("data") or {}).get("object")) or {}
+    created = seconds(event.get("created_at"))
+    if kind in INVOICE_PAID | INVOICE_FAILED:
+        fact = _invoice_fact(obj["invoice"], kind=kind, event_created=created, event_ref=str(event["event_id"]))
+    elif kind in SUBSCRIPTION:
+        fact = _subscription_fact(obj["subscription"], event_created=created, event_ref=str(event["event_id"]))
+    else:
+        fact = IgnoredEvent(f"Square event {kind} is not one we act on")
+    return InboundFact(event_ref=str(event.get("event_id") or ""), event_type=kind, created=created, fact=fact)
+
+
+def _invoice_fact(inv: dict, *, kind: str, event_created: int, event_ref: str):
+    if not inv.get("subscription_id"):
+        return IgnoredEvent("not a subscription invoice")
+    requests = inv.get("payment_requests") or []
+    due = next((r.get("due_date") for r in requests if r.get("request_type", "BALANCE") == "BALANCE"), None)
+    start = day_start(due or inv.get("sale_or_service_date"))
+    money = [r.get("computed_amount_money") or {} for r in requests]
+    paid = [r.get("total_completed_amount_money") or {} for r in requests]
+    common = dict(
+        processor=PROCESSOR, invoice_ref=str(inv["id"]), subscription_ref=str(inv["subscription_id"]),
+        customer_ref=str((inv.get("primary_recipient") or {}).get("customer_id") or ""), membership_ref="",
+        amount_cents=sum(int(m.get("amount") or 0) for m in money),
+        currency=str((money[0] if money else {}).get("currency") or "USD").lower(), attempt_count=1,
+        period_start=start, period_end=next_month(start) if start else None,
+        created=seconds(inv.get("created_at")), event_created=event_created, event_ref=event_ref,
+    )
+    if kind in INVOICE_PAID:
+        return ChargeSucceeded(**common, amount_paid_cents=sum(int(m.get("amount") or 0) for m in paid),
+                               paid_at=moment(inv.get("updated_at")))
+    return ChargeFailed(**common, hard=False, failure_code="", decline_code="")
+
+
+def _subscription_fact(sub: dict, *, event_created: int, event_ref: str) -> SubscriptionChanged:
+    status = our_status(sub.get("status"))
+    through = day_start(sub.get("charged_through_date"))
+    money = sub.get("price_override_money") or {}
+    return SubscriptionChanged(
+        processor=PROCESSOR, subscription_ref=str(sub["id"]), customer_ref=str(sub.get("customer_id") or ""),
+        membership_ref="", status=status, price_ref=str(sub.get("plan_variation_id") or ""),
+        amount_cents=money.get("amount"), cancel_at_period_end=bool(sub.get("canceled_date")) and status != "canceled",
+        collection_paused=status == "paused", current_period_start=None, current_period_end=through,
+        event_created=event_created, event_ref=event_ref)

@@ -1,0 +1,352 @@
+"""A small stateful fake of Square's API for the tests, served on a local port (`SquareFake.start()`),
+driven by the real SDK (`Square(token=…, base_url=fake.base_url)`).
+
+It keeps customers, cards, catalog objects (subscription plans and plan variations), subscriptions
+(with their scheduled actions), invoices and payments; answers the endpoints the adapter calls; and
+checks EVERY body it returns — responses and the webhooks it signs — strictly against the SDK's own
+models (`tests.support.square_models.check`): a field the SDK does not declare, an enum value outside
+its lists, a wrong type fails the test at once (`fake.errors` keeps them too).
+
+Square's behaviour it imitates (VENDORS.md "Square"): idempotency keys replay the first answer and a
+key reused with another body is refused (IDEMPOTENCY_KEY_REUSED); a plan swap, a pause and a
+cancellation are actions at the end of the paid cycle (`charged_through_date`), one pending swap at a
+time; a failed scheduled charge leaves the subscription ACTIVE and its invoice UNPAID. Faults:
+`fail_next(status, code)` answers the next requests with an error. Webhooks are signed as Square
+signs them: base64(HMAC-SHA256(signature key, notification URL + raw body)).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import re
+import threading
+import uuid
+from datetime import date, datetime, timezone as dt_timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from square.types.cancel_subscription_response import CancelSubscriptionResponse
+from square.types.create_card_response import CreateCardResponse
+from square.types.create_customer_response import CreateCustomerResponse
+from square.types.create_subscription_response import CreateSubscriptionResponse
+from square.types.delete_subscription_action_response import DeleteSubscriptionActionResponse
+from square.types.get_catalog_object_response import GetCatalogObjectResponse
+from square.types.get_customer_response import GetCustomerResponse
+from square.types.get_invoice_response import GetInvoiceResponse
+from square.types.get_subscription_response import GetSubscriptionResponse
+from square.types.invoice_payment_made_event import InvoicePaymentMadeEvent
+from square.types.invoice_scheduled_charge_failed_event import InvoiceScheduledChargeFailedEvent
+from square.types.pause_subscription_response import PauseSubscriptionResponse
+from square.types.resume_subscription_response import ResumeSubscriptionResponse
+from square.types.search_subscriptions_response import SearchSubscriptionsResponse
+from square.types.subscription_updated_event import SubscriptionUpdatedEvent
+from square.types.swap_plan_response import SwapPlanResponse
+from square.types.upsert_catalog_object_response import UpsertCatalogObjectResponse
+
+from .square_models import ShapeError, check
+
+EVENT_MODELS = {"invoice.payment_made": InvoicePaymentMadeEvent,
+                "invoice.scheduled_charge_failed": InvoiceScheduledChargeFailedEvent,
+                "subscription.updated": SubscriptionUpdatedEvent}
+
+
+def sign(*, body: bytes, signature_key: str, notification_url: str) -> str:
+    digest = hmac.new(signature_key.encode(), notification_url.encode() + body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def add_month(day: date) -> date:
+    month = day.month % 12 + 1
+    year = day.year + (day.month == 12)
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, d)
+        except ValueError:
+            continue
+    raise ValueError(day)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+class SquareFake:
+    def __init__(self, *, signature_key: str, notification_url: str, location_id: str = "L_FAKE",
+                 merchant_id: str = "MLFAKE", currency: str = "USD"):
+        self.signature_key, self.notification_url = signature_key, notification_url
+        self.location_id, self.merchant_id, self.currency = location_id, merchant_id, currency
+        self.customers, self.cards, self.catalog = {}, {}, {}
+        self.subscriptions, self.invoices, self.payments = {}, {}, {}
+        self.requests: list[tuple[str, str, dict]] = []
+        self.errors: list[str] = []
+        self.outbox: list[tuple[bytes, dict]] = []     # signed webhooks not delivered yet
+        self.now = datetime(2026, 1, 1, 12, 0, tzinfo=dt_timezone.utc)
+        self._faults: list[tuple[int, str, str]] = []
+        self._idempotent: dict[str, tuple[str, int, dict]] = {}
+        self._ids = itertools.count(1)
+        self._actions: dict[str, list[dict]] = {}
+        self._lock = threading.Lock()
+        self._server = None
+
+    # --- the server ------------------------------------------------------------------------------
+    def start(self) -> "SquareFake":
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _serve(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+                status, payload = fake.handle(self.command, self.path.split("?")[0], body)
+                raw = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def fail_next(self, status: int, code: str = "RATE_LIMITED", category: str = "RATE_LIMIT_ERROR",
+                  times: int = 1) -> None:
+        self._faults.extend([(status, category, code)] * times)
+
+    def calls(self, method: str, prefix: str) -> int:
+        return sum(1 for m, p, _ in self.requests if m == method and p.startswith(prefix))
+
+    # --- routing ---------------------------------------------------------------------------------
+    _ROUTES = [
+        ("POST", r"/v2/customers", "_create_customer", CreateCustomerResponse),
+        ("GET", r"/v2/customers/(?P<id>[^/]+)", "_get_customer", GetCustomerResponse),
+        ("POST", r"/v2/cards", "_create_card", CreateCardResponse),
+        ("POST", r"/v2/catalog/object", "_upsert_catalog", UpsertCatalogObjectResponse),
+        ("GET", r"/v2/catalog/object/(?P<id>[^/]+)", "_get_catalog", GetCatalogObjectResponse),
+        ("POST", r"/v2/subscriptions", "_create_subscription", CreateSubscriptionResponse),
+        ("POST", r"/v2/subscriptions/search", "_search_subscriptions", SearchSubscriptionsResponse),
+        ("GET", r"/v2/subscriptions/(?P<id>[^/]+)", "_get_subscription", GetSubscriptionResponse),
+        ("POST", r"/v2/subscriptions/(?P<id>[^/]+)/pause", "_pause", PauseSubscriptionResponse),
+        ("POST", r"/v2/subscriptions/(?P<id>[^/]+)/resume", "_resume", ResumeSubscriptionResponse),
+        ("POST", r"/v2/subscriptions/(?P<id>[^/]+)/cancel", "_cancel", CancelSubscriptionResponse),
+        ("POST", r"/v2/subscriptions/(?P<id>[^/]+)/swap-plan", "_swap", SwapPlanResponse),
+        ("DELETE", r"/v2/subscriptions/(?P<id>[^/]+)/actions/(?P<action>[^/]+)", "_delete_action",
+         DeleteSubscriptionActionResponse),
+        ("GET", r"/v2/invoices/(?P<id>[^/]+)", "_get_invoice", GetInvoiceResponse),
+    ]
+
+    def handle(self, method: str, path: str, body: dict) -> tuple[int, dict]:
+        with self._lock:
+            self.requests.append((method, path, body))
+            if self._faults:
+                status, category, code = self._faults.pop(0)
+                return status, {"errors": [{"category": category, "code": code, "detail": "injected fault"}]}
+            for verb, pattern, name, model in self._ROUTES:
+                match = re.fullmatch(pattern, path)
+                if verb == method and match:
+                    return self._answer(name, model, body, match.groupdict())
+            return 404, {"errors": [_error("NOT_FOUND", f"no route {method} {path}")]}
+
+    def _answer(self, name, model, body, params) -> tuple[int, dict]:
+        key = body.get("idempotency_key")
+        if key:
+            seen = self._idempotent.get(key)
+            if seen is not None:
+                if seen[0] != json.dumps(body, sort_keys=True):
+                    return 400, {"errors": [_error("IDEMPOTENCY_KEY_REUSED", "key reused with another body")]}
+                return seen[1], seen[2]
+        try:
+            status, payload = 200, getattr(self, name)(body, **params)
+        except _NotFound as exc:
+            status, payload = 404, {"errors": [_error("NOT_FOUND", str(exc))]}
+        except _Refused as exc:
+            status, payload = 400, {"errors": [_error(exc.code, str(exc))]}
+        self._check(model, payload)
+        if key and status == 200:
+            self._idempotent[key] = (json.dumps(body, sort_keys=True), status, payload)
+        return status, payload
+
+    def _check(self, model, payload) -> None:
+        try:
+            check(model, payload)
+        except (ShapeError, ValueError) as exc:
+            self.errors.append(str(exc))
+            raise
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):06d}{uuid.uuid4().hex[:6].upper()}"
+
+    # --- customers, cards, catalog -----------------------------------------------------------------
+    def _create_customer(self, body):
+        customer = {"id": self._new_id("CUST"), "created_at": _stamp(self.now), "updated_at": _stamp(self.now),
+                    "creation_source": "THIRD_PARTY", "version": 0}
+        for field in ("given_name", "family_name", "email_address", "reference_id", "note"):
+            if body.get(field):
+                customer[field] = body[field]
+        self.customers[customer["id"]] = customer
+        return {"customer": customer}
+
+    def _get_customer(self, body, id):
+        return {"customer": self._find(self.customers, id)}
+
+    def _create_card(self, body):
+        wanted = body.get("card") or {}
+        customer = self._find(self.customers, wanted.get("customer_id", ""))
+        card = {"id": self._new_id("ccof:"), "card_brand": "VISA", "last_4": "1111", "exp_month": 12,
+                "exp_year": 2030, "customer_id": customer["id"], "merchant_id": self.merchant_id,
+                "enabled": True, "card_type": "CREDIT", "prepaid_type": "NOT_PREPAID", "bin": "411111",
+                "created_at": _stamp(self.now), "version": 1}
+        if wanted.get("reference_id"):
+            card["reference_id"] = wanted["reference_id"]
+        self.cards[card["id"]] = card
+        return {"card": card}
+
+    def _upsert_catalog(self, body):
+        obj = json.loads(json.dumps(body["object"]))
+        mappings = []
+        if obj["id"].startswith("#"):
+            new_id = self._new_id("PLAN" if obj["type"] == "SUBSCRIPTION_PLAN" else "VAR")
+            mappings.append({"client_object_id": obj["id"], "object_id": new_id})
+            obj["id"] = new_id
+        elif obj["id"] not in self.catalog:
+            raise _NotFound(f"catalog object {obj['id']}")
+        variation = obj.get("subscription_plan_variation_data")
+        if variation is not None:
+            self._find(self.catalog, variation.get("subscription_plan_id", ""))
+        obj.update(version=(self.catalog.get(obj["id"], {}).get("version") or 0) + 1,
+                   updated_at=_stamp(self.now), is_deleted=False, present_at_all_locations=True)
+        self.catalog[obj["id"]] = obj
+        if variation is not None:
+            plan = self.catalog[variation["subscription_plan_id"]]
+            plan.setdefault("subscription_plan_data", {}).setdefault("subscription_plan_variations", []).append(obj)
+        answer = {"catalog_object": obj}
+        if mappings:
+            answer["id_mappings"] = mappings
+        return answer
+
+    def _get_catalog(self, body, id):
+        return {"object": self._find(self.catalog, id)}
+
+    def _find(self, table: dict, key: str):
+        if key not in table:
+            raise _NotFound(f"{key or '?'} not found")
+        return table[key]
+
+    # --- subscriptions -------------------------------------------------------------------------------
+    def _create_subscription(self, body):
+        variation = self._find(self.catalog, body.get("plan_variation_id", ""))
+        customer = self._find(self.customers, body["customer_id"])
+        if body.get("location_id") != self.location_id:
+            raise _Refused("NOT_FOUND", f"location {body.get('location_id')}")
+        sub = {"id": self._new_id("SUB"), "location_id": self.location_id, "plan_variation_id": variation["id"],
+               "customer_id": customer["id"], "start_date": self.now.date().isoformat(), "status": "ACTIVE",
+               "invoice_ids": [], "version": 1, "created_at": _stamp(self.now), "timezone": "UTC",
+               "source": {"name": "medspa-ledger"}}
+        if body.get("card_id"):
+            self._find(self.cards, body["card_id"])
+            sub["card_id"] = body["card_id"]
+        self.subscriptions[sub["id"]] = sub
+        self._actions[sub["id"]] = []
+        if sub.get("card_id"):
+            self.bill(sub["id"])                    # Square charges the first cycle at once
+        return {"subscription": self._public(sub)}
+
+    def _public(self, sub):
+        actions = self._actions.get(sub["id"]) or []
+        return dict(sub, actions=[dict(a) for a in actions]) if actions else dict(sub)
+
+    def _get_subscription(self, body, id):
+        return {"subscription": self._public(self._find(self.subscriptions, id))}
+
+    def _search_subscriptions(self, body):
+        wanted = (body.get("query") or {}).get("filter") or {}
+        found = [self._public(s) for s in self.subscriptions.values()
+                 if s["customer_id"] in (wanted.get("customer_ids") or [s["customer_id"]])
+                 and s["location_id"] in (wanted.get("location_ids") or [s["location_id"]])]
+        return {"subscriptions": found} if found else {}
+
+    def _cycle_end(self, sub) -> str:
+        return sub.get("charged_through_date") or sub["start_date"]
+
+    def _schedule(self, sub, kind: str, **extra):
+        if kind == "SWAP_PLAN" and any(a["type"] == "SWAP_PLAN" for a in self._actions[sub["id"]]):
+            raise _Refused("BAD_REQUEST", "a plan swap is already pending")
+        action = {"id": self._new_id("ACT"), "type": kind, "effective_date": extra.pop("when", None)
+                  or self._cycle_end(sub), **extra}
+        self._actions[sub["id"]].append(action)
+        return action
+
+    def _pause(self, body, id):
+        sub = self._find(self.subscriptions, id)
+        action = self._schedule(sub, "PAUSE", when=body.get("pause_effective_date"))
+        actions = [action]
+        if body.get("resume_effective_date"):
+            actions.append(self._schedule(sub, "RESUME", when=body["resume_effective_date"]))
+        return {"subscription": self._public(sub), "actions": actions}
+
+    def _resume(self, body, id):
+        sub = self._find(self.subscriptions, id)
+        if sub["status"] != "PAUSED":
+            pending = [a for a in self._actions[id] if a["type"] == "PAUSE"]
+            for a in pending:
+                self._actions[id].remove(a)
+            return {"subscription": self._public(sub), "actions": []}
+        action = self._schedule(sub, "RESUME", when=body.get("resume_effective_date") or self.now.date().isoformat())
+        return {"subscription": self._public(sub), "actions": [action]}
+
+    def _cancel(self, body, id):
+        sub = self._find(self.subscriptions, id)
+        if sub["status"] == "CANCELED":
+            raise _Refused("BAD_REQUEST", "already canceled")
+        action = self._schedule(sub, "CANCEL")
+        sub["canceled_date"] = action["effective_date"]
+        return {"subscription": self._public(sub), "actions": [action]}
+
+    def _swap(self, body, id):
+        sub = self._find(self.subscriptions, id)
+        self._find(self.catalog, body.get("new_plan_variation_id", ""))
+        action = self._schedule(sub, "SWAP_PLAN", new_plan_variation_id=body["new_plan_variation_id"])
+        return {"subscription": self._public(sub), "actions": [action]}
+
+    def _delete_action(self, body, id, action):
+        sub = self._find(self.subscriptions, id)
+        self._actions[id] = [a for a in self._actions[id] if a["id"] != action]
+        return {"subscription": self._public(sub)}
+
+    def _get_invoice(self, body, id):
+        return {"invoice": self._find(self.invoices, id)}
+
+    from tests.support.square_fake_billing import (  # noqa: E402  (Square's own moves: billing, actions)
+        apply_due_actions, bill, deliver, emit, pay_invoice, price_of, forget_subscription,
+    )
+
+
+class _NotFound(Exception):
+    pass
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+
+
+def _error(code: str, detail: str) -> dict:
+    category = "INVALID_REQUEST_ERROR"
+    return {"category": category, "code": code, "detail": detail}

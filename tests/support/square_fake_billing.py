@@ -1,0 +1,152 @@
+"""What Square does on its own, for `SquareFake` (its methods): bill a cycle (paid, or a failed
+scheduled charge that leaves the invoice UNPAID and the subscription ACTIVE), take a later payment of
+an open invoice, apply the scheduled actions whose date has come (pause, resume, cancel, plan swap),
+and sign and hand over the webhooks each of these sends."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date
+
+from .square_models import check
+
+
+def price_of(self, variation_id: str) -> int:
+    phase = self.catalog[variation_id]["subscription_plan_variation_data"]["phases"][0]
+    money = (phase.get("pricing") or {}).get("price_money") or phase.get("recurring_price_money")
+    return int(money["amount"])
+
+
+def bill(self, subscription_id: str, *, fail_code: str | None = None) -> str:
+    """Square invoices the subscription's next cycle (the date it is charged through) and charges the
+    card on file: paid → `invoice.payment_made`; declined → `invoice.scheduled_charge_failed`, the
+    invoice stays UNPAID (Square emails it) and the subscription stays ACTIVE. Returns the invoice id."""
+    from .square_fake import _stamp, add_month
+
+    sub = self.subscriptions[subscription_id]
+    due = sub.get("charged_through_date") or sub["start_date"]
+    self.apply_due_actions(today=date.fromisoformat(due))
+    amount = self.price_of(sub["plan_variation_id"])
+    money = {"amount": amount, "currency": self.currency}
+    invoice_id = self._new_id("inv:0-")
+    invoice = {
+        "id": invoice_id, "version": 1, "location_id": self.location_id, "order_id": self._new_id("ORD"),
+        "primary_recipient": {"customer_id": sub["customer_id"]},
+        "payment_requests": [{"uid": str(uuid.uuid4()), "request_type": "BALANCE", "due_date": due,
+                              "computed_amount_money": money,
+                              "total_completed_amount_money": {"amount": 0, "currency": self.currency},
+                              "automatic_payment_source": "CARD_ON_FILE", "card_id": sub.get("card_id", "")}],
+        "delivery_method": "EMAIL", "invoice_number": f"{len(self.invoices) + 1:06d}",
+        "public_url": f"https://squareup.com/pay-invoice/{invoice_id}", "status": "UNPAID", "timezone": "UTC",
+        "created_at": _stamp(self.now), "updated_at": _stamp(self.now), "subscription_id": subscription_id,
+        "sale_or_service_date": due, "accepted_payment_methods": {"card": True, "square_gift_card": False,
+                                                                  "bank_account": False, "buy_now_pay_later": False,
+                                                                  "cash_app_pay": False},
+        "store_payment_method_enabled": False,
+    }
+    self.invoices[invoice_id] = invoice
+    sub["invoice_ids"] = [invoice_id] + sub["invoice_ids"]
+    payment = _payment(self, invoice, money, failed_code=fail_code)
+    if fail_code:
+        self.emit("invoice.scheduled_charge_failed", "invoice", invoice)
+        return invoice_id
+    _mark_paid(self, invoice, payment)
+    sub["charged_through_date"] = add_month(date.fromisoformat(due)).isoformat()
+    self.emit("invoice.payment_made", "invoice", invoice)
+    return invoice_id
+
+
+def pay_invoice(self, invoice_id: str) -> None:
+    """The member pays the open invoice (its payment page, or a charge the seller takes)."""
+    from .square_fake import add_month
+
+    invoice = self.invoices[invoice_id]
+    money = invoice["payment_requests"][0]["computed_amount_money"]
+    _mark_paid(self, invoice, _payment(self, invoice, money, failed_code=None))
+    sub = self.subscriptions[invoice["subscription_id"]]
+    through = add_month(date.fromisoformat(invoice["payment_requests"][0]["due_date"])).isoformat()
+    if through > (sub.get("charged_through_date") or ""):
+        sub["charged_through_date"] = through
+    self.emit("invoice.payment_made", "invoice", invoice)
+
+
+def _mark_paid(self, invoice: dict, payment: dict) -> None:
+    from .square_fake import _stamp
+
+    invoice["status"] = "PAID"
+    invoice["version"] += 1
+    invoice["updated_at"] = _stamp(self.now)
+    invoice["payment_requests"][0]["total_completed_amount_money"] = dict(payment["amount_money"])
+
+
+def _payment(self, invoice: dict, money: dict, *, failed_code: str | None) -> dict:
+    from .square_fake import _stamp
+
+    payment = {"id": self._new_id("PAY"), "created_at": _stamp(self.now), "updated_at": _stamp(self.now),
+               "amount_money": dict(money), "total_money": dict(money),
+               "status": "FAILED" if failed_code else "COMPLETED", "source_type": "CARD",
+               "location_id": self.location_id, "order_id": invoice["order_id"],
+               "customer_id": invoice["primary_recipient"]["customer_id"],
+               "card_details": {"status": "FAILED" if failed_code else "CAPTURED", "entry_method": "ON_FILE",
+                                "card": {"card_brand": "VISA", "last_4": "1111", "exp_month": 12, "exp_year": 2030}}}
+    if failed_code:
+        payment["card_details"]["errors"] = [{"category": "PAYMENT_METHOD_ERROR", "code": failed_code,
+                                              "detail": "The card was declined."}]
+    from square.types.payment import Payment
+
+    check(Payment, payment)
+    self.payments[payment["id"]] = payment
+    return payment
+
+
+_STATUS_AFTER = {"PAUSE": "PAUSED", "RESUME": "ACTIVE", "CANCEL": "CANCELED"}
+
+
+def apply_due_actions(self, *, today: date | None = None) -> int:
+    """Carry out the scheduled actions whose date has come; each sends `subscription.updated`."""
+    today = today or self.now.date()
+    done = 0
+    for sub_id, actions in self._actions.items():
+        sub = self.subscriptions.get(sub_id)
+        for action in sorted(actions, key=lambda a: a["effective_date"]):
+            if sub is None or date.fromisoformat(action["effective_date"]) > today:
+                continue
+            actions.remove(action)
+            if action["type"] == "SWAP_PLAN":
+                sub["plan_variation_id"] = action["new_plan_variation_id"]
+            else:
+                sub["status"] = _STATUS_AFTER[action["type"]]
+            sub["version"] += 1
+            self.emit("subscription.updated", "subscription", self._public(sub))
+            done += 1
+    return done
+
+
+def forget_subscription(self, subscription_id: str) -> None:
+    """Square no longer knows the subscription (deleted by hand at Square)."""
+    self.subscriptions.pop(subscription_id, None)
+    self._actions.pop(subscription_id, None)
+
+
+def emit(self, event_type: str, data_type: str, obj: dict) -> bytes:
+    """Sign and queue one webhook, shaped and checked as Square's (`EVENT_MODELS`)."""
+    from .square_fake import EVENT_MODELS, _stamp, sign
+
+    event = {"merchant_id": self.merchant_id, "type": event_type, "event_id": str(uuid.uuid4()),
+             "created_at": _stamp(self.now),
+             "data": {"type": data_type, "id": obj["id"], "object": {data_type: json.loads(json.dumps(obj))}}}
+    self._check(EVENT_MODELS[event_type], event)
+    body = json.dumps(event).encode()
+    self.outbox.append((body, {"x-square-hmacsha256-signature": sign(
+        body=body, signature_key=self.signature_key, notification_url=self.notification_url)}))
+    return body
+
+
+def deliver(self, client, path: str = "/webhooks/square/") -> list:
+    """Post every queued webhook to the app (a Django test client), in order; returns the answers."""
+    answers = []
+    while self.outbox:
+        body, headers = self.outbox.pop(0)
+        answers.append(client.post(path, data=body, content_type="application/json", headers=headers))
+    return answers
