@@ -100,6 +100,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  The manager's two-factor key (add it to an authenticator app, time-based, 6 digits):"
                               f" {secret}")
             self.stdout.write(f"  or print the current code with: oathtool --totp -b {secret}")
+        self.stdout.write("A member's own page: http://127.0.0.1:8000/me/link/ (the email backend prints the link;"
+                          " the staff queue of their requests is 'Member requests').")
         self.stdout.write(f"The public join page: http://127.0.0.1:8000/join/{SLUG}/ (its form from the Tier sync stage on).")
 
     @transaction.atomic
@@ -190,6 +192,7 @@ class Command(BaseCommand):
         now = timezone.now()
         self._disputes(practice, users[MANAGER], now)
         self._reconciliation_history(practice, users[MANAGER], today, tz, now)
+        self._member_requests(practice, users[FRONT_DESK], now)
 
     def _redeem_some(self, rng, membership, cycle_day, today, n, cycle, at, actor):
         for balance in membership.balances.select_related("service"):
@@ -235,6 +238,33 @@ class Command(BaseCommand):
         elif roll < 0.18:
             services.cancel_membership(membership=membership, actor=staff, idempotency_key=key,
                                        now=at(today - timedelta(days=rng.randint(1, 20))), reason="Moving away")
+
+    @staticmethod
+    def _member_requests(practice, front_desk, now):
+        """Members asked on their own page (/me/): two pauses and a cancellation wait in the staff
+        queue; one pause was declined, one cancellation approved (the dashboard counts the reasons)."""
+        from memberships.services.member_requests import (
+            approve_member_request,
+            decline_member_request,
+            file_member_request,
+        )
+
+        active = list(Membership.objects.filter(member__practice=practice, status=MembershipStatus.ACTIVE)
+                      .select_related("member__practice").order_by("id")[:5])
+        asks = [("pause", "travel", "Away for the summer"), ("pause", "price", ""),
+                ("cancel", "price", "Money is tight this year"), ("pause", "not_using", ""), ("cancel", "moving", "")]
+        staff = services.Actor.staff(front_desk)
+        for number, (membership, (kind, reason, note)) in enumerate(zip(active, asks)):
+            at = now - timedelta(days=5 - number, hours=3)
+            request = file_member_request(
+                membership=membership, kind=kind, reason=reason, note=note,
+                pause_until=(at + timedelta(days=45)).date() if kind == "pause" else None,
+                actor=services.Actor.member(membership.member), idempotency_key=f"seed:member-request:{number}", now=at)
+            if number == 3:
+                decline_member_request(request_id=request.pk, practice_id=practice.pk, actor=staff, now=at,
+                                       reason="Pauses need a month's notice; please call us.")
+            elif number == 4:
+                approve_member_request(request_id=request.pk, practice_id=practice.pk, actor=staff, now=at)
 
     @staticmethod
     def _disputes(practice, manager, now):
