@@ -118,6 +118,12 @@ LOGOUT_REDIRECT_URL = "memberships:login"
 # Sign-in, two-factor, sessions, API tokens and security headers: medspa/settings/security.py.
 from .security import *  # noqa: E402,F401,F403
 
+# The member's page (portal.me): sign-in link minutes, idle minutes, links per address / client an hour.
+PORTAL_LINK_MINUTES = env.int("PORTAL_LINK_MINUTES", default=15)
+PORTAL_SESSION_IDLE_MINUTES = env.int("PORTAL_SESSION_IDLE_MINUTES", default=30)
+PORTAL_LINK_PER_ADDRESS_PER_HOUR = env.int("PORTAL_LINK_PER_ADDRESS_PER_HOUR", default=3)
+PORTAL_LINK_PER_IP_PER_HOUR = env.int("PORTAL_LINK_PER_IP_PER_HOUR", default=10)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="America/Los_Angeles")
 USE_I18N = True
