@@ -13,7 +13,7 @@ from django.urls import reverse
 from billing.models import DunningMessage, MessageStatus
 from integrations.messaging import replies
 from integrations.models import Delivery, InboundEvent, SmsHold, SmsHoldOutcome
-from memberships.models import AuditLog, Event, EventKind
+from memberships.models import AuditLog, Event
 from tests.billing.conftest import T0, emails_to, fail, sms_to, tick
 from tests.support.twilio import post_signed
 
