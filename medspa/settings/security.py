@@ -31,6 +31,9 @@ AXES_RESET_ON_SUCCESS = True
 
 # Two-factor sign-in (django-otp, TOTP) for managers and the admin: the name authenticator apps show.
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Membership ledger")
+# The admin's device pages never show an authenticator's key or recovery codes (a superuser deletes
+# a lost device there; they cannot copy one).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # Staff sessions end after this many minutes without a request (the expiry moves on with every
 # request), and at browser close.

@@ -149,3 +149,10 @@ def test_the_next_address_cannot_leave_the_site(manager):
     response = client.post(reverse("memberships:two_factor_verify"),
                            {"code": code_for(device), "next": "https://evil.example/"})
     assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_the_admin_never_shows_an_authenticators_key(admin_client, manager):
+    device = TOTPDevice.objects.get(user=manager)
+    page = admin_client.get(reverse("admin:otp_totp_totpdevice_change", args=[device.pk])).content.decode()
+    assert device.key not in page
+    assert admin_client.get(reverse("admin:otp_totp_totpdevice_config", args=[device.pk])).status_code in (403, 404)
