@@ -38,7 +38,7 @@ def test_repeated_failed_logins_lock_the_account(client, practice, settings):
     locked = login(client, "target", PASSWORD)  # even the right password is refused now
     assert locked.status_code in (403, 429)
     assert "_auth_user_id" not in client.session
-    # Another user from the same address is not locked out (lockout is per username and address).
+    # Another user from the same address is not locked out (the address has a higher limit of its own).
     other = staff_user(FRONT_DESK, practice, username="colleague")
     assert login(Client(), other.username, PASSWORD).status_code == 302
     assert user.pk
