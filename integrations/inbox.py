@@ -33,10 +33,13 @@ from . import due
 from .intake import RECORD_SOURCE_PREFIX, SOURCE_STRIPE, has_nul, retry_delay, store_event  # noqa: F401
 from .models import InboundEvent, InboundStatus
 from .processor_facts import _practice_of, apply_fact
-from .processors import stripe_events
+from .processors import square_events, stripe_events
 from .processors.base import IgnoredEvent, ProcessorUnavailable
 
 logger = logging.getLogger(__name__)
+
+# Each processor's stored events, read into their envelope and fact (no network).
+_PARSERS = {SOURCE_STRIPE: stripe_events.parse_event, square_events.SOURCE: square_events.parse_event}
 
 
 def process_inbound(inbound_id: int, *, now: datetime, force: bool = False) -> str | None:
@@ -159,10 +162,10 @@ class _Parsed:
 
     @classmethod
     def of(cls, row: InboundEvent) -> "_Parsed | None":
-        if row.source != SOURCE_STRIPE:
+        if row.source not in _PARSERS:
             return None
         try:
-            envelope = stripe_events.parse_event(row.payload)
+            envelope = _PARSERS[row.source](row.payload)
         except Exception:  # bad data: applying it will say so, in the row's own savepoint
             return cls(None, None)
         return cls(envelope, envelope.fact)
@@ -344,10 +347,10 @@ def _wait(row: InboundEvent, error: str, *, now: datetime, soon: bool = False) -
 def _complete(row: InboundEvent, parsed: "_Parsed | None"):
     """The row's fact, as `_use_reads` completed it (an event that still needed the processor was
     made to wait there): nothing is read from the processor here."""
-    if row.source != SOURCE_STRIPE:
+    if row.source not in _PARSERS:
         return IgnoredEvent(f"no parser for source {row.source}")
     if parsed is None or parsed.envelope is None:
-        return stripe_events.parse_event(row.payload).fact      # raises what is wrong with it
+        return _PARSERS[row.source](row.payload).fact      # raises what is wrong with it
     return parsed.fact
 
 

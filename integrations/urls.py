@@ -6,4 +6,5 @@ app_name = "integrations"
 
 urlpatterns = [
     path("stripe/", views.stripe_webhook, name="stripe-webhook"),
+    path("square/", views.square_webhook, name="square-webhook"),
 ]

@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import intake
-from .processors import stripe_events
+from .processors import square_events, stripe_events
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,31 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     handled = stripe_events.is_handled(event["type"])
     _, created = intake.store_event(source=intake.SOURCE_STRIPE, event=event, handled=handled, now=timezone.now(),
                                    raw=request.body)
+    if not created:
+        return JsonResponse({"received": True, "duplicate": True})
+    return JsonResponse({"received": True, "status": "received" if handled else "ignored"})
+
+
+@csrf_exempt
+@require_POST
+def square_webhook(request: HttpRequest) -> JsonResponse:
+    """POST /webhooks/square/ — `x-square-hmacsha256-signature` checked over SQUARE_WEBHOOK_URL (the
+    URL as configured at Square, never rebuilt from this request) + the raw body: 400, nothing
+    stored, when it does not match; else stored once per `event_id` and answered at once."""
+    try:
+        event = square_events.verify(body=request.body,
+                                     signature_header=request.headers.get(square_events.SIGNATURE_HEADER, ""),
+                                     signature_key=settings.SQUARE_WEBHOOK_SIGNATURE_KEY,
+                                     notification_url=settings.SQUARE_WEBHOOK_URL)
+    except square_events.InvalidSignature:
+        logger.warning("square webhook with a bad signature refused")
+        return JsonResponse({"code": "invalid_signature", "detail": "Signature verification failed."}, status=400)
+    if intake.has_nul(request.body):
+        return JsonResponse({"code": "invalid_payload", "detail": "The body contains a NUL character."}, status=400)
+    envelope = square_events.envelope_of(event)
+    handled = square_events.is_handled(envelope["type"])
+    _, created = intake.store_event(source=square_events.SOURCE, event=envelope, handled=handled,
+                                    now=timezone.now(), raw=request.body)
     if not created:
         return JsonResponse({"received": True, "duplicate": True})
     return JsonResponse({"received": True, "status": "received" if handled else "ignored"})

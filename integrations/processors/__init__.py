@@ -33,4 +33,8 @@ def get_processor(name: str = "stripe"):
         from .stripe import StripeProcessor
 
         return StripeProcessor.from_settings()
+    if name == "square":
+        from .square import SquareProcessor
+
+        return SquareProcessor.from_settings()
     raise LookupError(f"unknown processor {name!r}")

@@ -49,6 +49,9 @@ _STATUS = {"ACTIVE": "active", "PENDING": "pending", "PAUSED": "paused", "CANCEL
            "DEACTIVATED": "canceled", "COMPLETED": "canceled"}
 
 
+FAILED_CHARGE = "scheduled_charge_failed"
+
+
 class InvalidSignature(Exception):
     pass
 
@@ -154,7 +157,8 @@ def _invoice_fact(inv: dict, *, kind: str, event_created: int, event_ref: str):
     if kind in INVOICE_PAID:
         return ChargeSucceeded(**common, amount_paid_cents=sum(int(m.get("amount") or 0) for m in paid),
                                paid_at=moment(inv.get("updated_at")))
-    return ChargeFailed(**common, hard=False, failure_code="", decline_code="")
+    # The event names no decline code; it says what failed, so the inbox does not wait for a read.
+    return ChargeFailed(**common, hard=False, failure_code=FAILED_CHARGE, decline_code="")
 
 
 def _subscription_fact(sub: dict, *, event_created: int, event_ref: str) -> SubscriptionChanged:

@@ -76,6 +76,7 @@ ROUTES: dict[str, Route] = {
     "twilio_inbound": R("webhook", method="POST", ok=SIGNED),
     "twilio_status": R("webhook", method="POST", ok=SIGNED),
     "integrations:stripe-webhook": R("webhook", method="POST", ok=SIGNED),
+    "integrations:square-webhook": R("webhook", method="POST", ok=SIGNED),
     # signing in
     "memberships:login": R("signin", ok=(200, 302)),
     "memberships:logout": R("signin", method="POST", ok=(200, 302)),
