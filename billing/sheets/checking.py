@@ -14,7 +14,7 @@ from django.conf import settings
 from billing.models import SheetRow
 from memberships.models import Member, Membership, MembershipStatus, Practice, Service, Tier
 from memberships.services.bulk_rows import among
-from memberships.services.members import MemberIndex, Person
+from memberships.services.members import MemberIndex, Person, same_first_name
 
 from .columns import BALANCE_PREFIX, DATE_FIELDS, FIELD_LABELS, FIELD_SYNONYMS, Mapping, guess_mapping
 from .reading import RawSheet, SheetError, read_sheet
@@ -270,15 +270,21 @@ class _RowPlanner:
         pause_index = mapping.index_of("paused_until")
         self.pause_column = sheet.headers[pause_index] if pause_index is not None else FIELD_LABELS["paused_until"]
         self.processor_ids = _ProcessorIds(rows, mapping=mapping, headers=sheet.headers)
+        self.columns = {name: sheet.headers[mapping.index_of(name)] if mapping.index_of(name) is not None
+                        else FIELD_LABELS[name] for name in ("email", "phone", "first_name", "full_name")}
+        if mapping.index_of("first_name") is None and mapping.index_of("full_name") is not None:
+            self.columns["first_name"] = self.columns["full_name"]
         self.tiers_by_code, self.services, self.today = tiers_by_code, services, today
 
     def problems(self, row: ImportRow) -> list[RowError]:
         line = row.line
+        by_contact = not row.member_number          # matched, if at all, by email, mobile or name + birth date
         member_id = self.index.match(person_of(row))
         if member_id is not None:
             row.member_number = self.index.numbers[member_id]
         self.matched[line] = member_id
         errors = self.processor_ids.check(row, member_id=member_id)
+        errors.extend(self._identity_problems(row, member_id=member_id, by_contact=by_contact))
         number = row.member_number.lower()
         if number and number in self.seen_numbers:
             errors.append(RowError(line, self.number_column,
@@ -300,6 +306,33 @@ class _RowPlanner:
             problem = _pause_end_problem(row, column=self.pause_column, today=self.today)
             if problem:
                 errors.append(problem)
+        return errors
+
+    def _identity_problems(self, row: ImportRow, *, member_id: int | None, by_contact: bool) -> list[RowError]:
+        """A row matched by email or mobile must name that member (the same first name): otherwise it
+        is someone else, and importing it would rename the member. And a row's email or mobile must be
+        no other member's (unless the row is of a household): a new member number with an existing
+        member's email would be a second member for one person."""
+        if by_contact and member_id is not None and not same_first_name(row.first_name,
+                                                                         self.members[member_id]["first_name"]):
+            member = self.members[member_id]
+            theirs, ours = f"{member['first_name']} {member['last_name']}", f"{row.first_name} {row.last_name}".strip()
+            return [RowError(row.line, self.columns["first_name"],
+                             f"the email or mobile is that of {theirs} ({member['member_number']}), not of {ours}: "
+                             f"correct the row, or a Household column with the member's household makes {ours} "
+                             f"a member of their own")]
+        if row.household:
+            return []
+        errors = []
+        for name, what in (("email", "email"), ("phone", "mobile")):
+            value = getattr(row, name)
+            owners = self.index.owners(**{name: value}) if value else set()
+            if owners and member_id not in owners:
+                other = self.members[min(owners)]
+                errors.append(RowError(row.line, self.columns[name],
+                                       f"the {what} {value} is already member {other['member_number']}'s "
+                                       f"({other['first_name']} {other['last_name']}): two members cannot share "
+                                       f"one (a Household column allows it for one household)"))
         return errors
 
     def plan(self, row: ImportRow) -> PlannedRow:

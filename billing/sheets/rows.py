@@ -157,7 +157,8 @@ class _RowReader:
         def parse(raw: Any) -> date | None:
             if decision and self.line in decision.conflicts:
                 raise ValueProblem(decision.conflicts[self.line])
-            return parse_date(raw, order=decision.order if decision else self.date_order)
+            return parse_date(raw, order=decision.order if decision else self.date_order,
+                              born=name == "date_of_birth")
         return parse
 
     def take(self, name: str, parse: Callable[[Any], Any], required: bool = False) -> Any:

@@ -47,10 +47,11 @@ def _numeric_date(value: Any) -> tuple[int, int, int] | None:
     return int(match.group(1)), int(match.group(3)), year
 
 
-def parse_date(value: Any, *, order: str = MONTH_FIRST) -> date | None:
+def parse_date(value: Any, *, order: str = MONTH_FIRST, born: bool = False) -> date | None:
     """ISO, 03/05/2024 read as `order` says (month/day unless told day/month), day.month.year,
     "Mar 5, 2024", Excel serial numbers and real Excel dates. Which order a column of 03/05/2024 dates
-    is in is decided from all its values first (`decide_date_order`)."""
+    is in is decided from all its values first (`decide_date_order`). A date of birth (`born`) may be
+    an Excel serial from 1910 on; other dates from 1954 on."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, datetime):
@@ -58,10 +59,10 @@ def parse_date(value: Any, *, order: str = MONTH_FIRST) -> date | None:
     if isinstance(value, date):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _excel_serial(float(value))
+        return _excel_serial(float(value), born=born)
     raw = text(value)
-    if re.fullmatch(r"\d{5}(\.\d+)?", raw):
-        return _excel_serial(float(raw))
+    if re.fullmatch(r"\d{4,5}(\.\d+)?" if born else r"\d{5}(\.\d+)?", raw):
+        return _excel_serial(float(raw), born=born)
     parts = _numeric_date(raw)
     if parts:
         first, second, year = parts
@@ -136,10 +137,13 @@ def decide_date_order(values: Iterable[tuple[int, Any]], *, default: str) -> Dat
     return decision
 
 
-def _excel_serial(number: float) -> date:
+_BORN_FROM_SERIAL = 3654            # 1910-01-01: a smaller number in a birth-date column is no date (an age?)
+
+
+def _excel_serial(number: float, *, born: bool = False) -> date:
     if not 1 <= number < 2958466:
         raise ValueProblem(f"{number:g} is not a date")
-    if not 20000 <= number <= 80000:  # 1954..2119: anything else is a number, not a date
+    if not (_BORN_FROM_SERIAL if born else 20000) <= number <= 80000:  # 1954..2119: else a number, not a date
         raise ValueProblem(f"{number:g} is not a date (use e.g. 2024-03-05)")
     return _EXCEL_EPOCH + timedelta(days=int(number))
 

@@ -3,6 +3,7 @@ and finding a member the ledger already has from what a spreadsheet row says abo
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Iterable
@@ -106,6 +107,11 @@ class MemberIndex:
         if dob and any(name):
             self.by_name_dob.setdefault((*name, dob), []).append(pk)
 
+    def owners(self, *, email: str = "", phone: str = "") -> set[int]:
+        """The members the ledger has with this email (or this mobile)."""
+        table, key = (self.by_email, email.lower()) if email else (self.by_phone, phone)
+        return {pk for pk, _ in table.get(key) or []} if key else set()
+
     def match(self, person: Person) -> int | None:
         """The member this person is, or None for someone new."""
         if person.member_number:
@@ -119,6 +125,15 @@ class MemberIndex:
             candidates = self.by_name_dob.get((*name, person.date_of_birth), [])
             return candidates[0] if len(candidates) == 1 else None
         return None
+
+
+def same_first_name(one: str, other: str) -> bool:
+    """Whether two first names name one person as far as an import can tell: the same first word,
+    whatever the case and accents ("Zoë" and "zoe", "Mary Ann" and "Mary")."""
+    def folded(name: str) -> str:
+        plain = "".join(ch for ch in unicodedata.normalize("NFKD", name) if not unicodedata.combining(ch))
+        return (plain.casefold().split() or [""])[0]
+    return folded(one) == folded(other)
 
 
 def _one(candidates: list[tuple[int, tuple[str, str]]], name: tuple[str, str], *, household: bool) -> int | None:
