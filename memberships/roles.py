@@ -14,7 +14,9 @@ ROLE_PERMISSIONS = {
 
 # What a manager configures in the admin (add/change), beside viewing everything of our apps there.
 MANAGER_CONFIGURES = ["change_practice"] + [
-    f"{verb}_{model}" for model in ("location", "service", "tier", "tierbenefit", "member") for verb in ("add", "change")
+    f"{verb}_{model}"
+    for model in ("location", "service", "tier", "tierbenefit", "member", "membershipagreement")
+    for verb in ("add", "change")
 ]
 ADMIN_APPS = ["memberships", "billing", "integrations"]
 
