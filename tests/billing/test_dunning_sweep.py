@@ -224,3 +224,16 @@ def test_one_at_a_time_and_the_sweep_write_identical_rows(members, dunning_pract
     assert len(single["cases"]) == 6 and len(single["messages"]) >= 6
     for table in single:
         assert single[table] == bulk[table], table
+
+
+@pytest.mark.parametrize("bad", [{"invoice_ref": ""}, {"amount_cents": -1}, {"amount_cents": "19900"},
+                                 {"amount_cents": 199.0}, {"amount_cents": True}],
+                         ids=["no invoice", "negative", "text", "float", "bool"])
+def test_a_bad_failure_is_refused_with_a_clear_error_and_changes_nothing(membership, bad):
+    values = {"invoice_ref": "in_bad", "amount_cents": 19900, **bad}
+    with pytest.raises(ValueError, match="invoice_ref is required|whole number of cents"):
+        open_case_for_failure(membership=membership, now=T0, **values)
+    assert not DunningCase.objects.exists() and not ChartFlag.objects.exists()
+    assert not Event.objects.filter(created_at=T0).exists()
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.ACTIVE
