@@ -181,7 +181,8 @@ def _spend_plain(batch: RecordBatch, *, now: datetime) -> set[int]:
         return set()
     try:
         with transaction.atomic():
-            memberships = redeem_batch.locked_memberships(sorted({p.membership_id for p in plain}))
+            memberships = redeem_batch.locked_memberships(sorted({p.membership_id for p in plain}),
+                                                          practices={p.row.practice_id: p.row.practice for p in plain})
             held = set(Reservation.objects.filter(
                 idempotency_key__in=[hold_key(p.row.practice, p.event.appointment_id) for p in plain],
                 status__in=(ReservationStatus.HELD, ReservationStatus.COMMITTED)).values_list("idempotency_key",

@@ -31,7 +31,6 @@ from memberships.models import (
     Membership,
     Practice,
     Service,
-    Tier,
     TierBenefit,
 )
 
@@ -59,19 +58,20 @@ class Outcome:
     error: LedgerError | None = None
 
 
-def locked_memberships(ids: list[int]) -> dict[int, Membership]:
+def locked_memberships(ids: list[int], *, practices: dict[int, Practice] | None = None) -> dict[int, Membership]:
     """The memberships, locked in ascending id order (a caller may hold them already), with their
     member, practice and tier — what `redeem_many` needs of them. A batch's memberships share a few
-    practices and tiers: each is read once, not once per membership."""
-    rows = (Membership.objects.select_related("member").only(*_MEMBERSHIP_FIELDS, "member__id", "member__practice_id")
+    practices: each is read once (or taken from `practices`, by id), not once per membership."""
+    rows = (Membership.objects.select_related("member", "tier")
+            .only(*_MEMBERSHIP_FIELDS, "member__id", "member__practice_id", "tier__id", "tier__name")
             .filter(pk__in=ids).order_by("pk"))
     if connection.features.has_select_for_update:
         rows = rows.select_for_update(of=("self",))
     found = {m.pk: m for m in rows}
-    practices = Practice.objects.in_bulk({m.member.practice_id for m in found.values()})
-    tiers = Tier.objects.in_bulk({m.tier_id for m in found.values()})
+    practices = dict(practices or {})
+    practices.update(Practice.objects.in_bulk({m.member.practice_id for m in found.values()} - practices.keys()))
     for m in found.values():
-        m.member.practice, m.tier = practices[m.member.practice_id], tiers[m.tier_id]
+        m.member.practice = practices[m.member.practice_id]
     return found
 
 
