@@ -116,6 +116,8 @@ def apply_due_actions(self, *, today: date | None = None) -> int:
             if action["type"] == "SWAP_PLAN":
                 sub["plan_variation_id"] = action["new_plan_variation_id"]
             else:
+                if action["type"] == "RESUME" and sub["status"] == "PAUSED":
+                    sub["charged_through_date"] = action["effective_date"]    # billing restarts that day
                 sub["status"] = _STATUS_AFTER[action["type"]]
             sub["version"] += 1
             self.emit("subscription.updated", "subscription", self._public(sub))
