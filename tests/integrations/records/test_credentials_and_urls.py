@@ -159,3 +159,36 @@ def test_redirects_are_not_followed(settings, httpserver):
     httpserver.expect_request("/bounce").respond_with_data("", status=302, headers={"Location": "http://10.0.0.1/"})
     with pytest.raises(RecordRejected):
         http.send(http.session(), "GET", httpserver.url_for("/bounce"))
+
+
+def test_a_name_that_turns_inward_after_the_check_is_refused_at_connect_time(settings, monkeypatch):
+    """DNS rebinding: the name answers a public address to the check, then 127.0.0.1 to the
+    connection. The connection uses the address it checked itself, so nothing reaches the inside."""
+    settings.RECORD_ALLOW_PRIVATE_URLS = False
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    port = listener.getsockname()[1]
+    real = socket.getaddrinfo
+    answers = iter(["93.184.215.14"])
+
+    def rebinding(host, *args, **kwargs):
+        if host != "records.example.com":
+            return real(host, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers, "127.0.0.1"), port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    try:
+        with pytest.raises(RecordRejected):
+            http.send(http.session(), "GET", f"https://records.example.com:{port}/latest/meta-data/", timeout=1)
+        with pytest.raises(socket.timeout):
+            listener.accept()[0].close()  # no connection arrived
+    finally:
+        listener.close()
+
+
+def test_a_6to4_address_wrapping_a_loopback_one_is_refused(settings, monkeypatch):
+    settings.RECORD_ALLOW_PRIVATE_URLS = False
+    with pytest.raises(http.UnsafeUrl):
+        http.check_url("https://[2002:7f00:1::]/")
