@@ -12,7 +12,7 @@ from django.utils import timezone
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import generics, permissions
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.views import APIView
@@ -45,13 +45,30 @@ class CanRedeem(IsStaffRole):
 
 
 class LedgerCursorPagination(CursorPagination):
-    """Cursor pagination by id (stable while rows are added); `page_size` up to 100. A cursor this
-    API did not give out is a 400 (`invalid_cursor`), never a database error."""
+    """Cursor pagination by id (stable while rows are added); `page_size` from 1 to 100, anything
+    else a 400 naming it (not the default page, silently). A cursor this API did not give out is a
+    400 (`invalid_cursor`), never a database error."""
 
     ordering = ("id",)
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (re.fullmatch(r"[0-9]{1,3}", raw) and 1 <= int(raw) <= self.max_page_size):
+            raise ValidationError({self.page_size_query_param: [
+                f"A whole number from 1 to {self.max_page_size} (default {self.page_size})."]})
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size, default=self.page_size)
+        return parameters
 
     def decode_cursor(self, request):
         try:

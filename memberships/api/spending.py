@@ -118,7 +118,8 @@ class HoldsApi(HoldListApi):
                 membership=membership, service=service, quantity=data["quantity"], actor=self.actor(),
                 idempotency_key=f"api:hold:{membership.member.practice_id}:{key}", now=timezone.now(),
                 external_ref=data["external_ref"], audit_action="api_hold")
-            if (hold.membership_id, hold.service_id, hold.quantity) != (membership.pk, service.pk, data["quantity"]):
+            if ((hold.membership_id, hold.service_id, hold.quantity, hold.external_ref)
+                    != (membership.pk, service.pk, data["quantity"], data["external_ref"])):
                 raise IdempotencyKeyReused("This Idempotency-Key was already used for a different hold.")
         return Response(HoldOut(hold).data, status=status.HTTP_201_CREATED)
 
