@@ -204,3 +204,96 @@ def test_enroll_renew_fail_dunning_pay_recover_downgrade_pause_resume_cancel(wor
     assert InboundEvent.objects.filter(source="square").exclude(
         status__in=[InboundStatus.PROCESSED, InboundStatus.IGNORED]).count() == 0
 
+
+
+# --- bad input: a clear outcome, never a half-written ledger ------------------------------------------
+
+def test_a_payment_for_a_subscription_we_do_not_know_waits_then_fails_with_the_reason(world, square, square_fake,
+                                                                                      client, settings):
+    from memberships.models import LedgerEntry
+
+    settings.INBOX_MAX_ATTEMPTS = 3
+    customer = square.ensure_customer(member_ref="mb_stranger", existing_ref="", idempotency_key="")
+    card = square.save_card(customer_ref=customer, source_token="cnon:card-nonce-ok", member_ref="mb_stranger")
+    stranger = square.ensure_subscription(customer_ref=customer, membership_ref="ms_0",
+                                          price_ref=price_of(square, world["tier"]), metadata={"card_ref": card},
+                                          idempotency_key="").subscription_ref
+    deliver(square_fake, client)
+    now = square_fake.now
+    for _ in range(6):
+        inbox.process_due(now=now)
+        now += timedelta(days=1)                     # past every backoff
+
+    row = InboundEvent.objects.get(source="square")
+    assert row.status == InboundStatus.FAILED and row.attempts == 3
+    assert stranger in row.error and "No membership" in row.error
+    assert Invoice.objects.count() == 0 and LedgerEntry.objects.count() == 0
+
+
+def test_a_signed_event_without_its_invoice_fails_visibly_and_writes_nothing(world, square_fake, client):
+    import json
+
+    from memberships.models import LedgerEntry
+    from tests.support.square_fake import sign
+
+    body = json.dumps({"merchant_id": "M", "type": "invoice.payment_made", "event_id": "broken-1",
+                       "created_at": "2026-01-05T09:00:00Z", "data": {"type": "invoice", "id": "inv:0-x",
+                                                                       "object": {}}}).encode()
+    answer = client.post("/webhooks/square/", data=body, content_type="application/json", headers={
+        "x-square-hmacsha256-signature": sign(body=body, signature_key=square_fake.signature_key,
+                                              notification_url=square_fake.notification_url)})
+    assert answer.status_code == 200
+    work(square_fake.now)
+
+    row = InboundEvent.objects.get(event_id="broken-1")
+    assert row.status == InboundStatus.FAILED and "invoice" in row.error
+    assert Invoice.objects.count() == 0 and LedgerEntry.objects.count() == 0
+
+
+def test_an_unknown_plan_is_refused_by_square_and_nothing_is_enrolled(world, square, square_fake):
+    from integrations.processors.base import ProcessorRejected
+    from memberships.models import Membership
+
+    customer = square.ensure_customer(member_ref="mb_9", existing_ref="", idempotency_key="")
+    with pytest.raises(ProcessorRejected, match="NOT_FOUND"):
+        square.ensure_subscription(customer_ref=customer, membership_ref="ms_9", price_ref="RETIRED_VARIATION",
+                                   metadata={}, idempotency_key="")
+    assert square_fake.subscriptions == {} and Membership.objects.count() == 0
+
+
+# --- order from Square's own facts -------------------------------------------------------------------
+
+def _history(square, fake, tier):
+    """One member's signed webhooks: first cycle, renewal, a failed charge, its payment."""
+    member, m, sub_id = enroll(square, fake, tier)
+    fake.now = at("2026-02-05")
+    fake.bill(sub_id)
+    fake.now = at("2026-03-05")
+    failed = fake.bill(sub_id, fail_code="CARD_DECLINED")
+    fake.now = at("2026-03-06")
+    fake.pay_invoice(failed)
+    events, fake.outbox = list(fake.outbox), []
+    fake.now = at("2026-01-05")
+    return m, events
+
+
+@pytest.mark.parametrize("order", ["in order", "reversed", "shuffled, each twice"])
+def test_any_order_and_any_repetition_ends_in_the_same_ledger(world, square, square_fake, client, order):
+    import random
+
+    m, events = _history(square, square_fake, world["tier"])
+    if order == "reversed":
+        events = events[::-1]
+    elif order != "in order":
+        events = events * 2
+        random.Random(21).shuffle(events)
+    for body, headers in events:
+        assert client.post("/webhooks/square/", data=body, content_type="application/json",
+                           headers=headers).status_code == 200
+        work(at("2026-03-07"))
+
+    m.refresh_from_db()
+    assert (m.status, m.cycle_number) == (MembershipStatus.ACTIVE, 3)
+    assert balances(m) == {"hydrafacial": 3, "product-credit": 5000}
+    assert sorted(Invoice.objects.filter(membership=m).values_list("status", flat=True)) == [InvoiceStatus.PAID] * 3
+    assert DunningCase.objects.filter(membership=m, status=DunningCaseStatus.OPEN).count() == 0
