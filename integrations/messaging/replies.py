@@ -4,9 +4,12 @@ member are held until then) or nothing.
 
 The rule (TCPA; the FCC's 2025 rule accepts any reasonable way of saying stop):
 
-- The text is normalised first: Unicode compatibility forms, upper case, apostrophes dropped,
-  every other punctuation mark and run of whitespace one space; "OPT OUT" / "OPT-OUT" read as OPTOUT,
-  "STOP ALL" as STOPALL, "UN SUBSCRIBE" as UNSUBSCRIBE.
+- The text is normalised first: invisible characters (zero-width spaces and joiners) dropped,
+  Unicode compatibility forms, upper case, Cyrillic and Greek letters that look Latin read as Latin
+  ("ЅТОР"), a zero between letters as O ("ST0P"), apostrophes dropped, every other punctuation mark
+  and run of whitespace one space, a word spelled out letter by letter joined ("S T O P",
+  "s.t.o.p"); "OPT OUT" / "OPT-OUT" read as OPTOUT, "STOP ALL" as STOPALL, "UN SUBSCRIBE" as
+  UNSUBSCRIBE.
 - **stop**: the message is *short* — at most `SHORT_CHARS` (60) characters and `SHORT_WORDS` (10)
   words once normalised — and carries one of Twilio's keywords (STOP, STOPALL, UNSUBSCRIBE, CANCEL,
   END, QUIT, REVOKE, OPTOUT) as its first or last word, or with only filler around it ("please",
@@ -56,6 +59,9 @@ REFUSALS = (
     "OFF YOUR LIST", "OFF THE LIST", "DONT WANT", "DO NOT WANT", "NO LONGER",
 )
 
+# Capital Cyrillic and Greek letters drawn like Latin ones (after upper-casing).
+_LOOKALIKES = str.maketrans("АВЕКМНОРСТУХЅІЈԚԜΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "ABEKMHOPCTYXSIJQWABEZHIKMNOPTYX")
+_SPELLED_OUT = re.compile(r"(?<!\S)(?:[A-Z] ){2,}[A-Z](?!\S)")
 _JOINS = ((re.compile(r"\bOPT (?:ME )?OUT\b"), "OPTOUT"), (re.compile(r"\bSTOP ALL\b"), "STOPALL"),
           (re.compile(r"\bUN SUBSCRIBE\b"), "UNSUBSCRIBE"))
 
@@ -67,9 +73,12 @@ class Reply:
 
 
 def normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text or "").upper()
+    text = "".join(ch for ch in (text or "") if unicodedata.category(ch) != "Cf")
+    text = unicodedata.normalize("NFKC", text).upper().translate(_LOOKALIKES)
+    text = re.sub(r"(?<=[A-Z])0|0(?=[A-Z])", "O", text)
     text = re.sub(r"['’‘`´]", "", text)
     text = re.sub(r"[^\w]+|_", " ", text).strip()
+    text = _SPELLED_OUT.sub(lambda m: m.group().replace(" ", ""), text)
     for pattern, joined in _JOINS:
         text = pattern.sub(joined, text)
     return text

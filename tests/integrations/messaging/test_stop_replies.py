@@ -28,6 +28,9 @@ PHRASINGS = [
     ("Cancel", S), ("END", S), ("quit", S), ("Quit texting me", S), ("Revoke", S), ("ＳＴＯＰ", S),
     ("Stop. I already paid", S), ("I already paid, stop", S), ("Stop 🙏", S), ("stop it now thanks", S),
     ("Stop, wrong person", S),
+    # Spelled out, disguised or with invisible characters: still a plain opt-out.
+    ("S T O P", S), ("s.t.o.p", S), ("S-T-O-P please", S), ("\u0405\u0422\u041e\u0420", S),  # Cyrillic ЅТОР
+    ("St\u03bfp", S), ("s\u200btop", S), ("ST0P", S), ("U N S U B S C R I B E", S),
     # Refusals in other words, or a keyword used another way: a person reads them.
     ("Can I stop by at 3?", R), ("stop by tomorrow?", R), ("Cancel my appointment tomorrow", R),
     ("cancel my membership", R), ("I'll pay at the end of the month", R), ("Don't text me", R),
@@ -40,7 +43,7 @@ PHRASINGS = [
     ("START", G), ("start", G), ("Unstop", G), ("YES", G), ("yes please", G),
     # Nothing to do.
     ("Thanks, will do", O), ("ok", O), ("I updated my card", O), ("Yes I'll pay tomorrow", O),
-    ("Who is this?", O), ("", O), ("Nonstop fun at the spa", O), ("Send me the link again", O),
+    ("Who is this?", O), ("", O), ("Nonstop fun at the spa", O), ("Send me the link again", O), ("Plan B is fine", O), ("See you at 10", O),
 ]
 
 
