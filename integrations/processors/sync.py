@@ -37,6 +37,7 @@ from memberships.models import (
     MembershipStatus,
     Tier,
 )
+from memberships.models.catalogue import clinical_terms_in
 
 from .base import PaymentDeclined, ProcessorRejected, ProcessorUnavailable
 
@@ -70,6 +71,10 @@ def ensure_price(processor, tier: Tier, *, idempotency_key: str) -> str:
     """The tier's processor price (created once, stored on the tier)."""
     if tier.processor_price_id:
         return tier.processor_price_id
+    found = clinical_terms_in(tier.processor_name or "", practice_id=tier.practice_id)
+    if found:  # saved before a treatment of that name existed, or written without the form
+        raise ProcessorRejected(f"Tier {tier.pk}: its processor name would put a treatment ({', '.join(found)}) on "
+                                "card statements and receipts; rename it in the admin, then retry.")
     price_ref = processor.ensure_price(
         tier_ref=f"tr_{tier.pk}", plan_id=plan_id_for(tier), product_name=tier.processor_name,
         amount_cents=tier.price_cents, currency=tier.currency, interval=tier.interval,

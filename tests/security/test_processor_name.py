@@ -40,3 +40,31 @@ def test_the_admin_form_refuses_it_and_saves_nothing(glow_practice):
                             "interval": "month", "rank": 3, "active": True})
     assert not form.is_valid() and "processor_name" in form.errors
     assert not Tier.objects.filter(code="luxe").exists()
+
+
+class _RecordingProcessor:
+    def __init__(self):
+        self.names = []
+
+    def ensure_price(self, *, product_name, **kwargs):
+        self.names.append(product_name)
+        return "price_1"
+
+
+def test_a_name_that_became_clinical_after_it_was_saved_is_never_sent(glow_practice):
+    """Checked where it leaves for the processor too: a tier saved before a treatment of that name
+    was added (or written without the form) is refused there, with the reason, and nothing is sent."""
+    from integrations.processors import sync
+    from integrations.processors.base import ProcessorRejected
+
+    tier = TierFactory(practice=glow_practice, code="velvet", name="Velvet", processor_name="Velvet Club")
+    ServiceFactory(practice=glow_practice, name="Velvet", code="velvet-peel")
+    processor = _RecordingProcessor()
+    with pytest.raises(ProcessorRejected) as caught:
+        sync.ensure_price(processor, tier, idempotency_key="k")
+    assert "processor name" in str(caught.value) and processor.names == []
+    tier.refresh_from_db()
+    assert tier.processor_price_id in ("", None)
+    neutral = TierFactory(practice=glow_practice, code="calm", name="Calm", processor_name="Membership — Tier C")
+    assert sync.ensure_price(processor, neutral, idempotency_key="k") == "price_1"
+    assert processor.names == ["Membership — Tier C"]
