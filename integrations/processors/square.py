@@ -114,6 +114,16 @@ class SquareProcessor:
                           source_id=source_token, card={"customer_id": customer_ref, "reference_id": member_ref})
         return str(card["card"]["id"])
 
+    def default_payment_method(self, *, customer_ref: str) -> str:
+        """The customer's card on file (the first enabled one), or "" when there is none yet."""
+        try:
+            for card in self.client.cards.list(customer_id=customer_ref, request_options=self._options):
+                if card.enabled is not False and card.id:
+                    return str(card.id)
+        except Exception as exc:
+            raise translate_error(exc) from None
+        return ""
+
     # subscriptions -------------------------------------------------------------------------------
     def _ref(self, sub: dict, *, created: bool = False) -> SubscriptionRef:
         actions = sub.get("actions") or []
@@ -130,11 +140,13 @@ class SquareProcessor:
     def _get(self, subscription_ref: str) -> dict:
         return self._call(self.client.subscriptions.get, subscription_id=subscription_ref)["subscription"]
 
-    def find_subscription(self, *, customer_ref: str, price_ref: str) -> dict | None:
+    def find_subscription(self, *, customer_ref: str, membership_ref: str = "", price_ref: str = "") -> dict | None:
+        """The customer's live subscription at our location (on `price_ref` when given). Square keeps
+        no metadata on a subscription; the ledger allows one open membership per member."""
         found = self._call(self.client.subscriptions.search, query={"filter": {
             "customer_ids": [customer_ref], "location_ids": [self.location_id]}})
         for sub in found.get("subscriptions") or []:
-            if sub.get("plan_variation_id") == price_ref and sub.get("status") in _LIVE:
+            if sub.get("status") in _LIVE and price_ref in ("", sub.get("plan_variation_id")):
                 return sub
         return None
 
@@ -146,8 +158,9 @@ class SquareProcessor:
         params: dict[str, Any] = {"location_id": self.location_id, "customer_id": customer_ref,
                                   "plan_variation_id": price_ref,
                                   "idempotency_key": f"square-subscription:{membership_ref}:{price_ref}"}
-        if metadata.get("card_ref"):
-            params["card_id"] = metadata["card_ref"]
+        card = metadata.get("card_ref") or self.default_payment_method(customer_ref=customer_ref)
+        if card:
+            params["card_id"] = card                      # else Square emails each invoice
         return self._ref(self._call(self.client.subscriptions.create, **params)["subscription"], created=True)
 
     def retrieve_subscription(self, *, subscription_ref: str) -> SubscriptionRef:

@@ -67,6 +67,13 @@ def get_processor():
     return factory("stripe")
 
 
+def processor_for(practice):
+    """The practice's own processor (`Practice.processor`): Stripe's through `get_processor`."""
+    from . import get_processor as factory
+
+    return get_processor() if practice.processor == "stripe" else factory(practice.processor)
+
+
 def ensure_price(processor, tier: Tier, *, idempotency_key: str) -> str:
     """The tier's processor price (created once, stored on the tier)."""
     if tier.processor_price_id:
@@ -187,7 +194,7 @@ class ProcessorDestination:
         membership = Membership.objects.select_related("member", "tier", "pending_tier").get(pk=event.membership_id)
         key = delivery.idempotency_key
         try:
-            processor = get_processor()
+            processor = processor_for(membership.member.practice)
             if event.kind == EventKind.ENROLLED:
                 return sync_enrollment(processor, membership, idempotency_key=key)
             if event.kind in (EventKind.TIER_CHANGED, EventKind.TIER_CHANGE_SCHEDULED):

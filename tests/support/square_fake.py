@@ -27,6 +27,7 @@ import threading
 import uuid
 from datetime import date, datetime, timezone as dt_timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
 
 from square.types.cancel_subscription_response import CancelSubscriptionResponse
 from square.types.create_card_response import CreateCardResponse
@@ -37,6 +38,7 @@ from square.types.get_catalog_object_response import GetCatalogObjectResponse
 from square.types.get_customer_response import GetCustomerResponse
 from square.types.get_invoice_response import GetInvoiceResponse
 from square.types.get_subscription_response import GetSubscriptionResponse
+from square.types.list_cards_response import ListCardsResponse
 from square.types.invoice_payment_made_event import InvoicePaymentMadeEvent
 from square.types.invoice_scheduled_charge_failed_event import InvoiceScheduledChargeFailedEvent
 from square.types.pause_subscription_response import PauseSubscriptionResponse
@@ -101,8 +103,9 @@ class SquareFake:
 
             def _serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
-                status, payload = fake.handle(self.command, self.path.split("?")[0], body)
+                path, _, query = self.path.partition("?")
+                body = json.loads(self.rfile.read(length) or b"{}") if length else dict(parse_qsl(query))
+                status, payload = fake.handle(self.command, path, body)
                 raw = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -137,6 +140,7 @@ class SquareFake:
         ("POST", r"/v2/customers", "_create_customer", CreateCustomerResponse),
         ("GET", r"/v2/customers/(?P<id>[^/]+)", "_get_customer", GetCustomerResponse),
         ("POST", r"/v2/cards", "_create_card", CreateCardResponse),
+        ("GET", r"/v2/cards", "_list_cards", ListCardsResponse),
         ("POST", r"/v2/catalog/object", "_upsert_catalog", UpsertCatalogObjectResponse),
         ("GET", r"/v2/catalog/object/(?P<id>[^/]+)", "_get_catalog", GetCatalogObjectResponse),
         ("POST", r"/v2/subscriptions", "_create_subscription", CreateSubscriptionResponse),
@@ -216,6 +220,11 @@ class SquareFake:
             card["reference_id"] = wanted["reference_id"]
         self.cards[card["id"]] = card
         return {"card": card}
+
+    def _list_cards(self, body):
+        found = [c for c in self.cards.values() if c["enabled"]
+                 and c["customer_id"] == body.get("customer_id", c["customer_id"])]
+        return {"cards": found} if found else {}
 
     def _upsert_catalog(self, body):
         obj = json.loads(json.dumps(body["object"]))

@@ -1,0 +1,124 @@
+"""A Square practice's ledger changes reach Square through the outbox's processor destination
+(`sync.processor_for`): enrollment (customer, the tier version's plan, the subscription on the card on
+file), a tier change at the next cycle (a plan swap), cancellation; Square answering 429/500 is retried
+with the outbox's backoff, a subscription Square no longer knows fails (not retried) with the reason."""
+
+from datetime import timedelta
+
+import pytest
+
+from integrations import inbox, outbox
+from integrations.models import Delivery, DeliveryStatus
+from memberships import services
+from memberships.models import AutomationStage, EntitlementBalance, MembershipStatus
+from memberships.models.practice import Processor
+from tests.factories import MemberFactory, TierFactory
+from tests.support.square_fixtures import square, square_env, square_fake  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.django_db
+
+
+def work(now):
+    for _ in range(20):
+        if not outbox.dispatch_due(now=now) and not inbox.process_due(now=now):
+            return
+
+
+def processor_deliveries():
+    return Delivery.objects.filter(destination="processor").order_by("pk")
+
+
+@pytest.fixture
+def member_with_card(glow, square, square_fake):
+    tier = glow[0]
+    practice = tier.practice
+    practice.processor, practice.automation_stage = Processor.SQUARE, AutomationStage.TIER_SYNC
+    practice.save()
+    member = MemberFactory(practice=practice)
+    customer = square.ensure_customer(member_ref=f"mb_{member.pk}", existing_ref="", idempotency_key="")
+    square.save_card(customer_ref=customer, source_token="cnon:card-nonce-ok", member_ref=f"mb_{member.pk}")
+    member.processor_customer_id = customer
+    member.save(update_fields=["processor_customer_id"])
+    return member, tier
+
+
+def enroll(member, tier, now):
+    return services.enroll_member(member=member, tier=tier, actor=services.Actor.system(),
+                                  idempotency_key=f"enroll:{member.pk}", now=now)
+
+
+def test_enrollment_reaches_square_once_and_its_first_charge_seeds_the_balance(member_with_card, square_fake,
+                                                                               client):
+    member, tier = member_with_card
+    m = enroll(member, tier, square_fake.now)
+    work(square_fake.now)
+    work(square_fake.now + timedelta(hours=1))
+
+    m.refresh_from_db()
+    [sub] = square_fake.subscriptions.values()
+    assert m.processor_subscription_id == sub["id"] and sub["card_id"]
+    assert square_fake.price_of(sub["plan_variation_id"]) == tier.price_cents
+    assert len([o for o in square_fake.catalog.values() if o["type"] == "SUBSCRIPTION_PLAN"]) == 1
+    assert [d.status for d in processor_deliveries()] == [DeliveryStatus.DELIVERED]
+
+    assert all(a.status_code == 200 for a in square_fake.deliver(client))
+    work(square_fake.now)
+    m.refresh_from_db()
+    assert m.status == MembershipStatus.ACTIVE and m.cycle_number == 1
+    assert {b.service.code: b.balance for b in EntitlementBalance.objects.filter(membership=m)} == {
+        "hydrafacial": 1, "product-credit": 5000}
+
+
+def test_square_429_and_500_are_retried_with_backoff_then_go_through_once(member_with_card, square_fake):
+    member, tier = member_with_card
+    square_fake.fail_next(429, "RATE_LIMITED", "RATE_LIMIT_ERROR")
+    enroll(member, tier, square_fake.now)
+
+    work(square_fake.now)
+    [delivery] = processor_deliveries()
+    assert delivery.status == DeliveryStatus.RETRYING and "429" in delivery.last_error
+    assert delivery.next_attempt_at > square_fake.now and square_fake.subscriptions == {}
+
+    square_fake.fail_next(500, "INTERNAL_SERVER_ERROR", "API_ERROR")
+    work(delivery.next_attempt_at)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.RETRYING and "500" in delivery.last_error
+
+    work(delivery.next_attempt_at)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DELIVERED and len(square_fake.subscriptions) == 1
+    assert len([o for o in square_fake.catalog.values() if o["type"] == "SUBSCRIPTION_PLAN_VARIATION"]) == 1
+
+
+def test_a_tier_change_at_the_next_cycle_is_a_plan_swap_at_squares_cycle_end(member_with_card, square_fake):
+    member, tier = member_with_card
+    m = enroll(member, tier, square_fake.now)
+    work(square_fake.now)
+    lite = TierFactory(practice=tier.practice, code="lite", name="Lite", price_cents=14900)
+
+    services.change_tier(membership=m, new_tier=lite, effective="next_cycle", actor=services.Actor.system(),
+                         idempotency_key="down", now=square_fake.now)
+    work(square_fake.now)
+
+    [sub] = square_fake.subscriptions.values()
+    [swap] = square_fake._actions[sub["id"]]
+    assert swap["type"] == "SWAP_PLAN" and square_fake.price_of(swap["new_plan_variation_id"]) == 14900
+    assert swap["effective_date"] == sub["charged_through_date"]
+    assert square_fake.price_of(sub["plan_variation_id"]) == tier.price_cents      # this cycle keeps its price
+
+
+def test_cancelling_a_subscription_square_no_longer_knows_fails_with_the_reason_unretried(member_with_card,
+                                                                                         square_fake):
+    member, tier = member_with_card
+    m = enroll(member, tier, square_fake.now)
+    work(square_fake.now)
+    m.refresh_from_db()
+    square_fake.forget_subscription(m.processor_subscription_id)
+    services.cancel_membership(membership=m, actor=services.Actor.system(), idempotency_key="cancel",
+                               now=square_fake.now)
+    work(square_fake.now)
+
+    cancel = processor_deliveries().last()
+    assert cancel.status == DeliveryStatus.FAILED and "NOT_FOUND" in cancel.last_error
+    m.refresh_from_db()
+    assert m.status == MembershipStatus.CANCELLED          # the ledger's decision stands; a manager sees why
