@@ -313,7 +313,7 @@ RECONCILE_NIGHTLY_HOUR = env.int("RECONCILE_NIGHTLY_HOUR", default=3)
 # Record credentials (webhook secret, api_key/token in record_config) are encrypted at rest with
 # these Fernet keys, comma-separated: the first encrypts, every one decrypts (rotation: put the new
 # key first, run `manage.py rotate_field_encryption`, then drop the old one). Empty: a key derived
-# from SECRET_KEY (the demo; set it in production, or changing SECRET_KEY loses the secrets).
+# from SECRET_KEY (the demo only: production refuses to start without it).
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 # Outbound record/FHIR URLs must be https and resolve to public addresses (SSRF); true lifts both
 # rules for a lab or a record server on this machine.

@@ -2,8 +2,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F401,F403
 from .base import (
-    CHART_FRAME_ANCESTORS, EMAIL_CONFIG, PUBLIC_BASE_URL, SECRET_KEY, SMS_BACKEND, STRIPE_SECRET_KEY,
-    STRIPE_WEBHOOK_SECRET, TWILIO_AUTH_TOKEN, env,
+    CHART_FRAME_ANCESTORS, EMAIL_CONFIG, FIELD_ENCRYPTION_KEYS, PUBLIC_BASE_URL, SECRET_KEY, SMS_BACKEND,
+    STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, TWILIO_AUTH_TOKEN, env,
 )
 
 DEBUG = False
@@ -35,12 +35,26 @@ def _refuse_demo_values() -> None:
         problems.append("TWILIO_AUTH_TOKEN (with SMS_BACKEND=twilio)")
     if EMAIL_CONFIG.get("EMAIL_BACKEND", "").endswith("console.EmailBackend"):
         problems.append("EMAIL_URL (an smtp:// address; the console backend sends nothing)")
+    if not _fernet_keys(FIELD_ENCRYPTION_KEYS):
+        problems.append("FIELD_ENCRYPTION_KEYS (Fernet keys for the record credentials, not derived from "
+                        "SECRET_KEY: Fernet.generate_key())")
     if [origin for origin in CHART_FRAME_ANCESTORS if not origin.startswith("https://")]:
         problems.append("CHART_FRAME_ANCESTORS (https origins only)")
     if not ALLOW_TEST_KEYS:
         problems += _test_keys()
     if problems:
         raise ImproperlyConfigured("Production settings need real values for: " + "; ".join(problems) + ".")
+
+
+def _fernet_keys(keys: list[str]) -> bool:
+    """At least one key, and every one a Fernet key."""
+    from cryptography.fernet import Fernet
+
+    keys = [key.strip() for key in keys if key.strip()]
+    try:
+        return bool(keys) and all(Fernet(key.encode()) for key in keys)
+    except ValueError:
+        return False
 
 
 def _test_keys() -> list[str]:

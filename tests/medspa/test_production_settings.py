@@ -16,6 +16,7 @@ REAL = {
     "PUBLIC_BASE_URL": "https://members.glow.example",
     "EMAIL_URL": "smtp://mailer:pw@smtp.glow.example:587",
     "ALLOWED_HOSTS": "members.glow.example",
+    "FIELD_ENCRYPTION_KEYS": "q0J8lzM1sYh3vD6xW2nE9kT4bR7cF5aU0iO1pL8mG3E=",
 }
 CLEARED = {*REAL, "DJANGO_SETTINGS_MODULE", "ALLOW_TEST_KEYS", "CHART_FRAME_ANCESTORS", "SECURE_HSTS_SECONDS",
            "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "SECURE_SSL_REDIRECT", "SECURE_COOKIES"}
@@ -54,6 +55,14 @@ def test_a_stripe_test_key_or_the_console_sms_backend_is_refused_unless_allowed(
     assert console.returncode != 0 and "SMS_BACKEND" in console.stderr
     staging = {**REAL, "STRIPE_SECRET_KEY": "sk_test_51Hx0example", "SMS_BACKEND": "console", "ALLOW_TEST_KEYS": "true"}
     assert _load(staging).returncode == 0
+
+
+def test_record_credentials_need_their_own_encryption_key():
+    """Without FIELD_ENCRYPTION_KEYS the key would be derived from SECRET_KEY: rotating that key (after
+    a leak) would lose every stored record credential, and one leaked secret would open both."""
+    for value in ("", "not-a-fernet-key"):
+        result = _load({**REAL, "FIELD_ENCRYPTION_KEYS": value})
+        assert result.returncode != 0 and "FIELD_ENCRYPTION_KEYS" in result.stderr
 
 
 def test_a_short_or_repetitive_secret_key_is_refused():
