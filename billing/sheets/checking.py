@@ -69,6 +69,7 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
         check.errors.append(RowError(0, "", str(exc)))
         return check
     tiers, refs, services = practice_catalog(practice)
+    sheet = _below_titles(sheet, services=refs, override=mapping_override)
     mapping = guess_mapping(headers=sheet.headers, services=refs, override=mapping_override)
     _check_columns(check, sheet=sheet, mapping=mapping, services=services)
     check.suggestions = mapping.suggestions
@@ -91,6 +92,28 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
         if on_progress and (done % 1000 == 0 or done == check.total_rows):
             on_progress("check", done, check.total_rows)
     return check
+
+
+def _below_titles(sheet: RawSheet, *, services: list, override: dict[str, str] | None) -> RawSheet:
+    """The sheet read from its real header row: an export whose column names sit under a title row
+    or a row of merged group headers ("Member", "Contact") has them on a later line, the line whose
+    cells name the most known columns among the first few; the lines above are titles, not rows."""
+    def known(cells: list) -> int:
+        return len(guess_mapping(headers=[" ".join(str(c).split()) if c is not None else "" for c in cells],
+                                 services=services, override=override).columns)
+
+    best, best_known = None, known(sheet.headers)
+    for index, (_, cells) in enumerate(sheet.rows[:_TITLE_ROWS]):
+        if known(cells) > max(best_known, 2):
+            best, best_known = index, known(cells)
+    if best is None:
+        return sheet
+    headers = [" ".join(str(c).split()) if c is not None else "" for c in sheet.rows[best][1]]
+    rows = [(line, cells + [None] * (len(headers) - len(cells))) for line, cells in sheet.rows[best + 1:]]
+    return RawSheet(headers=headers, rows=rows)
+
+
+_TITLE_ROWS = 3
 
 
 def _check_columns(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping, services: dict[str, Service]) -> None:

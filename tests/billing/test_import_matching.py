@@ -1,9 +1,13 @@
 """Who a row is, when the ledger already has someone with its email or mobile: a row never gives an
 existing member's email or mobile to a second member, and a row matched by email or mobile that
 names someone else does not rename that member. And a date of birth written as an Excel serial in a
-CSV is read for members born before 1954 too."""
+CSV is read for members born before 1954 too. An export with a title row or merged group headers
+above its column names is read from its column names."""
 
+import io
 from datetime import date
+
+import openpyxl
 
 from billing.models import ImportStatus
 from memberships.models import Member, Membership
@@ -98,3 +102,26 @@ def test_a_start_date_that_is_a_small_number_is_still_not_a_date(glow, practice)
     batch = run(practice, csv("Edith,Moore,edith@example.com,Glow,10959", header=header))
     assert batch.status == ImportStatus.REJECTED
     assert [(line, column) for line, column, _ in problems(batch)] == [(2, "Start Date")]
+
+
+def test_a_workbook_with_merged_group_headers_above_its_column_names_is_read_from_them(glow, practice):
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Client", None, "Contact", None, "Plan", None, None])
+    sheet.merge_cells("A1:B1")
+    sheet.merge_cells("C1:D1")
+    sheet.merge_cells("E1:G1")
+    sheet.append(["First Name", "Last Name", "Email", "Mobile Phone", "Membership", "Start Date",
+                  "HydraFacial balance"])
+    sheet.append(["Ana", "Silva", "ana@example.com", "(415) 555-0101", "Glow", date(2024, 3, 7), 2])
+    sheet.append(["Ben", "Okafor", "ben@example.com", "(415) 555-0102", "Glow", "3/7/24", 1])
+    book.create_sheet("Notes").append(["not members"])
+    content = io.BytesIO()
+    book.save(content)
+    batch = run(practice, content.getvalue(), name="export.xlsx")
+    assert batch.status == ImportStatus.IMPORTED, batch.errors
+    assert batch.total_rows == 2
+    ana = Member.objects.get(first_name="Ana")
+    assert (ana.last_name, ana.email, ana.phone) == ("Silva", "ana@example.com", "+14155550101")
+    assert Membership.objects.get(member=ana).started_at.date() == date(2024, 3, 7)
+    assert sorted(Member.objects.values_list("first_name", flat=True)) == ["Ana", "Ben"]
