@@ -27,7 +27,7 @@ from memberships.models import (
 from memberships.services.lifecycle import enroll_new_member
 from memberships.services.refill import preview_next_boundary
 
-from .common import client_ip, new_form_token, practice_for, practice_scope, staff_page
+from .common import audit_view, client_ip, new_form_token, practice_for, practice_scope, staff_page
 
 
 def _member(request, member_id: int) -> Member:
@@ -187,6 +187,8 @@ def _confirm_flow(request, *, member, form, title, action, explain, perform, key
     `perform(data, key)` calls its door's `.outcome(...)` and returns (message, outcome). `key(data)` is
     the idempotency key (built from the form token): confirming twice does it once, and says so."""
     context = {"member": member, "form": form, "title": title, "action": action, **(extra or {})}
+    if getattr(member, "pk", None) and not (request.method == "POST" and "confirm" in request.POST):
+        audit_view(request, action=f"{action}_page", members=[member])  # the page names the member
     if request.method != "POST":
         return render(request, template, context)
     if not form.is_valid():

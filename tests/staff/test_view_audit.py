@@ -180,3 +180,17 @@ def test_another_practices_member_is_not_found(client, manager, db):
     client.force_login(other_manager)
     assert client.get(reverse("memberships:who_looked", args=[stranger.pk])).status_code == 200
 
+
+
+@pytest.mark.parametrize("name", ["memberships:change_tier", "memberships:pause", "memberships:cancel"])
+def test_a_change_form_that_names_the_member_is_audited(client, front_desk, glow, name):
+    """The pause, cancel and tier-change pages show the member's name and membership (the cancel
+    confirmation their balances too): opened by typing member ids, they must leave a row as well."""
+    tier, *_ = glow
+    membership = active_membership(tier=tier)
+    client.force_login(front_desk)
+    response, inserts = get_audited(client, reverse(name, args=[membership.member_id]))
+    assert membership.member.full_name in response.content.decode()
+    assert inserts == 1
+    assert [(r.member_id, r.user_id, r.ip_address) for r in AuditLog.objects.all()] == \
+        [(membership.member_id, front_desk.pk, FROM)]
