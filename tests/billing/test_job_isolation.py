@@ -62,7 +62,7 @@ def admin_form_data(practice, **changes):
         "frozen_credit_usable_until_period_end": "on", "record_adapter": practice.record_adapter,
         "record_config": "{}", "record_webhook_secret": practice.record_webhook_secret,
         "quiet_hours_start": "21:00", "quiet_hours_end": "08:00",
-        "member_pause_max_days": practice.member_pause_max_days,
+        "member_pause_max_days": practice.member_pause_max_days, "processor": practice.processor,
     }
     return {**data, **changes}
 

@@ -58,7 +58,7 @@ def test_scheduled_changes_currencies_intervals_and_period_end_cancellations(str
 
     number = {m.pk: m.member.member_number for m in (canadian, yearly, leaving)}
     assert sorted((d.member_number, d.kind, d.message.split(";")[0].split(",")[0]) for d in found) == sorted([
-        (number[canadian.pk], "price_mismatch", "Pays 199.00 CAD at the processor"),
+        (number[canadian.pk], "price_mismatch", "Pays CA$199.00 (CAD) at the processor"),
         (number[yearly.pk], "price_mismatch", "Pays $199.00/year at the processor"),
         (number[leaving.pk], "status_mismatch", "Status is active in the ledger"),
     ])
