@@ -13,6 +13,7 @@ from datetime import datetime
 from django.db import transaction
 
 from billing.models import ImportBatch, ImportStatus
+from memberships.failures import log_failure
 from memberships.models import Practice
 
 from .checking import ProgressCallback, check_import
@@ -104,8 +105,8 @@ def run_import_batch(*, batch_id: int, now: datetime, on_progress: ProgressCallb
                 batch.report["skipped_rows"] = sorted(rejected)
             apply_import(practice=batch.practice, check=check, batch=batch, now=now, on_progress=progress)
             batch.status = ImportStatus.IMPORTED
-    except Exception:
-        logger.exception("import batch %s failed", batch.pk)
+    except Exception as exc:  # logged by ids: a database error quotes the row's email or phone
+        log_failure(logger, "import batch %s failed", batch.pk, exc=exc)
         batch.status = ImportStatus.FAILED
         batch.errors = list(batch.errors or []) + [
             {"line": 0, "column": "", "message": "The import stopped on an unexpected error; nothing of the "

@@ -295,3 +295,22 @@ def test_values_longer_than_the_ledger_keeps_are_row_errors_not_a_failed_batch(g
     assert problems[(3, "First Name")] == "is longer than 100 characters"
     assert problems[(4, "Stripe subscription")] == "is longer than 100 characters"
     assert not Member.objects.filter(practice=practice).exists()
+
+
+def test_an_import_that_fails_unexpectedly_logs_ids_not_the_members_details(glow, practice, monkeypatch, caplog):
+    """A database error quotes the row it refused (PostgreSQL: 'Key (email)=(ana@example.com) already
+    exists'): the log names the batch and the error's type, never the message."""
+    from django.db import IntegrityError
+
+    from billing.sheets import batches
+
+    def refuse(**kwargs):
+        raise IntegrityError('duplicate key value violates unique constraint "member_email"\n'
+                             "DETAIL:  Key (practice_id, email)=(1, ana@example.com) already exists.")
+
+    monkeypatch.setattr(batches, "apply_import", refuse)
+    with caplog.at_level("ERROR"):
+        batch = run(practice, GOOD_CSV.encode())
+    assert batch.status == ImportStatus.FAILED
+    assert f"import batch {batch.pk} failed" in caplog.text and "IntegrityError" in caplog.text
+    assert "ana@example.com" not in caplog.text
