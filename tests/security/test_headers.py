@@ -119,3 +119,15 @@ def test_hsts_includes_subdomains_and_preload_when_set(settings):
     settings.SECURE_HSTS_PRELOAD = True
     response = Client().get(reverse("memberships:login"), secure=True)
     assert response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+
+
+def test_static_files_carry_a_policy_and_are_not_framable(settings):
+    """WhiteNoise answers static files before django-csp and the framing middleware run; among them
+    are HTML pages with inline script (Swagger UI's oauth2-redirect.html) served from our origin."""
+    settings.WHITENOISE_USE_FINDERS = True
+    response = Client().get("/static/drf_spectacular_sidecar/swagger-ui-dist/oauth2-redirect.html")
+    assert response.status_code == 200
+    policy = csp(response)
+    assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+    assert "unsafe-inline" not in response["Content-Security-Policy"]
+    assert response["X-Frame-Options"] == "DENY"
