@@ -83,3 +83,20 @@ def test_a_success_clears_that_usernames_failures_from_that_address(practice):
         login("desk", "wrong", ip="203.0.113.9")
     assert login("desk", PASSWORD, ip="203.0.113.9").status_code == 302
     assert "4 attempts left" in login("desk", "wrong", ip="203.0.113.9").content.decode()
+
+
+@pytest.mark.parametrize("variant", [" desk", "desk ", "\uff44\uff45\uff53\uff4b"])  # spaces; fullwidth letters
+def test_a_username_written_differently_but_signing_in_to_the_same_account_is_the_same_lock(practice, variant):
+    """The login form strips spaces and folds Unicode compatibility forms (NFKC) before checking the
+    password: the lock counts the account that would be signed in to, not the string as typed."""
+    staff_user(FRONT_DESK, practice, username="desk")
+    for n in range(5):
+        login("desk", "wrong", ip=f"203.0.113.{n + 1}")
+    assert login(variant, PASSWORD, ip="198.51.100.200").status_code == 429
+
+
+def test_failures_under_written_variants_count_for_the_one_account(practice):
+    staff_user(FRONT_DESK, practice, username="desk")
+    for n, variant in enumerate([" desk", "desk ", "\uff44esk", " desk ", "d\uff45sk"]):
+        login(variant, "wrong", ip=f"203.0.113.{n + 1}")
+    assert login("desk", PASSWORD, ip="198.51.100.200").status_code == 429
