@@ -122,3 +122,17 @@ def test_cancelling_a_subscription_square_no_longer_knows_fails_with_the_reason_
     assert cancel.status == DeliveryStatus.FAILED and "NOT_FOUND" in cancel.last_error
     m.refresh_from_db()
     assert m.status == MembershipStatus.CANCELLED          # the ledger's decision stands; a manager sees why
+
+
+def test_below_tier_sync_nothing_is_created_at_square_and_the_shadow_log_says_what_would_have_been(
+        member_with_card, square_fake):
+    member, tier = member_with_card
+    tier.practice.automation_stage = AutomationStage.DUNNING
+    tier.practice.save()
+    enroll(member, tier, square_fake.now)
+    work(square_fake.now)
+
+    [delivery] = processor_deliveries()
+    assert delivery.status == DeliveryStatus.SHADOWED
+    assert "create the processor customer and subscription" in delivery.note
+    assert square_fake.subscriptions == {} and square_fake.calls("POST", "/v2/subscriptions") == 0
