@@ -14,7 +14,7 @@ from integrations.records.inbound import process_inbound_event
 from integrations.records.selectors import open_record_exceptions
 from memberships.errors import ReasonRequired
 from memberships.models import AutomationStage, EntitlementBalance, Reservation
-from tests.factories import ServiceFactory, active_membership
+from tests.factories import PracticeFactory, ServiceFactory, active_membership
 
 from .conftest import signed_post
 
@@ -250,3 +250,18 @@ def test_a_nul_character_in_a_record_webhook_is_400_and_nothing_stored(client, w
     response = signed_post(client, URL, payload, **{"X-Medspa-Practice": webhook_practice.slug})
     assert response.status_code == 400 and response.json()["code"] == "invalid_payload"
     assert not InboundEvent.objects.exists()
+
+
+def test_no_unsigned_request_tells_a_practice_that_exists_from_one_that_does_not(client, webhook_practice):
+    """Unsigned probes — a body with a NUL byte, or the builtin adapter most practices use — get the
+    answer an unknown practice gets: nothing before the signature says which practice slugs exist."""
+    def answer(path, body=b'{"id": "x"}'):
+        response = client.post(path, data=body, content_type="application/json")
+        return response.status_code, response.content
+
+    practice = PracticeFactory(slug="quiet-spa", record_adapter="builtin")
+    for path in (f"{URL}{webhook_practice.slug}/", f"/webhooks/records/builtin/{practice.slug}/"):
+        unknown = path.replace(webhook_practice.slug, "no-such-spa").replace(practice.slug, "no-such-spa")
+        assert answer(path, b'{"id": "\x00"}') == answer(unknown, b'{"id": "\x00"}'), path
+        assert answer(path) == answer(unknown), path
+    assert InboundEvent.objects.count() == 0
