@@ -9,7 +9,9 @@ past due when asked (one at a time: a failure the processor reported has done it
 
 Safe in several workers at once: the memberships are locked first (in id order), the invoices that
 have a case are read again under those locks, and the insert of the cases skips an invoice that
-has one (`ON CONFLICT DO NOTHING`), so a case is never opened twice."""
+has one (`ON CONFLICT DO NOTHING`), so a case is never opened twice; an invoice paid or voided
+since the failure was read (the paid webhook landing between a sweep's read and its locks) opens
+nothing."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from datetime import datetime
 
 from django.db import connection, transaction
 
-from billing.models import DunningCase, DunningCaseStatus, DunningPolicy
+from billing.models import DunningCase, DunningCaseStatus, DunningPolicy, Invoice, InvoiceStatus
 from memberships import services as ledger
 from memberships.display import format_money
 from memberships.models import ChartFlag, Event, EventKind, Membership, MembershipStatus
@@ -139,7 +141,7 @@ def open_cases(failures: list[Failure], *, now: datetime, skip_locked: bool = Fa
                     logger.info("no dunning case for membership %s (status %s)", membership.pk, membership.status)
                 continue
             wanted.setdefault((membership.member.practice_id, item.invoice_ref), (item, membership))
-        for key in _with_case(list(wanted)):
+        for key in _with_case(list(wanted)) | _settled(list(wanted)):
             del wanted[key]
         if not wanted:
             return []
@@ -174,6 +176,20 @@ def _with_case(keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
     for practice_id, refs in by_practice.items():
         found |= set(DunningCase.objects.filter(practice_id=practice_id, invoice_ref__in=refs)
                      .values_list("practice_id", "invoice_ref"))
+    return found
+
+
+def _settled(keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
+    """The (practice, invoice) pairs among `keys` whose invoice was paid or voided since the failure
+    was read (a sweep's read, then the paid webhook before its locks): nothing is owed, nothing chased."""
+    found: set[tuple[int, str]] = set()
+    by_practice: dict[int, list[str]] = {}
+    for practice_id, ref in keys:
+        by_practice.setdefault(practice_id, []).append(ref)
+    for practice_id, refs in by_practice.items():
+        found |= set(Invoice.objects.filter(practice_id=practice_id, processor_invoice_id__in=refs,
+                                            status__in=(InvoiceStatus.PAID, InvoiceStatus.VOID))
+                     .values_list("practice_id", "processor_invoice_id"))
     return found
 
 

@@ -1,0 +1,102 @@
+"""The dunning run's sweep reads the failed invoices without a case, then opens their cases under the
+memberships' locks. A member who pays in between (the paid webhook lands after the sweep's read,
+before its locks) owes nothing: no case, no 'card declined' flag on the chart, no card-update SMS or
+email — the same as when the payment comes before the read."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from billing import dunning
+from billing import services as billing_services
+from billing.dunning import sweep
+from billing.facts import ChargeSucceeded
+from billing.models import DunningCase, Invoice, InvoiceStatus
+from integrations import outbox
+from memberships import selectors
+from memberships.models import Membership, MembershipStatus
+from tests.memberships.ledger_checks import hammer
+
+from .conftest import T0, emails_to, sms_to
+from .test_dunning_sweep import failed_invoice
+
+pytestmark = pytest.mark.django_db
+
+
+def _pay(membership, ref, at):
+    return billing_services.record_charge_succeeded(
+        charge=ChargeSucceeded(processor="stripe", invoice_ref=ref, subscription_ref="",
+                               customer_ref="cus_test", membership_ref=f"ms_{membership.pk}", amount_cents=19900,
+                               currency="usd", attempt_count=2, period_start=None, period_end=None,
+                               created=int((at - timedelta(hours=1)).timestamp()),
+                               event_created=int(at.timestamp()), amount_paid_cents=19900, paid_at=at),
+        now=at)
+
+
+def test_a_member_who_pays_while_the_sweep_runs_gets_no_case_and_no_card_declined_message(member_factory,
+                                                                                          monkeypatch):
+    paying, owing = member_factory(), member_factory()
+    failed_invoice(paying, "in_paid_meanwhile")
+    failed_invoice(owing, "in_still_owed")
+    real = sweep.failures_without_case
+
+    def read_then_the_payment_lands(**kwargs):
+        found = real(**kwargs)
+        _pay(paying, "in_paid_meanwhile", T0)     # the webhook's transaction commits before the sweep locks
+        return found
+
+    monkeypatch.setattr(sweep, "failures_without_case", read_then_the_payment_lands)
+    counts = dunning.run_dunning(now=T0)
+    monkeypatch.setattr(sweep, "failures_without_case", real)
+    outbox.dispatch_due(now=T0)
+
+    assert Invoice.objects.get(processor_invoice_id="in_paid_meanwhile").status == InvoiceStatus.PAID
+    assert Membership.objects.get(pk=paying.pk).status == MembershipStatus.ACTIVE
+    assert not DunningCase.objects.filter(invoice_ref="in_paid_meanwhile").exists()
+    assert list(selectors.open_chart_flags(member=paying.member)) == []
+    assert sms_to(paying.member) == [] and emails_to(paying.member) == []
+    # The member who still owes is chased as before.
+    assert counts["opened"] == 1
+    assert DunningCase.objects.filter(invoice_ref="in_still_owed").exists()
+    assert [f.text for f in selectors.open_chart_flags(member=owing.member)] == [
+        "Card declined — update card before treatment"]
+    assert len(sms_to(owing.member)) == 1 and len(emails_to(owing.member)) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.xdist_group("pg-threads")
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_the_paid_webhook_in_another_worker_between_read_and_lock_opens_nothing(member_factory,
+                                                                                             monkeypatch):
+    """Real threads: the sweep's worker has read the failure; the webhook's worker records the
+    payment and commits; then the sweep locks and opens."""
+    paying = member_factory()
+    failed_invoice(paying, "in_paid_meanwhile")
+    read, paid = threading.Event(), threading.Event()
+    real = sweep.failures_without_case
+
+    def read_then_wait(**kwargs):
+        found = real(**kwargs)
+        read.set()
+        assert paid.wait(timeout=60)
+        return found
+
+    monkeypatch.setattr(sweep, "failures_without_case", read_then_wait)
+
+    def worker(i):
+        if i == 0:
+            return dunning.run_dunning(now=T0)
+        assert read.wait(timeout=60)
+        try:
+            return _pay(paying, "in_paid_meanwhile", T0)
+        finally:
+            paid.set()
+
+    results, errors = hammer(worker, 2)
+    assert errors == []
+    outbox.dispatch_due(now=T0)
+    assert Invoice.objects.get(processor_invoice_id="in_paid_meanwhile").status == InvoiceStatus.PAID
+    assert not DunningCase.objects.filter(invoice_ref="in_paid_meanwhile").exists()
+    assert list(selectors.open_chart_flags(member=paying.member)) == []
+    assert sms_to(paying.member) == [] and emails_to(paying.member) == []
