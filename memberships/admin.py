@@ -345,12 +345,18 @@ class AuditLogAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CreditLot)
-class CreditLotAdmin(ReadOnlyAdmin):
+class CreditLotAdmin(AuditedMemberPages, ReadOnlyAdmin):
     practice_path = "membership__member__practice"
     list_display = ["membership", "service", "source", "cycle_number", "granted", "remaining", "expires_at_cycle"]
 
+    def member_of(self, obj) -> int | None:
+        return obj.membership.member_id if obj.membership_id else None
+
 
 @admin.register(Reservation)
-class ReservationAdmin(ReadOnlyAdmin):
+class ReservationAdmin(AuditedMemberPages, ReadOnlyAdmin):
     practice_path = "membership__member__practice"
     list_display = ["membership", "service", "quantity", "status", "external_ref", "created_at"]
+
+    def member_of(self, obj) -> int | None:
+        return obj.membership.member_id if obj.membership_id else None

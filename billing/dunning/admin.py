@@ -11,6 +11,7 @@ from django.utils.html import format_html_join
 
 from billing.models import DunningAttempt, DunningCase, DunningMessage, DunningPolicy, DunningStep
 from memberships.admin import PracticeScopedAdmin, ReadOnlyAdmin
+from memberships.admin_audit import AuditedMemberPages
 from memberships.services import Actor
 
 from .policy import EDITABLE_FIELDS, policy_values, update_dunning_policy, validate_policy_values
@@ -93,13 +94,16 @@ class MessageInline(ReadOnlyInline):
 
 
 @admin.register(DunningCase)
-class DunningCaseAdmin(ReadOnlyAdmin):
+class DunningCaseAdmin(AuditedMemberPages, ReadOnlyAdmin):
     list_display = ["id", "member", "invoice_ref", "amount_cents", "currency", "decline_code", "hard", "status",
                     "opened_at", "next_action_at"]
     list_filter = ["status", "hard", "practice"]
     search_fields = ["invoice_ref", "member__member_number", "member__last_name"]
     inlines = [StepInline, AttemptInline, MessageInline]
     readonly_fields = ["timeline"]
+
+    def member_of(self, obj) -> int | None:
+        return obj.member_id
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in DunningCase._meta.fields] + ["timeline"]

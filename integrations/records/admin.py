@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from memberships.admin import PracticeAdmin, PracticeScopedAdmin, ReadOnlyAdmin
+from memberships.admin_audit import AuditedMemberPages
 from memberships.fields import SECRET_CONFIG_KEYS
 from memberships.models import Practice
 
@@ -31,13 +32,16 @@ class ResolveForm(forms.Form):
 
 
 @admin.register(RecordException)
-class RecordExceptionAdmin(PracticeScopedAdmin):
+class RecordExceptionAdmin(AuditedMemberPages, PracticeScopedAdmin):
     list_display = ["created_at", "practice", "kind", "event_type", "appointment_ref", "member", "service",
                     "status"]
     list_filter = ["status", "kind", "practice"]
     search_fields = ["appointment_ref", "patient_ref", "member__member_number"]
     readonly_fields = [f.name for f in RecordException._meta.fields]
     actions = ["resolve_selected"]
+
+    def member_of(self, obj) -> int | None:
+        return obj.member_id
 
     def has_add_permission(self, request):
         return False

@@ -194,3 +194,29 @@ def test_a_change_form_that_names_the_member_is_audited(client, front_desk, glow
     assert inserts == 1
     assert [(r.member_id, r.user_id, r.ip_address) for r in AuditLog.objects.all()] == \
         [(membership.member_id, front_desk.pk, FROM)]
+
+
+def test_the_admin_dunning_cases_record_exceptions_and_credit_lots_are_audited(client, manager, practice, glow):
+    """The admin's lists of dunning cases, record exceptions and a membership's credit lots name members
+    as the staff pages do: each list and each page leaves its rows."""
+    tier, facial, _ = glow
+    memberships = [active_membership(tier=tier) for _ in range(2)]
+    now = timezone.now()
+    cases = [open_case_for_failure(membership=m, invoice_ref=f"in_{i}", amount_cents=19900, now=now)
+             for i, m in enumerate(memberships)]
+    RecordException.objects.create(practice=practice, member=memberships[0].member, service=facial,
+                                   kind=RecordExceptionKind.REVIEW, event_type="treatment.completed",
+                                   appointment_ref="A-1", patient_ref="P-1", quantity=1, created_at=now,
+                                   detail="Held for review")
+    client.force_login(manager)
+    members = [m.member for m in memberships]
+    for url, action, shown in [
+        ("/admin/billing/dunningcase/", "admin_list_dunningcase", members),
+        (f"/admin/billing/dunningcase/{cases[1].pk}/change/",
+         "admin_view_dunningcase", members[1:]),
+        ("/admin/integrations/recordexception/", "admin_list_recordexception", members[:1]),
+        ("/admin/memberships/creditlot/", "admin_list_creditlot", members),
+    ]:
+        _, inserts = get_audited(client, url)
+        assert inserts == 1, url
+        assert_rows(action, manager, shown)
