@@ -15,6 +15,16 @@ document.addEventListener("submit", function (event) {
   if (!form.hasAttribute("data-once")) return;
   if (form.dataset.submitted === "1") { event.preventDefault(); return; }
   form.dataset.submitted = "1";
+  // A disabled button is left out of what the form sends: the pressed one's name and value (which
+  // choice the person made, e.g. "opt-out" or "resume") travel in a hidden field instead.
+  var pressed = event.submitter;
+  if (pressed && pressed.name) {
+    var carried = document.createElement("input");
+    carried.type = "hidden";
+    carried.name = pressed.name;
+    carried.value = pressed.value;
+    form.appendChild(carried);
+  }
   form.querySelectorAll("button[type=submit]").forEach(function (button) {
     button.disabled = true;
     button.setAttribute("aria-busy", "true");

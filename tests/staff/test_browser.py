@@ -334,3 +334,24 @@ def test_manager_sets_up_two_factor_and_pages_run_under_the_content_security_pol
 
             WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary"))
         assert csp_violations(browser) == [], path
+
+
+def test_front_desk_decides_an_sms_reply_with_the_button_pressed(browser, live_server, clinic):
+    """A form of two named buttons (the SMS replies page): the double-click guard disables the buttons
+    as the form goes, and the choice the person pressed still reaches the server."""
+    from django.utils import timezone
+    from selenium.webdriver.common.by import By
+
+    from integrations.messaging.holds import open_hold
+    from integrations.models import SmsHold, SmsHoldOutcome
+
+    hold = open_hold(member=clinic["member"], inbound=None, text="wrong number, who is this",
+                     reason="wrong number", now=timezone.now())
+    log_in(browser, live_server, "frontdesk")
+    browser.get(live_server.url + reverse("sms_replies:list"))
+    browser.find_element(By.XPATH, '//button[@value="resume"]').click()
+    browser.find_element(By.TAG_NAME, "body")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 10).until(lambda d: SmsHold.objects.get(pk=hold.pk).cleared_at is not None)
+    assert SmsHold.objects.get(pk=hold.pk).outcome == SmsHoldOutcome.RESUMED
