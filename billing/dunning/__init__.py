@@ -22,6 +22,7 @@ from .messages import (
     record_message_status,
     record_message_undeliverable,
     resend_card_link,
+    withdraw_message,
 )
 from .opening import open_case_for_failure
 from .retries import (
@@ -36,5 +37,5 @@ __all__ = [
     "cancel_case", "cancel_case_for_invoice", "close_case_for_payment", "mark_contacted", "open_case_for_failure",
     "rearm_unreachable_retry", "record_message_sent", "record_message_status", "record_message_undeliverable",
     "record_retry_result", "resend_card_link", "retry_after_card_update", "retry_open_cases_after_card_update",
-    "run_dunning",
+    "run_dunning", "withdraw_message",
 ]

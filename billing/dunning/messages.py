@@ -211,6 +211,28 @@ def record_message_sent(*, message_id: int, provider_id: str = "", status: str =
     return message
 
 
+WITHDRAWN_WHEN = (DunningCaseStatus.RECOVERED, DunningCaseStatus.CANCELLED)
+
+
+@transaction.atomic
+def withdraw_message(*, message_id: int, now: datetime) -> bool:
+    """A message still waiting to leave whose case was paid (or cancelled: nothing to chase) since it
+    was queued is not sent: skipped, and the timeline says so. An exhausted case's last reminders
+    still go. Returns whether it was withdrawn."""
+    message = _lock_message(message_id)
+    case = message.case
+    if message.status != MessageStatus.PENDING or case.status not in WITHDRAWN_WHEN:
+        return False
+    message.status, message.status_updated_at = MessageStatus.SKIPPED, now
+    message.save(update_fields=["status", "status_updated_at"])
+    label = "SMS" if message.channel == MessageChannel.SMS else "email"
+    record_case_event(case, kind=EventKind.DUNNING, now=now,
+                      summary=f"Card-update {label} not sent: the payment follow-up ended "
+                              f"({case.get_status_display().lower()})",
+                      payload={"message_id": message.pk, "withdrawn": True})
+    return True
+
+
 @transaction.atomic
 def record_message_undeliverable(*, message_id: int, now: datetime, error_code: str = "",
                                  opted_out: bool = False, note: str = "") -> DunningMessage:

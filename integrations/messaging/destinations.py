@@ -16,7 +16,7 @@ from django.urls import reverse
 from billing import dunning
 from billing.dunning.quiet import quiet_until
 from billing.dunning.selectors import message_for_sending
-from billing.models import MessageChannel, MessageStatus
+from billing.models import DunningCaseStatus, MessageChannel, MessageStatus
 from memberships.models import AutomationStage, Event, EventKind
 
 from ..outbox import DeferDelivery, PermanentDeliveryError, RetryableDeliveryError
@@ -50,6 +50,8 @@ class MemberMessageDestination:
             raise PermanentDeliveryError("no such message")
         if message.status != MessageStatus.PENDING:
             return {"message": message.status, "replay": True}
+        if message.case.status != DunningCaseStatus.OPEN and dunning.withdraw_message(message_id=message.pk, now=now):
+            return {"skipped": "payment follow-up ended"}    # paid (or cancelled) since it was queued
         member = message.case.member
         if message.channel == MessageChannel.SMS:
             if not member.can_receive_sms:

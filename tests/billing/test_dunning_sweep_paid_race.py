@@ -12,10 +12,10 @@ from billing import dunning
 from billing import services as billing_services
 from billing.dunning import sweep
 from billing.facts import ChargeSucceeded
-from billing.models import DunningCase, Invoice, InvoiceStatus
+from billing.models import DunningCase, DunningCaseStatus, DunningMessage, Invoice, InvoiceStatus, MessageStatus
 from integrations import outbox
 from memberships import selectors
-from memberships.models import Membership, MembershipStatus
+from memberships.models import Event, EventKind, Membership, MembershipStatus
 from tests.memberships.ledger_checks import hammer
 
 from .conftest import T0, emails_to, sms_to
@@ -100,3 +100,25 @@ def test_on_postgresql_the_paid_webhook_in_another_worker_between_read_and_lock_
     assert not DunningCase.objects.filter(invoice_ref="in_paid_meanwhile").exists()
     assert list(selectors.open_chart_flags(member=paying.member)) == []
     assert sms_to(paying.member) == [] and emails_to(paying.member) == []
+
+
+def test_a_card_declined_message_still_in_the_outbox_when_the_member_pays_is_not_sent(member_factory):
+    """The run queued the day-0 SMS and email; the member paid before the outbox sent them (the
+    outbox runs after the run, retries a provider that was down, waits out an SMS hold): the member
+    does not get 'your card was declined' after paying, and the timeline says they were not sent."""
+    membership = member_factory()
+    failed_invoice(membership, "in_paid_before_sending")
+    assert dunning.run_dunning(now=T0)["opened"] == 1
+    assert DunningMessage.objects.filter(case__invoice_ref="in_paid_before_sending").count() == 2
+
+    _pay(membership, "in_paid_before_sending", T0 + timedelta(minutes=1))
+    outbox.dispatch_due(now=T0 + timedelta(minutes=2))
+
+    assert DunningCase.objects.get(invoice_ref="in_paid_before_sending").status == DunningCaseStatus.RECOVERED
+    assert sms_to(membership.member) == [] and emails_to(membership.member) == []
+    assert set(DunningMessage.objects.values_list("status", flat=True)) == {MessageStatus.SKIPPED}
+    notes = list(Event.objects.filter(member=membership.member, kind=EventKind.DUNNING)
+                 .values_list("summary", flat=True))
+    assert sum("not sent" in note and "payment follow-up ended" in note for note in notes) == 2
+    outbox.dispatch_due(now=T0 + timedelta(days=1))
+    assert sms_to(membership.member) == [] and emails_to(membership.member) == []
