@@ -64,14 +64,6 @@ def refresh_next_action(case: DunningCase) -> None:
     case.next_action_at = next_at
 
 
-def insert_rows(instances: list) -> list:
-    """New rows of one model in one statement, their ids set (PostgreSQL: `unnest` arrays; else
-    `bulk_create`). Sends no signals, as `bulk_create` does not."""
-    if instances and connection.vendor == "postgresql":
-        return rows.insert_many(instances)
-    return type(instances[0]).objects.bulk_create(instances) if instances else instances
-
-
 STEP_FIELDS = (("status", "text"), ("done_at", "timestamptz"), ("note", "text"), ("due_at", "timestamptz"),
                ("deferred_from", "timestamptz"))
 

@@ -25,13 +25,13 @@ from billing.models import (
 from memberships import services as ledger
 from memberships.models import EventKind
 from memberships.services import Actor
+from memberships.services import sql
 from memberships.services.common import record_events
 
 from .cases import (
     CARD_UPDATE_STEP_BASE,
     MANUAL_STEP_BASE,
     case_event,
-    insert_rows,
     lock_case,
     record_case_event,
     refresh_next_action,
@@ -137,7 +137,7 @@ def queue_messages(items: list[tuple[DunningCase, str, str, DunningStep | None]]
             status=MessageStatus.PENDING if stage_allows_member_effects(case) else MessageStatus.SHADOWED))
     if not messages:
         return messages
-    insert_rows(messages)
+    sql.insert_many(messages)
     record_events([_message_event(message, now=now) for message in messages])
     return messages
 

@@ -25,10 +25,11 @@ from billing.models import DunningCase, DunningCaseStatus, DunningPolicy, Invoic
 from memberships import services as ledger
 from memberships.display import format_money
 from memberships.models import ChartFlag, Event, EventKind, Membership, MembershipStatus
+from memberships.services import sql
 from memberships.services.common import record_events
 from memberships.services.flags import flagged_event
 
-from .cases import SYSTEM, case_event, insert_rows, lock_case, stop_retries
+from .cases import SYSTEM, case_event, lock_case, stop_retries
 from .declines import is_hard_decline
 from .policy import current_policy, planned_steps
 
@@ -212,13 +213,13 @@ def _insert_cases(cases: list[DunningCase]) -> list[DunningCase]:
     meta = DunningCase._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = (f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
-           f"VALUES {', '.join([row] * len(cases))} "
-           f"ON CONFLICT ({q('practice_id')}, {q('invoice_ref')}) DO NOTHING "
-           f"RETURNING {q('id')}, {q('practice_id')}, {q('invoice_ref')}")
+    statement = (f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)}) "
+                 f"VALUES {', '.join([row] * len(cases))} "
+                 f"ON CONFLICT ({q('practice_id')}, {q('invoice_ref')}) DO NOTHING "
+                 f"RETURNING {q('id')}, {q('practice_id')}, {q('invoice_ref')}")
     params = [f.get_db_prep_save(f.pre_save(case, True), connection) for case in cases for f in fields]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(statement, params)
         ids = {(practice_id, ref): pk for pk, practice_id, ref in cursor.fetchall()}
     opened = []
     for case in cases:
@@ -245,10 +246,10 @@ def _write_opening(cases: list[DunningCase], *, now: datetime) -> None:
         for step in case.planned:
             step.case = case                           # its id, now that the case has one
             steps.append(step)
-    insert_rows(steps)
+    sql.insert_many(steps)
     flags = [ChartFlag(practice_id=case.practice_id, member=case.member, membership=case.membership, source="dunning",
                        source_ref=case.flag_ref, text=case.policy.flag_text[:200], opened_at=now) for case in cases]
-    insert_rows(flags)
+    sql.insert_many(flags)
     events: list[Event] = []
     for case, flag in zip(cases, flags):
         policy = case.policy

@@ -111,10 +111,7 @@ def record_events(events: list[Event]) -> list[Event]:
     """Write many timeline/outbox events in one statement (the caller's transaction) and hand them
     to the sinks in that transaction."""
     if events:
-        if connection.vendor == "postgresql":
-            sql.insert_many(events)
-        else:
-            Event.objects.bulk_create(events)
+        sql.insert_many(events)
         announce_events(events)
     return events
 

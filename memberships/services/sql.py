@@ -11,7 +11,8 @@ database vendor, and return ordinary model instances:
 - `lock_membership(...)` reads a membership with its member, practice and tier under a row lock
   (`FOR UPDATE OF` the membership only), plus whether the tier includes a service, in one query;
 - `insert_many(instances)` and `update_from_values(model, values, …)` write many rows of one model in
-  one statement each (PostgreSQL: `unnest` arrays, `UPDATE … FROM (VALUES …)`), sending no signals.
+  one statement each (PostgreSQL: `unnest` arrays, `UPDATE … FROM (VALUES …)`; `insert_many` is
+  `bulk_create` elsewhere), sending no signals.
 
 Values go through each field's own `get_db_prep_save` and database converters, as the ORM does, so
 SQLite and PostgreSQL both keep working (the set-based two are PostgreSQL only)."""
@@ -165,9 +166,12 @@ def _insert_many_plan(model: type[Model]) -> tuple[str, tuple]:
 def insert_many(instances: list[Model]) -> list[Model]:
     """INSERT new rows of one model in one statement (PostgreSQL: one array per column through
     `unnest`, so the statement is the same whatever the number of rows) and set their primary keys.
-    Sends no signals: callers announce what they wrote themselves (`record_events`)."""
+    Sends no signals: callers announce what they wrote themselves (`record_events`). Elsewhere
+    (SQLite) `bulk_create`, which sends none either."""
     if not instances:
         return instances
+    if connection.vendor != "postgresql":
+        return type(instances[0]).objects.bulk_create(instances)
     import json
 
     sql, plan = _insert_many_plan(type(instances[0]))
