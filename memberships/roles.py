@@ -5,11 +5,15 @@ from __future__ import annotations
 FRONT_DESK = "Front desk"
 CLINICIAN = "Clinician"
 MANAGER = "Manager"
+# A manager of every practice of one group (`StaffProfile.organization`), with the group dashboard.
+GROUP_MANAGER = "Group manager"
 
 ROLE_PERMISSIONS = {
     FRONT_DESK: ["view_chart", "redeem_entitlement", "manage_membership"],
     CLINICIAN: ["view_chart", "redeem_entitlement"],
     MANAGER: ["view_chart", "redeem_entitlement", "manage_membership", "adjust_balance", "view_dashboard"],
+    GROUP_MANAGER: ["view_chart", "redeem_entitlement", "manage_membership", "adjust_balance", "view_dashboard",
+                    "view_group_dashboard"],
 }
 
 # What a manager configures in the admin (add/change), beside viewing everything of our apps there.
@@ -28,7 +32,7 @@ def ensure_roles(**kwargs) -> None:
     for role, codenames in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=role)
         wanted = Q(content_type__app_label="memberships", codename__in=codenames)
-        if role == MANAGER:
+        if role in (MANAGER, GROUP_MANAGER):
             wanted |= Q(content_type__app_label__in=ADMIN_APPS, codename__startswith="view_")
             wanted |= Q(content_type__app_label="memberships", codename__in=MANAGER_CONFIGURES)
         group.permissions.set(Permission.objects.filter(wanted))

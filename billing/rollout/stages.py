@@ -34,6 +34,10 @@ STAGE_EFFECTS: dict[str, list[str]] = {
     AutomationStage.TIER_SYNC: [
         "Enrollments, tier changes, pauses and cancellations reach the processor and the record.",
     ],
+    AutomationStage.NOTICES: [
+        "Members are told before it matters: an upcoming-charge notice before each renewal and a "
+        "\"use it before it expires\" notice before unused benefits expire (email, and SMS with consent).",
+    ],
 }
 
 

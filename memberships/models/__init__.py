@@ -10,13 +10,13 @@ log, API tokens), `joining` (the membership agreement, joins under way, acceptan
 """
 
 from .append_only import AppendOnlyModel, AppendOnlyQuerySet
-from .catalogue import BillingInterval, RolloverRule, Service, ServiceKind, Tier, TierBenefit
+from .catalogue import BillingInterval, RedeemableAt, RolloverRule, Service, ServiceKind, Tier, TierBenefit
 from .joining import AgreementAcceptance, JoinAttempt, MembershipAgreement
 from .ledger import ActorType, EntryKind, LedgerEntry, LotMovement, Reservation, ReservationStatus
 from .member_requests import MemberRequest, MemberRequestKind, MemberRequestReason, MemberRequestStatus
 from .members import Member
 from .membership import CreditLot, EntitlementBalance, LotSource, Membership, MembershipStatus
-from .practice import AutomationStage, Location, Practice, RedemptionWhenPastDue
+from .practice import AutomationStage, Location, Organization, Practice, RedemptionWhenPastDue
 from .staff import ApiToken, AuditLog, StaffProfile
 from .timeline import ChartFlag, ChartFlagStatus, Event, EventKind, Operation
 
@@ -50,8 +50,10 @@ __all__ = [
     "MembershipAgreement",
     "MembershipStatus",
     "Operation",
+    "Organization",
     "Practice",
     "RedemptionWhenPastDue",
+    "RedeemableAt",
     "Reservation",
     "ReservationStatus",
     "RolloverRule",

@@ -73,6 +73,13 @@ class BillingInterval(models.TextChoices):
     YEAR = "year", "Yearly"
 
 
+class RedeemableAt(models.TextChoices):
+    """Where a member of the tier may spend its benefits."""
+
+    GROUP = "group", "Any location of the group"
+    HOME = "home", "Only at the member's home location"
+
+
 class Tier(models.Model):
     """A priced membership level. Versioned: a price or benefit change makes a new version (same
     `code`, `version` + 1) and existing memberships keep theirs until moved."""
@@ -90,6 +97,8 @@ class Tier(models.Model):
     rank = models.PositiveIntegerField(default=0, help_text="Higher is richer; orders the tier list.")
     active = models.BooleanField(default=True)
     offered_online = models.BooleanField(default=False, help_text="Listed on the practice's join page (/join/…).")
+    redeemable_at = models.CharField(max_length=10, choices=RedeemableAt.choices, default=RedeemableAt.GROUP,
+                                     help_text="Where members of this tier may use their benefits.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -55,6 +55,10 @@ class LedgerEntry(AppendOnlyModel):
     actor_label = models.CharField(max_length=100, blank=True)
     reason = models.CharField(max_length=300)
     dispute = models.BooleanField(default=False, help_text="A reversal because the member disputed it.")
+    # Where it happened (the clinic of the staff member or record that wrote it); empty for the
+    # system's own entries (refills, expiries) and for entries from before locations were recorded.
+    location = models.ForeignKey("memberships.Location", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="+", db_index=False)
     idempotency_key = models.CharField(max_length=200, unique=True)
     created_at = models.DateTimeField()
 
@@ -91,6 +95,8 @@ class Reservation(models.Model):
     status = models.CharField(max_length=10, choices=ReservationStatus.choices, default=ReservationStatus.HELD)
     idempotency_key = models.CharField(max_length=200, unique=True)
     external_ref = models.CharField(max_length=200, blank=True, help_text="Appointment id in the record.")
+    location = models.ForeignKey("memberships.Location", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="+", db_index=False)
     entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True)

@@ -38,6 +38,9 @@ class Membership(models.Model):
         help_text="Tier that takes effect at the next cycle.",
     )
     processor_subscription_id = models.CharField(max_length=100, blank=True, db_index=True)
+    # The clinic where it was sold (the front desk's location; empty online and for older rows).
+    enrolled_location = models.ForeignKey("memberships.Location", on_delete=models.PROTECT, null=True,
+                                          blank=True, related_name="+", db_index=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -61,6 +64,7 @@ class Membership(models.Model):
             ("manage_membership", "Can enroll, change tier, pause, resume and cancel"),
             ("adjust_balance", "Can adjust balances"),
             ("view_dashboard", "Can view the manager pages and dashboard"),
+            ("view_group_dashboard", "Can view every practice of the group and the group dashboard"),
         ]
 
     def __str__(self) -> str:

@@ -1,4 +1,5 @@
-"""The practice (one medspa: its time zone, policies, record and automation stage) and its locations."""
+"""The group (an organization of practices), the practice (one medspa: its time zone, policies, record
+and automation stage) and its locations (the clinics where members are seen)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ class AutomationStage(models.TextChoices):
     DUNNING = "dunning", "Dunning (member messages, payment retries)"
     REDEMPTIONS = "redemptions", "Redemptions (record treatments spend balances)"
     TIER_SYNC = "tier_sync", "Tier sync (changes reach processor and record)"
+    # Last, so a practice that already runs tier sync starts sending notices only when a manager
+    # moves it here on purpose.
+    NOTICES = "notices", "Notices (upcoming charge, expiring credit)"
 
     @classmethod
     def rank(cls, stage: str) -> int:
@@ -39,7 +43,22 @@ class Processor(models.TextChoices):
     SQUARE = "square", "Square"
 
 
+class Organization(models.Model):
+    """A group of practices under one owner: its group managers see and manage every practice of it,
+    and a tier may let members redeem at any location of the group."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Practice(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, null=True, blank=True,
+                                     related_name="practices",
+                                     help_text="The group this practice belongs to; empty: on its own.")
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
     timezone = models.CharField(max_length=64, default="America/Los_Angeles", validators=[validate_time_zone],
@@ -92,6 +111,17 @@ class Location(models.Model):
     name = models.CharField(max_length=200)
     timezone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone],
                                 help_text="IANA time zone name; empty: the practice's.")
+    # A location may run behind the rest of its practice on the rollout path (a clinic that just
+    # joined the group observes while the others sync tiers); empty: the practice's stage.
+    automation_stage = models.CharField(max_length=20, choices=AutomationStage.choices, blank=True,
+                                        help_text="Empty: the practice's stage.")
+    # A group may run more than one record (EHR): empty adapter means the practice's.
+    record_adapter = models.CharField(max_length=20, blank=True, help_text="Empty: the practice's record.")
+    record_config = SecretJSONField(default=dict, blank=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["practice_id", "name", "id"]
 
     def __str__(self) -> str:
         return self.name

@@ -21,6 +21,8 @@ class AuditLog(AppendOnlyModel):
     member = models.ForeignKey(Member, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     detail = models.JSONField(default=dict, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
+    location = models.ForeignKey("memberships.Location", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="+", db_index=False)
     created_at = models.DateTimeField()
 
     class Meta:
@@ -32,10 +34,17 @@ class AuditLog(AppendOnlyModel):
 
 
 class StaffProfile(models.Model):
-    """Which practice a staff user works for (roles are Django groups)."""
+    """Which practice a staff user works for (roles are Django groups), and at which of its locations
+    (chosen at login, remembered for the next). A group manager (`organization` set) may work at any
+    location of the group; `practice` is then the practice of the location they chose."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile")
     practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="staff")
+    location = models.ForeignKey("memberships.Location", on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="+")
+    organization = models.ForeignKey("memberships.Organization", on_delete=models.PROTECT, null=True, blank=True,
+                                     related_name="group_managers",
+                                     help_text="Set for a group manager: the group they manage.")
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.practice}"
