@@ -10,7 +10,8 @@ log, API tokens), `joining` (the membership agreement, joins under way, acceptan
 """
 
 from .append_only import AppendOnlyModel, AppendOnlyQuerySet
-from .catalogue import BillingInterval, RedeemableAt, RolloverRule, Service, ServiceKind, Tier, TierBenefit
+from .catalogue import (BillingInterval, RedeemableAt, RolloverRule, Service, ServiceKind, Tier, TierBenefit,
+                        TierLocationPrice)
 from .joining import AgreementAcceptance, JoinAttempt, MembershipAgreement
 from .ledger import ActorType, EntryKind, LedgerEntry, LotMovement, Reservation, ReservationStatus
 from .member_requests import MemberRequest, MemberRequestKind, MemberRequestReason, MemberRequestStatus
@@ -62,4 +63,5 @@ __all__ = [
     "StaffProfile",
     "Tier",
     "TierBenefit",
+    "TierLocationPrice",
 ]

@@ -99,6 +99,13 @@ class Tier(models.Model):
     offered_online = models.BooleanField(default=False, help_text="Listed on the practice's join page (/join/…).")
     redeemable_at = models.CharField(max_length=10, choices=RedeemableAt.choices, default=RedeemableAt.GROUP,
                                      help_text="Where members of this tier may use their benefits.")
+    # The group's catalogue: a shared tier is copied into every other practice of the organization
+    # as that practice's own versioned tier (`copied_from` names the version it copies).
+    shared_with_group = models.BooleanField(
+        default=False, help_text="Offered by every practice of the group: the 'Share with the group' action "
+                                 "copies this version into each of them.")
+    copied_from = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="copies",
+                                    help_text="The group tier version this one copies.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -122,6 +129,33 @@ class Tier(models.Model):
             raise ValidationError({"processor_name": (
                 f"The processor name appears on card statements and receipts: leave out treatment names "
                 f"({', '.join(found)}). Use something neutral, e.g. \"Membership — Tier B\".")})
+
+
+class TierLocationPrice(models.Model):
+    """A location's own price for a tier version (one catalogue, prices per location): a member whose
+    home location has one pays it from their enrollment or next tier change. Part of the version:
+    a new price is a new tier version, as for the tier's own price."""
+
+    tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="location_prices")
+    location = models.ForeignKey("memberships.Location", on_delete=models.PROTECT, related_name="tier_prices")
+    price_cents = models.BigIntegerField()
+    processor_price_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["tier_id", "location_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tier", "location"], name="tier_location_price_unique"),
+            models.CheckConstraint(condition=Q(price_cents__gte=0), name="tier_location_price_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tier} at {self.location}: ${self.price_cents / 100:,.2f}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.tier_id and self.location_id and self.location.practice_id != self.tier.practice_id:
+            raise ValidationError({"location": "Choose one of this tier's practice's locations."})
 
 
 class RolloverRule(models.TextChoices):

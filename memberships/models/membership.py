@@ -41,6 +41,10 @@ class Membership(models.Model):
     # The clinic where it was sold (the front desk's location; empty online and for older rows).
     enrolled_location = models.ForeignKey("memberships.Location", on_delete=models.PROTECT, null=True,
                                           blank=True, related_name="+", db_index=False)
+    # Whose price it pays: the home location's, when that location has its own price for the tier
+    # (fixed at enrollment and at each tier change; moving home does not change it). Empty: the tier's.
+    price_location = models.ForeignKey("memberships.Location", on_delete=models.PROTECT, null=True, blank=True,
+                                       related_name="+", db_index=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
