@@ -3,7 +3,8 @@
 - `invoices`: the processor's invoices and subscriptions, as last reported;
 - `dunning`: dunning policies (versioned), cases, their steps, payment retries and member messages;
 - `imports`: spreadsheet import batches and the spreadsheet's view of each member;
-- `reconciliation`: reconciliation runs and the discrepancies they found.
+- `reconciliation`: reconciliation runs and the discrepancies they found;
+- `notices`: member notices (upcoming charge, expiring credit) and each practice's notice timing.
 """
 
 from .dunning import (
@@ -24,6 +25,7 @@ from .dunning import (
 )
 from .imports import ImportBatch, ImportStatus, SheetRow
 from .invoices import Invoice, InvoiceStatus, ProcessorSubscription
+from .notices import ChannelStatus, MemberNotice, NoticeKind, NoticeSettings, NoticeStatus
 from .reconciliation import Discrepancy, DiscrepancyKind, ReconciliationRun
 
 __all__ = [
@@ -31,4 +33,5 @@ __all__ = [
     "DunningCaseStatus", "DunningMessage", "DunningPolicy", "DunningStep", "ExhaustedAction", "ImportBatch",
     "ImportStatus", "Invoice", "InvoiceStatus", "MessageChannel", "MessageStatus", "ProcessorSubscription",
     "ReconciliationRun", "SheetRow", "StepChannels", "StepKind", "StepStatus",
+    "ChannelStatus", "MemberNotice", "NoticeKind", "NoticeSettings", "NoticeStatus",
 ]
