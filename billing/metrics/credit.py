@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, tzinfo
 
 from django.db.models import Count, F, Sum
+from django.db.models.functions import TruncMonth
+from django.utils import timezone
 
 from memberships.models import EntitlementBalance, EntryKind, LedgerEntry, Service, ServiceKind
 
-from .months import aware, for_practice, month_key, month_starts
+from .months import aware, for_practice, month_starts
 
 
 @dataclass
@@ -82,26 +84,80 @@ def credit_liability(*, practice_id: int | None) -> Liability:
 
 
 @dataclass
+class BreakageService:
+    """One service's expired quantity in each month of the series (units; cents for a credit)."""
+
+    service_id: int
+    name: str
+    kind: str
+    unit_value_cents: int
+    quantities: list[int]
+
+    def display(self, quantity: int) -> str:
+        return f"${quantity / 100:,.2f}" if self.kind == ServiceKind.CREDIT else f"{quantity:,}"
+
+
+@dataclass(frozen=True)
+class BreakageMonth:
+    month: date
+    cents: int
+    quantities: list[str]      # per service of `Breakage.services`, in its words ("2", "$50.00"), "" for none
+
+
+@dataclass
 class Breakage:
     months: list[date]
     cents: list[int]
+    services: list[BreakageService] = field(default_factory=list)
+    zone_name: str = ""
 
     @property
     def total_cents(self) -> int:
         return sum(self.cents)
 
+    @property
+    def rows(self) -> list[BreakageMonth]:
+        """The table's rows, newest month first."""
+        return [BreakageMonth(month=m, cents=c, quantities=[s.display(s.quantities[i]) if s.quantities[i] else ""
+                                                             for s in self.services])
+                for i, (m, c) in reversed(list(enumerate(zip(self.months, self.cents))))]
 
-def breakage_by_month(*, practice_id: int | None, now: datetime, months: int = 12) -> Breakage:
-    """Value of expired credit (EXPIRE entries × unit value), net of reversed expiries, by month."""
-    starts = month_starts(now=now, months=months)
+
+def breakage_by_month(*, practice_id: int | None, now: datetime, months: int = 12,
+                      zone: tzinfo | None = None) -> Breakage:
+    """Value of expired credit (EXPIRE entries × the service's unit value), net of reversed expiries,
+    by calendar month in `zone` (the practice's; the site's by default), with each service's expired
+    units. One query, grouped by month and service in the database, whatever the number of members."""
+    zone = zone or timezone.get_default_timezone()
+    with timezone.override(zone):
+        starts = month_starts(now=now, months=months)
+        since = aware(starts[0])
     index = {s: i for i, s in enumerate(starts)}
-    cents = [0] * len(starts)
-    entries = for_practice(LedgerEntry.objects.filter(kind=EntryKind.EXPIRE, created_at__gte=aware(starts[0]),
-                                                      created_at__lte=now),
+    entries = for_practice(LedgerEntry.objects.filter(kind=EntryKind.EXPIRE, created_at__gte=since,
+                                                      created_at__lte=now, reversed_by__isnull=True),
                            practice_id, "membership__member__practice_id")
-    entries = entries.filter(reversed_by__isnull=True)
-    for row in entries.values("created_at", "quantity", "service__unit_value_cents"):
-        i = index.get(month_key(row["created_at"]))
-        if i is not None:
-            cents[i] += -row["quantity"] * row["service__unit_value_cents"]
-    return Breakage(months=starts, cents=cents)
+    grouped = (entries.annotate(month=TruncMonth("created_at", tzinfo=zone))
+               .values("month", "service_id", "service__name", "service__kind", "service__unit_value_cents")
+               .annotate(q=Sum("quantity")).order_by())
+    cents = [0] * len(starts)
+    services: dict[int, BreakageService] = {}
+    for row in grouped:
+        i = index.get(_month_of(row["month"], zone))
+        if i is None:
+            continue
+        service = services.setdefault(row["service_id"], BreakageService(
+            service_id=row["service_id"], name=row["service__name"], kind=row["service__kind"],
+            unit_value_cents=row["service__unit_value_cents"], quantities=[0] * len(starts)))
+        service.quantities[i] += -row["q"]
+        cents[i] += -row["q"] * row["service__unit_value_cents"]
+    ordered = sorted(services.values(), key=lambda s: (-sum(s.quantities) * s.unit_value_cents, s.name))
+    return Breakage(months=starts, cents=cents, services=ordered, zone_name=str(zone))
+
+
+def _month_of(moment, zone: tzinfo) -> date:
+    """The first day of the month a truncated moment stands for (the database hands it back aware, or
+    naive in `zone`)."""
+    if isinstance(moment, datetime):
+        moment = moment.astimezone(zone) if timezone.is_aware(moment) else moment
+        return moment.date().replace(day=1)
+    return moment.replace(day=1)

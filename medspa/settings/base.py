@@ -329,3 +329,4 @@ RECORD_FHIR_IDENTIFIER_BASE = env.str("RECORD_FHIR_IDENTIFIER_BASE", default="ht
 
 from .joining import *  # noqa: E402,F401,F403  (joining online: its own small module)
 from .square import *  # noqa: E402,F401,F403  (Square, the second processor: its own small module)
+from .staff_time import *  # noqa: E402,F401,F403  (the dashboard's staff hours saved: its own small module)
