@@ -33,13 +33,13 @@ from . import due
 from .intake import RECORD_SOURCE_PREFIX, SOURCE_STRIPE, has_nul, retry_delay, store_event  # noqa: F401
 from .models import InboundEvent, InboundStatus
 from .processor_facts import _practice_of, apply_fact
-from .processors import square_events, stripe_events
+from .processors import square_events, square_inbound, stripe_events
 from .processors.base import IgnoredEvent, ProcessorUnavailable
 
 logger = logging.getLogger(__name__)
 
 # Each processor's stored events, read into their envelope and fact (no network).
-_PARSERS = {SOURCE_STRIPE: stripe_events.parse_event, square_events.SOURCE: square_events.parse_event}
+_PARSERS = {SOURCE_STRIPE: stripe_events.parse_event, square_events.SOURCE: square_inbound.parse_stored}
 
 
 def process_inbound(inbound_id: int, *, now: datetime, force: bool = False) -> str | None:

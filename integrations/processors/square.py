@@ -24,11 +24,10 @@ import httpx
 from django.conf import settings
 
 from .base import PaymentDeclined, ProcessorRejected, ProcessorUnavailable, SubscriptionRef
-from .square_events import PROCESSOR, is_hard_decline, our_status
+from .square_events import CADENCE as _CADENCE, PROCESSOR, is_hard_decline, our_status
 
 _LIVE = ("ACTIVE", "PENDING", "PAUSED")
 _BASE_URLS = {"sandbox": "https://connect.squareupsandbox.com", "production": "https://connect.squareup.com"}
-_CADENCE = {"month": "MONTHLY", "year": "ANNUAL"}
 
 
 def translate_error(exc: Exception) -> Exception:

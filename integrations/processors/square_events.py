@@ -10,12 +10,14 @@ event into the normalized fact it states. Pure: no call to Square.
 | `subscription.updated` (CANCELED…)  | `SubscriptionChanged` | the event's `created_at`                   |
 
 Square's invoice names no billing reason: the period decides (`billing.services.opens_cycle`), the
-cycle being the one its payment request is due on (`due_date`), a month (or a year) long. Square's
+cycle being the one its payment request is due on (`due_date`), a month long, or a year for a yearly
+tier (the invoice does not say: `square_inbound` asks the ledger which tier it sold). Square's
 invoice event carries no decline code: a failed scheduled charge is a soft failure unless the
 adapter learns a code (`is_hard_decline`, Square's payment error codes)."""
 
 from __future__ import annotations
 
+import calendar
 import json
 from datetime import date, datetime, time, timezone as dt_timezone
 
@@ -105,13 +107,26 @@ def day_start(value) -> datetime | None:
 
 
 def next_month(start: datetime) -> datetime:
-    month, year = start.month % 12 + 1, start.year + (start.month == 12)
-    for day in (start.day, 30, 29, 28):
-        try:
-            return start.replace(year=year, month=month, day=day)
-        except ValueError:
-            continue
-    raise ValueError(start)
+    return add_months(start, 1)
+
+
+def add_months(start: datetime, months: int) -> datetime:
+    """`start` moved on by whole months, on the same day of the month or the month's last day."""
+    total = start.month - 1 + months
+    year, month = start.year + total // 12, total % 12 + 1
+    return start.replace(year=year, month=month, day=min(start.day, calendar.monthrange(year, month)[1]))
+
+
+# Our tiers' billing intervals → Square's plan variation cadence, and back (a cadence → months).
+CADENCE = {"month": "MONTHLY", "year": "ANNUAL"}
+CADENCE_MONTHS = {"MONTHLY": 1, "EVERY_TWO_MONTHS": 2, "QUARTERLY": 3, "EVERY_FOUR_MONTHS": 4,
+                  "EVERY_SIX_MONTHS": 6, "ANNUAL": 12, "EVERY_TWO_YEARS": 24}
+INTERVAL_MONTHS = {"month": 1, "year": 12}
+
+
+def cycle_end(start: datetime, interval: str = "month") -> datetime:
+    """The end of the billing cycle that starts at `start`: a month on, a year for a yearly tier."""
+    return add_months(start, INTERVAL_MONTHS.get(interval, 1))
 
 
 def envelope_of(event: dict) -> dict:
@@ -123,14 +138,17 @@ def is_handled(event_type: str) -> bool:
     return event_type in HANDLED_EVENT_TYPES
 
 
-def parse_event(payload) -> InboundFact:
-    """A stored Square event (dict or JSON text) → its envelope and fact."""
+def parse_event(payload, *, interval_of=None) -> InboundFact:
+    """A stored Square event (dict or JSON text) → its envelope and fact. Square's invoice does not
+    say how long the cycle it bills is: `interval_of(subscription_ref, period_start)` answers
+    "month" or "year" (`square_inbound`: the tier the ledger sold); a month without it."""
     event = json.loads(payload) if isinstance(payload, (str, bytes)) else payload
     kind = str(event.get("type") or "")
     obj = ((event.get("data") or {}).get("object")) or {}
     created = seconds(event.get("created_at"))
     if kind in INVOICE_PAID | INVOICE_FAILED:
-        fact = _invoice_fact(obj["invoice"], kind=kind, event_created=created, event_ref=str(event["event_id"]))
+        fact = _invoice_fact(obj["invoice"], kind=kind, event_created=created, event_ref=str(event["event_id"]),
+                             interval_of=interval_of)
     elif kind in SUBSCRIPTION:
         fact = _subscription_fact(obj["subscription"], event_created=created, event_ref=str(event["event_id"]))
     else:
@@ -138,12 +156,13 @@ def parse_event(payload) -> InboundFact:
     return InboundFact(event_ref=str(event.get("event_id") or ""), event_type=kind, created=created, fact=fact)
 
 
-def _invoice_fact(inv: dict, *, kind: str, event_created: int, event_ref: str):
+def _invoice_fact(inv: dict, *, kind: str, event_created: int, event_ref: str, interval_of=None):
     if not inv.get("subscription_id"):
         return IgnoredEvent("not a subscription invoice")
     requests = inv.get("payment_requests") or []
     due = next((r.get("due_date") for r in requests if r.get("request_type", "BALANCE") == "BALANCE"), None)
     start = day_start(due or inv.get("sale_or_service_date"))
+    interval = (interval_of(str(inv["subscription_id"]), start) if interval_of and start else "") or "month"
     money = [r.get("computed_amount_money") or {} for r in requests]
     paid = [r.get("total_completed_amount_money") or {} for r in requests]
     common = dict(
@@ -151,7 +170,7 @@ def _invoice_fact(inv: dict, *, kind: str, event_created: int, event_ref: str):
         customer_ref=str((inv.get("primary_recipient") or {}).get("customer_id") or ""), membership_ref="",
         amount_cents=sum(int(m.get("amount") or 0) for m in money),
         currency=str((money[0] if money else {}).get("currency") or "USD").lower(), attempt_count=1,
-        period_start=start, period_end=next_month(start) if start else None,
+        period_start=start, period_end=cycle_end(start, interval) if start else None,
         created=seconds(inv.get("created_at")), event_created=event_created, event_ref=event_ref,
     )
     if kind in INVOICE_PAID:

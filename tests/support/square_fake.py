@@ -342,7 +342,7 @@ class SquareFake:
         return {"invoice": self._find(self.invoices, id)}
 
     from tests.support.square_fake_billing import (  # noqa: E402  (Square's own moves: billing, actions)
-        apply_due_actions, bill, deliver, emit, pay_invoice, price_of, forget_subscription,
+        apply_due_actions, bill, cycle_after, deliver, emit, pay_invoice, price_of, forget_subscription,
     )
 
 

@@ -18,11 +18,27 @@ def price_of(self, variation_id: str) -> int:
     return int(money["amount"])
 
 
+# Months per cycle of the cadences the fake bills (Square's `SubscriptionCadence`; the day- and
+# week-based ones are not used by the ledger, whose tiers bill monthly or yearly).
+MONTHS = {"MONTHLY": 1, "EVERY_TWO_MONTHS": 2, "QUARTERLY": 3, "EVERY_FOUR_MONTHS": 4, "EVERY_SIX_MONTHS": 6,
+          "ANNUAL": 12, "EVERY_TWO_YEARS": 24}
+
+
+def cycle_after(self, variation_id: str, day: date) -> date:
+    """The end of the cycle that starts on `day`, by the plan variation's cadence."""
+    import calendar
+
+    cadence = self.catalog[variation_id]["subscription_plan_variation_data"]["phases"][0]["cadence"]
+    months = day.month - 1 + MONTHS[cadence]
+    year, month = day.year + months // 12, months % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
 def bill(self, subscription_id: str, *, fail_code: str | None = None) -> str:
     """Square invoices the subscription's next cycle (the date it is charged through) and charges the
     card on file: paid → `invoice.payment_made`; declined → `invoice.scheduled_charge_failed`, the
     invoice stays UNPAID (Square emails it) and the subscription stays ACTIVE. Returns the invoice id."""
-    from .square_fake import _stamp, add_month
+    from .square_fake import _stamp
 
     sub = self.subscriptions[subscription_id]
     due = sub.get("charged_through_date") or sub["start_date"]
@@ -52,20 +68,19 @@ def bill(self, subscription_id: str, *, fail_code: str | None = None) -> str:
         self.emit("invoice.scheduled_charge_failed", "invoice", invoice)
         return invoice_id
     _mark_paid(self, invoice, payment)
-    sub["charged_through_date"] = add_month(date.fromisoformat(due)).isoformat()
+    sub["charged_through_date"] = self.cycle_after(sub["plan_variation_id"], date.fromisoformat(due)).isoformat()
     self.emit("invoice.payment_made", "invoice", invoice)
     return invoice_id
 
 
 def pay_invoice(self, invoice_id: str) -> None:
     """The member pays the open invoice (its payment page, or a charge the seller takes)."""
-    from .square_fake import add_month
-
     invoice = self.invoices[invoice_id]
     money = invoice["payment_requests"][0]["computed_amount_money"]
     _mark_paid(self, invoice, _payment(self, invoice, money, failed_code=None))
     sub = self.subscriptions[invoice["subscription_id"]]
-    through = add_month(date.fromisoformat(invoice["payment_requests"][0]["due_date"])).isoformat()
+    through = self.cycle_after(sub["plan_variation_id"],
+                               date.fromisoformat(invoice["payment_requests"][0]["due_date"])).isoformat()
     if through > (sub.get("charged_through_date") or ""):
         sub["charged_through_date"] = through
     self.emit("invoice.payment_made", "invoice", invoice)
