@@ -6,6 +6,7 @@ other in `medspa.schedules`."""
 
 from __future__ import annotations
 
+from billing.dunning.processor_retries import register_no_payment_retry
 from billing.facts import register_invoice_reasons
 from billing.metrics import register_attention_reader
 from billing.reconciliation.snapshots import register_source
@@ -15,8 +16,9 @@ from memberships.services.common import register_event_sink
 from memberships.services.walk_in import register_event_audience
 
 from .messaging.destinations import MemberMessageDestination
+from .messaging.notices import MemberNoticeDestination
 from .outbox import fan_out_many, register, registered
-from .processors import stripe_events
+from .processors import square_events, stripe_events
 from .processors.dunning_destination import PaymentRetryDestination
 from .processors.stripe_read import processor_source
 from .processors.sync import destination as processor_destination
@@ -43,12 +45,13 @@ def connect(app_config) -> None:
 
 def _register_destinations() -> None:
     """The outbox destinations, in delivery order: the processor, the record, member messages,
-    payment retries."""
+    member notices, payment retries."""
     register(processor_destination)
     from .records import admin as records_admin  # noqa: F401  (admin for the record side)
     from .records import destination  # noqa: F401  (registers the `record` outbox destination)
 
     register(MemberMessageDestination())
+    register(MemberNoticeDestination())
     register(PaymentRetryDestination())
 
 
@@ -56,6 +59,7 @@ def _register_processor_vocabulary() -> None:
     """Which of Stripe's invoice reasons open a billing cycle: billing decides with them, never
     naming them itself."""
     register_invoice_reasons(stripe_events.PROCESSOR, stripe_events.INVOICE_REASONS)
+    register_no_payment_retry(square_events.PROCESSOR, square_events.NO_PAYMENT_RETRY)
 
 
 def _register_ledger_hooks() -> None:

@@ -32,6 +32,9 @@ def every_schedule() -> list[tuple[str, dict]]:
         ("dunning: run due steps",
          {"func": "billing.dunning.tasks.run_dunning_task", "schedule_type": Schedule.MINUTES,
           "minutes": settings.DUNNING_RUN_EVERY_MINUTES, "repeats": -1}),
+        # upcoming-charge and expiring-credit notices due now, each once per membership and boundary
+        ("notices: upcoming charge, expiring credit",
+         {"func": "billing.notices.tasks.plan_notices_task", "schedule_type": Schedule.HOURLY, "repeats": -1}),
         # payloads past INBOX_RETENTION_DAYS reduced to ids and outcome (what is due is in the table)
         ("inbox: reduce old payloads",
          {"func": "integrations.tasks.reduce_old_inbox_payloads", "schedule_type": Schedule.DAILY, "repeats": -1}),

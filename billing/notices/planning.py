@@ -1,0 +1,185 @@
+"""Which notices are due, and writing them once. The scheduled run (`plan_notices`) reads, for every
+active membership whose member is at the `notices` automation stage (their home location's, else
+the practice's: `memberships.services.stages`), the renewal (current period end) and the practice's
+notice days; a notice is due from the boundary's date minus those days (in the member's zone) until
+the boundary. For each batch it locks the memberships (SKIP LOCKED: a second run at the same moment
+takes the others), drops what already has its notice, asks the dry run what the boundary would
+expire (`preview_next_boundary`, as the member page does) and writes the notices and their timeline
+events (through which the outbox sends them) in one statement each. The unique constraint
+(membership, kind, boundary date) backs it: a re-run, or two at once, sends nothing twice."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db import transaction
+
+from memberships.models import AutomationStage, Event, EventKind, Membership, MembershipStatus, TierLocationPrice
+from memberships.services import Actor, sql
+from memberships.services.common import record_events
+from memberships.services.refill import preview_next_boundary
+from memberships.services.stages import effective_stage_expression, stages_at_least
+
+from ..dunning.quiet import member_zone
+from ..models import ChannelStatus, MemberNotice, NoticeKind, NoticeSettings, NoticeStatus
+from ..models.notices import DEFAULT_NOTICE_DAYS
+from .wording import day, timeline_label
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200
+SYSTEM = Actor.system("notices")
+
+
+@dataclass(frozen=True)
+class Due:
+    membership_id: int
+    kind: str
+    boundary_date: date
+
+
+def notice_days() -> dict[int, tuple[int, int]]:
+    """(upcoming-charge days, expiring-credit days) of each practice that set its own."""
+    return {row.practice_id: (row.upcoming_charge_days, row.expiring_credit_days)
+            for row in NoticeSettings.objects.all()}
+
+
+def _open_memberships(*, now: datetime, horizon: datetime):
+    return (Membership.objects.filter(status=MembershipStatus.ACTIVE, current_period_end__gt=now,
+                                      current_period_end__lte=horizon)
+            .annotate(notice_stage=effective_stage_expression("member__"))
+            .filter(notice_stage__in=stages_at_least(AutomationStage.NOTICES)))
+
+
+def dues_of(membership: Membership, *, days: dict[int, tuple[int, int]], now: datetime) -> list[Due]:
+    """The notices this membership is due now (before knowing what was already sent)."""
+    member = membership.member
+    zone = member_zone(member)
+    boundary = membership.current_period_end.astimezone(zone).date()
+    today = now.astimezone(zone).date()
+    upcoming, expiring = days.get(member.practice_id, (DEFAULT_NOTICE_DAYS, DEFAULT_NOTICE_DAYS))
+    dues = []
+    if today >= boundary - timedelta(days=upcoming):
+        dues.append(Due(membership.pk, NoticeKind.UPCOMING_CHARGE, boundary))
+    if today >= boundary - timedelta(days=expiring):
+        dues.append(Due(membership.pk, NoticeKind.EXPIRING_CREDIT, boundary))
+    return dues
+
+
+def _already(dues: list[Due]) -> set[Due]:
+    ids = {due.membership_id for due in dues}
+    return {Due(*row) for row in MemberNotice.objects.filter(membership_id__in=ids)
+            .values_list("membership_id", "kind", "boundary_date")}
+
+
+def due_membership_ids(*, now: datetime) -> list[int]:
+    """Memberships with a notice due now that they do not have yet (a read: no lock)."""
+    days = notice_days()
+    widest = max([DEFAULT_NOTICE_DAYS, *(d for pair in days.values() for d in pair)])
+    rows = list(_open_memberships(now=now, horizon=now + timedelta(days=widest + 1))
+                .select_related("member__practice", "member__home_location").order_by("pk"))
+    dues = [due for membership in rows for due in dues_of(membership, days=days, now=now)]
+    done = _already(dues)
+    return sorted({due.membership_id for due in dues if due not in done})
+
+
+def plan_notices(*, now: datetime, batch: int = BATCH) -> dict[str, int]:
+    """The scheduled run: every notice due now, written once. Returns counts by outcome."""
+    counts: dict[str, int] = {}
+    ids = due_membership_ids(now=now)
+    for start in range(0, len(ids), batch):
+        for outcome, n in plan_batch(ids[start:start + batch], now=now).items():
+            counts[outcome] = counts.get(outcome, 0) + n
+    return counts
+
+
+@transaction.atomic
+def plan_batch(membership_ids: list[int], *, now: datetime) -> dict[str, int]:
+    """Lock the batch's memberships (skipping those another run holds), decide again under the lock
+    what is still due and not sent, and write it."""
+    locked = list(_open_memberships(now=now, horizon=now + timedelta(days=31)).filter(pk__in=membership_ids)
+                  .select_related("member__practice", "member__home_location", "tier", "pending_tier")
+                  .select_for_update(skip_locked=True, of=("self",)).order_by("pk"))
+    days = notice_days()
+    dues = [(membership, due) for membership in locked for due in dues_of(membership, days=days, now=now)]
+    done = _already([due for _, due in dues])
+    prices = _location_prices(locked)
+    notices = []
+    for membership, due in dues:
+        if due in done:
+            continue
+        notice = build_notice(membership, due, prices=prices, now=now)
+        if notice is not None:
+            notices.append(notice)
+    if notices:
+        sql.insert_many(notices)
+        record_events([event for notice in notices for event in notice_events(notice, now=now)])
+    counts: dict[str, int] = {}
+    for notice in notices:
+        key = f"{notice.kind}_{notice.status}"
+        counts[key] = counts.get(key, 0) + 1
+    logger.info("notices planned for %s memberships: %s", len(locked), counts)
+    return counts
+
+
+def _location_prices(memberships: list[Membership]) -> dict[tuple[int, int], int]:
+    pairs = {((m.pending_tier_id or m.tier_id), m.price_location_id) for m in memberships if m.price_location_id}
+    if not pairs:
+        return {}
+    rows = TierLocationPrice.objects.filter(tier_id__in={t for t, _ in pairs}, location_id__in={loc for _, loc in pairs})
+    return {(row.tier_id, row.location_id): row.price_cents for row in rows}
+
+
+def build_notice(membership: Membership, due: Due, *, prices: dict, now: datetime) -> MemberNotice | None:
+    """The notice for a due item, with its channels decided: email to an address, SMS with consent
+    and no STOP on file. None when there is nothing to say (a free renewal; nothing would expire)."""
+    member = membership.member
+    tier = membership.pending_tier or membership.tier
+    notice = MemberNotice(practice_id=member.practice_id, member=member, membership=membership, kind=due.kind,
+                          boundary_date=due.boundary_date, boundary_at=membership.current_period_end,
+                          currency=tier.currency, created_at=now)
+    notice.practice = member.practice
+    if due.kind == NoticeKind.UPCOMING_CHARGE:
+        notice.amount_cents = prices.get((tier.pk, membership.price_location_id), tier.price_cents)
+        if notice.amount_cents <= 0:
+            return None
+    else:
+        expiring = {str(sid): q for sid, q in preview_next_boundary(membership=membership, tier=tier).items() if q > 0}
+        if not expiring:
+            return None
+        notice.nudged = expiring
+    notes = []
+    notice.email_status = ChannelStatus.QUEUED if member.email else ChannelStatus.SKIPPED
+    if not member.email:
+        notes.append("no email address")
+    notice.sms_status = ChannelStatus.QUEUED if member.can_receive_sms else ChannelStatus.SKIPPED
+    if not member.can_receive_sms:
+        notes.append("SMS: opted out (STOP)" if member.sms_opted_out_at else
+                     "SMS: no consent" if member.phone else "SMS: no mobile number")
+    queued = ChannelStatus.QUEUED in (notice.email_status, notice.sms_status)
+    notice.status = NoticeStatus.QUEUED if queued else NoticeStatus.SKIPPED
+    notice.note = "; ".join(notes)[:200]
+    return notice
+
+
+def notice_events(notice: MemberNotice, *, now: datetime) -> list[Event]:
+    """One timeline event per queued channel (the outbox's `member_notice` destination sends each),
+    or one that says why nothing was sent. Ids and dates only: no amount, tier or treatment."""
+    label, when = timeline_label(notice.kind), day(notice.boundary_date)
+    base = {"notice_id": notice.pk, "notice_kind": notice.kind}
+    channels = [channel for channel, status in (("email", notice.email_status), ("sms", notice.sms_status))
+                if status == ChannelStatus.QUEUED]
+    if not channels:
+        return [_event(notice, summary=f"{label} not sent ({when}): {notice.note}", payload=base, now=now)]
+    return [_event(notice, summary=f"{label} queued by {'SMS' if channel == 'sms' else 'email'} ({when})",
+                   payload={**base, "channel": channel}, now=now) for channel in channels]
+
+
+def _event(notice: MemberNotice, *, summary: str, payload: dict, now: datetime) -> Event:
+    event = Event(practice_id=notice.practice_id, member=notice.member, membership=notice.membership,
+                  kind=EventKind.NOTE, summary=summary[:300], payload=payload, actor_type=SYSTEM.type,
+                  actor_user_id=None, created_at=now)
+    event.practice = notice.practice      # the outbox's fan-out reads it: spare it a query
+    return event

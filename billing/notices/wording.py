@@ -1,0 +1,59 @@
+"""What a notice says. The practice's name, the amount and the date in the member's zone ("Jan 3"),
+and the member page's sign-in address: never a tier or treatment name (the member page shows the
+detail once they sign in), and the link grants nothing by itself — a notice read days later
+points to "send me a link", not to a single-use link. SMS bodies stay within GSM-7 and, for a
+practice name of usual length, one segment (160 characters)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.conf import settings
+from django.urls import reverse
+
+from memberships.display import format_money
+
+from ..models import MemberNotice, NoticeKind
+
+
+def member_page_url() -> str:
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("portal:me:link")
+
+
+def day(value: date) -> str:
+    return f"{value:%b} {value.day}"
+
+
+def sms_body(notice: MemberNotice) -> str:
+    practice, when, link = notice.practice.name, day(notice.boundary_date), member_page_url()
+    if notice.kind == NoticeKind.UPCOMING_CHARGE:
+        amount = format_money(notice.amount_cents, notice.currency)
+        return f"{practice}: your membership renews on {when} for {amount}. Details: {link} Reply STOP to opt out."
+    return (f"{practice}: you have membership benefits that expire on {when} - see them: {link} "
+            "Reply STOP to opt out.")
+
+
+def email_subject(notice: MemberNotice) -> str:
+    when = day(notice.boundary_date)
+    if notice.kind == NoticeKind.UPCOMING_CHARGE:
+        return f"{notice.practice.name}: your membership renews on {when}"
+    return f"{notice.practice.name}: membership benefits that expire on {when}"
+
+
+def email_body(notice: MemberNotice) -> str:
+    practice, when, link = notice.practice.name, day(notice.boundary_date), member_page_url()
+    hello = f"Hi {notice.member.first_name},\n\n" if notice.member.first_name else "Hello,\n\n"
+    if notice.kind == NoticeKind.UPCOMING_CHARGE:
+        amount = format_money(notice.amount_cents, notice.currency)
+        text = (f"Your {practice} membership renews on {when}, and the card on file will be charged {amount}.\n\n"
+                f"Your balances and the details of your membership are on your member page:\n\n{link}\n\n"
+                "Sign in there with this email address; we send you a link that opens the page.\n")
+    else:
+        text = (f"You have {practice} membership benefits that expire on {when} if they are not used by then.\n\n"
+                f"See which ones, and book before they expire, on your member page:\n\n{link}\n\n"
+                "Sign in there with this email address; we send you a link that opens the page.\n")
+    return f"{hello}{text}\nThank you,\n{practice}\n"
+
+
+def timeline_label(kind: str) -> str:
+    return "Upcoming-charge notice" if kind == NoticeKind.UPCOMING_CHARGE else "Expiring-credit notice"

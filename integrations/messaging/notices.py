@@ -1,0 +1,110 @@
+"""Outbox destination for member notices (`billing.notices`): each queued channel of a notice is a
+timeline event (kind NOTE, payload `notice_id` and `channel`) that becomes one email or one SMS.
+At send time, as for the dunning messages: SMS consent and STOP are checked again (a STOP that came
+in since is honoured; Twilio's 21610 is recorded as an opt-out), the member's quiet hours defer the
+message to their end — the email too: a notice is never sent at night — and an SMS hold defers an
+automated text until a person read the member's reply. A notice whose renewal stopped, moved or
+passed since it was queued is not sent. Needs the `notices` stage (below it: shadowed)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from billing import notices
+from billing.dunning.quiet import quiet_until
+from billing.models import ChannelStatus
+from billing.notices import wording
+from memberships import services as ledger
+from memberships.models import AutomationStage, Event, EventKind
+from memberships.services import Actor
+
+from ..outbox import DeferDelivery, PermanentDeliveryError, RetryableDeliveryError
+from . import email as email_sender
+from . import holds, sms
+
+logger = logging.getLogger(__name__)
+
+
+class MemberNoticeDestination:
+    name = "member_notice"
+
+    def wants(self, event: Event) -> bool:
+        return event.kind == EventKind.NOTE and "notice_id" in event.payload and event.payload.get("channel") in (
+            "email", "sms") and "outcome" not in event.payload
+
+    def required_stage(self, event: Event) -> str:
+        return AutomationStage.NOTICES
+
+    def describe(self, event: Event) -> str:
+        kind = wording.timeline_label(event.payload.get("notice_kind", "")).lower()
+        channel = "SMS" if event.payload.get("channel") == "sms" else "email"
+        return f"send the {kind} by {channel} to member {event.member_id}"
+
+    def deliver(self, event: Event, *, delivery, now: datetime) -> dict:
+        notice = notices.notice_for_sending(event.payload.get("notice_id"))
+        channel = event.payload.get("channel")
+        if notice is None:
+            raise PermanentDeliveryError("no such notice")
+        if notices.channel_status(notice, channel) != ChannelStatus.QUEUED:
+            return {"notice": notice.status, "replay": True}
+        why = notices.no_longer_due(notice, now=now)
+        if why:
+            notices.record_channel(notice_id=notice.pk, channel=channel, status=ChannelStatus.SKIPPED, note=why,
+                                   now=now)
+            return {"skipped": why}
+        member = notice.member
+        if channel == "sms" and not member.can_receive_sms:
+            note = "opted out (STOP)" if member.sms_opted_out_at else "no SMS consent at send time"
+            notices.record_channel(notice_id=notice.pk, channel=channel, status=ChannelStatus.SKIPPED, note=note,
+                                   now=now)
+            return {"skipped": note}
+        until = quiet_until(member=member, now=now)
+        if until is not None:
+            raise DeferDelivery(until, "quiet hours")
+        if channel == "sms":
+            return self._sms(notice, now=now)
+        return self._email(notice, now=now)
+
+    def _sms(self, notice, *, now: datetime) -> dict:
+        member = notice.member
+        if holds.is_held(member.pk):
+            raise DeferDelivery(now + holds.RECHECK, "held: a reply of the member waits for staff")
+        try:
+            result = sms.send_sms(to=member.phone, body=wording.sms_body(notice))
+        except sms.SmsRecipientOptedOut as exc:
+            ledger.record_sms_opt_out(member=member, actor=Actor.system("sms"), now=now,
+                                      source=f"provider code {exc.code}" if exc.code else "opt-out")
+            notices.record_channel(notice_id=notice.pk, channel="sms", status=ChannelStatus.SKIPPED,
+                                   note="the number opted out", now=now)
+            return {"opted_out": True, "error_code": exc.code}
+        except sms.SmsUnavailable as exc:
+            raise RetryableDeliveryError(str(exc)) from exc
+        except sms.SmsError as exc:
+            notices.record_channel(notice_id=notice.pk, channel="sms", status=ChannelStatus.FAILED,
+                                   note=f"refused ({exc.code})" if exc.code else "refused", now=now)
+            raise PermanentDeliveryError(str(exc)) from exc
+        notices.record_channel(notice_id=notice.pk, channel="sms", status=ChannelStatus.SENT, now=now)
+        logger.info("notice %s sent by sms to member %s", notice.pk, member.pk)
+        return {"provider_id": result.provider_id}
+
+    def _email(self, notice, *, now: datetime) -> dict:
+        member = notice.member
+        if not member.email:
+            notices.record_channel(notice_id=notice.pk, channel="email", status=ChannelStatus.SKIPPED,
+                                   note="no email address", now=now)
+            return {"skipped": "no email"}
+        try:
+            ref = email_sender.send_email(to=member.email, subject=wording.email_subject(notice),
+                                          body=wording.email_body(notice), message_ref=f"member-notice-{notice.pk}")
+        except email_sender.EmailUnavailable as exc:
+            raise RetryableDeliveryError(str(exc)) from exc
+        notices.record_channel(notice_id=notice.pk, channel="email", status=ChannelStatus.SENT, now=now)
+        logger.info("notice %s sent by email to member %s", notice.pk, member.pk)
+        return {"provider_id": ref}
+
+    def on_dead(self, event: Event, *, delivery, now: datetime) -> None:
+        """Retries exhausted (the provider stayed down): the channel failed, for the notice's record."""
+        channel = event.payload.get("channel")
+        notices.record_channel(notice_id=event.payload.get("notice_id"), channel=channel,
+                               status=ChannelStatus.FAILED, note="could not be delivered", now=now)
