@@ -41,6 +41,12 @@ class MembershipNotRedeemable(LedgerError):
     http_status = 409
 
 
+class NotRedeemableHere(MembershipNotRedeemable):
+    """The tier's benefits are redeemable only at the member's home location, and this is not it."""
+
+    code = "not_redeemable_here"
+
+
 class IllegalTransition(LedgerError):
     code = "illegal_transition"
     http_status = 409

@@ -36,10 +36,18 @@ class Actor:
     user: AbstractBaseUser | None = None
     label: str = ""
     ip_address: str | None = None         # where a staff member's request came from (the audit row)
+    # Where a staff member works now (StaffProfile: the location chosen at sign-in, and its practice):
+    # recorded on the entries, holds, enrollments and audit rows they write.
+    location_id: int | None = None
+    practice_id: int | None = None
 
     @classmethod
     def staff(cls, user, *, ip_address: str | None = None) -> "Actor":
-        return cls(type=ActorType.STAFF, user=user, label=user.get_username(), ip_address=ip_address)
+        """A staff member, at the location their profile names (read from the user's profile, which
+        the staff pages have already loaded: no query of its own there)."""
+        profile = getattr(user, "staff_profile", None)
+        return cls(type=ActorType.STAFF, user=user, label=user.get_username(), ip_address=ip_address,
+                   location_id=getattr(profile, "location_id", None), practice_id=getattr(profile, "practice_id", None))
 
     @classmethod
     def system(cls, label: str = "system") -> "Actor":
@@ -123,7 +131,8 @@ def write_audit(*, actor: Actor, action: str, obj=None, member: Member | None = 
     return AuditLog.objects.create(
         user=actor.user, action=action, object_type=type(obj).__name__ if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "", member_id=member.pk if member is not None else member_id,
-        detail=_by_member(actor, detail), ip_address=actor.ip_address, created_at=now)
+        detail=_by_member(actor, detail), ip_address=actor.ip_address, location_id=actor.location_id,
+        created_at=now)
 
 
 def _by_member(actor: Actor, detail: dict | None) -> dict:
@@ -148,7 +157,8 @@ def write_view_audit(*, actor: Actor, action: str, members, now: datetime, obj=N
         rows.append(AuditLog(
             user=actor.user, action=action, object_type=type(obj).__name__ if obj is not None else "",
             object_id=str(obj.pk) if obj is not None else "", member_id=member_id,
-            detail=_by_member(actor, detail), ip_address=actor.ip_address, created_at=now))
+            detail=_by_member(actor, detail), ip_address=actor.ip_address, location_id=actor.location_id,
+            created_at=now))
     return AuditLog.objects.bulk_create(rows) if rows else []
 
 
@@ -261,7 +271,8 @@ def new_entry(*, membership: Membership, service_id: int, kind: str, quantity: i
         membership=membership, service_id=service_id, kind=kind, source=source, quantity=quantity,
         frozen_quantity=frozen_quantity, balance_after=balance_after, lot=lot, reverses=reverses,
         cycle_key=cycle_key, actor_type=actor.type, actor_user_id=actor.user_id, actor_label=actor.label[:100],
-        reason=reason[:300], dispute=dispute, idempotency_key=idempotency_key, created_at=now)
+        reason=reason[:300], dispute=dispute, location_id=actor.location_id, idempotency_key=idempotency_key,
+        created_at=now)
 
 
 def write_entry(*, membership: Membership, service_id: int, kind: str, quantity: int, balance_after: int,

@@ -59,7 +59,7 @@ def enroll_member(*, member: Member, tier: Tier, actor: Actor, idempotency_key: 
         raise IllegalTransition("This member already has an open membership; change its tier instead.")
     membership = Membership.objects.create(
         member=member, tier=tier, status=MembershipStatus.PENDING, started_at=now,
-        processor_subscription_id=processor_subscription_id,
+        processor_subscription_id=processor_subscription_id, enrolled_location_id=actor.location_id,
     )
     EntitlementBalance.objects.bulk_create(
         [EntitlementBalance(membership=membership, service_id=b.service_id)

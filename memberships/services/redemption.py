@@ -11,16 +11,21 @@ from memberships.errors import (
     IllegalTransition,
     InsufficientBalance,
     MembershipNotRedeemable,
+    NotRedeemableHere,
     StaleChart,
     ServiceNotIncluded,
 )
 from memberships.models import (
+    ActorType,
     EntitlementBalance,
     EntryKind,
     EventKind,
     LedgerEntry,
+    Location,
     Membership,
     MembershipStatus,
+    Practice,
+    RedeemableAt,
     RedemptionWhenPastDue,
     Reservation,
     ReservationStatus,
@@ -85,6 +90,39 @@ def check_redeemable(*, membership: Membership, service: Service, now: datetime,
         raise ServiceNotIncluded(f"{membership.tier.name} does not include {service.name}.")
 
 
+def _rule_applies(membership: Membership, actor: Actor) -> bool:
+    """Whether the tier's "only at the home location" rule has a staff member to judge (the record's
+    and the system's spending is not at a desk). Without the tier at hand: assume it may."""
+    if actor.type != ActorType.STAFF:
+        return False
+    if not Membership._meta.get_field("tier").is_cached(membership):
+        return True
+    return membership.tier.redeemable_at == RedeemableAt.HOME
+
+
+def check_location(*, membership: Membership, actor: Actor) -> None:
+    """Raise NotRedeemableHere when the tier's benefits are redeemable only at the member's home
+    location and the staff member works elsewhere: at another location, or at another practice of
+    the group with no location chosen. Where the location is not known (not chosen, or the member has
+    no home location), staff of the member's own practice may redeem, as before locations existed.
+    `membership` must carry `member` and `tier` (the lock's). A refusal names where they may."""
+    if not _rule_applies(membership, actor) or membership.tier.redeemable_at != RedeemableAt.HOME:
+        return
+    member = membership.member
+    here, home = actor.location_id, member.home_location_id
+    if here is not None and home is not None:
+        if here == home:
+            return
+    elif actor.practice_id is None or actor.practice_id == member.practice_id:
+        return
+    if home is not None:
+        where = Location.objects.filter(pk=home).values_list("name", flat=True).first()
+    else:
+        where = Practice.objects.filter(pk=member.practice_id).values_list("name", flat=True).first()
+    raise NotRedeemableHere(f"{membership.tier.name}'s benefits are redeemable only at {where}.",
+                            membership_id=membership.pk, location_id=here)
+
+
 def _spend(*, membership: Membership, service: Service, quantity: int, from_reserved: bool,
            actor: Actor, reason: str, idempotency_key: str, now: datetime) -> LedgerEntry:
     new_balance = move_balance(
@@ -130,11 +168,13 @@ def redeem_entitlement(*, membership: Membership, service: Service, quantity: in
     first entry and spends nothing; N concurrent redemptions of the last unit let exactly one through."""
     require_positive(quantity)
     reason = reason or "Redeemed at the front desk"
-    # The common case (an active member, one lot) in one database call; anything else, under the lock.
-    entry = redeem_in_one_call(membership=membership, service=service, quantity=quantity, actor=actor,
-                               idempotency_key=idempotency_key, now=now, reason=reason)
-    if entry is not None:
-        return entry
+    # The common case (an active member, one lot, no location rule to judge) in one database call;
+    # anything else, under the lock.
+    if not _rule_applies(membership, actor):
+        entry = redeem_in_one_call(membership=membership, service=service, quantity=quantity, actor=actor,
+                                   idempotency_key=idempotency_key, now=now, reason=reason)
+        if entry is not None:
+            return entry
     return _redeem_under_lock(membership=membership, service=service, quantity=quantity, actor=actor,
                               reason=reason, idempotency_key=idempotency_key, now=now)
 
@@ -146,6 +186,7 @@ def _redeem_under_lock(*, membership: Membership, service: Service, quantity: in
                        idempotency_key: str, now: datetime) -> LedgerEntry:
     locked = _lock_membership(membership, service)
     check_redeemable(membership=locked, service=service, now=now)
+    check_location(membership=locked, actor=actor)
     return _spend(membership=locked, service=service, quantity=quantity, from_reserved=False,
                   actor=actor, reason=reason, idempotency_key=idempotency_key, now=now)
 
@@ -170,6 +211,7 @@ def redeem_at_desk(*, membership: Membership, service: Service, quantity: int, a
         replay = replay_entry(idempotency_key, kind=EntryKind.REDEEM)
         if replay is not None:
             return Redeemed(entry=replay, replayed=True)
+        check_location(membership=locked, actor=actor)
         if LedgerEntry.objects.filter(membership_id=locked.pk, service_id=service.pk, id__gt=chart_version).exists():
             raise StaleChart(f"{service.name} changed since this chart was opened (another desk or the record may "
                              "have just used it). Check the balance and the timeline, then redeem again if it is "
@@ -196,13 +238,14 @@ def reserve_entitlement(*, membership: Membership, service: Service, quantity: i
         if existing is not None:
             return existing
         check_redeemable(membership=locked, service=service, now=now)
+        check_location(membership=locked, actor=actor)
         if move_balance(membership_id=locked.pk, service_id=service.pk, delta=0, reserved_delta=quantity,
                         require_available=quantity) is None:
             raise InsufficientBalance(f"Not enough {service.name} available to hold {quantity}.",
                                       membership_id=locked.pk, service_id=service.pk)
         reservation = Reservation.objects.create(
             membership=locked, service=service, quantity=quantity, idempotency_key=idempotency_key,
-            external_ref=external_ref, created_at=now,
+            external_ref=external_ref, location_id=actor.location_id, created_at=now,
         )
         record_event(
             membership=locked, kind=EventKind.RESERVED,

@@ -64,13 +64,13 @@ def redeem_in_one_call(*, membership: Membership, service: Service, quantity: in
         membership=membership, service=service, kind=EntryKind.REDEEM, source="", quantity=-quantity,
         frozen_quantity=0, balance_after=balance, lot_id=lot_id, reverses=None, cycle_key="", actor_type=actor.type,
         actor_user_id=actor.user_id, actor_label=actor.label[:100], reason=reason[:300], dispute=False,
-        idempotency_key=idempotency_key, created_at=now)
+        location_id=actor.location_id, idempotency_key=idempotency_key, created_at=now)
     return sql.written(entry, pk=entry_id)
 
 
 def _call(membership, service, quantity, actor, key, now, reason, summary):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT * FROM ledger_redeem_walk_in(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        cursor.execute("SELECT * FROM ledger_redeem_walk_in(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                        [membership.pk, membership.member_id, membership.member.practice_id, service.pk, quantity, key,
-                        actor.type, actor.user_id, actor.label[:100], reason[:300], summary, now])
+                        actor.type, actor.user_id, actor.label[:100], reason[:300], summary, now, actor.location_id])
         return cursor.fetchone()

@@ -7,10 +7,11 @@ import uuid
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db.models import Subquery
 from django.utils import timezone
 
 from memberships.client_ip import client_ip  # noqa: F401  (the one reading of the client's address)
-from memberships.models import AuditLog, Practice
+from memberships.models import AuditLog, Practice, StaffProfile
 from memberships.selectors import practice_scope
 
 
@@ -44,9 +45,11 @@ def practice_for(user) -> Practice:
 
 
 def audit(request, *, action: str, obj=None, member=None, detail: dict | None = None) -> AuditLog:
-    """One append-only row per chart read and per change: who, what, when (ids only)."""
-    return AuditLog.objects.create(
+    """One append-only row per chart read and per change: who, what, when, where (ids only)."""
+    location = _location_of(request.user)
+    row = AuditLog.objects.create(
         user=request.user if request.user.is_authenticated else None,
+        location_id=location,
         action=action,
         object_type=type(obj).__name__ if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
@@ -55,6 +58,19 @@ def audit(request, *, action: str, obj=None, member=None, detail: dict | None = 
         ip_address=client_ip(request),
         created_at=timezone.now(),
     )
+    if isinstance(location, Subquery):
+        row.__dict__.pop("location_id")      # deferred: read back from the row when asked
+    return row
+
+
+def _location_of(user):
+    """Where the staff user works now (their profile's location): the value when this request has
+    read the profile already, else a subquery the audit row's INSERT evaluates (no query of its own)."""
+    if not user.is_authenticated:
+        return None
+    if StaffProfile._meta.get_field("user").remote_field.is_cached(user):
+        return getattr(getattr(user, "staff_profile", None), "location_id", None)
+    return Subquery(StaffProfile.objects.filter(user_id=user.pk).values("location_id")[:1])
 
 
 def audit_view(request, *, action: str, members, obj=None, detail: dict | None = None) -> list[AuditLog]:
