@@ -16,6 +16,9 @@ ROLE_PERMISSIONS = {
                     "view_group_dashboard"],
 }
 
+# Held by the group manager alone: a practice's manager has every other "view_" permission of the admin.
+GROUP_ONLY = ["view_group_dashboard"]
+
 # What a manager configures in the admin (add/change), beside viewing everything of our apps there.
 MANAGER_CONFIGURES = ["change_practice"] + [
     f"{verb}_{model}"
@@ -33,6 +36,8 @@ def ensure_roles(**kwargs) -> None:
         group, _ = Group.objects.get_or_create(name=role)
         wanted = Q(content_type__app_label="memberships", codename__in=codenames)
         if role in (MANAGER, GROUP_MANAGER):
-            wanted |= Q(content_type__app_label__in=ADMIN_APPS, codename__startswith="view_")
+            # Viewing everything in the admin, but not the group: `view_group_dashboard` is a role's own.
+            wanted |= Q(content_type__app_label__in=ADMIN_APPS, codename__startswith="view_") & ~Q(
+                content_type__app_label="memberships", codename__in=GROUP_ONLY)
             wanted |= Q(content_type__app_label="memberships", codename__in=MANAGER_CONFIGURES)
         group.permissions.set(Permission.objects.filter(wanted))

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
-from .views import login, member_requests, two_factor
+from .views import location, login, member_requests, two_factor
 
 app_name = "memberships"
 urlpatterns = [
@@ -10,6 +10,7 @@ urlpatterns = [
     path("login/code/", two_factor.verify, name="two_factor_verify"),
     path("login/two-factor-setup/", two_factor.setup, name="two_factor_setup"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("location/", location.choose, name="choose_location"),
     path("", views.home, name="home"),
     path("members/new/", views.enroll_new, name="enroll_new"),
     path("members/<int:member_id>/", views.chart, name="chart"),

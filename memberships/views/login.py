@@ -14,6 +14,8 @@ from django.utils import timezone
 from memberships.login_throttle import attempts_left, lock_lifts_in
 from memberships.two_factor import requires_two_factor, second_factor_url
 
+from .location import after_sign_in
+
 
 def _minutes(delta) -> int:
     return max(1, math.ceil(delta.total_seconds() / 60))
@@ -24,9 +26,12 @@ class StaffLoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def get_success_url(self):
-        """A manager goes on to the second factor (the code, or setting up an authenticator)."""
+        """A manager goes on to the second factor (the code, or setting up an authenticator); then,
+        on signing in, anyone whose practice has locations to where they work today."""
         url = super().get_success_url()
         user = self.request.user
+        if self.request.method == "POST":
+            url = after_sign_in(user, url)
         return second_factor_url(user, url) if requires_two_factor(user) else url
 
     def form_invalid(self, form):
