@@ -82,6 +82,8 @@ ROUTES: dict[str, Route] = {
     "memberships:logout": R("signin", method="POST", ok=(200, 302)),
     "memberships:two_factor_verify": R("signin", ok=(200, 302)),
     "memberships:two_factor_setup": R("signin", ok=(200, 302)),
+    # where I work today: after signing in, and from the header (tests/groups/test_location_choice.py)
+    "memberships:choose_location": R("signin", ok=(200, 302)),
     # the chart side
     "memberships:home": R("staff", "view_chart"),
     "memberships:chart": R("staff", "view_chart", member_id="member"),
