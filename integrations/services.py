@@ -33,6 +33,10 @@ def card_link(*, membership: Membership, now: datetime) -> str:
     if starting and not membership.member.practice.stage_at_least(AutomationStage.TIER_SYNC):
         raise NotAllowed("Automatic subscription changes are off for this practice, so a subscription is not "
                          "started from here: start it in the processor's dashboard.")
+    if membership.member.practice.processor == "square":   # our page with Square's card fields
+        from .processors.square_cards import card_page_url
+
+        return card_page_url(membership=membership)
     processor = sync.get_processor()
     key = f"card-link:{membership.pk}:{int(now.timestamp())}"
     try:

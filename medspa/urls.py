@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/v1/", include("memberships.api_urls")),
     path("webhooks/twilio/", include("integrations.messaging.urls")),
     path("webhooks/", include("integrations.urls")),
+    path("billing/card/square/", include("integrations.processors.square_card_urls")),
     path("billing/card/", include("integrations.processors.card_link_urls")),
     path("manage/dunning/policy/", include("billing.dunning.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

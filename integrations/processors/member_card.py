@@ -17,4 +17,13 @@ def member_card_update_url(*, member, return_url: str) -> str:
     """A fresh hosted page (it lives for minutes) for the member's own customer at the processor."""
     if not member.processor_customer_id:
         raise NoProcessorCustomer(member.pk)
+    if member.practice.processor == "square":         # our page with Square's card fields
+        from memberships.selectors import current_membership
+
+        from .square_cards import card_page_url, open_membership
+
+        membership = current_membership(member=member)
+        if membership is None or open_membership(membership.pk) is None:
+            raise NoProcessorCustomer(member.pk)
+        return card_page_url(membership=membership, back_url=return_url)
     return get_dunning_processor().card_update_url(customer_id=member.processor_customer_id, return_url=return_url)

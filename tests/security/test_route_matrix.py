@@ -52,6 +52,8 @@ ROUTES: dict[str, Route] = {
     "healthz": R("public", ok=(200, 503)),
     "card_update": R("public", ok=(404,), token="not-a-token"),
     "card_update_done": R("public", ok=(404,), token="not-a-token"),
+    # a Square practice's card page (Square's Web Payments SDK): the signed link is the key
+    "square_card:page": R("public", ok=(404,), token="not-a-token"),
     "schema": R("public", ok=(200, 302, 401, 403)),
     "api-docs": R("public", ok=(200, 302, 401, 403)),
     "api:not-found": R("public", ok=(401, 403, 404)),
