@@ -12,7 +12,7 @@ from billing.metrics import payback_weeks
 from billing.models import Discrepancy
 from billing.reconciliation.runs import resolve_discrepancy, run_reconciliation
 from memberships import services
-from tests.factories import TierBenefitFactory, TierFactory, active_membership
+from tests.factories import PracticeFactory, TierBenefitFactory, TierFactory, active_membership
 
 from .test_import import GOOD_CSV, run
 from .test_reconciliation_scenario import import_csv, make_sub
@@ -138,3 +138,91 @@ def test_downgraded_member_still_billed_the_old_rate_is_a_tier_change_billing_er
     this_week = payback_weeks(practice_id=practice.pk, now=NOW)[-1]
     assert this_week.tier_billing_errors == 1
     assert this_week.discrepancies_found == len(kinds)
+
+
+# --- staff hours saved, month by month (billing.metrics.payback.staff_time_saved) --------------------
+
+def _page_view(member, at):
+    """What the member's own page writes each time it is shown (portal/me/views.py)."""
+    from memberships.services.common import write_view_audit
+
+    write_view_audit(actor=services.Actor.member(member), action="member_page_view", members=[member], now=at)
+
+
+def _gone_discrepancy(practice, n, at, *, resolved_by=None):
+    from billing.models import ReconciliationRun
+
+    run = ReconciliationRun.objects.create(practice=practice, started_at=at - 24 * HOUR)
+    return Discrepancy.objects.create(
+        practice=practice, fingerprint=f"{n:064d}", kind="balance_mismatch", message="balance differs",
+        first_seen_run=run, last_seen_run=run, first_seen_at=at - 24 * HOUR, last_seen_at=at - 24 * HOUR,
+        gone_at=at, resolved_at=at - HOUR if resolved_by else None, resolved_by=resolved_by)
+
+
+def _request(membership, at, *, self_serve):
+    from memberships.services.member_requests import file_member_request
+
+    practice = membership.member.practice
+    practice.member_requests_self_serve = self_serve
+    practice.save(update_fields=["member_requests_self_serve"])
+    return file_member_request(membership=membership, kind="cancel", reason="price",
+                               actor=services.Actor.member(membership.member),
+                               idempotency_key=f"req:{membership.pk}:{at:%Y%m%d}", now=at)
+
+
+def by_month(saved):
+    return {m.month.isoformat(): m for m in saved.months}
+
+
+def test_staff_time_saved_counts_what_needed_no_staff_month_by_month(glow, practice, manager):
+    from billing.metrics.payback import StaffMinutes, staff_time_saved
+    from memberships.services.common import write_view_audit
+
+    la = ZoneInfo("America/Los_Angeles")
+    ana, ben, cy = (active_membership(tier=glow[0], now=NOW - timedelta(days=200)) for _ in range(3))
+    _page_view(ana.member, datetime(2026, 11, 2, 9, 0, tzinfo=la))
+    _page_view(ana.member, datetime(2026, 11, 2, 18, 0, tzinfo=la))     # the same day again: one look-up
+    _page_view(ana.member, datetime(2026, 11, 3, 9, 0, tzinfo=la))      # the next day: another
+    _page_view(ben.member, datetime(2026, 11, 2, 9, 5, tzinfo=la))
+    _page_view(ben.member, datetime(2026, 10, 15, 9, 0, tzinfo=la))
+    write_view_audit(actor=services.Actor.staff(manager), action="chart", members=[cy.member],   # staff reading
+                     now=datetime(2026, 11, 2, 9, 0, tzinfo=la))
+    _gone_discrepancy(practice, 1, datetime(2026, 11, 4, 3, 0, tzinfo=la))           # the nightly run closed it
+    _gone_discrepancy(practice, 2, datetime(2026, 11, 5, 3, 0, tzinfo=la), resolved_by=manager)   # staff did
+    _gone_discrepancy(practice, 3, datetime(2026, 9, 5, 3, 0, tzinfo=la))
+    _request(ana, datetime(2026, 11, 6, 10, 0, tzinfo=la), self_serve=True)           # applied at once
+    _request(ben, datetime(2026, 11, 6, 11, 0, tzinfo=la), self_serve=False)          # waits for staff
+    other = PracticeFactory(slug="elsewhere")
+    elsewhere = active_membership(tier=TierFactory(practice=other, code="x"), now=NOW - timedelta(days=30))
+    _page_view(elsewhere.member, datetime(2026, 11, 2, 9, 0, tzinfo=la))
+    _gone_discrepancy(other, 4, datetime(2026, 11, 4, 3, 0, tzinfo=la))
+
+    saved = staff_time_saved(practice_id=practice.pk, now=NOW, zone=la,
+                             rates=StaffMinutes(balance_lookup=4, reconciliation_item=6, self_served_request=10,
+                                                hourly_cost_cents=3000))
+    months = by_month(saved)
+    assert len(saved.months) == 12 and saved.months[-1].month.isoformat() == "2026-11-01"
+    nov, oct_, sep = months["2026-11-01"], months["2026-10-01"], months["2026-09-01"]
+    assert (nov.balance_lookups, nov.reconciliation_closed, nov.self_served_requests) == (3, 1, 1)
+    assert nov.minutes == 3 * 4 + 6 + 10 and nov.cost_cents == 1400 and nov.hours == 0.5
+    assert (oct_.balance_lookups, oct_.reconciliation_closed, sep.reconciliation_closed) == (1, 0, 1)
+    assert saved.total_minutes == 28 + 4 + 6 and saved.total_cost_cents == 1900
+    everyone = staff_time_saved(practice_id=None, now=NOW, zone=la)
+    assert by_month(everyone)["2026-11-01"].balance_lookups == 4 and by_month(everyone)["2026-11-01"].reconciliation_closed == 2
+
+
+def test_staff_time_days_and_months_are_the_practice_time_zone(glow, practice, settings):
+    from billing.metrics.payback import staff_time_saved
+
+    settings.STAFF_MINUTES_PER_BALANCE_LOOKUP, settings.STAFF_HOURLY_COST_CENTS = 15, 6000
+    practice.timezone = "Asia/Tokyo"
+    practice.save(update_fields=["timezone"])
+    member = active_membership(tier=glow[0], now=NOW - timedelta(days=60)).member
+    # 31 October 14:30 and 16:30 UTC: the same day in Los Angeles (October), two days in Tokyo (31 Oct, 1 Nov).
+    _page_view(member, datetime(2026, 10, 31, 14, 30, tzinfo=UTC))
+    _page_view(member, datetime(2026, 10, 31, 16, 30, tzinfo=UTC))
+    months = by_month(staff_time_saved(practice_id=practice.pk, now=NOW))
+    assert (months["2026-10-01"].balance_lookups, months["2026-11-01"].balance_lookups) == (1, 1)
+    assert months["2026-11-01"].minutes == 15 and months["2026-11-01"].cost_cents == 1500   # the settings' rates
+    in_la = by_month(staff_time_saved(practice_id=practice.pk, now=NOW, zone=ZoneInfo("America/Los_Angeles")))
+    assert (in_la["2026-10-01"].balance_lookups, in_la["2026-11-01"].balance_lookups) == (1, 0)
