@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from billing import metrics
 from billing.dunning import selectors as dunning_selectors
 from billing.dunning import staff_actions
+from billing.metrics.nudges import nudge_effect
 from billing.reconciliation.selectors import reconciliation_status, reconciliation_trend
 from billing.models import DiscrepancyKind, DunningCase
 from memberships.errors import LedgerError
@@ -97,6 +98,7 @@ def dashboard(request):
         "members_now": members.total_members[-1] if members.months else 0,
         "all_practices": scope is None,
         "attention": metrics.needs_attention(practice_id=scope, now=now),
+        "nudges": nudge_effect(practice_id=scope, now=now, zone=zone),
         **(_reconciliation(practice, metrics.practice_zone(practice)) if practice else {}),
     }
     return render(request, "billing/dashboard.html", context)
