@@ -24,6 +24,7 @@ from .models import (
     Location,
     Member,
     Membership,
+    Organization,
     Practice,
     Reservation,
     Service,
@@ -32,6 +33,7 @@ from .models import (
     TierBenefit,
 )
 from .admin_audit import AuditedMemberPages
+from .services.locations import group_practice_ids
 from .views.common import client_ip
 
 
@@ -39,24 +41,36 @@ def _user_practice_id(request) -> int | None:
     return getattr(getattr(request.user, "staff_profile", None), "practice_id", None)
 
 
+def _user_practice_ids(request) -> list[int]:
+    """The practices the user manages in the admin: a group manager's, every practice of the group;
+    anyone else's, their practice (none without a profile)."""
+    group = group_practice_ids(request.user)
+    if group:
+        return group
+    practice_id = _user_practice_id(request)
+    return [practice_id] if practice_id is not None else []
+
+
 class PracticeChoices:
-    """Form choices limited to the user's practice (a superuser chooses among all): for admins and
-    their inlines alike."""
+    """Form choices limited to the user's practice — a group manager's, their group's practices (a
+    superuser chooses among all): for admins and their inlines alike."""
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if not request.user.is_superuser:
-            practice_id = _user_practice_id(request)
+            practice_ids = _user_practice_ids(request)
             related = db_field.related_model
             if related is Practice:
-                kwargs["queryset"] = Practice.objects.filter(pk=practice_id)
+                kwargs["queryset"] = Practice.objects.filter(pk__in=practice_ids)
             elif related in (Location, Service, Tier, Member):
-                kwargs["queryset"] = related.objects.filter(practice_id=practice_id)
+                kwargs["queryset"] = related.objects.filter(practice_id__in=practice_ids)
+            elif related is Organization:
+                kwargs["queryset"] = Organization.objects.none()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class PracticeScopedAdmin(PracticeChoices, admin.ModelAdmin):
-    """A manager sees and edits only their own practice's rows (a superuser sees all), and can only
-    pick their own practice in forms."""
+    """A manager sees and edits only their own practice's rows — a group manager, every practice's of
+    the group (a superuser sees all) — and can only pick those practices in forms."""
 
     practice_path = "practice"
 
@@ -70,10 +84,10 @@ class PracticeScopedAdmin(PracticeChoices, admin.ModelAdmin):
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
             return queryset
-        practice_id = _user_practice_id(request)
-        if practice_id is None:
+        practice_ids = _user_practice_ids(request)
+        if not practice_ids:
             return queryset.none()
-        return queryset.filter(**{self.practice_path: practice_id})
+        return queryset.filter(**{f"{self.practice_path}__in": practice_ids})
 
 
 class ReadOnlyAdmin(PracticeScopedAdmin):
@@ -114,8 +128,9 @@ class PracticeAdmin(TimeZoneFieldAdmin):
     prepopulated_fields = {"slug": ["name"]}
 
     def get_readonly_fields(self, request, obj=None):
-        # The stage moves one step at a time, confirmed and audited, on the rollout page.
-        return [] if request.user.is_superuser else ["automation_stage"]
+        # The stage moves one step at a time, confirmed and audited, on the rollout page; which group
+        # a practice belongs to decides who manages it: a superuser's choice.
+        return [] if request.user.is_superuser else ["automation_stage", "organization"]
 
 
 @admin.register(Location)
@@ -123,9 +138,26 @@ class LocationAdmin(TimeZoneFieldAdmin):
     list_display = ["name", "practice", "timezone"]
 
 
+class StaffProfileForm(forms.ModelForm):
+    """Where a staff member works must be a clinic of their practice, and a group manager's practice
+    one of their group's."""
+
+    def clean(self):
+        cleaned = super().clean()
+        practice, location, organization = (cleaned.get("practice"), cleaned.get("location"),
+                                            cleaned.get("organization"))
+        if practice is not None and location is not None and location.practice_id != practice.pk:
+            self.add_error("location", f"{location} is a location of {location.practice}, not of {practice}.")
+        if practice is not None and organization is not None and practice.organization_id != organization.pk:
+            self.add_error("organization", f"{practice} is not a practice of {organization}.")
+        return cleaned
+
+
 @admin.register(StaffProfile)
 class StaffProfileAdmin(admin.ModelAdmin):
     """Which practice a user works for decides everything they can see: superusers only."""
+
+    form = StaffProfileForm
 
     def has_module_permission(self, request):
         return request.user.is_superuser

@@ -10,3 +10,4 @@ class StaffAdminConfig(AdminConfig):
     def ready(self):
         super().ready()
         from memberships import admin_tokens  # noqa: F401  (registers ApiTokenAdmin)
+        from memberships import admin_groups  # noqa: F401  (registers OrganizationAdmin)
