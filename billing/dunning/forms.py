@@ -6,6 +6,8 @@ from django import forms
 
 from billing.models import DunningPolicy, ExhaustedAction
 
+from .processor_retries import no_payment_retry
+
 
 def _split(text: str) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
@@ -43,7 +45,13 @@ class DunningPolicyForm(forms.Form):
             "email_subject_template": policy.email_subject_template,
             "email_body_template": policy.email_body_template,
         }
-        return cls(data=data, initial=initial)
+        form = cls(data=data, initial=initial)
+        no_retry = no_payment_retry(policy.practice)
+        if no_retry:      # the processor takes no payment retry: the box stays ticked, and says why
+            field = form.fields["use_processor_retries"]
+            field.disabled, field.help_text = True, no_retry
+            form.initial["use_processor_retries"] = True
+        return form
 
     def clean_retry_offsets_days(self):
         parts = _split(self.cleaned_data["retry_offsets_days"])

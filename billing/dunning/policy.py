@@ -17,6 +17,7 @@ from memberships.services import Actor
 from memberships.services.common import write_audit
 
 from .errors import InvalidPolicy
+from .processor_retries import no_payment_retry
 
 TEMPLATE_VARIABLES = ("first_name", "practice_name", "card_update_link")
 EDITABLE_FIELDS = (
@@ -28,12 +29,30 @@ _VAR = re.compile(r"{{\s*([^}|\s]+)[^}]*}}")
 
 def current_policy(*, practice: Practice, now: datetime) -> DunningPolicy:
     policy = DunningPolicy.objects.filter(practice=practice, is_current=True).first()
-    if policy is not None:
+    if policy is not None and (policy.use_processor_retries or not no_payment_retry(practice)):
         return policy
     with transaction.atomic():
         Practice.objects.select_for_update().get(pk=practice.pk)  # one first version, even when raced
         policy = DunningPolicy.objects.filter(practice=practice, is_current=True).first()
-        return policy or DunningPolicy.objects.create(practice=practice, version=1, is_current=True, created_at=now)
+        if policy is None:
+            return DunningPolicy.objects.create(practice=practice, version=1, is_current=True, created_at=now,
+                                                use_processor_retries=bool(no_payment_retry(practice)))
+        return _leave_retries_to_processor(policy, practice=practice, now=now)
+
+
+def _leave_retries_to_processor(policy: DunningPolicy, *, practice: Practice, now: datetime) -> DunningPolicy:
+    """A practice whose processor takes no payment retry (it moved to one, keeping a policy that
+    retries) gets a new version that leaves them to the processor, with a system audit row."""
+    if policy.use_processor_retries or not no_payment_retry(practice):
+        return policy
+    DunningPolicy.objects.filter(pk=policy.pk).update(is_current=False)
+    values = {**policy_values(policy), "use_processor_retries": True}
+    new = DunningPolicy.objects.create(practice=practice, version=policy.version + 1, is_current=True,
+                                       created_at=now, **values)
+    write_audit(actor=Actor.system("dunning policy"), action="dunning_policy_updated", obj=new, now=now,
+                detail={"version": new.version, "changed": ["use_processor_retries"],
+                        "why": "the processor takes no payment retry"})
+    return new
 
 
 def plan_steps(case: DunningCase, policy: DunningPolicy) -> None:
@@ -95,6 +114,9 @@ def validate_policy_values(*, practice: Practice, values: dict[str, Any]) -> dic
         errors["step_channels"] = f"Each step is one of: {', '.join(StepChannels.values)}."
     elif isinstance(offsets, list) and len(channels) != len(offsets):
         errors["step_channels"] = f"Give one channel choice per retry offset ({len(offsets)})."
+    no_retry = no_payment_retry(practice)
+    if no_retry and not values.get("use_processor_retries"):
+        errors["use_processor_retries"] = no_retry
     if values.get("exhausted_action") not in ExhaustedAction.values:
         errors["exhausted_action"] = f"Choose one of: {', '.join(ExhaustedAction.values)}."
     exhaust = values.get("exhaust_after_days")

@@ -20,7 +20,7 @@ from billing.dunning import links
 from billing.dunning.selectors import case_for_card_link
 from billing.models import DunningCaseStatus
 
-from .dunning import ProcessorRejected, ProcessorUnavailable, get_dunning_processor
+from .dunning import ProcessorRejected, ProcessorUnavailable, payment_page_url
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,7 @@ def card_update(request: HttpRequest, token: str) -> HttpResponse:
         return _page(request, title="Please contact us", practice=case.practice,
                      text="We could not open the card-update page; please call the clinic.", status=409)
     try:
-        url = get_dunning_processor().card_update_url(customer_id=case.member.processor_customer_id,
-                                                      return_url=links.card_update_return_link(case.pk))
+        url = payment_page_url(case, return_url=links.card_update_return_link(case.pk))
     except (ProcessorUnavailable, ProcessorRejected):
         logger.warning("card-update page for case %s could not be opened", case.pk)
         return _page(request, title="Please try again in a few minutes", practice=case.practice,

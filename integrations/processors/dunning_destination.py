@@ -13,7 +13,7 @@ from memberships.errors import LedgerError
 from memberships.models import AutomationStage, Event, EventKind
 
 from ..outbox import PermanentDeliveryError, RetryableDeliveryError
-from .dunning import ProcessorRejected, ProcessorUnavailable, get_dunning_processor
+from .dunning import ProcessorRejected, ProcessorUnavailable, dunning_processor_for
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ class PaymentRetryDestination:
             logger.warning("dunning retry attempt %s dead-lettered (delivery %s)", attempt_id, delivery.pk)
 
     def deliver(self, event: Event, *, delivery, now: datetime) -> dict:
-        attempt = DunningAttempt.objects.select_related("case").filter(pk=event.payload.get("attempt_id")).first()
+        attempt = (DunningAttempt.objects.select_related("case__practice").filter(pk=event.payload.get("attempt_id"))
+                   .first())
         if attempt is None:
             raise PermanentDeliveryError("no such retry attempt")
         if attempt.status == AttemptStatus.FAILED and delivery.attempts == 1:
@@ -48,7 +49,8 @@ class PaymentRetryDestination:
         if attempt.status != AttemptStatus.REQUESTED:
             return {"attempt": attempt.status, "replay": True}
         try:
-            outcome = get_dunning_processor().retry_invoice_payment(attempt.case.invoice_ref, attempt.idempotency_key)
+            processor = dunning_processor_for(attempt.case.practice)
+            outcome = processor.retry_invoice_payment(attempt.case.invoice_ref, attempt.idempotency_key)
         except ProcessorUnavailable as exc:
             raise RetryableDeliveryError(str(exc)) from exc
         except ProcessorRejected as exc:

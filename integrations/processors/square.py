@@ -216,3 +216,32 @@ class SquareProcessor:
             return self._ref(sub)
         answer = self._call(self.client.subscriptions.cancel, subscription_id=subscription_ref)
         return self._ref(dict(answer["subscription"], actions=answer.get("actions") or []))
+
+    # dunning -------------------------------------------------------------------------------------
+    def invoice_payment_url(self, *, invoice_ref: str) -> str:
+        """The page where the member pays the open invoice (`public_url`, hosted by Square; the
+        member may pay there with another card). Square's APIs cannot pay an invoice, and Square does
+        not retry a failed scheduled charge: this page is how an open Square invoice gets paid.
+        Raises ProcessorRejected for an invoice with no such page (a draft, a cancelled one)."""
+        invoice = self._call(self.client.invoices.get, invoice_id=invoice_ref)["invoice"]
+        status, url = str(invoice.get("status") or ""), str(invoice.get("public_url") or "")
+        if status in _NO_PAYMENT_PAGE or not url:
+            raise ProcessorRejected(f"Square invoice {invoice_ref} has no payment page ({status or 'no status'})")
+        return url
+
+    def retry_invoice_payment(self, invoice_id: str, idempotency_key: str):
+        """No API pays a Square invoice (a practice's policy leaves retries to Square, which makes
+        none): a retry only looks — paid if the member paid it meanwhile, else failed, unretried."""
+        from .dunning import RetryOutcome
+
+        invoice = self._call(self.client.invoices.get, invoice_id=invoice_id)["invoice"]
+        if invoice.get("status") in _PAID_INVOICE:
+            return RetryOutcome.succeeded()
+        return RetryOutcome.failed(NO_RETRY_API)
+
+
+# Square's invoice statuses with no page to pay on, those that are paid, and the decline code of a
+# retry asked of Square (none is possible).
+_NO_PAYMENT_PAGE = frozenset({"DRAFT", "CANCELED"})
+_PAID_INVOICE = frozenset({"PAID", "PARTIALLY_REFUNDED", "REFUNDED"})
+NO_RETRY_API = "no_retry_api"
