@@ -1,15 +1,21 @@
 """Every URL × every role × another practice's objects (issue 19): generated from the URL conf, so a
 new page that nobody classified here fails — and one classified with the wrong role fails too.
 
-Roles: anonymous, clinician, front desk, manager, and a manager of another practice (all
-permissions, wrong practice). Each route is classified below by who may use it: its permission
+Roles: anonymous, clinician, front desk, manager, a manager of another practice (all
+permissions, wrong practice), and a member of our practice signed in on their own page (a member
+session: no staff rights). Each route is classified below by who may use it: its permission
 (`staff`), the API (`api`), a signed webhook, a public page or a step of signing in. Objects in a
 URL are the first practice's (a member, an entry, a dunning case…): the other practice's manager
 must get 404 for every one of them, and see none of our member's data on the pages without one.
 
 Expected: anonymous → the login page (302; 401/403 for the API); a role without the permission →
 403; with it → the page (GET 200) or the action's answer (POST: never 401/403/404 nor 5xx).
-An entry for a URL that is not in the URL conf (yet) is simply not requested."""
+A member session is no staff login: every staff page sends it to the staff login (or 403/404),
+the API refuses it; on the member's own pages (`member=`: what a member session gets there) it is
+the signed-in member's page and no one else's, and no answer anywhere shows another member
+(Zelda Quixotic, the world's member) — a staff role on a member page is sent to "send me a link".
+Another role joins by a line in ROLES, a way to sign it in (`_sign_in`) and its expectation
+(`_expected`). An entry for a URL that is not in the URL conf (yet) is simply not requested."""
 
 from __future__ import annotations
 
@@ -21,9 +27,10 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from memberships.roles import CLINICIAN, FRONT_DESK, MANAGER
-from tests.factories import PracticeFactory, active_membership, glow_tier, staff_user
+from tests.factories import MemberFactory, PracticeFactory, active_membership, glow_tier, staff_user
 
-ROLES = ("anonymous", "clinician", "front_desk", "manager", "other_manager")
+ROLES = ("anonymous", "clinician", "front_desk", "manager", "other_manager", "member")
+STAFF_ROLES = {"clinician", "front_desk", "manager", "other_manager"}
 PERMS = {  # which of our roles hold each permission (README, "Staff pages")
     "view_chart": {"clinician", "front_desk", "manager"},
     "redeem_entitlement": {"clinician", "front_desk", "manager"},
@@ -40,10 +47,12 @@ class Route:
     kwargs: dict = field(default_factory=dict)   # URL arguments: names of objects in `world`, or literals
     ok: frozenset = frozenset()     # public/signin/webhook: the statuses every role may get
     data: dict = field(default_factory=dict)     # a POST's form (a valid one reaches the object lookup)
+    member: frozenset | None = None  # a member's own page: what the signed-in member gets there
 
 
-def R(access, perm="", method="GET", ok=(), data=None, **kwargs):
-    return Route(access, perm, method, kwargs, frozenset(ok), data or {})
+def R(access, perm="", method="GET", ok=(), data=None, member=None, **kwargs):
+    return Route(access, perm, method, kwargs, frozenset(ok), data or {},
+                 frozenset(member) if member is not None else None)
 
 
 SIGNED = (400, 401, 403, 404)       # a webhook without its signature: refused, never a login page
@@ -57,14 +66,15 @@ ROUTES: dict[str, Route] = {
     "schema": R("public", ok=(200, 302, 401, 403)),
     "api-docs": R("public", ok=(200, 302, 401, 403)),
     "api:not-found": R("public", ok=(401, 403, 404)),
-    # the member's own page: a member session only (a staff login is none), else "send me a link"
-    "portal:me:page": R("public", ok=(302,)),
-    "portal:me:request": R("public", method="POST", ok=(302,)),
-    "portal:me:card": R("public", method="POST", ok=(302,)),
-    "portal:me:link": R("public", ok=(200,)),
-    "portal:me:link_expired": R("public", ok=(200, 410)),
-    "portal:me:open": R("public", ok=(200, 302, 404, 410), link_id=999999, token="not-a-token"),
-    "portal:me:sign_out": R("public", method="POST", ok=(200, 302)),
+    # the member's own page: a member session only (a staff login is none), else "send me a link";
+    # `member=`: what the signed-in member gets (an empty request form is refused; no card on file yet)
+    "portal:me:page": R("public", ok=(302,), member=(200,)),
+    "portal:me:request": R("public", method="POST", ok=(302,), member=(400,)),
+    "portal:me:card": R("public", method="POST", ok=(302,), member=(409,)),
+    "portal:me:link": R("public", ok=(200,), member=(200,)),
+    "portal:me:link_expired": R("public", ok=(200, 410), member=(200,)),
+    "portal:me:open": R("public", ok=(404,), member=(404,), link_id="member_link", token="not-a-token"),
+    "portal:me:sign_out": R("public", method="POST", ok=(200, 302), member=(302,)),
     # joining online: the practice's public page and the pages the processor's hosted page returns to
     "portal:join:page": R("public", ok=(200,), practice_slug="glow"),
     "portal:join:done": R("public", ok=(404,), practice_slug="glow", join_ref="not-a-join"),
@@ -203,11 +213,41 @@ def world(db):
                                                   last_seen_at=now),
     }
     objects.update(_member_request(ours, membership, now))
+    objects["member_link"] = _link(member, now)              # Zelda's own sign-in link (its token unknown)
     other = PracticeFactory(slug="elsewhere", name="Elsewhere Med Spa")
     glow_tier(other)
+    bob = MemberFactory(practice=ours, first_name="Bob", last_name="Neighbour", email="bob@example.com",
+                        phone="+14155550142")
+    active_membership(tier=tier, member=bob, now=now - timedelta(days=3))
     users = {"clinician": staff_user(CLINICIAN, ours), "front_desk": staff_user(FRONT_DESK, ours),
-             "manager": staff_user(MANAGER, ours), "other_manager": staff_user(MANAGER, other)}
+             "manager": staff_user(MANAGER, ours), "other_manager": staff_user(MANAGER, other),
+             "member": bob}                                  # signed in on his own page: no staff rights
     return objects, users
+
+
+def _link(member, now):
+    """A sign-in link to `member`'s page, as "send me a link" makes it (the queued half)."""
+    from portal.me import links
+    from portal.models import LinkRequest
+
+    request = LinkRequest.objects.create(address=member.email, address_digest=links.address_digest(member.email),
+                                         created_at=now)
+    return links.send_links(request_id=request.pk, now=now)[0]
+
+
+def _sign_in(client, role: str, users: dict) -> None:
+    """The session `role` has after signing in: a staff login (a manager's with the second factor
+    passed), or a member's own page opened with a link sent to him."""
+    from portal.me import links
+
+    if role == "anonymous":
+        return
+    if role == "member":
+        link = _link(users["member"], timezone.now())
+        response = client.post(reverse("portal:me:open", args=[link.pk, links.link_token(link)]))
+        assert response.status_code == 302 and response["Location"] == reverse("portal:me:page")
+        return
+    client.force_login(users[role])
 
 
 def _member_request(practice, membership, now) -> dict:
@@ -227,6 +267,12 @@ def _url(name: str, route: Route, objects: dict) -> str:
 
 
 def _expected(route: Route, role: str) -> set[int]:
+    if role == "member" and route.member is not None:
+        return set(route.member)
+    if role == "member" and route.access == "staff":
+        return {302, 403, 404}                     # the staff login (checked below), never the page
+    if role == "member" and route.access == "api":
+        return {401, 403}                          # no staff user behind a member session
     if route.access in ("public", "webhook", "signin"):
         return set(route.ok)
     if role == "anonymous":
@@ -252,13 +298,18 @@ def _answer(client, name: str, route: Route, role: str, objects: dict) -> str | 
     expected = _expected(route, role)
     if response.status_code not in expected:
         return f"{route.method} {url} as {role}: {response.status_code}, expected one of {sorted(expected)}"
-    if route.access == "staff" and role == "anonymous" and \
+    if route.access == "staff" and role in ("anonymous", "member") and response.status_code == 302 and \
             not response["Location"].startswith(reverse("memberships:login")):
-        return f"{url} as anonymous: redirected to {response['Location']}, not to the login page"
-    if role == "other_manager" and response.status_code == 200:
-        body = response.content.decode(errors="replace")
-        if "Quixotic" in body or "+14155550199" in body:
-            return f"{url} shows another practice's member to {role}"
+        return f"{url} as {role}: redirected to {response['Location']}, not to the login page"
+    if route.member is not None and role in STAFF_ROLES and response.status_code == 302 and \
+            not response["Location"].startswith(reverse("portal:me:link")):
+        return f"{url} as {role}: redirected to {response['Location']}, not to 'send me a link'"
+    body = response.content.decode(errors="replace")
+    if (role == "member" or role == "other_manager" and response.status_code == 200) and \
+            any(leak in body for leak in ("Quixotic", "+14155550199", "4155550199", "555-0199")):
+        return f"{url} shows another {'practice' if role == 'other_manager' else 'member'}'s member to {role}"
+    if role == "member" and name == "portal:me:page" and "Hello, Bob" not in body:
+        return f"{url} as a member: not the signed-in member's own page"
     return None
 
 
@@ -273,7 +324,6 @@ def test_route_answers_each_role_as_classified(client, world, name):
     wrong = []
     for role in ROLES:
         client = VerifyingClient()
-        if role != "anonymous":
-            client.force_login(users[role])
+        _sign_in(client, role, users)
         wrong.append(_answer(client, name, route, role, objects))
     assert [w for w in wrong if w] == []
