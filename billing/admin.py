@@ -29,3 +29,4 @@ class ProcessorSubscriptionAdmin(AuditedMemberPages, ReadOnlyAdmin):
         return obj.membership.member_id if obj.membership_id else None
 
 from .dunning import admin as dunning_admin  # noqa: E402,F401  (registers DunningPolicy, DunningCase)
+from .notices import admin as notices_admin  # noqa: E402,F401  (registers NoticeSettings, MemberNotice)

@@ -25,6 +25,8 @@ MANAGER_CONFIGURES = ["change_practice"] + [
     for model in ("location", "service", "tier", "tierbenefit", "member", "membershipagreement")
     for verb in ("add", "change")
 ]
+# … and of billing: the practice's notice days (the member notices).
+MANAGER_CONFIGURES_BILLING = ["add_noticesettings", "change_noticesettings"]
 ADMIN_APPS = ["memberships", "billing", "integrations"]
 
 
@@ -40,4 +42,5 @@ def ensure_roles(**kwargs) -> None:
             wanted |= Q(content_type__app_label__in=ADMIN_APPS, codename__startswith="view_") & ~Q(
                 content_type__app_label="memberships", codename__in=GROUP_ONLY)
             wanted |= Q(content_type__app_label="memberships", codename__in=MANAGER_CONFIGURES)
+            wanted |= Q(content_type__app_label="billing", codename__in=MANAGER_CONFIGURES_BILLING)
         group.permissions.set(Permission.objects.filter(wanted))

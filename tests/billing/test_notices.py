@@ -272,3 +272,21 @@ def test_the_link_in_a_notice_opens_nothing_by_itself(client, enroll):
     response = client.get("/me/link/")
     assert response.status_code == 200
     assert "member_id" not in client.session
+
+
+def test_a_manager_sets_the_notice_days_in_the_admin_audited(client, manager, notice_practice):
+    from memberships.models import AuditLog
+
+    client.force_login(manager)
+    response = client.post("/admin/billing/noticesettings/add/",
+                           {"practice": notice_practice.pk, "upcoming_charge_days": 3, "expiring_credit_days": 10})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    row = NoticeSettings.objects.get(practice=notice_practice)
+    assert (row.upcoming_charge_days, row.expiring_credit_days) == (3, 10)
+    audit = AuditLog.objects.get(action="notice_settings")
+    assert audit.user == manager and audit.detail["after"] == {"upcoming_charge_days": 3, "expiring_credit_days": 10}
+    refused = client.post(f"/admin/billing/noticesettings/{row.pk}/change/",
+                          {"upcoming_charge_days": 0, "expiring_credit_days": 10})
+    assert refused.status_code == 200                          # the form says why; nothing changed
+    row.refresh_from_db()
+    assert row.upcoming_charge_days == 3 and AuditLog.objects.filter(action="notice_settings").count() == 1
