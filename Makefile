@@ -44,7 +44,8 @@ test-postgres: install browsers
 # The tests whose outcome could hang on the hour (quiet hours, dunning, member messages), run with the
 # clock at 03:00 and at 14:00 practice time (TEST_FAKE_CLOCK, see tests/conftest.py). CI runs it.
 CLOCK_TESTS := tests/billing/test_card_link_and_queue.py tests/billing/test_dunning_*.py \
-	tests/integrations/messaging/test_twilio_*.py tests/integrations/test_dunning_*.py tests/staff/test_card_link.py
+	tests/integrations/messaging/test_twilio_*.py tests/integrations/test_dunning_*.py tests/staff/test_card_link.py \
+	tests/billing/test_notices.py
 test-clock: install
 	@for at in 03:00 14:00; do echo "--- clock at $$at practice time"; \
 	  TEST_FAKE_CLOCK=$$at $(PY) -m pytest -n 2 --dist loadgroup -q $(CLOCK_TESTS) || exit 1; done
