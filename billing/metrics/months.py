@@ -1,4 +1,4 @@
-"""What every metric shares: one practice or all, and the calendar months a series runs over (in
+"""What every metric shares: one practice, several (a group's) or all, and the calendar months a series runs over (in
 the site's time zone)."""
 
 from __future__ import annotations
@@ -8,9 +8,14 @@ from datetime import date, datetime
 from django.utils import timezone
 
 
-def for_practice(qs, practice_id: int | None, path: str):
-    """The rows of one practice (`path` leads to its id); all practices' when None."""
-    return qs.filter(**{path: practice_id}) if practice_id is not None else qs
+def for_practice(qs, practice_id, path: str):
+    """The rows of one practice (`path` leads to its id), or of several (a list, tuple or set of
+    ids: a group's); all practices' when None."""
+    if practice_id is None:
+        return qs
+    if isinstance(practice_id, (list, tuple, set, frozenset)):
+        return qs.filter(**{f"{path}__in": list(practice_id)})
+    return qs.filter(**{path: practice_id})
 
 
 def month_starts(*, now: datetime, months: int) -> list[date]:

@@ -27,13 +27,25 @@ def failed_vs_recovered(*, practice_id: int | None, now: datetime, months: int =
     they were recovered. One failed invoice counts once however many attempts failed (payload
     `invoice_ref`, `amount_cents` of PAYMENT_FAILED events); a RECOVERED event names the invoice."""
     starts = month_starts(now=now, months=months)
+    events = payment_events(practice_id=practice_id, now=now, starts=starts)
+    return tally_failed_recovered(events.values("kind", "membership_id", "created_at", "payload"), starts=starts)
+
+
+def payment_events(*, practice_id, now: datetime, starts: list[date]):
+    """The failure and recovery events the figures are made of, oldest first (two months before the
+    first month too: a recovery then may settle a failure from before)."""
+    return for_practice(Event.objects.filter(
+        kind__in=[EventKind.PAYMENT_FAILED, EventKind.PAYMENT_ACTION_REQUIRED, EventKind.RECOVERED],
+        created_at__gte=aware(starts[0]) - timedelta(days=62), created_at__lte=now,
+    ), practice_id, "practice_id").order_by("created_at", "id")
+
+
+def tally_failed_recovered(events, *, starts: list[date]) -> FailedRecovered:
+    """The figures of `events` (dicts: kind, membership_id, created_at, payload; oldest first) over
+    the months `starts`: any subset of members' events (a location's) tallies on its own."""
     index = {s: i for i, s in enumerate(starts)}
     failed = [0] * len(starts)
     recovered = [0] * len(starts)
-    events = for_practice(Event.objects.filter(
-        kind__in=[EventKind.PAYMENT_FAILED, EventKind.PAYMENT_ACTION_REQUIRED, EventKind.RECOVERED],
-        created_at__gte=aware(starts[0]) - timedelta(days=62), created_at__lte=now,
-    ), practice_id, "practice_id").order_by("created_at", "id").values("kind", "membership_id", "created_at", "payload")
     amounts: dict[str, int] = {}
     open_refs: dict[int, set[str]] = defaultdict(set)
     recovered_refs: set[str] = set()
