@@ -332,3 +332,35 @@ def test_card_link_below_tier_sync_says_what_to_do(browser, live_server, desk):
     assert "Automatic subscription changes are off for this practice" in text
     assert_no_jargon(text)
     shoot(browser, "card-link-observe")
+
+
+def test_dashboard_shows_breakage_by_month_and_staff_hours_saved(browser, live_server, desk):
+    """What the manager sees of what expired unused this month and of the front desk's time the
+    member page and the reconciliation saved, in words and dollars."""
+    from selenium.webdriver.common.by import By
+
+    from memberships import services
+    from memberships.services.common import write_view_audit
+
+    now = timezone.now()
+    # Ana renews: last cycle's unused $50 of product credit expires (her HydraFacial carries over).
+    services.refill_entitlements(membership=desk["membership"], cycle_key="in_screens_renewal",
+                                 actor=services.Actor.processor(), now=now - timedelta(minutes=2))
+    # She opens her own page twice today (one question the front desk did not answer).
+    for _ in range(2):
+        write_view_audit(actor=services.Actor.member(desk["member"]), action="member_page_view",
+                         members=[desk["member"]], now=now - timedelta(minutes=1))
+    sign_in(browser, live_server, desk["manager"])
+    text = open_page(browser, live_server, reverse("manager:dashboard"))
+    month = timezone.localtime(now, desk["practice"].zone)
+    breakage = browser.find_element(By.CSS_SELECTOR, f'[data-breakage-month="{month:%Y-%m}"]')
+    assert " ".join(breakage.text.split()) == f"{month:%b %Y} $50.00 $50.00"
+    assert "breakage, 12 months $50.00" in text.lower()             # the figure the month rows sum to
+    saved = browser.find_element(By.CSS_SELECTOR, f'[data-staff-month="{month:%Y-%m}"]')
+    assert " ".join(saved.text.split()) == f"{month:%b %Y} (this month) 1 0 0 0.1 $1.67"   # 4 minutes at $25.00 an hour
+    assert "Staff hours saved, month by month" in text
+    assert "instead of calling to ask what is left, 4 min" in text
+    assert "Months in the practice's time zone (America/Los_Angeles)" in text
+    assert_no_jargon(text)
+    browser.execute_script("document.querySelector('[data-testid=staff-time-section]').scrollIntoView()")
+    shoot(browser, "dashboard-breakage-staff-time")
