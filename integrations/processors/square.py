@@ -137,12 +137,15 @@ class SquareProcessor:
                    "ends_on": sub.get("canceled_date", ""), "charged_through": sub.get("charged_through_date", "")})
 
     def _get(self, subscription_ref: str) -> dict:
-        return self._call(self.client.subscriptions.get, subscription_id=subscription_ref)["subscription"]
+        """The subscription with its scheduled actions (Square lists them only when asked:
+        `include=actions`), which the swap, pause, resume and cancel decisions read."""
+        return self._call(self.client.subscriptions.get, subscription_id=subscription_ref,
+                          include="actions")["subscription"]
 
     def find_subscription(self, *, customer_ref: str, membership_ref: str = "", price_ref: str = "") -> dict | None:
         """The customer's live subscription at our location (on `price_ref` when given). Square keeps
         no metadata on a subscription; the ledger allows one open membership per member."""
-        found = self._call(self.client.subscriptions.search, query={"filter": {
+        found = self._call(self.client.subscriptions.search, include=["actions"], query={"filter": {
             "customer_ids": [customer_ref], "location_ids": [self.location_id]}})
         for sub in found.get("subscriptions") or []:
             if sub.get("status") in _LIVE and price_ref in ("", sub.get("plan_variation_id")):

@@ -281,14 +281,23 @@ class SquareFake:
         return dict(sub, actions=[dict(a) for a in actions]) if actions else dict(sub)
 
     def _get_subscription(self, body, id):
-        return {"subscription": self._public(self._find(self.subscriptions, id))}
+        """Square lists a subscription's scheduled actions only when asked (`include=actions`)."""
+        sub = self._find(self.subscriptions, id)
+        return {"subscription": self._public(sub) if body.get("include") == "actions" else dict(sub)}
 
     def _search_subscriptions(self, body):
+        """Paged as Square pages: `limit` per page, an opaque `cursor` to the next (none on the last)."""
         wanted = (body.get("query") or {}).get("filter") or {}
-        found = [self._public(s) for s in self.subscriptions.values()
+        with_actions = "actions" in (body.get("include") or [])
+        found = [self._public(s) if with_actions else dict(s) for s in self.subscriptions.values()
                  if s["customer_id"] in (wanted.get("customer_ids") or [s["customer_id"]])
                  and s["location_id"] in (wanted.get("location_ids") or [s["location_id"]])]
-        return {"subscriptions": found} if found else {}
+        start = int(body.get("cursor") or 0)
+        end = start + int(body.get("limit") or 200)
+        page = {"subscriptions": found[start:end]} if found[start:end] else {}
+        if end < len(found):
+            page["cursor"] = str(end)
+        return page
 
     def _cycle_end(self, sub) -> str:
         return sub.get("charged_through_date") or sub["start_date"]
