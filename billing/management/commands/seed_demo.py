@@ -3,7 +3,8 @@ charges (mirrored invoices that refill the balance; now and then a renewal that 
 recovered hours later), redemptions, rollovers, two disputed treatments reversed — some paused, some
 cancelled, and some past due with their dunning case open; the practice's spreadsheet imported three
 weeks ago with a few rows wrong, nightly reconciliation runs since and the manager resolving what they
-found; and three staff logins.
+found; notices (upcoming charge, expiring credit) sent to half the members before their last renewals;
+and three staff logins.
 
 Everything goes through the same services the processor webhooks and the staff pages use, with
 deterministic keys; a second run finds the practice and changes nothing. The practice starts in the
@@ -27,6 +28,7 @@ from django.utils import timezone
 from billing import services as billing
 from billing.facts import ChargeFailed, ChargeSucceeded
 from billing.models import Discrepancy, DiscrepancyKind, ImportStatus
+from billing.notices.history import record_notice_history
 from billing.reconciliation.runs import resolve_discrepancy, run_reconciliation
 from billing.reconciliation.snapshots import SourceSkipped, ledger_rows, registered_sources
 from billing.sheets.batches import create_import_batch, run_import_batch
@@ -174,6 +176,10 @@ class Command(BaseCommand):
                 if cycle_day > today:
                     break
                 invoice = self._invoice(membership, n, cycle, at(cycle_day, 0), at(cycle_day + timedelta(days=30), 0))
+                if cycle and n % 2 == 0 and today - cycle_day <= timedelta(days=100) \
+                        and membership.status == MembershipStatus.ACTIVE:
+                    # Half the members were told 7 days before each of their last renewals (a notices pilot).
+                    record_notice_history(membership=membership, boundary=membership.current_period_end)
                 paid_at, paid_now = at(cycle_day, 6), at(cycle_day, 6)
                 if cycle and today - cycle_day >= timedelta(days=2) and today - cycle_day < timedelta(weeks=8) \
                         and late.random() < 0.1:
