@@ -60,11 +60,18 @@ def _parse_ref(ref: str) -> int | None:
     return None
 
 
-def find_membership(*, membership_ref: str, subscription_ref: str) -> Membership | None:
+def find_membership(*, membership_ref: str, subscription_ref: str, replaced: bool = False) -> Membership | None:
+    """The membership a fact names. `replaced`: also a subscription the membership has left (Square's
+    immediate tier change moves it to a new one; the old one's last events still name it)."""
     if subscription_ref:
         found = Membership.objects.filter(processor_subscription_id=subscription_ref).first()  # unique
         if found is not None:
             return found
+        if replaced:
+            left = (ProcessorSubscription.objects.filter(processor_subscription_id=subscription_ref)
+                    .values_list("membership_id", flat=True).first())
+            if left is not None:
+                return Membership.objects.filter(pk=left).first()
     pk = _parse_ref(membership_ref)
     if pk is not None:
         found = Membership.objects.filter(pk=pk).first()
@@ -77,7 +84,8 @@ def find_membership(*, membership_ref: str, subscription_ref: str) -> Membership
 def _require_membership(fact) -> Membership:
     """The fact's membership, locked for the rest of the transaction: the facts of one membership are
     decided one at a time, so two workers never both read a status that one of them is changing."""
-    membership = find_membership(membership_ref=fact.membership_ref, subscription_ref=fact.subscription_ref)
+    membership = find_membership(membership_ref=fact.membership_ref, subscription_ref=fact.subscription_ref,
+                                 replaced=isinstance(fact, SubscriptionChanged))
     if membership is None:
         raise UnknownMembership(
             f"No membership for subscription {fact.subscription_ref or '?'} yet.",

@@ -133,12 +133,19 @@ def _require_subscription(membership: Membership) -> str:
     return membership.processor_subscription_id
 
 
-def sync_tier(processor, membership: Membership, *, scheduled: bool, idempotency_key: str) -> dict:
+def sync_tier(processor, membership: Membership, *, scheduled: bool, idempotency_key: str,
+              now: datetime | None = None) -> dict:
     if membership.status == MembershipStatus.CANCELLED:
         return {"skipped": "membership cancelled"}
     sub_ref = _require_subscription(membership)
     tier = membership.pending_tier or membership.tier      # the price the next invoice must carry
     price_ref = ensure_price(processor, tier, idempotency_key=idempotency_key)
+    if getattr(processor, "name", "") == "square" and not scheduled:   # Square: cancel + a new subscription
+        from django.utils import timezone
+
+        from .square_tier_change import replace_subscription
+
+        return replace_subscription(processor, membership, price_ref=price_ref, today=(now or timezone.now()).date())
     sub = processor.change_price(subscription_ref=sub_ref, price_ref=price_ref, idempotency_key=idempotency_key,
                                  proration_behavior="none" if scheduled else None)
     return {"subscription": sub.subscription_ref, "price": sub.price_ref}
@@ -198,7 +205,7 @@ class ProcessorDestination:
             if event.kind == EventKind.ENROLLED:
                 return sync_enrollment(processor, membership, idempotency_key=key)
             if event.kind in (EventKind.TIER_CHANGED, EventKind.TIER_CHANGE_SCHEDULED):
-                return sync_tier(processor, membership, idempotency_key=key,
+                return sync_tier(processor, membership, idempotency_key=key, now=now,
                                  scheduled=event.kind == EventKind.TIER_CHANGE_SCHEDULED)
             if event.kind in (EventKind.PAUSED, EventKind.RESUMED):
                 return sync_pause(processor, membership, idempotency_key=key)

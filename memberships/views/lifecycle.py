@@ -28,6 +28,7 @@ from memberships.services.lifecycle import enroll_new_member
 from memberships.services.refill import preview_next_boundary
 
 from .common import audit_view, client_ip, new_form_token, practice_for, practice_scope, staff_page
+from .processor_wording import on_square, square_billing
 
 
 def _member(request, member_id: int) -> Member:
@@ -111,13 +112,17 @@ def explain_change_tier(*, membership, new_tier: Tier, effective: str) -> list[s
                      f"{new_tier.price_display}.")
         if _processor_changes(practice):
             proration = settings.STRIPE_PRORATION_BEHAVIOR
-            lines.append(f"Billing: {_PRORATION.get(proration, proration.replace('_', ' '))}.")
+            lines.append(square_billing(membership=membership, new_tier=new_tier, effective=effective)
+                         if on_square(membership) else
+                         f"Billing: {_PRORATION.get(proration, proration.replace('_', ' '))}.")
         else:
             lines.append(_by_hand(practice, f"change the price to {new_tier.price_display}"))
         lines.append("Balances already granted stay usable until the next renewal.")
     else:
         lines.append(f"The price stays {old.price_display} until the renewal{renewal}, then becomes "
                      f"{new_tier.price_display}.")
+        if on_square(membership, syncing=True):
+            lines.append(square_billing(membership=membership, new_tier=new_tier, effective=effective))
         if not _processor_changes(practice):
             lines.append(_by_hand(practice, f"schedule the price change to {new_tier.price_display} at the renewal"))
     lines.append(Listed(f"From the next renewal on, {new_tier.name}'s benefits and rules apply:",

@@ -38,6 +38,7 @@ def on_square(settings, square_fake, glow):
     settings.SQUARE_WEB_SDK_URL = square_fake.sdk_url
     settings.SQUARE_APPLICATION_ID = "sandbox-sq0idb-test"
     settings.PUBLIC_BASE_URL = "http://testserver"
+    square_fake.now = timezone.now()
     tier, facial, credit = glow
     practice = tier.practice
     practice.processor = Processor.SQUARE

@@ -1,0 +1,155 @@
+"""A tier change "now" at a Square practice, on SQLite and PostgreSQL: the confirmation page says in
+words what Square does (no swap mid-cycle, no proration: the subscription is replaced when the paid
+month ends), the outbox's delivery cancels the old subscription at the end of its paid month and
+starts one on the new plan that day — once, however often the worker retries — and when that day
+comes the old subscription's end does not cancel the membership while the new one's first invoice
+refills it with the new tier's benefits. Against the fake Square (the real SDK, answers checked)."""
+
+from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations import inbox, outbox
+from integrations.models import InboundEvent, InboundStatus
+from integrations.processors import sync
+from memberships.models import EntitlementBalance, Membership, MembershipStatus, RolloverRule
+from tests.factories import TierBenefitFactory, TierFactory
+from tests.staff.conftest import form_value
+
+from .test_square_cards import on_square, square_fake, subscribed  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def luxe(on_square, glow):
+    tier, facial, credit = glow
+    rich = TierFactory(practice=tier.practice, code="luxe", name="Luxe", processor_name="Membership — Tier C",
+                       price_cents=34900, rank=3)
+    TierBenefitFactory(tier=rich, service=facial, quantity_per_cycle=2, rollover=RolloverRule.NONE)
+    TierBenefitFactory(tier=rich, service=credit, quantity_per_cycle=10000, rollover=RolloverRule.NONE)
+    return rich
+
+
+@pytest.fixture
+def paid_month(settings, square_fake, subscribed, client):
+    """The subscribed member's first month paid at Square (its webhook processed): active, with a period."""
+    member, membership, _ = subscribed
+    sub_id = membership.processor_subscription_id
+    assert len(square_fake.invoices) == 1           # Square charged the first month as it subscribed
+    for answer in square_fake.deliver(client):
+        assert answer.status_code == 200
+    inbox.process_due(now=timezone.now())
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.ACTIVE and membership.current_period_end is not None
+    return member, membership, sub_id
+
+
+def confirm_page(client, member, tier, effective):
+    url = reverse("memberships:change_tier", args=[member.pk])
+    token = form_value(client.get(url).content.decode(), "token")
+    data = {"token": token, "tier": tier.pk, "effective": effective}
+    page = client.post(url, data)
+    assert page.status_code == 200
+    return url, data, page.content.decode()
+
+
+def settle(now):
+    for _ in range(10):
+        if not outbox.dispatch_due(now=now) and not inbox.process_due(now=now):
+            return
+    raise AssertionError("workers did not settle")
+
+
+def balances(membership):
+    return {b.service.code: b.balance for b in EntitlementBalance.objects.filter(membership=membership)
+            .select_related("service")}
+
+
+def test_now_at_square_replaces_the_subscription_when_the_paid_month_ends(client, front_desk, paid_month, luxe,
+                                                                         square_fake):
+    member, membership, old_id = paid_month
+    ends = membership.current_period_end
+    client.force_login(front_desk)
+    url, data, html = confirm_page(client, member, luxe, "now")
+    assert ("Square cannot change a price part-way through a paid month and does not prorate, so the current "
+            f"subscription ends when the month already paid ends ({ends:%b %d, %Y}) and a new one at "
+            "$349.00/month starts that day; nothing more is charged and nothing is refunded") in html
+    assert "Billing: the new price is charged from the next invoice" not in html         # Stripe's words
+    assert client.post(url, {**data, "confirm": "1"}).status_code == 302
+
+    now = timezone.now()
+    settle(now)
+    membership.refresh_from_db()
+    old = square_fake.subscriptions[old_id]
+    new = square_fake.subscriptions[membership.processor_subscription_id]
+    through = old["charged_through_date"]
+    assert through == ends.date().isoformat()
+    assert old["canceled_date"] == through and old["status"] == "ACTIVE"       # paid month runs to its end
+    assert new["status"] == "PENDING" and new["start_date"] == through and new["card_id"] == old["card_id"]
+    assert square_fake.price_of(new["plan_variation_id"]) == 34900
+    assert len(square_fake.invoices) == 1                 # nothing charged now
+
+    # the worker retries the delivery (a lost answer), even from before the id was kept: no second one
+    luxe_price = sync.ensure_price(sync.processor_for(member.practice), luxe, idempotency_key="retry")
+    for start_from in (new["id"], old_id):
+        Membership.objects.filter(pk=membership.pk).update(processor_subscription_id=start_from)
+        membership.refresh_from_db()
+        again = sync.sync_tier(sync.processor_for(member.practice), membership, scheduled=False,
+                               idempotency_key="retry", now=now)
+        assert again["subscription"] == new["id"]
+    assert len(square_fake.subscriptions) == 2
+    assert square_fake.calls("POST", f"/v2/subscriptions/{old_id}/cancel") == 1
+    assert new["plan_variation_id"] == luxe_price
+
+    # the day comes: the old subscription ends, the new one bills its first month at the new price
+    square_fake.now = datetime.combine(date.fromisoformat(through), time(9), tzinfo=dt_timezone.utc)
+    square_fake.apply_due_actions()
+    assert old["status"] == "CANCELED"
+    square_fake.bill(new["id"])
+    for answer in square_fake.deliver(client):
+        assert answer.status_code == 200
+    settle(square_fake.now + timedelta(minutes=1))
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.ACTIVE and membership.tier == luxe
+    assert membership.processor_subscription_id == new["id"] and membership.cycle_number == 2
+    assert balances(membership) == {"hydrafacial": 2, "product-credit": 10000}
+    assert not InboundEvent.objects.exclude(status__in=[InboundStatus.PROCESSED, InboundStatus.IGNORED]).exists()
+
+
+def test_next_cycle_at_square_says_the_plan_is_swapped_at_the_renewal(client, front_desk, paid_month, luxe,
+                                                                      square_fake):
+    member, membership, old_id = paid_month
+    client.force_login(front_desk)
+    url, data, html = confirm_page(client, member, luxe, "next_cycle")
+    assert (f"Billing at Square: the plan is swapped at the renewal ({membership.current_period_end:%b %d, %Y}); "
+            "Square keeps one scheduled swap") in html
+    client.post(url, {**data, "confirm": "1"})
+    settle(timezone.now())
+    assert len(square_fake.subscriptions) == 1
+    (swap,) = [a for a in square_fake._actions[old_id] if a["type"] == "SWAP_PLAN"]
+    assert square_fake.price_of(swap["new_plan_variation_id"]) == 34900
+
+
+def test_stripe_practice_keeps_stripes_words(client, front_desk, member_with_glow, glow):
+    from memberships.models import AutomationStage
+
+    member, membership, *_ = member_with_glow
+    practice = member.practice
+    practice.automation_stage = AutomationStage.TIER_SYNC
+    practice.save(update_fields=["automation_stage"])
+    rich = TierFactory(practice=practice, code="luxe", name="Luxe", price_cents=34900, rank=3)
+    client.force_login(front_desk)
+    _, _, html = confirm_page(client, member, rich, "now")
+    assert "Billing: the new price is charged from the next invoice" in html and "Square" not in html
+
+
+@pytest.fixture
+def member_with_glow(glow):
+    from tests.factories import ana_garcia
+
+    tier, facial, credit = glow
+    member, membership = ana_garcia(tier)
+    return member, membership, facial, credit
