@@ -20,7 +20,7 @@ from .messaging.notices import MemberNoticeDestination
 from .outbox import fan_out_many, register, registered
 from .processors import square_events, stripe_events
 from .processors.dunning_destination import PaymentRetryDestination
-from .processors.stripe_read import processor_source
+from .processors.reading import processor_source
 from .processors.sync import destination as processor_destination
 from .records.selectors import member_open_count, practice_open_count
 from .records.snapshots import record_source

@@ -1,0 +1,120 @@
+"""Reading Square for reconciliation, as `stripe_read` reads Stripe: the location's subscriptions
+(SearchSubscriptions, every status, paged with its cursor), each with what it bills — the plan
+variation's price (or the subscription's price override), currency and cadence — whether Square ends
+or pauses it, and, for a membership the ledger holds entitled, the status of its latest invoice (a
+failed charge leaves a Square subscription ACTIVE: the invoice is what says it is unpaid). Read
+only: nothing here writes to Square. The rows speak the words `billing.reconciliation.compare` reads
+(Stripe's), so a Square practice's discrepancies read like a Stripe practice's.
+
+| Square                                  | row                                                        |
+|-----------------------------------------|------------------------------------------------------------|
+| status ACTIVE / PENDING / PAUSED        | active / pending / paused (paused: `collection_paused`)     |
+| status CANCELED / DEACTIVATED / COMPLETED | canceled (ended)                                         |
+| ACTIVE with a `canceled_date`           | active, ending then (`cancel_at`, `cancel_at_period_end`)   |
+| plan variation cadence MONTHLY, ANNUAL… | interval month / year (QUARTERLY: 3 months…)               |
+| invoice UNPAID, PARTIALLY_PAID / FAILED | latest invoice open / uncollectible                        |
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from billing.models import SheetRow
+from billing.reconciliation.compare import ENTITLED, LedgerRow, ProcessorRow
+from memberships.models import Practice
+
+from .square import SquareProcessor
+from .square_events import PROCESSOR, day_start
+
+STATUS = {"ACTIVE": "active", "PENDING": "pending", "PAUSED": "paused", "CANCELED": "canceled",
+          "DEACTIVATED": "canceled", "COMPLETED": "canceled"}
+INVOICE_STATUS = {"UNPAID": "open", "PARTIALLY_PAID": "open", "FAILED": "uncollectible", "PAID": "paid",
+                  "PARTIALLY_REFUNDED": "paid", "REFUNDED": "paid", "CANCELED": "void", "DRAFT": "draft",
+                  "SCHEDULED": "draft", "PAYMENT_PENDING": "draft"}
+# Square's `SubscriptionCadence` → (interval, count), in the words of a Stripe price's `recurring`.
+CADENCE = {"DAILY": ("day", 1), "WEEKLY": ("week", 1), "EVERY_TWO_WEEKS": ("week", 2),
+           "THIRTY_DAYS": ("day", 30), "SIXTY_DAYS": ("day", 60), "NINETY_DAYS": ("day", 90),
+           "MONTHLY": ("month", 1), "EVERY_TWO_MONTHS": ("month", 2), "QUARTERLY": ("month", 3),
+           "EVERY_FOUR_MONTHS": ("month", 4), "EVERY_SIX_MONTHS": ("month", 6), "ANNUAL": ("year", 1),
+           "EVERY_TWO_YEARS": ("year", 2)}
+
+
+def list_subscriptions(processor: SquareProcessor, *, page_size: int = 100) -> Iterator[dict]:
+    """Every subscription of the processor's location, any status, with its scheduled actions."""
+    cursor = None
+    while True:
+        params = {"query": {"filter": {"location_ids": [processor.location_id]}}, "limit": page_size,
+                  "include": ["actions"]}
+        if cursor:
+            params["cursor"] = cursor
+        page = processor._call(processor.client.subscriptions.search, **params)
+        yield from page.get("subscriptions") or []
+        cursor = page.get("cursor")
+        if not cursor:
+            return
+
+
+def plan_terms(processor: SquareProcessor, variation_id: str, cache: dict) -> tuple[int | None, str, str, int]:
+    """(amount, currency, interval, count) the plan variation bills in its ongoing (last) phase; read
+    once per variation and run."""
+    if variation_id not in cache:
+        obj = processor._call(processor.client.catalog.object.get, object_id=variation_id)["object"]
+        phases = (obj.get("subscription_plan_variation_data") or {}).get("phases") or [{}]
+        phase = max(phases, key=lambda p: p.get("ordinal") or 0)
+        money = (phase.get("pricing") or {}).get("price_money") or phase.get("recurring_price_money") or {}
+        interval, count = CADENCE.get(str(phase.get("cadence") or ""), ("", 1))
+        cache[variation_id] = (money.get("amount"), str(money.get("currency") or "USD").lower(), interval, count)
+    return cache[variation_id]
+
+
+def subscription_row(sub: dict, *, terms: tuple[int | None, str, str, int], invoice_status: str = "") -> ProcessorRow:
+    amount, currency, interval, count = terms
+    override = sub.get("price_override_money") or {}
+    if override.get("amount") is not None:
+        amount, currency = override["amount"], str(override.get("currency") or currency).lower()
+    status = STATUS.get(str(sub.get("status") or ""), str(sub.get("status") or "").lower())
+    ends = day_start(sub.get("canceled_date")) if status != "canceled" else None
+    invoices = sub.get("invoice_ids") or []
+    return ProcessorRow(
+        subscription_id=str(sub.get("id") or ""), customer_id=str(sub.get("customer_id") or ""), status=status,
+        price_cents=int(amount) if amount is not None else None, currency=currency,
+        price_ref=str(sub.get("plan_variation_id") or ""), current_period_start=None,
+        current_period_end=day_start(sub.get("charged_through_date")),
+        latest_invoice_id=str(invoices[0]) if invoices else "", latest_invoice_status=invoice_status,
+        collection_paused=status == "paused", membership_ref="", interval=interval, interval_count=count,
+        cancel_at_period_end=ends is not None, cancel_at=ends)
+
+
+def _latest_invoice_status(processor: SquareProcessor, sub: dict) -> str:
+    invoices = sub.get("invoice_ids") or []             # newest first (Square's order)
+    if not invoices:
+        return ""
+    invoice = processor._call(processor.client.invoices.get, invoice_id=invoices[0])["invoice"]
+    return INVOICE_STATUS.get(str(invoice.get("status") or ""), str(invoice.get("status") or "").lower())
+
+
+def processor_source(*, practice: Practice, ledger: list[LedgerRow], processor: SquareProcessor | None = None,
+                     page_size: int = 100) -> list[ProcessorRow]:
+    """This practice's Square subscriptions. Square keeps no metadata of ours on a subscription: it is
+    the practice's when the ledger or the spreadsheet names it or its customer, or when the location
+    serves a single Square practice. The latest invoice is read only for the subscriptions of
+    memberships the ledger holds entitled (the one comparison it decides), one read each."""
+    processor = processor or SquareProcessor.from_settings()
+    known_subs = {row.processor_subscription_id for row in ledger if row.processor_subscription_id}
+    known_customers = {row.processor_customer_id for row in ledger if row.processor_customer_id}
+    entitled = {row.processor_subscription_id for row in ledger if row.status in ENTITLED}
+    for sub_id, customer in SheetRow.objects.filter(practice=practice).values_list("processor_subscription_id",
+                                                                                   "processor_customer_id"):
+        known_subs.add(sub_id)
+        known_customers.add(customer)
+    single = Practice.objects.filter(processor=PROCESSOR).count() == 1
+    terms: dict = {}
+    rows = []
+    for sub in list_subscriptions(processor, page_size=page_size):
+        sub_id, customer = str(sub.get("id") or ""), str(sub.get("customer_id") or "")
+        if not (single or sub_id in known_subs or customer in known_customers):
+            continue
+        status = _latest_invoice_status(processor, sub) if sub_id in entitled else ""
+        rows.append(subscription_row(sub, terms=plan_terms(processor, str(sub.get("plan_variation_id") or ""), terms),
+                                     invoice_status=status))
+    return rows
