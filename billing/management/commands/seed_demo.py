@@ -199,6 +199,7 @@ class Command(BaseCommand):
         self._disputes(practice, users[MANAGER], now)
         self._reconciliation_history(practice, users[MANAGER], today, tz, now)
         self._member_requests(practice, users[FRONT_DESK], now)
+        self._member_page_visits(practice, now)
 
     def _redeem_some(self, rng, membership, cycle_day, today, n, cycle, at, actor):
         for balance in membership.balances.select_related("service"):
@@ -271,6 +272,20 @@ class Command(BaseCommand):
                                        reason="Pauses need a month's notice; please call us.")
             elif number == 4:
                 approve_member_request(request_id=request.pk, practice_id=practice.pk, actor=staff, now=at)
+
+    @staticmethod
+    def _member_page_visits(practice, now):
+        """Members opened their own page (/me/) to see what is left, a few times each over the last
+        three months: the audit rows the page writes (the dashboard's staff hours saved counts them)."""
+        from memberships.services.common import write_view_audit
+
+        rng = random.Random(20261127)
+        members = list(Member.objects.filter(practice=practice, memberships__status=MembershipStatus.ACTIVE)
+                       .order_by("id").distinct()[:60])
+        for member in members:
+            for days_ago in sorted(rng.sample(range(1, 90), rng.randint(1, 3)), reverse=True):
+                write_view_audit(actor=services.Actor.member(member), action="member_page_view", members=[member],
+                                 now=now - timedelta(days=days_ago, hours=rng.randint(0, 9)))
 
     @staticmethod
     def _disputes(practice, manager, now):
