@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import Case, IntegerField, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Lower
 
-from .models import EntitlementBalance, Event, Member, Membership, MembershipStatus, TierBenefit
+from .models import EntitlementBalance, Event, Member, Membership, MembershipStatus, Practice, TierBenefit
 
 
 def _phone_candidates(digits: str) -> list[str]:
@@ -20,33 +21,69 @@ def _phone_candidates(digits: str) -> list[str]:
     return [f"+{digits}"]
 
 
-def search_members(*, practice_id: int | None, query: str, limit: int = 25) -> QuerySet[Member]:
-    """Name (prefix of first, last or "first last"), phone, email or member number.
+# From this many characters a name is searched anywhere in "first last" on PostgreSQL, through the
+# trigram index (migration 0019); a shorter one is a prefix of the first or last name (a trigram index
+# cannot narrow one or two letters).
+FRAGMENT_FROM = 3
 
-    Only the branches the query can match are searched, and each is an indexed lookup (prefix on
-    the lower-cased name columns, equality on phone, email and member number), so it stays fast on
-    100,000 members: a branch that needs a full scan (e.g. a suffix match) would make the database
-    scan every row for every search."""
+
+def search_members(*, practice_id: int | None = None, query: str, limit: int | None = 25,
+                   practice_ids: list[int] | None = None) -> QuerySet[Member]:
+    """Name, phone, email or member number, in one practice (`practice_id`), in several
+    (`practice_ids`: a practice and the others of its group) or, with neither, in all.
+
+    By name: on PostgreSQL a fragment of three letters or more anywhere in "first last" (the trigram
+    index), else — and always on SQLite — a prefix of the first name, the last name or "first last".
+    Phone, email and member number are equality lookups. Each branch is an indexed lookup, so it
+    stays fast on 100,000 members. Exact names first, then names that start with the query, then
+    the rest; by last name, first name within each."""
     q = " ".join((query or "").split())
     members = Member.objects.all()
-    if practice_id is not None:
+    if practice_ids is not None:
+        members = members.filter(practice_id__in=practice_ids)
+    elif practice_id is not None:
         members = members.filter(practice_id=practice_id)
     if not q:
         return members.none()
     lowered = q.lower()
     digits = "".join(ch for ch in q if ch.isdigit())
     condition = Q(member_number__in={q, q.upper()})
+    ranked = False
     if "@" in q:
         condition |= Q(email_lower=lowered)
     elif len(digits) >= 7 and not any(ch.isalpha() for ch in q):
         condition |= Q(phone__in=_phone_candidates(digits))
+    elif connection.vendor == "postgresql" and len(lowered) >= FRAGMENT_FROM:
+        condition |= Q(search_name__contains=lowered)
+        ranked = True
     else:
         condition |= Q(search_name__startswith=lowered) | Q(last_lower__startswith=lowered)
     members = members.annotate(email_lower=Lower("email"), last_lower=Lower("last_name"))
     # Ordered by lower-cased names: an ordering no index provides, so the database gathers the few
     # matches through the indexes above and sorts them, instead of walking the whole name index in
     # order hoping to meet 25 matches early (slow when the prefix sorts late, e.g. "gar").
-    return members.filter(condition).order_by("last_lower", Lower("first_name"), "id")[:limit]
+    order = ["last_lower", Lower("first_name"), "id"]
+    if ranked:
+        members = members.annotate(match_rank=Case(
+            When(search_name=lowered, then=Value(0)),
+            When(Q(search_name__startswith=lowered) | Q(last_lower__startswith=lowered), then=Value(1)),
+            default=Value(2), output_field=IntegerField()))
+        order.insert(0, "match_rank")
+    members = members.filter(condition).order_by(*order)
+    return members[:limit] if limit is not None else members
+
+
+def searchable_practice_ids(user) -> list[int] | None:
+    """The practices whose members `user` finds in the search: their own and, when it belongs to a
+    group, the group's other practices (a member of the group may be seen and redeem at any of its
+    locations). None (all) for a superuser without a profile; one query."""
+    scope = practice_scope(user)
+    if scope is None:
+        return None
+    group = Practice.objects.filter(pk=scope).values("organization_id")
+    ids = set(Practice.objects.filter(Q(pk=scope) | Q(organization_id=Subquery(group)))
+              .values_list("pk", flat=True))
+    return sorted(ids | {scope})
 
 
 def current_membership(*, member: Member) -> Membership | None:
@@ -282,6 +319,9 @@ def chart_panel(*, member_id: int, user, now, timeline_limit: int = 30) -> Chart
         .select_related("actor_user")
         .annotate(entry_ref=Cast(KeyTextTransform("entry_id", "payload"), BigIntegerField()))
         .annotate(is_reversed=Exists(reversal))
+        # where a redemption happened: its entry's location (the desk's), shown on the timeline
+        .annotate(entry_location=Subquery(LedgerEntry.objects.filter(pk=OuterRef("entry_ref"))
+                                          .values("location__name")[:1]))
         .order_by("-created_at", "-id")[:timeline_limit]
     )
     redeemed = {e.entry_ref: e.is_reversed for e in events if e.kind == EventKind.REDEEMED and e.entry_ref}

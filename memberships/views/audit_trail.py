@@ -16,6 +16,7 @@ PAGE_SIZE = 50
 # The audit log's actions in words (an action not listed shows as written).
 ACTION_WORDS = {
     "view_chart": "Opened the chart",
+    "view_visit": "Opened the chart panel at another practice of the group",
     "search_members": "Saw in a member search",
     "view_audit_trail": "Opened who looked at this member",
     "redeem": "Redeemed",

@@ -23,18 +23,35 @@ def home(request):
     form = SearchForm(request.GET or None)
     results = []
     query = ""
+    in_group, own = False, None
     if form.is_valid():
         query = form.cleaned_data["q"]
-        members = list(selectors.search_members(practice_id=practice_scope(request.user), query=query))
+        practice_ids = selectors.searchable_practice_ids(request.user)
+        in_group = practice_ids is not None and len(practice_ids) > 1
+        members = selectors.search_members(practice_ids=practice_ids, query=query)
+        if in_group:   # a group: each member's practice and home location is shown
+            members = members.select_related("practice", "home_location")
+        members = list(members)
         open_memberships = {
             m.member_id: m for m in Membership.objects.filter(member__in=members)
             .exclude(status=MembershipStatus.CANCELLED).select_related("tier")
         }
+        own = practice_scope(request.user)
         results = [(member, open_memberships.get(member.pk)) for member in members]
         if len(results) == 1 and request.GET.get("go") == "1":
-            return redirect("memberships:chart", member_id=results[0][0].pk)  # the chart audits its read
+            return redirect(_member_url(members[0], own))  # the chart (or the visit page) audits its read
         audit_view(request, action="search_members", members=members)
-    return render(request, "memberships/search.html", {"form": form, "results": results, "query": query})
+    return render(request, "memberships/search.html", {"form": form, "results": results, "query": query,
+                                                       "in_group": in_group, "own_practice_id": own})
+
+
+def _member_url(member, own_practice_id: int | None) -> str:
+    """The chart of a member of the user's practice; the visit page (the chart panel and redeeming,
+    nothing else) of a member of another practice of the group."""
+    from django.urls import reverse
+
+    name = "memberships:chart" if own_practice_id in (None, member.practice_id) else "memberships:visit"
+    return reverse(name, kwargs={"member_id": member.pk})
 
 
 def _panel_or_404(request, member_id: int, now):

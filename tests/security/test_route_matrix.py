@@ -14,7 +14,9 @@ A member session is no staff login: every staff page sends it to the staff login
 the API refuses it; on the member's own pages (`member=`: what a member session gets there) it is
 the signed-in member's page and no one else's, and no answer anywhere shows another member
 (Zelda Quixotic, the world's member) — a staff role on a member page is sent to "send me a link".
-Another role joins by a line in ROLES, a way to sign it in (`_sign_in`) and its expectation
+A front desk of a sibling practice (another practice of our organization) finds our members and
+opens their visit page (the chart panel and redeeming: `SIBLING_OPEN`); every other URL naming our
+objects is 404 for it, and no other page shows it our member. Another role joins by a line in ROLES, a way to sign it in (`_sign_in`) and its expectation
 (`_expected`). An entry for a URL that is not in the URL conf (yet) is simply not requested."""
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from memberships.roles import CLINICIAN, FRONT_DESK, MANAGER
 from tests.factories import MemberFactory, PracticeFactory, active_membership, glow_tier, staff_user
 
 ROLES = ("anonymous", "clinician", "front_desk", "manager", "other_manager", "member")
-STAFF_ROLES = {"clinician", "front_desk", "manager", "other_manager"}
+ROLES += ("sibling_desk",)          # a front desk of another practice of our group
+SIBLING_OPEN = ("memberships:visit", "memberships:visit_redeem")
+STAFF_ROLES = {"clinician", "front_desk", "manager", "other_manager", "sibling_desk"}
 PERMS = {  # which of our roles hold each permission (README, "Staff pages")
     "view_chart": {"clinician", "front_desk", "manager"},
     "redeem_entitlement": {"clinician", "front_desk", "manager"},
@@ -108,6 +112,9 @@ ROUTES: dict[str, Route] = {
     "memberships:resume": R("staff", "manage_membership", member_id="member"),
     "memberships:cancel": R("staff", "manage_membership", member_id="member"),
     "memberships:who_looked": R("staff", "view_dashboard", member_id="member"),
+    # a member of the group at another practice's desk: the chart panel and redeeming (SIBLING_OPEN)
+    "memberships:visit": R("staff", "view_chart", member_id="member"),
+    "memberships:visit_redeem": R("staff", "redeem_entitlement", "POST", member_id="member"),
     "memberships:member_requests": R("staff", "manage_membership"),
     "memberships:member_request_decide": R("staff", "manage_membership", "POST", request_id="member_request",
                                            data={"decision": "decline", "decline_reason": "matrix"}),
@@ -222,7 +229,23 @@ def world(db):
     users = {"clinician": staff_user(CLINICIAN, ours), "front_desk": staff_user(FRONT_DESK, ours),
              "manager": staff_user(MANAGER, ours), "other_manager": staff_user(MANAGER, other),
              "member": bob}                                  # signed in on his own page: no staff rights
+    users["sibling_desk"] = _sibling_desk(ours)
     return objects, users
+
+
+def _sibling_desk(ours):
+    """A front desk of another practice of our organization (ours made a group when it is not one)."""
+    from memberships.models import Organization
+
+    if ours.organization_id is None:
+        ours.organization = Organization.objects.create(name="Glow Group", slug="glow-group")
+        ours.save(update_fields=["organization"])
+    sibling = PracticeFactory(slug="glow-east", name="Glow East", organization=ours.organization)
+    return staff_user(FRONT_DESK, sibling)
+
+
+def _sibling_open(route: Route) -> bool:
+    return any(route is ROUTES.get(name) for name in SIBLING_OPEN)
 
 
 def _link(member, now):
@@ -279,6 +302,12 @@ def _expected(route: Route, role: str) -> set[int]:
         return {302} if route.access == "staff" else {401, 403}
     if role == "other_manager":
         return {404} if route.kwargs else ({200} if route.method == "GET" else {200, 302, 400, 409, 503})
+    if role == "sibling_desk":                     # a front desk, of another practice of the group
+        if "front_desk" not in PERMS[route.perm]:
+            return {403}
+        if route.kwargs and not _sibling_open(route):
+            return {404}
+        role = "front_desk"
     if role not in PERMS[route.perm]:
         return {403}
     if route.method == "GET":
@@ -305,6 +334,9 @@ def _answer(client, name: str, route: Route, role: str, objects: dict) -> str | 
             not response["Location"].startswith(reverse("portal:me:link")):
         return f"{url} as {role}: redirected to {response['Location']}, not to 'send me a link'"
     body = response.content.decode(errors="replace")
+    if role == "sibling_desk" and response.status_code == 200 and not _sibling_open(route) and \
+            any(leak in body for leak in ("Quixotic", "+14155550199", "4155550199", "555-0199")):
+        return f"{url} shows a sibling practice's member to {role} outside the visit page"
     if (role == "member" or role == "other_manager" and response.status_code == 200) and \
             any(leak in body for leak in ("Quixotic", "+14155550199", "4155550199", "555-0199")):
         return f"{url} shows another {'practice' if role == 'other_manager' else 'member'}'s member to {role}"
