@@ -27,7 +27,12 @@ class AuditLog(AppendOnlyModel):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["member", "-created_at"], name="audit_member_idx")]
+        indexes = [
+            models.Index(fields=["member", "-created_at"], name="audit_member_idx"),
+            # the dashboard's staff hours saved counts the member page's views by month
+            models.Index(fields=["created_at"], name="audit_member_page_view_idx",
+                         condition=models.Q(action="member_page_view")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.user} {self.action} {self.object_type}:{self.object_id}"
