@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("manage/", include("billing.urls")),
     path("manage/", include("billing.staff.urls")),
+    path("group/", include("billing.group.urls")),
     path("members/<int:member_id>/card-link/", card_link, name="card_link"),
     path("records/exceptions/", include("integrations.records.staff_urls")),
     path("messages/replies/", include("integrations.messaging.staff_urls")),
