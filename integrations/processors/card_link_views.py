@@ -20,7 +20,8 @@ from billing.dunning import links
 from billing.dunning.selectors import case_for_card_link
 from billing.models import DunningCaseStatus
 
-from .dunning import ProcessorRejected, ProcessorUnavailable, payment_page_url
+from .dunning import ProcessorRejected, ProcessorUnavailable
+from .dunning_choice import payment_page_url
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from memberships.errors import LedgerError
 from memberships.models import AutomationStage, Event, EventKind
 
 from ..outbox import PermanentDeliveryError, RetryableDeliveryError
-from .dunning import ProcessorRejected, ProcessorUnavailable, dunning_processor_for
+from .dunning import ProcessorRejected, ProcessorUnavailable
+from .dunning_choice import dunning_processor_for
 
 logger = logging.getLogger(__name__)
 
