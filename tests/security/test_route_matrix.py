@@ -33,8 +33,14 @@ from tests.factories import MemberFactory, PracticeFactory, active_membership, g
 
 ROLES = ("anonymous", "clinician", "front_desk", "manager", "other_manager", "member")
 ROLES += ("sibling_desk",)          # a front desk of another practice of our group
+# A group manager of our group (signed in at the sibling practice, then switched to our clinic) and one
+# of another group: the first may do what our manager does, and open the group dashboard; the second
+# is another practice's manager for our objects (404), and sees only their own group's dashboard.
+ROLES += ("group_manager", "other_group_manager")
+GROUP_MANAGERS = {"group_manager", "other_group_manager"}
 SIBLING_OPEN = ("memberships:visit", "memberships:visit_redeem")
 STAFF_ROLES = {"clinician", "front_desk", "manager", "other_manager", "sibling_desk"}
+STAFF_ROLES |= GROUP_MANAGERS
 PERMS = {  # which of our roles hold each permission (README, "Staff pages")
     "view_chart": {"clinician", "front_desk", "manager"},
     "redeem_entitlement": {"clinician", "front_desk", "manager"},
@@ -100,6 +106,9 @@ ROUTES: dict[str, Route] = {
     "memberships:two_factor_setup": R("signin", ok=(200, 302)),
     # where I work today: after signing in, and from the header (tests/groups/test_location_choice.py)
     "memberships:choose_location": R("signin", ok=(200, 302)),
+    # the group dashboard and its CSV: group managers only, 404 for every other signed-in role
+    "group:dashboard": R("group", "view_group_dashboard"),
+    "group:export": R("group", "view_group_dashboard"),
     # the chart side
     "memberships:home": R("staff", "view_chart"),
     "memberships:chart": R("staff", "view_chart", member_id="member"),
@@ -230,6 +239,7 @@ def world(db):
              "manager": staff_user(MANAGER, ours), "other_manager": staff_user(MANAGER, other),
              "member": bob}                                  # signed in on his own page: no staff rights
     users["sibling_desk"] = _sibling_desk(ours)
+    users.update(_group_managers(ours, other))
     return objects, users
 
 
@@ -242,6 +252,31 @@ def _sibling_desk(ours):
         ours.save(update_fields=["organization"])
     sibling = PracticeFactory(slug="glow-east", name="Glow East", organization=ours.organization)
     return staff_user(FRONT_DESK, sibling)
+
+
+def _group_managers(ours, other) -> dict:
+    """Our group's manager, signed in at the sibling practice and switched to our clinic through the
+    location page's door (so our practice's pages are theirs now); another group's manager."""
+    from django.contrib.auth.models import Group
+
+    from memberships.models import Organization, Practice, StaffProfile
+    from memberships.roles import GROUP_MANAGER
+    from memberships.services import Actor
+    from memberships.services.locations import choose_location
+
+    other.organization = Organization.objects.create(name="Elsewhere Group", slug="elsewhere-group")
+    other.save(update_fields=["organization"])
+    users = {}
+    for role, practice in (("group_manager", Practice.objects.get(slug="glow-east")),
+                           ("other_group_manager", other)):
+        user = staff_user(MANAGER, practice, username=role)
+        user.groups.set([Group.objects.get(name=GROUP_MANAGER)])
+        StaffProfile.objects.filter(user=user).update(organization=practice.organization)
+        users[role] = type(user).objects.get(pk=user.pk)
+    owner, clinic = users["group_manager"], ours.locations.create(name="Group matrix clinic")
+    choose_location(user=owner, place_key=f"l{clinic.pk}", actor=Actor.staff(owner), now=timezone.now())
+    assert StaffProfile.objects.get(user=owner).practice_id == ours.pk
+    return users
 
 
 def _sibling_open(route: Route) -> bool:
@@ -290,6 +325,12 @@ def _url(name: str, route: Route, objects: dict) -> str:
 
 
 def _expected(route: Route, role: str) -> set[int]:
+    if route.access == "group":                    # the group's pages: a group manager's own group; else 404
+        if role in ("anonymous", "member"):
+            return {302}
+        return {200} if role in GROUP_MANAGERS else {404}
+    if role == "group_manager":
+        role = "manager"
     if role == "member" and route.member is not None:
         return set(route.member)
     if role == "member" and route.access == "staff":
@@ -300,7 +341,7 @@ def _expected(route: Route, role: str) -> set[int]:
         return set(route.ok)
     if role == "anonymous":
         return {302} if route.access == "staff" else {401, 403}
-    if role == "other_manager":
+    if role in ("other_manager", "other_group_manager"):
         return {404} if route.kwargs else ({200} if route.method == "GET" else {200, 302, 400, 409, 503})
     if role == "sibling_desk":                     # a front desk, of another practice of the group
         if "front_desk" not in PERMS[route.perm]:
@@ -327,7 +368,7 @@ def _answer(client, name: str, route: Route, role: str, objects: dict) -> str | 
     expected = _expected(route, role)
     if response.status_code not in expected:
         return f"{route.method} {url} as {role}: {response.status_code}, expected one of {sorted(expected)}"
-    if route.access == "staff" and role in ("anonymous", "member") and response.status_code == 302 and \
+    if route.access in ("staff", "group") and role in ("anonymous", "member") and response.status_code == 302 and \
             not response["Location"].startswith(reverse("memberships:login")):
         return f"{url} as {role}: redirected to {response['Location']}, not to the login page"
     if route.member is not None and role in STAFF_ROLES and response.status_code == 302 and \
@@ -337,9 +378,9 @@ def _answer(client, name: str, route: Route, role: str, objects: dict) -> str | 
     if role == "sibling_desk" and response.status_code == 200 and not _sibling_open(route) and \
             any(leak in body for leak in ("Quixotic", "+14155550199", "4155550199", "555-0199")):
         return f"{url} shows a sibling practice's member to {role} outside the visit page"
-    if (role == "member" or role == "other_manager" and response.status_code == 200) and \
+    if (role == "member" or role in ("other_manager", "other_group_manager") and response.status_code == 200) and \
             any(leak in body for leak in ("Quixotic", "+14155550199", "4155550199", "555-0199")):
-        return f"{url} shows another {'practice' if role == 'other_manager' else 'member'}'s member to {role}"
+        return f"{url} shows another {'practice' if role != 'member' else 'member'}'s member to {role}"
     if role == "member" and name == "portal:me:page" and "Hello, Bob" not in body:
         return f"{url} as a member: not the signed-in member's own page"
     return None
