@@ -32,18 +32,47 @@ INVOICE_FAILED = {"invoice.scheduled_charge_failed"}
 SUBSCRIPTION = {"subscription.updated", "subscription.created"}
 HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | SUBSCRIPTION)
 
-# Square's payment error codes (Payments API, `Error.code` of a declined card) that no retry of the
-# same card can fix: the member has to act (a new card, their bank). The others — GENERIC_DECLINE,
-# CARD_DECLINED, INSUFFICIENT_FUNDS, TRANSACTION_LIMIT, TEMPORARY_ERROR… — may pass on a later try.
+# Hard and soft declines in Square's words: the `Error.code` of a card declined (category
+# PAYMENT_METHOD_ERROR) on CreatePayment, CreateCard or a subscription's first charge. Source: Square's
+# ErrorCode reference (developer.squareup.com/reference/square/enums/ErrorCode) and "Payments API
+# error codes" (developer.squareup.com/docs/payments-api/error-codes); every code below is one of the
+# SDK's `ErrorCode` values (a test holds it). Square does not sort them into hard and soft: the sort
+# is ours, by the rule of `billing.dunning.declines` (Stripe's words) — hard when no retry of the same
+# card can pass (the card or its data is wrong or gone, the issuer wants the member present or on the
+# phone, the card may never take this charge), soft when a later try may (funds, limits, a decline
+# with no reason). An unknown code is soft. A failed scheduled charge (`invoice.scheduled_charge_failed`)
+# names no code at all: soft (`FAILED_CHARGE`).
+#
+# | Square code                                         | why                                        | kind |
+# |-----------------------------------------------------|--------------------------------------------|------|
+# | CARD_EXPIRED, INVALID_EXPIRATION(_YEAR/_DATE),      | the card or its expiry is no longer good   | hard |
+# |   BAD_EXPIRATION, EXPIRATION_FAILURE, SOURCE_EXPIRED |                                            |      |
+# | INVALID_ACCOUNT, ACCOUNT_UNUSABLE, INVALID_CARD,    | the card or account is wrong or closed     | hard |
+# |   INVALID_CARD_DATA, INVALID_ENCRYPTED_CARD, PAN_FAILURE, CARD_MISMATCH |                 |      |
+# | CVV_FAILURE, VERIFY_CVV_FAILURE, ADDRESS_VERIFICATION_FAILURE, VERIFY_AVS_FAILURE,       |      |
+# |   INVALID_POSTAL_CODE                               | the card's data does not match             | hard |
+# | CARD_NOT_SUPPORTED, UNSUPPORTED_CARD_BRAND, CARDHOLDER_INSUFFICIENT_PERMISSIONS          |      |
+# |                                                     | the card may never take this charge        | hard |
+# | CARD_DECLINED_VERIFICATION_REQUIRED, CARD_PRESENCE_REQUIRED, CARD_DECLINED_CALL_ISSUER,  |      |
+# |   VOICE_FAILURE                                     | the member must act (verify, call the bank) | hard |
+# | CARD_TOKEN_EXPIRED, CARD_TOKEN_USED                 | the single-use token is spent: a new entry  | hard |
+# | GENERIC_DECLINE, CARD_DECLINED                      | no reason given (Square's catch-all)       | soft |
+# | INSUFFICIENT_FUNDS, TRANSACTION_LIMIT, PAYMENT_LIMIT_EXCEEDED, GIFT_CARD_AVAILABLE_AMOUNT |     |
+# |                                                     | money or a limit: may pass later           | soft |
+# | TEMPORARY_ERROR, CARD_PROCESSING_NOT_ENABLED        | Square's or the seller's side, not the card | soft |
 HARD_DECLINES = frozenset({
-    "CARD_EXPIRED", "INVALID_EXPIRATION", "BAD_EXPIRATION", "EXPIRATION_FAILURE", "INVALID_ACCOUNT",
-    "INVALID_CARD", "INVALID_CARD_DATA", "CARD_NOT_SUPPORTED", "PAN_FAILURE", "CVV_FAILURE",
-    "ADDRESS_VERIFICATION_FAILURE", "INVALID_POSTAL_CODE", "CARD_DECLINED_VERIFICATION_REQUIRED",
-    "CARD_DECLINED_CALL_ISSUER", "CARD_TOKEN_EXPIRED", "CARD_TOKEN_USED", "VOICE_FAILURE",
+    "CARD_EXPIRED", "INVALID_EXPIRATION", "INVALID_EXPIRATION_YEAR", "INVALID_EXPIRATION_DATE", "BAD_EXPIRATION",
+    "EXPIRATION_FAILURE", "SOURCE_EXPIRED",
+    "INVALID_ACCOUNT", "ACCOUNT_UNUSABLE", "INVALID_CARD", "INVALID_CARD_DATA", "INVALID_ENCRYPTED_CARD",
+    "PAN_FAILURE", "CARD_MISMATCH",
+    "CVV_FAILURE", "VERIFY_CVV_FAILURE", "ADDRESS_VERIFICATION_FAILURE", "VERIFY_AVS_FAILURE", "INVALID_POSTAL_CODE",
+    "CARD_NOT_SUPPORTED", "UNSUPPORTED_CARD_BRAND", "CARDHOLDER_INSUFFICIENT_PERMISSIONS",
+    "CARD_DECLINED_VERIFICATION_REQUIRED", "CARD_PRESENCE_REQUIRED", "CARD_DECLINED_CALL_ISSUER", "VOICE_FAILURE",
+    "CARD_TOKEN_EXPIRED", "CARD_TOKEN_USED",
 })
 SOFT_DECLINES = frozenset({
-    "GENERIC_DECLINE", "CARD_DECLINED", "INSUFFICIENT_FUNDS", "TRANSACTION_LIMIT", "TEMPORARY_ERROR",
-    "PAYMENT_LIMIT_EXCEEDED", "CARD_PROCESSING_NOT_ENABLED",
+    "GENERIC_DECLINE", "CARD_DECLINED", "INSUFFICIENT_FUNDS", "TRANSACTION_LIMIT", "PAYMENT_LIMIT_EXCEEDED",
+    "GIFT_CARD_AVAILABLE_AMOUNT", "TEMPORARY_ERROR", "CARD_PROCESSING_NOT_ENABLED",
 })
 
 # Square's subscription status → the words billing reads (Stripe's): an ended one is "canceled".
