@@ -10,7 +10,7 @@ there too, so every staff page (scoped by the profile's practice) follows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.db import transaction
@@ -112,6 +112,7 @@ def choose_location(*, user, place_key: str, actor: Actor, now: datetime) -> Pla
     profile.practice_id, profile.location_id = place.practice_id, place.location_id
     profile.save(update_fields=["practice", "location"])
     user.staff_profile = profile      # this request's pages follow the choice at once
+    actor = replace(actor, location_id=place.location_id, practice_id=place.practice_id)   # the row: where now
     write_audit(actor=actor, action="location_chosen", obj=profile, now=now, detail={
         "practice_id": place.practice_id, "location_id": place.location_id,
         "from_practice_id": left["practice_id"], "from_location_id": left["location_id"]})

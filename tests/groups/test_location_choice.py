@@ -133,6 +133,7 @@ def test_a_group_manager_signs_in_with_the_code_then_chooses_any_clinic_of_the_g
     row = AuditLog.objects.get(user=user, action="location_chosen")
     assert row.detail == {"practice_id": world.bloom.pk, "location_id": world.harbor.pk,
                           "from_practice_id": world.glow.pk, "from_location_id": world.downtown.pk}
+    assert row.location == world.harbor                      # the audit trail's location: where they work now
     assert "Location: Harbor (Bloom Med Spa)" in client.get(reverse("memberships:home")).content.decode()
     # Another group's clinic: refused, nothing changes.
     assert client.post(reverse("memberships:choose_location"), {"place": f"l{world.other_clinic.pk}"}).status_code == 400
