@@ -84,7 +84,7 @@ def process_due(*, now: datetime | None = None, limit: int | None = None) -> dic
                 InboundEvent.objects.select_for_update(skip_locked=True, of=("self",)).select_related("practice")
                 .filter(status=InboundStatus.RECEIVED)
                 .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-                .exclude(source=SOURCE_STRIPE, event_type__in=_CARD_EVENTS)
+                .exclude(_ON_THEIR_OWN)
                 .order_by("received_at", "id")[:limit]
             )
             if not rows:
@@ -118,11 +118,16 @@ def process_due(*, now: datetime | None = None, limit: int | None = None) -> dic
 # the default, the open invoice is paid with it), so they are not part of a batch that holds
 # memberships locked — each is applied on its own, no membership locked while Stripe answers.
 _CARD_EVENTS = stripe_events.CHECKOUT | stripe_events.CUSTOMER
+# Square's `subscription.created` likewise: a join paid on Square's page names no membership yet, and
+# applying it reads the subscription's customer from Square and enrolls (`square_checkout`), so the
+# first invoice's event in the next batch finds the membership.
+_ON_THEIR_OWN = (Q(source=SOURCE_STRIPE, event_type__in=_CARD_EVENTS)
+                 | Q(source=square_events.SOURCE, event_type="subscription.created"))
 
 
 def _process_card_events(*, now: datetime, limit: int) -> dict[str, int]:
-    return _one_by_one(InboundEvent.objects.filter(status=InboundStatus.RECEIVED, source=SOURCE_STRIPE,
-                                                   event_type__in=_CARD_EVENTS), now=now, limit=limit)
+    return _one_by_one(InboundEvent.objects.filter(_ON_THEIR_OWN, status=InboundStatus.RECEIVED), now=now,
+                       limit=limit)
 
 
 def _process_one_by_one(*, now: datetime, limit: int) -> dict[str, int]:

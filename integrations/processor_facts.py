@@ -21,6 +21,10 @@ def apply_fact(fact, *, now: datetime):
     if isinstance(fact, ChargeActionRequired):
         return billing.record_charge_action_required(charge=fact, now=now)
     if isinstance(fact, SubscriptionChanged):
+        if fact.processor == "square":          # a join paid on Square's page names no membership
+            from .processors.square_checkout import confirm_square_join
+
+            confirm_square_join(fact, now=now)
         return billing.record_subscription_changed(change=fact, now=now)
     if isinstance(fact, CardSaved):
         return use_saved_card(fact, now=now)

@@ -1,0 +1,108 @@
+"""Joining online at a Square practice: Square's hosted checkout page (the Checkout API's payment
+link) in place of Stripe Checkout, and Square's confirmation turned into the same enrollment
+(`memberships.services.joining.enroll_online`, once per payment link).
+
+- `open_square_join`: `CreatePaymentLink` with `quick_pay` (the tier's neutral processor name, its
+  price, our location) and `checkout_options.subscription_plan_id` = the tier's plan variation
+  (Square, "Subscription Plan Checkout": a Square-hosted page where the buyer pays and subscribes to a
+  plan variation with one paid phase — ours have one), `redirect_url` = our "done" page, the email
+  prefilled; the idempotency key is the join's own ref (a reload makes no second link). Nothing about
+  the person but the email goes to Square; the link's id is kept on the join.
+- What confirms it: when the buyer pays, Square makes the customer (the email typed there), saves the
+  card on file and creates the subscription; it sends `subscription.created` for it (Square's
+  forum, "Confirming a customer completed Subscription checkout": "you can subscribe to subscription
+  webhooks to get notified when a subscription has been created") and `invoice.payment_made` for the
+  first invoice. Neither names the payment link, and a subscription carries no metadata of ours, so
+  `confirm_square_join` (on a subscription fact naming no membership yet) reads the subscription's
+  customer from Square and takes the newest open join on that plan variation with that email. A
+  buyer who types another email on Square's page matches no join: the event waits, then fails
+  visibly in the inbox for a manager (the join stays on file until purged).
+- The first invoice's `invoice.payment_made` may come first: it waits for the membership; once the
+  join enrolls, the Square events waiting for its subscription are made due at once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from memberships.models import JoinAttempt, Membership
+from memberships.services.common import Actor
+from memberships.services.joining import enroll_online, note_checkout
+
+from . import sync
+from .base import JoinCheckout, SubscriptionChanged
+from .joining import join_key
+
+# Where a payment link's page lives (the link's short `url` redirects to its `long_url`): the join
+# form's redirect must be allowed by the page's form-action, hop by hop.
+HOSTED_ORIGINS = {"sandbox": ["https://sandbox.square.link", "https://connect.squareupsandbox.com"],
+                  "production": ["https://square.link", "https://checkout.square.site"]}
+
+
+def hosted_page_origins() -> list[str]:
+    """Square's checkout origins, or the local fake SQUARE_API_BASE points at (it serves the page)."""
+    if settings.SQUARE_API_BASE:
+        base = urlsplit(settings.SQUARE_API_BASE)
+        return [f"{base.scheme}://{base.netloc}"]
+    return HOSTED_ORIGINS[settings.SQUARE_ENVIRONMENT]
+
+
+def open_square_join(*, attempt: JoinAttempt, success_url: str, now: datetime) -> JoinCheckout:
+    """Square's hosted page for this join (the tier's plan created once if missing). Raises the
+    processor errors of `base`. (A payment link does not expire; an abandoned join is purged here.)"""
+    processor = sync.processor_for(attempt.practice)
+    tier = attempt.tier
+    price_ref = sync.ensure_price(processor, tier, idempotency_key=f"join:{attempt.ref}")
+    answer = processor._call(
+        processor.client.checkout.payment_links.create, idempotency_key=f"square-join:{attempt.ref}",
+        description=attempt.ref,
+        quick_pay={"name": tier.processor_name, "location_id": processor.location_id,
+                   "price_money": {"amount": tier.price_cents, "currency": tier.currency.upper()}},
+        checkout_options={"subscription_plan_id": price_ref, "redirect_url": success_url,
+                          "ask_for_shipping_address": False},
+        pre_populated_data={"buyer_email": attempt.email})
+    link = answer["payment_link"]
+    note_checkout(attempt=attempt, checkout_ref=str(link["id"]))
+    return JoinCheckout(checkout_ref=str(link["id"]), url=str(link["url"]))
+
+
+def _join_for(fact: SubscriptionChanged) -> JoinAttempt | None:
+    open_joins = (JoinAttempt.objects.filter(tier__processor_price_id=fact.price_ref).exclude(checkout_ref="")
+                  .select_related("practice"))
+    if not fact.price_ref or not open_joins.exists():
+        return None
+    first = open_joins.first()
+    processor = sync.processor_for(first.practice)
+    customer = processor._call(processor.client.customers.get, customer_id=fact.customer_ref)["customer"]
+    email = str(customer.get("email_address") or "").strip().lower()
+    return open_joins.filter(email=email).order_by("-created_at", "-pk").first() if email else None
+
+
+def confirm_square_join(fact: SubscriptionChanged, *, now: datetime) -> Membership | None:
+    """A Square subscription no membership has yet: when it is a join paid on Square's page, enroll
+    (once per payment link) and wake the events waiting for it. Anything else: None, nothing done."""
+    if fact.processor != "square" or not fact.subscription_ref or not fact.customer_ref:
+        return None
+    if Membership.objects.filter(processor_subscription_id=fact.subscription_ref).exists():
+        return None
+    attempt = _join_for(fact)
+    if attempt is None:
+        return None
+    membership = enroll_online(join_ref=attempt.ref, checkout_ref=attempt.checkout_ref,
+                               customer_ref=fact.customer_ref, subscription_ref=fact.subscription_ref,
+                               actor=Actor.system("member joined online"),
+                               idempotency_key=join_key(attempt.checkout_ref), now=now)
+    _wake_waiting(subscription_ref=fact.subscription_ref, now=now)
+    return membership
+
+
+def _wake_waiting(*, subscription_ref: str, now: datetime) -> int:
+    from integrations.models import InboundEvent, InboundStatus
+
+    from .square_events import SOURCE
+
+    return (InboundEvent.objects.filter(source=SOURCE, status=InboundStatus.RECEIVED,
+                                        error__contains=f"subscription {subscription_ref} ")
+            .update(next_attempt_at=now))

@@ -1,0 +1,191 @@
+"""Joining online at a Square practice, on SQLite and PostgreSQL, against the fake Square (the real
+SDK; answers and webhooks checked against its models): the join page sends the visitor to a Square
+payment link for the tier's plan variation; paying there makes Square's customer, card and
+subscription and its signed `subscription.created` and `invoice.payment_made`; the membership exists
+once Square confirms — exactly once however often the webhooks arrive, an existing member matched by
+email. In Chromium: the whole join, the hosted page being the fake's stand-in."""
+
+import json
+import re
+
+import pytest
+import requests
+from django.utils import timezone
+
+from integrations import inbox
+from integrations.models import InboundEvent, InboundStatus
+from memberships.models import (
+    AgreementAcceptance,
+    EntitlementBalance,
+    Event,
+    JoinAttempt,
+    Member,
+    Membership,
+    MembershipStatus,
+)
+from memberships.models.practice import Processor
+from tests.factories import MemberFactory
+from tests.staff.test_browser import SCREENSHOTS, chromium  # noqa: F401  (fixture)
+from tests.support.square_fake_checkout import SquareFakeCheckout
+from tests.support.square_fixtures import NOTIFICATION_URL, SIGNATURE_KEY
+
+from .join_support import form, online  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def square_fake():
+    fake = SquareFakeCheckout(signature_key=SIGNATURE_KEY, notification_url=NOTIFICATION_URL).start()
+    yield fake
+    fake.stop()
+    assert fake.errors == [], f"the fake answered shapes the SDK does not describe: {fake.errors}"
+
+
+@pytest.fixture
+def square_online(online, settings, square_fake):
+    settings.SQUARE_ACCESS_TOKEN = "EAAA-test-token"
+    settings.SQUARE_API_BASE = square_fake.base_url
+    settings.SQUARE_LOCATION_ID = square_fake.location_id
+    settings.SQUARE_WEBHOOK_SIGNATURE_KEY = SIGNATURE_KEY
+    settings.SQUARE_WEBHOOK_URL = NOTIFICATION_URL
+    square_fake.now = timezone.now()
+    practice = online["practice"]
+    practice.processor = Processor.SQUARE
+    practice.save(update_fields=["processor"])
+    return online
+
+
+def balances(membership):
+    return {b.service.code: b.balance for b in EntitlementBalance.objects.filter(membership=membership)
+            .select_related("service")}
+
+
+def start_join(client, online, **changes):
+    answer = client.post("/join/glow/", form(online, **changes))
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    return answer
+
+
+def deliver_all(fake, post) -> list:
+    sent = list(fake.outbox)
+    for answer in fake.deliver(post):
+        assert answer.status_code == 200
+    return sent
+
+
+@pytest.mark.django_db
+def test_the_join_page_sends_the_visitor_to_a_square_payment_link_for_the_tiers_plan(client, square_online,
+                                                                                     square_fake):
+    answer = start_join(client, square_online)
+    (link,) = square_fake.payment_links.values()
+    attempt = JoinAttempt.objects.get()
+    assert answer["Location"] == link["url"] and attempt.checkout_ref == link["id"]
+    assert square_fake.base_url in answer.headers["Content-Security-Policy"].split("form-action")[1].split(";")[0]
+    tier = square_online["tier"]
+    tier.refresh_from_db()
+    assert link["checkout_options"]["subscription_plan_id"] == tier.processor_price_id
+    assert link["checkout_options"]["redirect_url"] == f"http://testserver/join/glow/done/{attempt.ref}/"
+    assert link["_money"] == {"amount": 19900, "currency": "USD"}
+    assert link["pre_populated_data"] == {"buyer_email": "nora.newman@example.com"}
+    sent = json.dumps([body for _, _, body in square_fake.requests])
+    assert "Newman" not in sent and "Glow" not in sent and "HydraFacial" not in sent   # the email only
+    assert not Membership.objects.exists()
+
+
+@pytest.mark.django_db
+def test_paying_on_square_makes_one_active_membership_however_often_square_confirms(client, square_online,
+                                                                                     square_fake):
+    start_join(client, square_online)
+    (link_id,) = square_fake.payment_links
+    sub_id = square_fake.pay_link(link_id, email="nora.newman@example.com")
+    sent = deliver_all(square_fake, client)
+    assert [json.loads(body)["type"] for body, _ in sent] == ["invoice.payment_made", "subscription.created"]
+    for body, headers in sent:                           # Square retries: each event again
+        assert client.post("/webhooks/square/", data=body, content_type="application/json",
+                           headers=headers).json()["duplicate"] is True
+    for _ in range(3):
+        inbox.process_due(now=timezone.now())
+    membership = Membership.objects.get()
+    assert membership.status == MembershipStatus.ACTIVE and membership.processor_subscription_id == sub_id
+    assert balances(membership) == {"hydrafacial": 1, "product-credit": 5000}
+    assert membership.member.processor_customer_id == square_fake.subscriptions[sub_id]["customer_id"]
+    assert AgreementAcceptance.objects.get().checkout_ref == link_id
+    assert Event.objects.filter(membership=membership, summary__startswith="Joined online").count() == 1
+    assert not JoinAttempt.objects.exists()
+    assert set(InboundEvent.objects.values_list("status", flat=True)) == {InboundStatus.PROCESSED}
+    assert "Your membership is active" in client.get(f"/join/glow/done/{AgreementAcceptance.objects.get().join_ref}/"
+                                                     ).content.decode()
+
+
+@pytest.mark.django_db
+def test_an_existing_member_who_joins_on_square_is_matched_by_email_not_duplicated(client, square_online,
+                                                                                   square_fake):
+    existing = MemberFactory(practice=square_online["practice"], first_name="Nora", last_name="Newman",
+                             email="nora.newman@example.com", phone="")
+    start_join(client, square_online)
+    (link_id,) = square_fake.payment_links
+    square_fake.pay_link(link_id, email="Nora.Newman@example.com")
+    deliver_all(square_fake, client)
+    for _ in range(3):
+        inbox.process_due(now=timezone.now())
+    assert Member.objects.count() == 1
+    membership = Membership.objects.get()
+    assert membership.member == existing and membership.status == MembershipStatus.ACTIVE
+    existing.refresh_from_db()
+    assert existing.phone == "+14155550177"                # filled where the desk left it blank
+
+
+@pytest.mark.django_db
+def test_a_square_subscription_that_is_no_join_enrolls_nobody(client, square_online, square_fake):
+    start_join(client, square_online)
+    (link_id,) = square_fake.payment_links
+    square_fake.pay_link(link_id, email="somebody.else@example.com")   # another email typed at Square
+    deliver_all(square_fake, client)
+    inbox.process_due(now=timezone.now())
+    assert not Membership.objects.exists() and JoinAttempt.objects.count() == 1
+    waiting = InboundEvent.objects.filter(status=InboundStatus.RECEIVED)
+    assert waiting.count() == 2 and all("No membership for subscription" in e.error for e in waiting)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_visitor_joins_on_square_in_a_browser_and_is_an_active_member(chromium, live_server, square_online,
+                                                                       square_fake):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = chromium
+    browser.set_window_size(390, 900)
+    browser.get(live_server.url + "/join/glow/")
+    browser.find_element(By.ID, f"tier-{square_online['tier'].pk}").click()
+    for field, value in (("id_first_name", "Nora"), ("id_last_name", "Newman"), ("id_email", "nora@example.com"),
+                         ("id_phone", "(415) 555-0177")):
+        browser.find_element(By.ID, field).send_keys(value)
+    browser.find_element(By.ID, "id_accept_agreement").click()
+    browser.find_element(By.CSS_SELECTOR, "[data-testid=join-submit]").click()
+
+    pay = WebDriverWait(browser, 10).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=square-checkout-pay]")))
+    assert browser.current_url.startswith(square_fake.base_url + "/checkout/pay/")
+    assert "199.00 USD every month" in browser.page_source
+    assert browser.find_element(By.CSS_SELECTOR, "[data-testid=square-checkout-email]").get_attribute(
+        "value") == "nora@example.com"
+    browser.save_screenshot(str(SCREENSHOTS / "join-square-checkout.png"))
+    pay.click()
+    WebDriverWait(browser, 10).until(ec.url_contains("/join/glow/done/"))
+    assert "confirming your payment" in browser.page_source
+
+    for body, headers in list(square_fake.outbox):       # Square's webhooks reach the live server
+        answer = requests.post(live_server.url + "/webhooks/square/", data=body, timeout=10,
+                               headers={"Content-Type": "application/json", **headers})
+        assert answer.status_code == 200
+    for _ in range(3):
+        inbox.process_due(now=timezone.now())
+    membership = Membership.objects.get()
+    assert membership.status == MembershipStatus.ACTIVE
+    assert balances(membership) == {"hydrafacial": 1, "product-credit": 5000}
+    browser.refresh()
+    assert "Your membership is active" in browser.page_source
+    browser.save_screenshot(str(SCREENSHOTS / "join-square-done.png"))
+    browser.delete_all_cookies()
+    assert not [e for e in browser.get_log("browser") if re.search(r"Content Security Policy|Refused", e["message"])]
