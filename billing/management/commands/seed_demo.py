@@ -54,6 +54,8 @@ from memberships.models import (
 from memberships.roles import CLINICIAN, FRONT_DESK, MANAGER, ensure_roles
 from memberships.two_factor import authenticator_secret, ensure_authenticator
 
+from ._demo_group import group_exists, group_logins, seed_group
+
 SLUG = "glow-aesthetics"
 AGREEMENT = """Glow Aesthetics membership agreement
 
@@ -89,6 +91,10 @@ class Command(BaseCommand):
         else:
             self._seed(options["members"])
             self.stdout.write(self.style.SUCCESS("Demo practice created."))
+        demo = Practice.objects.filter(slug=SLUG).first()
+        if demo is not None and not group_exists():
+            seed_group(practice=demo)       # the group around it: a second practice, its clinic, the owner
+            self.stdout.write(self.style.SUCCESS("Demo group created: Glow Group (Pasadena and Santa Monica)."))
         self._logins()
 
     def _logins(self):
@@ -102,6 +108,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  The manager's two-factor key (add it to an authenticator app, time-based, 6 digits):"
                               f" {secret}")
             self.stdout.write(f"  or print the current code with: oathtool --totp -b {secret}")
+        group_logins(self.stdout)
         self.stdout.write("A member's own page: http://127.0.0.1:8000/me/link/ (the email backend prints the link;"
                           " the staff queue of their requests is 'Member requests').")
         self.stdout.write(f"The public join page: http://127.0.0.1:8000/join/{SLUG}/ (its form from the Tier sync stage on).")
