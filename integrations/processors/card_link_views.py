@@ -62,6 +62,10 @@ def card_update(request: HttpRequest, token: str) -> HttpResponse:
     if not case.member.processor_customer_id:
         return _page(request, title="Please contact us", practice=case.practice,
                      text="We could not open the card-update page; please call the clinic.", status=409)
+    if case.practice.processor == "square":          # our page with Square's card fields
+        from .square_cards import card_page_url
+
+        return HttpResponseRedirect(card_page_url(membership=case.membership))
     try:
         url = payment_page_url(case, return_url=links.card_update_return_link(case.pk))
     except (ProcessorUnavailable, ProcessorRejected):

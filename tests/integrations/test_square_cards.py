@@ -5,6 +5,7 @@ answer checked against its models), then the subscription starts with that card 
 The whole page in Chromium is in test_square_cards_browser.py."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -204,3 +205,27 @@ def test_below_tier_sync_the_page_starts_no_subscription(client, on_square, squa
     answer = client.post(url, {"source_token": TEST_NONCE})
     assert answer.status_code == 409 and "started from here" in answer.content.decode()
     assert square_fake.requests == []
+
+
+def test_a_dunning_card_link_at_a_square_practice_opens_our_square_card_page(client, subscribed, square_fake):
+    from billing.dunning import links
+    from billing.models import DunningCase
+
+    member, membership, old_card = subscribed
+    for answer in square_fake.deliver(client):                   # the first month, paid
+        assert answer.status_code == 200
+    square_fake.now = square_fake.now + timedelta(days=31)
+    failed = square_fake.bill(membership.processor_subscription_id, fail_code="INSUFFICIENT_FUNDS")
+    for answer in square_fake.deliver(client):
+        assert answer.status_code == 200
+    for _ in range(3):
+        inbox.process_due(now=timezone.now())
+    case = DunningCase.objects.get(invoice_ref=failed)
+    opened = client.get(links.card_update_link(case.pk).replace("http://testserver", ""))
+    assert opened.status_code == 302 and opened["Location"].startswith("http://testserver/billing/card/square/")
+    page = client.get(opened["Location"].replace("http://testserver", ""))
+    assert page.status_code == 200 and 'name="source_token"' in page.content.decode()
+    done = client.post(opened["Location"].replace("http://testserver", ""), {"source_token": "cnon:after-decline"})
+    assert "the next payment of your membership will be charged to it" in done.content.decode()
+    sub = square_fake.subscriptions[membership.processor_subscription_id]
+    assert sub["card_id"] != old_card and sub["card_id"] in square_fake.cards
