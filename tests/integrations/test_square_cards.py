@@ -229,3 +229,18 @@ def test_a_dunning_card_link_at_a_square_practice_opens_our_square_card_page(cli
     assert "the next payment of your membership will be charged to it" in done.content.decode()
     sub = square_fake.subscriptions[membership.processor_subscription_id]
     assert sub["card_id"] != old_card and sub["card_id"] in square_fake.cards
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_four_submits_of_one_card_at_once_save_one_card_and_start_one_subscription(on_square, square_fake):
+    from integrations.processors.square_cards import save_card_on_file
+    from tests.memberships.ledger_checks import hammer
+
+    member, membership = enrolled_waiting_for_card(on_square)
+    results, errors = hammer(lambda i: save_card_on_file(membership=membership, source_token=TEST_NONCE,
+                                                         now=timezone.now()).subscription_ref, 4)
+    assert errors == [] and len(set(results)) == 1
+    assert len(square_fake.customers) == 1 and len(square_fake.cards) == 1 and len(square_fake.subscriptions) == 1
+    membership.refresh_from_db()
+    assert membership.processor_subscription_id == results[0]
