@@ -30,7 +30,8 @@ def record_renewals(*, charges: list[ChargeSucceeded], now: datetime) -> tuple[d
         return {}, list(charges)
     subscriptions = {c.subscription_ref for c in charges if c.subscription_ref}
     locked = {m.processor_subscription_id: m for m in
-              Membership.objects.select_for_update(of=("self",)).select_related("member__practice")
+              Membership.objects.select_for_update(of=("self",)).select_related("member__practice",
+                                                                                "member__home_location")
               .filter(processor_subscription_id__in=subscriptions).order_by("pk")}
     refs = [c.invoice_ref for c in charges]
     known = set(Invoice.objects.filter(processor_invoice_id__in=refs).values_list("processor_invoice_id", flat=True))

@@ -25,4 +25,5 @@ urlpatterns += [
 urlpatterns += [
     path("rollout/", rollout.rollout, name="rollout"),
     path("rollout/stage/", rollout.rollout_stage, name="rollout_stage"),
+    path("rollout/locations/<int:location_id>/stage/", rollout.rollout_location_stage, name="rollout_location_stage"),
 ]

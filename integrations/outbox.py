@@ -16,7 +16,8 @@ A destination registers itself with `register()`:
 (not now, at a given time — an SMS in quiet hours: no attempt is spent). Anything else it raises
 (a bug, bad data, a database error) is undone to a savepoint, logged by ids and treated as
 retryable: the attempt counts, and the queue goes on with the next delivery. Below the required stage
-nothing leaves: the delivery is recorded as SHADOWED with "would have …". A destination may also
+nothing leaves (the stage of the event's member's home location, else the practice's:
+`memberships.services.stages`): the delivery is recorded as SHADOWED with "would have …". A destination may also
 define `on_dead(event, *, delivery, now)`: called in the same transaction when its delivery is
 dead-lettered, so the business side learns the effect never happened (the dead letter stays for a
 manager to see and redeliver).
@@ -35,6 +36,7 @@ from django.utils import timezone
 
 from memberships.failures import error_text, log_failure
 from memberships.models import Event
+from memberships.services.stages import at_least, event_stage
 
 from . import due
 from .models import Delivery, DeliveryStatus
@@ -127,10 +129,10 @@ def deliver_one(delivery_id: int, *, now: datetime) -> str | None:
         if delivery is None:
             return None
         destination = _REGISTRY.get(delivery.destination)
-        event = Event.objects.select_related("practice", "member", "membership").get(pk=delivery.event_id)
+        event = Event.objects.select_related("practice", "member__home_location", "membership").get(pk=delivery.event_id)
         if destination is None:
             delivery.status, delivery.last_error = DeliveryStatus.DEAD, "no such destination is registered"
-        elif not event.practice.stage_at_least(destination.required_stage(event)):
+        elif not at_least(event_stage(event), destination.required_stage(event)):
             delivery.status = DeliveryStatus.SHADOWED
             delivery.note = f"would have: {destination.describe(event)}"[:300]
         else:

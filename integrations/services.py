@@ -8,6 +8,7 @@ from django.conf import settings
 
 from memberships.errors import IllegalTransition, NotAllowed
 from memberships.models import AutomationStage, Membership, MembershipStatus
+from memberships.services.stages import stage_at_least_for
 
 from .processors import sync
 from .processors.base import PaymentDeclined, ProcessorError, ProcessorUnavailable
@@ -26,11 +27,12 @@ def card_link(*, membership: Membership, now: datetime) -> str:
       `tier_sync` stage, like every subscription the ledger creates);
     - a subscription exists → the page saves a new card (for a declined one; any stage).
     The subscription id arrives back through the webhooks (`membership_ref` metadata)."""
-    membership = Membership.objects.select_related("member__practice", "tier").get(pk=membership.pk)
+    membership = Membership.objects.select_related("member__practice", "member__home_location", "tier").get(
+        pk=membership.pk)
     if membership.status == MembershipStatus.CANCELLED:
         raise IllegalTransition("The membership is cancelled.")
     starting = not membership.processor_subscription_id
-    if starting and not membership.member.practice.stage_at_least(AutomationStage.TIER_SYNC):
+    if starting and not stage_at_least_for(membership, AutomationStage.TIER_SYNC):
         raise NotAllowed("Automatic subscription changes are off for this practice, so a subscription is not "
                          "started from here: start it in the processor's dashboard.")
     if membership.member.practice.processor == "square":   # our page with Square's card fields

@@ -178,6 +178,7 @@ def _membership_for_chart(member_id: int, scope: Q) -> Membership | None:
     from django.db.models import Case, IntegerField, Max, OuterRef, Subquery, Value, When
 
     from .models import ChartFlag as StoredChartFlag, ChartFlagStatus, LedgerEntry
+    from .services.stages import effective_stage_expression
 
     last_entry = (LedgerEntry.objects.filter(membership_id=OuterRef("pk")).order_by()
                   .values("membership_id").annotate(m=Max("id")).values("m"))
@@ -191,6 +192,7 @@ def _membership_for_chart(member_id: int, scope: Q) -> Membership | None:
         .annotate(
             chart_version=Subquery(last_entry),
             open_flag_text=Subquery(open_flag),
+            effective_stage=effective_stage_expression("member__"),   # the member's location's stage
             closed=Case(When(status=MembershipStatus.CANCELLED, then=Value(1)), default=Value(0),
                         output_field=IntegerField()),
             **_chart_counts("member__"),

@@ -26,6 +26,7 @@ from memberships.models import AutomationStage, Event, EventKind, Member, Member
 from memberships.services import Actor
 from memberships.services import sql as rows
 from memberships.services.common import record_events
+from memberships.services.stages import location_stage_at_least
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,10 @@ def record_case_event(case: DunningCase, *, kind: str, summary: str, payload: di
 
 
 def stage_allows_member_effects(case: DunningCase) -> bool:
-    return case.practice.stage_at_least(AutomationStage.DUNNING)
+    """Messages and retries follow the stage of the member's home location (else the practice's)."""
+    member = case.member
+    return location_stage_at_least(case.practice, member.home_location if member.home_location_id else None,
+                                   AutomationStage.DUNNING)
 
 
 def refresh_next_action(case: DunningCase) -> None:

@@ -164,7 +164,7 @@ def open_cases(failures: list[Failure], *, now: datetime, skip_locked: bool = Fa
 
 def _lock_memberships(ids: list[int], *, skip_locked: bool) -> dict[int, Membership]:
     rows = (Membership.objects.select_for_update(of=("self",), skip_locked=skip_locked)
-            .select_related("member__practice").filter(pk__in=ids).order_by("pk"))
+            .select_related("member__practice", "member__home_location").filter(pk__in=ids).order_by("pk"))
     return {m.pk: m for m in rows}
 
 

@@ -48,6 +48,7 @@ class ShadowEntry:
     stage: str           # the stage that would let it through
     note: str            # "would have: …"
     member_id: int | None
+    location_id: int | None = None      # the member's home location (whose stage held it back)
 
 
 # Set by `integrations` (it knows its destinations' stages); billing never imports it.
@@ -65,10 +66,37 @@ def next_stage(stage: str) -> str | None:
 
 
 def shadow_log(*, practice: Practice, now: datetime, days: int = 30) -> list[ShadowEntry]:
-    """Shadowed deliveries of the last `days` days, newest first, each with the stage it needs."""
-    if _shadow_reader is None:
-        return []
-    return _shadow_reader(practice_id=practice.pk, since=now - timedelta(days=days))
+    """Shadowed deliveries of the last `days` days, and the card-update messages and payment retries
+    dunning held back (they never reach the outbox), newest first, each with the stage it needs and
+    the member's home location."""
+    since = now - timedelta(days=days)
+    entries = _shadow_reader(practice_id=practice.pk, since=since) if _shadow_reader is not None else []
+    entries += _dunning_shadow(practice_id=practice.pk, since=since)
+    return sorted(entries, key=lambda e: e.at, reverse=True)
+
+
+def _dunning_shadow(*, practice_id: int, since: datetime, limit: int = 5000) -> list[ShadowEntry]:
+    from billing.models import AttemptStatus, DunningAttempt, DunningMessage, MessageChannel, MessageStatus
+
+    entries = []
+    for at, channel, member_id, location_id in (
+            DunningMessage.objects.filter(case__practice_id=practice_id, status=MessageStatus.SHADOWED,
+                                          created_at__gte=since)
+            .order_by("-created_at", "-id").values_list("created_at", "channel", "case__member_id",
+                                                        "case__member__home_location_id")[:limit]):
+        what = "SMS" if channel == MessageChannel.SMS else "email"
+        entries.append(ShadowEntry(at=at, destination="member_message", stage=AutomationStage.DUNNING,
+                                   note=f"would have: send the card-update {what} to member {member_id}",
+                                   member_id=member_id, location_id=location_id))
+    for at, number, ref, member_id, location_id in (
+            DunningAttempt.objects.filter(case__practice_id=practice_id, status=AttemptStatus.SHADOWED,
+                                          requested_at__gte=since)
+            .order_by("-requested_at", "-id").values_list("requested_at", "number", "case__invoice_ref",
+                                                          "case__member_id", "case__member__home_location_id")[:limit]):
+        entries.append(ShadowEntry(at=at, destination="payment_retry", stage=AutomationStage.DUNNING,
+                                   note=f"would have: retry the payment of invoice {ref} (retry {number})",
+                                   member_id=member_id, location_id=location_id))
+    return entries
 
 
 def set_automation_stage(*, practice: Practice, stage: str, actor: Actor, now: datetime, note: str = "") -> Practice:

@@ -5,17 +5,19 @@ Thin: check the permission, call a service or a selector, audit, render."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing.metrics.payback import payback_weeks, practice_zone
 from billing.reconciliation.selectors import reconciliation_status
 from memberships.errors import LedgerError
-from memberships.models import AutomationStage
+from memberships.models import AutomationStage, Location
 from memberships.services import Actor
+from memberships.services.stages import effective_stage
 from memberships.views.common import audit, client_ip, practice_for, staff_page
 
+from .locations import following_practice, location_rollouts, set_location_stage
 from .stages import STAGE_EFFECTS, STAGES, next_stage, set_automation_stage, shadow_log
 
 PERMISSION = "view_dashboard"
@@ -32,6 +34,8 @@ def rollout(request):
                "on": i <= rank, "can_go_back": i < rank} for i, s in enumerate(STAGES)]
     upcoming = next_stage(current)
     shadow = shadow_log(practice=practice, now=now, days=30)
+    locations = location_rollouts(practice=practice, shadow=shadow)
+    shadow = following_practice(shadow, locations)
     next_shadow = [e for e in shadow if e.stage == upcoming]
     audit(request, action="rollout_viewed", obj=practice)
     return render(request, "billing/rollout.html", {
@@ -39,6 +43,7 @@ def rollout(request):
         "next": {"value": upcoming, "label": labels[upcoming]} if upcoming else None,
         "next_shadow": next_shadow, "later_shadow_count": len(shadow) - len(next_shadow),
         "payback": payback_weeks(practice_id=practice.pk, now=now, zone=practice_zone(practice)),
+        "locations": locations, "stage_choices": AutomationStage.choices,
     })
 
 
@@ -58,4 +63,29 @@ def rollout_stage(request):
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Automation stage is now {dict(AutomationStage.choices)[stage]}.")
+    return redirect("mirror:rollout")
+
+
+@staff_page(PERMISSION)
+@require_POST
+def rollout_location_stage(request, location_id: int):
+    """A location's own stage (or back to following the practice's): the location must be one of the
+    manager's practice's; moving up needs the same confirmation as the practice's stage."""
+    practice = practice_for(request.user)
+    location = get_object_or_404(Location.objects.select_related("practice"), pk=location_id, practice=practice)
+    stage = request.POST.get("stage", "")
+    current = effective_stage(practice, location)
+    target = stage or practice.automation_stage
+    moving_up = target in STAGES and STAGES.index(target) > STAGES.index(current)
+    if moving_up and request.POST.get("confirm") != "1":
+        messages.error(request, "Tick the confirmation to move up a stage.")
+        return redirect("mirror:rollout")
+    try:
+        set_location_stage(location=location, stage=stage, now=timezone.now(),
+                           actor=Actor.staff(request.user, ip_address=client_ip(request)))
+    except LedgerError as exc:
+        messages.error(request, exc.message)
+    else:
+        words = dict(AutomationStage.choices)[stage] if stage else f"the practice's ({dict(AutomationStage.choices)[target]})"
+        messages.success(request, f"{location.name}: automation stage is now {words}.")
     return redirect("mirror:rollout")

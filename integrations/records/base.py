@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from memberships.models import Member, Practice
+from memberships.models import Location, Member, Practice
 from memberships.services.common import MAX_QUANTITY  # units or cents in one record event, as in the API
 
 SIGNATURE_HEADER = "X-Medspa-Signature"
@@ -172,6 +172,7 @@ class InboundWebhook:
     event_id: str
     event_type: str
     payload: dict[str, Any]
+    location: Location | None = None     # a location's own record sent it
 
 
 class RecordAdapter(Protocol):
@@ -205,9 +206,10 @@ class BaseAdapter:
 
     name = "base"
 
-    def __init__(self, practice: Practice):
+    def __init__(self, practice: Practice, location: Location | None = None):
         self.practice = practice
-        self.config: dict[str, Any] = dict(practice.record_config or {})
+        self.location = location     # set when the location runs its own record: its config applies
+        self.config: dict[str, Any] = dict((location or practice).record_config or {})
 
     def link_patient(self, member: Member) -> str:
         return member.record_patient_id
@@ -233,7 +235,7 @@ class BaseAdapter:
     def inbound_webhook(self, *, event_id: str, event_type: str, payload: dict[str, Any]) -> InboundWebhook:
         """A verified webhook of this practice, ready for the inbox (ids cut to the columns' sizes)."""
         return InboundWebhook(practice=self.practice, event_id=event_id[:200], event_type=event_type[:100],
-                              payload=payload)
+                              payload=payload, location=self.location)
 
 
 def read_json(body: bytes) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from integrations.models import Delivery
 from memberships.failures import error_text, log_failure
 from memberships.models import AutomationStage, Event, EventKind, Member
 
-from . import get_adapter
+from . import get_adapter, member_record_location, record_name
 from .base import RecordRejected, RecordUnavailable
 from .selectors import member_state
 
@@ -41,19 +41,29 @@ RECORD_EVENT_KINDS = frozenset({
     EventKind.IMPORTED,
 })
 
+def _record_of(event: Event) -> str:
+    """The record the event's member's chart lives in: their home location's own, else the practice's.
+    Reads only what the event's writer loaded (no query for a member without a home location;
+    writers of many events select `member__home_location`); the delivery reads the member afresh."""
+    member = event.member if Event._meta.get_field("member").is_cached(event) else None
+    if member is None or not member.__dict__.get("home_location_id"):
+        return record_name(event.practice)
+    return record_name(event.practice, member_record_location(member))
+
+
 class RecordDestination:
     name = "record"
 
     def wants(self, event: Event) -> bool:
         if event.kind not in RECORD_EVENT_KINDS or event.member_id is None:
             return False
-        return (event.practice.record_adapter or "builtin") != "builtin"
+        return _record_of(event) != "builtin"
 
     def required_stage(self, event: Event) -> str:
         return AutomationStage.ALERTS
 
     def describe(self, event: Event) -> str:
-        adapter = event.practice.record_adapter
+        adapter = _record_of(event)
         if event.kind in (EventKind.PAST_DUE, EventKind.LAPSED, EventKind.FLAGGED):
             what = "set the chart flag"
         elif event.kind in (EventKind.RECOVERED, EventKind.FLAG_CLEARED, EventKind.RESUMED):
@@ -69,10 +79,10 @@ class RecordDestination:
     def deliver(self, event: Event, *, delivery: Delivery, now: datetime) -> dict:
         try:
             with transaction.atomic():  # a failure inside rolls back only our own writes
-                adapter = get_adapter(event.practice)
                 # One delivery per member at a time: the state is read after the lock, so a slower
                 # worker never writes an older chart panel over a newer one.
                 member = Member.objects.select_for_update().get(pk=event.member_id)
+                adapter = get_adapter(event.practice, member_record_location(member))
                 return adapter.sync_member(member, member_state(member=member),
                                            event_ref=delivery.idempotency_key, now=now)
         except RecordUnavailable as exc:

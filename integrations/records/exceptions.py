@@ -25,6 +25,7 @@ from memberships import services
 from memberships.errors import LedgerError, MembershipNotRedeemable, NotAllowed, ReasonRequired
 from memberships.models import AutomationStage
 from memberships.services.common import write_audit
+from memberships.services.stages import location_stage_at_least
 
 from .inbound import spend_for_appointment
 
@@ -65,9 +66,11 @@ def resolve_record_exception(*, record_exception: RecordException, user, note: s
                   action="record_exception_resolve", ip_address=ip_address)
 
 
-def needs_manager(practice) -> bool:
-    """Before `redemptions`, spending a held treatment needs a manager who confirms it."""
-    return not practice.stage_at_least(AutomationStage.REDEMPTIONS)
+def needs_manager(practice, *, member=None) -> bool:
+    """Before `redemptions` (the member's home location's stage, else the practice's), spending a
+    held treatment needs a manager who confirms it."""
+    location = member.home_location if member is not None and member.home_location_id else None
+    return not location_stage_at_least(practice, location, AutomationStage.REDEMPTIONS)
 
 
 @transaction.atomic
@@ -83,7 +86,7 @@ def apply_record_exception(*, record_exception: RecordException, user, now: date
         raise NotApplicable("Only a treatment held for review can be applied; resolve this one with a note.")
     if row.member is None or row.service is None:
         raise NotApplicable("The member or the service of this treatment is unknown; resolve it with a note.")
-    if needs_manager(row.practice) and not (manager_confirmed and user.has_perm(MANAGER_PERMISSION)):
+    if needs_manager(row.practice, member=row.member) and not (manager_confirmed and user.has_perm(MANAGER_PERMISSION)):
         raise NotAllowed("The record's treatments are not spent automatically at this practice yet: "
                          "a manager may apply it after confirming.")
     membership = ledger.current_membership(member=row.member)

@@ -65,8 +65,8 @@ class FhirAdapter(BaseAdapter):
     name = "fhir"
     outbound = True
 
-    def __init__(self, practice):
-        super().__init__(practice)
+    def __init__(self, practice, location=None):
+        super().__init__(practice, location)
         self.base_url = str(self.config.get("base_url") or "").rstrip("/")
         root = str(self.config.get("identifier_system") or settings.RECORD_FHIR_IDENTIFIER_BASE).rstrip("/")
         self.ext = f"{root}/fhir/StructureDefinition"

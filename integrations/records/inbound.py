@@ -50,6 +50,7 @@ from memberships.models import (
     AutomationStage,
     EventKind,
     LedgerEntry,
+    Location,
     Member,
     Membership,
     Practice,
@@ -57,6 +58,7 @@ from memberships.models import (
     ReservationStatus,
     Service,
 )
+from memberships.services.stages import stage_at_least_for
 
 from . import get_adapter
 from .base import (
@@ -71,15 +73,31 @@ from .base import (
 logger = logging.getLogger(__name__)
 
 
-def source_for(adapter_name: str, practice: Practice) -> str:
+def source_for(adapter_name: str, practice: Practice, location: Location | None = None) -> str:
     """Webhooks are unique per practice: two practices' records may well use the same event ids
-    (FHIR `Procedure/1/_history/1` on two servers)."""
+    (FHIR `Procedure/1/_history/1` on two servers); a location that runs its own record is a source
+    of its own (`record:<adapter>:<practice>:<location>`)."""
+    if location is not None:
+        return f"record:{adapter_name}:{practice.pk}:{location.pk}"[:40]
     return f"record:{adapter_name}:{practice.pk}"[:40]
+
+
+def source_location(row: InboundEvent) -> Location | None:
+    """The location whose own record sent a stored webhook (None: the practice's record)."""
+    parts = row.source.split(":")
+    if len(parts) != 4 or not parts[3].isdigit():
+        return None
+    return Location.objects.filter(pk=int(parts[3]), practice_id=row.practice_id).first()
+
+
+def row_adapter(row: InboundEvent):
+    """The adapter that reads a stored webhook: the sending location's record, else the practice's."""
+    return get_adapter(row.practice, source_location(row))
 
 
 def receive_webhook(*, webhook: InboundWebhook, adapter_name: str, now: datetime) -> tuple[InboundEvent, bool]:
     """Store a verified webhook once. Returns (row, created); a duplicate returns the first row."""
-    source = source_for(adapter_name, webhook.practice)
+    source = source_for(adapter_name, webhook.practice, webhook.location)
     try:
         with transaction.atomic():
             row = InboundEvent.objects.create(
@@ -267,7 +285,7 @@ def _hold_or_spend(*, practice: Practice, event: AppointmentBooked | TreatmentCo
                    now: datetime) -> str:
     """A booking holds the units, a treatment spends them — from the redemptions stage on; before
     it a treatment is held for staff to review. What the ledger refuses becomes an exception."""
-    if not practice.stage_at_least(AutomationStage.REDEMPTIONS):
+    if not stage_at_least_for(member, AutomationStage.REDEMPTIONS):     # the member's location's stage
         if isinstance(event, TreatmentCompleted):
             open_exception(practice=practice, event=event, kind=RecordExceptionKind.REVIEW, member=member,
                            service=service, inbound=inbound, now=now,
@@ -308,7 +326,7 @@ def apply_inbound_row(row: InboundEvent, *, now: datetime, save: bool = True,
         with transaction.atomic():
             if isinstance(parsed, Exception):
                 raise parsed
-            events = get_adapter(practice).parse_webhook(row.payload) if parsed is None else parsed
+            events = row_adapter(row).parse_webhook(row.payload) if parsed is None else parsed
             for event in events:
                 outcomes.append(apply_record_event(practice=practice, event=event, now=now, inbound=row))
         row.status = InboundStatus.PROCESSED if events else InboundStatus.IGNORED

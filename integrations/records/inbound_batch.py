@@ -44,8 +44,8 @@ from memberships.models import (
     Service,
 )
 from memberships.services import redeem_batch
+from memberships.services.stages import at_least, effective_stage_expression
 
-from . import get_adapter
 from .base import RecordEvent, TreatmentCompleted
 from .inbound import (
     TREATMENT_REASON,
@@ -54,6 +54,7 @@ from .inbound import (
     hold_key,
     open_exception,
     resolve_service,
+    row_adapter,
     spend_key,
 )
 
@@ -89,7 +90,7 @@ def prepare(rows: list[InboundEvent], *, now: datetime) -> RecordBatch:
     adapters: dict[int, object] = {}
     for row in rows:
         try:
-            adapter = adapters.get(row.practice_id) or adapters.setdefault(row.practice_id, get_adapter(row.practice))
+            adapter = adapters.get(row.source) or adapters.setdefault(row.source, row_adapter(row))
             batch.parsed[row.pk] = adapter.parse_webhook(row.payload)
         except Exception as exc:  # the row's own processing raises it again, and says what it means
             batch.parsed[row.pk] = exc
@@ -109,7 +110,8 @@ def prepare(rows: list[InboundEvent], *, now: datetime) -> RecordBatch:
         batch.membership_ids |= {membership_id for _, _, membership_id in found if membership_id}
         member_id, service, membership_id = found[0] if len(found) == 1 else (None, None, None)
         if (len(events) == 1 and isinstance(events[0], TreatmentCompleted) and member_id and service
-                and membership_id and row.practice.stage_at_least(AutomationStage.REDEMPTIONS)):
+                and membership_id and at_least(resolved.stages.get(member_id, row.practice.automation_stage),
+                                                  AutomationStage.REDEMPTIONS)):
             batch.plain.append(_Plain(row, events[0], member_id, service, membership_id))
         else:
             batch.mixed |= {membership_id for _, _, membership_id in found if membership_id}
@@ -128,6 +130,7 @@ class _Resolver:
         self.by_number: dict[tuple[int, str], int] = {}
         self.services: dict[tuple[int, str], Service | None] = {}
         self.memberships: dict[int, int] = {}
+        self.stages: dict[int, str] = {}      # member id → the effective stage of their home location
 
     def want(self, practice, event: RecordEvent) -> None:
         self.practices[practice.pk] = practice
@@ -138,13 +141,20 @@ class _Resolver:
             return
         for practice_id, events in self.wanted.items():
             patients = {e.patient_id for e in events if e.patient_id}
-            for pk, patient in (Member.objects.filter(practice_id=practice_id, record_patient_id__in=patients)
-                                .order_by("record_patient_id", "pk").values_list("pk", "record_patient_id")):
+            stage = effective_stage_expression()      # each member's home location's stage, in the same rows
+            for pk, patient, member_stage in (
+                    Member.objects.filter(practice_id=practice_id, record_patient_id__in=patients)
+                    .order_by("record_patient_id", "pk").annotate(stage=stage)
+                    .values_list("pk", "record_patient_id", "stage")):
                 self.by_patient.setdefault((practice_id, patient), pk)
+                self.stages[pk] = member_stage
             numbers = {e.member_number for e in events
                        if e.member_number and (practice_id, e.patient_id) not in self.by_patient}
-            self.by_number.update(((practice_id, number), pk) for pk, number in Member.objects.filter(
-                practice_id=practice_id, member_number__in=numbers).values_list("pk", "member_number"))
+            for pk, number, member_stage in Member.objects.filter(
+                    practice_id=practice_id, member_number__in=numbers).annotate(stage=stage).values_list(
+                    "pk", "member_number", "stage"):
+                self.by_number[(practice_id, number)] = pk
+                self.stages[pk] = member_stage
             for code in {e.service_code for e in events}:
                 self.services[(practice_id, code)] = resolve_service(self.practices[practice_id], code)
         members = set(self.by_patient.values()) | set(self.by_number.values())

@@ -87,7 +87,7 @@ def open_record_exceptions(*, practice_id: int | None, member_id: int | None = N
         rows = rows.filter(practice_id=practice_id)
     if member_id is not None:
         rows = rows.filter(member_id=member_id)
-    return rows.select_related("member", "service", "practice").order_by("-created_at", "-id")[:limit]
+    return rows.select_related("member__home_location", "service", "practice").order_by("-created_at", "-id")[:limit]
 
 
 def open_record_exception_count(*, user) -> int:

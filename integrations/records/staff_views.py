@@ -49,7 +49,7 @@ def record_exceptions(request):
         "service": row.service.name if row.service else (row.service_ref or "—"),
         "quantity": row.service.format_quantity(row.quantity) if row.service else str(row.quantity),
         "held": row.kind == RecordExceptionKind.REVIEW,
-        "needs_manager": exceptions.needs_manager(row.practice),
+        "needs_manager": exceptions.needs_manager(row.practice, member=row.member),
     } for row in rows]
     return render(request, "integrations/record_exceptions.html", {
         "items": items, "member_id": member_id, "is_manager": is_manager,

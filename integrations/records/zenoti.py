@@ -72,8 +72,8 @@ class ZenotiAdapter(BaseAdapter):
     name = "zenoti"
     outbound = True
 
-    def __init__(self, practice):
-        super().__init__(practice)
+    def __init__(self, practice, location=None):
+        super().__init__(practice, location)
         self.base_url = str(self.config.get("base_url") or "https://api.zenoti.com").rstrip("/")
         self.center_id = str(self.config.get("center_id") or "")
         self._session = None

@@ -62,8 +62,10 @@ def locked_memberships(ids: list[int], *, practices: dict[int, Practice] | None 
     """The memberships, locked in ascending id order (a caller may hold them already), with their
     member, practice and tier — what `redeem_many` needs of them. A batch's memberships share a few
     practices: each is read once (or taken from `practices`, by id), not once per membership."""
-    rows = (Membership.objects.select_related("member", "tier")
-            .only(*_MEMBERSHIP_FIELDS, "member__id", "member__practice_id", "tier__id", "tier__name")
+    rows = (Membership.objects.select_related("member__home_location", "tier")
+            .only(*_MEMBERSHIP_FIELDS, "member__id", "member__practice_id", "member__home_location_id",
+                  "member__home_location__id", "member__home_location__record_adapter",
+                  "member__home_location__automation_stage", "tier__id", "tier__name")
             .filter(pk__in=ids).order_by("pk"))
     if connection.features.has_select_for_update:
         rows = rows.select_for_update(of=("self",))

@@ -29,9 +29,21 @@ def get_item(mapping, key):
 
 
 @register.filter
-def stage_allows(practice, stage):
-    """Whether the practice's automation stage is `stage` or later: `{% if practice|stage_allows:"dunning" %}`."""
-    return bool(practice) and practice.stage_at_least(stage)
+def stage_allows(subject, stage):
+    """Whether the automation stage is `stage` or later: `{% if practice|stage_allows:"dunning" %}` for
+    the practice's, `{% if membership|stage_allows:"dunning" %}` (or a member) for the member's home
+    location's (else the practice's; an `effective_stage` annotation is read when present)."""
+    from memberships.models import Member, Membership
+    from memberships.services.stages import at_least, stage_at_least_for
+
+    if not subject:
+        return False
+    annotated = getattr(subject, "effective_stage", None)
+    if annotated:
+        return at_least(annotated, stage)
+    if isinstance(subject, (Member, Membership)):
+        return stage_at_least_for(subject, stage)
+    return subject.stage_at_least(stage)
 
 
 # Timeline kinds whose stored label is the back office's word ("dunning"), in the front desk's.

@@ -25,6 +25,7 @@ from memberships.models import (
     TierBenefit,
 )
 from memberships.services.lifecycle import enroll_new_member
+from memberships.services.stages import member_stage, stage_at_least_for
 from memberships.services.refill import preview_next_boundary
 
 from .common import audit_view, client_ip, new_form_token, practice_for, practice_scope, staff_page
@@ -62,23 +63,24 @@ def _benefit_lines(tier: Tier) -> list[str]:
             for b in TierBenefit.objects.filter(tier=tier).select_related("service").order_by("service__name")]
 
 
-def _processor_changes(practice) -> bool:
-    """Whether the ledger changes the subscription itself at this practice's automation stage."""
-    return practice.stage_at_least(AutomationStage.TIER_SYNC)
+def _processor_changes(member: Member) -> bool:
+    """Whether the ledger changes the subscription itself at the automation stage of the member's
+    home location (else the practice's)."""
+    return stage_at_least_for(member, AutomationStage.TIER_SYNC)
 
 
-def _automation_off(practice) -> str:
+def _automation_off(member: Member) -> str:
     """Why the ledger leaves the subscription alone, in words a front desk reads: the stage by its name
     alone ("Observe"), not its code or its description in parentheses."""
-    name = practice.get_automation_stage_display().split(" (")[0]
+    name = AutomationStage(member_stage(member)).label.split(" (")[0]
     return f"Automatic subscription changes are off for this practice (automation stage “{name}”)"
 
 
-def _card_link_note(practice) -> str:
-    if _processor_changes(practice):
+def _card_link_note(member: Member) -> str:
+    if _processor_changes(member):
         return ("Next: open the member's card link (the \"Card link\" button on the chart): the member enters "
                 "the card on the processor's secure page, never here, and the first payment starts it.")
-    return f"{_automation_off(practice)}: take the card and start the subscription in the processor's dashboard."
+    return f"{_automation_off(member)}: take the card and start the subscription in the processor's dashboard."
 
 
 def explain_enroll(*, member: Member, tier: Tier) -> list[str | Listed]:
@@ -86,12 +88,12 @@ def explain_enroll(*, member: Member, tier: Tier) -> list[str | Listed]:
         f"{member.full_name} joins {tier.name} at {tier.price_display}.",
         Listed("The membership is pending until the first payment succeeds; that payment fills the balances:",
                _benefit_lines(tier)),
-        _card_link_note(member.practice),
+        _card_link_note(member),
     ]
 
 
-def _by_hand(practice, what: str) -> str:
-    return f"{_automation_off(practice)}: {what} in the processor's dashboard."
+def _by_hand(member: Member, what: str) -> str:
+    return f"{_automation_off(member)}: {what} in the processor's dashboard."
 
 
 _PRORATION = {
@@ -104,27 +106,26 @@ _PRORATION = {
 
 def explain_change_tier(*, membership, new_tier: Tier, effective: str) -> list[str | Listed]:
     old = membership.tier
-    practice = membership.member.practice
     renewal = f" on {membership.current_period_end:%b %d, %Y}" if membership.current_period_end else ""
     lines = []
     if effective == "now":
         lines.append(f"{new_tier.name} starts now; the price goes from {old.price_display} to "
                      f"{new_tier.price_display}.")
-        if _processor_changes(practice):
+        if _processor_changes(membership.member):
             proration = settings.STRIPE_PRORATION_BEHAVIOR
             lines.append(square_billing(membership=membership, new_tier=new_tier, effective=effective)
                          if on_square(membership) else
                          f"Billing: {_PRORATION.get(proration, proration.replace('_', ' '))}.")
         else:
-            lines.append(_by_hand(practice, f"change the price to {new_tier.price_display}"))
+            lines.append(_by_hand(membership.member, f"change the price to {new_tier.price_display}"))
         lines.append("Balances already granted stay usable until the next renewal.")
     else:
         lines.append(f"The price stays {old.price_display} until the renewal{renewal}, then becomes "
                      f"{new_tier.price_display}.")
         if on_square(membership, syncing=True):
             lines.append(square_billing(membership=membership, new_tier=new_tier, effective=effective))
-        if not _processor_changes(practice):
-            lines.append(_by_hand(practice, f"schedule the price change to {new_tier.price_display} at the renewal"))
+        if not _processor_changes(membership.member):
+            lines.append(_by_hand(membership.member, f"schedule the price change to {new_tier.price_display} at the renewal"))
     lines.append(Listed(f"From the next renewal on, {new_tier.name}'s benefits and rules apply:",
                         _benefit_lines(new_tier)))
     expiring = {sid: q for sid, q in preview_next_boundary(membership=membership, tier=new_tier).items() if q > 0}
@@ -138,14 +139,13 @@ def explain_change_tier(*, membership, new_tier: Tier, effective: str) -> list[s
 
 
 def explain_pause(*, membership, until) -> list[str]:
-    practice = membership.member.practice
     held = Reservation.objects.filter(membership=membership, status=ReservationStatus.HELD).count()
     lines = [f"The membership is paused until {until:%b %d, %Y}: no refills and no redemptions while paused; "
              "it resumes by itself on that date."]
-    if _processor_changes(practice):
+    if _processor_changes(membership.member):
         lines.append("The processor stops collecting until then.")
     else:
-        lines.append(_by_hand(practice, f"pause collection until {until:%b %d, %Y}") +
+        lines.append(_by_hand(membership.member, f"pause collection until {until:%b %d, %Y}") +
                      " Until then the card keeps being charged.")
     lines.append("Balances stay as they are and are usable again after the pause.")
     if held:
@@ -154,12 +154,11 @@ def explain_pause(*, membership, until) -> list[str]:
 
 
 def explain_resume(*, membership) -> list[str]:
-    practice = membership.member.practice
     lines = [f"The membership becomes active again at {membership.tier.price_display}."]
-    if _processor_changes(practice):
+    if _processor_changes(membership.member):
         lines.append("The processor resumes collecting on its schedule.")
     else:
-        lines.append(_by_hand(practice, "resume collection"))
+        lines.append(_by_hand(membership.member, "resume collection"))
     lines.append("Balances are usable at once; the next refill comes with the next successful charge.")
     return lines
 
@@ -167,12 +166,12 @@ def explain_resume(*, membership) -> list[str]:
 def explain_cancel(*, membership, now) -> list[str | Listed]:
     practice = membership.member.practice
     end = membership.current_period_end if membership.current_period_end and membership.current_period_end > now else None
-    if _processor_changes(practice):
+    if _processor_changes(membership.member):
         lines = [f"{membership.tier.name} ({membership.tier.price_display}) ends now; the subscription is "
                  "cancelled: no further charges."]
     else:
         lines = [f"{membership.tier.name} ({membership.tier.price_display}) ends now in the ledger.",
-                 _by_hand(practice, "cancel the subscription") + " Until then the card keeps being charged."]
+                 _by_hand(membership.member, "cancel the subscription") + " Until then the card keeps being charged."]
     balances = [line for line in selectors.balance_lines(membership=membership) if line.balance > 0]
     if balances:
         lines.append(Listed("These balances are frozen (kept on record, not deleted):",

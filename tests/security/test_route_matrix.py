@@ -151,6 +151,8 @@ ROUTES: dict[str, Route] = {
     "mirror:discrepancy_resolve": R("staff", "view_dashboard", "POST", discrepancy_id="discrepancy"),
     "mirror:rollout": R("staff", "view_dashboard"),
     "mirror:rollout_stage": R("staff", "view_dashboard", "POST"),
+    "mirror:rollout_location_stage": R("staff", "view_dashboard", "POST", location_id="clinic",
+                                       data={"stage": "alerts", "confirm": "1"}),
     # the API (session auth here; tokens are tested with the API)
     "api:member-list": R("api", "view_chart"),
     "api:member-detail": R("api", "view_chart", pk="member"),
@@ -230,6 +232,7 @@ def world(db):
     }
     objects.update(_member_request(ours, membership, now))
     objects["member_link"] = _link(member, now)              # Zelda's own sign-in link (its token unknown)
+    objects["clinic"] = ours.locations.create(name="Matrix clinic")   # a location of ours (its rollout stage)
     other = PracticeFactory(slug="elsewhere", name="Elsewhere Med Spa")
     glow_tier(other)
     bob = MemberFactory(practice=ours, first_name="Bob", last_name="Neighbour", email="bob@example.com",
