@@ -183,10 +183,12 @@ class Command(BaseCommand):
                 if cycle_day > today:
                     break
                 invoice = self._invoice(membership, n, cycle, at(cycle_day, 0), at(cycle_day + timedelta(days=30), 0))
-                if cycle and n % 2 == 0 and today - cycle_day <= timedelta(days=100) \
+                if cycle and n % 2 == 0 and timedelta(days=1) <= today - cycle_day <= timedelta(days=100) \
                         and membership.status == MembershipStatus.ACTIVE:
                     # Half the members were told 7 days before each of their last renewals (a notices pilot).
-                    record_notice_history(membership=membership, boundary=membership.current_period_end)
+                    told = record_notice_history(membership=membership, boundary=membership.current_period_end)
+                    if n % 4 == 0:
+                        self._use_what_was_named(told, n, cycle, front_desk)
                 paid_at, paid_now = at(cycle_day, 6), at(cycle_day, 6)
                 if cycle and today - cycle_day >= timedelta(days=2) and today - cycle_day < timedelta(weeks=8) \
                         and late.random() < 0.1:
@@ -222,6 +224,21 @@ class Command(BaseCommand):
                                             now=at(day, 14))
             except LedgerError:
                 pass  # an unlucky draw (balance held elsewhere): no redemption that day
+
+    @staticmethod
+    def _use_what_was_named(notices, n, cycle, actor):
+        """Half the members told that benefits expire came in before the boundary and used them."""
+        for notice in notices:
+            for service_id, quantity in notice.nudged.items():
+                service = Service.objects.get(pk=service_id)
+                try:
+                    services.redeem_entitlement(
+                        membership=notice.membership, service=service,
+                        quantity=quantity if service.kind == ServiceKind.CREDIT else 1, actor=actor,
+                        idempotency_key=f"seed:nudged:{n}:{cycle}:{service_id}",
+                        now=notice.boundary_at - timedelta(days=2, hours=-15))
+                except LedgerError:
+                    pass  # held for a booking, or already used: nothing more to spend
 
     @staticmethod
     def _invoice(membership, n, cycle, period_start, period_end):
