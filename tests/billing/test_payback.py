@@ -192,6 +192,11 @@ def test_staff_time_saved_counts_what_needed_no_staff_month_by_month(glow, pract
     _gone_discrepancy(practice, 3, datetime(2026, 9, 5, 3, 0, tzinfo=la))
     _request(ana, datetime(2026, 11, 6, 10, 0, tzinfo=la), self_serve=True)           # applied at once
     _request(ben, datetime(2026, 11, 6, 11, 0, tzinfo=la), self_serve=False)          # waits for staff
+    approved = _request(cy, datetime(2026, 11, 7, 11, 0, tzinfo=la), self_serve=False)
+    from memberships.services.member_requests import approve_member_request
+
+    approve_member_request(request_id=approved.pk, practice_id=practice.pk, actor=services.Actor.staff(manager),
+                           now=datetime(2026, 11, 8, 9, 0, tzinfo=la))                   # a staff step: not counted
     other = PracticeFactory(slug="elsewhere")
     elsewhere = active_membership(tier=TierFactory(practice=other, code="x"), now=NOW - timedelta(days=30))
     _page_view(elsewhere.member, datetime(2026, 11, 2, 9, 0, tzinfo=la))
