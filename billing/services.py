@@ -61,17 +61,12 @@ def _parse_ref(ref: str) -> int | None:
 
 
 def find_membership(*, membership_ref: str, subscription_ref: str, replaced: bool = False) -> Membership | None:
-    """The membership a fact names. `replaced`: also a subscription the membership has left (Square's
-    immediate tier change moves it to a new one; the old one's last events still name it)."""
-    if subscription_ref:
+    if subscription_ref:  # `replaced`: also a subscription the membership left (Square's tier change "now")
         found = Membership.objects.filter(processor_subscription_id=subscription_ref).first()  # unique
+        if found is None and replaced:
+            found = Membership.objects.filter(processor_subscriptions__processor_subscription_id=subscription_ref).first()
         if found is not None:
             return found
-        if replaced:
-            left = (ProcessorSubscription.objects.filter(processor_subscription_id=subscription_ref)
-                    .values_list("membership_id", flat=True).first())
-            if left is not None:
-                return Membership.objects.filter(pk=left).first()
     pk = _parse_ref(membership_ref)
     if pk is not None:
         found = Membership.objects.filter(pk=pk).first()

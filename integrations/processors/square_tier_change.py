@@ -25,7 +25,6 @@ from memberships.models import Membership
 
 from .base import ProcessorRejected
 from .square_events import our_status
-from .sync import membership_ref
 
 _LIVE = ("ACTIVE", "PENDING", "PAUSED")
 
@@ -48,7 +47,8 @@ def _keep_old_known(membership: Membership, old: dict) -> None:
                   "cancel_at_period_end": True, "updated_at": membership.updated_at})
 
 
-def replace_subscription(processor, membership: Membership, *, price_ref: str, today: date) -> dict:
+def replace_subscription(processor, membership: Membership, *, membership_ref: str, price_ref: str,
+                         today: date) -> dict:
     """Cancel the membership's Square subscription at the end of its paid period and start a new one
     on `price_ref` that day. Returns what was done (the delivery's result)."""
     old_ref = membership.processor_subscription_id
@@ -64,7 +64,7 @@ def replace_subscription(processor, membership: Membership, *, price_ref: str, t
     if new is None:
         params = {"location_id": processor.location_id, "customer_id": old["customer_id"],
                   "plan_variation_id": price_ref, "start_date": starts,
-                  "idempotency_key": f"square-replace:{membership_ref(membership)}:{old_ref}:{price_ref}"}
+                  "idempotency_key": f"square-replace:{membership_ref}:{old_ref}:{price_ref}"}
         card = old.get("card_id") or processor.default_payment_method(customer_ref=str(old["customer_id"]))
         if card:
             params["card_id"] = card
