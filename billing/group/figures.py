@@ -21,6 +21,7 @@ from functools import reduce
 from types import SimpleNamespace
 
 from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
 
 from billing import metrics
 from billing.metrics.months import aware
@@ -122,40 +123,74 @@ def _members(buckets: _Buckets, ids: list[int], now: datetime) -> None:
 
 def _payments(buckets: _Buckets, ids: list[int], now: datetime, starts: list[date]) -> metrics.FailedRecovered:
     """Failed payments still open and recovered dollars per row, tallied as the dashboard tallies a
-    practice; returns the group's own tally (for its chart)."""
-    events = list(payment_events(practice_id=ids, now=now, starts=starts).values(
-        "kind", "membership_id", "created_at", "payload", "practice_id", "member__home_location_id"))
+    practice (each row's members' events on their own); the group's figures are the rows' sum."""
+    events = payment_events(practice_id=ids, now=now, starts=starts).values(
+        "kind", "membership_id", "created_at", "payload", "practice_id", "member__home_location_id")
     by_row: dict[int, tuple[Row, list]] = {}
     for event in events:
         row = buckets.row(event["practice_id"], event["member__home_location_id"])
         by_row.setdefault(id(row), (row, []))[1].append(event)
+    group = metrics.FailedRecovered(months=starts, failed_cents=[0] * len(starts), recovered_cents=[0] * len(starts),
+                                    failed_count=0, recovered_count=0, open_count=0, open_cents=0)
     for row, own in by_row.values():
         tally = tally_failed_recovered(own, starts=starts)
         row.failed_open_count += tally.open_count
         row.failed_open_cents += tally.open_cents
         row.recovered_cents += sum(tally.recovered_cents)
-    return tally_failed_recovered(events, starts=starts)
+        group.failed_cents = [a + b for a, b in zip(group.failed_cents, tally.failed_cents)]
+        group.recovered_cents = [a + b for a, b in zip(group.recovered_cents, tally.recovered_cents)]
+        for name in ("failed_count", "recovered_count", "open_count", "open_cents"):
+            setattr(group, name, getattr(group, name) + getattr(tally, name))
+    return group
 
 
-def _credit(buckets: _Buckets, ids: list[int], now: datetime, starts: list[date]) -> None:
-    """Breakage (expired credit, not reversed, over the months) and liability (balances at list price)."""
-    expired = (LedgerEntry.objects.filter(kind=EntryKind.EXPIRE, created_at__gte=aware(starts[0]),
-                                          created_at__lte=now, reversed_by__isnull=True,
-                                          membership__member__practice_id__in=ids)
+def _month_window(practices: list[Practice], now: datetime, column: str, practice_path: str) -> Q:
+    """`column` falls in its practice's 12 months (months in the practice's zone, as its dashboard's
+    breakage): one condition per distinct start."""
+    since: dict[datetime, list[int]] = defaultdict(list)
+    for practice in practices:
+        with timezone.override(metrics.practice_zone(practice)):
+            since[aware(metrics.month_starts(now=now, months=MONTHS)[0])].append(practice.pk)
+    conditions = [Q(**{f"{practice_path}__in": ids, f"{column}__gte": start, f"{column}__lte": now})
+                  for start, ids in since.items()]
+    return reduce(operator.or_, conditions) if conditions else Q(pk__in=[])
+
+
+def _breakage(buckets: _Buckets, practices: list[Practice], now: datetime) -> None:
+    """Expired credit (not reversed) over each practice's 12 months, at list price."""
+    expired = (LedgerEntry.objects.filter(_month_window(practices, now, "created_at", "membership__member__practice_id"),
+                                          kind=EntryKind.EXPIRE, reversed_by__isnull=True)
                .values("membership__member__practice_id", "membership__member__home_location_id")
                .annotate(v=Sum(F("quantity") * F("service__unit_value_cents"))).order_by())
     for r in expired:
         buckets.row(r["membership__member__practice_id"],
                     r["membership__member__home_location_id"]).breakage_cents += -(r["v"] or 0)
-    value = F("balance") * F("service__unit_value_cents")
-    balances = (EntitlementBalance.objects.filter(balance__gt=0, membership__member__practice_id__in=ids)
-                .values("membership__member__practice_id", "membership__member__home_location_id")
-                .annotate(live=Sum(value, filter=Q(frozen_at__isnull=True)),
-                          frozen=Sum(value, filter=Q(frozen_at__isnull=False))).order_by())
-    for r in balances:
+
+
+def _liability(buckets: _Buckets, ids: list[int]) -> metrics.Liability:
+    """Unredeemed balances at list price per row and, for the group's chart, per service (frozen
+    balances apart), from one grouped query: `metrics.credit_liability`'s figures, cut by row."""
+    rows = (EntitlementBalance.objects.filter(balance__gt=0, membership__member__practice_id__in=ids)
+            .values("membership__member__practice_id", "membership__member__home_location_id", "service_id",
+                    "service__name", "service__kind", "service__unit_value_cents")
+            .annotate(live=Sum("balance", filter=Q(frozen_at__isnull=True)),
+                      frozen=Sum("balance", filter=Q(frozen_at__isnull=False))).order_by())
+    services: dict[int, metrics.ServiceAmount] = {}
+    frozen_cents = 0
+    for r in rows:
         row = buckets.row(r["membership__member__practice_id"], r["membership__member__home_location_id"])
-        row.liability_cents += r["live"] or 0
-        row.frozen_cents += r["frozen"] or 0
+        unit, live, frozen = r["service__unit_value_cents"], r["live"] or 0, r["frozen"] or 0
+        row.liability_cents += live * unit
+        row.frozen_cents += frozen * unit
+        frozen_cents += frozen * unit
+        if live:
+            service = services.setdefault(r["service_id"], metrics.ServiceAmount(
+                service_id=r["service_id"], name=r["service__name"], kind=r["service__kind"], quantity=0,
+                value_cents=0))
+            service.quantity += live
+            service.value_cents += live * unit
+    return metrics.Liability(services=sorted(services.values(), key=lambda s: -s.value_cents),
+                             frozen_cents=frozen_cents)
 
 
 def week_window(now: datetime, zone: tzinfo, weeks: int = WEEKS) -> tuple[datetime, datetime]:
@@ -219,15 +254,16 @@ def group_dashboard(*, organization_id: int, now: datetime) -> GroupDashboard:
     starts = metrics.month_starts(now=now, months=MONTHS)
     _members(buckets, ids, now)
     money = _payments(buckets, ids, now, starts)
-    _credit(buckets, ids, now, starts)
+    _breakage(buckets, practices, now)
+    liability = _liability(buckets, ids)
     _payback(buckets, practices, ids, now)
     zone = metrics.practice_zone(practices[0] if practices else None)
     charts = metrics.Dashboard(
         members=metrics.members_by_tier_over_time(practice_id=ids, now=now, months=MONTHS),
         money=money,
         redemptions=metrics.redemptions_per_service(practice_id=ids, now=now),
-        liability=metrics.credit_liability(practice_id=ids),
-        breakage=metrics.breakage_by_month(practice_id=ids, now=now, months=MONTHS),
+        liability=liability,
+        breakage=metrics.breakage_by_month(practice_id=ids, now=now, months=MONTHS, zone=zone),
         payback=metrics.payback_weeks(practice_id=ids, now=now, weeks=WEEKS, zone=zone),
     )
     rows = buckets.shown()

@@ -6,9 +6,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.utils import timezone
+
 from memberships.models import Event, EventKind
 
-from .months import aware, for_practice, month_key, month_starts
+from .months import aware, for_practice, month_starts
 
 
 @dataclass
@@ -44,6 +46,11 @@ def tally_failed_recovered(events, *, starts: list[date]) -> FailedRecovered:
     """The figures of `events` (dicts: kind, membership_id, created_at, payload; oldest first) over
     the months `starts`: any subset of members' events (a location's) tallies on its own."""
     index = {s: i for i, s in enumerate(starts)}
+    zone = timezone.get_current_timezone()      # month_key's, read once: thousands of events
+
+    def month_key(moment: datetime) -> date:
+        return moment.astimezone(zone).date().replace(day=1)
+
     failed = [0] * len(starts)
     recovered = [0] * len(starts)
     amounts: dict[str, int] = {}

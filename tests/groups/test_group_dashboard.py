@@ -120,6 +120,13 @@ def test_the_totals_are_the_sum_of_the_practice_dashboards(populated):
     assert all(expected[name] for name in FIGURES), expected
     # the rows add up to the total
     assert {name: sum(getattr(r, name) for r in board.rows) for name in FIGURES} == expected
+    # the group's charts are the dashboard's figures over both practices at once
+    ids = [world.bloom.pk, world.glow.pk]
+    liability = metrics.credit_liability(practice_id=ids)
+    assert [(s.service_id, s.quantity, s.value_cents) for s in board.charts.liability.services] == \
+        [(s.service_id, s.quantity, s.value_cents) for s in liability.services]
+    assert board.charts.liability.frozen_cents == liability.frozen_cents > 0
+    assert board.charts.money == metrics.failed_vs_recovered(practice_id=ids, now=now)
 
 
 def test_each_location_shows_its_members_figures(populated):
