@@ -80,9 +80,10 @@ def _holds(membership: Membership) -> list[str]:
 def _history(membership: Membership, *, since: datetime) -> list[HistoryLine]:
     lines = []
     entries = (LedgerEntry.objects.filter(membership__member_id=membership.member_id, kind__in=list(HISTORY_KINDS),
-                                          created_at__gte=since).select_related("service"))
+                                          created_at__gte=since).select_related("service", "location"))
     for entry in entries:
-        lines.append(HistoryLine(entry.created_at, f"{HISTORY_KINDS[entry.kind]}: {entry.service.name}",
+        where = f" at {entry.location.name}" if entry.location is not None else ""   # the clinic it was used at
+        lines.append(HistoryLine(entry.created_at, f"{HISTORY_KINDS[entry.kind]}: {entry.service.name}{where}",
                                  entry.service.format_quantity(abs(entry.quantity))))
     invoices = Invoice.objects.filter(membership__member_id=membership.member_id, status=InvoiceStatus.PAID,
                                       paid_at__gte=since)

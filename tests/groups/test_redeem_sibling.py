@@ -174,3 +174,19 @@ def test_a_practice_on_its_own_sees_only_its_own_members_as_before(world):
     harbor = signed_in(world.harbor_desk)
     assert harbor.get(visit_url(world.ana)).status_code == 404
     assert harbor.get(reverse("memberships:home"), {"q": "Garcia"}).context["results"] == []
+
+
+def test_the_members_own_page_says_where_each_treatment_was_used(world):
+    from tests.portal.me_support import sign_in
+    from tests.support.two_factor import VerifyingClient
+
+    now = timezone.now()
+    services.redeem_entitlement(membership=world.membership, service=world.facial, actor=services.Actor.staff(
+        world.harbor_desk), idempotency_key="at-harbor", now=now)
+    services.redeem_entitlement(membership=world.membership, service=world.credit, quantity=500,
+                                actor=services.Actor.record(), idempotency_key="by-record", now=now)
+    member = VerifyingClient()
+    sign_in(member, world.ana)
+    page = member.get(reverse("portal:me:page")).content.decode()
+    assert "Used: HydraFacial at Harbor" in page
+    assert "Used: Product credit<" in page           # the record's: no clinic recorded, none said
