@@ -7,6 +7,10 @@ urlpatterns = [
     path("<str:adapter>/", views.record_webhook, name="webhook"),
     path("<str:adapter>/<slug:practice>/", views.record_webhook, name="webhook-practice"),
     path("<str:adapter>/<slug:practice>", views.record_webhook, name="webhook-practice-bare"),
+    # a location that runs its own record (Location.record_adapter): its webhooks name it
+    path("<str:adapter>/<slug:practice>/locations/<int:location>/", views.record_webhook, name="webhook-location"),
+    path("<str:adapter>/<slug:practice>/locations/<int:location>/<path:rest>", views.record_webhook,
+         name="webhook-location-resource"),
     # FHIR rest-hook with notify_method put-resource: PUT {endpoint}/{type}/{id}
     path("<str:adapter>/<slug:practice>/<path:rest>", views.record_webhook, name="webhook-resource"),
 ]
