@@ -63,9 +63,7 @@ def card_update(request: HttpRequest, token: str) -> HttpResponse:
         return _page(request, title="Please contact us", practice=case.practice,
                      text="We could not open the card-update page; please call the clinic.", status=409)
     if case.practice.processor == "square":          # our page with Square's card fields
-        from .square_cards import card_page_url
-
-        return HttpResponseRedirect(card_page_url(membership=case.membership))
+        return HttpResponseRedirect(_square_card_page(case))
     try:
         url = payment_page_url(case, return_url=links.card_update_return_link(case.pk))
     except (ProcessorUnavailable, ProcessorRejected):
@@ -73,6 +71,21 @@ def card_update(request: HttpRequest, token: str) -> HttpResponse:
         return _page(request, title="Please try again in a few minutes", practice=case.practice,
                      text="The card-update page is not available right now.", status=503)
     return HttpResponseRedirect(url)
+
+
+def _square_card_page(case) -> str:
+    """At Square the member needs both pages: ours to put the card Square charges from now on (no
+    API pays an open invoice, and Square does not charge it again with a new card), then Square's
+    page for the open invoice, where it is paid (`invoice.payment_made` settles the case) — the card
+    page leads on to it. Square out of reach: the card page alone."""
+    from .square_cards import card_page_url
+
+    try:
+        pay = payment_page_url(case, return_url="")
+    except (ProcessorUnavailable, ProcessorRejected):
+        logger.warning("the open invoice's page for case %s could not be read", case.pk)
+        pay = ""
+    return card_page_url(membership=case.membership, back_url=pay)
 
 
 @require_GET
