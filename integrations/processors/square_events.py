@@ -82,14 +82,17 @@ _STATUS = {"ACTIVE": "active", "PENDING": "pending", "PAUSED": "paused", "CANCEL
 
 FAILED_CHARGE = "scheduled_charge_failed"
 
-# Shown on a Square practice's dunning policy page, where the processor's retries stay chosen
-# (developer.squareup.com/docs/invoices-api/pay-refund-invoices: "Square APIs cannot be used to pay
-# for invoices"; …/subscriptions-api/subscription-billing: a failed card-on-file charge is emailed as
-# an invoice with a payment link; Square staff on its forum: a failed subscription payment is not
-# retried automatically).
-NO_PAYMENT_RETRY = ("Square does not retry a failed membership charge, and no one can retry a Square invoice "
-                    "through its API: the messages link to the invoice's payment page at Square, where the member "
-                    "pays it (with another card if need be); Square reports the payment and the follow-up ends.")
+# Shown on a Square practice's dunning policy page, where the processor's retries stay chosen.
+# Sources: developer.squareup.com/docs/invoices-api/pay-refund-invoices ("Square APIs cannot be used
+# to pay for invoices"); …/docs/subscriptions-api/subscription-billing (a failed card-on-file charge
+# is emailed to the customer as an invoice with a link for making a payment). Unsure, from Square's
+# forum: a staff-reviewed answer says a failed subscription payment is not retried automatically,
+# while a 2026 thread shows three failed attempts three days apart on one subscription invoice, all
+# on the card the invoice was made with — either way no new card is tried and we can ask for nothing.
+NO_PAYMENT_RETRY = ("Square decides itself whether a failed membership charge is tried again (on the same card), "
+                    "and no one can retry a Square invoice through its API: the messages lead to the invoice's "
+                    "payment page at Square, where the member pays it (with another card if need be); Square "
+                    "reports the payment and the follow-up ends.")
 
 
 class InvalidSignature(Exception):

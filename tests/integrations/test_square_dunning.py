@@ -38,7 +38,7 @@ from tests.support.square_fixtures import square, square_env, square_fake  # noq
 
 pytestmark = pytest.mark.django_db
 
-WHY = "Square does not retry a failed membership charge"
+WHY = "no one can retry a Square invoice through its API"
 
 
 def on_square(practice, stage=AutomationStage.DUNNING):

@@ -6,8 +6,8 @@ downgrade at the cycle's end → pause → resume → cancel. Bad input: an unkn
 Square no longer knows, Square answering 429/500.
 
 Enrollment calls the adapter directly (customer, card on file from a Web Payments token, subscription)
-and enrolls the member with the subscription's id: the outbox's processor destination
-(`processors/sync.py`) speaks Stripe only so far, so changes are sent to Square the same way here."""
+and enrolls the member with the subscription's id, and changes are sent to Square the same way here;
+the outbox's processor destination sending them is tested in processors/test_square_sync.py."""
 
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 
@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from billing import dunning
 from billing.dunning.quiet import member_zone
-from billing.models import DunningCase, DunningCaseStatus, DunningPolicy, Invoice, InvoiceStatus
+from billing.dunning.policy import current_policy
+from billing.models import DunningCase, DunningCaseStatus, Invoice, InvoiceStatus
 from integrations import inbox, outbox
 from integrations.messaging import sms
 from integrations.models import InboundEvent, InboundStatus
@@ -64,10 +65,9 @@ def world(glow, square, square_fake, settings):
     practice.processor = Processor.SQUARE
     practice.automation_stage = AutomationStage.DUNNING
     practice.save()
-    # Square's invoices are paid by the member or Square's own schedule (no API pays them): the
-    # practice leaves the retries to the processor, the ledger sends the messages.
-    DunningPolicy.objects.filter(practice=practice).update(is_current=False)
-    DunningPolicy.objects.create(practice=practice, use_processor_retries=True, created_at=timezone.now())
+    # Square's invoices are paid by the member or Square's own schedule (no API pays them): a Square
+    # practice's policy leaves the retries to the processor by itself; the ledger sends the messages.
+    assert current_policy(practice=practice, now=timezone.now()).use_processor_retries is True
     lite = TierFactory(practice=practice, code="lite", name="Lite", processor_name="Membership — Lite",
                        price_cents=14900)
     TierBenefitFactory(tier=lite, service=facial, quantity_per_cycle=1, rollover=RolloverRule.NONE)
