@@ -244,3 +244,22 @@ def test_four_submits_of_one_card_at_once_save_one_card_and_start_one_subscripti
     assert len(square_fake.customers) == 1 and len(square_fake.cards) == 1 and len(square_fake.subscriptions) == 1
     membership.refresh_from_db()
     assert membership.processor_subscription_id == results[0]
+
+
+@pytest.mark.parametrize("environment, origin, pci", [
+    ("sandbox", "https://sandbox.web.squarecdn.com", "https://pci-connect.squareupsandbox.com"),
+    ("production", "https://web.squarecdn.com", "https://pci-connect.squareup.com"),
+])
+def test_the_card_page_loads_squares_own_sdk_and_its_policy_allows_only_square(client, subscribed, settings,
+                                                                               environment, origin, pci):
+    from integrations.processors.square_cards import card_page_url
+
+    member, membership, _ = subscribed
+    settings.SQUARE_WEB_SDK_URL = ""
+    settings.SQUARE_ENVIRONMENT = environment
+    page = client.get(card_page_url(membership=membership).replace("http://testserver", ""))
+    assert f'src="{origin}/v1/square.js"' in page.content.decode()
+    policy = dict(part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";")
+                  if part.strip())
+    assert policy["script-src"].split() == ["'self'", origin] and policy["frame-src"].split() == [origin]
+    assert policy["connect-src"].split() == ["'self'", origin, pci]
