@@ -155,6 +155,17 @@ def test_a_home_location_behind_the_practice_gets_none(enroll, notice_practice):
     assert MemberNotice.objects.filter(membership=others).count() == 2
 
 
+def test_a_home_location_ahead_of_the_practice_gets_them(enroll, notice_practice):
+    notice_practice.automation_stage = AutomationStage.TIER_SYNC
+    notice_practice.save()
+    pilot = Location.objects.create(practice=notice_practice, name="Pilot clinic", automation_stage=AutomationStage.NOTICES)
+    ahead = enroll(home_location=pilot)
+    enroll()
+    run(T0)
+    assert set(MemberNotice.objects.values_list("membership_id", flat=True)) == {ahead.pk}
+    assert len(sms.outbox) == 2 and all(m.to == ahead.member.phone for m in sms.outbox)
+
+
 def test_no_sms_without_consent_the_email_goes(enroll):
     membership = enroll(sms_consent=False)
     run(T0)
