@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import views
-from .views import visit
+from .views import home_location, visit
 from .views import location, login, member_requests, two_factor
 
 app_name = "memberships"
@@ -23,6 +23,7 @@ urlpatterns = [
     path("members/<int:member_id>/resume/", views.resume, name="resume"),
     path("members/<int:member_id>/cancel/", views.cancel, name="cancel"),
     path("members/<int:member_id>/who-looked/", views.who_looked, name="who_looked"),
+    path("members/<int:member_id>/home-location/", home_location.home_location, name="home_location"),
     # a member of the group at another practice's desk: the chart panel and redeeming, nothing else
     path("visit/<int:member_id>/", visit.visit, name="visit"),
     path("visit/<int:member_id>/redeem/", visit.visit_redeem, name="visit_redeem"),

@@ -125,6 +125,7 @@ ROUTES: dict[str, Route] = {
     "memberships:resume": R("staff", "manage_membership", member_id="member"),
     "memberships:cancel": R("staff", "manage_membership", member_id="member"),
     "memberships:who_looked": R("staff", "view_dashboard", member_id="member"),
+    "memberships:home_location": R("staff", "manage_membership", member_id="member"),
     # a member of the group at another practice's desk: the chart panel and redeeming (SIBLING_OPEN)
     "memberships:visit": R("staff", "view_chart", member_id="member"),
     "memberships:visit_redeem": R("staff", "redeem_entitlement", "POST", member_id="member"),

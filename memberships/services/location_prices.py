@@ -1,0 +1,51 @@
+"""One catalogue, prices per location: a tier version may carry a location's own price
+(`TierLocationPrice`). A membership pays the price of the location it was priced at
+(`Membership.price_location`, fixed at enrollment and at each tier change from the member's home
+location), else the tier's. Moving home changes nothing until the next tier change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from memberships.models import Location, Member, Membership, Tier, TierLocationPrice
+
+
+@dataclass(frozen=True)
+class Price:
+    cents: int
+    currency: str
+    interval: str
+    location_id: int | None          # the location whose own price it is; None: the tier's price
+
+    @property
+    def display(self) -> str:
+        return f"${self.cents / 100:,.2f}/{self.interval}"
+
+
+def price_of(tier: Tier, location_id: int | None) -> Price:
+    """The tier's price at a location: the location's own when it has one, else the tier's."""
+    if location_id is not None:
+        own = TierLocationPrice.objects.filter(tier=tier, location_id=location_id).values_list("price_cents", flat=True)
+        for cents in own:
+            return Price(cents=cents, currency=tier.currency, interval=tier.interval, location_id=location_id)
+    return Price(cents=tier.price_cents, currency=tier.currency, interval=tier.interval, location_id=None)
+
+
+def pricing_location(*, member: Member, tier: Tier) -> Location | None:
+    """Whose price a member pays for `tier` from now (enrollment, tier change): their home location's,
+    when it has its own price for the tier; else None (the tier's price)."""
+    if member.home_location_id and TierLocationPrice.objects.filter(tier=tier, location_id=member.home_location_id) \
+            .exists():
+        return member.home_location
+    return None
+
+
+def membership_price(membership: Membership, *, tier: Tier | None = None) -> Price:
+    """What the membership pays for its tier (or `tier`, e.g. the pending one) where it was priced."""
+    return price_of(tier or membership.tier, membership.price_location_id)
+
+
+def location_prices(tiers: list[Tier]) -> dict[tuple[int, int], int]:
+    """(tier id, location id) → price in cents, for many tiers in one query."""
+    return {(t, loc): cents for t, loc, cents in TierLocationPrice.objects.filter(tier__in=tiers)
+            .values_list("tier_id", "location_id", "price_cents")}
