@@ -11,9 +11,10 @@ from django.db import transaction
 
 from memberships.models import EventKind, MembershipStatus
 from memberships.services.common import record_event
+from memberships.services.refill import preview_next_boundary
 
 from ..dunning.quiet import member_zone
-from ..models import ChannelStatus, MemberNotice, NoticeStatus
+from ..models import ChannelStatus, MemberNotice, NoticeKind, NoticeStatus
 from .planning import SYSTEM
 from .wording import day, timeline_label
 
@@ -24,7 +25,8 @@ FINISHED = (ChannelStatus.SENT, ChannelStatus.SKIPPED, ChannelStatus.FAILED)
 def notice_for_sending(notice_id) -> MemberNotice | None:
     if not notice_id:
         return None
-    return (MemberNotice.objects.select_related("practice", "member__practice", "member__home_location", "membership")
+    return (MemberNotice.objects.select_related("practice", "member__practice", "member__home_location",
+                                                "membership__tier", "membership__pending_tier")
             .filter(pk=notice_id).first())
 
 
@@ -34,7 +36,8 @@ def channel_status(notice: MemberNotice, channel: str) -> str:
 
 def no_longer_due(notice: MemberNotice, *, now: datetime) -> str:
     """Why a queued notice should not go after all ("" when it should): the membership stopped
-    (paused, cancelled, past due), the renewal moved to another day, or the boundary passed."""
+    (paused, cancelled, past due), the renewal moved to another day or passed, or (expiring credit)
+    the member has used what would have expired since the notice was queued."""
     membership = notice.membership
     if membership.status != MembershipStatus.ACTIVE:
         return f"the membership is {membership.get_status_display().lower()}"
@@ -43,6 +46,10 @@ def no_longer_due(notice: MemberNotice, *, now: datetime) -> str:
     end = membership.current_period_end
     if end is None or end.astimezone(member_zone(notice.member)).date() != notice.boundary_date:
         return "the renewal date changed"
+    if notice.kind == NoticeKind.EXPIRING_CREDIT:
+        tier = membership.pending_tier or membership.tier
+        if not any(q > 0 for q in preview_next_boundary(membership=membership, tier=tier).values()):
+            return "nothing is left to expire"
     return ""
 
 

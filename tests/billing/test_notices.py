@@ -248,6 +248,18 @@ def test_a_renewal_that_stopped_before_sending_is_not_announced(enroll, notice_p
     assert "the membership is cancelled" in notice.note
 
 
+def test_credit_used_while_the_notice_waited_for_morning_is_not_announced(enroll, glow):
+    membership = enroll()
+    night = T0 + timedelta(hours=13)
+    run(night)
+    services.redeem_entitlement(membership=membership, service=glow[2], quantity=5000, actor=services.Actor.system(),
+                                idempotency_key="used-overnight", now=night + timedelta(hours=1))
+    run(T0 + timedelta(days=1))
+    assert [m.subject for m in mail_to(membership.member)] == ["Glow Aesthetics: your membership renews on Jan 10"]
+    notice = MemberNotice.objects.get(membership=membership, kind=NoticeKind.EXPIRING_CREDIT)
+    assert notice.status == NoticeStatus.SKIPPED and "nothing is left to expire" in notice.note
+
+
 def test_a_practice_moved_back_below_the_stage_sends_nothing_queued(enroll, notice_practice):
     enroll()
     run(T0 + timedelta(hours=13))                              # queued at night
