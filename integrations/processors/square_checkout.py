@@ -18,10 +18,14 @@ link) in place of Stripe Checkout, and Square's confirmation turned into the sam
   buyer who types another email on Square's page matches no join: the event waits, then fails
   visibly in the inbox for a manager (the join stays on file until purged).
 - The first invoice's `invoice.payment_made` may come first: it waits for the membership; once the
-  join enrolls, the Square events waiting for its subscription are made due at once."""
+  join enrolls, the Square events waiting for its subscription are made due at once.
+- A payment link never expires (Stripe's Checkout does, within a day): before an abandoned join is
+  purged its link is deleted at Square (`close_abandoned_links`, `DeletePaymentLink`), so nobody pays
+  a join we no longer have."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -32,8 +36,10 @@ from memberships.services.common import Actor
 from memberships.services.joining import enroll_online, note_checkout
 
 from . import sync
-from .base import JoinCheckout, SubscriptionChanged
+from .base import JoinCheckout, ProcessorError, ProcessorRejected, SubscriptionChanged
 from .joining import join_key
+
+logger = logging.getLogger(__name__)
 
 # Where a payment link's page lives (the link's short `url` redirects to its `long_url`): the join
 # form's redirect must be allowed by the page's form-action, hop by hop.
@@ -66,6 +72,25 @@ def open_square_join(*, attempt: JoinAttempt, success_url: str, now: datetime) -
     link = answer["payment_link"]
     note_checkout(attempt=attempt, checkout_ref=str(link["id"]))
     return JoinCheckout(checkout_ref=str(link["id"]), url=str(link["url"]))
+
+
+def close_abandoned_links(*, before: datetime) -> tuple[int, ...]:
+    """Delete at Square the payment links of the joins started before `before` and never paid (the
+    purge deletes those joins next). Returns the joins whose link is still open — Square could not be
+    reached — logged by id: the purge keeps them, the next run tries again. A link Square no longer
+    has is closed already."""
+    still_open = []
+    for attempt in (JoinAttempt.objects.filter(created_at__lt=before, practice__processor="square")
+                    .exclude(checkout_ref="").select_related("practice")):
+        processor = sync.processor_for(attempt.practice)
+        try:
+            processor._call(processor.client.checkout.payment_links.delete, id=attempt.checkout_ref)
+        except ProcessorRejected:
+            continue                            # not found at Square: nothing left to pay there
+        except ProcessorError as exc:
+            logger.warning("join %s: its Square payment link was not deleted (%s)", attempt.pk, type(exc).__name__)
+            still_open.append(attempt.pk)
+    return tuple(still_open)
 
 
 def _join_for(fact: SubscriptionChanged) -> JoinAttempt | None:

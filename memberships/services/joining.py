@@ -97,10 +97,10 @@ def note_checkout(*, attempt: JoinAttempt, checkout_ref: str) -> None:
     JoinAttempt.objects.filter(pk=attempt.pk).update(checkout_ref=checkout_ref)
 
 
-def purge_abandoned_joins(*, now: datetime, older_than: timedelta) -> int:
+def purge_abandoned_joins(*, now: datetime, older_than: timedelta, keep: tuple[int, ...] = ()) -> int:
     """Delete the joins started before `now - older_than` that never completed (a completed one is
-    deleted as it completes). Returns how many."""
-    deleted, _ = JoinAttempt.objects.filter(created_at__lt=now - older_than).delete()
+    deleted as it completes), but those in `keep` (their hosted page is still open). Returns how many."""
+    deleted, _ = JoinAttempt.objects.filter(created_at__lt=now - older_than).exclude(pk__in=keep).delete()
     return deleted
 
 

@@ -189,3 +189,27 @@ def test_a_visitor_joins_on_square_in_a_browser_and_is_an_active_member(chromium
     browser.save_screenshot(str(SCREENSHOTS / "join-square-done.png"))
     browser.delete_all_cookies()
     assert not [e for e in browser.get_log("browser") if re.search(r"Content Security Policy|Refused", e["message"])]
+
+
+@pytest.mark.django_db
+def test_an_abandoned_square_join_loses_its_payment_link_before_it_is_purged(client, square_online, square_fake,
+                                                                             settings):
+    from datetime import timedelta
+
+    from portal.join.tasks import purge_abandoned_joins_task
+
+    settings.JOIN_RATE_LIMIT = 10
+    start_join(client, square_online)
+    old = JoinAttempt.objects.get()
+    JoinAttempt.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=30))
+    start_join(client, square_online, email="second@example.com")
+    fresh = JoinAttempt.objects.exclude(pk=old.pk).get()
+
+    square_fake.fail_next(503, code="SERVICE_UNAVAILABLE", category="API_ERROR")
+    assert purge_abandoned_joins_task() == 0             # Square down: the link stays, so does the join
+    assert old.checkout_ref in square_fake.payment_links and JoinAttempt.objects.count() == 2
+
+    assert purge_abandoned_joins_task() == 1
+    assert old.checkout_ref not in square_fake.payment_links                 # nobody can pay it now
+    assert list(JoinAttempt.objects.all()) == [fresh] and fresh.checkout_ref in square_fake.payment_links
+    assert requests.get(f"{square_fake.base_url}/checkout/pay/{old.checkout_ref}", timeout=5).status_code == 404

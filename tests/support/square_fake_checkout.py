@@ -4,7 +4,7 @@ against the SDK's models like the rest of the fake:
 - `UpdateSubscription` (`PUT /v2/subscriptions/{id}`: a new `card_id`), and `CreateSubscription`
   with a future `start_date` (PENDING until that day's invoice; a plan change made as a new
   subscription starts when the paid month ends);
-- the Checkout API's payment links (`POST /v2/online-checkout/payment-links`, `GET …/{id}`): a
+- the Checkout API's payment links (`POST /v2/online-checkout/payment-links`, `GET`/`DELETE …/{id}`): a
   quick-pay link with `checkout_options.subscription_plan_id` (the plan variation), its order;
 - two pages a browser opens, not JSON: a stand-in for Square's Web Payments SDK at
   `/web-sdk/v1/square.js` (`Square.payments(appId, locationId).card()` → `attach(selector)` draws one
@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
 from square.types.create_payment_link_response import CreatePaymentLinkResponse
+from square.types.delete_payment_link_response import DeletePaymentLinkResponse
 from square.types.get_payment_link_response import GetPaymentLinkResponse
 from square.types.subscription_created_event import SubscriptionCreatedEvent
 from square.types.update_subscription_response import UpdateSubscriptionResponse
@@ -69,6 +70,8 @@ class SquareFakeCheckout(SquareFake):
         ("PUT", r"/v2/subscriptions/(?P<id>[^/]+)", "_update_subscription", UpdateSubscriptionResponse),
         ("POST", r"/v2/online-checkout/payment-links", "_create_payment_link", CreatePaymentLinkResponse),
         ("GET", r"/v2/online-checkout/payment-links/(?P<id>[^/]+)", "_get_payment_link", GetPaymentLinkResponse),
+        ("DELETE", r"/v2/online-checkout/payment-links/(?P<id>[^/]+)", "_delete_payment_link",
+         DeletePaymentLinkResponse),
     ]
 
     def __init__(self, **kwargs):
@@ -181,6 +184,12 @@ class SquareFakeCheckout(SquareFake):
         if id not in self.payment_links:
             raise _NotFound(f"payment link {id}")
         return {"payment_link": self._public_link(id)}
+
+    def _delete_payment_link(self, body, id):
+        if id not in self.payment_links:
+            raise _NotFound(f"payment link {id}")
+        link = self.payment_links.pop(id)
+        return {"id": id, "cancelled_order_id": link["order_id"]}
 
     def pay_page(self, method: str, link_id: str, form: dict) -> tuple[int, str, str]:
         """The hosted page: GET shows the amount; POST pays (once) and redirects to redirect_url."""
