@@ -58,7 +58,8 @@ def replace_subscription(processor, membership: Membership, *, membership_ref: s
         return {"subscription": old_ref, "unchanged": True}
     if our_status(old.get("status")) == "canceled":
         raise ProcessorRejected(f"subscription {old_ref} has ended")
-    through = old.get("charged_through_date") or ""
+    # paid up to (a subscription not started yet — an earlier change's — starts on its start date)
+    through = old.get("charged_through_date") or (old.get("start_date") if old.get("status") == "PENDING" else "")
     starts = max(through, today.isoformat()) if through else today.isoformat()
     new = _replacement(processor, customer_ref=str(old["customer_id"]), price_ref=price_ref, old_ref=old_ref)
     if new is None:

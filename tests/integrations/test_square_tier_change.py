@@ -153,3 +153,23 @@ def member_with_glow(glow):
     tier, facial, credit = glow
     member, membership = ana_garcia(tier)
     return member, membership, facial, credit
+
+
+def test_changing_back_now_before_the_new_subscription_starts_charges_nothing_early(paid_month, luxe, glow,
+                                                                                   square_fake):
+    from memberships import services
+
+    member, membership, first_id = paid_month
+    through = square_fake.subscriptions[first_id]["charged_through_date"]
+    processor = sync.processor_for(member.practice)
+    for tier in (luxe, glow[0]):                          # Glow → Luxe now, then back to Glow now
+        services.change_tier(membership=membership, new_tier=tier, effective="now", actor=services.Actor.system(),
+                             idempotency_key=f"now:{tier.pk}", now=timezone.now())
+        membership.refresh_from_db()
+        sync.sync_tier(processor, membership, scheduled=False, idempotency_key=f"now:{tier.pk}", now=timezone.now())
+        membership.refresh_from_db()
+    current = square_fake.subscriptions[membership.processor_subscription_id]
+    assert len(square_fake.subscriptions) == 3 and current["id"] != first_id
+    assert current["start_date"] == through and current["status"] == "PENDING"     # not today
+    assert square_fake.price_of(current["plan_variation_id"]) == 19900
+    assert len(square_fake.invoices) == 1
