@@ -174,6 +174,21 @@ def test_the_number_of_queries_does_not_grow_with_the_locations(db):
     assert counts[0] == counts[1]
 
 
+def test_the_page_runs_the_same_queries_for_2_and_6_locations(client, db):
+    now = timezone.now()
+    counts = []
+    for n in (2, 6):
+        org = _group_of(n, now)
+        owner = group_manager(org, org.practices.order_by("id").first(), username=f"owner{n}")
+        client.force_login(owner)
+        assert client.get(reverse("group:dashboard")).status_code == 200          # the session, warm
+        with CaptureQueriesContext(connection) as ctx:
+            body = client.get(reverse("group:dashboard")).content.decode()
+        assert body.count('data-location="') == n and f"Clinic {n - 1}" in body          # a line per location
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1]
+
+
 def _signed_in(client, user):
     client.force_login(user)
     return client
