@@ -42,7 +42,11 @@ from .joining import join_key
 logger = logging.getLogger(__name__)
 
 # Where a payment link's page lives (the link's short `url` redirects to its `long_url`): the join
-# form's redirect must be allowed by the page's form-action, hop by hop.
+# form's redirect must be allowed by the page's form-action, hop by hop. The sandbox hosts are those of
+# Square's own examples (quick pay checkout: `https://sandbox.square.link/u/…`; a forum answer's
+# `long_url` on connect.squareupsandbox.com); production's short host follows the same pattern, and
+# `checkout.square.site` (the page's host) is not confirmed by the reference: check the browser console
+# on the first production join.
 HOSTED_ORIGINS = {"sandbox": ["https://sandbox.square.link", "https://connect.squareupsandbox.com"],
                   "production": ["https://square.link", "https://checkout.square.site"]}
 
