@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from functools import reduce
 from types import SimpleNamespace
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
 from billing import metrics
@@ -159,7 +159,8 @@ def _month_window(practices: list[Practice], now: datetime, column: str, practic
 def _breakage(buckets: _Buckets, practices: list[Practice], now: datetime) -> None:
     """Expired credit (not reversed) over each practice's 12 months, at list price."""
     expired = (LedgerEntry.objects.filter(_month_window(practices, now, "created_at", "membership__member__practice_id"),
-                                          kind=EntryKind.EXPIRE, reversed_by__isnull=True)
+                                          ~Exists(LedgerEntry.objects.filter(reverses=OuterRef("pk"))),
+                                          kind=EntryKind.EXPIRE)
                .values("membership__member__practice_id", "membership__member__home_location_id")
                .annotate(v=Sum(F("quantity") * F("service__unit_value_cents"))).order_by())
     for r in expired:
