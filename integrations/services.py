@@ -43,7 +43,8 @@ def card_link(*, membership: Membership, now: datetime) -> str:
     key = f"card-link:{membership.pk}:{int(now.timestamp())}"
     try:
         customer_ref = sync.ensure_customer(processor, membership.member, idempotency_key=key)
-        price_ref = sync.ensure_price(processor, membership.tier, idempotency_key=key) if starting else None
+        price_ref = sync.ensure_price(processor, membership.tier, idempotency_key=key,
+                                      location_id=membership.price_location_id) if starting else None
         base = settings.PUBLIC_BASE_URL.rstrip("/")
         return processor.checkout_url(customer_ref=customer_ref, membership_ref=sync.membership_ref(membership),
                                       price_ref=price_ref, success_url=base + settings.STRIPE_CHECKOUT_SUCCESS_PATH,

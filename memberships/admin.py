@@ -33,6 +33,7 @@ from .models import (
     TierBenefit,
 )
 from .admin_audit import AuditedMemberPages
+from .admin_catalogue import LockedLocationPriceInline, TierLocationPriceInline, share_with_group
 from .services.locations import group_practice_ids
 from .views.common import client_ip
 
@@ -198,8 +199,8 @@ class LockedBenefitInline(TierBenefitInline):
 class TierAdmin(PracticeScopedAdmin):
     list_display = ["name", "code", "version", "price_cents", "currency", "processor_name", "active", "practice"]
     list_filter = ["practice", "active"]
-    inlines = [TierBenefitInline]
-    actions = ["make_new_version"]
+    inlines = [TierBenefitInline, TierLocationPriceInline]
+    actions = ["make_new_version", share_with_group]
 
     def get_readonly_fields(self, request, obj=None):
         # A tier that members hold is never edited in place: price and benefits change through a
@@ -210,7 +211,8 @@ class TierAdmin(PracticeScopedAdmin):
 
     def get_inline_instances(self, request, obj=None):
         if obj is not None and obj.memberships.exists():
-            return [LockedBenefitInline(self.model, self.admin_site)]
+            return [LockedBenefitInline(self.model, self.admin_site),
+                    LockedLocationPriceInline(self.model, self.admin_site)]
         return super().get_inline_instances(request, obj)
 
     @admin.action(description="Create a new version (copy price and benefits; retire this one from sale)")

@@ -178,6 +178,7 @@ def _membership_for_chart(member_id: int, scope: Q) -> Membership | None:
     from django.db.models import Case, IntegerField, Max, OuterRef, Subquery, Value, When
 
     from .models import ChartFlag as StoredChartFlag, ChartFlagStatus, LedgerEntry
+    from .services.location_prices import paid_price_expression
     from .services.stages import effective_stage_expression
 
     last_entry = (LedgerEntry.objects.filter(membership_id=OuterRef("pk")).order_by()
@@ -193,6 +194,7 @@ def _membership_for_chart(member_id: int, scope: Q) -> Membership | None:
             chart_version=Subquery(last_entry),
             open_flag_text=Subquery(open_flag),
             effective_stage=effective_stage_expression("member__"),   # the member's location's stage
+            paid_cents=paid_price_expression("tier"), pending_paid_cents=paid_price_expression("pending_tier"),
             closed=Case(When(status=MembershipStatus.CANCELLED, then=Value(1)), default=Value(0),
                         output_field=IntegerField()),
             **_chart_counts("member__"),
@@ -331,7 +333,9 @@ def chart_panel(*, member_id: int, user, now, timeline_limit: int = 30) -> Chart
     if membership is not None and membership.status in (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE,
                                                         MembershipStatus.PENDING):
         next_at = membership.current_period_end
-        next_cents = (membership.pending_tier or membership.tier).price_cents
+        tier_price = (membership.pending_tier or membership.tier).price_cents       # a location's own price first
+        paid = "pending_paid_cents" if membership.pending_tier_id else "paid_cents"
+        next_cents = getattr(membership, paid, tier_price)
     return ChartPanel(
         member=member,
         membership=membership,

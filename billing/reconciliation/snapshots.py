@@ -9,6 +9,7 @@ from typing import Callable
 
 from billing.models import SheetRow
 from memberships.models import EntitlementBalance, Membership, MembershipStatus, Practice
+from memberships.services.location_prices import paid_price_expression
 
 from .compare import LedgerRow, SheetSnapshot
 
@@ -19,9 +20,11 @@ def ledger_rows(*, practice_id: int) -> list[LedgerRow]:
     """One row per member with a membership: the open one, else the latest cancelled one."""
     chosen: dict[int, dict] = {}
     rows = (Membership.objects.filter(member__practice_id=practice_id)
+            # what it pays: a location's own price for the tier where it has one
+            .annotate(paid_cents=paid_price_expression("tier"), pending_paid_cents=paid_price_expression("pending_tier"))
             .values("id", "member_id", "member__member_number", "member__processor_customer_id",
-                    "member__record_patient_id", "tier__code", "tier__name", "tier__price_cents", "tier__currency",
-                    "tier__interval", "pending_tier__name", "pending_tier__price_cents", "pending_tier__currency",
+                    "member__record_patient_id", "tier__code", "tier__name", "paid_cents", "tier__currency",
+                    "tier__interval", "pending_tier__name", "pending_paid_cents", "pending_tier__currency",
                     "pending_tier__interval", "status", "processor_subscription_id")
             .order_by("member_id", "id"))
     for row in rows.iterator(chunk_size=5000):
@@ -37,12 +40,12 @@ def ledger_rows(*, practice_id: int) -> list[LedgerRow]:
     return [
         LedgerRow(member_id=row["member_id"], member_number=row["member__member_number"],
                   tier_code=row["tier__code"], tier_name=row["tier__name"], status=row["status"],
-                  price_cents=row["tier__price_cents"], balances=balances.get(row["id"], {}),
+                  price_cents=row["paid_cents"], balances=balances.get(row["id"], {}),
                   processor_subscription_id=row["processor_subscription_id"],
                   processor_customer_id=row["member__processor_customer_id"],
                   record_patient_id=row["member__record_patient_id"], currency=row["tier__currency"],
                   interval=row["tier__interval"], pending_tier_name=row["pending_tier__name"] or "",
-                  pending_price_cents=row["pending_tier__price_cents"],
+                  pending_price_cents=row["pending_paid_cents"],
                   pending_currency=row["pending_tier__currency"] or "", pending_interval=row["pending_tier__interval"] or "")
         for row in chosen.values()
     ]

@@ -86,6 +86,7 @@ def rollout_location_stage(request, location_id: int):
     except LedgerError as exc:
         messages.error(request, exc.message)
     else:
-        words = dict(AutomationStage.choices)[stage] if stage else f"the practice's ({dict(AutomationStage.choices)[target]})"
+        labels = dict(AutomationStage.choices)
+        words = labels[stage] if stage else f"the practice's ({labels[target]})"
         messages.success(request, f"{location.name}: automation stage is now {words}.")
     return redirect("mirror:rollout")

@@ -138,7 +138,8 @@ def save_card_on_file(*, membership: Membership, source_token: str, now: datetim
         update_subscription_card(processor, subscription_ref=membership.processor_subscription_id, card_ref=card_ref)
         logger.info("square card saved for membership %s (subscription card replaced)", membership.pk)
         return SavedCard(card_ref=card_ref, subscription_ref=membership.processor_subscription_id, started=False)
-    price_ref = sync.ensure_price(processor, membership.tier, idempotency_key=key)
+    price_ref = sync.ensure_price(processor, membership.tier, idempotency_key=key,
+                                  location_id=membership.price_location_id)
     sub = processor.ensure_subscription(customer_ref=customer_ref, membership_ref=sync.membership_ref(membership),
                                         price_ref=price_ref, metadata={"card_ref": card_ref}, idempotency_key=key)
     Membership.objects.filter(pk=membership.pk, processor_subscription_id="").update(

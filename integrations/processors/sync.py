@@ -36,6 +36,7 @@ from memberships.models import (
     Membership,
     MembershipStatus,
     Tier,
+    TierLocationPrice,
 )
 from memberships.models.catalogue import clinical_terms_in
 
@@ -74,18 +75,27 @@ def processor_for(practice):
     return get_processor() if practice.processor == "stripe" else factory(practice.processor)
 
 
-def ensure_price(processor, tier: Tier, *, idempotency_key: str) -> str:
-    """The tier's processor price (created once, stored on the tier)."""
-    if tier.processor_price_id:
-        return tier.processor_price_id
+def ensure_price(processor, tier: Tier, *, idempotency_key: str, location_id: int | None = None) -> str:
+    """The tier's processor price (created once, stored on the tier) — or, for a membership priced at
+    a location with its own price for the tier (`location_id`), that location's price (created once,
+    stored on the `TierLocationPrice`: its own plan, the same neutral processor name)."""
+    own = (TierLocationPrice.objects.filter(tier=tier, location_id=location_id).first()
+           if location_id is not None else None)
+    stored = own.processor_price_id if own is not None else tier.processor_price_id
+    if stored:
+        return stored
     found = clinical_terms_in(tier.processor_name or "", practice_id=tier.practice_id)
     if found:  # saved before a treatment of that name existed, or written without the form
         raise ProcessorRejected(f"Tier {tier.pk}: its processor name would put a treatment ({', '.join(found)}) on "
                                 "card statements and receipts; rename it in the admin, then retry.")
+    suffix = f"_l{own.location_id}" if own is not None else ""
     price_ref = processor.ensure_price(
-        tier_ref=f"tr_{tier.pk}", plan_id=plan_id_for(tier), product_name=tier.processor_name,
-        amount_cents=tier.price_cents, currency=tier.currency, interval=tier.interval,
-        idempotency_key=f"{idempotency_key}:tier{tier.pk}")
+        tier_ref=f"tr_{tier.pk}{suffix}", plan_id=f"{plan_id_for(tier)}{suffix}", product_name=tier.processor_name,
+        amount_cents=own.price_cents if own is not None else tier.price_cents, currency=tier.currency,
+        interval=tier.interval, idempotency_key=f"{idempotency_key}:tier{tier.pk}{suffix}")
+    if own is not None:
+        TierLocationPrice.objects.filter(pk=own.pk).update(processor_price_id=price_ref)
+        return price_ref
     Tier.objects.filter(pk=tier.pk).update(processor_price_id=price_ref)
     tier.processor_price_id = price_ref
     return price_ref
@@ -117,7 +127,8 @@ def sync_enrollment(processor, membership: Membership, *, idempotency_key: str) 
     if found is None and not processor.default_payment_method(customer_ref=customer_ref):
         # No card on file: the front desk sends the hosted card page (card_link), which starts it.
         return {"customer": customer_ref, "awaiting_card": True}
-    price_ref = ensure_price(processor, membership.tier, idempotency_key=idempotency_key)
+    price_ref = ensure_price(processor, membership.tier, idempotency_key=idempotency_key,
+                             location_id=membership.price_location_id)
     sub = processor.ensure_subscription(
         customer_ref=customer_ref, membership_ref=membership_ref(membership), price_ref=price_ref,
         metadata={"member_ref": member_ref(member), "practice_ref": practice_ref(member.practice_id)},
@@ -139,7 +150,7 @@ def sync_tier(processor, membership: Membership, *, scheduled: bool, idempotency
         return {"skipped": "membership cancelled"}
     sub_ref = _require_subscription(membership)
     tier = membership.pending_tier or membership.tier      # the price the next invoice must carry
-    price_ref = ensure_price(processor, tier, idempotency_key=idempotency_key)
+    price_ref = ensure_price(processor, tier, idempotency_key=idempotency_key, location_id=membership.price_location_id)
     if getattr(processor, "name", "") == "square" and not scheduled:   # Square: cancel + a new subscription
         from django.utils import timezone
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import transaction
 
 from memberships.errors import InvalidTier
-from memberships.models import Tier, TierBenefit
+from memberships.models import Tier, TierBenefit, TierLocationPrice
 
 
 @transaction.atomic
@@ -28,12 +28,18 @@ def new_tier_version(*, tier: Tier, now: datetime, price_cents: int | None = Non
         practice_id=tier.practice_id, code=tier.code, version=latest.version + 1, name=name or tier.name,
         processor_name=tier.processor_name, price_cents=tier.price_cents if price_cents is None else price_cents,
         currency=tier.currency, interval=tier.interval, rank=tier.rank, active=True,
-        offered_online=tier.offered_online,
+        offered_online=tier.offered_online, redeemable_at=tier.redeemable_at, shared_with_group=tier.shared_with_group,
     )
     TierBenefit.objects.bulk_create([
         TierBenefit(tier=new, service_id=b.service_id, quantity_per_cycle=b.quantity_per_cycle, rollover=b.rollover,
                     rollover_cap=b.rollover_cap, expire_after_cycles=b.expire_after_cycles)
         for b in TierBenefit.objects.filter(tier=tier)
+    ])
+    # The locations' own prices belong to the version: the new one starts with the same (a new plan
+    # at the processor is made for it when first used).
+    TierLocationPrice.objects.bulk_create([
+        TierLocationPrice(tier=new, location_id=p.location_id, price_cents=p.price_cents)
+        for p in TierLocationPrice.objects.filter(tier=tier)
     ])
     Tier.objects.filter(practice_id=tier.practice_id, code=tier.code).exclude(pk=new.pk).update(active=False)
     return new

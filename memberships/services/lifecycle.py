@@ -24,6 +24,7 @@ from memberships.models import (
 
 from .common import Actor, audit_staff_change, record_event, write_entry
 from .idempotency import idempotent
+from .location_prices import price_of, pricing_location
 from .members import create_member
 from .redemption import release_reservations_of
 
@@ -57,17 +58,19 @@ def enroll_member(*, member: Member, tier: Tier, actor: Actor, idempotency_key: 
     Member.objects.select_for_update().filter(pk=member.pk).first()  # two desks enrolling one member
     if Membership.objects.filter(member=member).exclude(status=MembershipStatus.CANCELLED).exists():
         raise IllegalTransition("This member already has an open membership; change its tier instead.")
+    price = price_of(tier, pricing_location(member=member, tier=tier))    # the home location's own, if any
     membership = Membership.objects.create(
         member=member, tier=tier, status=MembershipStatus.PENDING, started_at=now,
         processor_subscription_id=processor_subscription_id, enrolled_location_id=actor.location_id,
+        price_location_id=price.location_id,
     )
     EntitlementBalance.objects.bulk_create(
         [EntitlementBalance(membership=membership, service_id=b.service_id)
          for b in TierBenefit.objects.filter(tier=tier)]
     )
     record_event(membership=membership, kind=EventKind.ENROLLED,
-                 summary=f"Enrolled in {tier.name} at {tier.price_display}",
-                 payload={"tier_id": tier.pk, "price_cents": tier.price_cents, "currency": tier.currency},
+                 summary=f"Enrolled in {tier.name} at {price.display}",
+                 payload={"tier_id": tier.pk, "price_cents": price.cents, "currency": tier.currency},
                  actor=actor, now=now)
     audit_staff_change(actor=actor, action="enroll", obj=membership, member=member, now=now,
                        detail={"tier": tier.pk})
@@ -117,9 +120,13 @@ def _change_tier(*, membership: Membership, new_tier: Tier, effective: str, acto
     if new_tier.pk == locked.tier_id:
         return _withdraw_scheduled_change(locked, actor=actor, now=now)
     old_tier = locked.tier
+    # A tier change re-reads whose price applies: the member's home location's own price, if any.
+    old_price = price_of(old_tier, locked.price_location_id)
+    new_price = price_of(new_tier, pricing_location(member=locked.member, tier=new_tier))
     payload = {"old_tier_id": old_tier.pk, "new_tier_id": new_tier.pk, "effective": effective,
-               "old_price_cents": old_tier.price_cents, "price_cents": new_tier.price_cents,
+               "old_price_cents": old_price.cents, "price_cents": new_price.cents,
                "currency": new_tier.currency}
+    locked.price_location_id = new_price.location_id
     if effective == "now":
         locked.tier = new_tier
         locked.pending_tier = None
@@ -130,7 +137,7 @@ def _change_tier(*, membership: Membership, new_tier: Tier, effective: str, acto
         locked.pending_tier = new_tier
         kind = EventKind.TIER_CHANGE_SCHEDULED
         summary = f"Tier change to {new_tier.name} scheduled for the next cycle"
-    locked.save(update_fields=["tier", "pending_tier", "updated_at"])
+    locked.save(update_fields=["tier", "pending_tier", "price_location", "updated_at"])
     record_event(membership=locked, kind=kind, summary=summary, payload=payload, actor=actor, now=now)
     return locked
 

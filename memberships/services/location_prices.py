@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memberships.models import Location, Member, Membership, Tier, TierLocationPrice
+from django.db.models import F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+
+from memberships.models import Member, Membership, Tier, TierLocationPrice
 
 
 @dataclass(frozen=True)
@@ -31,12 +34,13 @@ def price_of(tier: Tier, location_id: int | None) -> Price:
     return Price(cents=tier.price_cents, currency=tier.currency, interval=tier.interval, location_id=None)
 
 
-def pricing_location(*, member: Member, tier: Tier) -> Location | None:
-    """Whose price a member pays for `tier` from now (enrollment, tier change): their home location's,
-    when it has its own price for the tier; else None (the tier's price)."""
+def pricing_location(*, member: Member, tier: Tier) -> int | None:
+    """Whose price a member pays for `tier` from now (enrollment, tier change): the id of their home
+    location when it has its own price for the tier; else None (the tier's price). No query for a
+    member without a home location."""
     if member.home_location_id and TierLocationPrice.objects.filter(tier=tier, location_id=member.home_location_id) \
             .exists():
-        return member.home_location
+        return member.home_location_id
     return None
 
 
@@ -49,3 +53,12 @@ def location_prices(tiers: list[Tier]) -> dict[tuple[int, int], int]:
     """(tier id, location id) → price in cents, for many tiers in one query."""
     return {(t, loc): cents for t, loc, cents in TierLocationPrice.objects.filter(tier__in=tiers)
             .values_list("tier_id", "location_id", "price_cents")}
+
+
+def paid_price_expression(tier_field: str = "tier", membership_path: str = ""):
+    """What a membership pays for `tier_field` ("tier" or "pending_tier"), as an expression for
+    `annotate()` on memberships (`membership_path` leads to the membership): its pricing location's own
+    price for that tier, else the tier's. Set-based: a subquery, no query per membership."""
+    own = TierLocationPrice.objects.filter(tier_id=OuterRef(f"{membership_path}{tier_field}_id"),
+                                           location_id=OuterRef(f"{membership_path}price_location_id"))
+    return Coalesce(Subquery(own.values("price_cents")[:1]), F(f"{membership_path}{tier_field}__price_cents"))

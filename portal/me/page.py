@@ -24,6 +24,7 @@ from memberships.models import (
     Service,
 )
 from memberships.selectors import BalanceLine, balance_lines, current_membership
+from memberships.services.location_prices import price_of
 from memberships.services.refill import preview_next_boundary
 
 HISTORY_DAYS = 365
@@ -96,7 +97,8 @@ def _next_charge(membership: Membership) -> tuple[str, datetime | None]:
     if membership.status not in (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE) or not membership.current_period_end:
         return "", None
     tier = membership.pending_tier or membership.tier
-    return format_money(tier.price_cents, tier.currency), membership.current_period_end
+    price = price_of(tier, membership.price_location_id)          # the location's own price, if it has one
+    return format_money(price.cents, tier.currency), membership.current_period_end
 
 
 def member_page(*, member: Member, now: datetime) -> MemberPage:
