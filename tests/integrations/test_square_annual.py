@@ -93,3 +93,26 @@ def test_a_yearly_invoice_heard_before_its_membership_exists_gets_its_year_once_
     work(fake.now + timedelta(days=1))
     m.refresh_from_db()
     assert m.cycle_number == 1 and m.current_period_end == at("2027-01-05", 0)
+
+
+def test_the_cycle_length_follows_the_tier_a_cycle_is_billed_at(yearly, world):
+    """A monthly member moving to the yearly tier at the next cycle: Square swaps the plan at the
+    cycle's end, so the invoice starting then is a year long, one of the current period a month; an
+    invoice of a subscription the ledger does not know (yet) reads as a month."""
+    from integrations.processors.square_inbound import tier_interval
+    from memberships import services
+    from tests.factories import MemberFactory, active_membership
+
+    m = active_membership(tier=world["tier"], member=MemberFactory(practice=yearly.practice), now=at("2026-01-05"))
+    m.processor_subscription_id = "SUB-MOVING"
+    m.current_period_start, m.current_period_end = at("2026-01-05", 0), at("2026-02-05", 0)   # as Square billed
+    m.save(update_fields=["processor_subscription_id", "current_period_start", "current_period_end"])
+    services.change_tier(membership=m, new_tier=yearly, effective="next_cycle", actor=services.Actor.system(),
+                         idempotency_key="to-yearly", now=at("2026-01-10"))
+    m.refresh_from_db()
+    end = m.current_period_end
+    assert end is not None and m.pending_tier_id == yearly.pk
+
+    assert tier_interval("SUB-MOVING", end) == "year"
+    assert tier_interval("SUB-MOVING", m.current_period_start) == "month"
+    assert tier_interval("SUB-UNKNOWN", end) == ""
