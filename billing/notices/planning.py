@@ -4,8 +4,9 @@ the practice's: `memberships.services.stages`), the renewal (current period end)
 notice days; a notice is due from the boundary's date minus those days (in the member's zone) until
 the boundary. For each batch it locks the memberships (SKIP LOCKED: a second run at the same moment
 takes the others), drops what already has its notice, asks the dry run what the boundary would
-expire (`preview_next_boundary`, as the member page does) and writes the notices and their timeline
-events (through which the outbox sends them) in one statement each. The unique constraint
+expire (`preview_next_boundaries`: the member page's dry run, for the whole batch in three queries)
+and writes the notices and their timeline events (through which the outbox sends them) in one
+statement each. The unique constraint
 (membership, kind, boundary date) backs it: a re-run, or two at once, sends nothing twice."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.db import transaction
 from memberships.models import AutomationStage, Event, EventKind, Membership, MembershipStatus, TierLocationPrice
 from memberships.services import Actor, sql
 from memberships.services.common import record_events
-from memberships.services.refill import preview_next_boundary
+from memberships.services.refill import preview_next_boundaries
 from memberships.services.stages import effective_stage_expression, stages_at_least
 
 from ..dunning.quiet import member_zone
@@ -105,12 +106,12 @@ def plan_batch(membership_ids: list[int], *, now: datetime) -> dict[str, int]:
     days = notice_days()
     dues = [(membership, due) for membership in locked for due in dues_of(membership, days=days, now=now)]
     done = _already([due for _, due in dues])
+    dues = [(membership, due) for membership, due in dues if due not in done]
     prices = _location_prices(locked)
+    previews = preview_next_boundaries(memberships=[m for m, due in dues if due.kind == NoticeKind.EXPIRING_CREDIT])
     notices = []
     for membership, due in dues:
-        if due in done:
-            continue
-        notice = build_notice(membership, due, prices=prices, now=now)
+        notice = build_notice(membership, due, prices=prices, expiring=previews.get(membership.pk, {}), now=now)
         if notice is not None:
             notices.append(notice)
     if notices:
@@ -132,9 +133,11 @@ def _location_prices(memberships: list[Membership]) -> dict[tuple[int, int], int
     return {(row.tier_id, row.location_id): row.price_cents for row in rows}
 
 
-def build_notice(membership: Membership, due: Due, *, prices: dict, now: datetime) -> MemberNotice | None:
+def build_notice(membership: Membership, due: Due, *, prices: dict, expiring: dict[int, int],
+                 now: datetime) -> MemberNotice | None:
     """The notice for a due item, with its channels decided: email to an address, SMS with consent
-    and no STOP on file. None when there is nothing to say (a free renewal; nothing would expire)."""
+    and no STOP on file. `expiring`: the dry run of the boundary (service id → quantity). None when
+    there is nothing to say (a free renewal; nothing would expire)."""
     member = membership.member
     tier = membership.pending_tier or membership.tier
     notice = MemberNotice(practice_id=member.practice_id, member=member, membership=membership, kind=due.kind,
@@ -146,10 +149,9 @@ def build_notice(membership: Membership, due: Due, *, prices: dict, now: datetim
         if notice.amount_cents <= 0:
             return None
     else:
-        expiring = {str(sid): q for sid, q in preview_next_boundary(membership=membership, tier=tier).items() if q > 0}
-        if not expiring:
+        notice.nudged = {str(sid): q for sid, q in expiring.items() if q > 0}
+        if not notice.nudged:
             return None
-        notice.nudged = expiring
     notes = []
     notice.email_status = ChannelStatus.QUEUED if member.email else ChannelStatus.SKIPPED
     if not member.email:

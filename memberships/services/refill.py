@@ -143,6 +143,33 @@ def preview_next_boundary(*, membership: Membership, tier: Tier) -> dict[int, in
     return expiring
 
 
+def preview_next_boundaries(*, memberships: list[Membership]) -> dict[int, dict[int, int]]:
+    """`preview_next_boundary` of many memberships at once, each at its scheduled tier, else its
+    tier (as the member page shows it): membership id → {service id: quantity}, in three queries.
+    Reads only; the same rules (`_plan_boundary`)."""
+    tier_of = {m.pk: m.pending_tier_id or m.tier_id for m in memberships}
+    benefits: dict[int, dict[int, TierBenefit]] = {tier_id: {} for tier_id in tier_of.values()}
+    for benefit in TierBenefit.objects.filter(tier_id__in=set(tier_of.values())):
+        benefits[benefit.tier_id][benefit.service_id] = benefit
+    lots: dict[int, list[CreditLot]] = {pk: [] for pk in tier_of}
+    for lot in CreditLot.objects.filter(membership_id__in=list(tier_of), remaining__gt=0,
+                                        source=LotSource.PAID).order_by("created_at", "id"):
+        lots[lot.membership_id].append(lot)
+    available: dict[int, dict[int, int]] = {pk: {} for pk in tier_of}
+    for membership_id, service_id, balance, reserved in EntitlementBalance.objects.filter(
+            membership_id__in=list(tier_of)).values_list("membership_id", "service_id", "balance", "reserved"):
+        available[membership_id][service_id] = balance - reserved
+    previews = {}
+    for membership in memberships:
+        cycle, expiring = membership.cycle_number + 1, {}
+        for lot, quantity, _, _ in _plan_boundary(
+                lots=[lot for lot in lots[membership.pk] if lot.cycle_number < cycle],
+                benefits=benefits[tier_of[membership.pk]], cycle=cycle, available=available[membership.pk]):
+            expiring[lot.service_id] = expiring.get(lot.service_id, 0) + quantity
+        previews[membership.pk] = expiring
+    return previews
+
+
 def lot_expiry(benefit: TierBenefit, cycle: int) -> int | None:
     if benefit.rollover == RolloverRule.NONE:
         return cycle + 1
