@@ -23,6 +23,7 @@ from billing.models import SheetRow
 from billing.reconciliation.compare import ENTITLED, LedgerRow, ProcessorRow
 from memberships.models import Practice
 
+from .base import ProcessorRejected
 from .square import SquareProcessor
 from .square_events import PROCESSOR, day_start
 
@@ -56,9 +57,14 @@ def list_subscriptions(processor: SquareProcessor, *, page_size: int = 100) -> I
 
 def plan_terms(processor: SquareProcessor, variation_id: str, cache: dict) -> tuple[int | None, str, str, int]:
     """(amount, currency, interval, count) the plan variation bills in its ongoing (last) phase; read
-    once per variation and run."""
+    once per variation and run. A variation Square no longer has bills nothing we can tell: no amount
+    (the price is not compared; the status still is)."""
     if variation_id not in cache:
-        obj = processor._call(processor.client.catalog.object.get, object_id=variation_id)["object"]
+        try:
+            obj = processor._call(processor.client.catalog.object.get, object_id=variation_id)["object"]
+        except ProcessorRejected:
+            cache[variation_id] = (None, "", "", 1)
+            return cache[variation_id]
         phases = (obj.get("subscription_plan_variation_data") or {}).get("phases") or [{}]
         phase = max(phases, key=lambda p: p.get("ordinal") or 0)
         money = (phase.get("pricing") or {}).get("price_money") or phase.get("recurring_price_money") or {}

@@ -112,6 +112,21 @@ def test_a_yearly_plan_under_a_monthly_tier_and_a_cancellation_at_the_cycle_end(
         "(active, cancelled at the processor)")
 
 
+def test_a_plan_deleted_at_square_still_compares_the_status(practice, glow, square, square_fake):
+    fake, tier = square_fake, glow[0]
+    fake.now = NOW
+    paused = on_square(square, fake, tier)
+    square.pause_collection(subscription_ref=paused.processor_subscription_id, resumes_at=None)
+    fake.apply_due_actions(today=date(2026, 2, 20))
+    fake.catalog.pop(fake.subscriptions[paused.processor_subscription_id]["plan_variation_id"])
+
+    run = run_reconciliation(practice=practice, now=NOW, trigger="test")
+
+    assert "processor" in run.sources
+    assert found(practice) == [(paused.member.member_number, "status_mismatch",
+                                "Status is active in the ledger, paused at the processor")]
+
+
 @pytest.mark.parametrize("status,code,category", [
     (429, "RATE_LIMITED", "RATE_LIMIT_ERROR"), (500, "INTERNAL_SERVER_ERROR", "API_ERROR"),
     (401, "ACCESS_TOKEN_EXPIRED", "AUTHENTICATION_ERROR"),
