@@ -86,9 +86,23 @@ def due_membership_ids(*, now: datetime) -> list[int]:
     return sorted({due.membership_id for due in dues if due not in done})
 
 
+def close_unsent(*, now: datetime) -> int:
+    """Notices still waiting when their renewal came (the practice moved back below the stage, an
+    SMS held until after it): what did not go is skipped, so the notice says it never went."""
+    late = MemberNotice.objects.filter(status=NoticeStatus.QUEUED, boundary_at__lte=now)
+    with transaction.atomic():
+        for field in ("email_status", "sms_status"):
+            late.filter(**{field: ChannelStatus.QUEUED}).update(**{field: ChannelStatus.SKIPPED})
+        return late.update(status=NoticeStatus.SKIPPED, note="not sent before the renewal")
+
+
 def plan_notices(*, now: datetime, batch: int = BATCH) -> dict[str, int]:
-    """The scheduled run: every notice due now, written once. Returns counts by outcome."""
+    """The scheduled run: every notice due now, written once; the ones the renewal overtook closed.
+    Returns counts by outcome."""
     counts: dict[str, int] = {}
+    closed = close_unsent(now=now)
+    if closed:
+        counts["closed_unsent"] = closed
     ids = due_membership_ids(now=now)
     for start in range(0, len(ids), batch):
         for outcome, n in plan_batch(ids[start:start + batch], now=now).items():

@@ -269,6 +269,9 @@ def test_a_practice_moved_back_below_the_stage_sends_nothing_queued(enroll, noti
     assert not sms.outbox and not mail.outbox
     assert set(Delivery.objects.filter(destination="member_notice").values_list("status", flat=True)) == {
         DeliveryStatus.SHADOWED}
+    run(BOUNDARY)                                              # the renewal came: the notice never went
+    assert set(MemberNotice.objects.values_list("status", "email_status", "sms_status", "note")) == {
+        (NoticeStatus.SKIPPED, ChannelStatus.SKIPPED, ChannelStatus.SKIPPED, "not sent before the renewal")}
 
 
 def test_a_member_with_neither_email_nor_consent_is_noted_once(enroll):
