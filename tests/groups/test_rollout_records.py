@@ -111,3 +111,16 @@ def test_webhooks_of_a_location_without_its_own_record_are_refused_like_an_unkno
     wrong_adapter = _treatment(client, f"/webhooks/records/zenoti/{practice.slug}/locations/{north.pk}/", "P", "A-6")
     assert wrong_adapter.status_code == 401
     assert not InboundEvent.objects.exists()
+
+
+def test_a_redemption_at_the_desk_reaches_the_home_locations_own_record(client, front_desk, clinics, glow):
+    from tests.staff.conftest import redeem_post
+
+    north, _ = clinics
+    membership = _member_at(north, glow[0], "P-N")
+    Delivery.objects.all().delete()
+    client.force_login(front_desk)
+    answer, _ = redeem_post(client, membership.member, glow[1])
+    assert answer.status_code == 302
+    assert list(Delivery.objects.filter(destination="record").values_list("event__kind", "event__member_id")) == [
+        ("redeemed", membership.member_id)]
