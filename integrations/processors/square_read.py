@@ -84,7 +84,7 @@ def subscription_row(sub: dict, *, terms: tuple[int | None, str, str, int], invo
     return ProcessorRow(
         subscription_id=str(sub.get("id") or ""), customer_id=str(sub.get("customer_id") or ""), status=status,
         price_cents=int(amount) if amount is not None else None, currency=currency,
-        price_ref=str(sub.get("plan_variation_id") or ""), current_period_start=None,
+        price_ref=next_plan(sub), current_period_start=None,
         current_period_end=day_start(sub.get("charged_through_date")),
         latest_invoice_id=str(invoices[0]) if invoices else "", latest_invoice_status=invoice_status,
         collection_paused=status == "paused", membership_ref="", interval=interval, interval_count=count,
@@ -121,6 +121,12 @@ def processor_source(*, practice: Practice, ledger: list[LedgerRow], processor: 
         if not (single or sub_id in known_subs or customer in known_customers):
             continue
         status = _latest_invoice_status(processor, sub) if sub_id in entitled else ""
-        rows.append(subscription_row(sub, terms=plan_terms(processor, str(sub.get("plan_variation_id") or ""), terms),
-                                     invoice_status=status))
+        rows.append(subscription_row(sub, terms=plan_terms(processor, next_plan(sub), terms), invoice_status=status))
     return rows
+
+
+def next_plan(sub: dict) -> str:
+    """The plan variation the next invoice bills: a pending plan swap's (Square swaps at the cycle's
+    end, and the ledger expects a scheduled tier's price from then on), else the current one."""
+    swap = next((a for a in sub.get("actions") or [] if a.get("type") == "SWAP_PLAN"), None)
+    return str((swap or {}).get("new_plan_variation_id") or sub.get("plan_variation_id") or "")

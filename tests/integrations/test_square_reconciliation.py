@@ -112,6 +112,26 @@ def test_a_yearly_plan_under_a_monthly_tier_and_a_cancellation_at_the_cycle_end(
         "(active, cancelled at the processor)")
 
 
+def test_a_tier_change_at_the_next_cycle_is_in_step_while_squares_swap_waits(practice, glow, square, square_fake):
+    """The ledger expects the scheduled tier's price from the next invoice; Square keeps the current
+    plan until the cycle's end with a pending swap: in step, nothing to report."""
+    from memberships import services
+
+    fake, tier = square_fake, glow[0]
+    fake.now = NOW
+    lite = TierFactory(practice=practice, code="lite", name="Lite", processor_name="Membership — Li",
+                       price_cents=14900)
+    m = on_square(square, fake, tier)
+    services.change_tier(membership=m, new_tier=lite, effective="next_cycle", actor=services.Actor.system(),
+                         idempotency_key="down", now=NOW)
+    square.change_price(subscription_ref=m.processor_subscription_id, price_ref=price_of(square, lite))
+    assert fake.price_of(fake.subscriptions[m.processor_subscription_id]["plan_variation_id"]) == 19900
+
+    run_reconciliation(practice=practice, now=NOW, trigger="test")
+
+    assert found(practice) == []
+
+
 def test_a_plan_deleted_at_square_still_compares_the_status(practice, glow, square, square_fake):
     fake, tier = square_fake, glow[0]
     fake.now = NOW
