@@ -158,8 +158,8 @@ def _month_window(practices: list[Practice], now: datetime, column: str, practic
 
 def _breakage(buckets: _Buckets, practices: list[Practice], now: datetime) -> None:
     """Expired credit (not reversed) over each practice's 12 months, at list price."""
-    expired = (LedgerEntry.objects.filter(_month_window(practices, now, "created_at", "membership__member__practice_id"),
-                                          ~Exists(LedgerEntry.objects.filter(reverses=OuterRef("pk"))),
+    window = _month_window(practices, now, "created_at", "membership__member__practice_id")
+    expired = (LedgerEntry.objects.filter(window, ~Exists(LedgerEntry.objects.filter(reverses=OuterRef("pk"))),
                                           kind=EntryKind.EXPIRE)
                .values("membership__member__practice_id", "membership__member__home_location_id")
                .annotate(v=Sum(F("quantity") * F("service__unit_value_cents"))).order_by())

@@ -67,7 +67,6 @@ def _chart_context(board: GroupDashboard) -> dict:
     members = _tier_series(data.members, "members")
     with_total = [("All tiers", data.members.total_members)] + members if len(members) > 1 else members
     mrr = _tier_series(data.members, "mrr_cents")
-    located = [row for row in board.rows if not row.is_empty or row.location_id]
     return {
         "members_chart": charts.line_chart(title="Active members by tier, by month", labels=months,
                                            series=with_total),
@@ -89,9 +88,11 @@ def _chart_context(board: GroupDashboard) -> dict:
             title="Breakage (expired credit) by month", labels=[m.strftime("%b %y") for m in data.breakage.months],
             fmt=_dollars, floor=40000, series=[("Breakage", data.breakage.cents)]),
         "location_mrr_chart": charts.hbar_chart(
-            title="MRR by location, now", items=[(row.name, row.mrr_cents, _dollars(row.mrr_cents)) for row in located]),
+            title="MRR by location, now",
+            items=[(row.name, row.mrr_cents, _dollars(row.mrr_cents)) for row in board.rows]),
         "location_members_chart": charts.hbar_chart(
-            title="Active members by location, now", items=[(row.name, row.members, f"{row.members:,}") for row in located]),
+            title="Active members by location, now",
+            items=[(row.name, row.members, f"{row.members:,}") for row in board.rows]),
     }
 
 

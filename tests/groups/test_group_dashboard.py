@@ -78,10 +78,12 @@ def populated(db):
                                now=now - DAY)
     entry = services.redeem_entitlement(membership=m["Egan"], service=bloom_facial, actor=services.Actor.system(),
                                         idempotency_key="r-egan", now=now - 2 * DAY)
+    from django.contrib.auth.models import Group
+
     from memberships.models import StaffProfile
 
     StaffProfile.objects.create(user=manager, practice=world.bloom)
-    manager.groups.add(*__import__("django.contrib.auth.models", fromlist=["Group"]).Group.objects.filter(name=MANAGER))
+    manager.groups.add(Group.objects.get(name=MANAGER))
     services.reverse_entry(entry=entry, actor=services.Actor.staff(manager), reason="Member disputes it",
                            idempotency_key="rv-egan", now=now - DAY, dispute=True)
     for practice, member, tag in ((world.glow, m["Ames"].member, "a"), (world.bloom, None, "b")):
@@ -102,7 +104,8 @@ def _practice_figures(practice, now) -> dict:
         "failed_open_count": d.money.open_count, "failed_open_cents": d.money.open_cents,
         "recovered_cents": sum(d.money.recovered_cents), "breakage_cents": d.breakage.total_cents,
         "liability_cents": d.liability.total_cents, "frozen_cents": d.liability.frozen_cents,
-        "failed_payments": sum(w.failed_payments for w in weeks), "failed_addressed": sum(w.failed_addressed for w in weeks),
+        "failed_payments": sum(w.failed_payments for w in weeks),
+        "failed_addressed": sum(w.failed_addressed for w in weeks),
         "failed_recovered": sum(w.failed_recovered for w in weeks),
         "discrepancies_found": sum(w.discrepancies_found for w in weeks),
         "discrepancies_resolved": sum(w.discrepancies_resolved for w in weeks),

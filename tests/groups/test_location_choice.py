@@ -136,7 +136,8 @@ def test_a_group_manager_signs_in_with_the_code_then_chooses_any_clinic_of_the_g
     assert row.location == world.harbor                      # the audit trail's location: where they work now
     assert "Location: Harbor (Bloom Med Spa)" in client.get(reverse("memberships:home")).content.decode()
     # Another group's clinic: refused, nothing changes.
-    assert client.post(reverse("memberships:choose_location"), {"place": f"l{world.other_clinic.pk}"}).status_code == 400
+    refused = client.post(reverse("memberships:choose_location"), {"place": f"l{world.other_clinic.pk}"})
+    assert refused.status_code == 400
     assert StaffProfile.objects.get(user=user).practice == world.bloom
 
 
