@@ -25,7 +25,7 @@ import time
 from datetime import timedelta
 
 MEMBERS = int(os.environ.get("BENCH_MEMBERS", "100000"))
-SAMPLES = int(os.environ.get("BENCH_SAMPLES", "40"))
+SAMPLES = int(os.environ.get("BENCH_SAMPLES", "25"))
 PRACTICES, CLINICS = 4, 5
 BATCH = 10000
 
@@ -176,7 +176,7 @@ def run() -> None:
         print(f"seeded {MEMBERS:,} members over {PRACTICES * CLINICS} locations of {PRACTICES} practices "
               f"in {seeded:.1f} s")
         client, small = _client(owner), _client(small_owner)
-        for _ in range(3):                                           # warm up
+        for _ in range(2):                                           # warm up
             client.get("/group/")
             _practice_dashboards(client, owner, practices)
         print(f"SQL queries: /group/ {_queries(client, '/group/')} with 20 locations, "
@@ -200,9 +200,10 @@ def run() -> None:
         print(f"floor, the location page:             {summary_ms(samples['floor'])}")
         print(f"all requests (group, {PRACTICES}-dashboard rounds, floor): {cpu.describe(len(plan), 'request')}")
         for label, url in (("group dashboard", "/group/"), ("floor (location page)", "/location/")):
+            alone_n = max(SAMPLES // 2, 5)
             with cpu_meter(name) as alone:
-                for _ in range(SAMPLES):
+                for _ in range(alone_n):
                     client.get(url)
-            print(f"{label}, alone: {alone.describe(SAMPLES, 'request')}")
+            print(f"{label}, alone: {alone.describe(alone_n, 'request')}")
         print(f"load average {one_os:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs")
         print("goal: group dashboard p95 ≤ 300 ms; the same number of queries for 2 and 20 locations")
