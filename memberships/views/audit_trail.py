@@ -17,6 +17,7 @@ PAGE_SIZE = 50
 ACTION_WORDS = {
     "view_chart": "Opened the chart",
     "view_visit": "Opened the chart panel at another practice of the group",
+    "view_visit": "Opened the chart panel at another practice of the group",
     "search_members": "Saw in a member search",
     "view_audit_trail": "Opened who looked at this member",
     "redeem": "Redeemed",
@@ -58,7 +59,7 @@ def _member(request, member_id: int) -> Member:
 @staff_page("view_dashboard")
 def who_looked(request, member_id: int):
     member = _member(request, member_id)
-    rows = AuditLog.objects.filter(member=member).select_related("user").order_by("-created_at", "-id")
+    rows = AuditLog.objects.filter(member=member).select_related("user", "location").order_by("-created_at", "-id")
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     lines = [(row, ACTION_WORDS.get(row.action, row.action.replace("_", " "))) for row in page.object_list]
     audit_view(request, action="view_audit_trail", members=[member])   # after the read: the next look shows it

@@ -190,3 +190,14 @@ def test_the_members_own_page_says_where_each_treatment_was_used(world):
     page = member.get(reverse("portal:me:page")).content.decode()
     assert "Used: HydraFacial at Harbor" in page
     assert "Used: Product credit<" in page           # the record's: no clinic recorded, none said
+
+
+def test_who_looked_names_the_clinic_of_each_read_and_change(world):
+    from memberships.roles import MANAGER
+    from tests.factories import staff_user
+
+    signed_in(world.harbor_desk).get(visit_url(world.ana))
+    manager = staff_user(MANAGER, world.glow, username="glow-manager")
+    page = signed_in(manager).get(reverse("memberships:who_looked", args=[world.ana.pk])).content.decode()
+    assert "Opened the chart panel at another practice of the group" in page
+    assert '<td data-testid="where">Harbor</td>' in page
