@@ -10,10 +10,10 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from memberships.admin import PracticeAdmin, PracticeScopedAdmin, ReadOnlyAdmin
+from memberships.admin import LocationAdmin, PracticeAdmin, PracticeScopedAdmin, ReadOnlyAdmin
 from memberships.admin_audit import AuditedMemberPages
 from memberships.fields import SECRET_CONFIG_KEYS
-from memberships.models import Practice
+from memberships.models import Location, Practice
 
 from integrations.models import (
     RecordAppointment,
@@ -23,7 +23,7 @@ from integrations.models import (
     RecordServiceMap,
 )
 
-from . import http
+from . import ADAPTERS, http
 from .exceptions import resolve_record_exception
 
 
@@ -157,6 +157,40 @@ class RecordConnectionPracticeAdmin(PracticeAdmin):
         return "set" if obj is not None and obj.record_webhook_secret else "not set"
 
 
+class LocationRecordForm(forms.ModelForm):
+    """A location's own record (for the members whose home it is), as the practice's: the credentials
+    in `record_config` write-only, outbound URLs checked; the adapter one of ours, or empty."""
+
+    class Meta:
+        model = Location
+        fields = "__all__"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        config = dict(self.instance.record_config or {}) if self.instance.pk else {}
+        if "record_config" in self.fields:
+            self.initial["record_config"] = {k: MASK if k in SECRET_CONFIG_KEYS and v else v for k, v in config.items()}
+
+    clean_record_config = RecordConnectionForm.clean_record_config
+
+    def clean_record_adapter(self):
+        value = (self.cleaned_data.get("record_adapter") or "").strip()
+        if value and value not in ADAPTERS:
+            raise forms.ValidationError(f"One of {', '.join(sorted(ADAPTERS))}, or empty for the practice's record.")
+        return value
+
+
+class RecordConnectionLocationAdmin(LocationAdmin):
+    form = LocationRecordForm
+
+    def get_readonly_fields(self, request, obj=None):
+        # A location's stage moves on the rollout page (its door writes the audit row).
+        return [*super().get_readonly_fields(request, obj), "automation_stage"]
+
+
 if admin.site.is_registered(Practice):
     admin.site.unregister(Practice)
 admin.site.register(Practice, RecordConnectionPracticeAdmin)
+if admin.site.is_registered(Location):
+    admin.site.unregister(Location)
+admin.site.register(Location, RecordConnectionLocationAdmin)

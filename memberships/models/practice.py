@@ -112,7 +112,8 @@ class Location(models.Model):
     timezone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone],
                                 help_text="IANA time zone name; empty: the practice's.")
     # A location may run behind the rest of its practice on the rollout path (a clinic that just
-    # joined the group observes while the others sync tiers); empty: the practice's stage.
+    # joined the group observes while the others sync tiers) or ahead of it (a clinic piloting the
+    # next stage); empty: the practice's stage. Read through `memberships.services.stages`.
     automation_stage = models.CharField(max_length=20, choices=AutomationStage.choices, blank=True,
                                         help_text="Empty: the practice's stage.")
     # A group may run more than one record (EHR): empty adapter means the practice's.

@@ -124,3 +124,32 @@ def test_a_redemption_at_the_desk_reaches_the_home_locations_own_record(client, 
     assert answer.status_code == 302
     assert list(Delivery.objects.filter(destination="record").values_list("event__kind", "event__member_id")) == [
         ("redeemed", membership.member_id)]
+
+
+def test_the_admin_keeps_a_locations_record_credentials_write_only_and_its_stage_to_the_rollout_page(
+        admin_client, practice, settings, monkeypatch):
+    import socket
+
+    from django.urls import reverse
+
+    settings.RECORD_ALLOW_PRIVATE_URLS = False
+    real = socket.getaddrinfo          # this machine resolves no public names: api.zenoti.com is public here
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("52.0.0.10", 443))] if host == "api.zenoti.com" else real(host, *a, **k))
+    clinic = Location.objects.create(practice=practice, name="North", record_adapter="zenoti",
+                                     record_config={"base_url": "https://api.zenoti.com", "api_key": "zk-very-secret",
+                                                    "center_id": "c1"})
+    url = reverse("admin:memberships_location_change", args=[clinic.pk])
+    page = admin_client.get(url)
+    form = page.context["adminform"].form
+    assert "zk-very-secret" not in page.content.decode() and "automation_stage" not in form.fields
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+    data = {k: v for k, v in data.items() if v is not False}
+    answer = admin_client.post(url, data)
+    assert answer.status_code == 302, answer.context["adminform"].form.errors
+    assert Location.objects.get(pk=clinic.pk).record_config["api_key"] == "zk-very-secret"   # kept, unseen
+    data["record_config"] = '{"base_url": "https://127.0.0.1/", "center_id": "c1"}'
+    assert admin_client.post(url, data).status_code == 200                                 # an inward URL: refused
+    data["record_config"], data["record_adapter"] = '{}', "boulevard"
+    assert admin_client.post(url, data).status_code == 200                                 # no such adapter
+    assert Location.objects.get(pk=clinic.pk).record_adapter == "zenoti"
