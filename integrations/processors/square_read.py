@@ -9,6 +9,7 @@ only: nothing here writes to Square. The rows speak the words `billing.reconcili
 | Square                                  | row                                                        |
 |-----------------------------------------|------------------------------------------------------------|
 | status ACTIVE / PENDING / PAUSED        | active / pending / paused (paused: `collection_paused`)     |
+| ACTIVE with a PAUSE action pending      | paused (Square pauses at the paid cycle's end)             |
 | status CANCELED / DEACTIVATED / COMPLETED | canceled (ended)                                         |
 | ACTIVE with a `canceled_date`           | active, ending then (`cancel_at`, `cancel_at_period_end`)   |
 | plan variation cadence MONTHLY, ANNUAL… | interval month / year (QUARTERLY: 3 months…)               |
@@ -79,6 +80,8 @@ def subscription_row(sub: dict, *, terms: tuple[int | None, str, str, int], invo
     if override.get("amount") is not None:
         amount, currency = override["amount"], str(override.get("currency") or currency).lower()
     status = STATUS.get(str(sub.get("status") or ""), str(sub.get("status") or "").lower())
+    if status == "active" and any(a.get("type") == "PAUSE" for a in sub.get("actions") or []):
+        status = "paused"        # paused by the ledger now, by Square at the paid cycle's end: in step
     ends = day_start(sub.get("canceled_date")) if status != "canceled" else None
     invoices = sub.get("invoice_ids") or []
     return ProcessorRow(

@@ -17,7 +17,8 @@ from billing.dunning.links import card_update_link
 from billing.models import DunningCase
 from integrations.models import DeliveryStatus
 from memberships.models import EntitlementBalance, MembershipStatus
-from tests.integrations.processors.test_square_sync import enroll, member_with_card, processor_deliveries, work  # noqa: F401
+from tests.integrations.processors.test_square_sync import member_with_card  # noqa: F401  (fixture)
+from tests.integrations.processors.test_square_sync import enroll, processor_deliveries, work
 from tests.integrations.test_square_dunning import way_on
 from tests.integrations.test_square_end_to_end import at, deliver
 from tests.support.square_fixtures import square, square_env, square_fake  # noqa: F401  (fixtures)

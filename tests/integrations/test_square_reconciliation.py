@@ -72,7 +72,8 @@ def test_square_discrepancies_read_like_stripes(practice, glow, square, square_f
     fake.bill(unpaid.processor_subscription_id, fail_code="CARD_DECLINED")  # its webhook not heard yet
     customer = square.ensure_customer(member_ref="mb_stray", existing_ref="", idempotency_key="")
     card = square.save_card(customer_ref=customer, source_token="cnon:card-nonce-ok", member_ref="mb_stray")
-    stray = square.ensure_subscription(customer_ref=customer, membership_ref="ms_stray", price_ref=price_of(square, tier),
+    stray = square.ensure_subscription(customer_ref=customer, membership_ref="ms_stray",
+                                       price_ref=price_of(square, tier),
                                        metadata={"card_ref": card}, idempotency_key="").subscription_ref
 
     searches = fake.calls("POST", "/v2/subscriptions/search")
@@ -112,9 +113,10 @@ def test_a_yearly_plan_under_a_monthly_tier_and_a_cancellation_at_the_cycle_end(
         "(active, cancelled at the processor)")
 
 
-def test_a_tier_change_at_the_next_cycle_is_in_step_while_squares_swap_waits(practice, glow, square, square_fake):
-    """The ledger expects the scheduled tier's price from the next invoice; Square keeps the current
-    plan until the cycle's end with a pending swap: in step, nothing to report."""
+def test_changes_square_makes_at_the_cycle_end_are_in_step_meanwhile(practice, glow, square, square_fake):
+    """The ledger expects the scheduled tier's price from the next invoice, Square keeps the current
+    plan until the cycle's end with a pending swap; the ledger pauses at once, Square at the cycle's
+    end: in step, nothing to report."""
     from memberships import services
 
     fake, tier = square_fake, glow[0]
@@ -126,6 +128,12 @@ def test_a_tier_change_at_the_next_cycle_is_in_step_while_squares_swap_waits(pra
                          idempotency_key="down", now=NOW)
     square.change_price(subscription_ref=m.processor_subscription_id, price_ref=price_of(square, lite))
     assert fake.price_of(fake.subscriptions[m.processor_subscription_id]["plan_variation_id"]) == 19900
+
+    paused = on_square(square, fake, tier)                     # paused here now, at Square from the cycle's end
+    services.pause_membership(membership=paused, until=date(2026, 4, 1), actor=services.Actor.system(),
+                              idempotency_key="p", now=NOW)
+    square.pause_collection(subscription_ref=paused.processor_subscription_id, resumes_at=None)
+    assert fake.subscriptions[paused.processor_subscription_id]["status"] == "ACTIVE"
 
     run_reconciliation(practice=practice, now=NOW, trigger="test")
 
