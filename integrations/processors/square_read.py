@@ -10,6 +10,7 @@ only: nothing here writes to Square. The rows speak the words `billing.reconcili
 |-----------------------------------------|------------------------------------------------------------|
 | status ACTIVE / PENDING / PAUSED        | active / pending / paused (paused: `collection_paused`)     |
 | ACTIVE with a PAUSE action pending      | paused (Square pauses at the paid cycle's end)             |
+| replaced by a tier change "now"         | the ending one left out, its PENDING successor active      |
 | status CANCELED / DEACTIVATED / COMPLETED | canceled (ended)                                         |
 | ACTIVE with a `canceled_date`           | active, ending then (`cancel_at`, `cancel_at_period_end`)   |
 | plan variation cadence MONTHLY, ANNUAL… | interval month / year (QUARTERLY: 3 months…)               |
@@ -117,15 +118,36 @@ def processor_source(*, practice: Practice, ledger: list[LedgerRow], processor: 
         known_subs.add(sub_id)
         known_customers.add(customer)
     single = Practice.objects.filter(processor=PROCESSOR).count() == 1
+    subs = list(list_subscriptions(processor, page_size=page_size))
+    replaced, successors = replacements(subs)
     terms: dict = {}
     rows = []
-    for sub in list_subscriptions(processor, page_size=page_size):
+    for sub in subs:
         sub_id, customer = str(sub.get("id") or ""), str(sub.get("customer_id") or "")
-        if not (single or sub_id in known_subs or customer in known_customers):
+        if sub_id in replaced or not (single or sub_id in known_subs or customer in known_customers):
             continue
+        if sub_id in successors:
+            sub = dict(sub, status="ACTIVE")
         status = _latest_invoice_status(processor, sub) if sub_id in entitled else ""
         rows.append(subscription_row(sub, terms=plan_terms(processor, next_plan(sub), terms), invoice_status=status))
     return rows
+
+
+def replacements(subs: list[dict]) -> tuple[set[str], set[str]]:
+    """A tier change "now" at Square (`square_tier_change`) ends the subscription when its paid cycle
+    ends and starts one on the new plan that day (PENDING until then): the ending one is left out (its
+    successor carries the membership) and the successor reads as active — the member's billing goes
+    on without a gap. Returns (ids replaced, ids of their successors)."""
+    ending = {(s.get("customer_id"), s.get("canceled_date")): s.get("id") for s in subs
+              if s.get("status") in ("ACTIVE", "PAUSED") and s.get("canceled_date")}
+    replaced, successors = set(), set()
+    for sub in subs:
+        old = ending.get((sub.get("customer_id"), sub.get("start_date")))
+        if old and old != sub.get("id") and sub.get("status") in ("PENDING", "ACTIVE") and not sub.get("canceled_date"):
+            replaced.add(str(old))
+            if sub.get("status") == "PENDING":
+                successors.add(str(sub.get("id")))
+    return replaced, successors
 
 
 def next_plan(sub: dict) -> str:

@@ -140,6 +140,34 @@ def test_changes_square_makes_at_the_cycle_end_are_in_step_meanwhile(practice, g
     assert found(practice) == []
 
 
+def test_a_subscription_replaced_by_a_tier_change_now_is_in_step(practice, glow, square, square_fake):
+    """A tier change "now" at Square ends the subscription when the paid month ends and starts one on
+    the new plan that day (PENDING until then; `square_tier_change`): neither is a discrepancy."""
+    from memberships import services
+
+    fake, tier = square_fake, glow[0]
+    fake.now = NOW
+    luxe = TierFactory(practice=practice, code="luxe", name="Luxe", processor_name="Membership — Lx",
+                       price_cents=34900)
+    m = on_square(square, fake, tier)
+    old = fake.subscriptions[m.processor_subscription_id]
+    square.cancel_subscription(subscription_ref=old["id"])
+    new = square.ensure_subscription(customer_ref=old["customer_id"], membership_ref=f"ms_{m.pk}:luxe",
+                                     price_ref=price_of(square, luxe), metadata={"card_ref": old["card_id"]},
+                                     idempotency_key="")
+    fake.subscriptions[new.subscription_ref].update(status="PENDING", start_date=old["canceled_date"],
+                                                    invoice_ids=[])
+    services.change_tier(membership=m, new_tier=luxe, effective="now", actor=services.Actor.system(),
+                         idempotency_key="up", now=NOW)
+    m.refresh_from_db()
+    m.processor_subscription_id = new.subscription_ref
+    m.save(update_fields=["processor_subscription_id"])
+
+    run_reconciliation(practice=practice, now=NOW, trigger="test")
+
+    assert found(practice) == []
+
+
 def test_a_plan_deleted_at_square_still_compares_the_status(practice, glow, square, square_fake):
     fake, tier = square_fake, glow[0]
     fake.now = NOW
