@@ -316,3 +316,16 @@ def test_a_manager_sets_the_notice_days_in_the_admin_audited(client, manager, no
     assert refused.status_code == 200                          # the form says why; nothing changed
     row.refresh_from_db()
     assert row.upcoming_charge_days == 3 and AuditLog.objects.filter(action="notice_settings").count() == 1
+
+
+def test_the_notices_sent_are_listed_in_the_admin_each_member_audited(client, manager, enroll):
+    from memberships.models import AuditLog
+
+    membership = enroll()
+    run(T0)
+    client.force_login(manager)
+    listing = client.get("/admin/billing/membernotice/")
+    assert listing.status_code == 200 and "Upcoming charge" in listing.content.decode()
+    notice = MemberNotice.objects.filter(membership=membership).first()
+    assert client.get(f"/admin/billing/membernotice/{notice.pk}/change/").status_code == 200
+    assert AuditLog.objects.filter(member_id=membership.member_id, user=manager).count() == 2
