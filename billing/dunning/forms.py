@@ -51,6 +51,9 @@ class DunningPolicyForm(forms.Form):
             field = form.fields["use_processor_retries"]
             field.disabled, field.help_text = True, no_retry
             form.initial["use_processor_retries"] = True
+            form.fields["retry_offsets_days"].help_text = (
+                "e.g. 0, 3, 5, 7 — day 0 is the failed charge; each later day sends that step's messages "
+                "(we retry no payment at this processor: see below).")
         return form
 
     def clean_retry_offsets_days(self):

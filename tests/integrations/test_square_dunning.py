@@ -56,7 +56,7 @@ def test_a_square_practices_policy_page_keeps_retries_with_square_and_says_why(c
     page = client.get("/manage/dunning/policy/").content.decode()
     [box] = re.findall(r"<input[^>]*name=\"use_processor_retries\"[^>]*>", page)
     assert "checked" in box and "disabled" in box
-    assert WHY in page
+    assert WHY in page and "each later day sends that step" in page
 
     assert client.post("/manage/dunning/policy/", form_data()).status_code == 302     # the box is not sent
     current = DunningPolicy.objects.get(practice=practice, is_current=True)
