@@ -41,6 +41,13 @@ RECORD_EVENT_KINDS = frozenset({
     EventKind.IMPORTED,
 })
 
+
+def _moved_home(event: Event) -> bool:
+    """A member's home location changed: their chart is written where it lives now (the new location's
+    own record, or the practice's)."""
+    return event.kind == EventKind.NOTE and (event.payload or {}).get("change") == "home_location"
+
+
 def _record_of(event: Event) -> str:
     """The record the event's member's chart lives in: their home location's own, else the practice's.
     Reads only what the event's writer loaded (no query for a member without a home location;
@@ -55,7 +62,7 @@ class RecordDestination:
     name = "record"
 
     def wants(self, event: Event) -> bool:
-        if event.kind not in RECORD_EVENT_KINDS or event.member_id is None:
+        if (event.kind not in RECORD_EVENT_KINDS and not _moved_home(event)) or event.member_id is None:
             return False
         return _record_of(event) != "builtin"
 
@@ -70,7 +77,7 @@ class RecordDestination:
             what = "clear the chart flag"
         elif event.kind in (EventKind.PAUSED, EventKind.CANCELLED):
             what = f"write the {event.get_kind_display().lower()} status and set the chart flag"
-        elif event.kind in (EventKind.ENROLLED, EventKind.TIER_CHANGED):
+        elif event.kind in (EventKind.ENROLLED, EventKind.TIER_CHANGED) or _moved_home(event):
             what = "write the membership (tier, status) and balances"
         else:
             what = "write the entitlement balances"

@@ -153,3 +153,22 @@ def test_the_admin_keeps_a_locations_record_credentials_write_only_and_its_stage
     data["record_config"], data["record_adapter"] = '{}', "boulevard"
     assert admin_client.post(url, data).status_code == 200                                 # no such adapter
     assert Location.objects.get(pk=clinic.pk).record_adapter == "zenoti"
+
+
+def test_moving_home_to_a_location_with_its_own_record_writes_the_chart_there(clinics, glow, receiver, manager):
+    from memberships import services
+    from memberships.services.home_location import move_home_location
+
+    server, received = receiver
+    north, south = clinics
+    Location.objects.filter(pk=north.pk).update(record_config={"outbound_url": server.url_for("/north")})
+    membership = _member_at(south, glow[0], "P-S")
+    outbox.dispatch_due(now=timezone.now())
+    assert received == [] and not Delivery.objects.filter(destination="record").exists()   # South: builtin
+    move_home_location(member=membership.member, location=Location.objects.get(pk=north.pk),
+                       actor=services.Actor.staff(manager), idempotency_key="move", now=timezone.now())
+    outbox.dispatch_due(now=timezone.now())
+    assert len(received) == 1
+    body = json.loads(received[0].get_data())
+    assert body["patient"]["member_number"] == membership.member.member_number
+    assert body["membership"]["tier_code"] == "glow"
