@@ -25,6 +25,11 @@ def _phone_candidates(digits: str) -> list[str]:
 # trigram index (migration 0019); a shorter one is a prefix of the first or last name (a trigram index
 # cannot narrow one or two letters).
 FRAGMENT_FROM = 3
+# A fragment inside names (not at their start) is looked for among the first this many members the
+# trigram index yields, beside every exact and prefix match: the page shows 25, and a fragment as
+# common as "son" is in thousands of names, whose rows would cost more to read and sort than the
+# search is worth (the desk types more). The API's search (no limit) takes every match.
+FRAGMENT_SAMPLE = 500
 
 
 def search_members(*, practice_id: int | None = None, query: str, limit: int | None = 25,
@@ -33,10 +38,11 @@ def search_members(*, practice_id: int | None = None, query: str, limit: int | N
     (`practice_ids`: a practice and the others of its group) or, with neither, in all.
 
     By name: on PostgreSQL a fragment of three letters or more anywhere in "first last" (the trigram
-    index), else — and always on SQLite — a prefix of the first name, the last name or "first last".
-    Phone, email and member number are equality lookups. Each branch is an indexed lookup, so it
-    stays fast on 100,000 members. Exact names first, then names that start with the query, then
-    the rest; by last name, first name within each."""
+    index; with a limit, every exact and prefix match and up to FRAGMENT_SAMPLE others), else — and
+    always on SQLite — a prefix of the first name, the last name or "first last". Exact names
+    first, then names that start with the query, then the rest; by last name, first name within
+    each. Phone, email and member number are equality lookups. Each branch is an indexed lookup, so
+    it stays fast on 100,000 members."""
     q = " ".join((query or "").split())
     members = Member.objects.all()
     if practice_ids is not None:
@@ -48,29 +54,44 @@ def search_members(*, practice_id: int | None = None, query: str, limit: int | N
     lowered = q.lower()
     digits = "".join(ch for ch in q if ch.isdigit())
     condition = Q(member_number__in={q, q.upper()})
-    ranked = False
+    keys = {"email_lower": Lower("email"), "last_lower": Lower("last_name"), "first_lower": Lower("first_name")}
+    order = ["last_lower", "first_lower", "id"]
     if "@" in q:
         condition |= Q(email_lower=lowered)
     elif len(digits) >= 7 and not any(ch.isalpha() for ch in q):
         condition |= Q(phone__in=_phone_candidates(digits))
     elif connection.vendor == "postgresql" and len(lowered) >= FRAGMENT_FROM:
-        condition |= Q(search_name__contains=lowered)
-        ranked = True
+        keys["match_rank"] = Case(
+            When(search_name=lowered, then=Value(0)),
+            When(Q(search_name__startswith=lowered) | Q(last_lower__startswith=lowered), then=Value(1)),
+            default=Value(2), output_field=IntegerField())
+        order.insert(0, "match_rank")
+        if limit is None:
+            condition |= Q(search_name__contains=lowered)
+        else:
+            condition = Q(pk__in=_best_by_name(members, lowered, condition, keys, order, limit))
     else:
         condition |= Q(search_name__startswith=lowered) | Q(last_lower__startswith=lowered)
-    members = members.annotate(email_lower=Lower("email"), last_lower=Lower("last_name"))
     # Ordered by lower-cased names: an ordering no index provides, so the database gathers the few
     # matches through the indexes above and sorts them, instead of walking the whole name index in
     # order hoping to meet 25 matches early (slow when the prefix sorts late, e.g. "gar").
-    order = ["last_lower", Lower("first_name"), "id"]
-    if ranked:
-        members = members.annotate(match_rank=Case(
-            When(search_name=lowered, then=Value(0)),
-            When(Q(search_name__startswith=lowered) | Q(last_lower__startswith=lowered), then=Value(1)),
-            default=Value(2), output_field=IntegerField()))
-        order.insert(0, "match_rank")
-    members = members.filter(condition).order_by(*order)
+    members = members.annotate(**keys).filter(condition).order_by(*order)
     return members[:limit] if limit is not None else members
+
+
+def _best_by_name(members: QuerySet[Member], lowered: str, condition: Q, keys: dict, order: list[str],
+                  limit: int) -> list[int]:
+    """The ids of the `limit` best matches of a name fragment, in one statement: the union of up to
+    FRAGMENT_SAMPLE members whose name holds it (the trigram index) and every exact or prefix match
+    (the name indexes), each with its sort keys, sorted and cut there — so the members' rows are
+    then read by id for these few only."""
+    columns = ["pk", *(key for key in order if key != "id")]
+    inside = members.filter(search_name__contains=lowered).annotate(**keys).values_list(*columns)
+    starting = (members.annotate(**keys)
+                .filter(condition | Q(search_name__startswith=lowered) | Q(last_lower__startswith=lowered))
+                .values_list(*columns))
+    best = inside[:FRAGMENT_SAMPLE].union(starting).order_by(*[("pk" if o == "id" else o) for o in order])
+    return [row[0] for row in best[:limit]]
 
 
 def searchable_practice_ids(user) -> list[int] | None:

@@ -5,6 +5,7 @@ name through the trigram index, exact and prefix matches first; SQLite keeps the
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from memberships import selectors
@@ -103,14 +104,33 @@ def test_postgres_finds_a_fragment_anywhere_exact_and_prefix_first(world):
 
 @pytest.mark.postgres
 def test_postgres_name_search_uses_the_trigram_index(world):
-    """(Scoped to a few practices of a few members, the planner rightly reads the practice index.)"""
-    query = selectors.search_members(practice_ids=None, query="garci")
-    sql, params = query.query.sql_with_params()
+    """The statement that picks the best matches reads the trigram index (with sequential scans off:
+    on a few members the planner rightly reads the table), then the page reads those members by id."""
+    world, _, _ = world
+    with CaptureQueriesContext(connection) as ctx:
+        found = list(selectors.search_members(practice_ids=None, query="garci"))
+    assert world.ana.pk in {m.pk for m in found}
+    assert len(ctx.captured_queries) == 2
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("EXPLAIN " + sql, params)
+        cursor.execute("EXPLAIN " + ctx.captured_queries[0]["sql"])
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "member_search_name_trgm" in plan, plan
+
+
+@pytest.mark.postgres
+def test_postgres_a_common_fragment_keeps_every_prefix_match_first(world, monkeypatch):
+    """With more names holding the fragment than the sample reads, the exact and prefix matches are
+    all there, first; the others fill the page from the sample."""
+    world, _, bloom_member = world
+    monkeypatch.setattr(selectors, "FRAGMENT_SAMPLE", 1)
+    inside = [MemberFactory(practice=world.bloom, first_name="Zed", last_name=f"Agarcia{n}") for n in range(4)]
+    found = [m.pk for m in selectors.search_members(practice_ids=[world.glow.pk, world.bloom.pk], query="garcia")]
+    assert found[:2] == [world.ana.pk, bloom_member.pk]           # Garcia, Garcialopez: prefix matches
+    assert len(found) <= 3 and set(found[2:]) <= {m.pk for m in inside}   # one of the sample, at most
+    api = {m.pk for m in selectors.search_members(practice_ids=[world.glow.pk, world.bloom.pk], query="garcia",
+                                                 limit=None)}
+    assert api == {world.ana.pk, bloom_member.pk, *(m.pk for m in inside)}     # no limit: every match
 
 
 def test_sqlite_keeps_the_prefix_search(world):
