@@ -1,8 +1,8 @@
 """What the expiring-credit notices earn: per month of the boundary they warned about, the credit
 they named (what the dry run said would expire, recorded on each sent notice), how much of it the
-member used between the notice and the boundary (net redemptions of that service, at most what was
-named), the rest expired, and the share used. Values at list price (the service's unit value), as
-the breakage series. Boundaries still ahead are counted apart: their outcome is not known yet."""
+member used between the notice and the boundary (redemptions of that service not reversed since,
+at most what was named), the rest expired, and the share used. Values at list price (the service's
+unit value), as the breakage series. Boundaries still ahead are counted apart: their outcome is not known yet."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from memberships.models import EntryKind, LedgerEntry, Service
@@ -53,15 +53,16 @@ class NudgeEffect:
 
 
 def _net_redemptions(notices: list[MemberNotice]) -> dict[tuple[int, int], list[tuple[datetime, int]]]:
-    """(membership, service) → [(when, units used)] over the notices' windows: redemptions, less
-    the reversals of redemptions (a refund within the window gives the credit back)."""
+    """(membership, service) → [(when, units used)] over the notices' windows: the redemptions no
+    reversal names. A redemption undone — within the window or after the boundary (its credit then
+    comes back and expires late) — did not use the credit in time."""
     if not notices:
         return {}
     services = {int(sid) for notice in notices for sid in notice.nudged}
     start = min(notice.created_at for notice in notices)
     end = max(notice.boundary_at for notice in notices)
     entries = LedgerEntry.objects.filter(
-        Q(kind=EntryKind.REDEEM) | Q(kind=EntryKind.REVERSE, reverses__kind=EntryKind.REDEEM),
+        ~Exists(LedgerEntry.objects.filter(reverses=OuterRef("pk"))), kind=EntryKind.REDEEM,
         membership_id__in={notice.membership_id for notice in notices}, service_id__in=services,
         created_at__gte=start, created_at__lt=end)
     found = defaultdict(list)
@@ -79,18 +80,21 @@ def _used(notice: MemberNotice, service_id: int, quantity: int, redemptions) -> 
 
 def nudge_effect(*, practice_id: int | None, now: datetime, months: int = 12, zone: tzinfo | None = None) -> NudgeEffect:
     """The last `months` months of expiring-credit notices that went (email or SMS), by the month of
-    their boundary (in `zone`, else the site's)."""
-    starts = month_starts(now=now, months=months)
+    their boundary (in `zone`, else the site's: the months of the series too)."""
+    zone = zone or timezone.get_default_timezone()
+    with timezone.override(zone):
+        starts = month_starts(now=now, months=months)
+        since = aware(starts[0])
     rows = {start: NudgeMonth(month=start) for start in starts}
     sent = for_practice(MemberNotice.objects.filter(kind=NoticeKind.EXPIRING_CREDIT, status=NoticeStatus.SENT,
-                                                    boundary_at__gte=aware(starts[0])), practice_id, "practice_id")
+                                                    boundary_at__gte=since), practice_id, "practice_id")
     effect = NudgeEffect(months=list(rows.values()), ahead=sent.filter(boundary_at__gt=now).count())
     notices = list(sent.filter(boundary_at__lte=now).only("membership_id", "nudged", "created_at", "boundary_at"))
     redemptions = _net_redemptions(notices)
     values = dict(Service.objects.filter(pk__in={int(s) for n in notices for s in n.nudged})
                   .values_list("pk", "unit_value_cents"))
     for notice in notices:
-        local = timezone.localtime(notice.boundary_at, zone) if zone else timezone.localtime(notice.boundary_at)
+        local = timezone.localtime(notice.boundary_at, zone)
         row = rows.get(local.date().replace(day=1))
         if row is None:
             continue

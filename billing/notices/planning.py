@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 
 from memberships.models import AutomationStage, Event, EventKind, Membership, MembershipStatus, TierLocationPrice
 from memberships.services import Actor, sql
@@ -24,7 +25,7 @@ from memberships.services.refill import preview_next_boundaries
 from memberships.services.stages import effective_stage_expression, stages_at_least
 
 from ..dunning.quiet import member_zone
-from ..models import ChannelStatus, MemberNotice, NoticeKind, NoticeSettings, NoticeStatus
+from ..models import ChannelStatus, MemberNotice, NoticeKind, NoticeSettings, NoticeStatus, ProcessorSubscription
 from ..models.notices import DEFAULT_NOTICE_DAYS
 from .wording import day, timeline_label
 
@@ -69,6 +70,24 @@ def dues_of(membership: Membership, *, days: dict[int, tuple[int, int]], now: da
     return dues
 
 
+def not_renewing(memberships: list[Membership]) -> set[int]:
+    """The memberships the processor will not charge at the renewal although the ledger has them
+    active: their subscription ends then (cancelled at the period end) or stops collecting (a pause
+    the processor carries out). They get no "your membership renews on …" notice."""
+    refs = {m.pk: m.processor_subscription_id for m in memberships if m.processor_subscription_id}
+    if not refs:
+        return set()
+    rows = (ProcessorSubscription.objects.filter(membership_id__in=list(refs))
+            .filter(Q(cancel_at_period_end=True) | Q(collection_paused=True))
+            .values_list("membership_id", "processor_subscription_id"))
+    return {membership_id for membership_id, ref in rows if refs.get(membership_id) == ref}
+
+
+def _renewing(dues: list[Due], memberships: list[Membership]) -> list[Due]:
+    ending = not_renewing(memberships)
+    return [due for due in dues if not (due.kind == NoticeKind.UPCOMING_CHARGE and due.membership_id in ending)]
+
+
 def _already(dues: list[Due]) -> set[Due]:
     ids = {due.membership_id for due in dues}
     return {Due(*row) for row in MemberNotice.objects.filter(membership_id__in=ids)
@@ -81,7 +100,7 @@ def due_membership_ids(*, now: datetime) -> list[int]:
     widest = max([DEFAULT_NOTICE_DAYS, *(d for pair in days.values() for d in pair)])
     rows = list(_open_memberships(now=now, horizon=now + timedelta(days=widest + 1))
                 .select_related("member__practice", "member__home_location").order_by("pk"))
-    dues = [due for membership in rows for due in dues_of(membership, days=days, now=now)]
+    dues = _renewing([due for membership in rows for due in dues_of(membership, days=days, now=now)], rows)
     done = _already(dues)
     return sorted({due.membership_id for due in dues if due not in done})
 
@@ -118,7 +137,9 @@ def plan_batch(membership_ids: list[int], *, now: datetime) -> dict[str, int]:
                   .select_related("member__practice", "member__home_location", "tier", "pending_tier")
                   .select_for_update(skip_locked=True, of=("self",)).order_by("pk"))
     days = notice_days()
-    dues = [(membership, due) for membership in locked for due in dues_of(membership, days=days, now=now)]
+    by_id = {membership.pk: membership for membership in locked}
+    dues = [(by_id[due.membership_id], due) for due in _renewing(
+        [due for membership in locked for due in dues_of(membership, days=days, now=now)], locked)]
     done = _already([due for _, due in dues])
     dues = [(membership, due) for membership, due in dues if due not in done]
     prices = _location_prices(locked)

@@ -15,7 +15,7 @@ from memberships.services.refill import preview_next_boundary
 
 from ..dunning.quiet import member_zone
 from ..models import ChannelStatus, MemberNotice, NoticeKind, NoticeStatus
-from .planning import SYSTEM
+from .planning import SYSTEM, not_renewing
 from .wording import day, timeline_label
 
 CHANNELS = ("email", "sms")
@@ -36,8 +36,9 @@ def channel_status(notice: MemberNotice, channel: str) -> str:
 
 def no_longer_due(notice: MemberNotice, *, now: datetime) -> str:
     """Why a queued notice should not go after all ("" when it should): the membership stopped
-    (paused, cancelled, past due), the renewal moved to another day or passed, or (expiring credit)
-    the member has used what would have expired since the notice was queued."""
+    (paused, cancelled, past due), the renewal moved to another day or passed, (upcoming charge) the
+    processor will not charge then (cancelled at the period end, collection paused), or (expiring
+    credit) the member has used what would have expired since the notice was queued."""
     membership = notice.membership
     if membership.status != MembershipStatus.ACTIVE:
         return f"the membership is {membership.get_status_display().lower()}"
@@ -46,6 +47,8 @@ def no_longer_due(notice: MemberNotice, *, now: datetime) -> str:
     end = membership.current_period_end
     if end is None or end.astimezone(member_zone(notice.member)).date() != notice.boundary_date:
         return "the renewal date changed"
+    if notice.kind == NoticeKind.UPCOMING_CHARGE and not_renewing([membership]):
+        return "the membership does not renew then (it ends or is paused at the processor)"
     if notice.kind == NoticeKind.EXPIRING_CREDIT:
         tier = membership.pending_tier or membership.tier
         if not any(q > 0 for q in preview_next_boundary(membership=membership, tier=tier).values()):

@@ -1,0 +1,99 @@
+"""Member notices and their dashboard lines, in the cases a first reading missed: a member whose
+subscription ends (or stops collecting) at the renewal is not told "your membership renews on …";
+a redemption undone after the boundary did not use the credit in time; the dashboard's months are
+the practice's months, not the site's."""
+
+from datetime import datetime, timedelta, timezone as dt_timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core import mail
+
+from billing.metrics.nudges import nudge_effect
+from billing.models import ChannelStatus, MemberNotice, NoticeKind, NoticeStatus, ProcessorSubscription
+from integrations.messaging import sms
+from memberships import services
+from memberships.models import LedgerEntry, Membership
+
+from .test_notices import BOUNDARY, T0, enroll, messaging, notice_practice, run  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.django_db
+UTC = dt_timezone.utc
+
+
+def _subscription(membership, **state):
+    Membership.objects.filter(pk=membership.pk).update(processor_subscription_id=f"sub_{membership.pk}")
+    return ProcessorSubscription.objects.create(
+        membership=membership, processor="stripe", processor_subscription_id=f"sub_{membership.pk}", status="active",
+        amount_cents=19900, current_period_end=BOUNDARY, updated_at=T0 - timedelta(days=1), **state)
+
+
+def _subjects(membership):
+    return sorted(m.subject for m in mail.outbox if m.to == [membership.member.email])
+
+
+@pytest.mark.parametrize("state", [{"cancel_at_period_end": True}, {"collection_paused": True}],
+                         ids=["cancels at period end", "collection paused"])
+def test_no_renewal_notice_when_the_processor_will_not_charge_at_the_boundary(enroll, state):  # noqa: F811
+    ending, renewing = enroll(), enroll()
+    _subscription(ending, **state)
+    _subscription(renewing)
+    run(T0)
+    assert _subjects(renewing) == ["Glow Aesthetics: membership benefits that expire on Jan 10",
+                                   "Glow Aesthetics: your membership renews on Jan 10"]
+    assert _subjects(ending) == ["Glow Aesthetics: membership benefits that expire on Jan 10"]
+    assert not any("renews" in m.body for m in sms.outbox if m.to == ending.member.phone)
+    assert not MemberNotice.objects.filter(membership=ending, kind=NoticeKind.UPCOMING_CHARGE).exists()
+
+
+def test_a_cancellation_at_period_end_after_the_notice_was_queued_stops_it(enroll):  # noqa: F811
+    membership = enroll()
+    sub = _subscription(membership)
+    night = T0 + timedelta(hours=13)                            # queued at night: waits for the morning
+    run(night)
+    sub.cancel_at_period_end = True
+    sub.save()
+    run(T0 + timedelta(days=1))
+    assert _subjects(membership) == ["Glow Aesthetics: membership benefits that expire on Jan 10"]
+    notice = MemberNotice.objects.get(membership=membership, kind=NoticeKind.UPCOMING_CHARGE)
+    assert (notice.status, notice.email_status, notice.sms_status) == (
+        NoticeStatus.SKIPPED, ChannelStatus.SKIPPED, ChannelStatus.SKIPPED)
+    assert "does not renew" in notice.note
+
+
+def test_a_redemption_undone_after_the_boundary_did_not_use_the_credit_in_time(enroll, glow):  # noqa: F811
+    tier, facial, credit = glow
+    membership = enroll()
+    run(T0)                                                    # told that $50 of credit expires Jan 10
+    entry = services.redeem_entitlement(membership=membership, service=credit, quantity=5000,
+                                        actor=services.Actor.system(), idempotency_key="all-50",
+                                        now=T0 + timedelta(days=1))
+    services.refill_entitlements(membership=membership, cycle_key="renew", actor=services.Actor.processor(),
+                                 now=BOUNDARY)
+    services.reverse_entry(entry=entry, actor=services.Actor.system(), reason="entered by mistake",
+                           idempotency_key="undo", now=BOUNDARY + timedelta(days=2))
+
+    effect = nudge_effect(practice_id=membership.member.practice_id, now=BOUNDARY + timedelta(days=3), months=2)
+    january = next(m for m in effect.months if m.month.month == 1)
+    expired = -sum(LedgerEntry.objects.filter(kind="expire", service=credit).values_list("quantity", flat=True))
+    assert expired == 5000                                     # the credit came back after the boundary and expired
+    assert (january.nudged_cents, january.used_cents, january.expired_cents) == (5000, 0, 5000)
+    assert january.share_display == "0%"
+
+
+def test_the_notice_months_are_the_practice_months(enroll, notice_practice, settings):  # noqa: F811
+    """A New York practice on a Los Angeles site: at 01:30 on Feb 1 in New York (Jan 31 in Los
+    Angeles) the series ends with February, and a boundary of Jan 31, 23:30 New York is January's."""
+    settings.TIME_ZONE = "America/Los_Angeles"
+    notice_practice.timezone = "America/New_York"
+    notice_practice.save()
+    membership = enroll()
+    ny = ZoneInfo("America/New_York")
+    boundary = datetime(2026, 1, 31, 23, 30, tzinfo=ny)
+    Membership.objects.filter(pk=membership.pk).update(current_period_end=boundary)
+    run(datetime(2026, 1, 26, 10, 0, tzinfo=ny))
+    assert MemberNotice.objects.get(membership=membership, kind=NoticeKind.EXPIRING_CREDIT).status == NoticeStatus.SENT
+
+    effect = nudge_effect(practice_id=notice_practice.pk, now=datetime(2026, 2, 1, 1, 30, tzinfo=ny), months=2,
+                          zone=ny)
+    assert [(m.month.isoformat(), m.notices) for m in effect.months] == [("2026-01-01", 1), ("2026-02-01", 0)]
