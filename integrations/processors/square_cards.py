@@ -8,8 +8,9 @@ a dunning card-update link), so the three stay one flow:
 
 - `card_page_url`: a signed link to the page (the membership's id, where "back" goes), valid
   `SQUARE_CARD_PAGE_DAYS`;
-- `save_card_on_file`: the token → Square `CreateCard` for the member's Square customer (idempotency
-  key from our member ref and the token: a double submit saves one card) → then either the
+- `save_card_on_file`: the token → Square `CreateCard` for the subscription's own Square customer
+  (else the member's; idempotency key from our member ref and the token: a double submit saves one
+  card) → then either the
   subscription's card is replaced (`UpdateSubscription` with `card_id`: Square charges it from the
   next invoice) or, when the membership has no subscription yet (a staff enrollment waiting for its
   card), the subscription starts at the tier's plan with that card — as the outbox's enrollment
@@ -131,13 +132,20 @@ def save_card_on_file(*, membership: Membership, source_token: str, now: datetim
     processor = sync.processor_for(membership.member.practice)
     key = f"square-card-page:{membership.pk}"
     member = membership.member
+    if membership.processor_subscription_id:
+        # Square charges a subscription only to a card of its own customer, which is not always the one
+        # kept on the member (a join on Square's page makes its own customer for someone who was one)
+        sub = processor._call(processor.client.subscriptions.get,
+                              subscription_id=membership.processor_subscription_id)["subscription"]
+        owner = str(sub.get("customer_id") or "") or sync.ensure_customer(processor, member, idempotency_key=key)
+        card_ref = processor.save_card(customer_ref=owner, source_token=source_token,
+                                       member_ref=sync.member_ref(member))
+        update_subscription_card(processor, subscription=sub, card_ref=card_ref)
+        logger.info("square card saved for membership %s (subscription card replaced)", membership.pk)
+        return SavedCard(card_ref=card_ref, subscription_ref=membership.processor_subscription_id, started=False)
     customer_ref = sync.ensure_customer(processor, member, idempotency_key=key)
     card_ref = processor.save_card(customer_ref=customer_ref, source_token=source_token,
                                    member_ref=sync.member_ref(member))
-    if membership.processor_subscription_id:
-        update_subscription_card(processor, subscription_ref=membership.processor_subscription_id, card_ref=card_ref)
-        logger.info("square card saved for membership %s (subscription card replaced)", membership.pk)
-        return SavedCard(card_ref=card_ref, subscription_ref=membership.processor_subscription_id, started=False)
     price_ref = sync.ensure_price(processor, membership.tier, idempotency_key=key,
                                   location_id=membership.price_location_id)
     sub = processor.ensure_subscription(customer_ref=customer_ref, membership_ref=sync.membership_ref(membership),
@@ -148,11 +156,10 @@ def save_card_on_file(*, membership: Membership, source_token: str, now: datetim
     return SavedCard(card_ref=card_ref, subscription_ref=sub.subscription_ref, started=True)
 
 
-def update_subscription_card(processor, *, subscription_ref: str, card_ref: str) -> None:
+def update_subscription_card(processor, *, subscription: dict, card_ref: str) -> None:
     """Square's UpdateSubscription with the new `card_id` (the next invoice charges it). Nothing sent
     when the subscription already uses it (a retry)."""
-    sub = processor._call(processor.client.subscriptions.get, subscription_id=subscription_ref)["subscription"]
-    if sub.get("card_id") == card_ref:
+    if subscription.get("card_id") == card_ref:
         return
-    processor._call(processor.client.subscriptions.update, subscription_id=subscription_ref,
+    processor._call(processor.client.subscriptions.update, subscription_id=str(subscription["id"]),
                     subscription={"card_id": card_ref})

@@ -14,9 +14,12 @@ link) in place of Stripe Checkout, and Square's confirmation turned into the sam
   webhooks to get notified when a subscription has been created") and `invoice.payment_made` for the
   first invoice. Neither names the payment link, and a subscription carries no metadata of ours, so
   `confirm_square_join` (on a subscription fact naming no membership yet) reads the subscription's
-  customer from Square and takes the newest open join on that plan variation with that email. A
-  buyer who types another email on Square's page matches no join: the event waits, then fails
-  visibly in the inbox for a manager (the join stays on file until purged).
+  customer from Square and takes the newest open join on that plan variation with that email whose
+  payment link Square marks paid by that customer (the link's order is DRAFT until paid, then OPEN;
+  its payment names the customer): a subscription the clinic made in Square's dashboard is no join,
+  and of two joins with one email each payer gets their own. A buyer who types another email on
+  Square's page matches no join: the event waits, then fails visibly in the inbox for a manager (the
+  join stays on file until purged).
 - The first invoice's `invoice.payment_made` may come first: it waits for the membership; once the
   join enrolls, the Square events waiting for its subscription are made due at once.
 - A payment link never expires (Stripe's Checkout does, within a day): before an abandoned join is
@@ -98,6 +101,10 @@ def close_abandoned_links(*, before: datetime) -> tuple[int, ...]:
 
 
 def _join_for(fact: SubscriptionChanged) -> JoinAttempt | None:
+    """The open join this subscription paid: among the joins on its plan variation whose email is the
+    customer's, newest first, the one whose payment link's order Square marks paid (no longer DRAFT)
+    by a payment of this customer. A subscription made any other way (the clinic's, in Square's
+    dashboard) pays no join's link; of two joins with one email, each payer gets their own."""
     open_joins = (JoinAttempt.objects.filter(tier__processor_price_id=fact.price_ref).exclude(checkout_ref="")
                   .select_related("practice"))
     if not fact.price_ref or not open_joins.exists():
@@ -106,7 +113,33 @@ def _join_for(fact: SubscriptionChanged) -> JoinAttempt | None:
     processor = sync.processor_for(first.practice)
     customer = processor._call(processor.client.customers.get, customer_id=fact.customer_ref)["customer"]
     email = str(customer.get("email_address") or "").strip().lower()
-    return open_joins.filter(email=email).order_by("-created_at", "-pk").first() if email else None
+    if not email:
+        return None
+    for attempt in open_joins.filter(email=email).order_by("-created_at", "-pk"):
+        if fact.customer_ref in _link_payers(processor, attempt.checkout_ref):
+            return attempt
+    return None
+
+
+def _link_payers(processor, link_id: str) -> set[str]:
+    """The customers whose payments paid this payment link's order (none while it is a DRAFT: not
+    paid). Square's quick pay checkout: the order is DRAFT until the buyer pays, then OPEN; an order
+    from a payment link names no customer, its payment does (`Payment.customer_id`)."""
+    try:
+        link = processor._call(processor.client.checkout.payment_links.get, id=link_id)["payment_link"]
+        order = processor._call(processor.client.orders.get, order_id=str(link.get("order_id") or ""))["order"]
+    except ProcessorRejected:
+        return set()                            # the link or its order is gone: nothing paid it
+    if order.get("state") in (None, "DRAFT"):
+        return set()
+    payers = set()
+    for tender in order.get("tenders") or []:
+        if tender.get("customer_id"):
+            payers.add(str(tender["customer_id"]))
+        elif tender.get("payment_id"):
+            payment = processor._call(processor.client.payments.get, payment_id=str(tender["payment_id"]))["payment"]
+            payers.add(str(payment.get("customer_id") or ""))
+    return payers
 
 
 def confirm_square_join(fact: SubscriptionChanged, *, now: datetime) -> Membership | None:

@@ -213,3 +213,91 @@ def test_an_abandoned_square_join_loses_its_payment_link_before_it_is_purged(cli
     assert old.checkout_ref not in square_fake.payment_links                 # nobody can pay it now
     assert list(JoinAttempt.objects.all()) == [fresh] and fresh.checkout_ref in square_fake.payment_links
     assert requests.get(f"{square_fake.base_url}/checkout/pay/{old.checkout_ref}", timeout=5).status_code == 404
+
+
+def _square_dashboard_subscription(fake, *, customer_id: str, plan_variation_id: str) -> str:
+    """What the clinic does in Square's dashboard: a subscription for a customer, on the card on file,
+    made by no payment link; Square sends `subscription.created` and bills the first month."""
+    card = fake._create_card({"card": {"customer_id": customer_id}})["card"]
+    answer = fake._create_subscription({"location_id": fake.location_id, "customer_id": customer_id,
+                                        "plan_variation_id": plan_variation_id, "card_id": card["id"]})
+    sub = fake.subscriptions[answer["subscription"]["id"]]
+    fake.emit("subscription.created", "subscription", fake._public(sub))
+    return sub["id"]
+
+
+@pytest.mark.django_db
+def test_a_subscription_the_clinic_makes_at_square_for_a_member_with_an_unpaid_join_is_no_join(client, square_online,
+                                                                                              square_fake):
+    """Nora started a join and left Square's page without paying; the front desk then made her a
+    subscription in Square's dashboard, on the same plan, for her Square customer (her email). That is
+    no join: her payment link was never paid, so nobody is enrolled from the join's form and agreement,
+    and the join (with its still open link) stays for the purge."""
+    existing = MemberFactory(practice=square_online["practice"], first_name="Nora", last_name="Newman",
+                             email="nora.newman@example.com", phone="")
+    customer = square_fake._create_customer({"email_address": "nora.newman@example.com"})["customer"]["id"]
+    existing.processor_customer_id = customer
+    existing.save(update_fields=["processor_customer_id"])
+    start_join(client, square_online)
+    (link_id,) = square_fake.payment_links
+    tier = square_online["tier"]
+    tier.refresh_from_db()
+    _square_dashboard_subscription(square_fake, customer_id=customer, plan_variation_id=tier.processor_price_id)
+    deliver_all(square_fake, client)
+    for _ in range(3):
+        inbox.process_due(now=timezone.now())
+    assert not Membership.objects.exists()
+    assert not AgreementAcceptance.objects.exists()
+    assert JoinAttempt.objects.get().checkout_ref == link_id and link_id in square_fake.payment_links
+
+
+@pytest.mark.django_db
+def test_two_joins_with_one_email_each_subscription_enrolls_the_person_who_paid_it(client, square_online,
+                                                                                  square_fake):
+    """Nora and Nina (one family email) each start a join; Nora pays first. Her subscription enrolls
+    Nora — the join whose payment link Square says her payment paid — not the newest join of that
+    email (Nina's, not paid yet), which stays open for Nina."""
+    start_join(client, square_online)
+    start_join(client, square_online, first_name="Nina", phone="(415) 555-0188")
+    nora_join, nina_join = JoinAttempt.objects.order_by("pk")
+    nora_sub = square_fake.pay_link(nora_join.checkout_ref, email="nora.newman@example.com")
+    deliver_all(square_fake, client)
+    for _ in range(3):
+        inbox.process_due(now=timezone.now())
+    membership = Membership.objects.get()
+    assert membership.processor_subscription_id == nora_sub
+    assert (membership.member.first_name, membership.member.phone) == ("Nora", "+14155550177")
+    assert list(JoinAttempt.objects.values_list("pk", flat=True)) == [nina_join.pk]
+
+
+@pytest.mark.django_db
+def test_a_member_who_rejoined_on_square_can_change_the_card_her_subscription_is_charged_to(client, square_online,
+                                                                                          square_fake, settings):
+    """Nora was a member before (a Square customer of her own, her old card); she joins again online and
+    Square's page makes the subscription for the customer it makes there. Her "update my card" saves
+    the new card for the subscription's own customer — Square charges a subscription only to its
+    customer's card — and the subscription takes it."""
+    from integrations.processors.square_cards import card_page_url
+    from tests.support.square_fake_checkout import TEST_NONCE
+
+    settings.PUBLIC_BASE_URL = "http://testserver"
+    settings.SQUARE_WEB_SDK_URL = square_fake.sdk_url
+    old_customer = square_fake._create_customer({"email_address": "nora.newman@example.com"})["customer"]["id"]
+    MemberFactory(practice=square_online["practice"], first_name="Nora", last_name="Newman",
+                  email="nora.newman@example.com", phone="", processor_customer_id=old_customer)
+    start_join(client, square_online)
+    (link_id,) = square_fake.payment_links
+    sub_id = square_fake.pay_link(link_id, email="nora.newman@example.com")
+    deliver_all(square_fake, client)
+    for _ in range(3):
+        inbox.process_due(now=timezone.now())
+    membership = Membership.objects.get(processor_subscription_id=sub_id)
+    sub = square_fake.subscriptions[sub_id]
+    assert sub["customer_id"] != old_customer
+
+    page = client.post(card_page_url(membership=membership).replace("http://testserver", ""),
+                       {"source_token": TEST_NONCE})
+    assert page.status_code == 200, page.content.decode()[:3000]
+    assert "the next payment of your membership will be charged to it" in page.content.decode()
+    assert sub["card_id"] != "" and square_fake.cards[sub["card_id"]]["customer_id"] == sub["customer_id"]
+    assert square_fake.cards[sub["card_id"]]["created_at"] and len(square_fake.cards) == 2

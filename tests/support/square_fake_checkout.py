@@ -26,7 +26,9 @@ from urllib.parse import parse_qsl
 
 from square.types.create_payment_link_response import CreatePaymentLinkResponse
 from square.types.delete_payment_link_response import DeletePaymentLinkResponse
+from square.types.get_order_response import GetOrderResponse
 from square.types.get_payment_link_response import GetPaymentLinkResponse
+from square.types.get_payment_response import GetPaymentResponse
 from square.types.subscription_created_event import SubscriptionCreatedEvent
 from square.types.update_subscription_response import UpdateSubscriptionResponse
 
@@ -72,11 +74,14 @@ class SquareFakeCheckout(SquareFake):
         ("GET", r"/v2/online-checkout/payment-links/(?P<id>[^/]+)", "_get_payment_link", GetPaymentLinkResponse),
         ("DELETE", r"/v2/online-checkout/payment-links/(?P<id>[^/]+)", "_delete_payment_link",
          DeletePaymentLinkResponse),
+        ("GET", r"/v2/orders/(?P<id>[^/]+)", "_get_order", GetOrderResponse),
+        ("GET", r"/v2/payments/(?P<id>[^/]+)", "_get_payment", GetPaymentResponse),
     ]
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.payment_links: dict[str, dict] = {}
+        self.orders: dict[str, dict] = {}
 
     # --- the server: JSON routes of the fake, plus the two pages ------------------------------------
     def start(self) -> "SquareFakeCheckout":
@@ -127,12 +132,21 @@ class SquareFakeCheckout(SquareFake):
         if sub["status"] == "CANCELED":
             raise _Refused("BAD_REQUEST", "subscription is in a state that cannot be updated")
         if "card_id" in wanted:
-            self._find(self.cards, wanted["card_id"])
+            self._own_card(wanted["card_id"], sub["customer_id"])
             sub["card_id"] = wanted["card_id"]
         sub["version"] += 1
         return {"subscription": self._public(sub)}
 
+    def _own_card(self, card_id: str, customer_id: str) -> None:
+        """Square charges a subscription to a card on file of its own customer (the subscriber's card):
+        another customer's card is refused."""
+        card = self._find(self.cards, card_id)
+        if card["customer_id"] != customer_id:
+            raise _Refused("INVALID_VALUE", f"card {card_id} is not a card on file of customer {customer_id}")
+
     def _create_subscription(self, body):
+        if body.get("card_id"):
+            self._own_card(body["card_id"], body.get("customer_id", ""))
         start = body.get("start_date")
         if not start or date.fromisoformat(start) <= self.now.date():
             return super()._create_subscription(body)
@@ -175,7 +189,14 @@ class SquareFakeCheckout(SquareFake):
                  "line_items": [{"uid": self._new_id("LI"), "name": quick["name"], "quantity": "1",
                                  "item_type": "ITEM", "base_price_money": dict(quick["price_money"])}],
                  "total_money": dict(quick["price_money"]), "created_at": _stamp(self.now)}
+        self.orders[order_id] = order
         return {"payment_link": link, "related_resources": {"orders": [order]}}
+
+    def _get_order(self, body, id):
+        return {"order": self._find(self.orders, id)}
+
+    def _get_payment(self, body, id):
+        return {"payment": self._find(self.payments, id)}
 
     def _public_link(self, link_id: str) -> dict:
         return {k: v for k, v in self.payment_links[link_id].items() if not k.startswith("_")}
@@ -218,5 +239,14 @@ class SquareFakeCheckout(SquareFake):
                                                "card_id": card["id"]})
         link["_paid"] = True
         sub = self.subscriptions[answer["subscription"]["id"]]
+        # the link's order is paid (Square's forum: "when a subscription for a payment link is paid for
+        # the order will be updated"; DRAFT → OPEN, quick pay checkout); the buyer is named by the payment
+        paid = next(p for p in self.payments.values()
+                    if p["order_id"] == self.invoices[sub["invoice_ids"][0]]["order_id"])
+        order = self.orders[link["order_id"]]
+        order.update(state="OPEN", version=order["version"] + 1, updated_at=_stamp(self.now), tenders=[{
+            "id": self._new_id("TND"), "location_id": self.location_id, "created_at": _stamp(self.now),
+            "amount_money": dict(link["_money"]), "type": "CARD", "customer_id": customer["id"],
+            "payment_id": paid["id"]}])
         self.emit("subscription.created", "subscription", self._public(sub))
         return sub["id"]
