@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.db import transaction
@@ -281,6 +281,8 @@ def _commit_held(*, reservation: Reservation, actor: Actor, idempotency_key: str
         return held.entry
     if held.status != ReservationStatus.HELD:
         raise IllegalTransition("This hold was released; redeem instead.")
+    if actor.location_id is None and held.location_id is not None:
+        actor = replace(actor, location_id=held.location_id)   # spent where it was booked (the record's commit)
     entry = _spend(membership=locked_membership, service=held.service, quantity=held.quantity,
                    from_reserved=True, actor=actor, reason="Booked treatment completed",
                    idempotency_key=idempotency_key, now=now)

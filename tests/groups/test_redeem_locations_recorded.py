@@ -99,3 +99,12 @@ def test_page_reads_record_the_location_in_their_own_insert(world):
     rows = list(AuditLog.objects.filter(member=world.ana).order_by("id").values_list("action", "location_id"))
     assert rows == [("view_chart", world.pasadena.pk), ("view_chart", world.pasadena.pk),
                     ("search_members", world.pasadena.pk), ("search_members", world.harbor.pk)]
+
+
+def test_the_records_commit_of_a_hold_is_spent_where_it_was_booked(world):
+    now = timezone.now()
+    hold = services.reserve_entitlement(membership=world.membership, service=world.facial,
+                                        actor=services.Actor.staff(world.harbor_desk), idempotency_key="booked",
+                                        now=now)
+    entry = services.commit_reservation(reservation=hold, actor=services.Actor.record(), now=now)
+    assert LedgerEntry.objects.get(pk=entry.pk).location_id == world.harbor.pk
