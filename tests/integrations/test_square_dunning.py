@@ -27,7 +27,7 @@ from billing.models import (
 )
 from integrations import outbox
 from integrations.messaging import sms
-from integrations.models import Delivery
+from integrations.models import Delivery, DeliveryStatus
 from memberships.models import AuditLog, AutomationStage
 from memberships.models.practice import Processor
 from memberships.services import Actor
@@ -200,3 +200,25 @@ def test_a_retry_asked_of_square_only_looks_at_the_invoice_and_never_charges(squ
     assert second.status == AttemptStatus.PAID
     case.refresh_from_db()
     assert case.status == DunningCaseStatus.RECOVERED
+
+
+def test_square_busy_during_a_retry_is_tried_again_with_backoff_and_answers_once(square_member, square_fake, client):
+    member, membership, sub_id = square_member
+    case = failed_charge(square_fake, client, sub_id)
+    now = square_fake.now + timedelta(hours=1)
+    dunning.retry_after_card_update(case=case, payment_method_ref="ccof:new-card", now=now)
+    dunning.run_dunning(now=now)
+
+    square_fake.fail_next(429, "RATE_LIMITED", "RATE_LIMIT_ERROR")
+    outbox.dispatch_due(now=now)
+    [delivery] = Delivery.objects.filter(destination="payment_retry")
+    [attempt] = DunningAttempt.objects.filter(case=case)
+    assert delivery.status == DeliveryStatus.RETRYING and "429" in delivery.last_error
+    assert delivery.next_attempt_at > now
+    assert attempt.status == AttemptStatus.REQUESTED
+
+    outbox.dispatch_due(now=delivery.next_attempt_at)
+    delivery.refresh_from_db()
+    attempt.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DELIVERED
+    assert (attempt.status, attempt.decline_code) == (AttemptStatus.FAILED, "no_retry_api")
