@@ -88,10 +88,19 @@ def _renewing(dues: list[Due], memberships: list[Membership]) -> list[Due]:
     return [due for due in dues if not (due.kind == NoticeKind.UPCOMING_CHARGE and due.membership_id in ending)]
 
 
-def _already(dues: list[Due]) -> set[Due]:
-    ids = {due.membership_id for due in dues}
-    return {Due(*row) for row in MemberNotice.objects.filter(membership_id__in=ids)
-            .values_list("membership_id", "kind", "boundary_date")}
+def _already(dues: list[Due], memberships: list[Membership]) -> set[Due]:
+    """The dues that have their notice: one of that date, or one of the same renewal moment whose
+    date read differently then (the member's home moved to a clinic in another zone since)."""
+    ends = {m.pk: m.current_period_end for m in memberships}
+    by_renewal = {(due.membership_id, due.kind): due for due in dues}
+    done = set()
+    for membership_id, kind, boundary_date, boundary_at in (
+            MemberNotice.objects.filter(membership_id__in=list(ends))
+            .values_list("membership_id", "kind", "boundary_date", "boundary_at")):
+        done.add(Due(membership_id, kind, boundary_date))
+        if boundary_at == ends.get(membership_id) and (membership_id, kind) in by_renewal:
+            done.add(by_renewal[(membership_id, kind)])
+    return done
 
 
 def due_membership_ids(*, now: datetime) -> list[int]:
@@ -101,7 +110,7 @@ def due_membership_ids(*, now: datetime) -> list[int]:
     rows = list(_open_memberships(now=now, horizon=now + timedelta(days=widest + 1))
                 .select_related("member__practice", "member__home_location").order_by("pk"))
     dues = _renewing([due for membership in rows for due in dues_of(membership, days=days, now=now)], rows)
-    done = _already(dues)
+    done = _already(dues, rows)
     return sorted({due.membership_id for due in dues if due not in done})
 
 
@@ -140,7 +149,7 @@ def plan_batch(membership_ids: list[int], *, now: datetime) -> dict[str, int]:
     by_id = {membership.pk: membership for membership in locked}
     dues = [(by_id[due.membership_id], due) for due in _renewing(
         [due for membership in locked for due in dues_of(membership, days=days, now=now)], locked)]
-    done = _already([due for _, due in dues])
+    done = _already([due for _, due in dues], locked)
     dues = [(membership, due) for membership, due in dues if due not in done]
     prices = _location_prices(locked)
     previews = preview_next_boundaries(memberships=[m for m, due in dues if due.kind == NoticeKind.EXPIRING_CREDIT])

@@ -45,7 +45,8 @@ def no_longer_due(notice: MemberNotice, *, now: datetime) -> str:
     if now >= notice.boundary_at:
         return "the renewal passed before it could go"
     end = membership.current_period_end
-    if end is None or end.astimezone(member_zone(notice.member)).date() != notice.boundary_date:
+    if end is None or (end != notice.boundary_at
+                       and end.astimezone(member_zone(notice.member)).date() != notice.boundary_date):
         return "the renewal date changed"
     if notice.kind == NoticeKind.UPCOMING_CHARGE and not_renewing([membership]):
         return "the membership does not renew then (it ends or is paused at the processor)"

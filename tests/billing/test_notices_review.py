@@ -13,7 +13,7 @@ from billing.metrics.nudges import nudge_effect
 from billing.models import ChannelStatus, MemberNotice, NoticeKind, NoticeStatus, ProcessorSubscription
 from integrations.messaging import sms
 from memberships import services
-from memberships.models import LedgerEntry, Membership
+from memberships.models import LedgerEntry, Location, Member, Membership
 
 from .test_notices import BOUNDARY, T0, enroll, messaging, notice_practice, run  # noqa: F401  (fixtures)
 
@@ -97,3 +97,30 @@ def test_the_notice_months_are_the_practice_months(enroll, notice_practice, sett
     effect = nudge_effect(practice_id=notice_practice.pk, now=datetime(2026, 2, 1, 1, 30, tzinfo=ny), months=2,
                           zone=ny)
     assert [(m.month.isoformat(), m.notices) for m in effect.months] == [("2026-01-01", 1), ("2026-02-01", 0)]
+
+
+def test_a_member_who_moves_to_a_clinic_in_another_zone_is_not_told_twice(enroll, notice_practice):  # noqa: F811
+    """The renewal at 06:00 UTC is Jan 9 in Los Angeles and Jan 10 in New York: a member told in
+    Los Angeles whose home becomes the New York clinic before it is not told again."""
+    membership = enroll()
+    Membership.objects.filter(pk=membership.pk).update(current_period_end=datetime(2026, 1, 10, 6, 0, tzinfo=UTC))
+    run(T0)
+    assert _subjects(membership) == ["Glow Aesthetics: membership benefits that expire on Jan 9",
+                                     "Glow Aesthetics: your membership renews on Jan 9"]
+    east = Location.objects.create(practice=notice_practice, name="Manhattan", timezone="America/New_York")
+    Member.objects.filter(pk=membership.member_id).update(home_location=east)
+    run(T0 + timedelta(days=1))
+    assert len(_subjects(membership)) == 2
+    assert MemberNotice.objects.filter(membership=membership).count() == 2
+
+
+def test_a_notice_queued_before_the_member_moved_zone_still_goes(enroll, notice_practice):  # noqa: F811
+    membership = enroll()
+    Membership.objects.filter(pk=membership.pk).update(current_period_end=datetime(2026, 1, 10, 6, 0, tzinfo=UTC))
+    run(T0 + timedelta(hours=13))                              # 23:00 in Los Angeles: queued for the morning
+    east = Location.objects.create(practice=notice_practice, name="Manhattan", timezone="America/New_York")
+    Member.objects.filter(pk=membership.member_id).update(home_location=east)
+    run(T0 + timedelta(days=1))
+    assert _subjects(membership) == ["Glow Aesthetics: membership benefits that expire on Jan 9",
+                                     "Glow Aesthetics: your membership renews on Jan 9"]
+    assert set(MemberNotice.objects.values_list("status", flat=True)) == {NoticeStatus.SENT}
