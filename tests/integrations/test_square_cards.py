@@ -173,11 +173,38 @@ def test_a_declined_card_says_so_and_keeps_the_old_card(client, subscribed, squa
 
     member, membership, old_card = subscribed
     url = card_page_url(membership=membership).replace("http://testserver", "")
-    square_fake.fail_next(400, code="CARD_DECLINED", category="PAYMENT_METHOD_ERROR")
-    answer = client.post(url, {"source_token": "cnon:card-nonce-declined"})
+    answer = client.post(url, {"source_token": "cnon:card-nonce-declined"})     # refused by CreateCard
     assert answer.status_code == 402 and "The card was declined" in answer.content.decode()
+    assert 'name="source_token"' in answer.content.decode()                      # the form, to try another
     (sub,) = square_fake.subscriptions.values()
-    assert sub["card_id"] == old_card
+    assert sub["card_id"] == old_card and list(square_fake.cards) == [old_card]
+    assert square_fake.calls("POST", "/v2/cards") == 2 and square_fake.calls("PUT", "/v2/subscriptions") == 0
+
+
+@pytest.mark.parametrize("status, code, category", [(429, "RATE_LIMITED", "RATE_LIMIT_ERROR"),
+                                                    (500, "INTERNAL_SERVER_ERROR", "API_ERROR")])
+def test_square_down_the_member_is_told_to_try_again_and_the_retry_starts_one_subscription(
+        client, on_square, square_fake, status, code, category):
+    from integrations.processors.square_cards import card_page_url
+
+    member, membership = enrolled_waiting_for_card(on_square)
+    url = card_page_url(membership=membership).replace("http://testserver", "")
+    square_fake.fail_next(status, code=code, category=category)
+    answer = client.post(url, {"source_token": "cnon:first-try"})
+    html = answer.content.decode()
+    assert answer.status_code == 503
+    assert "The card could not be saved right now; nothing was charged. Please try again in a few minutes." in html
+    assert 'name="source_token"' in html and square_fake.base_url in answer.headers["Content-Security-Policy"]
+    assert not square_fake.subscriptions and not square_fake.invoices
+    membership.refresh_from_db()
+    assert membership.processor_subscription_id == ""
+
+    again = client.post(url, {"source_token": "cnon:second-try"})               # the SDK tokenizes anew
+    assert again.status_code == 200 and "your membership has started" in again.content.decode()
+    (sub,) = square_fake.subscriptions.values()
+    assert len(square_fake.invoices) == 1
+    membership.refresh_from_db()
+    assert membership.processor_subscription_id == sub["id"]
 
 
 def test_a_forged_or_old_link_opens_nothing(client, subscribed, settings, square_fake):

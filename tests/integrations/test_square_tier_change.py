@@ -173,3 +173,42 @@ def test_changing_back_now_before_the_new_subscription_starts_charges_nothing_ea
     assert current["start_date"] == through and current["status"] == "PENDING"     # not today
     assert square_fake.price_of(current["plan_variation_id"]) == 19900
     assert len(square_fake.invoices) == 1
+
+
+def _deliver_newest_first(fake, client):
+    fake.outbox.reverse()
+    for answer in fake.deliver(client):
+        assert answer.status_code == 200
+
+
+def test_the_old_subscriptions_end_heard_after_the_new_ones_first_invoice_changes_nothing(client, front_desk,
+                                                                                        paid_month, luxe, square_fake):
+    """Square's webhooks come in no set order: the new subscription's first paid invoice is processed
+    first, the old subscription's cancellation (and its `canceled_date` update) after it, in another
+    batch. The member stays active on Luxe, refilled once, on the new subscription."""
+    member, membership, old_id = paid_month
+    client.force_login(front_desk)
+    url, data, _ = confirm_page(client, member, luxe, "now")
+    client.post(url, {**data, "confirm": "1"})
+    settle(timezone.now())
+    membership.refresh_from_db()
+    new_id = membership.processor_subscription_id
+    through = square_fake.subscriptions[old_id]["charged_through_date"]
+    square_fake.now = datetime.combine(date.fromisoformat(through), time(9), tzinfo=dt_timezone.utc)
+    square_fake.apply_due_actions()
+    square_fake.bill(new_id)
+    later = square_fake.now + timedelta(minutes=1)
+    paid = [m for m in square_fake.outbox if b"invoice.payment_made" in m[0]]
+    rest = [m for m in square_fake.outbox if b"invoice.payment_made" not in m[0]]
+    assert len(paid) == 1 and any(b'"CANCELED"' in body and old_id.encode() in body for body, _ in rest)
+    square_fake.outbox[:] = paid
+    _deliver_newest_first(square_fake, client)
+    settle(later)
+    square_fake.outbox[:] = rest
+    _deliver_newest_first(square_fake, client)
+    settle(later + timedelta(minutes=1))
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.ACTIVE and membership.tier == luxe
+    assert membership.processor_subscription_id == new_id and membership.cycle_number == 2
+    assert balances(membership) == {"hydrafacial": 2, "product-credit": 10000}
+    assert not InboundEvent.objects.exclude(status__in=[InboundStatus.PROCESSED, InboundStatus.IGNORED]).exists()

@@ -39,6 +39,7 @@ square_fake.EVENT_MODELS.setdefault("subscription.created", SubscriptionCreatedE
 
 SDK_PATH = "/web-sdk/v1/square.js"
 TEST_NONCE = "cnon:card-nonce-ok"
+DECLINED_NONCE = "cnon:card-nonce-declined"
 
 STAND_IN_SDK = """// A stand-in for Square's Web Payments SDK (tests only): the same calls, one plain input.
 window.Square = {
@@ -124,6 +125,17 @@ class SquareFakeCheckout(SquareFake):
     @property
     def sdk_url(self) -> str:
         return self.base_url + SDK_PATH
+
+    # --- cards: Square's sandbox test nonces for a refused card ------------------------------------------
+    def handle(self, method: str, path: str, body: dict) -> tuple[int, dict]:
+        """`cnon:card-nonce-declined` (Square's sandbox test value) is refused by CreateCard as a
+        declined card (a PAYMENT_METHOD_ERROR), as Square's sandbox does."""
+        if method == "POST" and path == "/v2/cards" and body.get("source_id") == DECLINED_NONCE:
+            with self._lock:
+                self.requests.append((method, path, body))
+            return 400, {"errors": [{"category": "PAYMENT_METHOD_ERROR", "code": "CARD_DECLINED",
+                                     "detail": "Card declined."}]}
+        return super().handle(method, path, body)
 
     # --- subscriptions ------------------------------------------------------------------------------
     def _update_subscription(self, body, id):
