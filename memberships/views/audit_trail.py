@@ -17,7 +17,6 @@ PAGE_SIZE = 50
 ACTION_WORDS = {
     "view_chart": "Opened the chart",
     "view_visit": "Opened the chart panel at another practice of the group",
-    "view_visit": "Opened the chart panel at another practice of the group",
     "search_members": "Saw in a member search",
     "view_audit_trail": "Opened who looked at this member",
     "redeem": "Redeemed",
