@@ -81,6 +81,10 @@ _STATUS = {"ACTIVE": "active", "PENDING": "pending", "PAUSED": "paused", "CANCEL
 
 
 FAILED_CHARGE = "scheduled_charge_failed"
+# Invoice statuses (Square's `InvoiceStatus`) of an `invoice.payment_made` that does not settle the
+# invoice (a part paid, the rest owed), and those of an invoice paid in full (later refunded or not).
+PART_PAID = frozenset({"PARTIALLY_PAID"})
+SETTLED = frozenset({"PAID", "PARTIALLY_REFUNDED", "REFUNDED"})
 
 # Shown on a Square practice's dunning policy page, where the processor's retries stay chosen.
 # Sources: developer.squareup.com/docs/invoices-api/pay-refund-invoices ("Square APIs cannot be used
@@ -215,7 +219,14 @@ def _invoice_fact(inv: dict, *, kind: str, event_created: int, event_ref: str, i
         created=seconds(inv.get("created_at")), event_created=event_created, event_ref=event_ref,
     )
     if kind in INVOICE_PAID:
-        return ChargeSucceeded(**common, amount_paid_cents=sum(int(m.get("amount") or 0) for m in paid),
+        paid_cents = sum(int(m.get("amount") or 0) for m in paid)
+        if str(inv.get("status") or "") in PART_PAID or (paid and paid_cents < common["amount_cents"]
+                                                          and str(inv.get("status") or "") not in SETTLED):
+            # Square sends this event for every payment completed on an invoice: a part of it leaves
+            # the rest owed (the case stays open, nothing is refilled) until the payment that settles it.
+            return IgnoredEvent(f"invoice {inv['id']} partly paid ({paid_cents} of {common['amount_cents']} "
+                                f"cents): the rest is still owed")
+        return ChargeSucceeded(**common, amount_paid_cents=paid_cents,
                                paid_at=moment(inv.get("updated_at")))
     # The event names no decline code; it says what failed, so the inbox does not wait for a read.
     return ChargeFailed(**common, hard=False, failure_code=FAILED_CHARGE, decline_code="")

@@ -73,11 +73,24 @@ def bill(self, subscription_id: str, *, fail_code: str | None = None) -> str:
     return invoice_id
 
 
-def pay_invoice(self, invoice_id: str) -> None:
-    """The member pays the open invoice (its payment page, or a charge the seller takes)."""
+def pay_invoice(self, invoice_id: str, *, amount: int | None = None) -> None:
+    """The member pays the open invoice (its payment page, or a charge the seller takes); `amount`
+    less than what is still owed is a partial payment: the invoice is PARTIALLY_PAID, and Square
+    still sends `invoice.payment_made` (it is sent for each payment completed on an invoice)."""
     invoice = self.invoices[invoice_id]
-    money = invoice["payment_requests"][0]["computed_amount_money"]
-    _mark_paid(self, invoice, _payment(self, invoice, money, failed_code=None))
+    request = invoice["payment_requests"][0]
+    money = request["computed_amount_money"]
+    done = int(request["total_completed_amount_money"]["amount"])
+    if amount is not None and done + amount < int(money["amount"]):
+        payment = _payment(self, invoice, {"amount": amount, "currency": money["currency"]}, failed_code=None)
+        invoice["status"], invoice["version"] = "PARTIALLY_PAID", invoice["version"] + 1
+        invoice["updated_at"] = payment["updated_at"]
+        request["total_completed_amount_money"] = {"amount": done + amount, "currency": money["currency"]}
+        self.emit("invoice.payment_made", "invoice", invoice)
+        return
+    rest = {"amount": int(money["amount"]) - done, "currency": money["currency"]}
+    _mark_paid(self, invoice, _payment(self, invoice, rest, failed_code=None))
+    request["total_completed_amount_money"] = dict(money)
     sub = self.subscriptions[invoice["subscription_id"]]
     through = self.cycle_after(sub["plan_variation_id"],
                                date.fromisoformat(invoice["payment_requests"][0]["due_date"])).isoformat()

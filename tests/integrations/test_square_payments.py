@@ -1,0 +1,55 @@
+"""How a payment of a Square invoice reaches the member, however it arrives: a partial payment of the
+open invoice (Square sends `invoice.payment_made` for every payment completed on an invoice, the
+invoice then PARTIALLY_PAID) leaves the money owed — the case open, nothing refilled — and the payment
+of the rest recovers the member and refills once. Runs on SQLite and PostgreSQL."""
+
+import pytest
+
+from billing.models import DunningCase, DunningCaseStatus, Invoice, InvoiceStatus
+from memberships.models import LedgerEntry, MembershipStatus
+from memberships.models.ledger import EntryKind
+from tests.integrations.test_square_dunning import failed_charge, square_member  # noqa: F401  (fixture)
+from tests.integrations.test_square_end_to_end import at, balances, deliver, work
+from tests.support.square_fixtures import square, square_env, square_fake  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.django_db
+
+
+def refills(membership) -> int:
+    return LedgerEntry.objects.filter(membership=membership, kind=EntryKind.GRANT).count()
+
+
+def test_a_partial_payment_of_the_open_invoice_leaves_it_owed_and_the_rest_recovers_once(square_member,
+                                                                                         square_fake, client):
+    member, membership, sub_id = square_member
+    case = failed_charge(square_fake, client, sub_id)
+    before = (refills(membership), balances(membership))
+    owed = square_fake.invoices[case.invoice_ref]["payment_requests"][0]["computed_amount_money"]["amount"]
+
+    square_fake.now = at("2026-02-07")
+    square_fake.pay_invoice(case.invoice_ref, amount=owed // 3)
+    deliver(square_fake, client)
+    work(square_fake.now)
+    case.refresh_from_db()
+    membership.refresh_from_db()
+    assert case.status == DunningCaseStatus.OPEN                   # money is still owed
+    assert membership.status == MembershipStatus.PAST_DUE
+    assert (refills(membership), balances(membership)) == before
+    assert Invoice.objects.get(processor_invoice_id=case.invoice_ref).status == InvoiceStatus.OPEN
+
+    square_fake.now = at("2026-02-09")
+    square_fake.pay_invoice(case.invoice_ref)                      # the rest
+    deliver(square_fake, client)
+    work(square_fake.now)
+    case.refresh_from_db()
+    membership.refresh_from_db()
+    assert case.status == DunningCaseStatus.RECOVERED and membership.status == MembershipStatus.ACTIVE
+    invoice = Invoice.objects.get(processor_invoice_id=case.invoice_ref)
+    assert (invoice.status, invoice.amount_paid_cents) == (InvoiceStatus.PAID, owed)
+    after = refills(membership)
+    assert after > before[0]
+
+    square_fake.emit("invoice.payment_made", "invoice", square_fake.invoices[case.invoice_ref])   # again
+    deliver(square_fake, client)
+    work(square_fake.now)
+    assert refills(membership) == after and DunningCase.objects.filter(invoice_ref=case.invoice_ref).count() == 1
