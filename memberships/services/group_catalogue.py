@@ -17,6 +17,7 @@ from memberships.models import Practice, Service, Tier, TierBenefit
 from memberships.models.catalogue import clinical_terms_in
 
 from .common import Actor, write_audit
+from .locations import is_group_manager
 
 CREATED, IN_STEP, REFUSED = "created", "in_step", "refused"
 _COPIED = ("name", "processor_name", "price_cents", "currency", "interval", "rank", "offered_online", "redeemable_at")
@@ -41,6 +42,7 @@ def share_tier_with_group(*, tier: Tier, actor: Actor, now: datetime) -> list[Sh
         source = Tier.objects.select_for_update().select_related("practice").get(pk=tier.pk)
         if source.practice.organization_id is None:
             raise NotAllowed("This practice is not part of a group: there is no one to share the tier with.")
+        _require_group_manager(actor, organization_id=source.practice.organization_id)
         newest = Tier.objects.filter(practice_id=source.practice_id, code=source.code).order_by("-version").first()
         if newest.pk != source.pk or not source.active:
             raise InvalidTier("Share the newest, active version of the tier.")
@@ -53,6 +55,16 @@ def share_tier_with_group(*, tier: Tier, actor: Actor, now: datetime) -> list[Sh
                     detail={"tier": source.pk, **{status: [d.practice.pk for d in done if d.status == status]
                                                  for status in (CREATED, IN_STEP, REFUSED)}})
     return done
+
+
+def _require_group_manager(actor: Actor, *, organization_id: int) -> None:
+    """Only a manager of the whole group (or a superuser) changes its practices' catalogues."""
+    user = actor.user
+    if user is None or user.is_superuser:
+        return
+    profile = getattr(user, "staff_profile", None)
+    if not (is_group_manager(user, profile) and profile.organization_id == organization_id):
+        raise NotAllowed("Only a group manager of this group may share a tier with its practices.")
 
 
 def _bring_in_step(practice: Practice, source: Tier, benefits: list[TierBenefit]) -> Shared:

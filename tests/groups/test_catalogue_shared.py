@@ -6,20 +6,25 @@ treatment names the processor name would print on card statements is refused, ch
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from memberships import services
 from memberships.errors import InvalidTier, NotAllowed
-from memberships.models import AuditLog, Organization, Service, Tier
+from memberships.models import AuditLog, Organization, Service, StaffProfile, Tier
+from memberships.roles import GROUP_MANAGER
 from memberships.services.group_catalogue import CREATED, IN_STEP, REFUSED, share_tier_with_group
 from tests.factories import PracticeFactory, ServiceFactory, glow_tier
 
 
 @pytest.fixture
-def group(practice, glow):
+def group(practice, glow, manager):
     org = Organization.objects.create(name="Glow Group", slug="glow-group")
     practice.organization = org
     practice.save(update_fields=["organization"])
+    manager.groups.add(Group.objects.get(name=GROUP_MANAGER))       # the group's manager shares
+    StaffProfile.objects.filter(user=manager).update(organization=org)
+    manager.refresh_from_db()
     east = PracticeFactory(slug="glow-east", name="Glow East", organization=org)
     west = PracticeFactory(slug="glow-west", name="Glow West", organization=org)
     return org, east, west
@@ -82,3 +87,13 @@ def test_a_practice_on_its_own_has_no_group_to_share_with(manager):
     with pytest.raises(NotAllowed):
         share_tier_with_group(tier=tier, actor=services.Actor.staff(manager), now=timezone.now())
     assert not AuditLog.objects.filter(action="tier_shared_with_group").exists()
+
+
+def test_only_a_manager_of_the_group_shares_its_catalogue(group, glow, practice):
+    from memberships.roles import MANAGER
+    from tests.factories import staff_user
+
+    practice_manager = staff_user(MANAGER, practice, username="just-this-practice")
+    with pytest.raises(NotAllowed, match="group manager"):
+        share_tier_with_group(tier=glow[0], actor=services.Actor.staff(practice_manager), now=timezone.now())
+    assert Tier.objects.exclude(practice=practice).count() == 0
