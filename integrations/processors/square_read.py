@@ -95,12 +95,41 @@ def subscription_row(sub: dict, *, terms: tuple[int | None, str, str, int], invo
         cancel_at_period_end=ends is not None, cancel_at=ends)
 
 
-def _latest_invoice_status(processor: SquareProcessor, sub: dict) -> str:
-    invoices = sub.get("invoice_ids") or []             # newest first (Square's order)
-    if not invoices:
-        return ""
-    invoice = processor._call(processor.client.invoices.get, invoice_id=invoices[0])["invoice"]
+def _invoice_status(invoice: dict) -> str:
     return INVOICE_STATUS.get(str(invoice.get("status") or ""), str(invoice.get("status") or "").lower())
+
+
+def latest_invoice_statuses(processor: SquareProcessor, invoice_ids: set[str], *,
+                            page_size: int = 200) -> dict[str, str]:
+    """The status of each invoice of `invoice_ids` (each an entitled subscription's latest), read in
+    pages of the location's invoices, newest first (SearchInvoices: one location, no filter by
+    subscription or by several customers, 200 a page at most) rather than one GetInvoice per member.
+    Paging stops when every invoice is found, or when fewer are missing than pages were read (a
+    membership whose latest invoice is old, a yearly one): those few are read one by one."""
+    statuses: dict[str, str] = {}
+    cursor, pages = None, 0
+    while invoice_ids - statuses.keys() and len(invoice_ids - statuses.keys()) > pages:
+        params = {"query": {"filter": {"location_ids": [processor.location_id]},
+                            "sort": {"field": "INVOICE_SORT_DATE", "order": "DESC"}}, "limit": page_size}
+        if cursor:
+            params["cursor"] = cursor
+        page = processor._call(processor.client.invoices.search, **params)
+        pages += 1
+        for invoice in page.get("invoices") or []:
+            if invoice.get("id") in invoice_ids:
+                statuses[str(invoice["id"])] = _invoice_status(invoice)
+        cursor = page.get("cursor")
+        if not cursor:
+            break
+    for invoice_id in sorted(invoice_ids - statuses.keys()):
+        statuses[invoice_id] = _invoice_status(processor._call(processor.client.invoices.get,
+                                                               invoice_id=invoice_id)["invoice"])
+    return statuses
+
+
+def _latest_invoice(sub: dict) -> str:
+    invoices = sub.get("invoice_ids") or []             # newest first (Square's order)
+    return str(invoices[0]) if invoices else ""
 
 
 def processor_source(*, practice: Practice, ledger: list[LedgerRow], processor: SquareProcessor | None = None,
@@ -108,7 +137,8 @@ def processor_source(*, practice: Practice, ledger: list[LedgerRow], processor: 
     """This practice's Square subscriptions. Square keeps no metadata of ours on a subscription: it is
     the practice's when the ledger or the spreadsheet names it or its customer, or when the location
     serves a single Square practice. The latest invoice is read only for the subscriptions of
-    memberships the ledger holds entitled (the one comparison it decides), one read each."""
+    memberships the ledger holds entitled (the one comparison it decides), in pages of the location's
+invoices (`latest_invoice_statuses`), not one read per member."""
     processor = processor or SquareProcessor.from_settings()
     known_subs = {row.processor_subscription_id for row in ledger if row.processor_subscription_id}
     known_customers = {row.processor_customer_id for row in ledger if row.processor_customer_id}
@@ -121,16 +151,18 @@ def processor_source(*, practice: Practice, ledger: list[LedgerRow], processor: 
     subs = list(list_subscriptions(processor, page_size=page_size))
     replaced, successors = replacements(subs)
     terms: dict = {}
-    rows = []
+    ours = []
     for sub in subs:
         sub_id, customer = str(sub.get("id") or ""), str(sub.get("customer_id") or "")
         if sub_id in replaced or not (single or sub_id in known_subs or customer in known_customers):
             continue
-        if sub_id in successors:
-            sub = dict(sub, status="ACTIVE")
-        status = _latest_invoice_status(processor, sub) if sub_id in entitled else ""
-        rows.append(subscription_row(sub, terms=plan_terms(processor, next_plan(sub), terms), invoice_status=status))
-    return rows
+        ours.append(dict(sub, status="ACTIVE") if sub_id in successors else sub)
+    wanted = {_latest_invoice(sub) for sub in ours if str(sub.get("id") or "") in entitled} - {""}
+    statuses = latest_invoice_statuses(processor, wanted) if wanted else {}
+    return [subscription_row(sub, terms=plan_terms(processor, next_plan(sub), terms),
+                             invoice_status=statuses.get(_latest_invoice(sub), "")
+                             if str(sub.get("id") or "") in entitled else "")
+            for sub in ours]
 
 
 def replacements(subs: list[dict]) -> tuple[set[str], set[str]]:

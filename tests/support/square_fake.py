@@ -43,6 +43,7 @@ from square.types.invoice_payment_made_event import InvoicePaymentMadeEvent
 from square.types.invoice_scheduled_charge_failed_event import InvoiceScheduledChargeFailedEvent
 from square.types.pause_subscription_response import PauseSubscriptionResponse
 from square.types.resume_subscription_response import ResumeSubscriptionResponse
+from square.types.search_invoices_response import SearchInvoicesResponse
 from square.types.search_subscriptions_response import SearchSubscriptionsResponse
 from square.types.subscription_updated_event import SubscriptionUpdatedEvent
 from square.types.swap_plan_response import SwapPlanResponse
@@ -152,6 +153,7 @@ class SquareFake:
         ("POST", r"/v2/subscriptions/(?P<id>[^/]+)/swap-plan", "_swap", SwapPlanResponse),
         ("DELETE", r"/v2/subscriptions/(?P<id>[^/]+)/actions/(?P<action>[^/]+)", "_delete_action",
          DeleteSubscriptionActionResponse),
+        ("POST", r"/v2/invoices/search", "_search_invoices", SearchInvoicesResponse),
         ("GET", r"/v2/invoices/(?P<id>[^/]+)", "_get_invoice", GetInvoiceResponse),
     ]
 
@@ -349,6 +351,27 @@ class SquareFake:
 
     def _get_invoice(self, body, id):
         return {"invoice": self._find(self.invoices, id)}
+
+    def _search_invoices(self, body):
+        """SearchInvoices as Square answers it: exactly one location (and at most one customer), 200 a
+        page at most, newest first when sorted DESC (by creation here), an opaque cursor to the next."""
+        query = body.get("query") or {}
+        wanted = query.get("filter") or {}
+        locations, customers = wanted.get("location_ids") or [], wanted.get("customer_ids") or []
+        if len(locations) != 1 or len(customers) > 1:
+            raise _Refused("BAD_REQUEST", "one location and at most one customer")
+        limit = int(body.get("limit") or 100)
+        if limit > 200:
+            raise _Refused("INVALID_VALUE", "limit is at most 200")
+        found = [dict(i) for i in self.invoices.values() if i["location_id"] == locations[0]
+                 and i["primary_recipient"]["customer_id"] in (customers or [i["primary_recipient"]["customer_id"]])]
+        if ((query.get("sort") or {}).get("order") or "ASC") == "DESC":
+            found.reverse()
+        start = int(body.get("cursor") or 0)
+        page = {"invoices": found[start:start + limit]} if found[start:start + limit] else {}
+        if start + limit < len(found):
+            page["cursor"] = str(start + limit)
+        return page
 
     from tests.support.square_fake_billing import (  # noqa: E402  (Square's own moves: billing, actions)
         apply_due_actions, bill, cycle_after, deliver, emit, pay_invoice, price_of, forget_subscription,
