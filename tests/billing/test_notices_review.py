@@ -124,3 +124,25 @@ def test_a_notice_queued_before_the_member_moved_zone_still_goes(enroll, notice_
     assert _subjects(membership) == ["Glow Aesthetics: membership benefits that expire on Jan 9",
                                      "Glow Aesthetics: your membership renews on Jan 9"]
     assert set(MemberNotice.objects.values_list("status", flat=True)) == {NoticeStatus.SENT}
+
+
+def test_planning_queries_do_not_grow_with_the_members(enroll):  # noqa: F811
+    """The check of the processor's subscriptions is one query per batch, not one per member."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from billing.notices import plan_notices
+
+    def planned_with(n, now):
+        for _ in range(n):
+            membership = enroll()
+            _subscription(membership)
+        with CaptureQueriesContext(connection) as queries:
+            plan_notices(now=now)
+        return len(queries)
+
+    few = planned_with(2, T0)
+    MemberNotice.objects.all().delete()
+    many = planned_with(8, T0 + timedelta(hours=1))
+    assert many == few
+    assert MemberNotice.objects.count() == 2 * 10
