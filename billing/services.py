@@ -80,7 +80,7 @@ def _require_membership(fact) -> Membership:
     """The fact's membership, locked for the rest of the transaction: the facts of one membership are
     decided one at a time, so two workers never both read a status that one of them is changing."""
     membership = find_membership(membership_ref=fact.membership_ref, subscription_ref=fact.subscription_ref,
-                                 replaced=isinstance(fact, SubscriptionChanged))
+                                 replaced=True)          # its charges and end, once a membership left it
     if membership is None:
         raise UnknownMembership(
             f"No membership for subscription {fact.subscription_ref or '?'} yet.",

@@ -212,3 +212,48 @@ def test_the_old_subscriptions_end_heard_after_the_new_ones_first_invoice_change
     assert membership.processor_subscription_id == new_id and membership.cycle_number == 2
     assert balances(membership) == {"hydrafacial": 2, "product-credit": 10000}
     assert not InboundEvent.objects.exclude(status__in=[InboundStatus.PROCESSED, InboundStatus.IGNORED]).exists()
+
+
+def test_a_past_due_member_who_changes_tier_now_then_pays_the_old_subscriptions_open_invoice_is_settled(
+        client, front_desk, paid_month, luxe, square_fake):
+    """The second month's charge fails at Square (the member is past due, a dunning case opens); the
+    front desk changes her tier now, so that subscription is replaced; then she pays the open invoice
+    on Square's page from the dunning message. That payment is for her membership: it is heard (no
+    event left waiting for a membership), her case closes, she is active again, the cycle refilled
+    once; the new subscription still starts when the month that invoice paid ends."""
+    from billing.models import DunningCase, DunningCaseStatus
+
+    member, membership, old_id = paid_month
+    old = square_fake.subscriptions[old_id]
+    square_fake.now = datetime.combine(date.fromisoformat(old["charged_through_date"]), time(9),
+                                       tzinfo=dt_timezone.utc)
+    due = old["charged_through_date"]
+    open_invoice = square_fake.bill(old_id, fail_code="GENERIC_DECLINE")
+    # Square's reference: "After the invoice is sent for a given billing period, [charged_through_date]
+    # will be the last day of the billing period" — sent, paid or not
+    old["charged_through_date"] = square_fake.cycle_after(old["plan_variation_id"], date.fromisoformat(due)).isoformat()
+    for answer in square_fake.deliver(client):
+        assert answer.status_code == 200
+    settle(square_fake.now)
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.PAST_DUE
+    assert DunningCase.objects.get(invoice_ref=open_invoice).status == DunningCaseStatus.OPEN
+
+    client.force_login(front_desk)
+    url, data, _ = confirm_page(client, member, luxe, "now")
+    client.post(url, {**data, "confirm": "1"})
+    settle(square_fake.now)
+    membership.refresh_from_db()
+    new = square_fake.subscriptions[membership.processor_subscription_id]
+    assert new["id"] != old_id and new["start_date"] == old["charged_through_date"] and new["status"] == "PENDING"
+
+    square_fake.now += timedelta(days=2)
+    square_fake.pay_invoice(open_invoice)                    # on Square's page, from the dunning message
+    for answer in square_fake.deliver(client):
+        assert answer.status_code == 200
+    settle(square_fake.now)
+    membership.refresh_from_db()
+    assert not InboundEvent.objects.exclude(status__in=[InboundStatus.PROCESSED, InboundStatus.IGNORED]).exists()
+    assert DunningCase.objects.get(invoice_ref=open_invoice).status == DunningCaseStatus.RECOVERED
+    assert membership.status == MembershipStatus.ACTIVE and membership.cycle_number == 2
+    assert membership.processor_subscription_id == new["id"]
