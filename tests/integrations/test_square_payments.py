@@ -3,6 +3,9 @@ open invoice (Square sends `invoice.payment_made` for every payment completed on
 invoice then PARTIALLY_PAID) leaves the money owed — the case open, nothing refilled — and the payment
 of the rest recovers the member and refills once. Runs on SQLite and PostgreSQL."""
 
+import re
+from urllib.parse import urlparse
+
 import pytest
 
 from billing.models import DunningCase, DunningCaseStatus, Invoice, InvoiceStatus
@@ -53,3 +56,17 @@ def test_a_partial_payment_of_the_open_invoice_leaves_it_owed_and_the_rest_recov
     deliver(square_fake, client)
     work(square_fake.now)
     assert refills(membership) == after and DunningCase.objects.filter(invoice_ref=case.invoice_ref).count() == 1
+
+
+def test_after_saving_a_card_the_member_is_told_the_open_amount_is_owed_and_gets_its_page(square_member,
+                                                                                            square_fake, client):
+    from billing.dunning.links import card_update_link
+
+    member, membership, sub_id = square_member
+    case = failed_charge(square_fake, client, sub_id)
+    card_page = client.get(urlparse(card_update_link(case.pk)).path)["Location"]
+    done = client.post(urlparse(card_page).path, {"source_token": "cnon:card-nonce-ok"})
+    page = done.content.decode()
+    assert done.status_code == 200 and "still owed" in page
+    [link] = re.findall(r'<a href="([^"]+)">Pay the open amount now</a>', page)
+    assert link == square_fake.invoices[case.invoice_ref]["public_url"]
