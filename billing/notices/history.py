@@ -13,6 +13,7 @@ from django.db.models import Sum
 
 from memberships.models import EntryKind, EventKind, LedgerEntry, Membership, RolloverRule, TierBenefit
 from memberships.services.common import record_event
+from memberships.services.location_prices import membership_price
 from memberships.services.refill import preview_next_boundary
 
 from ..dunning.quiet import member_zone
@@ -47,10 +48,11 @@ def record_notice_history(*, membership: Membership, boundary: datetime, days: i
         if MemberNotice.objects.filter(membership=membership, kind=kind, boundary_date=boundary_date).exists():
             continue
         sms = ChannelStatus.SENT if member.can_receive_sms else ChannelStatus.SKIPPED
+        amount = membership_price(membership, tier=tier).cents if kind == NoticeKind.UPCOMING_CHARGE else 0
         notice = MemberNotice.objects.create(
             practice_id=member.practice_id, member=member, membership=membership, kind=kind,
             boundary_date=boundary_date, boundary_at=boundary, currency=tier.currency, nudged=named,
-            amount_cents=tier.price_cents if kind == NoticeKind.UPCOMING_CHARGE else 0, status=NoticeStatus.SENT,
+            amount_cents=amount, status=NoticeStatus.SENT,
             email_status=ChannelStatus.SENT, sms_status=sms, note="" if member.can_receive_sms else "SMS: no consent",
             created_at=sent_at, sent_at=sent_at)
         for channel in ("email", "sms") if sms == ChannelStatus.SENT else ("email",):

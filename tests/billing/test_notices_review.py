@@ -146,3 +146,38 @@ def test_planning_queries_do_not_grow_with_the_members(enroll):  # noqa: F811
     many = planned_with(8, T0 + timedelta(hours=1))
     assert many == few
     assert MemberNotice.objects.count() == 2 * 10
+
+
+def test_the_renewal_amount_is_the_home_clinic_price_of_the_tier_it_renews_into(enroll, notice_practice, glow):  # noqa: F811
+    from memberships.models import TierLocationPrice
+    from tests.factories import TierFactory
+
+    south = Location.objects.create(practice=notice_practice, name="South")
+    luxe = TierFactory(practice=notice_practice, code="luxe", name="Luxe", price_cents=29900)
+    TierLocationPrice.objects.create(tier=glow[0], location=south, price_cents=17900)
+    TierLocationPrice.objects.create(tier=luxe, location=south, price_cents=32900)
+    staying, moving = enroll(), enroll()
+    for membership in (staying, moving):
+        Member.objects.filter(pk=membership.member_id).update(home_location=south)
+        membership.refresh_from_db()
+    Membership.objects.filter(pk=staying.pk).update(price_location=south)
+    moving = services.change_tier(membership=moving, new_tier=luxe, effective="next_cycle",
+                                  actor=services.Actor.system(), idempotency_key="to-luxe", now=T0 - timedelta(hours=1))
+    run(T0)
+    amounts = dict(MemberNotice.objects.filter(kind=NoticeKind.UPCOMING_CHARGE).values_list("membership_id",
+                                                                                          "amount_cents"))
+    assert amounts == {staying.pk: 17900, moving.pk: 32900}
+    assert any("renews on Jan 10 for $329.00" in m.body for m in sms.outbox if m.to == moving.member.phone)
+
+
+def test_the_demo_history_names_the_home_clinic_price(enroll, notice_practice, glow):  # noqa: F811
+    from billing.notices.history import record_notice_history
+    from memberships.models import TierLocationPrice
+
+    south = Location.objects.create(practice=notice_practice, name="South")
+    TierLocationPrice.objects.create(tier=glow[0], location=south, price_cents=17900)
+    membership = enroll()
+    Membership.objects.filter(pk=membership.pk).update(price_location=south)
+    membership.refresh_from_db()
+    made = record_notice_history(membership=membership, boundary=BOUNDARY)
+    assert [n.amount_cents for n in made if n.kind == NoticeKind.UPCOMING_CHARGE] == [17900]
