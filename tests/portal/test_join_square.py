@@ -301,3 +301,29 @@ def test_a_member_who_rejoined_on_square_can_change_the_card_her_subscription_is
     assert "the next payment of your membership will be charged to it" in page.content.decode()
     assert sub["card_id"] != "" and square_fake.cards[sub["card_id"]]["customer_id"] == sub["customer_id"]
     assert square_fake.cards[sub["card_id"]]["created_at"] and len(square_fake.cards) == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_confirming_one_square_join_at_once_enroll_once(client, square_online, square_fake):
+    """Square's `subscription.created` and an update of the same new subscription are taken by two
+    workers at the same instant (PostgreSQL, real threads): both find the join, one enrolls, the other
+    gets the same membership — one member, one membership, one acceptance, one "Joined online"."""
+    from integrations.processors.square_checkout import confirm_square_join
+    from integrations.processors.square_inbound import parse_stored
+    from tests.memberships.ledger_checks import hammer
+
+    start_join(client, square_online)
+    (link_id,) = square_fake.payment_links
+    sub_id = square_fake.pay_link(link_id, email="nora.newman@example.com")
+    deliver_all(square_fake, client)
+    fact = parse_stored(InboundEvent.objects.get(event_type="subscription.created").payload).fact
+    assert fact.subscription_ref == sub_id
+
+    results, errors = hammer(lambda i: confirm_square_join(fact, now=timezone.now()).pk, 4)
+    assert errors == [] and len(set(results)) == 1
+    membership = Membership.objects.get()
+    assert membership.pk == results[0] and membership.processor_subscription_id == sub_id
+    assert Member.objects.count() == 1 and AgreementAcceptance.objects.count() == 1
+    assert Event.objects.filter(membership=membership, summary__startswith="Joined online").count() == 1
+    assert not JoinAttempt.objects.exists()
