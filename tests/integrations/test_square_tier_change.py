@@ -257,3 +257,37 @@ def test_a_past_due_member_who_changes_tier_now_then_pays_the_old_subscriptions_
     assert DunningCase.objects.get(invoice_ref=open_invoice).status == DunningCaseStatus.RECOVERED
     assert membership.status == MembershipStatus.ACTIVE and membership.cycle_number == 2
     assert membership.processor_subscription_id == new["id"]
+
+
+def test_cancelled_after_a_tier_change_now_the_new_subscription_never_charges(client, front_desk, paid_month, luxe,
+                                                                             square_fake):
+    """Glow → Luxe now (the Luxe subscription waits for the paid month's end), then the member cancels
+    before that day: the cancellation reaches the subscription the membership is on now — the waiting
+    Luxe one — so when the paid month ends both end, nothing is charged at the new price, and Square's
+    last events (both subscriptions' ends) change nothing more."""
+    from memberships import services
+
+    member, membership, old_id = paid_month
+    client.force_login(front_desk)
+    url, data, _ = confirm_page(client, member, luxe, "now")
+    client.post(url, {**data, "confirm": "1"})
+    settle(timezone.now())
+    membership.refresh_from_db()
+    new_id = membership.processor_subscription_id
+    services.cancel_membership(membership=membership, actor=services.Actor.staff(front_desk),
+                               idempotency_key="cancel-after-change", now=timezone.now())
+    settle(timezone.now())
+    new = square_fake.subscriptions[new_id]
+    through = square_fake.subscriptions[old_id]["charged_through_date"]
+    assert new["canceled_date"] <= through and square_fake.calls("POST", f"/v2/subscriptions/{new_id}/cancel") == 1
+
+    square_fake.now = datetime.combine(date.fromisoformat(through), time(9), tzinfo=dt_timezone.utc)
+    square_fake.apply_due_actions()
+    assert square_fake.subscriptions[old_id]["status"] == new["status"] == "CANCELED"
+    assert len(square_fake.invoices) == 1                     # the first month only
+    for answer in square_fake.deliver(client):
+        assert answer.status_code == 200
+    settle(square_fake.now + timedelta(minutes=1))
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.CANCELLED and membership.processor_subscription_id == new_id
+    assert not InboundEvent.objects.exclude(status__in=[InboundStatus.PROCESSED, InboundStatus.IGNORED]).exists()
