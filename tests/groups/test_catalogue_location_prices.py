@@ -89,3 +89,16 @@ def test_a_location_price_is_a_location_of_the_tiers_practice_and_follows_new_ve
     assert new.redeemable_at == RedeemableAt.HOME
     assert list(new.location_prices.values_list("location__name", "price_cents", "processor_price_id")) == [
         ("South", 17900, "")]
+
+
+def test_the_chart_shows_what_the_member_pays(client, front_desk, priced, glow, practice):
+    from django.urls import reverse
+
+    north, south = priced
+    at_south = _enroll(MemberFactory(practice=practice, home_location=south), glow[0], "e-s")
+    at_north = _enroll(MemberFactory(practice=practice, home_location=north), glow[0], "e-n")
+    client.force_login(front_desk)
+    south_chart = client.get(reverse("memberships:chart", args=[at_south.member_id])).content.decode()
+    north_chart = client.get(reverse("memberships:chart", args=[at_north.member_id])).content.decode()
+    assert "$179.00/month (a location's own price)" in south_chart
+    assert "$199.00/month" in north_chart and "a location's own price" not in north_chart
