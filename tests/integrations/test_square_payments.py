@@ -70,3 +70,40 @@ def test_after_saving_a_card_the_member_is_told_the_open_amount_is_owed_and_gets
     assert done.status_code == 200 and "still owed" in page
     [link] = re.findall(r'<a href="([^"]+)">Pay the open amount now</a>', page)
     assert link == square_fake.invoices[case.invoice_ref]["public_url"]
+
+
+def test_an_old_invoice_paid_after_a_newer_one_grants_its_own_cycle_once_and_keeps_the_member_active(
+        square_member, square_fake, client):
+    """February's charge fails; March's is paid (a new card); the member then pays February's invoice on
+    its page: February's case closes, its cycle is granted once, the membership stays active on March's
+    period — and Square telling it again changes nothing."""
+    member, membership, sub_id = square_member
+    february = failed_charge(square_fake, client, sub_id)
+    square_fake.now = at("2026-03-05")
+    march = square_fake.bill(sub_id)
+    deliver(square_fake, client)
+    work(square_fake.now)
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.ACTIVE
+    period, granted = (membership.current_period_start, membership.current_period_end), refills(membership)
+    february.refresh_from_db()
+    assert february.status == DunningCaseStatus.OPEN                # February is still owed
+
+    square_fake.now = at("2026-03-10")
+    square_fake.pay_invoice(february.invoice_ref)
+    deliver(square_fake, client)
+    work(square_fake.now)
+    february.refresh_from_db()
+    membership.refresh_from_db()
+    assert february.status == DunningCaseStatus.RECOVERED
+    assert membership.status == MembershipStatus.ACTIVE
+    assert (membership.current_period_start, membership.current_period_end) == period
+    assert Invoice.objects.get(processor_invoice_id=february.invoice_ref).status == InvoiceStatus.PAID
+    assert Invoice.objects.get(processor_invoice_id=march).status == InvoiceStatus.PAID
+    once = refills(membership)
+    assert once > granted                                          # February's cycle, granted late
+
+    square_fake.emit("invoice.payment_made", "invoice", square_fake.invoices[february.invoice_ref])
+    deliver(square_fake, client)
+    work(square_fake.now)
+    assert refills(membership) == once

@@ -64,11 +64,13 @@ def bill(self, subscription_id: str, *, fail_code: str | None = None) -> str:
     self.invoices[invoice_id] = invoice
     sub["invoice_ids"] = [invoice_id] + sub["invoice_ids"]
     payment = _payment(self, invoice, money, failed_code=fail_code)
+    # Invoiced is charged through, paid or not (Square's `charged_through_date`: "after the invoice is
+    # sent for a given billing period"), so the next bill is the next cycle's.
+    sub["charged_through_date"] = self.cycle_after(sub["plan_variation_id"], date.fromisoformat(due)).isoformat()
     if fail_code:
         self.emit("invoice.scheduled_charge_failed", "invoice", invoice)
         return invoice_id
     _mark_paid(self, invoice, payment)
-    sub["charged_through_date"] = self.cycle_after(sub["plan_variation_id"], date.fromisoformat(due)).isoformat()
     self.emit("invoice.payment_made", "invoice", invoice)
     return invoice_id
 
