@@ -327,3 +327,20 @@ def test_two_workers_confirming_one_square_join_at_once_enroll_once(client, squa
     assert Member.objects.count() == 1 and AgreementAcceptance.objects.count() == 1
     assert Event.objects.filter(membership=membership, summary__startswith="Joined online").count() == 1
     assert not JoinAttempt.objects.exists()
+
+
+@pytest.mark.django_db
+def test_below_tier_sync_a_square_join_page_opens_no_payment_link(client, square_online, square_fake):
+    """Below `tier_sync` the clinic runs its subscriptions in Square's dashboard: the join page sells
+    nothing — no join kept, nothing asked of Square — and says to call the clinic."""
+    from memberships.models import AutomationStage
+
+    practice = square_online["practice"]
+    assert 'name="first_name"' in client.get("/join/glow/").content.decode()      # at tier_sync: the form
+    practice.automation_stage = AutomationStage.DUNNING
+    practice.save(update_fields=["automation_stage"])
+    page = client.get("/join/glow/")
+    answer = client.post("/join/glow/", form(square_online))
+    assert answer.status_code == 200 and "Location" not in answer.headers
+    assert 'name="first_name"' not in page.content.decode() + answer.content.decode()
+    assert not JoinAttempt.objects.exists() and square_fake.requests == [] and not square_fake.payment_links
