@@ -290,3 +290,30 @@ def test_the_card_page_loads_squares_own_sdk_and_its_policy_allows_only_square(c
                   if part.strip())
     assert policy["script-src"].split() == ["'self'", origin] and policy["frame-src"].split() == [origin]
     assert policy["connect-src"].split() == ["'self'", origin, pci]
+
+
+def test_a_new_card_a_month_later_is_saved_not_refused_as_a_replay(client, on_square, square_fake):
+    """The card that started the membership, then a month later a new one from a new link: Square's
+    idempotency keys come from our ids and the card's own token, so the second is a new card the
+    subscription takes — not the first request replayed, and no second subscription."""
+    import time_machine
+
+    from integrations.processors.square_cards import card_page_url
+
+    member, membership = enrolled_waiting_for_card(on_square)
+    first = client.post(card_page_url(membership=membership).replace("http://testserver", ""),
+                        {"source_token": TEST_NONCE})
+    assert "your membership has started" in first.content.decode()
+    membership.refresh_from_db()
+    (sub,) = square_fake.subscriptions.values()
+    first_card = sub["card_id"]
+    with time_machine.travel(timezone.now() + timedelta(days=31)):
+        old_link = card_page_url(membership=membership)
+    with time_machine.travel(timezone.now() + timedelta(days=62)):
+        assert client.get(old_link.replace("http://testserver", "")).status_code == 404   # past its days
+        url = card_page_url(membership=membership).replace("http://testserver", "")
+        later = client.post(url, {"source_token": "cnon:card-nonce-a-month-later"})
+    assert later.status_code == 200 and "the next payment of your membership will be charged to it" in \
+        later.content.decode()
+    assert len(square_fake.subscriptions) == 1 and len(square_fake.cards) == 2
+    assert sub["card_id"] != first_card and square_fake.cards[sub["card_id"]]["customer_id"] == sub["customer_id"]
