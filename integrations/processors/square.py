@@ -225,10 +225,11 @@ class SquareProcessor:
         """The page where the member pays the open invoice (`public_url`, hosted by Square; the
         member may pay there with another card). Square's APIs cannot pay an invoice, and Square does
         not retry a failed scheduled charge: this page is how an open Square invoice gets paid.
-        Raises ProcessorRejected for an invoice with no such page (a draft, a cancelled one)."""
+        Raises ProcessorRejected for an invoice with no such page (a draft, a cancelled one) or nothing
+        left to pay on it (paid at Square, its webhook not heard yet)."""
         invoice = self._call(self.client.invoices.get, invoice_id=invoice_ref)["invoice"]
         status, url = str(invoice.get("status") or ""), str(invoice.get("public_url") or "")
-        if status in _NO_PAYMENT_PAGE or not url:
+        if status in _NO_PAYMENT_PAGE or status in _PAID_INVOICE or not url:     # nothing (more) to pay
             raise ProcessorRejected(f"Square invoice {invoice_ref} has no payment page ({status or 'no status'})")
         return url
 

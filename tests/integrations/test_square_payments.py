@@ -107,3 +107,16 @@ def test_an_old_invoice_paid_after_a_newer_one_grants_its_own_cycle_once_and_kee
     deliver(square_fake, client)
     work(square_fake.now)
     assert refills(membership) == once
+
+
+def test_an_invoice_paid_at_square_but_not_yet_heard_of_is_not_offered_to_pay_again(square_member, square_fake,
+                                                                                     client):
+    from billing.dunning.links import card_update_link
+    from tests.integrations.test_square_dunning import way_on
+
+    member, membership, sub_id = square_member
+    case = failed_charge(square_fake, client, sub_id)
+    square_fake.pay_invoice(case.invoice_ref)           # paid on Square's page; its webhook not heard yet
+    square_fake.outbox.clear()
+    opened = client.get(urlparse(card_update_link(case.pk)).path)
+    assert opened.status_code == 302 and way_on(opened) == ""          # the card page, no 'pay now'
