@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from memberships.errors import LedgerError
+from memberships.services.location_prices import membership_price
 
 from .base import PaymentDeclined, ProcessorRejected, ProcessorUnavailable
 from .square_cards import (
@@ -63,7 +64,7 @@ def _form(request, membership, *, error: str = "", status: int = 200) -> HttpRes
     starting = not membership.processor_subscription_id
     return _render(request, {
         "form": True, "practice": membership.member.practice, "starting": starting, "error": error,
-        "price": membership.tier.price_display if starting else "",
+        "price": membership_price(membership).display if starting else "",   # the member's location's
         "application_id": settings.SQUARE_APPLICATION_ID, "location_id": settings.SQUARE_LOCATION_ID,
         "sdk_url": sdk_url()}, status=status)
 

@@ -38,6 +38,7 @@ from django.urls import reverse
 
 from memberships.errors import IllegalTransition, NotAllowed
 from memberships.models import AutomationStage, Membership, MembershipStatus
+from memberships.services.stages import stage_at_least_for
 
 from . import sync
 
@@ -103,7 +104,8 @@ def read_card_page_token(token: str) -> tuple[int, str] | None:
 
 
 def open_membership(membership_id: int) -> Membership | None:
-    membership = (Membership.objects.select_related("member__practice", "tier").filter(pk=membership_id).first())
+    membership = (Membership.objects.select_related("member__practice", "member__home_location", "tier")
+                  .filter(pk=membership_id).first())
     if membership is None or membership.status == MembershipStatus.CANCELLED or not is_square(membership.member.practice):
         return None
     return membership
@@ -111,9 +113,9 @@ def open_membership(membership_id: int) -> Membership | None:
 
 def check_can_start(membership: Membership) -> None:
     """A membership without a subscription may start one here only where the ledger owns
-    subscriptions (the `tier_sync` stage), as the staff card link says."""
-    if not membership.processor_subscription_id and not membership.member.practice.stage_at_least(
-            AutomationStage.TIER_SYNC):
+    subscriptions (the `tier_sync` stage of the member's home location, else the practice's), as the
+    staff card link says."""
+    if not membership.processor_subscription_id and not stage_at_least_for(membership, AutomationStage.TIER_SYNC):
         raise NotAllowed("Automatic subscription changes are off for this practice, so a subscription is not "
                          "started from here: the clinic starts it in Square's dashboard.")
 
