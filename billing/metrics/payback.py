@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.db.models import CharField, Count, Q, Value
+from django.db.models import CharField, Count, Exists, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat, TruncDate, TruncMonth
 from django.utils import timezone
 
@@ -197,7 +197,8 @@ def staff_time_saved(*, practice_id: int | None, now: datetime, months: int = 12
                      rates: StaffMinutes | None = None) -> StaffTimeSaved:
     """The last `months` calendar months, oldest first: balance look-ups the member page answered
     (a member who opened their page that day: one call the front desk did not take), reconciliation
-    discrepancies closed by a run rather than by staff, member requests applied at once (the
+    discrepancies closed by a run rather than by staff (the sides agree again: one whose numbers only
+    changed is still the same open difference), member requests applied at once (the
     practice's self-serve setting) — each × its minutes, in hours and in dollars of staff time.
     Three queries, grouped in the database, whatever the number of members (a fourth for the practice
     when no zone is given)."""
@@ -213,9 +214,14 @@ def staff_time_saved(*, practice_id: int | None, now: datetime, months: int = 12
     member_day = Concat(Cast("member_id", CharField()), Value("/"),
                         Cast(TruncDate("created_at", tzinfo=zone), CharField()), output_field=CharField())
     lookups = _counts_by_month(views, "created_at", zone, Count(member_day, distinct=True))
+    # Closed by a run: gone, not resolved by staff, and not gone only because its values changed (the
+    # same member's difference of the same kind, first seen by the run that closed it, is still there).
+    changed = (Discrepancy.objects.filter(practice_id=OuterRef("practice_id"), member_number=OuterRef("member_number"),
+                                          kind=OuterRef("kind"), first_seen_at=OuterRef("gone_at"))
+               .exclude(member_number=""))
     closed = _counts_by_month(
-        for_practice(Discrepancy.objects.filter(gone_at__gte=since, gone_at__lte=now, resolved_at__isnull=True),
-                     practice_id, "practice_id"), "gone_at", zone, Count("id"))
+        for_practice(Discrepancy.objects.filter(gone_at__gte=since, gone_at__lte=now, resolved_at__isnull=True)
+                     .filter(~Exists(changed)), practice_id, "practice_id"), "gone_at", zone, Count("id"))
     served = _counts_by_month(
         for_practice(MemberRequest.objects.filter(status=MemberRequestStatus.APPLIED, decided_at__gte=since,
                                                   decided_at__lte=now), practice_id, "practice_id"),
