@@ -156,8 +156,11 @@ def sync_tier(processor, membership: Membership, *, scheduled: bool, idempotency
 
         from .square_tier_change import replace_subscription
 
-        return replace_subscription(processor, membership, membership_ref=membership_ref(membership),
+        done = replace_subscription(processor, membership, membership_ref=membership_ref(membership),
                                     price_ref=price_ref, today=(now or timezone.now()).date())
+        if membership.status == MembershipStatus.PAUSED:   # the new subscription waits out the pause too
+            done["pause"] = sync_pause(processor, membership, idempotency_key=idempotency_key)
+        return done
     sub = processor.change_price(subscription_ref=sub_ref, price_ref=price_ref, idempotency_key=idempotency_key,
                                  proration_behavior="none" if scheduled else None)
     return {"subscription": sub.subscription_ref, "price": sub.price_ref}

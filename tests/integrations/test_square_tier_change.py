@@ -291,3 +291,29 @@ def test_cancelled_after_a_tier_change_now_the_new_subscription_never_charges(cl
     membership.refresh_from_db()
     assert membership.status == MembershipStatus.CANCELLED and membership.processor_subscription_id == new_id
     assert not InboundEvent.objects.exclude(status__in=[InboundStatus.PROCESSED, InboundStatus.IGNORED]).exists()
+
+
+def test_a_paused_member_whose_tier_is_changed_now_stays_unbilled_while_paused(client, front_desk, paid_month, luxe,
+                                                                              square_fake):
+    """Paused for three months, then moved to Luxe now: the Luxe subscription that replaces the paused
+    one is paused too — nothing is charged at the new price while the ledger says paused."""
+    from memberships import services
+
+    member, membership, old_id = paid_month
+    until = (timezone.now() + timedelta(days=90)).date()
+    services.pause_membership(membership=membership, until=until, actor=services.Actor.staff(front_desk),
+                              idempotency_key="pause-then-change", now=timezone.now())
+    settle(timezone.now())
+    assert any(a["type"] == "PAUSE" for a in square_fake._actions[old_id])
+    membership.refresh_from_db()
+    services.change_tier(membership=membership, new_tier=luxe, effective="now",
+                         actor=services.Actor.staff(front_desk), idempotency_key="change-while-paused",
+                         now=timezone.now())
+    settle(timezone.now())
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.PAUSED
+    new_id = membership.processor_subscription_id
+    assert new_id != old_id
+    actions = square_fake._actions[new_id]
+    assert [a["type"] for a in actions] == ["PAUSE", "RESUME"]
+    assert next(a for a in actions if a["type"] == "RESUME")["effective_date"] == until.isoformat()
