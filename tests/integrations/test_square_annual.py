@@ -117,3 +117,35 @@ def test_the_cycle_length_follows_the_tier_a_cycle_is_billed_at(yearly, world):
     assert tier_interval("SUB-MOVING", end) == "year"
     assert tier_interval("SUB-MOVING", m.current_period_start) == "month"
     assert tier_interval("SUB-UNKNOWN", end) == ""
+
+
+def test_a_failed_yearly_renewal_is_chased_and_its_late_payment_grants_the_year_once(yearly, square, square_fake,
+                                                                                       client):
+    from billing.models import DunningCase, DunningCaseStatus
+
+    fake = square_fake
+    member, m, sub_id = enroll(square, fake, yearly)
+    deliver(fake, client)
+    work(fake.now)
+    fake.now = at("2027-01-05")
+    renewal = fake.bill(sub_id, fail_code="INSUFFICIENT_FUNDS")
+    deliver(fake, client)
+    work(fake.now)
+    m.refresh_from_db()
+    case = DunningCase.objects.get(invoice_ref=renewal)
+    assert m.status == MembershipStatus.PAST_DUE and case.status == DunningCaseStatus.OPEN
+    invoice = Invoice.objects.get(processor_invoice_id=renewal)
+    assert (invoice.period_start, invoice.period_end) == (at("2027-01-05", 0), at("2028-01-05", 0))
+
+    fake.now = at("2027-01-09")
+    fake.pay_invoice(renewal)
+    deliver(fake, client)
+    work(fake.now)
+    fake.emit("invoice.payment_made", "invoice", fake.invoices[renewal])      # told twice
+    deliver(fake, client)
+    work(fake.now)
+    m.refresh_from_db()
+    case.refresh_from_db()
+    assert m.status == MembershipStatus.ACTIVE and case.status == DunningCaseStatus.RECOVERED
+    assert m.cycle_number == 2 and balances(m)["hydrafacial"] == 12
+    assert (m.current_period_start, m.current_period_end) == (at("2027-01-05", 0), at("2028-01-05", 0))
