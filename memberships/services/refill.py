@@ -22,6 +22,7 @@ from memberships.models import (
 )
 
 from .common import Actor, move_balance, record_event, write_entry
+from .location_prices import price_of
 from .idempotency import idempotent
 
 
@@ -313,7 +314,8 @@ def _take_scheduled_tier(locked: Membership, *, actor: Actor, now: datetime) -> 
     record_event(membership=locked, kind=EventKind.TIER_CHANGED,
                  summary=f"Tier changed from {old_tier.name} to {locked.tier.name} at the cycle start",
                  payload={"old_tier_id": old_tier.pk, "new_tier_id": locked.tier_id,
-                          "effective": "next_cycle", "price_cents": locked.tier.price_cents},
+                          "effective": "next_cycle",     # the price where it was priced (its location's own)
+                          "price_cents": price_of(locked.tier, locked.price_location_id).cents},
                  actor=actor, now=now)
 
 

@@ -25,6 +25,7 @@ from memberships.models import (
     TierBenefit,
 )
 from memberships.services.lifecycle import enroll_new_member
+from memberships.services.location_prices import membership_price, price_of, pricing_location
 from memberships.services.stages import member_stage, stage_at_least_for
 from memberships.services.refill import preview_next_boundary
 
@@ -84,8 +85,9 @@ def _card_link_note(member: Member) -> str:
 
 
 def explain_enroll(*, member: Member, tier: Tier) -> list[str | Listed]:
+    price = price_of(tier, pricing_location(member=member, tier=tier))      # the home location's own price
     return [
-        f"{member.full_name} joins {tier.name} at {tier.price_display}.",
+        f"{member.full_name} joins {tier.name} at {price.display}.",
         Listed("The membership is pending until the first payment succeeds; that payment fills the balances:",
                _benefit_lines(tier)),
         _card_link_note(member),
@@ -105,27 +107,27 @@ _PRORATION = {
 
 
 def explain_change_tier(*, membership, new_tier: Tier, effective: str) -> list[str | Listed]:
-    old = membership.tier
+    # what the member pays now, and for the new tier at their home location (the door prices it so)
+    old = membership_price(membership)
+    new = price_of(new_tier, pricing_location(member=membership.member, tier=new_tier))
     renewal = f" on {membership.current_period_end:%b %d, %Y}" if membership.current_period_end else ""
     lines = []
     if effective == "now":
-        lines.append(f"{new_tier.name} starts now; the price goes from {old.price_display} to "
-                     f"{new_tier.price_display}.")
+        lines.append(f"{new_tier.name} starts now; the price goes from {old.display} to {new.display}.")
         if _processor_changes(membership.member):
             proration = settings.STRIPE_PRORATION_BEHAVIOR
             lines.append(square_billing(membership=membership, new_tier=new_tier, effective=effective)
                          if on_square(membership) else
                          f"Billing: {_PRORATION.get(proration, proration.replace('_', ' '))}.")
         else:
-            lines.append(_by_hand(membership.member, f"change the price to {new_tier.price_display}"))
+            lines.append(_by_hand(membership.member, f"change the price to {new.display}"))
         lines.append("Balances already granted stay usable until the next renewal.")
     else:
-        lines.append(f"The price stays {old.price_display} until the renewal{renewal}, then becomes "
-                     f"{new_tier.price_display}.")
+        lines.append(f"The price stays {old.display} until the renewal{renewal}, then becomes {new.display}.")
         if on_square(membership, syncing=True):
             lines.append(square_billing(membership=membership, new_tier=new_tier, effective=effective))
         if not _processor_changes(membership.member):
-            lines.append(_by_hand(membership.member, f"schedule the price change to {new_tier.price_display} at the renewal"))
+            lines.append(_by_hand(membership.member, f"schedule the price change to {new.display} at the renewal"))
     lines.append(Listed(f"From the next renewal on, {new_tier.name}'s benefits and rules apply:",
                         _benefit_lines(new_tier)))
     expiring = {sid: q for sid, q in preview_next_boundary(membership=membership, tier=new_tier).items() if q > 0}
@@ -154,7 +156,7 @@ def explain_pause(*, membership, until) -> list[str]:
 
 
 def explain_resume(*, membership) -> list[str]:
-    lines = [f"The membership becomes active again at {membership.tier.price_display}."]
+    lines = [f"The membership becomes active again at {membership_price(membership).display}."]
     if _processor_changes(membership.member):
         lines.append("The processor resumes collecting on its schedule.")
     else:
@@ -167,10 +169,10 @@ def explain_cancel(*, membership, now) -> list[str | Listed]:
     practice = membership.member.practice
     end = membership.current_period_end if membership.current_period_end and membership.current_period_end > now else None
     if _processor_changes(membership.member):
-        lines = [f"{membership.tier.name} ({membership.tier.price_display}) ends now; the subscription is "
+        lines = [f"{membership.tier.name} ({membership_price(membership).display}) ends now; the subscription is "
                  "cancelled: no further charges."]
     else:
-        lines = [f"{membership.tier.name} ({membership.tier.price_display}) ends now in the ledger.",
+        lines = [f"{membership.tier.name} ({membership_price(membership).display}) ends now in the ledger.",
                  _by_hand(membership.member, "cancel the subscription") + " Until then the card keeps being charged."]
     balances = [line for line in selectors.balance_lines(membership=membership) if line.balance > 0]
     if balances:

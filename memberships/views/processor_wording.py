@@ -7,22 +7,25 @@ already paid ends and a new one at the new price starts that day (the outbox's p
 from __future__ import annotations
 
 from memberships.models import AutomationStage
+from memberships.services.location_prices import price_of, pricing_location
+from memberships.services.stages import stage_at_least_for
 
 
 def on_square(membership, *, syncing: bool = False) -> bool:
     """The membership's practice bills with Square (`syncing`: and the ledger changes its
     subscriptions there, the `tier_sync` stage)."""
-    practice = membership.member.practice
-    return practice.processor == "square" and (not syncing or practice.stage_at_least(AutomationStage.TIER_SYNC))
+    practice = membership.member.practice      # the stage: the member's home location's, else the practice's
+    return practice.processor == "square" and (not syncing or stage_at_least_for(membership, AutomationStage.TIER_SYNC))
 
 
 def square_billing(*, membership, new_tier, effective: str) -> str:
+    price = price_of(new_tier, pricing_location(member=membership.member, tier=new_tier))   # at the home location
     ends = membership.current_period_end
     when = f" ({ends:%b %d, %Y})" if ends else ""
     if effective == "now":
         return (f"Billing at Square: Square cannot change a price part-way through a paid month and does not "
                 f"prorate, so the current subscription ends when the month already paid ends{when} and a new "
-                f"one at {new_tier.price_display} starts that day; nothing more is charged and nothing is "
+                f"one at {price.display} starts that day; nothing more is charged and nothing is "
                 f"refunded for the rest of this month.")
     return (f"Billing at Square: the plan is swapped at the renewal{when}; Square keeps one scheduled swap, "
             f"so a later change replaces this one.")
