@@ -13,7 +13,7 @@ from datetime import datetime
 from django.db import transaction
 
 from memberships.errors import InvalidTier, NotAllowed
-from memberships.models import Practice, Service, Tier, TierBenefit
+from memberships.models import Practice, Service, ServiceKind, Tier, TierBenefit
 from memberships.models.catalogue import clinical_terms_in
 
 from .common import Actor, write_audit
@@ -77,6 +77,15 @@ def _bring_in_step(practice: Practice, source: Tier, benefits: list[TierBenefit]
     if found:
         return Shared(practice=practice, status=REFUSED, tier=current, reason=(
             f"its processor name would put {', '.join(found)} on card statements at {practice.name}"))
+    # A benefit counts units of a treatment or cents of credit: the practice's own service of that code
+    # must count the same, or its copy would sell something else ($50 of credit as 5,000 treatments).
+    clashing = [services[b.service.code] for b in benefits
+                if b.service.code in services and services[b.service.code].kind != b.service.kind]
+    if clashing:
+        return Shared(practice=practice, status=REFUSED, tier=current, reason=(
+            f"at {practice.name}, {', '.join(s.name for s in clashing)} counts "
+            f"{'units' if clashing[0].kind == ServiceKind.TREATMENT else 'dollars'} where the group's tier counts "
+            f"{'dollars' if clashing[0].kind == ServiceKind.TREATMENT else 'units'}"))
     for benefit in benefits:
         if benefit.service.code not in services:
             s = benefit.service
