@@ -10,6 +10,7 @@ cancelled at the end of its last cycle (`subscription.updated`, status CANCELED)
 
     invoice k's cycle starts (T0 + k months)
       +1 min  invoice.scheduled_charge_failed      (a failed charge)
+      +2 days invoice.payment_made, PARTIALLY_PAID (a part paid on its page; optional)
       +3 days invoice.payment_made                 (paid on its page) — or +1 min when nothing failed
     a day after the last event: subscription.updated CANCELED, canceled_date that day
 
@@ -42,6 +43,7 @@ SOURCE = "square"
 class CyclePlan:
     failed: bool                # the scheduled charge failed first
     paid: bool                  # paid in the end (at once, or on the invoice's page after the failure)
+    partial: bool = False       # after the failure, a part paid on the invoice's page first (the rest owed)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ class SquarePlan:
     cancelled: bool = False
 
     def __str__(self) -> str:
-        parts = [f"inv{k + 1}:{'F' if c.failed else ''}{'P' if c.paid else '-'}" for k, c in enumerate(self.invoices)]
+        parts = [f"inv{k + 1}:{'F' if c.failed else ''}{'p' if c.partial and c.failed else ''}{'P' if c.paid else '-'}"
+                 for k, c in enumerate(self.invoices)]
         return " ".join(parts + (["cancelled"] if self.cancelled else []))
 
 
@@ -66,8 +69,8 @@ class SquareEvent:
 
 
 def square_plans(*, max_invoices: int = 4) -> st.SearchStrategy[SquarePlan]:
-    cycle = st.builds(CyclePlan, failed=st.booleans(), paid=st.booleans())
-    first = st.builds(CyclePlan, failed=st.booleans(), paid=st.just(True))
+    cycle = st.builds(CyclePlan, failed=st.booleans(), paid=st.booleans(), partial=st.booleans())
+    first = st.builds(CyclePlan, failed=st.booleans(), paid=st.just(True), partial=st.booleans())
     return st.builds(lambda head, tail, cancelled: SquarePlan((head, *tail), cancelled),
                      first, st.lists(cycle, max_size=max_invoices - 1), st.booleans())
 
@@ -92,19 +95,20 @@ def _fixture(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text())
 
 
-def _invoice_event(kind: str, *, tag: str, k: int, at: datetime, paid: bool) -> dict:
+def _invoice_event(kind: str, *, tag: str, k: int, at: datetime, paid: bool, part: bool = False) -> dict:
     event = _fixture(f"{kind}.json")
     inv = event["data"]["object"]["invoice"]
     ref, start = invoice_ref(tag, k), cycle_start(k)
     request = inv["payment_requests"][0]
     amount = request["computed_amount_money"]["amount"]
     request.update(due_date=start.date().isoformat(),
-                   total_completed_amount_money={"amount": amount if paid else 0, "currency": "USD"})
+                   total_completed_amount_money={"amount": amount // 2 if part else amount if paid else 0,
+                                                 "currency": "USD"})
     if not paid and kind == "invoice.scheduled_charge_failed":
         request["automatic_payment_source"] = "NONE"        # what Square sets after a failed charge
     inv.update(id=ref, subscription_id=subscription_ref(tag), invoice_number=f"{k + 1:06d}",
                sale_or_service_date=start.date().isoformat(), created_at=_stamp(start), updated_at=_stamp(at),
-               status="PAID" if paid else "UNPAID", version=2 if paid else 1,
+               status="PARTIALLY_PAID" if part else "PAID" if paid else "UNPAID", version=2 if paid or part else 1,
                public_url=f"https://squareup.com/pay-invoice/{ref}")
     event["data"]["id"] = ref
     event["created_at"] = _stamp(at)
@@ -129,6 +133,9 @@ def build_square_history(plan: SquarePlan, *, tag: str) -> list[SquareEvent]:
         if cycle.failed:
             out.append(SquareEvent(k, f"inv{k + 1}.failed", _invoice_event(
                 "invoice.scheduled_charge_failed", tag=tag, k=k, at=start + timedelta(minutes=1), paid=False)))
+            if cycle.partial:
+                out.append(SquareEvent(k, f"inv{k + 1}.partly_paid", _invoice_event(
+                    "invoice.payment_made", tag=tag, k=k, at=start + timedelta(days=2), paid=False, part=True)))
         if cycle.paid:
             at = start + (timedelta(days=3) if cycle.failed else timedelta(minutes=1))
             out.append(SquareEvent(k, f"inv{k + 1}.paid", _invoice_event(
