@@ -89,11 +89,17 @@ def payback_weeks(*, practice_id: int | None, now: datetime, weeks: int = 8,
             rows[w]["addressed"] += 1
             rows[w]["recovered"] += status == DunningCaseStatus.RECOVERED
             rows[w]["address_times"].append(closed - opened)
+    # A difference whose numbers changed is kept under a new fingerprint: the one it continues (the same
+    # member's, of the same kind, gone in the run that first saw it) was found already.
+    continues = (Discrepancy.objects.filter(practice_id=OuterRef("practice_id"), kind=OuterRef("kind"),
+                                            member_number=OuterRef("member_number"), gone_at=OuterRef("first_seen_at"))
+                 .exclude(member_number=""))
     found = for_practice(Discrepancy.objects.all(), practice_id, "practice_id").filter(
-        Q(first_seen_at__gte=since, first_seen_at__lt=until) | Q(resolved_at__gte=since, resolved_at__lt=until))
-    for first, resolved, kind, number, fingerprint in found.values_list(
-            "first_seen_at", "resolved_at", "kind", "member_number", "fingerprint"):
-        if (w := week_of(first)) is not None:
+        Q(first_seen_at__gte=since, first_seen_at__lt=until) | Q(resolved_at__gte=since, resolved_at__lt=until)
+    ).annotate(continued=Exists(continues))
+    for first, resolved, kind, number, fingerprint, continued in found.values_list(
+            "first_seen_at", "resolved_at", "kind", "member_number", "fingerprint", "continued"):
+        if (w := week_of(first)) is not None and not continued:
             rows[w]["found"] += 1
             if kind == DiscrepancyKind.PRICE_MISMATCH:     # one error per member, however many sides show it
                 rows[w]["price"].add(number or fingerprint)

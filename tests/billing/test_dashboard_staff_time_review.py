@@ -46,3 +46,21 @@ def test_a_difference_whose_numbers_change_is_not_closed_until_the_sides_agree(g
     run_reconciliation(practice=practice, now=now - 3 * MINUTE, trigger="test")
     assert not balance.filter(gone_at__isnull=True).exists()
     assert _closed(practice, now) == 1                        # the sides agree again: one closed
+
+
+def test_a_difference_whose_numbers_change_is_found_once(glow, practice):
+    from billing.metrics.payback import payback_weeks
+
+    _, _, credit = glow
+    now = timezone.now()
+    batch = create_import_batch(practice=practice, file_name="members.csv", content=SHEET.encode(), dry_run=False,
+                                now=now - 10 * MINUTE)
+    run_import_batch(batch_id=batch.pk, now=now - 10 * MINUTE)
+    s2 = Membership.objects.get(member__member_number="S2")
+    for i, minutes in enumerate((9, 7, 5)):                  # the same difference, with new numbers each run
+        services.redeem_entitlement(membership=s2, service=credit, quantity=1000, actor=services.Actor.system(),
+                                    idempotency_key=f"spend-{i}", now=now - minutes * MINUTE)
+        run_reconciliation(practice=practice, now=now - (minutes - 1) * MINUTE, trigger="test")
+    assert Discrepancy.objects.filter(member__member_number="S2", kind="balance_mismatch").count() == 3
+    found = sum(week.discrepancies_found for week in payback_weeks(practice_id=practice.pk, now=now))
+    assert found == Discrepancy.objects.exclude(member__member_number="S2", kind="balance_mismatch").count() + 1
