@@ -1,6 +1,7 @@
 """Two workers processing Square events of the same memberships at once (PostgreSQL, real worker
 processes, as Stripe's `test_concurrent_workers_converge_on_every_membership`): 20 memberships' Square
-histories — charges paid, failed and paid later on the invoice's page, never paid, cancellations —
+histories — charges paid, failed and paid later on the invoice's page (a part first, sometimes), never
+paid, cancellations —
 mixed, shuffled, a third of the events twice, taken by two workers side by side in small rounds, so
 one membership's events meet in both. Each membership ends as its twin whose history was processed
 alone in real-time order: status, period, balances, one refill per paid invoice, dunning cases, flags,
@@ -25,7 +26,8 @@ from tests.support.stripe_history import capture_state, drain
 
 def random_square_plan(rng: random.Random) -> SquarePlan:
     head = CyclePlan(failed=rng.random() < 0.5, paid=True)
-    tail = [CyclePlan(failed=rng.random() < 0.5, paid=rng.random() < 0.6) for _ in range(rng.randint(0, 2))]
+    tail = [CyclePlan(failed=rng.random() < 0.5, paid=rng.random() < 0.6, partial=rng.random() < 0.3)
+            for _ in range(rng.randint(0, 2))]
     return SquarePlan((head, *tail), cancelled=rng.random() < 0.3)
 
 
