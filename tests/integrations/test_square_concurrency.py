@@ -1,10 +1,10 @@
-"""Two workers processing Square events of the same memberships at once (PostgreSQL, real worker
-processes, as Stripe's `test_concurrent_workers_converge_on_every_membership`): 20 memberships' Square
-histories — charges paid, failed and paid later on the invoice's page (a part first, sometimes), never
-paid, cancellations — mixed, shuffled, a third of the events twice, taken by two workers side by side
-in small rounds, so one membership's events meet in both. Each membership ends as its twin whose
-history was processed alone in real-time order: status, period, balances, one refill per paid invoice, dunning cases, flags,
-mirrored invoices; no event failed."""
+"""Two workers processing Square events of the same memberships at once (PostgreSQL, real worker processes,
+as Stripe's `test_concurrent_workers_converge_on_every_membership`): 20 memberships' Square histories —
+charges paid, failed and paid later on the invoice's page (a part first, sometimes), never paid,
+cancellations — mixed, shuffled, a third of the events twice, taken by two workers side by side in small
+rounds, so one membership's events meet in both. Each membership ends as its twin whose history was
+processed alone in real-time order: status, period, balances, one refill per paid invoice, dunning
+cases, flags, mirrored invoices; no event failed."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""Square's event pipeline converges as Stripe's does (tests/integrations/test_pipeline_convergence.py,
-the same property and machinery): a membership's Square history — generated from the documented
-fixtures (tests/support/square_history.py): charges paid at once, failed and paid later on the
-invoice's page (a part of it first, sometimes), or never, and a cancellation — delivered shuffled, partly twice, in batches, with the
-membership sometimes enrolled only after the first batches, ends in the state the same history gives
-delivered once in real-time order: status, cycle, period, balances, the ledger (one refill per paid
-invoice), open dunning cases and chart flags, mirrored invoices; no event failed. Runs on SQLite and
-PostgreSQL."""
+"""Square's event pipeline converges as Stripe's does (tests/integrations/test_pipeline_convergence.py, the
+same property and machinery): a membership's Square history — generated from the documented fixtures
+(tests/support/square_history.py): charges paid at once, failed and paid later on the invoice's page (a
+part of it first, sometimes), or never, and a cancellation — delivered shuffled, partly twice, in
+batches, with the membership sometimes enrolled only after the first batches, ends in the state the same
+history gives delivered once in real-time order: status, cycle, period, balances, the ledger (one refill
+per paid invoice), open dunning cases and chart flags, mirrored invoices; no event failed. Runs on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
