@@ -33,8 +33,12 @@ def move_home_location(*, member: Member, location: Location, actor: Actor, idem
     organization (or practice), an inactive one, or the one they have. One timeline event and one audit
     row; only `Member.home_location` changes."""
     with transaction.atomic():
-        locked = Member.objects.select_for_update(of=("self",)).select_related("practice", "home_location") \
-            .get(pk=member.pk)
+        # Lock the member alone, then read the home location: joined in the locking query, PostgreSQL
+        # re-checks a row changed while we waited against the location it joined before, and a
+        # concurrent move's "from" read as none.
+        locked = Member.objects.select_for_update().get(pk=member.pk)
+        locked.home_location = (Location.objects.get(pk=locked.home_location_id)
+                                if locked.home_location_id else None)
         if not home_locations_for(locked.practice).filter(pk=location.pk).exists():
             raise NotAllowed("Choose an active location of the member's group.")
         if locked.home_location_id == location.pk:
