@@ -103,8 +103,9 @@ def close_abandoned_links(*, before: datetime) -> tuple[int, ...]:
 def _join_for(fact: SubscriptionChanged) -> JoinAttempt | None:
     """The open join this subscription paid: among the joins on its plan variation whose email is the
     customer's, newest first, the one whose payment link's order Square marks paid (no longer DRAFT)
-    by a payment of this customer. A subscription made any other way (the clinic's, in Square's
-    dashboard) pays no join's link; of two joins with one email, each payer gets their own."""
+    by a payment of this customer (or by a payment naming no customer). A subscription made any other
+    way (the clinic's, in Square's dashboard) pays no join's link; of two joins with one email, each
+    payer gets their own."""
     open_joins = (JoinAttempt.objects.filter(tier__processor_price_id=fact.price_ref).exclude(checkout_ref="")
                   .select_related("practice"))
     if not fact.price_ref or not open_joins.exists():
@@ -116,29 +117,31 @@ def _join_for(fact: SubscriptionChanged) -> JoinAttempt | None:
     if not email:
         return None
     for attempt in open_joins.filter(email=email).order_by("-created_at", "-pk"):
-        if fact.customer_ref in _link_payers(processor, attempt.checkout_ref):
-            return attempt
+        payers = _link_payers(processor, attempt.checkout_ref)
+        if payers is not None and (not payers or fact.customer_ref in payers):
+            return attempt                      # paid; by this customer (or its tender names nobody)
     return None
 
 
-def _link_payers(processor, link_id: str) -> set[str]:
-    """The customers whose payments paid this payment link's order (none while it is a DRAFT: not
-    paid). Square's quick pay checkout: the order is DRAFT until the buyer pays, then OPEN; an order
+def _link_payers(processor, link_id: str) -> set[str] | None:
+    """The customers whose payments paid this payment link's order; None while it is not paid (a
+    DRAFT). Square's quick pay checkout: the order is DRAFT until the buyer pays, then OPEN; an order
     from a payment link names no customer, its payment does (`Payment.customer_id`)."""
     try:
         link = processor._call(processor.client.checkout.payment_links.get, id=link_id)["payment_link"]
         order = processor._call(processor.client.orders.get, order_id=str(link.get("order_id") or ""))["order"]
     except ProcessorRejected:
-        return set()                            # the link or its order is gone: nothing paid it
-    if order.get("state") in (None, "DRAFT"):
-        return set()
+        return None                             # the link or its order is gone: nothing paid it
+    if order.get("state") in (None, "DRAFT", "CANCELED"):
+        return None
     payers = set()
     for tender in order.get("tenders") or []:
         if tender.get("customer_id"):
             payers.add(str(tender["customer_id"]))
         elif tender.get("payment_id"):
             payment = processor._call(processor.client.payments.get, payment_id=str(tender["payment_id"]))["payment"]
-            payers.add(str(payment.get("customer_id") or ""))
+            if payment.get("customer_id"):
+                payers.add(str(payment["customer_id"]))
     return payers
 
 
