@@ -344,3 +344,23 @@ def test_below_tier_sync_a_square_join_page_opens_no_payment_link(client, square
     assert answer.status_code == 200 and "Location" not in answer.headers
     assert 'name="first_name"' not in page.content.decode() + answer.content.decode()
     assert not JoinAttempt.objects.exists() and square_fake.requests == [] and not square_fake.payment_links
+
+
+@pytest.mark.django_db
+def test_a_paid_square_join_whose_tender_names_no_customer_is_still_confirmed_by_its_email(client, square_online,
+                                                                                           square_fake):
+    """Square marks the link's order paid but its tender names no buyer: the email still matches the
+    join, which enrolls once (only an unpaid link, or one another customer paid, is refused)."""
+    start_join(client, square_online)
+    (link_id,) = square_fake.payment_links
+    sub_id = square_fake.pay_link(link_id, email="nora.newman@example.com")
+    order = square_fake.orders[square_fake.payment_links[link_id]["order_id"]]
+    assert order["state"] == "OPEN"
+    for tender in order["tenders"]:
+        tender.pop("customer_id")
+        tender.pop("payment_id")
+    deliver_all(square_fake, client)
+    for _ in range(3):
+        inbox.process_due(now=timezone.now())
+    membership = Membership.objects.get()
+    assert membership.processor_subscription_id == sub_id and membership.status == MembershipStatus.ACTIVE
