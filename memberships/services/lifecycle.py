@@ -36,8 +36,11 @@ TIER_CHANGEABLE = (MembershipStatus.PENDING, MembershipStatus.ACTIVE, Membership
 
 
 def _lock(membership: Membership) -> Membership:
-    return (Membership.objects.select_for_update(of=("self",))
-            .select_related("tier", "member__practice").get(pk=membership.pk))
+    """The membership locked, then read with its tier and practice. The lock takes the row alone: joined
+    to its tier in the locking query, PostgreSQL re-checks a row a concurrent tier change moved against
+    the tier it joined before and finds no row (two desks changing a tier at once: the second failed)."""
+    Membership.objects.select_for_update().filter(pk=membership.pk).values_list("pk", flat=True).get()
+    return Membership.objects.select_related("tier", "member__practice").get(pk=membership.pk)
 
 
 def _transition(membership: Membership, *, allowed_from: tuple[str, ...], to: str, verb: str) -> None:

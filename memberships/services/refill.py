@@ -253,7 +253,9 @@ def refill_entitlements(*, membership: Membership, cycle_key: str, actor: Actor,
     granted slots in at its own cycle (newer lots move one cycle on) and the current boundary's rules
     then run over it, as they would have had it come first. `ended_at`: the membership was cancelled
     (at the processor) after this period began — the cycle is granted and frozen with the rest."""
-    locked = Membership.objects.select_for_update(of=("self",)).select_related("tier").get(pk=membership.pk)
+    # locked alone, then read with its tier (a join in the locking query loses a row whose tier changed meanwhile)
+    Membership.objects.select_for_update().filter(pk=membership.pk).values_list("pk", flat=True).get()
+    locked = Membership.objects.select_related("tier").get(pk=membership.pk)
     cancelled_after = (locked.status == MembershipStatus.CANCELLED and ended_at is not None
                        and period_start is not None and period_start < ended_at)
     if (locked.status == MembershipStatus.PAUSED and not paid_before_pause(membership=locked, period_start=period_start)
