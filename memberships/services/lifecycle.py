@@ -24,7 +24,7 @@ from memberships.models import (
 
 from .common import Actor, audit_staff_change, record_event, write_entry
 from .idempotency import idempotent
-from .location_prices import price_of, pricing_location
+from .location_prices import change_pricing_location, price_of, pricing_location
 from .members import create_member
 from .redemption import release_reservations_of
 
@@ -125,7 +125,7 @@ def _change_tier(*, membership: Membership, new_tier: Tier, effective: str, acto
     old_tier = locked.tier
     # A tier change re-reads whose price applies: the member's home location's own price, if any.
     old_price = price_of(old_tier, locked.price_location_id)
-    new_price = price_of(new_tier, pricing_location(member=locked.member, tier=new_tier))
+    new_price = price_of(new_tier, change_pricing_location(membership=locked, tier=new_tier, effective=effective))
     payload = {"old_tier_id": old_tier.pk, "new_tier_id": new_tier.pk, "effective": effective,
                "old_price_cents": old_price.cents, "price_cents": new_price.cents,
                "currency": new_tier.currency}

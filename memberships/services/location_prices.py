@@ -44,6 +44,20 @@ def pricing_location(*, member: Member, tier: Tier) -> int | None:
     return None
 
 
+def change_pricing_location(*, membership: Membership, tier: Tier, effective: str) -> int | None:
+    """Whose price the membership pays after a change to `tier` ("now" or "next_cycle"). One
+    `price_location` prices both the current tier and the one scheduled: a change at the renewal moves
+    it to the member's home location only when that leaves the current tier's price (paid until then,
+    and kept if the change is withdrawn) as it is; else the new tier is priced where the membership is
+    priced now."""
+    home = pricing_location(member=membership.member, tier=tier)
+    if effective == "now" or home == membership.price_location_id:
+        return home
+    if price_of(membership.tier, home).cents == price_of(membership.tier, membership.price_location_id).cents:
+        return home
+    return membership.price_location_id
+
+
 def membership_price(membership: Membership, *, tier: Tier | None = None) -> Price:
     """What the membership pays for its tier (or `tier`, e.g. the pending one) where it was priced."""
     return price_of(tier or membership.tier, membership.price_location_id)

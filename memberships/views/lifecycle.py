@@ -25,7 +25,7 @@ from memberships.models import (
     TierBenefit,
 )
 from memberships.services.lifecycle import enroll_new_member
-from memberships.services.location_prices import membership_price, price_of, pricing_location
+from memberships.services.location_prices import change_pricing_location, membership_price, price_of, pricing_location
 from memberships.services.stages import member_stage, stage_at_least_for
 from memberships.services.refill import preview_next_boundary
 
@@ -109,7 +109,7 @@ _PRORATION = {
 def explain_change_tier(*, membership, new_tier: Tier, effective: str) -> list[str | Listed]:
     # what the member pays now, and for the new tier at their home location (the door prices it so)
     old = membership_price(membership)
-    new = price_of(new_tier, pricing_location(member=membership.member, tier=new_tier))
+    new = price_of(new_tier, change_pricing_location(membership=membership, tier=new_tier, effective=effective))
     renewal = f" on {membership.current_period_end:%b %d, %Y}" if membership.current_period_end else ""
     lines = []
     if effective == "now":

@@ -89,3 +89,36 @@ def test_a_scheduled_change_taken_at_the_renewal_names_the_price_at_the_members_
     taken = Event.objects.get(membership=membership, kind=EventKind.TIER_CHANGED)
     assert taken.payload["price_cents"] == 32900
     assert ProcessorDestination().describe(taken) == "change the subscription price at $329.00"
+
+
+def test_a_change_at_the_renewal_never_reprices_the_month_already_running(client, manager, practice, glow, south,
+                                                                          luxe):
+    """A member priced at the tier's list price who moved to South (where Glow costs less) schedules
+    Luxe: until the renewal, and for good if the change is withdrawn, she pays what she paid; Luxe is
+    then priced where her membership is priced (the list price), as the confirmation says. A member
+    already priced at South gets South's Luxe."""
+    from memberships.models import Membership
+    from memberships.services.home_location import move_home_location
+    from memberships.services.location_prices import membership_price
+
+    north = Location.objects.create(practice=practice, name="North")
+    moved = _enroll(MemberFactory(practice=practice, home_location=north), glow[0], "e-moved")
+    move_home_location(member=moved.member, location=south, actor=services.Actor.staff(manager),
+                       idempotency_key="move", now=timezone.now())
+    client.force_login(manager)
+    page = _confirmation(client, reverse("memberships:change_tier", args=[moved.member_id]),
+                         {"tier": luxe.pk, "effective": "next_cycle"})
+    assert "The price stays $199.00/month until the renewal" in page and "then becomes $349.00/month" in page
+    actor = services.Actor.staff(manager)
+    scheduled = services.change_tier(membership=Membership.objects.get(pk=moved.pk), new_tier=luxe,
+                                     effective="next_cycle", actor=actor, idempotency_key="sched", now=timezone.now())
+    assert membership_price(scheduled).cents == 19900                       # this month: what she pays
+    assert membership_price(scheduled, tier=luxe).cents == 34900
+    withdrawn = services.change_tier(membership=Membership.objects.get(pk=moved.pk), new_tier=glow[0],
+                                     effective="next_cycle", actor=actor, idempotency_key="back", now=timezone.now())
+    assert withdrawn.pending_tier_id is None and membership_price(withdrawn).cents == 19900
+
+    at_south = _enroll(MemberFactory(practice=practice, home_location=south), glow[0], "e-south")
+    scheduled = services.change_tier(membership=at_south, new_tier=luxe, effective="next_cycle", actor=actor,
+                                     idempotency_key="sched-south", now=timezone.now())
+    assert (membership_price(scheduled).cents, membership_price(scheduled, tier=luxe).cents) == (17900, 32900)
