@@ -65,10 +65,6 @@ def members_by_tier_over_time(*, practice_id: int | None, now: datetime, months:
         members = [row[f"m{i}"] for i in range(len(ends))]
         by_location.append((row["tier_id"], row["price_location_id"], members))
         counts[row["tier_id"]] = [a + b for a, b in zip(counts.get(row["tier_id"], [0] * len(ends)), members)]
-    own_prices = {(t, loc): cents for t, loc, cents in TierLocationPrice.objects.filter(
-        location_id__in={loc for _, loc, _ in by_location if loc is not None}).values_list(
-        "tier_id", "location_id", "price_cents")} if any(loc for _, loc, _ in by_location) else {}
-    revenue: dict[int, list[int]] = {}      # tier id → cents per month, at the prices its memberships pay
     replayed: list[tuple[int, int, int, int | None, int | None]] = []     # month, old, new, old/new cents
     # Replay tier changes: before a change the member was on the old tier.
     changes = for_practice(Event.objects.filter(kind=EventKind.TIER_CHANGED, created_at__gt=aware(starts[0])),
@@ -90,14 +86,7 @@ def members_by_tier_over_time(*, practice_id: int | None, now: datetime, months:
                     replayed.append((i, old, new, change["payload"].get("old_price_cents"),
                                      change["payload"].get("price_cents")))
     tiers = {t.pk: t for t in Tier.objects.filter(pk__in=counts.keys())}
-    for tier_id, location_id, members in by_location:
-        tier = tiers[tier_id]
-        price = monthly_price_cents(tier, own_prices.get((tier_id, location_id)))
-        revenue[tier_id] = [a + n * price for a, n in zip(revenue.get(tier_id, [0] * len(ends)), members)]
-    for i, old, new, old_cents, new_cents in replayed:
-        if old in tiers and new in tiers:
-            revenue.setdefault(new, [0] * len(ends))[i] -= monthly_price_cents(tiers[new], new_cents)
-            revenue.setdefault(old, [0] * len(ends))[i] += monthly_price_cents(tiers[old], old_cents)
+    revenue = _revenue(tiers, by_location, replayed, len(ends))
     series = []
     for tier_id, members in sorted(counts.items(), key=lambda kv: (tiers[kv[0]].rank, tiers[kv[0]].name)):
         if not any(members):
@@ -106,3 +95,21 @@ def members_by_tier_over_time(*, practice_id: int | None, now: datetime, months:
         series.append(TierSeries(tier_id=tier_id, name=str(tiers[tier_id]), members=[max(n, 0) for n in members],
                                  mrr_cents=[max(c, 0) if n > 0 else 0 for n, c in zip(members, mrr)]))
     return MembersOverTime(months=starts, tiers=series)
+
+
+def _revenue(tiers: dict[int, Tier], by_location: list[tuple[int, int | None, list[int]]],
+             replayed: list[tuple[int, int, int, int | None, int | None]], n: int) -> dict[int, list[int]]:
+    """Tier id → cents per month, at the prices its memberships pay (one query for the location
+    prices), tier changes replayed at the prices their events name."""
+    locations = {loc for _, loc, _ in by_location if loc is not None}
+    own_prices = {(t, loc): cents for t, loc, cents in TierLocationPrice.objects.filter(
+        location_id__in=locations).values_list("tier_id", "location_id", "price_cents")} if locations else {}
+    revenue: dict[int, list[int]] = {}
+    for tier_id, location_id, members in by_location:
+        price = monthly_price_cents(tiers[tier_id], own_prices.get((tier_id, location_id)))
+        revenue[tier_id] = [a + count * price for a, count in zip(revenue.get(tier_id, [0] * n), members)]
+    for i, old, new, old_cents, new_cents in replayed:
+        if old in tiers and new in tiers:
+            revenue.setdefault(new, [0] * n)[i] -= monthly_price_cents(tiers[new], new_cents)
+            revenue.setdefault(old, [0] * n)[i] += monthly_price_cents(tiers[old], old_cents)
+    return revenue
