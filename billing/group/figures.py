@@ -28,7 +28,7 @@ from billing.metrics.months import aware
 from billing.metrics.payments import payment_events, tally_failed_recovered
 from billing.models import Discrepancy, DunningCase, DunningCaseStatus
 from memberships.models import (
-    EntitlementBalance, EntryKind, LedgerEntry, Location, Membership, MembershipStatus, Practice,
+    EntitlementBalance, EntryKind, LedgerEntry, Location, Membership, MembershipStatus, Practice, TierLocationPrice,
 )
 
 MONTHS = 12
@@ -107,16 +107,22 @@ class _Buckets:
 
 
 def _members(buckets: _Buckets, ids: list[int], now: datetime) -> None:
-    """Members and MRR now, as the dashboard's current month counts them (active or past due)."""
+    """Members and MRR now, as the dashboard's current month counts them (active or past due), at
+    the price each membership pays (its pricing location's own price for the tier, else the tier's)."""
     alive = (Q(started_at__lte=now) & (Q(cancelled_at__isnull=True) | Q(cancelled_at__gt=now))
              & Q(status__in=[MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE]))
-    rows = (Membership.objects.filter(alive, member__practice_id__in=ids)
-            .values("member__practice_id", "member__home_location_id", "tier__price_cents", "tier__interval")
-            .annotate(n=Count("id")).order_by())
+    rows = list(Membership.objects.filter(alive, member__practice_id__in=ids)
+                .values("member__practice_id", "member__home_location_id", "tier_id", "price_location_id",
+                        "tier__price_cents", "tier__interval")
+                .annotate(n=Count("id")).order_by())
+    located = {r["price_location_id"] for r in rows if r["price_location_id"] is not None}
+    own = {(t, loc): cents for t, loc, cents in TierLocationPrice.objects.filter(location_id__in=located)
+           .values_list("tier_id", "location_id", "price_cents")}
     for r in rows:
         row = buckets.row(r["member__practice_id"], r["member__home_location_id"])
         price = metrics.monthly_price_cents(SimpleNamespace(price_cents=r["tier__price_cents"],
-                                                            interval=r["tier__interval"]))
+                                                            interval=r["tier__interval"]),
+                                            own.get((r["tier_id"], r["price_location_id"])))
         row.members += r["n"]
         row.mrr_cents += r["n"] * price
 

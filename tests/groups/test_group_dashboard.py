@@ -64,6 +64,10 @@ def populated(db):
         ("Cole", world.glow, glow_t, world.uptown), ("Diaz", world.glow, glow_t, None),
         ("Egan", world.bloom, bloom_t, world.harbor), ("Ford", world.bloom, bloom_t, world.harbor),
         ("Gray", world.bloom, bloom_t, None), ("Hale", world.bloom, bloom_t, world.uptown))}
+    from memberships.models import Membership, TierLocationPrice
+
+    TierLocationPrice.objects.create(tier=bloom_t, location=world.harbor, price_cents=17900)   # Harbor's own price
+    Membership.objects.filter(pk__in=[m["Egan"].pk, m["Ford"].pk]).update(price_location=world.harbor)
     _fail(m["Ames"], "in_ames", now - 10 * DAY)
     _pay(m["Ames"], "in_ames", now - 8 * DAY)                 # recovered
     _fail(m["Cole"], "in_cole", now - 3 * DAY)                # open
@@ -142,7 +146,7 @@ def test_each_location_shows_its_members_figures(populated):
     assert (rows["Downtown"].members, rows["Uptown"].members, rows["Harbor"].members) == (2, 2, 2)
     assert rows["Glow Aesthetics — no home location"].members == 0        # Diaz cancelled
     assert rows["Glow Aesthetics — no home location"].frozen_cents > 0
-    assert rows["Downtown"].mrr_cents == 2 * 19900
+    assert rows["Downtown"].mrr_cents == 2 * 19900 and rows["Harbor"].mrr_cents == 2 * 17900   # Harbor's price
     # Uptown: Cole's and Hale's (a Bloom member whose home is Uptown) failures are open there.
     assert (rows["Uptown"].failed_open_count, rows["Uptown"].failed_open_cents) == (2, 2 * 19900)
     assert (rows["Downtown"].failed_open_count, rows["Downtown"].recovered_cents) == (0, 19900)
