@@ -12,7 +12,7 @@ from memberships import selectors, services
 from memberships.errors import LedgerError, StaleChart
 from memberships.forms import RedeemForm, ReverseForm, SearchForm
 from memberships.framing import framable_by_record
-from memberships.models import EntryKind, LedgerEntry, Membership, MembershipStatus
+from memberships.models import EntryKind, LedgerEntry
 
 from .common import audit, audit_view, client_ip, new_form_token, practice_scope, staff_page
 
@@ -31,13 +31,10 @@ def home(request):
         members = selectors.search_members(practice_ids=practice_ids, query=query)
         if in_group:   # a group: each member's practice and home location is shown
             members = members.select_related("practice", "home_location")
-        members = list(members)
-        open_memberships = {
-            m.member_id: m for m in Membership.objects.filter(member__in=members)
-            .exclude(status=MembershipStatus.CANCELLED).select_related("tier")
-        }
+        # each member's open membership and its tier's name, in the same statement
+        members = list(selectors.with_open_membership(members))
         own = practice_scope(request.user)
-        results = [(member, open_memberships.get(member.pk)) for member in members]
+        results = [(member, member.open_membership) for member in members]
         if len(results) == 1 and request.GET.get("go") == "1":
             return redirect(_member_url(members[0], own))  # the chart (or the visit page) audits its read
         audit_view(request, action="search_members", members=members)
