@@ -1,7 +1,6 @@
 """Reactions to payment outcomes. Each takes a normalized fact (`billing.facts`), mirrors it into
 `Invoice` / `ProcessorSubscription`, and calls the ledger services — in one transaction, idempotent
 on the processor's ids, converging whatever order the facts arrive in:
-
 - a paid invoice stays paid (a late failure of it changes nothing);
 - a failure counts once per attempt (`attempt_count`), a replay sends nothing new;
 - entitlements are refilled once per invoice (`cycle_key` = the invoice id), and only by an invoice
@@ -21,6 +20,7 @@ from memberships import services as ledger
 from memberships.display import format_money
 from memberships.errors import LedgerError
 from memberships.models import EventKind, Membership, MembershipStatus
+from memberships.services.sql import get_locked
 
 from . import dunning_hooks
 from .facts import (
@@ -89,8 +89,8 @@ def _require_membership(fact) -> Membership:
     if fact.subscription_ref and not membership.processor_subscription_id:
         Membership.objects.filter(pk=membership.pk, processor_subscription_id="").update(
             processor_subscription_id=fact.subscription_ref)
-    return (Membership.objects.select_for_update(of=("self",)).select_related("member__practice", "tier")
-            .get(pk=membership.pk))
+    return get_locked(Membership.objects.select_for_update(of=("self",)).select_related("member__practice", "tier"),
+                      membership.pk)                     # a tier change committed meanwhile: still found
 
 
 def _lock_invoice(*, fact: InvoiceFacts, membership: Membership, now: datetime) -> tuple[Invoice, bool]:

@@ -102,6 +102,23 @@ def _lock_plan(vendor: str) -> tuple[str, list]:
     return sql, [plan for _, plan in parts]
 
 
+def get_locked(queryset, pk: int):
+    """`queryset.get(pk=pk)` where the queryset locks (FOR UPDATE) and joins other tables. When a
+    concurrent transaction changed a joined foreign key (a tier change) while we waited for the lock,
+    PostgreSQL re-checks the join with the old joined row and returns nothing: then the row is locked
+    alone and read again. Raises the model's DoesNotExist only when the row is really gone."""
+    found = queryset.filter(pk=pk).first()
+    if found is None and _lock_alone(queryset.model, pk):
+        found = queryset.filter(pk=pk).first()
+    if found is None:
+        raise queryset.model.DoesNotExist(f"{queryset.model.__name__} {pk} does not exist")
+    return found
+
+
+def _lock_alone(model, pk: int) -> bool:
+    return model.objects.select_for_update().filter(pk=pk).values_list("pk", flat=True).first() is not None
+
+
 def lock_membership(*, membership_id: int, service_id: int | None) -> Membership:
     """The membership, locked for the rest of the transaction, with `member.practice` and `tier`
     loaded and `service_included` set (None without a service). Raises Membership.DoesNotExist."""
@@ -109,6 +126,9 @@ def lock_membership(*, membership_id: int, service_id: int | None) -> Membership
     with connection.cursor() as cursor:
         cursor.execute(sql, [service_id or 0, membership_id])
         row = cursor.fetchone()
+        if row is None and _lock_alone(Membership, membership_id):  # see `get_locked`
+            cursor.execute(sql, [service_id or 0, membership_id])
+            row = cursor.fetchone()
     if row is None:
         raise Membership.DoesNotExist(f"membership {membership_id} does not exist")
     objects, start = [], 0
