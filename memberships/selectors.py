@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from django.db import connection
 from django.db.models import Case, F, FilteredRelation, IntegerField, Q, QuerySet, Subquery, Value, When
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 
 from .models import EntitlementBalance, Event, Member, Membership, MembershipStatus, Practice, Tier, TierBenefit
@@ -80,18 +81,20 @@ def search_members(*, practice_id: int | None = None, query: str, limit: int | N
 
 
 def _best_by_name(members: QuerySet[Member], lowered: str, condition: Q, keys: dict, order: list[str],
-                  limit: int) -> list[int]:
-    """The ids of the `limit` best matches of a name fragment, in one statement: the union of up to
-    FRAGMENT_SAMPLE members whose name holds it (the trigram index) and every exact or prefix match
-    (the name indexes), each with its sort keys, sorted and cut there — so the members' rows are
-    then read by id for these few only."""
-    columns = ["pk", *(key for key in order if key != "id")]
+                  limit: int) -> RawSQL:
+    """The ids of the `limit` best matches of a name fragment, as a subquery of the members' own
+    statement: the union of up to FRAGMENT_SAMPLE members whose name holds it (the trigram index)
+    and every exact or prefix match (the name indexes), each with its sort keys, sorted and cut
+    there — so the members' rows are read by id for these few only, in the same statement."""
+    columns = ["best_id", *(key for key in order if key != "id")]
+    keys = {**keys, "best_id": F("pk")}
     inside = members.filter(search_name__contains=lowered).annotate(**keys).values_list(*columns)
     starting = (members.annotate(**keys)
                 .filter(condition | Q(search_name__startswith=lowered) | Q(last_lower__startswith=lowered))
                 .values_list(*columns))
-    best = inside[:FRAGMENT_SAMPLE].union(starting).order_by(*[("pk" if o == "id" else o) for o in order])
-    return [row[0] for row in best[:limit]]
+    best = inside[:FRAGMENT_SAMPLE].union(starting).order_by(*[("best_id" if o == "id" else o) for o in order])
+    sql, params = best[:limit].query.sql_with_params()
+    return RawSQL(f"SELECT best.best_id FROM ({sql}) AS best", params)
 
 
 def with_open_membership(members: QuerySet[Member]):
