@@ -135,6 +135,8 @@ def deliver_one(delivery_id: int, *, now: datetime) -> str | None:
         elif not at_least(event_stage(event), destination.required_stage(event)):
             delivery.status = DeliveryStatus.SHADOWED
             delivery.note = f"would have: {destination.describe(event)}"[:300]
+            if hasattr(destination, "held_back"):           # its own record of the effect, if it keeps one
+                destination.held_back(event, now=now)
         else:
             delivery.attempts += 1
             try:

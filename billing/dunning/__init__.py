@@ -18,6 +18,7 @@ from .cases import (
     mark_contacted,
 )
 from .messages import (
+    record_message_held_back,
     record_message_sent,
     record_message_status,
     record_message_undeliverable,
@@ -37,5 +38,5 @@ __all__ = [
     "cancel_case", "cancel_case_for_invoice", "close_case_for_payment", "mark_contacted", "open_case_for_failure",
     "rearm_unreachable_retry", "record_message_sent", "record_message_status", "record_message_undeliverable",
     "record_retry_result", "resend_card_link", "retry_after_card_update", "retry_open_cases_after_card_update",
-    "run_dunning", "withdraw_message",
+    "record_message_held_back", "run_dunning", "withdraw_message",
 ]

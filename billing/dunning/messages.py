@@ -233,6 +233,14 @@ def withdraw_message(*, message_id: int, now: datetime) -> bool:
     return True
 
 
+def record_message_held_back(*, message_id: int, now: datetime) -> bool:
+    """A message queued while the member's location ran dunning, held back at send time because the
+    location (or practice) has since moved below it: shadowed, as if queued below the stage, never
+    left pending. Returns whether it was still pending."""
+    return DunningMessage.objects.filter(pk=message_id, status=MessageStatus.PENDING).update(
+        status=MessageStatus.SHADOWED, status_updated_at=now) == 1
+
+
 @transaction.atomic
 def record_message_undeliverable(*, message_id: int, now: datetime, error_code: str = "",
                                  opted_out: bool = False, note: str = "") -> DunningMessage:

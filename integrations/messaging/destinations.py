@@ -44,6 +44,10 @@ class MemberMessageDestination:
         channel = "SMS" if event.payload.get("channel") == MessageChannel.SMS else "email"
         return f"send the card-update {channel} to member {event.member_id}"
 
+    def held_back(self, event: Event, *, now: datetime) -> None:
+        """The outbox held it back (the member's location is below dunning now): shadowed, not pending."""
+        dunning.record_message_held_back(message_id=event.payload.get("message_id"), now=now)
+
     def deliver(self, event: Event, *, delivery, now: datetime) -> dict:
         message = message_for_sending(event.payload.get("message_id"))
         if message is None:

@@ -152,3 +152,23 @@ def test_only_a_manager_of_the_practice_moves_a_locations_stage(client, manager,
     assert Location.objects.get(pk=clinic.pk).automation_stage == AutomationStage.ALERTS
     assert client.post(url, {"stage": ""}, follow=True).status_code == 200       # back: no confirmation
     assert Location.objects.get(pk=clinic.pk).automation_stage == ""
+
+
+def test_a_message_queued_before_its_location_moved_back_is_held_back_not_left_pending(practice, glow):
+    """Queued while the clinic ran dunning, then the clinic went back to observing before the outbox
+    ran: nothing is sent and the message reads as held back ("shadowed"), not pending for ever."""
+    practice.automation_stage, practice.timezone = AutomationStage.DUNNING, "America/Los_Angeles"
+    practice.save(update_fields=["automation_stage", "timezone"])
+    south = Location.objects.create(practice=practice, name="South clinic")
+    membership = _member_at(south, glow[0], "+14155550133")
+    dunning.open_case_for_failure(membership=membership, invoice_ref="in_q", amount_cents=19900, currency="usd",
+                                  decline_code="insufficient_funds", now=T0)
+    dunning.run_dunning(now=T0)
+    queued = DunningMessage.objects.filter(case__member=membership.member)
+    assert queued.exists() and {m.status for m in queued} == {MessageStatus.PENDING}
+
+    Location.objects.filter(pk=south.pk).update(automation_stage=AutomationStage.OBSERVE)
+    outbox.dispatch_due(now=T0)
+
+    assert sms.outbox == []
+    assert {m.status for m in queued.all()} == {MessageStatus.SHADOWED}
