@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from django.db import connection
-from django.db.models import Case, F, FilteredRelation, IntegerField, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Subquery, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 
-from .models import EntitlementBalance, Event, Member, Membership, MembershipStatus, Practice, Tier, TierBenefit
+from .models import EntitlementBalance, Event, Member, Membership, MembershipStatus, Practice, TierBenefit
 
 
 def _phone_candidates(digits: str) -> list[str]:
@@ -95,23 +95,6 @@ def _best_by_name(members: QuerySet[Member], lowered: str, condition: Q, keys: d
     best = inside[:FRAGMENT_SAMPLE].union(starting).order_by(*[("best_id" if o == "id" else o) for o in order])
     sql, params = best[:limit].query.sql_with_params()
     return RawSQL(f"SELECT best.best_id FROM ({sql}) AS best", params)
-
-
-def with_open_membership(members: QuerySet[Member]):
-    """`members` (a search's, sliced or not) each with `open_membership`: their open membership
-    (None without one) with its tier's name and id, read in the members' own statement (a LEFT
-    JOIN: a member has one open membership at most), not in one more per page."""
-    open_one = FilteredRelation("memberships", condition=~Q(memberships__status=MembershipStatus.CANCELLED))
-    annotated = members.annotate(open_ms=open_one, open_ms_id=F("open_ms__id"),
-                                 open_ms_status=F("open_ms__status"), open_ms_tier_id=F("open_ms__tier_id"),
-                                 open_ms_tier_name=F("open_ms__tier__name"))
-    for member in annotated:
-        member.open_membership = None
-        if member.open_ms_id is not None:
-            member.open_membership = Membership(
-                pk=member.open_ms_id, member=member, status=member.open_ms_status,
-                tier=Tier(pk=member.open_ms_tier_id, name=member.open_ms_tier_name))
-        yield member
 
 
 def searchable_practice_ids(user) -> list[int] | None:

@@ -13,6 +13,7 @@ from memberships.errors import LedgerError, StaleChart
 from memberships.forms import RedeemForm, ReverseForm, SearchForm
 from memberships.framing import framable_by_record
 from memberships.models import EntryKind, LedgerEntry
+from memberships.search_rows import with_open_membership
 
 from .common import audit, audit_view, client_ip, new_form_token, practice_scope, staff_page
 
@@ -32,7 +33,7 @@ def home(request):
         if in_group:   # a group: each member's practice and home location is shown
             members = members.select_related("practice", "home_location")
         # each member's open membership and its tier's name, in the same statement
-        members = list(selectors.with_open_membership(members))
+        members = list(with_open_membership(members))
         own = practice_scope(request.user)
         results = [(member, member.open_membership) for member in members]
         if len(results) == 1 and request.GET.get("go") == "1":
