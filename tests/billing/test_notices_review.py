@@ -160,7 +160,9 @@ def test_the_renewal_amount_is_the_home_clinic_price_of_the_tier_it_renews_into(
     for membership in (staying, moving):
         Member.objects.filter(pk=membership.member_id).update(home_location=south)
         membership.refresh_from_db()
-    Membership.objects.filter(pk=staying.pk).update(price_location=south)
+    # Both pay South's prices (a member priced at the list price keeps list prices into the new tier).
+    Membership.objects.filter(pk__in=[staying.pk, moving.pk]).update(price_location=south)
+    moving.refresh_from_db()
     moving = services.change_tier(membership=moving, new_tier=luxe, effective="next_cycle",
                                   actor=services.Actor.system(), idempotency_key="to-luxe", now=T0 - timedelta(hours=1))
     run(T0)
