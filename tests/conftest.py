@@ -116,3 +116,12 @@ def manager(practice):
 @pytest.fixture
 def is_postgres():
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def square_fake_class():
+    """The fake Square that `tests.support.square_fixtures.square_fake` starts: a module testing
+    Square's pages overrides it with the fake that also hosts them (`SquareFakeCheckout`)."""
+    from tests.support.square_fake import SquareFake
+
+    return SquareFake

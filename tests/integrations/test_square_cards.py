@@ -16,26 +16,19 @@ from memberships.models import AuditLog, AutomationStage, EntitlementBalance, Me
 from memberships.models.practice import Processor
 from tests.factories import MemberFactory
 from tests.support.square_fake_checkout import TEST_NONCE, SquareFakeCheckout
-from tests.support.square_fixtures import NOTIFICATION_URL, SIGNATURE_KEY
+from tests.support.square_fixtures import square_env, square_fake  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def square_fake():
-    fake = SquareFakeCheckout(signature_key=SIGNATURE_KEY, notification_url=NOTIFICATION_URL).start()
-    yield fake
-    fake.stop()
-    assert fake.errors == [], f"the fake answered shapes the SDK does not describe: {fake.errors}"
+def square_fake_class():
+    return SquareFakeCheckout
 
 
 @pytest.fixture
-def on_square(settings, square_fake, glow):
-    settings.SQUARE_ACCESS_TOKEN = "EAAA-test-token"
-    settings.SQUARE_API_BASE = square_fake.base_url
-    settings.SQUARE_LOCATION_ID = square_fake.location_id
-    settings.SQUARE_WEBHOOK_SIGNATURE_KEY = SIGNATURE_KEY
-    settings.SQUARE_WEBHOOK_URL = NOTIFICATION_URL
+def on_square(settings, square_env, glow):
+    square_fake = square_env
     settings.SQUARE_WEB_SDK_URL = square_fake.sdk_url
     settings.SQUARE_APPLICATION_ID = "sandbox-sq0idb-test"
     settings.PUBLIC_BASE_URL = "http://testserver"

@@ -15,7 +15,7 @@ from memberships.roles import FRONT_DESK, ensure_roles
 from tests.factories import staff_user
 from tests.staff.test_browser import SCREENSHOTS, browser, chromium  # noqa: F401  (fixtures)
 
-from .test_square_cards import on_square, square_fake, subscribed  # noqa: F401  (fixtures)
+from .test_square_cards import on_square, square_env, square_fake, square_fake_class, subscribed  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

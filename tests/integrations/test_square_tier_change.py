@@ -18,7 +18,7 @@ from memberships.models import EntitlementBalance, Membership, MembershipStatus,
 from tests.factories import TierBenefitFactory, TierFactory
 from tests.staff.conftest import form_value
 
-from .test_square_cards import on_square, square_fake, subscribed  # noqa: F401  (fixtures)
+from .test_square_cards import on_square, square_env, square_fake, square_fake_class, subscribed  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 

@@ -27,26 +27,19 @@ from memberships.models.practice import Processor
 from tests.factories import MemberFactory
 from tests.staff.test_browser import SCREENSHOTS, chromium  # noqa: F401  (fixture)
 from tests.support.square_fake_checkout import SquareFakeCheckout
-from tests.support.square_fixtures import NOTIFICATION_URL, SIGNATURE_KEY
+from tests.support.square_fixtures import square_env, square_fake  # noqa: F401  (fixtures)
 
 from .join_support import form, online  # noqa: F401  (fixture)
 
 
 @pytest.fixture
-def square_fake():
-    fake = SquareFakeCheckout(signature_key=SIGNATURE_KEY, notification_url=NOTIFICATION_URL).start()
-    yield fake
-    fake.stop()
-    assert fake.errors == [], f"the fake answered shapes the SDK does not describe: {fake.errors}"
+def square_fake_class():
+    return SquareFakeCheckout
 
 
 @pytest.fixture
-def square_online(online, settings, square_fake):
-    settings.SQUARE_ACCESS_TOKEN = "EAAA-test-token"
-    settings.SQUARE_API_BASE = square_fake.base_url
-    settings.SQUARE_LOCATION_ID = square_fake.location_id
-    settings.SQUARE_WEBHOOK_SIGNATURE_KEY = SIGNATURE_KEY
-    settings.SQUARE_WEBHOOK_URL = NOTIFICATION_URL
+def square_online(online, square_env):
+    square_fake = square_env
     square_fake.now = timezone.now()
     practice = online["practice"]
     practice.processor = Processor.SQUARE

@@ -2,15 +2,13 @@
 
 import pytest
 
-from tests.support.square_fake import SquareFake
-
 SIGNATURE_KEY = "test-square-signature-key"
 NOTIFICATION_URL = "https://ledger.example/webhooks/square/"
 
 
 @pytest.fixture
-def square_fake():
-    fake = SquareFake(signature_key=SIGNATURE_KEY, notification_url=NOTIFICATION_URL).start()
+def square_fake(square_fake_class):
+    fake = square_fake_class(signature_key=SIGNATURE_KEY, notification_url=NOTIFICATION_URL).start()
     yield fake
     fake.stop()
     assert fake.errors == [], f"the fake answered shapes the SDK does not describe: {fake.errors}"
