@@ -100,18 +100,23 @@ def choose_location(*, user, place_key: str, actor: Actor, now: datetime) -> Pla
     """The door: `user` works at the place `place_key` names from now on (remembered for their next
     sign-in). Sets `StaffProfile.location`, and `StaffProfile.practice` to the place's practice (a
     group manager moving to another practice of the group); writes the audit row, naming the place
-    left and the place chosen. Raises LocationNotAllowed, changing nothing, for a place the user may
-    not choose (another group's, another practice's, an inactive location)."""
+    left and the place chosen. Choosing the place they already work at (every sign-in of someone who
+    stays put) is not a move: nothing is written. The profile is locked first, so two requests at
+    once that choose the same new place move it once and write one row. Raises LocationNotAllowed,
+    changing nothing, for a place the user may not choose (another group's, another practice's, an
+    inactive location)."""
     profile = StaffProfile.objects.select_for_update().filter(user_id=user.pk).first()
     if profile is None:
         raise LocationNotAllowed()
     place = next((p for p in places_for(user, profile) if p.key == place_key), None)
     if place is None:
         raise LocationNotAllowed(place=place_key)
+    user.staff_profile = profile      # this request's pages follow the profile as it is now
+    if (profile.practice_id, profile.location_id) == (place.practice_id, place.location_id):
+        return place
     left = {"practice_id": profile.practice_id, "location_id": profile.location_id}
     profile.practice_id, profile.location_id = place.practice_id, place.location_id
     profile.save(update_fields=["practice", "location"])
-    user.staff_profile = profile      # this request's pages follow the choice at once
     actor = replace(actor, location_id=place.location_id, practice_id=place.practice_id)   # the row: where now
     write_audit(actor=actor, action="location_chosen", obj=profile, now=now, detail={
         "practice_id": place.practice_id, "location_id": place.location_id,
