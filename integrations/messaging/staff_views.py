@@ -1,7 +1,8 @@
 """The staff page of SMS replies to read: a member's reply that looked like a refusal without being
 a plain STOP holds their automated texts until someone here says "opt-out" or "not an opt-out".
 Front desk and managers (`manage_membership`) see their practice's open holds; every member shown is
-audited (one insert per page), every decision by `holds.clear_hold`."""
+audited (`audit_view`: one row per member, at the staff member's location, one insert per page), every
+decision by `holds.clear_hold`."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from memberships.models import AuditLog
 from memberships.services import Actor
-from memberships.views.common import client_ip, practice_scope, staff_page
+from memberships.views.common import audit_view, client_ip, practice_scope, staff_page
 
 from ..models import SmsHold
 from . import holds
@@ -23,12 +23,7 @@ PERMISSION = "manage_membership"
 @staff_page(PERMISSION)
 def sms_replies(request):
     rows = list(holds.open_holds(practice_id=practice_scope(request.user)))
-    now, ip = timezone.now(), client_ip(request)
-    AuditLog.objects.bulk_create([
-        AuditLog(user=request.user, action="sms_replies_view", object_type="SmsHold", object_id=str(row.pk),
-                 member_id=row.member_id, detail={}, ip_address=ip, created_at=now)
-        for row in rows
-    ])
+    audit_view(request, action="sms_replies_view", members=[row.member_id for row in rows])
     return render(request, "integrations/sms_replies.html", {"rows": rows})
 
 
