@@ -93,6 +93,10 @@ class DunningCaseStatus(models.TextChoices):
     RECOVERED = "recovered", "Recovered"
     EXHAUSTED = "exhausted", "Exhausted"
     CANCELLED = "cancelled", "Cancelled"
+    # The processor will not collect the invoice any more: no payment is expected. Voided (Stripe) or
+    # cancelled (Square) is forgiven; marked uncollectible (Stripe) is a debt written off.
+    FORGIVEN = "forgiven", "Forgiven (voided at the processor)"
+    WRITTEN_OFF = "written_off", "Written off (uncollectible at the processor)"
 
 
 class DunningCase(models.Model):
@@ -107,7 +111,7 @@ class DunningCase(models.Model):
     currency = models.CharField(max_length=3, default="usd")
     decline_code = models.CharField(max_length=60, blank=True)
     hard = models.BooleanField(default=False, help_text="Hard decline: no automatic retries; a new card is needed.")
-    status = models.CharField(max_length=10, choices=DunningCaseStatus.choices, default=DunningCaseStatus.OPEN)
+    status = models.CharField(max_length=12, choices=DunningCaseStatus.choices, default=DunningCaseStatus.OPEN)
     failure_count = models.PositiveIntegerField(default=1)
     last_failure_at = models.DateTimeField()
     opened_at = models.DateTimeField()
