@@ -47,23 +47,31 @@ def rollout(request):
     })
 
 
+def _move_stage(request, *, current: str, target: str, move, done: str):
+    """The steps both stage forms share: moving up needs the confirmation tick; then the door
+    (`move`, given the actor and the time) and its outcome in words: `done`, or the door's refusal."""
+    moving_up = target in STAGES and STAGES.index(target) > STAGES.index(current)
+    if moving_up and request.POST.get("confirm") != "1":
+        messages.error(request, "Tick the confirmation to move up a stage.")
+        return redirect("mirror:rollout")
+    try:
+        move(actor=Actor.staff(request.user, ip_address=client_ip(request)), now=timezone.now())
+    except LedgerError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done)
+    return redirect("mirror:rollout")
+
+
 @staff_page(PERMISSION)
 @require_POST
 def rollout_stage(request):
     practice = practice_for(request.user)
     stage = request.POST.get("stage", "")
-    moving_up = stage in STAGES and STAGES.index(stage) > STAGES.index(practice.automation_stage)
-    if moving_up and request.POST.get("confirm") != "1":
-        messages.error(request, "Tick the confirmation to move up a stage.")
-        return redirect("mirror:rollout")
-    try:
-        set_automation_stage(practice=practice, stage=stage, now=timezone.now(),
-                             actor=Actor.staff(request.user, ip_address=client_ip(request)))
-    except LedgerError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Automation stage is now {dict(AutomationStage.choices)[stage]}.")
-    return redirect("mirror:rollout")
+    return _move_stage(
+        request, current=practice.automation_stage, target=stage,
+        move=lambda **when: set_automation_stage(practice=practice, stage=stage, **when),
+        done=f"Automation stage is now {dict(AutomationStage.choices).get(stage, stage)}.")
 
 
 @staff_page(PERMISSION)
@@ -74,19 +82,10 @@ def rollout_location_stage(request, location_id: int):
     practice = practice_for(request.user)
     location = get_object_or_404(Location.objects.select_related("practice"), pk=location_id, practice=practice)
     stage = request.POST.get("stage", "")
-    current = effective_stage(practice, location)
     target = stage or practice.automation_stage
-    moving_up = target in STAGES and STAGES.index(target) > STAGES.index(current)
-    if moving_up and request.POST.get("confirm") != "1":
-        messages.error(request, "Tick the confirmation to move up a stage.")
-        return redirect("mirror:rollout")
-    try:
-        set_location_stage(location=location, stage=stage, now=timezone.now(),
-                           actor=Actor.staff(request.user, ip_address=client_ip(request)))
-    except LedgerError as exc:
-        messages.error(request, exc.message)
-    else:
-        labels = dict(AutomationStage.choices)
-        words = labels[stage] if stage else f"the practice's ({labels[target]})"
-        messages.success(request, f"{location.name}: automation stage is now {words}.")
-    return redirect("mirror:rollout")
+    labels = dict(AutomationStage.choices)
+    words = labels.get(stage, stage) if stage else f"the practice's ({labels.get(target, target)})"
+    return _move_stage(
+        request, current=effective_stage(practice, location), target=target,
+        move=lambda **when: set_location_stage(location=location, stage=stage, **when),
+        done=f"{location.name}: automation stage is now {words}.")
