@@ -56,6 +56,12 @@ class DeliveryStatus(models.TextChoices):
     SHADOWED = "shadowed", "Shadowed (stage does not allow it yet)"
     FAILED = "failed", "Failed (business outcome, not retried)"
     DEAD = "dead", "Dead-lettered (retries exhausted)"
+    # A member message handed to its provider (SMS, email: no idempotency key there): the mark is
+    # committed before the call, so a worker that dies during it leaves the row here, never PENDING.
+    SENDING = "sending", "Sending (handed to the provider)"
+    # A SENDING row whose worker never came back: the message may have gone. Not sent again unless
+    # a manager redelivers it.
+    UNCERTAIN = "uncertain", "May have been sent (outcome not recorded)"
 
 
 class Delivery(models.Model):
@@ -73,6 +79,8 @@ class Delivery(models.Model):
     result = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the worker handing it to the provider marked it SENDING (kept when it became UNCERTAIN).
+    sending_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
