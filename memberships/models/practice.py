@@ -119,6 +119,9 @@ class Location(models.Model):
     # A group may run more than one record (EHR): empty adapter means the practice's.
     record_adapter = models.CharField(max_length=20, blank=True, help_text="Empty: the practice's record.")
     record_config = SecretJSONField(default=dict, blank=True)
+    # A location that runs its own record verifies that record's webhooks (and signs what it sends
+    # there) with a secret of its own, never the practice's; without one its webhooks are refused.
+    record_webhook_secret = EncryptedTextField(blank=True)
     active = models.BooleanField(default=True)
 
     class Meta:
