@@ -218,13 +218,16 @@ class MessageStatus(models.TextChoices):
     UNDELIVERED = "undelivered", "Undelivered"
     FAILED = "failed", "Failed"
     READ = "read", "Read"
+    # The outbox lost track of it while handing it to the provider (the worker stopped before the
+    # answer was recorded): it may have reached the member; not sent again unless a manager says so.
+    UNCERTAIN = "uncertain", "May have been sent"
 
 
 # Delivery statuses only move forward (status callbacks arrive unordered and repeated).
 MESSAGE_STATUS_RANK = {
     MessageStatus.PENDING: 0, MessageStatus.ACCEPTED: 1, MessageStatus.QUEUED: 2, MessageStatus.SENDING: 3,
     MessageStatus.SENT: 4, MessageStatus.DELIVERED: 5, MessageStatus.UNDELIVERED: 5, MessageStatus.FAILED: 5,
-    MessageStatus.READ: 6, MessageStatus.SHADOWED: 9, MessageStatus.SKIPPED: 9,
+    MessageStatus.READ: 6, MessageStatus.SHADOWED: 9, MessageStatus.SKIPPED: 9, MessageStatus.UNCERTAIN: 0,
 }
 
 

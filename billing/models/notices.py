@@ -42,6 +42,7 @@ class NoticeStatus(models.TextChoices):
     QUEUED = "queued", "Queued"          # handed to the outbox; a channel may still wait (quiet hours)
     SENT = "sent", "Sent"                # at least one channel went
     SKIPPED = "skipped", "Skipped"       # no channel could go (see `note`)
+    UNCERTAIN = "uncertain", "May have been sent"   # none went for sure; one may have (see `note`)
 
 
 class ChannelStatus(models.TextChoices):
@@ -50,6 +51,8 @@ class ChannelStatus(models.TextChoices):
     SENT = "sent", "Sent"
     SKIPPED = "skipped", "Skipped"
     FAILED = "failed", "Failed"
+    # The sending stopped before the provider's answer was recorded (see `integrations.outbox`).
+    UNCERTAIN = "uncertain", "May have been sent"
 
 
 class MemberNotice(models.Model):
