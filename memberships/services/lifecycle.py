@@ -266,11 +266,14 @@ def mark_past_due(*, membership: Membership, actor: Actor, idempotency_key: str,
 
 @idempotent("mark_recovered")
 def mark_recovered(*, membership: Membership, actor: Actor, idempotency_key: str, now: datetime,
-                   invoice_ref: str = "") -> Membership:
+                   invoice_ref: str = "", forgiven: bool = False) -> Membership:
+    """Back to active. `forgiven`: nothing was paid — the processor no longer expects the payment (an
+    invoice voided or written off), so the timeline says so and the payload is marked."""
     return _billing_transition(
         membership=membership, allowed_from=(MembershipStatus.PAST_DUE, MembershipStatus.LAPSED),
         to=MembershipStatus.ACTIVE, verb="recover", kind=EventKind.RECOVERED,
-        summary="Payment recovered; membership active", payload={"invoice_ref": invoice_ref}, actor=actor, now=now,
+        summary="No payment owed any more; membership active" if forgiven else "Payment recovered; membership active",
+        payload={"invoice_ref": invoice_ref, **({"forgiven": True} if forgiven else {})}, actor=actor, now=now,
     )
 
 
