@@ -24,7 +24,7 @@ from memberships.models import (
     Service,
 )
 from memberships.selectors import BalanceLine, balance_lines, current_membership
-from memberships.services.location_prices import price_of
+from memberships.services.location_prices import membership_price
 from memberships.services.refill import preview_next_boundary
 
 HISTORY_DAYS = 365
@@ -51,6 +51,8 @@ class MemberPage:
     history: list[HistoryLine] = field(default_factory=list)
     agreement: AgreementAcceptance | None = None
     requests: list[MemberRequest] = field(default_factory=list)
+    price: str = ""                 # what the membership pays (its clinic's own price, if it has one)
+    pending_price: str = ""         # the same for the tier it moves to at the next renewal
 
     @property
     def can_pause(self) -> bool:
@@ -97,7 +99,7 @@ def _next_charge(membership: Membership) -> tuple[str, datetime | None]:
     if membership.status not in (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE) or not membership.current_period_end:
         return "", None
     tier = membership.pending_tier or membership.tier
-    price = price_of(tier, membership.price_location_id)          # the location's own price, if it has one
+    price = membership_price(membership, tier=tier)               # the location's own price, if it has one
     return format_money(price.cents, tier.currency), membership.current_period_end
 
 
@@ -109,6 +111,9 @@ def member_page(*, member: Member, now: datetime) -> MemberPage:
     if membership is None:
         return page
     page.balances = balance_lines(membership=membership)
+    page.price = membership_price(membership).display
+    if membership.pending_tier is not None:
+        page.pending_price = membership_price(membership, tier=membership.pending_tier).display
     if membership.status != MembershipStatus.CANCELLED:
         page.expiring, page.boundary = _expiring(membership), membership.current_period_end
         page.holds = _holds(membership)

@@ -1,0 +1,46 @@
+"""The member's page as a member reads it beside what she is charged and told: the price she pays
+(her clinic's own, where it has one), the dates in her own clinic's zone (the notices' dates)."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import strip_tags
+
+from memberships import services
+from memberships.models import Location, Member, Membership, TierLocationPrice
+from tests.factories import TierFactory, ana_garcia
+from tests.portal.me_support import sign_in
+
+pytestmark = pytest.mark.django_db
+
+
+def _text(client) -> str:
+    response = client.get(reverse("portal:me:page"))
+    assert response.status_code == 200
+    return " ".join(strip_tags(response.content.decode()).split())
+
+
+def test_a_member_priced_at_her_clinic_sees_the_price_she_pays_not_the_list_price(client, glow):
+    tier = glow[0]
+    practice = tier.practice
+    south = Location.objects.create(practice=practice, name="South")
+    luxe = TierFactory(practice=practice, code="luxe", name="Luxe", price_cents=34900)
+    TierLocationPrice.objects.create(tier=tier, location=south, price_cents=17900)
+    TierLocationPrice.objects.create(tier=luxe, location=south, price_cents=32900)
+    member, membership = ana_garcia(tier)
+    Member.objects.filter(pk=member.pk).update(home_location=south)
+    Membership.objects.filter(pk=membership.pk).update(price_location=south,
+                                                       current_period_end=timezone.now() + timedelta(days=20))
+    sign_in(client, member)
+    text = _text(client)
+    assert "Glow · $179.00/month" in text and "Next charge: $179.00" in text
+    assert "$199.00" not in text                                  # the list price she does not pay
+
+    membership.refresh_from_db()
+    services.change_tier(membership=membership, new_tier=luxe, effective="next_cycle", actor=services.Actor.system(),
+                         idempotency_key="to-luxe", now=timezone.now())
+    text = _text(client)
+    assert "From the next renewal: Luxe ($329.00/month)" in text and "Next charge: $329.00" in text
+    assert "$349.00" not in text
