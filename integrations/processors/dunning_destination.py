@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 class PaymentRetryDestination:
     name = "payment_retry"
+    repeatable = True   # the retry carries the attempt's idempotency key: asked twice, it pays once
 
     def wants(self, event: Event) -> bool:
         return event.kind == EventKind.DUNNING_RETRY and not event.payload.get("shadowed")

@@ -192,6 +192,7 @@ def sync_cancel(processor, membership: Membership, *, idempotency_key: str) -> d
 
 class ProcessorDestination:
     name = "processor"
+    repeatable = True   # every call carries the delivery's idempotency key: a repeat changes nothing
 
     def wants(self, event: Event) -> bool:
         return event.kind in WANTED and event.membership_id is not None and event.actor_type != ActorType.PROCESSOR

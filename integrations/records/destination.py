@@ -60,6 +60,7 @@ def _record_of(event: Event) -> str:
 
 class RecordDestination:
     name = "record"
+    repeatable = True   # idempotent upserts of the chart as it is now: a repeat writes the same
 
     def wants(self, event: Event) -> bool:
         if (event.kind not in RECORD_EVENT_KINDS and not _moved_home(event)) or event.member_id is None:
