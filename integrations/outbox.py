@@ -10,6 +10,7 @@ A destination registers itself with `register()`:
         def describe(self, event) -> str: ...            # "set the chart flag 'Card declined'"
         def deliver(self, event, *, delivery, now) -> dict: ...   # do it; idempotent on
                                                                    # delivery.idempotency_key
+        repeatable = True   # its peer does nothing twice for one idempotency key (default False)
 
 `deliver` raises `RetryableDeliveryError` (peer unavailable, 5xx, timeout: retried with backoff),
 `PermanentDeliveryError` (declined, invalid: a business outcome, not retried) or `DeferDelivery`
@@ -21,6 +22,17 @@ nothing leaves (the stage of the event's member's home location, else the practi
 define `on_dead(event, *, delivery, now)`: called in the same transaction when its delivery is
 dead-lettered, so the business side learns the effect never happened (the dead letter stays for a
 manager to see and redeliver).
+
+Not every peer can be asked twice. The processor (Idempotency-Key) and the record (idempotent on
+`delivery.idempotency_key`) can: a `repeatable` destination is called inside the transaction that
+locks its row, and a worker that dies mid-call leaves the row as it was, to be delivered again. SMS
+and email cannot (Twilio and SMTP take no idempotency key): for any other destination the row is
+first marked SENDING and committed, then the provider is called and the outcome recorded. A worker
+that dies in between leaves the mark; no worker takes a SENDING row, and after
+OUTBOX_SENDING_TIMEOUT_SECONDS `sweep_sending` makes it UNCERTAIN ("may have been sent"), calling the
+destination's `on_uncertain(event, *, delivery, now)` so its own record (the dunning message, the
+notice's channel) says so too. A manager redelivers it by hand (`redeliver`, which calls
+`on_redeliver(event, *, delivery, now)` to set that record back to waiting).
 """
 
 from __future__ import annotations
@@ -116,9 +128,13 @@ def backoff(attempts: int) -> timedelta:
 
 def deliver_one(delivery_id: int, *, now: datetime) -> str | None:
     """Deliver one due delivery under a row lock (SKIP LOCKED: two workers never take the same row).
-    An unexpected exception from the destination (a bug, bad data, a database error) counts as a
-    failed attempt: what the destination wrote is undone, the delivery is retried with backoff and
-    dead-lettered after OUTBOX_MAX_ATTEMPTS, like a peer that is down."""
+    A repeatable destination (its peer idempotent on `delivery.idempotency_key`) is called in that
+    lock's transaction, as a repeat after a crash does nothing twice. Any other (a member's SMS or
+    email) is first marked SENDING and committed, then called (`_send`): a worker that dies during
+    the call leaves the mark, which no worker takes again (`sweep_sending` turns it into "may have
+    been sent" for a manager). An unexpected exception from the destination (a bug, bad data, a
+    database error) counts as a failed attempt: what the destination wrote is undone, the delivery is
+    retried with backoff and dead-lettered after OUTBOX_MAX_ATTEMPTS, like a peer that is down."""
     with transaction.atomic():
         delivery = (
             Delivery.objects.select_for_update(skip_locked=True)
@@ -128,7 +144,7 @@ def deliver_one(delivery_id: int, *, now: datetime) -> str | None:
         )
         if delivery is None:
             return None
-        destination = _REGISTRY.get(delivery.destination)
+        destination, waiting_as = _REGISTRY.get(delivery.destination), delivery.status
         event = Event.objects.select_related("practice", "member__home_location", "membership").get(pk=delivery.event_id)
         if destination is None:
             delivery.status, delivery.last_error = DeliveryStatus.DEAD, "no such destination is registered"
@@ -137,33 +153,75 @@ def deliver_one(delivery_id: int, *, now: datetime) -> str | None:
             delivery.note = f"would have: {destination.describe(event)}"[:300]
             if hasattr(destination, "held_back"):           # its own record of the effect, if it keeps one
                 destination.held_back(event, now=now)
+        elif getattr(destination, "repeatable", False):
+            delivery.attempts += 1
+            _attempt(delivery, destination, event, now=now)
         else:
             delivery.attempts += 1
-            try:
-                delivery.result = _call(destination, event, delivery=delivery, now=now) or {}
-                delivery.status = DeliveryStatus.DELIVERED
-                delivery.note = destination.describe(event)[:300]
-                delivery.last_error = ""
-            except PermanentDeliveryError as exc:
-                delivery.status, delivery.last_error = DeliveryStatus.FAILED, str(exc)[:2000]
-            except DeferDelivery as exc:
-                delivery.attempts -= 1
-                delivery.next_attempt_at = max(exc.until, now)
-                delivery.note = f"deferred: {exc}"[:300]
-            except RetryableDeliveryError as exc:
-                _retry_or_dead(delivery, destination, event, error=str(exc), now=now)
-            except Exception as exc:  # unexpected: a failed attempt like any other, never a blocked queue
-                log_failure(logger, "delivery %s to %s (event %s) failed unexpectedly", delivery.pk,
-                            delivery.destination, delivery.event_id, exc=exc)
-                _retry_or_dead(delivery, destination, event, error=error_text(exc), now=now)
-            logger.info("delivery %s to %s: %s (attempt %s)", delivery.pk, delivery.destination,
-                        delivery.status, delivery.attempts)
-        if delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.SHADOWED, DeliveryStatus.FAILED,
-                               DeliveryStatus.DEAD):
-            delivery.finished_at = now
-        delivery.save(update_fields=["status", "attempts", "next_attempt_at", "last_error", "note", "result",
-                                     "finished_at"])
-        return delivery.status
+            delivery.status, delivery.sending_since = DeliveryStatus.SENDING, now
+            delivery.save(update_fields=["status", "attempts", "sending_since"])
+        if delivery.status != DeliveryStatus.SENDING:
+            _save(delivery, now=now)
+            return delivery.status
+    return _send(delivery_id, destination, event, waiting_as=waiting_as, mark=now, now=now)
+
+
+def _send(delivery_id: int, destination: Destination, event: Event, *, waiting_as: str, mark: datetime,
+          now: datetime) -> str | None:
+    """Call a destination that must not repeat itself, its SENDING mark committed: the row is locked
+    again for the call (a live worker's lock keeps `sweep_sending` away from it, however long the
+    provider takes), and the outcome is saved with the destination's own writes in one transaction.
+    If the process dies before that commit, nothing of the outcome is written and the mark stays. If
+    only our bookkeeping failed after the destination answered, the message may have gone: the row
+    becomes UNCERTAIN at once; before an answer, the attempt counts as failed and is retried."""
+    delivery = None
+    try:
+        with transaction.atomic():
+            delivery = (Delivery.objects.select_for_update()
+                        .filter(pk=delivery_id, status=DeliveryStatus.SENDING, sending_since=mark).first())
+            if delivery is None:                # given up on by the sweep meanwhile: not sent by us
+                return None
+            delivery.status, delivery.sending_since = waiting_as, None
+            _attempt(delivery, destination, event, now=now)
+            _save(delivery, now=now)
+            return delivery.status
+    except Exception as exc:
+        log_failure(logger, "delivery %s to %s: its outcome could not be recorded", delivery_id,
+                    getattr(destination, "name", "?"), exc=exc)
+        if delivery is not None and delivery.status == DeliveryStatus.DELIVERED:
+            return DeliveryStatus.UNCERTAIN if _give_up(delivery_id, mark=mark, now=now, why=error_text(exc)) else None
+        return _count_failed_attempt(delivery_id, exc=exc, now=now, mark=mark)
+
+
+def _attempt(delivery: Delivery, destination: Destination, event: Event, *, now: datetime) -> None:
+    """Call the destination and set the delivery's outcome (not saved)."""
+    try:
+        delivery.result = _call(destination, event, delivery=delivery, now=now) or {}
+        delivery.status = DeliveryStatus.DELIVERED
+        delivery.note = destination.describe(event)[:300]
+        delivery.last_error = ""
+    except PermanentDeliveryError as exc:
+        delivery.status, delivery.last_error = DeliveryStatus.FAILED, str(exc)[:2000]
+    except DeferDelivery as exc:
+        delivery.attempts -= 1
+        delivery.next_attempt_at = max(exc.until, now)
+        delivery.note = f"deferred: {exc}"[:300]
+    except RetryableDeliveryError as exc:
+        _retry_or_dead(delivery, destination, event, error=str(exc), now=now)
+    except Exception as exc:  # unexpected: a failed attempt like any other, never a blocked queue
+        log_failure(logger, "delivery %s to %s (event %s) failed unexpectedly", delivery.pk,
+                    delivery.destination, delivery.event_id, exc=exc)
+        _retry_or_dead(delivery, destination, event, error=error_text(exc), now=now)
+    logger.info("delivery %s to %s: %s (attempt %s)", delivery.pk, delivery.destination,
+                delivery.status, delivery.attempts)
+
+
+def _save(delivery: Delivery, *, now: datetime) -> None:
+    if delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.SHADOWED, DeliveryStatus.FAILED,
+                           DeliveryStatus.DEAD):
+        delivery.finished_at = now
+    delivery.save(update_fields=["status", "attempts", "next_attempt_at", "last_error", "note", "result",
+                                 "finished_at", "sending_since"])
 
 
 def _call(destination: Destination, event: Event, *, delivery: Delivery, now: datetime) -> dict:
@@ -191,12 +249,64 @@ def _retry_or_dead(delivery: Delivery, destination: Destination, event: Event, *
         delivery.next_attempt_at = now + backoff(delivery.attempts)
 
 
+UNCERTAIN_NOTE = ("may have been sent: the sending stopped after it was handed to the provider and before the "
+                  "provider's answer was recorded, so whether it went is not known. It is not sent again by "
+                  "itself; check (with the member, or the provider's log), then redeliver if it did not go.")
+
+
+def sweep_sending(*, now: datetime, limit: int = 100) -> int:
+    """Deliveries marked SENDING for longer than OUTBOX_SENDING_TIMEOUT_SECONDS whose worker is gone
+    (its row lock went with its connection; a live worker's row is skipped, however slow its provider)
+    become UNCERTAIN — "may have been sent" — and their destination's own record says so
+    (`on_uncertain`). Never sent again by themselves: a manager redelivers. Returns how many."""
+    cutoff = now - timedelta(seconds=settings.OUTBOX_SENDING_TIMEOUT_SECONDS)
+    stale = (Delivery.objects.filter(status=DeliveryStatus.SENDING, sending_since__lte=cutoff)
+             .order_by("sending_since", "id").values_list("pk", "sending_since")[:limit])
+    return sum(_give_up(delivery_id, mark=mark, now=now) for delivery_id, mark in list(stale))
+
+
+def _give_up(delivery_id: int, *, mark: datetime, now: datetime, why: str = "") -> bool:
+    """SENDING (with this mark) → UNCERTAIN, by a conditional UPDATE on status and mark, so it never
+    overwrites a worker's outcome; the destination's `on_uncertain` in the same transaction (if it
+    raises, the delivery still turns, with the error shown: it is the record a manager reads)."""
+    with transaction.atomic():
+        delivery = (Delivery.objects.select_for_update(skip_locked=True)
+                    .filter(pk=delivery_id, status=DeliveryStatus.SENDING, sending_since=mark).first())
+        if delivery is None:                    # a worker still holds it, or it has its outcome
+            return False
+        turned = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING, sending_since=mark).update(
+            status=DeliveryStatus.UNCERTAIN, note=UNCERTAIN_NOTE[:300], last_error=why[:2000], finished_at=now)
+        if not turned:
+            return False
+        hook = getattr(_REGISTRY.get(delivery.destination), "on_uncertain", None)
+        if hook is not None:
+            try:
+                with transaction.atomic():
+                    hook(Event.objects.select_related("practice", "member").get(pk=delivery.event_id),
+                         delivery=delivery, now=now)
+            except Exception as exc:
+                log_failure(logger, "delivery %s: its destination could not record 'may have been sent'",
+                            delivery_id, exc=exc)
+                Delivery.objects.filter(pk=delivery_id).update(last_error=error_text(exc))
+    logger.warning("delivery %s to %s may have been sent: marked for a manager, not sent again", delivery_id,
+                   delivery.destination)
+    return True
+
+
 def dispatch_due(*, now: datetime | None = None, limit: int = 200) -> dict[str, int]:
-    """Deliver what is due now, oldest first. Safe to run in several workers at once, and twice.
-    A delivery whose own bookkeeping fails (not only its destination) still counts an attempt and
-    never holds up the ones after it."""
+    """Deliver what is due now, oldest first, after turning the deliveries whose worker died while
+    sending into "may have been sent" (`sweep_sending`). Safe to run in several workers at once, and
+    twice. A delivery whose own bookkeeping fails (not only its destination) still counts an attempt
+    and never holds up the ones after it."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
+    try:
+        uncertain = sweep_sending(now=now)
+    except Exception as exc:  # the sweep must not hold up the deliveries; the next run sweeps again
+        log_failure(logger, "the sweep of deliveries left sending failed", exc=exc)
+        uncertain = 0
+    if uncertain:
+        counts[DeliveryStatus.UNCERTAIN] = uncertain
     due = (
         Delivery.objects.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING],
                                 next_attempt_at__lte=now)
@@ -214,27 +324,47 @@ def dispatch_due(*, now: datetime | None = None, limit: int = 200) -> dict[str, 
     return counts
 
 
-def _count_failed_attempt(delivery_id: int, *, exc: Exception, now: datetime) -> str | None:
+def _count_failed_attempt(delivery_id: int, *, exc: Exception, now: datetime, mark: datetime | None = None) -> str | None:
     """The fallback when `deliver_one` itself raised (its work was rolled back): one attempt spent,
     retried with backoff, dead-lettered after OUTBOX_MAX_ATTEMPTS (without `on_dead`, which may be
-    what failed; the dead letter is in the admin)."""
+    what failed; the dead letter is in the admin). With `mark`: this worker's SENDING row, whose
+    attempt was counted when it was marked."""
     with transaction.atomic():
-        delivery = (Delivery.objects.select_for_update(skip_locked=True)
-                    .filter(pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING]).first())
+        rows = Delivery.objects.select_for_update(skip_locked=True).filter(pk=delivery_id)
+        if mark is None:
+            rows = rows.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING])
+        else:
+            rows = rows.filter(status=DeliveryStatus.SENDING, sending_since=mark)
+        delivery = rows.first()
         if delivery is None:
             return None
-        delivery.attempts += 1
-        delivery.last_error = error_text(exc)
+        if mark is None:
+            delivery.attempts += 1
+        delivery.last_error, delivery.sending_since = error_text(exc), None
         if delivery.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
             delivery.status, delivery.finished_at = DeliveryStatus.DEAD, now
         else:
             delivery.status, delivery.next_attempt_at = DeliveryStatus.RETRYING, now + backoff(delivery.attempts)
-        delivery.save(update_fields=["status", "attempts", "next_attempt_at", "last_error", "finished_at"])
+        delivery.save(update_fields=["status", "attempts", "next_attempt_at", "last_error", "finished_at",
+                                     "sending_since"])
         return delivery.status
 
 
-def redeliver(delivery: Delivery, *, now: datetime) -> None:
-    """A manager's retry of a dead-lettered or failed delivery: back in the queue, attempts reset."""
-    Delivery.objects.filter(pk=delivery.pk).filter(
-        Q(status=DeliveryStatus.DEAD) | Q(status=DeliveryStatus.FAILED)
-    ).update(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, finished_at=None)
+REDELIVERABLE = (DeliveryStatus.DEAD, DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN)
+
+
+def redeliver(delivery: Delivery, *, now: datetime) -> bool:
+    """A manager's retry of a dead-lettered, failed or may-have-been-sent delivery: back in the queue,
+    attempts reset. A may-have-been-sent message goes again only because a person decided so; its
+    destination's own record is set back to waiting first (`on_redeliver`). Returns whether it was
+    queued (False: not in one of those states any more)."""
+    with transaction.atomic():
+        row = Delivery.objects.select_for_update().filter(pk=delivery.pk, status__in=REDELIVERABLE).first()
+        if row is None:
+            return False
+        Delivery.objects.filter(pk=row.pk).update(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now,
+                                                  finished_at=None, sending_since=None)
+        hook = getattr(_REGISTRY.get(row.destination), "on_redeliver", None)
+        if row.status == DeliveryStatus.UNCERTAIN and hook is not None:
+            hook(Event.objects.select_related("practice", "member").get(pk=row.event_id), delivery=row, now=now)
+    return True

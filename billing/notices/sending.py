@@ -19,7 +19,7 @@ from .planning import SYSTEM, not_renewing
 from .wording import day, timeline_label
 
 CHANNELS = ("email", "sms")
-FINISHED = (ChannelStatus.SENT, ChannelStatus.SKIPPED, ChannelStatus.FAILED)
+FINISHED = (ChannelStatus.SENT, ChannelStatus.SKIPPED, ChannelStatus.FAILED, ChannelStatus.UNCERTAIN)
 
 
 def notice_for_sending(notice_id) -> MemberNotice | None:
@@ -59,20 +59,18 @@ def no_longer_due(notice: MemberNotice, *, now: datetime) -> str:
 
 @transaction.atomic
 def record_channel(*, notice_id: int, channel: str, status: str, now: datetime, note: str = "") -> MemberNotice:
-    """Record what one channel did (`ChannelStatus.SENT`, `SKIPPED` or `FAILED`, with why), once;
-    the notice is sent when a channel went, skipped when none is left to go and none went."""
+    """Record what one channel did (`ChannelStatus.SENT`, `SKIPPED`, `FAILED`, or `UNCERTAIN`: its
+    sending stopped before the provider's answer was recorded, with why), once; the notice is sent
+    when a channel went, "may have been sent" when none is left to go and one may have, skipped when
+    none went."""
     notice = (MemberNotice.objects.select_for_update(of=("self",)).select_related("member__practice", "membership")
               .get(pk=notice_id))
     if channel not in CHANNELS or channel_status(notice, channel) in FINISHED:
         return notice
     setattr(notice, "sms_status" if channel == "sms" else "email_status", status)
-    statuses = [notice.email_status, notice.sms_status]
     if status == ChannelStatus.SENT and notice.sent_at is None:
         notice.sent_at = now
-    if ChannelStatus.SENT in statuses:
-        notice.status = NoticeStatus.SENT
-    elif ChannelStatus.QUEUED not in statuses:
-        notice.status = NoticeStatus.SKIPPED
+    notice.status = _notice_status(notice)
     label = "SMS" if channel == "sms" else "email"
     if note:
         notice.note = "; ".join(part for part in (notice.note, f"{label}: {note}") if part)[:200]
@@ -82,8 +80,34 @@ def record_channel(*, notice_id: int, channel: str, status: str, now: datetime, 
         record_event(membership=notice.membership, member=notice.member, kind=EventKind.MESSAGE_SENT,
                      summary=f"{what} sent by {label} ({when})",
                      payload={"notice_id": notice.pk, "channel": channel, "sent": True}, actor=SYSTEM, now=now)
+    elif status == ChannelStatus.UNCERTAIN:
+        record_event(membership=notice.membership, member=notice.member, kind=EventKind.NOTE,
+                     summary=f"{what} may have been sent by {label} ({when}): {note or 'outcome not recorded'}",
+                     payload={"notice_id": notice.pk, "channel": channel, "outcome": status}, actor=SYSTEM, now=now)
     else:
         record_event(membership=notice.membership, member=notice.member, kind=EventKind.NOTE,
                      summary=f"{what} not sent by {label} ({when}): {note or status}",
                      payload={"notice_id": notice.pk, "channel": channel, "outcome": status}, actor=SYSTEM, now=now)
     return notice
+
+
+def _notice_status(notice: MemberNotice) -> str:
+    statuses = [notice.email_status, notice.sms_status]
+    if ChannelStatus.SENT in statuses:
+        return NoticeStatus.SENT
+    if ChannelStatus.QUEUED in statuses:
+        return NoticeStatus.QUEUED
+    return NoticeStatus.UNCERTAIN if ChannelStatus.UNCERTAIN in statuses else NoticeStatus.SKIPPED
+
+
+@transaction.atomic
+def rearm_channel(*, notice_id: int, channel: str, now: datetime) -> bool:
+    """A manager redelivers a channel that may have been sent: it is queued again (and the notice
+    with it, unless another channel went). Returns whether it was such a channel."""
+    notice = MemberNotice.objects.select_for_update().filter(pk=notice_id).first()
+    if notice is None or channel not in CHANNELS or channel_status(notice, channel) != ChannelStatus.UNCERTAIN:
+        return False
+    setattr(notice, "sms_status" if channel == "sms" else "email_status", ChannelStatus.QUEUED)
+    notice.status = _notice_status(notice)
+    notice.save(update_fields=["email_status", "sms_status", "status"])
+    return True

@@ -48,6 +48,15 @@ class MemberMessageDestination:
         """The outbox held it back (the member's location is below dunning now): shadowed, not pending."""
         dunning.record_message_held_back(message_id=event.payload.get("message_id"), now=now)
 
+    def on_uncertain(self, event: Event, *, delivery, now: datetime) -> None:
+        """The sending stopped before the provider's answer was recorded: the message may have
+        gone; the case's history says so, and it is not sent again unless a manager redelivers."""
+        dunning.record_message_uncertain(message_id=event.payload.get("message_id"), now=now)
+
+    def on_redeliver(self, event: Event, *, delivery, now: datetime) -> None:
+        """A manager sends it again: the message waits to go, so the delivery sends it."""
+        dunning.rearm_uncertain_message(message_id=event.payload.get("message_id"), now=now)
+
     def deliver(self, event: Event, *, delivery, now: datetime) -> dict:
         message = message_for_sending(event.payload.get("message_id"))
         if message is None:

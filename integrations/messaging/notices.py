@@ -103,6 +103,17 @@ class MemberNoticeDestination:
         logger.info("notice %s sent by email to member %s", notice.pk, member.pk)
         return {"provider_id": ref}
 
+    def on_uncertain(self, event: Event, *, delivery, now: datetime) -> None:
+        """The sending stopped before the provider's answer was recorded: the channel may have gone
+        (not "sent", not queued for ever), for the notice's record and the member's timeline."""
+        notices.record_channel(notice_id=event.payload.get("notice_id"), channel=event.payload.get("channel"),
+                               status=ChannelStatus.UNCERTAIN, now=now,
+                               note="the sending stopped before the provider's answer was recorded")
+
+    def on_redeliver(self, event: Event, *, delivery, now: datetime) -> None:
+        """A manager sends it again: the channel is queued again, so the delivery sends it."""
+        notices.rearm_channel(notice_id=event.payload.get("notice_id"), channel=event.payload.get("channel"), now=now)
+
     def on_dead(self, event: Event, *, delivery, now: datetime) -> None:
         """Retries exhausted (the provider stayed down): the channel failed, for the notice's record."""
         channel = event.payload.get("channel")
