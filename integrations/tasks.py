@@ -45,9 +45,11 @@ def _hand_back(func: str, *, group: str) -> bool:
 
 
 def dispatch_deliveries() -> dict[str, int]:
-    """Deliver everything due, in batches, until nothing is due now (or the cluster is stopping)."""
-    now = timezone.now()
-    sweep = due.drain(lambda: outbox.dispatch_due(now=now, limit=OUTBOX_BATCH))
+    """Deliver everything due, in batches, until nothing is due now (or the cluster is stopping). The
+    clock is read once per batch: a long backlog's last batch marks the messages it hands to their
+    provider with the time they are sent, not the time the drain began (`outbox.sweep_sending`
+    reads that mark)."""
+    sweep = due.drain(lambda: outbox.dispatch_due(now=timezone.now(), limit=OUTBOX_BATCH))
     handed = _hand_back("integrations.tasks.dispatch_deliveries", group="outbox") if sweep.stopped else False
     if sweep.handled:
         summary = ", ".join(f"{n} {status}" for status, n in sorted(sweep.total.items()))
