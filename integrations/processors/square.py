@@ -17,6 +17,7 @@ the official SDK (`squareup`, `from square import Square`). Webhooks are read in
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -108,8 +109,11 @@ class SquareProcessor:
         return str(customer["id"])
 
     def save_card(self, *, customer_ref: str, source_token: str, member_ref: str) -> str:
-        """A card on file from the Web Payments SDK's single-use token; returns the card id."""
-        card = self._call(self.client.cards.create, idempotency_key=f"square-card:{member_ref}:{source_token[-60:]}",
+        """A card on file from the Web Payments SDK's single-use token; returns the card id. The key is
+        a digest of our member ref and the token: CreateCard refuses a key over 45 characters, and a
+        browser's token alone is about 37."""
+        digest = hashlib.sha256(f"{member_ref}:{source_token}".encode()).hexdigest()[:32]
+        card = self._call(self.client.cards.create, idempotency_key=f"square-card:{digest}",
                           source_id=source_token, card={"customer_id": customer_ref, "reference_id": member_ref})
         return str(card["card"]["id"])
 

@@ -310,3 +310,26 @@ def test_a_new_card_a_month_later_is_saved_not_refused_as_a_replay(client, on_sq
         later.content.decode()
     assert len(square_fake.subscriptions) == 1 and len(square_fake.cards) == 2
     assert sub["card_id"] != first_card and square_fake.cards[sub["card_id"]]["customer_id"] == sub["customer_id"]
+
+
+# The shape of a token Square's Web Payments SDK gives a browser (`card.tokenize()` → `cnon:CA4SE…`,
+# 37 characters), longer than Square's test nonce.
+BROWSER_TOKEN = "cnon:CA4SEItwaPT55MwzTeZthAcPxokYASgC"
+
+
+def test_a_card_token_as_long_as_a_real_browsers_is_saved_and_starts_the_membership(client, on_square, square_fake):
+    """Square refuses a CreateCard idempotency key over 45 characters (VALUE_TOO_LONG): the key made
+    from our ids and a real token must stay within it, or no member could ever save a card."""
+    from integrations.processors.square_cards import card_page_url
+
+    member, membership = enrolled_waiting_for_card(on_square)
+    url = card_page_url(membership=membership).replace("http://testserver", "")
+    done = client.post(url, {"source_token": BROWSER_TOKEN})
+    assert done.status_code == 200 and "your membership has started" in done.content.decode()
+    (card,) = square_fake.cards.values()
+    (sub,) = square_fake.subscriptions.values()
+    assert sub["card_id"] == card["id"]
+    assert client.post(url, {"source_token": BROWSER_TOKEN}).status_code == 200      # a double submit
+    assert len(square_fake.cards) == 1 and len(square_fake.subscriptions) == 1
+    later = client.post(url, {"source_token": BROWSER_TOKEN[:-4] + "ZZZZ"})          # another card, later
+    assert later.status_code == 200 and len(square_fake.cards) == 2

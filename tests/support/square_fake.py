@@ -169,8 +169,15 @@ class SquareFake:
                     return self._answer(name, model, body, match.groupdict())
             return 404, {"errors": [_error("NOT_FOUND", f"no route {method} {path}")]}
 
+    # Square's longest idempotency key per endpoint, where its reference gives one (CreateCard: "Max: 45
+    # characters", the SDK's `cards.create` docstring and Square's CreateCardRequest reference).
+    _KEY_LIMITS = {"_create_card": 45}
+
     def _answer(self, name, model, body, params) -> tuple[int, dict]:
         key = body.get("idempotency_key")
+        if key and len(key) > self._KEY_LIMITS.get(name, len(key)):
+            return 400, {"errors": [dict(_error("VALUE_TOO_LONG", f"idempotency_key is longer than "
+                                                f"{self._KEY_LIMITS[name]} characters"), field="idempotency_key")]}
         if key:
             seen = self._idempotent.get(key)
             if seen is not None:
