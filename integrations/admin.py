@@ -56,21 +56,24 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["status", "destination", "practice"]
     search_fields = ["event__id"]
     readonly_fields = ["event", "practice", "destination", "status", "attempts", "next_attempt_at", "last_error",
-                       "note", "result", "created_at", "finished_at"]
+                       "note", "result", "created_at", "sending_since", "finished_at"]
     actions = ["redeliver_selected"]
 
     @admin.display(description="error")
     def short_error(self, obj: Delivery) -> str:
         return (obj.last_error or "")[:80]
 
-    @admin.action(description="Redeliver the selected dead-lettered or failed deliveries")
+    def changelist_view(self, request, extra_context=None):
+        """Above the list: how many member messages may have been sent (their sending stopped before
+        the provider's answer was recorded), and what to do about them."""
+        uncertain = self.get_queryset(request).filter(status=DeliveryStatus.UNCERTAIN).count()
+        return super().changelist_view(request, extra_context={**(extra_context or {}), "uncertain": uncertain})
+
+    @admin.action(description="Redeliver the selected dead-lettered, failed or may-have-been-sent deliveries")
     def redeliver_selected(self, request, queryset):
         now = timezone.now()
-        chosen = queryset.filter(status__in=[DeliveryStatus.DEAD, DeliveryStatus.FAILED])
-        count = 0
-        for delivery in chosen:
-            outbox.redeliver(delivery, now=now)
-            count += 1
+        chosen = queryset.filter(status__in=outbox.REDELIVERABLE)
+        count = sum(outbox.redeliver(delivery, now=now) for delivery in chosen)
         if count:
             outbox.enqueue_dispatch()
         self.message_user(request, f"{count} deliveries queued again.", messages.SUCCESS)
