@@ -147,12 +147,15 @@ class SquareProcessor:
                           include="actions")["subscription"]
 
     def find_subscription(self, *, customer_ref: str, membership_ref: str = "", price_ref: str = "") -> dict | None:
-        """The customer's live subscription at our location (on `price_ref` when given). Square keeps
-        no metadata on a subscription; the ledger allows one open membership per member."""
+        """The customer's live subscription at our location (on `price_ref` when given), not one that
+        is ending: a cancelled membership's stays ACTIVE until its `canceled_date`, and a member who
+        rejoins meanwhile needs her own. Square keeps no metadata on a subscription; the ledger allows
+        one open membership per member."""
         found = self._call(self.client.subscriptions.search, include=["actions"], query={"filter": {
             "customer_ids": [customer_ref], "location_ids": [self.location_id]}})
         for sub in found.get("subscriptions") or []:
-            if sub.get("status") in _LIVE and price_ref in ("", sub.get("plan_variation_id")):
+            if (sub.get("status") in _LIVE and not sub.get("canceled_date")
+                    and price_ref in ("", sub.get("plan_variation_id"))):
                 return sub
         return None
 

@@ -136,3 +136,35 @@ def test_below_tier_sync_nothing_is_created_at_square_and_the_shadow_log_says_wh
     assert delivery.status == DeliveryStatus.SHADOWED
     assert "create the processor customer and subscription" in delivery.note
     assert square_fake.subscriptions == {} and square_fake.calls("POST", "/v2/subscriptions") == 0
+
+
+def test_a_member_who_rejoins_before_her_cancelled_month_ends_gets_a_subscription_of_her_own(
+        member_with_card, square_fake, client):
+    """Her cancelled membership's subscription stays ACTIVE at Square until the paid month ends (its
+    `canceled_date`): the rejoin must not be put on it, or Square stops billing her at that date and
+    its end cancels the membership she has just started."""
+    member, tier = member_with_card
+    first = enroll(member, tier, square_fake.now)
+    work(square_fake.now)
+    assert all(a.status_code == 200 for a in square_fake.deliver(client))
+    work(square_fake.now)
+    services.cancel_membership(membership=first, actor=services.Actor.system(), idempotency_key="cancel",
+                               now=square_fake.now)
+    work(square_fake.now)
+    first.refresh_from_db()
+    ending = square_fake.subscriptions[first.processor_subscription_id]
+    assert ending["canceled_date"] and ending["status"] == "ACTIVE"
+
+    again = services.enroll_member(member=member, tier=tier, actor=services.Actor.system(),
+                                   idempotency_key=f"rejoin:{member.pk}", now=square_fake.now)
+    work(square_fake.now)
+    again.refresh_from_db()
+    assert again.processor_subscription_id and again.processor_subscription_id != ending["id"]
+    assert not square_fake.subscriptions[again.processor_subscription_id].get("canceled_date")
+
+    square_fake.now += timedelta(days=31)                  # the cancelled month ends at Square
+    square_fake.apply_due_actions()
+    assert all(a.status_code == 200 for a in square_fake.deliver(client))
+    work(square_fake.now)
+    again.refresh_from_db()
+    assert again.status == MembershipStatus.ACTIVE
