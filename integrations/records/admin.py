@@ -1,5 +1,6 @@
 """Admin for the record side: exceptions to resolve (with a note), the service-code mapping, and the
-practice's record connection (credentials write-only, outbound URLs checked against SSRF)."""
+practice's and a location's record connection (credentials write-only, outbound URLs checked against
+SSRF, webhook secrets replaced through their audited door)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from django.utils import timezone
 
 from memberships.admin import LocationAdmin, PracticeAdmin, PracticeScopedAdmin, ReadOnlyAdmin
 from memberships.admin_audit import AuditedMemberPages
+from memberships.client_ip import client_ip
 from memberships.fields import SECRET_CONFIG_KEYS
 from memberships.models import Location, Practice
+from memberships.services.common import Actor
 
 from integrations.models import (
     RecordAppointment,
@@ -25,6 +28,7 @@ from integrations.models import (
 
 from . import ADAPTERS, http
 from .exceptions import resolve_record_exception
+from .secrets import set_record_webhook_secret
 
 
 class ResolveForm(forms.Form):
@@ -95,20 +99,16 @@ MASK = "(set: leave as it is to keep)"
 URL_KEYS = ("base_url", "outbound_url")
 
 
-class RecordConnectionForm(forms.ModelForm):
-    """The practice form with the record's credentials write-only: the webhook secret is never shown
-    (a box to replace it, a tick to remove it), and the credentials in `record_config` show as
-    "(set…)" — keep the mark to keep the value, type a new one to replace it. Outbound URLs must be
-    https and lead to a public host (`http.check_url`)."""
+class WebhookSecretFields(forms.ModelForm):
+    """The record's webhook secret, write-only: never shown, a box to replace it, a tick to remove it.
+    The form only reads the wish (`secret_change`); the admin's `save_model` hands it to the door,
+    which writes the audit row."""
 
     new_webhook_secret = forms.CharField(
         required=False, strip=True, widget=forms.PasswordInput(render_value=False), label="Replace webhook secret",
         help_text="Leave empty to keep the current secret.")
     remove_webhook_secret = forms.BooleanField(required=False, label="Remove the webhook secret")
-
-    class Meta:
-        model = Practice
-        exclude = ["record_webhook_secret"]
+    secret_note = "Leave empty to keep it."
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -116,7 +116,24 @@ class RecordConnectionForm(forms.ModelForm):
         if "record_config" in self.fields:
             self.initial["record_config"] = {k: MASK if k in SECRET_CONFIG_KEYS and v else v for k, v in config.items()}
         state = "set" if self.instance.pk and self.instance.record_webhook_secret else "not set"
-        self.fields["new_webhook_secret"].help_text = f"Currently {state}. Leave empty to keep it."
+        self.fields["new_webhook_secret"].help_text = f"Currently {state}. {self.secret_note}"
+
+    def secret_change(self) -> str | None:
+        """The secret to keep from now on ("" to remove it), or None to leave it as it is."""
+        if self.cleaned_data.get("remove_webhook_secret"):
+            return ""
+        return self.cleaned_data.get("new_webhook_secret") or None
+
+
+class RecordConnectionForm(WebhookSecretFields):
+    """The practice form with the record's credentials write-only: the webhook secret is never shown
+    (a box to replace it, a tick to remove it), and the credentials in `record_config` show as
+    "(set…)" — keep the mark to keep the value, type a new one to replace it. Outbound URLs must be
+    https and lead to a public host (`http.check_url`)."""
+
+    class Meta:
+        model = Practice
+        exclude = ["record_webhook_secret"]
 
     def clean_record_config(self):
         value = self.cleaned_data.get("record_config") or {}
@@ -134,42 +151,40 @@ class RecordConnectionForm(forms.ModelForm):
                     raise forms.ValidationError(f"{key}: the host does not resolve.") from None
         return value
 
-    def save(self, commit=True):
-        practice = super().save(commit=False)
-        if self.cleaned_data.get("remove_webhook_secret"):
-            practice.record_webhook_secret = ""
-        elif self.cleaned_data.get("new_webhook_secret"):
-            practice.record_webhook_secret = self.cleaned_data["new_webhook_secret"]
-        if commit:
-            practice.save()
-            self.save_m2m()
-        return practice
 
+class WebhookSecretAdmin:
+    """Saves the object, then the secret change through its door (audited, at the manager's location)."""
 
-class RecordConnectionPracticeAdmin(PracticeAdmin):
-    form = RecordConnectionForm
-
-    def get_readonly_fields(self, request, obj=None):
-        return [*super().get_readonly_fields(request, obj), "webhook_secret_state"]
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        secret = form.secret_change()
+        if secret is not None:
+            set_record_webhook_secret(owner=obj, secret=secret, now=timezone.now(),
+                                      actor=Actor.staff(request.user, ip_address=client_ip(request)))
 
     @admin.display(description="Webhook secret")
     def webhook_secret_state(self, obj):
         return "set" if obj is not None and obj.record_webhook_secret else "not set"
 
 
-class LocationRecordForm(forms.ModelForm):
+class RecordConnectionPracticeAdmin(WebhookSecretAdmin, PracticeAdmin):
+    form = RecordConnectionForm
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "webhook_secret_state"]
+
+
+class LocationRecordForm(WebhookSecretFields):
     """A location's own record (for the members whose home it is), as the practice's: the credentials
-    in `record_config` write-only, outbound URLs checked; the adapter one of ours, or empty."""
+    in `record_config` write-only, outbound URLs checked, its own webhook secret write-only; the
+    adapter one of ours, or empty."""
+
+    secret_note = ("Its own record's webhooks are verified with this secret only, never the practice's: "
+                   "without one they are refused. Leave empty to keep it.")
 
     class Meta:
         model = Location
-        fields = "__all__"
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        config = dict(self.instance.record_config or {}) if self.instance.pk else {}
-        if "record_config" in self.fields:
-            self.initial["record_config"] = {k: MASK if k in SECRET_CONFIG_KEYS and v else v for k, v in config.items()}
+        exclude = ["record_webhook_secret"]
 
     clean_record_config = RecordConnectionForm.clean_record_config
 
@@ -180,12 +195,12 @@ class LocationRecordForm(forms.ModelForm):
         return value
 
 
-class RecordConnectionLocationAdmin(LocationAdmin):
+class RecordConnectionLocationAdmin(WebhookSecretAdmin, LocationAdmin):
     form = LocationRecordForm
 
     def get_readonly_fields(self, request, obj=None):
         # A location's stage moves on the rollout page (its door writes the audit row).
-        return [*super().get_readonly_fields(request, obj), "automation_stage"]
+        return [*super().get_readonly_fields(request, obj), "automation_stage", "webhook_secret_state"]
 
 
 if admin.site.is_registered(Practice):

@@ -211,6 +211,12 @@ class BaseAdapter:
         self.location = location     # set when the location runs its own record: its config applies
         self.config: dict[str, Any] = dict((location or practice).record_config or {})
 
+    @property
+    def webhook_secret(self) -> str:
+        """What verifies this record's webhooks and signs what it is sent: a location's own record has
+        its own (`Location.record_webhook_secret`; none set, nothing verifies), never the practice's."""
+        return (self.location or self.practice).record_webhook_secret
+
     def link_patient(self, member: Member) -> str:
         return member.record_patient_id
 
@@ -250,7 +256,7 @@ def read_json(body: bytes) -> dict[str, Any]:
 
 
 def sign(body: bytes, secret: str) -> str:
-    """`sha256=<hex>`: HMAC-SHA256 of the raw body with the practice's webhook secret."""
+    """`sha256=<hex>`: HMAC-SHA256 of the raw body with the record's webhook secret."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 

@@ -307,7 +307,7 @@ class FhirAdapter(BaseAdapter):
     # --- inbound --------------------------------------------------------------------------------------
 
     def verify_webhook(self, request, *, body: bytes) -> base.InboundWebhook:
-        secret = self.practice.record_webhook_secret
+        secret = self.webhook_secret
         auth = request.headers.get("Authorization", "")
         bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
         if not (tokens_match(bearer, secret) or signature_matches(body, secret, request.headers.get(SIGNATURE_HEADER, ""))):
@@ -392,7 +392,7 @@ class FhirAdapter(BaseAdapter):
             body = {"resourceType": "Subscription", "status": "requested", "reason": "membership ledger",
                     "criteria": criteria,
                     "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": FHIR_JSON,
-                                "header": [f"Authorization: Bearer {self.practice.record_webhook_secret}"]}}
+                                "header": [f"Authorization: Bearer {self.webhook_secret}"]}}
             sub = self._call("POST", "Subscription", body=body).json()
         current = self.read("Subscription", sub["id"]) or sub
         return {"id": current["id"], "status": current.get("status"), "error": current.get("error", "")}

@@ -1,7 +1,7 @@
 """`/webhooks/records/<adapter>/[<practice>/]`: verify, store once, answer at once; a task does the
 work. The practice is named by the path, the `X-Medspa-Practice` header or `?practice=<slug>`; a
 location that runs its own record by `/webhooks/records/<adapter>/<practice>/locations/<id>/` (its
-adapter and config, the practice's webhook secret; stored as a source of its own).
+adapter, config and webhook secret — never the practice's; stored as a source of its own).
 A practice that does not exist (or does not use this adapter) is answered exactly like a bad
 signature — same status, same body — so the endpoint tells nobody which practices exist."""
 

@@ -2,7 +2,8 @@
 only offer Zapier-style automations (Aesthetic Record) and for Boulevard until its own adapter.
 
 Signature (both directions): `X-Medspa-Signature: sha256=<hex>`, the HMAC-SHA256 of the raw body
-with the practice's `record_webhook_secret`. Inbound, the practice is named by the
+with the practice's `record_webhook_secret` (a location's own record: the location's, never the
+practice's). Inbound, the practice is named by the
 `X-Medspa-Practice` header, a `?practice=<slug>` query parameter, or the path
 `/webhooks/records/webhook/<slug>/`. The payloads are documented in the README ("Record webhooks").
 """
@@ -91,7 +92,7 @@ class WebhookAdapter(BaseAdapter):
     # --- inbound -------------------------------------------------------------------------------
 
     def verify_webhook(self, request, *, body: bytes) -> base.InboundWebhook:
-        if not signature_matches(body, self.practice.record_webhook_secret, request.headers.get(SIGNATURE_HEADER, "")):
+        if not signature_matches(body, self.webhook_secret, request.headers.get(SIGNATURE_HEADER, "")):
             raise WebhookRejected("The signature does not match.")
         payload = read_json(body)
         parse_generic(payload)  # malformed: 400 now, not a failed task later
@@ -112,7 +113,7 @@ class WebhookAdapter(BaseAdapter):
         raw = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(raw, self.practice.record_webhook_secret),
+            SIGNATURE_HEADER: sign(raw, self.webhook_secret),
             "X-Medspa-Event-Id": body["id"],
             "X-Medspa-Practice": self.practice.slug,
         }

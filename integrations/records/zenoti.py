@@ -12,7 +12,8 @@
   taken over instead of creating a second one.
 - Membership and balances: Zenoti's guest memberships are its own sales, which we do not create;
   the summary is one plain guest note (not an alert), updated in place the same way.
-- Inbound: Zenoti signs nothing, so the webhook carries the practice's secret: in a header
+- Inbound: Zenoti signs nothing, so the webhook carries the record's secret (the practice's, or a
+  location's own for a location's own record): in a header
   (`X-Medspa-Token: <record_webhook_secret>`, or `Authorization: Bearer …`) where the webhook can
   be given one, else in the URL (`?token=…`, while ZENOTI_URL_TOKEN_ALLOWED). The envelope is
   `{id, event_id, event_type, event_timestamp, data}`; we take the appointment id from `data`,
@@ -237,7 +238,7 @@ class ZenotiAdapter(BaseAdapter):
         return request.GET.get("token", "") if getattr(settings, "ZENOTI_URL_TOKEN_ALLOWED", True) else ""
 
     def verify_webhook(self, request, *, body: bytes) -> base.InboundWebhook:
-        if not tokens_match(self.webhook_token(request), self.practice.record_webhook_secret):
+        if not tokens_match(self.webhook_token(request), self.webhook_secret):
             raise WebhookRejected("Missing or wrong token.")
         envelope = read_json(body)
         call_id = str(envelope.get("id") or "").strip()

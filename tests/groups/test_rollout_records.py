@@ -35,12 +35,14 @@ def receiver(httpserver):
 
 @pytest.fixture
 def clinics(practice):
-    """The practice keeps the builtin chart; North runs a webhook record of its own."""
+    """The practice keeps the builtin chart; North runs a webhook record of its own, with its own
+    secret (here the same string as the practice's: only North's verifies North's webhooks)."""
     practice.record_webhook_secret = SECRET
     practice.automation_stage = AutomationStage.REDEMPTIONS
     practice.save()
     north = Location.objects.create(practice=practice, name="North", record_adapter="webhook",
-                                    record_config={"outbound_url": "http://127.0.0.1:9/none"})
+                                    record_config={"outbound_url": "http://127.0.0.1:9/none"},
+                                    record_webhook_secret=SECRET)
     south = Location.objects.create(practice=practice, name="South")
     return north, south
 

@@ -4,7 +4,7 @@ new key is put first (the old one kept after it until this has run), then the ol
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from memberships.models import Practice
+from memberships.models import Location, Practice
 
 
 class Command(BaseCommand):
@@ -18,5 +18,9 @@ class Command(BaseCommand):
                 Practice.objects.filter(pk=pk).update(record_config=dict(config or {}),
                                                       record_webhook_secret=secret)
                 done += 1
-        self.stdout.write(f"{done} practices re-encrypted with the first key.")
+            places = 0
+            for pk, config, secret in Location.objects.values_list("pk", "record_config", "record_webhook_secret"):
+                Location.objects.filter(pk=pk).update(record_config=dict(config or {}), record_webhook_secret=secret)
+                places += 1
+        self.stdout.write(f"{done} practices and {places} locations re-encrypted with the first key.")
 
