@@ -10,7 +10,7 @@ from datetime import datetime
 
 from memberships.models import Membership
 
-from .dunning.cases import cancel_cases_of_membership, close_case_for_payment
+from .dunning.cases import cancel_cases_of_membership, close_case_for_payment, forgive_case_for_invoice
 from .dunning.opening import failure_of_invoice, open_case_for_failure
 from .models import Invoice
 
@@ -35,6 +35,13 @@ def charge_succeeded(*, invoice: Invoice, membership: Membership, recovered: boo
     """A paid invoice closes its own case (recovered)."""
     close_case_for_payment(invoice_ref=invoice.processor_invoice_id, practice_id=invoice.practice_id, now=now,
                            source="processor")
+
+
+def invoice_forgiven(*, invoice: Invoice, written_off: bool, summary: str, now: datetime):
+    """The processor will not collect the invoice: its case ends forgiven (or written off), the chart
+    flag comes off. Returns the case (None: the invoice never opened one)."""
+    return forgive_case_for_invoice(invoice_ref=invoice.processor_invoice_id, practice_id=invoice.practice_id,
+                                    written_off=written_off, summary=summary, now=now)
 
 
 def membership_ended(*, membership: Membership, now: datetime) -> None:

@@ -59,6 +59,22 @@ class ChargeActionRequired(InvoiceFacts):
 
 
 @dataclass(frozen=True)
+class InvoiceForgiven(InvoiceFacts):
+    """The processor will not collect the invoice any more: no payment is expected. Voided (Stripe's
+    `invoice.voided`) or cancelled (Square's `invoice.canceled`) is forgiven; marked uncollectible
+    (Stripe's `invoice.marked_uncollectible`) is a debt written off. `how` is the processor's act in
+    words for staff ("voided", "cancelled", "marked uncollectible"); `forgiven_at` when it happened.
+    `standing_reported`: the processor reports its subscription's standing in events of its own
+    (Stripe: past_due → active), so the membership follows that event; False where the subscription
+    has no past-due state at all (Square stays ACTIVE), so nothing left owed is good standing."""
+
+    written_off: bool = False
+    how: str = "voided"
+    forgiven_at: datetime | None = None
+    standing_reported: bool = True
+
+
+@dataclass(frozen=True)
 class SubscriptionChanged:
     processor: str
     subscription_ref: str
@@ -74,6 +90,7 @@ class SubscriptionChanged:
     event_created: int
     deleted: bool = False
     event_ref: str = ""
+    latest_invoice_ref: str = ""          # the invoice the status is about, when the processor says
 
 
 @dataclass(frozen=True)

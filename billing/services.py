@@ -17,12 +17,12 @@ from datetime import timezone as dt_timezone
 from django.db import IntegrityError, transaction
 
 from memberships import services as ledger
-from memberships.display import format_money
+from memberships.display import format_money as _money
 from memberships.errors import LedgerError
 from memberships.models import EventKind, Membership, MembershipStatus
 from memberships.services.sql import get_locked
 
-from . import dunning_hooks
+from . import dunning_hooks, standing
 from .facts import (
     ChargeActionRequired,
     ChargeFailed,
@@ -120,10 +120,6 @@ def charge_succeeded_text(invoice: Invoice, *, billing_reason: str, cycle: bool)
             {"invoice_id": invoice.pk, "invoice_ref": invoice.processor_invoice_id,
              "amount_cents": invoice.amount_paid_cents, "currency": invoice.currency,
              "billing_reason": billing_reason, "opens_cycle": cycle})
-
-
-def _money(cents: int, currency: str) -> str:
-    return format_money(cents, currency)
 
 
 def opens_cycle(*, charge: ChargeSucceeded, membership: Membership) -> tuple[bool, str]:
@@ -282,8 +278,8 @@ def _record_failure(*, fact: InvoiceFacts, hard: bool, failure_code: str, declin
     late webhook of an older invoice): the invoice's case still opens — it is still owed."""
     membership = _require_membership(fact)
     invoice, _ = _lock_invoice(fact=fact, membership=membership, now=now)
-    if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.VOID):
-        return invoice                                  # stale: the invoice was settled since
+    if invoice.status in (InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE):
+        return invoice                                  # stale: the invoice was settled (or forgiven) since
     attempt = max(fact.attempt_count, 1)
     if attempt < invoice.attempt_count or (attempt == invoice.attempt_count and invoice.failed_at is not None
                                            and fact.event_created <= invoice.last_event_created):
@@ -349,8 +345,8 @@ CANCELLED_STATUSES = ("canceled", "incomplete_expired")
 @transaction.atomic
 def record_subscription_changed(*, change: SubscriptionChanged, now: datetime) -> ProcessorSubscription | None:
     """Mirror the processor's subscription. The ledger is the authority on tier and pause; from the
-    processor we accept only what it alone decides: the subscription ended (cancelled at the
-    processor or after its own retries), or it fell past due."""
+    processor we accept only what it alone decides: the subscription ended (at the processor or after
+    its own retries), it fell past due, or it is active again with nothing owed (`standing`)."""
     membership = _require_membership(change)
     sub = (ProcessorSubscription.objects.select_for_update()
            .filter(processor=change.processor, processor_subscription_id=change.subscription_ref).first())
@@ -394,7 +390,10 @@ def record_subscription_changed(*, change: SubscriptionChanged, now: datetime) -
         # failure stale); a proration or manual invoice paid since does not.
         settled_since = Invoice.objects.filter(membership=membership, status=InvoiceStatus.PAID, opened_cycle=True,
                                                last_event_created__gt=change.event_created).exists()
-        if membership.status in (MembershipStatus.ACTIVE, MembershipStatus.PENDING) and not settled_since:
+        if membership.status in (MembershipStatus.ACTIVE, MembershipStatus.PENDING) and not settled_since and \
+                not standing.settled_by_forgiveness(membership=membership, change=change):
             ledger.mark_past_due(membership=membership, actor=actor, now=now,
                                  idempotency_key=f"past_due:{change.subscription_ref}:{change.event_created}")
+    else:
+        standing.subscription_in_good_standing(membership=membership, change=change, now=now)
     return sub

@@ -1,5 +1,5 @@
-"""What the ledger does with a processor's normalized fact: billing's reactions to charges and
-subscriptions, a join paid on the hosted page (`processors.joining`), and the two card facts (a card saved on the hosted page, a new default card) that
+"""What the ledger does with a processor's normalized fact: billing's reactions to charges, invoices
+forgiven (voided, cancelled, written off) and subscriptions, a join paid on the hosted page (`processors.joining`), and the two card facts (a card saved on the hosted page, a new default card) that
 retry an open dunning case now. The inbox calls `apply_fact` for each processor event."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from billing import services as billing
-from billing.facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, SubscriptionChanged
+from billing.facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, InvoiceForgiven, SubscriptionChanged
+from billing.forgiveness import record_invoice_forgiven
 
 from .processors.base import CardSaved, CheckoutCompleted, DefaultCardChanged
 
@@ -20,6 +21,8 @@ def apply_fact(fact, *, now: datetime):
         return billing.record_charge_failed(charge=fact, now=now)
     if isinstance(fact, ChargeActionRequired):
         return billing.record_charge_action_required(charge=fact, now=now)
+    if isinstance(fact, InvoiceForgiven):
+        return record_invoice_forgiven(fact=fact, now=now)
     if isinstance(fact, SubscriptionChanged):
         if fact.processor == "square":          # a join paid on Square's page names no membership
             from .processors.square_checkout import confirm_square_join

@@ -8,7 +8,9 @@ Hand-off points for the processor side (no vendor knowledge here):
   opening, for one failure or a sweep's many, is `opening`);
 - `close_case_for_payment(...)` on every paid invoice (ours or the processor's retries, or the
   member paying after a card update);
-- `cancel_case_for_invoice(...)` when the invoice is voided / written off;
+- `forgive_case_for_invoice(...)` when the processor voids, cancels or writes off the invoice (no payment
+  expected: forgiven or written off, never recovered);
+- `cancel_case_for_invoice(...)` when staff stop chasing an invoice;
 - `cancel_cases_of_membership(...)` when the processor ended the subscription.
 """
 
@@ -120,7 +122,8 @@ def other_open_cases(case: DunningCase) -> bool:
         pk=case.pk).exists()
 
 
-def finish_case(case: DunningCase, *, status: str, reason: str, now: datetime, actor: Actor = SYSTEM) -> None:
+def finish_case(case: DunningCase, *, status: str, reason: str, now: datetime, actor: Actor = SYSTEM,
+                summary: str = "", payload: dict | None = None) -> None:
     case.status = status
     case.closed_at = now
     case.close_reason = reason[:200]
@@ -129,8 +132,8 @@ def finish_case(case: DunningCase, *, status: str, reason: str, now: datetime, a
     DunningStep.objects.filter(case=case, status=StepStatus.PENDING).update(
         status=StepStatus.SKIPPED, done_at=now, note=f"case {status}")
     record_case_event(case, kind=EventKind.DUNNING_CLOSED, now=now, actor=actor,
-                      summary=f"Payment follow-up ended ({status}): {reason}"[:300],
-                      payload={"status": status, "policy_version": case.policy.version})
+                      summary=(summary or f"Payment follow-up ended ({status}): {reason}")[:300],
+                      payload={"status": status, "policy_version": case.policy.version, **(payload or {})})
 
 
 # --- closing ----------------------------------------------------------------------------------------
@@ -150,7 +153,7 @@ def close_case_for_payment(*, invoice_ref: str, now: datetime, practice_id: int 
     case = lock_case(case_id)
     if case.status == DunningCaseStatus.CANCELLED:
         return case
-    if case.status == DunningCaseStatus.OPEN:
+    if case.status in (DunningCaseStatus.OPEN, DunningCaseStatus.WRITTEN_OFF):    # a debt written off, paid after all
         finish_case(case, status=DunningCaseStatus.RECOVERED, reason=f"invoice paid ({source})", now=now)
     ledger.clear_chart_flag(source_ref=case.flag_ref, actor=SYSTEM, now=now, reason="payment recovered")
     membership = Membership.objects.get(pk=case.membership_id)
@@ -177,6 +180,38 @@ def cancel_cases_of_membership(*, membership: Membership, now: datetime, reason:
     for case in cases:
         cancel_case(case=case, actor=SYSTEM, now=now, reason=reason)
     return len(cases)
+
+
+@transaction.atomic
+def forgive_case_for_invoice(*, invoice_ref: str, practice_id: int, written_off: bool, summary: str,
+                             now: datetime) -> DunningCase | None:
+    """The processor will not collect the invoice (voided, cancelled, written off): its case ends
+    forgiven or written off — not recovered: nothing was paid, nothing is refilled — its pending steps
+    are skipped (messages not yet sent are withdrawn by the outbox), and the chart flag comes off. A
+    case already ended (exhausted, cancelled) keeps its outcome; the timeline says the invoice was
+    forgiven and a flag still up comes off. A void after a write-off makes the case forgiven. The
+    `DUNNING_CLOSED` event carries `forgiven`, so the dashboard counts the invoice neither recovered
+    nor open. A replay, or an invoice paid already, changes nothing. None: the invoice has no case."""
+    status = DunningCaseStatus.WRITTEN_OFF if written_off else DunningCaseStatus.FORGIVEN
+    case_id = (DunningCase.objects.filter(invoice_ref=invoice_ref, practice_id=practice_id)
+               .values_list("pk", flat=True).first())
+    if case_id is None:
+        return None
+    case = lock_case(case_id)
+    if case.status == DunningCaseStatus.RECOVERED or case.status == status or (
+            case.status == DunningCaseStatus.FORGIVEN and written_off):
+        return case
+    payload = {"forgiven": status}
+    if case.status == DunningCaseStatus.OPEN:
+        finish_case(case, status=status, reason=summary, now=now, summary=summary, payload=payload)
+    else:
+        if case.status == DunningCaseStatus.WRITTEN_OFF:     # voided after the write-off: forgiven now
+            case.status, case.close_reason = status, summary[:200]
+            case.save(update_fields=["status", "close_reason"])
+        record_case_event(case, kind=EventKind.DUNNING_CLOSED, now=now, summary=summary,
+                          payload={"status": case.status, "policy_version": case.policy.version, **payload})
+    ledger.clear_chart_flag(source_ref=case.flag_ref, actor=SYSTEM, now=now, reason="no payment expected")
+    return case
 
 
 def cancel_case_for_invoice(*, invoice_ref: str, now: datetime, reason: str = "invoice voided",

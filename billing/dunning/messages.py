@@ -211,14 +211,15 @@ def record_message_sent(*, message_id: int, provider_id: str = "", status: str =
     return message
 
 
-WITHDRAWN_WHEN = (DunningCaseStatus.RECOVERED, DunningCaseStatus.CANCELLED)
+WITHDRAWN_WHEN = (DunningCaseStatus.RECOVERED, DunningCaseStatus.CANCELLED, DunningCaseStatus.FORGIVEN,
+                  DunningCaseStatus.WRITTEN_OFF)
 
 
 @transaction.atomic
 def withdraw_message(*, message_id: int, now: datetime) -> bool:
-    """A message still waiting to leave whose case was paid (or cancelled: nothing to chase) since it
-    was queued is not sent: skipped, and the timeline says so. An exhausted case's last reminders
-    still go. Returns whether it was withdrawn."""
+    """A message still waiting to leave whose case was paid (or cancelled, or its invoice forgiven or
+    written off at the processor: nothing to chase) since it was queued is not sent: skipped, and the
+    timeline says so. An exhausted case's last reminders still go. Returns whether it was withdrawn."""
     message = _lock_message(message_id)
     case = message.case
     if message.status != MessageStatus.PENDING or case.status not in WITHDRAWN_WHEN:

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from memberships.models import Event, EventKind
@@ -27,7 +28,9 @@ class FailedRecovered:
 def failed_vs_recovered(*, practice_id: int | None, now: datetime, months: int = 12) -> FailedRecovered:
     """Dollars of failed charges by the month they first failed, and of those recovered by the month
     they were recovered. One failed invoice counts once however many attempts failed (payload
-    `invoice_ref`, `amount_cents` of PAYMENT_FAILED events); a RECOVERED event names the invoice."""
+    `invoice_ref`, `amount_cents` of PAYMENT_FAILED events); a RECOVERED event names the invoice. One
+    the processor forgave (voided, cancelled, written off: a DUNNING_CLOSED or RECOVERED event marked
+    `forgiven`) is neither recovered nor open."""
     starts = month_starts(now=now, months=months)
     events = payment_events(practice_id=practice_id, now=now, starts=starts)
     return tally_failed_recovered(events.values("kind", "membership_id", "created_at", "payload"), starts=starts)
@@ -37,7 +40,8 @@ def payment_events(*, practice_id, now: datetime, starts: list[date]):
     """The failure and recovery events the figures are made of, oldest first (two months before the
     first month too: a recovery then may settle a failure from before)."""
     return for_practice(Event.objects.filter(
-        kind__in=[EventKind.PAYMENT_FAILED, EventKind.PAYMENT_ACTION_REQUIRED, EventKind.RECOVERED],
+        Q(kind__in=[EventKind.PAYMENT_FAILED, EventKind.PAYMENT_ACTION_REQUIRED, EventKind.RECOVERED])
+        | Q(kind=EventKind.DUNNING_CLOSED, payload__has_key="forgiven"),
         created_at__gte=aware(starts[0]) - timedelta(days=62), created_at__lte=now,
     ), practice_id, "practice_id").order_by("created_at", "id")
 
@@ -59,6 +63,9 @@ def tally_failed_recovered(events, *, starts: list[date]) -> FailedRecovered:
     for event in events:
         payload = event["payload"] or {}
         ref = payload.get("invoice_ref") or f"membership:{event['membership_id']}"
+        if payload.get("forgiven"):                 # no payment expected: no longer open, not recovered
+            open_refs[event["membership_id"]].discard(ref)
+            continue
         if event["kind"] == EventKind.RECOVERED:
             refs = {ref} if ref in amounts else set(open_refs[event["membership_id"]])
             for r in refs:

@@ -7,19 +7,26 @@ event into the normalized fact it states. Pure: no call to Square.
 |-------------------------------------|-----------------------|--------------------------------------------|
 | `invoice.payment_made`              | `ChargeSucceeded`     | the invoice's `created_at` / `updated_at`  |
 | `invoice.scheduled_charge_failed`   | `ChargeFailed` (soft) | the invoice's `created_at`, the event's    |
+| `invoice.canceled`                  | `InvoiceForgiven`     | the invoice's `created_at`, the event's    |
 | `subscription.updated` (CANCELED…)  | `SubscriptionChanged` | the event's `created_at`                   |
 
 Square's invoice names no billing reason: the period decides (`billing.services.opens_cycle`), the
 cycle being the one its payment request is due on (`due_date`), a month long, or a year for a yearly
 tier (the invoice does not say: `square_inbound` asks the ledger which tier it sold). Square's
 invoice event carries no decline code: a failed scheduled charge is a soft failure unless the
-adapter learns a code (`is_hard_decline`, Square's payment error codes)."""
+adapter learns a code (`is_hard_decline`, Square's payment error codes). A subscription's invoice the
+seller cancels (Square's CancelInvoice, or the Seller Dashboard: only a SCHEDULED, UNPAID or
+PARTIALLY_PAID one; Square stops charging it, sets status CANCELED and sends `invoice.canceled`) is
+forgiven: no payment is expected. Square's subscription has no past-due state (it stays ACTIVE whatever
+its invoices), so nothing failed left owed is good standing (`standing_reported=False`)."""
 
 from __future__ import annotations
 
 import calendar
 import json
 from datetime import date, datetime, time, timezone as dt_timezone
+
+from billing.facts import InvoiceForgiven
 
 from .base import ChargeFailed, ChargeSucceeded, IgnoredEvent, InboundFact, SubscriptionChanged
 
@@ -29,8 +36,9 @@ SIGNATURE_HEADER = "x-square-hmacsha256-signature"
 
 INVOICE_PAID = {"invoice.payment_made"}
 INVOICE_FAILED = {"invoice.scheduled_charge_failed"}
+INVOICE_CANCELED = {"invoice.canceled"}
 SUBSCRIPTION = {"subscription.updated", "subscription.created"}
-HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | SUBSCRIPTION)
+HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | INVOICE_CANCELED | SUBSCRIPTION)
 
 # Hard and soft declines in Square's words: the `Error.code` of a card declined (category
 # PAYMENT_METHOD_ERROR) on CreatePayment, CreateCard or a subscription's first charge. Source: Square's
@@ -141,6 +149,10 @@ def moment(value) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
 
 
+def moment_of_seconds(value: int) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=dt_timezone.utc) if value else None
+
+
 def seconds(value) -> int:
     found = moment(value)
     return int(found.timestamp()) if found else 0
@@ -191,7 +203,7 @@ def parse_event(payload, *, interval_of=None) -> InboundFact:
     kind = str(event.get("type") or "")
     obj = ((event.get("data") or {}).get("object")) or {}
     created = seconds(event.get("created_at"))
-    if kind in INVOICE_PAID | INVOICE_FAILED:
+    if kind in INVOICE_PAID | INVOICE_FAILED | INVOICE_CANCELED:
         fact = _invoice_fact(obj["invoice"], kind=kind, event_created=created, event_ref=str(event["event_id"]),
                              interval_of=interval_of)
     elif kind in SUBSCRIPTION:
@@ -228,6 +240,11 @@ def _invoice_fact(inv: dict, *, kind: str, event_created: int, event_ref: str, i
                                 f"cents): the rest is still owed")
         return ChargeSucceeded(**common, amount_paid_cents=paid_cents,
                                paid_at=moment(inv.get("updated_at")))
+    if kind in INVOICE_CANCELED:
+        if str(inv.get("status") or "") != "CANCELED":
+            return IgnoredEvent(f"invoice.canceled of an invoice whose status is {inv.get('status')}")
+        return InvoiceForgiven(**common, how="cancelled", standing_reported=False,
+                               forgiven_at=moment(inv.get("updated_at")) or moment_of_seconds(event_created))
     # The event names no decline code; it says what failed, so the inbox does not wait for a read.
     return ChargeFailed(**common, hard=False, failure_code=FAILED_CHARGE, decline_code="")
 

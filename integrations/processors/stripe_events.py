@@ -11,7 +11,7 @@ from typing import Any
 
 import stripe
 
-from billing.facts import InvoiceReasons
+from billing.facts import InvoiceForgiven, InvoiceReasons
 
 from .base import (
     CardSaved,
@@ -33,12 +33,16 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 INVOICE_PAID = {"invoice.paid", "invoice.payment_succeeded"}
 INVOICE_FAILED = {"invoice.payment_failed"}
 INVOICE_ACTION = {"invoice.payment_action_required"}
+# No payment expected any more: voided (forgiven), or marked uncollectible (written off). Stripe then
+# moves a past-due subscription whose latest invoice it was to active (customer.subscription.updated).
+INVOICE_FORGIVEN = {"invoice.voided": "void", "invoice.marked_uncollectible": "uncollectible"}
 SUBSCRIPTION = {"customer.subscription.created", "customer.subscription.updated",
                 "customer.subscription.deleted", "customer.subscription.paused",
                 "customer.subscription.resumed"}
 CHECKOUT = {"checkout.session.completed"}
 CUSTOMER = {"customer.updated"}     # a new default card (the Billing Portal's card update)
-HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | INVOICE_ACTION | SUBSCRIPTION | CHECKOUT | CUSTOMER)
+HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | INVOICE_ACTION | set(INVOICE_FORGIVEN) | SUBSCRIPTION
+                                | CHECKOUT | CUSTOMER)
 
 
 class InvalidSignature(Exception):
@@ -209,6 +213,7 @@ def _subscription_fact(event: dict, sub: dict) -> SubscriptionChanged:
         collection_paused=bool(sub.get("pause_collection")), current_period_start=moment_of(start),
         current_period_end=moment_of(end), event_created=int(event.get("created") or 0),
         deleted=event.get("type") == "customer.subscription.deleted", event_ref=str(event.get("id") or ""),
+        latest_invoice_ref=id_of(sub.get("latest_invoice")),
     )
 
 
@@ -217,10 +222,12 @@ def parse_event(event: dict) -> InboundFact:
     etype = str(event.get("type") or "")
     obj = ((event.get("data") or {}).get("object")) or {}
     envelope = dict(event_ref=str(event.get("id") or ""), event_type=etype, created=int(event.get("created") or 0))
-    if etype in INVOICE_PAID | INVOICE_FAILED | INVOICE_ACTION:
+    if etype in INVOICE_PAID | INVOICE_FAILED | INVOICE_ACTION | set(INVOICE_FORGIVEN):
         common = _invoice_common(event, obj)
         if not common["subscription_ref"] and not common["membership_ref"]:
             return InboundFact(fact=IgnoredEvent("invoice of no subscription"), **envelope)
+        if etype in INVOICE_FORGIVEN:
+            return InboundFact(fact=_forgiven_fact(etype, obj, common), **envelope)
         if etype in INVOICE_PAID:
             if obj.get("status") != "paid":
                 return InboundFact(fact=IgnoredEvent(f"invoice status is {obj.get('status')}"), **envelope)
@@ -252,6 +259,19 @@ def parse_event(event: dict) -> InboundFact:
     if etype in CUSTOMER:
         return InboundFact(fact=_default_card_fact(event, obj), **envelope)
     return InboundFact(fact=IgnoredEvent(f"{etype} is not acted on"), **envelope)
+
+
+def _forgiven_fact(etype: str, inv: dict, common: dict) -> InvoiceForgiven | IgnoredEvent:
+    """`invoice.voided` (status `void`: forgiven) or `invoice.marked_uncollectible` (status
+    `uncollectible`: written off), dated by the invoice's own `status_transitions`."""
+    status = INVOICE_FORGIVEN[etype]
+    if inv.get("status") != status:
+        return IgnoredEvent(f"{etype} of an invoice whose status is {inv.get('status')}")
+    transitions = inv.get("status_transitions") or {}
+    at = moment_of(transitions.get("voided_at" if status == "void" else "marked_uncollectible_at"))
+    return InvoiceForgiven(written_off=status == "uncollectible",
+                           how="voided" if status == "void" else "marked uncollectible",
+                           forgiven_at=at or moment_of(common["event_created"]), **common)
 
 
 def _join_fact(event: dict, session: dict) -> CheckoutCompleted | IgnoredEvent:
