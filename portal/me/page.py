@@ -7,8 +7,9 @@ accepted, and their requests. Only what the member's own page needs: no notes, n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
+from billing.dunning.quiet import member_zone
 from billing.models import Invoice, InvoiceStatus
 from memberships.display import format_money
 from memberships.models import (
@@ -42,6 +43,7 @@ class HistoryLine:
 class MemberPage:
     member: Member
     membership: Membership | None
+    zone: tzinfo | None = None      # the member's own clinic's zone: the dates her notices name
     balances: list[BalanceLine] = field(default_factory=list)
     expiring: list[str] = field(default_factory=list)
     boundary: datetime | None = None
@@ -74,10 +76,10 @@ def _expiring(membership: Membership) -> list[str]:
     return [f"{service.name}: {service.format_quantity(expiring[service.pk])}" for service in services]
 
 
-def _holds(membership: Membership) -> list[str]:
+def _holds(membership: Membership, *, zone: tzinfo) -> list[str]:
     held = Reservation.objects.filter(membership=membership, status=ReservationStatus.HELD).select_related("service")
     return [f"{row.service.name}: {row.service.format_quantity(row.quantity)} held for a booked appointment "
-            f"(since {row.created_at:%b %d})" for row in held.order_by("created_at", "id")]
+            f"(since {row.created_at.astimezone(zone):%b %d})" for row in held.order_by("created_at", "id")]
 
 
 def _history(membership: Membership, *, since: datetime) -> list[HistoryLine]:
@@ -105,7 +107,7 @@ def _next_charge(membership: Membership) -> tuple[str, datetime | None]:
 
 def member_page(*, member: Member, now: datetime) -> MemberPage:
     membership = current_membership(member=member)
-    page = MemberPage(member=member, membership=membership,
+    page = MemberPage(member=member, membership=membership, zone=member_zone(member),
                       agreement=(AgreementAcceptance.objects.filter(member=member).select_related("agreement")
                                  .order_by("-accepted_at").first()))
     if membership is None:
@@ -116,7 +118,7 @@ def member_page(*, member: Member, now: datetime) -> MemberPage:
         page.pending_price = membership_price(membership, tier=membership.pending_tier).display
     if membership.status != MembershipStatus.CANCELLED:
         page.expiring, page.boundary = _expiring(membership), membership.current_period_end
-        page.holds = _holds(membership)
+        page.holds = _holds(membership, zone=page.zone)
     page.next_charge, page.next_charge_at = _next_charge(membership)
     page.history = _history(membership, since=now - timedelta(days=HISTORY_DAYS))
     page.requests = list(MemberRequest.objects.filter(member=member).order_by("-created_at", "-id")[:5])

@@ -44,3 +44,31 @@ def test_a_member_priced_at_her_clinic_sees_the_price_she_pays_not_the_list_pric
     text = _text(client)
     assert "From the next renewal: Luxe ($329.00/month)" in text and "Next charge: $329.00" in text
     assert "$349.00" not in text
+
+
+def test_dates_on_the_page_are_the_members_own_clinics_dates_as_in_her_notices(client, glow):
+    """Her clinic is in New York, the practice in Los Angeles: a renewal at 02:30 in New York is the
+    day her notices name, not the evening before; a hold booked at 20:00 in her zone is that day's."""
+    from zoneinfo import ZoneInfo
+
+    from billing.notices.wording import day
+
+    tier, facial, _ = glow
+    east = Location.objects.create(practice=tier.practice, name="East", timezone="America/New_York")
+    member, membership = ana_garcia(tier)
+    Member.objects.filter(pk=member.pk).update(home_location=east)
+    zone = ZoneInfo("America/New_York")
+    renewal_day = (timezone.now() + timedelta(days=20)).astimezone(zone).date()
+    renewal = timezone.datetime(renewal_day.year, renewal_day.month, renewal_day.day, 2, 30, tzinfo=zone)
+    Membership.objects.filter(pk=membership.pk).update(current_period_end=renewal)
+    booked_day = (timezone.now() - timedelta(days=2)).astimezone(zone).date()
+    booked = timezone.datetime(booked_day.year, booked_day.month, booked_day.day, 20, 0, tzinfo=zone)
+    membership.refresh_from_db()
+    services.reserve_entitlement(membership=membership, service=facial, actor=services.Actor.system(),
+                                 idempotency_key="booked", now=booked)
+    sign_in(client, member)
+    text = _text(client)
+    on = f"{day(renewal_day)}, {renewal_day.year}"
+    assert f"Next charge: $199.00 on {on}" in text
+    assert f"At the next renewal on {on}" in text or f"at the next renewal on {on}" in text
+    assert f"held for a booked appointment (since {booked_day:%b %d})" in text
