@@ -39,6 +39,7 @@ from square.types.get_customer_response import GetCustomerResponse
 from square.types.get_invoice_response import GetInvoiceResponse
 from square.types.get_subscription_response import GetSubscriptionResponse
 from square.types.list_cards_response import ListCardsResponse
+from square.types.invoice_canceled_event import InvoiceCanceledEvent
 from square.types.invoice_payment_made_event import InvoicePaymentMadeEvent
 from square.types.invoice_scheduled_charge_failed_event import InvoiceScheduledChargeFailedEvent
 from square.types.pause_subscription_response import PauseSubscriptionResponse
@@ -51,7 +52,7 @@ from square.types.upsert_catalog_object_response import UpsertCatalogObjectRespo
 
 from .square_models import ShapeError, check
 
-EVENT_MODELS = {"invoice.payment_made": InvoicePaymentMadeEvent,
+EVENT_MODELS = {"invoice.payment_made": InvoicePaymentMadeEvent, "invoice.canceled": InvoiceCanceledEvent,
                 "invoice.scheduled_charge_failed": InvoiceScheduledChargeFailedEvent,
                 "subscription.updated": SubscriptionUpdatedEvent}
 
@@ -320,7 +321,15 @@ class SquareFake:
         return action
 
     def _pause(self, body, id):
+        """Square's rule (PauseSubscription's `resume_effective_date`, the SDK's docstring and Square's
+        reference): a resume date "must be at least one billing cycle ahead of pause_effective_date",
+        which is the paid cycle's end when not given."""
         sub = self._find(self.subscriptions, id)
+        pause_on = body.get("pause_effective_date") or self._cycle_end(sub)
+        if body.get("resume_effective_date") and body["resume_effective_date"] < self.cycle_after(
+                sub["plan_variation_id"], date.fromisoformat(pause_on)).isoformat():
+            raise _Refused("INVALID_PAUSE_LENGTH", "resume_effective_date must be at least one billing cycle "
+                                                   "ahead of pause_effective_date")
         action = self._schedule(sub, "PAUSE", when=body.get("pause_effective_date"))
         actions = [action]
         if body.get("resume_effective_date"):
@@ -381,7 +390,8 @@ class SquareFake:
         return page
 
     from tests.support.square_fake_billing import (  # noqa: E402  (Square's own moves: billing, actions)
-        apply_due_actions, bill, cycle_after, deliver, emit, pay_invoice, price_of, forget_subscription,
+        apply_due_actions, bill, cancel_invoice, cycle_after, deliver, emit, pay_invoice, price_of,
+        forget_subscription,
     )
 
 

@@ -1,6 +1,6 @@
 """What Square does on its own, for `SquareFake` (its methods): bill a cycle (paid, or a failed
 scheduled charge that leaves the invoice UNPAID and the subscription ACTIVE), take a later payment of
-an open invoice, apply the scheduled actions whose date has come (pause, resume, cancel, plan swap),
+an open invoice, cancel an open invoice as the seller, apply the scheduled actions whose date has come (pause, resume, cancel, plan swap),
 and sign and hand over the webhooks each of these sends."""
 
 from __future__ import annotations
@@ -99,6 +99,22 @@ def pay_invoice(self, invoice_id: str, *, amount: int | None = None) -> None:
     if through > (sub.get("charged_through_date") or ""):
         sub["charged_through_date"] = through
     self.emit("invoice.payment_made", "invoice", invoice)
+
+
+def cancel_invoice(self, invoice_id: str) -> None:
+    """The seller cancels the invoice (Square's CancelInvoice, or the Seller Dashboard): only a
+    SCHEDULED, UNPAID or PARTIALLY_PAID one; Square sets it CANCELED, stops charging it, leaves the
+    subscription ACTIVE and sends `invoice.canceled` (developer.squareup.com/docs/invoices-api/
+    cancel-delete-invoices)."""
+    from .square_fake import _Refused, _stamp
+
+    invoice = self.invoices[invoice_id]
+    if invoice["status"] not in ("SCHEDULED", "UNPAID", "PARTIALLY_PAID"):
+        raise _Refused("BAD_REQUEST", f"an invoice in the {invoice['status']} state cannot be canceled")
+    invoice["status"], invoice["version"] = "CANCELED", invoice["version"] + 1
+    invoice["updated_at"] = _stamp(self.now)
+    invoice["payment_requests"][0]["automatic_payment_source"] = "NONE"
+    self.emit("invoice.canceled", "invoice", invoice)
 
 
 def _mark_paid(self, invoice: dict, payment: dict) -> None:
