@@ -41,6 +41,10 @@ def every_schedule() -> list[tuple[str, dict]]:
         # joins abandoned before paying: their details deleted after JOIN_ATTEMPT_RETENTION_HOURS
         ("join online: purge abandoned joins",
          {"func": "portal.join.tasks.purge_abandoned_joins_task", "schedule_type": Schedule.HOURLY, "repeats": -1}),
+        # every group's dashboard figures (billing.group.snapshot): the page reads them
+        ("group dashboard: refresh figures",
+         {"func": "billing.group.snapshot.refresh_all", "schedule_type": Schedule.MINUTES,
+          "minutes": max(1, settings.GROUP_FIGURES_REFRESH_SECONDS // 60), "repeats": -1}),
         # a missed beat is not replayed: the next one says the worker is back
         ("health: worker heartbeat",
          {"func": "medspa.health.tasks.beat", "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1}),

@@ -8,10 +8,13 @@ from __future__ import annotations
 import csv
 import functools
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from billing import metrics
 from billing.sheets.export import safe_row
@@ -19,7 +22,8 @@ from billing.staff import charts
 from memberships.services.locations import is_group_manager
 from memberships.views.common import audit
 
-from .figures import GroupDashboard, Row, group_dashboard
+from . import snapshot
+from .figures import GroupDashboard, Row
 
 
 def group_page(view):
@@ -98,11 +102,24 @@ def _chart_context(board: GroupDashboard) -> dict:
 
 @group_page
 def dashboard(request):
+    """The figures as the worker last computed them (`snapshot`), with the time they describe."""
     profile = request.user.staff_profile
-    board = group_dashboard(organization_id=profile.organization_id, now=timezone.now())
+    board, figures = snapshot.current(organization_id=profile.organization_id, now=timezone.now())
     return render(request, "billing/group_dashboard.html", {
-        "organization": profile.organization, "board": board, "data": board.charts, **_chart_context(board),
+        "organization": profile.organization, "board": board, "data": board.charts, "figures": figures,
+        "refresh_minutes": settings.GROUP_FIGURES_REFRESH_SECONDS // 60, **_chart_context(board),
     })
+
+
+@group_page
+@require_POST
+def refresh(request):
+    """"Refresh now": the figures computed again (unless they are under a minute old)."""
+    profile = request.user.staff_profile
+    _, figures = snapshot.refresh_on_request(organization_id=profile.organization_id, now=timezone.now())
+    when = timezone.localtime(figures.computed_at)
+    messages.success(request, f"Figures as of {when:%H:%M:%S}.")
+    return redirect("group:dashboard")
 
 
 COLUMNS = [
@@ -126,11 +143,14 @@ def _cells(row: Row) -> list:
 
 @group_page
 def export(request):
-    """The table as CSV: one line per location, then the total; amounts in dollars (two decimals)."""
+    """The table as CSV: one line per location, then the total; amounts in dollars (two decimals).
+    The same figures as the page; the file's name says when they were taken."""
     profile = request.user.staff_profile
-    board = group_dashboard(organization_id=profile.organization_id, now=timezone.now())
+    board, figures = snapshot.current(organization_id=profile.organization_id, now=timezone.now())
+    when = timezone.localtime(figures.computed_at)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="group-{profile.organization.slug}.csv"'
+    response["Content-Disposition"] = (f'attachment; filename="group-{profile.organization.slug}-'
+                                       f'{when:%Y%m%d-%H%M}.csv"')
     writer = csv.writer(response)
     writer.writerow([title for title, _ in COLUMNS])
     for row in board.rows + [board.total]:

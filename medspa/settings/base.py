@@ -277,6 +277,9 @@ HEALTHZ_WORKER_MAX_AGE_SECONDS = env.int("HEALTHZ_WORKER_MAX_AGE_SECONDS", defau
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
 OUTBOX_BACKOFF_BASE_SECONDS = env.int("OUTBOX_BACKOFF_BASE_SECONDS", default=30)
 OUTBOX_BACKOFF_MAX_SECONDS = env.int("OUTBOX_BACKOFF_MAX_SECONDS", default=6 * 3600)
+# A member message (SMS, email) marked as being handed to its provider for longer than this, with no
+# worker still on it, is recorded as "may have been sent" and not sent again by itself.
+OUTBOX_SENDING_TIMEOUT_SECONDS = env.int("OUTBOX_SENDING_TIMEOUT_SECONDS", default=900)
 
 # --- webhook inbox ---------------------------------------------------------------------------------
 # An event whose object is not known yet is retried with backoff for about four days (Stripe itself
@@ -330,3 +333,4 @@ RECORD_FHIR_IDENTIFIER_BASE = env.str("RECORD_FHIR_IDENTIFIER_BASE", default="ht
 from .joining import *  # noqa: E402,F401,F403  (joining online: its own small module)
 from .square import *  # noqa: E402,F401,F403  (Square, the second processor: its own small module)
 from .staff_time import *  # noqa: E402,F401,F403  (the dashboard's staff hours saved: its own small module)
+from .group_figures import *  # noqa: E402,F401,F403  (the group dashboard's refresh: its own small module)

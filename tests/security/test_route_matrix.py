@@ -113,6 +113,7 @@ ROUTES: dict[str, Route] = {
     # the group dashboard and its CSV: group managers only, 404 for every other signed-in role
     "group:dashboard": R("group", "view_group_dashboard"),
     "group:export": R("group", "view_group_dashboard"),
+    "group:refresh": R("group", "view_group_dashboard", method="POST", ok=(302,)),
     # the chart side
     "memberships:home": R("staff", "view_chart"),
     "memberships:chart": R("staff", "view_chart", member_id="member"),
@@ -336,7 +337,7 @@ def _expected(route: Route, role: str) -> set[int]:
     if route.access == "group":                    # the group's pages: a group manager's own group; else 404
         if role in ("anonymous", "member"):
             return {302}
-        return {200} if role in GROUP_MANAGERS else {404}
+        return (set(route.ok) or {200}) if role in GROUP_MANAGERS else {404}   # ok: a POST's redirect
     if role == "group_manager":
         role = "manager"
     if role == "member" and route.member is not None:
