@@ -15,6 +15,7 @@ from memberships.admin import LocationAdmin, PracticeAdmin, PracticeScopedAdmin,
 from memberships.admin_audit import AuditedMemberPages
 from memberships.client_ip import client_ip
 from memberships.fields import SECRET_CONFIG_KEYS
+from memberships.framing import FRAME_ANCESTORS_KEY, ORIGIN
 from memberships.models import Location, Practice
 from memberships.services.common import Actor
 
@@ -186,7 +187,16 @@ class LocationRecordForm(WebhookSecretFields):
         model = Location
         exclude = ["record_webhook_secret"]
 
-    clean_record_config = RecordConnectionForm.clean_record_config
+    def clean_record_config(self):
+        """As the practice's, plus `frame_ancestors`: the https origins of this location's own record
+        that may frame the compact chart panel (`memberships.framing`)."""
+        value = RecordConnectionForm.clean_record_config(self)
+        origins = value.get(FRAME_ANCESTORS_KEY)
+        if origins is not None and not (isinstance(origins, list)
+                                        and all(isinstance(o, str) and ORIGIN.fullmatch(o) for o in origins)):
+            raise forms.ValidationError(f"{FRAME_ANCESTORS_KEY}: a list of https origins, "
+                                        "e.g. [\"https://ehr.example.com\"].")
+        return value
 
     def clean_record_adapter(self):
         value = (self.cleaned_data.get("record_adapter") or "").strip()

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 from memberships import selectors, services
 from memberships.errors import LedgerError, StaleChart
 from memberships.forms import RedeemForm, ReverseForm, SearchForm
-from memberships.framing import framable_by_record
+from memberships.framing import desk_location, framable_by_record
 from memberships.models import EntryKind, LedgerEntry
 from memberships.search_rows import with_open_membership
 
@@ -79,7 +79,7 @@ def render_chart(request, panel, *, redeem_form=None, status: int = 200):
         # own counts, so the navigation costs this page no query).
         **panel.counts,
     }, status=status)
-    return framable_by_record(response) if compact else response
+    return framable_by_record(response, desk_location(request.user)) if compact else response
 
 
 @staff_page("view_chart")

@@ -1,7 +1,9 @@
 """The visit page: a member of the group at the front desk of another practice of it — the chart
 panel (tier, status, balances, where the tier may be redeemed) and redeeming, through the same door
 as the chart (`redeem_at_desk`). Nothing else about the member is reachable from another practice:
-their lifecycle, dunning, timeline and reversal pages stay 404 there."""
+their lifecycle, dunning, timeline and reversal pages stay 404 there. With `?compact=1` it is the
+compact panel an EHR shows beside its own, as the chart's: framable only by the record the desk's
+location works in (`memberships.framing`), redeeming from it stays in it."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from django.views.decorators.http import require_POST
 from memberships import services
 from memberships.errors import LedgerError, NotRedeemableHere, StaleChart
 from memberships.forms import RedeemForm
+from memberships.framing import desk_location, framable_by_record
 from memberships.services.redemption import check_location
 from memberships.visits import Visit, visit_panel
 
@@ -43,7 +46,17 @@ def _refusal_here(panel: Visit, actor: services.Actor) -> str:
     return ""
 
 
+def _compact(request) -> bool:
+    return request.GET.get("compact") == "1" or request.POST.get("compact") == "1"
+
+
+def _visit_url(member_id: int, compact: bool) -> str:
+    url = reverse("memberships:visit", kwargs={"member_id": member_id})
+    return f"{url}?compact=1" if compact else url
+
+
 def _render(request, panel: Visit, *, redeem_form=None, status: int = 200):
+    compact = _compact(request)
     refusal = _refusal_here(panel, _actor(request))
     if redeem_form is None and panel.membership is not None and not refusal:
         usable = [line.service_id for line in panel.balances if line.available > 0]
@@ -51,15 +64,17 @@ def _render(request, panel: Visit, *, redeem_form=None, status: int = 200):
             "token": new_form_token(), "version": panel.version, "quantity": "1",
             "service": usable[0] if usable else None})
     scope = practice_scope(request.user)
-    return render(request, "memberships/visit.html", {
+    response = render(request, "memberships/visit.html", {
         "panel": panel,
         "member": panel.member,
         "membership": panel.membership,
         "redeem_form": redeem_form,
         "refusal": refusal,
+        "compact": compact,
         "can_redeem": request.user.has_perm("memberships.redeem_entitlement"),
         "own_member": scope is None or scope == panel.member.practice_id,
     }, status=status)
+    return framable_by_record(response, desk_location(request.user)) if compact else response
 
 
 @staff_page("view_chart")
@@ -77,7 +92,7 @@ def visit_redeem(request, member_id: int):
     now = timezone.now()
     panel = _visit_or_404(request, member_id, now)
     membership = panel.membership
-    here = reverse("memberships:visit", kwargs={"member_id": member_id})
+    here = _visit_url(member_id, _compact(request))
     if membership is None:
         messages.error(request, "This member has no membership to redeem from.")
         return redirect(here)
