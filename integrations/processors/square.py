@@ -201,13 +201,13 @@ class SquareProcessor:
 
     def pause_collection(self, *, subscription_ref: str, resumes_at: datetime | None,
                          idempotency_key: str = "") -> SubscriptionRef:
+        """A PAUSE action at the paid cycle's end, with no resume date (`resumes_at` is not sent):
+        Square refuses one less than a billing cycle after the pause, and the ledger resumes the
+        subscription itself when the pause ends (its RESUMED event, `resume_collection`)."""
         sub = self._get(subscription_ref)
         if sub.get("status") == "PAUSED" or any(a.get("type") == "PAUSE" for a in sub.get("actions") or []):
             return self._ref(sub)
-        params: dict[str, Any] = {"subscription_id": subscription_ref}
-        if resumes_at is not None:
-            params["resume_effective_date"] = resumes_at.date().isoformat()
-        answer = self._call(self.client.subscriptions.pause, **params)
+        answer = self._call(self.client.subscriptions.pause, subscription_id=subscription_ref)
         return self._ref(dict(answer["subscription"], actions=answer.get("actions") or []))
 
     def resume_collection(self, *, subscription_ref: str, idempotency_key: str = "") -> SubscriptionRef:

@@ -168,3 +168,35 @@ def test_a_member_who_rejoins_before_her_cancelled_month_ends_gets_a_subscriptio
     work(square_fake.now)
     again.refresh_from_db()
     assert again.status == MembershipStatus.ACTIVE
+
+
+def test_a_pause_shorter_than_a_month_reaches_square_and_the_ledger_resumes_it(member_with_card, square_fake,
+                                                                                client):
+    """Three weeks away across the renewal: Square pauses at the paid month's end, and refuses a resume
+    date less than a billing cycle after that, so the pause is sent without one and the ledger's own
+    resume at the pause's end resumes the subscription — not a pause Square refused while the member
+    goes on being charged."""
+    member, tier = member_with_card
+    m = enroll(member, tier, square_fake.now)
+    work(square_fake.now)
+    assert all(a.status_code == 200 for a in square_fake.deliver(client))
+    work(square_fake.now)
+    m.refresh_from_db()
+    sub = square_fake.subscriptions[m.processor_subscription_id]
+    square_fake.now += timedelta(days=20)
+    services.pause_membership(membership=m, until=(square_fake.now + timedelta(days=21)).date(),
+                              actor=services.Actor.system(), idempotency_key="trip", now=square_fake.now)
+    work(square_fake.now)
+    assert [d.status for d in processor_deliveries()][-1] == DeliveryStatus.DELIVERED
+    assert [a["type"] for a in square_fake._actions[sub["id"]]] == ["PAUSE"]
+
+    square_fake.now += timedelta(days=12)                  # the renewal: Square pauses instead of charging
+    square_fake.apply_due_actions()
+    assert sub["status"] == "PAUSED"
+    square_fake.now += timedelta(days=9)                   # the pause's end
+    assert services.resume_due_pauses(now=square_fake.now) == 1
+    work(square_fake.now)
+    square_fake.apply_due_actions()
+    assert sub["status"] == "ACTIVE" and len(square_fake.invoices) == 1
+    m.refresh_from_db()
+    assert m.status == MembershipStatus.ACTIVE
