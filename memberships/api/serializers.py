@@ -13,6 +13,7 @@ from memberships.models import (
     Member,
     Membership,
     MembershipStatus,
+    RedeemableAt,
     Reservation,
     ReservationStatus,
     RolloverRule,
@@ -21,7 +22,9 @@ from memberships.models import (
     Tier,
     TierBenefit,
 )
+from memberships.errors import NotRedeemableHere
 from memberships.services.common import MAX_QUANTITY
+from memberships.services.redemption import check_location
 
 from .base import MAX_ID
 
@@ -61,9 +64,13 @@ class ServiceFilterIn(CatalogueFilterIn):
 # --- members and memberships ------------------------------------------------------------------
 
 class MemberBriefOut(serializers.ModelSerializer):
+    practice_id = serializers.IntegerField(help_text="Whose member: the user's practice, or another of its group.")
+    home_location_id = serializers.IntegerField(allow_null=True, help_text="The member's home location, if set.")
+
     class Meta:
         model = Member
-        fields = ["id", "member_number", "first_name", "last_name", "email", "phone"]
+        fields = ["id", "member_number", "first_name", "last_name", "email", "phone", "practice_id",
+                  "home_location_id"]
 
 
 class MemberOut(MemberBriefOut):
@@ -98,12 +105,29 @@ class MembershipCoreOut(serializers.ModelSerializer):
         help_text="The newest ledger entry's id: send it as `chart_version` when redeeming to be told "
                   "(409 `stale_chart`) if the balance changed since.")
     balances = serializers.SerializerMethodField()
+    redeemable_at = serializers.ChoiceField(
+        RedeemableAt.choices, source="tier.redeemable_at",
+        help_text="Where the tier's benefits may be redeemed: `group` (any location of the group) or `home` "
+                  "(only at the member's home location).")
+    redeemable_here = serializers.SerializerMethodField(
+        help_text="Whether the tier's location rule lets the user's desk redeem (else a redemption answers "
+                  "409 `not_redeemable_here`); the status and balances decide the rest.")
 
     class Meta:
         model = Membership
         fields = ["id", "status", "tier", "tier_id", "price_cents", "currency", "started_at",
                   "current_period_start", "current_period_end", "last_refill_at", "paused_until",
-                  "cancelled_at", "version", "balances"]
+                  "cancelled_at", "version", "balances", "redeemable_at", "redeemable_here"]
+
+    def get_redeemable_here(self, obj) -> bool:
+        actor = self.context.get("actor")
+        if actor is None:
+            return True
+        try:
+            check_location(membership=obj, actor=actor)
+        except NotRedeemableHere:
+            return False
+        return True
 
     def get_version(self, obj) -> int:
         newest = LedgerEntry.objects.filter(membership_id=obj.pk).order_by("-id").values_list("id", flat=True)
@@ -128,7 +152,10 @@ class MemberDetailOut(MemberBriefOut):
 
     def get_membership(self, obj) -> MembershipCoreOut(allow_null=True):
         membership = selectors.current_membership(member=obj)
-        return MembershipCoreOut(membership).data if membership is not None else None
+        if membership is None:
+            return None
+        membership.member = obj
+        return MembershipCoreOut(membership, context=self.context).data
 
 
 class EventOut(serializers.Serializer):

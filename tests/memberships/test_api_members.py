@@ -51,6 +51,7 @@ def test_members_list_answers_an_object_with_results_and_links(api, glow):
     assert body["results"] == [{
         "id": m.member_id, "member_number": m.member.member_number, "first_name": m.member.first_name,
         "last_name": m.member.last_name, "email": m.member.email, "phone": m.member.phone,
+        "practice_id": tier.practice_id, "home_location_id": None,
         "membership_id": m.pk, "membership_status": "active"}]
 
 
