@@ -59,6 +59,7 @@ def record_invoice_forgiven(*, fact: InvoiceForgiven, now: datetime) -> Invoice:
         return invoice                      # paid stays paid; void is final; a replay
     failure_watermark = invoice.last_event_created if invoice.failed_at else 0
     invoice.status = status
+    invoice.attempt_count = max(invoice.attempt_count, fact.attempt_count)
     invoice.next_payment_attempt = None
     invoice.processor_created = fact.created or invoice.processor_created
     invoice.last_event_created = max(invoice.last_event_created, fact.event_created)

@@ -2,7 +2,8 @@
 duplicates and the concurrency: a membership's Stripe history delivered shuffled, partly twice, in
 batches, ends in the state the same history gives delivered once in real-time order — status,
 cycle, period, balances, the ledger, open dunning cases and chart flags, the mirrored invoices —
-with no event failed. Histories are built from the recorded fixtures (tests/support/stripe_history.py);
+with no event failed. Histories are built from the recorded fixtures (tests/support/stripe_history.py),
+invoices voided or marked uncollectible at Stripe among them;
 failed invoices are current-shape, their decline read from recorded Stripe answers (a soft decline,
 insufficient funds)."""
 

@@ -2,12 +2,15 @@
 order Stripe emits them, and the membership's user-visible state after they were processed.
 
 A history is planned as its invoices — the first one `subscription_create`, each later one
-`subscription_cycle` for the next monthly period — each with 0–3 failed attempts and then paid or
-left unpaid, and optionally the subscription deleted at the end:
+`subscription_cycle` for the next monthly period — each with 0–3 failed attempts and then paid, left
+unpaid, or (unpaid) voided or marked uncollectible by the practice, and optionally the subscription
+deleted at the end:
 
     invoice k created (renewals an hour before their period starts)
       invoice.payment_failed (attempt j)  +2 s  customer.subscription.updated (past_due)   every 3 days
       invoice.paid (attempt failures+1)   +2 s  customer.subscription.updated (active)
+    or, unpaid, a day after the last failure:
+      invoice.voided / invoice.marked_uncollectible  +2 s  customer.subscription.updated (past_due → active)
     invoice k+1 created ... (only after invoice k's attempts)
     customer.subscription.deleted (a day after the last event, within the last period)
 
@@ -47,12 +50,15 @@ FAILED = "invoice_payment_failed_renewal.json"      # current shape: the decline
 SUB_PAST_DUE = "customer_subscription_updated_past_due.json"
 SUB_ACTIVE = "customer_subscription_updated_active.json"
 SUB_DELETED = "customer_subscription_deleted.json"
+FORGIVEN = {"void": ("invoice_voided_renewal.json", "voided_at"),
+            "uncollectible": ("invoice_marked_uncollectible_renewal.json", "marked_uncollectible_at")}
 
 
 @dataclass(frozen=True)
 class InvoicePlan:
     failures: int               # failed attempts before it is paid (or given up on)
     paid: bool
+    forgiven: str = ""          # unpaid, then "void" or "uncollectible" at Stripe ("": left open)
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,8 @@ class HistoryPlan:
     deleted: bool = False
 
     def __str__(self) -> str:
-        parts = [f"inv{k + 1}:{'F' * inv.failures}{'P' if inv.paid else '-'}" for k, inv in enumerate(self.invoices)]
+        parts = [f"inv{k + 1}:{'F' * inv.failures}{'P' if inv.paid else (inv.forgiven[:1].upper() or '-')}"
+                 for k, inv in enumerate(self.invoices)]
         return " ".join(parts + (["deleted"] if self.deleted else []))
 
 
@@ -104,7 +111,8 @@ def history_plans(*, max_invoices: int = 4) -> st.SearchStrategy[HistoryPlan]:
     """Histories of 1..max_invoices invoices. The first invoice is always paid in the end: a
     subscription whose first invoice is never paid gets no renewals."""
     failures = st.sampled_from([0, 1, 2, 3, 0, 1])      # fewer failures than not, as in life
-    invoice = st.builds(InvoicePlan, failures=failures, paid=st.booleans())
+    invoice = st.builds(InvoicePlan, failures=failures, paid=st.booleans(),
+                        forgiven=st.sampled_from(["", "", "void", "uncollectible"]))
     first = st.builds(InvoicePlan, failures=failures, paid=st.just(True))
     return st.builds(
         lambda head, tail, deleted: HistoryPlan(invoices=(head, *tail), deleted=deleted),
@@ -117,7 +125,8 @@ def random_plan(rng: random.Random, *, max_invoices: int = 4) -> HistoryPlan:
     many histories at once rather than one per example)."""
     n = rng.randint(1, max_invoices)
     invoices = [InvoicePlan(failures=rng.choice([0, 1, 2, 3, 0, 1]), paid=True)]
-    invoices += [InvoicePlan(failures=rng.choice([0, 1, 2, 3, 0, 1]), paid=rng.random() < 0.75) for _ in range(n - 1)]
+    invoices += [InvoicePlan(failures=rng.choice([0, 1, 2, 3, 0, 1]), paid=rng.random() < 0.75,
+                             forgiven=rng.choice(["", "", "void", "uncollectible"])) for _ in range(n - 1)]
     return HistoryPlan(invoices=tuple(invoices), deleted=rng.random() < 0.25)
 
 
@@ -149,6 +158,15 @@ def _invoice_event(name: str, *, membership, tag: str, k: int, attempt: int, cre
     line.update(id=f"il_{ref}", invoice=ref, period={"start": start, "end": end})
     inv["lines"]["url"] = f"/v1/invoices/{ref}/lines"
     event["created"] = created
+    return event
+
+
+def _forgiven_event(how: str, *, membership, tag: str, k: int, attempt: int, created: int) -> dict:
+    """`invoice.voided` / `invoice.marked_uncollectible` of invoice k, `created` its moment."""
+    name, transition = FORGIVEN[how]
+    event = _invoice_event(name, membership=membership, tag=tag, k=k, attempt=attempt, created=created,
+                           paid_at=None, next_attempt=None)
+    event["data"]["object"]["status_transitions"][transition] = created - 1
     return event
 
 
@@ -197,6 +215,15 @@ def build_history(plan: HistoryPlan, *, membership, tag: str) -> list[HistoryEve
                 SUB_ACTIVE, membership=membership, tag=tag, k=k, created=at + 3, status="active",
                 previous_status=status, latest_invoice=ref)))
             status = "active"
+        elif inv.forgiven:
+            at = first_attempt + max(inv.failures - 1, 0) * RETRY_EVERY + DAY
+            out.append(HistoryEvent(k, f"inv{k + 1}.{inv.forgiven}", _forgiven_event(
+                inv.forgiven, membership=membership, tag=tag, k=k, attempt=inv.failures, created=at)))
+            if status != "active":              # Stripe: the latest invoice forgiven, the subscription active
+                out.append(HistoryEvent(k, f"inv{k + 1}.active", _subscription_event(
+                    SUB_ACTIVE, membership=membership, tag=tag, k=k, created=at + 2, status="active",
+                    previous_status=status, latest_invoice=ref)))
+                status = "active"
     if plan.deleted:
         k = len(plan.invoices) - 1
         out.append(HistoryEvent(None, "deleted", _subscription_event(
