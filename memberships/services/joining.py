@@ -1,8 +1,8 @@
 """Joining online, the ledger's side. The join page (portal) starts a join (`start_join`: the
 minimum the enrollment will need, kept until the processor confirms or a day passes); the
 processor's confirmation of the hosted payment (its `checkout.session.completed`) enrolls through
-`enroll_online` — once per checkout, an existing member (same email, else same mobile) matched
-rather than duplicated, the agreement's acceptance kept and "Joined online" on the timeline.
+`enroll_online` — once per checkout, an existing member (same email, else same mobile, and the same
+first name) matched rather than duplicated, the agreement's acceptance kept and "Joined online" on the timeline.
 
 Nothing here talks to a processor: integrations creates the hosted page and reads its webhook."""
 
@@ -31,7 +31,7 @@ from memberships.models import (
 from .common import Actor, record_event, write_audit
 from .idempotency import idempotent
 from .lifecycle import enroll_member
-from .members import create_member, lock_member_numbers
+from .members import create_member, lock_member_numbers, same_first_name
 
 # The stage from which the join page sells memberships: the ledger then owns the subscription.
 JOIN_STAGE = AutomationStage.TIER_SYNC
@@ -105,11 +105,14 @@ def purge_abandoned_joins(*, now: datetime, older_than: timedelta, keep: tuple[i
 
 
 def _match_member(attempt: JoinAttempt) -> Member | None:
-    """The practice's member this person already is: by email, else by mobile; among several, the
-    one of the same name (none of the same name: the oldest)."""
+    """The practice's member this person already is: by email, else by mobile, of the same first
+    name (`same_first_name`, as the import matches); among several, the one of the same full name,
+    else the oldest. A member with the email or mobile and another first name is someone else of a
+    household sharing it: the person joins as a member of their own."""
     name = (attempt.first_name.lower(), attempt.last_name.lower())
     for condition in (Q(email__iexact=attempt.email), Q(phone=attempt.phone)):
-        found = list(Member.objects.filter(condition, practice_id=attempt.practice_id).order_by("pk")[:20])
+        found = [m for m in Member.objects.filter(condition, practice_id=attempt.practice_id).order_by("pk")[:20]
+                 if same_first_name(m.first_name, attempt.first_name)]
         if found:
             same = [m for m in found if (m.first_name.lower(), m.last_name.lower()) == name]
             return (same or found)[0]
@@ -122,8 +125,8 @@ def _member_for(attempt: JoinAttempt, *, customer_ref: str, actor: Actor, key: s
     if member is None:
         member = create_member(practice=attempt.practice, first_name=attempt.first_name,
                                last_name=attempt.last_name, email=attempt.email, phone=attempt.phone,
-                               sms_consent=bool(attempt.sms_consent_text), actor=actor,
-                               idempotency_key=f"{key}:member", now=now)
+                               sms_consent=bool(attempt.sms_consent_text), household=True, actor=actor,
+                               idempotency_key=f"{key}:member", now=now)   # no one of this name has the contact
     else:
         member = Member.objects.select_for_update().get(pk=member.pk)
         changed = []

@@ -153,14 +153,16 @@ def _check_names(*, first_name: str, last_name: str, **_) -> None:
 
 @idempotent("create_member", check=_check_names)
 def create_member(*, practice: Practice, first_name: str, last_name: str, email: str = "", phone: str = "",
-                  sms_consent: bool = False, actor: Actor, idempotency_key: str, now: datetime) -> Member:
+                  sms_consent: bool = False, household: bool = False, actor: Actor, idempotency_key: str,
+                  now: datetime) -> Member:
     """Register a member of `practice` with the practice's next member number. `phone` is E.164 (the
-    form normalizes it). Replaying the key returns the first member."""
+    form normalizes it). Replaying the key returns the first member. `household`: the email or phone
+    may be another member's (someone of their household, whom the caller has told apart)."""
     first_name, last_name, email = first_name.strip(), last_name.strip(), email.strip().lower()
     lock_member_numbers(practice)
-    if email and Member.objects.filter(practice=practice, email__iexact=email).exists():
+    if email and not household and Member.objects.filter(practice=practice, email__iexact=email).exists():
         raise DuplicateMember("A member with this email already exists; search for them instead.")
-    if phone and Member.objects.filter(practice=practice, phone=phone).exists():
+    if phone and not household and Member.objects.filter(practice=practice, phone=phone).exists():
         raise DuplicateMember("A member with this phone number already exists; search for them instead.")
     [number] = allocate_member_numbers(practice=practice, count=1)
     member = Member.objects.create(

@@ -124,7 +124,8 @@ def test_an_existing_member_is_matched_by_email_not_duplicated(client, online, p
 
 
 def test_an_existing_member_is_matched_by_mobile(client, online, processor):
-    known = MemberFactory(practice=online["practice"], email="old.address@example.com", phone="+14155550177")
+    known = MemberFactory(practice=online["practice"], first_name="Nora", email="old.address@example.com",
+                          phone="+14155550177")
     attempt = start(client, online)
     post_event(client, completed(attempt))
     drain()
@@ -134,7 +135,7 @@ def test_an_existing_member_is_matched_by_mobile(client, online, processor):
 
 
 def test_a_member_with_an_open_membership_is_left_for_a_manager(client, online, processor):
-    known = MemberFactory(practice=online["practice"], email="nora.newman@example.com")
+    known = MemberFactory(practice=online["practice"], first_name="Nora", email="nora.newman@example.com")
     active_membership(tier=online["tier"], member=known)
     attempt = start(client, online)
     post_event(client, completed(attempt))
