@@ -1,7 +1,7 @@
 """Square's event pipeline converges as Stripe's does (tests/integrations/test_pipeline_convergence.py, the
 same property and machinery): a membership's Square history — generated from the documented fixtures
 (tests/support/square_history.py): charges paid at once, failed and paid later on the invoice's page (a
-part of it first, sometimes), or never, and a cancellation — delivered shuffled, partly twice, in
+part of it first, sometimes), or never, an unpaid invoice cancelled by the practice, and a cancellation — delivered shuffled, partly twice, in
 batches, with the membership sometimes enrolled only after the first batches, ends in the state the same
 history gives delivered once in real-time order: status, cycle, period, balances, the ledger (one refill
 per paid invoice), open dunning cases and chart flags, mirrored invoices; no event failed. Runs on
@@ -16,6 +16,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection, transaction
 from hypothesis import HealthCheck, Phase, given, note, settings as hypothesis_settings, strategies as st
+from square.types.invoice_canceled_event import InvoiceCanceledEvent
 from square.types.invoice_payment_made_event import InvoicePaymentMadeEvent
 from square.types.invoice_scheduled_charge_failed_event import InvoiceScheduledChargeFailedEvent
 from square.types.subscription_updated_event import SubscriptionUpdatedEvent
@@ -39,7 +40,7 @@ from tests.support.stripe_history import capture_state, drain
 pytestmark = pytest.mark.django_db
 
 TAG = "h01"
-MODELS = {"invoice.payment_made": InvoicePaymentMadeEvent,
+MODELS = {"invoice.payment_made": InvoicePaymentMadeEvent, "invoice.canceled": InvoiceCanceledEvent,
           "invoice.scheduled_charge_failed": InvoiceScheduledChargeFailedEvent,
           "subscription.updated": SubscriptionUpdatedEvent}
 
@@ -126,7 +127,9 @@ def test_the_generated_events_are_squares_shapes_and_the_reference_reads_right(t
     last failed cycle left unpaid keeps the membership past due with its case open."""
     plan = SquarePlan((CyclePlan(failed=False, paid=True), CyclePlan(failed=True, paid=True),
                        CyclePlan(failed=False, paid=True), CyclePlan(failed=True, paid=False)))
-    for item in build_square_history(plan, tag=TAG):
+    cancelled = SquarePlan((CyclePlan(failed=False, paid=True), CyclePlan(failed=True, paid=False, partial=True,
+                                                                          forgiven=True)))
+    for item in build_square_history(plan, tag=TAG) + build_square_history(cancelled, tag=TAG):
         check(MODELS[item.event["type"]], item.event)
     with fresh_state():
         membership = new_membership(tier, tag=TAG)

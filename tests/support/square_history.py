@@ -4,14 +4,16 @@ the order Square emits them, for the convergence property (tests/integrations/te
 Square bills each monthly cycle on its first day with the card on file and does not retry: a cycle's
 invoice is paid at once, or its charge fails (`invoice.scheduled_charge_failed`, the invoice stays
 UNPAID) and the member may pay it later on its page (`invoice.payment_made`), or never. A history is
-planned as its invoices — each failed first or not, then paid or not (the first always paid in the
-end: Square bills no renewal of a subscription never paid) — and optionally the subscription
-cancelled at the end of its last cycle (`subscription.updated`, status CANCELED):
+planned as its invoices — each failed first or not, then paid or not, an unpaid one perhaps cancelled
+by the practice (the first always paid in the end: Square bills no renewal of a subscription never
+paid) — and optionally the subscription cancelled at the end of its last cycle (`subscription.updated`,
+status CANCELED):
 
     invoice k's cycle starts (T0 + k months)
       +1 min  invoice.scheduled_charge_failed      (a failed charge)
       +2 days invoice.payment_made, PARTIALLY_PAID (a part paid on its page; optional)
       +3 days invoice.payment_made                 (paid on its page) — or +1 min when nothing failed
+      +4 days invoice.canceled                     (unpaid: the practice cancels it; optional)
     a day after the last event: subscription.updated CANCELED, canceled_date that day
 
 Every event's `created_at` is strictly later than the one before. Ids carry the history's tag."""
@@ -44,6 +46,7 @@ class CyclePlan:
     failed: bool                # the scheduled charge failed first
     paid: bool                  # paid in the end (at once, or on the invoice's page after the failure)
     partial: bool = False       # after the failure, a part paid on the invoice's page first (the rest owed)
+    forgiven: bool = False      # unpaid: the practice cancels the invoice at Square (CANCELED)
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,8 @@ class SquarePlan:
     cancelled: bool = False
 
     def __str__(self) -> str:
-        parts = [f"inv{k + 1}:{'F' if c.failed else ''}{'p' if c.partial and c.failed else ''}{'P' if c.paid else '-'}"
-                 for k, c in enumerate(self.invoices)]
+        parts = [f"inv{k + 1}:{'F' if c.failed else ''}{'p' if c.partial and c.failed else ''}"
+                 f"{'P' if c.paid else 'X' if c.forgiven else '-'}" for k, c in enumerate(self.invoices)]
         return " ".join(parts + (["cancelled"] if self.cancelled else []))
 
 
@@ -69,7 +72,8 @@ class SquareEvent:
 
 
 def square_plans(*, max_invoices: int = 4) -> st.SearchStrategy[SquarePlan]:
-    cycle = st.builds(CyclePlan, failed=st.booleans(), paid=st.booleans(), partial=st.booleans())
+    cycle = st.builds(CyclePlan, failed=st.booleans(), paid=st.booleans(), partial=st.booleans(),
+                      forgiven=st.booleans())
     first = st.builds(CyclePlan, failed=st.booleans(), paid=st.just(True), partial=st.booleans())
     return st.builds(lambda head, tail, cancelled: SquarePlan((head, *tail), cancelled),
                      first, st.lists(cycle, max_size=max_invoices - 1), st.booleans())
@@ -115,6 +119,16 @@ def _invoice_event(kind: str, *, tag: str, k: int, at: datetime, paid: bool, par
     return event
 
 
+def _cancelled_invoice_event(*, tag: str, k: int, at: datetime, part: bool) -> dict:
+    """`invoice.canceled`: the practice cancelled the unpaid (or part-paid) invoice; Square charges it no
+    more (CANCELED, no automatic payment source)."""
+    event = _invoice_event("invoice.canceled", tag=tag, k=k, at=at, paid=False, part=part)
+    inv = event["data"]["object"]["invoice"]
+    inv.update(status="CANCELED", version=3 if part else 2)
+    inv["payment_requests"][0]["automatic_payment_source"] = "NONE"
+    return event
+
+
 def _cancelled_event(*, tag: str, at: datetime, through: datetime) -> dict:
     event = _fixture("subscription.updated.canceled.json")
     sub = event["data"]["object"]["subscription"]
@@ -141,6 +155,9 @@ def build_square_history(plan: SquarePlan, *, tag: str) -> list[SquareEvent]:
             out.append(SquareEvent(k, f"inv{k + 1}.paid", _invoice_event(
                 "invoice.payment_made", tag=tag, k=k, at=at, paid=True)))
             through = cycle_start(k + 1)
+        elif cycle.forgiven:
+            out.append(SquareEvent(k, f"inv{k + 1}.cancelled", _cancelled_invoice_event(
+                tag=tag, k=k, at=start + timedelta(days=4), part=cycle.partial and cycle.failed)))
     if plan.cancelled:
         out.append(SquareEvent(None, "cancelled", _cancelled_event(
             tag=tag, at=out[-1].created + timedelta(days=1), through=through)))
