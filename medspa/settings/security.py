@@ -35,12 +35,13 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Membership ledger")
 # a lost device there; they cannot copy one).
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
-# Staff sessions end after this many minutes without a request (the expiry moves on with every
-# request), and at browser close.
+# Staff sessions end after this many minutes without a request (the expiry moves on with the
+# requests: memberships.session_touch saves a session at most once a minute for that, so an idle one
+# ends within the last minute of the limit), and at browser close.
 STAFF_SESSION_IDLE_MINUTES = env.int("STAFF_SESSION_IDLE_MINUTES", default=30)
 SESSION_COOKIE_AGE = STAFF_SESSION_IDLE_MINUTES * 60
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_SAVE_EVERY_REQUEST = False
 # API tokens (memberships.auth): each expires this many days after it is issued; a manager can
 # revoke one in the admin at once.
 API_TOKEN_DAYS = env.int("API_TOKEN_DAYS", default=90)
