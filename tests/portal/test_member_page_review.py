@@ -72,3 +72,38 @@ def test_dates_on_the_page_are_the_members_own_clinics_dates_as_in_her_notices(c
     assert f"Next charge: $199.00 on {on}" in text
     assert f"At the next renewal on {on}" in text or f"at the next renewal on {on}" in text
     assert f"held for a booked appointment (since {booked_day:%b %d})" in text
+
+
+@pytest.mark.parametrize("usable", [True, False])
+def test_the_cancel_form_says_what_happens_to_her_balance_as_the_practice_rules_it(client, glow, usable):
+    """A practice whose frozen credit is not usable after a cancellation: the member is not told she
+    keeps it until the end of the paid period (she would lose it the moment she cancels)."""
+    from memberships.errors import MembershipNotRedeemable
+    from memberships.models import MembershipStatus
+
+    member, membership = ana_garcia(glow[0])
+    end = timezone.now() + timedelta(days=20)
+    Membership.objects.filter(pk=membership.pk).update(current_period_end=end)
+    practice = member.practice
+    practice.frozen_credit_usable_until_period_end, practice.member_requests_self_serve = usable, True
+    practice.save(update_fields=["frozen_credit_usable_until_period_end", "member_requests_self_serve"])
+    sign_in(client, member)
+    text = _text(client)
+    promise = "stays usable until the end of the period you have paid for"
+    assert (promise in text) == usable
+    assert ("can no longer be used once the membership is cancelled" in text) == (not usable)
+
+    html = client.get(reverse("portal:me:page")).content.decode()
+    import re
+
+    token = re.search(r'name="token" value="([0-9a-f]{32})"', html).group(1)
+    client.post(reverse("portal:me:request"), {"kind": "cancel", "reason": "moving", "token": token})
+    membership.refresh_from_db()
+    assert membership.status == MembershipStatus.CANCELLED
+    try:
+        services.redeem_entitlement(membership=membership, service=glow[2], quantity=100,
+                                    actor=services.Actor.system(), idempotency_key="after", now=timezone.now())
+        spent = True
+    except MembershipNotRedeemable:
+        spent = False
+    assert spent == usable                                      # what the form said is what happens
