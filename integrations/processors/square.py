@@ -101,11 +101,16 @@ class SquareProcessor:
         return str(variation["id"])
 
     # customers and cards -------------------------------------------------------------------------
-    def ensure_customer(self, *, member_ref: str, existing_ref: str, idempotency_key: str = "") -> str:
+    def ensure_customer(self, *, member_ref: str, existing_ref: str, idempotency_key: str = "",
+                        given_name: str = "", family_name: str = "", email: str = "") -> str:
+        """The member's Square customer. Square refuses one with no name, company, email or phone: the
+        member's name and email (where Square sends its invoices) go with our ref, nothing else."""
         if existing_ref:
             return existing_ref
+        contact = {k: v for k, v in (("given_name", given_name), ("family_name", family_name),
+                                     ("email_address", email)) if v}
         customer = self._call(self.client.customers.create, idempotency_key=f"square-customer:{member_ref}",
-                              reference_id=member_ref)["customer"]
+                              reference_id=member_ref, **contact)["customer"]
         return str(customer["id"])
 
     def save_card(self, *, customer_ref: str, source_token: str, member_ref: str) -> str:

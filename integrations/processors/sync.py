@@ -102,8 +102,11 @@ def ensure_price(processor, tier: Tier, *, idempotency_key: str, location_id: in
 
 
 def ensure_customer(processor, member: Member, *, idempotency_key: str) -> str:
+    # Square refuses a customer with neither name nor email (Stripe's carries our ref alone)
+    contact = ({"given_name": member.first_name, "family_name": member.last_name, "email": member.email}
+               if getattr(processor, "name", "") == "square" else {})
     customer_ref = processor.ensure_customer(member_ref=member_ref(member), existing_ref=member.processor_customer_id,
-                                             idempotency_key=idempotency_key)
+                                             idempotency_key=idempotency_key, **contact)
     if customer_ref != member.processor_customer_id:
         Member.objects.filter(pk=member.pk).update(processor_customer_id=customer_ref)
         member.processor_customer_id = customer_ref

@@ -80,7 +80,7 @@ def test_a_yearly_invoice_heard_before_its_membership_exists_gets_its_year_once_
     from tests.factories import MemberFactory
 
     fake = square_fake
-    customer = square.ensure_customer(member_ref="mb_late", existing_ref="", idempotency_key="")
+    customer = square.ensure_customer(member_ref="mb_late", existing_ref="", idempotency_key="", given_name="Nora")
     card = square.save_card(customer_ref=customer, source_token="cnon:card-nonce-ok", member_ref="mb_late")
     sub = square.ensure_subscription(customer_ref=customer, membership_ref="ms_late",
                                      price_ref=price_of(square, yearly),

@@ -112,7 +112,7 @@ def subscribed(on_square, square_fake):
 
     member, membership = enrolled_waiting_for_card(on_square)
     square = SquareProcessor.from_settings()
-    customer = square.ensure_customer(member_ref=f"mb_{member.pk}", existing_ref="")
+    customer = square.ensure_customer(member_ref=f"mb_{member.pk}", existing_ref="", given_name="Nora")
     old_card = square.save_card(customer_ref=customer, source_token="cnon:old-card", member_ref=f"mb_{member.pk}")
     price = square.ensure_price(tier_ref=f"tr_{on_square.pk}", plan_id="", product_name=on_square.processor_name,
                                 amount_cents=on_square.price_cents, currency="usd", interval="month")

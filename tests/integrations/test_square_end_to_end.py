@@ -82,7 +82,8 @@ def price_of(square, tier):
 
 def enroll(square, fake, tier):
     member = MemberFactory(practice=tier.practice)
-    customer = square.ensure_customer(member_ref=f"mb_{member.pk}", existing_ref="", idempotency_key="")
+    customer = square.ensure_customer(member_ref=f"mb_{member.pk}", existing_ref="", idempotency_key="",
+                                      given_name="Nora")
     card = square.save_card(customer_ref=customer, source_token="cnon:card-nonce-ok", member_ref=f"mb_{member.pk}")
     sub = square.ensure_subscription(customer_ref=customer, membership_ref=f"mb_{member.pk}",
                                      price_ref=price_of(square, tier), metadata={"card_ref": card},
@@ -213,7 +214,7 @@ def test_a_payment_for_a_subscription_we_do_not_know_waits_then_fails_with_the_r
     from memberships.models import LedgerEntry
 
     settings.INBOX_MAX_ATTEMPTS = 3
-    customer = square.ensure_customer(member_ref="mb_stranger", existing_ref="", idempotency_key="")
+    customer = square.ensure_customer(member_ref="mb_stranger", existing_ref="", idempotency_key="", given_name="Nora")
     card = square.save_card(customer_ref=customer, source_token="cnon:card-nonce-ok", member_ref="mb_stranger")
     stranger = square.ensure_subscription(customer_ref=customer, membership_ref="ms_0",
                                           price_ref=price_of(square, world["tier"]), metadata={"card_ref": card},
@@ -254,7 +255,7 @@ def test_an_unknown_plan_is_refused_by_square_and_nothing_is_enrolled(world, squ
     from integrations.processors.base import ProcessorRejected
     from memberships.models import Membership
 
-    customer = square.ensure_customer(member_ref="mb_9", existing_ref="", idempotency_key="")
+    customer = square.ensure_customer(member_ref="mb_9", existing_ref="", idempotency_key="", given_name="Nora")
     with pytest.raises(ProcessorRejected, match="NOT_FOUND"):
         square.ensure_subscription(customer_ref=customer, membership_ref="ms_9", price_ref="RETIRED_VARIATION",
                                    metadata={}, idempotency_key="")

@@ -37,7 +37,7 @@ def on_square(square, fake, tier, *, plan_tier=None):
     default), first cycle charged."""
     m = active_membership(tier=tier, member=MemberFactory(practice=tier.practice), now=NOW)
     ref = f"mb_{m.member_id}"
-    customer = square.ensure_customer(member_ref=ref, existing_ref="", idempotency_key="")
+    customer = square.ensure_customer(member_ref=ref, existing_ref="", idempotency_key="", given_name="Nora")
     card = square.save_card(customer_ref=customer, source_token="cnon:card-nonce-ok", member_ref=ref)
     sub = square.ensure_subscription(customer_ref=customer, membership_ref=f"ms_{m.pk}",
                                      price_ref=price_of(square, plan_tier or tier), metadata={"card_ref": card},
@@ -70,7 +70,7 @@ def test_square_discrepancies_read_like_stripes(practice, glow, square, square_f
     unpaid = on_square(square, fake, tier)
     fake.now = datetime(2026, 2, 20, 9, 0, tzinfo=dt_timezone.utc)
     fake.bill(unpaid.processor_subscription_id, fail_code="CARD_DECLINED")  # its webhook not heard yet
-    customer = square.ensure_customer(member_ref="mb_stray", existing_ref="", idempotency_key="")
+    customer = square.ensure_customer(member_ref="mb_stray", existing_ref="", idempotency_key="", given_name="Nora")
     card = square.save_card(customer_ref=customer, source_token="cnon:card-nonce-ok", member_ref="mb_stray")
     stray = square.ensure_subscription(customer_ref=customer, membership_ref="ms_stray",
                                        price_ref=price_of(square, tier),

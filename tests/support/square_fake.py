@@ -208,6 +208,12 @@ class SquareFake:
 
     # --- customers, cards, catalog -----------------------------------------------------------------
     def _create_customer(self, body):
+        # Square: "You must provide at least one of the following values in your request to this endpoint:
+        # given_name, family_name, company_name, email_address, phone_number" (CreateCustomer reference,
+        # the SDK's `customers.create` docstring)
+        if not any(body.get(f) for f in ("given_name", "family_name", "company_name", "email_address",
+                                         "phone_number")):
+            raise _Refused("MISSING_REQUIRED_PARAMETER", "a name, company, email address or phone number is required")
         customer = {"id": self._new_id("CUST"), "created_at": _stamp(self.now), "updated_at": _stamp(self.now),
                     "creation_source": "THIRD_PARTY", "version": 0}
         for field in ("given_name", "family_name", "email_address", "reference_id", "note"):

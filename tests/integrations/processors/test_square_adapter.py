@@ -56,8 +56,8 @@ def test_two_tier_versions_are_two_variations(square, square_fake):
 
 
 def test_customer_is_made_once_per_member(square, square_fake):
-    first = square.ensure_customer(member_ref="mb_1", existing_ref="", idempotency_key="a")
-    second = square.ensure_customer(member_ref="mb_1", existing_ref="", idempotency_key="b")
+    first = square.ensure_customer(member_ref="mb_1", existing_ref="", idempotency_key="a", given_name="Nora")
+    second = square.ensure_customer(member_ref="mb_1", existing_ref="", idempotency_key="b", given_name="Nora")
     kept = square.ensure_customer(member_ref="mb_1", existing_ref=first, idempotency_key="c")
 
     assert first == second == kept
@@ -67,7 +67,7 @@ def test_customer_is_made_once_per_member(square, square_fake):
 
 def _subscribed(square, square_fake):
     price_ref = _tier_price(square)
-    customer = square.ensure_customer(member_ref="mb_1", existing_ref="", idempotency_key="k")
+    customer = square.ensure_customer(member_ref="mb_1", existing_ref="", idempotency_key="k", given_name="Nora")
     card = square.save_card(customer_ref=customer, source_token="cnon:card-nonce-ok", member_ref="mb_1")
     ref = square.ensure_subscription(customer_ref=customer, membership_ref="ms_1", price_ref=price_ref,
                                      metadata={"card_ref": card}, idempotency_key="k")
@@ -145,7 +145,7 @@ def test_square_errors_become_ours_and_nothing_is_retried_inside_the_call(square
     square_fake.fail_next(status, code, category)
 
     with pytest.raises(error) as raised:
-        square.ensure_customer(member_ref="mb_1", existing_ref="", idempotency_key="k")
+        square.ensure_customer(member_ref="mb_1", existing_ref="", idempotency_key="k", given_name="Nora")
 
     assert square_fake.calls("POST", "/v2/customers") == 1            # the outbox owns the backoff
     if status == 401:
@@ -153,7 +153,7 @@ def test_square_errors_become_ours_and_nothing_is_retried_inside_the_call(square
 
 
 def test_unknown_plan_and_forgotten_subscription_are_rejected_not_retried(square, square_fake):
-    customer = square.ensure_customer(member_ref="mb_1", existing_ref="", idempotency_key="k")
+    customer = square.ensure_customer(member_ref="mb_1", existing_ref="", idempotency_key="k", given_name="Nora")
     with pytest.raises(ProcessorRejected, match="NOT_FOUND"):
         square.ensure_subscription(customer_ref=customer, membership_ref="ms_1", price_ref="NO_SUCH_VARIATION",
                                    metadata={}, idempotency_key="k")

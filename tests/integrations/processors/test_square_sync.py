@@ -35,7 +35,7 @@ def member_with_card(glow, square, square_fake):
     practice.processor, practice.automation_stage = Processor.SQUARE, AutomationStage.TIER_SYNC
     practice.save()
     member = MemberFactory(practice=practice)
-    customer = square.ensure_customer(member_ref=f"mb_{member.pk}", existing_ref="", idempotency_key="")
+    customer = square.ensure_customer(member_ref=f"mb_{member.pk}", existing_ref="", idempotency_key="", given_name="Nora")
     square.save_card(customer_ref=customer, source_token="cnon:card-nonce-ok", member_ref=f"mb_{member.pk}")
     member.processor_customer_id = customer
     member.save(update_fields=["processor_customer_id"])
@@ -200,3 +200,26 @@ def test_a_pause_shorter_than_a_month_reaches_square_and_the_ledger_resumes_it(m
     assert sub["status"] == "ACTIVE" and len(square_fake.invoices) == 1
     m.refresh_from_db()
     assert m.status == MembershipStatus.ACTIVE
+
+
+def test_an_enrollment_without_a_card_yet_makes_a_square_customer_the_clinic_can_recognise(glow, square_env,
+                                                                                          square_fake):
+    """Square refuses a customer with no name, email or phone: the member's name and email go with it
+    (the clinic finds her in its Square dashboard; Square emails her its invoices), nothing else."""
+    tier = glow[0]
+    practice = tier.practice
+    practice.processor, practice.automation_stage = Processor.SQUARE, AutomationStage.TIER_SYNC
+    practice.save()
+    member = MemberFactory(practice=practice, first_name="Nora", last_name="Vance", email="nora@example.com")
+    enroll(member, tier, square_fake.now)
+    work(square_fake.now)
+
+    [delivery] = processor_deliveries()
+    assert delivery.status == DeliveryStatus.DELIVERED and delivery.result.get("awaiting_card")
+    [customer] = square_fake.customers.values()
+    assert (customer["given_name"], customer["family_name"], customer["email_address"]) == (
+        "Nora", "Vance", "nora@example.com")
+    assert set(customer) - {"id", "created_at", "updated_at", "creation_source", "version"} == {
+        "given_name", "family_name", "email_address", "reference_id"}
+    member.refresh_from_db()
+    assert member.processor_customer_id == customer["id"]
