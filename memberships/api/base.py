@@ -1,5 +1,6 @@
-"""What every API view shares: the roles, the practice scope, the one bad-character check, JSON
-only, cursor pagination, the Idempotency-Key header and the audit rows of what it shows."""
+"""What every API view shares: the roles, the practice scope (and the group's, for looking up and
+redeeming for a member of a sibling practice), the one bad-character check, JSON only, cursor
+pagination, the Idempotency-Key header and the audit rows of what it shows."""
 
 from __future__ import annotations
 
@@ -129,6 +130,17 @@ class LedgerApiView(APIView):
         practice's rows are simply not found (404)."""
         scope = self.practice_id()
         return queryset if scope is None else queryset.filter(**{path: scope})
+
+    def group_practice_ids(self) -> list[int] | None:
+        """The practices whose members the user may look up and redeem for, as on the visit page:
+        their own and the other practices of its group (None for a superuser without one: all)."""
+        return selectors.searchable_practice_ids(self.request.user)
+
+    def group_scoped(self, queryset, path: str):
+        """Rows of the user's practice or of another practice of its group (`path` leads from the row to
+        its practice id); another group's, or an unrelated practice's, are simply not found (404)."""
+        ids = self.group_practice_ids()
+        return queryset if ids is None else queryset.filter(**{f"{path}__in": ids})
 
     def actor(self) -> services.Actor:
         return services.Actor.staff(self.request.user, ip_address=client_ip(self.request))

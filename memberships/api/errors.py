@@ -147,9 +147,11 @@ _MEANING = {
     401: "No valid credentials (`not_authenticated`, `authentication_failed`).",
     403: "Not allowed for this user's role, or no practice linked (`permission_denied`, `not_allowed`); "
          "also sent instead of 401 when session authentication is tried first.",
-    404: "No such object in this user's practice (`not_found`).",
+    404: "No such object in this user's practice (`not_found`); a member, a membership and a redemption "
+         "reach the other practices of its group too, never another group's.",
     409: "The ledger refuses now (`insufficient_balance`, `service_not_included`, `membership_not_redeemable`, "
-         "`stale_chart`, `illegal_transition`, `already_reversed`, `not_reversible`, `idempotency_key_reused`).",
+         "`not_redeemable_here`, `stale_chart`, `illegal_transition`, `already_reversed`, `not_reversible`, "
+         "`idempotency_key_reused`).",
     415: "The body is not JSON (`unsupported_media_type`).",
 }
 

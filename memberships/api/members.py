@@ -1,5 +1,7 @@
 """Reading members and memberships: search/list, a member, a membership with its balances, its
-timeline and its holds. Every answer that shows member data leaves audit rows (one per member shown)."""
+timeline and its holds. Every answer that shows member data leaves audit rows (one per member shown).
+The search, a member and a membership reach the other practices of the user's group too (as the visit
+page does); a membership's timeline and holds stay with its own practice."""
 
 from __future__ import annotations
 
@@ -37,7 +39,9 @@ def _current(field: str) -> Subquery:
 
 
 class MemberListApi(LedgerListView):
-    """Members of the user's practice, by id; `q` searches like the staff pages' search box."""
+    """Members of the user's practice, by id; `q` searches like the staff pages' search box, in the
+    user's practice and the other practices of its group (a member of the group may be seen and redeem
+    at any of its locations: `practice_id` says whose member each one is)."""
 
     serializer_class = MemberOut
     filters = MemberFilterIn
@@ -46,7 +50,7 @@ class MemberListApi(LedgerListView):
         wanted = self.filter_values()
         scope = self.practice_id()
         if wanted.get("q"):
-            members = selectors.search_members(practice_id=scope, query=wanted["q"], limit=None)
+            members = selectors.search_members(practice_ids=self.group_practice_ids(), query=wanted["q"], limit=None)
         else:
             members = Member.objects.all() if scope is None else Member.objects.filter(practice_id=scope)
         members = members.annotate(membership_id=_current("id"), membership_status=_current("status"),
@@ -66,13 +70,14 @@ class MemberListApi(LedgerListView):
 
 
 class MemberDetailApi(LedgerApiView):
-    """A member of the user's practice, with the current membership and its balances."""
+    """A member of the user's practice or of another practice of its group, with the current
+    membership, its balances and whether its tier may be redeemed at the user's desk."""
 
     @extend_schema(operation_id="members_retrieve", responses={200: MemberDetailOut, **error_responses(404)})
     def get(self, request, pk: int):
-        member = get_object_or_404(self.scoped(Member.objects.all(), "practice_id"), pk=pk)
+        member = get_object_or_404(self.group_scoped(Member.objects.all(), "practice_id"), pk=pk)
         self.audit(action="api_view_member", obj=member, member=member)
-        return Response(MemberDetailOut(member).data)
+        return Response(MemberDetailOut(member, context={"actor": self.actor()}).data)
 
 
 def membership_for(view: LedgerApiView, pk: int) -> Membership:
@@ -81,14 +86,23 @@ def membership_for(view: LedgerApiView, pk: int) -> Membership:
     return get_object_or_404(memberships, pk=pk)
 
 
+def group_membership_for(view: LedgerApiView, pk: int) -> Membership:
+    """The membership `pk` of the user's practice or of another practice of its group, else 404 (what the
+    visit page reaches: the membership, its balances, redeeming)."""
+    memberships = Membership.objects.select_related("tier", "member__practice", "member__home_location")
+    return get_object_or_404(view.group_scoped(memberships, "member__practice_id"), pk=pk)
+
+
 class MembershipDetailApi(LedgerApiView):
-    """A membership: status, tier, period, balances (balance, reserved, available per service) and `version`."""
+    """A membership of the user's practice or of another practice of its group: status, tier, period,
+    balances (balance, reserved, available per service), `version`, and whether its tier may be
+    redeemed at the user's desk (`redeemable_here`). Its timeline and holds stay with its own practice."""
 
     @extend_schema(operation_id="memberships_retrieve", responses={200: MembershipOut, **error_responses(404)})
     def get(self, request, pk: int):
-        membership = membership_for(self, pk)
+        membership = group_membership_for(self, pk)
         self.audit(action="api_view_membership", obj=membership, member=membership.member)
-        return Response(MembershipOut(membership).data)
+        return Response(MembershipOut(membership, context={"actor": self.actor()}).data)
 
 
 class TimelineApi(LedgerListView):

@@ -19,7 +19,7 @@ from memberships.models import EntryKind, LedgerEntry, Membership, Reservation, 
 
 from .base import IDEMPOTENCY_KEY, MAX_ID, CanRedeem, LedgerApiView, idempotency_key
 from .errors import error_responses
-from .members import HoldListApi, membership_for
+from .members import HoldListApi, group_membership_for, membership_for
 from .serializers import EntryOut, HoldIn, HoldOut, RedemptionIn, RedemptionOut, ReversalIn
 
 REPLAYED = "Idempotent-Replayed"
@@ -50,18 +50,23 @@ class RedemptionCreateApi(LedgerApiView):
         operation_id="memberships_redemptions_create", request=RedemptionIn,
         parameters=[IDEMPOTENCY_KEY, REPLAYED_HEADER],
         responses={201: RedemptionOut, **error_responses(404, 409, 415)},
-        description="Spend units (or cents) now. The same Idempotency-Key again answers the first "
-                    "redemption (201, header `Idempotent-Replayed: true`) and spends nothing.")
+        description="Spend units (or cents) now, for a member of the user's practice or of another "
+                    "practice of its group, at the user's location (recorded on the entry). A tier "
+                    "redeemable only at the member's home location is refused elsewhere (409 "
+                    "`not_redeemable_here`, naming where) and nothing is spent. The same "
+                    "Idempotency-Key again answers the first redemption (201, header "
+                    "`Idempotent-Replayed: true`) and spends nothing.")
     def post(self, request, pk: int):
-        membership = membership_for(self, pk)
+        membership = group_membership_for(self, pk)
         key = idempotency_key(request)
         data = _valid(RedemptionIn, request)
         service = _service_of(membership, data["service_id"])
         quantity = data["quantity"]
+        # Keys are the desk's own: its practice's (for its own members, the key the API has always used).
+        desk = self.practice_id() or membership.member.practice_id
         result = services.redeem_at_desk(
             membership=membership, service=service, quantity=quantity, actor=self.actor(),
-            idempotency_key=f"api:{membership.member.practice_id}:{key}",  # the key the API has always used
-            chart_version=data.get("chart_version", MAX_ID), now=timezone.now())
+            idempotency_key=f"api:{desk}:{key}", chart_version=data.get("chart_version", MAX_ID), now=timezone.now())
         entry = result.entry
         if (entry.membership_id, entry.service_id, -entry.quantity) != (membership.pk, service.pk, quantity):
             raise IdempotencyKeyReused("This Idempotency-Key was already used for a different redemption.")

@@ -15,7 +15,8 @@ the API refuses it; on the member's own pages (`member=`: what a member session 
 the signed-in member's page and no one else's, and no answer anywhere shows another member
 (Zelda Quixotic, the world's member) — a staff role on a member page is sent to "send me a link".
 A front desk of a sibling practice (another practice of our organization) finds our members and
-opens their visit page (the chart panel and redeeming: `SIBLING_OPEN`); every other URL naming our
+opens their visit page (the chart panel and redeeming), or the API's member, membership and redemption
+(`SIBLING_OPEN`); every other URL naming our
 objects is 404 for it, and no other page shows it our member. Another role joins by a line in ROLES, a way to sign it in (`_sign_in`) and its expectation
 (`_expected`). An entry for a URL that is not in the URL conf (yet) is simply not requested."""
 
@@ -39,6 +40,8 @@ ROLES += ("sibling_desk",)          # a front desk of another practice of our gr
 ROLES += ("group_manager", "other_group_manager")
 GROUP_MANAGERS = {"group_manager", "other_group_manager"}
 SIBLING_OPEN = ("memberships:visit", "memberships:visit_redeem")
+# … and the API's way to the same: the member, the membership (balances, the tier's rule) and redeeming.
+SIBLING_OPEN += ("api:member-detail", "api:membership-detail", "api:redemption-create")
 STAFF_ROLES = {"clinician", "front_desk", "manager", "other_manager", "sibling_desk"}
 STAFF_ROLES |= GROUP_MANAGERS
 PERMS = {  # which of our roles hold each permission (README, "Staff pages")
