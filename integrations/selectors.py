@@ -1,5 +1,5 @@
-"""What at the edges needs a person: dead-lettered deliveries, webhooks waiting or failed, record
-exceptions still open. Reads only."""
+"""What at the edges needs a person: dead-lettered deliveries, member messages that may have been sent,
+webhooks waiting or failed, record exceptions still open. Reads only."""
 
 from __future__ import annotations
 
@@ -73,6 +73,8 @@ class Attention:
     dead_deliveries: int
     open_record_exceptions: int
     inbox: InboxBacklog
+    # Member messages whose sending stopped before the provider's answer was recorded.
+    uncertain_deliveries: int = 0
 
     @property
     def failed_webhooks(self) -> int:
@@ -81,14 +83,18 @@ class Attention:
     @property
     def total(self) -> int:
         waiting = self.inbox.waiting if self.inbox.waiting_overdue else 0
-        return self.dead_deliveries + self.inbox.failed + waiting + self.open_record_exceptions
+        return (self.dead_deliveries + self.uncertain_deliveries + self.inbox.failed + waiting
+                + self.open_record_exceptions)
 
 
 def needs_attention(*, practice_id: int | None, now: datetime) -> Attention:
     """Counts for one practice (None: every practice, for a superuser)."""
     scope = {} if practice_id is None else {"practice_id": practice_id}
+    deliveries = Delivery.objects.filter(status__in=[DeliveryStatus.DEAD, DeliveryStatus.UNCERTAIN], **scope).aggregate(
+        dead=Count("pk", filter=Q(status=DeliveryStatus.DEAD)),
+        uncertain=Count("pk", filter=Q(status=DeliveryStatus.UNCERTAIN)))
     return Attention(
-        dead_deliveries=Delivery.objects.filter(status=DeliveryStatus.DEAD, **scope).count(),
+        dead_deliveries=deliveries["dead"], uncertain_deliveries=deliveries["uncertain"],
         open_record_exceptions=RecordException.objects.filter(status=RecordExceptionStatus.OPEN, **scope).count(),
         inbox=inbox_backlog(practice_id=practice_id, now=now),
     )

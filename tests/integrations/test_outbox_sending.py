@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
+from django.urls import reverse
 
 from billing import dunning
 from billing.models import ChannelStatus, DunningMessage, MemberNotice, MessageStatus, NoticeKind, NoticeStatus
@@ -106,6 +107,8 @@ def test_a_manager_sees_it_and_redelivers_it_by_hand(membership, monkeypatch, se
     outbox.dispatch_due(now=later)
 
     client.force_login(manager)
+    dashboard = client.get(reverse("manager:dashboard")).content.decode()
+    assert "1 member message may have been sent" in dashboard.split('data-testid="attention"')[1]
     page = client.get("/admin/integrations/delivery/").content.decode()
     assert "1 member message may have been sent" in page and "redeliver" in page
     client.post("/admin/integrations/delivery/", {"action": "redeliver_selected", "_selected_action": [delivery.pk]})
