@@ -273,10 +273,14 @@ class StripeProcessor:
     # payments ------------------------------------------------------------------------------------
     def retry_invoice(self, *, invoice_ref: str, idempotency_key: str) -> dict:
         """Try to collect an open invoice now (dunning). Paid → the invoice; declined → PaymentDeclined
-        (Stripe raises a CardError; some compatible servers answer 200 with the invoice still open)."""
+        (Stripe raises a CardError; some compatible servers answer 200 with the invoice still open); one
+        the practice voided or wrote off meanwhile (a retry already on its way) → ProcessorRejected,
+        nothing charged (Stripe would take payment of an uncollectible invoice)."""
         invoice = self._call(self.client.v1.invoices.retrieve, invoice_ref)
         if invoice.get("status") == "paid":
             return invoice
+        if invoice.get("status") in ("void", "uncollectible"):   # forgiven or written off since: never charged
+            raise ProcessorRejected(f"invoice {invoice_ref} is {invoice.get('status')}: no payment expected")
         invoice = self._call(self.client.v1.invoices.pay, invoice_ref, None, self._opts(idempotency_key, "pay"))
         if invoice.get("status") != "paid":
             code, decline = decline_from_invoice(invoice)

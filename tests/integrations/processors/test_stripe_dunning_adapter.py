@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from integrations.processors.dunning import ProcessorUnavailable, RetryOutcome
+from integrations.processors.dunning import ProcessorRejected, ProcessorUnavailable, RetryOutcome
 from integrations.processors.stripe import StripeProcessor
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "stripe_dunning"
@@ -62,6 +62,19 @@ def test_an_invoice_paid_meanwhile_is_not_charged_again(settings, httpserver):
     settings.STRIPE_MAX_NETWORK_RETRIES = 0
     httpserver.expect_request("/v1/invoices/in_1", method="GET").respond_with_json(fixture("invoice_paid.json"))
     assert StripeProcessor.from_settings().retry_invoice_payment("in_1", "k1").paid
+    assert [r.method for r, _ in httpserver.log] == ["GET"]
+
+
+@pytest.mark.parametrize("status", ["void", "uncollectible"])
+def test_an_invoice_voided_or_written_off_meanwhile_is_never_charged(settings, httpserver, status):
+    """A retry already on its way when the practice voided the invoice (or marked it uncollectible,
+    which Stripe would still let us charge): the member is not charged."""
+    settings.STRIPE_API_BASE = httpserver.url_for("").rstrip("/")
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    httpserver.expect_request("/v1/invoices/in_1", method="GET").respond_with_json(
+        dict(fixture("invoice_failed_open.json"), status=status))
+    with pytest.raises(ProcessorRejected, match="no payment expected"):
+        StripeProcessor.from_settings().retry_invoice_payment("in_1", "k1")
     assert [r.method for r, _ in httpserver.log] == ["GET"]
 
 
