@@ -45,10 +45,12 @@ def test_a_sibling_desk_finds_reads_and_redeems_once_through_the_api(world):
     api = token_client(world.harbor_desk)
     found = api.get("/api/v1/members/", {"q": "Garcia"})
     assert found.status_code == 200
-    assert [(r["id"], r["practice_id"], r["home_location_id"], r["membership_id"]) for r in found.json()["results"]] == [
+    rows = found.json()["results"]
+    assert [(r["id"], r["practice_id"], r["home_location_id"], r["membership_id"]) for r in rows] == [
         (world.ana.pk, world.glow.pk, world.pasadena.pk, world.membership.pk)]
     listed = AuditLog.objects.get(action="api_list_members")
-    assert (listed.member_id, listed.user_id, listed.location_id) == (world.ana.pk, world.harbor_desk.pk, world.harbor.pk)
+    assert (listed.member_id, listed.user_id, listed.location_id) == (
+        world.ana.pk, world.harbor_desk.pk, world.harbor.pk)
     assert api.get("/api/v1/members/").json()["results"] == []        # browsing stays with Harbor's own members
 
     member = api.get(f"/api/v1/members/{world.ana.pk}/")
@@ -63,7 +65,8 @@ def test_a_sibling_desk_finds_reads_and_redeems_once_through_the_api(world):
                                    location=world.harbor).count() == 2
 
     body = {"service_id": world.facial.pk, "quantity": 1, "chart_version": membership["version"]}
-    first, again = redeem(api, world.membership, body, key="harbor-1"), redeem(api, world.membership, body, key="harbor-1")
+    first = redeem(api, world.membership, body, key="harbor-1")
+    again = redeem(api, world.membership, body, key="harbor-1")
     assert (first.status_code, first["Idempotent-Replayed"]) == (201, "false")
     assert (again.status_code, again["Idempotent-Replayed"], again.json()["id"]) == (201, "true", first.json()["id"])
     assert _redemptions(world) == [(world.facial.pk, -1, world.harbor.pk, world.harbor_desk.pk)]
@@ -108,7 +111,8 @@ def test_a_sibling_desk_with_no_location_chosen_may_not_redeem_a_home_only_tier(
 def test_the_members_other_records_stay_with_its_practice(world):
     api = token_client(world.harbor_desk)
     entry = LedgerEntry.objects.filter(membership=world.membership).first()
-    for path in (f"/api/v1/memberships/{world.membership.pk}/timeline/", f"/api/v1/memberships/{world.membership.pk}/holds/"):
+    base = f"/api/v1/memberships/{world.membership.pk}"
+    for path in (f"{base}/timeline/", f"{base}/holds/"):
         assert api.get(path).status_code == 404, path
     held = api.post(f"/api/v1/memberships/{world.membership.pk}/holds/", {"service_id": world.facial.pk},
                     format="json", HTTP_IDEMPOTENCY_KEY="h")
@@ -157,7 +161,8 @@ def test_many_requests_from_a_sibling_desk_at_once_redeem_exactly_once():
     assert errors == []
     assert sorted(a.status_code for a in results) == [201] * 4 + [409] * (THREADS - 4)
     assert {a.json()["code"] for a in results if a.status_code == 409} == {"insufficient_balance"}
-    assert EntitlementBalance.objects.get(membership=world.membership, service=world.credit).balance == credit - 4 * each
+    left = EntitlementBalance.objects.get(membership=world.membership, service=world.credit).balance
+    assert left == credit - 4 * each
 
 
 @pytest.mark.postgres
