@@ -31,6 +31,10 @@ _LIVE = ("ACTIVE", "PENDING", "PAUSED")
 _BASE_URLS = {"sandbox": "https://connect.squareupsandbox.com", "production": "https://connect.squareup.com"}
 
 
+class NotFound(ProcessorRejected):
+    """Square does not know the object asked for (HTTP 404)."""
+
+
 def translate_error(exc: Exception) -> Exception:
     """A Square SDK or network exception → our own error."""
     from square.core.api_error import ApiError
@@ -52,6 +56,8 @@ def translate_error(exc: Exception) -> Exception:
         return ProcessorUnavailable(f"Square answered {status}: {detail}")
     if status == 401:
         return ProcessorRejected(f"Square refused our access token (HTTP 401: {detail}); renew SQUARE_ACCESS_TOKEN")
+    if status == 404:
+        return NotFound(f"Square refused the request (HTTP {status}: {detail})")
     return ProcessorRejected(f"Square refused the request (HTTP {status}: {detail})")
 
 

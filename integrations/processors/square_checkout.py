@@ -41,6 +41,7 @@ from memberships.services.joining import enroll_online, note_checkout
 from . import sync
 from .base import JoinCheckout, ProcessorError, ProcessorRejected, SubscriptionChanged
 from .joining import join_key
+from .square import NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -84,17 +85,17 @@ def open_square_join(*, attempt: JoinAttempt, success_url: str, now: datetime) -
 def close_abandoned_links(*, before: datetime) -> tuple[int, ...]:
     """Delete at Square the payment links of the joins started before `before` and never paid (the
     purge deletes those joins next). Returns the joins whose link is still open — Square could not be
-    reached — logged by id: the purge keeps them, the next run tries again. A link Square no longer
-    has is closed already."""
+    reached, or refused the call (an expired token) — logged by id: the purge keeps them, the next run
+    tries again. Only a link Square does not know (404) is closed already."""
     still_open = []
     for attempt in (JoinAttempt.objects.filter(created_at__lt=before, practice__processor="square")
                     .exclude(checkout_ref="").select_related("practice")):
         processor = sync.processor_for(attempt.practice)
         try:
             processor._call(processor.client.checkout.payment_links.delete, id=attempt.checkout_ref)
-        except ProcessorRejected:
+        except NotFound:
             continue                            # not found at Square: nothing left to pay there
-        except ProcessorError as exc:
+        except ProcessorError as exc:           # unreachable, or refused (an expired token): still open
             logger.warning("join %s: its Square payment link was not deleted (%s)", attempt.pk, type(exc).__name__)
             still_open.append(attempt.pk)
     return tuple(still_open)

@@ -208,6 +208,27 @@ def test_an_abandoned_square_join_loses_its_payment_link_before_it_is_purged(cli
     assert requests.get(f"{square_fake.base_url}/checkout/pay/{old.checkout_ref}", timeout=5).status_code == 404
 
 
+@pytest.mark.django_db
+def test_an_abandoned_square_join_is_kept_while_squares_refusal_is_not_that_its_link_is_gone(client, square_online,
+                                                                                            square_fake):
+    """An expired access token (401) says nothing of the link: it may still take a payment, so the
+    join stays on file for the next run; only a link Square does not know (404) counts as closed."""
+    from datetime import timedelta
+
+    from portal.join.tasks import purge_abandoned_joins_task
+
+    start_join(client, square_online)
+    old = JoinAttempt.objects.get()
+    JoinAttempt.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=30))
+
+    square_fake.fail_next(401, code="ACCESS_TOKEN_EXPIRED", category="AUTHENTICATION_ERROR")
+    assert purge_abandoned_joins_task() == 0
+    assert old.checkout_ref in square_fake.payment_links and JoinAttempt.objects.count() == 1
+
+    square_fake.payment_links.pop(old.checkout_ref)                       # deleted at Square meanwhile
+    assert purge_abandoned_joins_task() == 1 and not JoinAttempt.objects.exists()
+
+
 def _square_dashboard_subscription(fake, *, customer_id: str, plan_variation_id: str) -> str:
     """What the clinic does in Square's dashboard: a subscription for a customer, on the card on file,
     made by no payment link; Square sends `subscription.created` and bills the first month."""
