@@ -187,3 +187,13 @@ def test_the_chart_timeline_says_it_in_plain_words(client, reads, on_stripe, fro
     client.force_login(front_desk)
     page = client.get(reverse("memberships:chart", args=[on_stripe.member_id])).content.decode()
     assert VOIDED_WORDS in page
+
+
+def test_the_dunning_case_page_says_the_invoice_was_voided(client, reads, on_stripe, admin_client):
+    post(client, FAILED, on_stripe, T0)
+    post(client, VOIDED, on_stripe, T0 + DAY)
+    case = DunningCase.objects.get(invoice_ref=INVOICE)
+    page = admin_client.get(reverse("admin:billing_dunningcase_change", args=[case.pk])).content.decode()
+    assert "Forgiven (voided at the processor)" in page and VOIDED_WORDS in page
+    listing = admin_client.get(reverse("admin:billing_dunningcase_changelist")).content.decode()
+    assert "Forgiven (voided at the processor)" in listing
