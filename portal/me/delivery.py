@@ -24,7 +24,7 @@ SUBJECT = "Your membership page link"
 
 def message_body(link: MemberLink) -> str:
     practice = link.member.practice.name
-    return (f"{practice}: here is your link to see your membership: {links.link_url(link)} — it works once, "
+    return (f"{practice}: here is your link to see your membership: {links.link_url(link)} - it works once, "
             f"for {links.link_minutes()} minutes. If you did not ask for it, ignore this message.")
 
 
