@@ -52,6 +52,8 @@ from memberships.services.stages import at_least, event_stage
 
 from . import due
 from .models import Delivery, DeliveryStatus
+from . import uncertain
+from .uncertain import UNCERTAIN_NOTE, tell_destination
 
 logger = logging.getLogger(__name__)
 
@@ -183,23 +185,23 @@ def _send(delivery_id: int, destination: Destination, event: Event, *, waiting_a
                 return None
             delivery.status, delivery.sending_since = waiting_as, None
             _attempt(delivery, destination, event, now=now)
+            if delivery.status == DeliveryStatus.UNCERTAIN:
+                delivery.sending_since = mark
             _save(delivery, now=now)
             return delivery.status
     except Exception as exc:
         log_failure(logger, "delivery %s to %s: its outcome could not be recorded", delivery_id,
                     getattr(destination, "name", "?"), exc=exc)
         if delivery is not None and delivery.status == DeliveryStatus.DELIVERED:
-            return DeliveryStatus.UNCERTAIN if _give_up(delivery_id, mark=mark, now=now, why=error_text(exc)) else None
+            gone = uncertain.give_up(delivery_id, mark=mark, now=now, destinations=_REGISTRY, why=error_text(exc))
+            return DeliveryStatus.UNCERTAIN if gone else None
         return _count_failed_attempt(delivery_id, exc=exc, now=now, mark=mark)
 
 
 def _attempt(delivery: Delivery, destination: Destination, event: Event, *, now: datetime) -> None:
     """Call the destination and set the delivery's outcome (not saved)."""
     try:
-        delivery.result = _call(destination, event, delivery=delivery, now=now) or {}
-        delivery.status = DeliveryStatus.DELIVERED
-        delivery.note = destination.describe(event)[:300]
-        delivery.last_error = ""
+        result = _call(destination, event, delivery=delivery, now=now)
     except PermanentDeliveryError as exc:
         delivery.status, delivery.last_error = DeliveryStatus.FAILED, str(exc)[:2000]
     except DeferDelivery as exc:
@@ -211,14 +213,36 @@ def _attempt(delivery: Delivery, destination: Destination, event: Event, *, now:
     except Exception as exc:  # unexpected: a failed attempt like any other, never a blocked queue
         log_failure(logger, "delivery %s to %s (event %s) failed unexpectedly", delivery.pk,
                     delivery.destination, delivery.event_id, exc=exc)
-        _retry_or_dead(delivery, destination, event, error=error_text(exc), now=now)
+        if getattr(delivery, "handed_over", False) and not getattr(destination, "repeatable", False):
+            _uncertain(delivery, destination, event, error=error_text(exc), now=now)
+        else:
+            _retry_or_dead(delivery, destination, event, error=error_text(exc), now=now)
+    else:
+        delivery.result = result or {}
+        delivery.status = DeliveryStatus.DELIVERED
+        delivery.note = destination.describe(event)[:300]
+        delivery.last_error = ""
     logger.info("delivery %s to %s: %s (attempt %s)", delivery.pk, delivery.destination,
                 delivery.status, delivery.attempts)
 
 
+def handed_over(delivery: Delivery) -> None:
+    """Called by a destination the moment its provider accepted the message: from here on, a failure
+    of the destination (recording the send, say) means the message may have gone — UNCERTAIN, never
+    retried by itself — rather than a failed attempt."""
+    delivery.handed_over = True
+
+
+def _uncertain(delivery: Delivery, destination: Destination, event: Event, *, error: str, now: datetime) -> None:
+    """A message its provider accepted, whose destination then failed (its own record of the send
+    undone): it may have gone. UNCERTAIN, as after a dead worker, and the destination told."""
+    delivery.status, delivery.note = DeliveryStatus.UNCERTAIN, UNCERTAIN_NOTE[:300]
+    delivery.last_error = (tell_destination(destination, event, delivery=delivery, now=now) or error)[:2000]
+
+
 def _save(delivery: Delivery, *, now: datetime) -> None:
     if delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.SHADOWED, DeliveryStatus.FAILED,
-                           DeliveryStatus.DEAD):
+                           DeliveryStatus.DEAD, DeliveryStatus.UNCERTAIN):
         delivery.finished_at = now
     delivery.save(update_fields=["status", "attempts", "next_attempt_at", "last_error", "note", "result",
                                  "finished_at", "sending_since"])
@@ -249,48 +273,10 @@ def _retry_or_dead(delivery: Delivery, destination: Destination, event: Event, *
         delivery.next_attempt_at = now + backoff(delivery.attempts)
 
 
-UNCERTAIN_NOTE = ("may have been sent: the sending stopped after it was handed to the provider and before the "
-                  "provider's answer was recorded, so whether it went is not known. It is not sent again by "
-                  "itself; check (with the member, or the provider's log), then redeliver if it did not go.")
-
-
 def sweep_sending(*, now: datetime, limit: int = 100) -> int:
-    """Deliveries marked SENDING for longer than OUTBOX_SENDING_TIMEOUT_SECONDS whose worker is gone
-    (its row lock went with its connection; a live worker's row is skipped, however slow its provider)
-    become UNCERTAIN — "may have been sent" — and their destination's own record says so
-    (`on_uncertain`). Never sent again by themselves: a manager redelivers. Returns how many."""
-    cutoff = now - timedelta(seconds=settings.OUTBOX_SENDING_TIMEOUT_SECONDS)
-    stale = (Delivery.objects.filter(status=DeliveryStatus.SENDING, sending_since__lte=cutoff)
-             .order_by("sending_since", "id").values_list("pk", "sending_since")[:limit])
-    return sum(_give_up(delivery_id, mark=mark, now=now) for delivery_id, mark in list(stale))
-
-
-def _give_up(delivery_id: int, *, mark: datetime, now: datetime, why: str = "") -> bool:
-    """SENDING (with this mark) → UNCERTAIN, by a conditional UPDATE on status and mark, so it never
-    overwrites a worker's outcome; the destination's `on_uncertain` in the same transaction (if it
-    raises, the delivery still turns, with the error shown: it is the record a manager reads)."""
-    with transaction.atomic():
-        delivery = (Delivery.objects.select_for_update(skip_locked=True)
-                    .filter(pk=delivery_id, status=DeliveryStatus.SENDING, sending_since=mark).first())
-        if delivery is None:                    # a worker still holds it, or it has its outcome
-            return False
-        turned = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING, sending_since=mark).update(
-            status=DeliveryStatus.UNCERTAIN, note=UNCERTAIN_NOTE[:300], last_error=why[:2000], finished_at=now)
-        if not turned:
-            return False
-        hook = getattr(_REGISTRY.get(delivery.destination), "on_uncertain", None)
-        if hook is not None:
-            try:
-                with transaction.atomic():
-                    hook(Event.objects.select_related("practice", "member").get(pk=delivery.event_id),
-                         delivery=delivery, now=now)
-            except Exception as exc:
-                log_failure(logger, "delivery %s: its destination could not record 'may have been sent'",
-                            delivery_id, exc=exc)
-                Delivery.objects.filter(pk=delivery_id).update(last_error=error_text(exc))
-    logger.warning("delivery %s to %s may have been sent: marked for a manager, not sent again", delivery_id,
-                   delivery.destination)
-    return True
+    """The deliveries whose worker died while sending become "may have been sent"
+    (`integrations.uncertain`); returns how many."""
+    return uncertain.sweep_sending(now=now, destinations=_REGISTRY, limit=limit)
 
 
 def dispatch_due(*, now: datetime | None = None, limit: int = 200) -> dict[str, int]:
@@ -301,12 +287,12 @@ def dispatch_due(*, now: datetime | None = None, limit: int = 200) -> dict[str, 
     now = now or timezone.now()
     counts: dict[str, int] = {}
     try:
-        uncertain = sweep_sending(now=now)
+        given_up = sweep_sending(now=now)
     except Exception as exc:  # the sweep must not hold up the deliveries; the next run sweeps again
         log_failure(logger, "the sweep of deliveries left sending failed", exc=exc)
-        uncertain = 0
-    if uncertain:
-        counts[DeliveryStatus.UNCERTAIN] = uncertain
+        given_up = 0
+    if given_up:
+        counts[DeliveryStatus.UNCERTAIN] = given_up
     due = (
         Delivery.objects.filter(status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING],
                                 next_attempt_at__lte=now)
@@ -324,7 +310,8 @@ def dispatch_due(*, now: datetime | None = None, limit: int = 200) -> dict[str, 
     return counts
 
 
-def _count_failed_attempt(delivery_id: int, *, exc: Exception, now: datetime, mark: datetime | None = None) -> str | None:
+def _count_failed_attempt(delivery_id: int, *, exc: Exception, now: datetime,
+                          mark: datetime | None = None) -> str | None:
     """The fallback when `deliver_one` itself raised (its work was rolled back): one attempt spent,
     retried with backoff, dead-lettered after OUTBOX_MAX_ATTEMPTS (without `on_dead`, which may be
     what failed; the dead letter is in the admin). With `mark`: this worker's SENDING row, whose

@@ -19,8 +19,8 @@ from .cases import record_case_event
 def record_message_uncertain(*, message_id: int, now: datetime) -> bool:
     """The message may have been sent: recorded on it, with a note on the case's timeline. Returns
     whether it was still pending (a message whose outcome is known keeps it)."""
-    message = (DunningMessage.objects.select_for_update(of=("self",)).select_related("case__member__practice", "case__membership")
-               .filter(pk=message_id).first())
+    message = (DunningMessage.objects.select_for_update(of=("self",))
+               .select_related("case__member__practice", "case__membership").filter(pk=message_id).first())
     if message is None or message.status != MessageStatus.PENDING:
         return False
     message.status, message.status_updated_at = MessageStatus.UNCERTAIN, now

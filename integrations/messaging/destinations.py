@@ -19,7 +19,7 @@ from billing.dunning.selectors import message_for_sending
 from billing.models import DunningCaseStatus, MessageChannel, MessageStatus
 from memberships.models import AutomationStage, Event, EventKind
 
-from ..outbox import DeferDelivery, PermanentDeliveryError, RetryableDeliveryError
+from ..outbox import DeferDelivery, PermanentDeliveryError, RetryableDeliveryError, handed_over
 from . import email as email_sender
 from . import holds
 from . import sms
@@ -87,6 +87,7 @@ class MemberMessageDestination:
             except sms.SmsError as exc:
                 dunning.record_message_undeliverable(message_id=message.pk, now=now, error_code=exc.code)
                 raise PermanentDeliveryError(str(exc)) from exc
+            handed_over(delivery)                      # Twilio has it: from here, never "try again"
             dunning.record_message_sent(message_id=message.pk, provider_id=result.provider_id,
                                         status=result.status, now=now)
             logger.info("dunning sms %s sent for case %s", message.pk, message.case_id)
@@ -99,6 +100,7 @@ class MemberMessageDestination:
                                           message_ref=f"dunning-message-{message.pk}")
         except email_sender.EmailUnavailable as exc:
             raise RetryableDeliveryError(str(exc)) from exc
+        handed_over(delivery)
         dunning.record_message_sent(message_id=message.pk, provider_id=ref, status=MessageStatus.SENT, now=now)
         logger.info("dunning email %s sent for case %s", message.pk, message.case_id)
         return {"provider_id": ref}

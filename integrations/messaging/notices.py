@@ -19,7 +19,7 @@ from memberships import services as ledger
 from memberships.models import AutomationStage, Event, EventKind
 from memberships.services import Actor
 
-from ..outbox import DeferDelivery, PermanentDeliveryError, RetryableDeliveryError
+from ..outbox import DeferDelivery, PermanentDeliveryError, RetryableDeliveryError, handed_over
 from . import email as email_sender
 from . import holds, sms
 
@@ -63,10 +63,10 @@ class MemberNoticeDestination:
         if until is not None:
             raise DeferDelivery(until, "quiet hours")
         if channel == "sms":
-            return self._sms(notice, now=now)
-        return self._email(notice, now=now)
+            return self._sms(notice, delivery=delivery, now=now)
+        return self._email(notice, delivery=delivery, now=now)
 
-    def _sms(self, notice, *, now: datetime) -> dict:
+    def _sms(self, notice, *, delivery, now: datetime) -> dict:
         member = notice.member
         if holds.is_held(member.pk):
             raise DeferDelivery(now + holds.RECHECK, "held: a reply of the member waits for staff")
@@ -84,11 +84,12 @@ class MemberNoticeDestination:
             notices.record_channel(notice_id=notice.pk, channel="sms", status=ChannelStatus.FAILED,
                                    note=f"refused ({exc.code})" if exc.code else "refused", now=now)
             raise PermanentDeliveryError(str(exc)) from exc
+        handed_over(delivery)                          # Twilio has it: from here, never "try again"
         notices.record_channel(notice_id=notice.pk, channel="sms", status=ChannelStatus.SENT, now=now)
         logger.info("notice %s sent by sms to member %s", notice.pk, member.pk)
         return {"provider_id": result.provider_id}
 
-    def _email(self, notice, *, now: datetime) -> dict:
+    def _email(self, notice, *, delivery, now: datetime) -> dict:
         member = notice.member
         if not member.email:
             notices.record_channel(notice_id=notice.pk, channel="email", status=ChannelStatus.SKIPPED,
@@ -99,6 +100,7 @@ class MemberNoticeDestination:
                                           body=wording.email_body(notice), message_ref=f"member-notice-{notice.pk}")
         except email_sender.EmailUnavailable as exc:
             raise RetryableDeliveryError(str(exc)) from exc
+        handed_over(delivery)
         notices.record_channel(notice_id=notice.pk, channel="email", status=ChannelStatus.SENT, now=now)
         logger.info("notice %s sent by email to member %s", notice.pk, member.pk)
         return {"provider_id": ref}

@@ -125,6 +125,29 @@ def test_a_manager_sees_it_and_redelivers_it_by_hand(membership, monkeypatch, se
     assert Event.objects.filter(member=member, kind=EventKind.MESSAGE_SENT, payload__message_id=message.pk).exists()
 
 
+def test_an_sms_twilio_accepted_whose_recording_then_failed_is_not_sent_again(membership, monkeypatch):
+    """Not only a dead worker: a database error while recording the send (after Twilio accepted)
+    undoes the record of it, and a retry would text the member again."""
+    member = membership.member
+    fail(membership, now=T0)
+    dunning.run_dunning(now=T0)
+    delivery = sms_delivery()
+
+    def refused(**kwargs):
+        raise RuntimeError("the database refused the write")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dunning, "record_message_sent", refused)
+        outbox.deliver_one(delivery.pk, now=T0)
+    for hours in (1, 12, 48):
+        outbox.dispatch_due(now=T0 + timedelta(hours=hours))
+
+    assert len(sms_to(member)) == 1
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.UNCERTAIN and "refused the write" in delivery.last_error
+    assert DunningMessage.objects.get(channel="sms").status == MessageStatus.UNCERTAIN
+
+
 def test_a_worker_still_on_its_sms_past_the_timeout_keeps_it(membership, settings):
     """A slow provider is not a dead worker: what the worker records wins, and the sweep that comes
     after finds nothing to give up on."""
