@@ -6,7 +6,8 @@ group's practices, the search, the members' memberships, the audit rows, the tem
 of search — a name fragment inside a last name (the trigram index), a last-name prefix, "first last",
 phone, email, member number — beside the floor (the search statements alone, the indexes' own time),
 the CPU per search (this process and its PostgreSQL backend), the queries per page and the plan's
-scans. Goal: p95 ≤ 50 ms."""
+scans; and the floor of any staff page, the search page with no query (session, user, permissions,
+profile, the template), with its CPU. Goal: p95 ≤ 50 ms."""
 
 from __future__ import annotations
 
@@ -166,6 +167,13 @@ def run() -> None:
                 page.setdefault(kind, []).append(time.perf_counter() - started)
                 if response.status_code != 200:
                     raise RuntimeError(f"search {q!r}: HTTP {response.status_code}")
+        # the floor of a page: the empty search page (session, user, permissions, profile, template)
+        plain: list[float] = []
+        with cpu_meter(name) as plain_cpu:
+            for _ in range(len(plan) // 3):
+                started = time.perf_counter()
+                client.get(home)
+                plain.append(time.perf_counter() - started)
         floor: dict[str, list[float]] = {}
         for kind, q in plan:
             started = time.perf_counter()
@@ -181,6 +189,8 @@ def run() -> None:
         print(f"search across the group, all kinds: page {summary_ms(every)}")
         print(f"  floor, all kinds:                      {summary_ms([s for v in floor.values() for s in v])}")
         print(f"  {cpu.describe(len(plan), 'search')}")
+        print(f"floor of a page, the search page with no query: {summary_ms(plain)}")
+        print(f"  {plain_cpu.describe(len(plain), 'page')}")
         with CaptureQueriesContext(connection) as ctx:
             client.get(f"{home}?{urlencode({'q': 'arci'})}")
         print(f"SQL queries per search page: {len(ctx.captured_queries)} (of which 4 are session, user, "

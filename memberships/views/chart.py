@@ -30,9 +30,8 @@ def home(request):
         practice_ids = selectors.searchable_practice_ids(request.user)
         in_group = practice_ids is not None and len(practice_ids) > 1
         members = selectors.search_members(practice_ids=practice_ids, query=query)
-        if in_group:   # a group: each member's practice and home location is shown
-            members = members.select_related("practice", "home_location")
-        # each member's open membership and its tier's name, in the same statement
+        # each member's open membership, its tier's name and (shown in a group) the member's practice
+        # and home location, in the same statement
         members = list(with_open_membership(members))
         own = practice_scope(request.user)
         results = [(member, member.open_membership) for member in members]
