@@ -136,7 +136,9 @@ def deliver_one(delivery_id: int, *, now: datetime) -> str | None:
     the call leaves the mark, which no worker takes again (`sweep_sending` turns it into "may have
     been sent" for a manager). An unexpected exception from the destination (a bug, bad data, a
     database error) counts as a failed attempt: what the destination wrote is undone, the delivery is
-    retried with backoff and dead-lettered after OUTBOX_MAX_ATTEMPTS, like a peer that is down."""
+    retried with backoff and dead-lettered after OUTBOX_MAX_ATTEMPTS, like a peer that is down —
+    unless the destination had said its provider had the message (`handed_over`): then it may have
+    gone, and it is UNCERTAIN."""
     with transaction.atomic():
         delivery = (
             Delivery.objects.select_for_update(skip_locked=True)
@@ -192,7 +194,8 @@ def _send(delivery_id: int, destination: Destination, event: Event, *, waiting_a
     except Exception as exc:
         log_failure(logger, "delivery %s to %s: its outcome could not be recorded", delivery_id,
                     getattr(destination, "name", "?"), exc=exc)
-        if delivery is not None and delivery.status == DeliveryStatus.DELIVERED:
+        if delivery is not None and (getattr(delivery, "handed_over", False)
+                                     or delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.UNCERTAIN)):
             gone = uncertain.give_up(delivery_id, mark=mark, now=now, destinations=_REGISTRY, why=error_text(exc))
             return DeliveryStatus.UNCERTAIN if gone else None
         return _count_failed_attempt(delivery_id, exc=exc, now=now, mark=mark)
