@@ -122,7 +122,7 @@ def _store_subscription(membership: Membership, subscription_ref: str) -> None:
 def sync_enrollment(processor, membership: Membership, *, idempotency_key: str) -> dict:
     member = membership.member
     if membership.status == MembershipStatus.CANCELLED and not membership.processor_subscription_id:
-        return {"skipped": "cancelled before a subscription was created"}
+        return _end_unstored(processor, membership, idempotency_key=idempotency_key)
     customer_ref = ensure_customer(processor, member, idempotency_key=idempotency_key)
     if membership.processor_subscription_id:
         return {"customer": customer_ref, "subscription": membership.processor_subscription_id, "existing": True}
@@ -139,6 +139,19 @@ def sync_enrollment(processor, membership: Membership, *, idempotency_key: str) 
     _store_subscription(membership, sub.subscription_ref)
     return {"customer": customer_ref, "subscription": sub.subscription_ref, "status": sub.status,
             "created": sub.created}
+
+
+def _end_unstored(processor, membership: Membership, *, idempotency_key: str) -> dict:
+    """Cancelled before a subscription was stored: an earlier attempt may have made one whose answer
+    was lost (a timeout), which the cancellation could not see. It is cancelled too, unless another
+    membership holds it."""
+    customer_ref = membership.member.processor_customer_id
+    found = processor.find_subscription(customer_ref=customer_ref, membership_ref=membership_ref(membership)) \
+        if customer_ref else None
+    if found is None or Membership.objects.filter(processor_subscription_id=str(found["id"])).exists():
+        return {"skipped": "cancelled before a subscription was created"}
+    sub = processor.cancel_subscription(subscription_ref=str(found["id"]), idempotency_key=idempotency_key)
+    return {"subscription": sub.subscription_ref, "status": sub.status, "cancelled": "made before the cancellation"}
 
 
 def _require_subscription(membership: Membership) -> str:

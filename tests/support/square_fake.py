@@ -89,6 +89,7 @@ class SquareFake:
         self.outbox: list[tuple[bytes, dict]] = []     # signed webhooks not delivered yet
         self.now = datetime(2026, 1, 1, 12, 0, tzinfo=dt_timezone.utc)
         self._faults: list[tuple[int, str, str]] = []
+        self._lost: list[tuple[str, str]] = []
         self._idempotent: dict[str, tuple[str, int, dict]] = {}
         self._ids = itertools.count(1)
         self._actions: dict[str, list[dict]] = {}
@@ -134,6 +135,11 @@ class SquareFake:
                   times: int = 1) -> None:
         self._faults.extend([(status, category, code)] * times)
 
+    def lose_answer(self, method: str, path: str) -> None:
+        """The next `method path` request is carried out, but its answer is lost: the caller sees a
+        500, as after a timeout, while Square has done it."""
+        self._lost.append((method, path))
+
     def calls(self, method: str, prefix: str) -> int:
         return sum(1 for m, p, _ in self.requests if m == method and p.startswith(prefix))
 
@@ -167,7 +173,11 @@ class SquareFake:
             for verb, pattern, name, model in self._ROUTES:
                 match = re.fullmatch(pattern, path)
                 if verb == method and match:
-                    return self._answer(name, model, body, match.groupdict())
+                    answer = self._answer(name, model, body, match.groupdict())
+                    if (method, path) in self._lost:
+                        self._lost.remove((method, path))
+                        return 500, {"errors": [_error("INTERNAL_SERVER_ERROR", "answer lost")]}
+                    return answer
             return 404, {"errors": [_error("NOT_FOUND", f"no route {method} {path}")]}
 
     # Square's longest idempotency key per endpoint, where its reference gives one (CreateCard: "Max: 45

@@ -223,3 +223,25 @@ def test_an_enrollment_without_a_card_yet_makes_a_square_customer_the_clinic_can
         "given_name", "family_name", "email_address", "reference_id"}
     member.refresh_from_db()
     assert member.processor_customer_id == customer["id"]
+
+
+def test_a_subscription_made_at_square_whose_answer_was_lost_is_cancelled_with_the_membership(member_with_card,
+                                                                                            square_fake):
+    """Square creates the subscription but its answer is lost (a timeout): the enrollment waits for a
+    retry. The desk cancels meanwhile; the cancellation has no subscription to cancel yet, and the
+    retry finds the membership cancelled — the subscription Square made must end too, or Square
+    charges the member every month for a membership she no longer has."""
+    member, tier = member_with_card
+    square_fake.lose_answer("POST", "/v2/subscriptions")
+    m = enroll(member, tier, square_fake.now)
+    work(square_fake.now)
+    [made] = square_fake.subscriptions.values()
+    services.cancel_membership(membership=m, actor=services.Actor.system(), idempotency_key="cancel",
+                               now=square_fake.now)
+    for _ in range(8):
+        square_fake.now += timedelta(hours=2)
+        work(square_fake.now)
+    assert {d.status for d in processor_deliveries()} <= {DeliveryStatus.DELIVERED}
+    assert made["canceled_date"]                           # ends when the month paid at creation ends
+    m.refresh_from_db()
+    assert m.status == MembershipStatus.CANCELLED
