@@ -50,6 +50,7 @@ class MemberPage:
     holds: list[str] = field(default_factory=list)
     next_charge: str = ""
     next_charge_at: datetime | None = None
+    overdue_since: datetime | None = None   # past due: the renewal whose payment did not go through
     history: list[HistoryLine] = field(default_factory=list)
     agreement: AgreementAcceptance | None = None
     requests: list[MemberRequest] = field(default_factory=list)
@@ -97,12 +98,19 @@ def _history(membership: Membership, *, since: datetime) -> list[HistoryLine]:
     return sorted(lines, key=lambda line: line.when, reverse=True)
 
 
-def _next_charge(membership: Membership) -> tuple[str, datetime | None]:
-    if membership.status not in (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE) or not membership.current_period_end:
+def _next_charge(membership: Membership, *, now: datetime) -> tuple[str, datetime | None]:
+    """The renewal to come (an active membership's period end ahead); none for a renewal that did not
+    happen (past due: its payment failed; paused; a period end already passed)."""
+    if not _renews_ahead(membership, now=now):
         return "", None
     tier = membership.pending_tier or membership.tier
     price = membership_price(membership, tier=tier)               # the location's own price, if it has one
     return format_money(price.cents, tier.currency), membership.current_period_end
+
+
+def _renews_ahead(membership: Membership, *, now: datetime) -> bool:
+    end = membership.current_period_end
+    return membership.status == MembershipStatus.ACTIVE and end is not None and end > now
 
 
 def member_page(*, member: Member, now: datetime) -> MemberPage:
@@ -117,9 +125,12 @@ def member_page(*, member: Member, now: datetime) -> MemberPage:
     if membership.pending_tier is not None:
         page.pending_price = membership_price(membership, tier=membership.pending_tier).display
     if membership.status != MembershipStatus.CANCELLED:
-        page.expiring, page.boundary = _expiring(membership), membership.current_period_end
+        page.expiring = _expiring(membership)
+        page.boundary = membership.current_period_end if _renews_ahead(membership, now=now) else None
         page.holds = _holds(membership, zone=page.zone)
-    page.next_charge, page.next_charge_at = _next_charge(membership)
+    page.next_charge, page.next_charge_at = _next_charge(membership, now=now)
+    if membership.status == MembershipStatus.PAST_DUE:
+        page.overdue_since = membership.current_period_end
     page.history = _history(membership, since=now - timedelta(days=HISTORY_DAYS))
     page.requests = list(MemberRequest.objects.filter(member=member).order_by("-created_at", "-id")[:5])
     return page

@@ -107,3 +107,26 @@ def test_the_cancel_form_says_what_happens_to_her_balance_as_the_practice_rules_
     except MembershipNotRedeemable:
         spent = False
     assert spent == usable                                      # what the form said is what happens
+
+
+@pytest.mark.parametrize("status", ["past_due", "paused"])
+def test_a_renewal_that_did_not_happen_is_not_shown_as_a_date_to_come(client, glow, status):
+    """Her renewal was due three days ago and the card was declined (past due), or she is paused: the
+    page does not announce a 'next charge' or 'next renewal' on a day that has passed; past due, it
+    says the payment did not go through and points to the card."""
+    from billing.notices.wording import day
+
+    member, membership = ana_garcia(glow[0])
+    due = timezone.now() - timedelta(days=3)
+    Membership.objects.filter(pk=membership.pk).update(
+        status=status, current_period_end=due,
+        paused_until=(timezone.now() + timedelta(days=20)).date() if status == "paused" else None)
+    sign_in(client, member)
+    text = _text(client)
+    local = due.astimezone(member.practice.zone).date()
+    on = f"{day(local)}, {local.year}"
+    assert f"Next charge: $199.00 on {on}" not in text
+    assert f"next renewal on {on}".lower() not in text.lower()
+    assert "Product credit: $50.00" in text                        # what expires at the next renewal, still listed
+    if status == "past_due":
+        assert f"Your payment due on {on} did not go through" in text and "Update my card" in text
