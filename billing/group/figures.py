@@ -127,9 +127,12 @@ def _members(buckets: _Buckets, ids: list[int], now: datetime) -> None:
         row.mrr_cents += r["n"] * price
 
 
-def _payments(buckets: _Buckets, ids: list[int], now: datetime, starts: list[date]) -> metrics.FailedRecovered:
+def _payments(buckets: _Buckets, practices: list[Practice], now: datetime, starts: list[date]) -> metrics.FailedRecovered:
     """Failed payments still open and recovered dollars per row, tallied as the dashboard tallies a
-    practice (each row's members' events on their own); the group's figures are the rows' sum."""
+    practice (each row's members' events on their own, over its practice's months in its own time
+    zone); the group's figures are the rows' sum (`starts`: the group's months)."""
+    ids = [p.pk for p in practices]
+    zones = {p.pk: metrics.practice_zone(p) for p in practices}
     events = payment_events(practice_id=ids, now=now, starts=starts).values(
         "kind", "membership_id", "created_at", "payload", "practice_id", "member__home_location_id")
     by_row: dict[int, tuple[Row, list]] = {}
@@ -139,7 +142,8 @@ def _payments(buckets: _Buckets, ids: list[int], now: datetime, starts: list[dat
     group = metrics.FailedRecovered(months=starts, failed_cents=[0] * len(starts), recovered_cents=[0] * len(starts),
                                     failed_count=0, recovered_count=0, open_count=0, open_cents=0)
     for row, own in by_row.values():
-        tally = tally_failed_recovered(own, starts=starts)
+        with timezone.override(zones[row.practice_id]):
+            tally = tally_failed_recovered(own, starts=metrics.month_starts(now=now, months=MONTHS))
         row.failed_open_count += tally.open_count
         row.failed_open_cents += tally.open_cents
         row.recovered_cents += sum(tally.recovered_cents)
@@ -258,15 +262,17 @@ def group_dashboard(*, organization_id: int, now: datetime) -> GroupDashboard:
     practices = list(Practice.objects.filter(organization_id=organization_id).order_by("name", "id"))
     ids = [p.pk for p in practices]
     buckets = _Buckets(practices, list(Location.objects.filter(practice_id__in=ids).order_by("name", "id")))
-    starts = metrics.month_starts(now=now, months=MONTHS)
+    zone = metrics.practice_zone(practices[0] if practices else None)    # the group's charts' months
+    with timezone.override(zone):
+        starts = metrics.month_starts(now=now, months=MONTHS)
+        members_chart = metrics.members_by_tier_over_time(practice_id=ids, now=now, months=MONTHS)
     _members(buckets, ids, now)
-    money = _payments(buckets, ids, now, starts)
+    money = _payments(buckets, practices, now, starts)
     _breakage(buckets, practices, now)
     liability = _liability(buckets, ids)
     _payback(buckets, practices, ids, now)
-    zone = metrics.practice_zone(practices[0] if practices else None)
     charts = metrics.Dashboard(
-        members=metrics.members_by_tier_over_time(practice_id=ids, now=now, months=MONTHS),
+        members=members_chart,
         money=money,
         redemptions=metrics.redemptions_per_service(practice_id=ids, now=now),
         liability=liability,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
+from django.utils import timezone
+
 from memberships.models import Practice
 
 from .credit import Breakage, Liability, ServiceAmount, breakage_by_month, credit_liability, redemptions_per_service
@@ -27,13 +29,16 @@ class Dashboard:
 
 
 def dashboard(*, practice_id: int | None, now: datetime, months: int = 12, zone: tzinfo | None = None) -> Dashboard:
-    """`zone`: the practice's time zone (read once here when not given), which the breakage months,
-    the payback weeks and the staff-time months follow."""
+    """`zone`: the practice's time zone (read once here when not given), which every month and week
+    follows: members and MRR, failed and recovered, breakage, the payback weeks, staff time."""
     if zone is None:
         zone = practice_zone(Practice.objects.filter(pk=practice_id).first() if practice_id is not None else None)
+    with timezone.override(zone):       # every month of every chart in the practice's zone
+        members = members_by_tier_over_time(practice_id=practice_id, now=now, months=months)
+        money = failed_vs_recovered(practice_id=practice_id, now=now, months=months)
     return Dashboard(
-        members=members_by_tier_over_time(practice_id=practice_id, now=now, months=months),
-        money=failed_vs_recovered(practice_id=practice_id, now=now, months=months),
+        members=members,
+        money=money,
         redemptions=redemptions_per_service(practice_id=practice_id, now=now),
         liability=credit_liability(practice_id=practice_id),
         breakage=breakage_by_month(practice_id=practice_id, now=now, months=months, zone=zone),

@@ -1,5 +1,5 @@
 """What every metric shares: one practice, several (a group's) or all, and the calendar months a series runs over (in
-the site's time zone)."""
+the current time zone: the dashboard sets the practice's)."""
 
 from __future__ import annotations
 
@@ -37,10 +37,10 @@ def next_month(d: date) -> date:
 
 
 def aware(d: date) -> datetime:
-    """Midnight at the start of `d`, in the site's time zone."""
+    """Midnight at the start of `d`, in the current time zone."""
     return timezone.make_aware(datetime(d.year, d.month, d.day))
 
 
 def month_key(dt: datetime) -> date:
-    """The month a moment falls in (its first day), in the site's time zone."""
+    """The month a moment falls in (its first day), in the current time zone."""
     return timezone.localtime(dt).date().replace(day=1)
