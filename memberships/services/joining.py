@@ -159,8 +159,9 @@ def enroll_online(*, join_ref: str, checkout_ref: str, customer_ref: str, subscr
     if attempt is None:
         raise JoinNotFound(f"Join {join_ref or '?'} is not on file (checkout {checkout_ref}).")
     member = _member_for(attempt, customer_ref=customer_ref, actor=actor, key=idempotency_key, now=now)
-    membership = enroll_member(member=member, tier=attempt.tier, actor=actor, now=now,
-                               idempotency_key=f"{idempotency_key}:enroll", processor_subscription_id=subscription_ref)
+    membership = enroll_member(member=member, tier=attempt.tier, actor=actor, now=now,     # the price the page showed
+                               idempotency_key=f"{idempotency_key}:enroll", processor_subscription_id=subscription_ref,
+                               at_list_price=True)
     agreement = attempt.agreement
     AgreementAcceptance.objects.create(
         member=member, membership=membership, agreement=agreement, accepted_at=attempt.accepted_at,

@@ -54,14 +54,16 @@ def _transition(membership: Membership, *, allowed_from: tuple[str, ...], to: st
 
 @idempotent("enroll_member")
 def enroll_member(*, member: Member, tier: Tier, actor: Actor, idempotency_key: str, now: datetime,
-                  processor_subscription_id: str = "") -> Membership:
-    """Start a membership (pending until the first successful charge seeds the balance)."""
+                  processor_subscription_id: str = "", at_list_price: bool = False) -> Membership:
+    """Start a membership (pending until the first successful charge seeds the balance), at the home
+    location's own price for the tier if it has one — or at the tier's (`at_list_price`: a join online,
+    whose hosted page charged the tier's price)."""
     if tier.practice_id != member.practice_id or not tier.active:
         raise InvalidTier("Choose an active tier of this practice.")
     Member.objects.select_for_update().filter(pk=member.pk).first()  # two desks enrolling one member
     if Membership.objects.filter(member=member).exclude(status=MembershipStatus.CANCELLED).exists():
         raise IllegalTransition("This member already has an open membership; change its tier instead.")
-    price = price_of(tier, pricing_location(member=member, tier=tier))    # the home location's own, if any
+    price = price_of(tier, None if at_list_price else pricing_location(member=member, tier=tier))
     membership = Membership.objects.create(
         member=member, tier=tier, status=MembershipStatus.PENDING, started_at=now,
         processor_subscription_id=processor_subscription_id, enrolled_location_id=actor.location_id,
