@@ -15,7 +15,10 @@ nothing.
 
 SIGTERM to the whole process group (systemd's default, supervisor's `stopasgroup`) also reaches
 the workers themselves. django-q2 leaves them the default action: they end at once, and the batch
-in hand is rolled back with its connection — its events stay received for the next sweep.
+in hand is rolled back with its connection — its events stay received for the next sweep. An outbox
+worker ended while handing a member's SMS or email to its provider leaves that delivery marked
+SENDING (committed before the call): no worker sends it again by itself; it shows as "may have been
+sent" for a manager (`integrations.uncertain`).
 """
 
 from __future__ import annotations
