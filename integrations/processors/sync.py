@@ -25,6 +25,7 @@ from __future__ import annotations
 from datetime import datetime, time
 
 from django.conf import settings
+from django.db import connection
 
 from integrations.outbox import PermanentDeliveryError, RetryableDeliveryError
 from memberships.models import (
@@ -206,6 +207,20 @@ def sync_cancel(processor, membership: Membership, *, idempotency_key: str) -> d
     return {"subscription": sub.subscription_ref, "status": sub.status}
 
 
+_LOCK_SPACE = 0x5C1A  # this destination's advisory locks, apart from any other's
+
+
+def one_at_a_time(membership_id: int) -> None:
+    """The processor deliveries of one membership wait for each other until the delivery's transaction
+    ends, so each reads the membership as the last one left it: a cancellation delivered while a tier
+    change "now" replaces a Square subscription reaches the new one, not only the one it replaced.
+    A transaction-scoped advisory lock on PostgreSQL (the membership's row stays free for the desk
+    while the processor answers); SQLite's transactions already take its one write lock."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_SPACE, membership_id])
+
+
 class ProcessorDestination:
     name = "processor"
     repeatable = True   # every call carries the delivery's idempotency key: a repeat changes nothing
@@ -230,6 +245,7 @@ class ProcessorDestination:
         }.get(event.kind, f"sync the subscription ({event.kind})")
 
     def deliver(self, event: Event, *, delivery, now: datetime) -> dict:
+        one_at_a_time(event.membership_id)
         membership = Membership.objects.select_related("member", "tier", "pending_tier").get(pk=event.membership_id)
         key = delivery.idempotency_key
         try:

@@ -24,6 +24,7 @@ import itertools
 import json
 import re
 import threading
+import time
 import uuid
 from datetime import date, datetime, timezone as dt_timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,6 +91,7 @@ class SquareFake:
         self.now = datetime(2026, 1, 1, 12, 0, tzinfo=dt_timezone.utc)
         self._faults: list[tuple[int, str, str]] = []
         self._lost: list[tuple[str, str]] = []
+        self._slow: dict[tuple[str, str], float] = {}
         self._idempotent: dict[str, tuple[str, int, dict]] = {}
         self._ids = itertools.count(1)
         self._actions: dict[str, list[dict]] = {}
@@ -135,6 +137,10 @@ class SquareFake:
                   times: int = 1) -> None:
         self._faults.extend([(status, category, code)] * times)
 
+    def slow_down(self, method: str, path: str, seconds: float) -> None:
+        """Square takes `seconds` to answer every `method path` request (two workers' calls overlap)."""
+        self._slow[(method, path)] = seconds
+
     def lose_answer(self, method: str, path: str) -> None:
         """The next `method path` request is carried out, but its answer is lost: the caller sees a
         500, as after a timeout, while Square has done it."""
@@ -165,6 +171,8 @@ class SquareFake:
     ]
 
     def handle(self, method: str, path: str, body: dict) -> tuple[int, dict]:
+        if (method, path) in self._slow:
+            time.sleep(self._slow[(method, path)])
         with self._lock:
             self.requests.append((method, path, body))
             if self._faults:

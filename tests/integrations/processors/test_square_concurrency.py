@@ -11,6 +11,7 @@ from memberships.models import AutomationStage, EventKind, MembershipStatus
 from memberships.models.practice import Processor
 from tests.integrations.test_square_end_to_end import _history, at, balances
 from tests.memberships.ledger_checks import hammer
+from tests.integrations.processors.test_square_sync import member_with_card  # noqa: F401  (fixture)
 from tests.support.square_fixtures import square, square_env, square_fake  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("pg-threads")]
@@ -44,3 +45,53 @@ def test_two_workers_draining_a_square_history_at_once_converge(glow, square, sq
     assert m.events.filter(kind=EventKind.REFILLED).count() == 3
     assert not DunningCase.objects.filter(membership=m, status=DunningCaseStatus.OPEN).exists()
     assert set(InboundEvent.objects.values_list("status", flat=True)) == {InboundStatus.PROCESSED}
+
+
+def test_a_tier_change_now_and_a_cancellation_delivered_at_once_leave_no_subscription_billing(
+        member_with_card, square_fake, client):
+    """The desk moves a member to another tier "now" (at Square: a new subscription, the old one ending)
+    and the member cancels a moment later; two workers deliver both at once. Whatever the order, no
+    subscription may go on billing at Square: the cancellation must reach the subscription the
+    tier change made, not only the one it replaced."""
+    import time
+    from datetime import timedelta
+
+    from integrations import outbox
+    from integrations.models import Delivery
+    from memberships import services
+    from memberships.models import Membership
+    from tests.factories import TierFactory
+    from tests.integrations.processors.test_square_sync import enroll, work
+
+    member, tier = member_with_card
+    m = enroll(member, tier, square_fake.now)
+    work(square_fake.now)
+    assert all(a.status_code == 200 for a in square_fake.deliver(client))
+    work(square_fake.now)
+    m.refresh_from_db()
+    assert m.status == MembershipStatus.ACTIVE
+    lite = TierFactory(practice=tier.practice, code="lite", name="Lite", price_cents=14900)
+    now = square_fake.now + timedelta(days=3)
+    services.change_tier(membership=m, new_tier=lite, effective="now", actor=services.Actor.system(),
+                         idempotency_key="now", now=now)
+    change = Delivery.objects.filter(destination="processor").order_by("pk").last()
+    square_fake.slow_down("POST", "/v2/subscriptions", 1.5)
+
+    def worker(i):
+        if i == 0:                                   # the tier change, Square slow to make the new one
+            return outbox.deliver_one(change.pk, now=now)
+        time.sleep(0.5)                              # meanwhile the member cancels, another worker delivers it
+        services.cancel_membership(membership=Membership.objects.get(pk=m.pk), actor=services.Actor.system(),
+                                   idempotency_key="cancel", now=now)
+        return outbox.deliver_one(Delivery.objects.filter(destination="processor").order_by("pk").last().pk,
+                                  now=now)
+
+    results, errors = hammer(n=2, fn=worker)
+    assert not errors, errors
+    work(now + timedelta(hours=1))
+
+    m.refresh_from_db()
+    assert m.status == MembershipStatus.CANCELLED
+    billing = [s["id"] for s in square_fake.subscriptions.values()
+               if s["status"] != "CANCELED" and not s.get("canceled_date")]
+    assert billing == []
