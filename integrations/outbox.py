@@ -43,7 +43,6 @@ from typing import Protocol
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from memberships.failures import error_text, log_failure
