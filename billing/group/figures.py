@@ -127,31 +127,28 @@ def _members(buckets: _Buckets, ids: list[int], now: datetime) -> None:
         row.mrr_cents += r["n"] * price
 
 
-def _payments(buckets: _Buckets, practices: list[Practice], now: datetime, starts: list[date]) -> metrics.FailedRecovered:
+def _payments(buckets: _Buckets, practices: list[Practice], now: datetime, starts: list[date],
+              zone: tzinfo) -> metrics.FailedRecovered:
     """Failed payments still open and recovered dollars per row, tallied as the dashboard tallies a
     practice (each row's members' events on their own, over its practice's months in its own time
-    zone); the group's figures are the rows' sum (`starts`: the group's months)."""
+    zone); the group's chart tallies all the events over the group's months (`starts`) in the
+    group's `zone`, as its other charts: the rows' months are not the group's when the zones differ."""
     ids = [p.pk for p in practices]
     zones = {p.pk: metrics.practice_zone(p) for p in practices}
-    events = payment_events(practice_id=ids, now=now, starts=starts).values(
-        "kind", "membership_id", "created_at", "payload", "practice_id", "member__home_location_id")
+    events = list(payment_events(practice_id=ids, now=now, starts=starts).values(
+        "kind", "membership_id", "created_at", "payload", "practice_id", "member__home_location_id"))
     by_row: dict[int, tuple[Row, list]] = {}
     for event in events:
         row = buckets.row(event["practice_id"], event["member__home_location_id"])
         by_row.setdefault(id(row), (row, []))[1].append(event)
-    group = metrics.FailedRecovered(months=starts, failed_cents=[0] * len(starts), recovered_cents=[0] * len(starts),
-                                    failed_count=0, recovered_count=0, open_count=0, open_cents=0)
     for row, own in by_row.values():
         with timezone.override(zones[row.practice_id]):
             tally = tally_failed_recovered(own, starts=metrics.month_starts(now=now, months=MONTHS))
         row.failed_open_count += tally.open_count
         row.failed_open_cents += tally.open_cents
         row.recovered_cents += sum(tally.recovered_cents)
-        group.failed_cents = [a + b for a, b in zip(group.failed_cents, tally.failed_cents)]
-        group.recovered_cents = [a + b for a, b in zip(group.recovered_cents, tally.recovered_cents)]
-        for name in ("failed_count", "recovered_count", "open_count", "open_cents"):
-            setattr(group, name, getattr(group, name) + getattr(tally, name))
-    return group
+    with timezone.override(zone):
+        return tally_failed_recovered(events, starts=starts)
 
 
 def _month_window(practices: list[Practice], now: datetime, column: str, practice_path: str) -> Q:
@@ -267,7 +264,7 @@ def group_dashboard(*, organization_id: int, now: datetime) -> GroupDashboard:
         starts = metrics.month_starts(now=now, months=MONTHS)
         members_chart = metrics.members_by_tier_over_time(practice_id=ids, now=now, months=MONTHS)
     _members(buckets, ids, now)
-    money = _payments(buckets, practices, now, starts)
+    money = _payments(buckets, practices, now, starts, zone)
     _breakage(buckets, practices, now)
     liability = _liability(buckets, ids)
     _payback(buckets, practices, ids, now)
