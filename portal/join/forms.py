@@ -6,6 +6,8 @@ from __future__ import annotations
 import phonenumbers
 from django import forms
 
+from memberships.display import home_region
+
 SMS_CONSENT_TEXT = ("I agree to receive text messages from {practice} about my membership (payments, card "
                     "updates, credit about to expire). Message and data rates may apply. Reply STOP to opt out.")
 HONEYPOT_FIELD = "website"
@@ -38,7 +40,7 @@ class JoinForm(forms.Form):
     def clean_phone(self) -> str:
         raw = self.cleaned_data["phone"].strip()
         try:
-            number = phonenumbers.parse(raw, "US")
+            number = phonenumbers.parse(raw, home_region())      # the practice's country, as "send me a link"
         except phonenumbers.NumberParseException:
             raise forms.ValidationError("Enter a valid mobile number.") from None
         if not phonenumbers.is_valid_number(number):

@@ -159,3 +159,14 @@ def test_the_demo_has_a_join_page(client, db):
     Practice.objects.filter(slug="glow-aesthetics").update(automation_stage="tier_sync")
     body = client.get("/join/glow-aesthetics/").content.decode()
     assert "join-form" in body and "Glow Aesthetics membership agreement" in body
+
+
+def test_a_mobile_written_as_people_write_it_at_home_is_taken_where_the_practice_is(client, online, processor,  # noqa: F811
+                                                                                   settings):
+    """A practice outside the US (IMPORT_PHONE_REGION) gets its members' national numbers, as the
+    member page's "send me a link" takes them."""
+    from portal.me.links import normalise_address
+
+    settings.IMPORT_PHONE_REGION = "GB"
+    assert client.post(URL, form(online, phone="07911 123456")).status_code == 302
+    assert JoinAttempt.objects.get().phone == "+447911123456" == normalise_address("07911 123456")
