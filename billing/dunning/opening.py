@@ -181,15 +181,16 @@ def _with_case(keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
 
 
 def _settled(keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
-    """The (practice, invoice) pairs among `keys` whose invoice was paid or voided since the failure
-    was read (a sweep's read, then the paid webhook before its locks): nothing is owed, nothing chased."""
+    """The (practice, invoice) pairs among `keys` whose invoice was paid, voided or written off since the
+    failure was read (a sweep's read, then the webhook before its locks): nothing is owed, nothing chased."""
     found: set[tuple[int, str]] = set()
     by_practice: dict[int, list[str]] = {}
     for practice_id, ref in keys:
         by_practice.setdefault(practice_id, []).append(ref)
     for practice_id, refs in by_practice.items():
         found |= set(Invoice.objects.filter(practice_id=practice_id, processor_invoice_id__in=refs,
-                                            status__in=(InvoiceStatus.PAID, InvoiceStatus.VOID))
+                                            status__in=(InvoiceStatus.PAID, InvoiceStatus.VOID,
+                                                        InvoiceStatus.UNCOLLECTIBLE))
                      .values_list("practice_id", "processor_invoice_id"))
     return found
 

@@ -60,6 +60,13 @@ def run_dunning(*, now: datetime, limit: int = 500) -> dict[str, int]:
 
 @transaction.atomic
 def run_step(step_id: int, *, now: datetime) -> str | None:
+    # The membership first, then the step and its case, as every path that changes a case does (the
+    # inbox holds the membership while a payment or a void ends the case): a membership another worker
+    # holds is left to it, and its step stays due for the next run (never a deadlock with the webhook).
+    membership_id = DunningStep.objects.filter(pk=step_id).values_list("case__membership_id", flat=True).first()
+    if membership_id is None or not list(Membership.objects.select_for_update(of=("self",), skip_locked=True)
+                                         .filter(pk=membership_id).values_list("pk", flat=True)):
+        return None
     step = (DunningStep.objects.select_for_update(skip_locked=True)
             .filter(pk=step_id, status=StepStatus.PENDING, due_at__lte=now).first())
     if step is None:
