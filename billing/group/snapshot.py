@@ -87,9 +87,11 @@ def dump(board: GroupDashboard) -> dict:
     return {"version": VERSION, "practice_ids": [p.pk for p in board.practices], **fields}
 
 
-def load(data: dict) -> GroupDashboard | None:
-    """The dashboard back from `dump`'s JSON (one query for the practices' names); None when it was
-    written in another shape (then it is recomputed)."""
+def load(data: dict, *, organization_id: int) -> GroupDashboard | None:
+    """The dashboard back from `dump`'s JSON (one query for the group's practices); None when it was
+    written in another shape, or when the group's practices are no longer those it was computed for
+    (a practice left the group, joined it or was deleted: then it is recomputed, so a group is never
+    shown the figures of a practice it no longer has)."""
     if not isinstance(data, dict) or data.get("version") != VERSION:
         return None
     try:
@@ -99,8 +101,10 @@ def load(data: dict) -> GroupDashboard | None:
     except (KeyError, TypeError, ValueError) as exc:
         logger.warning("stored group figures could not be read (%s); recomputing", type(exc).__name__)
         return None
-    by_id = Practice.objects.in_bulk(data["practice_ids"])
-    return GroupDashboard(practices=[by_id[pk] for pk in data["practice_ids"] if pk in by_id], **values)
+    practices = list(Practice.objects.filter(organization_id=organization_id).order_by("name", "id"))
+    if sorted(p.pk for p in practices) != sorted(data.get("practice_ids") or []):
+        return None
+    return GroupDashboard(practices=practices, **values)
 
 
 # -- computing and reading ------------------------------------------------------------------------
@@ -124,7 +128,7 @@ def refresh(*, organization_id: int, now: datetime | None = None) -> tuple[Group
             except IntegrityError:      # another refresh created it first: compare with it
                 row = GroupFigures.objects.select_for_update().get(organization_id=organization_id)
         if row.computed_at >= now:
-            return load(row.data) or board, row
+            return load(row.data, organization_id=organization_id) or board, row
         row.computed_at, row.took_ms, row.data, row.refreshing_since = now, took_ms, data, None
         row.save(update_fields=["computed_at", "took_ms", "data", "refreshing_since"])
     logger.info("group %s figures refreshed in %s ms", organization_id, took_ms)
@@ -136,7 +140,7 @@ def current(*, organization_id: int, now: datetime) -> tuple[GroupDashboard, Gro
     older than GROUP_FIGURES_MAX_AGE_SECONDS, or they can't be read."""
     row = GroupFigures.objects.filter(organization_id=organization_id).first()
     if row is not None and now - row.computed_at <= timedelta(seconds=settings.GROUP_FIGURES_MAX_AGE_SECONDS):
-        board = load(row.data)
+        board = load(row.data, organization_id=organization_id)
         if board is not None:
             return board, row
     return refresh(organization_id=organization_id, now=now)
@@ -147,7 +151,7 @@ def refresh_on_request(*, organization_id: int, now: datetime) -> tuple[GroupDas
     click, or two managers at once, don't recompute them again)."""
     row = GroupFigures.objects.filter(organization_id=organization_id).first()
     if row is not None and now - row.computed_at < timedelta(seconds=60):
-        board = load(row.data)
+        board = load(row.data, organization_id=organization_id)
         if board is not None:
             return board, row
     return refresh(organization_id=organization_id, now=now)
