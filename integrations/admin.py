@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from memberships.admin import ReadOnlyAdmin
+from memberships.views.common import audit
 
 from . import inbox, outbox
 from .models import Delivery, DeliveryStatus, InboundEvent, InboundStatus
@@ -36,6 +37,16 @@ class InboundEventAdmin(ReadOnlyAdmin):
         backlog = inbox_backlog(practice_id=practice_id, now=timezone.now())
         return super().changelist_view(request, extra_context={
             **(extra_context or {}), "inbox": backlog, "inbox_unlisted": 0 if practice_id is None else backlog.unassigned})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """An event's page shows its payload (a member's name, email, card brand as the processor or
+        the record sent them): each opening is audited, as every view of member data is."""
+        response = super().change_view(request, object_id, form_url, extra_context)
+        original = (getattr(response, "context_data", None) or {}).get("original")
+        if original is not None and getattr(response, "status_code", None) == 200:
+            audit(request, action="admin_view_inboundevent", obj=original,
+                  detail={"source": original.source, "event_type": original.event_type})
+        return response
 
     @admin.action(description="Re-process the selected events")
     def reprocess_events(self, request, queryset):

@@ -61,6 +61,12 @@ def test_stored_payload_detail_page_renders(client, admin_client):
     row = InboundEvent.objects.get()
     page = admin_client.get(f"/admin/integrations/inboundevent/{row.pk}/change/")
     assert page.status_code == 200 and "customer.created" in page.content.decode()
+    # the payload holds a member's details: who opened it is in the audit trail, once per opening
+    from memberships.models import AuditLog
+
+    seen = AuditLog.objects.filter(action="admin_view_inboundevent", object_id=str(row.pk))
+    assert seen.count() == 1 and seen.get().user.is_superuser
+    assert seen.get().detail == {"source": row.source, "event_type": "customer.created"}
 
 
 def _summary(page) -> str:
