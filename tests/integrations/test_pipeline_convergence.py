@@ -257,6 +257,30 @@ def test_a_failure_and_its_past_due_update_arriving_together(glow, stripe_reads,
     assert sorted(InboundEvent.objects.values_list("status", flat=True)) == [InboundStatus.PROCESSED] * 4
 
 
+@pytest.mark.parametrize("how", ["void", "uncollectible"])
+def test_a_void_heard_of_after_the_next_invoice_was_paid(glow, stripe_reads, how):
+    """Invoice 2's renewal failed and the practice voided it (or wrote it off); invoice 3 was paid
+    since, and its events arrive before the void's. The case ends forgiven, the flag comes off, the
+    membership stays active on invoice 3's cycle, and Stripe's "active" for invoice 2, older than
+    invoice 3's, changes nothing: as in real-time order."""
+    tier, _, _ = glow
+    plan = HistoryPlan((PAID, InvoicePlan(failures=1, paid=False, forgiven=how), PAID))
+    reference = reference_state(tier, plan)
+    membership = new_membership(tier, tag=TAG)
+    history = build_history(plan, membership=membership, tag=TAG)
+    deliver(of_invoice(history, 0) + by_label(history, "inv2.fail1", "inv2.past_due1") + of_invoice(history, 2)
+            + by_label(history, f"inv2.{how}", "inv2.active"), now=after(history))
+
+    state = capture_state(membership, tag=TAG)
+    assert state == reference
+    # Two cycles granted (invoices 1 and 3: nothing for the month nobody paid), the period invoice 3's.
+    assert (state["status"], state["cycle_number"], state["current_period"]) == (MembershipStatus.ACTIVE, 2,
+                                                                                  period_dt(2))
+    assert state["open_dunning_cases"] == [] and state["open_chart_flags"] == []
+    assert DunningCase.objects.get(membership=membership).status == (
+        DunningCaseStatus.FORGIVEN if how == "void" else DunningCaseStatus.WRITTEN_OFF)
+
+
 def test_two_paid_renewals_in_reverse_order(glow, stripe_reads):
     """Renewals for periods 2 and 3 both paid; period 3's events arrive before period 2's."""
     tier, _, _ = glow
