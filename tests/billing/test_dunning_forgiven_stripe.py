@@ -197,3 +197,18 @@ def test_the_dunning_case_page_says_the_invoice_was_voided(client, reads, on_str
     assert "Forgiven (voided at the processor)" in page and VOIDED_WORDS in page
     listing = admin_client.get(reverse("admin:billing_dunningcase_changelist")).content.decode()
     assert "Forgiven (voided at the processor)" in listing
+
+
+def test_the_dashboard_no_longer_shows_the_voided_invoice_as_a_failed_payment_open(client, reads, on_stripe,
+                                                                                     manager):
+    import re
+
+    def open_payments():
+        client.force_login(manager)
+        page = client.get(reverse("manager:dashboard")).content.decode()
+        return re.search(r'Failed payments open</div><div class="value">(\d+)<', page).group(1)
+
+    post(client, FAILED, on_stripe, T0)
+    assert open_payments() == "1"
+    post(client, VOIDED, on_stripe, T0 + DAY)
+    assert open_payments() == "0"
