@@ -22,7 +22,8 @@ def subscription_in_good_standing(*, membership: Membership, change: Subscriptio
     """The processor reports its subscription active again (Stripe, after the past-due invoice was
     voided or written off): a past-due or lapsed membership comes back when nothing failed is owed
     any more. While a failed invoice is still open, its payment is what brings the membership back."""
-    if change.status in GOOD_STANDING and membership.processor_subscription_id == change.subscription_ref:
+    if (change.status in GOOD_STANDING and membership.processor_subscription_id == change.subscription_ref
+            and membership.status in (MembershipStatus.PAST_DUE, MembershipStatus.LAPSED)):   # else: no query
         back_in_good_standing(membership=membership, processor=change.processor, now=now,
                               key=f"standing:{change.subscription_ref}:{change.event_created}")
 
