@@ -74,7 +74,11 @@ def open_link(request, link_id: int, token: str):
         title, text = REFUSED[why]
         return _plain(request, title=title, text=text, status=410)
     if request.method == "GET":
-        return render(request, "portal/me/open.html", {"practice_name": found.member.practice.name})
+        # it names whose page the link opens (a household gets one link per member): audited
+        write_view_audit(actor=Actor.member(found.member, ip_address=client_ip(request)), action="member_link_view",
+                         members=[found.member], obj=found, now=now)
+        return render(request, "portal/me/open.html", {"practice_name": found.member.practice.name,
+                                                       "first_name": found.member.first_name})
     session.start(request, found.member, now=now)
     return redirect("portal:me:page")
 

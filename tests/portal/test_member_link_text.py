@@ -20,3 +20,21 @@ def test_the_link_text_is_gsm7(glow):
     assert send_link(member.phone)
     [text] = sms.outbox[before:]
     assert set(text.body) <= GSM7, sorted(set(text.body) - GSM7)
+
+
+def test_two_members_of_one_household_each_tell_their_own_link_before_spending_it(client, glow):
+    """Mother and daughter share an email: both links arrive there; each link's page names whose
+    page it opens, so the one who asked opens hers and leaves the other's unspent."""
+    from tests.factories import MemberFactory
+
+    practice = glow[0].practice
+    MemberFactory(practice=practice, first_name="Ruth", last_name="Newman", email="newmans@example.com")
+    MemberFactory(practice=practice, first_name="Nora", last_name="Newman", email="newmans@example.com")
+    paths = send_link("newmans@example.com")
+    assert len(paths) == 2
+    pages = [client.get(path).content.decode() for path in paths]
+    named = [{name for name in ("Ruth", "Nora") if name in page} for page in pages]
+    assert sorted(map(sorted, named)) == [["Nora"], ["Ruth"]]
+    from memberships.models import AuditLog
+
+    assert AuditLog.objects.filter(action="member_link_view").count() == 2     # each page named a member
