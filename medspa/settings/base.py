@@ -178,6 +178,9 @@ SPECTACULAR_SETTINGS = {
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="memberships@medspa.example")
+# Seconds an SMTP connection waits (to connect, and for each answer) before giving up; Django's
+# default waits for ever, holding the worker and its message.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 
 # --- the ledger -----------------------------------------------------------------------------
 LEDGER_CURRENCY = env.str("LEDGER_CURRENCY", default="usd")
@@ -203,6 +206,8 @@ TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
 TWILIO_API_BASE = env.str("TWILIO_API_BASE", default="")
 TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID", default="")
+# Seconds a Twilio call waits to connect and for the answer (the SDK's default waits for ever).
+TWILIO_TIMEOUT_SECONDS = env.int("TWILIO_TIMEOUT_SECONDS", default=30)
 
 # --- dunning ----------------------------------------------------------------------------------
 DUNNING_PROCESSOR = env.str("DUNNING_PROCESSOR", default="integrations.processors.stripe.StripeProcessor")
