@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
+from django.db.models import Q
+
 from billing.dunning.quiet import member_zone
 from billing.models import Invoice, InvoiceStatus
 from memberships.display import format_money
@@ -30,6 +32,8 @@ from memberships.services.refill import preview_next_boundary
 
 HISTORY_DAYS = 365
 HISTORY_KINDS = {EntryKind.GRANT: "Refill", EntryKind.REDEEM: "Used"}
+# A reversal of one of those (a treatment recorded by mistake, a refill taken back), by what it undid.
+REVERSAL_WORDS = {EntryKind.REDEEM: "Given back", EntryKind.GRANT: "Refill withdrawn"}
 
 
 @dataclass(frozen=True)
@@ -85,11 +89,13 @@ def _holds(membership: Membership, *, zone: tzinfo) -> list[str]:
 
 def _history(membership: Membership, *, since: datetime) -> list[HistoryLine]:
     lines = []
-    entries = (LedgerEntry.objects.filter(membership__member_id=membership.member_id, kind__in=list(HISTORY_KINDS),
-                                          created_at__gte=since).select_related("service", "location"))
+    shown = Q(kind__in=list(HISTORY_KINDS)) | Q(kind=EntryKind.REVERSE, reverses__kind__in=list(REVERSAL_WORDS))
+    entries = (LedgerEntry.objects.filter(shown, membership__member_id=membership.member_id, created_at__gte=since)
+               .select_related("service", "location", "reverses"))
     for entry in entries:
         where = f" at {entry.location.name}" if entry.location is not None else ""   # the clinic it was used at
-        lines.append(HistoryLine(entry.created_at, f"{HISTORY_KINDS[entry.kind]}: {entry.service.name}{where}",
+        what = REVERSAL_WORDS[entry.reverses.kind] if entry.kind == EntryKind.REVERSE else HISTORY_KINDS[entry.kind]
+        lines.append(HistoryLine(entry.created_at, f"{what}: {entry.service.name}{where}",
                                  entry.service.format_quantity(abs(entry.quantity))))
     invoices = Invoice.objects.filter(membership__member_id=membership.member_id, status=InvoiceStatus.PAID,
                                       paid_at__gte=since)

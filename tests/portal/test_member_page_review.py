@@ -130,3 +130,18 @@ def test_a_renewal_that_did_not_happen_is_not_shown_as_a_date_to_come(client, gl
     assert "Product credit: $50.00" in text                        # what expires at the next renewal, still listed
     if status == "past_due":
         assert f"Your payment due on {on} did not go through" in text and "Update my card" in text
+
+
+def test_a_treatment_the_clinic_reversed_shows_as_given_back_in_her_history(client, glow):
+    """A redemption the desk recorded by mistake and reversed: her history does not show a
+    treatment used while her balance shows it still there."""
+    tier, facial, _ = glow
+    member, membership = ana_garcia(tier)
+    used = services.redeem_entitlement(membership=membership, service=facial, actor=services.Actor.system(),
+                                       idempotency_key="by-mistake", now=timezone.now() - timedelta(hours=2))
+    services.reverse_entry(entry=used, actor=services.Actor.system(), reason="wrong member",
+                           idempotency_key="undo", now=timezone.now() - timedelta(hours=1))
+    sign_in(client, member)
+    text = _text(client)
+    assert "Used: HydraFacial" in text and "Given back: HydraFacial" in text
+    assert "HydraFacial: 1 available" in text or "HydraFacial: 1" in text
