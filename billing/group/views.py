@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import functools
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib import messages
@@ -107,8 +108,16 @@ def dashboard(request):
     board, figures = snapshot.current(organization_id=profile.organization_id, now=timezone.now())
     return render(request, "billing/group_dashboard.html", {
         "organization": profile.organization, "board": board, "data": board.charts, "figures": figures,
+        "as_of": (as_of := _as_of(board, figures)), "as_of_zone": as_of.tzname(),
         "refresh_minutes": settings.GROUP_FIGURES_REFRESH_SECONDS // 60, **_chart_context(board),
     })
+
+
+def _as_of(board: GroupDashboard, figures) -> datetime:
+    """The moment the figures describe, in the group's time zone (its charts' months and weeks), which
+    the page names (its abbreviation, which also tells apart the two 1:30 AMs of the night the clocks
+    go back): the group's practices may be in several zones, none of them the site's."""
+    return timezone.localtime(figures.computed_at, board.zone)
 
 
 @group_page
@@ -116,9 +125,8 @@ def dashboard(request):
 def refresh(request):
     """"Refresh now": the figures computed again (unless they are under a minute old)."""
     profile = request.user.staff_profile
-    _, figures = snapshot.refresh_on_request(organization_id=profile.organization_id, now=timezone.now())
-    when = timezone.localtime(figures.computed_at)
-    messages.success(request, f"Figures as of {when:%H:%M:%S}.")
+    board, figures = snapshot.refresh_on_request(organization_id=profile.organization_id, now=timezone.now())
+    messages.success(request, f"Figures as of {_as_of(board, figures):%H:%M:%S %Z}.")
     return redirect("group:dashboard")
 
 
@@ -147,7 +155,7 @@ def export(request):
     The same figures as the page; the file's name says when they were taken."""
     profile = request.user.staff_profile
     board, figures = snapshot.current(organization_id=profile.organization_id, now=timezone.now())
-    when = timezone.localtime(figures.computed_at)
+    when = _as_of(board, figures)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = (f'attachment; filename="group-{profile.organization.slug}-'
                                        f'{when:%Y%m%d-%H%M}.csv"')

@@ -50,7 +50,7 @@ def test_the_page_shows_the_stored_figures_and_when_they_were_taken(client, popu
 
     body = _page(client, owner).content.decode()
     assert 'data-testid="group-members">7<' in body                            # as computed two minutes ago
-    local = timezone.localtime(taken)
+    local = timezone.localtime(taken, world.bloom.zone)                       # the group's zone (Bloom's, first)
     assert f"Figures as of {local:%b} {local.day}, " in body and "every 5 minutes" in body
 
     response = client.post(reverse("group:refresh"))
@@ -100,7 +100,7 @@ def test_the_csv_holds_the_figures_the_page_shows_and_says_when(client, populate
     response = client.get(reverse("group:export"))
     total = response.content.decode().strip().splitlines()[-1].split(",")
     assert total[0] == "Total" and total[2] == "7"
-    assert f"-{timezone.localtime(taken):%Y%m%d-%H%M}.csv" in response["Content-Disposition"]
+    assert f"-{timezone.localtime(taken, world.bloom.zone):%Y%m%d-%H%M}.csv" in response["Content-Disposition"]
 
 
 def test_the_worker_refreshes_every_group_and_one_failure_stops_no_other(db, monkeypatch):
