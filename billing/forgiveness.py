@@ -12,9 +12,9 @@ uncollectible (written off) — and what it means here: no payment is expected.
 - The membership's status follows the processor's subscription, never a guess: where the processor
   reports its subscription's standing in events of its own (Stripe moves a past-due subscription to
   active once its latest invoice is voided or written off), a past-due or lapsed membership comes
-  back when that event says active and no failed invoice is still owed (`standing.subscription_in_good_standing`,
-  whichever of the two facts is applied last); where the subscription has no past-due state (Square:
-  ACTIVE throughout), it comes back once nothing failed is owed.
+  back when that event says active and no failed invoice is still owed (`standing`: whichever of the
+  two facts is applied last); where the subscription has no past-due state (Square: ACTIVE
+  throughout), it comes back once nothing failed is owed.
 """
 
 from __future__ import annotations
