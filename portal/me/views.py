@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 REFUSED = {
     links.USED: ("This link has already been used", "Each link opens your page once. Ask for a new one below."),
-    links.EXPIRED: ("This link has expired", "Links work for 15 minutes. Ask for a new one below."),
+    links.EXPIRED: ("This link has expired", "Links work for {minutes} minutes. Ask for a new one below."),
 }
 
 
@@ -72,7 +72,7 @@ def open_link(request, link_id: int, token: str):
         links.open_link(found, ip=client_ip(request), now=now)
     if why is not None:
         title, text = REFUSED[why]
-        return _plain(request, title=title, text=text, status=410)
+        return _plain(request, title=title, text=text.format(minutes=links.link_minutes()), status=410)
     if request.method == "GET":
         # it names whose page the link opens (a household gets one link per member): audited
         write_view_audit(actor=Actor.member(found.member, ip_address=client_ip(request)), action="member_link_view",

@@ -38,3 +38,18 @@ def test_two_members_of_one_household_each_tell_their_own_link_before_spending_i
     from memberships.models import AuditLog
 
     assert AuditLog.objects.filter(action="member_link_view").count() == 2     # each page named a member
+
+
+def test_an_expired_link_says_how_long_links_work_as_the_practice_set_it(client, glow, settings):
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    settings.PORTAL_LINK_MINUTES = 30
+    member, _ = ana_garcia(glow[0])
+    sent_at = timezone.now()
+    [path] = send_link(member.email, now=sent_at)
+    with time_machine.travel(sent_at + timedelta(minutes=31), tick=False):
+        page = client.post(path).content.decode()
+    assert "Links work for 30 minutes" in page
