@@ -25,7 +25,7 @@ from billing.models import (
     StepKind,
     StepStatus,
 )
-from memberships.models import EventKind, Member
+from memberships.models import EventKind, Member, Membership
 
 from .cases import (
     CARD_UPDATE_STEP_BASE,
@@ -113,6 +113,31 @@ def record_retry_result(*, attempt_id: int, paid: bool, now: datetime, decline_c
     elif case.status == DunningCaseStatus.OPEN and is_hard_decline(decline_code) and not case.hard:
         stop_retries(case, decline_code=decline_code, now=now)
     return attempt
+
+
+NO_PAYMENT_EXPECTED = "no_payment_expected"
+
+
+@transaction.atomic
+def withdraw_retry(*, attempt_id: int, now: datetime) -> bool:
+    """A retry still on its way whose invoice the processor voided or wrote off since it was asked
+    for is not made: the attempt ends without a charge and the timeline says why (not "declined").
+    The membership is locked first, as the webhook that ended the case locks it. Returns whether it
+    was withdrawn (False: answered already, or its case is not forgiven)."""
+    membership_id = DunningAttempt.objects.filter(pk=attempt_id).values_list("case__membership_id", flat=True).first()
+    list(Membership.objects.select_for_update(of=("self",)).filter(pk=membership_id).values_list("pk", flat=True))
+    attempt = DunningAttempt.objects.select_for_update().get(pk=attempt_id)
+    case = lock_case(attempt.case_id)
+    if attempt.status != AttemptStatus.REQUESTED or case.status not in (DunningCaseStatus.FORGIVEN,
+                                                                         DunningCaseStatus.WRITTEN_OFF):
+        return False
+    attempt.status, attempt.decline_code, attempt.finished_at = AttemptStatus.FAILED, NO_PAYMENT_EXPECTED, now
+    attempt.save(update_fields=["status", "decline_code", "finished_at"])
+    record_case_event(case, kind=EventKind.DUNNING_ATTEMPT, now=now,
+                      summary=f"Payment retry {attempt.number} not made: no payment expected any more",
+                      payload={"attempt_id": attempt.pk, "attempt_number": attempt.number, "paid": False,
+                               "decline_code": NO_PAYMENT_EXPECTED, "withdrawn": True})
+    return True
 
 
 @transaction.atomic

@@ -8,7 +8,8 @@ from datetime import datetime
 
 from billing import dunning
 from billing import services as billing_services
-from billing.models import AttemptStatus, DunningAttempt
+from billing.dunning.retries import withdraw_retry
+from billing.models import AttemptStatus, DunningAttempt, DunningCaseStatus
 from memberships.errors import LedgerError
 from memberships.models import AutomationStage, Event, EventKind
 
@@ -17,6 +18,8 @@ from .dunning import ProcessorRejected, ProcessorUnavailable
 from .dunning_choice import dunning_processor_for
 
 logger = logging.getLogger(__name__)
+
+FORGIVEN = (DunningCaseStatus.FORGIVEN, DunningCaseStatus.WRITTEN_OFF)    # no payment expected any more
 
 
 class PaymentRetryDestination:
@@ -50,6 +53,8 @@ class PaymentRetryDestination:
             attempt = dunning.rearm_unreachable_retry(attempt_id=attempt.pk, now=now) or attempt
         if attempt.status != AttemptStatus.REQUESTED:
             return {"attempt": attempt.status, "replay": True}
+        if attempt.case.status in FORGIVEN and withdraw_retry(attempt_id=attempt.pk, now=now):
+            return {"skipped": "no payment expected: the invoice was voided or written off at the processor"}
         try:
             processor = dunning_processor_for(attempt.case.practice)
             outcome = processor.retry_invoice_payment(attempt.case.invoice_ref, attempt.idempotency_key)

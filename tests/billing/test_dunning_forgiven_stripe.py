@@ -212,3 +212,25 @@ def test_the_dashboard_no_longer_shows_the_voided_invoice_as_a_failed_payment_op
     assert open_payments() == "1"
     post(client, VOIDED, on_stripe, T0 + DAY)
     assert open_payments() == "0"
+
+
+def test_a_retry_on_its_way_when_the_invoice_is_voided_charges_nothing(client, reads, on_stripe, fake_processor):
+    """The day-3 retry was asked for (its delivery waits in the outbox); the practice voids the invoice
+    before it leaves: no charge, no dead letter, and the timeline says why, not "declined"."""
+    from billing import dunning
+    from billing.models import AttemptStatus, DunningAttempt
+    from integrations.models import Delivery, DeliveryStatus
+
+    post(client, FAILED, on_stripe, T0)
+    walk(T0, T0 + timedelta(hours=1))
+    day3 = T0 + 3 * DAY + timedelta(hours=1)
+    dunning.run_dunning(now=day3)                                  # the retry is asked for, not yet sent
+    assert DunningAttempt.objects.get().status == AttemptStatus.REQUESTED
+    post(client, VOIDED, on_stripe, day3 + timedelta(minutes=1))
+    outbox.dispatch_due(now=day3 + timedelta(minutes=2))
+
+    assert fake_processor.charges == []
+    attempt = DunningAttempt.objects.get()
+    assert (attempt.status, attempt.decline_code) == (AttemptStatus.FAILED, "no_payment_expected")
+    assert not Delivery.objects.filter(destination="payment_retry").exclude(status=DeliveryStatus.DELIVERED).exists()
+    assert on_stripe.events.filter(summary="Payment retry 1 not made: no payment expected any more").exists()
