@@ -250,7 +250,11 @@ def _invoice_fact(inv: dict, *, kind: str, event_created: int, event_ref: str, i
 
 
 def _subscription_fact(sub: dict, *, event_created: int, event_ref: str) -> SubscriptionChanged:
-    status = our_status(sub.get("status"))
+    # DEACTIVATED: Square stopped billing what it cannot bill (the location cannot take payments, the
+    # customer was deleted or has no name or email: the SDK's `SubscriptionEventInfoCode`), and
+    # ResumeSubscription "resume[s] a paused or a deactivated subscription": not an end, so the
+    # membership is not cancelled for it (reconciliation shows the subscription not billing)
+    status = "deactivated" if sub.get("status") == "DEACTIVATED" else our_status(sub.get("status"))
     through = day_start(sub.get("charged_through_date"))
     money = sub.get("price_override_money") or {}
     return SubscriptionChanged(

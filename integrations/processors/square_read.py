@@ -11,7 +11,8 @@ only: nothing here writes to Square. The rows speak the words `billing.reconcili
 | status ACTIVE / PENDING / PAUSED        | active / pending / paused (paused: `collection_paused`)     |
 | ACTIVE with a PAUSE action pending      | paused (Square pauses at the paid cycle's end)             |
 | replaced by a tier change "now"         | the ending one left out, its PENDING successor active      |
-| status CANCELED / DEACTIVATED / COMPLETED | canceled (ended)                                         |
+| status CANCELED / COMPLETED             | canceled (ended)                                           |
+| status DEACTIVATED                      | deactivated (not billing until resumed at Square: no end)  |
 | ACTIVE with a `canceled_date`           | active, ending then (`cancel_at`, `cancel_at_period_end`)   |
 | plan variation cadence MONTHLY, ANNUAL… | interval month / year (QUARTERLY: 3 months…)               |
 | invoice UNPAID, PARTIALLY_PAID / FAILED | latest invoice open / uncollectible                        |
@@ -30,7 +31,7 @@ from .square import SquareProcessor
 from .square_events import PROCESSOR, day_start
 
 STATUS = {"ACTIVE": "active", "PENDING": "pending", "PAUSED": "paused", "CANCELED": "canceled",
-          "DEACTIVATED": "canceled", "COMPLETED": "canceled"}
+          "DEACTIVATED": "deactivated", "COMPLETED": "canceled"}
 INVOICE_STATUS = {"UNPAID": "open", "PARTIALLY_PAID": "open", "FAILED": "uncollectible", "PAID": "paid",
                   "PARTIALLY_REFUNDED": "paid", "REFUNDED": "paid", "CANCELED": "void", "DRAFT": "draft",
                   "SCHEDULED": "draft", "PAYMENT_PENDING": "draft"}

@@ -197,3 +197,15 @@ def test_square_refusing_the_read_leaves_that_side_out_and_says_so(practice, glo
     assert "processor" not in run.sources
     assert "processor: could not be read this time; it is tried again at the next run" in run.notes
     assert not [d for d in Discrepancy.objects.filter(practice=practice) if "processor" in d.values["sides"]]
+
+
+def test_a_subscription_square_deactivated_reads_as_deactivated_not_ended(practice, glow, square, square_fake):
+    """Square deactivates what it cannot bill (resumable, not an end): the manager reads that the member
+    is active here and deactivated at Square, not that Square cancelled her."""
+    fake, tier = square_fake, glow[0]
+    fake.now = NOW
+    m = on_square(square, fake, tier)
+    fake.subscriptions[m.processor_subscription_id]["status"] = "DEACTIVATED"
+    run_reconciliation(practice=practice, now=NOW)
+    assert found(practice) == [(m.member.member_number, "status_mismatch",
+                                "Status is active in the ledger, deactivated at the processor")]

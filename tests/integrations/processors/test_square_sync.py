@@ -245,3 +245,37 @@ def test_a_subscription_made_at_square_whose_answer_was_lost_is_cancelled_with_t
     assert made["canceled_date"]                           # ends when the month paid at creation ends
     m.refresh_from_db()
     assert m.status == MembershipStatus.CANCELLED
+
+
+def test_a_subscription_square_deactivates_leaves_the_membership_open_and_comes_back_when_resumed(
+        member_with_card, square_fake, client):
+    """Square deactivates a subscription it cannot bill (the location cannot take payments, the
+    customer was deleted or has no name or email) and ResumeSubscription brings it back: not an end.
+    The member's membership is not cancelled (her balance not frozen) for it, and once the clinic
+    resumes the subscription her next renewal refills as usual."""
+    member, tier = member_with_card
+    m = enroll(member, tier, square_fake.now)
+    work(square_fake.now)
+    assert all(a.status_code == 200 for a in square_fake.deliver(client))
+    work(square_fake.now)
+    m.refresh_from_db()
+    sub = square_fake.subscriptions[m.processor_subscription_id]
+
+    square_fake.now += timedelta(days=5)
+    sub["status"], sub["version"] = "DEACTIVATED", sub["version"] + 1
+    square_fake.emit("subscription.updated", "subscription", square_fake._public(sub))
+    assert all(a.status_code == 200 for a in square_fake.deliver(client))
+    work(square_fake.now)
+    m.refresh_from_db()
+    assert m.status == MembershipStatus.ACTIVE
+    assert not EntitlementBalance.objects.filter(membership=m, frozen_at__isnull=False).exists()
+
+    square_fake.now += timedelta(days=2)                   # the clinic resumes it at Square
+    sub["status"], sub["version"] = "ACTIVE", sub["version"] + 1
+    square_fake.emit("subscription.updated", "subscription", square_fake._public(sub))
+    square_fake.now += timedelta(days=24)
+    square_fake.bill(sub["id"])
+    assert all(a.status_code == 200 for a in square_fake.deliver(client))
+    work(square_fake.now)
+    m.refresh_from_db()
+    assert (m.status, m.cycle_number) == (MembershipStatus.ACTIVE, 2)
