@@ -35,7 +35,10 @@ from .figures import GroupDashboard, group_dashboard
 
 logger = logging.getLogger(__name__)
 
-VERSION = 1
+# The stored form's version: raised when what a stored figure means changes, not only its shape (a
+# row of another version is recomputed, never shown). 2: the failed-and-recovered chart in the
+# group's zone.
+VERSION = 2
 
 
 # -- the stored form ------------------------------------------------------------------------------
