@@ -83,8 +83,12 @@ class DeliveryAdmin(ReadOnlyAdmin):
     @admin.action(description="Redeliver the selected dead-lettered, failed or may-have-been-sent deliveries")
     def redeliver_selected(self, request, queryset):
         now = timezone.now()
-        chosen = queryset.filter(status__in=outbox.REDELIVERABLE)
-        count = sum(outbox.redeliver(delivery, now=now) for delivery in chosen)
+        count = 0
+        for delivery in queryset.filter(status__in=outbox.REDELIVERABLE).order_by("id"):
+            try:
+                count += outbox.redeliver(delivery, now=now)
+            except outbox.RedeliveryRefused as exc:     # nothing changed; the manager is told why
+                self.message_user(request, f"Delivery {delivery.pk} not queued: {exc}", messages.WARNING)
         if count:
             outbox.enqueue_dispatch()
         self.message_user(request, f"{count} deliveries queued again.", messages.SUCCESS)

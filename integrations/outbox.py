@@ -13,8 +13,10 @@ A destination registers itself with `register()`:
         repeatable = True   # its peer does nothing twice for one idempotency key (default False)
 
 `deliver` raises `RetryableDeliveryError` (peer unavailable, 5xx, timeout: retried with backoff),
-`PermanentDeliveryError` (declined, invalid: a business outcome, not retried) or `DeferDelivery`
-(not now, at a given time — an SMS in quiet hours: no attempt is spent). Anything else it raises
+`PermanentDeliveryError` (declined, invalid: a business outcome, not retried), `DeferDelivery`
+(not now, at a given time — an SMS in quiet hours: no attempt is spent) or, for a message that
+cannot be asked for twice, `MayHaveBeenSent` (the provider's answer was lost after the request
+went: UNCERTAIN, below). Anything else it raises
 (a bug, bad data, a database error) is undone to a savepoint, logged by ids and treated as
 retryable: the attempt counts, and the queue goes on with the next delivery. Below the required stage
 nothing leaves (the stage of the event's member's home location, else the practice's:
@@ -31,8 +33,9 @@ first marked SENDING and committed, then the provider is called and the outcome 
 that dies in between leaves the mark; no worker takes a SENDING row, and after
 OUTBOX_SENDING_TIMEOUT_SECONDS `sweep_sending` makes it UNCERTAIN ("may have been sent"), calling the
 destination's `on_uncertain(event, *, delivery, now)` so its own record (the dunning message, the
-notice's channel) says so too. A manager redelivers it by hand (`redeliver`, which calls
-`on_redeliver(event, *, delivery, now)` to set that record back to waiting).
+notice's channel) says so too. A manager redelivers it, or a dead or failed one, by hand
+(`redeliver`: `integrations.redelivery`, whose `on_redeliver(event, *, delivery, now)` sets that
+record back to waiting, or refuses with the reason).
 """
 
 from __future__ import annotations
@@ -49,9 +52,9 @@ from memberships.failures import error_text, log_failure
 from memberships.models import Event
 from memberships.services.stages import at_least, event_stage
 
-from . import due
+from . import due, redelivery, uncertain
 from .models import Delivery, DeliveryStatus
-from . import uncertain
+from .redelivery import REDELIVERABLE, RedeliveryRefused  # noqa: F401  (the outbox's public names)
 from .uncertain import UNCERTAIN_NOTE, tell_destination
 
 logger = logging.getLogger(__name__)
@@ -71,6 +74,12 @@ class DeferDelivery(Exception):
     def __init__(self, until: datetime, reason: str):
         super().__init__(reason)
         self.until = until
+
+
+class MayHaveBeenSent(Exception):
+    """The provider may have the message but never said so (Twilio's answer timed out after the
+    request went; the mail server dropped the line during the message): not retried, which could
+    send it twice — UNCERTAIN ("may have been sent"), for a manager, as after a dead worker."""
 
 
 class Destination(Protocol):
@@ -206,6 +215,8 @@ def _attempt(delivery: Delivery, destination: Destination, event: Event, *, now:
         result = _call(destination, event, delivery=delivery, now=now)
     except PermanentDeliveryError as exc:
         delivery.status, delivery.last_error = DeliveryStatus.FAILED, str(exc)[:2000]
+    except MayHaveBeenSent as exc:
+        _uncertain(delivery, destination, event, error=str(exc), now=now)
     except DeferDelivery as exc:
         delivery.attempts -= 1
         delivery.next_attempt_at = max(exc.until, now)
@@ -258,7 +269,7 @@ def _call(destination: Destination, event: Event, *, delivery: Delivery, now: da
     with transaction.atomic():
         try:
             return destination.deliver(event, delivery=delivery, now=now)
-        except (PermanentDeliveryError, DeferDelivery, RetryableDeliveryError) as exc:
+        except (PermanentDeliveryError, DeferDelivery, RetryableDeliveryError, MayHaveBeenSent) as exc:
             answer = exc
     raise answer
 
@@ -273,6 +284,18 @@ def _retry_or_dead(delivery: Delivery, destination: Destination, event: Event, *
     else:
         delivery.status = DeliveryStatus.RETRYING
         delivery.next_attempt_at = now + backoff(delivery.attempts)
+
+
+def _tell_dead(delivery: Delivery, *, now: datetime) -> None:
+    on_dead = getattr(_REGISTRY.get(delivery.destination), "on_dead", None)
+    if on_dead is None:
+        return
+    try:
+        with transaction.atomic():
+            on_dead(Event.objects.select_related("practice", "member").get(pk=delivery.event_id), delivery=delivery,
+                    now=now)
+    except Exception as exc:
+        log_failure(logger, "delivery %s: its destination could not record the dead letter", delivery.pk, exc=exc)
 
 
 def sweep_sending(*, now: datetime, limit: int = 100) -> int:
@@ -315,9 +338,9 @@ def dispatch_due(*, now: datetime | None = None, limit: int = 200) -> dict[str, 
 def _count_failed_attempt(delivery_id: int, *, exc: Exception, now: datetime,
                           mark: datetime | None = None) -> str | None:
     """The fallback when `deliver_one` itself raised (its work was rolled back): one attempt spent,
-    retried with backoff, dead-lettered after OUTBOX_MAX_ATTEMPTS (without `on_dead`, which may be
-    what failed; the dead letter is in the admin). With `mark`: this worker's SENDING row, whose
-    attempt was counted when it was marked."""
+    retried with backoff, dead-lettered after OUTBOX_MAX_ATTEMPTS (its `on_dead` in a savepoint: it
+    may be what failed, and then the dead letter in the admin is the record). With `mark`: this
+    worker's SENDING row, whose attempt was counted when it was marked."""
     with transaction.atomic():
         rows = Delivery.objects.select_for_update(skip_locked=True).filter(pk=delivery_id)
         if mark is None:
@@ -332,6 +355,7 @@ def _count_failed_attempt(delivery_id: int, *, exc: Exception, now: datetime,
         delivery.last_error, delivery.sending_since = error_text(exc), None
         if delivery.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
             delivery.status, delivery.finished_at = DeliveryStatus.DEAD, now
+            _tell_dead(delivery, now=now)
         else:
             delivery.status, delivery.next_attempt_at = DeliveryStatus.RETRYING, now + backoff(delivery.attempts)
         delivery.save(update_fields=["status", "attempts", "next_attempt_at", "last_error", "finished_at",
@@ -339,21 +363,9 @@ def _count_failed_attempt(delivery_id: int, *, exc: Exception, now: datetime,
         return delivery.status
 
 
-REDELIVERABLE = (DeliveryStatus.DEAD, DeliveryStatus.FAILED, DeliveryStatus.UNCERTAIN)
-
-
 def redeliver(delivery: Delivery, *, now: datetime) -> bool:
-    """A manager's retry of a dead-lettered, failed or may-have-been-sent delivery: back in the queue,
-    attempts reset. A may-have-been-sent message goes again only because a person decided so; its
-    destination's own record is set back to waiting first (`on_redeliver`). Returns whether it was
-    queued (False: not in one of those states any more)."""
-    with transaction.atomic():
-        row = Delivery.objects.select_for_update().filter(pk=delivery.pk, status__in=REDELIVERABLE).first()
-        if row is None:
-            return False
-        Delivery.objects.filter(pk=row.pk).update(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now,
-                                                  finished_at=None, sending_since=None)
-        hook = getattr(_REGISTRY.get(row.destination), "on_redeliver", None)
-        if row.status == DeliveryStatus.UNCERTAIN and hook is not None:
-            hook(Event.objects.select_related("practice", "member").get(pk=row.event_id), delivery=row, now=now)
-    return True
+    """A manager's retry of a dead-lettered, failed or may-have-been-sent delivery
+    (`integrations.redelivery`): its destination's record is set back to waiting (`on_redeliver`),
+    so it really goes again, once. Returns whether it was queued; raises `RedeliveryRefused`
+    (nothing changed) when the destination says it could not do what it says."""
+    return redelivery.redeliver(delivery, now=now, destinations=_REGISTRY)

@@ -7,7 +7,8 @@
 - `sweep`: the run's set-based start: the cases of failed invoices that have none, due messages in bulk;
 - `retries`: payment retries and the processor's answers, a retry after a card update;
 - `messages`: messages to the member, what the provider reports back, the staff's resend;
-- `uncertain`: a message whose sending stopped half-way ("may have been sent"), and a manager's redelivery;
+- `uncertain`: a message whose sending stopped half-way ("may have been sent") or was given up, and a
+  manager's redelivery;
 - `declines`, `quiet`, `rendering`, `links`: hard declines, quiet hours, message bodies, card links.
 
 The public hand-off points, for the edges (`integrations`) and the tests:"""
@@ -34,12 +35,12 @@ from .retries import (
     retry_open_cases_after_card_update,
 )
 from .schedule import run_dunning
-from .uncertain import rearm_uncertain_message, record_message_uncertain
+from .uncertain import rearm_message, record_message_dead, record_message_uncertain
 
 __all__ = [
     "cancel_case", "cancel_case_for_invoice", "close_case_for_payment", "mark_contacted", "open_case_for_failure",
     "rearm_unreachable_retry", "record_message_sent", "record_message_status", "record_message_undeliverable",
     "record_retry_result", "resend_card_link", "retry_after_card_update", "retry_open_cases_after_card_update",
     "record_message_held_back", "run_dunning", "withdraw_message", "record_message_uncertain",
-    "rearm_uncertain_message",
+    "rearm_message", "record_message_dead",
 ]

@@ -5,7 +5,14 @@ on. `planning` decides and writes them (the scheduled run), `sending` records wh
 did (the outbox destination in `integrations.messaging.notices` sends them), `wording` says them."""
 
 from .planning import due_membership_ids, plan_batch, plan_notices
-from .sending import channel_status, no_longer_due, notice_for_sending, rearm_channel, record_channel
+from .sending import (
+    NoticeNotResendable,
+    channel_status,
+    no_longer_due,
+    notice_for_sending,
+    rearm_channel,
+    record_channel,
+)
 
-__all__ = ["channel_status", "due_membership_ids", "no_longer_due", "notice_for_sending", "plan_batch", "plan_notices",
-           "rearm_channel", "record_channel"]
+__all__ = ["NoticeNotResendable", "channel_status", "due_membership_ids", "no_longer_due", "notice_for_sending",
+           "plan_batch", "plan_notices", "rearm_channel", "record_channel"]

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.db import transaction
 
+from memberships.errors import LedgerError
 from memberships.models import EventKind, MembershipStatus
 from memberships.services.common import record_event
 from memberships.services.refill import preview_next_boundary
@@ -100,14 +101,53 @@ def _notice_status(notice: MemberNotice) -> str:
     return NoticeStatus.UNCERTAIN if ChannelStatus.UNCERTAIN in statuses else NoticeStatus.SKIPPED
 
 
+class NoticeNotResendable(LedgerError):
+    """A manager's redelivery of a notice's channel that could not go now; the message says why."""
+
+    code = "notice_not_resendable"
+    http_status = 409
+
+
+def resend_refusal(notice: MemberNotice, channel: str, *, now: datetime) -> str:
+    """Why a channel a manager redelivers could not go now ("" when it can): the notice is no longer
+    due, the member replied STOP or has no consent or address for that channel."""
+    why = no_longer_due(notice, now=now)
+    if why:
+        return f"The notice is no longer due: {why}."
+    member = notice.member
+    if channel == "sms" and member.sms_opted_out_at is not None:
+        return "The member replied STOP to our texts: no SMS can go until they text START."
+    if channel == "sms" and not member.can_receive_sms:
+        return "The member has no mobile number on file or has not agreed to texts."
+    if channel == "email" and not member.email:
+        return "The member has no email address on file."
+    return ""
+
+
 @transaction.atomic
 def rearm_channel(*, notice_id: int, channel: str, now: datetime) -> bool:
-    """A manager redelivers a channel that may have been sent: it is queued again (and the notice
-    with it, unless another channel went). Returns whether it was such a channel."""
-    notice = MemberNotice.objects.select_for_update().filter(pk=notice_id).first()
-    if notice is None or channel not in CHANNELS or channel_status(notice, channel) != ChannelStatus.UNCERTAIN:
+    """A manager redelivers a channel that did not go (it failed: the provider refused it or stayed
+    unreachable; or it may have been sent): it is queued again (and the notice with it, unless
+    another channel went), with a line on the timeline, and goes to the member's contact on file
+    then. Raises `NoticeNotResendable`, changing nothing, when it could not go (`resend_refusal`).
+    Returns whether it was such a channel (False: it went or was skipped, and stays so)."""
+    notice = (MemberNotice.objects.select_for_update(of=("self",))
+              .select_related("member__practice", "membership__tier", "membership__pending_tier")
+              .filter(pk=notice_id).first())
+    if notice is None or channel not in CHANNELS or channel_status(notice, channel) not in (
+            ChannelStatus.FAILED, ChannelStatus.UNCERTAIN):
         return False
+    why = resend_refusal(notice, channel, now=now)
+    if why:
+        raise NoticeNotResendable(why)
+    was = ChannelStatus(channel_status(notice, channel)).label.lower()
     setattr(notice, "sms_status" if channel == "sms" else "email_status", ChannelStatus.QUEUED)
     notice.status = _notice_status(notice)
-    notice.save(update_fields=["email_status", "sms_status", "status"])
+    label = "SMS" if channel == "sms" else "email"
+    notice.note = "; ".join(part for part in (notice.note, f"{label}: redelivered by a manager") if part)[-200:]
+    notice.save(update_fields=["email_status", "sms_status", "status", "note"])
+    record_event(membership=notice.membership, member=notice.member, kind=EventKind.NOTE,
+                 summary=f"{timeline_label(notice.kind)} to be sent again by {label}, redelivered by a manager "
+                         f"({was} before; {day(notice.boundary_date)})",
+                 payload={"notice_id": notice.pk, "channel": channel, "outcome": "redelivered"}, actor=SYSTEM, now=now)
     return True

@@ -1,6 +1,8 @@
 """Outbox destination for member messages: a DUNNING_MESSAGE event becomes one SMS or email. Consent
 is checked again at send time (a STOP may have come in since the message was queued); an opted-out
-number (Twilio 21610) is recorded and the step falls back to email. Quiet hours are checked again at
+number (Twilio 21610) is recorded and the step falls back to email. A provider whose answer was lost
+after the request went (a timeout while Twilio or the mail server had it) may have sent it: "may have
+been sent", never retried by itself. Quiet hours are checked again at
 send time too: an SMS whose delivery (or a retry of it after Twilio failed) falls inside them is
 deferred to their end, never sent at night. A member whose reply waits for staff (an SMS hold) gets
 no automated SMS until a person clears it."""
@@ -19,7 +21,16 @@ from billing.dunning.selectors import message_for_sending
 from billing.models import DunningCaseStatus, MessageChannel, MessageStatus
 from memberships.models import AutomationStage, Event, EventKind
 
-from ..outbox import DeferDelivery, PermanentDeliveryError, RetryableDeliveryError, handed_over
+from billing.dunning.errors import MessageNotResendable
+
+from ..outbox import (
+    DeferDelivery,
+    MayHaveBeenSent,
+    PermanentDeliveryError,
+    RedeliveryRefused,
+    RetryableDeliveryError,
+    handed_over,
+)
 from . import email as email_sender
 from . import holds
 from . import sms
@@ -53,9 +64,20 @@ class MemberMessageDestination:
         gone; the case's history says so, and it is not sent again unless a manager redelivers."""
         dunning.record_message_uncertain(message_id=event.payload.get("message_id"), now=now)
 
+    def on_dead(self, event: Event, *, delivery, now: datetime) -> None:
+        """The provider stayed unreachable for every attempt: the message failed, with why, on the
+        case (never pending for ever); a manager may redeliver it."""
+        dunning.record_message_dead(message_id=event.payload.get("message_id"), now=now,
+                                    why=f"the provider could not be reached after {delivery.attempts} attempts")
+
     def on_redeliver(self, event: Event, *, delivery, now: datetime) -> None:
-        """A manager sends it again: the message waits to go, so the delivery sends it."""
-        dunning.rearm_uncertain_message(message_id=event.payload.get("message_id"), now=now)
+        """A manager sends it again (it failed, was given up, or may have been sent): the message
+        waits to go, to the member's contact on file now, so the delivery sends it; refused with
+        the reason when it could not go (a STOP holds, the follow-up ended)."""
+        try:
+            dunning.rearm_message(message_id=event.payload.get("message_id"), now=now)
+        except MessageNotResendable as exc:
+            raise RedeliveryRefused(exc.message) from exc
 
     def deliver(self, event: Event, *, delivery, now: datetime) -> dict:
         message = message_for_sending(event.payload.get("message_id"))
@@ -84,6 +106,8 @@ class MemberMessageDestination:
                 return {"opted_out": True, "error_code": exc.code}
             except sms.SmsUnavailable as exc:
                 raise RetryableDeliveryError(str(exc)) from exc
+            except sms.SmsMayHaveGone as exc:
+                raise MayHaveBeenSent(str(exc)) from exc
             except sms.SmsError as exc:
                 dunning.record_message_undeliverable(message_id=message.pk, now=now, error_code=exc.code)
                 raise PermanentDeliveryError(str(exc)) from exc
@@ -100,6 +124,8 @@ class MemberMessageDestination:
                                           message_ref=f"dunning-message-{message.pk}")
         except email_sender.EmailUnavailable as exc:
             raise RetryableDeliveryError(str(exc)) from exc
+        except email_sender.EmailMayHaveGone as exc:
+            raise MayHaveBeenSent(str(exc)) from exc
         handed_over(delivery)
         dunning.record_message_sent(message_id=message.pk, provider_id=ref, status=MessageStatus.SENT, now=now)
         logger.info("dunning email %s sent for case %s", message.pk, message.case_id)

@@ -4,7 +4,8 @@ At send time, as for the dunning messages: SMS consent and STOP are checked agai
 in since is honoured; Twilio's 21610 is recorded as an opt-out), the member's quiet hours defer the
 message to their end — the email too: a notice is never sent at night — and an SMS hold defers an
 automated text until a person read the member's reply. A notice whose renewal stopped, moved or
-passed since it was queued is not sent. Needs the `notices` stage (below it: shadowed)."""
+passed since it was queued is not sent. Needs the `notices` stage (below it: shadowed). A provider
+whose answer was lost after the request went may have sent it: "may have been sent", not retried."""
 
 from __future__ import annotations
 
@@ -19,7 +20,14 @@ from memberships import services as ledger
 from memberships.models import AutomationStage, Event, EventKind
 from memberships.services import Actor
 
-from ..outbox import DeferDelivery, PermanentDeliveryError, RetryableDeliveryError, handed_over
+from ..outbox import (
+    DeferDelivery,
+    MayHaveBeenSent,
+    PermanentDeliveryError,
+    RedeliveryRefused,
+    RetryableDeliveryError,
+    handed_over,
+)
 from . import email as email_sender
 from . import holds, sms
 
@@ -80,6 +88,8 @@ class MemberNoticeDestination:
             return {"opted_out": True, "error_code": exc.code}
         except sms.SmsUnavailable as exc:
             raise RetryableDeliveryError(str(exc)) from exc
+        except sms.SmsMayHaveGone as exc:
+            raise MayHaveBeenSent(str(exc)) from exc
         except sms.SmsError as exc:
             notices.record_channel(notice_id=notice.pk, channel="sms", status=ChannelStatus.FAILED,
                                    note=f"refused ({exc.code})" if exc.code else "refused", now=now)
@@ -100,6 +110,8 @@ class MemberNoticeDestination:
                                           body=wording.email_body(notice), message_ref=f"member-notice-{notice.pk}")
         except email_sender.EmailUnavailable as exc:
             raise RetryableDeliveryError(str(exc)) from exc
+        except email_sender.EmailMayHaveGone as exc:
+            raise MayHaveBeenSent(str(exc)) from exc
         handed_over(delivery)
         notices.record_channel(notice_id=notice.pk, channel="email", status=ChannelStatus.SENT, now=now)
         logger.info("notice %s sent by email to member %s", notice.pk, member.pk)
@@ -113,8 +125,14 @@ class MemberNoticeDestination:
                                note="the sending stopped before the provider's answer was recorded")
 
     def on_redeliver(self, event: Event, *, delivery, now: datetime) -> None:
-        """A manager sends it again: the channel is queued again, so the delivery sends it."""
-        notices.rearm_channel(notice_id=event.payload.get("notice_id"), channel=event.payload.get("channel"), now=now)
+        """A manager sends it again (it failed, was given up, or may have been sent): the channel is
+        queued again, so the delivery really sends it, to the member's contact on file now; refused
+        with the reason when it could not go (a STOP holds, the renewal passed or moved)."""
+        try:
+            notices.rearm_channel(notice_id=event.payload.get("notice_id"), channel=event.payload.get("channel"),
+                                  now=now)
+        except notices.NoticeNotResendable as exc:
+            raise RedeliveryRefused(exc.message) from exc
 
     def on_dead(self, event: Event, *, delivery, now: datetime) -> None:
         """Retries exhausted (the provider stayed down): the channel failed, for the notice's record."""

@@ -1,6 +1,15 @@
 """SMS backends, chosen by settings.SMS_BACKEND: `console` (the demo: logs that a message went, with
 ids only), `locmem` (tests: kept in `sms.outbox`), `twilio` (the twilio SDK; TWILIO_API_BASE points
-it at a local fake in tests). Each returns an `SmsResult` or raises one of our errors."""
+it at a local fake in tests). Each returns an `SmsResult` or raises one of our errors.
+
+Twilio's Messages API takes no idempotency key: a create that reached Twilio may have sent the text
+whatever came back after. So a failure is safe to retry (`SmsUnavailable`) only when Twilio cannot
+have had the request or says it did not act on it: no connection was made (refused, name not
+resolved, connect timeout: requests' ConnectTimeout, a ConnectionError raised while connecting),
+429 ("never processed; safe to retry") and 503 ("temporarily unavailable; try again"). A read timeout
+once the request went, the line dropped while waiting for the answer, or another 5xx (Twilio: a 500
+on sending "may result in multiple messages") is `SmsMayHaveGone`: never retried by itself. Calls
+time out after TWILIO_TIMEOUT_SECONDS (the SDK's default waits for ever)."""
 
 from __future__ import annotations
 
@@ -30,7 +39,12 @@ class SmsRejected(SmsError):
 
 
 class SmsUnavailable(SmsError):
-    """The provider could not be reached or failed: try again later."""
+    """The provider could not be reached, or said it did not act on the request: try again later."""
+
+
+class SmsMayHaveGone(SmsError):
+    """The request reached the provider (or may have) and its answer was lost or was a server error:
+    the text may have been sent, so it is not tried again by itself."""
 
 
 @dataclass(frozen=True)
@@ -68,9 +82,11 @@ class LocmemBackend:
 
 class TwilioBackend:
     def __init__(self):
+        from twilio.http.http_client import TwilioHttpClient
         from twilio.rest import Client
 
-        self.client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN)
+        self.client = Client(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN,
+                             http_client=TwilioHttpClient(timeout=settings.TWILIO_TIMEOUT_SECONDS))
         if settings.TWILIO_API_BASE:
             self.client.api.base_url = settings.TWILIO_API_BASE.rstrip("/")
 
@@ -89,14 +105,36 @@ class TwilioBackend:
             code = str(exc.code or "")
             if exc.code == TWILIO_OPTED_OUT:
                 raise SmsRecipientOptedOut("recipient opted out", code=code) from exc
-            if exc.status == 429 or exc.status >= 500:
+            if exc.status in (429, 503):
                 raise SmsUnavailable(f"twilio answered {exc.status}", code=code) from exc
+            if exc.status >= 500:
+                raise SmsMayHaveGone(f"twilio answered {exc.status} after the request went", code=code) from exc
             raise SmsRejected(f"twilio refused the message ({exc.status}, {code})", code=code) from exc
         except TwilioException as exc:
             raise SmsUnavailable(f"twilio unreachable: {type(exc).__name__}") from exc
-        except OSError as exc:  # connection refused, timeouts (requests' errors derive from it)
-            raise SmsUnavailable(f"twilio unreachable: {type(exc).__name__}") from exc
+        except OSError as exc:  # requests' errors derive from it
+            if not_connected(exc):
+                raise SmsUnavailable(f"twilio unreachable: {type(exc).__name__}") from exc
+            raise SmsMayHaveGone(f"twilio's answer was lost after the request went: {type(exc).__name__}") from exc
         return SmsResult(provider_id=message.sid, status=message.status or "queued")
+
+
+def not_connected(exc: BaseException) -> bool:
+    """Whether a transport error came before any connection was made, so the peer never had the
+    request: requests' ConnectTimeout, or a ConnectionError whose cause is a failed connection
+    (refused, unreachable, name not resolved). Not a read timeout, nor the line dropped after the
+    request went (a ConnectionError too, caused by a ProtocolError), nor a TLS error (which cannot
+    be told from one after the request)."""
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from requests.exceptions import ConnectTimeout
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+
+    if isinstance(exc, ConnectTimeout):
+        return True
+    if not isinstance(exc, RequestsConnectionError) or not exc.args:
+        return False
+    cause = exc.args[0]
+    return isinstance(cause, MaxRetryError) and isinstance(cause.reason, ConnectTimeoutError)
 
 
 BACKENDS = {"console": ConsoleBackend, "locmem": LocmemBackend, "twilio": TwilioBackend}

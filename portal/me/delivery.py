@@ -1,7 +1,14 @@
 """The outbox destination that sends a member-page link (a MEMBER_LINK timeline event) by email or
 by SMS, through `integrations.messaging` like the dunning messages. The member asked for it a
 moment ago, so it goes at any automation stage and outside the quiet hours too; SMS consent is
-checked again at send time. The text names the practice and nothing clinical."""
+checked again at send time. The text names the practice and nothing clinical.
+
+As every member message (Twilio and SMTP take no idempotency key), it is never sent twice by itself:
+once the provider has it (`handed_over`), or when the provider's answer was lost after the request
+went, a failure reads "may have been sent" (`on_uncertain`), with a line on the member's timeline
+saying the member can ask for another link — each works once and only for a few minutes, so a lost
+one is no risk for long and a new one is the way on. A manager's redelivery resends the same link
+only while it can still open the page (`on_redeliver`)."""
 
 from __future__ import annotations
 
@@ -11,8 +18,15 @@ from datetime import datetime
 from integrations.messaging import email as email_sender
 from integrations.messaging import sms
 from integrations.messaging.destinations import status_callback_url
-from integrations.outbox import PermanentDeliveryError, RetryableDeliveryError
+from integrations.outbox import (
+    MayHaveBeenSent,
+    PermanentDeliveryError,
+    RedeliveryRefused,
+    RetryableDeliveryError,
+    handed_over,
+)
 from memberships.models import AutomationStage, Event, EventKind
+from memberships.services.common import Actor, record_event
 
 from ..models import MemberLink
 from . import links
@@ -54,8 +68,11 @@ class MemberLinkDestination:
                 result = sms.send_sms(to=member.phone, body=message_body(link), status_callback=status_callback_url())
             except sms.SmsUnavailable as exc:
                 raise RetryableDeliveryError(str(exc)) from exc
+            except sms.SmsMayHaveGone as exc:
+                raise MayHaveBeenSent(str(exc)) from exc
             except sms.SmsError as exc:
                 raise PermanentDeliveryError(str(exc)) from exc
+            handed_over(delivery)                      # Twilio has it: from here, never "try again"
             logger.info("member link %s sent by sms", link.pk)
             return {"provider_id": result.provider_id}
         try:
@@ -63,5 +80,43 @@ class MemberLinkDestination:
                                           message_ref=f"member-link-{link.pk}")
         except email_sender.EmailUnavailable as exc:
             raise RetryableDeliveryError(str(exc)) from exc
+        except email_sender.EmailMayHaveGone as exc:
+            raise MayHaveBeenSent(str(exc)) from exc
+        handed_over(delivery)
         logger.info("member link %s sent by email", link.pk)
         return {"provider_id": ref}
+
+    def on_uncertain(self, event: Event, *, delivery, now: datetime) -> None:
+        """The sending stopped before the provider's answer was recorded: the link may have gone. Not
+        sent again by itself; the member's timeline says so, and that they can ask for another."""
+        _note(event, now=now, outcome="uncertain",
+              summary=f"Member page link by {_label(event)} may have been sent: the sending stopped before the "
+                      f"provider's answer was recorded. Not sent again by itself; the member can ask for another "
+                      f"link (each works once, for {links.link_minutes()} minutes).")
+
+    def on_dead(self, event: Event, *, delivery, now: datetime) -> None:
+        """The provider stayed unreachable: the link never went (and has expired by now)."""
+        _note(event, now=now, outcome="failed",
+              summary=f"Member page link by {_label(event)} not sent: the provider could not be reached. The "
+                      f"member can ask for another link.")
+
+    def on_redeliver(self, event: Event, *, delivery, now: datetime) -> None:
+        """A manager resends the link only while it can still open the page; else refused: the
+        member asks for a new one (a link works once, for a few minutes)."""
+        link = MemberLink.objects.filter(pk=event.payload.get("link_id")).first()
+        why = links.refusal(link, now=now) if link is not None else links.EXPIRED
+        if why is not None:
+            state = "was used" if why == links.USED else "has expired"
+            raise RedeliveryRefused(f"This member page link {state} (a link works once, for "
+                                    f"{links.link_minutes()} minutes): the member can ask for a new one on the "
+                                    f"member page.")
+
+
+def _label(event: Event) -> str:
+    return "SMS" if event.payload.get("channel") == links.SMS else "email"
+
+
+def _note(event: Event, *, now: datetime, outcome: str, summary: str) -> None:
+    record_event(member=event.member, kind=EventKind.NOTE, summary=summary[:300], now=now,
+                 payload={"link_id": event.payload.get("link_id"), "channel": event.payload.get("channel"),
+                          "outcome": outcome}, actor=Actor.system("member page"))

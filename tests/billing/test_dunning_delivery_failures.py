@@ -27,7 +27,7 @@ def test_an_sms_retried_after_a_twilio_failure_waits_for_the_end_of_quiet_hours(
                                                                               settings):  # noqa: F811
     settings.OUTBOX_BACKOFF_BASE_SECONDS = 600          # the retry falls after 21:00
     opened = at_la(0, 20, 58)                            # two minutes before quiet hours
-    twilio.expect_oneshot_request(PATH, method="POST").respond_with_json(fixture("error_20500.json"), status=500)
+    twilio.expect_oneshot_request(PATH, method="POST").respond_with_json(fixture("error_20503.json"), status=503)
     fail(membership, now=opened)
     tick(opened)
     delivery = Delivery.objects.get(destination="member_message", event__payload__channel="sms")

@@ -52,8 +52,9 @@ def test_21610_records_the_opt_out_and_falls_back_to_email(twilio, member_factor
     assert len(twilio.log) == 1
 
 
-def test_twilio_5xx_is_retried_later(twilio, membership):
-    twilio.expect_oneshot_request(PATH, method="POST").respond_with_json(fixture("error_20500.json"), status=500)
+def test_twilio_unavailable_is_retried_later(twilio, membership):
+    """503 (20503, "temporarily unavailable: try again"): Twilio did not take the message."""
+    twilio.expect_oneshot_request(PATH, method="POST").respond_with_json(fixture("error_20503.json"), status=503)
     fail(membership)
     tick(T0)
     delivery = Delivery.objects.get(destination="member_message", event__payload__channel="sms")
