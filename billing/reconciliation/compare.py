@@ -32,7 +32,9 @@ PROCESSOR_STATUS = {
     "active": "active", "trialing": "active", "past_due": "past_due", "unpaid": "past_due",
     "canceled": "cancelled", "incomplete_expired": "cancelled", "incomplete": "pending", "paused": "paused",
 }
-UNPAID_INVOICE = {"open", "uncollectible"}
+# Still owed by the member. Not "uncollectible" (Stripe: the practice wrote it off; the dunning case
+# closed as written off) nor "void": nothing more is asked of the member for those.
+UNPAID_INVOICE = {"open"}
 # A live subscription the processor will end at the period end (`cancel_at_period_end`, or a
 # `cancel_at` date): what a cancellation made at the processor "at period end" looks like.
 ENDING = "ending"

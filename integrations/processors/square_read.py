@@ -15,7 +15,8 @@ only: nothing here writes to Square. The rows speak the words `billing.reconcili
 | status DEACTIVATED                      | deactivated (not billing until resumed at Square: no end)  |
 | ACTIVE with a `canceled_date`           | active, ending then (`cancel_at`, `cancel_at_period_end`)   |
 | plan variation cadence MONTHLY, ANNUAL… | interval month / year (QUARTERLY: 3 months…)               |
-| invoice UNPAID, PARTIALLY_PAID / FAILED | latest invoice open / uncollectible                        |
+| invoice UNPAID, PARTIALLY_PAID, FAILED  | latest invoice open (still owed; a failed charge included) |
+| invoice CANCELED                        | latest invoice void (nothing owed)                         |
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .square_events import PROCESSOR, day_start
 
 STATUS = {"ACTIVE": "active", "PENDING": "pending", "PAUSED": "paused", "CANCELED": "canceled",
           "DEACTIVATED": "deactivated", "COMPLETED": "canceled"}
-INVOICE_STATUS = {"UNPAID": "open", "PARTIALLY_PAID": "open", "FAILED": "uncollectible", "PAID": "paid",
+INVOICE_STATUS = {"UNPAID": "open", "PARTIALLY_PAID": "open", "FAILED": "open", "PAID": "paid",
                   "PARTIALLY_REFUNDED": "paid", "REFUNDED": "paid", "CANCELED": "void", "DRAFT": "draft",
                   "SCHEDULED": "draft", "PAYMENT_PENDING": "draft"}
 # Square's `SubscriptionCadence` → (interval, count), in the words of a Stripe price's `recurring`.

@@ -130,3 +130,19 @@ def test_a_subscription_ending_at_the_period_end_matches_a_cancelled_ledger_only
         ("M4", "status_mismatch", "Status is active in the ledger, but the processor ends the subscription on "
                                   "2026-12-20 (active, cancelled at the processor)"),
     ]
+
+
+def test_an_invoice_the_practice_wrote_off_or_voided_is_not_owed_one_still_open_is():
+    """Stripe's `uncollectible` (marked uncollectible: written off, the dunning case closed as
+    written off) and `void` ask nothing more of the member; an `open` one (a failed charge, Square's
+    FAILED included) is still owed."""
+    found = reconcile([ledger(1), ledger(2), ledger(3)], [sheet(1), sheet(2), sheet(3)],
+                      [sub(1, latest_invoice_status="uncollectible"), sub(2, latest_invoice_status="void"),
+                       sub(3, latest_invoice_status="open")], None)
+    assert kinds(found) == [("M3", "unpaid_entitled", "ledger/processor")]
+
+
+def test_a_square_invoice_whose_charge_failed_is_still_owed():
+    from integrations.processors.square_read import INVOICE_STATUS
+
+    assert INVOICE_STATUS["FAILED"] == "open" and INVOICE_STATUS["CANCELED"] == "void"
