@@ -10,14 +10,16 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from billing import metrics
-from billing.group.figures import group_dashboard
+from billing.group.figures import FIGURES, group_dashboard
 from tests.billing.test_payback import fail, pay
 from tests.factories import MemberFactory, active_membership, glow_tier
 
 from .group_world import build_group
+from .test_group_dashboard import _practice_figures, populated  # noqa: F401 (fixture)
 
 TOKYO, LOS_ANGELES = ZoneInfo("Asia/Tokyo"), ZoneInfo("America/Los_Angeles")
 GLOW_FAILS = datetime(2026, 11, 30, 20, 0, tzinfo=LOS_ANGELES)
@@ -55,3 +57,19 @@ def test_the_groups_money_chart_is_in_the_groups_zone(db, now):
     glow = metrics.dashboard(practice_id=world.glow.pk, now=now)
     downtown = next(r for r in board.rows if r.location_id == world.downtown.pk)
     assert downtown.recovered_cents == sum(glow.money.recovered_cents) == 19900
+
+
+@pytest.mark.parametrize("at", [
+    datetime(2026, 12, 1, 5, 0, tzinfo=TOKYO),                  # December in Tokyo, November 30 in Los Angeles
+    datetime(2026, 11, 30, 23, 30, tzinfo=LOS_ANGELES),         # December 1 afternoon in Tokyo
+], ids=["tokyo-ahead", "los-angeles-last-evening"])
+def test_the_rows_add_up_to_the_practice_dashboards_when_their_zones_are_in_different_months(db, request, at):
+    with time_machine.travel(at, tick=False):
+        world, _, now = request.getfixturevalue("populated")
+        board = group_dashboard(organization_id=world.organization.pk, now=now)
+        glow, bloom = _practice_figures(world.glow, now), _practice_figures(world.bloom, now)
+        assert {name: getattr(board.total, name) for name in FIGURES} == {
+            name: glow[name] + bloom[name] for name in FIGURES}
+        with timezone.override(board.zone):
+            assert board.charts.money == metrics.failed_vs_recovered(
+                practice_id=[world.glow.pk, world.bloom.pk], now=now)
