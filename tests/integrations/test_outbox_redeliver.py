@@ -196,3 +196,61 @@ def test_a_redelivery_to_a_member_who_replied_stop_is_refused_and_changes_nothin
     assert DunningMessage.objects.get(channel="sms").status == MessageStatus.FAILED
     outbox.dispatch_due(now=T0 + timedelta(hours=2))
     assert sms.outbox == []
+
+
+def test_a_dead_letter_whose_bookkeeping_failed_too_still_reads_failed(membership, monkeypatch, settings):
+    """The last attempt given up by the outbox's fallback (its own record of the outcome failed
+    first) still tells the case: the message failed, not pending for ever."""
+    settings.OUTBOX_MAX_ATTEMPTS = 1
+    delivery = card_update_sms(membership)
+
+    def refused(delivery, **kwargs):
+        raise RuntimeError("the database refused the write")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sms, "get_backend", TwilioDown)
+        patch.setattr(outbox, "_save", refused)
+        outbox.dispatch_due(now=T0)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.DEAD and "refused the write" in delivery.last_error
+    assert DunningMessage.objects.get(channel="sms").status == MessageStatus.FAILED
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_managers_redelivering_one_dead_letter_at_once_send_it_once(membership, monkeypatch, settings):
+    import threading
+
+    from django.db import connection
+
+    settings.OUTBOX_MAX_ATTEMPTS = 1
+    member = membership.member
+    delivery = card_update_sms(membership)
+    with monkeypatch.context() as patch:
+        patch.setattr(sms, "get_backend", TwilioDown)
+        outbox.dispatch_due(now=T0)
+    assert Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.DEAD
+    later, start, queued, errors = T0 + timedelta(hours=1), threading.Barrier(2), [], []
+
+    def manager():
+        try:
+            start.wait(timeout=30)
+            queued.append(outbox.redeliver(Delivery.objects.get(pk=delivery.pk), now=later))
+            outbox.dispatch_due(now=later)
+        except Exception as exc:  # noqa: BLE001  (reported by the test)
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=manager) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    outbox.dispatch_due(now=later + timedelta(minutes=1))
+
+    assert errors == [] and sorted(queued) == [False, True]
+    assert len(sms_to(member)) == 1
+    message = DunningMessage.objects.get(channel="sms")
+    assert message.sent_at == later
+    assert Event.objects.filter(member=member, payload__message_id=message.pk, payload__redelivered=True).count() == 1
