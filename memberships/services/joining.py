@@ -139,7 +139,9 @@ def _member_for(attempt: JoinAttempt, *, customer_ref: str, actor: Actor, key: s
             changed += ["sms_consent", "sms_consent_at"]
         if changed:
             member.save(update_fields=changed)
-    if customer_ref and not member.processor_customer_id:
+    # The customer the join's subscription is charged on (the hosted page made it): a former member's
+    # earlier one has no live subscription (an open membership refuses the enrollment, rolling this back).
+    if customer_ref and member.processor_customer_id != customer_ref:
         Member.objects.filter(pk=member.pk).update(processor_customer_id=customer_ref)
         member.processor_customer_id = customer_ref
     return member
