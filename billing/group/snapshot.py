@@ -54,6 +54,8 @@ def _encode(value):
         return str(value)
     if isinstance(value, (list, tuple)):
         return [_encode(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _encode(v) for k, v in value.items()}
     if value is None or isinstance(value, (int, float, str)):
         return value
     raise TypeError(f"{type(value).__name__} has no stored form")
@@ -66,6 +68,8 @@ def _decode(hint, value):
     if origin in (typing.Union, types.UnionType):
         (inner,) = [a for a in args if a is not type(None)]
         return _decode(inner, value)
+    if origin is dict:
+        return {k: _decode(args[1], v) for k, v in value.items()}
     if origin is list:
         return [_decode(args[0], v) for v in value]
     if origin is tuple:
@@ -79,7 +83,7 @@ def _decode(hint, value):
     if dataclasses.is_dataclass(hint):
         hints = typing.get_type_hints(hint)
         return hint(**{f.name: _decode(hints[f.name], value[f.name]) for f in dataclasses.fields(hint) if f.init})
-    if hint in (int, float, str) and isinstance(value, (int, float, str)):
+    if hint in (bool, int, float, str) and isinstance(value, (bool, int, float, str)):
         return hint(value)
     raise TypeError(f"cannot read {hint!r} from {value!r}")
 

@@ -6,7 +6,9 @@ once keep the later moment."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -185,3 +187,25 @@ def test_two_refreshes_at_once_keep_the_later_moment():
     assert errors == []
     row = GroupFigures.objects.get(organization=world.organization)
     assert row.computed_at == now and snapshot.load(row.data, organization_id=world.organization.pk).total.members == 1
+
+
+@dataclass
+class _Inner:
+    when: datetime
+    flag: bool
+
+
+@dataclass
+class _Figure:
+    on: date
+    share: float
+    by_name: dict[str, int] = field(default_factory=dict)
+    pairs: list[tuple[str, int]] = field(default_factory=list)
+    inner: _Inner | None = None
+
+
+def test_the_stored_form_holds_every_kind_of_value_a_figure_may_have():
+    value = _Figure(on=date(2026, 11, 1), share=0.25, by_name={"Glow": 3}, pairs=[("a", 1)],
+                    inner=_Inner(when=datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/Los_Angeles")),
+                                 flag=True))
+    assert snapshot._decode(_Figure, snapshot._encode(value)) == value
