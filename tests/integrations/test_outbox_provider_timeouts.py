@@ -155,7 +155,8 @@ def test_a_mail_server_that_kept_the_email_and_never_answered_may_have_sent_it(s
     message = DunningMessage.objects.get(channel="email")
     assert email_delivery().status == DeliveryStatus.UNCERTAIN
     assert message.status == MessageStatus.UNCERTAIN and message.sent_at is None
-    assert any(line.startswith("Card-update email may have been sent") for line in case_lines(membership.member, message))
+    lines = case_lines(membership.member, message)
+    assert any(line.startswith("Card-update email may have been sent") for line in lines)
 
 
 def test_a_mail_server_that_could_not_be_reached_is_tried_again(smtp, membership, settings):
