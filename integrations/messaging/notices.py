@@ -138,4 +138,6 @@ class MemberNoticeDestination:
         """Retries exhausted (the provider stayed down): the channel failed, for the notice's record."""
         channel = event.payload.get("channel")
         notices.record_channel(notice_id=event.payload.get("notice_id"), channel=channel,
-                               status=ChannelStatus.FAILED, note="could not be delivered", now=now)
+                               status=ChannelStatus.FAILED, now=now,
+                               note=f"could not be delivered: the provider could not be reached after "
+                                    f"{delivery.attempts} attempts")
