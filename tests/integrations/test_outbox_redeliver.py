@@ -254,3 +254,28 @@ def test_two_managers_redelivering_one_dead_letter_at_once_send_it_once(membersh
     message = DunningMessage.objects.get(channel="sms")
     assert message.sent_at == later
     assert Event.objects.filter(member=member, payload__message_id=message.pk, payload__redelivered=True).count() == 1
+
+
+def test_card_update_messages_dead_lettered_before_this_release_read_failed_after_the_migration(
+        membership, monkeypatch, settings):
+    import importlib
+
+    from django.apps import apps
+
+    from integrations.messaging.destinations import MemberMessageDestination
+
+    settings.OUTBOX_MAX_ATTEMPTS = 1
+    delivery = card_update_sms(membership)
+    with monkeypatch.context() as patch:                 # dead-lettered as before `on_dead` existed
+        patch.setattr(sms, "get_backend", TwilioDown)
+        patch.delattr(MemberMessageDestination, "on_dead")
+        outbox.dispatch_due(now=T0)
+    assert Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.DEAD
+    assert DunningMessage.objects.get(channel="sms").status == MessageStatus.PENDING
+
+    migration = importlib.import_module("integrations.migrations.0007_dead_member_messages_failed")
+    for _ in range(2):
+        migration.dead_messages_failed(apps, None)
+    message = DunningMessage.objects.get(channel="sms")
+    assert message.status == MessageStatus.FAILED and message.status_updated_at == T0
+    assert DunningMessage.objects.get(channel="email").status == MessageStatus.SENT     # what went stays
