@@ -33,6 +33,7 @@ from .models import (
     TierBenefit,
 )
 from .admin_audit import AuditedMemberPages
+from .admin_member_form import MemberAdminForm
 from .admin_catalogue import LockedLocationPriceInline, TierLocationPriceInline, share_with_group
 from .services.locations import group_practice_ids
 from .views.common import client_ip
@@ -236,6 +237,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Member)
 class MemberAdmin(AuditedMemberPages, PracticeScopedAdmin):
+    form = MemberAdminForm
     list_display = ["member_number", "first_name", "last_name", "email", "phone_number", "sms_consent", "practice"]
     search_fields = ["member_number", "first_name", "last_name", "email", "phone"]
     list_filter = ["practice", "sms_consent"]
