@@ -17,6 +17,8 @@ from billing.models import (
     DunningCaseStatus,
     DunningMessage,
     DunningStep,
+    Invoice,
+    InvoiceStatus,
     MessageChannel,
     MessageStatus,
     StepKind,
@@ -215,21 +217,37 @@ WITHDRAWN_WHEN = (DunningCaseStatus.RECOVERED, DunningCaseStatus.CANCELLED, Dunn
                   DunningCaseStatus.WRITTEN_OFF)
 
 
+def invoice_forgiven_since(case: DunningCase) -> bool:
+    """The case's invoice was voided, cancelled or written off at the processor: no payment expected.
+    A case exhausted before that keeps its outcome (`cases.forgive_case_for_invoice`), so its status
+    alone does not say it."""
+    return Invoice.objects.filter(practice_id=case.practice_id, processor_invoice_id=case.invoice_ref,
+                                  status__in=(InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)).exists()
+
+
+def nothing_to_chase(case: DunningCase) -> bool:
+    """No card-update message of the case may go any more: it was paid, cancelled or forgiven, or it was
+    exhausted and its invoice forgiven since (its last reminders go only while the invoice is owed)."""
+    return case.status in WITHDRAWN_WHEN or (case.status == DunningCaseStatus.EXHAUSTED
+                                             and invoice_forgiven_since(case))
+
+
 @transaction.atomic
 def withdraw_message(*, message_id: int, now: datetime) -> bool:
     """A message still waiting to leave whose case was paid (or cancelled, or its invoice forgiven or
     written off at the processor: nothing to chase) since it was queued is not sent: skipped, and the
-    timeline says so. An exhausted case's last reminders still go. Returns whether it was withdrawn."""
+    timeline says so. An exhausted case's last reminders still go, unless its invoice was forgiven
+    since. Returns whether it was withdrawn."""
     message = _lock_message(message_id)
     case = message.case
-    if message.status != MessageStatus.PENDING or case.status not in WITHDRAWN_WHEN:
+    if message.status != MessageStatus.PENDING or not nothing_to_chase(case):
         return False
     message.status, message.status_updated_at = MessageStatus.SKIPPED, now
     message.save(update_fields=["status", "status_updated_at"])
     label = "SMS" if message.channel == MessageChannel.SMS else "email"
-    record_case_event(case, kind=EventKind.DUNNING, now=now,
-                      summary=f"Card-update {label} not sent: the payment follow-up ended "
-                              f"({case.get_status_display().lower()})",
+    why = ("no payment expected any more" if case.status == DunningCaseStatus.EXHAUSTED
+           else f"the payment follow-up ended ({case.get_status_display().lower()})")
+    record_case_event(case, kind=EventKind.DUNNING, now=now, summary=f"Card-update {label} not sent: {why}",
                       payload={"message_id": message.pk, "withdrawn": True})
     return True
 

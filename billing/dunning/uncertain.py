@@ -16,7 +16,7 @@ from memberships.models import EventKind
 
 from .cases import record_case_event
 from .errors import MessageNotResendable
-from .messages import WITHDRAWN_WHEN, record_message_undeliverable
+from .messages import nothing_to_chase, record_message_undeliverable
 from .rendering import render_email, render_sms
 
 
@@ -62,7 +62,7 @@ def rearm_message(*, message_id: int, now: datetime) -> bool:
     if message is None or message.status not in (MessageStatus.PENDING, MessageStatus.FAILED, MessageStatus.UNCERTAIN):
         return False
     case, member = message.case, message.case.member
-    if case.status in WITHDRAWN_WHEN:
+    if nothing_to_chase(case):
         raise MessageNotResendable(f"The payment follow-up ended ({case.get_status_display().lower()}): "
                                    "there is nothing to send.")
     if message.channel == MessageChannel.SMS and member.sms_opted_out_at is not None:
