@@ -1,6 +1,8 @@
 """Outbox deliveries that may have been sent: a member message (SMS, email) handed to its provider
 whose outcome was never recorded — its worker died after marking it SENDING (`sweep_sending` finds
-it), or its destination failed after the provider accepted it (`integrations.outbox`). Such a
+it), the provider's answer was lost after the request went (`outbox.MayHaveBeenSent`: a read
+timeout, a server error), or its destination failed after the provider accepted it
+(`integrations.outbox`). Such a
 delivery becomes UNCERTAIN and its destination is told (`on_uncertain`), so its own record (the
 dunning message, the notice's channel) says "may have been sent" too. It is never sent again by
 itself: a manager checks and redelivers (`outbox.redeliver`)."""
@@ -22,9 +24,10 @@ from .models import Delivery, DeliveryStatus
 
 logger = logging.getLogger(__name__)
 
-UNCERTAIN_NOTE = ("may have been sent: it was handed to the provider and the provider's answer was not recorded "
-                  "(the worker stopped, or recording it failed), so whether it went is not known. It is not sent "
-                  "again by itself; check with the member or the provider's log, then redeliver if it did not go.")
+UNCERTAIN_NOTE = ("may have been sent: it was handed to the provider and its answer was not recorded (the "
+                  "worker stopped, the answer was lost, or recording it failed), so whether it went is not known. "
+                  "It is not sent again by itself; check with the member or the provider's log, then redeliver if it "
+                  "did not go.")
 
 
 def sweep_sending(*, now: datetime, destinations: Mapping[str, Any], limit: int = 100) -> int:
