@@ -32,8 +32,9 @@ def record_message_uncertain(*, message_id: int, now: datetime) -> bool:
     message.save(update_fields=["status", "status_updated_at"])
     label = "SMS" if message.channel == MessageChannel.SMS else "email"
     record_case_event(message.case, kind=EventKind.DUNNING, now=now,
-                      summary=f"Card-update {label} may have been sent: the sending stopped before the "
-                              f"provider's answer was recorded. Not sent again unless a manager redelivers it.",
+                      summary=f"Card-update {label} may have been sent: the provider's answer was not recorded "
+                              f"(the sending stopped, or the answer was lost). Not sent again unless a manager "
+                              f"redelivers it.",
                       payload={"message_id": message.pk, "channel": message.channel, "uncertain": True})
     return True
 

@@ -122,7 +122,8 @@ class MemberNoticeDestination:
         (not "sent", not queued for ever), for the notice's record and the member's timeline."""
         notices.record_channel(notice_id=event.payload.get("notice_id"), channel=event.payload.get("channel"),
                                status=ChannelStatus.UNCERTAIN, now=now,
-                               note="the sending stopped before the provider's answer was recorded")
+                               note="the provider's answer was not recorded (the sending stopped, or the "
+                                    "answer was lost)")
 
     def on_redeliver(self, event: Event, *, delivery, now: datetime) -> None:
         """A manager sends it again (it failed, was given up, or may have been sent): the channel is

@@ -90,9 +90,9 @@ class MemberLinkDestination:
         """The sending stopped before the provider's answer was recorded: the link may have gone. Not
         sent again by itself; the member's timeline says so, and that they can ask for another."""
         _note(event, now=now, outcome="uncertain",
-              summary=f"Member page link by {_label(event)} may have been sent: the sending stopped before the "
-                      f"provider's answer was recorded. Not sent again by itself; the member can ask for another "
-                      f"link (each works once, for {links.link_minutes()} minutes).")
+              summary=f"Member page link by {_label(event)} may have been sent: the provider's answer was not "
+                      f"recorded. Not sent again by itself; the member can ask for another link (each works once, "
+                      f"for {links.link_minutes()} minutes).")
 
     def on_dead(self, event: Event, *, delivery, now: datetime) -> None:
         """The provider stayed unreachable: the link never went (and has expired by now)."""
