@@ -154,7 +154,12 @@ def close_case_for_payment(*, invoice_ref: str, now: datetime, practice_id: int 
     if case.status == DunningCaseStatus.CANCELLED:
         return case
     if case.status in (DunningCaseStatus.OPEN, DunningCaseStatus.WRITTEN_OFF):    # a debt written off, paid after all
-        finish_case(case, status=DunningCaseStatus.RECOVERED, reason=f"invoice paid ({source})", now=now)
+        # Paid after the write-off: the membership may be active again already (no RECOVERED event to
+        # come), so the case's end names the invoice for the dashboard's recovered dollars.
+        written_off = ({"invoice_ref": case.invoice_ref, "paid_after_write_off": True}
+                       if case.status == DunningCaseStatus.WRITTEN_OFF else None)
+        finish_case(case, status=DunningCaseStatus.RECOVERED, reason=f"invoice paid ({source})", now=now,
+                    payload=written_off)
     ledger.clear_chart_flag(source_ref=case.flag_ref, actor=SYSTEM, now=now, reason="payment recovered")
     membership = Membership.objects.get(pk=case.membership_id)
     if membership.status in (MembershipStatus.PAST_DUE, MembershipStatus.LAPSED) and not other_open_cases(case):

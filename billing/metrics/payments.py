@@ -30,7 +30,8 @@ def failed_vs_recovered(*, practice_id: int | None, now: datetime, months: int =
     they were recovered. One failed invoice counts once however many attempts failed (payload
     `invoice_ref`, `amount_cents` of PAYMENT_FAILED events); a RECOVERED event names the invoice. One
     the processor forgave (voided, cancelled, written off: a DUNNING_CLOSED or RECOVERED event marked
-    `forgiven`) is neither recovered nor open."""
+    `forgiven`) is neither recovered nor open; one written off and paid after all is recovered (its
+    case's DUNNING_CLOSED event is marked `paid_after_write_off`: the membership may be active by then)."""
     starts = month_starts(now=now, months=months)
     events = payment_events(practice_id=practice_id, now=now, starts=starts)
     return tally_failed_recovered(events.values("kind", "membership_id", "created_at", "payload"), starts=starts)
@@ -41,7 +42,8 @@ def payment_events(*, practice_id, now: datetime, starts: list[date]):
     first month too: a recovery then may settle a failure from before)."""
     return for_practice(Event.objects.filter(
         Q(kind__in=[EventKind.PAYMENT_FAILED, EventKind.PAYMENT_ACTION_REQUIRED, EventKind.RECOVERED])
-        | Q(kind=EventKind.DUNNING_CLOSED, payload__has_key="forgiven"),
+        | Q(kind=EventKind.DUNNING_CLOSED, payload__has_key="forgiven")
+        | Q(kind=EventKind.DUNNING_CLOSED, payload__has_key="paid_after_write_off"),
         created_at__gte=aware(starts[0]) - timedelta(days=62), created_at__lte=now,
     ), practice_id, "practice_id").order_by("created_at", "id")
 
@@ -66,7 +68,7 @@ def tally_failed_recovered(events, *, starts: list[date]) -> FailedRecovered:
         if payload.get("forgiven"):                 # no payment expected: no longer open, not recovered
             open_refs[event["membership_id"]].discard(ref)
             continue
-        if event["kind"] == EventKind.RECOVERED:
+        if event["kind"] == EventKind.RECOVERED or payload.get("paid_after_write_off"):
             refs = {ref} if ref in amounts else set(open_refs[event["membership_id"]])
             for r in refs:
                 if r in recovered_refs:

@@ -234,3 +234,20 @@ def test_a_retry_on_its_way_when_the_invoice_is_voided_charges_nothing(client, r
     assert (attempt.status, attempt.decline_code) == (AttemptStatus.FAILED, "no_payment_expected")
     assert not Delivery.objects.filter(destination="payment_retry").exclude(status=DeliveryStatus.DELIVERED).exists()
     assert on_stripe.events.filter(summary="Payment retry 1 not made: no payment expected any more").exists()
+
+
+def test_a_written_off_invoice_paid_after_stripe_made_the_subscription_active_counts_as_recovered(
+        client, reads, on_stripe):
+    """Marked uncollectible, Stripe's subscription active again (the membership with it), and then the
+    member pays it after all: the dashboard counts the money recovered, as the case says."""
+    membership, member = on_stripe, on_stripe.member
+    post(client, FAILED, membership, T0)
+    post(client, UNCOLLECTIBLE, membership, T0 + DAY)
+    post(client, SUB_ACTIVE, membership, T0 + DAY)
+    assert status_of(membership) == MembershipStatus.ACTIVE
+
+    post(client, "invoice_paid_renewal_recovered.json", membership, T0 + 2 * DAY)
+    assert DunningCase.objects.get(invoice_ref=INVOICE).status == DunningCaseStatus.RECOVERED
+    figures = failed_vs_recovered(practice_id=member.practice_id, now=T0 + 3 * DAY)
+    assert (figures.failed_count, figures.recovered_count, figures.open_count) == (1, 1, 0)
+    assert sum(figures.recovered_cents) == sum(figures.failed_cents) > 0
