@@ -165,3 +165,23 @@ def test_the_locations_secret_is_ciphertext_at_rest_and_moves_to_a_new_key(setti
         assert Location.objects.get(pk=north.pk).record_webhook_secret == NORTH_SECRET
     finally:
         _cipher.cache_clear()
+
+
+@pytest.mark.parametrize("adapter", sorted(KINDS))
+def test_a_locations_address_without_the_trailing_slash_is_still_the_locations_own(client, adapter):
+    """The location's record posts to its address without the last slash, while the practice runs the
+    same kind of record: the location's secret is what verifies it (stored as the location's own), and
+    the practice's secret does not."""
+    practice, north = _clinic(adapter)
+    practice.record_adapter = adapter
+    practice.save(update_fields=["record_adapter"])
+    url = f"/webhooks/records/{adapter}/{practice.slug}/locations/{north.pk}"
+
+    def post(secret, n):
+        body, headers = KINDS[adapter](secret, n)
+        return client.post(url, data=body, content_type="application/json", headers=headers)
+
+    assert post(PRACTICE_SECRET, 1).status_code == 401 and not InboundEvent.objects.exists()
+    assert post(NORTH_SECRET, 2).status_code == 200
+    assert list(InboundEvent.objects.values_list("source", flat=True)) == [
+        f"record:{adapter}:{practice.pk}:{north.pk}"]
