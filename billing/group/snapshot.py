@@ -144,13 +144,23 @@ def refresh(*, organization_id: int, now: datetime | None = None) -> tuple[Group
 
 def current(*, organization_id: int, now: datetime) -> tuple[GroupDashboard, GroupFigures]:
     """What the page shows: the stored figures, or fresh ones when there are none yet, they are
-    older than GROUP_FIGURES_MAX_AGE_SECONDS, or they can't be read."""
+    older than GROUP_FIGURES_MAX_AGE_SECONDS, or they can't be read. Older figures are computed
+    again by one request only: while it (or a worker) is at it, the others show the stored
+    figures with their time instead of all computing the same thing at once."""
     row = GroupFigures.objects.filter(organization_id=organization_id).first()
-    if row is not None and now - row.computed_at <= timedelta(seconds=settings.GROUP_FIGURES_MAX_AGE_SECONDS):
-        board = load(row.data, organization_id=organization_id)
-        if board is not None:
-            return board, row
-    return refresh(organization_id=organization_id, now=now)
+    board = load(row.data, organization_id=organization_id) if row is not None else None
+    if board is None:
+        return refresh(organization_id=organization_id, now=now)
+    if now - row.computed_at <= timedelta(seconds=settings.GROUP_FIGURES_MAX_AGE_SECONDS):
+        return board, row
+    if not _claim(organization_id, now):
+        return board, row
+    try:
+        return refresh(organization_id=organization_id, now=now)
+    except Exception:
+        GroupFigures.objects.filter(organization_id=organization_id, refreshing_since=now).update(
+            refreshing_since=None)
+        raise
 
 
 def refresh_on_request(*, organization_id: int, now: datetime) -> tuple[GroupDashboard, GroupFigures]:

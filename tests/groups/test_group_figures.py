@@ -81,6 +81,24 @@ def test_figures_older_than_the_limit_are_computed_again_for_the_page(client, po
     assert GroupFigures.objects.get(organization=world.organization).computed_at > old
 
 
+def test_old_figures_another_request_is_computing_are_shown_with_their_time_not_computed_again(
+        client, populated, settings, monkeypatch):
+    world, m, _ = populated
+    owner = group_manager(world.organization, world.glow)
+    old = timezone.now() - timedelta(seconds=settings.GROUP_FIGURES_MAX_AGE_SECONDS + 60)
+    snapshot.refresh(organization_id=world.organization.pk, now=old)
+    GroupFigures.objects.filter(organization=world.organization).update(refreshing_since=timezone.now())
+    _member(world.glow, m["Ames"].tier, world.downtown, "Newcomer", timezone.now())
+    computed = []
+    monkeypatch.setattr(snapshot, "group_dashboard", lambda **kw: computed.append(kw))
+    body = _page(client, owner).content.decode()
+    assert computed == [] and 'data-testid="group-members">7<' in body and "Figures as of" in body
+    # once that request is done (or its mark lapsed), the next view computes them
+    GroupFigures.objects.filter(organization=world.organization).update(refreshing_since=None)
+    monkeypatch.undo()
+    assert 'data-testid="group-members">8<' in _page(client, owner).content.decode()
+
+
 def test_figures_stored_in_another_shape_are_recomputed_not_shown(client, populated):
     world, _, _ = populated
     owner = group_manager(world.organization, world.glow)
