@@ -382,17 +382,20 @@ class FhirAdapter(BaseAdapter):
 
     def ensure_subscription(self, *, endpoint: str, criteria: str = "Procedure?status=completed") -> dict:
         """Create (or re-enable) the rest-hook Subscription that sends completed Procedures to us.
-        Hooks are best effort (a failing endpoint switches them off): keep a periodic search too."""
+        Hooks are best effort (a failing endpoint switches them off): keep a periodic search too. One
+        that sends a secret replaced since gets the current one (its notifications would be refused)."""
+        header = [f"Authorization: Bearer {self.webhook_secret}"]
         found = [s for s in self.search("Subscription", {"url": endpoint}) if s.get("criteria") == criteria]
         if found:
             sub = found[0]
-            if sub.get("status") != "active":
-                self._update("Subscription", sub, {**_strip(sub), "status": "requested"})
+            channel = sub.get("channel") or {}
+            if sub.get("status") != "active" or channel.get("header") != header:
+                self._update("Subscription", sub, {**_strip(sub), "status": "requested",
+                                                   "channel": {**channel, "header": header}})
         else:
             body = {"resourceType": "Subscription", "status": "requested", "reason": "membership ledger",
                     "criteria": criteria,
-                    "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": FHIR_JSON,
-                                "header": [f"Authorization: Bearer {self.webhook_secret}"]}}
+                    "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": FHIR_JSON, "header": header}}
             sub = self._call("POST", "Subscription", body=body).json()
         current = self.read("Subscription", sub["id"]) or sub
         return {"id": current["id"], "status": current.get("status"), "error": current.get("error", "")}

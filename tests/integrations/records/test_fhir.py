@@ -293,3 +293,30 @@ def test_a_dunning_chart_flag_is_mirrored_and_cleared(fhir_practice, glow, fhir)
     outbox.dispatch_due(now=now)
     [flag] = resources(fhir, "Flag", fhir_practice, "chart-flag")
     assert flag["status"] == "inactive"
+
+
+def test_a_replaced_secret_reaches_the_subscription_when_it_is_ensured_again(on_adapter, live_server, fhir_server,
+                                                                             fhir):
+    """The manager replaces the record's webhook secret and ensures the Subscription again: the server
+    now sends the new bearer (the old one would be refused), and its notifications are taken."""
+    from integrations.records.secrets import set_record_webhook_secret
+
+    practice = on_adapter("fhir", stage=AutomationStage.REDEMPTIONS, base_url=fhir_server.base_url,
+                          identifier_system=f"https://medspa.example/t{uuid.uuid4().hex[:10]}")
+    endpoint = f"{live_server.url}/webhooks/records/fhir/{practice.slug}"
+    first = get_adapter(practice).ensure_subscription(endpoint=endpoint)
+    try:
+        practice = set_record_webhook_secret(owner=practice, secret="a-new-secret-0123456789",
+                                             actor=services.Actor.system(), now=timezone.now())
+        again = get_adapter(practice).ensure_subscription(endpoint=endpoint)
+        assert again["id"] == first["id"] and again["status"] == "active", again
+        assert fhir.get(f"Subscription/{first['id']}").json()["channel"]["header"] == [
+            "Authorization: Bearer a-new-secret-0123456789"]
+        patient = fhir.post("Patient", json={"resourceType": "Patient", "name": [{"family": "Rivera"}]}).json()
+        procedure = fhir.post("Procedure", json={"resourceType": "Procedure", "status": "completed",
+                                                 "code": {"coding": [{"code": "hydrafacial"}]},
+                                                 "subject": {"reference": f"Patient/{patient['id']}"}})
+        assert procedure.status_code == 201, procedure.text
+        assert _wait_for(lambda: InboundEvent.objects.filter(source__startswith="record:fhir:").count() == 1)
+    finally:
+        fhir.delete(f"Subscription/{first['id']}")
