@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Callable, Protocol
 
 from django.conf import settings
 from django.db import transaction
@@ -304,11 +304,13 @@ def sweep_sending(*, now: datetime, limit: int = 100) -> int:
     return uncertain.sweep_sending(now=now, destinations=_REGISTRY, limit=limit)
 
 
-def dispatch_due(*, now: datetime | None = None, limit: int = 200) -> dict[str, int]:
+def dispatch_due(*, now: datetime | None = None, limit: int = 200,
+                 stop: Callable[[], bool] | None = None) -> dict[str, int]:
     """Deliver what is due now, oldest first, after turning the deliveries whose worker died while
     sending into "may have been sent" (`sweep_sending`). Safe to run in several workers at once, and
     twice. A delivery whose own bookkeeping fails (not only its destination) still counts an attempt
-    and never holds up the ones after it."""
+    and never holds up the ones after it. `stop`: asked before each delivery; when it says so, the
+    rest waits for the next run (a worker about to be ended must not be in a provider's call)."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
     try:
@@ -325,6 +327,8 @@ def dispatch_due(*, now: datetime | None = None, limit: int = 200) -> dict[str, 
         .values_list("pk", flat=True)[:limit]
     )
     for delivery_id in list(due):
+        if stop is not None and stop():
+            break
         try:
             status = deliver_one(delivery_id, now=now)
         except Exception as exc:

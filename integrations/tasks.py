@@ -8,11 +8,12 @@ logs one line per sweep — counts and rate, no member data."""
 from __future__ import annotations
 
 import logging
+from time import monotonic
 
 from django.conf import settings
 from django.utils import timezone
 
-from . import due, outbox
+from . import due, outbox, stopping
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +46,20 @@ def _hand_back(func: str, *, group: str) -> bool:
 
 
 def dispatch_deliveries() -> dict[str, int]:
-    """Deliver everything due, in batches, until nothing is due now (or the cluster is stopping). The
-    clock is read once per batch: a long backlog's last batch marks the messages it hands to their
-    provider with the time they are sent, not the time the drain began (`outbox.sweep_sending`
-    reads that mark)."""
-    sweep = due.drain(lambda: outbox.dispatch_due(now=timezone.now(), limit=OUTBOX_BATCH))
+    """Deliver everything due, in batches, until nothing is due now. The clock is read once per
+    batch: a long backlog's last batch marks the messages it hands to their provider with the time
+    they are sent, not the time the drain began (`outbox.sweep_sending` reads that mark). No new
+    delivery is begun once OUTBOX_SWEEP_SECONDS have passed (the next run goes on) or the cluster is
+    stopping (the rest is handed back): a worker ended by the cluster's timeout, or by its process
+    manager after the stop's grace, in the middle of a member's SMS or email would leave it "may
+    have been sent"."""
+    deadline = monotonic() + settings.OUTBOX_SWEEP_SECONDS
+
+    def time_to_stop() -> bool:
+        return stopping.stop_requested() or monotonic() >= deadline
+
+    sweep = due.drain(lambda: outbox.dispatch_due(now=timezone.now(), limit=OUTBOX_BATCH, stop=time_to_stop),
+                      seconds=settings.OUTBOX_SWEEP_SECONDS)
     handed = _hand_back("integrations.tasks.dispatch_deliveries", group="outbox") if sweep.stopped else False
     if sweep.handled:
         summary = ", ".join(f"{n} {status}" for status, n in sorted(sweep.total.items()))

@@ -286,6 +286,9 @@ OUTBOX_BACKOFF_MAX_SECONDS = env.int("OUTBOX_BACKOFF_MAX_SECONDS", default=6 * 3
 # A member message (SMS, email) marked as being handed to its provider for longer than this, with no
 # worker still on it, is recorded as "may have been sent" and not sent again by itself.
 OUTBOX_SENDING_TIMEOUT_SECONDS = env.int("OUTBOX_SENDING_TIMEOUT_SECONDS", default=900)
+# A drain begins no new delivery after this long (the next run goes on): with the one in hand (up to
+# TWILIO_TIMEOUT_SECONDS), it must end below Q_CLUSTER["timeout"], which ends the worker mid-send.
+OUTBOX_SWEEP_SECONDS = env.int("OUTBOX_SWEEP_SECONDS", default=60)
 
 # --- webhook inbox ---------------------------------------------------------------------------------
 # An event whose object is not known yet is retried with backoff for about four days (Stripe itself
