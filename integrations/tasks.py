@@ -17,8 +17,8 @@ from . import due, outbox, stopping
 
 logger = logging.getLogger(__name__)
 
-# Deliveries taken per batch: each may wait on a peer (up to its HTTP timeout), and a stopping
-# cluster waits for the batch in hand.
+# Deliveries taken per batch (one clock reading): each may wait on a peer (up to its HTTP timeout);
+# the drain begins no new one once its time is up or the cluster is stopping.
 OUTBOX_BATCH = 25
 # A stopping cluster runs the tasks it had already pulled, and its puller may still take one or two
 # more before it stops: every drain task it runs then goes back to the queue, so the last one is
