@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 
 from memberships.errors import IllegalTransition, LedgerError, ReasonRequired
 from memberships.models import (
+    AutomationStage,
     EventKind,
     MemberRequest,
     MemberRequestKind,
@@ -25,6 +26,7 @@ from memberships.models import (
 
 from .common import Actor, record_event, write_audit
 from .lifecycle import cancel_membership, pause_membership
+from .stages import stage_at_least_for
 
 NOTE_MAX = 500
 
@@ -58,8 +60,13 @@ def _check(*, membership: Membership, kind: str, reason: str, note: str, pause_u
 
 
 def _applies_at_once(*, membership: Membership, kind: str, pause_until: date | None, today: date) -> bool:
+    """Self-serve, within its limits — and only where the ledger changes the subscription at the
+    processor itself (`tier_sync` on, at the member's stage): below it the card would go on being
+    charged after a 'Done', so the request waits for staff, who stop the billing by hand."""
     practice = membership.member.practice
     if not practice.member_requests_self_serve:
+        return False
+    if not stage_at_least_for(membership.member, AutomationStage.TIER_SYNC):
         return False
     if kind == MemberRequestKind.PAUSE:
         return (pause_until - today).days <= practice.member_pause_max_days

@@ -48,8 +48,8 @@ def test_member_page_views_auto_closed_discrepancies_and_self_served_requests_sh
                                                                                    settings):
     settings.STAFF_MINUTES_PER_BALANCE_LOOKUP, settings.STAFF_MINUTES_PER_RECONCILIATION_ITEM = 5, 6
     settings.STAFF_MINUTES_PER_SELF_SERVED_REQUEST, settings.STAFF_HOURLY_COST_CENTS = 9, 3000
-    practice.member_requests_self_serve = True
-    practice.save(update_fields=["member_requests_self_serve"])
+    practice.member_requests_self_serve, practice.automation_stage = True, "tier_sync"
+    practice.save(update_fields=["member_requests_self_serve", "automation_stage"])
     tier, facial, _ = glow
     now = timezone.now()
     # Reconciliation: S2's HydraFacial differs after a walk-in, which is then reversed — the next run

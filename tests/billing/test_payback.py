@@ -164,7 +164,8 @@ def _request(membership, at, *, self_serve):
 
     practice = membership.member.practice
     practice.member_requests_self_serve = self_serve
-    practice.save(update_fields=["member_requests_self_serve"])
+    practice.automation_stage = "tier_sync"          # self-serve applies where the processor is told
+    practice.save(update_fields=["member_requests_self_serve", "automation_stage"])
     return file_member_request(membership=membership, kind="cancel", reason="price",
                                actor=services.Actor.member(membership.member),
                                idempotency_key=f"req:{membership.pk}:{at:%Y%m%d}", now=at)

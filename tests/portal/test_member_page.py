@@ -92,7 +92,8 @@ def test_self_serve_pauses_at_once_within_the_practice_limit(client, ana):
     member, membership = ana
     practice = member.practice
     practice.member_requests_self_serve, practice.member_pause_max_days = True, 60
-    practice.save(update_fields=["member_requests_self_serve", "member_pause_max_days"])
+    practice.automation_stage = "tier_sync"          # the ledger changes the subscription itself
+    practice.save(update_fields=["member_requests_self_serve", "member_pause_max_days", "automation_stage"])
     sign_in(client, member)
     until = (timezone.now() + timedelta(days=30)).date()
     client.post(reverse("portal:me:request"), {"kind": "pause", "reason": "travel", "pause_until": until.isoformat(),
@@ -107,7 +108,8 @@ def test_self_serve_sends_a_longer_pause_to_the_queue(client, ana):
     member, membership = ana
     practice = member.practice
     practice.member_requests_self_serve, practice.member_pause_max_days = True, 60
-    practice.save(update_fields=["member_requests_self_serve", "member_pause_max_days"])
+    practice.automation_stage = "tier_sync"          # the ledger changes the subscription itself
+    practice.save(update_fields=["member_requests_self_serve", "member_pause_max_days", "automation_stage"])
     sign_in(client, member)
     until = (timezone.now() + timedelta(days=90)).date()
     client.post(reverse("portal:me:request"), {"kind": "pause", "reason": "travel", "pause_until": until.isoformat(),
@@ -118,8 +120,8 @@ def test_self_serve_sends_a_longer_pause_to_the_queue(client, ana):
 
 def test_self_serve_cancels_at_the_end_of_the_paid_period(client, ana):
     member, membership = ana
-    member.practice.member_requests_self_serve = True
-    member.practice.save(update_fields=["member_requests_self_serve"])
+    member.practice.member_requests_self_serve, member.practice.automation_stage = True, "tier_sync"
+    member.practice.save(update_fields=["member_requests_self_serve", "automation_stage"])
     sign_in(client, member)
     client.post(reverse("portal:me:request"), {"kind": "cancel", "reason": "moving", "token": _token(_page(client))})
     membership.refresh_from_db()

@@ -86,7 +86,9 @@ def test_the_cancel_form_says_what_happens_to_her_balance_as_the_practice_rules_
     Membership.objects.filter(pk=membership.pk).update(current_period_end=end)
     practice = member.practice
     practice.frozen_credit_usable_until_period_end, practice.member_requests_self_serve = usable, True
-    practice.save(update_fields=["frozen_credit_usable_until_period_end", "member_requests_self_serve"])
+    practice.automation_stage = "tier_sync"
+    practice.save(update_fields=["frozen_credit_usable_until_period_end", "member_requests_self_serve",
+                                 "automation_stage"])
     sign_in(client, member)
     text = _text(client)
     promise = "stays usable until the end of the period you have paid for"
@@ -145,3 +147,38 @@ def test_a_treatment_the_clinic_reversed_shows_as_given_back_in_her_history(clie
     text = _text(client)
     assert "Used: HydraFacial" in text and "Given back: HydraFacial" in text
     assert "HydraFacial: 1 available" in text or "HydraFacial: 1" in text
+
+
+@pytest.mark.parametrize("kind", ["cancel", "pause"])
+def test_self_serve_waits_for_staff_where_the_processor_is_not_told_yet(client, glow, kind):
+    """Below `tier_sync` the ledger does not change the subscription at the processor: a member's
+    self-served cancellation or pause would read 'Done' while her card kept being charged. It waits in
+    the staff queue instead, where the desk stops the billing by hand; from `tier_sync` on it is done
+    at once."""
+    from memberships.models import MemberRequest, MembershipStatus
+
+    member, membership = ana_garcia(glow[0])
+    practice = member.practice
+    practice.member_requests_self_serve, practice.automation_stage = True, "redemptions"
+    practice.save(update_fields=["member_requests_self_serve", "automation_stage"])
+    sign_in(client, member)
+    until = (timezone.now() + timedelta(days=20)).date().isoformat()
+
+    def ask():
+        import re
+
+        html = client.get(reverse("portal:me:page")).content.decode()
+        token = re.search(r'name="token" value="([0-9a-f]{32})"', html).group(1)
+        return client.post(reverse("portal:me:request"), {"kind": kind, "reason": "moving", "pause_until": until,
+                                                          "token": token}, follow=True).content.decode()
+
+    assert "the clinic will look at your request" in ask()
+    assert Membership.objects.get(pk=membership.pk).status == MembershipStatus.ACTIVE
+    assert MemberRequest.objects.get().status == "pending"
+
+    MemberRequest.objects.all().delete()
+    practice.automation_stage = "tier_sync"
+    practice.save(update_fields=["automation_stage"])
+    assert "Done: your membership is updated" in ask()
+    assert Membership.objects.get(pk=membership.pk).status == (
+        MembershipStatus.CANCELLED if kind == "cancel" else MembershipStatus.PAUSED)
