@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 import phonenumbers
 from django import forms
 
+from .display import home_region
 from .models import ServiceKind, Tier
 from .selectors import BalanceLine
 
@@ -146,7 +147,7 @@ class NewMemberForm(EnrollForm):
         if not raw:
             return ""
         try:
-            number = phonenumbers.parse(raw, "US")
+            number = phonenumbers.parse(raw, home_region())       # the practice's country
         except phonenumbers.NumberParseException:
             raise forms.ValidationError("Enter a valid phone number.") from None
         if not phonenumbers.is_valid_number(number):
