@@ -136,6 +136,15 @@ class RecordConnectionForm(WebhookSecretFields):
         model = Practice
         exclude = ["record_webhook_secret"]
 
+    def clean_new_webhook_secret(self):
+        """Never a location's own: the practice's secret never verifies a location's webhooks."""
+        value = self.cleaned_data.get("new_webhook_secret") or ""
+        if value and self.instance.pk and any(
+                own == value for own in Location.objects.filter(practice=self.instance).exclude(record_adapter="")
+                .values_list("record_webhook_secret", flat=True)):
+            raise forms.ValidationError("The practice's secret must differ from its locations' own.")
+        return value
+
     def clean_record_config(self):
         value = self.cleaned_data.get("record_config") or {}
         if not isinstance(value, dict):
@@ -175,6 +184,15 @@ class RecordConnectionPracticeAdmin(WebhookSecretAdmin, PracticeAdmin):
         return [*super().get_readonly_fields(request, obj), "webhook_secret_state"]
 
 
+# A location that ran its own record before it had a secret of its own started with its practice's
+# (migration 0021), which verifies its webhooks until a manager replaces it.
+COPIED_STATE = "set: a copy of the practice's secret, which still verifies this location's webhooks — replace it"
+
+
+def still_the_practices(location: Location) -> bool:
+    return bool(location.record_webhook_secret) and location.record_webhook_secret == location.practice.record_webhook_secret
+
+
 class LocationRecordForm(WebhookSecretFields):
     """A location's own record (for the members whose home it is), as the practice's: the credentials
     in `record_config` write-only, outbound URLs checked, its own webhook secret write-only; the
@@ -186,6 +204,18 @@ class LocationRecordForm(WebhookSecretFields):
     class Meta:
         model = Location
         exclude = ["record_webhook_secret"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and still_the_practices(self.instance):
+            self.fields["new_webhook_secret"].help_text = f"Currently {COPIED_STATE}. {self.secret_note}"
+
+    def clean_new_webhook_secret(self):
+        """Never the practice's: it would verify this location's webhooks as the practice's own."""
+        value = self.cleaned_data.get("new_webhook_secret") or ""
+        if value and self.instance.pk and value == self.instance.practice.record_webhook_secret:
+            raise forms.ValidationError("The location's secret must differ from the practice's.")
+        return value
 
     def clean_record_config(self):
         """As the practice's, plus `frame_ancestors`: the https origins of this location's own record
@@ -211,6 +241,10 @@ class RecordConnectionLocationAdmin(WebhookSecretAdmin, LocationAdmin):
     def get_readonly_fields(self, request, obj=None):
         # A location's stage moves on the rollout page (its door writes the audit row).
         return [*super().get_readonly_fields(request, obj), "automation_stage", "webhook_secret_state"]
+
+    @admin.display(description="Webhook secret")
+    def webhook_secret_state(self, obj):
+        return COPIED_STATE if obj is not None and still_the_practices(obj) else super().webhook_secret_state(obj)
 
 
 if admin.site.is_registered(Practice):

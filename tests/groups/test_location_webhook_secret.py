@@ -185,3 +185,44 @@ def test_a_locations_address_without_the_trailing_slash_is_still_the_locations_o
     assert post(NORTH_SECRET, 2).status_code == 200
     assert list(InboundEvent.objects.values_list("source", flat=True)) == [
         f"record:{adapter}:{practice.pk}:{north.pk}"]
+
+
+def test_a_location_still_on_the_practices_copied_secret_is_told_and_cannot_be_given_it_again(client, settings):
+    """A location that ran its own record before it had a secret of its own started with a copy of the
+    practice's, which still verifies its webhooks: its admin page says so (never the secret), and the
+    practice's secret is refused as the location's new one, changing nothing."""
+    settings.RECORD_ALLOW_PRIVATE_URLS = True
+    practice, north = _clinic("webhook", secret=PRACTICE_SECRET)
+    client.force_login(staff_user(MANAGER, practice, username="boss"))
+    url = reverse("admin:memberships_location_change", args=[north.pk])
+
+    html = client.get(url).content.decode()
+    assert "a copy of the practice" in html and PRACTICE_SECRET not in html
+
+    page = client.get(url)
+    form = page.context["adminform"].form
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+    data["record_config"] = form["record_config"].value()
+    data = {k: v for k, v in data.items() if v is not False} | {"new_webhook_secret": PRACTICE_SECRET}
+    answer = client.post(url, data)
+    assert answer.status_code == 200 and "differ from the practice" in answer.content.decode()
+    assert not AuditLog.objects.filter(action__startswith="record_webhook_secret").exists()
+
+    _admin_post(client, url, new_webhook_secret=NORTH_SECRET)
+    assert "a copy of the practice" not in client.get(url).content.decode()
+    assert _post(client, "webhook", practice, north, PRACTICE_SECRET, 1).status_code == 401
+
+
+def test_the_practices_new_secret_may_not_be_a_locations_own(client, settings):
+    settings.RECORD_ALLOW_PRIVATE_URLS = True
+    practice, north = _clinic("webhook")
+    client.force_login(staff_user(MANAGER, practice, username="boss"))
+    url = reverse("admin:memberships_practice_change", args=[practice.pk])
+    page = client.get(url)
+    form = page.context["adminform"].form
+    data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
+    data["record_config"] = form["record_config"].value()
+    data = {k: v for k, v in data.items() if v is not False} | {"new_webhook_secret": NORTH_SECRET}
+    answer = client.post(url, data)
+    assert answer.status_code == 200 and "differ from its locations" in answer.content.decode()
+    assert practice.__class__.objects.get(pk=practice.pk).record_webhook_secret == PRACTICE_SECRET
