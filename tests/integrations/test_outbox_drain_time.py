@@ -1,9 +1,10 @@
 """The outbox drain never runs into the end of its worker while a member message is with the
-provider. django-q2 ends a task that runs past the cluster's timeout (Q_CLUSTER["timeout"]: the
-worker process is terminated), and a process manager ends a stopping cluster's workers a few seconds
-after its SIGTERM; either, in the middle of a send, leaves a message that "may have been sent" for
-a manager to check by hand. So the drain takes no new delivery once OUTBOX_SWEEP_SECONDS have passed
-or the cluster is stopping: what it has not begun waits, pending, for the next run.
+provider. django-q2 ends a task that runs past the cluster's timeout (Q_CLUSTER["timeout"]: an
+alarm raises SystemExit inside it, wherever it is, and the guard then terminates the process), and
+a process manager ends a stopping cluster's workers a few seconds after its SIGTERM; either, in the
+middle of a send, leaves a message that "may have been sent" for a manager to check by hand. So the
+drain begins no new delivery once OUTBOX_SWEEP_SECONDS have passed or the cluster is stopping: what
+it has not begun waits, pending, for the next run.
 
 The provider here takes a set number of seconds of a test clock per message; the worker is ended
 when that clock passes its end, right after the provider accepted a message, as a real kill lands."""
