@@ -381,9 +381,8 @@ class FhirAdapter(BaseAdapter):
     # --- subscription ---------------------------------------------------------------------------------
 
     def ensure_subscription(self, *, endpoint: str, criteria: str = "Procedure?status=completed") -> dict:
-        """Create (or re-enable) the rest-hook Subscription that sends completed Procedures to us.
-        Hooks are best effort (a failing endpoint switches them off): keep a periodic search too. One
-        that sends a secret replaced since gets the current one (its notifications would be refused)."""
+        """Create, re-enable or re-key (a secret replaced since) the rest-hook Subscription of completed
+        Procedures. Hooks are best effort (a failing endpoint switches them off): keep a periodic search too."""
         header = [f"Authorization: Bearer {self.webhook_secret}"]
         found = [s for s in self.search("Subscription", {"url": endpoint}) if s.get("criteria") == criteria]
         if found:
