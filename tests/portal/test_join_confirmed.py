@@ -146,6 +146,26 @@ def test_a_member_with_an_open_membership_is_left_for_a_manager(client, online, 
     assert JoinAttempt.objects.filter(ref=attempt.ref).exists()               # kept for the manager
 
 
+def test_a_paid_join_left_for_a_manager_outlives_the_purge_of_abandoned_joins(client, online, processor, settings):
+    """Paid, but its confirmation failed (she already has a membership): the hourly purge of joins
+    abandoned before paying must not delete it (nor what she signed) while the event waits for the
+    manager; a join abandoned before paying still goes."""
+    from datetime import timedelta
+
+    from portal.join.tasks import purge_abandoned_joins_task
+
+    known = MemberFactory(practice=online["practice"], first_name="Nora", email="nora.newman@example.com")
+    active_membership(tier=online["tier"], member=known)
+    attempt = start(client, online)
+    post_event(client, completed(attempt))
+    drain()
+    assert InboundEvent.objects.get().status == InboundStatus.FAILED
+    client.post("/join/glow/", form(online, email="gone@example.com"), REMOTE_ADDR="203.0.113.9")
+    JoinAttempt.objects.update(created_at=timezone.now() - timedelta(hours=settings.JOIN_ATTEMPT_RETENTION_HOURS + 1))
+    assert purge_abandoned_joins_task() == 1
+    assert list(JoinAttempt.objects.values_list("ref", flat=True)) == [attempt.ref]
+
+
 def test_a_join_no_longer_on_file_fails_visibly(client, online, processor):
     attempt = start(client, online)
     event = completed(attempt)
