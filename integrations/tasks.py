@@ -53,13 +53,14 @@ def dispatch_deliveries() -> dict[str, int]:
     stopping (the rest is handed back): a worker ended by the cluster's timeout, or by its process
     manager after the stop's grace, in the middle of a member's SMS or email would leave it "may
     have been sent"."""
-    deadline = monotonic() + settings.OUTBOX_SWEEP_SECONDS
+    seconds = settings.OUTBOX_SWEEP_SECONDS
+    deadline = monotonic() + seconds
 
-    def time_to_stop() -> bool:
-        return stopping.stop_requested() or monotonic() >= deadline
+    def time_to_stop() -> bool:             # 0: no time limit (as for the inbox's drain)
+        return stopping.stop_requested() or (seconds > 0 and monotonic() >= deadline)
 
     sweep = due.drain(lambda: outbox.dispatch_due(now=timezone.now(), limit=OUTBOX_BATCH, stop=time_to_stop),
-                      seconds=settings.OUTBOX_SWEEP_SECONDS)
+                      seconds=seconds)
     handed = _hand_back("integrations.tasks.dispatch_deliveries", group="outbox") if sweep.stopped else False
     if sweep.handled:
         summary = ", ".join(f"{n} {status}" for status, n in sorted(sweep.total.items()))

@@ -10,11 +10,11 @@ The provider here takes a set number of seconds of a test clock per message; the
 when that clock passes its end, right after the provider accepted a message, as a real kill lands."""
 
 import pytest
+import time_machine
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
 from django_q.models import OrmQ
 
-import time_machine
 from billing import dunning
 from integrations import stopping, tasks
 from integrations.messaging import sms
