@@ -100,6 +100,8 @@ ROUTES: dict[str, Route] = {
                                   rest="Procedure/1"),
     "records:webhook-location": R("webhook", method="POST", ok=SIGNED, adapter="webhook", practice="glow",
                                   location="clinic"),
+    "records:webhook-location-bare": R("webhook", method="POST", ok=SIGNED, adapter="webhook", practice="glow",
+                                       location="clinic"),
     "records:webhook-location-resource": R("webhook", method="POST", ok=SIGNED, adapter="fhir", practice="glow",
                                            location="clinic", rest="Procedure/1"),
     "twilio_inbound": R("webhook", method="POST", ok=SIGNED),
