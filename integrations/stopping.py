@@ -10,8 +10,8 @@ Here the cluster's own signal handler first raises a flag kept in one byte of me
 qcluster process shares with every process it forks — the sentinel and its workers, reincarnated
 ones included — and then runs django-q2's stop as before. The drains look at the flag before each
 batch (the outbox's before each delivery, so no more than the message in hand is with a provider
-when the worker goes): a drain that sees it returns and hands the rest back to the queue, for another host's
-cluster or the next start. Each batch is its own transaction, so stopping between two loses
+when the worker goes): a drain that sees it returns and hands the rest back to the queue, for
+another host's cluster or the next start. Each batch is its own transaction, so stopping between two loses
 nothing.
 
 SIGTERM to the whole process group (systemd's default, supervisor's `stopasgroup`) also reaches
