@@ -84,14 +84,16 @@ def _best_by_name(members: QuerySet[Member], lowered: str, condition: Q, keys: d
                   limit: int) -> RawSQL:
     """The ids of the `limit` best matches of a name fragment, as a subquery of the members' own
     statement: the union of up to FRAGMENT_SAMPLE members whose name holds it (the trigram index)
-    and every exact or prefix match (the name indexes), each with its sort keys, sorted and cut
-    there — so the members' rows are read by id for these few only, in the same statement."""
+    and the `limit` best exact or prefix matches (the name indexes), each with its sort keys, sorted
+    and cut there — so the members' rows are read by id for these few only, in the same statement."""
     columns = ["best_id", *(key for key in order if key != "id")]
     keys = {**keys, "best_id": F("pk")}
     inside = members.filter(search_name__contains=lowered).annotate(**keys).values_list(*columns)
+    # the prefix matches' own best `limit` (their order is the page's): "gar" starts thousands of
+    # names, and only the first 25 of them can reach the page
     starting = (members.annotate(**keys)
                 .filter(condition | Q(search_name__startswith=lowered) | Q(last_lower__startswith=lowered))
-                .values_list(*columns))
+                .order_by(*order).values_list(*columns)[:limit])
     best = inside[:FRAGMENT_SAMPLE].union(starting).order_by(*[("best_id" if o == "id" else o) for o in order])
     sql, params = best[:limit].query.sql_with_params()
     return RawSQL(f"SELECT best.best_id FROM ({sql}) AS best", params)
