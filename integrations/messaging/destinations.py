@@ -122,6 +122,10 @@ class MemberMessageDestination:
         try:
             ref = email_sender.send_email(to=member.email, subject=message.subject, body=message.body,
                                           message_ref=f"dunning-message-{message.pk}")
+        except email_sender.EmailRejected as exc:      # a wrong address: failed, for the desk to put right
+            dunning.record_message_undeliverable(message_id=message.pk, now=now,
+                                                 note="the mail server refused the address")
+            raise PermanentDeliveryError(str(exc)) from exc
         except email_sender.EmailUnavailable as exc:
             raise RetryableDeliveryError(str(exc)) from exc
         except email_sender.EmailMayHaveGone as exc:

@@ -4,7 +4,8 @@ SMTP takes no idempotency key either, but its conversation tells "not sent" from
 the connection is opened first, and a failure there (refused, unreachable, timed out, the greeting
 or the login refused) sent nothing — `EmailUnavailable`, retried. Once the message is being handed
 over, a server that answers with a refusal (a 4xx or 5xx reply to the sender, the recipients or the
-message) kept nothing — `EmailUnavailable` too; but the line dropping or timing out before the
+message) kept nothing — `EmailUnavailable` too (`EmailRejected` when it refused the address for good:
+a 5xx answer to the recipient, not tried again); but the line dropping or timing out before the
 server's last answer (the one that says it took the message) may have left it with the server —
 `EmailMayHaveGone`, never retried by itself. Once the server took it, a failure to close the
 connection changes nothing. EMAIL_TIMEOUT bounds each wait."""
@@ -22,6 +23,11 @@ logger = logging.getLogger(__name__)
 
 class EmailUnavailable(Exception):
     """The mail server could not be reached, or refused the message: it has nothing; try again later."""
+
+
+class EmailRejected(EmailUnavailable):
+    """The mail server refused the recipient for good (a 5xx answer: no such mailbox): it kept nothing,
+    and asking again gets the same answer — the address needs putting right."""
 
 
 class EmailMayHaveGone(Exception):
@@ -42,6 +48,11 @@ def send_email(*, to: str, subject: str, body: str, message_ref: str) -> str:
                          headers={"X-Medspa-Message": message_ref}, connection=connection)
     try:
         email.send(fail_silently=False)
+    except smtplib.SMTPRecipientsRefused as exc:  # every recipient refused: nothing kept
+        codes = sorted({code for code, _ in exc.recipients.values()})
+        if codes and all(code >= 500 for code in codes):
+            raise EmailRejected(f"the mail server refused the address ({', '.join(map(str, codes))})") from exc
+        raise EmailUnavailable(f"email refused by the server: {type(exc).__name__}") from exc
     except REFUSED as exc:  # the server answered no: it kept nothing
         raise EmailUnavailable(f"email refused by the server: {type(exc).__name__}") from exc
     except OSError as exc:  # dropped or timed out while handing it over

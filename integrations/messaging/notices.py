@@ -108,6 +108,10 @@ class MemberNoticeDestination:
         try:
             ref = email_sender.send_email(to=member.email, subject=wording.email_subject(notice),
                                           body=wording.email_body(notice), message_ref=f"member-notice-{notice.pk}")
+        except email_sender.EmailRejected as exc:      # a wrong address: failed, for the desk to put right
+            notices.record_channel(notice_id=notice.pk, channel="email", status=ChannelStatus.FAILED,
+                                   note="the mail server refused the address", now=now)
+            raise PermanentDeliveryError(str(exc)) from exc
         except email_sender.EmailUnavailable as exc:
             raise RetryableDeliveryError(str(exc)) from exc
         except email_sender.EmailMayHaveGone as exc:
