@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Protocol
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from memberships.failures import error_text, log_failure
@@ -53,6 +53,7 @@ from memberships.models import Event
 from memberships.services.stages import at_least, event_stage
 
 from . import due, redelivery, uncertain
+from .due import is_lock_conflict
 from .models import Delivery, DeliveryStatus
 from .redelivery import REDELIVERABLE, RedeliveryRefused  # noqa: F401  (the outbox's public names)
 from .uncertain import UNCERTAIN_NOTE, tell_destination
@@ -309,7 +310,8 @@ def dispatch_due(*, now: datetime | None = None, limit: int = 200,
     """Deliver what is due now, oldest first, after turning the deliveries whose worker died while
     sending into "may have been sent" (`sweep_sending`). Safe to run in several workers at once, and
     twice. A delivery whose own bookkeeping fails (not only its destination) still counts an attempt
-    and never holds up the ones after it. `stop`: asked before each delivery; when it says so, the
+    and never holds up the ones after it; one that met a busy database (SQLite's one writer) spends
+    none, and the batch ends there. `stop`: asked before each delivery; when it says so, the
     rest waits for the next run (a worker about to be ended must not be in a provider's call)."""
     now = now or timezone.now()
     counts: dict[str, int] = {}
@@ -332,6 +334,9 @@ def dispatch_due(*, now: datetime | None = None, limit: int = 200,
         try:
             status = deliver_one(delivery_id, now=now)
         except Exception as exc:
+            if connection.vendor == "sqlite" and is_lock_conflict(exc):    # its one writer was busy
+                logger.info("outbox batch stopped: the database was busy; the next run goes on")
+                break
             log_failure(logger, "delivery %s could not be processed", delivery_id, exc=exc)
             status = _count_failed_attempt(delivery_id, exc=exc, now=now)
         if status:

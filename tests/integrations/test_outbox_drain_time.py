@@ -12,6 +12,7 @@ when that clock passes its end, right after the provider accepted a message, as 
 import pytest
 import time_machine
 from django.core import mail
+from django.db import connection
 from django.core.mail.backends.locmem import EmailBackend
 from django_q.models import OrmQ
 
@@ -140,3 +141,26 @@ def test_a_stopping_cluster_takes_no_new_message_after_the_one_in_hand(backlog, 
     assert messages_sent() == 1
     assert outcome(backlog) == [DeliveryStatus.DELIVERED] + [DeliveryStatus.PENDING] * 5
     assert [q.func() for q in OrmQ.objects.all()] == ["integrations.tasks.dispatch_deliveries"]
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's one writer; PostgreSQL locks rows")
+def test_a_busy_database_spends_no_attempt_and_the_next_run_sends_it(backlog, monkeypatch):
+    """SQLite (`make run`): one writer at a time, and a worker handing a message to a slow provider
+    holds the write lock; another worker's drain that waited out the busy timeout did nothing to the
+    message: no attempt is spent, no backoff, and the drain ends without an error."""
+    from django.db import OperationalError
+
+    from integrations import outbox
+
+    deliver_one = outbox.deliver_one
+
+    def database_busy(delivery_id, *, now):
+        raise OperationalError("database is locked")
+
+    mail.outbox.clear()
+    monkeypatch.setattr(outbox, "deliver_one", database_busy)
+    assert outbox.dispatch_due(now=T0) == {}
+    assert set(backlog.values_list("status", "attempts", "next_attempt_at")) == {(DeliveryStatus.PENDING, 0, T0)}
+    monkeypatch.setattr(outbox, "deliver_one", deliver_one)
+    outbox.dispatch_due(now=T0)
+    assert messages_sent() == 6 and outcome(backlog) == [DeliveryStatus.DELIVERED] * 6
