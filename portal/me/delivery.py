@@ -78,6 +78,8 @@ class MemberLinkDestination:
         try:
             ref = email_sender.send_email(to=member.email, subject=SUBJECT, body=message_body(link),
                                           message_ref=f"member-link-{link.pk}")
+        except email_sender.EmailRejected as exc:      # the address refused for good: asking again won't help
+            raise PermanentDeliveryError(str(exc)) from exc
         except email_sender.EmailUnavailable as exc:
             raise RetryableDeliveryError(str(exc)) from exc
         except email_sender.EmailMayHaveGone as exc:

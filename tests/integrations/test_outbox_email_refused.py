@@ -106,3 +106,23 @@ def test_a_notice_to_a_refused_address_reads_failed_with_why(smtp, practice, glo
     assert set(Delivery.objects.filter(destination="member_notice").values_list("status", flat=True)) == {
         DeliveryStatus.FAILED}
     assert smtp.rcpts == len(sent)
+
+
+def test_a_member_page_link_to_an_address_the_mail_server_refuses_fails_at_once(smtp, glow):
+    """The member asked for a link by email; the server refuses the address for good: the delivery
+    fails at once (one try), not retried for hours."""
+    from django.utils import timezone
+
+    from portal.me import links
+    from portal.models import LinkRequest
+    from tests.factories import ana_garcia
+
+    member, _ = ana_garcia(glow[0])
+    now = timezone.now()
+    assert links.ask_for_link(raw_address=member.email, ip="203.0.113.9", now=now) == links.OK
+    links.send_links(request_id=LinkRequest.objects.latest("id").pk, now=now)
+    delivery = Delivery.objects.get(destination="member_link")
+    outbox.dispatch_due(now=now + timedelta(seconds=1))
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.FAILED and delivery.attempts == 1 and smtp.rcpts == 1
+    assert "refused" in delivery.last_error or "550" in delivery.last_error
