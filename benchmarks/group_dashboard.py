@@ -183,8 +183,9 @@ def run() -> None:
 
         for user in (owner, small_owner):                  # what the worker does every few minutes
             snapshot.refresh(organization_id=user.staff_profile.organization_id, now=timezone.now())
-        for _ in range(2):                                           # warm up
+        for _ in range(2):                                           # warm up (sessions written once)
             client.get("/group/")
+            small.get("/group/")
             _practice_dashboards(client, owner, practices)
         print(f"SQL queries: /group/ {_queries(client, '/group/')} with 20 locations, "
               f"{_queries(small, '/group/')} with 2; one practice dashboard (/manage/) {_queries(client, '/manage/')}")
