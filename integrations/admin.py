@@ -67,8 +67,8 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["status", "destination", "practice"]
     search_fields = ["event__id"]
     readonly_fields = ["event", "practice", "destination", "status", "attempts", "next_attempt_at", "last_error",
-                       "note", "result", "created_at", "sending_since", "finished_at"]
-    actions = ["redeliver_selected"]
+                       "note", "result", "created_at", "sending_since", "finished_at", "checked_at", "checked_by"]
+    actions = ["redeliver_selected", "mark_checked"]
 
     @admin.display(description="error")
     def short_error(self, obj: Delivery) -> str:
@@ -77,7 +77,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def changelist_view(self, request, extra_context=None):
         """Above the list: how many member messages may have been sent (their sending stopped before
         the provider's answer was recorded), and what to do about them."""
-        uncertain = self.get_queryset(request).filter(status=DeliveryStatus.UNCERTAIN).count()
+        uncertain = self.get_queryset(request).filter(status=DeliveryStatus.UNCERTAIN, checked_at__isnull=True).count()
         return super().changelist_view(request, extra_context={**(extra_context or {}), "uncertain": uncertain})
 
     @admin.action(description="Redeliver the selected dead-lettered, failed or may-have-been-sent deliveries")
@@ -92,3 +92,17 @@ class DeliveryAdmin(ReadOnlyAdmin):
         if count:
             outbox.enqueue_dispatch()
         self.message_user(request, f"{count} deliveries queued again.", messages.SUCCESS)
+
+    @admin.action(description="Mark the selected as checked: nothing more to do (they leave Needs attention)")
+    def mark_checked(self, request, queryset):
+        """For a dead, failed or may-have-been-sent delivery a manager has looked into and that can't or
+        needn't go again (the member asked for another link, the follow-up ended, the member was
+        reached by phone). Audited; a later redelivery clears the mark."""
+        now = timezone.now()
+        chosen = list(queryset.filter(status__in=outbox.REDELIVERABLE, checked_at__isnull=True).order_by("id"))
+        for delivery in chosen:
+            if Delivery.objects.filter(pk=delivery.pk, checked_at__isnull=True).update(
+                    checked_at=now, checked_by=request.user):
+                audit(request, action="delivery_checked", obj=delivery,
+                      detail={"destination": delivery.destination, "status": delivery.status})
+        self.message_user(request, f"{len(chosen)} deliveries marked as checked.", messages.SUCCESS)

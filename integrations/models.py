@@ -81,6 +81,10 @@ class Delivery(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # When the worker handing it to the provider marked it SENDING (kept when it became UNCERTAIN).
     sending_since = models.DateTimeField(null=True, blank=True)
+    # A manager looked at a dead, failed or may-have-been-sent delivery and closed it: nothing more to
+    # do (it can't or needn't go again). It leaves "Needs attention"; a later redelivery clears it.
+    checked_at = models.DateTimeField(null=True, blank=True)
+    checked_by = models.ForeignKey("auth.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
 
     class Meta:
         constraints = [

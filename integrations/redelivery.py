@@ -39,5 +39,6 @@ def redeliver(delivery: Delivery, *, now: datetime, destinations: Mapping[str, A
             event = Event.objects.select_related("practice", "member").get(pk=row.event_id)
             hook(event, delivery=row, now=now)
         Delivery.objects.filter(pk=row.pk).update(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now,
-                                                  finished_at=None, sending_since=None)
+                                                  finished_at=None, sending_since=None, checked_at=None,
+                                                  checked_by=None)
     return True

@@ -90,7 +90,8 @@ class Attention:
 def needs_attention(*, practice_id: int | None, now: datetime) -> Attention:
     """Counts for one practice (None: every practice, for a superuser)."""
     scope = {} if practice_id is None else {"practice_id": practice_id}
-    deliveries = Delivery.objects.filter(status__in=[DeliveryStatus.DEAD, DeliveryStatus.UNCERTAIN], **scope).aggregate(
+    deliveries = Delivery.objects.filter(status__in=[DeliveryStatus.DEAD, DeliveryStatus.UNCERTAIN],
+                                         checked_at__isnull=True, **scope).aggregate(
         dead=Count("pk", filter=Q(status=DeliveryStatus.DEAD)),
         uncertain=Count("pk", filter=Q(status=DeliveryStatus.UNCERTAIN)))
     return Attention(

@@ -125,6 +125,33 @@ def test_a_manager_sees_it_and_redelivers_it_by_hand(membership, monkeypatch, se
     assert Event.objects.filter(member=member, kind=EventKind.MESSAGE_SENT, payload__message_id=message.pk).exists()
 
 
+def test_a_manager_who_checked_it_closes_it_and_it_leaves_needs_attention(membership, monkeypatch, settings,
+                                                                          client, manager):
+    """The member was reached by phone: nothing more to send. The manager marks it checked (audited);
+    it leaves the dashboard's Needs attention and the outbox's count, and is not sent; a later
+    redelivery (a change of mind) clears the mark."""
+    from memberships.models import AuditLog
+
+    member = membership.member
+    delivery = killed_while_sending_the_card_update_sms(membership, monkeypatch)
+    outbox.dispatch_due(now=T0 + timeout(settings) + timedelta(minutes=1))
+    client.force_login(manager)
+    client.post("/admin/integrations/delivery/", {"action": "mark_checked", "_selected_action": [delivery.pk]})
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.UNCERTAIN and delivery.checked_by == manager
+    assert AuditLog.objects.filter(action="delivery_checked", object_id=str(delivery.pk), user=manager).count() == 1
+    attention = client.get(reverse("manager:dashboard")).content.decode().split('data-testid="attention"')
+    assert len(attention) == 1 or "may have been sent" not in attention[1].split("</section>")[0]
+    assert "1 member message may have been sent" not in client.get("/admin/integrations/delivery/").content.decode()
+    client.post("/admin/integrations/delivery/", {"action": "mark_checked", "_selected_action": [delivery.pk]})
+    assert AuditLog.objects.filter(action="delivery_checked").count() == 1          # once
+    outbox.dispatch_due(now=T0 + timeout(settings) + timedelta(hours=1))
+    assert len(sms_to(member)) == 1                                                 # not sent again
+    client.post("/admin/integrations/delivery/", {"action": "redeliver_selected", "_selected_action": [delivery.pk]})
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING and delivery.checked_at is None
+
+
 def test_an_sms_twilio_accepted_whose_recording_then_failed_is_not_sent_again(membership, monkeypatch):
     """Not only a dead worker: a database error while recording the send (after Twilio accepted)
     undoes the record of it, and a retry would text the member again."""
