@@ -288,15 +288,9 @@ def _retry_or_dead(delivery: Delivery, destination: Destination, event: Event, *
 
 
 def _tell_dead(delivery: Delivery, *, now: datetime) -> None:
-    on_dead = getattr(_REGISTRY.get(delivery.destination), "on_dead", None)
-    if on_dead is None:
-        return
-    try:
-        with transaction.atomic():
-            on_dead(Event.objects.select_related("practice", "member").get(pk=delivery.event_id), delivery=delivery,
-                    now=now)
-    except Exception as exc:
-        log_failure(logger, "delivery %s: its destination could not record the dead letter", delivery.pk, exc=exc)
+    uncertain.call_hook(_REGISTRY.get(delivery.destination), "on_dead",
+                        lambda: Event.objects.select_related("practice", "member").get(pk=delivery.event_id),
+                        delivery=delivery, now=now, what="record the dead letter")
 
 
 def sweep_sending(*, now: datetime, limit: int = 100) -> int:

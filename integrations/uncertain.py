@@ -66,14 +66,21 @@ def give_up(delivery_id: int, *, mark: datetime, now: datetime, destinations: Ma
 def tell_destination(destination, event: Event, *, delivery: Delivery, now: datetime) -> str:
     """The destination's `on_uncertain`, in a savepoint. If it raises, the delivery still reads "may
     have been sent" (it is the record a manager reads), with the error; returns the error's text."""
-    hook = getattr(destination, "on_uncertain", None)
+    return call_hook(destination, "on_uncertain", lambda: event, delivery=delivery, now=now,
+                     what="record 'may have been sent'")
+
+
+def call_hook(destination, name: str, event, *, delivery: Delivery, now: datetime, what: str) -> str:
+    """The destination's hook `name` (if it has one) with the event (`event()` read only then), in a
+    savepoint: a hook that raises is logged and undone, and the outbox's own record of the delivery
+    stands. Returns the error's text, or ""."""
+    hook = getattr(destination, name, None)
     if hook is None:
         return ""
     try:
         with transaction.atomic():
-            hook(event, delivery=delivery, now=now)
+            hook(event(), delivery=delivery, now=now)
     except Exception as exc:
-        log_failure(logger, "delivery %s: its destination could not record 'may have been sent'", delivery.pk,
-                    exc=exc)
+        log_failure(logger, "delivery %s: its destination could not %s", delivery.pk, what, exc=exc)
         return error_text(exc)
     return ""
