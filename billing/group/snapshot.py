@@ -158,8 +158,7 @@ def current(*, organization_id: int, now: datetime) -> tuple[GroupDashboard, Gro
     try:
         return refresh(organization_id=organization_id, now=now)
     except Exception:
-        GroupFigures.objects.filter(organization_id=organization_id, refreshing_since=now).update(
-            refreshing_since=None)
+        _release(organization_id, now)
         raise
 
 
@@ -184,6 +183,12 @@ def _claim(organization_id: int, now: datetime) -> bool:
     return claimed == 1 or not GroupFigures.objects.filter(organization_id=organization_id).exists()
 
 
+def _release(organization_id: int, claimed_at: datetime) -> None:
+    """Undo this refresh's `_claim` after it failed, so the next one need not wait for it to lapse."""
+    GroupFigures.objects.filter(organization_id=organization_id, refreshing_since=claimed_at).update(
+        refreshing_since=None)
+
+
 def refresh_all(*, when: datetime | None = None) -> dict[str, int]:
     """The worker's job: every group with a practice, unless another worker is on it. One group's
     failure is logged and the others go on."""
@@ -198,7 +203,6 @@ def refresh_all(*, when: datetime | None = None) -> dict[str, int]:
             counts["refreshed"] += 1
         except Exception:
             logger.exception("group %s figures could not be refreshed", organization_id)
-            GroupFigures.objects.filter(organization_id=organization_id, refreshing_since=now).update(
-                refreshing_since=None)
+            _release(organization_id, now)
             counts["failed"] += 1
     return counts
