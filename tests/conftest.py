@@ -68,6 +68,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _one_postgres_concurrency_test_at_a_time(request):
+    """PostgreSQL-only tests (row locks, concurrency) run one at a time across the xdist workers,
+    under a file lock: each opens up to 50 connections of its own, and two at once ran out of the
+    server's 100. (`xdist_group("pg-threads")` was meant to do this, but pytest-xdist 3.8's
+    loadgroup no longer groups under pytest 9: it renames the nodeid, which pytest 9 ignores.)"""
+    if request.node.get_closest_marker("postgres") is None:
+        yield
+        return
+    import fcntl
+    import tempfile
+    from pathlib import Path
+
+    with open(Path(tempfile.gettempdir()) / "medspa-tests-postgres-threads.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture
 def client():
     """Django's test client, whose force_login also passes a manager's second factor
