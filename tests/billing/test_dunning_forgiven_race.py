@@ -56,7 +56,6 @@ def test_an_invoice_forgiven_while_the_sweep_runs_gets_no_case(member_factory, m
 
 
 @pytest.mark.postgres
-@pytest.mark.xdist_group("pg-threads")
 @pytest.mark.django_db(transaction=True)
 def test_on_postgresql_a_void_between_the_sweeps_read_and_lock_opens_nothing(member_factory, monkeypatch):
     membership = member_factory()
@@ -91,7 +90,6 @@ def test_on_postgresql_a_void_between_the_sweeps_read_and_lock_opens_nothing(mem
 
 
 @pytest.mark.postgres
-@pytest.mark.xdist_group("pg-threads")
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("round_", range(3))
 def test_on_postgresql_a_void_racing_the_dunning_run_ends_the_case(member_factory, round_):

@@ -17,7 +17,7 @@ from tests.memberships.ledger_checks import hammer
 from .conftest import T0
 from .test_dunning_sweep import failed_invoice
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("pg-threads")]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 MEMBERS = 40
 

@@ -65,7 +65,6 @@ def test_a_member_who_pays_while_the_sweep_runs_gets_no_case_and_no_card_decline
 
 
 @pytest.mark.postgres
-@pytest.mark.xdist_group("pg-threads")
 @pytest.mark.django_db(transaction=True)
 def test_on_postgresql_the_paid_webhook_in_another_worker_between_read_and_lock_opens_nothing(member_factory,
                                                                                              monkeypatch):

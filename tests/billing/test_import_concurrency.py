@@ -14,7 +14,7 @@ from tests.memberships.ledger_checks import hammer
 
 from .test_import import NOW
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("pg-threads")]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ROWS = 300
 

@@ -18,7 +18,7 @@ from memberships.models import Membership
 from memberships.services import sql
 from tests.factories import MemberFactory, TierFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("pg-threads")]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def _while_a_tier_change_commits(membership, new_tier, read):

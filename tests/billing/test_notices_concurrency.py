@@ -16,7 +16,7 @@ from tests.memberships.ledger_checks import hammer
 
 from .test_notices import T0, enroll, messaging, notice_practice, run  # noqa: F401  (fixtures)
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("pg-threads")]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 MEMBERS = 30
 

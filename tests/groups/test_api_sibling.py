@@ -141,7 +141,6 @@ def test_staff_of_another_group_or_an_unrelated_practice_get_404(world):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xdist_group("pg-threads")
 def test_many_requests_from_a_sibling_desk_at_once_redeem_exactly_once():
     world = build()
     clients = [token_client(world.harbor_desk) for _ in range(THREADS)]
@@ -167,7 +166,6 @@ def test_many_requests_from_a_sibling_desk_at_once_redeem_exactly_once():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xdist_group("pg-threads")
 def test_many_requests_for_a_home_only_tier_at_a_sibling_spend_nothing():
     world = build()
     _home_only(world)

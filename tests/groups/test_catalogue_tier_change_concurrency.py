@@ -15,7 +15,7 @@ from memberships.services.location_prices import membership_price
 from tests.factories import MemberFactory, TierFactory
 from tests.memberships.ledger_checks import hammer
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("pg-threads")]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 THREADS = 9
 

@@ -18,7 +18,7 @@ from tests.memberships.ledger_checks import hammer
 
 from .group_world import build_group
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("pg-threads")]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 THREADS = 12
 

@@ -60,7 +60,6 @@ def test_choosing_the_same_clinic_again_is_not_an_event():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xdist_group("pg-threads")
 def test_many_requests_choosing_at_once_write_one_row_per_move():
     world = build_group()
     user = staff_user(FRONT_DESK, world.glow, username="desk")

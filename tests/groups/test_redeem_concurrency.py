@@ -22,8 +22,7 @@ from tests.memberships.ledger_checks import assert_ledger_consistent, hammer
 
 from .redeem_world import build, redeem_url, signed_in, visit_url
 
-# One xdist group: two workers running 50-thread tests at once would pass PostgreSQL's 100 connections.
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("pg-threads")]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 THREADS = 50
 

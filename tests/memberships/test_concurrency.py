@@ -13,8 +13,7 @@ from tests.factories import MemberFactory, active_membership
 
 from .ledger_checks import hammer
 
-# One xdist group: two workers running 50-thread tests at once would pass PostgreSQL's 100 connections.
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("pg-threads")]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 THREADS = 50
 PATHS = ["one call", "locked"]

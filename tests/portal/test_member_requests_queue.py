@@ -99,7 +99,6 @@ def test_one_open_request_of_a_kind_per_membership(glow):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xdist_group("pg-threads")
 def test_two_staff_approving_at_once_pause_once():
     practice = PracticeFactory(slug="race")
     tier, _, _ = glow_tier(practice)

@@ -14,7 +14,7 @@ from tests.memberships.ledger_checks import hammer
 from tests.integrations.processors.test_square_sync import member_with_card  # noqa: F401  (fixture)
 from tests.support.square_fixtures import square, square_env, square_fake  # noqa: F401  (fixtures)
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.xdist_group("pg-threads")]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def drain(now):

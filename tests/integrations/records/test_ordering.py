@@ -124,7 +124,6 @@ def patient_on(practice, glow, adapter):
 
 
 @pytest.mark.postgres
-@pytest.mark.xdist_group("pg-threads")
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("adapter", ["webhook", "fhir", "zenoti"])
 def test_a_booking_and_its_cancellation_applied_at_once_converge(practice, glow, adapter):

@@ -118,7 +118,6 @@ def test_a_sweep_of_treatments_costs_the_same_queries_for_ten_or_forty(settings,
 
 
 @pytest.mark.postgres
-@pytest.mark.xdist_group("pg-threads")
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_sweeping_one_backlog_spend_each_treatment_once_and_fail_nothing(settings):
     """60 members with one facial each; each member's treatment delivered twice or three times (new
