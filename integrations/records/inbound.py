@@ -215,11 +215,12 @@ def spend_for_appointment(*, practice: Practice, membership, service: Service, a
                           reason: str = TREATMENT_REASON) -> str:
     """Spend once for a treatment of this appointment: commit its hold, or redeem directly when
     nothing is held. Keyed by the appointment (`spend_key`), so whoever spends first — the record's
-    webhook or staff applying a held treatment — is the only one. Raises LedgerError."""
+    webhook or staff applying a held treatment — is the only one. A hold commits the quantity the
+    treatment reports, not the booked one (20 units held, 12 injected: 12 spent). Raises LedgerError."""
     key = spend_key(practice, appointment_id)
     held = Reservation.objects.filter(idempotency_key=hold_key(practice, appointment_id)).first()
     if held is not None and held.status in (ReservationStatus.HELD, ReservationStatus.COMMITTED):
-        services.commit_reservation(reservation=held, actor=actor, now=now, idempotency_key=key)
+        services.commit_reservation(reservation=held, actor=actor, now=now, idempotency_key=key, quantity=quantity)
         return "committed"
     services.redeem_entitlement(membership=membership, service=service, quantity=quantity, actor=actor,
                                 idempotency_key=key, now=now, reason=reason)

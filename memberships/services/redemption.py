@@ -124,14 +124,17 @@ def check_location(*, membership: Membership, actor: Actor) -> None:
 
 
 def _spend(*, membership: Membership, service: Service, quantity: int, from_reserved: bool,
-           actor: Actor, reason: str, idempotency_key: str, now: datetime) -> LedgerEntry:
+           actor: Actor, reason: str, idempotency_key: str, now: datetime, held: int | None = None) -> LedgerEntry:
+    """Spend `quantity`: from the free balance, or (`from_reserved`) from a hold of `held` units
+    (default: as many), which ends — what it does not cover is drawn from the free balance."""
+    held = quantity if held is None else held
     new_balance = move_balance(
         membership_id=membership.pk,
         service_id=service.pk,
         delta=-quantity,
-        reserved_delta=-quantity if from_reserved else 0,
-        require_available=None if from_reserved else quantity,
-        require_reserved=quantity if from_reserved else None,
+        reserved_delta=-held if from_reserved else 0,
+        require_available=(quantity - held if quantity > held else None) if from_reserved else quantity,
+        require_reserved=held if from_reserved else None,
     )
     if new_balance is None:
         raise not_enough(membership=membership, service=service, quantity=quantity)
@@ -263,18 +266,25 @@ def _lock_reservation(reservation: Reservation) -> Reservation:
 
 
 def commit_reservation(*, reservation: Reservation, actor: Actor, now: datetime,
-                       idempotency_key: str | None = None, audit_action: str = "commit_hold") -> LedgerEntry:
+                       idempotency_key: str | None = None, audit_action: str = "commit_hold",
+                       quantity: int | None = None) -> LedgerEntry:
     """Spend a held reservation (the treatment happened). Committing twice spends once; the person's
-    commit writes its audit row once."""
+    commit writes its audit row once. `quantity`: what was done, when the record says so and it is
+    not what was booked (20 units held, 12 injected) — that much is spent, the rest of the hold freed,
+    or what the hold does not cover drawn from the free balance (not enough: InsufficientBalance,
+    nothing changed)."""
+    if quantity is not None:
+        require_positive(quantity)
     entry = _commit_held(reservation=reservation, actor=actor, now=now, audit_action=audit_action,
-                         idempotency_key=idempotency_key or f"commit:{reservation.idempotency_key}")
+                         idempotency_key=idempotency_key or f"commit:{reservation.idempotency_key}",
+                         quantity=quantity)
     reservation.refresh_from_db()
     return entry
 
 
 @idempotent_entry(EntryKind.REDEEM)
 def _commit_held(*, reservation: Reservation, actor: Actor, idempotency_key: str, now: datetime,
-                 audit_action: str) -> LedgerEntry:
+                 audit_action: str, quantity: int | None = None) -> LedgerEntry:
     locked_membership = _lock_membership(reservation.membership)
     held = _lock_reservation(reservation)
     if held.status == ReservationStatus.COMMITTED and held.entry_id:
@@ -283,12 +293,17 @@ def _commit_held(*, reservation: Reservation, actor: Actor, idempotency_key: str
         raise IllegalTransition("This hold was released; redeem instead.")
     if actor.location_id is None and held.location_id is not None:
         actor = replace(actor, location_id=held.location_id)   # spent where it was booked (the record's commit)
-    entry = _spend(membership=locked_membership, service=held.service, quantity=held.quantity,
-                   from_reserved=True, actor=actor, reason="Booked treatment completed",
+    done = held.quantity if quantity is None else quantity
+    entry = _spend(membership=locked_membership, service=held.service, quantity=done, from_reserved=True,
+                   held=held.quantity, actor=actor, reason="Booked treatment completed",
                    idempotency_key=idempotency_key, now=now)
     Reservation.objects.filter(pk=held.pk).update(
         status=ReservationStatus.COMMITTED, entry=entry, resolved_at=now
     )
+    if done < held.quantity:
+        # the rest of the hold is free again; spared at a boundary only because it was held, it expires now
+        expire_returned_units(membership=locked_membership, service_id=held.service_id, actor=actor,
+                              key=f"commit:{held.pk}", now=now)
     audit_staff_change(actor=actor, action=audit_action, obj=held, member=locked_membership.member, now=now,
                        detail={"entry_id": entry.pk})
     return entry

@@ -1,0 +1,96 @@
+"""A treatment the record reports for a booked appointment spends what the record says was done, not
+what was booked: 20 neurotoxin units held at booking, 12 injected, spends 12 and gives 8 back; one
+unit held, three done, spends three (the other two from what is free). A completion the free balance
+cannot cover beyond the hold spends nothing and goes to staff."""
+
+from __future__ import annotations
+
+import pytest
+
+from integrations.models import RecordException
+from memberships.models import (
+    EntitlementBalance,
+    EntryKind,
+    LedgerEntry,
+    Reservation,
+    ReservationStatus,
+    RolloverRule,
+    ServiceKind,
+)
+from tests.factories import ServiceFactory, TierBenefitFactory, active_membership
+
+from .test_inbound import send
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def webhook_practice(on_adapter):
+    from memberships.models import AutomationStage
+
+    return on_adapter("webhook", stage=AutomationStage.REDEMPTIONS, outbound_url="http://127.0.0.1:9/none")
+
+
+@pytest.fixture
+def toxin_member(webhook_practice, glow):
+    """A member whose tier grants 20 neurotoxin units a cycle."""
+    tier = glow[0]
+    toxin = ServiceFactory(practice=webhook_practice, name="Neurotoxin", code="neurotoxin",
+                           kind=ServiceKind.TREATMENT, unit_value_cents=1400)
+    TierBenefitFactory(tier=tier, service=toxin, quantity_per_cycle=20, rollover=RolloverRule.NONE)
+    membership = active_membership(tier=tier)
+    member = membership.member
+    member.record_patient_id = "P-200"
+    member.save(update_fields=["record_patient_id"])
+    return membership, toxin
+
+
+def balance(membership, service):
+    row = EntitlementBalance.objects.get(membership=membership, service=service)
+    return row.balance, row.reserved
+
+
+def spent(membership, service):
+    return -sum(LedgerEntry.objects.filter(membership=membership, service=service, kind=EntryKind.REDEEM)
+                .values_list("quantity", flat=True))
+
+
+def test_fewer_units_done_than_booked_spends_what_was_done(client, webhook_practice, toxin_member):
+    membership, toxin = toxin_member
+    assert send(client, webhook_practice, "appointment.booked", "T-1", patient_id="P-200",
+                service_code="neurotoxin", quantity=20)[1] == "held"
+    assert balance(membership, toxin) == (20, 20)
+    assert send(client, webhook_practice, "treatment.completed", "T-1", patient_id="P-200",
+                service_code="neurotoxin", quantity=12)[1] == "committed"
+    assert balance(membership, toxin) == (8, 0)           # 12 spent, the other 8 free again
+    assert spent(membership, toxin) == 12
+    assert Reservation.objects.get(external_ref="T-1").status == ReservationStatus.COMMITTED
+    # the same treatment reported again spends nothing more
+    assert send(client, webhook_practice, "treatment.completed", "T-1", patient_id="P-200",
+                service_code="neurotoxin", quantity=12)[1] == "already_spent"
+    assert balance(membership, toxin) == (8, 0)
+
+
+def test_more_units_done_than_booked_spends_what_was_done(client, webhook_practice, toxin_member):
+    membership, toxin = toxin_member
+    send(client, webhook_practice, "appointment.booked", "T-2", patient_id="P-200", service_code="neurotoxin",
+         quantity=10)
+    assert send(client, webhook_practice, "treatment.completed", "T-2", patient_id="P-200",
+                service_code="neurotoxin", quantity=14)[1] == "committed"
+    assert balance(membership, toxin) == (6, 0)
+    assert spent(membership, toxin) == 14
+
+
+def test_more_done_than_the_hold_and_the_free_balance_cover_spends_nothing_and_asks_staff(
+        client, webhook_practice, toxin_member):
+    membership, toxin = toxin_member
+    send(client, webhook_practice, "appointment.booked", "T-3", patient_id="P-200", service_code="neurotoxin",
+         quantity=10)
+    send(client, webhook_practice, "appointment.booked", "T-4", patient_id="P-200", service_code="neurotoxin",
+         quantity=10)
+    outcome = send(client, webhook_practice, "treatment.completed", "T-3", patient_id="P-200",
+                   service_code="neurotoxin", quantity=12)[1]
+    assert outcome == "exception:no_balance"
+    assert balance(membership, toxin) == (20, 20)          # both holds stand, nothing spent
+    assert spent(membership, toxin) == 0
+    assert RecordException.objects.filter(appointment_ref="T-3").exists()
