@@ -7,7 +7,8 @@ The import, in the order it runs:
 - `columns`: which field each column holds (known headers, balance columns, the manager's mapping);
 - `values`: each cell's value (dates, amounts, units, yes/no, statuses);
 - `rows`: one row into an `ImportRow`, or its errors;
-- `checking`: the dry run over the whole file: every problem, and what importing would do;
+- `checking`: the dry run over the whole file: every problem, and what importing would do (`duplicates`:
+  one person on two rows, a processor id another member has);
 - `writing`: the planned rows written to the ledger, idempotently, a chunk per transaction;
 - `batches`: an upload as a batch on the queue, checked and imported, with progress and a report;
 - `views`: the manager's import pages. And `export`: CSV cells a spreadsheet opens as text.

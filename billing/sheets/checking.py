@@ -13,10 +13,10 @@ from django.conf import settings
 
 from billing.models import SheetRow
 from memberships.models import Member, Membership, MembershipStatus, Practice, Service, Tier
-from memberships.services.bulk_rows import among
 from memberships.services.members import MemberIndex, Person, same_first_name
 
 from .columns import BALANCE_PREFIX, DATE_FIELDS, FIELD_LABELS, FIELD_SYNONYMS, Mapping, guess_mapping
+from .duplicates import ProcessorIds, shared_contacts
 from .reading import RawSheet, SheetError, read_sheet
 from .rows import CONTACT_FIELDS, ImportRow, RowError, parse_row, practice_catalog
 from .values import DateOrder, decide_date_order
@@ -199,73 +199,6 @@ def _contact_changes(member: dict, row: ImportRow) -> list[str]:
     return changes
 
 
-class _ProcessorIds:
-    """A processor subscription or customer id names one member: a row whose id another member
-    (in the ledger, of any practice, or on an earlier line) already has is refused, so a webhook
-    never reaches the wrong member."""
-
-    FIELDS = (("processor_subscription_id", "subscription"), ("processor_customer_id", "customer"))
-
-    def __init__(self, rows: list[ImportRow], *, mapping: Mapping, headers: list[str]):
-        subs = {r.processor_subscription_id for r in rows if r.processor_subscription_id}
-        customers = {r.processor_customer_id for r in rows if r.processor_customer_id}
-        self.owners: dict[str, dict[str, set[int]]] = {"processor_subscription_id": {}, "processor_customer_id": {}}
-        for ref, member_id in Membership.objects.filter(among("processor_subscription_id", subs)).values_list(
-                "processor_subscription_id", "member_id"):
-            self.owners["processor_subscription_id"].setdefault(ref, set()).add(member_id)
-        for ref, member_id in Member.objects.filter(among("processor_customer_id", customers)).values_list(
-                "processor_customer_id", "pk"):
-            self.owners["processor_customer_id"].setdefault(ref, set()).add(member_id)
-        self.columns = {name: headers[mapping.index_of(name)] if mapping.index_of(name) is not None else ""
-                        for name, _ in self.FIELDS}
-        self.first_line: dict[tuple[str, str], tuple[int, str]] = {}
-
-    def check(self, row: ImportRow, *, member_id: int | None) -> list[RowError]:
-        errors = []
-        who = row.member_number.lower() or f"line {row.line}"
-        for name, label in self.FIELDS:
-            ref = getattr(row, name)
-            if not ref:
-                continue
-            others = self.owners[name].get(ref, set()) - ({member_id} if member_id is not None else set())
-            earlier = self.first_line.setdefault((name, ref), (row.line, who))
-            if others:
-                errors.append(RowError(row.line, self.columns[name],
-                                       f"processor {label} id {ref} already belongs to another member"))
-            elif earlier[1] != who:
-                errors.append(RowError(row.line, self.columns[name],
-                                       f"processor {label} id {ref} is already on line {earlier[0]}"))
-        return errors
-
-
-def shared_contacts(rows: list[ImportRow], *, mapping: Mapping, headers: list[str]) -> dict[int, list[RowError]]:
-    """Two rows of one file with the same email or mobile: an error on each, naming the other's line,
-    unless both say they are of the same household. (A row repeating an earlier row's member number
-    is that number's duplicate, said once on the later row.)"""
-    first_of_number: dict[str, int] = {}
-    groups: dict[tuple[str, str], list[ImportRow]] = {}
-    for row in rows:
-        number = row.member_number.lower()
-        if number and first_of_number.setdefault(number, row.line) != row.line:
-            continue
-        for name in ("email", "phone"):
-            if getattr(row, name):
-                groups.setdefault((name, getattr(row, name)), []).append(row)
-    errors: dict[int, list[RowError]] = {}
-    for (name, value), group in groups.items():
-        if len(group) < 2 or (group[0].household and all(r.household == group[0].household for r in group)):
-            continue
-        index = mapping.index_of(name)
-        column = headers[index] if index is not None else FIELD_LABELS[name]
-        what = "email" if name == "email" else "mobile"
-        for row in group:
-            others = ", ".join(str(r.line) for r in group if r is not row)
-            errors.setdefault(row.line, []).append(RowError(
-                row.line, column, f"the {what} {value} is also on line{'s' if ', ' in others else ''} {others}: "
-                                  f"two members cannot share one (a Household column allows it for one household)"))
-    return errors
-
-
 _MEMBER_FIELDS = ("pk", "member_number", "email", "phone", "first_name", "last_name", "date_of_birth",
                   "record_patient_id", "processor_customer_id", "sms_consent")
 
@@ -292,7 +225,7 @@ class _RowPlanner:
         self.number_column = sheet.headers[number_index] if number_index is not None else FIELD_LABELS["member_number"]
         pause_index = mapping.index_of("paused_until")
         self.pause_column = sheet.headers[pause_index] if pause_index is not None else FIELD_LABELS["paused_until"]
-        self.processor_ids = _ProcessorIds(rows, mapping=mapping, headers=sheet.headers)
+        self.processor_ids = ProcessorIds(rows, mapping=mapping, headers=sheet.headers)
         self.columns = {name: sheet.headers[mapping.index_of(name)] if mapping.index_of(name) is not None
                         else FIELD_LABELS[name] for name in ("email", "phone", "first_name", "full_name")}
         if mapping.index_of("first_name") is None and mapping.index_of("full_name") is not None:
@@ -308,6 +241,8 @@ class _RowPlanner:
         self.matched[line] = member_id
         errors = self.processor_ids.check(row, member_id=member_id)
         errors.extend(self._identity_problems(row, member_id=member_id, by_contact=by_contact))
+        if by_contact and member_id is None:
+            errors.extend(self._namesake_problems(row))
         number = row.member_number.lower()
         if number and number in self.seen_numbers:
             errors.append(RowError(line, self.number_column,
@@ -357,6 +292,18 @@ class _RowPlanner:
                                        f"({other['first_name']} {other['last_name']}): two members cannot share "
                                        f"one (a Household column allows it for one household)"))
         return errors
+
+    def _namesake_problems(self, row: ImportRow) -> list[RowError]:
+        """A row matched to no member but whose name and date of birth several members have: it is
+        one of them, not someone new (created, every import of the file again would add another)."""
+        namesakes = self.index.namesakes(person_of(row))
+        if len(namesakes) < 2:
+            return []
+        numbers = sorted(self.members[pk]["member_number"] for pk in namesakes)
+        return [RowError(row.line, self.number_column,
+                         f"{row.first_name} {row.last_name} born {row.date_of_birth:%Y-%m-%d} could be member "
+                         f"{', '.join(numbers[:-1])} or {numbers[-1]}: add the member number in a 'Member #' "
+                         f"column (or an email or mobile only one of them has) to say which")]
 
     def plan(self, row: ImportRow) -> PlannedRow:
         member_id = self.matched.get(row.line)

@@ -112,6 +112,11 @@ class MemberIndex:
         table, key = (self.by_email, email.lower()) if email else (self.by_phone, phone)
         return {pk for pk, _ in table.get(key) or []} if key else set()
 
+    def namesakes(self, person: Person) -> list[int]:
+        """The members of the person's name and date of birth (none without a date of birth)."""
+        name = _name(person.first_name, person.last_name)
+        return list(self.by_name_dob.get((*name, person.date_of_birth), [])) if person.date_of_birth and any(name) else []
+
     def match(self, person: Person) -> int | None:
         """The member this person is, or None for someone new."""
         if person.member_number:

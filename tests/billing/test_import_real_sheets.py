@@ -1,0 +1,75 @@
+"""Membership spreadsheets as practices really export them, run through the real import (the command
+and the manager's page): what the manager is told, row by row, and that nothing is half-imported or
+doubled, however often the same file comes in."""
+
+import io
+from datetime import date
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from billing.models import ImportBatch, ImportStatus
+from memberships.models import Event, LedgerEntry, Member, Membership
+from tests.factories import MemberFactory
+
+
+def command(tmp_path, content: bytes, name="members.csv", *args) -> tuple[str, ImportBatch]:
+    """Run `import_members` on the file as a manager would; its output and the batch it left."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    out = io.StringIO()
+    try:
+        call_command("import_members", str(path), *args, stdout=out)
+    except CommandError as refused:
+        out.write(f"\n{refused}")
+    return out.getvalue(), ImportBatch.objects.latest("pk")
+
+
+def errors(batch) -> list[tuple[int, str, str]]:
+    return [(e["line"], e["column"], e["message"]) for e in batch.errors]
+
+
+def ledger_counts():
+    return (Member.objects.count(), Membership.objects.count(), LedgerEntry.objects.count(), Event.objects.count())
+
+
+def test_one_person_on_two_rows_by_name_and_birth_date_is_refused_not_imported_twice(glow, practice, tmp_path):
+    """A sheet without email or mobile recognises people by name and date of birth. Two rows of one
+    person (one with an accent the other lacks) were two members, and each import of the file again
+    added two more: neither row could be told from the other."""
+    sheet = ("Client Name,DOB,Plan,Member Since\r\n"
+             "Renée Dubois,5/1/1980,Glow,1/3/2024\r\n"
+             "Cy Park,7/4/1975,Glow,1/3/2024\r\n"
+             "Renee  Dubois,05/01/1980,glow,2024-01-03\r\n").encode("utf-8-sig")
+    out, batch = command(tmp_path, sheet)
+    assert batch.status == ImportStatus.REJECTED
+    assert errors(batch) == [
+        (2, "DOB", "Renée Dubois born 1980-05-01 is also on line 4: the same person twice? Keep one row "
+                   "(one person is one member)"),
+        (4, "DOB", "Renee Dubois born 1980-05-01 is also on line 2: the same person twice? Keep one row "
+                   "(one person is one member)"),
+    ]
+    assert "line 4, column 'DOB': Renee Dubois born 1980-05-01 is also on line 2" in out
+    assert ledger_counts() == (0, 0, 0, 0)
+
+
+def test_a_row_whose_name_and_birth_date_two_members_share_is_asked_about_not_added(glow, practice, tmp_path):
+    """The ledger already has that person twice (registered at the desk and imported before): the
+    row is one of them. It was matched to neither and created a third member, a fourth the next time."""
+    for number in ("M000007", "M000008"):
+        MemberFactory(practice=practice, member_number=number, first_name="Renée", last_name="Dubois", email="",
+                      phone="", date_of_birth=date(1980, 5, 1))
+    sheet = "Client Name,DOB,Plan,Member Since\r\nRenée Dubois,5/1/1980,Glow,1/3/2024\r\n".encode()
+    before = ledger_counts()
+    for _ in range(2):
+        out, batch = command(tmp_path, sheet)
+        assert batch.status == ImportStatus.REJECTED
+        assert errors(batch) == [(2, "Member number", "Renée Dubois born 1980-05-01 could be member M000007 or "
+                                                      "M000008: add the member number in a 'Member #' column (or an "
+                                                      "email or mobile only one of them has) to say which")]
+        assert ledger_counts() == before
+    with_number = "Member #,Client Name,DOB,Plan,Member Since\r\nM000008,Renée Dubois,5/1/1980,Glow,1/3/2024\r\n"
+    out, batch = command(tmp_path, with_number.encode())
+    assert batch.status == ImportStatus.IMPORTED, batch.errors
+    assert Member.objects.count() == 2 and Membership.objects.get().member.member_number == "M000008"
