@@ -5,13 +5,11 @@ as when the void comes before the read. And a void racing the run's own steps on
 threads: the webhook's worker and the dunning run's) leaves the case ended, the flag off and nothing
 failed, whichever takes the lock first."""
 
-import threading
 from datetime import timedelta
 
 import pytest
 
 from billing import dunning
-from billing.dunning import sweep
 from billing.facts import InvoiceForgiven
 from billing.forgiveness import record_invoice_forgiven
 from billing.models import DunningCase, DunningCaseStatus, Invoice, InvoiceStatus
@@ -19,6 +17,7 @@ from integrations import outbox
 from memberships import selectors
 from memberships.models import Membership, MembershipStatus
 from tests.memberships.ledger_checks import hammer
+from tests.support.dunning_race import run_with_a_webhook_between_read_and_lock, webhook_after_the_sweeps_read
 
 from .conftest import T0, emails_to, sms_to
 from .test_dunning_sweep import failed_invoice
@@ -39,14 +38,8 @@ def _forgive(membership, ref, at, *, written_off=False):
 def test_an_invoice_forgiven_while_the_sweep_runs_gets_no_case(member_factory, monkeypatch, written_off):
     membership = member_factory()
     failed_invoice(membership, "in_forgiven_meanwhile")
-    real = sweep.failures_without_case
-
-    def read_then_the_void_lands(**kwargs):
-        found = real(**kwargs)
-        _forgive(membership, "in_forgiven_meanwhile", T0, written_off=written_off)
-        return found
-
-    monkeypatch.setattr(sweep, "failures_without_case", read_then_the_void_lands)
+    webhook_after_the_sweeps_read(
+        lambda: _forgive(membership, "in_forgiven_meanwhile", T0, written_off=written_off), monkeypatch)
     assert dunning.run_dunning(now=T0).get("opened", 0) == 0
     outbox.dispatch_due(now=T0)
 
@@ -60,28 +53,8 @@ def test_an_invoice_forgiven_while_the_sweep_runs_gets_no_case(member_factory, m
 def test_on_postgresql_a_void_between_the_sweeps_read_and_lock_opens_nothing(member_factory, monkeypatch):
     membership = member_factory()
     failed_invoice(membership, "in_forgiven_meanwhile")
-    read, voided = threading.Event(), threading.Event()
-    real = sweep.failures_without_case
-
-    def read_then_wait(**kwargs):
-        found = real(**kwargs)
-        read.set()
-        assert voided.wait(timeout=60)
-        return found
-
-    monkeypatch.setattr(sweep, "failures_without_case", read_then_wait)
-
-    def worker(i):
-        if i == 0:
-            return dunning.run_dunning(now=T0)
-        assert read.wait(timeout=60)
-        try:
-            return _forgive(membership, "in_forgiven_meanwhile", T0)
-        finally:
-            voided.set()
-
-    results, errors = hammer(worker, 2)
-    assert errors == []
+    run_with_a_webhook_between_read_and_lock(lambda: _forgive(membership, "in_forgiven_meanwhile", T0), monkeypatch,
+                                             now=T0)
     outbox.dispatch_due(now=T0)
     assert Invoice.objects.get(processor_invoice_id="in_forgiven_meanwhile").status == InvoiceStatus.VOID
     assert not DunningCase.objects.exists()

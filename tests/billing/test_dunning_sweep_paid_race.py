@@ -3,20 +3,18 @@ memberships' locks. A member who pays in between (the paid webhook lands after t
 before its locks) owes nothing: no case, no 'card declined' flag on the chart, no card-update SMS or
 email — the same as when the payment comes before the read."""
 
-import threading
 from datetime import timedelta
 
 import pytest
 
 from billing import dunning
 from billing import services as billing_services
-from billing.dunning import sweep
 from billing.facts import ChargeSucceeded
 from billing.models import DunningCase, DunningCaseStatus, DunningMessage, Invoice, InvoiceStatus, MessageStatus
 from integrations import outbox
 from memberships import selectors
 from memberships.models import Event, EventKind, Membership, MembershipStatus
-from tests.memberships.ledger_checks import hammer
+from tests.support.dunning_race import run_with_a_webhook_between_read_and_lock, webhook_after_the_sweeps_read
 
 from .conftest import T0, emails_to, sms_to
 from .test_dunning_sweep import failed_invoice
@@ -39,16 +37,8 @@ def test_a_member_who_pays_while_the_sweep_runs_gets_no_case_and_no_card_decline
     paying, owing = member_factory(), member_factory()
     failed_invoice(paying, "in_paid_meanwhile")
     failed_invoice(owing, "in_still_owed")
-    real = sweep.failures_without_case
-
-    def read_then_the_payment_lands(**kwargs):
-        found = real(**kwargs)
-        _pay(paying, "in_paid_meanwhile", T0)     # the webhook's transaction commits before the sweep locks
-        return found
-
-    monkeypatch.setattr(sweep, "failures_without_case", read_then_the_payment_lands)
+    webhook_after_the_sweeps_read(lambda: _pay(paying, "in_paid_meanwhile", T0), monkeypatch)
     counts = dunning.run_dunning(now=T0)
-    monkeypatch.setattr(sweep, "failures_without_case", real)
     outbox.dispatch_due(now=T0)
 
     assert Invoice.objects.get(processor_invoice_id="in_paid_meanwhile").status == InvoiceStatus.PAID
@@ -72,28 +62,7 @@ def test_on_postgresql_the_paid_webhook_in_another_worker_between_read_and_lock_
     payment and commits; then the sweep locks and opens."""
     paying = member_factory()
     failed_invoice(paying, "in_paid_meanwhile")
-    read, paid = threading.Event(), threading.Event()
-    real = sweep.failures_without_case
-
-    def read_then_wait(**kwargs):
-        found = real(**kwargs)
-        read.set()
-        assert paid.wait(timeout=60)
-        return found
-
-    monkeypatch.setattr(sweep, "failures_without_case", read_then_wait)
-
-    def worker(i):
-        if i == 0:
-            return dunning.run_dunning(now=T0)
-        assert read.wait(timeout=60)
-        try:
-            return _pay(paying, "in_paid_meanwhile", T0)
-        finally:
-            paid.set()
-
-    results, errors = hammer(worker, 2)
-    assert errors == []
+    run_with_a_webhook_between_read_and_lock(lambda: _pay(paying, "in_paid_meanwhile", T0), monkeypatch, now=T0)
     outbox.dispatch_due(now=T0)
     assert Invoice.objects.get(processor_invoice_id="in_paid_meanwhile").status == InvoiceStatus.PAID
     assert not DunningCase.objects.filter(invoice_ref="in_paid_meanwhile").exists()

@@ -7,6 +7,7 @@ from django.db import close_old_connections, connection
 from django.db.models import Sum
 
 from memberships.models import CreditLot, EntitlementBalance, LedgerEntry, Reservation, ReservationStatus
+from tests.support.waiting import PATIENCE
 
 
 def assert_ledger_consistent(membership):
@@ -28,7 +29,9 @@ def balance_of(membership, service):
 
 
 def hammer(fn, n):
-    """Run fn(i) in n threads released at the same instant; return (results, errors)."""
+    """Run fn(i) in n threads released together; return (results, errors). The threads are only
+    released together: under load one may finish before another starts, so a test accepts every
+    order in which they could have run."""
     barrier = threading.Barrier(n)
     results, errors = [], []
     lock = threading.Lock()
@@ -50,5 +53,7 @@ def hammer(fn, n):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(180)
+        t.join(PATIENCE)
+    stuck = sum(t.is_alive() for t in threads)
+    assert not stuck, f"{stuck} of {n} threads still running after {PATIENCE:.0f} s"
     return results, errors
