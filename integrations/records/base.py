@@ -114,7 +114,8 @@ class MemberState:
 class RecordEvent:
     """`quantity` is a whole number from 1 to MAX_QUANTITY, checked when an adapter's parser builds
     the event (ValueError otherwise): a larger number is no treatment, and would not fit the ledger's
-    columns."""
+    columns. `quantity_stated`: the record said how many (else 1 is assumed, and a completed treatment
+    commits its hold as booked)."""
 
     appointment_id: str
     patient_id: str = ""
@@ -122,6 +123,7 @@ class RecordEvent:
     service_code: str = ""
     quantity: int = 1
     occurred_at: datetime | None = None
+    quantity_stated: bool = True
     type: str = field(default="", init=False)
 
     def __post_init__(self):

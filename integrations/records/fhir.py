@@ -352,7 +352,7 @@ class FhirAdapter(BaseAdapter):
 
     def events_from_resource(self, resource: dict) -> list[base.RecordEvent]:
         rtype, status = resource.get("resourceType"), resource.get("status")
-        common = {"appointment_id": self._appointment_ref(resource)[:200]}
+        common = {"appointment_id": self._appointment_ref(resource)[:200], "quantity_stated": False}
         if rtype == "Procedure":
             common.update(patient_id=_ref_id((resource.get("subject") or {}).get("reference"), "Patient"),
                           service_code=self._code(resource.get("code")))
@@ -362,9 +362,9 @@ class FhirAdapter(BaseAdapter):
                 return [appointment_event("cancelled", **common)]
             return []
         if rtype == "ChargeItem":
-            quantity = int(((resource.get("quantity") or {}).get("value")) or 1)
+            stated = int(((resource.get("quantity") or {}).get("value")) or 0)
             common.update(patient_id=_ref_id((resource.get("subject") or {}).get("reference"), "Patient"),
-                          service_code=self._code(resource.get("code")), quantity=max(quantity, 1))
+                          service_code=self._code(resource.get("code")), quantity=max(stated, 1), quantity_stated=stated > 0)
             return [appointment_event("completed", **common)] if status in ("billable", "billed") else []
         if rtype == "Appointment":
             patient = next((_ref_id((p.get("actor") or {}).get("reference"), "Patient")

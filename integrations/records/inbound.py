@@ -212,15 +212,17 @@ TREATMENT_REASON = "Treatment reported by the record"   # the spend's reason, wh
 
 def spend_for_appointment(*, practice: Practice, membership, service: Service, appointment_id: str,
                           quantity: int, actor: services.Actor, now: datetime,
-                          reason: str = TREATMENT_REASON) -> str:
+                          reason: str = TREATMENT_REASON, quantity_stated: bool = True) -> str:
     """Spend once for a treatment of this appointment: commit its hold, or redeem directly when
     nothing is held. Keyed by the appointment (`spend_key`), so whoever spends first — the record's
     webhook or staff applying a held treatment — is the only one. A hold commits the quantity the
-    treatment reports, not the booked one (20 units held, 12 injected: 12 spent). Raises LedgerError."""
+    treatment reports, not the booked one (20 units held, 12 injected: 12 spent); one that says no
+    quantity (`quantity_stated`) commits it as booked. Raises LedgerError."""
     key = spend_key(practice, appointment_id)
     held = Reservation.objects.filter(idempotency_key=hold_key(practice, appointment_id)).first()
     if held is not None and held.status in (ReservationStatus.HELD, ReservationStatus.COMMITTED):
-        services.commit_reservation(reservation=held, actor=actor, now=now, idempotency_key=key, quantity=quantity)
+        services.commit_reservation(reservation=held, actor=actor, now=now, idempotency_key=key,
+                                    quantity=quantity if quantity_stated else None)
         return "committed"
     services.redeem_entitlement(membership=membership, service=service, quantity=quantity, actor=actor,
                                 idempotency_key=key, now=now, reason=reason)
@@ -305,7 +307,7 @@ def _hold_or_spend(*, practice: Practice, event: AppointmentBooked | TreatmentCo
             return "held"
         return spend_for_appointment(practice=practice, membership=membership, service=service,
                                      appointment_id=event.appointment_id, quantity=event.quantity,
-                                     actor=actor, now=now)
+                                     quantity_stated=event.quantity_stated, actor=actor, now=now)
     except LedgerError as exc:
         kind = exception_kind(exc)
         open_exception(practice=practice, event=event, kind=kind, member=member, service=service,

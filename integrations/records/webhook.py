@@ -78,6 +78,7 @@ def parse_generic(payload: dict[str, Any]) -> list[base.RecordEvent]:
         member_number=str(data.get("member_number") or "")[:20],
         service_code=str(data.get("service_code") or "")[:200],
         quantity=quantity,
+        quantity_stated="quantity" in data,
         occurred_at=occurred,
     )
     if outcome == "cancelled" and data.get("reason") == "no_show":

@@ -282,7 +282,8 @@ class ZenotiAdapter(BaseAdapter):
         fields = dict(appointment_id=str(appointment.get("appointment_id") or appointment_id)[:200],
                       patient_id=str(guest.get("id") or appointment.get("guest_id") or "")[:200],
                       service_code=str(service.get("code") or service.get("id") or "")[:200],
-                      occurred_at=parse_datetime(start) if isinstance(start, str) else None)
+                      occurred_at=parse_datetime(start) if isinstance(start, str) else None,
+                      quantity_stated=False)     # an appointment says no quantity: a hold commits as booked
         for outcome in ("completed", "booked", "no_show", "cancelled"):
             if status in self._statuses(f"status_{outcome}"):
                 return [appointment_event(outcome, **fields)]

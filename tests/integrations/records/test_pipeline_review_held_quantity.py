@@ -94,3 +94,13 @@ def test_more_done_than_the_hold_and_the_free_balance_cover_spends_nothing_and_a
     assert balance(membership, toxin) == (20, 20)          # both holds stand, nothing spent
     assert spent(membership, toxin) == 0
     assert RecordException.objects.filter(appointment_ref="T-3").exists()
+
+
+def test_a_completion_that_says_no_quantity_commits_the_hold_as_booked(client, webhook_practice, toxin_member):
+    membership, toxin = toxin_member
+    send(client, webhook_practice, "appointment.booked", "T-5", patient_id="P-200", service_code="neurotoxin",
+         quantity=20)
+    assert send(client, webhook_practice, "treatment.completed", "T-5", patient_id="P-200",
+                service_code="neurotoxin")[1] == "committed"
+    assert balance(membership, toxin) == (0, 0)
+    assert spent(membership, toxin) == 20
