@@ -9,9 +9,12 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from billing.models import ImportBatch, ImportStatus
+from billing.models import Discrepancy, ImportBatch, ImportStatus
+from billing.reconciliation.runs import run_reconciliation
 from memberships.models import Event, LedgerEntry, Member, Membership
 from tests.factories import MemberFactory
+
+from .test_import import NOW
 
 
 def command(tmp_path, content: bytes, name="members.csv", *args) -> tuple[str, ImportBatch]:
@@ -73,3 +76,23 @@ def test_a_row_whose_name_and_birth_date_two_members_share_is_asked_about_not_ad
     out, batch = command(tmp_path, with_number.encode())
     assert batch.status == ImportStatus.IMPORTED, batch.errors
     assert Member.objects.count() == 2 and Membership.objects.get().member.member_number == "M000008"
+
+
+def test_headers_as_practices_write_them_are_read_and_reconciliation_compares_what_they_hold(glow, practice,
+                                                                                                tmp_path):
+    """'Client' (the name, 'Last, First'), 'Cell #' and 'Monthly' were left out: the file was refused
+    for having no name column, the phone was never imported, and reconciliation never saw the price
+    the member pays by the sheet."""
+    sheet = ("Client,Email Address,Cell #,Plan,Member Since,Monthly,Notes\r\n"
+             '"Dubois, Renée",Renee.Dubois@Example.com ,(415) 555-0101,Glow,1/3/2024,$199.00,botox 20u\r\n'
+             '"Park, Cy",cy@example.com,415.555.0102,Glow,"Jan 3, 2024",$149,\r\n').encode("utf-8-sig")
+    out, batch = command(tmp_path, sheet)
+    assert batch.status == ImportStatus.IMPORTED, batch.errors
+    assert "Client → full_name" in out and "Cell # → phone" in out and "Monthly → price" in out
+    assert sorted(Member.objects.values_list("first_name", "last_name", "email", "phone")) == [
+        ("Cy", "Park", "cy@example.com", "+14155550102"),
+        ("Renée", "Dubois", "renee.dubois@example.com", "+14155550101")]
+    run = run_reconciliation(practice=practice, now=NOW, sources={})
+    assert [(d.member_number, d.kind, d.message) for d in Discrepancy.objects.filter(last_seen_run=run)] == [
+        (Member.objects.get(first_name="Cy").member_number, "price_mismatch",
+         "Price is $149.00 in the spreadsheet, $199.00 for the ledger's tier")]
