@@ -23,17 +23,9 @@ from memberships.models import AutomationStage, Event, EventKind
 
 from billing.dunning.errors import MessageNotResendable
 
-from ..outbox import (
-    DeferDelivery,
-    MayHaveBeenSent,
-    PermanentDeliveryError,
-    RedeliveryRefused,
-    RetryableDeliveryError,
-    handed_over,
-)
+from ..outbox import DeferDelivery, PermanentDeliveryError, RedeliveryRefused
 from . import email as email_sender
-from . import holds
-from . import sms
+from . import holds, outcomes, sms
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +80,11 @@ class MemberMessageDestination:
         if message.case.status != DunningCaseStatus.OPEN and dunning.withdraw_message(message_id=message.pk, now=now):
             return {"skipped": "payment follow-up ended"}    # paid (or cancelled) since it was queued
         member = message.case.member
+
+        def refused(refusal: outcomes.Refusal) -> None:      # failed at once, with why, on the case
+            dunning.record_message_undeliverable(message_id=message.pk, now=now, error_code=refusal.code,
+                                                 note=refusal.note)
+
         if message.channel == MessageChannel.SMS:
             if not member.can_receive_sms:
                 dunning.record_message_undeliverable(message_id=message.pk, now=now, opted_out=True,
@@ -99,19 +96,12 @@ class MemberMessageDestination:
             if holds.is_held(member.pk):
                 raise DeferDelivery(now + holds.RECHECK, "held: a reply of the member waits for staff")
             try:
-                result = sms.send_sms(to=member.phone, body=message.body, status_callback=status_callback_url())
+                with outcomes.provider_answer(delivery, refused=refused):
+                    result = sms.send_sms(to=member.phone, body=message.body, status_callback=status_callback_url())
             except sms.SmsRecipientOptedOut as exc:
                 dunning.record_message_undeliverable(message_id=message.pk, now=now, opted_out=True,
                                                      error_code=exc.code)
-                return {"opted_out": True, "error_code": exc.code}
-            except sms.SmsUnavailable as exc:
-                raise RetryableDeliveryError(str(exc)) from exc
-            except sms.SmsMayHaveGone as exc:
-                raise MayHaveBeenSent(str(exc)) from exc
-            except sms.SmsError as exc:
-                dunning.record_message_undeliverable(message_id=message.pk, now=now, error_code=exc.code)
-                raise PermanentDeliveryError(str(exc)) from exc
-            handed_over(delivery)                      # Twilio has it: from here, never "try again"
+                return outcomes.opted_out_answer(exc)
             dunning.record_message_sent(message_id=message.pk, provider_id=result.provider_id,
                                         status=result.status, now=now)
             logger.info("dunning sms %s sent for case %s", message.pk, message.case_id)
@@ -119,18 +109,9 @@ class MemberMessageDestination:
         if not member.email:
             dunning.record_message_undeliverable(message_id=message.pk, now=now, note="no email address")
             return {"skipped": "no email"}
-        try:
+        with outcomes.provider_answer(delivery, refused=refused):    # a wrong address: for the desk to put right
             ref = email_sender.send_email(to=member.email, subject=message.subject, body=message.body,
                                           message_ref=f"dunning-message-{message.pk}")
-        except email_sender.EmailRejected as exc:      # a wrong address: failed, for the desk to put right
-            dunning.record_message_undeliverable(message_id=message.pk, now=now,
-                                                 note="the mail server refused the address")
-            raise PermanentDeliveryError(str(exc)) from exc
-        except email_sender.EmailUnavailable as exc:
-            raise RetryableDeliveryError(str(exc)) from exc
-        except email_sender.EmailMayHaveGone as exc:
-            raise MayHaveBeenSent(str(exc)) from exc
-        handed_over(delivery)
         dunning.record_message_sent(message_id=message.pk, provider_id=ref, status=MessageStatus.SENT, now=now)
         logger.info("dunning email %s sent for case %s", message.pk, message.case_id)
         return {"provider_id": ref}

@@ -16,20 +16,11 @@ from billing import notices
 from billing.dunning.quiet import quiet_until
 from billing.models import ChannelStatus
 from billing.notices import wording
-from memberships import services as ledger
 from memberships.models import AutomationStage, Event, EventKind
-from memberships.services import Actor
 
-from ..outbox import (
-    DeferDelivery,
-    MayHaveBeenSent,
-    PermanentDeliveryError,
-    RedeliveryRefused,
-    RetryableDeliveryError,
-    handed_over,
-)
+from ..outbox import DeferDelivery, PermanentDeliveryError, RedeliveryRefused
 from . import email as email_sender
-from . import holds, sms
+from . import holds, outcomes, sms
 
 logger = logging.getLogger(__name__)
 
@@ -79,22 +70,13 @@ class MemberNoticeDestination:
         if holds.is_held(member.pk):
             raise DeferDelivery(now + holds.RECHECK, "held: a reply of the member waits for staff")
         try:
-            result = sms.send_sms(to=member.phone, body=wording.sms_body(notice))
+            with outcomes.provider_answer(delivery, refused=_refused(notice, "sms", now=now)):
+                result = sms.send_sms(to=member.phone, body=wording.sms_body(notice))
         except sms.SmsRecipientOptedOut as exc:
-            ledger.record_sms_opt_out(member=member, actor=Actor.system("sms"), now=now,
-                                      source=f"provider code {exc.code}" if exc.code else "opt-out")
+            outcomes.record_opt_out(member=member, exc=exc, now=now)
             notices.record_channel(notice_id=notice.pk, channel="sms", status=ChannelStatus.SKIPPED,
                                    note="the number opted out", now=now)
-            return {"opted_out": True, "error_code": exc.code}
-        except sms.SmsUnavailable as exc:
-            raise RetryableDeliveryError(str(exc)) from exc
-        except sms.SmsMayHaveGone as exc:
-            raise MayHaveBeenSent(str(exc)) from exc
-        except sms.SmsError as exc:
-            notices.record_channel(notice_id=notice.pk, channel="sms", status=ChannelStatus.FAILED,
-                                   note=f"refused ({exc.code})" if exc.code else "refused", now=now)
-            raise PermanentDeliveryError(str(exc)) from exc
-        handed_over(delivery)                          # Twilio has it: from here, never "try again"
+            return outcomes.opted_out_answer(exc)
         notices.record_channel(notice_id=notice.pk, channel="sms", status=ChannelStatus.SENT, now=now)
         logger.info("notice %s sent by sms to member %s", notice.pk, member.pk)
         return {"provider_id": result.provider_id}
@@ -105,18 +87,9 @@ class MemberNoticeDestination:
             notices.record_channel(notice_id=notice.pk, channel="email", status=ChannelStatus.SKIPPED,
                                    note="no email address", now=now)
             return {"skipped": "no email"}
-        try:
+        with outcomes.provider_answer(delivery, refused=_refused(notice, "email", now=now)):
             ref = email_sender.send_email(to=member.email, subject=wording.email_subject(notice),
                                           body=wording.email_body(notice), message_ref=f"member-notice-{notice.pk}")
-        except email_sender.EmailRejected as exc:      # a wrong address: failed, for the desk to put right
-            notices.record_channel(notice_id=notice.pk, channel="email", status=ChannelStatus.FAILED,
-                                   note="the mail server refused the address", now=now)
-            raise PermanentDeliveryError(str(exc)) from exc
-        except email_sender.EmailUnavailable as exc:
-            raise RetryableDeliveryError(str(exc)) from exc
-        except email_sender.EmailMayHaveGone as exc:
-            raise MayHaveBeenSent(str(exc)) from exc
-        handed_over(delivery)
         notices.record_channel(notice_id=notice.pk, channel="email", status=ChannelStatus.SENT, now=now)
         logger.info("notice %s sent by email to member %s", notice.pk, member.pk)
         return {"provider_id": ref}
@@ -146,3 +119,12 @@ class MemberNoticeDestination:
                                status=ChannelStatus.FAILED, now=now,
                                note=f"could not be delivered: the provider could not be reached after "
                                     f"{delivery.attempts} attempts")
+
+
+def _refused(notice, channel: str, *, now: datetime):
+    """The notice's record of a provider's refusal for good: the channel failed, with why (a wrong
+    address or number, for the desk to put right)."""
+    def record(refusal: outcomes.Refusal) -> None:
+        notices.record_channel(notice_id=notice.pk, channel=channel, status=ChannelStatus.FAILED,
+                               note=refusal.reason, now=now)
+    return record

@@ -16,15 +16,9 @@ import logging
 from datetime import datetime
 
 from integrations.messaging import email as email_sender
-from integrations.messaging import sms
+from integrations.messaging import outcomes, sms
 from integrations.messaging.destinations import status_callback_url
-from integrations.outbox import (
-    MayHaveBeenSent,
-    PermanentDeliveryError,
-    RedeliveryRefused,
-    RetryableDeliveryError,
-    handed_over,
-)
+from integrations.outbox import PermanentDeliveryError, RedeliveryRefused
 from memberships.models import AutomationStage, Event, EventKind
 from memberships.services.common import Actor, record_event
 
@@ -65,26 +59,16 @@ class MemberLinkDestination:
             if not member.can_receive_sms:
                 return {"skipped": "no consent"}
             try:
-                result = sms.send_sms(to=member.phone, body=message_body(link), status_callback=status_callback_url())
-            except sms.SmsUnavailable as exc:
-                raise RetryableDeliveryError(str(exc)) from exc
-            except sms.SmsMayHaveGone as exc:
-                raise MayHaveBeenSent(str(exc)) from exc
-            except sms.SmsError as exc:
+                with outcomes.provider_answer(delivery):
+                    result = sms.send_sms(to=member.phone, body=message_body(link),
+                                          status_callback=status_callback_url())
+            except sms.SmsRecipientOptedOut as exc:
                 raise PermanentDeliveryError(str(exc)) from exc
-            handed_over(delivery)                      # Twilio has it: from here, never "try again"
             logger.info("member link %s sent by sms", link.pk)
             return {"provider_id": result.provider_id}
-        try:
+        with outcomes.provider_answer(delivery):       # an address refused for good fails at once
             ref = email_sender.send_email(to=member.email, subject=SUBJECT, body=message_body(link),
                                           message_ref=f"member-link-{link.pk}")
-        except email_sender.EmailRejected as exc:      # the address refused for good: asking again won't help
-            raise PermanentDeliveryError(str(exc)) from exc
-        except email_sender.EmailUnavailable as exc:
-            raise RetryableDeliveryError(str(exc)) from exc
-        except email_sender.EmailMayHaveGone as exc:
-            raise MayHaveBeenSent(str(exc)) from exc
-        handed_over(delivery)
         logger.info("member link %s sent by email", link.pk)
         return {"provider_id": ref}
 
