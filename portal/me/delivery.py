@@ -1,7 +1,8 @@
 """The outbox destination that sends a member-page link (a MEMBER_LINK timeline event) by email or
 by SMS, through `integrations.messaging` like the dunning messages. The member asked for it a
-moment ago, so it goes at any automation stage and outside the quiet hours too; SMS consent is
-checked again at send time. The text names the practice and nothing clinical.
+moment ago, so it goes at any automation stage and outside the quiet hours too; SMS consent (and
+the email address) is checked again at send time, and a number Twilio says opted out (21610) is
+recorded as an opt-out, as for every member text. The text names the practice and nothing clinical.
 
 As every member message (Twilio and SMTP take no idempotency key), it is never sent twice by itself:
 once the provider has it (`handed_over`), or when the provider's answer was lost after the request
@@ -62,10 +63,13 @@ class MemberLinkDestination:
                 with outcomes.provider_answer(delivery):
                     result = sms.send_sms(to=member.phone, body=message_body(link),
                                           status_callback=status_callback_url())
-            except sms.SmsRecipientOptedOut as exc:
-                raise PermanentDeliveryError(str(exc)) from exc
+            except sms.SmsRecipientOptedOut as exc:    # a STOP we had not heard of: recorded
+                outcomes.record_opt_out(member=member, exc=exc, now=now)
+                return outcomes.opted_out_answer(exc)
             logger.info("member link %s sent by sms", link.pk)
             return {"provider_id": result.provider_id}
+        if not member.email:                           # removed since the member asked: nowhere to send
+            return {"skipped": "no email"}
         with outcomes.provider_answer(delivery):       # an address refused for good fails at once
             ref = email_sender.send_email(to=member.email, subject=SUBJECT, body=message_body(link),
                                           message_ref=f"member-link-{link.pk}")
