@@ -316,8 +316,8 @@ def chart_flags(membership: Membership | None, *, now) -> list[ChartFlag]:
     elif s == MembershipStatus.CANCELLED:
         usable = (membership.member.practice.frozen_credit_usable_until_period_end
                   and membership.paid_through is not None and now < membership.paid_through)
-        detail = (f"frozen balance usable until {membership.paid_through:%b %d, %Y}" if usable
-                  else "balance frozen")
+        until = membership.member.practice.local_date(membership.paid_through) if usable else None   # its day there
+        detail = f"frozen balance usable until {until:%b %d, %Y}" if usable else "balance frozen"
         flags.append(ChartFlag("cancelled", f"Cancelled — {detail}", "danger"))
     if membership.pending_tier_id:
         flags.append(ChartFlag("tier_change", f"Moves to {membership.pending_tier.name} at the next cycle", "info"))
@@ -358,7 +358,8 @@ def chart_panel(*, member_id: int, user, now, timeline_limit: int = 30) -> Chart
     next_at = next_cents = None
     if membership is not None and membership.status in (MembershipStatus.ACTIVE, MembershipStatus.PAST_DUE,
                                                         MembershipStatus.PENDING):
-        next_at = membership.current_period_end
+        # the practice's calendar day (22:00 on Jan 31 in Honolulu is Feb 1 in UTC)
+        next_at = member.practice.local_date(membership.current_period_end) if membership.current_period_end else None
         tier_price = (membership.pending_tier or membership.tier).price_cents       # a location's own price first
         paid = "pending_paid_cents" if membership.pending_tier_id else "paid_cents"
         next_cents = getattr(membership, paid, tier_price)

@@ -55,7 +55,7 @@ DEFAULT_STATUSES = {"status_booked": [0, 2, 4], "status_completed": [1], "status
                     "status_no_show": [-2]}
 
 
-def _summary_text(member_state: base.MemberState) -> str:
+def _summary_text(member_state: base.MemberState, *, practice) -> str:
     state, summary = member_state.membership, member_state.summary
     if state is None:
         return "Membership: none"
@@ -65,7 +65,7 @@ def _summary_text(member_state: base.MemberState) -> str:
             amount = (f"${line.available / 100:,.2f}" if line.kind == "credit" else f"{line.available}")
             parts.append(f"{line.service_name}: {amount} available ({line.rollover_in_words})")
         if summary.last_refill_at:
-            parts.append(f"Last refill {summary.last_refill_at:%Y-%m-%d}")
+            parts.append(f"Last refill {practice.local_date(summary.last_refill_at):%Y-%m-%d}")   # the practice's day
     return "; ".join(parts)[:1900]
 
 
@@ -180,8 +180,8 @@ class ZenotiAdapter(BaseAdapter):
     def write_entitlement_summary(self, member: Member, summary: base.EntitlementSummary) -> dict:
         from .selectors import member_state
 
-        return self._write_note(member, kind="summary", text=_summary_text(member_state(member=member)),
-                                alert=False, note_type=int(self.config.get("summary_note_type", 1)))
+        text = _summary_text(member_state(member=member), practice=self.practice)
+        return self._write_note(member, kind="summary", text=text, alert=False, note_type=int(self.config.get("summary_note_type", 1)))
 
     def set_chart_flag(self, member: Member, flag: base.ChartFlag) -> dict:
         return self._write_note(member, kind="flag", text=flag.text, alert=True, note_type=PAYMENT_NOTE_TYPE)
@@ -200,8 +200,8 @@ class ZenotiAdapter(BaseAdapter):
 
     def sync_member(self, member, state, *, event_ref: str, now: datetime) -> dict:
         result: dict[str, Any] = {"patient_id": self.link_patient(member)}
-        result["summary"] = self._write_note(member, kind="summary", text=_summary_text(state), alert=False,
-                                             note_type=int(self.config.get("summary_note_type", 1)))
+        result["summary"] = self._write_note(member, kind="summary", text=_summary_text(state, practice=self.practice),
+                                             alert=False, note_type=int(self.config.get("summary_note_type", 1)))
         result["flag"] = (self.set_chart_flag(member, state.flag) if state.flag
                           else self.clear_chart_flag(member, now=now))
         return result

@@ -110,7 +110,8 @@ def explain_change_tier(*, membership, new_tier: Tier, effective: str) -> list[s
     # what the member pays now, and for the new tier at their home location (the door prices it so)
     old = membership_price(membership)
     new = price_of(new_tier, change_pricing_location(membership=membership, tier=new_tier, effective=effective))
-    renewal = f" on {membership.current_period_end:%b %d, %Y}" if membership.current_period_end else ""
+    ends = membership.current_period_end     # the practice's calendar day, not UTC's
+    renewal = f" on {membership.member.practice.local_date(ends):%b %d, %Y}" if ends else ""
     lines = []
     if effective == "now":
         lines.append(f"{new_tier.name} starts now; the price goes from {old.display} to {new.display}.")
@@ -179,7 +180,8 @@ def explain_cancel(*, membership, now) -> list[str | Listed]:
         lines.append(Listed("These balances are frozen (kept on record, not deleted):",
                             [f"{line.service_name}: {line.balance_display}" for line in balances]))
         if practice.frozen_credit_usable_until_period_end and end:
-            lines.append(f"Frozen credit stays usable until the paid period ends on {end:%b %d, %Y}, then expires.")
+            lines.append(f"Frozen credit stays usable until the paid period ends on "
+                         f"{practice.local_date(end):%b %d, %Y}, then expires.")
         else:
             lines.append("Frozen credit can no longer be used.")
     else:

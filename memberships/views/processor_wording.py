@@ -21,7 +21,7 @@ def on_square(membership, *, syncing: bool = False) -> bool:
 def square_billing(*, membership, new_tier, effective: str) -> str:
     price = price_of(new_tier, pricing_location(member=membership.member, tier=new_tier))   # at the home location
     ends = membership.current_period_end
-    when = f" ({ends:%b %d, %Y})" if ends else ""
+    when = f" ({membership.member.practice.local_date(ends):%b %d, %Y})" if ends else ""   # the practice's day
     if effective == "now":
         return (f"Billing at Square: Square cannot change a price part-way through a paid month and does not "
                 f"prorate, so the current subscription ends when the month already paid ends{when} and a new "
