@@ -92,6 +92,7 @@ def run_import_batch(*, batch_id: int, now: datetime, on_progress: ProgressCallb
             "column_notes": check.column_notes,
             "date_order": check.date_order,
             "suggestions": check.suggestions,
+            "left_out": check.left_out,
             "actions": [{"line": p.line, "member_number": p.member_number, "action": p.action, "detail": p.detail}
                         for p in check.planned if p.action != "unchanged"][:MAX_STORED_ACTIONS],
         }

@@ -5,6 +5,7 @@ processor id another member has, a paused membership without the end of its paus
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Callable
@@ -17,7 +18,7 @@ from memberships.services.members import MemberIndex, Person, same_first_name
 
 from .columns import BALANCE_PREFIX, DATE_FIELDS, FIELD_LABELS, FIELD_SYNONYMS, Mapping, guess_mapping
 from .duplicates import ProcessorIds, shared_contacts
-from .reading import RawSheet, SheetError, read_sheet
+from .reading import RawSheet, SheetError, normalize_header, read_sheet
 from .rows import CONTACT_FIELDS, ImportRow, RowError, parse_row, practice_catalog
 from .values import DateOrder, decide_date_order
 
@@ -45,6 +46,7 @@ class ImportCheck:
     column_notes: dict[str, str] = field(default_factory=dict)   # header → how it is read, or why not
     date_order: str = ""                                         # the import's order for ambiguous dates
     suggestions: list[dict] = field(default_factory=list)        # balance-like columns to confirm
+    left_out: list[dict] = field(default_factory=list)           # [{line, why}]: lines that are no member
     errors: list[RowError] = field(default_factory=list)
     planned: list[PlannedRow] = field(default_factory=list)
 
@@ -70,6 +72,7 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
         return check
     tiers, refs, services = practice_catalog(practice)
     sheet = _below_titles(sheet, services=refs, override=mapping_override)
+    sheet = _without_totals(check, sheet)
     mapping = guess_mapping(headers=sheet.headers, services=refs, override=mapping_override)
     _check_columns(check, sheet=sheet, mapping=mapping, services=services)
     check.suggestions = mapping.suggestions
@@ -114,6 +117,24 @@ def _below_titles(sheet: RawSheet, *, services: list, override: dict[str, str] |
 
 
 _TITLE_ROWS = 3
+# The first cell of a line a spreadsheet adds under its members: "Total", "Totals:", "Grand total",
+# "Sum", "Count: 42", "Total members".
+_TOTALS = re.compile(r"(grand |sub )?(totals?|sum|count|average)( .*)?")
+
+
+def _without_totals(check: ImportCheck, sheet: RawSheet) -> RawSheet:
+    """The sheet without its totals lines (a line whose first filled cell says "Total", "Sum",
+    "Count"…, with no email in it): they are no member, so they are left out and said so, not
+    refused as a member with no tier."""
+    rows = []
+    for line, cells in sheet.rows:
+        first = next((c for c in cells if c is not None and str(c).strip()), None)
+        if (isinstance(first, str) and _TOTALS.fullmatch(normalize_header(first))
+                and not any(isinstance(c, str) and "@" in c for c in cells)):
+            check.left_out.append({"line": line, "why": f"a totals line ('{' '.join(first.split())}'), not a member"})
+            continue
+        rows.append((line, cells))
+    return RawSheet(headers=sheet.headers, rows=rows) if check.left_out else sheet
 
 
 def _check_columns(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping, services: dict[str, Service]) -> None:

@@ -5,9 +5,13 @@ doubled, however often the same file comes in."""
 import io
 from datetime import date
 
+import openpyxl
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
+from django_q.conf import Conf
 
 from billing.models import Discrepancy, ImportBatch, ImportStatus
 from billing.reconciliation.runs import run_reconciliation
@@ -96,3 +100,67 @@ def test_headers_as_practices_write_them_are_read_and_reconciliation_compares_wh
     assert [(d.member_number, d.kind, d.message) for d in Discrepancy.objects.filter(last_seen_run=run)] == [
         (Member.objects.get(first_name="Cy").member_number, "price_mismatch",
          "Price is $149.00 in the spreadsheet, $199.00 for the ledger's tier")]
+
+
+@pytest.fixture
+def tasks_inline(monkeypatch):
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+def upload(client, capture, content: bytes, name: str) -> str:
+    """The manager uploads the file on the import page; the check runs (inline) and the page shows it."""
+    with capture(execute=True):
+        response = client.post(reverse("mirror:import_upload"), {"file": SimpleUploadedFile(name, content)})
+    return client.get(response["Location"]).content.decode()
+
+
+def confirm(client, capture, batch: ImportBatch) -> str:
+    with capture(execute=True):
+        response = client.post(reverse("mirror:import_confirm", args=[batch.pk]))
+    return client.get(response["Location"]).content.decode()
+
+
+def _with_totals_xlsx() -> bytes:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Client Name", "Email", "Plan", "Member Since", "Monthly Price", "HydraFacial balance"])
+    sheet.append(["Renée Dubois", "renee@example.com", "Glow", date(2024, 1, 3), 199, 1])
+    sheet.append(["Cy Park", "cy@example.com", "Glow", 45292, 199, 2])
+    sheet.append([None] * 6)
+    sheet.append(["Grand Total", None, None, None, "=SUM(E2:E3)", "=SUM(F2:F3)"])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+CSV_WITH_TOTALS = ("Member #,Name,Email,Plan,Member Since,Monthly\r\n"
+                   "M1,Renée Dubois,renee@example.com,Glow,1/3/2024,$199.00\r\n"
+                   ",,,,,\r\n"
+                   "M2,Cy Park,cy@example.com,Glow,1/4/2024,$199.00\r\n"
+                   ",,,,,\r\n"
+                   ",,,,,\r\n"
+                   "Total:,,,,,\"$398.00\"\r\n").encode()
+
+
+@pytest.mark.parametrize("name, content, line, label", [
+    ("members.csv", CSV_WITH_TOTALS, 7, "Total:"), ("members.xlsx", _with_totals_xlsx(), 5, "Grand Total")])
+def test_the_totals_line_under_the_members_is_left_out_and_said_so(client, manager, glow, practice, tasks_inline,
+                                                                   django_capture_on_commit_callbacks, tmp_path,
+                                                                   name, content, line, label):
+    """The totals line a spreadsheet keeps under its members was read as a member with no tier and no
+    join date: the whole file was refused until the manager deleted it."""
+    client.force_login(manager)
+    capture = django_capture_on_commit_callbacks
+    page = upload(client, capture, content, name)
+    assert f"Line {line} left out: a totals line (&#x27;{label}&#x27;), not a member." in page
+    assert ">Checked</span> no problems" in page
+    checked = ImportBatch.objects.get()
+    assert (checked.total_rows, checked.created_count, checked.rejected_count) == (2, 2, 0)
+    page = confirm(client, capture, checked)
+    assert "Imported. Re-importing the same file changes nothing." in page
+    assert sorted(Member.objects.values_list("first_name", flat=True)) == ["Cy", "Renée"]
+    before = ledger_counts()
+    out, again = command(tmp_path, content, name)
+    assert f"Line {line} left out: a totals line ('{label}'), not a member" in out
+    assert (again.status, again.unchanged_count, again.created_count) == (ImportStatus.IMPORTED, 2, 0)
+    assert ledger_counts() == before

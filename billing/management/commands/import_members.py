@@ -90,6 +90,8 @@ class Command(BaseCommand):
             out.write(self.style.WARNING(
                 f"Column '{item['header']}' looks like {what}: run again with --map '{item['header']}={target}' "
                 f"to read it so, or --map '{item['header']}=' to ignore it."))
+        for item in batch.report.get("left_out", []):
+            out.write(f"Line {item['line']} left out: {item['why']}")
         verb = "would be" if batch.dry_run else ("were" if batch.status == ImportStatus.IMPORTED else "would be")
         out.write(f"{batch.total_rows} rows: {batch.created_count} {verb} created, {batch.changed_count} changed, "
                   f"{batch.unchanged_count} unchanged, {batch.rejected_count} rejected.")
