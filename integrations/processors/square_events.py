@@ -18,13 +18,24 @@ adapter learns a code (`is_hard_decline`, Square's payment error codes). A subsc
 seller cancels (Square's CancelInvoice, or the Seller Dashboard: only a SCHEDULED, UNPAID or
 PARTIALLY_PAID one; Square stops charging it, sets status CANCELED and sends `invoice.canceled`) is
 forgiven: no payment is expected. Square's subscription has no past-due state (it stays ACTIVE whatever
-its invoices), so nothing failed left owed is good standing (`standing_reported=False`)."""
+its invoices), so nothing failed left owed is good standing (`standing_reported=False`).
+
+Dates. A subscription's `charged_through_date` is read as the day its next cycle starts (the paid
+period's end, exclusive): Square's reference words it "the last day of the billing period" (May 1
+billed → May 31), but every payload Square shows says otherwise — a sandbox subscription started
+2024-06-26 and cancelled reads `charged_through_date` and `canceled_date` 2024-07-26, monthly anchor
+26 (Square's forum, "Need help with All status related with Subscriptions API"); started 2022-12-16 →
+2023-01-16 with its PAUSE effective that day, "the starting date of the next billing cycle"
+(PauseSubscription); the guides' examples 2021-09-30 → 2021-10-30 with a SWAP_PLAN that day. Every
+date (`charged_through_date`, `canceled_date`, an invoice's `due_date`) is a calendar day of the
+object's own `timezone` (`day_start`)."""
 
 from __future__ import annotations
 
 import calendar
 import json
-from datetime import date, datetime, time, timezone as dt_timezone
+from datetime import date, datetime, time, timezone as dt_timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from billing.facts import InvoiceForgiven
 
@@ -158,9 +169,23 @@ def seconds(value) -> int:
     return int(found.timestamp()) if found else 0
 
 
-def day_start(value) -> datetime | None:
-    """A `YYYY-MM-DD` date → its midnight, UTC."""
-    return datetime.combine(date.fromisoformat(value), time(0), tzinfo=dt_timezone.utc) if value else None
+def zone_of(name) -> tzinfo:
+    """The time zone a Square object's dates are in: its own `timezone` (an IANA name; Square sets
+    the location's on every subscription and invoice), UTC when it names none Python knows."""
+    try:
+        return ZoneInfo(str(name)) if name else dt_timezone.utc
+    except (ZoneInfoNotFoundError, ValueError):
+        return dt_timezone.utc
+
+
+def day_start(value, zone=None) -> datetime | None:
+    """A `YYYY-MM-DD` date → its midnight where the object's dates are (`zone`: its `timezone` field).
+    Square's dates are calendar days of the subscription's or invoice's time zone — a `due_date` of
+    2021-03-09 in America/Los_Angeles "becomes overdue at midnight on March 9 in America/Los_Angeles
+    (which equals a UTC timestamp of 2021-03-10T08:00:00Z)" (Invoice.timezone, Square's API reference)
+    — so the day's midnight in UTC would be the afternoon before on the west coast: a renewal shown a
+    day early, a paid period ending hours before the last day paid for."""
+    return datetime.combine(date.fromisoformat(value), time(0), tzinfo=zone_of(zone)) if value else None
 
 
 def next_month(start: datetime) -> datetime:
@@ -218,7 +243,7 @@ def _invoice_fact(inv: dict, *, kind: str, event_created: int, event_ref: str, i
         return IgnoredEvent("not a subscription invoice")
     requests = inv.get("payment_requests") or []
     due = next((r.get("due_date") for r in requests if r.get("request_type", "BALANCE") == "BALANCE"), None)
-    start = day_start(due or inv.get("sale_or_service_date"))
+    start = day_start(due or inv.get("sale_or_service_date"), inv.get("timezone"))
     interval = (interval_of(str(inv["subscription_id"]), start) if interval_of and start else "") or "month"
     money = [r.get("computed_amount_money") or {} for r in requests]
     paid = [r.get("total_completed_amount_money") or {} for r in requests]
@@ -255,7 +280,7 @@ def _subscription_fact(sub: dict, *, event_created: int, event_ref: str) -> Subs
     # ResumeSubscription "resume[s] a paused or a deactivated subscription": not an end, so the
     # membership is not cancelled for it (reconciliation shows the subscription not billing)
     status = "deactivated" if sub.get("status") == "DEACTIVATED" else our_status(sub.get("status"))
-    through = day_start(sub.get("charged_through_date"))
+    through = day_start(sub.get("charged_through_date"), sub.get("timezone"))
     money = sub.get("price_override_money") or {}
     return SubscriptionChanged(
         processor=PROCESSOR, subscription_ref=str(sub["id"]), customer_ref=str(sub.get("customer_id") or ""),

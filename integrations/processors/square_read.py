@@ -15,7 +15,9 @@ only: nothing here writes to Square. The rows speak the words `billing.reconcili
 | status DEACTIVATED                      | deactivated (not billing until resumed at Square: no end)  |
 | ACTIVE with a `canceled_date`           | active, ending then (`cancel_at`, `cancel_at_period_end`)   |
 | plan variation cadence MONTHLY, ANNUAL… | interval month / year (QUARTERLY: 3 months…)               |
-| invoice UNPAID, PARTIALLY_PAID, FAILED  | latest invoice open (still owed; a failed charge included) |
+| invoice UNPAID, PARTIALLY_PAID          | latest invoice open (still owed; a failed charge included) |
+| invoice FAILED                          | open: Square cancelled it for suspicious activity (its       |
+|                                         | InvoiceStatus), so the cycle is unpaid and a person must act |
 | invoice CANCELED                        | latest invoice void (nothing owed)                         |
 """
 
@@ -85,13 +87,13 @@ def subscription_row(sub: dict, *, terms: tuple[int | None, str, str, int], invo
     status = STATUS.get(str(sub.get("status") or ""), str(sub.get("status") or "").lower())
     if status == "active" and any(a.get("type") == "PAUSE" for a in sub.get("actions") or []):
         status = "paused"        # paused by the ledger now, by Square at the paid cycle's end: in step
-    ends = day_start(sub.get("canceled_date")) if status != "canceled" else None
+    ends = day_start(sub.get("canceled_date"), sub.get("timezone")) if status != "canceled" else None
     invoices = sub.get("invoice_ids") or []
     return ProcessorRow(
         subscription_id=str(sub.get("id") or ""), customer_id=str(sub.get("customer_id") or ""), status=status,
         price_cents=int(amount) if amount is not None else None, currency=currency,
         price_ref=next_plan(sub), current_period_start=None,
-        current_period_end=day_start(sub.get("charged_through_date")),
+        current_period_end=day_start(sub.get("charged_through_date"), sub.get("timezone")),
         latest_invoice_id=str(invoices[0]) if invoices else "", latest_invoice_status=invoice_status,
         collection_paused=status == "paused", membership_ref="", interval=interval, interval_count=count,
         cancel_at_period_end=ends is not None, cancel_at=ends)

@@ -29,6 +29,7 @@ import uuid
 from datetime import date, datetime, timezone as dt_timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
 
 from square.types.cancel_subscription_response import CancelSubscriptionResponse
 from square.types.create_card_response import CreateCardResponse
@@ -83,6 +84,9 @@ class SquareFake:
                  merchant_id: str = "MLFAKE", currency: str = "USD"):
         self.signature_key, self.notification_url = signature_key, notification_url
         self.location_id, self.merchant_id, self.currency = location_id, merchant_id, currency
+        # the location's time zone: Square sets it on every subscription and invoice, whose dates
+        # (start, charged through, cancelled, due) are calendar days there
+        self.timezone = "UTC"
         self.customers, self.cards, self.catalog = {}, {}, {}
         self.subscriptions, self.invoices, self.payments = {}, {}, {}
         self.requests: list[tuple[str, str, dict]] = []
@@ -297,9 +301,12 @@ class SquareFake:
         customer = self._find(self.customers, body["customer_id"])
         if body.get("location_id") != self.location_id:
             raise _Refused("NOT_FOUND", f"location {body.get('location_id')}")
+        zone = body.get("timezone") or self.timezone
+        today = self.now.astimezone(ZoneInfo(zone)).date()          # the day where the location is
         sub = {"id": self._new_id("SUB"), "location_id": self.location_id, "plan_variation_id": variation["id"],
-               "customer_id": customer["id"], "start_date": self.now.date().isoformat(), "status": "ACTIVE",
-               "invoice_ids": [], "version": 1, "created_at": _stamp(self.now), "timezone": "UTC",
+               "customer_id": customer["id"], "start_date": today.isoformat(), "status": "ACTIVE",
+               "invoice_ids": [], "version": 1, "created_at": _stamp(self.now),
+               "timezone": zone,
                "source": {"name": "medspa-ledger"}}
         if body.get("card_id"):
             self._find(self.cards, body["card_id"])

@@ -5,6 +5,7 @@ the same facts as Stripe's."""
 import json
 from datetime import datetime, timezone as dt_timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.django_db
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "square"
 KEY, URL = "whsk-test-key", "https://ledger.example/webhooks/square/"
+LA = ZoneInfo("America/Los_Angeles")    # the fixtures' `timezone`: Square's dates are days there
 
 
 @pytest.fixture(autouse=True)
@@ -92,8 +94,8 @@ def test_payment_made_reads_as_a_paid_cycle_of_the_subscription():
         "square", "inv:0-ChCHu2mZEabLeeHahQnXDjZQECY", "9ba40961-995a-4a3d-8c53-048c40cafc13",
         "JDKYHBWT1D4F8MFH63DBMEN8Y4")
     assert (fact.amount_cents, fact.amount_paid_cents, fact.currency) == (19900, 19900, "usd")
-    assert fact.period_start == datetime(2026, 2, 1, tzinfo=dt_timezone.utc)
-    assert fact.period_end == datetime(2026, 3, 1, tzinfo=dt_timezone.utc)
+    assert fact.period_start == datetime(2026, 2, 1, tzinfo=LA)         # its due date, in its own time zone
+    assert fact.period_end == datetime(2026, 3, 1, tzinfo=LA)
     assert fact.billing_reason == ""                       # Square states none: the period decides
 
 
@@ -103,7 +105,7 @@ def test_scheduled_charge_failed_reads_as_a_soft_failure_of_the_open_invoice():
     assert isinstance(fact, ChargeFailed) and not fact.hard
     assert fact.invoice_ref == "inv:0-ChDuiwvvNm9CxPBfXnCKCFhEIQw" and fact.amount_cents == 19900
     assert fact.failure_code == "scheduled_charge_failed"
-    assert fact.period_start == datetime(2026, 3, 1, tzinfo=dt_timezone.utc)
+    assert fact.period_start == datetime(2026, 3, 1, tzinfo=LA)
 
 
 def test_a_canceled_subscription_reads_as_ended_at_the_processor():
@@ -112,7 +114,7 @@ def test_a_canceled_subscription_reads_as_ended_at_the_processor():
     assert isinstance(fact, SubscriptionChanged)
     assert (fact.status, fact.subscription_ref, fact.price_ref) == (
         "canceled", "9ba40961-995a-4a3d-8c53-048c40cafc13", "6JHXF3B2CW3YKHDV4XEM674H")
-    assert fact.current_period_end == datetime(2026, 4, 1, tzinfo=dt_timezone.utc)
+    assert fact.current_period_end == datetime(2026, 4, 1, tzinfo=LA)
 
 
 @pytest.mark.parametrize("code,hard", [("CARD_EXPIRED", True), ("INVALID_ACCOUNT", True), ("CVV_FAILURE", True),
