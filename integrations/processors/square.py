@@ -263,7 +263,11 @@ class SquareProcessor:
 
 
 # Square's invoice statuses with no page to pay on, those that are paid, and the decline code of a
-# retry asked of Square (none is possible).
-_NO_PAYMENT_PAGE = frozenset({"DRAFT", "CANCELED"})
+# retry asked of Square (none is possible). Square's `InvoiceStatus`: DRAFT "has no `public_url`";
+# CANCELED "Square no longer requests payments … the invoice is shown as canceled and does not accept
+# payment"; FAILED "Square canceled the invoice due to suspicious activity" (not a declined charge:
+# that one stays UNPAID); PAYMENT_PENDING "a payment on the invoice was initiated but has not yet been
+# processed … other payments cannot be initiated".
+_NO_PAYMENT_PAGE = frozenset({"DRAFT", "CANCELED", "FAILED", "PAYMENT_PENDING"})
 _PAID_INVOICE = frozenset({"PAID", "PARTIALLY_REFUNDED", "REFUNDED"})
 NO_RETRY_API = "no_retry_api"
