@@ -192,9 +192,11 @@ class SquareFake:
                     return answer
             return 404, {"errors": [_error("NOT_FOUND", f"no route {method} {path}")]}
 
-    # Square's longest idempotency key per endpoint, where its reference gives one (CreateCard: "Max: 45
-    # characters", the SDK's `cards.create` docstring and Square's CreateCardRequest reference).
-    _KEY_LIMITS = {"_create_card": 45}
+    # Square's longest idempotency key per endpoint, where its reference gives one (Square's OpenAPI
+    # specification, square/connect-api-specification api.json, each request's `idempotency_key`):
+    # CreateCard "Max: 45 characters"; UpsertCatalogObject maxLength 128; CreatePaymentLink maxLength 192
+    # (CreatePayment 45, CreateInvoice 128: not called). CreateCustomer and CreateSubscription state none.
+    _KEY_LIMITS = {"_create_card": 45, "_upsert_catalog": 128, "_create_payment_link": 192}
 
     def _answer(self, name, model, body, params) -> tuple[int, dict]:
         key = body.get("idempotency_key")
