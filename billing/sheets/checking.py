@@ -19,8 +19,8 @@ from memberships.services.members import MemberIndex, Person, same_first_name
 from .columns import BALANCE_PREFIX, DATE_FIELDS, FIELD_LABELS, FIELD_SYNONYMS, Mapping, guess_mapping
 from .duplicates import ProcessorIds, shared_contacts
 from .reading import RawSheet, SheetError, normalize_header, read_sheet
-from .rows import CONTACT_FIELDS, ImportRow, RowError, parse_row, practice_catalog
-from .values import DateOrder, decide_date_order
+from .rows import CONTACT_FIELDS, ImportRow, RowError, find_tier, parse_row, practice_catalog
+from .values import DateOrder, decide_date_order, text
 
 ProgressCallback = Callable[[str, int, int], None]
 KNOWN_FIELDS = set(FIELD_SYNONYMS)
@@ -78,6 +78,7 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
     check.suggestions = mapping.suggestions
     # File-level problems do not stop the rows' check: the report names every bad row either way.
     date_orders = _decide_date_orders(check, sheet=sheet, mapping=mapping, default=date_order)
+    _note_tier_readings(check, sheet=sheet, mapping=mapping, tiers=tiers)
     parsed = [parse_row(line=line, cells=cells, headers=sheet.headers, mapping=mapping, tiers=tiers,
                         services=services, date_orders=date_orders, date_order=date_order)
               for line, cells in sheet.rows]
@@ -177,6 +178,24 @@ def _decide_date_orders(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping
             date_orders[name] = decision
             check.column_notes[sheet.headers[index]] = decision.explain()
     return date_orders
+
+
+def _note_tier_readings(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping, tiers: dict[str, Tier]) -> None:
+    """The tier names the sheet writes otherwise than the catalogue ("Glow Membership"), each with
+    the tier it is read as, noted on the tier column for the manager to see."""
+    index = mapping.index_of("tier")
+    if index is None:
+        return
+    readings: dict[str, str] = {}
+    for _, cells in sheet.rows:
+        raw = text(cells[index]) if index < len(cells) and isinstance(cells[index], str) else ""
+        if raw and raw not in readings and normalize_header(raw) not in tiers:
+            tier = find_tier(tiers, raw)
+            if tier is not None:
+                readings[raw] = tier.name
+    if readings:
+        check.column_notes[sheet.headers[index]] = "; ".join(f"'{raw}' read as the {name} tier"
+                                                             for raw, name in sorted(readings.items()))
 
 
 def _pause_end_problem(row: ImportRow, *, column: str, today: date) -> RowError | None:

@@ -99,6 +99,27 @@ def practice_catalog(practice: Practice) -> tuple[dict[str, Tier], list[ServiceR
     return tiers, refs, services
 
 
+# Words a sheet writes around a tier's name ("Glow Membership", "The Luxe Plan", "glow member").
+_TIER_FILLER = {"membership", "memberships", "member", "members", "plan", "tier", "level", "package", "program",
+                "club", "subscription", "the"}
+
+
+def _loose(norm: str) -> str:
+    return " ".join(w for w in norm.split() if w not in _TIER_FILLER)
+
+
+def find_tier(tiers: dict[str, Tier], raw: Any) -> Tier | None:
+    """The tier a cell names: its code or name whatever the case and spacing ("glow", "GLOW "), else
+    the one tier whose name or code is what is left without words such as "membership" or "plan"
+    ("Glow Membership" is Glow). None when no tier, or more than one, fits."""
+    norm = normalize_header(raw)
+    if norm in tiers:
+        return tiers[norm]
+    loose = _loose(norm)
+    found = {tier.code: tier for key, tier in tiers.items() if loose and _loose(key) == loose}
+    return next(iter(found.values())) if len(found) == 1 else None
+
+
 def _phone(value: Any) -> str:
     raw = text(value)
     if not raw:
@@ -205,7 +226,7 @@ def _names(reader: _RowReader) -> tuple[str, str]:
 
 def _tier_code(reader: _RowReader, tiers: dict[str, Tier]) -> str:
     tier_raw, tier_column = reader.cell("tier")
-    tier = None if isinstance(tier_raw, UnsavedFormula) else tiers.get(normalize_header(tier_raw))
+    tier = None if isinstance(tier_raw, UnsavedFormula) else find_tier(tiers, tier_raw)
     if isinstance(tier_raw, UnsavedFormula):
         reader.error(tier_column, UNSAVED_FORMULA)
     elif reader.mapping.index_of("tier") is None:

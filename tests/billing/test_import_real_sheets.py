@@ -16,7 +16,7 @@ from django_q.conf import Conf
 from billing.models import Discrepancy, ImportBatch, ImportStatus
 from billing.reconciliation.runs import run_reconciliation
 from memberships.models import Event, LedgerEntry, Member, Membership
-from tests.factories import MemberFactory
+from tests.factories import MemberFactory, TierFactory
 
 from .test_import import NOW
 
@@ -164,3 +164,30 @@ def test_the_totals_line_under_the_members_is_left_out_and_said_so(client, manag
     assert f"Line {line} left out: a totals line ('{label}'), not a member" in out
     assert (again.status, again.unchanged_count, again.created_count) == (ImportStatus.IMPORTED, 2, 0)
     assert ledger_counts() == before
+
+
+def test_tier_names_written_otherwise_than_the_catalogue_are_read_as_the_one_tier_they_name(glow, practice,
+                                                                                              tmp_path):
+    """'Glow Membership' or 'The Luxe Plan' in the Plan column were unknown tiers: every such row was
+    refused. A name that fits two tiers still is, naming them."""
+    TierFactory(practice=practice, code="luxe", name="Luxe", price_cents=34900)
+    sheet = ("Name,Email,Plan,Member Since,Monthly\r\n"
+             "Renée Dubois,renee@example.com,Glow Membership,1/3/2024,$199\r\n"
+             "Cy Park,cy@example.com,glow ,1/3/2024,$199\r\n"
+             "Di Park,di@example.com,The Luxe Plan,1/3/2024,$349\r\n"
+             "Al Lee,al@example.com,LUXE MEMBER,1/3/2024,$349\r\n").encode()
+    out, batch = command(tmp_path, sheet)
+    assert batch.status == ImportStatus.IMPORTED, batch.errors
+    assert ("Plan → tier: 'Glow Membership' read as the Glow tier; 'LUXE MEMBER' read as the Luxe tier; "
+            "'The Luxe Plan' read as the Luxe tier") in out
+    assert dict(Membership.objects.values_list("member__first_name", "tier__code")) == {
+        "Renée": "glow", "Cy": "glow", "Di": "luxe", "Al": "luxe"}
+    run = run_reconciliation(practice=practice, now=NOW, sources={})
+    assert run.total == 0
+    again_out, again = command(tmp_path, sheet)
+    assert (again.status, again.unchanged_count) == (ImportStatus.IMPORTED, 4)
+
+    TierFactory(practice=practice, code="glow-club", name="Glow Club", price_cents=9900)
+    out, batch = command(tmp_path, sheet)
+    assert batch.status == ImportStatus.REJECTED
+    assert errors(batch) == [(2, "Plan", "unknown tier 'Glow Membership' (tiers: Glow, Glow Club, Luxe)")]
