@@ -69,6 +69,20 @@ def _summary_text(member_state: base.MemberState, *, practice) -> str:
     return "; ".join(parts)[:1900]
 
 
+def _guest_of(guests: list[dict], member: Member) -> str | None:
+    """The guest, among those of the member's email, who is the member: of her first name (a household
+    shares an email — the mother's chart is not her daughter's). A guest whose name Zenoti leaves out
+    is taken only when alone; else None (a new guest, or linked by hand)."""
+    def first_name(guest: dict) -> str | None:
+        name = (guest.get("personal_info") or {}).get("first_name", guest.get("first_name"))
+        return None if name is None else str(name).strip().casefold()
+
+    mine = [g for g in guests if first_name(g) == member.first_name.strip().casefold()]
+    if not mine and len(guests) == 1 and first_name(guests[0]) is None:
+        mine = guests
+    return str(mine[0]["id"]) if mine else None
+
+
 class ZenotiAdapter(BaseAdapter):
     name = "zenoti"
     outbound = True
@@ -101,8 +115,7 @@ class ZenotiAdapter(BaseAdapter):
             return None
         found = self._call("GET", "/v1/guests/search", params={"center_id": self.center_id,
                                                                "email": member.email}).json()
-        guests = found.get("guests") or []
-        return str(guests[0]["id"]) if guests else None
+        return _guest_of(found.get("guests") or [], member)
 
     def link_patient(self, member: Member) -> str:
         guest_id = self.find_patient(member)
