@@ -77,18 +77,16 @@ def record_channel(*, notice_id: int, channel: str, status: str, now: datetime, 
         notice.note = "; ".join(part for part in (notice.note, f"{label}: {note}") if part)[:200]
     notice.save(update_fields=["email_status", "sms_status", "status", "sent_at", "note"])
     what, when = timeline_label(notice.kind), day(notice.boundary_date)
+    kind, outcome = EventKind.NOTE, {"outcome": status}
     if status == ChannelStatus.SENT:
-        record_event(membership=notice.membership, member=notice.member, kind=EventKind.MESSAGE_SENT,
-                     summary=f"{what} sent by {label} ({when})",
-                     payload={"notice_id": notice.pk, "channel": channel, "sent": True}, actor=SYSTEM, now=now)
+        kind, outcome = EventKind.MESSAGE_SENT, {"sent": True}
+        summary = f"{what} sent by {label} ({when})"
     elif status == ChannelStatus.UNCERTAIN:
-        record_event(membership=notice.membership, member=notice.member, kind=EventKind.NOTE,
-                     summary=f"{what} may have been sent by {label} ({when}): {note or 'outcome not recorded'}",
-                     payload={"notice_id": notice.pk, "channel": channel, "outcome": status}, actor=SYSTEM, now=now)
+        summary = f"{what} may have been sent by {label} ({when}): {note or 'outcome not recorded'}"
     else:
-        record_event(membership=notice.membership, member=notice.member, kind=EventKind.NOTE,
-                     summary=f"{what} not sent by {label} ({when}): {note or status}",
-                     payload={"notice_id": notice.pk, "channel": channel, "outcome": status}, actor=SYSTEM, now=now)
+        summary = f"{what} not sent by {label} ({when}): {note or status}"
+    record_event(membership=notice.membership, member=notice.member, kind=kind, summary=summary,
+                 payload={"notice_id": notice.pk, "channel": channel, **outcome}, actor=SYSTEM, now=now)
     return notice
 
 
