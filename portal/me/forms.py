@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from memberships.forms import TokenForm
 from memberships.models import MemberRequestKind, MemberRequestReason
 
 
@@ -13,20 +14,15 @@ class LinkForm(forms.Form):
                                                             "autofocus": True}))
 
 
-class RequestForm(forms.Form):
+class RequestForm(TokenForm):
+    """A pause or cancellation request; its form token (`TokenForm`) is the request's idempotency key."""
+
     kind = forms.ChoiceField(choices=MemberRequestKind.choices, widget=forms.HiddenInput)
     reason = forms.ChoiceField(label="Why?", choices=[("", "Choose a reason")] + MemberRequestReason.choices)
     note = forms.CharField(label="Anything to add (optional)", max_length=500, required=False,
                            widget=forms.Textarea(attrs={"rows": 3}))
     pause_until = forms.DateField(label="Pause until", required=False,
                                   widget=forms.DateInput(attrs={"type": "date"}))
-    token = forms.CharField(widget=forms.HiddenInput, max_length=32, min_length=32)
-
-    def clean_token(self):
-        token = self.cleaned_data["token"]
-        if any(ch not in "0123456789abcdef" for ch in token):
-            raise forms.ValidationError("This form has expired; reload the page.")
-        return token
 
     def clean(self):
         data = super().clean()
