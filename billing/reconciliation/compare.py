@@ -242,7 +242,10 @@ def _sheet_differences(ledger: dict[str, LedgerRow], sheet_rows: Iterable[SheetS
             found.add(number, led.member_id, STATUS_MISMATCH, "sheet/ledger",
                       f"Status is {s.status} in the spreadsheet, {led.status} in the ledger",
                       sheet=s.status, ledger=led.status)
-        if s.price_cents is not None and s.price_cents != led.price_cents:
+        # A cancelled membership bills nothing: the price a sheet keeps for it ("$0", the old price)
+        # is no one's to pay, so it is not compared (a status difference says the rest).
+        if (s.price_cents is not None and s.price_cents != led.price_cents
+                and "cancelled" not in (s.status, led.status)):
             found.add(number, led.member_id, PRICE_MISMATCH, "sheet/ledger",
                       f"Price is {_money(s.price_cents)} in the spreadsheet, {_money(led.price_cents)} for the "
                       f"ledger's tier", sheet=s.price_cents, ledger=led.price_cents)

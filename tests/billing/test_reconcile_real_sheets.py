@@ -1,0 +1,31 @@
+"""Reconciliation right after a practice imports its real spreadsheet: what it reports must be true,
+so a manager's first list of discrepancies is worth going through."""
+
+import io
+
+from django.core.management import call_command
+
+from billing.models import Discrepancy
+from billing.reconciliation.runs import run_reconciliation
+from memberships.models import Member, Membership, MembershipStatus
+
+from .test_import import NOW
+
+
+def test_cancelled_members_the_sheet_lists_at_0_or_their_old_price_are_no_price_discrepancy(glow, practice,
+                                                                                              tmp_path):
+    """A sheet keeps cancelled members with "$0" or their old price: each was a price discrepancy
+    against the tier's price, though a cancelled membership bills nothing. The sheet's real
+    differences are still found."""
+    path = tmp_path / "members.csv"
+    path.write_bytes(("Name,Email,Plan,Member Since,Monthly,Status\r\n"
+                      "Renée Dubois,renee@example.com,Glow,1/3/2024,$199.00,Active\r\n"
+                      "Cy Park,cy@example.com,Glow,1/3/2024,$0,Cancelled\r\n"
+                      "Di Park,di@example.com,Glow,1/3/2024,$149.00,canceled\r\n"
+                      "Al Lee,al@example.com,Glow,1/3/2024,$179.00,Active\r\n").encode())
+    call_command("import_members", str(path), stdout=io.StringIO())
+    assert Membership.objects.filter(status=MembershipStatus.CANCELLED).count() == 2
+    run = run_reconciliation(practice=practice, now=NOW, sources={})
+    found = [(d.member_number, d.kind, d.message) for d in Discrepancy.objects.filter(last_seen_run=run)]
+    assert found == [(Member.objects.get(first_name="Al").member_number, "price_mismatch",
+                      "Price is $179.00 in the spreadsheet, $199.00 for the ledger's tier")]
