@@ -61,18 +61,19 @@ def confirm_join(fact: CheckoutCompleted, *, now: datetime) -> Membership:
     membership = enroll_online(join_ref=fact.join_ref, checkout_ref=fact.checkout_ref, customer_ref=fact.customer_ref,
                                subscription_ref=fact.subscription_ref, actor=Actor.system("member joined online"),
                                idempotency_key=join_key(fact.checkout_ref), now=now)
-    wake_waiting_events(subscription_ref=fact.subscription_ref, now=now)
+    from integrations.intake import SOURCE_STRIPE
+
+    wake_waiting_events(source=SOURCE_STRIPE, subscription_ref=fact.subscription_ref, now=now)
     return membership
 
 
-def wake_waiting_events(*, subscription_ref: str, now: datetime) -> int:
-    """Events still waiting because no membership had this subscription (their error names it):
-    due now."""
-    from integrations.intake import SOURCE_STRIPE
+def wake_waiting_events(*, source: str, subscription_ref: str, now: datetime) -> int:
+    """`source`'s events still waiting because no membership had this subscription (their error
+    names it): due now."""
     from integrations.models import InboundEvent, InboundStatus
 
     if not subscription_ref:
         return 0
-    return (InboundEvent.objects.filter(source=SOURCE_STRIPE, status=InboundStatus.RECEIVED,
+    return (InboundEvent.objects.filter(source=source, status=InboundStatus.RECEIVED,
                                         error__contains=f"subscription {subscription_ref} ")
             .update(next_attempt_at=now))

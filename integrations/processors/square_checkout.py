@@ -19,12 +19,15 @@ link) in place of Stripe Checkout, and Square's confirmation turned into the sam
   its payment names the customer): a subscription the clinic made in Square's dashboard is no join,
   and of two joins with one email each payer gets their own. A buyer who types another email on
   Square's page matches no join: the event waits, then fails visibly in the inbox for a manager (the
-  join stays on file until purged).
+  join, paid, stays on file while the event is unprocessed: below).
 - The first invoice's `invoice.payment_made` may come first: it waits for the membership; once the
   join enrolls, the Square events waiting for its subscription are made due at once.
 - A payment link never expires (Stripe's Checkout does, within a day): before an abandoned join is
   purged its link is deleted at Square (`close_abandoned_links`, `DeletePaymentLink`), so nobody pays
-  a join we no longer have."""
+  a join we no longer have. A join paid on Square's page is not abandoned: while a subscription event
+  of a customer who paid its link waits or failed in the inbox (Square down, or she already has a
+  membership: a manager's), the join, its signed agreement and its link stay, so the confirmation can
+  still find it once it goes through."""
 
 from __future__ import annotations
 
@@ -40,8 +43,9 @@ from memberships.services.joining import enroll_online, note_checkout
 
 from . import sync
 from .base import JoinCheckout, ProcessorError, ProcessorRejected, SubscriptionChanged
-from .joining import join_key
+from .joining import join_key, wake_waiting_events
 from .square import NotFound
+from .square_events import SOURCE
 
 logger = logging.getLogger(__name__)
 
@@ -84,21 +88,47 @@ def open_square_join(*, attempt: JoinAttempt, success_url: str, now: datetime) -
 
 def close_abandoned_links(*, before: datetime) -> tuple[int, ...]:
     """Delete at Square the payment links of the joins started before `before` and never paid (the
-    purge deletes those joins next). Returns the joins whose link is still open — Square could not be
-    reached, or refused the call (an expired token) — logged by id: the purge keeps them, the next run
-    tries again. Only a link Square does not know (404) is closed already."""
-    still_open = []
+    purge deletes those joins next). Returns the joins to keep: those whose link is still open —
+    Square could not be reached, or refused the call (an expired token) — logged by id, tried again at
+    the next run (only a link Square does not know, 404, is closed already); and those paid on
+    Square's page whose confirmation is not processed yet (`_paid_and_awaited`), whose link stays:
+    the confirmation reads it to find the join."""
+    keep = []
     for attempt in (JoinAttempt.objects.filter(created_at__lt=before, practice__processor="square")
-                    .exclude(checkout_ref="").select_related("practice")):
+                    .exclude(checkout_ref="").select_related("practice", "tier")):
         processor = sync.processor_for(attempt.practice)
         try:
+            if _paid_and_awaited(processor, attempt):
+                keep.append(attempt.pk)
+                continue
             processor._call(processor.client.checkout.payment_links.delete, id=attempt.checkout_ref)
         except NotFound:
             continue                            # not found at Square: nothing left to pay there
         except ProcessorError as exc:           # unreachable, or refused (an expired token): still open
             logger.warning("join %s: its Square payment link was not deleted (%s)", attempt.pk, type(exc).__name__)
-            still_open.append(attempt.pk)
-    return tuple(still_open)
+            keep.append(attempt.pk)
+    return tuple(keep)
+
+
+def _paid_and_awaited(processor, attempt: JoinAttempt) -> bool:
+    """Whether the join was paid on Square's page and its confirmation is not processed yet: a
+    subscription event on its tier's plan variation waits or failed in the inbox (received, failed)
+    for a customer who paid its link (any customer, when the link's payment names none). Square is
+    asked about the link only when such an event is there."""
+    from integrations.models import InboundEvent, InboundStatus
+
+    from .square_events import SUBSCRIPTION
+
+    plan = attempt.tier.processor_price_id
+    unprocessed = InboundEvent.objects.filter(
+        source=SOURCE, event_type__in=SUBSCRIPTION, status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED],
+        payload__data__object__subscription__plan_variation_id=plan)
+    if not plan or not unprocessed.exists():
+        return False
+    payers = _link_payers(processor, attempt.checkout_ref)
+    if payers is None:
+        return False                            # not paid (a DRAFT order) or gone
+    return not payers or unprocessed.filter(payload__data__object__subscription__customer_id__in=payers).exists()
 
 
 def _join_for(fact: SubscriptionChanged) -> JoinAttempt | None:
@@ -160,15 +190,6 @@ def confirm_square_join(fact: SubscriptionChanged, *, now: datetime) -> Membersh
                                customer_ref=fact.customer_ref, subscription_ref=fact.subscription_ref,
                                actor=Actor.system("member joined online"),
                                idempotency_key=join_key(attempt.checkout_ref), now=now)
-    _wake_waiting(subscription_ref=fact.subscription_ref, now=now)
+    wake_waiting_events(source=SOURCE, subscription_ref=fact.subscription_ref, now=now)
     return membership
 
-
-def _wake_waiting(*, subscription_ref: str, now: datetime) -> int:
-    from integrations.models import InboundEvent, InboundStatus
-
-    from .square_events import SOURCE
-
-    return (InboundEvent.objects.filter(source=SOURCE, status=InboundStatus.RECEIVED,
-                                        error__contains=f"subscription {subscription_ref} ")
-            .update(next_attempt_at=now))

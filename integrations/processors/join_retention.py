@@ -1,0 +1,41 @@
+"""What the hourly purge of joins abandoned before paying (`portal.join.tasks`) must keep, whichever
+processor the practice has: a join paid at the processor whose confirmation is not processed yet —
+it waits, or it failed and waits for a manager (the person already had a membership, say) — stays
+with the agreement she signed until the confirmation goes through; so does one whose hosted page
+could not be closed. The processor-specific part stays here: Stripe's checkout sessions in the inbox
+(`awaiting_checkout_session`), Square's payment links (`square_checkout.close_abandoned_links`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q
+
+from integrations.intake import SOURCE_STRIPE
+from integrations.models import InboundEvent, InboundStatus
+from memberships.models import JoinAttempt
+
+from .square_checkout import close_abandoned_links
+
+
+def close_abandoned_checkouts(*, before: datetime) -> tuple[int, ...]:
+    """Of the joins started before `before`, the ones the purge must keep (paid and awaiting their
+    confirmation, or a hosted page still open). The hosted pages of the others are closed first
+    where the processor does not expire them (Square's payment links)."""
+    return tuple(close_abandoned_links(before=before)) + awaiting_checkout_session(before=before)
+
+
+def awaiting_checkout_session(*, before: datetime) -> tuple[int, ...]:
+    """Stripe's part: the joins that a checkout session unprocessed in the inbox (received, or
+    failed for a manager) names — `client_reference_id`, `metadata.join_ref`. Stripe's Checkout
+    expires within a day: nothing is left open there to close."""
+    refs = list(JoinAttempt.objects.filter(created_at__lt=before).values_list("ref", flat=True))
+    if not refs:
+        return ()
+    named = (InboundEvent.objects.filter(source=SOURCE_STRIPE,
+                                         status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED])
+             .filter(Q(payload__data__object__client_reference_id__in=refs)
+                     | Q(payload__data__object__metadata__join_ref__in=refs))
+             .values_list("payload__data__object__client_reference_id", "payload__data__object__metadata__join_ref"))
+    mentioned = {ref for pair in named for ref in pair if ref}
+    return tuple(JoinAttempt.objects.filter(ref__in=mentioned).values_list("pk", flat=True))
