@@ -3,7 +3,8 @@ disputes and reconciliation, and a renewal's anniversary), then reduced to ids a
 row keeps its source, event id and type, status, error, attempts and times, and the
 payload becomes `{"reduced": "ids and outcome", "id", "object", "appointment"}` (the event's,
 its object's and the record appointment's ids). Only events that are done (processed, ignored, failed) are reduced; one still
-waiting is work, not history. Set-based: one UPDATE per batch of ids, each its own transaction."""
+waiting is work, not history. Set-based: one UPDATE per batch of ids, each its own transaction
+(`in_batches`; `delete_in_batches` deletes other rows past their retention the same way)."""
 
 from __future__ import annotations
 
@@ -32,13 +33,29 @@ def reduce_old_payloads(*, now: datetime, batch_size: int = 1000, max_batches: i
            .order_by("pk").values_list("pk", flat=True))
     reduced = JSONObject(reduced=Value("ids and outcome"), id=KT("payload__id"), object=KT("payload__data__object__id"),
                          appointment=KT("payload__data__appointment_id"))
+    return in_batches(due, lambda ids: InboundEvent.objects.filter(pk__in=ids, reduced_at__isnull=True).update(
+        payload=reduced, reduced_at=now), batch_size=batch_size, max_batches=max_batches)
+
+
+def delete_in_batches(rows, *, batch_size: int = 1000, max_batches: int | None = None) -> int:
+    """Delete `rows` (a QuerySet) a batch of ids at a time, oldest id first, each batch its own
+    transaction; returns how many rows of its model went (cascades not counted)."""
+    model = rows.model
+    return in_batches(rows.order_by("pk").values_list("pk", flat=True),
+                      lambda ids: model.objects.filter(pk__in=ids).delete()[1].get(model._meta.label, 0),
+                      batch_size=batch_size, max_batches=max_batches)
+
+
+def in_batches(due, apply, *, batch_size: int, max_batches: int | None = None) -> int:
+    """`apply(ids)` to the ids `due` lists (a values_list the applying takes them out of: reduced,
+    deleted), `batch_size` at a time, each batch its own transaction, until none is left or
+    `max_batches` ran; returns the sum of what `apply` returned."""
     total, batches = 0, 0
     while max_batches is None or batches < max_batches:
         with transaction.atomic():
             ids = list(due[:batch_size])
             if not ids:
                 break
-            total += InboundEvent.objects.filter(pk__in=ids, reduced_at__isnull=True).update(
-                payload=reduced, reduced_at=now)
+            total += apply(ids)
         batches += 1
     return total

@@ -41,6 +41,9 @@ def every_schedule() -> list[tuple[str, dict]]:
         # joins abandoned before paying: their details deleted after JOIN_ATTEMPT_RETENTION_HOURS
         ("join online: purge abandoned joins",
          {"func": "portal.join.tasks.purge_abandoned_joins_task", "schedule_type": Schedule.HOURLY, "repeats": -1}),
+        # member-page link requests and links: deleted after MEMBER_LINK_RETENTION_DAYS
+        ("member page: delete old link requests",
+         {"func": "portal.me.tasks.purge_old_member_links", "schedule_type": Schedule.DAILY, "repeats": -1}),
         # every group's dashboard figures (billing.group.snapshot): the page reads them
         ("group dashboard: refresh figures",
          {"func": "billing.group.snapshot.refresh_all", "schedule_type": Schedule.MINUTES,

@@ -124,6 +124,8 @@ PORTAL_LINK_MINUTES = env.int("PORTAL_LINK_MINUTES", default=15)
 PORTAL_SESSION_IDLE_MINUTES = env.int("PORTAL_SESSION_IDLE_MINUTES", default=30)
 PORTAL_LINK_PER_ADDRESS_PER_HOUR = env.int("PORTAL_LINK_PER_ADDRESS_PER_HOUR", default=3)
 PORTAL_LINK_PER_IP_PER_HOUR = env.int("PORTAL_LINK_PER_IP_PER_HOUR", default=10)
+# "Send me a link" requests (an address, a client address) and their links are deleted after this many days.
+MEMBER_LINK_RETENTION_DAYS = env.int("MEMBER_LINK_RETENTION_DAYS", default=30)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="America/Los_Angeles")

@@ -152,3 +152,23 @@ def open_link(link: MemberLink, *, ip: str | None, now: datetime) -> str | None:
     write_audit(actor=Actor.member(link.member, ip_address=ip), action="member_signin", obj=link,
                 member=link.member, now=now, detail={"channel": link.channel})
     return None
+
+
+def retention_days() -> int:
+    """MEMBER_LINK_RETENTION_DAYS, at least one: the rate limits count the last hour's requests."""
+    return max(1, int(getattr(settings, "MEMBER_LINK_RETENTION_DAYS", 30)))
+
+
+def purge_old_links(*, now: datetime, batch_size: int = 1000) -> tuple[int, int]:
+    """Delete the links and the "send me a link" requests older than MEMBER_LINK_RETENTION_DAYS: a
+    request keeps the client's address (and the address typed, until its task handled it), a link
+    whose member it opened. The rate limits read only the last hour; the audit rows of a sign-in or a
+    link shown name the link by id and hold no address: they stay, as do the timeline's link events.
+    Batched, each batch its own transaction; safe to run twice. Returns (links, requests) deleted."""
+    from integrations.retention import delete_in_batches
+
+    cutoff = now - timedelta(days=retention_days())
+    gone_links = delete_in_batches(MemberLink.objects.filter(created_at__lt=cutoff), batch_size=batch_size)
+    gone_requests = delete_in_batches(LinkRequest.objects.filter(created_at__lt=cutoff)
+                                      .exclude(links__created_at__gte=cutoff), batch_size=batch_size)
+    return gone_links, gone_requests
