@@ -4,10 +4,7 @@ lost answer (a read timeout, a server error, the line dropped during the message
 "may have been sent", never sent again by itself. Twilio is played by a local HTTP server, the mail
 server by a local SMTP conversation, each with real sockets and the real client's timeouts."""
 
-import socket
-import socketserver
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -24,26 +21,15 @@ from tests.billing.conftest import (  # noqa: F401  (fixtures)
     membership,
     tick,
 )
+from tests.support.local_servers import closed_port, smtp  # noqa: F401  (fixture)
 from tests.support.twilio import PATH, fixture, twilio  # noqa: F401  (fixture)
+from tests.support.waiting import PATIENCE, wait_until
 
 pytestmark = pytest.mark.django_db
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def sms_delivery():
     return Delivery.objects.get(destination="member_message", event__payload__channel="sms")
-
-
-def wait_for(condition, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert condition()
 
 
 def case_lines(member, message):
@@ -52,16 +38,20 @@ def case_lines(member, message):
 
 def test_twilio_answering_too_late_may_have_sent_the_text_and_it_is_not_sent_again(twilio, membership, settings):
     settings.TWILIO_TIMEOUT_SECONDS = 1
+    gave_up = threading.Event()
 
     def slow(request):
-        time.sleep(2)                                  # Twilio has the request; its answer comes too late
+        gave_up.wait(PATIENCE)                         # Twilio has the request; its answer comes too late
         from werkzeug import Response
         return Response('{"sid": "SMlate", "status": "queued"}', status=201, content_type="application/json")
 
     twilio.expect_request(PATH, method="POST").respond_with_handler(slow)
     fail(membership)
-    tick(T0)
-    wait_for(lambda: len(twilio.log) == 1)
+    try:
+        tick(T0)
+    finally:
+        gave_up.set()
+    assert wait_until(lambda: len(twilio.log) == 1)
     for hours in (1, 6, 24):
         tick(T0 + timedelta(hours=hours))
     assert len(twilio.log) == 1                        # the member's phone rang at most once
@@ -99,55 +89,13 @@ def test_a_twilio_server_error_on_sending_may_have_sent_it(twilio, membership):
     assert DunningMessage.objects.get(channel="sms").status == MessageStatus.UNCERTAIN
 
 
-class Smtp(socketserver.StreamRequestHandler):
-    """Enough of an SMTP server: it takes every command; with `hang`, it keeps the message and never
-    gives its final answer."""
-
-    def handle(self):
-        self.wfile.write(b"220 mail.example.com ESMTP\r\n")
-        in_data = False
-        for line in iter(self.rfile.readline, b""):
-            if in_data:
-                if line == b".\r\n":
-                    self.server.received += 1
-                    if self.server.hang:
-                        time.sleep(self.server.hang)
-                        return
-                    self.wfile.write(b"250 2.0.0 queued\r\n")
-                    in_data = False
-                continue
-            verb = line[:4].upper()
-            if verb == b"DATA":
-                self.wfile.write(b"354 go ahead\r\n")
-                in_data = True
-            elif verb == b"QUIT":
-                self.wfile.write(b"221 bye\r\n")
-                return
-            else:
-                self.wfile.write(b"250 ok\r\n")
-
-
-@pytest.fixture
-def smtp(settings):
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Smtp)
-    server.daemon_threads, server.received, server.hang = True, 0, 0
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.server_address[1]
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_TIMEOUT = 1
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 def email_delivery():
     return Delivery.objects.get(destination="member_message", event__payload__channel="email")
 
 
-def test_a_mail_server_that_kept_the_email_and_never_answered_may_have_sent_it(smtp, membership):
-    smtp.hang = 2
+def test_a_mail_server_that_kept_the_email_and_never_answered_may_have_sent_it(smtp, membership, settings):
+    smtp.hang = True
+    settings.EMAIL_TIMEOUT = 3
     fail(membership)
     for hours in (0, 1, 24):
         tick(T0 + timedelta(hours=hours))
