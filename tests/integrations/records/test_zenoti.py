@@ -8,7 +8,6 @@ import copy
 import json
 import re
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from integrations.records.inbound import process_inbound_event
 from memberships import services
 from memberships.models import AutomationStage, EntitlementBalance
 from tests.factories import active_membership
+from tests.support.waiting import PATIENCE
 
 from .conftest import SECRET
 
@@ -43,7 +43,7 @@ class FakeZenoti:
         self.appointment = fixture("appointment.json")
         self.calls: list[tuple[str, str]] = []
         self.slow_note_posts = 0  # this many note creations answer too late (after making the note)
-        self.slow_seconds = 0.0
+        self.answer_late = threading.Event()     # set by the test once the caller gave up
         self.slow_answered = threading.Event()
         server.expect_request(re.compile(r"^/v1/.*")).respond_with_handler(self.handle)
 
@@ -60,7 +60,7 @@ class FakeZenoti:
             self.notes[note_id] = {**request.get_json(), "guest_id": m.group(1)}
             if self.slow_note_posts:
                 self.slow_note_posts -= 1
-                time.sleep(self.slow_seconds)  # the note is made; the answer comes after the caller gave up
+                self.answer_late.wait(PATIENCE)  # the note is made; the answer comes after the caller gave up
                 self.slow_answered.set()
             return self.json({"id": note_id, "is_success": True})
         if (m := re.fullmatch(r"/v1/guests/([^/]+)/notes", path)) and method == "GET":
@@ -80,9 +80,12 @@ class FakeZenoti:
         return Response('{"message":"not found"}', status=404)
 
     def wait_for_slow_answer(self):
-        """The fake serves one request at a time: let the late answer go before the next call."""
-        assert self.slow_answered.wait(10)
+        """The caller gave up on a note's answer: let the late answer go (the fake serves one request
+        at a time) before the next call."""
+        self.answer_late.set()
+        assert self.slow_answered.wait(PATIENCE)
         self.slow_answered.clear()
+        self.answer_late.clear()
 
     @staticmethod
     def json(data, status=200):
@@ -215,8 +218,7 @@ def test_a_note_whose_answer_timed_out_is_taken_over_on_retry_not_made_twice(zen
     note id we would have kept) and is retried. The retry finds the note by its tag and updates it
     instead of creating another one: one summary note and one alert note, whatever the retries."""
     fake, practice = zenoti
-    settings.RECORD_HTTP_TIMEOUT_SECONDS = 0.5
-    fake.slow_seconds = 1.5
+    settings.RECORD_HTTP_TIMEOUT_SECONDS = 2     # the late answer waits for the test: this is only our patience
     tier, _, _ = glow
     now = timezone.now()
 
@@ -249,8 +251,7 @@ def test_recovery_after_a_lost_alert_answer_clears_that_alert(zenoti, glow, sett
     """The alert note was made but its answer lost; by the retry the card is paid again. The retry
     (no flag any more) finds our alert note in Zenoti and takes the alert off: none is left behind."""
     fake, practice = zenoti
-    settings.RECORD_HTTP_TIMEOUT_SECONDS = 0.5
-    fake.slow_seconds = 1.5
+    settings.RECORD_HTTP_TIMEOUT_SECONDS = 2     # the late answer waits for the test: this is only our patience
     tier, _, _ = glow
     now = timezone.now()
     membership = active_membership(tier=tier, now=now)
