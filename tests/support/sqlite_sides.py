@@ -5,6 +5,7 @@ for tests/medspa/test_sqlite_web_and_worker.py. Run with the settings `make run`
     python -m tests.support.sqlite_sides setup            # a practice, a tier, some paid members
     python -m tests.support.sqlite_sides web --members N   # the front desk: enroll, webhook, redeem
     python -m tests.support.sqlite_sides worker            # the worker: outbox and inbox, until done
+                                                           # (and, with --web-done FILE, not before FILE exists)
     python -m tests.support.sqlite_sides check             # what the file holds, as JSON
 
 `web` and `worker` print "ready" once set up and start when they read a line on stdin, so the test
@@ -92,9 +93,11 @@ def web(*, members: int) -> dict:
     return done
 
 
-def worker(*, idle_rounds: int = 20) -> dict:
+def worker(*, web_done: str = "", idle_rounds: int = 20) -> dict:
     """What the django-q2 jobs do meanwhile: deliver the outbox and process the inbox, until nothing
-    has been due for a while."""
+    has been due for a while once the web side is done (the file `web_done` exists; the test makes it
+    when the web process has ended: on a busy machine the web side may pause longer than the idle
+    rounds last)."""
     from django.utils import timezone
 
     from integrations import inbox, outbox
@@ -102,8 +105,8 @@ def worker(*, idle_rounds: int = 20) -> dict:
     _wait_for_start()
     totals: dict[str, int] = {}
     idle = 0
-    deadline = time.monotonic() + 120
-    while idle < idle_rounds and time.monotonic() < deadline:
+    deadline = time.monotonic() + 600
+    while (idle < idle_rounds or (web_done and not Path(web_done).exists())) and time.monotonic() < deadline:
         worked = False
         for counts in (outbox.dispatch_due(now=timezone.now()), inbox.process_due(now=timezone.now())):
             for key, value in counts.items():
@@ -142,6 +145,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("side", choices=["setup", "web", "worker", "check"])
     parser.add_argument("--members", type=int, default=30)
+    parser.add_argument("--web-done", default="")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "medspa.settings.dev")
@@ -155,7 +159,7 @@ def main() -> int:
     elif args.side == "web":
         result = web(members=args.members)
     elif args.side == "worker":
-        result = worker()
+        result = worker(web_done=args.web_done)
     else:
         result = check()
     print(json.dumps({"result": result, "errors": errors.records}, default=str), flush=True)

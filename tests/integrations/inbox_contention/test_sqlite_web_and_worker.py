@@ -21,6 +21,7 @@ from memberships import services
 from memberships.models import Membership
 from tests.factories import active_membership
 from tests.support.stripe_events import load_event
+from tests.support.waiting import PATIENCE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,13 +56,17 @@ def store_failure(membership):
     return row_id
 
 
-def slow_stripe(monkeypatch, *, seconds: float, then_unreachable: bool):
-    """Stripe answering the decline read slowly (then, optionally, not at all)."""
+def slow_stripe(monkeypatch, *, seconds: float, then_unreachable: bool, answer: threading.Event | None = None):
+    """Stripe answering the decline read slowly (then, optionally, not at all): after `seconds`, or
+    once `answer` is set (at most PATIENCE)."""
     reading = threading.Event()
 
     def invoice_decline(self, *, invoice):
         reading.set()
-        time.sleep(seconds)
+        if answer is not None:
+            answer.wait(PATIENCE)
+        else:
+            time.sleep(seconds)
         if then_unreachable:
             raise ProcessorUnavailable("APIConnectionError: processor unreachable or rate-limited")
         return "card_declined", "insufficient_funds"
@@ -90,17 +95,19 @@ def test_the_front_desk_can_redeem_while_the_worker_reads_a_decline_from_stripe(
         short_busy_timeout, membership, glow, monkeypatch):
     _, facial, _ = glow
     store_failure(membership)
-    reading = slow_stripe(monkeypatch, seconds=BUSY_TIMEOUT + 2, then_unreachable=False)
+    answer = threading.Event()           # Stripe answers once the desk is done: the desk redeems during the read
+    reading = slow_stripe(monkeypatch, seconds=0, then_unreachable=False, answer=answer)
     worker, worker_errors = run_in_thread(lambda: inbox.process_due(now=timezone.now()))
-    assert reading.wait(10)
     try:
+        assert reading.wait(PATIENCE)
         services.redeem_entitlement(membership=Membership.objects.get(pk=membership.pk), service=facial,
                                     actor=services.Actor.system(), idempotency_key="desk-1", now=timezone.now())
         refused = None
     except OperationalError as exc:
         refused = str(exc)
     finally:
-        worker.join(30)
+        answer.set()
+        worker.join(PATIENCE)
         connections.close_all()
     assert not worker_errors
     assert refused is None, f"the front desk's redemption failed while the worker waited on Stripe: {refused}"
@@ -114,13 +121,13 @@ def test_a_second_drain_meeting_the_lock_never_fails_an_event_that_waits_for_str
     reading = slow_stripe(monkeypatch, seconds=BUSY_TIMEOUT * 2.5, then_unreachable=True)
     now = timezone.now()
     worker1, errors1 = run_in_thread(lambda: inbox.process_due(now=now, limit=1))
-    assert reading.wait(10)
     try:
+        assert reading.wait(PATIENCE)
         inbox.process_due(now=now)            # worker 2 (the minute sweep, or a triggered drain)
     except OperationalError:
         pass                                   # a drain that gives up is fine: the row is the record of work
     finally:
-        worker1.join(60)
+        worker1.join(PATIENCE)
         connections.close_all()
     assert not errors1
     row = InboundEvent.objects.get(pk=failure_id)
