@@ -7,7 +7,6 @@ an error page."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -17,14 +16,18 @@ from memberships import services
 from memberships.models import Membership
 from memberships.services import sql
 from tests.factories import MemberFactory, TierFactory
+from tests.support.waiting import PATIENCE, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def _while_a_tier_change_commits(membership, new_tier, read):
     """Run `read()` in this thread while another connection holds the membership's row changed to
-    `new_tier`, committing 0.3 s after `read` has started waiting."""
-    holding, done = threading.Event(), threading.Event()
+    `new_tier`, committing once `read` is waiting for that row's lock."""
+    holding, read_done, done, waited = threading.Event(), threading.Event(), threading.Event(), []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        reader = cursor.fetchone()[0]
 
     def desk():
         try:
@@ -32,17 +35,28 @@ def _while_a_tier_change_commits(membership, new_tier, read):
                 Membership.objects.select_for_update().get(pk=membership.pk)
                 Membership.objects.filter(pk=membership.pk).update(tier=new_tier)
                 holding.set()
-                time.sleep(0.3)
+                with connection.cursor() as cursor:
+                    waited.append(wait_until(lambda: _blocked_by_me(cursor, reader) or read_done.is_set(), step=0.02)
+                                  and not read_done.is_set())
         finally:
             connection.close()
             done.set()
 
     threading.Thread(target=desk).start()
-    assert holding.wait(5)
-    with transaction.atomic():
-        found = read()
-    assert done.wait(5)
+    assert holding.wait(PATIENCE)
+    try:
+        with transaction.atomic():
+            found = read()
+    finally:
+        read_done.set()
+    assert done.wait(PATIENCE)
+    assert waited == [True], "the read did not wait for the tier change's lock"
     return found
+
+
+def _blocked_by_me(cursor, pid) -> bool:
+    cursor.execute("SELECT pg_backend_pid() = ANY(pg_blocking_pids(%s))", [pid])
+    return cursor.fetchone()[0]
 
 
 def test_the_webhook_lock_finds_the_membership_a_tier_change_just_moved(practice, glow):
