@@ -13,6 +13,7 @@ from billing.dunning.opening import failure_of_invoice, open_case_for_failure
 from billing.models import DunningCase, DunningMessage, DunningStep, Invoice
 from memberships.models import ChartFlag, Event, EventKind
 from tests.memberships.ledger_checks import hammer
+from tests.support.waiting import PATIENCE
 
 from .conftest import T0
 from .test_dunning_sweep import failed_invoice
@@ -46,7 +47,7 @@ def test_two_workers_running_the_sweep_at_once_open_each_case_once(failures, mon
     def read_then_wait(**kwargs):
         found = real(**kwargs)
         if len(found) == MEMBERS:                    # the first read of each worker: both see every failure
-            both_read.wait(timeout=60)
+            both_read.wait(timeout=PATIENCE)
         return found
 
     monkeypatch.setattr(sweep, "failures_without_case", read_then_wait)

@@ -11,6 +11,7 @@ from billing.sheets import batches
 from billing.sheets.batches import create_import_batch, run_import_batch
 from memberships.models import EntryKind, LedgerEntry, Member, Membership
 from tests.memberships.ledger_checks import hammer
+from tests.support.waiting import PATIENCE
 
 from .test_import import NOW
 
@@ -37,7 +38,7 @@ def test_two_managers_importing_one_sheet_at_once_make_one_set_of_members(glow, 
     real_apply = batches.apply_import
 
     def apply_after_both_checked(**kwargs):
-        both_checked.wait(timeout=60)
+        both_checked.wait(timeout=PATIENCE)
         return real_apply(**kwargs)
 
     monkeypatch.setattr(batches, "apply_import", apply_after_both_checked)

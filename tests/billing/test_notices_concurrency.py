@@ -13,6 +13,7 @@ from integrations.messaging import sms
 from integrations.models import Delivery
 from memberships.models import Event, EventKind
 from tests.memberships.ledger_checks import hammer
+from tests.support.waiting import PATIENCE
 
 from .test_notices import T0, enroll, messaging, notice_practice, run  # noqa: F401  (fixtures)
 
@@ -29,7 +30,7 @@ def test_two_runs_at_once_send_each_notice_once(enroll, monkeypatch):  # noqa: F
     def read_then_wait(**kwargs):
         found = real(**kwargs)
         if len(found) == MEMBERS:                   # each run's first read sees every membership due
-            both_read.wait(timeout=60)
+            both_read.wait(timeout=PATIENCE)
         return found
 
     monkeypatch.setattr(planning, "due_membership_ids", read_then_wait)

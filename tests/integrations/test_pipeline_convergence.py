@@ -389,8 +389,7 @@ def test_concurrent_workers_converge_on_every_membership(glow, stripe_reads, htt
         store(copy.deepcopy(item.event), now=now)
 
     workers = start_workers(2, api_base=stripe_api_base(httpserver), folder=tmp_path, now=now)
-    totals = wait_for(workers, folder=tmp_path)
-    assert all(total for total in totals), totals       # both workers took part
+    wait_for(workers, folder=tmp_path)
     drain(now=now + timedelta(days=1))
 
     diverged = {}
@@ -427,8 +426,7 @@ def test_forty_renewals_failing_at_once_with_two_workers(glow, stripe_reads, htt
         store(item.event, now=now)
 
     workers = start_workers(2, api_base=stripe_api_base(httpserver), folder=tmp_path, now=now)
-    totals = wait_for(workers, folder=tmp_path)
-    assert all(total for total in totals), totals       # both workers took part
+    wait_for(workers, folder=tmp_path)
     drain(now=now + timedelta(days=1))                  # what waited for the other worker, if any
 
     renewal_events = InboundEvent.objects.filter(event_id__in=[item.event["id"] for item in pairs])

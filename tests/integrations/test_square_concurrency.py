@@ -78,8 +78,7 @@ def test_two_workers_on_square_events_converge_on_every_membership(glow, httpser
 
     # Square's events need no read from a processor: the address is only the worker's required option.
     workers = start_workers(2, api_base=httpserver.url_for("/"), folder=tmp_path, now=now)
-    totals = wait_for(workers, folder=tmp_path)
-    assert all(total for total in totals), totals          # both workers took part
+    wait_for(workers, folder=tmp_path)
     drain(now=now + timedelta(days=1))
 
     diverged = {}

@@ -19,6 +19,7 @@ from integrations.records.inbound import process_inbound_event, receive_webhook
 from memberships.models import AutomationStage, EntitlementBalance, EntryKind, LedgerEntry
 from tests.factories import MemberFactory, PracticeFactory, active_membership, glow_tier
 from tests.memberships.ledger_checks import hammer
+from tests.support.waiting import PATIENCE
 
 # (patient, type, appointment, service code, quantity), in arrival order.
 BACKLOG = [
@@ -137,7 +138,7 @@ def test_two_workers_sweeping_one_backlog_spend_each_treatment_once_and_fail_not
     connection.close()
 
     def sweep(_):
-        deadline, counts = time.monotonic() + 60, {}
+        deadline, counts = time.monotonic() + PATIENCE, {}
         while time.monotonic() < deadline:
             done = inbox.process_due(now=timezone.now())
             for status, n in done.items():
@@ -151,7 +152,8 @@ def test_two_workers_sweeping_one_backlog_spend_each_treatment_once_and_fail_not
     results, errors = hammer(sweep, 2)
 
     assert errors == []
-    assert all(counts.get(InboundStatus.PROCESSED) for counts in results)    # both workers took a share
+    # Each event processed once, by one worker or the other (under load one may have swept it all).
+    assert sum(counts.get(InboundStatus.PROCESSED, 0) for counts in results) == len(backlog)
     assert set(InboundEvent.objects.values_list("status", flat=True)) == {InboundStatus.PROCESSED}
     spent = [key.rsplit(":", 2)[1] for key in
              LedgerEntry.objects.filter(kind=EntryKind.REDEEM).values_list("idempotency_key", flat=True)]
