@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any, Callable
@@ -17,7 +18,7 @@ from django.core.validators import validate_email
 
 from memberships.models import Member, Membership, MembershipStatus, Practice, Service, ServiceKind, Tier
 
-from .columns import BALANCE_PREFIX, FIELD_LABELS, Mapping, ServiceRef
+from .columns import BALANCE_PREFIX, FIELD_LABELS, Mapping, ServiceRef, suggest_service
 from .reading import UNSAVED_FORMULA, UnsavedFormula, normalize_header
 from .values import (
     DateOrder,
@@ -239,6 +240,27 @@ def _tier_code(reader: _RowReader, tiers: dict[str, Tier]) -> str:
     return tier.code if tier else ""
 
 
+# Words a balance cell may write after its number ("2 facials", "20u", "$50 credit", "1 left").
+_COUNT_WORDS = {"unit", "units", "u", "session", "sessions", "treatment", "treatments", "visit", "visits", "credit",
+                "credits", "left", "remaining", "available", "x", "dollars", "usd", "of", "worth"}
+_COUNTED = re.compile(r"(\$?\s*[\d.,]+)\s*([^\d$]+)")
+
+
+def _counted(raw: Any, service: Service) -> Any:
+    """A balance cell written as a number and words ("2 facials", "1 HydraFacial left", "20u"): the
+    number, when the words name the column's service or its units; `ValueProblem` when they name
+    something else ("2 peels" in the HydraFacial column). Any other cell as it is."""
+    match = _COUNTED.fullmatch(text(raw)) if isinstance(raw, str) else None
+    if not match:
+        return raw
+    words = normalize_header(match.group(2))
+    ref = ServiceRef(code=service.code, name=service.name, is_credit=service.kind == ServiceKind.CREDIT)
+    if not words or set(words.split()) <= _COUNT_WORDS or suggest_service(
+            " ".join(w for w in words.split() if w not in _COUNT_WORDS), [ref]) is not None:
+        return match.group(1)
+    raise ValueProblem(f"'{text(raw)}' does not say {service.name}: write the {service.name} balance as a number")
+
+
 def _balances(reader: _RowReader, services: dict[str, Service]) -> dict[str, int]:
     """Service code → opening balance (units, or cents of a credit), from the balance columns."""
     balances: dict[str, int] = {}
@@ -248,8 +270,9 @@ def _balances(reader: _RowReader, services: dict[str, Service]) -> dict[str, int
         code = name[len(BALANCE_PREFIX):]
         service = services[code]
         raw = reader.cells[index] if index < len(reader.cells) else None
+        parse = parse_cents if service.kind == ServiceKind.CREDIT else parse_units
         try:
-            quantity = _parse_cell(raw, parse_cents if service.kind == ServiceKind.CREDIT else parse_units)
+            quantity = _parse_cell(raw, lambda value: parse(_counted(value, service)))
         except ValueProblem as problem:
             reader.error(reader.headers[index], str(problem))
             continue

@@ -191,3 +191,24 @@ def test_tier_names_written_otherwise_than_the_catalogue_are_read_as_the_one_tie
     out, batch = command(tmp_path, sheet)
     assert batch.status == ImportStatus.REJECTED
     assert errors(batch) == [(2, "Plan", "unknown tier 'Glow Membership' (tiers: Glow, Glow Club, Luxe)")]
+
+
+def test_balances_written_with_words_are_read_when_the_words_name_the_columns_service(glow, practice, tmp_path):
+    """'2 facials' or '$50 credit' in a balance column was 'not a whole number of units': the row was
+    refused. Words that name another service still refuse it, saying why."""
+    header = "Name,Email,Plan,Member Since,HydraFacials left,Product credit balance\r\n"
+    rows = ("Renée Dubois,renee@example.com,Glow,1/3/2024,2 facials,$50 credit\r\n"
+            "Cy Park,cy@example.com,Glow,1/3/2024,1 HydraFacial left,25 dollars\r\n"
+            "Di Park,di@example.com,Glow,1/3/2024,0,\r\n")
+    wrong = "Al Lee,al@example.com,Glow,1/3/2024,2 peels,\r\n"
+    out, batch = command(tmp_path, (header + rows + wrong).encode())
+    assert batch.status == ImportStatus.REJECTED
+    assert errors(batch) == [(5, "HydraFacials left", "'2 peels' does not say HydraFacial: write the HydraFacial "
+                                                      "balance as a number")]
+    assert ledger_counts() == (0, 0, 0, 0)
+    out, batch = command(tmp_path, (header + rows).encode())
+    assert batch.status == ImportStatus.IMPORTED, batch.errors
+    opening = {(m.member.first_name, b.service.code): b.balance for m in Membership.objects.select_related("member")
+               for b in m.balances.select_related("service") if b.balance}
+    assert opening == {("Renée", "hydrafacial"): 2, ("Renée", "product-credit"): 5000, ("Cy", "hydrafacial"): 1,
+                       ("Cy", "product-credit"): 2500}
