@@ -126,11 +126,14 @@ def spend_key(practice: Practice, appointment_id: str) -> str:
 
 
 def resolve_member(practice: Practice, event: RecordEvent) -> Member | None:
+    """The member of the record's patient id — only if one member alone is linked to it (two linked to
+    one chart, a household or a chart merged in the record, is no guess to spend on) — else of the
+    member number the event gives, else None."""
     members = Member.objects.filter(practice=practice)
     if event.patient_id:
-        found = members.filter(record_patient_id=event.patient_id).first()
-        if found is not None:
-            return found
+        found = list(members.filter(record_patient_id=event.patient_id).order_by("pk")[:2])
+        if len(found) == 1:
+            return found[0]
     if event.member_number:
         return members.filter(member_number=event.member_number).first()
     return None
@@ -255,8 +258,11 @@ def apply_record_event(*, practice: Practice, event: RecordEvent, now: datetime,
             return "already_cancelled"
 
     if member is None:
+        shared = bool(event.patient_id) and Member.objects.filter(practice=practice,
+                                                                  record_patient_id=event.patient_id).exists()
         open_exception(practice=practice, event=event, kind=RecordExceptionKind.UNKNOWN_PATIENT, inbound=inbound,
-                       now=now, detail="No member is linked to this patient of the record.")
+                       now=now, detail="Several members are linked to this patient of the record: link the right "
+                                       "one." if shared else "No member is linked to this patient of the record.")
         return "exception:unknown_patient"
     service = resolve_service(practice, event.service_code)
     if service is None and not isinstance(event, AppointmentCancelled):

@@ -142,12 +142,16 @@ class _Resolver:
         for practice_id, events in self.wanted.items():
             patients = {e.patient_id for e in events if e.patient_id}
             stage = effective_stage_expression()      # each member's home location's stage, in the same rows
+            shared = set()                            # a patient id several members are linked to: no guess
             for pk, patient, member_stage in (
                     Member.objects.filter(practice_id=practice_id, record_patient_id__in=patients)
                     .order_by("record_patient_id", "pk").annotate(stage=stage)
                     .values_list("pk", "record_patient_id", "stage")):
-                self.by_patient.setdefault((practice_id, patient), pk)
+                if self.by_patient.setdefault((practice_id, patient), pk) != pk:
+                    shared.add((practice_id, patient))
                 self.stages[pk] = member_stage
+            for key in shared:
+                del self.by_patient[key]
             numbers = {e.member_number for e in events
                        if e.member_number and (practice_id, e.patient_id) not in self.by_patient}
             for pk, number, member_stage in Member.objects.filter(
