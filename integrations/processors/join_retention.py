@@ -2,8 +2,9 @@
 processor the practice has: a join paid at the processor whose confirmation is not processed yet —
 it waits, or it failed and waits for a manager (the person already had a membership, say) — stays
 with the agreement she signed until the confirmation goes through; so does one whose hosted page
-could not be closed. The processor-specific part stays here: Stripe's checkout sessions in the inbox
-(`awaiting_checkout_session`), Square's payment links (`square_checkout.close_abandoned_links`)."""
+could not be closed. The join page asks the same of one join (`confirmation_held`) to tell the person
+where she stands. The processor-specific part stays here: Stripe's checkout sessions in the inbox
+(`awaiting_checkout_session`), Square's payment links (`square_checkout`)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from django.db.models import Q
 from integrations.intake import SOURCE_STRIPE
 from integrations.models import InboundEvent, InboundStatus
 from memberships.models import JoinAttempt
+from memberships.models.practice import Processor
 
-from .square_checkout import close_abandoned_links
+from .square_checkout import close_abandoned_links, confirmation_failed
 
 
 def close_abandoned_checkouts(*, before: datetime) -> tuple[int, ...]:
@@ -30,12 +32,25 @@ def awaiting_checkout_session(*, before: datetime) -> tuple[int, ...]:
     failed for a manager) names — `client_reference_id`, `metadata.join_ref`. Stripe's Checkout
     expires within a day: nothing is left open there to close."""
     refs = list(JoinAttempt.objects.filter(created_at__lt=before).values_list("ref", flat=True))
+    mentioned = _named_by_checkout_sessions(refs, statuses=[InboundStatus.RECEIVED, InboundStatus.FAILED])
+    return tuple(JoinAttempt.objects.filter(ref__in=mentioned).values_list("pk", flat=True)) if mentioned else ()
+
+
+def confirmation_held(attempt: JoinAttempt) -> bool:
+    """Whether the join was paid at the processor and its confirmation failed, waiting for a manager
+    (the person already has a membership, say): the join page then tells her the clinic finishes it."""
+    if attempt.practice.processor == Processor.SQUARE:
+        return confirmation_failed(attempt)
+    return bool(_named_by_checkout_sessions([attempt.ref], statuses=[InboundStatus.FAILED]))
+
+
+def _named_by_checkout_sessions(refs: list[str], *, statuses: list[str]) -> set[str]:
+    """Which of these joins a Stripe checkout session in the inbox with one of `statuses` names."""
     if not refs:
-        return ()
-    named = (InboundEvent.objects.filter(source=SOURCE_STRIPE,
-                                         status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED])
+        return set()
+    wanted = set(refs)
+    named = (InboundEvent.objects.filter(source=SOURCE_STRIPE, status__in=statuses)
              .filter(Q(payload__data__object__client_reference_id__in=refs)
                      | Q(payload__data__object__metadata__join_ref__in=refs))
              .values_list("payload__data__object__client_reference_id", "payload__data__object__metadata__join_ref"))
-    mentioned = {ref for pair in named for ref in pair if ref}
-    return tuple(JoinAttempt.objects.filter(ref__in=mentioned).values_list("pk", flat=True))
+    return {ref for pair in named for ref in pair if ref in wanted}

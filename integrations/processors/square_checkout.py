@@ -110,18 +110,31 @@ def close_abandoned_links(*, before: datetime) -> tuple[int, ...]:
     return tuple(keep)
 
 
-def _paid_and_awaited(processor, attempt: JoinAttempt) -> bool:
+def confirmation_failed(attempt: JoinAttempt) -> bool:
+    """Whether the join was paid on Square's page and its confirmation failed, waiting for a manager
+    (she already has a membership, say). False when Square cannot tell now."""
+    from integrations.models import InboundStatus
+
+    try:
+        return _paid_and_awaited(sync.processor_for(attempt.practice), attempt, statuses=(InboundStatus.FAILED,))
+    except ProcessorError as exc:
+        logger.warning("join %s: Square could not say whether it was paid (%s)", attempt.pk, type(exc).__name__)
+        return False
+
+
+def _paid_and_awaited(processor, attempt: JoinAttempt, *, statuses: tuple[str, ...] | None = None) -> bool:
     """Whether the join was paid on Square's page and its confirmation is not processed yet: a
-    subscription event on its tier's plan variation waits or failed in the inbox (received, failed)
-    for a customer who paid its link (any customer, when the link's payment names none). Square is
-    asked about the link only when such an event is there."""
+    subscription event on its tier's plan variation waits or failed in the inbox (`statuses`, both by
+    default) for a customer who paid its link (any customer, when the link's payment names none).
+    Square is asked about the link only when such an event is there."""
     from integrations.models import InboundEvent, InboundStatus
 
     from .square_events import SUBSCRIPTION
 
     plan = attempt.tier.processor_price_id
     unprocessed = InboundEvent.objects.filter(
-        source=SOURCE, event_type__in=SUBSCRIPTION, status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED],
+        source=SOURCE, event_type__in=SUBSCRIPTION,
+        status__in=list(statuses or (InboundStatus.RECEIVED, InboundStatus.FAILED)),
         payload__data__object__subscription__plan_variation_id=plan)
     if not plan or not unprocessed.exists():
         return False

@@ -16,7 +16,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from integrations.processors.base import ProcessorRejected, ProcessorUnavailable
 from integrations.processors import square_checkout
+from integrations.processors.join_retention import confirmation_held
 from integrations.processors.joining import hosted_page_origins, open_join_checkout
 from memberships.client_ip import client_ip
 from memberships.models import AgreementAcceptance, JoinAttempt, MembershipStatus, Practice
@@ -121,17 +122,27 @@ def _start(request, practice, *, form, tiers, agreement, ip, consent_text, now) 
 @require_GET
 def done(request: HttpRequest, practice_slug: str, join_ref: str) -> HttpResponse:
     """Where the hosted page sends the member after paying. Reads only: the membership is made by
-    the processor's confirmation, which may come a moment later."""
+    the processor's confirmation, which may come a moment later; a confirmation held for a manager
+    (she already has a membership, say) is said so, and a join no longer on file sends her to the
+    clinic (a plain page of the practice's, not the staff site's)."""
     practice = _practice(practice_slug)
     accepted = (AgreementAcceptance.objects.filter(join_ref=join_ref, member__practice=practice)
                 .select_related("membership").first())
-    if accepted is None and not JoinAttempt.objects.filter(ref=join_ref, practice=practice).exists():
-        raise Http404("no such join")
+    attempt = (JoinAttempt.objects.filter(ref=join_ref, practice=practice).select_related("practice", "tier").first()
+               if accepted is None else None)
+    if accepted is None and attempt is None:
+        return _plain(request, practice, status=404, title="We could not find this membership sign-up",
+                      text="If you paid for a membership, please call the clinic: they can see your payment and "
+                           "will finish setting it up.")
     if accepted is not None and accepted.membership.status == MembershipStatus.ACTIVE:
         title, text = "Welcome!", "Your membership is active. See you soon at the clinic."
+    elif attempt is not None and confirmation_held(attempt):
+        title, text = ("Your payment was received", "The clinic needs to finish setting up your membership before "
+                       "it starts; they have been told and will be in touch. You do not need to pay again.")
     else:
         title, text = ("Thank you!", "We are confirming your payment with our payment processor; your membership "
-                       "starts as soon as it does. We will email you if anything needs your attention.")
+                       "starts as soon as it does, usually within a few minutes: reload this page to see. You do "
+                       "not need to pay again.")
     return _plain(request, practice, title=title, text=text)
 
 
