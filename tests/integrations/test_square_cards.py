@@ -35,6 +35,7 @@ def on_square(settings, square_env, glow):
     square_fake.now = timezone.now()
     tier, facial, credit = glow
     practice = tier.practice
+    square_fake.timezone = practice.timezone          # Square's location: its dates are days there
     practice.processor = Processor.SQUARE
     practice.automation_stage = AutomationStage.TIER_SYNC
     practice.save(update_fields=["processor", "automation_stage"])
