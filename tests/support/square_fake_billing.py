@@ -43,6 +43,10 @@ def bill(self, subscription_id: str, *, fail_code: str | None = None) -> str:
     sub = self.subscriptions[subscription_id]
     due = sub.get("charged_through_date") or sub["start_date"]
     self.apply_due_actions(today=date.fromisoformat(due))
+    if sub["status"] not in ("ACTIVE", "PENDING"):
+        # "As long as the subscription's status is ACTIVE, Square sends invoices" (Subscription Billing
+        # and Invoices): a paused or cancelled one is not billed — a test asking for it is wrong
+        raise AssertionError(f"Square bills no {sub['status']} subscription ({subscription_id} on {due})")
     amount = self.price_of(sub["plan_variation_id"])
     money = {"amount": amount, "currency": self.currency}
     invoice_id = self._new_id("inv:0-")
