@@ -13,7 +13,7 @@ from typing import Callable
 from django.conf import settings
 
 from billing.models import SheetRow
-from memberships.models import Member, Membership, MembershipStatus, Practice, Service, Tier
+from memberships.models import Member, Membership, MembershipStatus, Practice, Service, ServiceKind, Tier
 from memberships.services.members import MemberIndex, Person, same_first_name
 
 from .columns import BALANCE_PREFIX, DATE_FIELDS, FIELD_LABELS, FIELD_SYNONYMS, Mapping, guess_mapping
@@ -79,8 +79,10 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
     # File-level problems do not stop the rows' check: the report names every bad row either way.
     date_orders = _decide_date_orders(check, sheet=sheet, mapping=mapping, default=date_order)
     _note_tier_readings(check, sheet=sheet, mapping=mapping, tiers=tiers)
+    _note_decimal_comma(check, sheet=sheet, mapping=mapping, services=services)
     parsed = [parse_row(line=line, cells=cells, headers=sheet.headers, mapping=mapping, tiers=tiers,
-                        services=services, date_orders=date_orders, date_order=date_order)
+                        services=services, date_orders=date_orders, date_order=date_order,
+                        decimal_comma=sheet.decimal_comma)
               for line, cells in sheet.rows]
     planner = _RowPlanner(practice=practice, sheet=sheet, mapping=mapping,
                           rows=[row for row, _ in parsed if row is not None],
@@ -114,7 +116,7 @@ def _below_titles(sheet: RawSheet, *, services: list, override: dict[str, str] |
         return sheet
     headers = [" ".join(str(c).split()) if c is not None else "" for c in sheet.rows[best][1]]
     rows = [(line, cells + [None] * (len(headers) - len(cells))) for line, cells in sheet.rows[best + 1:]]
-    return RawSheet(headers=headers, rows=rows)
+    return RawSheet(headers=headers, rows=rows, decimal_comma=sheet.decimal_comma)
 
 
 _TITLE_ROWS = 3
@@ -135,7 +137,7 @@ def _without_totals(check: ImportCheck, sheet: RawSheet) -> RawSheet:
             check.left_out.append({"line": line, "why": f"a totals line ('{' '.join(first.split())}'), not a member"})
             continue
         rows.append((line, cells))
-    return RawSheet(headers=sheet.headers, rows=rows) if check.left_out else sheet
+    return RawSheet(headers=sheet.headers, rows=rows, decimal_comma=sheet.decimal_comma) if check.left_out else sheet
 
 
 def _check_columns(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping, services: dict[str, Service]) -> None:
@@ -196,6 +198,18 @@ def _note_tier_readings(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping
     if readings:
         check.column_notes[sheet.headers[index]] = "; ".join(f"'{raw}' read as the {name} tier"
                                                              for raw, name in sorted(readings.items()))
+
+
+def _note_decimal_comma(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping, services: dict[str, Service]) -> None:
+    """In a file separated by ';', the amount columns say that a comma marks the cents."""
+    if not sheet.decimal_comma:
+        return
+    for index, name in sorted(mapping.columns.items()):
+        service = services.get(name[len(BALANCE_PREFIX):]) if name.startswith(BALANCE_PREFIX) else None
+        if name == "price" or (service is not None and service.kind == ServiceKind.CREDIT):
+            header = sheet.headers[index]
+            note = "amounts read with a comma before the cents (199,00), as the file's ';' separators say"
+            check.column_notes[header] = "; ".join(filter(None, (check.column_notes.get(header), note)))
 
 
 def _pause_end_problem(row: ImportRow, *, column: str, today: date) -> RowError | None:

@@ -22,6 +22,8 @@ def normalize_header(text: Any) -> str:
 class RawSheet:
     headers: list[str]
     rows: list[tuple[int, list[Any]]]   # (line number in the file, cells)
+    # A CSV separated by semicolons (a European export): its numbers write decimals after a comma.
+    decimal_comma: bool = False
 
 
 class SheetError(Exception):
@@ -73,7 +75,10 @@ def sniff_format(content: bytes) -> str:
 def read_sheet(*, content: bytes, file_name: str = "") -> RawSheet:
     """Header row and data rows with their line numbers; blank rows are dropped. The format comes
     from the content (`sniff_format`), never from the file's name."""
-    lines = _read_xlsx(content) if sniff_format(content) == "xlsx" else _read_csv(content)
+    if sniff_format(content) == "xlsx":
+        lines, delimiter = _read_xlsx(content), ""
+    else:
+        lines, delimiter = _read_csv(content)
     header_line, headers = None, []
     rows: list[tuple[int, list[Any]]] = []
     for line, cells in lines:
@@ -86,7 +91,7 @@ def read_sheet(*, content: bytes, file_name: str = "") -> RawSheet:
         rows.append((line, list(cells) + [None] * (len(headers) - len(cells))))
     if header_line is None:
         raise SheetError("The file is empty: no header row was found.")
-    return RawSheet(headers=headers, rows=rows)
+    return RawSheet(headers=headers, rows=rows, decimal_comma=delimiter == ";")
 
 
 def _decode(content: bytes) -> str:
@@ -101,7 +106,8 @@ def _decode(content: bytes) -> str:
         return content.decode("cp1252", errors="replace")    # Excel's "CSV" on Windows
 
 
-def _read_csv(content: bytes) -> Iterable[tuple[int, list[Any]]]:
+def _read_csv(content: bytes) -> tuple[Iterable[tuple[int, list[Any]]], str]:
+    """The lines of the CSV, and the separator its columns were found to use."""
     text = _decode(content)
     sample = text[:4096]
     try:
@@ -109,7 +115,7 @@ def _read_csv(content: bytes) -> Iterable[tuple[int, list[Any]]]:
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
-    return ((reader.line_num, row) for row in reader)
+    return ((reader.line_num, row) for row in reader), dialect.delimiter
 
 
 @dataclass(frozen=True)

@@ -155,9 +155,10 @@ class _RowReader:
     """The cells of one row by field, each parsed once; the problems found are gathered in `errors`."""
 
     def __init__(self, *, line: int, cells: list[Any], headers: list[str], mapping: Mapping,
-                 date_orders: dict[str, DateOrder], date_order: str):
+                 date_orders: dict[str, DateOrder], date_order: str, decimal_comma: bool = False):
         self.line, self.cells, self.headers, self.mapping = line, cells, headers, mapping
         self.date_orders, self.date_order = date_orders, date_order
+        self.decimal_comma = decimal_comma            # amounts written 199,00 (`reading.RawSheet`)
         self.errors: list[RowError] = []
         self.index_of = mapping.index_of
 
@@ -272,7 +273,8 @@ def _balances(reader: _RowReader, services: dict[str, Service]) -> dict[str, int
         raw = reader.cells[index] if index < len(reader.cells) else None
         parse = parse_cents if service.kind == ServiceKind.CREDIT else parse_units
         try:
-            quantity = _parse_cell(raw, lambda value: parse(_counted(value, service)))
+            quantity = _parse_cell(raw, lambda value: parse(_counted(value, service),
+                                                            decimal_comma=reader.decimal_comma))
         except ValueProblem as problem:
             reader.error(reader.headers[index], str(problem))
             continue
@@ -282,11 +284,11 @@ def _balances(reader: _RowReader, services: dict[str, Service]) -> dict[str, int
 
 
 def parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mapping, tiers: dict[str, Tier],
-              services: dict[str, Service], date_orders: dict[str, DateOrder],
-              date_order: str) -> tuple[ImportRow | None, list[RowError]]:
+              services: dict[str, Service], date_orders: dict[str, DateOrder], date_order: str,
+              decimal_comma: bool = False) -> tuple[ImportRow | None, list[RowError]]:
     """The row, or None and every problem found in it."""
     reader = _RowReader(line=line, cells=cells, headers=headers, mapping=mapping, date_orders=date_orders,
-                        date_order=date_order)
+                        date_order=date_order, decimal_comma=decimal_comma)
     take = reader.take
     # No member number (no column, or an empty cell): the member is matched by email, mobile or name
     # and date of birth, or gets the practice's next number (`checking`, `writing`).
@@ -301,7 +303,7 @@ def parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mappi
     # Only a paused membership has an end to its pause (whether it needs one: checking._pause_end_problem).
     values["paused_until"] = (take("paused_until", reader.dates("paused_until"))
                               if values["status"] == MembershipStatus.PAUSED else None)
-    values["price_cents"] = take("price", parse_cents)
+    values["price_cents"] = take("price", lambda value: parse_cents(value, decimal_comma=reader.decimal_comma))
     values["balances"] = _balances(reader, services)
     values["processor_customer_id"] = take("processor_customer_id", text)
     values["processor_subscription_id"] = take("processor_subscription_id", text)

@@ -150,12 +150,15 @@ def _excel_serial(number: float, *, born: bool = False) -> date:
 
 _GROUPED = re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?")       # 1,299.00: commas separate thousands
 _DOT_GROUP = re.compile(r"[1-9]\d{0,2}\.\d{3}")            # 1.250: 1250 (thousands) or 1.25?
+_COMMA_DECIMALS = re.compile(r"(\d+|\d{1,3}(\.\d{3})+),\d{1,2}")   # 199,00 or 1.299,5: a decimal comma
 
 
-def parse_decimal(value: Any, *, what: str, dollars: bool = False) -> Decimal | None:
+def parse_decimal(value: Any, *, what: str, dollars: bool = False, decimal_comma: bool = False) -> Decimal | None:
     """A number as a US spreadsheet writes it: "1299", "1,299.00", "$50", "(25.00)". A comma is only
     a thousands separator; a number the other convention would read differently ("1,5", "12,50",
-    "1.250", "1.299,00") is refused rather than guessed."""
+    "1.250", "1.299,00") is refused rather than guessed. In a file written the European way
+    (`decimal_comma`: its columns separated by ';') a comma followed by one or two digits marks the
+    decimals ("199,00", "1.299,50"); "1,299" is refused there (a thousand, or one and a bit?)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
@@ -167,7 +170,14 @@ def parse_decimal(value: Any, *, what: str, dollars: bool = False) -> Decimal | 
     cleaned = raw.strip("()").replace("$", "").replace("USD", "").replace("usd", "").strip()
     if cleaned.startswith("-"):
         negative, cleaned = True, cleaned[1:].strip()
-    if _GROUPED.fullmatch(cleaned):
+    cleaned = cleaned.replace("€", "").replace("EUR", "").strip() if decimal_comma else cleaned
+    if decimal_comma and _COMMA_DECIMALS.fullmatch(cleaned):
+        cleaned = cleaned.replace(".", "").replace(",", ".")
+    elif decimal_comma and _GROUPED.fullmatch(cleaned):
+        whole, fraction = cleaned.replace(",", ""), cleaned.replace(",", ".", 1)
+        raise ValueProblem(f"'{raw}' is ambiguous in a file whose columns are separated by ';', where a comma "
+                           f"marks decimals: write {whole} or {fraction}")
+    elif _GROUPED.fullmatch(cleaned):
         cleaned = cleaned.replace(",", "")
     elif "," in cleaned:
         if dollars:
@@ -190,10 +200,11 @@ def parse_decimal(value: Any, *, what: str, dollars: bool = False) -> Decimal | 
     return -number if negative else number
 
 
-def parse_cents(value: Any) -> int | None:
+def parse_cents(value: Any, *, decimal_comma: bool = False) -> int | None:
     """ "$50.00", "50", "1,234.5", 50.0 → cents. Negative or fractional cents are refused, and so are
-    amounts whose separators could mean something else ("1.250", "12,50")."""
-    amount = parse_decimal(value, what="an amount", dollars=True)
+    amounts whose separators could mean something else ("1.250", "12,50"; "199,00" is 199 dollars in
+    a `decimal_comma` file)."""
+    amount = parse_decimal(value, what="an amount", dollars=True, decimal_comma=decimal_comma)
     if amount is None:
         return None
     if amount < 0:
@@ -204,8 +215,8 @@ def parse_cents(value: Any) -> int | None:
     return int(cents)
 
 
-def parse_units(value: Any) -> int | None:
-    number = parse_decimal(value, what="a whole number of units")
+def parse_units(value: Any, *, decimal_comma: bool = False) -> int | None:
+    number = parse_decimal(value, what="a whole number of units", decimal_comma=decimal_comma)
     if number is None:
         return None
     if number < 0:
