@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from django.utils import timezone
 from integrations.models import InboundEvent, InboundStatus
 from memberships.models import EntitlementBalance, EventKind, LedgerEntry, Membership
 from tests.support.stripe_events import store_first_invoices
+from tests.support.waiting import PATIENCE
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -39,18 +39,15 @@ def test_sigkill_mid_batch_then_restart_processes_everything_once(glow):
     now = timezone.now()
     store_first_invoices(tier, N, tag="crash", now=now)
 
-    first = worker("--slow", "0.2")
-    deadline = time.monotonic() + 60
-    while processed() < N // 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.1)                                     # well inside the next charge's transaction
+    first = worker("--hang-after", str(N // 3))
+    assert first.stdout.readline() == b"inside\n"     # in the next charge's transaction, after N // 3
     first.send_signal(signal.SIGKILL)
-    first.wait(timeout=10)
+    first.wait(timeout=PATIENCE)
     killed_at = processed()
-    assert N // 3 <= killed_at < N
+    assert killed_at == N // 3
 
     second = worker()
-    assert second.wait(timeout=120) == 0
+    assert second.wait(timeout=PATIENCE) == 0
 
     assert processed() == N
     assert InboundEvent.objects.filter(attempts__gt=1).count() <= 1     # at most the one killed mid-way
