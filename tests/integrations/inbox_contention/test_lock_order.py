@@ -18,6 +18,7 @@ from integrations.records.inbound import receive_webhook
 from memberships.models import AutomationStage, Membership
 from tests.factories import MemberFactory, active_membership
 from tests.support.stripe_events import load_event
+from tests.support.waiting import PATIENCE
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -70,7 +71,7 @@ def test_two_workers_with_mixed_stripe_and_record_batches_never_fail_an_event(re
            store_booking(record_practice, "P-A", 2, t0 + timedelta(seconds=3))]
 
     picked = threading.Event()
-    both_locked = threading.Barrier(2, timeout=20)
+    both_locked = threading.Barrier(2, timeout=PATIENCE)
     in_order, lock = inbox._in_processor_order, inbox._lock_memberships
 
     def order_then_signal(rows):
@@ -96,12 +97,12 @@ def test_two_workers_with_mixed_stripe_and_record_batches_never_fail_an_event(re
 
     w1 = threading.Thread(target=worker, args=("w1",))
     w1.start()
-    assert picked.wait(10)
+    assert picked.wait(PATIENCE)
     w2 = threading.Thread(target=worker, args=("w2",))
     w2.start()
-    w1.join(60)
-    w2.join(60)
-    assert not errors
+    w1.join(PATIENCE)
+    w2.join(PATIENCE)
+    assert not errors and not w1.is_alive() and not w2.is_alive()
 
     rows = {row.pk: row for row in InboundEvent.objects.filter(pk__in=ids)}
     outcome = {row.event_id: (row.status, row.error[:120]) for row in rows.values()}
