@@ -70,17 +70,20 @@ def test_two_workers_with_mixed_stripe_and_record_batches_never_fail_an_event(re
            store_stripe(b, "sub_lock_b", 2, t0 + timedelta(seconds=2)),
            store_booking(record_practice, "P-A", 2, t0 + timedelta(seconds=3))]
 
-    picked = threading.Event()
-    both_locked = threading.Barrier(2, timeout=PATIENCE)
+    picked, both_at_lock, arrivals = threading.Event(), threading.Event(), []
     in_order, lock = inbox._in_processor_order, inbox._lock_memberships
 
     def order_then_signal(rows):
         picked.set()                 # this worker holds its rows: the other may pick the rest
         return in_order(rows)
 
-    def lock_then_meet(ordered):
-        lock(ordered)
-        both_locked.wait()           # both workers hold the memberships of their Stripe events
+    def lock_then_meet(ordered, **kwargs):
+        arrivals.append(1)
+        if len(arrivals) >= 2:
+            both_at_lock.set()
+        lock(ordered, **kwargs)
+        # Both workers are at their batch's lock: holding the memberships, or waiting for the other's.
+        both_at_lock.wait(PATIENCE)
 
     monkeypatch.setattr(inbox, "_in_processor_order", order_then_signal)
     monkeypatch.setattr(inbox, "_lock_memberships", lock_then_meet)
@@ -103,6 +106,7 @@ def test_two_workers_with_mixed_stripe_and_record_batches_never_fail_an_event(re
     w1.join(PATIENCE)
     w2.join(PATIENCE)
     assert not errors and not w1.is_alive() and not w2.is_alive()
+    assert len(arrivals) >= 2, "a worker's batch never reached its lock: the race was not run"
 
     rows = {row.pk: row for row in InboundEvent.objects.filter(pk__in=ids)}
     outcome = {row.event_id: (row.status, row.error[:120]) for row in rows.values()}
