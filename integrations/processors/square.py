@@ -61,6 +61,21 @@ def translate_error(exc: Exception) -> Exception:
     return ProcessorRejected(f"Square refused the request (HTTP {status}: {detail})")
 
 
+def refuse_ended(sub: dict) -> None:
+    """A plan change asked of a subscription that bills nothing: ended, or deactivated by Square —
+    "the subscription was deactivated" (SubscriptionEventSubscriptionEventType), which Square does to
+    one it cannot bill (SubscriptionEventInfoCode: the location is not active or cannot take payments,
+    the customer was deleted or has no name or email) and which only ResumeSubscription brings back.
+    The reason says which, for the manager reading the failed delivery."""
+    status = str(sub.get("status") or "")
+    if status == "DEACTIVATED":
+        raise ProcessorRejected(f"Square deactivated subscription {sub.get('id')}: it bills nothing until it is "
+                                "resumed at Square (Square stops a subscription it cannot bill: the location cannot "
+                                "take payments, or the customer was deleted or has no name or email)")
+    if our_status(status) == "canceled":
+        raise ProcessorRejected(f"subscription {sub.get('id')} has ended")
+
+
 def make_client():
     from square import Square
 
@@ -198,8 +213,7 @@ class SquareProcessor:
         """A plan swap at the end of the current cycle (Square's only way; an immediate change is a
         cancellation and a new subscription). A pending swap to another plan is replaced."""
         sub = self._get(subscription_ref)
-        if our_status(sub.get("status")) == "canceled":
-            raise ProcessorRejected(f"subscription {subscription_ref} has ended")
+        refuse_ended(sub)
         pending = next((a for a in sub.get("actions") or [] if a.get("type") == "SWAP_PLAN"), None)
         if pending is not None and pending.get("new_plan_variation_id") == price_ref:
             return self._ref(sub)                         # a retry: the swap is already scheduled
@@ -231,7 +245,11 @@ class SquareProcessor:
         return self._ref(dict(answer["subscription"], actions=answer.get("actions") or []))
 
     def cancel_subscription(self, *, subscription_ref: str, idempotency_key: str = "") -> SubscriptionRef:
-        """Square cancels at the end of the paid cycle (`canceled_date`)."""
+        """Square cancels at the end of the paid cycle (`canceled_date`, the day its
+        `charged_through_date` names). Nothing is sent for a subscription already ending, ended, or
+        DEACTIVATED: CancelSubscription is documented for "an active or paused subscription"
+        (developer.squareup.com/docs/subscriptions-api/actions-events), and a deactivated one bills
+        nothing unless someone resumes it at Square."""
         sub = self._get(subscription_ref)
         if our_status(sub.get("status")) == "canceled" or sub.get("canceled_date"):
             return self._ref(sub)

@@ -23,7 +23,7 @@ from datetime import date
 from billing.models import ProcessorSubscription
 from memberships.models import Membership
 
-from .base import ProcessorRejected
+from .square import refuse_ended
 from .square_events import our_status
 
 _LIVE = ("ACTIVE", "PENDING", "PAUSED")
@@ -56,8 +56,7 @@ def replace_subscription(processor, membership: Membership, *, membership_ref: s
                           include="actions")["subscription"]
     if old.get("plan_variation_id") == price_ref and not old.get("canceled_date"):
         return {"subscription": old_ref, "unchanged": True}
-    if our_status(old.get("status")) == "canceled":
-        raise ProcessorRejected(f"subscription {old_ref} has ended")
+    refuse_ended(old)
     # paid up to (a subscription not started yet — an earlier change's — starts on its start date)
     through = old.get("charged_through_date") or (old.get("start_date") if old.get("status") == "PENDING" else "")
     starts = max(through, today.isoformat()) if through else today.isoformat()
