@@ -16,7 +16,7 @@ card-update messages, the notices, the member-page link):
 
 A number that opted out (Twilio 21610, a STOP we had not heard of) is not a failure and is left to
 the destination: `sms.SmsRecipientOptedOut` comes out of the block as it is, for it to record the
-opt-out and answer (`opted_out_answer`). So do the destination's own errors and anything unexpected,
+opt-out (`record_opt_out`, or its own record that does) and answer (`opted_out_answer`). So do the destination's own errors and anything unexpected,
 which the outbox counts as a failed attempt (or "may have been sent" once handed over)."""
 
 from __future__ import annotations
