@@ -220,7 +220,7 @@ def _read(rows, *, limit: int) -> dict[int, object]:
     from .processors import stripe as stripe_adapter
 
     reads: dict[int, object] = {}
-    candidates = (rows.filter(source=SOURCE_STRIPE, event_type__in=stripe_events.INVOICE_FAILED)
+    candidates = (rows.filter(source=SOURCE_STRIPE, event_type__in=stripe_events.READ_AHEAD)
                   .values_list("pk", "payload")[:limit])
     for pk, payload in candidates:
         try:

@@ -11,6 +11,7 @@ from billing.facts import ChargeActionRequired, ChargeFailed, ChargeSucceeded, I
 from billing.forgiveness import record_invoice_forgiven
 
 from .processors.base import CardSaved, CheckoutCompleted, DefaultCardChanged
+from .processors.stripe_reversals import PaymentReversed, record_payment_reversed
 
 
 def apply_fact(fact, *, now: datetime):
@@ -37,6 +38,9 @@ def apply_fact(fact, *, now: datetime):
         from .processors.joining import confirm_join
 
         return confirm_join(fact, now=now)
+    if isinstance(fact, PaymentReversed):        # refunded or disputed: a note on the timeline, no balance moved
+        member = member_of_customer(fact.customer_ref)
+        return record_payment_reversed(fact, member=member, now=now) if member is not None else None
     return None
 
 
@@ -69,16 +73,25 @@ def retry_with_new_default_card(fact: DefaultCardChanged, *, now: datetime):
     the member's open dunning cases pay their invoice with it now, once per card. A customer that is
     no member of ours is ignored; one shared by several members fails the event for a manager."""
     from billing import dunning
+
+    member = member_of_customer(fact.customer_ref)
+    if member is None:
+        return None
+    dunning.retry_open_cases_after_card_update(member=member, payment_method_ref=fact.payment_method_ref,
+                                               now=now, source="default card changed")
+    return member
+
+
+def member_of_customer(customer_ref: str):
+    """The member of a processor customer; None for none (no member of ours). Raises AmbiguousCustomer
+    when several members carry it (a manager untangles them)."""
     from memberships.models import Member
 
-    members = list(Member.objects.filter(processor_customer_id=fact.customer_ref)[:2]) if fact.customer_ref else []
-    if not members:
-        return None
+    members = list(Member.objects.filter(processor_customer_id=customer_ref).select_related("practice")[:2]) \
+        if customer_ref else []
     if len(members) > 1:
-        raise AmbiguousCustomer(f"processor customer {fact.customer_ref} belongs to several members")
-    dunning.retry_open_cases_after_card_update(member=members[0], payment_method_ref=fact.payment_method_ref,
-                                               now=now, source="default card changed")
-    return members[0]
+        raise AmbiguousCustomer(f"processor customer {customer_ref} belongs to several members")
+    return members[0] if members else None
 
 
 def _practice_of(result) -> int | None:

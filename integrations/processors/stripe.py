@@ -31,6 +31,7 @@ from .base import (
     is_hard_decline,
 )
 from .stripe_events import PROCESSOR, decline_from_invoice, id_of, parse_event
+from .stripe_reversals import needs_charge, with_charge
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +47,21 @@ def read_event(event: dict, *, processor: "StripeProcessor | None" = None) -> In
 
 
 def needs_read(parsed: InboundFact) -> bool:
-    """Whether `complete_event` would ask Stripe: a failure that carries no decline code."""
+    """Whether `complete_event` would ask Stripe: a failure that carries no decline code, a dispute (its charge)."""
     fact = parsed.fact
-    return isinstance(fact, ChargeFailed) and not (fact.failure_code or fact.decline_code)
+    return isinstance(fact, ChargeFailed) and not (fact.failure_code or fact.decline_code) or needs_charge(fact)
 
 
 def complete_event(event: dict, parsed: InboundFact, *, processor: "StripeProcessor | None" = None) -> InboundFact:
-    """The reads `read_event` adds to an already parsed event (none for most: only a failure that
-    carries no decline code asks the processor)."""
+    """The reads `read_event` adds to a parsed event: a failure's decline code, a dispute's charge (most: none)."""
     fact = parsed.fact
+    if needs_charge(fact):                      # a dispute: whose charge it was (a refused read: no one's)
+        processor = processor or StripeProcessor.from_settings()
+        try:
+            return dataclasses.replace(parsed, fact=with_charge(fact, processor._call(
+                processor.client.v1.charges.retrieve, fact.charge_ref)))
+        except ProcessorRejected:
+            return parsed
     if not isinstance(fact, ChargeFailed) or fact.failure_code or fact.decline_code:
         return parsed
     invoice = (event.get("data") or {}).get("object") or {}

@@ -25,6 +25,7 @@ from .base import (
     SubscriptionChanged,
     is_hard_decline,
 )
+from .stripe_reversals import PAYMENT_REVERSED, reversal_fact
 
 PROCESSOR = "stripe"
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -41,8 +42,11 @@ SUBSCRIPTION = {"customer.subscription.created", "customer.subscription.updated"
                 "customer.subscription.resumed"}
 CHECKOUT = {"checkout.session.completed"}
 CUSTOMER = {"customer.updated"}     # a new default card (the Billing Portal's card update)
+# A payment refunded or disputed: noted on the member's timeline (`stripe_reversals`).
 HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | INVOICE_ACTION | set(INVOICE_FORGIVEN) | SUBSCRIPTION
-                                | CHECKOUT | CUSTOMER)
+                                | CHECKOUT | CUSTOMER | set(PAYMENT_REVERSED))
+# Those the inbox completes from Stripe before applying: a failure's decline code, a dispute's charge.
+READ_AHEAD = frozenset(INVOICE_FAILED | {"charge.dispute.created"})
 
 
 class InvalidSignature(Exception):
@@ -258,6 +262,8 @@ def parse_event(event: dict) -> InboundFact:
             event_created=int(event.get("created") or 0)), **envelope)
     if etype in CUSTOMER:
         return InboundFact(fact=_default_card_fact(event, obj), **envelope)
+    if etype in PAYMENT_REVERSED:
+        return InboundFact(fact=reversal_fact(event, obj), **envelope)
     return InboundFact(fact=IgnoredEvent(f"{etype} is not acted on"), **envelope)
 
 
