@@ -12,6 +12,7 @@ from django.utils import timezone
 from memberships.roles import ensure_roles
 from tests.factories import MemberFactory, active_membership, glow_tier
 from tests.staff.test_browser import SCREENSHOTS, browser, chromium  # noqa: F401  (the module's Chromium)
+from tests.support.browser import follow
 
 from .group_world import build_group, group_manager
 
@@ -35,28 +36,27 @@ def group(transactional_db):
 def test_the_owner_chooses_a_clinic_and_sees_the_group_dashboard(browser, live_server, group):  # noqa: F811
     from django_otp.plugins.otp_totp.models import TOTPDevice
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from tests.support.two_factor import code_for
 
     browser.get(live_server.url + reverse("memberships:login"))
     browser.find_element(By.ID, "id_username").send_keys("owner")
     browser.find_element(By.ID, "id_password").send_keys("pw-Owner-2026!")
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
     browser.find_element(By.ID, "id_code").send_keys(code_for(TOTPDevice.objects.get(user__username="owner")))
-    browser.find_element(By.XPATH, '//button[text()="Continue"]').click()
+    follow(browser, browser.find_element(By.XPATH, '//button[text()="Continue"]'))
     form = browser.find_element(By.CSS_SELECTOR, '[data-testid="choose-location"]')
     legends = [el.text for el in form.find_elements(By.TAG_NAME, "legend")]
     assert legends == ["Bloom Med Spa", "Glow Aesthetics"]
     assert form.find_element(By.CSS_SELECTOR, f'input[value="l{group.downtown.pk}"]').is_selected()   # remembered
     browser.save_screenshot(str(SCREENSHOTS / "group-choose-location.png"))
     form.find_element(By.CSS_SELECTOR, f'input[value="l{group.harbor.pk}"]').click()
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, "id_q"))
+    follow(browser, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+    browser.find_element(By.ID, "id_q")
     header = browser.find_element(By.CSS_SELECTOR, '[data-testid="staff-location"]').text
     assert header.startswith("Location: Harbor (Bloom Med Spa)") and "change" in header
 
-    browser.find_element(By.CSS_SELECTOR, '[data-testid="nav-group"]').click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, '[data-testid="nav-group"]'))
     table = browser.find_element(By.CSS_SELECTOR, '[data-testid="group-locations"]')
     lines = [row.find_element(By.TAG_NAME, "th").text for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
     assert lines == ["Harbor (Bloom Med Spa)", "Downtown (Glow Aesthetics)", "Uptown (Glow Aesthetics)",

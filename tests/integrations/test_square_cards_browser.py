@@ -24,7 +24,8 @@ def test_front_desk_card_link_on_square_saves_the_card_and_the_subscription_take
         browser, live_server, settings, subscribed, square_fake):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.support.browser import wait_for
 
     settings.PUBLIC_BASE_URL = live_server.url
     member, membership, old_card = subscribed
@@ -37,15 +38,13 @@ def test_front_desk_card_link_on_square_saves_the_card_and_the_subscription_take
     assert url.startswith(live_server.url + "/billing/card/square/")
 
     browser.get(url)
-    field = WebDriverWait(browser, 10).until(
-        ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=stand-in-card-number]")))
+    field = wait_for(browser, ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=stand-in-card-number]")))
     field.send_keys("4111 1111 1111 1111")            # typed into Square's field, never our form
     save = browser.find_element(By.CSS_SELECTOR, "[data-testid=square-card-save]")
-    WebDriverWait(browser, 10).until(lambda d: save.is_enabled())
+    wait_for(browser, lambda d: save.is_enabled())
     browser.save_screenshot(str(SCREENSHOTS / "square-card-page.png"))
     save.click()
-    message = WebDriverWait(browser, 10).until(
-        ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=square-card-message]")))
+    message = wait_for(browser, ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=square-card-message]")))
     assert "the next payment of your membership will be charged to it" in message.text
     browser.save_screenshot(str(SCREENSHOTS / "square-card-saved.png"))
 

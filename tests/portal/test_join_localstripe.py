@@ -17,6 +17,7 @@ from integrations.processors.stripe import StripeProcessor
 from memberships.models import AgreementAcceptance, EntitlementBalance, Event, Membership, MembershipStatus
 from tests.staff.test_browser import SCREENSHOTS, chromium  # noqa: F401  (fixture)
 from tests.support.localstripe_server import LocalStripe
+from tests.support.browser import follow, shows, wait_for
 from tests.support.stripe_events import signed
 
 from .join_support import online  # noqa: F401  (fixture)
@@ -80,7 +81,6 @@ def test_a_visitor_joins_online_and_is_an_active_member_with_a_seeded_balance(br
                                                                             stripe_env):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(live_server.url + "/join/glow/")
     assert "1 × HydraFacial per month; carries over, up to 2" in browser.page_source
@@ -91,16 +91,16 @@ def test_a_visitor_joins_online_and_is_an_active_member_with_a_seeded_balance(br
     browser.find_element(By.ID, "id_sms_consent").click()
     browser.find_element(By.ID, "id_accept_agreement").click()
     browser.save_screenshot(str(SCREENSHOTS / "join-online-form.png"))
-    browser.find_element(By.CSS_SELECTOR, "[data-testid=join-submit]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "[data-testid=join-submit]"))
 
     # the processor's hosted page (localstripe's stand-in): the amount, then pay
-    WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=checkout-pay]")))
+    wait_for(browser, ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=checkout-pay]")))
     assert stripe_env.api_base in browser.current_url
     assert "199.00 USD every month" in browser.page_source
     assert not Membership.objects.exists()
     browser.find_element(By.CSS_SELECTOR, "[data-testid=checkout-pay]").click()
-    WebDriverWait(browser, 10).until(ec.url_contains("/join/glow/done/"))
-    assert "confirming your payment" in browser.page_source
+    wait_for(browser, ec.url_contains("/join/glow/done/"))
+    shows(browser, "confirming your payment")             # the return page, once it has loaded
 
     # the processor's events reach the webhook; the workers process them
     client, sent = stripe_env.make_client(), set()

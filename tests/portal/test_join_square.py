@@ -145,7 +145,8 @@ def test_a_visitor_joins_on_square_in_a_browser_and_is_an_active_member(chromium
                                                                        square_fake):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.support.browser import follow, shows, wait_for
 
     browser = chromium
     browser.set_window_size(390, 900)
@@ -155,18 +156,17 @@ def test_a_visitor_joins_on_square_in_a_browser_and_is_an_active_member(chromium
                          ("id_phone", "(415) 555-0177")):
         browser.find_element(By.ID, field).send_keys(value)
     browser.find_element(By.ID, "id_accept_agreement").click()
-    browser.find_element(By.CSS_SELECTOR, "[data-testid=join-submit]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "[data-testid=join-submit]"))
 
-    pay = WebDriverWait(browser, 10).until(
-        ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=square-checkout-pay]")))
+    pay = wait_for(browser, ec.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=square-checkout-pay]")))
     assert browser.current_url.startswith(square_fake.base_url + "/checkout/pay/")
     assert "199.00 USD every month" in browser.page_source
     assert browser.find_element(By.CSS_SELECTOR, "[data-testid=square-checkout-email]").get_attribute(
         "value") == "nora@example.com"
     browser.save_screenshot(str(SCREENSHOTS / "join-square-checkout.png"))
     pay.click()
-    WebDriverWait(browser, 10).until(ec.url_contains("/join/glow/done/"))
-    assert "confirming your payment" in browser.page_source
+    wait_for(browser, ec.url_contains("/join/glow/done/"))
+    shows(browser, "confirming your payment")             # the return page, once it has loaded
 
     for body, headers in list(square_fake.outbox):       # Square's webhooks reach the live server
         answer = requests.post(live_server.url + "/webhooks/square/", data=body, timeout=10,

@@ -16,6 +16,7 @@ from portal.me import links
 from portal.models import LinkRequest
 from tests.factories import ana_garcia, staff_user
 from tests.portal.me_support import LINK
+from tests.support.browser import follow, shows
 from tests.staff.test_browser import SCREENSHOTS, browser, chromium, log_in  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -28,9 +29,8 @@ def _ask_for_link(driver, live_server, email) -> str:
 
     driver.get(live_server.url + reverse("portal:me:link"))
     driver.find_element(By.ID, "id_address").send_keys(email)
-    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    # wait for the answer page: reading the old page's heading while it is replaced goes stale
-    _shows(driver, "Check your messages")
+    follow(driver, driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
+    shows(driver, "Check your messages")
     # the queued task and the outbox, as the worker would run them
     links.send_links(request_id=LinkRequest.objects.latest("id").pk, now=timezone.now())
     dispatch_due(now=timezone.now() + timedelta(seconds=1))
@@ -42,14 +42,8 @@ def _open(driver, live_server, path):
     from selenium.webdriver.common.by import By
 
     driver.get(live_server.url + path)
-    driver.find_element(By.CSS_SELECTOR, "[data-testid=open-page]").click()
+    follow(driver, driver.find_element(By.CSS_SELECTOR, "[data-testid=open-page]"))
     driver.find_element(By.CSS_SELECTOR, "[data-testid=membership-summary]")
-
-
-def _shows(driver, text):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, 10).until(lambda d: text in d.page_source)
 
 
 def _fits(driver):
@@ -78,8 +72,8 @@ def test_member_asks_to_pause_on_a_phone_and_the_front_desk_approves(browser, li
         browser.execute_script("document.getElementById('pause-until').value = arguments[0]", until.isoformat())
         Select(browser.find_element(By.ID, "pause-reason")).select_by_value("travel")
         browser.find_element(By.ID, "pause-note").send_keys("Away in the summer")
-        browser.find_element(By.CSS_SELECTOR, "[data-testid=pause-submit]").click()
-        _shows(browser, "the clinic will look at your request")
+        follow(browser, browser.find_element(By.CSS_SELECTOR, "[data-testid=pause-submit]"))
+        shows(browser, "the clinic will look at your request")
         _fits(browser)
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
@@ -88,10 +82,10 @@ def test_member_asks_to_pause_on_a_phone_and_the_front_desk_approves(browser, li
     browser.delete_all_cookies()
     browser.set_window_size(1280, 900)
     log_in(browser, live_server, "frontdesk")
-    browser.find_element(By.CSS_SELECTOR, "[data-testid=nav-member-requests]").click()
-    _shows(browser, "Away in the summer")            # the queue, once it has replaced the search page
-    browser.find_element(By.CSS_SELECTOR, f"[data-testid=approve-{request.pk}]").click()
-    _shows(browser, "Approved: the membership is changed.")
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "[data-testid=nav-member-requests]"))
+    shows(browser, "Away in the summer")
+    follow(browser, browser.find_element(By.CSS_SELECTOR, f"[data-testid=approve-{request.pk}]"))
+    shows(browser, "Approved: the membership is changed.")
     membership.refresh_from_db()
     assert membership.status == MembershipStatus.PAUSED
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 from memberships.models import EntitlementBalance, EntryKind, LedgerEntry
 from memberships.roles import FRONT_DESK, MANAGER, ensure_roles
 from tests.factories import ana_garcia, staff_user
+from tests.support.browser import IMPLICIT_WAIT, follow, new_page, present_now, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -37,7 +38,7 @@ def chromium():
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations are console errors
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(5)
+    driver.implicitly_wait(IMPLICIT_WAIT)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     try:
         yield driver
@@ -75,17 +76,14 @@ def log_in(driver, live_server, username):
     driver.get(live_server.url + reverse("memberships:login"))
     driver.find_element(By.ID, "id_username").send_keys(username)
     driver.find_element(By.ID, "id_password").send_keys(PASSWORD)
-    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "id_q") or d.find_elements(By.ID, "id_code"))
-    if driver.find_elements(By.ID, "id_code"):  # a manager: the code their authenticator shows now
+    follow(driver, driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
+    if present_now(driver, By.ID, "id_code"):  # a manager: the code their authenticator shows now
         from django_otp.plugins.otp_totp.models import TOTPDevice
 
         from tests.support.two_factor import code_for
 
         driver.find_element(By.ID, "id_code").send_keys(code_for(TOTPDevice.objects.get(user__username=username)))
-        driver.find_element(By.XPATH, '//button[text()="Continue"]').click()
+        follow(driver, driver.find_element(By.XPATH, '//button[text()="Continue"]'))
     driver.find_element(By.ID, "id_q")  # landed on member search
 
 
@@ -94,8 +92,9 @@ def open_chart(driver, live_server, clinic):
 
     box = driver.find_element(By.ID, "id_q")
     box.send_keys("garcia")
-    box.submit()
-    driver.find_element(By.LINK_TEXT, "Garcia, Ana").click()
+    with new_page(driver):
+        box.submit()
+    follow(driver, driver.find_element(By.LINK_TEXT, "Garcia, Ana"))
     driver.find_element(By.ID, "redeem-button")
 
 
@@ -116,7 +115,7 @@ def test_front_desk_redeems_a_facial(browser, live_server, clinic):
     assert available.text == "1"
     browser.save_screenshot(str(SCREENSHOTS / "chart-before-redeem.png"))
     choose(browser, facial)
-    browser.find_element(By.ID, "redeem-button").click()
+    follow(browser, browser.find_element(By.ID, "redeem-button"))
     message = browser.find_element(By.CSS_SELECTOR, ".messages .success")
     assert "Redeemed 1 HydraFacial" in message.text
     assert browser.find_element(By.CSS_SELECTOR, f'[data-testid="available-{facial.pk}"]').text == "0"
@@ -136,7 +135,8 @@ def test_double_click_spends_once(browser, live_server, clinic):
     quantity = browser.find_element(By.ID, "id_quantity")
     quantity.clear()
     quantity.send_keys("5")
-    ActionChains(browser).double_click(browser.find_element(By.ID, "redeem-button")).perform()
+    with new_page(browser):
+        ActionChains(browser).double_click(browser.find_element(By.ID, "redeem-button")).perform()
     browser.find_element(By.CSS_SELECTOR, ".messages li")
     assert balance(clinic, "credit") == 4500
     assert LedgerEntry.objects.filter(kind=EntryKind.REDEEM).count() == 1
@@ -172,7 +172,7 @@ def test_resubmitted_form_spends_once(browser, live_server, clinic):
     choose(browser, clinic["facial"])
     saved = browser.execute_script(
         "return Array.from(new FormData(document.querySelector('form.redeem-form')).entries());")
-    browser.find_element(By.ID, "redeem-button").click()
+    follow(browser, browser.find_element(By.ID, "redeem-button"))
     browser.find_element(By.CSS_SELECTOR, ".messages .success")
     # The same form posted again (a browser resubmission after Back, or a retry).
     page = browser.execute_async_script("""
@@ -193,7 +193,7 @@ def test_front_desk_is_refused_the_dashboard(browser, live_server, clinic):
     from selenium.webdriver.common.by import By
 
     log_in(browser, live_server, "frontdesk")
-    assert not browser.find_elements(By.LINK_TEXT, "Dashboard")
+    assert not present_now(browser, By.LINK_TEXT, "Dashboard")
     browser.get(live_server.url + reverse("manager:dashboard"))
     assert "have access to this page" in browser.find_element(By.TAG_NAME, "h1").text
     browser.save_screenshot(str(SCREENSHOTS / "front-desk-refused-dashboard.png"))
@@ -224,7 +224,7 @@ def test_manager_sees_the_dashboard_charts(browser, live_server, clinic):
 
     _reconciled_twice(clinic)
     log_in(browser, live_server, "manager")
-    browser.find_element(By.LINK_TEXT, "Dashboard").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "Dashboard"))
     charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart-svg")
     assert len(charts) == 7
     for chart in charts:
@@ -284,11 +284,12 @@ def test_manager_applies_a_held_treatment_from_the_chart_once(browser, live_serv
     assert "1 open" in browser.find_element(By.CSS_SELECTOR, '[data-testid="nav-record-exceptions"]').get_attribute(
         "innerHTML")
     open_chart(browser, live_server, clinic)
-    browser.find_element(By.CSS_SELECTOR, '[data-testid="record-exceptions"] a').click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, '[data-testid="record-exceptions"] a'))
     browser.save_screenshot(str(SCREENSHOTS / "record-exceptions.png"))
     browser.find_element(By.CSS_SELECTOR, 'input[name="confirm"]').click()
     apply = browser.find_element(By.XPATH, '//button[text()="Apply now"]')
-    ActionChains(browser).double_click(apply).perform()
+    with new_page(browser):
+        ActionChains(browser).double_click(apply).perform()
     message = browser.find_element(By.CSS_SELECTOR, ".messages li")
     assert "Applied" in message.text or "already closed" in message.text
     assert balance(clinic, "facial") == 0
@@ -314,25 +315,23 @@ def test_manager_sets_up_two_factor_and_pages_run_under_the_content_security_pol
     browser.get(live_server.url + reverse("memberships:login"))
     browser.find_element(By.ID, "id_username").send_keys("manager")
     browser.find_element(By.ID, "id_password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
     qr = browser.find_element(By.CSS_SELECTOR, '[data-testid="totp-qr"] svg')
     assert qr.size["width"] > 100 and qr.size["height"] > 100
     browser.save_screenshot(str(SCREENSHOTS / "two-factor-setup.png"))
     device = TOTPDevice.objects.get(user__username="manager", confirmed=False)
     browser.find_element(By.ID, "id_code").send_keys(code_for(device))
-    browser.find_element(By.XPATH, '//button[text()="Confirm"]').click()
+    follow(browser, browser.find_element(By.XPATH, '//button[text()="Confirm"]'))
     codes = browser.find_elements(By.CSS_SELECTOR, '[data-testid="recovery-codes"] li')
     assert len(codes) == 10
-    browser.find_element(By.LINK_TEXT, "I have saved them — continue").click()
+    follow(browser, browser.find_element(By.LINK_TEXT, "I have saved them — continue"))
     browser.find_element(By.ID, "id_q")
     browser.get_log("browser")  # start afresh
     for path in [reverse("manager:dashboard"), reverse("memberships:chart", args=[clinic["member"].pk]),
                  "/admin/", "/admin/memberships/member/", "/api/docs/"]:
         browser.get(live_server.url + path)
         if path == "/api/docs/":  # Swagger UI fetched the schema and drew the operations
-            from selenium.webdriver.support.ui import WebDriverWait
-
-            WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary"))
+            wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary"))
         assert csp_violations(browser) == [], path
 
 
@@ -349,9 +348,6 @@ def test_front_desk_decides_an_sms_reply_with_the_button_pressed(browser, live_s
                      reason="wrong number", now=timezone.now())
     log_in(browser, live_server, "frontdesk")
     browser.get(live_server.url + reverse("sms_replies:list"))
-    browser.find_element(By.XPATH, '//button[@value="resume"]').click()
-    browser.find_element(By.TAG_NAME, "body")
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(browser, 10).until(lambda d: SmsHold.objects.get(pk=hold.pk).cleared_at is not None)
+    follow(browser, browser.find_element(By.XPATH, '//button[@value="resume"]'))
+    wait_for(browser, lambda d: SmsHold.objects.get(pk=hold.pk).cleared_at is not None)
     assert SmsHold.objects.get(pk=hold.pk).outcome == SmsHoldOutcome.RESUMED

@@ -15,6 +15,7 @@ from django.utils import timezone
 from memberships.models import AutomationStage
 from memberships.roles import FRONT_DESK, MANAGER, ensure_roles
 from tests.factories import MemberFactory, active_membership, staff_user
+from tests.support.browser import follow
 
 from .test_browser import browser, chromium  # noqa: F401  (one Chromium per module, a clean session per test)
 
@@ -179,7 +180,7 @@ def test_enroll_confirmation_lists_the_benefits_once(browser, live_server, desk)
     sign_in(browser, live_server, desk["front_desk"])
     open_page(browser, live_server, reverse("memberships:enroll", args=[maya.pk]))
     Select(browser.find_element(By.ID, "id_tier")).select_by_value(str(desk["tier"].pk))
-    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]"))
     browser.find_element(By.CSS_SELECTOR, "ul.consequences")
     text = page_text(browser)
     benefits = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "ul.consequences ul li")]
@@ -326,7 +327,7 @@ def test_card_link_below_tier_sync_says_what_to_do(browser, live_server, desk):
                            now=datetime.now(dt_timezone.utc))
     sign_in(browser, live_server, desk["front_desk"])
     open_page(browser, live_server, reverse("card_link", args=[maya.pk]))
-    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]"))
     browser.find_element(By.CSS_SELECTOR, ".form-errors")
     text = page_text(browser)
     assert "Automatic subscription changes are off for this practice" in text
@@ -334,14 +335,18 @@ def test_card_link_below_tier_sync_says_what_to_do(browser, live_server, desk):
     shoot(browser, "card-link-observe")
 
 
-def test_dashboard_shows_breakage_by_month_and_staff_hours_saved(browser, live_server, desk):
+def test_dashboard_shows_breakage_by_month_and_staff_hours_saved(browser, live_server, desk, time_machine):
     """What the manager sees of what expired unused this month and of the front desk's time the
     member page and the reconciliation saved, in words and dollars."""
     from selenium.webdriver.common.by import By
 
     from memberships import services
     from memberships.services.common import write_view_audit
+    from tests.support.clock import clear_of_month_start
 
+    # In the first minutes of a month, a quarter of an hour into it: what is written two minutes back
+    # is this month's.
+    time_machine.move_to(clear_of_month_start(timezone.now(), zone=desk["practice"].zone), tick=True)
     now = timezone.now()
     # Ana renews: last cycle's unused $50 of product credit expires (her HydraFacial carries over).
     services.refill_entitlements(membership=desk["membership"], cycle_key="in_screens_renewal",
