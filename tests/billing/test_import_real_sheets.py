@@ -15,6 +15,7 @@ from django_q.conf import Conf
 
 from billing.models import Discrepancy, ImportBatch, ImportStatus
 from billing.reconciliation.runs import run_reconciliation
+from integrations.models import Delivery
 from memberships.models import Event, LedgerEntry, Member, Membership
 from tests.factories import MemberFactory, TierFactory
 
@@ -242,3 +243,30 @@ def test_a_european_export_separated_by_semicolons_reads_its_decimal_commas(glow
     assert errors(batch) == [(4, "Product credit balance", "'1,299' is ambiguous in a file whose columns are "
                                                            "separated by ';', where a comma marks decimals: write "
                                                            "1299 or 1.299")]
+
+
+def test_clinical_notes_in_the_sheet_reach_no_log_timeline_or_outbound_message(client, manager, glow, practice,
+                                                                                tasks_inline, caplog, tmp_path,
+                                                                                django_capture_on_commit_callbacks):
+    """A 'Notes' column holds treatment details; the sheet is checked with a bad row, imported, and
+    imported again: the details never reach the log, the member's timeline, the ledger or anything
+    queued for the processor, the record, SMS or email."""
+    caplog.set_level("DEBUG")
+    sheet = ("Name,Email,Phone,Plan,Member Since,Monthly,Status,Notes\r\n"
+             "Renée Dubois,renee@example.com,(415) 555-0101,Glow,1/3/2024,$199,Active,botox 20u glabella\r\n"
+             "Cy Park,cy@example.com,(415) 555-0102,Glow,1/3/2024,$199,Cancelled,filler reaction - lips, 1ml\r\n"
+             "Di Park,di@example.com,(415) 555-0103,Platinum,1/3/2024,$199,Active,\"Xeomin 40u, brow\"\r\n")
+    client.force_login(manager)
+    upload(client, django_capture_on_commit_callbacks, sheet.encode(), "members.csv")
+    assert ImportBatch.objects.get().rejected_count == 1
+    command(tmp_path, sheet.encode(), "members.csv", "--only-valid")
+    command(tmp_path, sheet.encode(), "members.csv", "--only-valid")
+    assert Member.objects.count() == 2
+    written = [r.getMessage() for r in caplog.records]
+    written += [f"{e.summary} {e.payload}" for e in Event.objects.all()]
+    written += [f"{e.reason} {e.actor_label}" for e in LedgerEntry.objects.all()]
+    written += [f"{d.note} {d.last_error} {d.result}" for d in Delivery.objects.all()]
+    written += [str(m.__dict__) for m in Member.objects.all()] + [str(m.__dict__) for m in Membership.objects.all()]
+    assert Event.objects.exists() and written
+    for detail in ("botox", "20u", "glabella", "filler", "reaction", "lips", "xeomin", "brow"):
+        assert not [text for text in written if detail in text.lower()], detail
