@@ -232,7 +232,13 @@ class SquareProcessor:
         sub = self._get(subscription_ref)
         if sub.get("status") == "PAUSED" or any(a.get("type") == "PAUSE" for a in sub.get("actions") or []):
             return self._ref(sub)
-        answer = self._call(self.client.subscriptions.pause, subscription_id=subscription_ref)
+        when = {}
+        if sub.get("status") == "PENDING" and sub.get("start_date"):
+            # not started (a tier change's new subscription): paused on its start date, said explicitly —
+            # with no date Square pauses "on the starting date of the next billing cycle", which for a
+            # subscription whose first cycle has not begun could be read as the one after its first
+            when = {"pause_effective_date": sub["start_date"]}
+        answer = self._call(self.client.subscriptions.pause, subscription_id=subscription_ref, **when)
         return self._ref(dict(answer["subscription"], actions=answer.get("actions") or []))
 
     def resume_collection(self, *, subscription_ref: str, idempotency_key: str = "") -> SubscriptionRef:

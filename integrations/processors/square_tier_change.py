@@ -18,10 +18,10 @@ immediate change is the current subscription cancelled and a new one on the new 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from billing.models import ProcessorSubscription
-from memberships.models import Membership
+from memberships.models import Membership, MembershipStatus
 
 from .square import refuse_ended
 from .square_events import our_status
@@ -60,6 +60,13 @@ def replace_subscription(processor, membership: Membership, *, membership_ref: s
     # paid up to (a subscription not started yet — an earlier change's — starts on its start date)
     through = old.get("charged_through_date") or (old.get("start_date") if old.get("status") == "PENDING" else "")
     starts = max(through, today.isoformat()) if through else today.isoformat()
+    if membership.status == MembershipStatus.PAUSED:
+        # A paused member's new subscription must not charge on creation: CreateSubscription with a card
+        # "charges the card" and "starts immediately, unless the request includes the optional
+        # start_date" — and a subscription Square has paused is charged through only to its pause, so
+        # "that day" would be today. It starts tomorrow at the earliest (PENDING, nothing charged) and
+        # the pause that follows the change (`sync.sync_tier`) is set for its start date.
+        starts = max(starts, (today + timedelta(days=1)).isoformat())
     new = _replacement(processor, customer_ref=str(old["customer_id"]), price_ref=price_ref, old_ref=old_ref)
     if new is None:
         params = {"location_id": processor.location_id, "customer_id": old["customer_id"],
