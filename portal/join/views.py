@@ -23,9 +23,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from integrations.processors.base import ProcessorRejected, ProcessorUnavailable
-from integrations.processors import square_checkout
+from integrations.processors.join_hosted import hosted_page_origins, open_hosted_page
 from integrations.processors.join_retention import confirmation_held
-from integrations.processors.joining import hosted_page_origins, open_join_checkout
 from memberships.client_ip import client_ip
 from memberships.models import AgreementAcceptance, JoinAttempt, MembershipStatus, Practice
 from memberships.services import joining
@@ -55,9 +54,7 @@ def join(request: HttpRequest, practice_slug: str) -> HttpResponse:
     """The page, and its form's hand-over to the hosted payment page: the Content-Security-Policy's
     `form-action` lets the form's redirect reach the processor's page (and nowhere else)."""
     response = _join(request, practice_slug)
-    on_square = Practice.objects.filter(slug=practice_slug, processor="square").exists()
-    response._csp_update = {"form-action": square_checkout.hosted_page_origins() if on_square
-                            else hosted_page_origins()}
+    response._csp_update = {"form-action": hosted_page_origins(Practice.objects.filter(slug=practice_slug).first())}
     return response
 
 
@@ -108,9 +105,7 @@ def _start(request, practice, *, form, tiers, agreement, ip, consent_text, now) 
     done = request.build_absolute_uri(reverse("portal:join:done", args=[practice.slug, attempt.ref]))
     cancel = request.build_absolute_uri(reverse("portal:join:cancelled", args=[practice.slug, attempt.ref]))
     try:
-        checkout = (square_checkout.open_square_join(attempt=attempt, success_url=done, now=now)
-                    if practice.processor == "square" else
-                    open_join_checkout(attempt=attempt, success_url=done, cancel_url=cancel, now=now))
+        checkout = open_hosted_page(attempt=attempt, success_url=done, cancel_url=cancel, now=now)
     except (ProcessorUnavailable, ProcessorRejected) as exc:
         logger.warning("join %s: the hosted payment page could not be opened (%s)", attempt.pk, type(exc).__name__)
         JoinAttempt.objects.filter(pk=attempt.pk).delete()
