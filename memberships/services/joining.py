@@ -99,7 +99,8 @@ def note_checkout(*, attempt: JoinAttempt, checkout_ref: str) -> None:
 
 def purge_abandoned_joins(*, now: datetime, older_than: timedelta, keep: tuple[int, ...] = ()) -> int:
     """Delete the joins started before `now - older_than` that never completed (a completed one is
-    deleted as it completes), but those in `keep` (their hosted page is still open). Returns how many."""
+    deleted as it completes), but those in `keep` (paid, their confirmation not processed yet; or
+    their hosted page still open). Returns how many."""
     deleted, _ = JoinAttempt.objects.filter(created_at__lt=now - older_than).exclude(pk__in=keep).delete()
     return deleted
 
