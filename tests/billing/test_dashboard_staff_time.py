@@ -22,11 +22,20 @@ from memberships.models import MemberRequest, MemberRequestStatus, Membership
 from memberships.services.common import write_view_audit
 from tests.factories import MemberFactory, active_membership
 from tests.portal.me_support import sign_in
+from tests.support.clock import clear_of_month_start
 
 MINUTE = timedelta(minutes=1)
 SHEET = ("Member #,First name,Last name,Plan,Start date,Price,HydraFacial balance,Product credit,Status\n"
          "S1,Ana,Silva,Glow,2024-03-05,$179.00,1,$50.00,active\n"        # the ledger's Glow costs $199
          "S2,Ben,Okafor,Glow,2024-03-05,$199.00,1,$50.00,active\n")
+
+
+def this_month_for_ten_minutes(practice, time_machine):
+    """Now, or (in the first minutes of a month, practice time) a quarter of an hour into it: what a
+    test writes up to ten minutes back is this month's, whenever the suite runs."""
+    now = clear_of_month_start(timezone.now(), zone=practice_zone(practice))
+    time_machine.move_to(now, tick=True)
+    return timezone.now()
 
 
 def this_month_row(html, practice):
@@ -45,13 +54,13 @@ def dashboard(client, manager):
 
 
 def test_member_page_views_auto_closed_discrepancies_and_self_served_requests_show(client, manager, glow, practice,
-                                                                                   settings):
+                                                                                   settings, time_machine):
     settings.STAFF_MINUTES_PER_BALANCE_LOOKUP, settings.STAFF_MINUTES_PER_RECONCILIATION_ITEM = 5, 6
     settings.STAFF_MINUTES_PER_SELF_SERVED_REQUEST, settings.STAFF_HOURLY_COST_CENTS = 9, 3000
     practice.member_requests_self_serve, practice.automation_stage = True, "tier_sync"
     practice.save(update_fields=["member_requests_self_serve", "automation_stage"])
     tier, facial, _ = glow
-    now = timezone.now()
+    now = this_month_for_ten_minutes(practice, time_machine)
     # Reconciliation: S2's HydraFacial differs after a walk-in, which is then reversed — the next run
     # no longer finds it (closed without staff); S1's price a manager resolves (staff work: not counted).
     batch = create_import_batch(practice=practice, file_name="members.csv", content=SHEET.encode(), dry_run=False,
@@ -98,9 +107,9 @@ def test_member_page_views_auto_closed_discrepancies_and_self_served_requests_sh
 
 
 def test_dashboard_queries_do_not_grow_with_the_members(client, manager, glow, practice,
-                                                        django_assert_max_num_queries):
+                                                        django_assert_max_num_queries, time_machine):
     """10 members who opened their page, filed a request and had a discrepancy closed, then 200."""
-    now = timezone.now()
+    now = this_month_for_ten_minutes(practice, time_machine)
     run = ReconciliationRun.objects.create(practice=practice, started_at=now - 10 * MINUTE)
 
     def plant(n, start):

@@ -1,6 +1,8 @@
 """On PostgreSQL the common walk-in (an active member, one lot) is one database call; it must leave
 exactly what the ordinary path leaves, and hand everything else to it."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -74,8 +76,9 @@ def test_what_is_not_a_plain_walk_in_gets_the_ordinary_answer(glow):
     _redeem(m, facial, "last")
     with pytest.raises(InsufficientBalance):
         _redeem(m, facial, "none-left")
-    paused = services.pause_membership(membership=active_membership(tier=tier), until=timezone.localdate().replace(
-        year=timezone.localdate().year + 1), actor=ACTOR, idempotency_key="p", now=timezone.now())
+    paused = services.pause_membership(membership=active_membership(tier=tier),
+                                       until=timezone.localdate() + timedelta(days=365),   # a year on, even from Feb 29
+                                       actor=ACTOR, idempotency_key="p", now=timezone.now())
     with pytest.raises(MembershipNotRedeemable):
         _redeem(_loaded(paused), facial, "paused")
     assert LedgerEntry.objects.filter(kind=EntryKind.REDEEM).count() == 1
