@@ -34,6 +34,7 @@ from tests.billing.conftest import (  # noqa: F401  (fixtures)
     sms_to,
 )
 from tests.factories import active_membership
+from tests.support.waiting import PATIENCE
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -47,7 +48,7 @@ def worker_killed_inside_the_call(delivery, record_file, *args):
     env = dict(os.environ, DJANGO_SETTINGS_MODULE="medspa.settings.test",
                DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}")
     child = subprocess.run([sys.executable, "-m", "tests.support.outbox_worker", str(delivery.pk), T0.isoformat(),
-                            str(record_file), *args], cwd=ROOT, env=env, capture_output=True, timeout=120)
+                            str(record_file), *args], cwd=ROOT, env=env, capture_output=True, timeout=PATIENCE)
     assert b"survived" not in child.stdout, child.stdout
     return child.returncode
 
@@ -56,7 +57,7 @@ def provider_copies(record_file):
     return record_file.read_text().splitlines() if record_file.exists() else []
 
 
-def dispatch_until(predicate, *, now, seconds=10.0):
+def dispatch_until(predicate, *, now, seconds=PATIENCE):
     """Run the outbox at `now` until `predicate()` (the dead child's session may take a moment to be
     gone at the server: until then its row lock stands, and the sweep skips the row)."""
     deadline = time.monotonic() + seconds
@@ -161,11 +162,11 @@ def test_two_workers_at_once_send_each_card_update_exactly_once(member_factory):
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(timeout=120)
+            thread.join(timeout=PATIENCE)
     finally:
         sms.get_backend = original
 
-    assert errors == []
+    assert errors == [] and not any(thread.is_alive() for thread in threads)
     for membership in memberships:
         member = membership.member
         assert len(sms_to(member)) == 1
@@ -185,7 +186,7 @@ def test_the_sweep_leaves_alone_a_worker_still_waiting_for_twilio(membership, se
     class TwilioTakesItsTime(sms.LocmemBackend):
         def send(self, **kwargs):
             inside.set()
-            answer.wait(timeout=60)
+            answer.wait(timeout=PATIENCE)
             return super().send(**kwargs)
 
     outcome = []
@@ -201,12 +202,12 @@ def test_the_sweep_leaves_alone_a_worker_still_waiting_for_twilio(membership, se
     try:
         thread = threading.Thread(target=worker)
         thread.start()
-        assert inside.wait(timeout=60)
+        assert inside.wait(timeout=PATIENCE)
         far_later = T0 + timedelta(seconds=10 * settings.OUTBOX_SENDING_TIMEOUT_SECONDS)
         assert outbox.sweep_sending(now=far_later) == 0          # its worker is alive: not given up on
         assert Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.SENDING
         answer.set()
-        thread.join(timeout=60)
+        thread.join(timeout=PATIENCE)
     finally:
         answer.set()
         sms.get_backend = original
