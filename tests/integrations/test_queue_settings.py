@@ -50,7 +50,7 @@ def _settings_with(**env) -> subprocess.CompletedProcess:
             "print(json.dumps({'broker': type(b).__name__, 'orm': settings.Q_CLUSTER.get('orm'), "
             "'connection': {k: kw.connection_kwargs.get(k) for k in ('host', 'port', 'db', 'socket_timeout', "
             "'socket_connect_timeout')} if kw else None}))")
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, DJANGO_SETTINGS_MODULE="medspa.settings.test", **env))
 
 

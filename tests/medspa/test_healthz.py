@@ -29,7 +29,7 @@ def _production_settings(*names):
     code = ("import django, json; django.setup(); from django.conf import settings; "
             f"print(json.dumps([getattr(settings, n) for n in {list(names)!r}]))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

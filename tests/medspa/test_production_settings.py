@@ -25,7 +25,7 @@ CLEARED = {*REAL, "DJANGO_SETTINGS_MODULE", "ALLOW_TEST_KEYS", "CHART_FRAME_ANCE
 def _run(extra: dict, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in CLEARED}
     env.update(extra, DJANGO_SETTINGS_MODULE="medspa.settings.production")
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
 def _load(extra: dict, code: str = "") -> subprocess.CompletedProcess:

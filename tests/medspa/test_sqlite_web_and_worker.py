@@ -21,7 +21,7 @@ def _env(db: Path) -> dict:
     return env
 
 
-def _run(env, *args, timeout=120) -> subprocess.CompletedProcess:
+def _run(env, *args, timeout=300) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]

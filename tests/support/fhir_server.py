@@ -89,7 +89,7 @@ class LocalFhirServer:
     """A sekmet-fhir server on 127.0.0.1:<free port> backed by a temp-dir SQLite file. Context manager."""
 
     def __init__(self, settings: dict[str, Any] | None = None, python: str | None = None,
-                 host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 30.0,
+                 host: str = "127.0.0.1", port: int | None = None, startup_timeout: float = 180.0,
                  log_inbound: bool = True, keep_tmp: bool = False):
         self.python = python or os.environ.get("SEKMET_PYTHON") or (
             DEFAULT_PYTHON if Path(DEFAULT_PYTHON).exists() else sys.executable)

@@ -47,7 +47,7 @@ class LocalStripeError(RuntimeError):
 class LocalStripe:
     def __init__(self, *, python: Optional[str] = None,
                  api_key: str = DEFAULT_API_KEY,
-                 startup_timeout: float = 20.0,
+                 startup_timeout: float = 180.0,
                  pickle_dir: Optional[str] = None,
                  access_log: bool = False):
         self.python = python or sys.executable
