@@ -112,8 +112,11 @@ def test_a_paid_square_join_whose_confirmation_waits_for_square_outlives_the_pur
 
 @pytest.mark.django_db
 def test_a_paid_square_join_is_purged_once_nothing_waits_to_confirm_it(client, square_online, square_fake, settings):
-    """Kept only while a confirmation is unprocessed: once the manager has dealt with the failed event
-    another way (marked ignored), the join's details go at the next purge like any other's."""
+    """Kept only while a confirmation is unprocessed: once the failed event is reduced to ids and
+    outcome (INBOX_RETENTION_DAYS), nothing can confirm the join any more and its details go at the
+    next purge like any other's."""
+    from integrations.retention import reduce_old_payloads
+
     nora = MemberFactory(practice=square_online["practice"], first_name="Nora", last_name="Newman",
                          email="nora.newman@example.com", phone="")
     active_membership(tier=square_online["tier"], member=nora)
@@ -124,7 +127,8 @@ def test_a_paid_square_join_is_purged_once_nothing_waits_to_confirm_it(client, s
         inbox.process_due(now=timezone.now())
     _age_joins(settings)
     assert purge_abandoned_joins_task() == 0
-    InboundEvent.objects.filter(status=InboundStatus.FAILED).update(status=InboundStatus.IGNORED)
+    assert purge_abandoned_joins_task() == 0
+    assert reduce_old_payloads(now=timezone.now() + timedelta(days=settings.INBOX_RETENTION_DAYS + 1)) == 1
     assert purge_abandoned_joins_task() == 1 and not JoinAttempt.objects.exists()
 
 
