@@ -104,3 +104,48 @@ def test_a_completion_that_says_no_quantity_commits_the_hold_as_booked(client, w
                 service_code="neurotoxin")[1] == "committed"
     assert balance(membership, toxin) == (0, 0)
     assert spent(membership, toxin) == 20
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_completion_beyond_its_hold_and_a_walk_in_race_for_the_free_units(webhook_practice, glow):
+    """20 units: 10 held for a booked appointment, 10 free. The record reports 14 done (4 beyond the hold)
+    while the desk redeems 8: together they want 12 free units of 10, so exactly one of them is spent,
+    whichever goes first, and the balance never goes below what is held."""
+    from django.utils import timezone
+
+    from integrations.records.inbound import hold_key, spend_for_appointment
+    from memberships import services
+    from memberships.errors import InsufficientBalance
+    from memberships.models import Membership, Service
+    from tests.memberships.ledger_checks import hammer
+
+    tier = glow[0]
+    toxin = ServiceFactory(practice=webhook_practice, name="Neurotoxin", code="neurotoxin", unit_value_cents=1400)
+    TierBenefitFactory(tier=tier, service=toxin, quantity_per_cycle=20, rollover=RolloverRule.NONE)
+    membership = active_membership(tier=tier)
+    services.reserve_entitlement(membership=membership, service=toxin, quantity=10, actor=services.Actor.record(),
+                                 idempotency_key=hold_key(webhook_practice, "T-9"), now=timezone.now())
+
+    def act(i):
+        fresh = Membership.objects.select_related("member__practice", "tier").get(pk=membership.pk)
+        service = Service.objects.get(pk=toxin.pk)
+        try:
+            if i == 0:
+                return spend_for_appointment(practice=webhook_practice, membership=fresh, service=service,
+                                             appointment_id="T-9", quantity=14, actor=services.Actor.record(),
+                                             now=timezone.now())
+            services.redeem_entitlement(membership=fresh, service=service, quantity=8,
+                                        actor=services.Actor.system(), idempotency_key="walk-in-8",
+                                        now=timezone.now())
+            return "walk-in"
+        except InsufficientBalance:
+            return "refused"
+
+    results, errors = hammer(act, 2)
+    assert errors == []
+    assert sorted(results) in (["committed", "refused"], ["refused", "walk-in"])
+    if "committed" in results:
+        assert balance(membership, toxin) == (6, 0) and spent(membership, toxin) == 14
+    else:
+        assert balance(membership, toxin) == (12, 10) and spent(membership, toxin) == 8
