@@ -7,11 +7,11 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from memberships.admin import ReadOnlyAdmin
-from memberships.views.common import audit
+from memberships.views.common import audit, audit_view
 
 from . import inbox, outbox
 from .models import Delivery, DeliveryStatus, InboundEvent, InboundStatus
-from .selectors import inbox_backlog
+from .selectors import inbox_backlog, members_named_by
 
 
 @admin.register(InboundEvent)
@@ -44,8 +44,10 @@ class InboundEventAdmin(ReadOnlyAdmin):
         response = super().change_view(request, object_id, form_url, extra_context)
         original = (getattr(response, "context_data", None) or {}).get("original")
         if original is not None and getattr(response, "status_code", None) == 200:
-            audit(request, action="admin_view_inboundevent", obj=original,
-                  detail={"source": original.source, "event_type": original.event_type})
+            # one row per member the payload names (one without a member when it names none we know)
+            audit_view(request, action="admin_view_inboundevent", obj=original,
+                       members=members_named_by(original) or [None],
+                       detail={"source": original.source, "event_type": original.event_type})
         return response
 
     @admin.action(description="Re-process the selected events")

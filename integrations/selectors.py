@@ -99,3 +99,39 @@ def needs_attention(*, practice_id: int | None, now: datetime) -> Attention:
         open_record_exceptions=RecordException.objects.filter(status=RecordExceptionStatus.OPEN, **scope).count(),
         inbox=inbox_backlog(practice_id=practice_id, now=now),
     )
+
+
+_MAX_PAYLOAD_STRINGS = 500
+
+
+def _payload_strings(value, found: set[str]) -> set[str]:
+    if len(found) >= _MAX_PAYLOAD_STRINGS:
+        return found
+    if isinstance(value, dict):
+        for item in value.values():
+            _payload_strings(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _payload_strings(item, found)
+    elif isinstance(value, str) and 0 < len(value) <= 200:
+        found.add(value)
+    return found
+
+
+def members_named_by(event: InboundEvent) -> list[int]:
+    """The members of the event's practice its payload names, as the ledger or the sender knows them:
+    our opaque ids (`mb_…`, `ms_…`), a processor customer or subscription, a patient of the record.
+    One query; ids ascending."""
+    from memberships.models import Member
+
+    strings = _payload_strings(event.payload, set())
+    if not strings:
+        return []
+    ours = {prefix: {int(s[3:]) for s in strings if s.startswith(prefix) and s[3:].isdigit()}
+            for prefix in ("mb_", "ms_")}
+    members = Member.objects.filter(
+        Q(pk__in=ours["mb_"]) | Q(memberships__pk__in=ours["ms_"]) | Q(processor_customer_id__in=strings)
+        | Q(memberships__processor_subscription_id__in=strings) | Q(record_patient_id__in=strings))
+    if event.practice_id is not None:
+        members = members.filter(practice_id=event.practice_id)
+    return sorted(set(members.values_list("pk", flat=True)))

@@ -13,7 +13,7 @@ from memberships import selectors
 from memberships.errors import LedgerError
 from memberships.models import Member, MembershipStatus
 from memberships.services.common import Actor, write_audit
-from memberships.views.common import client_ip, practice_scope, staff_page
+from memberships.views.common import audit_view, client_ip, practice_scope, staff_page
 
 from . import services as edge
 
@@ -47,5 +47,8 @@ def card_link(request, member_id: int):
                             detail={"starting": context["starting"]}, now=now)
         except LedgerError as exc:
             context["error"] = exc.message
+            audit_view(request, action="card_link_page", members=[member])   # the page names the member
             return render(request, "integrations/card_link.html", context, status=409)
+    else:
+        audit_view(request, action="card_link_page", members=[member])
     return render(request, "integrations/card_link.html", context)

@@ -19,7 +19,7 @@ from billing.models import Discrepancy, DiscrepancyKind
 from billing.sheets.export import safe_row
 from memberships.errors import LedgerError
 from memberships.services import Actor
-from memberships.views.common import audit, client_ip, practice_for, staff_page
+from memberships.views.common import audit, audit_view, client_ip, practice_for, staff_page
 
 from .runs import resolve_discrepancy
 from .selectors import discrepancies, latest_run, reconciliation_status, reconciliation_trend
@@ -46,9 +46,11 @@ def reconciliation(request):
     rows = discrepancies(practice_id=practice.pk, show=show, kind=kind)
     trend = reconciliation_trend(practice_id=practice.pk, limit=30)
     peak = max([p.total for p in trend] + [1])
+    shown = list(rows[:1000])
+    audit_view(request, action="reconciliation_view", members=[d.member_id for d in shown if d.member_id])
     return render(request, "billing/reconciliation.html", {
         "run": latest_run(practice_id=practice.pk), "status": reconciliation_status(practice_id=practice.pk),
-        "rows": rows[:1000], "row_count": rows.count(), "show": show, "kind": kind,
+        "rows": shown, "row_count": rows.count(), "show": show, "kind": kind,
         "kinds": DiscrepancyKind.choices, "trend": [(p, int(100 * p.total / peak)) for p in trend],
     })
 
@@ -92,13 +94,17 @@ def reconciliation_csv(request):
     writer = csv.writer(response)
     writer.writerow(["member_number", "member_id", "kind", "sides", "message", "values", "first_seen", "last_seen",
                      "resolved_at", "resolved_by", "resolution_note"])
+    members = []
     for d in rows.order_by("member_number", "kind"):
+        members.append(d.member_id)
         values = {k: v for k, v in d.values.items() if k != "sides"}
         writer.writerow(safe_row([
             d.member_number, d.member_id or "", d.kind, d.values.get("sides", ""), d.message,
             json.dumps(values, sort_keys=True), d.first_seen_at.isoformat(), d.last_seen_at.isoformat(),
             d.resolved_at.isoformat() if d.resolved_at else "",
             d.resolved_by.get_username() if d.resolved_by else "", d.resolution_note]))
-    audit(request, action="reconciliation_exported", obj=practice, detail={"show": show})
+    # One row per member in the file (one without a member when it lists none: the export itself).
+    audit_view(request, action="reconciliation_exported", obj=practice, detail={"show": show},
+               members=[m for m in members if m is not None] or [None])
     return response
 

@@ -174,6 +174,7 @@ def reverse(request, member_id: int, entry_id: int):
                 return redirect("memberships:chart", member_id=member.pk)
     else:
         form = ReverseForm(initial={"token": new_form_token()})
+    audit_view(request, action="reverse_page", obj=entry, members=[member])   # the page names the member
     return render(request, "memberships/reverse.html", {
         "form": form, "entry": entry, "member": member, "service": service, "reversal": reversal,
         "quantity_display": service.format_quantity(-entry.quantity),
