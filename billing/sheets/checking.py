@@ -348,16 +348,17 @@ class _RowPlanner:
         return errors
 
     def _namesake_problems(self, row: ImportRow) -> list[RowError]:
-        """A row matched to no member but whose name and date of birth several members have: it is
-        one of them, not someone new (created, every import of the file again would add another)."""
+        """A row matched to no member but whose name several members have, with its email, mobile or
+        date of birth: it is one of them, not someone new (created, every import of the file again
+        would add another)."""
         namesakes = self.index.namesakes(person_of(row))
         if len(namesakes) < 2:
             return []
         numbers = sorted(self.members[pk]["member_number"] for pk in namesakes)
         return [RowError(row.line, self.number_column,
-                         f"{row.first_name} {row.last_name} born {row.date_of_birth:%Y-%m-%d} could be member "
-                         f"{', '.join(numbers[:-1])} or {numbers[-1]}: add the member number in a 'Member #' "
-                         f"column (or an email or mobile only one of them has) to say which")]
+                         f"{row.first_name} {row.last_name} could be member {', '.join(numbers[:-1])} or "
+                         f"{numbers[-1]} (the same name, and the same email, mobile or date of birth): add the "
+                         f"member number in a 'Member #' column to say which")]
 
     def plan(self, row: ImportRow) -> PlannedRow:
         member_id = self.matched.get(row.line)

@@ -57,19 +57,26 @@ def _folded(name: str) -> str:
     return " ".join(plain.casefold().split())
 
 
-def _same_person_key(row: ImportRow) -> tuple | None:
-    """Name and date of birth as one person has them, whatever the accents, case or a second first
-    name ("Renée Dubois" and "renee dubois", "Mary Ann" and "Mary"); None without a birth date."""
-    if not row.date_of_birth or not (row.first_name or row.last_name):
+def _name_key(row: ImportRow) -> tuple | None:
+    """The name as one person has it, whatever the accents, case or a second first name ("Renée
+    Dubois" and "renee dubois", "Mary Ann" and "Mary"); None without a name."""
+    if not (row.first_name or row.last_name):
         return None
-    return (_folded(row.first_name).partition(" ")[0], _folded(row.last_name), row.date_of_birth)
+    return _folded(row.first_name).partition(" ")[0], _folded(row.last_name)
+
+
+def _same_person_key(row: ImportRow) -> tuple | None:
+    """Name and date of birth as one person has them; None without a birth date."""
+    name = _name_key(row)
+    return (*name, row.date_of_birth) if name and row.date_of_birth else None
 
 
 def shared_contacts(rows: list[ImportRow], *, mapping: Mapping, headers: list[str]) -> dict[int, list[RowError]]:
     """Two rows of one file with the same email or mobile: an error on each, naming the other's line,
-    unless both say they are of the same household. Two rows with the same name and date of birth are
-    one person twice, household or not: an error on each (imported, they would be two members, and
-    every import of the file again would add two more, since neither could be told from the other).
+    unless both say they are of the same household. Two rows with the same name and the same email,
+    mobile or date of birth are one person twice, household or not: an error on each (imported, they
+    would be two members, and every import of the file again would add two more, since neither could
+    be told from the other).
     (A row repeating an earlier row's member number is that number's duplicate, said once on the
     later row.)"""
     first_of_number: dict[str, int] = {}
@@ -99,12 +106,25 @@ def shared_contacts(rows: list[ImportRow], *, mapping: Mapping, headers: list[st
                 f"line{'s' if ', ' in others else ''} {others}: the same person twice? Keep one row "
                 f"(one person is one member)"))
     for (name, value), group in groups.items():
-        if len(group) < 2 or (group[0].household and all(r.household == group[0].household for r in group)):
+        if len(group) < 2:
             continue
         index = mapping.index_of(name)
         column = headers[index] if index is not None else FIELD_LABELS[name]
         what = "email" if name == "email" else "mobile"
+        by_name: dict[tuple, list[ImportRow]] = {}
         for row in group:
+            by_name.setdefault(_name_key(row) or ("line", row.line), []).append(row)
+        twice = {row.line for same in by_name.values() if len(same) > 1 for row in same}
+        for same in (same for same in by_name.values() if len(same) > 1):
+            for row in same:
+                others = ", ".join(str(r.line) for r in same if r is not row)
+                errors.setdefault(row.line, []).append(RowError(
+                    row.line, column, f"{row.first_name} {row.last_name} with the {what} {value} is also on "
+                                      f"line{'s' if ', ' in others else ''} {others}: the same person twice? Keep "
+                                      f"one row (one person is one member)"))
+        if group[0].household and all(r.household == group[0].household for r in group):
+            continue
+        for row in (row for row in group if row.line not in twice):
             others = ", ".join(str(r.line) for r in group if r is not row)
             errors.setdefault(row.line, []).append(RowError(
                 row.line, column, f"the {what} {value} is also on line{'s' if ', ' in others else ''} {others}: "

@@ -113,9 +113,14 @@ class MemberIndex:
         return {pk for pk, _ in table.get(key) or []} if key else set()
 
     def namesakes(self, person: Person) -> list[int]:
-        """The members of the person's name and date of birth (none without a date of birth)."""
+        """The members of the person's name who have their email, mobile or date of birth."""
         name = _name(person.first_name, person.last_name)
-        return list(self.by_name_dob.get((*name, person.date_of_birth), [])) if person.date_of_birth and any(name) else []
+        if not any(name):
+            return []
+        found = set(self.by_name_dob.get((*name, person.date_of_birth), [])) if person.date_of_birth else set()
+        for key, table in ((person.email.lower(), self.by_email), (person.phone, self.by_phone)):
+            found |= {pk for pk, other in table.get(key) or [] if other == name} if key else set()
+        return sorted(found)
 
     def match(self, person: Person) -> int | None:
         """The member this person is, or None for someone new."""

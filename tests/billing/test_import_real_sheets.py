@@ -73,9 +73,9 @@ def test_a_row_whose_name_and_birth_date_two_members_share_is_asked_about_not_ad
     for _ in range(2):
         out, batch = command(tmp_path, sheet)
         assert batch.status == ImportStatus.REJECTED
-        assert errors(batch) == [(2, "Member number", "Renée Dubois born 1980-05-01 could be member M000007 or "
-                                                      "M000008: add the member number in a 'Member #' column (or an "
-                                                      "email or mobile only one of them has) to say which")]
+        assert errors(batch) == [(2, "Member number", "Renée Dubois could be member M000007 or M000008 (the same "
+                                                      "name, and the same email, mobile or date of birth): add the "
+                                                      "member number in a 'Member #' column to say which")]
         assert ledger_counts() == before
     with_number = "Member #,Client Name,DOB,Plan,Member Since\r\nM000008,Renée Dubois,5/1/1980,Glow,1/3/2024\r\n"
     out, batch = command(tmp_path, with_number.encode())
@@ -270,3 +270,40 @@ def test_clinical_notes_in_the_sheet_reach_no_log_timeline_or_outbound_message(c
     assert Event.objects.exists() and written
     for detail in ("botox", "20u", "glabella", "filler", "reaction", "lips", "xeomin", "brow"):
         assert not [text for text in written if detail in text.lower()], detail
+
+
+@pytest.mark.parametrize("household", ["", "Dubois"], ids=["no household column", "one household"])
+def test_one_person_on_two_rows_with_one_email_is_the_same_person_twice_household_or_not(glow, practice, tmp_path,
+                                                                                           household):
+    """A member who cancelled and joined again, listed twice with one email. The error pointed to a
+    Household column; with one, both rows were imported as two members of that name, and every import
+    of the file again added two more (neither row could be told from the other)."""
+    sheet = ("Name,Email,Plan,Member Since,Status,Household\r\n"
+             f"Renée Dubois,renee@example.com,Glow,1/3/2024,Cancelled,{household}\r\n"
+             f"Ben Dubois,renee@example.com,Glow,1/3/2024,Active,{household}\r\n"
+             f"renee  dubois,Renee@Example.com,Glow,1/3/2025,Active,{household}\r\n").encode()
+    out, batch = command(tmp_path, sheet)
+    assert batch.status == ImportStatus.REJECTED
+    same_person = [
+        (2, "Email", "Renée Dubois with the email renee@example.com is also on line 4: the same person twice? Keep "
+                     "one row (one person is one member)"),
+        (4, "Email", "renee dubois with the email renee@example.com is also on line 2: the same person twice? Keep "
+                     "one row (one person is one member)")]
+    shared = [(3, "Email", "the email renee@example.com is also on lines 2, 4: two members cannot share one (a "
+                           "Household column allows it for one household)")]
+    assert sorted(errors(batch)) == sorted(same_person + ([] if household else shared))
+    assert ledger_counts() == (0, 0, 0, 0)
+
+
+def test_a_row_two_members_of_its_name_and_email_could_be_is_asked_about_not_added(glow, practice, tmp_path):
+    for number in ("M000007", "M000008"):
+        MemberFactory(practice=practice, member_number=number, first_name="Renée", last_name="Dubois",
+                      email="renee@example.com", phone="")
+    sheet = "Name,Email,Plan,Member Since,Household\r\nRenée Dubois,renee@example.com,Glow,1/3/2024,Dubois\r\n"
+    before = ledger_counts()
+    out, batch = command(tmp_path, sheet.encode())
+    assert batch.status == ImportStatus.REJECTED
+    assert errors(batch) == [(2, "Member number", "Renée Dubois could be member M000007 or M000008 (the same name, "
+                                                  "and the same email, mobile or date of birth): add the member "
+                                                  "number in a 'Member #' column to say which")]
+    assert ledger_counts() == before
