@@ -43,6 +43,9 @@ class NoticeStatus(models.TextChoices):
     SENT = "sent", "Sent"                # at least one channel went
     SKIPPED = "skipped", "Skipped"       # no channel could go (see `note`)
     UNCERTAIN = "uncertain", "May have been sent"   # none went for sure; one may have (see `note`)
+    # It no longer applied when it was to go (see `note`); planned again if it applies again before
+    # the renewal.
+    WITHDRAWN = "withdrawn", "Withdrawn"
 
 
 class ChannelStatus(models.TextChoices):

@@ -12,7 +12,9 @@ from .sending import (
     notice_for_sending,
     rearm_channel,
     record_channel,
+    settle_terms,
+    withdraw_notice,
 )
 
 __all__ = ["NoticeNotResendable", "channel_status", "due_membership_ids", "no_longer_due", "notice_for_sending",
-           "plan_batch", "plan_notices", "rearm_channel", "record_channel"]
+           "plan_batch", "plan_notices", "rearm_channel", "record_channel", "settle_terms", "withdraw_notice"]

@@ -88,19 +88,24 @@ def _renewing(dues: list[Due], memberships: list[Membership]) -> list[Due]:
     return [due for due in dues if not (due.kind == NoticeKind.UPCOMING_CHARGE and due.membership_id in ending)]
 
 
-def _already(dues: list[Due], memberships: list[Membership]) -> set[Due]:
+def _already(dues: list[Due], memberships: list[Membership]) -> tuple[set[Due], dict[Due, int]]:
     """The dues that have their notice: one of that date, or one of the same renewal moment whose
-    date read differently then (the member's home moved to a clinic in another zone since)."""
+    date read differently then (the member's home moved to a clinic in another zone since); and,
+    apart, the dues whose notice of that date was withdrawn (it did not apply when it was to go:
+    due again, it is planned again, the same row)."""
     ends = {m.pk: m.current_period_end for m in memberships}
     by_renewal = {(due.membership_id, due.kind): due for due in dues}
-    done = set()
-    for membership_id, kind, boundary_date, boundary_at in (
+    done, withdrawn = set(), {}
+    for notice_id, membership_id, kind, boundary_date, boundary_at, status in (
             MemberNotice.objects.filter(membership_id__in=list(ends))
-            .values_list("membership_id", "kind", "boundary_date", "boundary_at")):
+            .values_list("pk", "membership_id", "kind", "boundary_date", "boundary_at", "status")):
+        if status == NoticeStatus.WITHDRAWN:
+            withdrawn[Due(membership_id, kind, boundary_date)] = notice_id
+            continue
         done.add(Due(membership_id, kind, boundary_date))
         if boundary_at == ends.get(membership_id) and (membership_id, kind) in by_renewal:
             done.add(by_renewal[(membership_id, kind)])
-    return done
+    return done, withdrawn
 
 
 def due_membership_ids(*, now: datetime) -> list[int]:
@@ -110,7 +115,7 @@ def due_membership_ids(*, now: datetime) -> list[int]:
     rows = list(_open_memberships(now=now, horizon=now + timedelta(days=widest + 1))
                 .select_related("member__practice", "member__home_location").order_by("pk"))
     dues = _renewing([due for membership in rows for due in dues_of(membership, days=days, now=now)], rows)
-    done = _already(dues, rows)
+    done, _ = _already(dues, rows)
     return sorted({due.membership_id for due in dues if due not in done})
 
 
@@ -149,24 +154,48 @@ def plan_batch(membership_ids: list[int], *, now: datetime) -> dict[str, int]:
     by_id = {membership.pk: membership for membership in locked}
     dues = [(by_id[due.membership_id], due) for due in _renewing(
         [due for membership in locked for due in dues_of(membership, days=days, now=now)], locked)]
-    done = _already([due for _, due in dues], locked)
+    done, withdrawn = _already([due for _, due in dues], locked)
     dues = [(membership, due) for membership, due in dues if due not in done]
     prices = _location_prices(locked)
     previews = preview_next_boundaries(memberships=[m for m, due in dues if due.kind == NoticeKind.EXPIRING_CREDIT])
-    notices = []
+    notices, again = [], []
     for membership, due in dues:
         notice = build_notice(membership, due, prices=prices, expiring=previews.get(membership.pk, {}), now=now)
-        if notice is not None:
+        if notice is None:
+            continue
+        if due in withdrawn:
+            if _plan_again(notice, notice_id=withdrawn[due]):
+                again.append(notice)
+        else:
             notices.append(notice)
     if notices:
         sql.insert_many(notices)
-        record_events([event for notice in notices for event in notice_events(notice, now=now)])
+    if notices or again:
+        record_events([event for notice in notices + again for event in notice_events(notice, now=now)])
     counts: dict[str, int] = {}
     for notice in notices:
         key = f"{notice.kind}_{notice.status}"
         counts[key] = counts.get(key, 0) + 1
+    for notice in again:
+        key = f"{notice.kind}_planned_again"
+        counts[key] = counts.get(key, 0) + 1
     logger.info("notices planned for %s memberships: %s", len(locked), counts)
     return counts
+
+
+PLANNED_AGAIN = ("amount_cents", "currency", "nudged", "status", "email_status", "sms_status", "note", "created_at",
+                 "boundary_at")
+
+
+def _plan_again(notice: MemberNotice, *, notice_id: int) -> bool:
+    """Write `notice` over its withdrawn row (still withdrawn: nothing of it went meanwhile), its
+    channels decided again and `created_at` now. An earlier delivery of the row still waiting (a
+    text held for a reply) and the new one send a channel once: each takes the row's lock and sends
+    only a channel still queued."""
+    planned = MemberNotice.objects.filter(pk=notice_id, status=NoticeStatus.WITHDRAWN).update(
+        **{field: getattr(notice, field) for field in PLANNED_AGAIN})
+    notice.pk = notice_id
+    return bool(planned)
 
 
 def _location_prices(memberships: list[Membership]) -> dict[tuple[int, int], int]:

@@ -1,21 +1,25 @@
 """What became of a notice's channels: the outbox destination that sends them
-(`integrations.messaging.notices`) asks whether a notice is still worth sending and reports each
-channel sent, skipped or failed here. Each report is recorded once (a repeat of a finished channel
-changes nothing) with a timeline event; ids and dates only."""
+(`integrations.messaging.notices`) asks here, when a channel is about to go, whether the notice still
+applies (else it is withdrawn, with why) and what it says then — the amount the renewal will charge
+and what would expire are read from the ledger at that moment, not when the notice was planned —
+and reports each channel sent, skipped or failed. Each report is recorded once (a repeat of a
+finished channel changes nothing) with a timeline event; ids and dates only."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 
 from memberships.errors import LedgerError
 from memberships.models import EventKind, MembershipStatus
 from memberships.services.common import record_event
+from memberships.services.location_prices import Price, membership_price
 from memberships.services.refill import preview_next_boundary
 
 from ..dunning.quiet import member_zone
-from ..models import ChannelStatus, MemberNotice, NoticeKind, NoticeStatus
+from ..models import ChannelStatus, MemberNotice, NoticeKind, NoticeSettings, NoticeStatus
+from ..models.notices import DEFAULT_NOTICE_DAYS
 from .planning import SYSTEM, not_renewing
 from .wording import day, timeline_label
 
@@ -23,39 +27,115 @@ CHANNELS = ("email", "sms")
 FINISHED = (ChannelStatus.SENT, ChannelStatus.SKIPPED, ChannelStatus.FAILED, ChannelStatus.UNCERTAIN)
 
 
-def notice_for_sending(notice_id) -> MemberNotice | None:
+def notice_for_sending(notice_id, *, lock: bool = False) -> MemberNotice | None:
+    """The notice with what sending it reads. `lock`: its row locked for the caller's transaction
+    (the outbox's, around the provider's call), so the channels of one notice, and a new planning
+    of it, go one at a time."""
     if not notice_id:
         return None
-    return (MemberNotice.objects.select_related("practice", "member__practice", "member__home_location",
-                                                "membership__tier", "membership__pending_tier")
-            .filter(pk=notice_id).first())
+    rows = MemberNotice.objects.select_related("practice", "member__practice", "member__home_location",
+                                               "membership__tier", "membership__pending_tier")
+    if lock:
+        rows = rows.select_for_update(of=("self",))
+    return rows.filter(pk=notice_id).first()
 
 
 def channel_status(notice: MemberNotice, channel: str) -> str:
     return notice.sms_status if channel == "sms" else notice.email_status
 
 
+def renewal_price(membership) -> Price:
+    """What the renewal will charge, read now: the tier it renews into (a scheduled change's, else
+    its own) at the price where the membership is priced."""
+    return membership_price(membership, tier=membership.pending_tier or membership.tier)
+
+
+def expiring_now(membership) -> dict[str, int]:
+    """What the boundary would expire if it came now (service id → quantity): the member page's
+    dry run."""
+    tier = membership.pending_tier or membership.tier
+    return {str(sid): q for sid, q in preview_next_boundary(membership=membership, tier=tier).items() if q > 0}
+
+
+def _notice_days(notice: MemberNotice) -> int:
+    row = NoticeSettings.objects.filter(practice_id=notice.practice_id).values_list(
+        "upcoming_charge_days", "expiring_credit_days").first()
+    upcoming, expiring = row or (DEFAULT_NOTICE_DAYS, DEFAULT_NOTICE_DAYS)
+    return upcoming if notice.kind == NoticeKind.UPCOMING_CHARGE else expiring
+
+
 def no_longer_due(notice: MemberNotice, *, now: datetime) -> str:
-    """Why a queued notice should not go after all ("" when it should): the membership stopped
-    (paused, cancelled, past due), the renewal moved to another day or passed, (upcoming charge) the
-    processor will not charge then (cancelled at the period end, collection paused), or (expiring
-    credit) the member has used what would have expired since the notice was queued."""
+    """Why a queued notice should not go now ("" when it should), from the ledger's state now: the
+    membership stopped (paused, cancelled, past due), the renewal moved to another day or passed,
+    the practice now sends it fewer days before the renewal (it goes then), (upcoming charge) the
+    processor will not charge then (cancelled at the period end, collection paused) or the renewal
+    charges nothing, or (expiring credit) the member has used what would have expired since the
+    notice was queued."""
     membership = notice.membership
     if membership.status != MembershipStatus.ACTIVE:
         return f"the membership is {membership.get_status_display().lower()}"
     if now >= notice.boundary_at:
         return "the renewal passed before it could go"
     end = membership.current_period_end
-    if end is None or (end != notice.boundary_at
-                       and end.astimezone(member_zone(notice.member)).date() != notice.boundary_date):
+    zone = member_zone(notice.member)
+    if end is None or (end != notice.boundary_at and end.astimezone(zone).date() != notice.boundary_date):
         return "the renewal date changed"
-    if notice.kind == NoticeKind.UPCOMING_CHARGE and not_renewing([membership]):
-        return "the membership does not renew then (it ends or is paused at the processor)"
-    if notice.kind == NoticeKind.EXPIRING_CREDIT:
-        tier = membership.pending_tier or membership.tier
-        if not any(q > 0 for q in preview_next_boundary(membership=membership, tier=tier).values()):
-            return "nothing is left to expire"
+    days = _notice_days(notice)
+    if now.astimezone(zone).date() < notice.boundary_date - timedelta(days=days):
+        return f"not due yet: the practice now sends it {days} days before the renewal"
+    if notice.kind == NoticeKind.UPCOMING_CHARGE:
+        if not_renewing([membership]):
+            return "the membership does not renew then (it ends or is paused at the processor)"
+        if renewal_price(membership).cents <= 0:
+            return "nothing will be charged at the renewal"
+    if notice.kind == NoticeKind.EXPIRING_CREDIT and not expiring_now(membership):
+        return "nothing is left to expire"
     return ""
+
+
+def settle_terms(notice: MemberNotice) -> MemberNotice:
+    """Just before a channel goes: what the notice says, as the ledger has it now — the amount the
+    renewal will charge (a tier change, a scheduled change withdrawn, a new price since it was
+    planned), and, until a channel went, what would expire (what the dashboard counts as named).
+    Saved on the notice, so its record says what the member was told."""
+    changed = []
+    if notice.kind == NoticeKind.UPCOMING_CHARGE:
+        price = renewal_price(notice.membership)
+        if (notice.amount_cents, notice.currency) != (price.cents, price.currency):
+            notice.amount_cents, notice.currency = price.cents, price.currency
+            changed += ["amount_cents", "currency"]
+    elif notice.sent_at is None:
+        named = expiring_now(notice.membership)
+        if named != notice.nudged:
+            notice.nudged = named
+            changed.append("nudged")
+    if changed:
+        notice.save(update_fields=changed)
+    return notice
+
+
+@transaction.atomic
+def withdraw_notice(*, notice_id: int, why: str, now: datetime) -> MemberNotice:
+    """The notice no longer applies (`why`): every channel still waiting is skipped, with one line on
+    the timeline. Withdrawn when none went (planned again should it apply again before the renewal);
+    a channel that already went keeps the notice sent. Changes nothing when no channel waits."""
+    notice = (MemberNotice.objects.select_for_update(of=("self",)).select_related("member__practice", "membership")
+              .get(pk=notice_id))
+    waiting = [channel for channel in CHANNELS if channel_status(notice, channel) == ChannelStatus.QUEUED]
+    if not waiting:
+        return notice
+    for channel in waiting:
+        setattr(notice, "sms_status" if channel == "sms" else "email_status", ChannelStatus.SKIPPED)
+    went = {ChannelStatus.SENT, ChannelStatus.UNCERTAIN} & {notice.email_status, notice.sms_status}
+    notice.status = _notice_status(notice) if went else NoticeStatus.WITHDRAWN
+    notice.note = "; ".join(part for part in (notice.note, f"withdrawn: {why}") if part)[-200:]
+    notice.save(update_fields=["email_status", "sms_status", "status", "note"])
+    what, when = timeline_label(notice.kind), day(notice.boundary_date)
+    summary = (f"{what} withdrawn ({when}): {why}" if not went else
+               f"{what} not sent by {' or '.join('SMS' if c == 'sms' else 'email' for c in waiting)} ({when}): {why}")
+    record_event(membership=notice.membership, member=notice.member, kind=EventKind.NOTE, summary=summary,
+                 payload={"notice_id": notice.pk, "channels": waiting, "outcome": "withdrawn"}, actor=SYSTEM, now=now)
+    return notice
 
 
 @transaction.atomic

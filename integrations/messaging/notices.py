@@ -3,9 +3,12 @@ timeline event (kind NOTE, payload `notice_id` and `channel`) that becomes one e
 At send time, as for the dunning messages: SMS consent and STOP are checked again (a STOP that came
 in since is honoured; Twilio's 21610 is recorded as an opt-out), the member's quiet hours defer the
 message to their end — the email too: a notice is never sent at night — and an SMS hold defers an
-automated text until a person read the member's reply. A notice whose renewal stopped, moved or
-passed since it was queued is not sent. Needs the `notices` stage (below it: shadowed). A provider
-whose answer was lost after the request went may have sent it: "may have been sent", not retried."""
+automated text until a person read the member's reply. What a notice says is read when it goes
+(`notices.settle_terms`: the amount the renewal charges then, after a tier change, a withdrawn
+change or a new price); a notice that no longer applies then (the renewal stopped, moved, passed or
+charges nothing; nothing left to expire) is withdrawn with why, both channels at once. Needs the
+`notices` stage (below it: shadowed). A provider whose answer was lost after the request went may
+have sent it: "may have been sent", not retried."""
 
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ class MemberNoticeDestination:
         return f"send the {kind} by {channel} to member {event.member_id}"
 
     def deliver(self, event: Event, *, delivery, now: datetime) -> dict:
-        notice = notices.notice_for_sending(event.payload.get("notice_id"))
+        notice = notices.notice_for_sending(event.payload.get("notice_id"), lock=True)
         channel = event.payload.get("channel")
         if notice is None:
             raise PermanentDeliveryError("no such notice")
@@ -49,9 +52,8 @@ class MemberNoticeDestination:
             return {"notice": notice.status, "replay": True}
         why = notices.no_longer_due(notice, now=now)
         if why:
-            notices.record_channel(notice_id=notice.pk, channel=channel, status=ChannelStatus.SKIPPED, note=why,
-                                   now=now)
-            return {"skipped": why}
+            notices.withdraw_notice(notice_id=notice.pk, why=why, now=now)
+            return {"withdrawn": why}
         member = notice.member
         if channel == "sms" and not member.can_receive_sms:
             note = "opted out (STOP)" if member.sms_opted_out_at else "no SMS consent at send time"
@@ -61,6 +63,7 @@ class MemberNoticeDestination:
         until = quiet_until(member=member, now=now)
         if until is not None:
             raise DeferDelivery(until, "quiet hours")
+        notices.settle_terms(notice)            # the amount, and what expires, as they are now
         if channel == "sms":
             return self._sms(notice, delivery=delivery, now=now)
         return self._email(notice, delivery=delivery, now=now)

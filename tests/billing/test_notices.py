@@ -244,7 +244,7 @@ def test_a_renewal_that_stopped_before_sending_is_not_announced(enroll, notice_p
     assert not sms.outbox and not mail.outbox
     notice = MemberNotice.objects.get(membership=membership, kind=NoticeKind.UPCOMING_CHARGE)
     assert (notice.status, notice.email_status, notice.sms_status) == (
-        NoticeStatus.SKIPPED, ChannelStatus.SKIPPED, ChannelStatus.SKIPPED)
+        NoticeStatus.WITHDRAWN, ChannelStatus.SKIPPED, ChannelStatus.SKIPPED)
     assert "the membership is cancelled" in notice.note
 
 
@@ -257,7 +257,7 @@ def test_credit_used_while_the_notice_waited_for_morning_is_not_announced(enroll
     run(T0 + timedelta(days=1))
     assert [m.subject for m in mail_to(membership.member)] == ["Glow Aesthetics: your membership renews on Jan 10"]
     notice = MemberNotice.objects.get(membership=membership, kind=NoticeKind.EXPIRING_CREDIT)
-    assert notice.status == NoticeStatus.SKIPPED and "nothing is left to expire" in notice.note
+    assert notice.status == NoticeStatus.WITHDRAWN and "nothing is left to expire" in notice.note
 
 
 def test_a_practice_moved_back_below_the_stage_sends_nothing_queued(enroll, notice_practice):

@@ -57,7 +57,7 @@ def test_a_cancellation_at_period_end_after_the_notice_was_queued_stops_it(enrol
     assert _subjects(membership) == ["Glow Aesthetics: membership benefits that expire on Jan 10"]
     notice = MemberNotice.objects.get(membership=membership, kind=NoticeKind.UPCOMING_CHARGE)
     assert (notice.status, notice.email_status, notice.sms_status) == (
-        NoticeStatus.SKIPPED, ChannelStatus.SKIPPED, ChannelStatus.SKIPPED)
+        NoticeStatus.WITHDRAWN, ChannelStatus.SKIPPED, ChannelStatus.SKIPPED)
     assert "does not renew" in notice.note
 
 
