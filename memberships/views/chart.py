@@ -125,6 +125,7 @@ def redeem(request, member_id: int):
                 "quantity": request.POST.get("quantity", "1")})
             form.is_bound = False
             messages.warning(request, exc.message)
+            audit(request, action="view_chart", obj=panel.member, member=panel.member)   # the chart again
             return render_chart(request, panel, redeem_form=form, status=409)
         except LedgerError as exc:
             form.add_error(None, exc.message)
@@ -138,6 +139,7 @@ def redeem(request, member_id: int):
                 messages.success(request, f"Redeemed {service.format_quantity(-entry.quantity)} {service.name}. "
                                           f"{service.format_quantity(entry.balance_after)} left.")
             return redirect(_chart_url(member_id, compact))
+    audit(request, action="view_chart", obj=panel.member, member=panel.member)   # the chart again, form refused
     return render_chart(request, panel, redeem_form=form, status=400)
 
 

@@ -107,7 +107,9 @@ def visit_redeem(request, member_id: int):
                 now=now)
         except StaleChart as exc:
             messages.warning(request, exc.message)
-            return _render(request, _visit_or_404(request, member_id, now), status=409)
+            panel = _visit_or_404(request, member_id, now)
+            audit(request, action="view_visit", obj=panel.member, member=panel.member)   # the panel again
+            return _render(request, panel, status=409)
         except LedgerError as exc:
             form.add_error(None, exc.message)
         else:
@@ -118,4 +120,5 @@ def visit_redeem(request, member_id: int):
                 messages.success(request, f"Redeemed {service.format_quantity(-entry.quantity)} {service.name}. "
                                           f"{service.format_quantity(entry.balance_after)} left.")
             return redirect(here)
+    audit(request, action="view_visit", obj=panel.member, member=panel.member)   # the panel again, form refused
     return _render(request, panel, redeem_form=form, status=400)
