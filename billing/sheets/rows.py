@@ -23,9 +23,11 @@ from .reading import UNSAVED_FORMULA, UnsavedFormula, normalize_header
 from .values import (
     DateOrder,
     ValueProblem,
+    is_placeholder,
     parse_bool,
     parse_cents,
     parse_date,
+    parse_price,
     parse_status,
     parse_units,
     text,
@@ -145,10 +147,11 @@ def _email(value: Any) -> str:
     return raw
 
 
-def _parse_cell(raw: Any, parse: Callable[[Any], Any]) -> Any:
+def _parse_cell(raw: Any, parse: Callable[[Any], Any], *, placeholders: bool = True) -> Any:
+    """The cell's value; "N/A", "none", "-"… read as an empty cell unless `placeholders` is False."""
     if isinstance(raw, UnsavedFormula):
         raise ValueProblem(UNSAVED_FORMULA)
-    return parse(raw)
+    return parse(None if placeholders and is_placeholder(raw) else raw)
 
 
 class _RowReader:
@@ -190,7 +193,7 @@ class _RowReader:
         raw, column = self.cell(name)
         required = required and self.index_of(name) is not None
         try:
-            value = _parse_cell(raw, parse)
+            value = _parse_cell(raw, parse, placeholders=name != "status")   # "N/A" is no status
         except ValueProblem as problem:
             self.error(column, str(problem))
             return None
@@ -303,7 +306,7 @@ def parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mappi
     # Only a paused membership has an end to its pause (whether it needs one: checking._pause_end_problem).
     values["paused_until"] = (take("paused_until", reader.dates("paused_until"))
                               if values["status"] == MembershipStatus.PAUSED else None)
-    values["price_cents"] = take("price", lambda value: parse_cents(value, decimal_comma=reader.decimal_comma))
+    values["price_cents"] = take("price", lambda value: parse_price(value, decimal_comma=reader.decimal_comma))
     values["balances"] = _balances(reader, services)
     values["processor_customer_id"] = take("processor_customer_id", text)
     values["processor_subscription_id"] = take("processor_subscription_id", text)

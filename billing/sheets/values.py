@@ -23,6 +23,16 @@ def text(value: Any) -> str:
     return " ".join(str(value).replace("\ufeff", "").split())
 
 
+# What a spreadsheet writes in a cell it has nothing for.
+_PLACEHOLDERS = {"n/a", "na", "n.a.", "n.a", "none", "-", "--", "---", "\u2013", "\u2014", "?", "unknown", "tbd",
+                 "null", "nil", "not provided", "no email", "no phone", "no mobile"}
+
+
+def is_placeholder(value: Any) -> bool:
+    """ "N/A", "none", "-", "?"…: a cell with nothing in it, as blank as an empty one."""
+    return isinstance(value, str) and text(value).lower() in _PLACEHOLDERS
+
+
 _EXCEL_EPOCH = date(1899, 12, 30)
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%b %d %Y", "%B %d %Y", "%d %b %Y", "%d %B %Y", "%b %d, %Y",
                  "%B %d, %Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d-%b-%Y", "%d-%b-%y", "%b-%d-%Y",
@@ -168,6 +178,8 @@ def parse_decimal(value: Any, *, what: str, dollars: bool = False, decimal_comma
     raw = text(value)
     negative = raw.startswith("(") and raw.endswith(")")
     cleaned = raw.strip("()").replace("$", "").replace("USD", "").replace("usd", "").strip()
+    if cleaned in ("-", "\u2013", "\u2014") and raw != cleaned:
+        return Decimal(0)                 # "$ -": Excel's accounting format writes a zero so
     if cleaned.startswith("-"):
         negative, cleaned = True, cleaned[1:].strip()
     cleaned = cleaned.replace("€", "").replace("EUR", "").strip() if decimal_comma else cleaned
@@ -215,6 +227,17 @@ def parse_cents(value: Any, *, decimal_comma: bool = False) -> int | None:
     return int(cents)
 
 
+_PER_MONTH = re.compile(r"\s*(/\s*(mo|mon|mth|month)\.?|per\s+(mo|month)|a\s+month|monthly|p/m)$", re.IGNORECASE)
+
+
+def parse_price(value: Any, *, decimal_comma: bool = False) -> int | None:
+    """A monthly price in cents: an amount as `parse_cents` reads it, with or without "/mo",
+    "per month", "monthly" after it ("$199/mo")."""
+    if isinstance(value, str):
+        value = _PER_MONTH.sub("", text(value))
+    return parse_cents(value, decimal_comma=decimal_comma)
+
+
 def parse_units(value: Any, *, decimal_comma: bool = False) -> int | None:
     number = parse_decimal(value, what="a whole number of units", decimal_comma=decimal_comma)
     if number is None:
@@ -249,15 +272,22 @@ STATUS_SYNONYMS = {
     "past due": "past_due", "past_due": "past_due", "pastdue": "past_due", "overdue": "past_due",
     "delinquent": "past_due", "failed": "past_due", "declined": "past_due", "unpaid": "past_due",
     "cancelled": "cancelled", "canceled": "cancelled", "cancel": "cancelled", "ended": "cancelled",
-    "inactive": "cancelled", "terminated": "cancelled",
+    "inactive": "cancelled", "terminated": "cancelled", "expired": "cancelled", "closed": "cancelled",
 }
+# Where a status's own words end and a note about it begins: "Cancelled - moved", "Active (autopay)",
+# "Cancelled 3/1/2024", "Paused: travelling".
+_STATUS_NOTE = re.compile(r"\s+[-\u2013\u2014]\s|\s*[(:;,/]|\s+\d")
 
 
 def parse_status(value: Any) -> str:
+    """A membership status in the ledger's words, from the sheet's ("Canceled", "On hold", "Past due"),
+    also when a note follows it ("Cancelled 3/1/2024", "Active (autopay)", "Paused - travelling")."""
     raw = text(value).lower()
     if not raw:
         return "active"
-    status = STATUS_SYNONYMS.get(raw) or STATUS_SYNONYMS.get(raw.replace("-", " ").replace("_", " "))
-    if status is None:
-        raise ValueProblem(f"unknown status '{text(value)}' (use active, paused, past due or cancelled)")
-    return status
+    head = _STATUS_NOTE.split(raw, maxsplit=1)[0].strip()
+    for candidate in (raw, head, " ".join(head.split()[:2]), " ".join(head.split()[:1])):
+        status = STATUS_SYNONYMS.get(candidate) or STATUS_SYNONYMS.get(candidate.replace("-", " ").replace("_", " "))
+        if status is not None:
+            return status
+    raise ValueProblem(f"unknown status '{text(value)}' (use active, paused, past due or cancelled)")

@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from django_q.conf import Conf
 
-from billing.models import Discrepancy, ImportBatch, ImportStatus
+from billing.models import Discrepancy, ImportBatch, ImportStatus, SheetRow
 from billing.reconciliation.runs import run_reconciliation
 from integrations.models import Delivery
 from memberships.models import Event, LedgerEntry, Member, Membership
@@ -307,3 +307,30 @@ def test_a_row_two_members_of_its_name_and_email_could_be_is_asked_about_not_add
                                                   "and the same email, mobile or date of birth): add the member "
                                                   "number in a 'Member #' column to say which")]
     assert ledger_counts() == before
+
+
+def test_cells_written_as_people_fill_spreadsheets_are_read_as_they_mean(glow, practice, tmp_path):
+    """'N/A' for an email, '-' for a phone or a balance, Excel's accounting zero '$ -', '$199/mo',
+    'none' for a Stripe customer, a status with a note after it ('Cancelled 3/1/2024', 'Active
+    (autopay)', 'Canceled - moved away', 'Expired'): each was an error on its row ('none' was even
+    taken as a customer id), so a whole real sheet was refused."""
+    sheet = ("Name,Email,Phone,DOB,Plan,Member Since,Monthly,HydraFacial balance,Product credit balance,Status,"
+             "Stripe customer\r\n"
+             "Renée Dubois,N/A,(415) 555-0101,n/a,Glow,1/3/2024,$199/mo,-,\" $-   \",Active (autopay),none\r\n"
+             "Cy Park,cy@example.com,-,,Glow,1/3/2024,199 per month,1,$ -,Cancelled 3/1/2024,\r\n"
+             "Di Park,di@example.com,none,,Glow,1/3/2024,$199.00 monthly,0,$25.00,Canceled - moved away,\r\n"
+             "Al Lee,al@example.com,?,,Glow,1/3/2024,$199.00,0,$0.00,Expired,cus_AL\r\n").encode()
+    out, batch = command(tmp_path, sheet)
+    assert batch.status == ImportStatus.IMPORTED, batch.errors
+    people = {m.first_name: (m.email, m.phone, m.processor_customer_id) for m in Member.objects.all()}
+    assert people == {"Renée": ("", "+14155550101", ""), "Cy": ("cy@example.com", "", ""),
+                      "Di": ("di@example.com", "", ""), "Al": ("al@example.com", "", "cus_AL")}
+    assert dict(Membership.objects.values_list("member__first_name", "status")) == {
+        "Renée": "active", "Cy": "cancelled", "Di": "cancelled", "Al": "cancelled"}
+    assert sorted(SheetRow.objects.values_list("price_cents", flat=True)) == [19900] * 4
+    assert run_reconciliation(practice=practice, now=NOW, sources={}).total == 0
+    again_out, again = command(tmp_path, sheet)
+    assert (again.status, again.unchanged_count) == (ImportStatus.IMPORTED, 4)
+
+    out, batch = command(tmp_path, sheet.replace(b"Expired", b"N/A"))
+    assert errors(batch) == [(5, "Status", "unknown status 'N/A' (use active, paused, past due or cancelled)")]
