@@ -18,8 +18,8 @@ from tests.support.square_fixtures import square, square_env, square_fake  # noq
 pytestmark = pytest.mark.django_db
 
 
-def test_a_tier_change_on_a_deactivated_subscription_says_square_deactivated_it(world, square, square_fake,  # noqa: F811
-                                                                                client):
+def test_a_tier_change_on_a_deactivated_subscription_says_square_deactivated_it(  # noqa: F811
+        world, square, square_fake, client):
     member, membership, sub_id = enroll(square, square_fake, world["tier"])
     deliver(square_fake, client)
     work(square_fake.now)

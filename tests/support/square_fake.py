@@ -227,6 +227,10 @@ class SquareFake:
             self.errors.append(str(exc))
             raise
 
+    def today(self, zone: str = "") -> date:
+        """The day it is where the location is (Square's dates are days of its time zone)."""
+        return self.now.astimezone(ZoneInfo(zone or self.timezone)).date()
+
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}{next(self._ids):06d}{uuid.uuid4().hex[:6].upper()}"
 
@@ -304,7 +308,7 @@ class SquareFake:
         if body.get("location_id") != self.location_id:
             raise _Refused("NOT_FOUND", f"location {body.get('location_id')}")
         zone = body.get("timezone") or self.timezone
-        today = self.now.astimezone(ZoneInfo(zone)).date()          # the day where the location is
+        today = self.today(zone)
         sub = {"id": self._new_id("SUB"), "location_id": self.location_id, "plan_variation_id": variation["id"],
                "customer_id": customer["id"], "start_date": today.isoformat(), "status": "ACTIVE",
                "invoice_ids": [], "version": 1, "created_at": _stamp(self.now),
@@ -376,7 +380,8 @@ class SquareFake:
             for a in pending:
                 self._actions[id].remove(a)
             return {"subscription": self._public(sub), "actions": []}
-        action = self._schedule(sub, "RESUME", when=body.get("resume_effective_date") or self.now.date().isoformat())
+        when = body.get("resume_effective_date") or self.today(sub["timezone"]).isoformat()
+        action = self._schedule(sub, "RESUME", when=when)
         return {"subscription": self._public(sub), "actions": [action]}
 
     def _cancel(self, body, id):

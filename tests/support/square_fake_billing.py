@@ -156,7 +156,7 @@ _STATUS_AFTER = {"PAUSE": "PAUSED", "RESUME": "ACTIVE", "CANCEL": "CANCELED"}
 
 def apply_due_actions(self, *, today: date | None = None) -> int:
     """Carry out the scheduled actions whose date has come; each sends `subscription.updated`."""
-    today = today or self.now.date()
+    today = today or self.today()
     done = 0
     for sub_id, actions in self._actions.items():
         sub = self.subscriptions.get(sub_id)

@@ -160,7 +160,7 @@ class SquareFakeCheckout(SquareFake):
         if body.get("card_id"):
             self._own_card(body["card_id"], body.get("customer_id", ""))
         start = body.get("start_date")
-        if not start or date.fromisoformat(start) <= self.now.date():
+        if not start or date.fromisoformat(start) <= self.today(body.get("timezone") or ""):
             return super()._create_subscription(body)
         answer = super()._create_subscription(dict(body, card_id=None) if body.get("card_id") else body)
         sub = self.subscriptions[answer["subscription"]["id"]]
