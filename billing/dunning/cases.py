@@ -187,6 +187,17 @@ def cancel_cases_of_membership(*, membership: Membership, now: datetime, reason:
     return len(cases)
 
 
+def end_cases_of_cancelled(events: list[Event]) -> None:
+    """A ledger event sink, in the events' transaction (the cancellation holds the membership): the open
+    cases of a membership just cancelled — at the desk ("no further charges"), on an approved request,
+    at the processor — end now, their queued messages and retries with them, not at their next step
+    days later. Costs nothing for any other event."""
+    for event in events:
+        if event.kind == EventKind.CANCELLED and event.membership_id is not None:
+            cancel_cases_of_membership(membership=event.membership, now=event.created_at,
+                                       reason="membership cancelled")
+
+
 @transaction.atomic
 def forgive_case_for_invoice(*, invoice_ref: str, practice_id: int, written_off: bool, summary: str,
                              now: datetime) -> DunningCase | None:
