@@ -35,7 +35,7 @@ class StripeWebhooks:
 
     def post(self, event: dict) -> int:
         body, header = signed(event, SECRET)
-        response = requests.post(self.url, data=body, timeout=10,
+        response = requests.post(self.url, data=body, timeout=60,
                                  headers={"Content-Type": "application/json", "Stripe-Signature": header})
         return response.status_code
 

@@ -169,7 +169,7 @@ def test_a_visitor_joins_on_square_in_a_browser_and_is_an_active_member(chromium
     shows(browser, "confirming your payment")             # the return page, once it has loaded
 
     for body, headers in list(square_fake.outbox):       # Square's webhooks reach the live server
-        answer = requests.post(live_server.url + "/webhooks/square/", data=body, timeout=10,
+        answer = requests.post(live_server.url + "/webhooks/square/", data=body, timeout=60,
                                headers={"Content-Type": "application/json", **headers})
         assert answer.status_code == 200
     for _ in range(3):
@@ -205,7 +205,7 @@ def test_an_abandoned_square_join_loses_its_payment_link_before_it_is_purged(cli
     assert purge_abandoned_joins_task() == 1
     assert old.checkout_ref not in square_fake.payment_links                 # nobody can pay it now
     assert list(JoinAttempt.objects.all()) == [fresh] and fresh.checkout_ref in square_fake.payment_links
-    assert requests.get(f"{square_fake.base_url}/checkout/pay/{old.checkout_ref}", timeout=5).status_code == 404
+    assert requests.get(f"{square_fake.base_url}/checkout/pay/{old.checkout_ref}", timeout=60).status_code == 404
 
 
 @pytest.mark.django_db

@@ -263,7 +263,7 @@ class FhirClient:
         h = dict(headers or {})
         if json is not None:
             h.setdefault("Content-Type", FHIR_JSON)
-        return self.session.request(method, self.url(path), json=json, headers=h, timeout=15, **kw)
+        return self.session.request(method, self.url(path), json=json, headers=h, timeout=60, **kw)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

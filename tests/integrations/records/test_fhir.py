@@ -192,7 +192,7 @@ def test_record_answering_500_is_retried_and_nothing_doubles(fhir_practice, glow
                 return Response('{"resourceType":"OperationOutcome"}', status=500)
             path = request.path[len("/fhir"):]
             upstream = requests.request(request.method, f"{fhir_server.base_url}{path}", params=request.args,
-                                        data=request.get_data(), timeout=10,
+                                        data=request.get_data(), timeout=60,
                                         headers={k: v for k, v in request.headers.items()
                                                  if k.lower() not in ("host", "content-length")})
             return Response(upstream.content, status=upstream.status_code,
