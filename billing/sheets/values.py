@@ -36,7 +36,11 @@ def is_placeholder(value: Any) -> bool:
 _EXCEL_EPOCH = date(1899, 12, 30)
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", "%b %d %Y", "%B %d %Y", "%d %b %Y", "%d %B %Y", "%b %d, %Y",
                  "%B %d, %Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d-%b-%Y", "%d-%b-%y", "%b-%d-%Y",
-                 "%b %d, %y", "%a, %b %d, %Y", "%A, %B %d, %Y", "%b. %d, %Y", "%Y%m%d")
+                 "%b %d, %y", "%a, %b %d, %Y", "%A, %B %d, %Y", "%b. %d, %Y", "%Y%m%d", "%Y.%m.%d", "%d %b, %Y",
+                 "%d %B, %Y")
+# "January 3rd, 2024", "Sept 3, 2024": the ordinal's letters and September's fourth letter go.
+_ORDINAL = re.compile(r"(?<=\d)(st|nd|rd|th)\b", re.IGNORECASE)
+_SEPT = re.compile(r"\bsept\b", re.IGNORECASE)
 # 03/04/2026, 3-4-26, 03/04/2026 14:30, 03/04/2026 2:30 PM: month/day or day/month, decided per column.
 _NUMERIC_DATE = re.compile(r"(\d{1,2})([/-])(\d{1,2})\2(\d{4}|\d{2})(?:\s+\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]m)?)?",
                            re.IGNORECASE)
@@ -81,9 +85,10 @@ def parse_date(value: Any, *, order: str = MONTH_FIRST, born: bool = False) -> d
             return date(year, month, day)
         except ValueError:
             raise ValueProblem(f"'{raw}' is not a date (read as {DATE_ORDERS[order]})") from None
+    written = _SEPT.sub("Sep", _ORDINAL.sub("", raw))
     for fmt in _DATE_FORMATS:
         try:
-            return datetime.strptime(raw, fmt).date()
+            return datetime.strptime(written, fmt).date()
         except ValueError:
             continue
     raise ValueProblem(f"'{raw}' is not a date (use e.g. 2024-03-05 or 03/05/2024)")

@@ -334,3 +334,18 @@ def test_cells_written_as_people_fill_spreadsheets_are_read_as_they_mean(glow, p
 
     out, batch = command(tmp_path, sheet.replace(b"Expired", b"N/A"))
     assert errors(batch) == [(5, "Status", "unknown status 'N/A' (use active, paused, past due or cancelled)")]
+
+
+def test_join_dates_written_out_as_people_write_them_are_read(glow, practice, tmp_path):
+    """'January 3rd, 2024', 'Sept 9, 2024', '2024.02.01', '3rd March 2024' beside the forms already
+    read (1/3/2024, 2024-01-03, 03.01.2024, Jan 3, 2024, an Excel serial): each was 'not a date'."""
+    written = ['"January 3rd, 2024"', '"Sept 9, 2024"', "2024.02.01", "3rd March 2024", "1/3/2024", "2024-01-03",
+               "03.01.2024", '"Jan 3, 2024"', "45292"]
+    sheet = "Name,Email,Plan,Member Since\r\n" + "".join(
+        f"Member{i} Park,m{i}@example.com,Glow,{date_text}\r\n" for i, date_text in enumerate(written))
+    out, batch = command(tmp_path, sheet.encode())
+    assert batch.status == ImportStatus.IMPORTED, batch.errors
+    started = dict(Membership.objects.values_list("member__first_name", "started_at__date"))
+    assert [started[f"Member{i}"] for i in range(len(written))] == [
+        date(2024, 1, 3), date(2024, 9, 9), date(2024, 2, 1), date(2024, 3, 3), date(2024, 1, 3), date(2024, 1, 3),
+        date(2024, 1, 3), date(2024, 1, 3), date(2024, 1, 1)]
