@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from memberships.admin import ReadOnlyAdmin
+from memberships.admin_audit import AuditedMemberPages
 from memberships.views.common import audit, audit_view
 
 from . import inbox, outbox
@@ -63,7 +64,10 @@ class InboundEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin):
+class DeliveryAdmin(AuditedMemberPages, ReadOnlyAdmin):
+    """Each row is a member's event (its summary) and what its destination answered (a record's
+    refusal may quote the member's chart): the list and the page are audited for those members."""
+
     list_display = ["created_at", "destination", "event", "practice", "status", "attempts", "next_attempt_at",
                     "note", "short_error"]
     list_filter = ["status", "destination", "practice"]
@@ -75,6 +79,9 @@ class DeliveryAdmin(ReadOnlyAdmin):
     @admin.display(description="error")
     def short_error(self, obj: Delivery) -> str:
         return (obj.last_error or "")[:80]
+
+    def member_of(self, obj: Delivery) -> int | None:
+        return obj.event.member_id
 
     def changelist_view(self, request, extra_context=None):
         """Above the list: how many member messages may have been sent (their sending stopped before

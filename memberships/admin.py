@@ -374,10 +374,15 @@ class EventAdmin(AuditedMemberPages, ReadOnlyAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(ReadOnlyAdmin):
+class AuditLogAdmin(AuditedMemberPages, ReadOnlyAdmin):
+    """Its rows name members: reading them is itself on the trail, as on "who looked"."""
+
     practice_path = "user__staff_profile__practice"
     list_display = ["created_at", "user", "action", "object_type", "object_id", "member"]
     list_filter = ["action"]
+
+    def member_of(self, obj) -> int | None:
+        return obj.member_id
 
 
 @admin.register(CreditLot)

@@ -11,6 +11,8 @@ that person's location."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib import admin
 from django.urls import reverse
@@ -96,6 +98,9 @@ def review_world(world):
     zelda = objects["member"]
     ReconciliationRun.objects.filter(practice=zelda.practice).update(finished_at=timezone.now())
     Discrepancy.objects.filter(member=zelda).update(member_number=zelda.member_number)
+    # our front desk opened her chart yesterday: the audit log itself names her
+    AuditLog.objects.create(user=users["front_desk"], action="view_chart", member=zelda,
+                            created_at=timezone.now() - timedelta(days=1))
     return objects, users
 
 
@@ -149,13 +154,15 @@ def _link_request(member):
 def _about(model, objects):
     """A row of `model` about Zelda, if the world has one (by member, membership, the event's member, or
     the inbound event that names her)."""
-    from integrations.models import InboundEvent
+    from integrations.models import Delivery, InboundEvent
 
     member, membership = objects["member"], objects["membership"]
     if model is type(member):
         return member
     if model is InboundEvent:
         return InboundEvent.objects.filter(event_id="evt_review_1").first()
+    if model is Delivery:
+        return Delivery.objects.filter(event__member=member, destination="record", status="failed").first()
     fields = {f.name for f in model._meta.get_fields()}
     for field, value in (("member", member), ("membership", membership), ("event__member", member)):
         if field.split("__")[0] in fields:
@@ -165,7 +172,8 @@ def _about(model, objects):
 
 ADMIN_MODELS = sorted(admin.site._registry, key=lambda model: model._meta.label)
 # Admin pages that show her in this world (the list, or the page of the row about her).
-ADMIN_SHOWS_HER = {"memberships.Member", "memberships.Membership", "integrations.InboundEvent",
+ADMIN_SHOWS_HER = {"memberships.Member", "memberships.Membership", "integrations.InboundEvent", "memberships.AuditLog",
+                   "integrations.Delivery",
                    "billing.DunningCase", "integrations.RecordException"}
 
 
@@ -198,7 +206,7 @@ def test_every_admin_page_showing_a_member_audits_her(review_world, model, role,
 
 def _extra_admin_rows(objects) -> None:
     """What the admin lists besides the matrix's objects: an inbound event naming Zelda as Stripe
-    sends her (email, name), an outbound delivery of one of her events."""
+    sends her (email, name), a delivery of one of her events that the record refused."""
     from integrations.models import Delivery, InboundEvent
 
     member, membership = objects["member"], objects["membership"]
@@ -208,7 +216,10 @@ def _extra_admin_rows(objects) -> None:
         received_at=now, payload={"id": "evt_review_1", "type": "customer.updated", "data": {"object": {
             "id": "cus_review", "object": "customer", "email": member.email,
             "name": f"{member.first_name} {member.last_name}", "metadata": {"member_id": f"mb_{member.pk}"}}}})
+    # the record refused the chart panel and quoted it back, as a FHIR server's OperationOutcome does
+    # (integrations.records.http keeps the first 500 characters of the answer for the manager)
     event = membership.events.order_by("pk").first()
-    if not Delivery.objects.filter(event=event).exists():
-        Delivery.objects.create(event=event, practice=member.practice, destination="record", created_at=now,
-                                next_attempt_at=now)
+    Delivery.objects.update_or_create(event=event, destination="record", defaults={
+        "practice": member.practice, "created_at": now, "next_attempt_at": now, "status": "failed",
+        "last_error": f"POST https://ehr.example.com/fhir/Flag: HTTP 422 {{\"issue\": [{{\"diagnostics\": "
+                      f"\"Flag.subject.display '{member.first_name} {member.last_name}' does not match\"}}]}}"})
