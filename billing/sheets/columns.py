@@ -18,7 +18,7 @@ FIELD_SYNONYMS: dict[str, tuple[str, ...]] = {
     "last_name": ("last name", "last", "surname", "family name", "lastname", "lname", "client last name",
                   "patient last name", "member last name"),
     "full_name": ("name", "member", "full name", "member name", "client name", "patient name", "guest name",
-                  "client", "patient", "guest", "customer", "customer name", "client full name"),
+                  "client", "guest", "customer", "customer name", "client full name"),
     "email": ("email", "e mail", "email address", "e mail address", "mail", "client email", "member email",
               "email id"),
     "phone": ("phone", "mobile", "cell", "phone number", "mobile phone", "mobile number", "cell phone",
