@@ -13,8 +13,10 @@ from .sending import (
     rearm_channel,
     record_channel,
     settle_terms,
+    shared_with_household,
     withdraw_notice,
 )
 
 __all__ = ["NoticeNotResendable", "channel_status", "due_membership_ids", "no_longer_due", "notice_for_sending",
-           "plan_batch", "plan_notices", "rearm_channel", "record_channel", "settle_terms", "withdraw_notice"]
+           "plan_batch", "plan_notices", "rearm_channel", "record_channel", "settle_terms",
+           "shared_with_household", "withdraw_notice"]

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 
 from memberships.errors import LedgerError
-from memberships.models import EventKind, MembershipStatus
+from memberships.models import EventKind, Member, MembershipStatus
 from memberships.services.common import record_event
 from memberships.services.location_prices import Price, membership_price
 from memberships.services.refill import preview_next_boundary
@@ -112,6 +112,15 @@ def settle_terms(notice: MemberNotice) -> MemberNotice:
     if changed:
         notice.save(update_fields=changed)
     return notice
+
+
+def shared_with_household(member, channel: str) -> bool:
+    """Whether another member of the practice has the same mobile number (SMS) or email address: a
+    household's notices then name whose membership each is about."""
+    contact = {"phone": member.phone} if channel == "sms" else {"email__iexact": member.email}
+    if not next(iter(contact.values())):
+        return False
+    return Member.objects.filter(practice_id=member.practice_id, **contact).exclude(pk=member.pk).exists()
 
 
 @transaction.atomic

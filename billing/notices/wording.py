@@ -24,20 +24,37 @@ def day(value: date) -> str:
     return f"{value:%b} {value.day}"
 
 
-def sms_body(notice: MemberNotice) -> str:
+# GSM 03.38's basic character set: a name outside it would turn the text into several segments.
+GSM7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
+           "¿abcdefghijklmnopqrstuvwxyzäöñüà")
+
+
+def addressee(first_name: str) -> str:
+    """The member's first name for a message to a number or address a household shares ("" when
+    it would not fit an SMS: too long, or outside GSM-7)."""
+    name = (first_name or "").strip()
+    return name if name and len(name) <= 20 and set(name) <= GSM7 else ""
+
+
+def sms_body(notice: MemberNotice, *, name: str = "") -> str:
+    """`name`: the member's first name, when the number is shared with another member (a
+    household), so each text says whose membership it is about."""
     practice, when, link = notice.practice.name, day(notice.boundary_date), member_page_url()
     if notice.kind == NoticeKind.UPCOMING_CHARGE:
         amount = format_money(notice.amount_cents, notice.currency)
-        return f"{practice}: your membership renews on {when} for {amount}. Details: {link} Reply STOP to opt out."
-    return (f"{practice}: you have membership benefits that expire on {when} - see them: {link} "
+        whose = f"{name}'s" if name else "your"
+        return f"{practice}: {whose} membership renews on {when} for {amount}. Details: {link} Reply STOP to opt out."
+    who = f"{name} has" if name else "you have"
+    return (f"{practice}: {who} membership benefits that expire on {when} - see them: {link} "
             "Reply STOP to opt out.")
 
 
-def email_subject(notice: MemberNotice) -> str:
-    when = day(notice.boundary_date)
+def email_subject(notice: MemberNotice, *, name: str = "") -> str:
+    """`name` as for `sms_body`, when the address is shared."""
+    when, whose = day(notice.boundary_date), f"{name}'s " if name else ""
     if notice.kind == NoticeKind.UPCOMING_CHARGE:
-        return f"{notice.practice.name}: your membership renews on {when}"
-    return f"{notice.practice.name}: membership benefits that expire on {when}"
+        return f"{notice.practice.name}: {whose or 'your '}membership renews on {when}"
+    return f"{notice.practice.name}: {whose}membership benefits that expire on {when}"
 
 
 def email_body(notice: MemberNotice) -> str:

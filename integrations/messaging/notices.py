@@ -74,7 +74,7 @@ class MemberNoticeDestination:
             raise DeferDelivery(now + holds.RECHECK, "held: a reply of the member waits for staff")
         try:
             with outcomes.provider_answer(delivery, refused=_refused(notice, "sms", now=now)):
-                result = sms.send_sms(to=member.phone, body=wording.sms_body(notice))
+                result = sms.send_sms(to=member.phone, body=wording.sms_body(notice, name=_name(member, "sms")))
         except sms.SmsRecipientOptedOut as exc:
             outcomes.record_opt_out(member=member, exc=exc, now=now)
             notices.record_channel(notice_id=notice.pk, channel="sms", status=ChannelStatus.SKIPPED,
@@ -90,9 +90,10 @@ class MemberNoticeDestination:
             notices.record_channel(notice_id=notice.pk, channel="email", status=ChannelStatus.SKIPPED,
                                    note="no email address", now=now)
             return {"skipped": "no email"}
+        subject = wording.email_subject(notice, name=_name(member, "email"))
         with outcomes.provider_answer(delivery, refused=_refused(notice, "email", now=now)):
-            ref = email_sender.send_email(to=member.email, subject=wording.email_subject(notice),
-                                          body=wording.email_body(notice), message_ref=f"member-notice-{notice.pk}")
+            ref = email_sender.send_email(to=member.email, subject=subject, body=wording.email_body(notice),
+                                          message_ref=f"member-notice-{notice.pk}")
         notices.record_channel(notice_id=notice.pk, channel="email", status=ChannelStatus.SENT, now=now)
         logger.info("notice %s sent by email to member %s", notice.pk, member.pk)
         return {"provider_id": ref}
@@ -122,6 +123,11 @@ class MemberNoticeDestination:
                                status=ChannelStatus.FAILED, now=now,
                                note=f"could not be delivered: the provider could not be reached after "
                                     f"{delivery.attempts} attempts")
+
+
+def _name(member, channel: str) -> str:
+    """The member's first name when a household shares the number or address, else ""."""
+    return wording.addressee(member.first_name) if notices.shared_with_household(member, channel) else ""
 
 
 def _refused(notice, channel: str, *, now: datetime):
