@@ -6,7 +6,9 @@ the boundary. For each batch it locks the memberships (SKIP LOCKED: a second run
 takes the others), drops what already has its notice, asks the dry run what the boundary would
 expire (`preview_next_boundaries`: the member page's dry run, for the whole batch in three queries)
 and writes the notices and their timeline events (through which the outbox sends them) in one
-statement each. The unique constraint
+statement each; a notice withdrawn when it was to go (it did not apply then: `sending`) and due
+again is planned again on its own row. The amount and what expires are written here for the record
+and read again when each channel goes (`sending.settle_terms`). The unique constraint
 (membership, kind, boundary date) backs it: a re-run, or two at once, sends nothing twice."""
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ def _check(name: str, value: int) -> None:
 @transaction.atomic
 def update_notice_settings(*, practice: Practice, upcoming_charge_days: int, expiring_credit_days: int, actor: Actor,
                            now: datetime) -> NoticeSettings:
-    """Set the practice's notice days (each 1–30). Notices already queued keep their day; the next
-    run uses the new ones. Raises ValidationError, changing nothing, for a value out of range."""
+    """Set the practice's notice days (each 1–30). The next run uses the new ones; a notice queued
+    and not gone yet that is now early is withdrawn when it would leave and planned again on its new
+    day (`sending.no_longer_due`). Raises ValidationError, changing nothing, for a value out of range."""
     _check("upcoming_charge_days", upcoming_charge_days)
     _check("expiring_credit_days", expiring_credit_days)
     Practice.objects.select_for_update().filter(pk=practice.pk).first()
