@@ -70,6 +70,14 @@ class PracticeChoices:
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+def _related_only(model, spec):
+    if isinstance(spec, str) and "__" not in spec:
+        field = model._meta.get_field(spec)
+        if field.is_relation and field.many_to_one:
+            return (spec, admin.RelatedOnlyFieldListFilter)
+    return spec
+
+
 class PracticeScopedAdmin(PracticeChoices, admin.ModelAdmin):
     """A manager sees and edits only their own practice's rows — a group manager, every practice's of
     the group (a superuser sees all) — and can only pick those practices in forms."""
@@ -80,7 +88,9 @@ class PracticeScopedAdmin(PracticeChoices, admin.ModelAdmin):
         filters = super().get_list_filter(request)
         if request.user.is_superuser:
             return filters
-        return [f for f in filters if f != "practice"]  # one practice: the filter would list others'
+        # One practice: the filter would list others'; a filter by a related row (a tier) offers only
+        # those of the rows listed, not every practice's.
+        return [_related_only(self.model, f) for f in filters if f != "practice"]
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)

@@ -1,0 +1,123 @@
+"""Who may reach whose rows, where the route matrix (tests/security/test_route_matrix.py) does not go:
+the admin, for every registered model, and the API with a token.
+
+- A manager of another practice, and a manager of another group, reach none of our practice's rows
+  in the admin — not its page, its history or its delete page — and no admin list shows them our
+  member or our practice's catalogue (not even in a filter's choices).
+- A member signed in on her own page, and a front desk (no admin rights), get no admin page at all.
+- Another practice's API token finds none of our objects."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+from django.utils import timezone
+
+from memberships.models import Practice
+from tests.security.test_route_matrix import _sign_in, world  # noqa: F401  (world: the matrix's fixture)
+
+OUR_WORDS = ("Quixotic", "Zircon")          # our member's surname; our tier's name (set below)
+
+
+@pytest.fixture
+def our_world(world):
+    """The matrix's world, our tier named so no other practice's could be mistaken for it."""
+    objects, users = world
+    tier = objects["tier"]
+    tier.name = "Zircon Glow"
+    tier.save(update_fields=["name"])
+    return objects, users
+
+
+def _rows_of_ours(model, objects):
+    """Rows of `model` that belong to our practice (at most three)."""
+    practice = objects["member"].practice
+    fields = {f.name for f in model._meta.get_fields()}
+    paths = [("practice", practice), ("member__practice", practice), ("membership__member__practice", practice),
+             ("event__practice", practice), ("user__staff_profile__practice", practice)]
+    queryset = model._default_manager.all()
+    if model is Practice:
+        return [practice]
+    for path, value in paths:
+        if path.split("__")[0] in fields:
+            return list(queryset.filter(**{path: value}).order_by("pk")[:3])
+    return []
+
+
+SCOPED_MODELS = sorted((model for model in admin.site._registry
+                        if model._meta.app_label in {"memberships", "billing", "integrations", "portal"}),
+                       key=lambda model: model._meta.label)
+
+
+@pytest.mark.parametrize("model", SCOPED_MODELS, ids=lambda model: model._meta.label)
+@pytest.mark.parametrize("role", ["other_manager", "other_group_manager"])
+def test_another_practices_manager_reaches_none_of_our_rows_in_the_admin(our_world, model, role):
+    from tests.support.two_factor import VerifyingClient
+
+    objects, users = our_world
+    client = VerifyingClient()
+    client.force_login(users[role])
+    info = model._meta.app_label, model._meta.model_name
+    wrong = []
+    listing = client.get(reverse("admin:%s_%s_changelist" % info))
+    if listing.status_code == 200 and any(word in listing.content.decode() for word in OUR_WORDS):
+        wrong.append(f"the list of {model._meta.label} shows our practice's rows or catalogue")
+    rows = _rows_of_ours(model, objects)
+    for row in rows:
+        for view in ("change", "history", "delete"):
+            url = reverse(f"admin:%s_%s_{view}" % info, args=[row.pk])
+            response = client.get(url)
+            if response.status_code == 200:
+                wrong.append(f"{url} opens our {model._meta.verbose_name} {row.pk}")
+    assert wrong == []
+
+
+def test_our_manager_sees_our_rows_in_the_same_admin(our_world):
+    """The check above is worth something: our own manager does see them."""
+    from tests.support.two_factor import VerifyingClient
+
+    objects, users = our_world
+    client = VerifyingClient()
+    client.force_login(users["manager"])
+    assert "Quixotic" in client.get(reverse("admin:memberships_member_changelist")).content.decode()
+    assert client.get(reverse("admin:memberships_member_change", args=[objects["member"].pk])).status_code == 200
+    assert "Zircon" in client.get(reverse("admin:memberships_tier_changelist")).content.decode()
+
+
+@pytest.mark.parametrize("role", ["member", "front_desk", "clinician", "sibling_desk"])
+def test_no_admin_page_for_a_member_session_or_a_desk(our_world, role):
+    from tests.support.two_factor import VerifyingClient
+
+    objects, users = our_world
+    client = VerifyingClient()
+    _sign_in(client, role, users)
+    for url in (reverse("admin:index"), reverse("admin:memberships_member_changelist"),
+                reverse("admin:memberships_member_change", args=[objects["member"].pk])):
+        response = client.get(url)
+        assert response.status_code in (302, 403), (role, url, response.status_code)
+        assert "Quixotic" not in response.content.decode()
+        if response.status_code == 302:      # the admin's login, which sends on to the staff login
+            assert response["Location"].startswith((reverse("admin:login"), reverse("memberships:login"))), \
+                (role, url, response["Location"])
+
+
+def test_another_practices_api_token_finds_none_of_our_objects(our_world, client):
+    from memberships.auth import issue_api_token
+    from memberships.services import Actor
+
+    objects, users = our_world
+    theirs = users["other_manager"]
+    _, key = issue_api_token(user=theirs, name="their token", actor=Actor.system(), now=timezone.now())
+    auth = {"HTTP_AUTHORIZATION": f"Token {key}"}
+    for name, pk in [("api:member-detail", objects["member"].pk), ("api:membership-detail", objects["membership"].pk),
+                     ("api:membership-timeline", objects["membership"].pk),
+                     ("api:membership-holds", objects["membership"].pk), ("api:hold-detail", objects["reservation"].pk),
+                     ("api:tier-detail", objects["tier"].pk), ("api:service-detail", objects["service"].pk)]:
+        assert client.get(reverse(name, kwargs={"pk": pk}), **auth).status_code == 404, name
+    for name in ("api:member-list", "api:tier-list", "api:service-list"):
+        response = client.get(reverse(name), {"q": "Quixotic"} if name == "api:member-list" else {}, **auth)
+        assert response.status_code == 200, name
+        assert not any(word in response.content.decode() for word in OUR_WORDS), name
+    # …while the same token reads its own practice's list
+    assert client.get(reverse("api:tier-list"), **auth).json()
