@@ -4,6 +4,7 @@ ledger and the imported sheet disagree on afterwards is `billing.reconciliation`
 
 The import, in the order it runs:
 - `reading`: the file (CSV or XLSX) into a header and rows of cells;
+- `layout`: where the members are: the header row under a title, totals lines left out;
 - `columns`: which field each column holds (known headers, balance columns, the manager's mapping);
 - `values`: each cell's value (dates, amounts, units, yes/no, statuses);
 - `rows`: one row into an `ImportRow`, or its errors;

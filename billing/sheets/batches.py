@@ -93,6 +93,7 @@ def run_import_batch(*, batch_id: int, now: datetime, on_progress: ProgressCallb
             "date_order": check.date_order,
             "suggestions": check.suggestions,
             "left_out": check.left_out,
+            "warnings": [asdict(w) for w in check.warnings][:MAX_STORED_ACTIONS],
             "actions": [{"line": p.line, "member_number": p.member_number, "action": p.action, "detail": p.detail}
                         for p in check.planned if p.action != "unchanged"][:MAX_STORED_ACTIONS],
         }

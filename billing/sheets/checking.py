@@ -5,7 +5,6 @@ processor id another member has, a paused membership without the end of its paus
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Callable
@@ -17,7 +16,8 @@ from memberships.models import Member, Membership, MembershipStatus, Practice, S
 from memberships.services.members import MemberIndex, Person, same_first_name
 
 from .columns import BALANCE_PREFIX, DATE_FIELDS, FIELD_LABELS, FIELD_SYNONYMS, Mapping, guess_mapping
-from .duplicates import ProcessorIds, shared_contacts
+from .duplicates import ProcessorIds, name_key, shared_contacts
+from .layout import below_titles, without_totals
 from .reading import RawSheet, SheetError, normalize_header, read_sheet
 from .rows import CONTACT_FIELDS, ImportRow, RowError, find_tier, parse_row, practice_catalog
 from .values import DateOrder, decide_date_order, text
@@ -48,6 +48,7 @@ class ImportCheck:
     suggestions: list[dict] = field(default_factory=list)        # balance-like columns to confirm
     left_out: list[dict] = field(default_factory=list)           # [{line, why}]: lines that are no member
     errors: list[RowError] = field(default_factory=list)
+    warnings: list[RowError] = field(default_factory=list)     # worth a look; they do not stop the import
     planned: list[PlannedRow] = field(default_factory=list)
 
     @property
@@ -71,8 +72,8 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
         check.errors.append(RowError(0, "", str(exc)))
         return check
     tiers, refs, services = practice_catalog(practice)
-    sheet = _below_titles(sheet, services=refs, override=mapping_override)
-    sheet = _without_totals(check, sheet)
+    sheet = below_titles(sheet, services=refs, override=mapping_override)
+    sheet, check.left_out = without_totals(sheet)
     mapping = guess_mapping(headers=sheet.headers, services=refs, override=mapping_override)
     _check_columns(check, sheet=sheet, mapping=mapping, services=services)
     check.suggestions = mapping.suggestions
@@ -95,49 +96,10 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
             check.errors.extend(errors)
         else:
             check.planned.append(planner.plan(row))
+            check.warnings.extend(planner.namesakes_of_new(check.planned[-1]))
         if on_progress and (done % 1000 == 0 or done == check.total_rows):
             on_progress("check", done, check.total_rows)
     return check
-
-
-def _below_titles(sheet: RawSheet, *, services: list, override: dict[str, str] | None) -> RawSheet:
-    """The sheet read from its real header row: an export whose column names sit under a title row
-    or a row of merged group headers ("Member", "Contact") has them on a later line, the line whose
-    cells name the most known columns among the first few; the lines above are titles, not rows."""
-    def known(cells: list) -> int:
-        return len(guess_mapping(headers=[" ".join(str(c).split()) if c is not None else "" for c in cells],
-                                 services=services, override=override).columns)
-
-    best, best_known = None, known(sheet.headers)
-    for index, (_, cells) in enumerate(sheet.rows[:_TITLE_ROWS]):
-        if known(cells) > max(best_known, 2):
-            best, best_known = index, known(cells)
-    if best is None:
-        return sheet
-    headers = [" ".join(str(c).split()) if c is not None else "" for c in sheet.rows[best][1]]
-    rows = [(line, cells + [None] * (len(headers) - len(cells))) for line, cells in sheet.rows[best + 1:]]
-    return RawSheet(headers=headers, rows=rows, decimal_comma=sheet.decimal_comma)
-
-
-_TITLE_ROWS = 3
-# The first cell of a line a spreadsheet adds under its members: "Total", "Totals:", "Grand total",
-# "Sum", "Count: 42", "Total members".
-_TOTALS = re.compile(r"(grand |sub )?(totals?|sum|count|average)( .*)?")
-
-
-def _without_totals(check: ImportCheck, sheet: RawSheet) -> RawSheet:
-    """The sheet without its totals lines (a line whose first filled cell says "Total", "Sum",
-    "Count"…, with no email in it): they are no member, so they are left out and said so, not
-    refused as a member with no tier."""
-    rows = []
-    for line, cells in sheet.rows:
-        first = next((c for c in cells if c is not None and str(c).strip()), None)
-        if (isinstance(first, str) and _TOTALS.fullmatch(normalize_header(first))
-                and not any(isinstance(c, str) and "@" in c for c in cells)):
-            check.left_out.append({"line": line, "why": f"a totals line ('{' '.join(first.split())}'), not a member"})
-            continue
-        rows.append((line, cells))
-    return RawSheet(headers=sheet.headers, rows=rows, decimal_comma=sheet.decimal_comma) if check.left_out else sheet
 
 
 def _check_columns(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping, services: dict[str, Service]) -> None:
@@ -285,6 +247,10 @@ class _RowPlanner:
         if mapping.index_of("first_name") is None and mapping.index_of("full_name") is not None:
             self.columns["first_name"] = self.columns["full_name"]
         self.tiers_by_code, self.services, self.today = tiers_by_code, services, today
+        self.by_name: dict[tuple, list[dict]] = {}
+        for member in members:
+            self.by_name.setdefault(name_key(member), []).append(member)
+        self.new_names: dict[tuple, int] = {}
 
     def problems(self, row: ImportRow) -> list[RowError]:
         line = row.line
@@ -359,6 +325,26 @@ class _RowPlanner:
                          f"{row.first_name} {row.last_name} could be member {', '.join(numbers[:-1])} or "
                          f"{numbers[-1]} (the same name, and the same email, mobile or date of birth): add the "
                          f"member number in a 'Member #' column to say which")]
+
+    def namesakes_of_new(self, planned: PlannedRow) -> list[RowError]:
+        """A new member whose name a member the ledger has, or another new row, has too: worth a look
+        (the same person with a typo in the email?), though namesakes are often two people."""
+        key = name_key(planned.row) if planned.action == "create" else None
+        if key is None:
+            return []
+        row, column = planned.row, self.columns["first_name"]
+        found = []
+        for member in self.by_name.get(key, [])[:3]:
+            on_file = ", ".join(filter(None, (member["email"], member["phone"]))) or "no email or mobile"
+            found.append(RowError(row.line, column, f"new member {row.first_name} {row.last_name}, but member "
+                                                    f"{member['member_number']} ({on_file}) has this name: if it is "
+                                                    f"the same person, give their member number or the email or "
+                                                    f"mobile on file"))
+        earlier = self.new_names.setdefault(key, row.line)
+        if earlier != row.line:
+            found.append(RowError(row.line, column, f"{row.first_name} {row.last_name} is also a new member on line "
+                                                    f"{earlier}, with another email or mobile: the same person twice?"))
+        return found
 
     def plan(self, row: ImportRow) -> PlannedRow:
         member_id = self.matched.get(row.line)

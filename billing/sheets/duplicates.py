@@ -57,17 +57,19 @@ def _folded(name: str) -> str:
     return " ".join(plain.casefold().split())
 
 
-def _name_key(row: ImportRow) -> tuple | None:
+def name_key(row: ImportRow | dict) -> tuple | None:
     """The name as one person has it, whatever the accents, case or a second first name ("Renée
-    Dubois" and "renee dubois", "Mary Ann" and "Mary"); None without a name."""
-    if not (row.first_name or row.last_name):
+    Dubois" and "renee dubois", "Mary Ann" and "Mary"); None without a name. A row, or a member's
+    values."""
+    first, last = (row["first_name"], row["last_name"]) if isinstance(row, dict) else (row.first_name, row.last_name)
+    if not (first or last):
         return None
-    return _folded(row.first_name).partition(" ")[0], _folded(row.last_name)
+    return _folded(first).partition(" ")[0], _folded(last)
 
 
 def _same_person_key(row: ImportRow) -> tuple | None:
     """Name and date of birth as one person has them; None without a birth date."""
-    name = _name_key(row)
+    name = name_key(row)
     return (*name, row.date_of_birth) if name and row.date_of_birth else None
 
 
@@ -113,7 +115,7 @@ def shared_contacts(rows: list[ImportRow], *, mapping: Mapping, headers: list[st
         what = "email" if name == "email" else "mobile"
         by_name: dict[tuple, list[ImportRow]] = {}
         for row in group:
-            by_name.setdefault(_name_key(row) or ("line", row.line), []).append(row)
+            by_name.setdefault(name_key(row) or ("line", row.line), []).append(row)
         twice = {row.line for same in by_name.values() if len(same) > 1 for row in same}
         for same in (same for same in by_name.values() if len(same) > 1):
             for row in same:

@@ -349,3 +349,26 @@ def test_join_dates_written_out_as_people_write_them_are_read(glow, practice, tm
     assert [started[f"Member{i}"] for i in range(len(written))] == [
         date(2024, 1, 3), date(2024, 9, 9), date(2024, 2, 1), date(2024, 3, 3), date(2024, 1, 3), date(2024, 1, 3),
         date(2024, 1, 3), date(2024, 1, 3), date(2024, 1, 1)]
+
+
+def test_a_new_member_whose_name_is_already_a_members_or_another_new_rows_is_worth_a_look(
+        client, manager, glow, practice, tasks_inline, django_capture_on_commit_callbacks, tmp_path):
+    """The same person twice, once with a typo in the email (no mobile, no birth date to tell): both
+    rows were created without a word, two members for one person. Namesakes are often two people, so
+    the import goes on, but the manager is shown who to look at."""
+    MemberFactory(practice=practice, member_number="M000007", first_name="Renée", last_name="Dubois",
+                  email="renee@exmaple.com", phone="")
+    sheet = ("Name,Email,Plan,Member Since\r\n"
+             "Renee Dubois,renee@example.com,Glow,1/3/2024\r\n"
+             "Cy Park,cy@example.com,Glow,1/3/2024\r\n"
+             "Cy  Park,cy.park@example.com,Glow,1/3/2024\r\n").encode()
+    client.force_login(manager)
+    page = upload(client, django_capture_on_commit_callbacks, sheet, "members.csv")
+    assert "Worth a look (2)" in page and ">Checked</span> no problems" in page
+    checked = ImportBatch.objects.get()
+    assert [(w["line"], w["message"]) for w in checked.report["warnings"]] == [
+        (2, "new member Renee Dubois, but member M000007 (renee@exmaple.com) has this name: if it is the same "
+            "person, give their member number or the email or mobile on file"),
+        (4, "Cy Park is also a new member on line 3, with another email or mobile: the same person twice?")]
+    assert "line 4: Cy Park is also a new member on line 3" in command(tmp_path, sheet, "members.csv",
+                                                                      "--dry-run")[0]

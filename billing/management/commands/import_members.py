@@ -100,6 +100,8 @@ class Command(BaseCommand):
             out.write(f"  line {action['line']}: {action['action']} {number}: {action['detail']}")
         if len(batch.report.get("actions", [])) > 50:
             out.write(f"  … and {len(batch.report['actions']) - 50} more")
+        for warning in batch.report.get("warnings", []):
+            out.write(self.style.WARNING(f"  worth a look, line {warning['line']}: {warning['message']}"))
         for error in batch.errors:
             where = f"line {error['line']}" if error["line"] else "file"
             column = f", column '{error['column']}'" if error["column"] else ""

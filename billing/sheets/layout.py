@@ -1,0 +1,51 @@
+"""Where the members are in a sheet: the real header row of an export that puts a title or merged
+group headers above it, and the totals lines a spreadsheet keeps under its members. Pure functions,
+no database."""
+
+from __future__ import annotations
+
+import re
+
+from .columns import guess_mapping
+from .reading import RawSheet, normalize_header
+
+
+def below_titles(sheet: RawSheet, *, services: list, override: dict[str, str] | None) -> RawSheet:
+    """The sheet read from its real header row: an export whose column names sit under a title row
+    or a row of merged group headers ("Member", "Contact") has them on a later line, the line whose
+    cells name the most known columns among the first few; the lines above are titles, not rows."""
+    def known(cells: list) -> int:
+        return len(guess_mapping(headers=[" ".join(str(c).split()) if c is not None else "" for c in cells],
+                                 services=services, override=override).columns)
+
+    best, best_known = None, known(sheet.headers)
+    for index, (_, cells) in enumerate(sheet.rows[:TITLE_ROWS]):
+        if known(cells) > max(best_known, 2):
+            best, best_known = index, known(cells)
+    if best is None:
+        return sheet
+    headers = [" ".join(str(c).split()) if c is not None else "" for c in sheet.rows[best][1]]
+    rows = [(line, cells + [None] * (len(headers) - len(cells))) for line, cells in sheet.rows[best + 1:]]
+    return RawSheet(headers=headers, rows=rows, decimal_comma=sheet.decimal_comma)
+
+
+TITLE_ROWS = 3
+# The first cell of a line a spreadsheet adds under its members: "Total", "Totals:", "Grand total",
+# "Sum", "Count: 42", "Total members".
+_TOTALS = re.compile(r"(grand |sub )?(totals?|sum|count|average)( .*)?")
+
+
+def without_totals(sheet: RawSheet) -> tuple[RawSheet, list[dict]]:
+    """The sheet without its totals lines (a line whose first filled cell says "Total", "Sum",
+    "Count"…, with no email in it), and those lines ([{line, why}]): they are no member, so they are
+    left out and said so, not refused as a member with no tier."""
+    rows, left_out = [], []
+    for line, cells in sheet.rows:
+        first = next((c for c in cells if c is not None and str(c).strip()), None)
+        if (isinstance(first, str) and _TOTALS.fullmatch(normalize_header(first))
+                and not any(isinstance(c, str) and "@" in c for c in cells)):
+            left_out.append({"line": line, "why": f"a totals line ('{' '.join(first.split())}'), not a member"})
+            continue
+        rows.append((line, cells))
+    return (RawSheet(headers=sheet.headers, rows=rows, decimal_comma=sheet.decimal_comma) if left_out else sheet,
+            left_out)
