@@ -5,6 +5,7 @@ import pytest
 from django.urls import reverse
 
 from tests.staff.test_browser import SCREENSHOTS, browser, chromium  # noqa: F401 (fixtures)
+from tests.support.browser import present_now
 
 from .join_support import online  # noqa: F401  (fixtures)
 
@@ -25,7 +26,7 @@ def test_the_join_page_fits_a_phone_and_shows_the_practice(browser, live_server,
         width = browser.execute_script("return document.documentElement.scrollWidth")
         browser.save_screenshot(str(SCREENSHOTS / "join-page-375.png"))
         header = browser.find_element(By.CSS_SELECTOR, "header").text
-        links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "header a")]
+        links = [a.get_attribute("href") for a in present_now(browser, By.CSS_SELECTOR, "header a")]
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     assert width <= PHONE[0], f"the page scrolls sideways at {PHONE[0]} px ({width} px wide)"
