@@ -334,12 +334,11 @@ class _RowPlanner:
             return []
         row, column = planned.row, self.columns["first_name"]
         found = []
-        for member in self.by_name.get(key, [])[:3]:
-            on_file = ", ".join(filter(None, (member["email"], member["phone"]))) or "no email or mobile"
+        for member in self.by_name.get(key, [])[:3]:     # its contacts are on its chart (audited), not here
             found.append(RowError(row.line, column, f"new member {row.first_name} {row.last_name}, but member "
-                                                    f"{member['member_number']} ({on_file}) has this name: if it is "
-                                                    f"the same person, give their member number or the email or "
-                                                    f"mobile on file"))
+                                                    f"{member['member_number']} has this name: if it is the same "
+                                                    f"person, give their member number or the email or mobile on "
+                                                    f"their chart"))
         earlier = self.new_names.setdefault(key, row.line)
         if earlier != row.line:
             found.append(RowError(row.line, column, f"{row.first_name} {row.last_name} is also a new member on line "

@@ -367,8 +367,8 @@ def test_a_new_member_whose_name_is_already_a_members_or_another_new_rows_is_wor
     assert "Worth a look (2)" in page and ">Checked</span> no problems" in page
     checked = ImportBatch.objects.get()
     assert [(w["line"], w["message"]) for w in checked.report["warnings"]] == [
-        (2, "new member Renee Dubois, but member M000007 (renee@exmaple.com) has this name: if it is the same "
-            "person, give their member number or the email or mobile on file"),
+        (2, "new member Renee Dubois, but member M000007 has this name: if it is the same person, give their "
+            "member number or the email or mobile on their chart"),
         (4, "Cy Park is also a new member on line 3, with another email or mobile: the same person twice?")]
     assert "line 4: Cy Park is also a new member on line 3" in command(tmp_path, sheet, "members.csv",
                                                                       "--dry-run")[0]
