@@ -2,8 +2,8 @@
 the admin, for every registered model, and the API with a token.
 
 - A manager of another practice, and a manager of another group, reach none of our practice's rows
-  in the admin — not its page, its history or its delete page — and no admin list shows them our
-  member or our practice's catalogue (not even in a filter's choices).
+  in the admin — not its page, its history or its delete page — and no admin list or add form shows
+  them our member or our practice's catalogue (not even in a filter's or a field's choices).
 - A member signed in on her own page, and a front desk (no admin rights), get no admin page at all.
 - Another practice's API token finds none of our objects."""
 
@@ -63,6 +63,9 @@ def test_another_practices_manager_reaches_none_of_our_rows_in_the_admin(our_wor
     listing = client.get(reverse("admin:%s_%s_changelist" % info))
     if listing.status_code == 200 and any(word in listing.content.decode() for word in OUR_WORDS):
         wrong.append(f"the list of {model._meta.label} shows our practice's rows or catalogue")
+    adding = client.get(reverse("admin:%s_%s_add" % info))
+    if adding.status_code == 200 and any(word in adding.content.decode() for word in OUR_WORDS):
+        wrong.append(f"the add form of {model._meta.label} offers our practice's rows or catalogue")
     rows = _rows_of_ours(model, objects)
     for row in rows:
         for view in ("change", "history", "delete"):
@@ -121,3 +124,32 @@ def test_another_practices_api_token_finds_none_of_our_objects(our_world, client
         assert not any(word in response.content.decode() for word in OUR_WORDS), name
     # …while the same token reads its own practice's list
     assert client.get(reverse("api:tier-list"), **auth).json()
+
+
+THEIR_WORDS = ("Obsidian", "Outsider", "Elsewhere Med Spa")
+
+
+@pytest.mark.parametrize("model", SCOPED_MODELS, ids=lambda model: model._meta.label)
+def test_our_managers_admin_forms_offer_nothing_of_another_practice(our_world, model):
+    """The other way round: our manager's lists, add forms and our rows' pages never offer another
+    practice's member, tier or name (a choice in a drop-down is as visible as a row)."""
+    from tests.factories import MemberFactory, active_membership
+    from tests.support.two_factor import VerifyingClient
+
+    objects, users = our_world
+    other = Practice.objects.get(slug="elsewhere")
+    their_tier = other.tiers.get()
+    their_tier.name = "Obsidian Glow"
+    their_tier.save(update_fields=["name"])
+    active_membership(tier=their_tier, member=MemberFactory(practice=other, first_name="Yolanda", last_name="Outsider"))
+    client = VerifyingClient()
+    client.force_login(users["manager"])
+    info = model._meta.app_label, model._meta.model_name
+    urls = [reverse("admin:%s_%s_changelist" % info), reverse("admin:%s_%s_add" % info)]
+    urls += [reverse("admin:%s_%s_change" % info, args=[row.pk]) for row in _rows_of_ours(model, objects)]
+    shown = []
+    for url in urls:
+        response = client.get(url)
+        if response.status_code == 200:
+            shown += [(url, word) for word in THEIR_WORDS if word in response.content.decode()]
+    assert shown == []
