@@ -1,7 +1,7 @@
 """What the expiring-credit notices earn: per month of the boundary they warned about, the credit
-they named (what the dry run said would expire, recorded on each sent notice), how much of it the
-member used between the notice and the boundary (redemptions of that service not reversed since,
-at most what was named), the rest expired, and the share used. Values at list price (the service's
+they named (what the dry run said would expire when it went, recorded on each sent notice), how much
+of it the member used between the notice going and the boundary (redemptions of that service not
+reversed since, at most what was named), the rest expired, and the share used. Values at list price (the service's
 unit value), as the breakage series. Boundaries still ahead are counted apart: their outcome is not known yet."""
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _net_redemptions(notices: list[MemberNotice]) -> dict[tuple[int, int], list[
     if not notices:
         return {}
     services = {int(sid) for notice in notices for sid in notice.nudged}
-    start = min(notice.created_at for notice in notices)
+    start = min(_went(notice) for notice in notices)
     end = max(notice.boundary_at for notice in notices)
     entries = LedgerEntry.objects.filter(
         ~Exists(LedgerEntry.objects.filter(reverses=OuterRef("pk"))), kind=EntryKind.REDEEM,
@@ -72,9 +72,14 @@ def _net_redemptions(notices: list[MemberNotice]) -> dict[tuple[int, int], list[
     return found
 
 
+def _went(notice: MemberNotice) -> datetime:
+    """When the member was told (what it named is what would expire then), else when it was planned."""
+    return notice.sent_at or notice.created_at
+
+
 def _used(notice: MemberNotice, service_id: int, quantity: int, redemptions) -> int:
     used = sum(q for when, q in redemptions.get((notice.membership_id, service_id), [])
-               if notice.created_at <= when < notice.boundary_at)
+               if _went(notice) <= when < notice.boundary_at)
     return max(0, min(quantity, used))
 
 
@@ -89,7 +94,8 @@ def nudge_effect(*, practice_id: int | None, now: datetime, months: int = 12, zo
     sent = for_practice(MemberNotice.objects.filter(kind=NoticeKind.EXPIRING_CREDIT, status=NoticeStatus.SENT,
                                                     boundary_at__gte=since), practice_id, "practice_id")
     effect = NudgeEffect(months=list(rows.values()), ahead=sent.filter(boundary_at__gt=now).count())
-    notices = list(sent.filter(boundary_at__lte=now).only("membership_id", "nudged", "created_at", "boundary_at"))
+    notices = list(sent.filter(boundary_at__lte=now).only("membership_id", "nudged", "created_at", "sent_at",
+                                                          "boundary_at"))
     redemptions = _net_redemptions(notices)
     values = dict(Service.objects.filter(pk__in={int(s) for n in notices for s in n.nudged})
                   .values_list("pk", "unit_value_cents"))

@@ -180,3 +180,20 @@ def test_a_four_figure_price_set_after_planning_still_fits_one_sms(enroll, notic
     run(MORNING)
     texts = renewal_texts(membership)
     assert len(texts) == 1 and "$1,299.00" in texts[0] and len(texts[0]) <= 160
+
+
+def test_the_dashboard_counts_only_what_was_used_after_the_notice_went(enroll, glow):  # noqa: F811
+    """$30 of the $50 used overnight, before the notice went at 08:00: the notice named the $20
+    left, and nothing of it was used by the renewal, so the notices earned nothing."""
+    from billing.metrics.nudges import nudge_effect
+
+    membership = enroll()
+    run(NIGHT)
+    services.redeem_entitlement(membership=membership, service=glow[2], quantity=3000, actor=SYSTEM,
+                                idempotency_key="used-30", now=DAWN)
+    run(MORNING)
+    services.refill_entitlements(membership=membership, cycle_key="renew", actor=services.Actor.processor(),
+                                 now=BOUNDARY)
+    effect = nudge_effect(practice_id=membership.member.practice_id, now=BOUNDARY + timedelta(days=1), months=2)
+    january = next(m for m in effect.months if m.month.month == 1)
+    assert (january.notices, january.nudged_cents, january.used_cents, january.expired_cents) == (1, 2000, 0, 2000)
