@@ -64,7 +64,7 @@ def test_refresh_now_twice_in_a_minute_computes_once(client, populated, time_mac
     world, _, _ = populated
     owner = group_manager(world.organization, world.glow)
     client.force_login(owner)
-    time_machine.move_to(timezone.now(), tick=False)          # the second press within the minute, however slow the first
+    time_machine.move_to(timezone.now(), tick=False)   # the second press within the minute, however slow the first
     client.post(reverse("group:refresh"))
     first = GroupFigures.objects.get(organization=world.organization)
     client.post(reverse("group:refresh"))

@@ -1,8 +1,8 @@
 """Waiting in the browser tests for what a person would wait for: the next page, a text, an element.
 
-A click on a link or a submit button returns before the next page has replaced the one clicked on:
-read at once, the old page's elements (or a half-built new one) answer, or go stale under the
-reader. `follow` clicks and waits until the old page is gone and the new one has loaded; `shows`
+A click on a link or a submit button may return before the next page has replaced the one clicked
+on: read at once, what answers is the old page (or a half-built new one), or an element that goes
+stale under the reader. `follow` clicks and waits until the old page is gone and the new one has loaded; `shows`
 waits for a text. The waits are long (a busy machine), and end as soon as what they wait for is
 there."""
 
@@ -60,8 +60,8 @@ def new_page(driver):
     yield
     with no_implicit_wait(driver):
         WebDriverWait(driver, WAIT, ignored_exceptions=(WebDriverException,)).until(lambda d: d.execute_script(
-            "return document.readyState === 'complete' && document.documentElement.dataset.leftBehind !== arguments[0];",
-            mark))
+            "return document.readyState === 'complete'"
+            " && document.documentElement.dataset.leftBehind !== arguments[0];", mark))
 
 
 def follow(driver, element) -> None:
