@@ -153,3 +153,21 @@ def test_our_managers_admin_forms_offer_nothing_of_another_practice(our_world, m
         if response.status_code == 200:
             shown += [(url, word) for word in THEIR_WORDS if word in response.content.decode()]
     assert shown == []
+
+
+def test_a_group_manager_sees_only_their_own_groups_practices(our_world):
+    """The group dashboard, its CSV and a refresh of another group's manager name only their group's
+    practices and figures; ours (Glow Aesthetics, Glow East) never appear there, and ours see theirs."""
+    from tests.support.two_factor import VerifyingClient
+
+    _, users = our_world
+    pages = {}
+    for role in ("group_manager", "other_group_manager"):
+        client = VerifyingClient()
+        client.force_login(users[role])
+        assert client.post(reverse("group:refresh")).status_code == 302
+        pages[role] = (client.get(reverse("group:dashboard")).content.decode()
+                       + client.get(reverse("group:export")).content.decode())
+    assert "Glow East" in pages["group_manager"] and "Elsewhere Med Spa" not in pages["group_manager"]
+    assert "Elsewhere Med Spa" in pages["other_group_manager"]
+    assert "Glow East" not in pages["other_group_manager"] and "Glow Aesthetics" not in pages["other_group_manager"]
