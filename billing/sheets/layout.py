@@ -8,6 +8,7 @@ import re
 
 from .columns import guess_mapping
 from .reading import RawSheet, normalize_header
+from .values import STATUS_SYNONYMS
 
 
 def below_titles(sheet: RawSheet, *, services: list, override: dict[str, str] | None) -> RawSheet:
@@ -49,3 +50,43 @@ def without_totals(sheet: RawSheet) -> tuple[RawSheet, list[dict]]:
         rows.append((line, cells))
     return (RawSheet(headers=sheet.headers, rows=rows, decimal_comma=sheet.decimal_comma) if left_out else sheet,
             left_out)
+
+
+# A heading line between a sheet's members: one cell, "CANCELLED MEMBERS", "--- Paused ---", "Active
+# clients". Its words: a status, or words such as these.
+_HEADING_WORDS = {"member", "members", "membership", "memberships", "client", "clients", "guest", "guests",
+                  "list", "section"}
+
+
+def _status_named(words: list[str]) -> str | None:
+    for size in (2, 1):
+        for start in range(len(words) - size + 1):
+            status = STATUS_SYNONYMS.get(" ".join(words[start:start + size]))
+            if status is not None:
+                return status
+    return None
+
+
+def without_headings(sheet: RawSheet) -> tuple[RawSheet, list[dict], dict[int, tuple[int, str, str]]]:
+    """The sheet without the heading lines between its members (a line of one cell naming a status or
+    saying "members", "clients"…, no digit, no email), those lines ([{line, why}]), and for each row
+    under a heading that names a status, that heading: (line, its text, the status), so a row it
+    leaves without a status of its own is not imported as active."""
+    rows, left_out, under = [], [], {}
+    heading: tuple[int, str, str] | None = None
+    for line, cells in sheet.rows:
+        filled = [c for c in cells if c is not None and str(c).strip()]
+        words = normalize_header(filled[0]).split() if len(filled) == 1 and isinstance(filled[0], str) else []
+        status = _status_named(words)
+        if (words and "@" not in filled[0] and not any(ch.isdigit() for ch in filled[0])
+                and (status or set(words) & _HEADING_WORDS)):
+            written = " ".join(filled[0].split())
+            left_out.append({"line": line, "why": f"a heading ('{written}'), not a member"})
+            heading = (line, written, status) if status else None
+            continue
+        if heading:
+            under[line] = heading
+        rows.append((line, cells))
+    if not left_out:
+        return sheet, [], {}
+    return RawSheet(headers=sheet.headers, rows=rows, decimal_comma=sheet.decimal_comma), left_out, under

@@ -372,3 +372,29 @@ def test_a_new_member_whose_name_is_already_a_members_or_another_new_rows_is_wor
         (4, "Cy Park is also a new member on line 3, with another email or mobile: the same person twice?")]
     assert "line 4: Cy Park is also a new member on line 3" in command(tmp_path, sheet, "members.csv",
                                                                       "--dry-run")[0]
+
+
+def test_heading_lines_between_members_are_left_out_and_rows_under_a_cancelled_heading_need_a_status(
+        glow, practice, tmp_path):
+    """A sheet kept in sections: 'ACTIVE MEMBERS', then 'CANCELLED MEMBERS' above the ones who left,
+    whose Status cells are empty. Each heading was refused as a member with no tier; and with the
+    headings deleted, the members under 'CANCELLED MEMBERS' would have been imported as active."""
+    sheet = ("Name,Email,Plan,Member Since,Status\r\n"
+             "ACTIVE MEMBERS,,,,\r\n"
+             "Renée Dubois,renee@example.com,Glow,1/3/2024,\r\n"
+             ",,,,\r\n"
+             "--- Cancelled members ---,,,,\r\n"
+             "Cy Park,cy@example.com,Glow,1/3/2024,\r\n"
+             "Di Park,di@example.com,Glow,1/3/2024,Cancelled\r\n")
+    out, batch = command(tmp_path, sheet.encode())
+    assert "Line 2 left out: a heading ('ACTIVE MEMBERS'), not a member" in out
+    assert "Line 5 left out: a heading ('--- Cancelled members ---'), not a member" in out
+    assert batch.status == ImportStatus.REJECTED
+    assert errors(batch) == [(6, "Status", "under the heading '--- Cancelled members ---' (line 5), but its Status "
+                                           "cell is empty: a member without a status is imported as active; say "
+                                           "cancelled (or active) in a Status column")]
+    assert ledger_counts() == (0, 0, 0, 0)
+    out, batch = command(tmp_path, sheet.replace("Glow,1/3/2024,\r\nDi", "Glow,1/3/2024,Cancelled\r\nDi").encode())
+    assert batch.status == ImportStatus.IMPORTED, batch.errors
+    assert dict(Membership.objects.values_list("member__first_name", "status")) == {
+        "Renée": "active", "Cy": "cancelled", "Di": "cancelled"}
