@@ -87,7 +87,8 @@ def adjust_balance(*, membership: Membership, service: Service, quantity: int, a
                    audit_action: str = "adjust") -> LedgerEntry:
     """A manager's correction, up or down, with a reason. Never below zero. The audit row is written
     here (`audit_action` names the page it came from); a replay writes nothing."""
-    Membership.objects.select_for_update(of=("self",)).get(pk=membership.pk)
+    cycle = Membership.objects.select_for_update(of=("self",)).values_list("cycle_number", flat=True).get(
+        pk=membership.pk)
     if quantity > 0:
         lot = _grant_lot(membership=membership, service=service, quantity=quantity, source=source, now=now)
         new_balance = move_balance(membership_id=membership.pk, service_id=service.pk, delta=quantity)
@@ -98,7 +99,8 @@ def adjust_balance(*, membership: Membership, service: Service, quantity: int, a
                                    require_available=-quantity)
         if new_balance is None:
             raise InsufficientBalance("The adjustment would take the balance below zero.")
-        movements, sign = consume_lots(membership_id=membership.pk, service_id=service.pk, quantity=-quantity), -1
+        movements, sign = consume_lots(membership_id=membership.pk, service_id=service.pk, quantity=-quantity,
+                                       cycle=cycle), -1
     entry = write_entry(membership=membership, service_id=service.pk, kind=EntryKind.ADJUST, quantity=quantity,
                         balance_after=new_balance, actor=actor, reason=reason.strip(),
                         idempotency_key=idempotency_key, now=now, source=source, movements=movements,

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import F
+from django.db.models import Case, F, IntegerField, Value, When
 
 from memberships.errors import InvalidQuantity
 from memberships.models import (
@@ -214,21 +214,24 @@ def ensure_balance_row(*, membership: Membership, service: Service) -> None:
     EntitlementBalance.objects.get_or_create(membership=membership, service=service)
 
 
-def consume_lots(*, membership_id: int, service_id: int, quantity: int) -> list[tuple[CreditLot, int]]:
+def consume_lots(*, membership_id: int, service_id: int, quantity: int,
+                 cycle: int | None = None) -> list[tuple[CreditLot, int]]:
     """Take `quantity` from the open lots, first to expire first, then oldest (the caller already
     moved the balance under its row lock, so the lots hold at least that much): a member never loses
-    this cycle's use-it-or-lose-it credit while older credit that never expires sits unused. The
-    common case — one lot covers it all — is one conditional UPDATE; otherwise the lots are locked
-    and drawn in order."""
+    this cycle's use-it-or-lose-it credit while older credit that never expires sits unused. `cycle`
+    (a spend of free units: the membership's current cycle): a lot already past its expiry holds only
+    units a boundary spared for a hold, and is drawn last (`overdue_last`). The common case — one lot
+    covers it all — is one conditional UPDATE; otherwise the lots are locked and drawn in order."""
     table = CreditLot._meta.db_table
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    overdue = "(expires_at_cycle IS NOT NULL AND expires_at_cycle <= %s), " if cycle is not None else ""
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET remaining = remaining - %s WHERE id = (SELECT id FROM {table} "
             f"WHERE membership_id = %s AND service_id = %s AND remaining > 0 "
-            f"ORDER BY expires_at_cycle ASC NULLS LAST, created_at, id LIMIT 1{lock}) "
+            f"ORDER BY {overdue}expires_at_cycle ASC NULLS LAST, created_at, id LIMIT 1{lock}) "
             f"AND remaining >= %s RETURNING id",
-            [quantity, membership_id, service_id, quantity],
+            [quantity, membership_id, service_id, *([cycle] if cycle is not None else []), quantity],
         )
         row = cursor.fetchone()
     if row is not None:
@@ -238,7 +241,7 @@ def consume_lots(*, membership_id: int, service_id: int, quantity: int) -> list[
     lots = (
         CreditLot.objects.select_for_update()
         .filter(membership_id=membership_id, service_id=service_id, remaining__gt=0)
-        .order_by(F("expires_at_cycle").asc(nulls_last=True), "created_at", "id")
+        .order_by(*overdue_last(cycle), F("expires_at_cycle").asc(nulls_last=True), "created_at", "id")
     )
     for lot in lots:
         if left == 0:
@@ -251,6 +254,13 @@ def consume_lots(*, membership_id: int, service_id: int, quantity: int) -> list[
     if left:
         raise RuntimeError(f"lots of membership {membership_id} hold less than its balance")
     return taken
+
+
+def overdue_last(cycle: int | None) -> list:
+    """The first ordering term of lots drawn for a free spend: those past their expiry at `cycle` last."""
+    if cycle is None:
+        return []
+    return [Case(When(expires_at_cycle__lte=cycle, then=Value(1)), default=Value(0), output_field=IntegerField())]
 
 
 def entry_movements(entry: LedgerEntry) -> list[tuple[int, int]]:

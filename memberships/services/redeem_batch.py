@@ -148,7 +148,9 @@ def _plan_one(batch: _Batch, r: Redemption, *, actor: Actor, now: datetime) -> O
     row[1] -= r.quantity
     batch.moved.add(pair)
     movements, left = [], r.quantity
-    for lot in batch.lots.get(pair, []):
+    # a free spend: lots past their expiry (units a boundary spared for a hold) last, as `consume_lots`
+    for lot in sorted(batch.lots.get(pair, []), key=lambda lot: lot.expires_at_cycle is not None
+                      and lot.expires_at_cycle <= m.cycle_number):
         if left == 0:
             break
         take = min(lot.remaining, left)

@@ -138,7 +138,8 @@ def _spend(*, membership: Membership, service: Service, quantity: int, from_rese
     )
     if new_balance is None:
         raise not_enough(membership=membership, service=service, quantity=quantity)
-    movements = consume_lots(membership_id=membership.pk, service_id=service.pk, quantity=quantity)
+    movements = consume_lots(membership_id=membership.pk, service_id=service.pk, quantity=quantity,
+                             cycle=None if from_reserved else membership.cycle_number)
     entry = write_entry(
         membership=membership, service_id=service.pk, kind=EntryKind.REDEEM, quantity=-quantity,
         balance_after=new_balance, actor=actor, reason=reason, idempotency_key=idempotency_key,
