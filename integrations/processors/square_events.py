@@ -8,6 +8,7 @@ event into the normalized fact it states. Pure: no call to Square.
 | `invoice.payment_made`              | `ChargeSucceeded`     | the invoice's `created_at` / `updated_at`  |
 | `invoice.scheduled_charge_failed`   | `ChargeFailed` (soft) | the invoice's `created_at`, the event's    |
 | `invoice.canceled`                  | `InvoiceForgiven`     | the invoice's `created_at`, the event's    |
+| `invoice.updated` (CANCELED, FAILED)| `InvoiceForgiven`     | the invoice's `created_at`, the event's    |
 | `subscription.updated` (CANCELED…)  | `SubscriptionChanged` | the event's `created_at`                   |
 
 Square's invoice names no billing reason: the period decides (`billing.services.opens_cycle`), the
@@ -17,7 +18,10 @@ invoice event carries no decline code: a failed scheduled charge is a soft failu
 adapter learns a code (`is_hard_decline`, Square's payment error codes). A subscription's invoice the
 seller cancels (Square's CancelInvoice, or the Seller Dashboard: only a SCHEDULED, UNPAID or
 PARTIALLY_PAID one; Square stops charging it, sets status CANCELED and sends `invoice.canceled`) is
-forgiven: no payment is expected. Square's subscription has no past-due state (it stays ACTIVE whatever
+forgiven: no payment is expected. So is one Square cancels itself for suspicious activity (status
+FAILED, "Square canceled the invoice due to suspicious activity"), which no `invoice.canceled` reports:
+only `invoice.updated`, Square's event for any change of an invoice, whose other statuses are left to
+the events that say them (`invoice.payment_made`, `invoice.scheduled_charge_failed`). Square's subscription has no past-due state (it stays ACTIVE whatever
 its invoices), so nothing failed left owed is good standing (`standing_reported=False`).
 
 Dates. A subscription's `charged_through_date` is read as the day its next cycle starts (the paid
@@ -48,8 +52,12 @@ SIGNATURE_HEADER = "x-square-hmacsha256-signature"
 INVOICE_PAID = {"invoice.payment_made"}
 INVOICE_FAILED = {"invoice.scheduled_charge_failed"}
 INVOICE_CANCELED = {"invoice.canceled"}
+INVOICE_UPDATED = {"invoice.updated"}
 SUBSCRIPTION = {"subscription.updated", "subscription.created"}
-HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | INVOICE_CANCELED | SUBSCRIPTION)
+HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | INVOICE_CANCELED | INVOICE_UPDATED | SUBSCRIPTION)
+# An invoice's statuses that end what is asked of the member, in the words of the timeline: cancelled
+# by the seller, or by Square itself for suspicious activity (InvoiceStatus FAILED).
+ENDED_INVOICE = {"CANCELED": "cancelled", "FAILED": "cancelled by Square (suspicious activity)"}
 
 # Hard and soft declines in Square's words: the `Error.code` of a card declined (category
 # PAYMENT_METHOD_ERROR) on CreatePayment, CreateCard or a subscription's first charge. Source: Square's
@@ -228,7 +236,7 @@ def parse_event(payload, *, interval_of=None) -> InboundFact:
     kind = str(event.get("type") or "")
     obj = ((event.get("data") or {}).get("object")) or {}
     created = seconds(event.get("created_at"))
-    if kind in INVOICE_PAID | INVOICE_FAILED | INVOICE_CANCELED:
+    if kind in INVOICE_PAID | INVOICE_FAILED | INVOICE_CANCELED | INVOICE_UPDATED:
         fact = _invoice_fact(obj["invoice"], kind=kind, event_created=created, event_ref=str(event["event_id"]),
                              interval_of=interval_of)
     elif kind in SUBSCRIPTION:
@@ -265,10 +273,11 @@ def _invoice_fact(inv: dict, *, kind: str, event_created: int, event_ref: str, i
                                 f"cents): the rest is still owed")
         return ChargeSucceeded(**common, amount_paid_cents=paid_cents,
                                paid_at=moment(inv.get("updated_at")))
-    if kind in INVOICE_CANCELED:
-        if str(inv.get("status") or "") != "CANCELED":
-            return IgnoredEvent(f"invoice.canceled of an invoice whose status is {inv.get('status')}")
-        return InvoiceForgiven(**common, how="cancelled", standing_reported=False,
+    if kind in INVOICE_CANCELED | INVOICE_UPDATED:
+        status = str(inv.get("status") or "")
+        if status not in ENDED_INVOICE or (kind in INVOICE_CANCELED and status != "CANCELED"):
+            return IgnoredEvent(f"{kind} of an invoice whose status is {inv.get('status')}")
+        return InvoiceForgiven(**common, how=ENDED_INVOICE[status], standing_reported=False,
                                forgiven_at=moment(inv.get("updated_at")) or moment_of_seconds(event_created))
     # The event names no decline code; it says what failed, so the inbox does not wait for a read.
     return ChargeFailed(**common, hard=False, failure_code=FAILED_CHARGE, decline_code="")

@@ -122,6 +122,21 @@ def cancel_invoice(self, invoice_id: str) -> None:
     self.emit("invoice.canceled", "invoice", invoice)
 
 
+def fail_invoice(self, invoice_id: str) -> None:
+    """Square cancels an open invoice itself for suspicious activity: status FAILED ("Square canceled
+    the invoice due to suspicious activity", InvoiceStatus), no more payment requested; the change is
+    reported by `invoice.updated` alone (no `invoice.canceled`: the seller did not cancel it)."""
+    from .square_fake import _Refused, _stamp
+
+    invoice = self.invoices[invoice_id]
+    if invoice["status"] not in ("SCHEDULED", "UNPAID", "PARTIALLY_PAID"):
+        raise _Refused("BAD_REQUEST", f"an invoice in the {invoice['status']} state cannot fail")
+    invoice["status"], invoice["version"] = "FAILED", invoice["version"] + 1
+    invoice["updated_at"] = _stamp(self.now)
+    invoice["payment_requests"][0]["automatic_payment_source"] = "NONE"
+    self.emit("invoice.updated", "invoice", invoice)
+
+
 def _mark_paid(self, invoice: dict, payment: dict) -> None:
     from .square_fake import _stamp
 
