@@ -44,6 +44,7 @@ from square.types.list_cards_response import ListCardsResponse
 from square.types.invoice_canceled_event import InvoiceCanceledEvent
 from square.types.invoice_payment_made_event import InvoicePaymentMadeEvent
 from square.types.invoice_scheduled_charge_failed_event import InvoiceScheduledChargeFailedEvent
+from square.types.invoice_updated_event import InvoiceUpdatedEvent
 from square.types.pause_subscription_response import PauseSubscriptionResponse
 from square.types.resume_subscription_response import ResumeSubscriptionResponse
 from square.types.search_invoices_response import SearchInvoicesResponse
@@ -56,6 +57,7 @@ from .square_models import ShapeError, check
 
 EVENT_MODELS = {"invoice.payment_made": InvoicePaymentMadeEvent, "invoice.canceled": InvoiceCanceledEvent,
                 "invoice.scheduled_charge_failed": InvoiceScheduledChargeFailedEvent,
+                "invoice.updated": InvoiceUpdatedEvent,
                 "subscription.updated": SubscriptionUpdatedEvent}
 
 
@@ -87,6 +89,7 @@ class SquareFake:
         # the location's time zone: Square sets it on every subscription and invoice, whose dates
         # (start, charged through, cancelled, due) are calendar days there
         self.timezone = "UTC"
+        self.cancels_deactivated = False     # whether CancelSubscription takes a DEACTIVATED subscription
         self.customers, self.cards, self.catalog = {}, {}, {}
         self.subscriptions, self.invoices, self.payments = {}, {}, {}
         self.requests: list[tuple[str, str, dict]] = []
@@ -385,17 +388,29 @@ class SquareFake:
         return {"subscription": self._public(sub), "actions": [action]}
 
     def _cancel(self, body, id):
+        """CancelSubscription "schedules a CANCEL action to cancel an active subscription" (the guides:
+        "an active or paused subscription"): a DEACTIVATED one is refused unless the test says Square
+        takes it (`cancels_deactivated`), its reference saying neither."""
         sub = self._find(self.subscriptions, id)
         if sub["status"] == "CANCELED":
             raise _Refused("BAD_REQUEST", "already canceled")
+        if sub["status"] == "DEACTIVATED" and not self.cancels_deactivated:
+            raise _Refused("BAD_REQUEST", "a deactivated subscription cannot be canceled")
         action = self._schedule(sub, "CANCEL")
         sub["canceled_date"] = action["effective_date"]
         return {"subscription": self._public(sub), "actions": [action]}
 
     def _swap(self, body, id):
+        """A swap at the end of the current cycle. A subscription that has not started (PENDING, never
+        invoiced) has its first cycle still ahead: the swap applies when that cycle ends, so the first
+        invoice is at the old plan's price ("The customer remains subscribed to the original plan
+        variation until the end of the current billing cycle", Swap Subscription Plan Variations)."""
         sub = self._find(self.subscriptions, id)
         self._find(self.catalog, body.get("new_plan_variation_id", ""))
-        action = self._schedule(sub, "SWAP_PLAN", new_plan_variation_id=body["new_plan_variation_id"])
+        when = None
+        if sub["status"] == "PENDING" and not sub.get("charged_through_date"):
+            when = self.cycle_after(sub["plan_variation_id"], date.fromisoformat(sub["start_date"])).isoformat()
+        action = self._schedule(sub, "SWAP_PLAN", when=when, new_plan_variation_id=body["new_plan_variation_id"])
         return {"subscription": self._public(sub), "actions": [action]}
 
     def _delete_action(self, body, id, action):
@@ -428,7 +443,7 @@ class SquareFake:
         return page
 
     from tests.support.square_fake_billing import (  # noqa: E402  (Square's own moves: billing, actions)
-        apply_due_actions, bill, cancel_invoice, cycle_after, deliver, emit, pay_invoice, price_of,
+        apply_due_actions, bill, cancel_invoice, cycle_after, deliver, emit, fail_invoice, pay_invoice, price_of,
         forget_subscription,
     )
 
