@@ -33,7 +33,30 @@ def awaiting_checkout_session(*, before: datetime) -> tuple[int, ...]:
     expires within a day: nothing is left open there to close."""
     refs = list(JoinAttempt.objects.filter(created_at__lt=before).values_list("ref", flat=True))
     mentioned = _named_by_checkout_sessions(refs, statuses=[InboundStatus.RECEIVED, InboundStatus.FAILED])
+    mentioned |= _settling(refs)
     return tuple(JoinAttempt.objects.filter(ref__in=mentioned).values_list("pk", flat=True)) if mentioned else ()
+
+
+def _settling(refs: list[str]) -> set[str]:
+    """The joins whose checkout completed "unpaid" (a bank debit settles days later; the event was done
+    with, enrolling nothing) and whose delayed payment has neither failed nor been applied yet: the
+    person paid and waits for `checkout.session.async_payment_succeeded`."""
+    if not refs:
+        return set()
+    named = (Q(payload__data__object__client_reference_id__in=refs)
+             | Q(payload__data__object__metadata__join_ref__in=refs))
+    sessions = InboundEvent.objects.filter(named, source=SOURCE_STRIPE)
+    unpaid = set(sessions.filter(event_type="checkout.session.completed",
+                                 payload__data__object__payment_status="unpaid")
+                 .values_list("payload__data__object__id", flat=True))
+    if not unpaid:
+        return set()
+    settled = set(sessions.filter(event_type="checkout.session.async_payment_failed")
+                  .values_list("payload__data__object__id", flat=True))
+    wanted = set(refs)
+    pairs = (sessions.filter(payload__data__object__id__in=unpaid - settled)
+             .values_list("payload__data__object__client_reference_id", "payload__data__object__metadata__join_ref"))
+    return {ref for pair in pairs for ref in pair if ref in wanted}
 
 
 def confirmation_held(attempt: JoinAttempt) -> bool:

@@ -40,7 +40,14 @@ INVOICE_FORGIVEN = {"invoice.voided": "void", "invoice.marked_uncollectible": "u
 SUBSCRIPTION = {"customer.subscription.created", "customer.subscription.updated",
                 "customer.subscription.deleted", "customer.subscription.paused",
                 "customer.subscription.resumed"}
-CHECKOUT = {"checkout.session.completed"}
+# A hosted checkout completed; one paid by a method whose payment settles days later (a bank debit: the
+# session completes with `payment_status` "unpaid") is settled by `async_payment_succeeded`, or not by
+# `async_payment_failed` (Stripe: "Occurs when a payment intent using a delayed payment method finally
+# succeeds / fails"). A join enrolls on whichever of them says "paid".
+CHECKOUT_COMPLETED = "checkout.session.completed"
+CHECKOUT_SETTLED = "checkout.session.async_payment_succeeded"
+CHECKOUT_NOT_SETTLED = "checkout.session.async_payment_failed"
+CHECKOUT = {CHECKOUT_COMPLETED, CHECKOUT_SETTLED, CHECKOUT_NOT_SETTLED}
 CUSTOMER = {"customer.updated"}     # a new default card (the Billing Portal's card update)
 # A payment refunded or disputed: noted on the member's timeline (`stripe_reversals`).
 HANDLED_EVENT_TYPES = frozenset(INVOICE_PAID | INVOICE_FAILED | INVOICE_ACTION | set(INVOICE_FORGIVEN) | SUBSCRIPTION
@@ -251,7 +258,7 @@ def parse_event(event: dict) -> InboundFact:
     if etype in CHECKOUT:
         if obj.get("mode") == "subscription" and (obj.get("metadata") or {}).get("join_ref"):
             return InboundFact(fact=_join_fact(event, obj), **envelope)
-        if obj.get("mode") != "setup" or not obj.get("setup_intent"):
+        if etype != CHECKOUT_COMPLETED or obj.get("mode") != "setup" or not obj.get("setup_intent"):
             # a subscription started on the hosted page arrives as customer.subscription.* / invoice.*
             return InboundFact(fact=IgnoredEvent(f"checkout in {obj.get('mode')} mode needs nothing more"),
                                **envelope)
@@ -281,11 +288,20 @@ def _forgiven_fact(etype: str, inv: dict, common: dict) -> InvoiceForgiven | Ign
 
 
 def _join_fact(event: dict, session: dict) -> CheckoutCompleted | IgnoredEvent:
-    """A join paid on the hosted page: a complete session whose payment is settled (a card payment
-    always is by `checkout.session.completed`; a delayed method is not offered)."""
+    """A join paid on the hosted page: a complete session whose payment is settled. A card payment is
+    by `checkout.session.completed`; a delayed method (a bank debit, offered when the practice enables
+    one in its Stripe Dashboard: the join's session leaves the methods to the Dashboard) completes the
+    session "unpaid" and settles days later with `checkout.session.async_payment_succeeded`, the
+    session then "paid". "no_payment_required" (a free trial) enrolls at once; its first paid cycle
+    seeds the balance. Until then, and after `async_payment_failed`, nothing is enrolled; the join is
+    kept while its payment settles (`join_retention`)."""
+    if event.get("type") == CHECKOUT_NOT_SETTLED:
+        return IgnoredEvent("join checkout's delayed payment failed: nothing enrolled")
     if session.get("status") not in (None, "complete") or \
             session.get("payment_status") not in ("paid", "no_payment_required"):
-        return IgnoredEvent(f"join checkout {session.get('status')}, payment {session.get('payment_status')}")
+        return IgnoredEvent(f"join checkout {session.get('status')}, payment {session.get('payment_status')}"
+                            + (": waiting for the delayed payment to settle"
+                               if session.get("payment_status") == "unpaid" else ""))
     if not id_of(session.get("subscription")):
         return IgnoredEvent("join checkout without a subscription")
     return CheckoutCompleted(
