@@ -85,7 +85,7 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
     _note_decimal_comma(check, sheet=sheet, mapping=mapping, services=services)
     parsed = [parse_row(line=line, cells=cells, headers=sheet.headers, mapping=mapping, tiers=tiers,
                         services=services, date_orders=date_orders, date_order=date_order,
-                        decimal_comma=sheet.decimal_comma)
+                        decimal_comma=sheet.decimal_comma, today=practice.local_date(now))
               for line, cells in sheet.rows]
     planner = _RowPlanner(practice=practice, sheet=sheet, mapping=mapping,
                           rows=[row for row, _ in parsed if row is not None],
@@ -100,7 +100,7 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
             check.errors.extend(errors)
         else:
             check.planned.append(planner.plan(row))
-            check.warnings.extend(planner.namesakes_of_new(check.planned[-1]))
+            check.warnings.extend(planner.worth_a_look(check.planned[-1]))
         if on_progress and (done % 1000 == 0 or done == check.total_rows):
             on_progress("check", done, check.total_rows)
     return check
@@ -263,6 +263,8 @@ class _RowPlanner:
         self.matched: dict[int, int | None] = {}
         number_index = mapping.index_of("member_number")
         self.number_column = sheet.headers[number_index] if number_index is not None else FIELD_LABELS["member_number"]
+        cancel_index = mapping.index_of("cancelled_on")
+        self.cancel_column = sheet.headers[cancel_index] if cancel_index is not None else FIELD_LABELS["cancelled_on"]
         pause_index = mapping.index_of("paused_until")
         self.pause_column = sheet.headers[pause_index] if pause_index is not None else FIELD_LABELS["paused_until"]
         self.processor_ids = ProcessorIds(rows, mapping=mapping, headers=sheet.headers)
@@ -350,14 +352,20 @@ class _RowPlanner:
                          f"{numbers[-1]} (the same name, and the same email, mobile or date of birth): add the "
                          f"member number in a 'Member #' column to say which")]
 
-    def namesakes_of_new(self, planned: PlannedRow) -> list[RowError]:
-        """A new member whose name a member the ledger has, or another new row, has too: worth a look
-        (the same person with a typo in the email?), though namesakes are often two people."""
-        key = name_key(planned.row) if planned.action == "create" else None
-        if key is None:
-            return []
+    def worth_a_look(self, planned: PlannedRow) -> list[RowError]:
+        """What a valid row may not mean as it will be imported: a cancel date after today (imported as
+        it is, to be cancelled when the member leaves), and a new member whose name a member the ledger
+        has, or another new row, has too (the same person with a typo in the email?), though namesakes
+        are often two people."""
         row, column = planned.row, self.columns["first_name"]
         found = []
+        if row.cancelled_on and row.cancelled_on > self.today and row.status != MembershipStatus.CANCELLED:
+            found.append(RowError(row.line, self.cancel_column,
+                                  f"leaves on {row.cancelled_on:%Y-%m-%d}: imported as {row.status.replace('_', ' ')}; "
+                                  f"cancel the membership at the desk (at the period end) so it is not renewed"))
+        key = name_key(planned.row) if planned.action == "create" else None
+        if key is None:
+            return found
         for member in self.by_name.get(key, [])[:3]:     # its contacts are on its chart (audited), not here
             found.append(RowError(row.line, column, f"new member {row.first_name} {row.last_name}, but member "
                                                     f"{member['member_number']} has this name: if it is the same "

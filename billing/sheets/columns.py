@@ -35,6 +35,9 @@ FIELD_SYNONYMS: dict[str, tuple[str, ...]] = {
     "paused_until": ("paused until", "pause until", "pause end", "pause end date", "pause ends", "pause ends on",
                      "paused through", "on hold until", "hold until", "frozen until", "resume date", "resumes",
                      "resumes on", "resume on"),
+    "cancelled_on": ("cancel date", "cancelled on", "canceled on", "cancellation date", "cancelled date",
+                     "canceled date", "date cancelled", "date canceled", "cancel on", "ended on", "date ended",
+                     "membership end date", "membership ended"),
     "period_end": ("current period end", "next billing date", "next bill date", "renewal date", "renews",
                    "paid through", "next charge", "next payment date", "period end"),
     "price": ("price", "monthly price", "rate", "monthly rate", "dues", "monthly dues", "amount", "fee",
@@ -55,13 +58,13 @@ FIELD_SYNONYMS: dict[str, tuple[str, ...]] = {
 FIELD_LABELS = {
     "member_number": "Member number", "first_name": "First name", "last_name": "Last name",
     "full_name": "Name", "email": "Email", "phone": "Phone", "tier": "Tier", "status": "Status",
-    "start_date": "Start date", "paused_until": "Paused until", "period_end": "Current period end", "price": "Price",
+    "start_date": "Start date", "paused_until": "Paused until", "cancelled_on": "Cancelled on", "period_end": "Current period end", "price": "Price",
     "processor_customer_id": "Processor customer id", "processor_subscription_id": "Processor subscription id",
     "record_patient_id": "Record patient id", "sms_consent": "SMS consent", "date_of_birth": "Date of birth",
     "household": "Household",
 }
 BALANCE_PREFIX = "balance:"
-DATE_FIELDS = ("start_date", "paused_until", "period_end", "date_of_birth")
+DATE_FIELDS = ("start_date", "paused_until", "cancelled_on", "period_end", "date_of_birth")
 # Words that may surround a service's name in a balance column's header. Any other word ("used",
 # "per month", "price", "last", "redeemed"…) makes the column something else: it is not guessed.
 _BALANCE_WORDS = {"balance", "balances", "remaining", "remain", "left", "bal", "units", "usd", "dollars", "current",

@@ -77,11 +77,12 @@ class ImportRow:
     sms_consent: bool | None
     date_of_birth: date | None = None
     household: str = ""
+    cancelled_on: date | None = None   # the sheet's cancel date: cancelled by then, or leaving on it
 
     def row_hash(self) -> str:
         data = {name: getattr(self, name) for name in _HASHED}
         data["balances"] = dict(self.balances)
-        for name in ("paused_until", "date_of_birth", "household"):
+        for name in ("paused_until", "date_of_birth", "household", "cancelled_on"):
             if not data[name]:
                 data.pop(name)        # rows hashed before the column existed stay unchanged
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
@@ -286,9 +287,23 @@ def _balances(reader: _RowReader, services: dict[str, Service]) -> dict[str, int
     return balances
 
 
+def _status_by_cancel_date(reader: _RowReader, values: dict[str, Any], *, today: date | None) -> None:
+    """A cancel date on or before today makes a row with no status cancelled; a row whose status says
+    otherwise is an error (which is it?). A later date (leaving then) leaves the status as it is."""
+    cancelled_on, status = values["cancelled_on"], values["status"]
+    if not cancelled_on or today is None or cancelled_on > today or status in (None, MembershipStatus.CANCELLED):
+        return
+    raw, column = reader.cell("status")
+    if not text(raw):
+        values["status"] = MembershipStatus.CANCELLED
+    else:
+        reader.error(column, f"says {status.replace('_', ' ')}, but the membership was cancelled on "
+                             f"{cancelled_on:%Y-%m-%d} ('{reader.cell('cancelled_on')[1]}'): make them agree")
+
+
 def parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mapping, tiers: dict[str, Tier],
               services: dict[str, Service], date_orders: dict[str, DateOrder], date_order: str,
-              decimal_comma: bool = False) -> tuple[ImportRow | None, list[RowError]]:
+              decimal_comma: bool = False, today: date | None = None) -> tuple[ImportRow | None, list[RowError]]:
     """The row, or None and every problem found in it."""
     reader = _RowReader(line=line, cells=cells, headers=headers, mapping=mapping, date_orders=date_orders,
                         date_order=date_order, decimal_comma=decimal_comma)
@@ -301,6 +316,8 @@ def parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mappi
     values["phone"] = take("phone", _phone)
     values["tier_code"] = _tier_code(reader, tiers)
     values["status"] = take("status", parse_status)
+    values["cancelled_on"] = take("cancelled_on", reader.dates("cancelled_on"))
+    _status_by_cancel_date(reader, values, today=today)
     values["start_date"] = take("start_date", reader.dates("start_date"), required=True)
     values["period_end"] = take("period_end", reader.dates("period_end"))
     # Only a paused membership has an end to its pause (whether it needs one: checking._pause_end_problem).

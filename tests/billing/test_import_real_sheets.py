@@ -398,3 +398,27 @@ def test_heading_lines_between_members_are_left_out_and_rows_under_a_cancelled_h
     assert batch.status == ImportStatus.IMPORTED, batch.errors
     assert dict(Membership.objects.values_list("member__first_name", "status")) == {
         "Renée": "active", "Cy": "cancelled", "Di": "cancelled"}
+
+
+def test_a_cancel_date_column_cancels_the_members_it_dates_and_is_not_left_out(glow, practice, tmp_path):
+    """'Cancel Date' was a column left out: members who had left, their Status cell empty, were
+    imported as active (entitled, their balances usable). A past date now cancels them; one that
+    contradicts the status is an error; a later one (leaving then) is imported as it is, worth a look."""
+    sheet = ("Name,Email,Plan,Member Since,Status,Cancel Date\r\n"
+             "Renée Dubois,renee@example.com,Glow,1/3/2024,,\r\n"
+             "Cy Park,cy@example.com,Glow,1/3/2024,,3/1/2025\r\n"
+             "Di Park,di@example.com,Glow,1/3/2024,Active,3/1/2025\r\n"
+             "Al Lee,al@example.com,Glow,1/3/2024,Active,12/31/2099\r\n")
+    out, batch = command(tmp_path, sheet.encode())
+    assert batch.status == ImportStatus.REJECTED
+    assert errors(batch) == [(4, "Status", "says active, but the membership was cancelled on 2025-03-01 "
+                                           "('Cancel Date'): make them agree")]
+    assert ledger_counts() == (0, 0, 0, 0)
+    out, batch = command(tmp_path, sheet.replace("Active,3/1/2025", "Cancelled,3/1/2025").encode())
+    assert batch.status == ImportStatus.IMPORTED, batch.errors
+    assert dict(Membership.objects.values_list("member__first_name", "status")) == {
+        "Renée": "active", "Cy": "cancelled", "Di": "cancelled", "Al": "active"}
+    assert [(w["line"], w["column"], w["message"]) for w in batch.report["warnings"]] == [
+        (5, "Cancel Date", "leaves on 2099-12-31: imported as active; cancel the membership at the desk (at the "
+                           "period end) so it is not renewed")]
+    assert run_reconciliation(practice=practice, now=NOW, sources={}).total == 0
