@@ -197,3 +197,22 @@ def test_the_dashboard_counts_only_what_was_used_after_the_notice_went(enroll, g
     effect = nudge_effect(practice_id=membership.member.practice_id, now=BOUNDARY + timedelta(days=1), months=2)
     january = next(m for m in effect.months if m.month.month == 1)
     assert (january.notices, january.nudged_cents, january.used_cents, january.expired_cents) == (1, 2000, 0, 2000)
+
+
+def test_a_notice_planned_again_honours_a_stop_and_quiet_hours(enroll):  # noqa: F811
+    membership = enroll()
+    run(NIGHT)
+    paused = services.pause_membership(membership=membership, until=BOUNDARY.date() + timedelta(days=30),
+                                       actor=SYSTEM, idempotency_key="pause", now=DAWN)
+    run(MORNING)
+    services.record_sms_opt_out(member=membership.member, actor=services.Actor.system("sms"),
+                                now=MORNING + timedelta(hours=1), source="STOP")
+    late = MORNING + timedelta(hours=12)                       # 22:00 in Los Angeles
+    services.resume_membership(membership=paused, actor=SYSTEM, idempotency_key="resume", now=late)
+    run(late + timedelta(minutes=30))                          # planned again, at night
+    assert renewal_emails(membership) == []
+    run(MORNING + timedelta(days=1))                           # 10:00 the next day
+    assert sms.outbox == [] and len(renewal_emails(membership)) == 1
+    notice = upcoming(membership)
+    assert (notice.status, notice.email_status, notice.sms_status) == (
+        NoticeStatus.SENT, ChannelStatus.SENT, ChannelStatus.SKIPPED)
