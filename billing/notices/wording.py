@@ -36,9 +36,18 @@ def addressee(first_name: str) -> str:
     return name if name and len(name) <= 20 and set(name) <= GSM7 else ""
 
 
+SMS_SEGMENT = 160
+
+
 def sms_body(notice: MemberNotice, *, name: str = "") -> str:
     """`name`: the member's first name, when the number is shared with another member (a
-    household), so each text says whose membership it is about."""
+    household), so each text says whose membership it is about — left out when the text would no
+    longer fit one segment with it."""
+    body = _sms_body(notice, name=name)
+    return body if not name or len(body) <= SMS_SEGMENT else _sms_body(notice, name="")
+
+
+def _sms_body(notice: MemberNotice, *, name: str) -> str:
     practice, when, link = notice.practice.name, day(notice.boundary_date), member_page_url()
     if notice.kind == NoticeKind.UPCOMING_CHARGE:
         amount = format_money(notice.amount_cents, notice.currency)

@@ -52,3 +52,15 @@ def test_a_name_that_would_break_the_text_into_segments_is_left_out(enroll, noti
     renewals = sorted(m.body for m in sms.outbox if "renews" in m.body)
     assert renewals[0].startswith("Glow Aesthetics: Marta's membership renews")
     assert renewals[1].startswith("Glow Aesthetics: your membership renews")
+
+
+def test_a_name_that_would_make_the_text_too_long_is_left_out(enroll, notice_practice):  # noqa: F811
+    notice_practice.name = "Glow Aesthetics Santa Monica"
+    notice_practice.save()
+    enroll(first_name="Maximilianoalexande", phone="+14155550122")
+    enroll(first_name="Bo", phone="+14155550122")
+    run(T0)
+    assert all(len(m.body) <= 160 for m in sms.outbox)
+    expiring = sorted(m.body for m in sms.outbox if "expire" in m.body)
+    assert [body.split(" membership")[0] for body in expiring] == [
+        "Glow Aesthetics Santa Monica: Bo has", "Glow Aesthetics Santa Monica: you have"]
