@@ -238,7 +238,7 @@ def parse_event(event: dict) -> InboundFact:
         if not common["subscription_ref"] and not common["membership_ref"]:
             return InboundFact(fact=IgnoredEvent("invoice of no subscription"), **envelope)
         if etype in INVOICE_FORGIVEN:
-            return InboundFact(fact=_forgiven_fact(etype, obj, common), **envelope)
+            return InboundFact(fact=_forgiven_fact(event, obj, common), **envelope)
         if etype in INVOICE_PAID:
             if obj.get("status") != "paid":
                 return InboundFact(fact=IgnoredEvent(f"invoice status is {obj.get('status')}"), **envelope)
@@ -274,16 +274,31 @@ def parse_event(event: dict) -> InboundFact:
     return InboundFact(fact=IgnoredEvent(f"{etype} is not acted on"), **envelope)
 
 
-def _forgiven_fact(etype: str, inv: dict, common: dict) -> InvoiceForgiven | IgnoredEvent:
+# `how` of an invoice Stripe marked uncollectible itself, at the end of its retries.
+MARKED_BY_STRIPE = "marked uncollectible by Stripe after its last retry"
+
+
+def _forgiven_fact(event: dict, inv: dict, common: dict) -> InvoiceForgiven | IgnoredEvent:
     """`invoice.voided` (status `void`: forgiven) or `invoice.marked_uncollectible` (status
-    `uncollectible`: written off), dated by the invoice's own `status_transitions`."""
+    `uncollectible`: written off), dated by the invoice's own `status_transitions`.
+
+    Who marked it uncollectible: the practice (the Dashboard or the API: a request) or Stripe itself,
+    its failed-payment settings acting after the last retry. The invoice cannot tell them apart at the
+    pinned version (`auto_advance` is false and `collection_method` unchanged either way; the
+    subscription's settings say nothing of who acted); the event can: `request.id` is "ID of the API
+    request that caused the event. If null, the event was automatic (e.g., Stripe's automatic
+    subscription handling)". So an event with no request is Stripe's own marking, and says so (`how`),
+    for the timeline and the dunning case. Both end the case written off: either way the invoice will
+    not be collected."""
+    etype = str(event.get("type") or "")
     status = INVOICE_FORGIVEN[etype]
     if inv.get("status") != status:
         return IgnoredEvent(f"{etype} of an invoice whose status is {inv.get('status')}")
     transitions = inv.get("status_transitions") or {}
     at = moment_of(transitions.get("voided_at" if status == "void" else "marked_uncollectible_at"))
-    return InvoiceForgiven(written_off=status == "uncollectible",
-                           how="voided" if status == "void" else "marked uncollectible",
+    automatic = isinstance(event.get("request"), dict) and not event["request"].get("id")
+    how = "voided" if status == "void" else MARKED_BY_STRIPE if automatic else "marked uncollectible"
+    return InvoiceForgiven(written_off=status == "uncollectible", how=how,
                            forgiven_at=at or moment_of(common["event_created"]), **common)
 
 
