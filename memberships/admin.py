@@ -70,14 +70,6 @@ class PracticeChoices:
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-def _related_only(model, spec):
-    if isinstance(spec, str) and "__" not in spec:
-        field = model._meta.get_field(spec)
-        if field.is_relation and field.many_to_one:
-            return (spec, admin.RelatedOnlyFieldListFilter)
-    return spec
-
-
 class PracticeScopedAdmin(PracticeChoices, admin.ModelAdmin):
     """A manager sees and edits only their own practice's rows — a group manager, every practice's of
     the group (a superuser sees all) — and can only pick those practices in forms."""
@@ -88,9 +80,7 @@ class PracticeScopedAdmin(PracticeChoices, admin.ModelAdmin):
         filters = super().get_list_filter(request)
         if request.user.is_superuser:
             return filters
-        # One practice: the filter would list others'; a filter by a related row (a tier) offers only
-        # those of the rows listed, not every practice's.
-        return [_related_only(self.model, f) for f in filters if f != "practice"]
+        return [f for f in filters if f != "practice"]  # one practice: the filter would list others'
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
@@ -281,7 +271,7 @@ class MembershipAdmin(AuditedMemberPages, PracticeScopedAdmin):
 
     practice_path = "member__practice"
     list_display = ["member", "tier", "status", "current_period_end", "processor_subscription_id"]
-    list_filter = ["status", "tier"]
+    list_filter = ["status", ("tier", admin.RelatedOnlyFieldListFilter)]  # the tiers listed, not every practice's
     search_fields = ["member__member_number", "member__last_name", "processor_subscription_id"]
     inlines = [BalanceInline]
 
@@ -384,15 +374,10 @@ class EventAdmin(AuditedMemberPages, ReadOnlyAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(AuditedMemberPages, ReadOnlyAdmin):
-    """Its rows name members: reading them is itself on the trail, as on "who looked"."""
-
+class AuditLogAdmin(AuditedMemberPages, ReadOnlyAdmin):  # its rows name members: reading them is audited too
     practice_path = "user__staff_profile__practice"
     list_display = ["created_at", "user", "action", "object_type", "object_id", "member"]
     list_filter = ["action"]
-
-    def member_of(self, obj) -> int | None:
-        return obj.member_id
 
 
 @admin.register(CreditLot)

@@ -11,7 +11,7 @@ class AuditedMemberPages:
     shown, in one INSERT: `member_of(obj)` is the member id a row shows."""
 
     def member_of(self, obj) -> int | None:
-        raise NotImplementedError
+        return getattr(obj, "member_id", None)      # a row with a `member`; else say which
 
     def _audit(self, request, response, *, action: str, objects) -> None:
         if getattr(response, "status_code", None) == 200 and objects:

@@ -3,6 +3,8 @@ what it would do, and confirm the import. Thin: check the permission, call a ser
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -95,7 +97,7 @@ def import_upload(request):
 def import_detail(request, batch_id: int):
     batch = _batch(request, batch_id)
     actions = batch.report.get("actions", [])
-    _audit_detail(request, batch, actions[:500])
+    _audit_detail(request, batch, actions[:500], batch.errors[:1000])
     return render(request, "billing/import_detail.html", {
         "batch": batch, "actions": actions[:500], "more_actions": max(0, len(actions) - 500),
         "errors": batch.errors[:1000], "more_errors": max(0, len(batch.errors) - 1000),
@@ -108,10 +110,17 @@ def import_detail(request, batch_id: int):
     })
 
 
-def _audit_detail(request, batch: ImportBatch, shown: list[dict]) -> None:
-    """One audit row per ledger member the page lists (one INSERT); a check whose rows are not
-    members yet leaves one row for the batch."""
+_NAMED_MEMBERS = re.compile(r"\bmember ([^\s,']+(?:(?:, | or )[^\s,']+)*)")
+
+
+def _audit_detail(request, batch: ImportBatch, shown: list[dict], errors: list[dict]) -> None:
+    """One audit row per ledger member the page lists (one INSERT) — in its plan, or named by an
+    error ("already member M0001's (Ana Garcia)", "could be member M0001 or M0002"); a check whose
+    rows are not members yet leaves one row for the batch."""
     numbers = {action.get("member_number") for action in shown} - {None, ""}
+    for error in errors:
+        for named in _NAMED_MEMBERS.findall(str(error.get("message", ""))):
+            numbers.update(re.split(r", | or ", named))
     members = list(Member.objects.filter(practice_id=batch.practice_id, member_number__in=numbers)
                    .values_list("pk", flat=True)) if numbers else []
     audit_view(request, action="import_detail", obj=batch, members=members or [None])
