@@ -22,7 +22,7 @@ from django.db import transaction
 
 from billing.models import ImportBatch, SheetRow
 from memberships import services as ledger
-from memberships.models import BillingInterval, Member, Membership, Practice, Service, Tier
+from memberships.models import BillingInterval, Member, Membership, MembershipStatus, Practice, Service, Tier
 from memberships.services.bulk_rows import among, insert_rows
 from memberships.services.imports import MemberRef
 from memberships.services.members import MemberIndex, allocate_member_numbers, lock_member_numbers
@@ -134,8 +134,12 @@ def _apply_chunk(*, practice: Practice, rows: list[ImportRow], known: list[int],
         if member.pk in with_membership:
             continue
         tier = tiers[row.tier_code]
+        # A member who cancelled on a date paid for the period that date fell in, not today's: frozen
+        # credit usable until the period end is not usable for a period they never paid.
+        as_of = (min(today, row.cancelled_on) if row.cancelled_on and row.status == MembershipStatus.CANCELLED
+                 else today)
         start, end = current_period(start=row.start_date, period_end=row.period_end, interval=tier.interval,
-                                    today=today)
+                                    today=as_of)
         items.append(ledger.ImportedMembership(
             member=member, tier=tier, status=row.status, processor_subscription_id=row.processor_subscription_id,
             current_period_start=datetime.combine(start, time(), zone),

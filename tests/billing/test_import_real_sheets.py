@@ -11,12 +11,15 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
+from django.utils import timezone
 from django_q.conf import Conf
 
 from billing.models import Discrepancy, ImportBatch, ImportStatus, SheetRow
 from billing.reconciliation.runs import run_reconciliation
 from integrations.models import Delivery
-from memberships.models import Event, LedgerEntry, Member, Membership
+from memberships import services
+from memberships.errors import LedgerError
+from memberships.models import Event, LedgerEntry, Member, Membership, Service
 from tests.factories import MemberFactory, TierFactory
 
 from .test_import import NOW
@@ -422,3 +425,21 @@ def test_a_cancel_date_column_cancels_the_members_it_dates_and_is_not_left_out(g
         (5, "Cancel Date", "leaves on 2099-12-31: imported as active; cancel the membership at the desk (at the "
                            "period end) so it is not renewed")]
     assert run_reconciliation(practice=practice, now=NOW, sources={}).total == 0
+
+
+def test_a_member_who_cancelled_on_a_date_is_paid_through_that_period_not_todays(glow, practice, tmp_path):
+    """Frozen credit stays usable until the paid period ends (the practice's setting): a member who
+    cancelled in March 2025 was given the period around the import's day, so their imported balance
+    was usable for up to another month."""
+    sheet = ("Name,Email,Plan,Member Since,Status,Cancel Date,HydraFacials left\r\n"
+             "Cy Park,cy@example.com,Glow,1/3/2024,Cancelled,3/10/2025,1\r\n")
+    out, batch = command(tmp_path, sheet.encode())
+    assert batch.status == ImportStatus.IMPORTED, batch.errors
+    membership = Membership.objects.get()
+    assert (membership.current_period_start.date(), membership.current_period_end.date()) == (
+        date(2025, 3, 3), date(2025, 4, 3))
+    assert membership.paid_through <= membership.cancelled_at
+    facial = Service.objects.get(code="hydrafacial")
+    with pytest.raises(LedgerError):
+        services.redeem_entitlement(membership=membership, service=facial, quantity=1, actor=services.Actor.system(),
+                                    idempotency_key="after-import", now=timezone.now())
