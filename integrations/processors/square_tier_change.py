@@ -12,19 +12,25 @@ immediate change is the current subscription cancelled and a new one on the new 
 - idempotent on the outbox's retries: the new subscription is searched for first (live, on the new
   plan, not itself ending) and created with a key from our ids, the cancellation is skipped when the
   old one already ends, and the membership takes the new id in one conditional update;
+- a change "at the next cycle" asked of a subscription that has not started (a "now" change's new
+  subscription still waiting for its start date, PENDING) is a replacement too: SwapPlan would apply
+  only after its first cycle, so the first month would be billed at the old price while the ledger
+  grants the new tier; the not-started one is cancelled before it bills and the new one starts on
+  the same start date;
+- "today" is the day where the subscription's dates are (its own `timezone`), not UTC's;
 - the old subscription stays known as this membership's (`ProcessorSubscription`), so the events it
   still sends (its end) find the membership and change nothing: billing cancels a membership only
   for the subscription the membership is on."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from billing.models import ProcessorSubscription
 from memberships.models import Membership, MembershipStatus
 
 from .square import refuse_ended
-from .square_events import our_status
+from .square_events import our_status, zone_of
 
 _LIVE = ("ACTIVE", "PENDING", "PAUSED")
 
@@ -47,13 +53,37 @@ def _keep_old_known(membership: Membership, old: dict) -> None:
                   "cancel_at_period_end": True, "updated_at": membership.updated_at})
 
 
+def square_today(sub: dict, now: datetime, *, fallback=None) -> date:
+    """The day it is where the subscription's dates are: its own `timezone` (Square sets the
+    location's), else `fallback` (the practice's zone). A UTC day is tomorrow from 16:00 on the west
+    coast, so a late-evening change would start the new subscription a day late."""
+    zone = zone_of(sub.get("timezone")) if sub.get("timezone") else (fallback or zone_of(None))
+    return now.astimezone(zone).date()
+
+
+def not_started(sub: dict, *, today: date) -> bool:
+    """A subscription whose first cycle has not begun (PENDING, or a start date still ahead): Square
+    swaps a plan only at the end of a cycle, so a swap asked of it would apply after the first cycle,
+    billed at the old price."""
+    return sub.get("status") == "PENDING" or (sub.get("start_date") or "") > today.isoformat()
+
+
+def current(processor, subscription_ref: str) -> dict:
+    return processor._call(processor.client.subscriptions.get, subscription_id=subscription_ref,
+                           include="actions")["subscription"]
+
+
 def replace_subscription(processor, membership: Membership, *, membership_ref: str, price_ref: str,
-                         today: date) -> dict:
-    """Cancel the membership's Square subscription at the end of its paid period and start a new one
-    on `price_ref` that day. Returns what was done (the delivery's result)."""
+                         today: date | None = None, now: datetime | None = None, old: dict | None = None) -> dict:
+    """Cancel the membership's Square subscription at the end of its paid period (a not-started one:
+    on its start date, before it bills) and start a new one on `price_ref` that day. `today` is the
+    day where the subscription's dates are, taken from `now` in its own time zone when not given.
+    Returns what was done (the delivery's result)."""
     old_ref = membership.processor_subscription_id
-    old = processor._call(processor.client.subscriptions.get, subscription_id=old_ref,
-                          include="actions")["subscription"]
+    if old is None:
+        old = current(processor, old_ref)
+    if today is None:
+        today = square_today(old, now, fallback=membership.member.practice.zone)
     if old.get("plan_variation_id") == price_ref and not old.get("canceled_date"):
         return {"subscription": old_ref, "unchanged": True}
     refuse_ended(old)

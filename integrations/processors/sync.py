@@ -168,16 +168,22 @@ def sync_tier(processor, membership: Membership, *, scheduled: bool, idempotency
     sub_ref = _require_subscription(membership)
     tier = membership.pending_tier or membership.tier      # the price the next invoice must carry
     price_ref = ensure_price(processor, tier, idempotency_key=idempotency_key, location_id=membership.price_location_id)
-    if getattr(processor, "name", "") == "square" and not scheduled:   # Square: cancel + a new subscription
+    if getattr(processor, "name", "") == "square":
         from django.utils import timezone
 
-        from .square_tier_change import replace_subscription
+        from . import square_tier_change as square
 
-        done = replace_subscription(processor, membership, membership_ref=membership_ref(membership),
-                                    price_ref=price_ref, today=(now or timezone.now()).date())
-        if membership.status == MembershipStatus.PAUSED:   # the new subscription waits out the pause too
-            done["pause"] = sync_pause(processor, membership, idempotency_key=idempotency_key)
-        return done
+        moment = now or timezone.now()
+        old = square.current(processor, sub_ref)
+        today = square.square_today(old, moment, fallback=membership.member.practice.zone)
+        # Square: "now" is a cancellation and a new subscription; so is "next cycle" on a subscription
+        # that has not started (a swap would wait out its first cycle at the old price)
+        if not scheduled or square.not_started(old, today=today):
+            done = square.replace_subscription(processor, membership, membership_ref=membership_ref(membership),
+                                               price_ref=price_ref, today=today, old=old)
+            if membership.status == MembershipStatus.PAUSED:   # the new subscription waits out the pause too
+                done["pause"] = sync_pause(processor, membership, idempotency_key=idempotency_key)
+            return done
     sub = processor.change_price(subscription_ref=sub_ref, price_ref=price_ref, idempotency_key=idempotency_key,
                                  proration_behavior="none" if scheduled else None)
     return {"subscription": sub.subscription_ref, "price": sub.price_ref}
