@@ -310,6 +310,12 @@ def _compare_subscription(found: _Findings, number: str, led: LedgerRow, sub: Pr
                   f"({sub.status}, last invoice {sub.latest_invoice_status or 'unknown'})",
                   ledger=led.status, processor=sub.status, invoice=sub.latest_invoice_id or None,
                   invoice_status=sub.latest_invoice_status or None)
+    elif p_status == "deactivated" and led.status == "cancelled":
+        if sub.cancel_at is None:     # Square's: bills nothing now, but a resume at Square bills her again
+            found.add(number, led.member_id, STATUS_MISMATCH, "ledger/processor",
+                      "Cancelled in the ledger, but Square only deactivated the subscription, not cancelled: "
+                      "resumed at Square it would bill her again; cancel it in Square's Dashboard",
+                      ledger=led.status, processor=sub.status)
     elif led.status not in COMPATIBLE.get(p_status, {p_status}):
         if p_status == ENDING:
             ends = sub.cancel_at or sub.current_period_end

@@ -252,14 +252,29 @@ class SquareProcessor:
 
     def cancel_subscription(self, *, subscription_ref: str, idempotency_key: str = "") -> SubscriptionRef:
         """Square cancels at the end of the paid cycle (`canceled_date`, the day its
-        `charged_through_date` names). Nothing is sent for a subscription already ending, ended, or
-        DEACTIVATED: CancelSubscription is documented for "an active or paused subscription"
-        (developer.squareup.com/docs/subscriptions-api/actions-events), and a deactivated one bills
-        nothing unless someone resumes it at Square."""
+        `charged_through_date` names). Nothing is sent for a subscription already ending or ended.
+
+        A DEACTIVATED one bills nothing now, but ResumeSubscription "resume[s] a paused or a deactivated
+        subscription": resumed at Square, it would bill a member the ledger cancelled. Square documents
+        CancelSubscription for "an active subscription" (its reference; "an active or paused
+        subscription", developer.squareup.com/docs/subscriptions-api/actions-events) and says nothing
+        of a deactivated one, so it is asked: taken, the subscription ends; refused, the answer says so
+        (`extra["cancel_refused"]`, the delivery's result) and reconciliation shows the deactivated
+        subscription of a cancelled membership for the manager to cancel at Square."""
         sub = self._get(subscription_ref)
-        if our_status(sub.get("status")) == "canceled" or sub.get("canceled_date"):
+        deactivated = sub.get("status") == "DEACTIVATED"
+        if (our_status(sub.get("status")) == "canceled" and not deactivated) or sub.get("canceled_date"):
             return self._ref(sub)
-        answer = self._call(self.client.subscriptions.cancel, subscription_id=subscription_ref)
+        try:
+            answer = self._call(self.client.subscriptions.cancel, subscription_id=subscription_ref)
+        except ProcessorRejected as exc:
+            if not deactivated or isinstance(exc, NotFound):
+                raise
+            ref = self._ref(sub)
+            ref.extra["cancel_refused"] = (f"Square refused to cancel deactivated subscription {subscription_ref} "
+                                           f"({exc}); it bills nothing unless resumed at Square: cancel it in "
+                                           "Square's Dashboard")
+            return ref
         return self._ref(dict(answer["subscription"], actions=answer.get("actions") or []))
 
     # dunning -------------------------------------------------------------------------------------

@@ -210,7 +210,10 @@ def sync_cancel(processor, membership: Membership, *, idempotency_key: str) -> d
         return {"skipped": "no processor subscription"}
     sub = processor.cancel_subscription(subscription_ref=membership.processor_subscription_id,
                                         idempotency_key=idempotency_key)
-    return {"subscription": sub.subscription_ref, "status": sub.status}
+    done = {"subscription": sub.subscription_ref, "status": sub.status}
+    if sub.extra.get("cancel_refused"):        # Square's deactivated subscription: reconciliation shows it
+        done["cancel_refused"] = sub.extra["cancel_refused"]
+    return done
 
 
 _LOCK_SPACE = 0x5C1A  # this destination's advisory locks, apart from any other's
