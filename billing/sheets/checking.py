@@ -363,6 +363,12 @@ class _RowPlanner:
             found.append(RowError(row.line, self.cancel_column,
                                   f"leaves on {row.cancelled_on:%Y-%m-%d}: imported as {row.status.replace('_', ' ')}; "
                                   f"cancel the membership at the desk (at the period end) so it is not renewed"))
+        if (planned.action == "create" or planned.member_id not in self.with_membership) and row.balances and \
+                row.status == MembershipStatus.CANCELLED and not (row.cancelled_on or row.period_end):
+            found.append(RowError(row.line, self.cancel_column,
+                                  "cancelled with a balance, but no cancel date or paid-through date: the balance is "
+                                  "frozen and not usable from the import; give the date they paid through to keep "
+                                  "it usable until then"))
         key = name_key(planned.row) if planned.action == "create" else None
         if key is None:
             return found

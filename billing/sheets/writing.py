@@ -147,6 +147,9 @@ def _apply_chunk(*, practice: Practice, rows: list[ImportRow], known: list[int],
             opening=tuple((services[code], quantity) for code, quantity in sorted(row.balances.items())),
             key=_key(practice, row.member_number), paused_until=row.paused_until,
             started_at=datetime.combine(row.start_date, time(), zone),
+            # Cancelled, the sheet saying neither when nor what was paid for: nothing more is usable.
+            paid_through=now if row.status == MembershipStatus.CANCELLED and not (row.cancelled_on or row.period_end)
+            else None,
         ))
     ledger.import_memberships(items=items, actor=ledger.Actor.importer(label=f"import {batch.pk}"), now=now)
     _write_sheet_rows(practice=practice, rows=rows, members=members, batch=batch, now=now)

@@ -105,6 +105,7 @@ class ImportedMembership:
     key: str                                   # idempotency prefix, e.g. "import:<practice>:<member number>"
     paused_until: date | None = None           # required for a paused one: the day it resumes
     started_at: datetime | None = None         # the sheet's join date ("member since"); None: now
+    paid_through: datetime | None = None       # a cancelled one's end of use; None: its period end
 
 
 @transaction.atomic
@@ -174,8 +175,8 @@ def _create_memberships(todo: list[ImportedMembership], *, now: datetime) -> lis
 
     def row(item: ImportedMembership) -> tuple:
         is_cancelled = item.status == cancelled
-        paid_through = (item.current_period_end if item.current_period_end and item.current_period_end > now
-                        else now) if is_cancelled else None
+        paid_through = (item.paid_through or (item.current_period_end if item.current_period_end
+                                              and item.current_period_end > now else now)) if is_cancelled else None
         return (item.member.pk, item.tier.pk, str(item.status), min(item.started_at, now) if item.started_at else now,
                 item.current_period_start, item.current_period_end, item.processor_subscription_id,
                 item.paused_until if item.status == MembershipStatus.PAUSED else None,

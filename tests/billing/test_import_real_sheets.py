@@ -443,3 +443,28 @@ def test_a_member_who_cancelled_on_a_date_is_paid_through_that_period_not_todays
     with pytest.raises(LedgerError):
         services.redeem_entitlement(membership=membership, service=facial, quantity=1, actor=services.Actor.system(),
                                     idempotency_key="after-import", now=timezone.now())
+
+
+def test_a_cancelled_member_listed_with_a_balance_but_no_date_cannot_spend_it_after_the_import(glow, practice,
+                                                                                                tmp_path):
+    """'Cancelled', '2 facials left', no date: the import gave the period around its own day, so the
+    frozen facials were redeemable for up to a month by someone who may have left years ago. Now they
+    are not, the check says so, and a paid-through date keeps them usable until then."""
+    sheet = ("Name,Email,Plan,Member Since,Status,HydraFacials left,Paid through\r\n"
+             "Cy Park,cy@example.com,Glow,1/3/2024,Cancelled,2,\r\n"
+             "Di Park,di@example.com,Glow,1/3/2024,Cancelled,1,12/31/2099\r\n")
+    out, batch = command(tmp_path, sheet.encode())
+    assert batch.status == ImportStatus.IMPORTED, batch.errors
+    assert [(w["line"], w["message"]) for w in batch.report["warnings"]] == [
+        (2, "cancelled with a balance, but no cancel date or paid-through date: the balance is frozen and not "
+            "usable from the import; give the date they paid through to keep it usable until then")]
+    facial = Service.objects.get(code="hydrafacial")
+
+    def redeem(first_name):
+        membership = Membership.objects.get(member__first_name=first_name)
+        return services.redeem_entitlement(membership=membership, service=facial, quantity=1,
+                                           actor=services.Actor.system(), idempotency_key=f"r-{first_name}",
+                                           now=timezone.now())
+    with pytest.raises(LedgerError):
+        redeem("Cy")
+    assert redeem("Di").quantity == -1
