@@ -97,6 +97,14 @@ def translate_error(exc: Exception) -> Exception:
     return exc
 
 
+def _replayed_failure(exc: Exception) -> bool:
+    """A 5xx that Stripe saved for this idempotency key earlier and now replays (`Idempotent-Replayed`)."""
+    status = getattr(exc, "http_status", None) or 0
+    headers = getattr(exc, "headers", None) or {}
+    replayed = next((str(v) for k, v in dict(headers).items() if str(k).lower() == "idempotent-replayed"), "")
+    return status >= 500 and replayed.lower() == "true"
+
+
 def make_client() -> "stripe.StripeClient":
     """A StripeClient with the pinned API version; pointed at STRIPE_API_BASE when it is set (a
     local Stripe-compatible server in tests). One per process and settings: building one costs an
@@ -155,11 +163,38 @@ class StripeProcessor:
     def from_settings(cls) -> "StripeProcessor":
         return cls(make_client())
 
+    # How many fresh keys a write may take after Stripe replays a failure saved under its key (below).
+    FRESH_KEYS_AFTER_5XX = 10
+
     def _call(self, fn, *args, **kwargs):
-        try:
-            return as_dict(fn(*args, **kwargs))
-        except stripe.StripeError as exc:
-            raise translate_error(exc) from None
+        """One call to Stripe; its errors as ours. A write whose key Stripe answers with the 5xx it
+        saved for that key is made again at once under the next key derived from ours.
+
+        Stripe: "idempotency works by saving the resulting status code and body of the first request
+        made for any given idempotency key, regardless of whether it succeeds or fails. Subsequent
+        requests with the same key return the same result, including 500 errors" (and marks such an
+        answer `Idempotent-Replayed: true`). Retried under the same key, a write that once met a
+        Stripe 500 would meet it again for 24 hours: every outbox retry of a tier change, a pause or a
+        cancellation failing until its delivery is dead-lettered. Every write here reads Stripe's state
+        before it writes (a subscription found by its metadata, a price compared, a pause or an end
+        seen, an invoice's status), so the write made again does what is still to do. A 5xx that is
+        not a replay stays ProcessorUnavailable under the same key: the next attempt asks Stripe again
+        and, if that 5xx was saved, moves on to the next key then. 429 and 409 (`idempotency_key_in_use`)
+        are not saved by Stripe: retried under the same key."""
+        options = args[-1] if args and isinstance(args[-1], dict) and "idempotency_key" in args[-1] else None
+        base = options["idempotency_key"] if options else ""
+        for fresh in range(self.FRESH_KEYS_AFTER_5XX + 1):
+            if fresh:
+                suffix = f":after-5xx-{fresh}"
+                args = (*args[:-1], {**options, "idempotency_key": base[:255 - len(suffix)] + suffix})
+            try:
+                return as_dict(fn(*args, **kwargs))
+            except stripe.StripeError as exc:
+                if options is None or not _replayed_failure(exc) or fresh == self.FRESH_KEYS_AFTER_5XX:
+                    raise translate_error(exc) from None
+                logger.warning("Stripe replayed a saved %s for a write; made again under a fresh key",
+                               getattr(exc, "http_status", None))
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _opts(idempotency_key: str, step: str) -> dict:
