@@ -79,6 +79,17 @@ class SheetSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedRow:
+    """A row of the last imported spreadsheet that the import skipped (the manager chose to import
+    only the valid rows): in the spreadsheet, not in the ledger."""
+
+    line: int
+    file_name: str
+    imported_on: str                 # the import's date, as the page shows it
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessorRow:
     subscription_id: str
     customer_id: str
@@ -202,14 +213,20 @@ class _Findings(list):
 def reconcile(ledger_rows: Iterable[LedgerRow], sheet_rows: Iterable[SheetSnapshot] | None,
               processor_rows: Iterable[ProcessorRow] | None,
               record_rows: Iterable[RecordRow] | None,
-              services: Mapping[str, tuple[str, bool]] | None = None) -> list[Discrepancy]:
+              services: Mapping[str, tuple[str, bool]] | None = None,
+              skipped: Iterable[SkippedRow] = ()) -> list[Discrepancy]:
     """Every difference between the sides, member by member, each with its kind. `services`: service
     code → (name, whether its balance is dollars in cents), so a balance reads "HydraFacial: 1" or
-    "$50.00" rather than by its code and in cents."""
+    "$50.00" rather than by its code and in cents. `skipped`: the last import's rows it did not import."""
     ledger = {row.member_number: row for row in ledger_rows}
     out: list[Discrepancy] = []
     if sheet_rows is not None:
         out += _sheet_differences(ledger, sheet_rows, services or {})
+    for row in skipped:
+        out.append(Discrepancy("", None, MISSING, "sheet/ledger",
+                               f"Line {row.line} of {row.file_name} (imported {row.imported_on}) was skipped, so it is "
+                               f"in the spreadsheet but not in the ledger: {row.reason}",
+                               {"line": row.line, "file": row.file_name, "imported": row.imported_on, "ledger": None}))
     if processor_rows is not None:
         out += _processor_differences(ledger, processor_rows)
     if record_rows is not None:

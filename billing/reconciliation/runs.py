@@ -15,7 +15,7 @@ from memberships.services.common import write_audit
 from memberships.errors import ReasonRequired
 
 from .compare import reconcile
-from .snapshots import Source, ledger_rows, read_side, sheet_rows
+from .snapshots import Source, ledger_rows, read_side, sheet_rows, skipped_rows
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,8 @@ def run_reconciliation(*, practice: Practice, now: datetime, trigger: str = "com
     notes += [note] if note else []
     services = {code: (name, kind == ServiceKind.CREDIT)
                 for code, name, kind in Service.objects.filter(practice=practice).values_list("code", "name", "kind")}
-    found = reconcile(ledger, sheet, processor, record, services=services)
+    found = reconcile(ledger, sheet, processor, record, services=services,
+                      skipped=skipped_rows(practice_id=practice.pk) if sheet is not None else ())
     compared = ["ledger"] + [side for side, rows in (("sheet", sheet), ("processor", processor), ("record", record))
                              if rows is not None]
     with transaction.atomic():

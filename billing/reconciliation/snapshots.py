@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from billing.models import SheetRow
+from billing.models import ImportBatch, ImportStatus, SheetRow
 from memberships.models import EntitlementBalance, Membership, MembershipStatus, Practice
 from memberships.services.location_prices import paid_price_expression
 
-from .compare import LedgerRow, SheetSnapshot
+from .compare import LedgerRow, SheetSnapshot, SkippedRow
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,24 @@ def sheet_rows(*, practice_id: int) -> list[SheetSnapshot] | None:
         return None
     return [SheetSnapshot(member_number=n, tier_code=t, status=s, price_cents=p, balances=b or {},
                           processor_subscription_id=sub) for n, t, s, p, b, sub in rows]
+
+
+def skipped_rows(*, practice_id: int) -> list[SkippedRow]:
+    """The rows the practice's last import skipped (it imported only the valid ones), each with the
+    first problem found in it: none when it imported every row."""
+    batch = (ImportBatch.objects.filter(practice_id=practice_id, dry_run=False, status=ImportStatus.IMPORTED)
+             .only("file_name", "finished_at", "created_at", "report", "errors").order_by("-created_at", "-id").first())
+    lines = (batch.report or {}).get("skipped_rows", []) if batch else []
+    if not lines:
+        return []
+    reasons: dict[int, str] = {}
+    for error in batch.errors or []:
+        where = f"{error['column']}: " if error.get("column") else ""
+        reasons.setdefault(error["line"], f"{where}{error['message']}")
+    imported_on = f"{(batch.finished_at or batch.created_at):%Y-%m-%d}"
+    return [SkippedRow(line=line, file_name=batch.file_name, imported_on=imported_on,
+                       reason=reasons.get(line, "rejected at the import"))
+            for line in lines if line]
 
 
 class SourceSkipped(Exception):
