@@ -58,7 +58,8 @@ FIELD_SYNONYMS: dict[str, tuple[str, ...]] = {
 FIELD_LABELS = {
     "member_number": "Member number", "first_name": "First name", "last_name": "Last name",
     "full_name": "Name", "email": "Email", "phone": "Phone", "tier": "Tier", "status": "Status",
-    "start_date": "Start date", "paused_until": "Paused until", "cancelled_on": "Cancelled on", "period_end": "Current period end", "price": "Price",
+    "start_date": "Start date", "paused_until": "Paused until", "cancelled_on": "Cancelled on",
+    "period_end": "Current period end", "price": "Price",
     "processor_customer_id": "Processor customer id", "processor_subscription_id": "Processor subscription id",
     "record_patient_id": "Record patient id", "sms_consent": "SMS consent", "date_of_birth": "Date of birth",
     "household": "Household",
