@@ -17,7 +17,7 @@ from memberships.services.members import MemberIndex, Person, same_first_name
 
 from .columns import BALANCE_PREFIX, DATE_FIELDS, FIELD_LABELS, FIELD_SYNONYMS, Mapping, guess_mapping
 from .duplicates import ProcessorIds, name_key, shared_contacts
-from .layout import below_titles, without_headings, without_totals
+from .layout import below_titles, heading_status_problems, without_headings, without_totals
 from .reading import RawSheet, SheetError, normalize_header, read_sheet
 from .rows import CONTACT_FIELDS, ImportRow, RowError, find_tier, parse_row, practice_catalog
 from .values import DateOrder, decide_date_order, text
@@ -72,6 +72,10 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
         check.errors.append(RowError(0, "", str(exc)))
         return check
     tiers, refs, services = practice_catalog(practice)
+    if sheet.other_sheets:
+        others = ", ".join(f"'{name}'" for name in sheet.other_sheets)
+        check.warnings.append(RowError(0, "", f"only the workbook's first sheet, '{sheet.sheet_name}', is read; its "
+                                              f"other sheets ({others}) are not: import each as a file of its own"))
     sheet = below_titles(sheet, services=refs, override=mapping_override)
     sheet, check.left_out = without_totals(sheet)
     sheet, headings, under_heading = without_headings(sheet)
@@ -91,7 +95,7 @@ def check_import(*, practice: Practice, content: bytes, file_name: str, now: dat
                           rows=[row for row, _ in parsed if row is not None],
                           tiers_by_code={t.code: t for t in tiers.values()}, services=services,
                           today=practice.local_date(now))
-    statuses = _heading_status_problems(sheet, mapping=mapping, under=under_heading)
+    statuses = heading_status_problems(sheet, mapping=mapping, under=under_heading)
     for done, (row, errors) in enumerate(parsed, start=1):
         if row is not None:
             errors.extend(statuses.get(row.line, []))
@@ -146,26 +150,6 @@ def _decide_date_orders(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping
             date_orders[name] = decision
             check.column_notes[sheet.headers[index]] = decision.explain()
     return date_orders
-
-
-def _heading_status_problems(sheet: RawSheet, *, mapping: Mapping,
-                             under: dict[int, tuple[int, str, str]]) -> dict[int, list[RowError]]:
-    """A row under a heading that names a status ("CANCELLED MEMBERS") with no status of its own: an
-    empty status imports as active, so the row says which it is."""
-    index = mapping.index_of("status")
-    column = sheet.headers[index] if index is not None else FIELD_LABELS["status"]
-    problems: dict[int, list[RowError]] = {}
-    for line, cells in sheet.rows:
-        if line not in under or (index is not None and index < len(cells) and text(cells[index])):
-            continue
-        heading_line, heading, status = under[line]
-        if status == MembershipStatus.ACTIVE:
-            continue
-        where = "its Status cell is empty" if index is not None else "the sheet has no Status column"
-        problems[line] = [RowError(line, column, f"under the heading '{heading}' (line {heading_line}), but {where}: "
-                                                 f"a member without a status is imported as active; say "
-                                                 f"{status.replace('_', ' ')} (or active) in a Status column")]
-    return problems
 
 
 def _note_tier_readings(check: ImportCheck, *, sheet: RawSheet, mapping: Mapping, tiers: dict[str, Tier]) -> None:

@@ -1,14 +1,16 @@
 """Where the members are in a sheet: the real header row of an export that puts a title or merged
-group headers above it, and the totals lines a spreadsheet keeps under its members. Pure functions,
+group headers above it, the totals lines a spreadsheet keeps under its members, and the heading lines
+between them ("CANCELLED MEMBERS"), with what a heading says of the rows under it. Pure functions,
 no database."""
 
 from __future__ import annotations
 
 import re
 
-from .columns import guess_mapping
+from .columns import FIELD_LABELS, Mapping, guess_mapping
 from .reading import RawSheet, normalize_header
-from .values import STATUS_SYNONYMS
+from .rows import RowError
+from .values import STATUS_SYNONYMS, text
 
 
 def below_titles(sheet: RawSheet, *, services: list, override: dict[str, str] | None) -> RawSheet:
@@ -90,3 +92,23 @@ def without_headings(sheet: RawSheet) -> tuple[RawSheet, list[dict], dict[int, t
     if not left_out:
         return sheet, [], {}
     return RawSheet(headers=sheet.headers, rows=rows, decimal_comma=sheet.decimal_comma), left_out, under
+
+
+def heading_status_problems(sheet: RawSheet, *, mapping: Mapping,
+                            under: dict[int, tuple[int, str, str]]) -> dict[int, list[RowError]]:
+    """A row under a heading that names a status ("CANCELLED MEMBERS") with no status of its own: an
+    empty status imports as active, so the row says which it is."""
+    index = mapping.index_of("status")
+    column = sheet.headers[index] if index is not None else FIELD_LABELS["status"]
+    problems: dict[int, list[RowError]] = {}
+    for line, cells in sheet.rows:
+        if line not in under or (index is not None and index < len(cells) and text(cells[index])):
+            continue
+        heading_line, heading, status = under[line]
+        if status == "active":
+            continue
+        where = "its Status cell is empty" if index is not None else "the sheet has no Status column"
+        problems[line] = [RowError(line, column, f"under the heading '{heading}' (line {heading_line}), but {where}: "
+                                                 f"a member without a status is imported as active; say "
+                                                 f"{status.replace('_', ' ')} (or active) in a Status column")]
+    return problems

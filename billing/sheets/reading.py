@@ -24,6 +24,9 @@ class RawSheet:
     rows: list[tuple[int, list[Any]]]   # (line number in the file, cells)
     # A CSV separated by semicolons (a European export): its numbers write decimals after a comma.
     decimal_comma: bool = False
+    # A workbook's sheets: the one read (the first) and the other visible ones, which are not read.
+    sheet_name: str = ""
+    other_sheets: tuple[str, ...] = ()
 
 
 class SheetError(Exception):
@@ -75,8 +78,9 @@ def sniff_format(content: bytes) -> str:
 def read_sheet(*, content: bytes, file_name: str = "") -> RawSheet:
     """Header row and data rows with their line numbers; blank rows are dropped. The format comes
     from the content (`sniff_format`), never from the file's name."""
+    sheet_name, other_sheets = "", ()
     if sniff_format(content) == "xlsx":
-        lines, delimiter = _read_xlsx(content), ""
+        (lines, sheet_name, other_sheets), delimiter = _read_xlsx(content), ""
     else:
         lines, delimiter = _read_csv(content)
     header_line, headers = None, []
@@ -91,7 +95,8 @@ def read_sheet(*, content: bytes, file_name: str = "") -> RawSheet:
         rows.append((line, list(cells) + [None] * (len(headers) - len(cells))))
     if header_line is None:
         raise SheetError("The file is empty: no header row was found.")
-    return RawSheet(headers=headers, rows=rows, decimal_comma=delimiter == ";")
+    return RawSheet(headers=headers, rows=rows, decimal_comma=delimiter == ";", sheet_name=sheet_name,
+                    other_sheets=other_sheets)
 
 
 def _decode(content: bytes) -> str:
@@ -137,29 +142,35 @@ _REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 
 
-def _read_xlsx(content: bytes) -> Iterable[tuple[int, list[Any]]]:
+def _read_xlsx(content: bytes) -> tuple[list[tuple[int, list[Any]]], str, tuple[str, ...]]:
     """The first worksheet's rows, read straight from the workbook's XML (a streaming parse: the
-    values Excel saved, dates by their cell style, a formula without its saved result marked)."""
+    values Excel saved, dates by their cell style, a formula without its saved result marked), its
+    name and the names of the other visible sheets."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(content))
-        path, date1904 = _first_sheet(archive)
+        path, date1904, names = _first_sheet(archive)
         strings = _shared_strings(archive)
         date_styles = _date_styles(archive)
         rows = list(_sheet_rows(archive.open(path), strings=strings, date_styles=date_styles, date1904=date1904))
     except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, ValueError, OSError) as exc:
         raise SheetError("The file could not be read as an Excel workbook (XLSX).") from exc
-    return rows
+    return rows, names[0], tuple(names[1:])
 
 
-def _first_sheet(archive: zipfile.ZipFile) -> tuple[str, bool]:
+def _first_sheet(archive: zipfile.ZipFile) -> tuple[str, bool, list[str]]:
+    """The first sheet's path in the archive, whether dates count from 1904, and the names of the
+    first sheet and of the other visible ones."""
     workbook = ElementTree.fromstring(archive.read("xl/workbook.xml"))
     properties = workbook.find(f"{_MAIN}workbookPr")
     date1904 = properties is not None and properties.get("date1904") in ("1", "true")
-    sheet = workbook.find(f"{_MAIN}sheets/{_MAIN}sheet")
+    sheets = workbook.findall(f"{_MAIN}sheets/{_MAIN}sheet")
+    sheet = sheets[0]
+    names = [sheet.get("name") or "Sheet1"] + [s.get("name") or "" for s in sheets[1:]
+                                                if s.get("state") not in ("hidden", "veryHidden")]
     rel_id = sheet.get(f"{_REL}id")
     rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
     target = next(r.get("Target") for r in rels.iter(f"{_PKG_REL}Relationship") if r.get("Id") == rel_id)
-    return (target.lstrip("/") if target.startswith("/") else f"xl/{target}"), date1904
+    return (target.lstrip("/") if target.startswith("/") else f"xl/{target}"), date1904, names
 
 
 def _shared_strings(archive: zipfile.ZipFile) -> list[str]:

@@ -468,3 +468,23 @@ def test_a_cancelled_member_listed_with_a_balance_but_no_date_cannot_spend_it_af
     with pytest.raises(LedgerError):
         redeem("Cy")
     assert redeem("Di").quantity == -1
+
+
+def test_a_workbook_whose_members_are_on_several_sheets_says_the_others_are_not_read(glow, practice, tmp_path):
+    """Members kept on two tabs, 'Active' and 'Cancelled': only the first was read, without a word,
+    so the cancelled members were never imported nor reported missing."""
+    book = openpyxl.Workbook()
+    active = book.active
+    active.title = "Active"
+    active.append(["Name", "Email", "Plan", "Member Since"])
+    active.append(["Renée Dubois", "renee@example.com", "Glow", date(2024, 1, 3)])
+    cancelled = book.create_sheet("Cancelled")
+    cancelled.append(["Name", "Email", "Plan", "Member Since", "Status"])
+    cancelled.append(["Cy Park", "cy@example.com", "Glow", date(2024, 1, 3), "Cancelled"])
+    book.create_sheet("Old notes").sheet_state = "hidden"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    out, batch = command(tmp_path, buffer.getvalue(), "members.xlsx")
+    assert batch.status == ImportStatus.IMPORTED, batch.errors
+    assert ("worth a look, file: only the workbook's first sheet, 'Active', is read; its other sheets "
+            "('Cancelled') are not: import each as a file of its own") in out

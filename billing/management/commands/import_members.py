@@ -101,7 +101,8 @@ class Command(BaseCommand):
         if len(batch.report.get("actions", [])) > 50:
             out.write(f"  … and {len(batch.report['actions']) - 50} more")
         for warning in batch.report.get("warnings", []):
-            out.write(self.style.WARNING(f"  worth a look, line {warning['line']}: {warning['message']}"))
+            where = f"line {warning['line']}" if warning["line"] else "file"
+            out.write(self.style.WARNING(f"  worth a look, {where}: {warning['message']}"))
         for error in batch.errors:
             where = f"line {error['line']}" if error["line"] else "file"
             column = f", column '{error['column']}'" if error["column"] else ""
