@@ -67,6 +67,12 @@ def confirmation_held(attempt: JoinAttempt) -> bool:
     return bool(_named_by_checkout_sessions([attempt.ref], statuses=[InboundStatus.FAILED]))
 
 
+def payment_settling(attempt: JoinAttempt) -> bool:
+    """Whether the join was paid by a method that settles days later (a bank debit) and is waiting
+    for it: the join page then tells her it takes a few business days, not minutes."""
+    return attempt.practice.processor != Processor.SQUARE and bool(_settling([attempt.ref]))
+
+
 def _named_by_checkout_sessions(refs: list[str], *, statuses: list[str]) -> set[str]:
     """Which of these joins a Stripe checkout session in the inbox with one of `statuses` names."""
     if not refs:

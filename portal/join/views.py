@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from integrations.processors.base import ProcessorRejected, ProcessorUnavailable
 from integrations.processors.join_hosted import hosted_page_origins, open_hosted_page
-from integrations.processors.join_retention import confirmation_held
+from integrations.processors.join_retention import confirmation_held, payment_settling
 from memberships.client_ip import client_ip
 from memberships.models import AgreementAcceptance, JoinAttempt, MembershipStatus, Practice
 from memberships.services import joining
@@ -134,6 +134,10 @@ def done(request: HttpRequest, practice_slug: str, join_ref: str) -> HttpRespons
     elif attempt is not None and confirmation_held(attempt):
         title, text = ("Your payment was received", "The clinic needs to finish setting up your membership before "
                        "it starts; they have been told and will be in touch. You do not need to pay again.")
+    elif attempt is not None and payment_settling(attempt):
+        title, text = ("Thank you!", "Your bank payment is on its way: a payment from a bank account takes a few "
+                       "business days to clear. Your membership starts as soon as it does; you do not need to pay "
+                       "again.")
     else:
         title, text = ("Thank you!", "We are confirming your payment with our payment processor; your membership "
                        "starts as soon as it does, usually within a few minutes: reload this page to see. You do "

@@ -83,7 +83,8 @@ def test_a_join_paid_by_a_bank_debit_enrolls_when_the_payment_settles_days_later
     post_event(client, completed_unpaid(attempt.ref))
     drain()
     assert not Membership.objects.exists()                    # not paid yet: nothing enrolled
-    assert "do not need to pay again" in client.get(f"/join/glow/done/{attempt.ref}/").content.decode()
+    page = client.get(f"/join/glow/done/{attempt.ref}/").content.decode()
+    assert "takes a few business days to clear" in page and "within a few minutes" not in page
     post_event(client, load_event("invoice_paid_first.json", subscription_ref=SUB))   # unrelated join on file
     assert purge(settings) == 0                               # the days of settling outlive the hourly purge
     post_event(client, settled(attempt.ref))
