@@ -155,6 +155,10 @@ def _parse_cell(raw: Any, parse: Callable[[Any], Any], *, placeholders: bool = T
     return parse(None if placeholders and is_placeholder(raw) else raw)
 
 
+# Fields whose "N/A" or "Na" is what it says: no status (an error), a name (Na is a family name).
+_NOT_PLACEHOLDERS = {"status", "first_name", "last_name", "full_name"}
+
+
 class _RowReader:
     """The cells of one row by field, each parsed once; the problems found are gathered in `errors`."""
 
@@ -194,7 +198,7 @@ class _RowReader:
         raw, column = self.cell(name)
         required = required and self.index_of(name) is not None
         try:
-            value = _parse_cell(raw, parse, placeholders=name != "status")   # "N/A" is no status
+            value = _parse_cell(raw, parse, placeholders=name not in _NOT_PLACEHOLDERS)
         except ValueProblem as problem:
             self.error(column, str(problem))
             return None
