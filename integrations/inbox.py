@@ -217,14 +217,14 @@ def _read_ahead(*, now: datetime, limit: int) -> dict[int, object]:
 
 
 def _read(rows, *, limit: int) -> dict[int, object]:
-    from .processors import stripe as stripe_adapter
+    from .processors import stripe_reads
 
     reads: dict[int, object] = {}
     candidates = (rows.filter(source=SOURCE_STRIPE, event_type__in=stripe_events.READ_AHEAD)
                   .values_list("pk", "payload")[:limit])
     for pk, payload in candidates:
         try:
-            reads[pk] = stripe_adapter.complete_event(payload, stripe_events.parse_event(payload))
+            reads[pk] = stripe_reads.complete_event(payload, stripe_events.parse_event(payload))
         except ProcessorUnavailable as exc:
             reads[pk] = exc
             break
@@ -238,7 +238,7 @@ def _use_reads(ordered: list[tuple[InboundEvent, "_Parsed | None"]], reads: dict
     """The batch's events completed with what was read ahead; an event that needs a read it did not
     get (the processor was down, or the event came in since) waits — nothing is read from the
     processor inside the batch. Returns the ids of the rows decided here (waiting)."""
-    from .processors import stripe as stripe_adapter
+    from .processors import stripe_reads
 
     waiting = set()
     for row, parsed in ordered:
@@ -247,7 +247,7 @@ def _use_reads(ordered: list[tuple[InboundEvent, "_Parsed | None"]], reads: dict
         read = reads.get(row.pk)
         if hasattr(read, "fact"):
             parsed.envelope, parsed.fact = read, read.fact
-        elif stripe_adapter.needs_read(parsed.envelope):
+        elif stripe_reads.needs_read(parsed.envelope):
             if read is None:       # not asked (the processor was down for an earlier one, or it is new): no attempt
                 _wait(row, "waiting: the processor was not asked yet", now=now, soon=True)
             else:
