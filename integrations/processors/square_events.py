@@ -21,8 +21,9 @@ PARTIALLY_PAID one; Square stops charging it, sets status CANCELED and sends `in
 forgiven: no payment is expected. So is one Square cancels itself for suspicious activity (status
 FAILED, "Square canceled the invoice due to suspicious activity"), which no `invoice.canceled` reports:
 only `invoice.updated`, Square's event for any change of an invoice, whose other statuses are left to
-the events that say them (`invoice.payment_made`, `invoice.scheduled_charge_failed`). Square's subscription has no past-due state (it stays ACTIVE whatever
-its invoices), so nothing failed left owed is good standing (`standing_reported=False`).
+the events that say them (`invoice.payment_made`, `invoice.scheduled_charge_failed`). Square's
+subscription has no past-due state (it stays ACTIVE whatever its invoices), so nothing failed left
+owed is good standing (`standing_reported=False`).
 
 Dates. A subscription's `charged_through_date` is read as the day its next cycle starts (the paid
 period's end, exclusive): Square's reference words it "the last day of the billing period" (May 1
