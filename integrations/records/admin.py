@@ -80,7 +80,7 @@ class RecordServiceMapAdmin(PracticeScopedAdmin):
 
 
 @admin.register(RecordObject)
-class RecordObjectAdmin(PracticeScopedAdmin):
+class RecordObjectAdmin(AuditedMemberPages, PracticeScopedAdmin):   # names the member: audited
     list_display = ["practice", "member", "adapter", "kind", "external_id", "updated_at"]
     readonly_fields = ["practice", "member", "adapter", "kind", "external_id", "state", "updated_at"]
 

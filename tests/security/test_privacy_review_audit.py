@@ -173,7 +173,7 @@ def _about(model, objects):
 ADMIN_MODELS = sorted(admin.site._registry, key=lambda model: model._meta.label)
 # Admin pages that show her in this world (the list, or the page of the row about her).
 ADMIN_SHOWS_HER = {"memberships.Member", "memberships.Membership", "integrations.InboundEvent", "memberships.AuditLog",
-                   "integrations.Delivery",
+                   "integrations.Delivery", "integrations.RecordObject",
                    "billing.DunningCase", "integrations.RecordException"}
 
 
@@ -206,8 +206,9 @@ def test_every_admin_page_showing_a_member_audits_her(review_world, model, role,
 
 def _extra_admin_rows(objects) -> None:
     """What the admin lists besides the matrix's objects: an inbound event naming Zelda as Stripe
-    sends her (email, name), a delivery of one of her events that the record refused."""
-    from integrations.models import Delivery, InboundEvent
+    sends her (email, name), a delivery of one of her events that the record refused, the record's
+    note we keep for her."""
+    from integrations.models import Delivery, InboundEvent, RecordObject
 
     member, membership = objects["member"], objects["membership"]
     now = timezone.now()
@@ -216,6 +217,9 @@ def _extra_admin_rows(objects) -> None:
         received_at=now, payload={"id": "evt_review_1", "type": "customer.updated", "data": {"object": {
             "id": "cus_review", "object": "customer", "email": member.email,
             "name": f"{member.first_name} {member.last_name}", "metadata": {"member_id": f"mb_{member.pk}"}}}})
+    # the Zenoti guest note we keep up to date for her (what we wrote there, by its id)
+    RecordObject.objects.get_or_create(practice=member.practice, member=member, adapter="zenoti", kind="summary",
+                                       defaults={"external_id": "note-review-1", "state": {"hash": "0" * 16}})
     # the record refused the chart panel and quoted it back, as a FHIR server's OperationOutcome does
     # (integrations.records.http keeps the first 500 characters of the answer for the manager)
     event = membership.events.order_by("pk").first()
