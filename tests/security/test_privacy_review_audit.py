@@ -11,6 +11,7 @@ that person's location."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -105,11 +106,12 @@ def review_world(world):
 
 
 @pytest.mark.parametrize("name", STAFF_URLS)
-def test_every_page_showing_a_member_audits_her(review_world, name):
+def test_every_page_showing_a_member_audits_her(review_world, name, caplog):
     """Staff pages, the API and the group's pages, each by who may open it (a sibling practice's desk
-    too where it may)."""
+    too where it may); and nothing they log names her or her treatments."""
     from tests.support.two_factor import VerifyingClient
 
+    caplog.set_level(logging.DEBUG)
     objects, users = review_world
     member, route = objects["member"], ROUTES[name]
     url = _url(name, route, objects)
@@ -124,6 +126,8 @@ def test_every_page_showing_a_member_audits_her(review_world, name):
         assert problem is None, role
         assert shown or name not in SHOWS_HER or role != "manager", \
             f"{url} was expected to show her: the world no longer has what it lists"
+    logged = [found for found in _identifiers(member) + ["HydraFacial", "Product credit"] if found in caplog.text]
+    assert logged == [], f"{url} logged {logged}"
 
 
 def test_the_members_own_page_audits_her_at_her_own_address(world, client):
