@@ -120,7 +120,9 @@ def _read_csv(content: bytes) -> tuple[Iterable[tuple[int, list[Any]]], str]:
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
-    return ((reader.line_num, row) for row in reader), dialect.delimiter
+    # A row's number is the row Excel shows, not the text line: a notes cell holding line breaks
+    # spans several lines of the file but is one row.
+    return enumerate(reader, start=1), dialect.delimiter
 
 
 @dataclass(frozen=True)

@@ -496,3 +496,15 @@ def test_a_family_name_that_looks_like_a_placeholder_is_kept(glow, practice, tmp
     out, batch = command(tmp_path, sheet.encode())
     assert batch.status == ImportStatus.IMPORTED, batch.errors
     assert Member.objects.get().last_name == "Na"
+
+
+def test_a_row_is_named_by_the_row_number_excel_shows_when_a_notes_cell_spans_lines(glow, practice, tmp_path):
+    """A Notes cell with line breaks spans several lines of the CSV: the rows after it were named by
+    the file's text line, so 'line 6' sent the manager to the wrong row of the sheet (row 4 in Excel)."""
+    sheet = ('Name,Email,Plan,Member Since,Notes\r\n'
+             'Renée Dubois,renee@example.com,Glow,1/3/2024,"prefers mornings\r\nallergic to latex\r\ncall first"\r\n'
+             ',,,,\r\n'
+             'Cy Park,cy@example.com,Platinum,1/3/2024,\r\n')
+    out, batch = command(tmp_path, sheet.encode())
+    assert errors(batch) == [(4, "Plan", "unknown tier 'Platinum' (tiers: Glow)")]
+    assert "line 4, column 'Plan': unknown tier 'Platinum'" in out
