@@ -190,7 +190,7 @@ def parse_decimal(value: Any, *, what: str, dollars: bool = False, decimal_comma
     cleaned = cleaned.replace("€", "").replace("EUR", "").strip() if decimal_comma else cleaned
     if decimal_comma and _COMMA_DECIMALS.fullmatch(cleaned):
         cleaned = cleaned.replace(".", "").replace(",", ".")
-    elif decimal_comma and _GROUPED.fullmatch(cleaned):
+    elif decimal_comma and _GROUPED.fullmatch(cleaned) and "." not in cleaned:     # 1,299.00 is plain
         whole, fraction = cleaned.replace(",", ""), cleaned.replace(",", ".", 1)
         raise ValueProblem(f"'{raw}' is ambiguous in a file whose columns are separated by ';', where a comma "
                            f"marks decimals: write {whole} or {fraction}")

@@ -221,7 +221,8 @@ def test_balances_written_with_words_are_read_when_the_words_name_the_columns_se
 EUROPEAN = ("Last Name;First Name;Email;Phone;Plan;Member Since;Monthly;Product credit balance;Notes\r\n"
             "Dubois;Renée;renee@example.com;+44 20 7946 0958;Glow;03.01.2024;199,00;50,00;botox 20u\r\n"
             "O’Neil;Ñaki;naki@example.com;(415) 555-0102;Glow;14.02.2024;199;12,5;\r\n"
-            "Muñoz;Zoë;zoe@example.com;415.555.0103;Glow;2024-01-03;€199,00;1.299,00;\r\n").encode("cp1252")
+            "Muñoz;Zoë;zoe@example.com;415.555.0103;Glow;2024-01-03;€199,00;1.299,00;\r\n"
+            "Lee;Al;al@example.com;415.555.0104;Glow;2024-01-03;$199.00;$1,299.50;\r\n").encode("cp1252")
 
 
 def test_a_european_export_separated_by_semicolons_reads_its_decimal_commas(glow, practice, tmp_path):
@@ -234,11 +235,11 @@ def test_a_european_export_separated_by_semicolons_reads_its_decimal_commas(glow
     assert "Monthly → price: amounts read with a comma before the cents (199,00)" in out
     credit = {m.member.first_name: m.balances.get(service__code="product-credit").balance
               for m in Membership.objects.select_related("member")}
-    assert credit == {"Renée": 5000, "Ñaki": 1250, "Zoë": 129900}
-    assert sorted(Member.objects.values_list("last_name", flat=True)) == ["Dubois", "Muñoz", "O’Neil"]
+    assert credit == {"Renée": 5000, "Ñaki": 1250, "Zoë": 129900, "Al": 129950}
+    assert sorted(Member.objects.values_list("last_name", flat=True)) == ["Dubois", "Lee", "Muñoz", "O’Neil"]
     assert run_reconciliation(practice=practice, now=NOW, sources={}).total == 0
     again_out, again = command(tmp_path, content)
-    assert (again.status, again.unchanged_count) == (ImportStatus.IMPORTED, 3)
+    assert (again.status, again.unchanged_count) == (ImportStatus.IMPORTED, 4)
 
     ambiguous = content.replace(b"1.299,00", b"1,299")
     out, batch = command(tmp_path, ambiguous)
