@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from memberships.errors import IllegalTransition, InvalidTier
 from memberships.failures import log_failure
 from memberships.models import (
+    AutomationStage,
     EntitlementBalance,
     EntryKind,
     EventKind,
@@ -27,6 +28,7 @@ from .idempotency import idempotent
 from .location_prices import change_pricing_location, price_of, pricing_location
 from .members import create_member
 from .redemption import release_reservations_of
+from .stages import stage_at_least_for
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,34 @@ def enroll_new_member(*, practice: Practice, first_name: str, last_name: str, em
     return enroll_member(member=member, tier=tier, actor=actor, idempotency_key=f"{idempotency_key}:enroll", now=now)
 
 
+class IntervalChangeRefused(IllegalTransition):
+    code = "interval_change_not_supported"
+
+
+def check_interval_change(*, membership: Membership, new_tier: Tier) -> None:
+    """Refuse a move between a monthly and a yearly tier where the ledger changes the member's Stripe
+    subscription (`tier_sync` at the member's stage). Stripe bills the new price for a full period as
+    soon as the change reaches it — "at the renewal" too, since the change is sent when made — and
+    restarts the renewal date that day; that invoice (`subscription_update`) opens no cycle in the
+    ledger, so the member would pay and be granted nothing until the next renewal. Cancelling and
+    enrolling in the other tier bills and grants together. Square swaps plans at a cycle's end (a
+    change "now" ends the paid month first), so its next invoice is a cycle of the new tier and
+    grants it; below `tier_sync` the practice changes the subscription itself."""
+    old_tier = membership.tier
+    if new_tier.pk == old_tier.pk or new_tier.interval == old_tier.interval:
+        return
+    practice = membership.member.practice
+    if practice.processor != "stripe" or not stage_at_least_for(membership, AutomationStage.TIER_SYNC):
+        return
+    raise IntervalChangeRefused(
+        f"{old_tier.name} bills {old_tier.get_interval_display().lower()} and {new_tier.name} "
+        f"{new_tier.get_interval_display().lower()}: Stripe would bill {new_tier.name} at once and move the "
+        f"renewal date, and the member's new benefits would not start until the next renewal. Instead, cancel "
+        f"this membership (its balance is frozen) and enroll the member in {new_tier.name}: its first payment "
+        f"fills the new balances.",
+        old_interval=old_tier.interval, new_interval=new_tier.interval)
+
+
 def _check_effective(*, effective: str, **_) -> None:
     if effective not in ("now", "next_cycle"):
         raise IllegalTransition("effective must be 'now' or 'next_cycle'.")
@@ -124,6 +154,7 @@ def _change_tier(*, membership: Membership, new_tier: Tier, effective: str, acto
         raise IllegalTransition(f"Cannot change the tier of a {locked.get_status_display().lower()} membership.")
     if new_tier.pk == locked.tier_id:
         return _withdraw_scheduled_change(locked, actor=actor, now=now)
+    check_interval_change(membership=locked, new_tier=new_tier)
     old_tier = locked.tier
     # A tier change re-reads whose price applies: the member's home location's own price, if any.
     old_price = price_of(old_tier, locked.price_location_id)

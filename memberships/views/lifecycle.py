@@ -24,7 +24,7 @@ from memberships.models import (
     Tier,
     TierBenefit,
 )
-from memberships.services.lifecycle import enroll_new_member
+from memberships.services.lifecycle import check_interval_change, enroll_new_member
 from memberships.services.location_prices import change_pricing_location, membership_price, price_of, pricing_location
 from memberships.services.stages import member_stage, stage_at_least_for
 from memberships.services.refill import preview_next_boundary
@@ -106,42 +106,26 @@ _PRORATION = {
 }
 
 
-def _stripe_interval_change(old, new, proration: str, *, scheduled: bool = False) -> str:
-    """What Stripe does when the new price bills at another interval (monthly → yearly): it restarts
-    the billing period on the day the price changes and invoices the new price at once, whatever the
-    proration setting (that only decides whether the unused rest is credited). The tier change
-    reaches Stripe when it is made, "at the renewal" too. "" when the interval is the same."""
-    if old.interval == new.interval:
-        return ""
-    credit = ("nothing is credited for the rest of this period" if proration == "none"
-              else "the unused rest of this period is credited on that invoice")
-    when = "as soon as the change reaches it, not at the renewal" if scheduled else "at once"
-    return (f"Billing: Stripe bills {new.display} {when}, for a full {new.interval} from that day, and the "
-            f"renewal date moves to that day; {credit}.")
-
-
 def explain_change_tier(*, membership, new_tier: Tier, effective: str) -> list[str | Listed]:
     # what the member pays now, and for the new tier at their home location (the door prices it so)
     old = membership_price(membership)
     new = price_of(new_tier, change_pricing_location(membership=membership, tier=new_tier, effective=effective))
     ends = membership.current_period_end     # the practice's calendar day, not UTC's
     renewal = f" on {membership.member.practice.local_date(ends):%b %d, %Y}" if ends else ""
+    check_interval_change(membership=membership, new_tier=new_tier)   # refused before the confirmation
     lines = []
     if effective == "now":
         lines.append(f"{new_tier.name} starts now; the price goes from {old.display} to {new.display}.")
         if _processor_changes(membership.member):
             proration = settings.STRIPE_PRORATION_BEHAVIOR
             lines.append(square_billing(membership=membership, new_tier=new_tier, effective=effective)
-                         if on_square(membership) else _stripe_interval_change(old, new, proration)
-                         or f"Billing: {_PRORATION.get(proration, proration.replace('_', ' '))}.")
+                         if on_square(membership)
+                         else f"Billing: {_PRORATION.get(proration, proration.replace('_', ' '))}.")
         else:
             lines.append(_by_hand(membership.member, f"change the price to {new.display}"))
         lines.append("Balances already granted stay usable until the next renewal.")
     else:
-        at_once = (_processor_changes(membership.member) and not on_square(membership)
-                   and _stripe_interval_change(old, new, "none", scheduled=True))
-        lines.append(at_once or f"The price stays {old.display} until the renewal{renewal}, then becomes "
-                                f"{new.display}.")
+        lines.append(f"The price stays {old.display} until the renewal{renewal}, then becomes {new.display}.")
         if on_square(membership, syncing=True):
             lines.append(square_billing(membership=membership, new_tier=new_tier, effective=effective))
         if not _processor_changes(membership.member):

@@ -6,8 +6,8 @@ invoice, nothing charged or credited now; `create_prorations` → the difference
 ("Change subscriptions"): "changing to a price with a different billing interval" results in a
 proration, and a billing period's dates follow "the recurring interval of its price" and the billing
 cycle anchor — a monthly → yearly change restarts the period on the day of the change and invoices the
-new price then. The adapter sends a change "at the renewal" to Stripe when it is made (proration
-`none`), so across intervals that too is billed at once."""
+new price then, which the ledger would not grant until the next renewal: such a change is refused at a
+`tier_sync` Stripe practice (tests/staff/test_interval_change.py)."""
 
 import pytest
 from django.urls import reverse
@@ -57,26 +57,6 @@ def test_a_change_now_at_the_same_interval_states_stripes_proration(desk, member
     settings.STRIPE_PRORATION_BEHAVIOR = setting
     html = confirmation(desk, member, tier(glow, interval="month", price_cents=29900, code="radiance"), "now")
     assert words in html and "renewal date moves" not in html
-
-
-@pytest.mark.parametrize("setting, credit", [
-    ("none", "nothing is credited for the rest of this period"),
-    ("create_prorations", "the unused rest of this period is credited on that invoice"),
-])
-def test_a_change_now_to_a_yearly_tier_says_stripe_bills_the_year_at_once(desk, member, glow, settings, setting,
-                                                                         credit):
-    settings.STRIPE_PRORATION_BEHAVIOR = setting
-    html = confirmation(desk, member, tier(glow, interval="year", price_cents=199900, code="annual"), "now")
-    assert ("Billing: Stripe bills $1,999.00/year at once, for a full year from that day, and the renewal date "
-            f"moves to that day; {credit}.") in html
-    assert "charged from the next invoice" not in html
-
-
-def test_a_change_at_the_renewal_to_a_yearly_tier_does_not_promise_to_wait(desk, member, glow):
-    html = confirmation(desk, member, tier(glow, interval="year", price_cents=199900, code="annual"), "next_cycle")
-    assert "stays $199.00/month until the renewal" not in html
-    assert ("Billing: Stripe bills $1,999.00/year as soon as the change reaches it, not at the renewal, for a "
-            "full year from that day") in html
 
 
 def test_a_change_at_the_renewal_at_the_same_interval_waits_for_it(desk, member, glow):
