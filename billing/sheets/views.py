@@ -97,7 +97,7 @@ def import_upload(request):
 def import_detail(request, batch_id: int):
     batch = _batch(request, batch_id)
     actions = batch.report.get("actions", [])
-    _audit_detail(request, batch, actions[:500], batch.errors[:1000])
+    _audit_detail(request, batch, actions[:500], batch.errors[:1000] + batch.report.get("warnings", []))
     return render(request, "billing/import_detail.html", {
         "batch": batch, "actions": actions[:500], "more_actions": max(0, len(actions) - 500),
         "errors": batch.errors[:1000], "more_errors": max(0, len(batch.errors) - 1000),

@@ -19,7 +19,7 @@ from billing.reconciliation.runs import run_reconciliation
 from integrations.models import Delivery
 from memberships import services
 from memberships.errors import LedgerError
-from memberships.models import Event, LedgerEntry, Member, Membership, Service
+from memberships.models import AuditLog, Event, LedgerEntry, Member, Membership, Service
 from tests.factories import MemberFactory, TierFactory
 
 from .test_import import NOW
@@ -376,6 +376,8 @@ def test_a_new_member_whose_name_is_already_a_members_or_another_new_rows_is_wor
         (4, "Cy Park is also a new member on line 3, with another email or mobile: the same person twice?")]
     assert "line 4: Cy Park is also a new member on line 3" in command(tmp_path, sheet, "members.csv",
                                                                       "--dry-run")[0]
+    # The member it names was shown: the page left an audit row for them.
+    assert AuditLog.objects.filter(action="import_detail", user=manager, member__member_number="M000007").exists()
 
 
 def test_heading_lines_between_members_are_left_out_and_rows_under_a_cancelled_heading_need_a_status(
