@@ -16,7 +16,6 @@ from .display import format_phone
 from .errors import LedgerError
 from .validators import time_zone_names
 from .models import (
-    AuditLog,
     CreditLot,
     EntitlementBalance,
     Event,
@@ -371,13 +370,6 @@ class EventAdmin(AuditedMemberPages, ReadOnlyAdmin):
 
     def member_of(self, obj) -> int | None:
         return obj.member_id
-
-
-@admin.register(AuditLog)
-class AuditLogAdmin(AuditedMemberPages, ReadOnlyAdmin):  # its rows name members: reading them is audited too
-    practice_path = "user__staff_profile__practice"
-    list_display = ["created_at", "user", "action", "object_type", "object_id", "member"]
-    list_filter = ["action"]
 
 
 @admin.register(CreditLot)

@@ -11,3 +11,4 @@ class StaffAdminConfig(AdminConfig):
         super().ready()
         from memberships import admin_tokens  # noqa: F401  (registers ApiTokenAdmin)
         from memberships import admin_groups  # noqa: F401  (registers OrganizationAdmin)
+        from memberships import admin_auditlog  # noqa: F401  (registers AuditLogAdmin)

@@ -171,3 +171,32 @@ def test_a_group_manager_sees_only_their_own_groups_practices(our_world):
     assert "Glow East" in pages["group_manager"] and "Elsewhere Med Spa" not in pages["group_manager"]
     assert "Elsewhere Med Spa" in pages["other_group_manager"]
     assert "Glow East" not in pages["other_group_manager"] and "Glow Aesthetics" not in pages["other_group_manager"]
+
+
+def test_the_admins_audit_log_follows_the_member_not_where_the_looker_works_now(our_world):
+    """A manager's audit log lists every look at their practice's members — by a sibling practice's
+    desk, by the member on her own page — and their own staff's rows that name no member; a desk
+    who has moved to another practice takes none of our members' rows there."""
+    from memberships.models import AuditLog, StaffProfile
+    from tests.support.two_factor import VerifyingClient
+
+    objects, users = our_world
+    zelda, now = objects["member"], timezone.now()
+    other = Practice.objects.get(slug="elsewhere")
+    looks = [AuditLog.objects.create(user=users[role], action="view_chart", member=zelda, created_at=now)
+             for role in ("front_desk", "sibling_desk")]
+    looks.append(AuditLog.objects.create(user=None, action="member_page_view", member=zelda, created_at=now))
+    theirs = AuditLog.objects.create(user=users["other_manager"], action="automation_stage_changed", created_at=now)
+    StaffProfile.objects.filter(user=users["front_desk"]).update(practice=other, location=None)   # she moved
+
+    def listed(role):
+        client = VerifyingClient()
+        client.force_login(users[role])
+        page = client.get(reverse("admin:memberships_auditlog_changelist"))
+        assert page.status_code == 200
+        return {row.pk for row in page.context["cl"].result_list}, page.content.decode()
+
+    ours, _ = listed("manager")
+    assert {row.pk for row in looks} <= ours and theirs.pk not in ours
+    elsewhere, text = listed("other_manager")
+    assert theirs.pk in elsewhere and not elsewhere & {row.pk for row in looks} and "Quixotic" not in text
