@@ -5,6 +5,7 @@ never imports integrations)."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Callable
 
 from billing.models import ImportBatch, ImportStatus, SheetRow
@@ -62,6 +63,9 @@ def sheet_rows(*, practice_id: int) -> list[SheetSnapshot] | None:
                           processor_subscription_id=sub) for n, t, s, p, b, sub in rows]
 
 
+_NAMES_MEMBER = re.compile(r"\bmember [^\s,']*\d|\bis that of ")
+
+
 def skipped_rows(*, practice_id: int) -> list[SkippedRow]:
     """The rows the practice's last import skipped (it imported only the valid ones), each with the
     first problem found in it: none when it imported every row."""
@@ -73,7 +77,11 @@ def skipped_rows(*, practice_id: int) -> list[SkippedRow]:
     reasons: dict[int, str] = {}
     for error in batch.errors or []:
         where = f"{error['column']}: " if error.get("column") else ""
-        reasons.setdefault(error["line"], f"{where}{error['message']}")
+        # An error naming a ledger member ("already member M0001's (Ana Garcia)", "that of Ana Garcia
+        # (M0001)") stays on the import's page, which audits who it shows; this page names no one else.
+        message = ("it names another member; see the import's report" if _NAMES_MEMBER.search(error["message"])
+                   else error["message"])
+        reasons.setdefault(error["line"], f"{where}{message}")
     imported_on = f"{(batch.finished_at or batch.created_at):%Y-%m-%d}"
     return [SkippedRow(line=line, file_name=batch.file_name, imported_on=imported_on,
                        reason=reasons.get(line, "rejected at the import"))

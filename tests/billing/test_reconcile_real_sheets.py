@@ -8,6 +8,7 @@ from django.core.management import call_command
 from billing.models import Discrepancy, ImportBatch
 from billing.reconciliation.runs import run_reconciliation
 from memberships.models import Member, Membership, MembershipStatus
+from tests.factories import MemberFactory
 
 from .test_import import NOW
 
@@ -54,3 +55,18 @@ def test_rows_an_import_of_only_the_valid_rows_skipped_are_reported_until_a_late
     run = run_reconciliation(practice=practice, now=NOW, sources={})
     assert run.total == 0
     assert not Discrepancy.objects.filter(gone_at__isnull=True).exists()
+
+
+def test_a_skipped_row_whose_error_names_another_member_does_not_name_them_on_the_reconciliation_page(
+        glow, practice, tmp_path):
+    MemberFactory(practice=practice, member_number="M000007", first_name="Zelda", last_name="Quixotic",
+                  email="zelda@example.com")
+    path = tmp_path / "members.csv"
+    path.write_bytes(("Name,Email,Plan,Member Since\r\n"
+                      "Renée Dubois,renee@example.com,Glow,1/3/2024\r\n"
+                      "Yara Quill,zelda@example.com,Glow,1/3/2024\r\n").encode())
+    call_command("import_members", str(path), "--only-valid", stdout=io.StringIO())
+    run = run_reconciliation(practice=practice, now=NOW, sources={})
+    [skipped] = Discrepancy.objects.filter(last_seen_run=run, member_number="")
+    assert "Zelda" not in skipped.message and "Quixotic" not in skipped.message
+    assert skipped.message.endswith("Name: it names another member; see the import's report")
