@@ -67,6 +67,20 @@ def name_key(row: ImportRow | dict) -> tuple | None:
     return _folded(first).partition(" ")[0], _folded(last)
 
 
+def _could_be_one(row: ImportRow, other: ImportRow) -> bool:
+    """Whether two rows of one name key could be one person: not when each has its own member number
+    (the ledger has two members), not when their dates of birth differ (a mother and her daughter of
+    one name sharing the family email), and not when both give a full first name and these differ
+    (the twins "Mary Ann" and "Mary Beth"; "Mary Ann" and "Mary" could be one)."""
+    if row.member_number and other.member_number and row.member_number.lower() != other.member_number.lower():
+        return False
+    if row.date_of_birth and other.date_of_birth and row.date_of_birth != other.date_of_birth:
+        return False
+    words, other_words = _folded(row.first_name).split(), _folded(other.first_name).split()
+    shorter = min(len(words), len(other_words))
+    return words[:shorter] == other_words[:shorter]
+
+
 def _same_person_key(row: ImportRow) -> tuple | None:
     """Name and date of birth as one person has them; None without a birth date."""
     name = name_key(row)
@@ -78,7 +92,7 @@ def shared_contacts(rows: list[ImportRow], *, mapping: Mapping, headers: list[st
     unless both say they are of the same household. Two rows with the same name and the same email,
     mobile or date of birth are one person twice, household or not: an error on each (imported, they
     would be two members, and every import of the file again would add two more, since neither could
-    be told from the other).
+    be told from the other) — unless something tells them apart (`_could_be_one`).
     (A row repeating an earlier row's member number is that number's duplicate, said once on the
     later row.)"""
     first_of_number: dict[str, int] = {}
@@ -98,10 +112,10 @@ def shared_contacts(rows: list[ImportRow], *, mapping: Mapping, headers: list[st
     born = mapping.index_of("date_of_birth")
     born_column = headers[born] if born is not None else FIELD_LABELS["date_of_birth"]
     for group in people.values():
-        if len(group) < 2:
-            continue
         for row in group:
-            others = ", ".join(str(r.line) for r in group if r is not row)
+            others = ", ".join(str(r.line) for r in group if r is not row and _could_be_one(row, r))
+            if not others:
+                continue
             errors.setdefault(row.line, []).append(RowError(
                 row.line, born_column,
                 f"{row.first_name} {row.last_name} born {row.date_of_birth:%Y-%m-%d} is also on "
@@ -116,10 +130,13 @@ def shared_contacts(rows: list[ImportRow], *, mapping: Mapping, headers: list[st
         by_name: dict[tuple, list[ImportRow]] = {}
         for row in group:
             by_name.setdefault(name_key(row) or ("line", row.line), []).append(row)
-        twice = {row.line for same in by_name.values() if len(same) > 1 for row in same}
-        for same in (same for same in by_name.values() if len(same) > 1):
+        twice = set()
+        for same in by_name.values():
             for row in same:
-                others = ", ".join(str(r.line) for r in same if r is not row)
+                others = ", ".join(str(r.line) for r in same if r is not row and _could_be_one(row, r))
+                if not others:
+                    continue
+                twice.add(row.line)
                 errors.setdefault(row.line, []).append(RowError(
                     row.line, column, f"{row.first_name} {row.last_name} with the {what} {value} is also on "
                                       f"line{'s' if ', ' in others else ''} {others}: the same person twice? Keep "
