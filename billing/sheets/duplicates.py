@@ -87,6 +87,11 @@ def _same_person_key(row: ImportRow) -> tuple | None:
     return (*name, row.date_of_birth) if name and row.date_of_birth else None
 
 
+def _column(name: str, *, mapping: Mapping, headers: list[str]) -> str:
+    index = mapping.index_of(name)
+    return headers[index] if index is not None else FIELD_LABELS[name]
+
+
 def shared_contacts(rows: list[ImportRow], *, mapping: Mapping, headers: list[str]) -> dict[int, list[RowError]]:
     """Two rows of one file with the same email or mobile: an error on each, naming the other's line,
     unless both say they are of the same household. Two rows with the same name and the same email,
@@ -109,8 +114,7 @@ def shared_contacts(rows: list[ImportRow], *, mapping: Mapping, headers: list[st
         if key:
             people.setdefault(key, []).append(row)
     errors: dict[int, list[RowError]] = {}
-    born = mapping.index_of("date_of_birth")
-    born_column = headers[born] if born is not None else FIELD_LABELS["date_of_birth"]
+    born_column = _column("date_of_birth", mapping=mapping, headers=headers)
     for group in people.values():
         for row in group:
             others = ", ".join(str(r.line) for r in group if r is not row and _could_be_one(row, r))
@@ -124,8 +128,7 @@ def shared_contacts(rows: list[ImportRow], *, mapping: Mapping, headers: list[st
     for (name, value), group in groups.items():
         if len(group) < 2:
             continue
-        index = mapping.index_of(name)
-        column = headers[index] if index is not None else FIELD_LABELS[name]
+        column = _column(name, mapping=mapping, headers=headers)
         what = "email" if name == "email" else "mobile"
         by_name: dict[tuple, list[ImportRow]] = {}
         for row in group:
