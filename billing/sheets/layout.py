@@ -6,6 +6,7 @@ no database."""
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from .columns import FIELD_LABELS, Mapping, guess_mapping
 from .reading import RawSheet, normalize_header
@@ -36,17 +37,32 @@ TITLE_ROWS = 3
 # The first cell of a line a spreadsheet adds under its members: "Total", "Totals:", "Grand total",
 # "Sum", "Count: 42", "Total members".
 _TOTALS = re.compile(r"(grand |sub )?(totals?|sum|count|average)( .*)?")
+_CURRENCY = re.compile(r"\b(usd|eur)\b", re.IGNORECASE)
+_WRITTEN_DATE = re.compile(r"\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}")
+
+
+def _a_members_cell(cell) -> bool:
+    """A cell only a member's line holds: a date (a member's join date) or words (a tier, a status),
+    not a number, an amount or a formula ("=SUM(E2:E9)")."""
+    if isinstance(cell, date):
+        return True
+    if not isinstance(cell, str) or cell.strip().startswith("="):
+        return False
+    words = _CURRENCY.sub("", cell)
+    return bool(re.search(r"[^\W\d_]", words) or _WRITTEN_DATE.search(words))
 
 
 def without_totals(sheet: RawSheet) -> tuple[RawSheet, list[dict]]:
     """The sheet without its totals lines (a line whose first filled cell says "Total", "Sum",
-    "Count"…, with no email in it), and those lines ([{line, why}]): they are no member, so they are
-    left out and said so, not refused as a member with no tier."""
+    "Count"…, its other cells numbers or amounts, no date or words: a member "Sum Yee Wong" has a tier
+    and a join date), and those lines ([{line, why}]): they are no member, so they are left out and
+    said so, not refused as a member with no tier."""
     rows, left_out = [], []
     for line, cells in sheet.rows:
-        first = next((c for c in cells if c is not None and str(c).strip()), None)
+        at = next((i for i, c in enumerate(cells) if c is not None and str(c).strip()), None)
+        first = cells[at] if at is not None else None
         if (isinstance(first, str) and _TOTALS.fullmatch(normalize_header(first))
-                and not any(isinstance(c, str) and "@" in c for c in cells)):
+                and not any(_a_members_cell(c) for c in cells[at + 1:])):
             left_out.append({"line": line, "why": f"a totals line ('{' '.join(first.split())}'), not a member"})
             continue
         rows.append((line, cells))
