@@ -135,21 +135,31 @@ class StripeProcessor:
         seen, an invoice's status), so the write made again does what is still to do. A 5xx that is
         not a replay stays ProcessorUnavailable under the same key: the next attempt asks Stripe again
         and, if that 5xx was saved, moves on to the next key then. 429 and 409 (`idempotency_key_in_use`)
-        are not saved by Stripe: retried under the same key."""
+        are not saved by Stripe: retried under the same key. A 500's result is indeterminate, so the
+        replayed one must be an earlier attempt's, seen by the state read before this write: no SDK
+        retries (a 500 resent and replayed would be made again at once: a second subscription behind a
+        500); only a request that got no answer is sent again under the same key, and then waits."""
         options = args[-1] if args and isinstance(args[-1], dict) and "idempotency_key" in args[-1] else None
-        base = options["idempotency_key"] if options else ""
-        for fresh in range(self.FRESH_KEYS_AFTER_5XX + 1):
-            if fresh:
-                suffix = f":after-5xx-{fresh}"
-                args = (*args[:-1], {**options, "idempotency_key": base[:255 - len(suffix)] + suffix})
+        if options is not None:
+            options = {**options, "max_network_retries": 0}
+            args = (*args[:-1], options)
+        retries = settings.STRIPE_MAX_NETWORK_RETRIES
+        base, fresh, unanswered = (options["idempotency_key"] if options else ""), 0, retries if options else 0
+        while True:
             try:
                 return as_dict(fn(*args, **kwargs))
+            except stripe.APIConnectionError as exc:
+                if unanswered <= 0 or not getattr(exc, "should_retry", False):
+                    raise translate_error(exc) from None
+                unanswered -= 1                     # no answer: the same key again (Stripe replays any it saved)
             except stripe.StripeError as exc:
-                if options is None or not _replayed_failure(exc) or fresh == self.FRESH_KEYS_AFTER_5XX:
+                resent = unanswered < retries            # the replay may answer this call's own first send
+                if options is None or not _replayed_failure(exc) or fresh == self.FRESH_KEYS_AFTER_5XX or resent:
                     raise translate_error(exc) from None
                 logger.warning("Stripe replayed a saved %s for a write; made again under a fresh key",
                                getattr(exc, "http_status", None))
-        raise AssertionError("unreachable")
+                fresh, suffix = fresh + 1, f":after-5xx-{fresh + 1}"
+                args = (*args[:-1], {**options, "idempotency_key": base[:255 - len(suffix)] + suffix})
 
     @staticmethod
     def _opts(idempotency_key: str, step: str) -> dict:
