@@ -255,10 +255,17 @@ _COUNT_WORDS = {"unit", "units", "u", "session", "sessions", "treatment", "treat
 _COUNTED = re.compile(r"(\$?\s*[\d.,]+)\s*([^\d$]+)")
 
 
+_MONEY = re.compile(r"[$€]|\b(dollars?|usd|eur)\b", re.IGNORECASE)
+
+
 def _counted(raw: Any, service: Service) -> Any:
     """A balance cell written as a number and words ("2 facials", "1 HydraFacial left", "20u"): the
     number, when the words name the column's service or its units; `ValueProblem` when they name
-    something else ("2 peels" in the HydraFacial column). Any other cell as it is."""
+    something else ("2 peels" in the HydraFacial column), or money in a column counting treatments or
+    units ("$150 credit" is no 150 units of Botox). Any other cell as it is."""
+    if isinstance(raw, str) and service.kind != ServiceKind.CREDIT and _MONEY.search(raw):
+        raise ValueProblem(f"'{text(raw)}' is an amount of money, but {service.name} is counted in treatments or "
+                           f"units: write the {service.name} balance as a number")
     match = _COUNTED.fullmatch(text(raw)) if isinstance(raw, str) else None
     if not match:
         return raw
