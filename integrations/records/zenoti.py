@@ -30,6 +30,7 @@ numbers are configurable in `record_config` (`status_booked`, `status_completed`
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -75,12 +76,20 @@ def _guest_of(guests: list[dict], member: Member) -> str | None:
     is taken only when alone; else None (a new guest, or linked by hand)."""
     def first_name(guest: dict) -> str | None:
         name = (guest.get("personal_info") or {}).get("first_name", guest.get("first_name"))
-        return None if name is None else str(name).strip().casefold()
+        return _name_key(str(name)) or None if name is not None else None
 
-    mine = [g for g in guests if first_name(g) == member.first_name.strip().casefold()]
+    mine = [g for g in guests if first_name(g) == _name_key(member.first_name)]
     if not mine and len(guests) == 1 and first_name(guests[0]) is None:
         mine = guests
     return str(mine[0]["id"]) if mine else None
+
+
+def _name_key(name: str) -> str:
+    """A first name as two systems may spell the same one: case, accents and spacing aside ("Renée"
+    and "renee", "Mary  Ann" and "mary ann"), so a chart written without an accent is still hers and
+    no second guest is made for her."""
+    letters = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    return " ".join(letters.casefold().split())
 
 
 class ZenotiAdapter(BaseAdapter):
