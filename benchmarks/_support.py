@@ -17,6 +17,16 @@ from django.db import connections
 _BASE_NAME: list[str] = []
 
 
+def test_environment() -> None:
+    """What a benchmark that drives pages through Django's test client needs (the test email backend,
+    the template-rendered signal), set up once per process: `make bench` runs every benchmark in one
+    process, and Django refuses a second setup_test_environment()."""
+    from django.test import utils
+
+    if not hasattr(utils._TestState, "saved_data"):
+        utils.setup_test_environment()
+
+
 def database_name(name: str) -> str:
     """The benchmark's own database: `bench_<x>` names are taken from BENCH_DATABASE_URL's database
     (`bench` by default, so `bench_ledger`; `bench_b` gives `bench_b_ledger`), so that several people

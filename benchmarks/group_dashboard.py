@@ -167,12 +167,11 @@ def _practice_dashboards(client, user, practices):
 
 def run() -> None:
     from django.conf import settings
-    from django.test.utils import setup_test_environment
     from django.utils import timezone
 
-    from ._support import cpu_meter, fresh_database, summary_ms
+    from ._support import cpu_meter, fresh_database, summary_ms, test_environment
 
-    setup_test_environment()
+    test_environment()
     with fresh_database("bench_group_dashboard") as name:
         now = timezone.now()
         (owner, small_owner), practices, seeded = _seed(now)

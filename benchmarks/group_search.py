@@ -117,16 +117,16 @@ def run() -> None:
 
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext, setup_test_environment
+    from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
     from django.utils import timezone
 
     from memberships import selectors
     from memberships.models import Member
 
-    from ._support import cpu_meter, fresh_database, summary_ms
+    from ._support import cpu_meter, fresh_database, summary_ms, test_environment
 
-    setup_test_environment()
+    test_environment()
     with fresh_database("bench_group_search") as name:
         user, seeded = _seed(timezone.now())
         print(f"seeded {MEMBERS:,} members in {PRACTICES} practices of one group (a clinic each) and "

@@ -41,16 +41,15 @@ def _timed(client, requests):
 def run() -> None:
     from django.conf import settings
     from django.test import Client
-    from django.test.utils import setup_test_environment
     from django.urls import reverse
     from django.utils import timezone
 
     from portal.me import links
     from portal.models import LinkRequest
 
-    from ._support import cpu_meter, fresh_database, percentile, summary_ms
+    from ._support import cpu_meter, fresh_database, percentile, summary_ms, test_environment
 
-    setup_test_environment()
+    test_environment()
     settings.PORTAL_LINK_PER_ADDRESS_PER_HOUR = settings.PORTAL_LINK_PER_IP_PER_HOUR = 10 ** 9
     with fresh_database("bench_member_link") as name:
         _seed()

@@ -170,15 +170,14 @@ def _plan(queryset) -> str:
 
 def run() -> None:
     from django.test import Client
-    from django.test.utils import setup_test_environment
     from django.urls import reverse
     from django.utils import timezone
 
     from memberships import selectors
 
-    from ._support import fresh_database, summary_ms
+    from ._support import fresh_database, summary_ms, test_environment
 
-    setup_test_environment()
+    test_environment()
     with fresh_database("bench_pages"):
         now = timezone.now()
         user, long_member_id, seeded = _seed(now)
