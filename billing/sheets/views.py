@@ -110,7 +110,8 @@ def import_detail(request, batch_id: int):
     })
 
 
-_NAMED_MEMBERS = re.compile(r"\bmember ([^\s,']+(?:(?:, | or )[^\s,']+)*)")
+# "already member M0001's", "could be member M0001 or M0002", "that of Ana Garcia (M0001)"
+_NAMED_MEMBERS = re.compile(r"\bmember ([^\s,']+(?:(?:, | or )[^\s,']+)*)|\bis that of [^(]*\(([^\s(),]+)\)")
 
 
 def _audit_detail(request, batch: ImportBatch, shown: list[dict], errors: list[dict]) -> None:
@@ -119,8 +120,8 @@ def _audit_detail(request, batch: ImportBatch, shown: list[dict], errors: list[d
     rows are not members yet leaves one row for the batch."""
     numbers = {action.get("member_number") for action in shown} - {None, ""}
     for error in errors:
-        for named in _NAMED_MEMBERS.findall(str(error.get("message", ""))):
-            numbers.update(re.split(r", | or ", named))
+        for named, owner in _NAMED_MEMBERS.findall(str(error.get("message", ""))):
+            numbers.update(re.split(r", | or ", named) if named else [owner])
     members = list(Member.objects.filter(practice_id=batch.practice_id, member_number__in=numbers)
                    .values_list("pk", flat=True)) if numbers else []
     audit_view(request, action="import_detail", obj=batch, members=members or [None])
