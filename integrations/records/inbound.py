@@ -220,12 +220,24 @@ def spend_for_appointment(*, practice: Practice, membership, service: Service, a
     nothing is held. Keyed by the appointment (`spend_key`), so whoever spends first — the record's
     webhook or staff applying a held treatment — is the only one. A hold commits the quantity the
     treatment reports, not the booked one (20 units held, 12 injected: 12 spent); one that says no
-    quantity (`quantity_stated`) commits it as booked. Raises LedgerError."""
+    quantity (`quantity_stated`) commits it as booked. More done than the hold and the free balance
+    cover: the hold is spent as booked (those units were done, and a hold left standing would keep
+    them from her for good) and InsufficientBalance names the rest. Raises LedgerError."""
     key = spend_key(practice, appointment_id)
     held = Reservation.objects.filter(idempotency_key=hold_key(practice, appointment_id)).first()
     if held is not None and held.status in (ReservationStatus.HELD, ReservationStatus.COMMITTED):
-        services.commit_reservation(reservation=held, actor=actor, now=now, idempotency_key=key,
-                                    quantity=quantity if quantity_stated else None)
+        done = quantity if quantity_stated else None
+        try:
+            services.commit_reservation(reservation=held, actor=actor, now=now, idempotency_key=key, quantity=done)
+        except InsufficientBalance:
+            if done is None or held.status != ReservationStatus.HELD or done <= held.quantity:
+                raise
+            services.commit_reservation(reservation=held, actor=actor, now=now, idempotency_key=key)
+            raise InsufficientBalance(
+                f"{service.format_quantity(done)} {service.name} done, {service.format_quantity(held.quantity)} "
+                f"booked: the booked {service.format_quantity(held.quantity)} were spent; the other "
+                f"{service.format_quantity(done - held.quantity)} are more than the balance has free.",
+                membership_id=held.membership_id, service_id=held.service_id) from None
         return "committed"
     services.redeem_entitlement(membership=membership, service=service, quantity=quantity, actor=actor,
                                 idempotency_key=key, now=now, reason=reason)

@@ -1,7 +1,8 @@
 """A treatment the record reports for a booked appointment spends what the record says was done, not
 what was booked: 20 neurotoxin units held at booking, 12 injected, spends 12 and gives 8 back; one
 unit held, three done, spends three (the other two from what is free). A completion the free balance
-cannot cover beyond the hold spends nothing and goes to staff."""
+cannot cover beyond the hold spends the hold as booked (never left standing, keeping those units from
+her for good) and goes to staff for the rest."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def test_more_units_done_than_booked_spends_what_was_done(client, webhook_practi
     assert spent(membership, toxin) == 14
 
 
-def test_more_done_than_the_hold_and_the_free_balance_cover_spends_nothing_and_asks_staff(
+def test_more_done_than_the_hold_and_the_free_balance_cover_spends_the_hold_and_asks_staff_for_the_rest(
         client, webhook_practice, toxin_member):
     membership, toxin = toxin_member
     send(client, webhook_practice, "appointment.booked", "T-3", patient_id="P-200", service_code="neurotoxin",
@@ -91,9 +92,17 @@ def test_more_done_than_the_hold_and_the_free_balance_cover_spends_nothing_and_a
     outcome = send(client, webhook_practice, "treatment.completed", "T-3", patient_id="P-200",
                    service_code="neurotoxin", quantity=12)[1]
     assert outcome == "exception:no_balance"
-    assert balance(membership, toxin) == (20, 20)          # both holds stand, nothing spent
-    assert spent(membership, toxin) == 0
-    assert RecordException.objects.filter(appointment_ref="T-3").exists()
+    # the 10 booked were done: spent, not left on hold for good; the other booking's hold stands
+    assert balance(membership, toxin) == (10, 10)
+    assert spent(membership, toxin) == 10
+    assert Reservation.objects.get(external_ref="T-3").status == ReservationStatus.COMMITTED
+    assert Reservation.objects.get(external_ref="T-4").status == ReservationStatus.HELD
+    detail = RecordException.objects.get(appointment_ref="T-3").detail
+    assert "the booked 10 were spent" in detail and "the other 2 are more than the balance has free" in detail
+    # the same report again spends nothing more
+    assert send(client, webhook_practice, "treatment.completed", "T-3", patient_id="P-200",
+                service_code="neurotoxin", quantity=12)[1] == "already_spent"
+    assert balance(membership, toxin) == (10, 10)
 
 
 def test_a_completion_that_says_no_quantity_commits_the_hold_as_booked(client, webhook_practice, toxin_member):
@@ -110,8 +119,9 @@ def test_a_completion_that_says_no_quantity_commits_the_hold_as_booked(client, w
 @pytest.mark.django_db(transaction=True)
 def test_a_completion_beyond_its_hold_and_a_walk_in_race_for_the_free_units(webhook_practice, glow):
     """20 units: 10 held for a booked appointment, 10 free. The record reports 14 done (4 beyond the hold)
-    while the desk redeems 8: together they want 12 free units of 10, so exactly one of them is spent,
-    whichever goes first, and the balance never goes below what is held."""
+    while the desk redeems 8: together they want 12 free units of 10, so whichever goes first is spent
+    whole; the completion coming second spends only its hold (the rest goes to staff), and the balance
+    never goes below what is held."""
     from django.utils import timezone
 
     from integrations.records.inbound import hold_key, spend_for_appointment
@@ -147,5 +157,7 @@ def test_a_completion_beyond_its_hold_and_a_walk_in_race_for_the_free_units(webh
     assert sorted(results) in (["committed", "refused"], ["refused", "walk-in"])
     if "committed" in results:
         assert balance(membership, toxin) == (6, 0) and spent(membership, toxin) == 14
-    else:
-        assert balance(membership, toxin) == (12, 10) and spent(membership, toxin) == 8
+    else:   # the walk-in first: the completion spends its 10 booked, the 4 beyond are for staff
+        assert balance(membership, toxin) == (2, 0) and spent(membership, toxin) == 18
+        assert Reservation.objects.get(idempotency_key=hold_key(webhook_practice, "T-9")).status == \
+            ReservationStatus.COMMITTED
