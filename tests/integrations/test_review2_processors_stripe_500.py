@@ -8,6 +8,7 @@ by a local HTTP server answering with the recorded subscription (tests/fixtures/
 import json
 
 import pytest
+import stripe
 from werkzeug import Response
 
 from integrations.processors.base import ProcessorUnavailable
@@ -60,3 +61,46 @@ def test_a_subscription_made_behind_a_500_is_not_made_again_by_the_sdk_retry(str
     ref = ensure()                                   # the retry reads Stripe first and finds it
     assert [sub["id"] for sub in made] == ["sub_made1"]
     assert ref.subscription_ref == "sub_made1"
+
+
+def answers(*outcomes):
+    """A Stripe write that meets `outcomes` in turn (an exception raised, else the answer returned),
+    noting the idempotency key and the SDK retries of each request."""
+    sent: list[tuple[str, int]] = []
+
+    def write(params, options):
+        sent.append((options["idempotency_key"], options["max_network_retries"]))
+        outcome = outcomes[len(sent) - 1]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    return write, sent
+
+
+def replayed_500():
+    return stripe.APIError("An unknown error occurred", http_status=500, headers={"Idempotent-Replayed": "true"})
+
+
+def test_a_write_that_got_no_answer_is_sent_again_under_the_same_key(settings):
+    settings.STRIPE_MAX_NETWORK_RETRIES = 1
+    write, sent = answers(stripe.APIConnectionError("connection reset", should_retry=True), {"id": "sub_made1"})
+    assert StripeProcessor(client=None)._call(write, {}, {"idempotency_key": "k:subscription"}) == {"id": "sub_made1"}
+    assert sent == [("k:subscription", 0), ("k:subscription", 0)]
+
+
+def test_a_500_replayed_to_a_write_sent_again_in_the_same_call_waits_for_a_later_attempt(settings):
+    # the lost answer may have been that 500, the write made behind it: no fresh key before Stripe is read again
+    settings.STRIPE_MAX_NETWORK_RETRIES = 1
+    write, sent = answers(stripe.APIConnectionError("connection reset", should_retry=True), replayed_500(),
+                          {"id": "sub_made2"})
+    with pytest.raises(ProcessorUnavailable):
+        StripeProcessor(client=None)._call(write, {}, {"idempotency_key": "k:subscription"})
+    assert [key for key, _ in sent] == ["k:subscription", "k:subscription"]
+
+
+def test_a_500_saved_by_an_earlier_attempt_takes_the_next_key_at_once(settings):
+    settings.STRIPE_MAX_NETWORK_RETRIES = 1
+    write, sent = answers(replayed_500(), {"id": "sub_made1"})
+    assert StripeProcessor(client=None)._call(write, {}, {"idempotency_key": "k:subscription"}) == {"id": "sub_made1"}
+    assert [key for key, _ in sent] == ["k:subscription", "k:subscription:after-5xx-1"]
