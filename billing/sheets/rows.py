@@ -300,12 +300,20 @@ def _balances(reader: _RowReader, services: dict[str, Service]) -> dict[str, int
 
 def _status_by_cancel_date(reader: _RowReader, values: dict[str, Any], *, today: date | None) -> None:
     """A cancel date on or before today makes a row with no status cancelled; a row whose status says
-    otherwise is an error (which is it?). A later date (leaving then) leaves the status as it is."""
+    otherwise is an error (which is it?), unless the date is before the join date: a member who left
+    and joined again, the sheet keeping the old date (without a status, that is asked). A later date
+    (leaving then) leaves the status as it is."""
     cancelled_on, status = values["cancelled_on"], values["status"]
     if not cancelled_on or today is None or cancelled_on > today or status in (None, MembershipStatus.CANCELLED):
         return
     raw, column = reader.cell("status")
-    if not text(raw):
+    joined = values.get("start_date")
+    if joined and cancelled_on < joined:
+        if not text(raw):
+            reader.error(column, f"cancelled on {cancelled_on:%Y-%m-%d} ('{reader.cell('cancelled_on')[1]}'), before "
+                                 f"joining on {joined:%Y-%m-%d}: joined again? Say active or cancelled in the Status "
+                                 f"column")
+    elif not text(raw):
         values["status"] = MembershipStatus.CANCELLED
     else:
         reader.error(column, f"says {status.replace('_', ' ')}, but the membership was cancelled on "
@@ -328,8 +336,8 @@ def parse_row(*, line: int, cells: list[Any], headers: list[str], mapping: Mappi
     values["tier_code"] = _tier_code(reader, tiers)
     values["status"] = take("status", parse_status)
     values["cancelled_on"] = take("cancelled_on", reader.dates("cancelled_on"))
-    _status_by_cancel_date(reader, values, today=today)
     values["start_date"] = take("start_date", reader.dates("start_date"), required=True)
+    _status_by_cancel_date(reader, values, today=today)
     values["period_end"] = take("period_end", reader.dates("period_end"))
     # Only a paused membership has an end to its pause (whether it needs one: checking._pause_end_problem).
     values["paused_until"] = (take("paused_until", reader.dates("paused_until"))
