@@ -25,6 +25,13 @@ class AuditedMemberPages:
             self._audit(request, response, action="admin_list", objects=list(changelist.result_list))
         return response
 
+    def history_view(self, request, object_id, extra_context=None):
+        response = super().history_view(request, object_id, extra_context)
+        shown = (getattr(response, "context_data", None) or {}).get("object")     # "Change history: <it>"
+        if shown is not None:
+            self._audit(request, response, action="admin_history", objects=[shown])
+        return response
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         response = super().change_view(request, object_id, form_url, extra_context)
         original = (getattr(response, "context_data", None) or {}).get("original")
