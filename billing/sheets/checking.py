@@ -260,7 +260,7 @@ class _RowPlanner:
         self.by_name: dict[tuple, list[dict]] = {}
         for member in members:
             self.by_name.setdefault(name_key(member), []).append(member)
-        self.new_names: dict[tuple, int] = {}
+        self.new_names: dict[tuple, ImportRow] = {}
 
     def problems(self, row: ImportRow) -> list[RowError]:
         line = row.line
@@ -361,10 +361,12 @@ class _RowPlanner:
                                                     f"{member['member_number']} has this name: if it is the same "
                                                     f"person, give their member number or the email or mobile on "
                                                     f"their chart"))
-        earlier = self.new_names.setdefault(key, row.line)
-        if earlier != row.line:
+        earlier = self.new_names.setdefault(key, row)
+        if earlier is not row:
+            other = ("with another email or mobile" if (earlier.email, earlier.phone) != (row.email, row.phone)
+                     else "born another day or of another first name")
             found.append(RowError(row.line, column, f"{row.first_name} {row.last_name} is also a new member on line "
-                                                    f"{earlier}, with another email or mobile: the same person twice?"))
+                                                    f"{earlier.line}, {other}: the same person twice?"))
         return found
 
     def plan(self, row: ImportRow) -> PlannedRow:

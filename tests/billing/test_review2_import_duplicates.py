@@ -18,6 +18,9 @@ def test_a_mother_and_daughter_of_one_name_sharing_the_household_email_are_two_m
     out, batch = command(tmp_path, sheet)
     assert batch.status == ImportStatus.IMPORTED, errors(batch)
     assert sorted(Member.objects.values_list("date_of_birth", flat=True)) == [date(1970, 3, 2), date(1998, 8, 9)]
+    assert [(w["line"], w["message"]) for w in batch.report["warnings"]] == [
+        (3, "Maria Lopez is also a new member on line 2, born another day or of another first name: the same "
+            "person twice?")]
     out, batch = command(tmp_path, sheet)           # the same file again finds both, adds no one
     assert batch.status == ImportStatus.IMPORTED, errors(batch)
     assert Member.objects.count() == 2 and Membership.objects.count() == 2
