@@ -110,8 +110,9 @@ def import_detail(request, batch_id: int):
     })
 
 
-# "already member M0001's", "could be member M0001 or M0002", "that of Ana Garcia (M0001)"
-_NAMED_MEMBERS = re.compile(r"\bmember ([^\s,']+(?:(?:, | or )[^\s,']+)*)|\bis that of [^(]*\(([^\s(),]+)\)")
+# "already member M0001's", "could be member M0001 or M0002", "the same member (M0001) as line 3",
+# "duplicate member: M0001 is already on line 2", "that of Ana Garcia (M0001)"
+_NAMED_MEMBERS = re.compile(r"\bmember:? \(?([^\s,'()]+(?:(?:, | or )[^\s,'()]+)*)|\bis that of [^(]*\(([^\s(),]+)\)")
 
 
 def _audit_detail(request, batch: ImportBatch, shown: list[dict], errors: list[dict]) -> None:

@@ -29,3 +29,18 @@ def test_a_member_whose_email_a_row_of_another_name_gives_is_audited(client, man
     seen = AuditLog.objects.filter(action="import_detail", user=manager)
     assert set(seen.values_list("member_id", flat=True)) == {zelda.pk}
     assert not AuditLog.objects.filter(member=bystander).exists()
+
+
+def test_a_member_two_refused_rows_are_matched_to_is_audited(client, manager, glow, tasks_inline,
+                                                             django_capture_on_commit_callbacks):
+    tier, *_ = glow
+    zelda = MemberFactory(practice=tier.practice, member_number="L0777", first_name="Zelda", last_name="Quixotic",
+                          email="zelda@example.com", phone="+14155550177")
+    csv = HEADER + (",Zelda,Quixotic,zelda@example.com,,Glow,2025-01-05,199,paused\n"
+                    ",Zelda,Quixotic,zelda@example.com,,Glow,2025-01-05,199,active\n")
+    client.force_login(manager)
+    page = submit(client, django_capture_on_commit_callbacks, reverse("mirror:import_upload"),
+                  {"file": SimpleUploadedFile("members.csv", csv.encode())})
+    assert "duplicate member: L0777 is already on line 2" in page.content.decode()
+    seen = AuditLog.objects.filter(action="import_detail", user=manager)
+    assert set(seen.values_list("member_id", flat=True)) == {zelda.pk}
