@@ -39,12 +39,7 @@ from integrations.models import (
 )
 from memberships import selectors as ledger
 from memberships import services
-from memberships.errors import (
-    InsufficientBalance,
-    LedgerError,
-    MembershipNotRedeemable,
-    ServiceNotIncluded,
-)
+from memberships.errors import InsufficientBalance, LedgerError, MembershipNotRedeemable, ServiceNotIncluded
 from memberships.failures import error_text
 from memberships.models import (
     AutomationStage,
@@ -61,14 +56,8 @@ from memberships.models import (
 from memberships.services.stages import stage_at_least_for
 
 from . import get_adapter
-from .base import (
-    AppointmentBooked,
-    AppointmentCancelled,
-    InboundWebhook,
-    RecordEvent,
-    RecordUnavailable,
-    TreatmentCompleted,
-)
+from .base import (AppointmentBooked, AppointmentCancelled, InboundWebhook, RecordEvent, RecordUnavailable,
+                   TreatmentCompleted)
 
 logger = logging.getLogger(__name__)
 
