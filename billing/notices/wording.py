@@ -6,6 +6,7 @@ practice name of usual length, one segment (160 characters)."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
 
 from django.conf import settings
@@ -29,11 +30,17 @@ GSM7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&
            "¿abcdefghijklmnopqrstuvwxyzäöñüà")
 
 
-def addressee(first_name: str) -> str:
-    """The member's first name for a message to a number or address a household shares ("" when
-    it would not fit an SMS: too long, or outside GSM-7)."""
+def addressee(first_name: str, *, channel: str = "sms") -> str:
+    """The member's first name for a message to a number or address a household shares. An email
+    takes it as written. A text takes it within GSM-7, its accents dropped where that alone brings it
+    there ("Zoë" → "Zoe", "Mónica" → "Monica"), else "" (too long, or "Łucja": several segments)."""
     name = (first_name or "").strip()
-    return name if name and len(name) <= 20 and set(name) <= GSM7 else ""
+    if channel == "email":
+        return name[:40]
+    if not (set(name) <= GSM7):
+        plain = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+        name = plain if set(plain) <= GSM7 else ""
+    return name if name and len(name) <= 20 else ""
 
 
 SMS_SEGMENT = 160

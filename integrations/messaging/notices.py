@@ -127,7 +127,9 @@ class MemberNoticeDestination:
 
 def _name(member, channel: str) -> str:
     """The member's first name when a household shares the number or address, else ""."""
-    return wording.addressee(member.first_name) if notices.shared_with_household(member, channel) else ""
+    if not notices.shared_with_household(member, channel):
+        return ""
+    return wording.addressee(member.first_name, channel=channel)
 
 
 def _refused(notice, channel: str, *, now: datetime):
