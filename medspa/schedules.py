@@ -44,6 +44,10 @@ def every_schedule() -> list[tuple[str, dict]]:
         # member-page link requests and links: deleted after MEMBER_LINK_RETENTION_DAYS
         ("member page: delete old link requests",
          {"func": "portal.me.tasks.purge_old_member_links", "schedule_type": Schedule.DAILY, "repeats": -1}),
+        # uploaded spreadsheets: their files emptied after IMPORT_FILE_RETENTION_DAYS (batch rows stay)
+        ("import: remove old uploaded files",
+         {"func": "billing.sheets.retention.remove_old_import_files_task", "schedule_type": Schedule.DAILY,
+          "repeats": -1}),
         # every group's dashboard figures (billing.group.snapshot): the page reads them
         ("group dashboard: refresh figures",
          {"func": "billing.group.snapshot.refresh_all", "schedule_type": Schedule.MINUTES,

@@ -20,6 +20,7 @@ from memberships.views.common import audit, audit_view, practice_for, staff_page
 from .batches import column_rows, create_import_batch, enqueue_import, recheck_with_columns
 from .columns import BALANCE_PREFIX, FIELD_LABELS
 from .reading import SheetError, sniff_format
+from .retention import file_removed, retention_days
 from .values import DATE_ORDERS
 
 PERMISSION = "view_dashboard"
@@ -75,6 +76,13 @@ def _batch(request, batch_id: int) -> ImportBatch:
     return get_object_or_404(ImportBatch, pk=batch_id, practice=practice)
 
 
+def _too_old(request, checked: ImportBatch):
+    """A check whose file the retention job removed cannot be imported or checked again: say so."""
+    messages.error(request, f"This check is too old: its file was removed {retention_days()} days after it was "
+                            "uploaded. Upload the file again to check and import it.")
+    return redirect("mirror:import_detail", batch_id=checked.pk)
+
+
 @staff_page(PERMISSION)
 def import_upload(request):
     practice = practice_for(request.user)
@@ -97,15 +105,17 @@ def import_upload(request):
 def import_detail(request, batch_id: int):
     batch = _batch(request, batch_id)
     actions = batch.report.get("actions", [])
+    removed = file_removed(batch)
     _audit_detail(request, batch, actions[:500], batch.errors[:1000] + batch.report.get("warnings", []))
     return render(request, "billing/import_detail.html", {
         "batch": batch, "actions": actions[:500], "more_actions": max(0, len(actions) - 500),
         "errors": batch.errors[:1000], "more_errors": max(0, len(batch.errors) - 1000),
         "columns": column_rows(batch.report),
-        "suggestions": _suggestions(batch),
-        "can_import": batch.dry_run and batch.status == ImportStatus.VALIDATED and not batch.errors
+        "suggestions": [] if removed else _suggestions(batch),
+        "file_removed": removed, "retention_days": retention_days(),
+        "can_import": not removed and batch.dry_run and batch.status == ImportStatus.VALIDATED and not batch.errors
         and (batch.created_count or batch.changed_count),
-        "can_import_valid": batch.dry_run and batch.status == ImportStatus.VALIDATED and batch.errors
+        "can_import_valid": not removed and batch.dry_run and batch.status == ImportStatus.VALIDATED and batch.errors
         and not any(e["line"] == 0 for e in batch.errors) and (batch.created_count or batch.changed_count),
     })
 
@@ -148,6 +158,8 @@ def import_columns(request, batch_id: int):
     asked = {item["header"] for item in checked.report.get("suggestions", [])}
     if not (checked.dry_run and checked.status == ImportStatus.VALIDATED and asked):
         raise Http404
+    if file_removed(checked):
+        return _too_old(request, checked)
     valid = {f"{BALANCE_PREFIX}{code}" for code in
              Service.objects.filter(practice=checked.practice, active=True).values_list("code", flat=True)}
     answers = {}
@@ -180,6 +192,8 @@ def import_confirm(request, batch_id: int):
     checked = _batch(request, batch_id)
     if not (checked.dry_run and checked.status == ImportStatus.VALIDATED):
         raise Http404
+    if file_removed(checked):
+        return _too_old(request, checked)
     only_valid = request.POST.get("only_valid") == "1"
     if checked.errors and not only_valid:
         messages.error(request, "The file has errors: fix them, or choose to import only the valid rows.")

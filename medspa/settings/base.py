@@ -318,6 +318,11 @@ if IMPORT_DATE_ORDER not in ("mdy", "dmy"):
     raise ImproperlyConfigured(f"IMPORT_DATE_ORDER is mdy or dmy, not {IMPORT_DATE_ORDER!r}")
 # Largest spreadsheet a manager may upload (bytes).
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
+# An uploaded spreadsheet (contact details, often clinical notes) is kept this many days, then its file
+# is emptied by a daily job; the batch's counts, outcome and report stay. At least 1.
+IMPORT_FILE_RETENTION_DAYS = env.int("IMPORT_FILE_RETENTION_DAYS", default=30)
+if IMPORT_FILE_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured(f"IMPORT_FILE_RETENTION_DAYS is 1 or more, not {IMPORT_FILE_RETENTION_DAYS}")
 # Hour (server time zone) of the nightly reconciliation schedule.
 RECONCILE_NIGHTLY_HOUR = env.int("RECONCILE_NIGHTLY_HOUR", default=3)
 
