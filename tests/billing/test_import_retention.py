@@ -149,3 +149,17 @@ def test_the_job_is_scheduled_daily():
 
     jobs = {fields["func"]: fields for _, fields in every_schedule()}
     assert jobs["billing.sheets.retention.remove_old_import_files_task"]["schedule_type"] == Schedule.DAILY
+
+
+@pytest.mark.parametrize("days, starts", [("0", False), ("1", True)])
+def test_a_retention_under_one_day_is_refused_at_start(days, starts):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "medspa.settings.base", "IMPORT_FILE_RETENTION_DAYS": days}
+    result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True,
+                            text=True, timeout=300, cwd=Path(__file__).resolve().parents[2])
+    assert (result.returncode == 0) == starts
+    assert ("IMPORT_FILE_RETENTION_DAYS is 1 or more, not 0" in result.stderr) != starts
