@@ -216,13 +216,19 @@ def _subscription_fact(event: dict, sub: dict) -> SubscriptionChanged:
     start = item.get("current_period_start") or sub.get("current_period_start")
     end = item.get("current_period_end") or sub.get("current_period_end")
     status = str(sub.get("status") or "")
+    # `cancel_at`: the date Stripe will end the subscription (a date set at the Dashboard, or the
+    # period end that `cancel_at_period_end` sets). On or before the current period's end, there is
+    # no renewal: the same as ending at the period end (as Square's `canceled_date` is carried).
+    period_end, ends = moment_of(end), moment_of(sub.get("cancel_at"))
+    ending = bool(sub.get("cancel_at_period_end")) or (
+        ends is not None and period_end is not None and ends <= period_end)
     return SubscriptionChanged(
         processor=PROCESSOR, subscription_ref=str(sub["id"]), customer_ref=id_of(sub.get("customer")),
         membership_ref=str((sub.get("metadata") or {}).get("membership_ref") or ""), status=status,
         price_ref=id_of(price), amount_cents=int(amount) if amount is not None else None,
-        cancel_at_period_end=bool(sub.get("cancel_at_period_end")),
+        cancel_at_period_end=ending,
         collection_paused=bool(sub.get("pause_collection")), current_period_start=moment_of(start),
-        current_period_end=moment_of(end), event_created=int(event.get("created") or 0),
+        current_period_end=period_end, event_created=int(event.get("created") or 0),
         deleted=event.get("type") == "customer.subscription.deleted", event_ref=str(event.get("id") or ""),
         latest_invoice_ref=id_of(sub.get("latest_invoice")),
     )
