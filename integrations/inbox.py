@@ -6,9 +6,11 @@ savepoint per event, so a worker killed half-way leaves its events `received` an
 applies them exactly once. The plain renewals of a batch are recorded together
 (`billing.renewals`). Events whose object we do not know yet, that need the processor while it is
 unreachable, or that met another worker's lock, stay `received` with a later `next_attempt_at`
-(bounded by INBOX_MAX_ATTEMPTS, then `failed`). Anything else that raises — bad data, a bug — is
-undone to the event's savepoint and the event ends `failed` with the error (the attempt counted), for
-a manager to look at and re-process from the admin; the batch goes on with the next event.
+(bounded by INBOX_MAX_ATTEMPTS, then `failed`; those of a join's subscription while its bank debit
+settles wait up to three weeks, `join_retention.SETTLING_WAIT`). Anything else that raises — bad
+data, a bug — is undone to the event's savepoint and the event ends `failed` with the error (the
+attempt counted), for a manager to look at and re-process from the admin; the batch goes on with the
+next event.
 """
 
 from __future__ import annotations
@@ -328,7 +330,8 @@ def _apply_row(row: InboundEvent, parsed: "_Parsed | None", *, now: datetime) ->
                 row.practice_id = _practice_of(result) or row.practice_id
             row.processed_at, row.next_attempt_at = now, None
     except (billing.UnknownMembership, ProcessorUnavailable) as exc:
-        _wait(row, f"waiting: {exc}", now=now)
+        waited_for = getattr(exc, "context", {}).get("subscription_ref") or ""
+        _wait(row, f"waiting: {exc}", now=now, subscription_ref=waited_for)
     except Exception as exc:  # a bug or bad data: this row fails, visibly; the batch goes on
         if due.is_lock_conflict(exc):       # not the event's fault: no attempt spent
             row.attempts -= 1
@@ -339,14 +342,24 @@ def _apply_row(row: InboundEvent, parsed: "_Parsed | None", *, now: datetime) ->
         row.processed_at, row.next_attempt_at = now, None
 
 
-def _wait(row: InboundEvent, error: str, *, now: datetime, soon: bool = False) -> None:
+def _wait(row: InboundEvent, error: str, *, now: datetime, soon: bool = False, subscription_ref: str = "") -> None:
     row.error = error[:2000]
-    if not soon and row.attempts >= settings.INBOX_MAX_ATTEMPTS:
+    if not soon and row.attempts >= settings.INBOX_MAX_ATTEMPTS and not _settling(row, subscription_ref, now=now):
         row.status, row.processed_at = InboundStatus.FAILED, now
     else:
         row.status = InboundStatus.RECEIVED
         row.next_attempt_at = now + (timedelta(seconds=random.uniform(0.1, 1.0)) if soon
                                      else retry_delay(row.attempts))
+
+
+def _settling(row: InboundEvent, subscription_ref: str, *, now: datetime) -> bool:
+    """Whether the event waits for the subscription of a join whose bank debit is still settling (days,
+    not hours): it keeps waiting past its attempts, for up to `SETTLING_WAIT` since it came in; the
+    enrollment wakes it. Once the payment fails, or the join is gone, its attempts count again."""
+    from .processors.join_retention import SETTLING_WAIT, settling_subscriptions
+
+    return bool(subscription_ref) and now - row.received_at < SETTLING_WAIT and \
+        row.source == SOURCE_STRIPE and subscription_ref in settling_subscriptions([subscription_ref])
 
 
 def _complete(row: InboundEvent, parsed: "_Parsed | None"):

@@ -8,7 +8,7 @@ where she stands. The processor-specific part stays here: Stripe's checkout sess
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Q
 
@@ -57,6 +57,33 @@ def _settling(refs: list[str]) -> set[str]:
     pairs = (sessions.filter(payload__data__object__id__in=unpaid - settled)
              .values_list("payload__data__object__client_reference_id", "payload__data__object__metadata__join_ref"))
     return {ref for pair in pairs for ref in pair if ref in wanted}
+
+
+# How long after it came in an event of a settling join's subscription may keep waiting past its
+# attempts: a SEPA debit takes up to 14 days to settle (ACH about 4 business days), with a week to spare
+# for the confirmation itself. Beyond it the event fails as any other, for a manager to look at.
+SETTLING_WAIT = timedelta(days=21)
+
+
+def settling_subscriptions(subscription_refs: list[str]) -> set[str]:
+    """Of these Stripe subscriptions, the ones made by a join still kept whose checkout completed
+    "unpaid" and whose delayed payment has not failed (`_settling`): their own events (the
+    subscription created, its invoices) wait for the enrollment rather than fail meanwhile."""
+    refs = [ref for ref in set(subscription_refs) if ref]
+    if not refs:
+        return set()
+    sessions = (InboundEvent.objects.filter(source=SOURCE_STRIPE, event_type="checkout.session.completed",
+                                            payload__data__object__payment_status="unpaid",
+                                            payload__data__object__subscription__in=refs)
+                .values_list("payload__data__object__subscription", "payload__data__object__client_reference_id",
+                             "payload__data__object__metadata__join_ref"))
+    by_join: dict[str, set[str]] = {}
+    for subscription, *joins in sessions:
+        for ref in joins:
+            if ref:
+                by_join.setdefault(ref, set()).add(subscription)
+    kept = list(JoinAttempt.objects.filter(ref__in=list(by_join)).values_list("ref", flat=True))
+    return {subscription for ref in _settling(kept) for subscription in by_join[ref]}
 
 
 def confirmation_held(attempt: JoinAttempt) -> bool:
