@@ -8,10 +8,14 @@ converges the same. Events are the recorded current-shape `customer.subscription
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from billing.models import MemberNotice, NoticeKind, NoticeStatus, ProcessorSubscription
+from integrations import inbox
 from integrations.messaging import sms
+from integrations.models import InboundEvent, InboundStatus
 from integrations.processors.stripe_events import parse_event
 from memberships import services
 from memberships.models import Membership, MembershipStatus
@@ -148,3 +152,58 @@ def test_a_date_after_the_renewal_still_gets_the_notice(client, enroll):  # noqa
     process_all(T0)
     run(T0)
     assert len(_renewals(membership)) == 1 and "renews on Jan 10" in _renewals(membership)[0]
+
+
+# --- any order, any repetition ---------------------------------------------------------------------
+
+HISTORY = ["invoice_paid_first.json", "customer_subscription_updated_paused.json",
+           "customer_subscription_updated_active.json", CANCEL_AT]     # in the order Stripe made them
+
+
+def _state(membership):
+    membership.refresh_from_db()
+    sub = _subscription()
+    return dict(status=membership.status, cycle=membership.cycle_number, sub_status=sub.status,
+                ending=sub.cancel_at_period_end, paused=sub.collection_paused,
+                period_end=sub.current_period_end, last=sub.last_event_created)
+
+
+def _deliver(membership, names, process_after):
+    """Stored as the webhook stores them, processed after the deliveries `process_after` names."""
+    now = timezone.now()
+    for i, name in enumerate(names):
+        inbox.store_event(source="stripe", event=load_event(name, membership=membership), handled=True, now=now)
+        if i in process_after:
+            process_all(now)
+    process_all(now)
+    assert set(InboundEvent.objects.values_list("status", flat=True)) == {InboundStatus.PROCESSED}
+
+
+def _membership(tier):
+    member = MemberFactory(practice=tier.practice)
+    return services.enroll_member(member=member, tier=tier, actor=services.Actor.system(),
+                                  idempotency_key=f"enroll:{member.pk}", now=timezone.now(),
+                                  processor_subscription_id=FIXTURE_SUBSCRIPTION)
+
+
+def test_any_order_and_repetition_ends_as_the_history_in_order(glow):
+    tier = glow[0]
+    with transaction.atomic():
+        _deliver(_membership(tier), HISTORY, process_after=set(range(len(HISTORY))))
+        reference = _state(Membership.objects.get(processor_subscription_id=FIXTURE_SUBSCRIPTION))
+        transaction.set_rollback(True)
+    assert reference["ending"] is True and reference["sub_status"] == "active"
+
+    @hypothesis_settings(max_examples=25, deadline=None, database=None,
+                         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(deliveries=st.lists(st.sampled_from(HISTORY), max_size=len(HISTORY)).flatmap(
+               lambda again: st.permutations(HISTORY + again)),    # each once, some twice, any order
+           process_after=st.sets(st.integers(0, 2 * len(HISTORY) - 1)))
+    def check(deliveries, process_after):
+        with transaction.atomic():
+            membership = _membership(tier)
+            _deliver(membership, deliveries, process_after)
+            assert _state(membership) == reference, deliveries
+            transaction.set_rollback(True)
+
+    check()
