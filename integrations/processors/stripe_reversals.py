@@ -70,8 +70,9 @@ def reversal_summary(fact: PaymentReversed, *, practice) -> str:
     on = f" on {day:%b} {day.day}, {day.year}" if day else ""
     amount = _money(fact.amount_cents, fact.currency)
     if fact.how == "refunded":
-        of = (f" of {_money(fact.charged_cents, fact.currency)}" if 0 < fact.amount_cents < fact.charged_cents
-              else "")
+        # `amount_refunded` is the charge's total so far: a second partial refund reports both together.
+        of = (f" of {_money(fact.charged_cents, fact.currency)} refunded so far"
+              if 0 < fact.amount_cents < fact.charged_cents else "")
         return (f"Payment refunded at Stripe{on}: {amount}{of} — balances unchanged; a manager adjusts them if "
                 f"the refunded benefits should not stay")
     why = f" ({fact.reason.replace('_', ' ')})" if fact.reason else ""

@@ -48,12 +48,26 @@ def test_a_refund_is_noted_on_the_member_s_timeline_once_and_moves_no_balance(me
     before = balances(member)
     row = deliver(load_event("charge_refunded_partial.json"))
     assert row.status == InboundStatus.PROCESSED
-    assert notes(member) == ["Payment refunded at Stripe on Jan 12, 2026: $99.50 of $199.00 — balances unchanged; "
-                             "a manager adjusts them if the refunded benefits should not stay"]
+    assert notes(member) == ["Payment refunded at Stripe on Jan 12, 2026: $99.50 of $199.00 refunded so far — "
+                             "balances unchanged; a manager adjusts them if the refunded benefits should not stay"]
     assert balances(member) == before
     # Re-processed from the admin: still one note.
     inbox.reprocess(row, now=NOW)
     assert len(notes(member)) == 1
+
+
+def test_a_second_partial_refund_says_how_much_is_refunded_in_all(member):
+    """Stripe's `charge.refunded` carries the charge, whose `amount_refunded` is the total so far: the
+    second note says $149.50 of $199.00 refunded so far (not that $149.50 went back this time)."""
+    deliver(load_event("charge_refunded_partial.json"))
+    second = load_event("charge_refunded_partial.json")
+    second["id"] = second["id"] + "_second"
+    second["data"]["object"]["amount_refunded"] = 14950
+    deliver(second)
+    summaries = [note.split(" — ")[0] for note in notes(member)]
+    assert len(summaries) == 2 and set(summaries) == {
+        "Payment refunded at Stripe on Jan 12, 2026: $99.50 of $199.00 refunded so far",
+        "Payment refunded at Stripe on Jan 12, 2026: $149.50 of $199.00 refunded so far"}
 
 
 def test_a_dispute_reads_its_charge_and_is_noted(member, settings, httpserver):
