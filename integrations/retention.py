@@ -4,17 +4,18 @@ row keeps its source, event id and type, status, error, attempts and times, and 
 payload becomes `{"reduced": "ids and outcome", "id", "object", "appointment"}` (the event's,
 its object's and the record appointment's ids). Only events that are done (processed, ignored, failed) are reduced; one still
 waiting is work, not history. Set-based: one UPDATE per batch of ids, each its own transaction
-(`in_batches`; `delete_in_batches` deletes other rows past their retention the same way)."""
+(`memberships.batches.in_batches`, which the other retention jobs use too)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import JSONObject
+
+from memberships.batches import in_batches
 
 from .models import InboundEvent, InboundStatus
 
@@ -35,27 +36,3 @@ def reduce_old_payloads(*, now: datetime, batch_size: int = 1000, max_batches: i
                          appointment=KT("payload__data__appointment_id"))
     return in_batches(due, lambda ids: InboundEvent.objects.filter(pk__in=ids, reduced_at__isnull=True).update(
         payload=reduced, reduced_at=now), batch_size=batch_size, max_batches=max_batches)
-
-
-def delete_in_batches(rows, *, batch_size: int = 1000, max_batches: int | None = None) -> int:
-    """Delete `rows` (a QuerySet) a batch of ids at a time, oldest id first, each batch its own
-    transaction; returns how many rows of its model went (cascades not counted)."""
-    model = rows.model
-    return in_batches(rows.order_by("pk").values_list("pk", flat=True),
-                      lambda ids: model.objects.filter(pk__in=ids).delete()[1].get(model._meta.label, 0),
-                      batch_size=batch_size, max_batches=max_batches)
-
-
-def in_batches(due, apply, *, batch_size: int, max_batches: int | None = None) -> int:
-    """`apply(ids)` to the ids `due` lists (a values_list the applying takes them out of: reduced,
-    deleted), `batch_size` at a time, each batch its own transaction, until none is left or
-    `max_batches` ran; returns the sum of what `apply` returned."""
-    total, batches = 0, 0
-    while max_batches is None or batches < max_batches:
-        with transaction.atomic():
-            ids = list(due[:batch_size])
-            if not ids:
-                break
-            total += apply(ids)
-        batches += 1
-    return total

@@ -4,7 +4,8 @@ member's contact details and often a notes column with clinical detail. After th
 counts, outcome, errors and report, which the import's page and reconciliation read. A batch still
 queued or running keeps its file. A check older than that can no longer be imported or checked again
 (its file is gone): its page says so and asks for the file again. Set-based: one UPDATE per batch of
-ids, each its own transaction; run twice, the second run finds nothing to do."""
+ids, each its own transaction (`memberships.batches.in_batches`); run twice, the second run finds
+nothing to do."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from billing.models import ImportBatch, ImportStatus
+from memberships.batches import in_batches
 
 logger = logging.getLogger(__name__)
 
@@ -37,16 +38,10 @@ def remove_old_import_files(*, now: datetime, batch_size: int = 200) -> int:
     cutoff = now - timedelta(days=retention_days())
     due = (ImportBatch.objects.filter(status__in=FINISHED, created_at__lt=cutoff).exclude(content=b"")
            .order_by("pk").values_list("pk", flat=True))
-    total, after = 0, 0
-    while True:
-        with transaction.atomic():
-            ids = list(due.filter(pk__gt=after)[:batch_size])
-            if not ids:
-                return total
-            after = ids[-1]
-            # the status is checked again: a batch is never emptied under a run
-            total += (ImportBatch.objects.filter(pk__in=ids, status__in=FINISHED, created_at__lt=cutoff)
-                      .update(content=b""))
+    # the status is checked again: a batch is never emptied under a run
+    return in_batches(due, lambda ids: ImportBatch.objects.filter(pk__in=ids, status__in=FINISHED,
+                                                                  created_at__lt=cutoff).update(content=b""),
+                      batch_size=batch_size)
 
 
 def remove_old_import_files_task() -> int:

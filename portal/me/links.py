@@ -165,7 +165,7 @@ def purge_old_links(*, now: datetime, batch_size: int = 1000) -> tuple[int, int]
     whose member it opened. The rate limits read only the last hour; the audit rows of a sign-in or a
     link shown name the link by id and hold no address: they stay, as do the timeline's link events.
     Batched, each batch its own transaction; safe to run twice. Returns (links, requests) deleted."""
-    from integrations.retention import delete_in_batches
+    from memberships.batches import delete_in_batches
 
     cutoff = now - timedelta(days=retention_days())
     gone_links = delete_in_batches(MemberLink.objects.filter(created_at__lt=cutoff), batch_size=batch_size)
