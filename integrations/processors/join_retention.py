@@ -43,9 +43,7 @@ def _settling(refs: list[str]) -> set[str]:
     person paid and waits for `checkout.session.async_payment_succeeded`."""
     if not refs:
         return set()
-    named = (Q(payload__data__object__client_reference_id__in=refs)
-             | Q(payload__data__object__metadata__join_ref__in=refs))
-    sessions = InboundEvent.objects.filter(named, source=SOURCE_STRIPE)
+    sessions = InboundEvent.objects.filter(_naming(refs), source=SOURCE_STRIPE)
     unpaid = set(sessions.filter(event_type="checkout.session.completed",
                                  payload__data__object__payment_status="unpaid")
                  .values_list("payload__data__object__id", flat=True))
@@ -53,10 +51,7 @@ def _settling(refs: list[str]) -> set[str]:
         return set()
     settled = set(sessions.filter(event_type="checkout.session.async_payment_failed")
                   .values_list("payload__data__object__id", flat=True))
-    wanted = set(refs)
-    pairs = (sessions.filter(payload__data__object__id__in=unpaid - settled)
-             .values_list("payload__data__object__client_reference_id", "payload__data__object__metadata__join_ref"))
-    return {ref for pair in pairs for ref in pair if ref in wanted}
+    return _named(sessions.filter(payload__data__object__id__in=unpaid - settled), refs)
 
 
 # How long after it came in an event of a settling join's subscription may keep waiting past its
@@ -104,9 +99,18 @@ def _named_by_checkout_sessions(refs: list[str], *, statuses: list[str]) -> set[
     """Which of these joins a Stripe checkout session in the inbox with one of `statuses` names."""
     if not refs:
         return set()
+    return _named(InboundEvent.objects.filter(_naming(refs), source=SOURCE_STRIPE, status__in=statuses), refs)
+
+
+def _naming(refs: list[str]) -> Q:
+    """Checkout sessions naming one of these joins: `client_reference_id` or `metadata.join_ref`."""
+    return (Q(payload__data__object__client_reference_id__in=refs)
+            | Q(payload__data__object__metadata__join_ref__in=refs))
+
+
+def _named(sessions, refs: list[str]) -> set[str]:
+    """Which of these joins the sessions name."""
     wanted = set(refs)
-    named = (InboundEvent.objects.filter(source=SOURCE_STRIPE, status__in=statuses)
-             .filter(Q(payload__data__object__client_reference_id__in=refs)
-                     | Q(payload__data__object__metadata__join_ref__in=refs))
-             .values_list("payload__data__object__client_reference_id", "payload__data__object__metadata__join_ref"))
-    return {ref for pair in named for ref in pair if ref in wanted}
+    pairs = sessions.values_list("payload__data__object__client_reference_id",
+                                 "payload__data__object__metadata__join_ref")
+    return {ref for pair in pairs for ref in pair if ref in wanted}
